@@ -1,0 +1,29 @@
+"""nesy: Rust-accelerated adaptive optimisation and neuro-symbolic learning on NumPy arrays.
+
+Subpackages: :mod:`nesy.optim` (optimizers, schedules, gradient utilities), :mod:`nesy.nn`
+(modules, losses, Trainer). Kernels live in the compiled extension :mod:`nesy._core`.
+"""
+
+from __future__ import annotations
+
+from nesy import _core
+
+__version__: str = _core.build_info()["version"]
+
+
+def info() -> dict:
+    """Version, SIMD level detected at run time, supported levels and thread count."""
+    return dict(_core.build_info())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads nesy's kernels use (default: ``NESY_NUM_THREADS`` or all CPUs)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Number of threads nesy's kernels use."""
+    return int(_core.get_num_threads())
+
+
+__all__ = ["__version__", "info", "set_num_threads", "get_num_threads"]

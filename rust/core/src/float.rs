@@ -1,0 +1,98 @@
+//! The floating-point element type of the kernels: `f32` or `f64`.
+//!
+//! Hyper-parameters are carried as `f64` and converted once per step with [`Float::of`], as
+//! PyTorch converts Python scalars to the tensor's dtype.
+
+use std::fmt::Debug;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// The operations the kernels need; implemented for `f32` and `f64` only.
+pub trait Float:
+    Copy
+    + Send
+    + Sync
+    + Debug
+    + Default
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    /// Rounds an `f64` to this type.
+    fn of(x: f64) -> Self;
+    /// Widens to `f64` (exact).
+    fn to_f64(self) -> f64;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_finite(self) -> bool;
+    /// Sign as PyTorch's `sign`: -1, 0 or 1; NaN stays NaN.
+    fn sign(self) -> Self {
+        if self > Self::ZERO {
+            Self::ONE
+        } else if self < Self::ZERO {
+            -Self::ONE
+        } else {
+            self // 0, -0 or NaN
+        }
+    }
+    /// Maximum that propagates NaN from either side, as `torch.maximum`.
+    #[inline(always)]
+    fn max_nan(self, other: Self) -> Self {
+        if self.is_nan() || self > other {
+            self
+        } else {
+            other
+        }
+    }
+    /// `torch.lerp(self, end, weight)` with its two-branch formula.
+    #[inline(always)]
+    fn lerp(self, end: Self, weight: Self) -> Self {
+        let half = Self::of(0.5);
+        if weight < half {
+            self + weight * (end - self)
+        } else {
+            end - (end - self) * (Self::ONE - weight)
+        }
+    }
+}
+
+macro_rules! impl_float {
+    ($t:ty) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn of(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+        }
+    };
+}
+impl_float!(f32);
+impl_float!(f64);

@@ -1,0 +1,20 @@
+//! nesy-core: the numerical kernels behind nesy, in plain Rust (no Python).
+//!
+//! Layout (mirrored by `rust/py/src`, `python/nesy`, `tests/` and `benches/`):
+//! - [`error`]: the one error type every kernel returns.
+//! - [`par`]: sequential or rayon execution over fixed chunks (same bits for any thread count).
+//! - [`simd`]: run-time ISA detection and dispatch; the scalar path is always compiled.
+//! - [`optim`]: optimizer update rules and fused gradient utilities.
+//!
+//! Kernels hold no global state: every input arrives as an argument, so they can run inside any
+//! thread pool or process.
+
+pub mod error;
+pub mod float;
+pub mod optim;
+pub mod par;
+pub mod simd;
+
+pub use error::{Error, Result};
+pub use float::Float;
+pub use par::Par;

@@ -1,0 +1,143 @@
+//! SGD with momentum, dampening, Nesterov, weight decay and maximize (`torch.optim.SGD`).
+//!
+//! ```text
+//! g = -grad if maximize else grad
+//! g = g + weight_decay * p
+//! if momentum != 0:
+//!     buf = g                                   (first update)
+//!     buf = momentum * buf + (1 - dampening) * g (later updates)
+//!     g = g + momentum * buf if nesterov else buf
+//! p = p - lr * g
+//! ```
+
+use super::{cut, cut_mut, flag, non_negative, row, Rule, State};
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SgdGroup {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub maximize: bool,
+}
+
+pub struct Sgd {
+    pub groups: Vec<SgdGroup>,
+}
+
+pub(crate) const SGD_COLUMNS: &[&str] = &[
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "maximize",
+];
+
+impl SgdGroup {
+    pub(crate) fn read(r: &[f64], g: usize) -> Result<Self> {
+        let s = SgdGroup {
+            lr: non_negative(g, "lr", r[0])?,
+            momentum: non_negative(g, "momentum", r[1])?,
+            dampening: non_negative(g, "dampening", r[2])?,
+            weight_decay: non_negative(g, "weight_decay", r[3])?,
+            nesterov: flag(g, "nesterov", r[4])?,
+            maximize: flag(g, "maximize", r[5])?,
+        };
+        if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) {
+            return Err(Error::Value(format!(
+                "param_groups[{g}]: nesterov momentum requires a momentum > 0 and zero dampening"
+            )));
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn coef<T: Float>(&self, lr: f64, step: u64) -> SgdCoef<T> {
+        SgdCoef {
+            neg_lr: T::of(-lr),
+            momentum: T::of(self.momentum),
+            w: T::of(1.0 - self.dampening),
+            l2: T::of(self.weight_decay),
+            first: step == 1,
+            nesterov: self.nesterov,
+            maximize: self.maximize,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SgdCoef<T> {
+    pub neg_lr: T,
+    pub momentum: T,
+    pub w: T,
+    pub l2: T,
+    pub first: bool,
+    pub nesterov: bool,
+    pub maximize: bool,
+}
+
+impl<T: Float> Rule<T> for Sgd {
+    const COLUMNS: &'static [&'static str] = SGD_COLUMNS;
+    const STATE: &'static [&'static str] = &["momentum_buffer"];
+    type Coef = SgdCoef<T>;
+
+    fn from_rows(rows: &[&[f64]]) -> Result<Self> {
+        let groups = (0..rows.len())
+            .map(|g| SgdGroup::read(row(rows, g, SGD_COLUMNS)?, g))
+            .collect::<Result<_>>()?;
+        Ok(Sgd { groups })
+    }
+    fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+    fn n_state(&self, group: usize) -> usize {
+        usize::from(self.groups[group].momentum != 0.0)
+    }
+    fn coef(&self, group: usize, step: u64, _: &mut f64) -> SgdCoef<T> {
+        let g = &self.groups[group];
+        g.coef(g.lr, step)
+    }
+    #[inline(always)]
+    fn apply(c: &SgdCoef<T>, p: &mut [T], g: &[T], s: &mut State<'_, T>) {
+        sgd_apply(c, p, g, &mut s[0], None)
+    }
+}
+
+/// The SGD element loop; `dir` (SGD-HD) receives the direction that was applied.
+#[inline(always)]
+pub(crate) fn sgd_apply<T: Float>(
+    c: &SgdCoef<T>,
+    p: &mut [T],
+    g: &[T],
+    buf: &mut [T],
+    mut dir: Option<&mut [T]>,
+) {
+    let n = p.len();
+    let c = *c;
+    cut!(n; g);
+    cut_mut!(n; p);
+    let use_buf = c.momentum != T::ZERO;
+    let buf = if use_buf { &mut buf[..n] } else { &mut [][..] };
+    for i in 0..n {
+        let mut d = if c.maximize { -g[i] } else { g[i] };
+        if c.l2 != T::ZERO {
+            d = d + c.l2 * p[i];
+        }
+        if use_buf {
+            let b = if c.first {
+                d
+            } else {
+                c.momentum * buf[i] + c.w * d
+            };
+            buf[i] = b;
+            d = if c.nesterov { d + c.momentum * b } else { b };
+        }
+        if let Some(dir) = dir.as_deref_mut() {
+            dir[i] = d;
+        }
+        p[i] = p[i] + c.neg_lr * d;
+    }
+}

@@ -1,0 +1,190 @@
+//! Run-time SIMD dispatch.
+//!
+//! Kernels are written once as plain `#[inline(always)]` loops and compiled several times: for the
+//! baseline ISA (always, and always tested) and, on x86-64, inside functions that enable AVX2+FMA
+//! or AVX-512, where LLVM vectorises them with the wider registers. [`detect`] picks the best level
+//! the CPU supports at run time, so a wheel runs on any x86-64 or aarch64 machine. No kernel is
+//! built with `target-cpu=native`.
+//!
+//! Floating-point contraction (fusing `a * b + c` into an FMA) is never enabled by Rust, and the
+//! kernels reduce in a fixed lane order, so every level gives the same bits as the scalar path;
+//! `tests/simd.rs` checks that for every kernel.
+
+use std::sync::OnceLock;
+
+/// An instruction-set level a kernel can be compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512 (F + VL).
+    Avx512,
+}
+
+impl Level {
+    /// A short name for logs and `nesy info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => {
+                if cfg!(target_arch = "aarch64") {
+                    "neon"
+                } else {
+                    "baseline"
+                }
+            }
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses a name as printed by [`Level::name`] (case-insensitive).
+    pub fn parse(name: &str) -> Option<Level> {
+        match name.to_ascii_lowercase().as_str() {
+            "baseline" | "scalar" | "neon" | "sse2" => Some(Level::Scalar),
+            "avx2" => Some(Level::Avx2),
+            "avx512" => Some(Level::Avx512),
+            _ => None,
+        }
+    }
+
+    /// Whether this CPU can run the level.
+    pub fn is_supported(self) -> bool {
+        self <= detect()
+    }
+}
+
+/// The best level this CPU supports (detected once).
+pub fn detect() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(detect_uncached)
+}
+
+fn detect_uncached() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+            return Level::Avx512;
+        }
+        if avx2 {
+            return Level::Avx2;
+        }
+    }
+    Level::Scalar
+}
+
+/// Every level this CPU supports, lowest first (for tests that compare levels).
+pub fn supported_levels() -> Vec<Level> {
+    [Level::Scalar, Level::Avx2, Level::Avx512]
+        .into_iter()
+        .filter(|l| l.is_supported())
+        .collect()
+}
+
+/// A piece of work compiled once per level. `run` must be `#[inline(always)]` and call only
+/// `#[inline(always)]` code, so that it is inlined into (and vectorised for) each level's wrapper.
+pub trait Kernel {
+    type Output;
+    fn run(self) -> Self::Output;
+}
+
+/// A closure as a [`Kernel`]; the closure is inlined into each level's wrapper with its body.
+pub struct Func<F>(pub F);
+
+impl<R, F: FnOnce() -> R> Kernel for Func<F> {
+    type Output = R;
+    #[inline(always)]
+    fn run(self) -> R {
+        (self.0)()
+    }
+}
+
+/// Runs `kernel` compiled for `level`, or for the best supported level below it.
+#[inline(always)]
+pub fn dispatch<K: Kernel>(level: Level, kernel: K) -> K::Output {
+    let level = level.min(detect());
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level {
+            // SAFETY: `level <= detect()`, so the CPU supports the features these functions enable.
+            Level::Avx512 => return unsafe { run_avx512(kernel) },
+            Level::Avx2 => return unsafe { run_avx2(kernel) },
+            Level::Scalar => {}
+        }
+    }
+    let _ = level;
+    kernel.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<K: Kernel>(kernel: K) -> K::Output {
+    kernel.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn run_avx512<K: Kernel>(kernel: K) -> K::Output {
+    kernel.run()
+}
+
+/// Lanes of the fixed-order reductions: partial sums are kept per lane and added in lane order,
+/// so the result is the same whatever vector width runs the loop.
+pub const LANES: usize = 16;
+
+/// Adds `f(i)` for `i in 0..n` into `f64` with [`LANES`] fixed accumulators.
+#[inline(always)]
+pub fn sum_lanes(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let full = n / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+        i += LANES;
+    }
+    for (l, a) in acc.iter_mut().enumerate().take(n - full) {
+        *a += f(full + l);
+    }
+    // Pairwise, fixed order.
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_is_stable_and_supported() {
+        assert_eq!(detect(), detect());
+        assert!(detect().is_supported());
+        assert!(Level::Scalar.is_supported());
+        assert_eq!(supported_levels()[0], Level::Scalar);
+    }
+
+    #[test]
+    fn parse_round_trips_names() {
+        for l in [Level::Scalar, Level::Avx2, Level::Avx512] {
+            assert_eq!(Level::parse(l.name()), Some(l));
+        }
+        assert_eq!(Level::parse("bogus"), None);
+    }
+
+    #[test]
+    fn sum_lanes_matches_exact_sum_on_integers() {
+        for n in [0, 1, 15, 16, 17, 100, 1001] {
+            let s = sum_lanes(n, |i| i as f64);
+            assert_eq!(s, (n * n.saturating_sub(1) / 2) as f64, "n={n}");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! `nesy._core`: the Python extension module. This file is the one export list; each domain's
+//! bindings live in their own file (`optim.rs`, ...) and only extract, validate and call the core.
+
+mod errors;
+mod grad;
+mod optim;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// Build and machine facts for `nesy info`: version, SIMD levels, thread count.
+#[pyfunction]
+fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("version", env!("CARGO_PKG_VERSION"))?;
+    d.set_item("simd", nesy_core::simd::detect().name())?;
+    d.set_item("simd_levels", simd_levels())?;
+    d.set_item("threads", runtime::get_num_threads()?)?;
+    d.set_item("arch", std::env::consts::ARCH)?;
+    Ok(d)
+}
+
+/// Names of the SIMD levels this CPU supports, lowest first.
+#[pyfunction]
+fn simd_levels() -> Vec<&'static str> {
+    nesy_core::simd::supported_levels().into_iter().map(|l| l.name()).collect()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optim_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optim_state, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::optim_step, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::clip_grad_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::clip_grad_value, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::grad_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::penalty, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::scale, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Bindings of `nesy_core::optim`: one call updates every tensor of an optimizer.
+//!
+//! `optim_step` borrows the parameters (read-write), gradients (read-only) and the flat state
+//! buffers, validates every shape, dtype and index, then releases the GIL and runs the rule.
+//! State is kept flat per dtype: state buffer `k` of dtype `d` is one 1-D array holding, in
+//! parameter order, the state of every parameter of that dtype (or is empty when no group uses it).
+//! Python (`nesy/optim/_base.py`) owns those buffers and exposes per-parameter views.
+
+use nesy_core::optim::adadelta::Adadelta;
+use nesy_core::optim::adagrad::Adagrad;
+use nesy_core::optim::adam::Adam;
+use nesy_core::optim::adamax::Adamax;
+use nesy_core::optim::hd::{hd_step, AdamHd, SgdHd};
+use nesy_core::optim::lion::Lion;
+use nesy_core::optim::nadam::Nadam;
+use nesy_core::optim::rmsprop::Rmsprop;
+use nesy_core::optim::sgd::Sgd;
+use nesy_core::optim::{self, Rule, Slot, State};
+use nesy_core::simd::{self, Level};
+use nesy_core::{Float, Par};
+use numpy::{
+    Element, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArrayDyn, PyReadwriteArray1, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::errors::{to_py, type_error, value_error};
+use crate::runtime::run_kernel;
+
+/// Every rule by the name Python uses.
+macro_rules! for_kind {
+    ($kind:expr, $R:ident => $plain:expr, hd $H:ident => $hd:expr) => {
+        match $kind {
+            "sgd" => { type $R = Sgd; $plain }
+            "adam" => { type $R = Adam; $plain }
+            "adagrad" => { type $R = Adagrad; $plain }
+            "rmsprop" => { type $R = Rmsprop; $plain }
+            "adadelta" => { type $R = Adadelta; $plain }
+            "adamax" => { type $R = Adamax; $plain }
+            "nadam" => { type $R = Nadam; $plain }
+            "lion" => { type $R = Lion; $plain }
+            "sgd_hd" => { type $H = SgdHd; $hd }
+            "adam_hd" => { type $H = AdamHd; $hd }
+            other => Err(value_error(format!("kind: unknown optimizer {other:?}"))),
+        }
+    };
+}
+
+/// Resolves the `simd` argument: `None` is the best level of this CPU.
+pub fn level(simd: Option<&str>) -> PyResult<Level> {
+    match simd {
+        None => Ok(simd::detect()),
+        Some(name) => {
+            let l = Level::parse(name).ok_or_else(|| value_error(format!("simd: unknown level {name:?}")))?;
+            if !l.is_supported() {
+                return Err(value_error(format!("simd: level {name:?} is not supported by this CPU")));
+            }
+            Ok(l)
+        }
+    }
+}
+
+/// The hyper-parameter columns of an optimizer kind, in row order.
+#[pyfunction]
+pub fn optim_columns(kind: &str) -> PyResult<Vec<&'static str>> {
+    for_kind!(kind, R => Ok(<R as Rule<f32>>::COLUMNS.to_vec()), hd H => Ok(<H as Rule<f32>>::COLUMNS.to_vec()))
+}
+
+/// The names of the state buffers of an optimizer kind and how many each group uses.
+#[pyfunction]
+pub fn optim_state(kind: &str, hyper: PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<&'static str>, Vec<usize>)> {
+    let rows = rows(&hyper)?;
+    fn info<R: Rule<f32>>(rows: &[&[f64]]) -> PyResult<(Vec<&'static str>, Vec<usize>)> {
+        let rule = R::from_rows(rows).map_err(to_py)?;
+        Ok((R::STATE.to_vec(), (0..rule.n_groups()).map(|g| rule.n_state(g)).collect()))
+    }
+    for_kind!(kind, R => info::<R>(&rows), hd H => info::<H>(&rows))
+}
+
+fn rows<'a>(hyper: &'a PyReadonlyArray2<'_, f64>) -> PyResult<Vec<&'a [f64]>> {
+    let cols = hyper.shape()[1];
+    let flat = hyper.as_slice().map_err(|_| value_error("hyper: must be C-contiguous"))?;
+    if cols == 0 {
+        return Ok(vec![&[][..]; hyper.shape()[0]]);
+    }
+    Ok(flat.chunks(cols).collect())
+}
+
+/// The borrowed arrays of one dtype.
+struct Borrowed<'py, T: Element> {
+    /// Index in the full parameter list of each parameter of this dtype.
+    index: Vec<usize>,
+    params: Vec<PyReadwriteArrayDyn<'py, T>>,
+    grads: Vec<Option<PyReadonlyArrayDyn<'py, T>>>,
+    state: Vec<PyReadwriteArray1<'py, T>>,
+}
+
+impl<'py, T: Element> Borrowed<'py, T> {
+    fn new() -> Self {
+        Borrowed { index: vec![], params: vec![], grads: vec![], state: vec![] }
+    }
+
+    fn push(&mut self, i: usize, p: &Bound<'py, PyArrayDyn<T>>, g: &Bound<'py, PyAny>) -> PyResult<()> {
+        if !p.is_c_contiguous() {
+            return Err(value_error(format!("params[{i}]: must be C-contiguous")));
+        }
+        let grad = if g.is_none() {
+            None
+        } else {
+            let garr = g.cast::<PyArrayDyn<T>>().map_err(|_| {
+                type_error(format!(
+                    "grads[{i}]: expected a numpy array of dtype {} like params[{i}], got {}",
+                    dtype_name::<T>(),
+                    describe(g)
+                ))
+            })?;
+            if garr.shape() != p.shape() {
+                return Err(value_error(format!(
+                    "grads[{i}]: shape {:?} does not match params[{i}] shape {:?}",
+                    garr.shape(),
+                    p.shape()
+                )));
+            }
+            if !garr.is_c_contiguous() {
+                return Err(value_error(format!("grads[{i}]: must be C-contiguous")));
+            }
+            Some(garr.try_readonly().map_err(|e| value_error(format!("grads[{i}]: {e}")))?)
+        };
+        let param = p.try_readwrite().map_err(|e| {
+            value_error(format!(
+                "params[{i}]: cannot be updated in place ({e}); it must be a writeable array \
+                 that appears once among params and is not also a gradient"
+            ))
+        })?;
+        self.index.push(i);
+        self.params.push(param);
+        self.grads.push(grad);
+        Ok(())
+    }
+
+    fn total(&self) -> usize {
+        self.params.iter().map(|p| p.len()).sum()
+    }
+
+    fn borrow_state(&mut self, list: &Bound<'py, PyList>, n_state: usize, arg: &str) -> PyResult<()> {
+        if list.len() != n_state {
+            return Err(value_error(format!("{arg}: expected {n_state} state buffers, got {}", list.len())));
+        }
+        let total = self.total();
+        for (k, item) in list.iter().enumerate() {
+            let a = item.cast::<PyArray1<T>>().map_err(|_| {
+                type_error(format!("{arg}[{k}]: expected a 1-D {} array, got {}", dtype_name::<T>(), describe(&item)))
+            })?;
+            if a.len() != total && a.len() != 0 {
+                return Err(value_error(format!(
+                    "{arg}[{k}]: length {} is neither {total} (all parameters of this dtype) nor 0",
+                    a.len()
+                )));
+            }
+            let rw = a.try_readwrite().map_err(|e| value_error(format!("{arg}[{k}]: {e}")))?;
+            self.state.push(rw);
+        }
+        Ok(())
+    }
+
+    /// Slots of the parameters that have a gradient. `groups`/`steps` are indexed by global
+    /// parameter index; `scalars` holds this dtype's scalars in local order.
+    fn slots<'s>(&'s mut self, groups: &[i64], steps: &[i64], scalars: &'s mut [f64]) -> PyResult<Vec<Slot<'s, T>>>
+    where
+        T: Float,
+    {
+        let mut flats: Vec<&'s mut [T]> = Vec::with_capacity(self.state.len());
+        for s in self.state.iter_mut() {
+            flats.push(s.as_slice_mut().map_err(|_| value_error("state: must be contiguous"))?);
+        }
+        let mut slots = Vec::with_capacity(self.params.len());
+        let parts = self.params.iter_mut().zip(&self.grads).zip(&self.index).zip(scalars.iter_mut());
+        for (((p, g), &i), scalar) in parts {
+            let param = p.as_slice_mut().map_err(|_| value_error(format!("params[{i}]: must be contiguous")))?;
+            let n = param.len();
+            let mut state: State<'s, T> = Default::default();
+            for (dst, flat) in state.iter_mut().zip(flats.iter_mut()) {
+                if !flat.is_empty() {
+                    let (head, tail) = std::mem::take(flat).split_at_mut(n);
+                    *dst = head;
+                    *flat = tail;
+                }
+            }
+            let Some(g) = g else { continue };
+            let grad = g.as_slice().map_err(|_| value_error(format!("grads[{i}]: must be contiguous")))?;
+            slots.push(Slot { param, grad, state, group: groups[i] as usize, step: steps[i] as u64 + 1, scalar });
+        }
+        Ok(slots)
+    }
+
+    /// This dtype's scalars, in local order.
+    fn scalars(&self, all: &[f64]) -> Vec<f64> {
+        self.index.iter().map(|&i| all[i]).collect()
+    }
+
+    /// After a successful step: count the update and store the scalar of every updated parameter.
+    fn commit(&self, steps: &mut [i64], all: &mut [f64], local: &[f64]) {
+        for ((&i, g), &s) in self.index.iter().zip(&self.grads).zip(local) {
+            if g.is_some() {
+                steps[i] += 1;
+                all[i] = s;
+            }
+        }
+    }
+}
+
+fn dtype_name<T: Element>() -> &'static str {
+    if std::any::type_name::<T>() == "f32" {
+        "float32"
+    } else {
+        "float64"
+    }
+}
+
+fn describe(x: &Bound<'_, PyAny>) -> String {
+    match x.getattr("dtype") {
+        Ok(dt) => format!("{} of dtype {}", x.get_type().name().map_or("object".into(), |n| n.to_string()), dt),
+        Err(_) => x.get_type().name().map_or("an object".into(), |n| n.to_string()),
+    }
+}
+
+/// Borrows every parameter and gradient, split by dtype.
+fn borrow_all<'py>(
+    params: &Bound<'py, PyList>,
+    grads: &Bound<'py, PyList>,
+) -> PyResult<(Borrowed<'py, f32>, Borrowed<'py, f64>)> {
+    if grads.len() != params.len() {
+        return Err(value_error(format!(
+            "grads: expected {} gradients (one per parameter, or None), got {}",
+            params.len(),
+            grads.len()
+        )));
+    }
+    let (mut b32, mut b64) = (Borrowed::new(), Borrowed::new());
+    for (i, (p, g)) in params.iter().zip(grads.iter()).enumerate() {
+        if let Ok(a) = p.cast::<PyArrayDyn<f32>>() {
+            b32.push(i, a, &g)?;
+        } else if let Ok(a) = p.cast::<PyArrayDyn<f64>>() {
+            b64.push(i, a, &g)?;
+        } else {
+            return Err(type_error(format!(
+                "params[{i}]: expected a numpy array of dtype float32 or float64, got {}",
+                describe(&p)
+            )));
+        }
+    }
+    Ok((b32, b64))
+}
+
+/// One step of optimizer `kind` over all parameters.
+///
+/// `groups[i]` is parameter `i`'s row of `hyper` (one row per group, columns as `optim_columns`);
+/// `steps[i]` counts its updates so far and is incremented for every parameter with a gradient;
+/// `scalars[i]` is its scalar state. `state32`/`state64` hold the flat state buffers per dtype.
+/// Returns the adapted learning rate of every group for hypergradient kinds, else `None`.
+#[pyfunction]
+#[pyo3(signature = (kind, params, grads, groups, steps, scalars, hyper, state32, state64, simd=None))]
+pub fn optim_step<'py>(
+    py: Python<'py>,
+    kind: &str,
+    params: &Bound<'py, PyList>,
+    grads: &Bound<'py, PyList>,
+    groups: PyReadonlyArray1<'py, i64>,
+    mut steps: PyReadwriteArray1<'py, i64>,
+    mut scalars: PyReadwriteArray1<'py, f64>,
+    hyper: PyReadonlyArray2<'py, f64>,
+    state32: &Bound<'py, PyList>,
+    state64: &Bound<'py, PyList>,
+    simd: Option<&str>,
+) -> PyResult<Option<Vec<f64>>> {
+    let level = level(simd)?;
+    let n = params.len();
+    for (arg, len) in [("groups", groups.len()), ("steps", steps.len()), ("scalars", scalars.len())] {
+        if len != n {
+            return Err(value_error(format!("{arg}: expected length {n} (one per parameter), got {len}")));
+        }
+    }
+    let rows = rows(&hyper)?;
+    let groups = groups.as_slice().map_err(|_| value_error("groups: must be contiguous"))?;
+    if let Some((i, g)) = groups.iter().enumerate().find(|(_, &g)| g < 0 || g as usize >= rows.len()) {
+        return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+            "groups[{i}]: group {g} is out of range for {} groups",
+            rows.len()
+        )));
+    }
+    let (mut b32, mut b64) = borrow_all(params, grads)?;
+    let n_state = for_kind!(kind, R => Ok(<R as Rule<f32>>::STATE.len()), hd H => Ok(<H as Rule<f32>>::STATE.len()))?;
+    b32.borrow_state(state32, n_state, "state32")?;
+    b64.borrow_state(state64, n_state, "state64")?;
+    let steps = steps.as_slice_mut().map_err(|_| value_error("steps: must be contiguous"))?;
+    if let Some(i) = steps.iter().position(|&s| s < 0) {
+        return Err(value_error(format!("steps[{i}]: must be >= 0")));
+    }
+    let scalars = scalars.as_slice_mut().map_err(|_| value_error("scalars: must be contiguous"))?;
+    let (mut sc32, mut sc64) = (b32.scalars(scalars), b64.scalars(scalars));
+    let slots32 = b32.slots(groups, steps, &mut sc32)?;
+    let slots64 = b64.slots(groups, steps, &mut sc64)?;
+    let result = for_kind!(kind,
+        R => {
+            let rule = <R as Rule<f32>>::from_rows(&rows).map_err(to_py)?;
+            run_kernel(py, || {
+                optim::validate::<f32, R>(&rule, &slots32)?;
+                optim::validate::<f64, R>(&rule, &slots64)?;
+                optim::step::<f32, R>(Par::Rayon, level, &rule, slots32)?;
+                optim::step::<f64, R>(Par::Rayon, level, &rule, slots64)?;
+                Ok(None)
+            })
+        },
+        hd H => {
+            let mut rule = <H as Rule<f32>>::from_rows(&rows).map_err(to_py)?;
+            run_kernel(py, || hd_step::<H>(Par::Rayon, level, &mut rule, slots32, slots64).map(Some))
+        }
+    )?;
+    b32.commit(steps, scalars, &sc32);
+    b64.commit(steps, scalars, &sc64);
+    Ok(result)
+}

@@ -1,0 +1,88 @@
+//! The thread pool kernels run on, and `run_kernel`, the one way bindings call into the core:
+//! it releases the GIL, runs the kernel on nesy's pool and maps its error.
+//!
+//! The pool has `NESY_NUM_THREADS` threads (default: all CPUs) or what `set_num_threads` chose.
+//! It remembers the process that built it: a child made by `fork` (multiprocessing) has no pool
+//! threads, so it builds a fresh pool instead of waiting forever on the parent's.
+
+use std::sync::{Arc, Mutex};
+
+use nesy_core::Result;
+use pyo3::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::errors::{to_py, value_error};
+
+struct Pool {
+    pid: u32,
+    threads: usize,
+    pool: Arc<ThreadPool>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn default_threads() -> usize {
+    std::env::var("NESY_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build(threads: usize) -> PyResult<Pool> {
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("nesy-{i}"))
+        .build()
+        .map_err(|e| value_error(format!("cannot start {threads} threads: {e}")))?;
+    Ok(Pool {
+        pid: std::process::id(),
+        threads,
+        pool: Arc::new(pool),
+    })
+}
+
+/// The pool of this process, built on first use (and again after a fork).
+fn pool() -> PyResult<Arc<ThreadPool>> {
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    match guard.as_ref() {
+        Some(p) if p.pid == pid => Ok(p.pool.clone()),
+        stale => {
+            let threads = stale.map_or_else(default_threads, |p| p.threads);
+            if let Some(old) = guard.take() {
+                // Inherited through fork: its worker threads do not exist in this process, so
+                // dropping it could wait on them. Leak it instead.
+                std::mem::forget(old);
+            }
+            let fresh = build(threads)?;
+            let handle = fresh.pool.clone();
+            *guard = Some(fresh);
+            Ok(handle)
+        }
+    }
+}
+
+/// Number of threads kernels use.
+#[pyfunction]
+pub fn get_num_threads() -> PyResult<usize> {
+    Ok(pool()?.current_num_threads())
+}
+
+/// Sets the number of threads kernels use (>= 1).
+#[pyfunction]
+pub fn set_num_threads(n: usize) -> PyResult<()> {
+    if n == 0 {
+        return Err(value_error("n: the number of threads must be >= 1"));
+    }
+    let fresh = build(n)?;
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    *guard = Some(fresh);
+    Ok(())
+}
+
+/// Runs `f` with the GIL released on nesy's pool and maps its error to a Python exception.
+pub fn run_kernel<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R> + Send) -> PyResult<R> {
+    let pool = pool()?;
+    py.detach(|| pool.install(f)).map_err(to_py)
+}
