@@ -14,7 +14,11 @@ pub enum Error {
     },
     /// An index is outside `0..size`.
     #[error("{arg}: index {index} is out of range for size {size}")]
-    Index { arg: String, index: i64, size: usize },
+    Index {
+        arg: String,
+        index: i64,
+        size: usize,
+    },
     /// A value is not acceptable (negative learning rate, NaN where forbidden, ...).
     #[error("{0}")]
     Value(String),

@@ -54,7 +54,11 @@ impl Par {
 
 impl Par {
     /// Maps every item of a slice, returning the results in item order.
-    pub fn map_slice<I: Sync, R: Send>(self, items: &[I], f: impl Fn(&I) -> R + Sync + Send) -> Vec<R> {
+    pub fn map_slice<I: Sync, R: Send>(
+        self,
+        items: &[I],
+        f: impl Fn(&I) -> R + Sync + Send,
+    ) -> Vec<R> {
         match self {
             Par::Seq => items.iter().map(f).collect(),
             Par::Rayon => items.par_iter().map(f).collect(),

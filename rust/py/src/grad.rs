@@ -3,7 +3,9 @@
 
 use nesy_core::optim::grad::{self, Mixed};
 use nesy_core::Par;
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -12,13 +14,23 @@ use crate::optim::level;
 use crate::runtime::run_kernel;
 
 /// Read-write borrows of a list of arrays, split by dtype.
-type Rw<'py> = (Vec<PyReadwriteArrayDyn<'py, f32>>, Vec<PyReadwriteArrayDyn<'py, f64>>);
+type Rw<'py> = (
+    Vec<PyReadwriteArrayDyn<'py, f32>>,
+    Vec<PyReadwriteArrayDyn<'py, f64>>,
+);
 /// Read-only borrows of a list of arrays, split by dtype.
-type Ro<'py> = (Vec<PyReadonlyArrayDyn<'py, f32>>, Vec<PyReadonlyArrayDyn<'py, f64>>);
+type Ro<'py> = (
+    Vec<PyReadonlyArrayDyn<'py, f32>>,
+    Vec<PyReadonlyArrayDyn<'py, f64>>,
+);
 
 fn not_float(arg: &str, i: usize, x: &Bound<'_, PyAny>) -> PyErr {
-    let what = x.getattr("dtype").map_or_else(|_| "a non-array".to_string(), |d| format!("dtype {d}"));
-    type_error(format!("{arg}[{i}]: expected a numpy array of dtype float32 or float64, got {what}"))
+    let what = x
+        .getattr("dtype")
+        .map_or_else(|_| "a non-array".to_string(), |d| format!("dtype {d}"));
+    type_error(format!(
+        "{arg}[{i}]: expected a numpy array of dtype float32 or float64, got {what}"
+    ))
 }
 
 fn borrow_rw<'py>(list: &Bound<'py, PyList>, arg: &str) -> PyResult<Rw<'py>> {
@@ -65,8 +77,16 @@ fn check_contiguous(ok: bool, arg: &str, i: usize) -> PyResult<()> {
 
 fn mixed<'a>(rw: &'a mut Rw<'_>) -> Mixed<'a> {
     Mixed {
-        f32: rw.0.iter_mut().filter_map(|x| x.as_slice_mut().ok()).collect(),
-        f64: rw.1.iter_mut().filter_map(|x| x.as_slice_mut().ok()).collect(),
+        f32: rw
+            .0
+            .iter_mut()
+            .filter_map(|x| x.as_slice_mut().ok())
+            .collect(),
+        f64: rw
+            .1
+            .iter_mut()
+            .filter_map(|x| x.as_slice_mut().ok())
+            .collect(),
     }
 }
 
@@ -84,16 +104,32 @@ pub fn clip_grad_norm(
     let level = level(simd)?;
     let mut rw = borrow_rw(grads, "grads")?;
     let m = mixed(&mut rw);
-    run_kernel(py, || grad::clip_grad_norm(Par::Rayon, level, m, max_norm, norm_type, error_if_nonfinite))
+    run_kernel(py, || {
+        grad::clip_grad_norm(
+            Par::Rayon,
+            level,
+            m,
+            max_norm,
+            norm_type,
+            error_if_nonfinite,
+        )
+    })
 }
 
 /// Clamps every gradient element to `[-clip_value, clip_value]` in place.
 #[pyfunction]
 #[pyo3(signature = (grads, clip_value, simd=None))]
-pub fn clip_grad_value(py: Python<'_>, grads: &Bound<'_, PyList>, clip_value: f64, simd: Option<&str>) -> PyResult<()> {
+pub fn clip_grad_value(
+    py: Python<'_>,
+    grads: &Bound<'_, PyList>,
+    clip_value: f64,
+    simd: Option<&str>,
+) -> PyResult<()> {
     let level = level(simd)?;
     if clip_value.is_nan() || clip_value < 0.0 {
-        return Err(value_error(format!("clip_value: must be >= 0, got {clip_value}")));
+        return Err(value_error(format!(
+            "clip_value: must be >= 0, got {clip_value}"
+        )));
     }
     let mut rw = borrow_rw(grads, "grads")?;
     let m = mixed(&mut rw);
@@ -107,7 +143,12 @@ pub fn clip_grad_value(py: Python<'_>, grads: &Bound<'_, PyList>, clip_value: f6
 /// The joint norm (1, 2 or inf) of a list of arrays, computed in float64.
 #[pyfunction]
 #[pyo3(signature = (xs, norm_type=2.0, simd=None))]
-pub fn grad_norm(py: Python<'_>, xs: &Bound<'_, PyList>, norm_type: f64, simd: Option<&str>) -> PyResult<f64> {
+pub fn grad_norm(
+    py: Python<'_>,
+    xs: &Bound<'_, PyList>,
+    norm_type: f64,
+    simd: Option<&str>,
+) -> PyResult<f64> {
     let level = level(simd)?;
     let ro = borrow_ro(xs, "xs")?;
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
@@ -123,13 +164,20 @@ pub fn all_finite(py: Python<'_>, xs: &Bound<'_, PyList>, simd: Option<&str>) ->
     let ro = borrow_ro(xs, "xs")?;
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
     let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
-    run_kernel(py, || Ok(grad::all_finite(Par::Rayon, level, &a) && grad::all_finite(Par::Rayon, level, &b)))
+    run_kernel(py, || {
+        Ok(grad::all_finite(Par::Rayon, level, &a) && grad::all_finite(Par::Rayon, level, &b))
+    })
 }
 
 /// Multiplies every array in place by `factor` (decoupled weight decay: `1 - lr * wd`).
 #[pyfunction]
 #[pyo3(signature = (xs, factor, simd=None))]
-pub fn scale(py: Python<'_>, xs: &Bound<'_, PyList>, factor: f64, simd: Option<&str>) -> PyResult<()> {
+pub fn scale(
+    py: Python<'_>,
+    xs: &Bound<'_, PyList>,
+    factor: f64,
+    simd: Option<&str>,
+) -> PyResult<()> {
     let level = level(simd)?;
     let mut rw = borrow_rw(xs, "xs")?;
     let m = mixed(&mut rw);
@@ -165,7 +213,10 @@ pub fn penalty(
     }
     for (i, (g, p)) in grads.iter().zip(params.iter()).enumerate() {
         let (gs, ps): (Vec<usize>, Vec<usize>) = (shape(&g)?, shape(&p)?);
-        let (gd, pd) = (g.getattr("dtype")?.str()?.to_string(), p.getattr("dtype")?.str()?.to_string());
+        let (gd, pd) = (
+            g.getattr("dtype")?.str()?.to_string(),
+            p.getattr("dtype")?.str()?.to_string(),
+        );
         if gs != ps || gd != pd {
             return Err(value_error(format!(
                 "grads[{i}]: shape {gs:?} and dtype {gd} must match params[{i}] ({ps:?}, {pd})"
@@ -178,7 +229,8 @@ pub fn penalty(
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
     let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
     run_kernel(py, || {
-        Ok(grad::penalty(Par::Rayon, level, m.f32, &a, l1, l2) + grad::penalty(Par::Rayon, level, m.f64, &b, l1, l2))
+        Ok(grad::penalty(Par::Rayon, level, m.f32, &a, l1, l2)
+            + grad::penalty(Par::Rayon, level, m.f64, &b, l1, l2))
     })
 }
 

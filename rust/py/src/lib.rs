@@ -23,7 +23,10 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
 /// Names of the SIMD levels this CPU supports, lowest first.
 #[pyfunction]
 fn simd_levels() -> Vec<&'static str> {
-    nesy_core::simd::supported_levels().into_iter().map(|l| l.name()).collect()
+    nesy_core::simd::supported_levels()
+        .into_iter()
+        .map(|l| l.name())
+        .collect()
 }
 
 #[pymodule]

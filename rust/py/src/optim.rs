@@ -32,16 +32,46 @@ use crate::runtime::run_kernel;
 macro_rules! for_kind {
     ($kind:expr, $R:ident => $plain:expr, hd $H:ident => $hd:expr) => {
         match $kind {
-            "sgd" => { type $R = Sgd; $plain }
-            "adam" => { type $R = Adam; $plain }
-            "adagrad" => { type $R = Adagrad; $plain }
-            "rmsprop" => { type $R = Rmsprop; $plain }
-            "adadelta" => { type $R = Adadelta; $plain }
-            "adamax" => { type $R = Adamax; $plain }
-            "nadam" => { type $R = Nadam; $plain }
-            "lion" => { type $R = Lion; $plain }
-            "sgd_hd" => { type $H = SgdHd; $hd }
-            "adam_hd" => { type $H = AdamHd; $hd }
+            "sgd" => {
+                type $R = Sgd;
+                $plain
+            }
+            "adam" => {
+                type $R = Adam;
+                $plain
+            }
+            "adagrad" => {
+                type $R = Adagrad;
+                $plain
+            }
+            "rmsprop" => {
+                type $R = Rmsprop;
+                $plain
+            }
+            "adadelta" => {
+                type $R = Adadelta;
+                $plain
+            }
+            "adamax" => {
+                type $R = Adamax;
+                $plain
+            }
+            "nadam" => {
+                type $R = Nadam;
+                $plain
+            }
+            "lion" => {
+                type $R = Lion;
+                $plain
+            }
+            "sgd_hd" => {
+                type $H = SgdHd;
+                $hd
+            }
+            "adam_hd" => {
+                type $H = AdamHd;
+                $hd
+            }
             other => Err(value_error(format!("kind: unknown optimizer {other:?}"))),
         }
     };
@@ -52,9 +82,12 @@ pub fn level(simd: Option<&str>) -> PyResult<Level> {
     match simd {
         None => Ok(simd::detect()),
         Some(name) => {
-            let l = Level::parse(name).ok_or_else(|| value_error(format!("simd: unknown level {name:?}")))?;
+            let l = Level::parse(name)
+                .ok_or_else(|| value_error(format!("simd: unknown level {name:?}")))?;
             if !l.is_supported() {
-                return Err(value_error(format!("simd: level {name:?} is not supported by this CPU")));
+                return Err(value_error(format!(
+                    "simd: level {name:?} is not supported by this CPU"
+                )));
             }
             Ok(l)
         }
@@ -69,18 +102,26 @@ pub fn optim_columns(kind: &str) -> PyResult<Vec<&'static str>> {
 
 /// The names of the state buffers of an optimizer kind and how many each group uses.
 #[pyfunction]
-pub fn optim_state(kind: &str, hyper: PyReadonlyArray2<'_, f64>) -> PyResult<(Vec<&'static str>, Vec<usize>)> {
+pub fn optim_state(
+    kind: &str,
+    hyper: PyReadonlyArray2<'_, f64>,
+) -> PyResult<(Vec<&'static str>, Vec<usize>)> {
     let rows = rows(&hyper)?;
     fn info<R: Rule<f32>>(rows: &[&[f64]]) -> PyResult<(Vec<&'static str>, Vec<usize>)> {
         let rule = R::from_rows(rows).map_err(to_py)?;
-        Ok((R::STATE.to_vec(), (0..rule.n_groups()).map(|g| rule.n_state(g)).collect()))
+        Ok((
+            R::STATE.to_vec(),
+            (0..rule.n_groups()).map(|g| rule.n_state(g)).collect(),
+        ))
     }
     for_kind!(kind, R => info::<R>(&rows), hd H => info::<H>(&rows))
 }
 
 fn rows<'a>(hyper: &'a PyReadonlyArray2<'_, f64>) -> PyResult<Vec<&'a [f64]>> {
     let cols = hyper.shape()[1];
-    let flat = hyper.as_slice().map_err(|_| value_error("hyper: must be C-contiguous"))?;
+    let flat = hyper
+        .as_slice()
+        .map_err(|_| value_error("hyper: must be C-contiguous"))?;
     if cols == 0 {
         return Ok(vec![&[][..]; hyper.shape()[0]]);
     }
@@ -98,10 +139,20 @@ struct Borrowed<'py, T: Element> {
 
 impl<'py, T: Element> Borrowed<'py, T> {
     fn new() -> Self {
-        Borrowed { index: vec![], params: vec![], grads: vec![], state: vec![] }
+        Borrowed {
+            index: vec![],
+            params: vec![],
+            grads: vec![],
+            state: vec![],
+        }
     }
 
-    fn push(&mut self, i: usize, p: &Bound<'py, PyArrayDyn<T>>, g: &Bound<'py, PyAny>) -> PyResult<()> {
+    fn push(
+        &mut self,
+        i: usize,
+        p: &Bound<'py, PyArrayDyn<T>>,
+        g: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         if !p.is_c_contiguous() {
             return Err(value_error(format!("params[{i}]: must be C-contiguous")));
         }
@@ -125,7 +176,10 @@ impl<'py, T: Element> Borrowed<'py, T> {
             if !garr.is_c_contiguous() {
                 return Err(value_error(format!("grads[{i}]: must be C-contiguous")));
             }
-            Some(garr.try_readonly().map_err(|e| value_error(format!("grads[{i}]: {e}")))?)
+            Some(
+                garr.try_readonly()
+                    .map_err(|e| value_error(format!("grads[{i}]: {e}")))?,
+            )
         };
         let param = p.try_readwrite().map_err(|e| {
             value_error(format!(
@@ -143,14 +197,26 @@ impl<'py, T: Element> Borrowed<'py, T> {
         self.params.iter().map(|p| p.len()).sum()
     }
 
-    fn borrow_state(&mut self, list: &Bound<'py, PyList>, n_state: usize, arg: &str) -> PyResult<()> {
+    fn borrow_state(
+        &mut self,
+        list: &Bound<'py, PyList>,
+        n_state: usize,
+        arg: &str,
+    ) -> PyResult<()> {
         if list.len() != n_state {
-            return Err(value_error(format!("{arg}: expected {n_state} state buffers, got {}", list.len())));
+            return Err(value_error(format!(
+                "{arg}: expected {n_state} state buffers, got {}",
+                list.len()
+            )));
         }
         let total = self.total();
         for (k, item) in list.iter().enumerate() {
             let a = item.cast::<PyArray1<T>>().map_err(|_| {
-                type_error(format!("{arg}[{k}]: expected a 1-D {} array, got {}", dtype_name::<T>(), describe(&item)))
+                type_error(format!(
+                    "{arg}[{k}]: expected a 1-D {} array, got {}",
+                    dtype_name::<T>(),
+                    describe(&item)
+                ))
             })?;
             if a.len() != total && a.len() != 0 {
                 return Err(value_error(format!(
@@ -158,7 +224,9 @@ impl<'py, T: Element> Borrowed<'py, T> {
                     a.len()
                 )));
             }
-            let rw = a.try_readwrite().map_err(|e| value_error(format!("{arg}[{k}]: {e}")))?;
+            let rw = a
+                .try_readwrite()
+                .map_err(|e| value_error(format!("{arg}[{k}]: {e}")))?;
             self.state.push(rw);
         }
         Ok(())
@@ -166,18 +234,33 @@ impl<'py, T: Element> Borrowed<'py, T> {
 
     /// Slots of the parameters that have a gradient. `groups`/`steps` are indexed by global
     /// parameter index; `scalars` holds this dtype's scalars in local order.
-    fn slots<'s>(&'s mut self, groups: &[i64], steps: &[i64], scalars: &'s mut [f64]) -> PyResult<Vec<Slot<'s, T>>>
+    fn slots<'s>(
+        &'s mut self,
+        groups: &[i64],
+        steps: &[i64],
+        scalars: &'s mut [f64],
+    ) -> PyResult<Vec<Slot<'s, T>>>
     where
         T: Float,
     {
         let mut flats: Vec<&'s mut [T]> = Vec::with_capacity(self.state.len());
         for s in self.state.iter_mut() {
-            flats.push(s.as_slice_mut().map_err(|_| value_error("state: must be contiguous"))?);
+            flats.push(
+                s.as_slice_mut()
+                    .map_err(|_| value_error("state: must be contiguous"))?,
+            );
         }
         let mut slots = Vec::with_capacity(self.params.len());
-        let parts = self.params.iter_mut().zip(&self.grads).zip(&self.index).zip(scalars.iter_mut());
+        let parts = self
+            .params
+            .iter_mut()
+            .zip(&self.grads)
+            .zip(&self.index)
+            .zip(scalars.iter_mut());
         for (((p, g), &i), scalar) in parts {
-            let param = p.as_slice_mut().map_err(|_| value_error(format!("params[{i}]: must be contiguous")))?;
+            let param = p
+                .as_slice_mut()
+                .map_err(|_| value_error(format!("params[{i}]: must be contiguous")))?;
             let n = param.len();
             let mut state: State<'s, T> = Default::default();
             for (dst, flat) in state.iter_mut().zip(flats.iter_mut()) {
@@ -188,8 +271,17 @@ impl<'py, T: Element> Borrowed<'py, T> {
                 }
             }
             let Some(g) = g else { continue };
-            let grad = g.as_slice().map_err(|_| value_error(format!("grads[{i}]: must be contiguous")))?;
-            slots.push(Slot { param, grad, state, group: groups[i] as usize, step: steps[i] as u64 + 1, scalar });
+            let grad = g
+                .as_slice()
+                .map_err(|_| value_error(format!("grads[{i}]: must be contiguous")))?;
+            slots.push(Slot {
+                param,
+                grad,
+                state,
+                group: groups[i] as usize,
+                step: steps[i] as u64 + 1,
+                scalar,
+            });
         }
         Ok(slots)
     }
@@ -220,8 +312,17 @@ fn dtype_name<T: Element>() -> &'static str {
 
 fn describe(x: &Bound<'_, PyAny>) -> String {
     match x.getattr("dtype") {
-        Ok(dt) => format!("{} of dtype {}", x.get_type().name().map_or("object".into(), |n| n.to_string()), dt),
-        Err(_) => x.get_type().name().map_or("an object".into(), |n| n.to_string()),
+        Ok(dt) => format!(
+            "{} of dtype {}",
+            x.get_type()
+                .name()
+                .map_or("object".into(), |n| n.to_string()),
+            dt
+        ),
+        Err(_) => x
+            .get_type()
+            .name()
+            .map_or("an object".into(), |n| n.to_string()),
     }
 }
 
@@ -276,14 +377,26 @@ pub fn optim_step<'py>(
 ) -> PyResult<Option<Vec<f64>>> {
     let level = level(simd)?;
     let n = params.len();
-    for (arg, len) in [("groups", groups.len()), ("steps", steps.len()), ("scalars", scalars.len())] {
+    for (arg, len) in [
+        ("groups", groups.len()),
+        ("steps", steps.len()),
+        ("scalars", scalars.len()),
+    ] {
         if len != n {
-            return Err(value_error(format!("{arg}: expected length {n} (one per parameter), got {len}")));
+            return Err(value_error(format!(
+                "{arg}: expected length {n} (one per parameter), got {len}"
+            )));
         }
     }
     let rows = rows(&hyper)?;
-    let groups = groups.as_slice().map_err(|_| value_error("groups: must be contiguous"))?;
-    if let Some((i, g)) = groups.iter().enumerate().find(|(_, &g)| g < 0 || g as usize >= rows.len()) {
+    let groups = groups
+        .as_slice()
+        .map_err(|_| value_error("groups: must be contiguous"))?;
+    if let Some((i, g)) = groups
+        .iter()
+        .enumerate()
+        .find(|(_, &g)| g < 0 || g as usize >= rows.len())
+    {
         return Err(pyo3::exceptions::PyIndexError::new_err(format!(
             "groups[{i}]: group {g} is out of range for {} groups",
             rows.len()
@@ -293,11 +406,15 @@ pub fn optim_step<'py>(
     let n_state = for_kind!(kind, R => Ok(<R as Rule<f32>>::STATE.len()), hd H => Ok(<H as Rule<f32>>::STATE.len()))?;
     b32.borrow_state(state32, n_state, "state32")?;
     b64.borrow_state(state64, n_state, "state64")?;
-    let steps = steps.as_slice_mut().map_err(|_| value_error("steps: must be contiguous"))?;
+    let steps = steps
+        .as_slice_mut()
+        .map_err(|_| value_error("steps: must be contiguous"))?;
     if let Some(i) = steps.iter().position(|&s| s < 0) {
         return Err(value_error(format!("steps[{i}]: must be >= 0")));
     }
-    let scalars = scalars.as_slice_mut().map_err(|_| value_error("scalars: must be contiguous"))?;
+    let scalars = scalars
+        .as_slice_mut()
+        .map_err(|_| value_error("scalars: must be contiguous"))?;
     let (mut sc32, mut sc64) = (b32.scalars(scalars), b64.scalars(scalars));
     let slots32 = b32.slots(groups, steps, &mut sc32)?;
     let slots64 = b64.slots(groups, steps, &mut sc64)?;

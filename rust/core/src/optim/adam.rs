@@ -58,7 +58,11 @@ impl AdamGroup {
             beta2: T::of(self.beta2),
             w2: T::of(1.0 - self.beta2),
             eps: T::of(self.eps),
-            l2: T::of(if self.decoupled { 0.0 } else { self.weight_decay }),
+            l2: T::of(if self.decoupled {
+                0.0
+            } else {
+                self.weight_decay
+            }),
             decay: T::of(1.0 - lr * self.weight_decay),
             decoupled: self.decoupled && self.weight_decay != 0.0,
             amsgrad: self.amsgrad,

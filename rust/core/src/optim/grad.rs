@@ -9,9 +9,12 @@ use crate::float::Float;
 use crate::par::{Par, CHUNK};
 use crate::simd::{dispatch, sum_lanes, Func, Level};
 
-fn pieces_mut<'a, T>(xs: Vec<&'a mut [T]>) -> (Vec<&'a mut [T]>, usize) {
+fn pieces_mut<T>(xs: Vec<&mut [T]>) -> (Vec<&mut [T]>, usize) {
     let total = xs.iter().map(|x| x.len()).sum();
-    (xs.into_iter().flat_map(|x| x.chunks_mut(CHUNK)).collect(), total)
+    (
+        xs.into_iter().flat_map(|x| x.chunks_mut(CHUNK)).collect(),
+        total,
+    )
 }
 
 fn pieces<'a, T>(xs: &[&'a [T]]) -> (Vec<&'a [T]>, usize) {
@@ -57,10 +60,17 @@ pub fn scale<T: Float>(par: Par, level: Level, xs: Vec<&mut [T]>, factor: f64) {
 }
 
 /// `sum_i f(x_i)` over all tensors, in `f64`, in a fixed order.
-fn reduce<T: Float>(par: Par, level: Level, xs: &[&[T]], f: impl Fn(T) -> f64 + Sync + Send + Copy) -> f64 {
+fn reduce<T: Float>(
+    par: Par,
+    level: Level,
+    xs: &[&[T]],
+    f: impl Fn(T) -> f64 + Sync + Send + Copy,
+) -> f64 {
     let (ps, total) = pieces(xs);
     par.for_work(total)
-        .map_slice(&ps, |x| dispatch(level, Func(|| sum_lanes(x.len(), |i| f(x[i])))))
+        .map_slice(&ps, |x| {
+            dispatch(level, Func(|| sum_lanes(x.len(), |i| f(x[i]))))
+        })
         .iter()
         .sum()
 }
@@ -89,14 +99,20 @@ pub fn max_abs<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> f64 {
             )
         })
         .into_iter()
-        .fold(0.0, |m: f64, v| if m.is_nan() || v.is_nan() { f64::NAN } else { m.max(v) })
+        .fold(0.0, |m: f64, v| {
+            if m.is_nan() || v.is_nan() {
+                f64::NAN
+            } else {
+                m.max(v)
+            }
+        })
 }
 
 /// Whether every element is finite.
 pub fn all_finite<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> bool {
-    // A sum of `0 * x` is 0 when every x is finite and NaN otherwise; it vectorises, unlike an
+    // A sum of `x * 0` is 0 when every x is finite and NaN otherwise; it vectorises, unlike an
     // early-exit loop.
-    reduce(par, level, xs, |v| (v - v).to_f64()) == 0.0
+    reduce(par, level, xs, |v| (v * T::ZERO).to_f64()) == 0.0
 }
 
 /// Adds the gradient of `l1 * sum|p| + l2 / 2 * sum p^2` to `grads` and returns that penalty.
@@ -144,10 +160,20 @@ pub fn penalty<T: Float>(
 }
 
 /// The `norm_type` norm (1, 2 or infinity) of `f32` and `f64` tensors together, in `f64`.
-pub fn norm(par: Par, level: Level, a: &[&[f32]], b: &[&[f64]], norm_type: f64) -> crate::Result<f64> {
+pub fn norm(
+    par: Par,
+    level: Level,
+    a: &[&[f32]],
+    b: &[&[f64]],
+    norm_type: f64,
+) -> crate::Result<f64> {
     if norm_type == f64::INFINITY {
         let (x, y) = (max_abs(par, level, a), max_abs(par, level, b));
-        Ok(if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) })
+        Ok(if x.is_nan() || y.is_nan() {
+            f64::NAN
+        } else {
+            x.max(y)
+        })
     } else if norm_type == 2.0 {
         Ok((sum_squares(par, level, a) + sum_squares(par, level, b)).sqrt())
     } else if norm_type == 1.0 {
@@ -199,7 +225,9 @@ pub fn clip_grad_norm(
     error_if_nonfinite: bool,
 ) -> crate::Result<f64> {
     if max_norm.is_nan() || max_norm < 0.0 {
-        return Err(crate::Error::Value(format!("max_norm must be >= 0, got {max_norm}")));
+        return Err(crate::Error::Value(format!(
+            "max_norm must be >= 0, got {max_norm}"
+        )));
     }
     let norm = grads.norm(par, level, norm_type)?;
     if error_if_nonfinite && !norm.is_finite() {

@@ -261,7 +261,12 @@ impl<T: Float, R: Hypergradient<T>> Kernel for Dot<'_, '_, '_, T, R> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
-        R::dot(self.coef, self.piece.param, self.piece.grad, &self.piece.state)
+        R::dot(
+            self.coef,
+            self.piece.param,
+            self.piece.grad,
+            &self.piece.state,
+        )
     }
 }
 
@@ -273,8 +278,14 @@ struct Prepared<'a, T: Float, R: Hypergradient<T>> {
     total: usize,
 }
 
-fn prepare<'a, T: Float, R: Hypergradient<T>>(rule: &R, slots: Vec<Slot<'a, T>>) -> Prepared<'a, T, R> {
-    let dot_coefs = slots.iter().map(|s| rule.dot_coef(s.group, s.step)).collect();
+fn prepare<'a, T: Float, R: Hypergradient<T>>(
+    rule: &R,
+    slots: Vec<Slot<'a, T>>,
+) -> Prepared<'a, T, R> {
+    let dot_coefs = slots
+        .iter()
+        .map(|s| rule.dot_coef(s.group, s.step))
+        .collect();
     let steps = slots.iter().map(|s| (s.group, s.step)).collect();
     let (pieces, total) = split(slots);
     Prepared {
@@ -285,18 +296,38 @@ fn prepare<'a, T: Float, R: Hypergradient<T>>(rule: &R, slots: Vec<Slot<'a, T>>)
     }
 }
 
-fn add_dots<T: Float, R: Hypergradient<T>>(par: Par, level: Level, prep: &Prepared<'_, T, R>, h: &mut [f64]) {
+fn add_dots<T: Float, R: Hypergradient<T>>(
+    par: Par,
+    level: Level,
+    prep: &Prepared<'_, T, R>,
+    h: &mut [f64],
+) {
     let partial = par.for_work(prep.total).map_slice(&prep.pieces, |piece| {
-        simd::dispatch(level, Dot::<T, R> { coef: &prep.dot_coefs[piece.slot], piece })
+        simd::dispatch(
+            level,
+            Dot::<T, R> {
+                coef: &prep.dot_coefs[piece.slot],
+                piece,
+            },
+        )
     });
     for (piece, d) in prep.pieces.iter().zip(&partial) {
         h[piece.group] += d;
     }
 }
 
-fn finish<T: Float, R: Hypergradient<T>>(par: Par, level: Level, rule: &R, prep: Prepared<'_, T, R>) {
+fn finish<T: Float, R: Hypergradient<T>>(
+    par: Par,
+    level: Level,
+    rule: &R,
+    prep: Prepared<'_, T, R>,
+) {
     let mut unused = 0.0;
-    let coefs: Vec<R::Coef> = prep.steps.iter().map(|&(g, t)| rule.coef(g, t, &mut unused)).collect();
+    let coefs: Vec<R::Coef> = prep
+        .steps
+        .iter()
+        .map(|&(g, t)| rule.coef(g, t, &mut unused))
+        .collect();
     super::apply_pieces::<T, R>(par, level, &coefs, prep.pieces, prep.total);
 }
 
@@ -328,5 +359,7 @@ pub fn hd_step<R: Hypergradient<f32> + Hypergradient<f64>>(
     }
     finish(par, level, rule, p32);
     finish(par, level, rule, p64);
-    Ok((0..n_groups).map(|g| *<R as Hypergradient<f32>>::lr_mut(rule, g)).collect())
+    Ok((0..n_groups)
+        .map(|g| *<R as Hypergradient<f32>>::lr_mut(rule, g))
+        .collect())
 }

@@ -94,7 +94,13 @@ pub(crate) fn check(ok: bool, g: usize, name: &str, value: f64, rule: &str) -> R
 }
 
 pub(crate) fn non_negative(g: usize, name: &str, v: f64) -> Result<f64> {
-    check(v >= 0.0 && v.is_finite(), g, name, v, "a finite number >= 0")?;
+    check(
+        v >= 0.0 && v.is_finite(),
+        g,
+        name,
+        v,
+        "a finite number >= 0",
+    )?;
     Ok(v)
 }
 
@@ -130,7 +136,11 @@ pub fn validate<T: Float, R: Rule<T>>(rule: &R, slots: &[Slot<'_, T>]) -> Result
         for k in 0..rule.n_state(s.group) {
             if s.state[k].len() != n {
                 let name = R::STATE[k];
-                return Err(Error::len(format!("state {name} of params[{i}]"), n, s.state[k].len()));
+                return Err(Error::len(
+                    format!("state {name} of params[{i}]"),
+                    n,
+                    s.state[k].len(),
+                ));
             }
         }
         if s.step == 0 {

@@ -108,7 +108,11 @@ impl<T: Float> Rule<T> for Rmsprop {
         cut_mut!(n; p, sq);
         let use_buf = c.momentum > T::ZERO;
         let buf = if use_buf { &mut buf[..n] } else { &mut [][..] };
-        let ga = if c.centered { &mut ga[..n] } else { &mut [][..] };
+        let ga = if c.centered {
+            &mut ga[..n]
+        } else {
+            &mut [][..]
+        };
         for i in 0..n {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
             if c.l2 != T::ZERO {

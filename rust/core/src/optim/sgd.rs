@@ -102,7 +102,7 @@ impl<T: Float> Rule<T> for Sgd {
     }
     #[inline(always)]
     fn apply(c: &SgdCoef<T>, p: &mut [T], g: &[T], s: &mut State<'_, T>) {
-        sgd_apply(c, p, g, &mut s[0], None)
+        sgd_apply(c, p, g, s[0], None)
     }
 }
 

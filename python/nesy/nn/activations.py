@@ -1,0 +1,339 @@
+"""Activation functions, their backward passes, and the matching modules.
+
+Each function ``f(x)`` has a ``f_backward(grad_out, ...)`` taking the upstream gradient first and
+then what the derivative needs (the input ``x`` for relu and gelu, the output ``y`` for tanh,
+sigmoid, softmax and log_softmax). Arrays keep their dtype; any shape ``(*, n)`` works, and
+softmax / log_softmax act along the last axis by default.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from nesy.nn.module import Identity, Module
+
+try:  # pragma: no cover - depends on the environment
+    from scipy.special import erf as _scipy_erf
+except ImportError:  # pragma: no cover
+    _scipy_erf = None
+
+__all__ = [
+    "erf",
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "tanh",
+    "tanh_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "gelu",
+    "gelu_backward",
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "ReLU",
+    "LeakyReLU",
+    "Tanh",
+    "Sigmoid",
+    "GELU",
+    "Softmax",
+    "LogSoftmax",
+    "get_activation",
+]
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_C = 0.044715
+
+_math_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function, element-wise, keeping the dtype.
+
+    Uses :func:`scipy.special.erf` when SciPy is importable and a (slow) vectorised
+    :func:`math.erf` otherwise.
+    """
+    x = np.asarray(x)
+    if _scipy_erf is not None:
+        return _scipy_erf(x)
+    return _math_erf(x).astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
+
+
+# ---------------------------------------------------------------------- functions
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)``."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`relu` given its input ``x`` (0 at ``x == 0``)."""
+    return np.where(x > 0, grad_out, 0).astype(grad_out.dtype, copy=False)
+
+
+def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """``x`` if ``x > 0`` else ``negative_slope * x``."""
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(
+    grad_out: np.ndarray, x: np.ndarray, negative_slope: float = 0.01
+) -> np.ndarray:
+    """Gradient of :func:`leaky_relu` given its input ``x``."""
+    return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(negative_slope))
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return np.tanh(x)
+
+
+def tanh_backward(grad_out: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`tanh` given its output ``y``: ``grad_out * (1 - y**2)``."""
+    return grad_out * (1 - y * y)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function ``1 / (1 + exp(-x))``, computed without overflow for any ``x``."""
+    x = np.asarray(x)
+    z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    one = x.dtype.type(1) if np.issubdtype(x.dtype, np.floating) else 1.0
+    return np.where(x >= 0, one / (one + z), z / (one + z))
+
+
+def sigmoid_backward(grad_out: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`sigmoid` given its output ``y``: ``grad_out * y * (1 - y)``."""
+    return grad_out * y * (1 - y)
+
+
+def _check_approximate(approximate: str) -> None:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Gaussian error linear unit.
+
+    Parameters
+    ----------
+    x : ndarray
+    approximate : {"none", "tanh"}
+        ``"none"``: exact ``0.5 x (1 + erf(x / sqrt 2))``; ``"tanh"``:
+        ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (as ``torch.nn.GELU``).
+    """
+    _check_approximate(approximate)
+    x = np.asarray(x)
+    t = x.dtype.type
+    if approximate == "tanh":
+        inner = t(_SQRT_2_OVER_PI) * (x + t(_GELU_C) * x * x * x)
+        return t(0.5) * x * (t(1) + np.tanh(inner))
+    return t(0.5) * x * (t(1) + erf(x / t(_SQRT_2)))
+
+
+def gelu_backward(grad_out: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Gradient of :func:`gelu` given its input ``x``."""
+    _check_approximate(approximate)
+    t = x.dtype.type
+    if approximate == "tanh":
+        inner = t(_SQRT_2_OVER_PI) * (x + t(_GELU_C) * x * x * x)
+        th = np.tanh(inner)
+        d_inner = t(_SQRT_2_OVER_PI) * (t(1) + t(3 * _GELU_C) * x * x)
+        d = t(0.5) * (t(1) + th) + t(0.5) * x * (t(1) - th * th) * d_inner
+    else:
+        cdf = t(0.5) * (t(1) + erf(x / t(_SQRT_2)))
+        pdf = t(_INV_SQRT_2PI) * np.exp(t(-0.5) * x * x)
+        d = cdf + x * pdf
+    return grad_out * d
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis``, shifted by the maximum so it never overflows."""
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def softmax_backward(grad_out: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Gradient of :func:`softmax` given its output ``y``: ``y * (g - sum(g * y))``."""
+    return y * (grad_out - np.sum(grad_out * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log(softmax(x))`` computed stably as ``x - max - log(sum(exp(x - max)))``."""
+    x = np.asarray(x)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def log_softmax_backward(grad_out: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Gradient of :func:`log_softmax` given its output ``y``: ``g - exp(y) * sum(g)``."""
+    return grad_out - np.exp(y) * np.sum(grad_out, axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------- modules
+class _Elementwise(Module):
+    """Shared plumbing: keep the input or output, apply the backward function."""
+
+    def _check_grad(self, grad_out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        grad_out = np.asarray(grad_out)
+        if grad_out.shape != ref.shape:
+            raise ValueError(
+                f"{type(self).__name__}.backward: grad_out has shape {grad_out.shape}, "
+                f"expected {ref.shape}"
+            )
+        return grad_out
+
+
+class ReLU(_Elementwise):
+    """``max(x, 0)``; input and output of shape ``(*,)``."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._save(x)
+        return relu(x)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (x,) = self._saved()
+        return relu_backward(self._check_grad(grad_out, x), x)
+
+
+class LeakyReLU(_Elementwise):
+    """``x`` if ``x > 0`` else ``negative_slope * x``."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._save(x)
+        return leaky_relu(x, self.negative_slope)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (x,) = self._saved()
+        return leaky_relu_backward(self._check_grad(grad_out, x), x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(np.asarray(x))
+        self._save(y)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (y,) = self._saved()
+        return tanh_backward(self._check_grad(grad_out, y), y)
+
+
+class Sigmoid(_Elementwise):
+    """Numerically stable logistic function."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = sigmoid(x)
+        self._save(y)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (y,) = self._saved()
+        return sigmoid_backward(self._check_grad(grad_out, y), y)
+
+
+class GELU(_Elementwise):
+    """Gaussian error linear unit; ``approximate`` is ``"none"`` (exact erf) or ``"tanh"``."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        _check_approximate(approximate)
+        self.approximate = approximate
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._save(x)
+        return gelu(x, self.approximate)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (x,) = self._saved()
+        return gelu_backward(self._check_grad(grad_out, x), x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(_Elementwise):
+    """Softmax along ``axis`` (default: last); input ``(*, n_classes)``."""
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = softmax(x, self.axis)
+        self._save(y)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (y,) = self._saved()
+        return softmax_backward(self._check_grad(grad_out, y), y, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(_Elementwise):
+    """Log-softmax along ``axis`` (default: last); input ``(*, n_classes)``."""
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = log_softmax(x, self.axis)
+        self._save(y)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (y,) = self._saved()
+        return log_softmax_backward(self._check_grad(grad_out, y), y, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+_ACTIVATIONS: dict = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "logistic": Sigmoid,
+    "gelu": GELU,
+    "softmax": Softmax,
+    "log_softmax": LogSoftmax,
+}
+
+
+def get_activation(name: "str | Callable[[], Module]", **kwargs: Any) -> Module:
+    """Build an activation module from a name (``"relu"``, ``"tanh"``, ...) or a factory.
+
+    ``"identity"`` / ``"linear"`` / ``None`` give :class:`~nesy.nn.module.Identity`.
+    """
+    if name is None or (isinstance(name, str) and name.lower() in ("identity", "linear")):
+        return Identity()
+    if isinstance(name, str):
+        try:
+            return _ACTIVATIONS[name.lower()](**kwargs)
+        except KeyError:
+            known = ", ".join(sorted([*_ACTIVATIONS, "identity"]))
+            raise ValueError(f"unknown activation {name!r}; known: {known}") from None
+    return name(**kwargs)

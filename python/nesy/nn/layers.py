@@ -1,0 +1,237 @@
+"""Basic layers: :class:`Dense`, :class:`Dropout`, :class:`Flatten` and :class:`Sequential`."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Union
+
+import numpy as np
+
+from nesy.nn import init as _init
+from nesy.nn.module import Module
+
+__all__ = ["Dense", "Dropout", "Flatten", "Sequential"]
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Dense(Module):
+    """Fully connected layer ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the last input axis and of the last output axis.
+    bias : bool, default True
+        Whether to learn the additive bias ``b``.
+    dtype : {np.float32, np.float64}, default np.float32
+        Dtype of the parameters; inputs are cast to it.
+    init : str or callable, default "glorot_uniform"
+        Weight initialiser: a name known to :func:`nesy.nn.init.get_initializer`
+        (``"glorot_uniform"``, ``"he_normal"``, ``"orthogonal"``, ...) or a callable
+        ``init(shape, rng, dtype)``. The bias starts at zero.
+    rng : None, int or numpy.random.Generator
+        Source of randomness of the initialiser.
+
+    Attributes
+    ----------
+    weight : ndarray of shape (in_features, out_features)
+    bias : ndarray of shape (out_features,)
+        Present only when ``bias=True``.
+
+    Notes
+    -----
+    ``forward`` accepts ``x`` of shape ``(*, in_features)`` (typically
+    ``(n_samples, in_features)``) and returns ``(*, out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        init: Union[str, _init.Initializer] = "glorot_uniform",
+        rng: _init.RngLike = None,
+    ) -> None:
+        super().__init__()
+        in_features, out_features = int(in_features), int(out_features)
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(
+                f"in_features and out_features must be positive, got {in_features}, "
+                f"{out_features}"
+            )
+        self.in_features = in_features
+        self.out_features = out_features
+        self.dtype = _float_dtype(dtype)
+        self.use_bias = bool(bias)
+        initializer = _init.get_initializer(init)
+        w = np.asarray(initializer((in_features, out_features), rng, self.dtype))
+        if w.shape != (in_features, out_features):
+            raise ValueError(
+                f"initializer returned shape {w.shape}, expected {(in_features, out_features)}"
+            )
+        self.register_parameter("weight", np.ascontiguousarray(w, dtype=self.dtype))
+        if self.use_bias:
+            self.register_parameter("bias", np.zeros(out_features, dtype=self.dtype))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Apply the layer to ``x`` of shape ``(*, in_features)``."""
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Dense: x has shape {x.shape}, expected (*, {self.in_features})"
+            )
+        y = x @ self.weight
+        if self.use_bias:
+            y += self.bias
+        self._save(x)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Accumulate ``dW += x^T g`` and ``db += sum(g)``; return ``g @ W^T``."""
+        (x,) = self._saved()
+        g = np.asarray(grad_out, dtype=self.dtype)
+        expected = x.shape[:-1] + (self.out_features,)
+        if g.shape != expected:
+            raise ValueError(f"Dense.backward: grad_out has shape {g.shape}, expected {expected}")
+        x2 = x.reshape(-1, self.in_features)
+        g2 = g.reshape(-1, self.out_features)
+        self._grads["weight"] += x2.T @ g2
+        if self.use_bias:
+            self._grads["bias"] += g2.sum(axis=0)
+        return g @ self.weight.T
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.use_bias}, dtype={self.dtype.name}"
+        )
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the
+    survivors by ``1 / (1 - p)``; in evaluation mode (or with ``p = 0``) the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1]
+        Drop probability.
+    rng : None, int or numpy.random.Generator
+        Seeds the layer's own :class:`numpy.random.Generator` used for the masks.
+    """
+
+    def __init__(self, p: float = 0.5, rng: _init.RngLike = None) -> None:
+        super().__init__()
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
+        self.p = p
+        self.rng = np.random.default_rng(rng)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Apply dropout to ``x`` of any shape."""
+        x = np.asarray(x)
+        if not self.training or self.p == 0.0:
+            self._save(None)
+            return x
+        dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+        if self.p == 1.0:
+            mask = np.zeros(x.shape, dtype=dt)
+        else:
+            keep = self.rng.random(x.shape, dtype=np.float64) >= self.p
+            mask = keep.astype(dt) * dt.type(1.0 / (1.0 - self.p))
+        self._save(mask)
+        return x * mask
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``grad_out * mask`` (the identity when the last forward was the identity)."""
+        (mask,) = self._saved()
+        grad_out = np.asarray(grad_out)
+        if mask is None:
+            return grad_out
+        if grad_out.shape != mask.shape:
+            raise ValueError(
+                f"Dropout.backward: grad_out has shape {grad_out.shape}, expected {mask.shape}"
+            )
+        return grad_out * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Flatten axes ``start_axis..`` into one: ``(n_samples, d1, d2, ...)`` ->
+    ``(n_samples, d1 * d2 * ...)`` for the default ``start_axis=1``."""
+
+    def __init__(self, start_axis: int = 1) -> None:
+        super().__init__()
+        self.start_axis = int(start_axis)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim < self.start_axis:
+            raise ValueError(
+                f"Flatten: x has {x.ndim} dimensions, need at least {self.start_axis}"
+            )
+        self._save(x.shape)
+        return x.reshape(x.shape[: self.start_axis] + (-1,))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (shape,) = self._saved()
+        return np.asarray(grad_out).reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}"
+
+
+class Sequential(Module):
+    """Chain modules: ``forward`` applies them in order, ``backward`` in reverse.
+
+    Submodules are registered under the names ``"0"``, ``"1"``, ..., so parameters are named
+    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ... and listed in that order.
+
+    Parameters
+    ----------
+    *modules : Module
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end; returns ``self``."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for m in self._modules.values():
+            x = m.forward(x)
+        self._save(True)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._saved()
+        for m in reversed(list(self._modules.values())):
+            grad_out = m.backward(grad_out)
+        return grad_out
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: Union[int, slice]) -> Module:
+        mods = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*mods[index])
+        return mods[index]

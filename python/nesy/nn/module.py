@@ -1,0 +1,366 @@
+"""The :class:`Module` protocol every nesy network is built from.
+
+A module owns NumPy parameter arrays and a gradient array of the same shape and dtype for each.
+``forward`` computes the output and keeps what ``backward`` needs; ``backward(grad_out)`` returns
+the gradient with respect to the input and *accumulates* (``+=``) the parameter gradients.
+Optimizers receive ``module.parameters()`` once and update those arrays in place on every
+``step(module.gradients())``, so parameter arrays are never re-bound: assigning to a parameter
+attribute copies into the existing array.
+
+Submodules are registered by attribute assignment (as in PyTorch). ``parameters()`` lists a
+module's own parameters in registration order, then those of each submodule in registration
+order, recursively; an array reachable twice (weight tying) is listed once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["Module", "ModuleList", "Identity"]
+
+
+class Module:
+    """Base class of all layers and models.
+
+    Subclasses call ``super().__init__()`` first, register their arrays with
+    :meth:`register_parameter` (and :meth:`register_buffer` for non-trained state), assign
+    submodules as attributes, and implement :meth:`forward` and :meth:`backward`.
+
+    Attributes
+    ----------
+    training : bool
+        ``True`` in training mode (the default), ``False`` after :meth:`eval`.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_grads", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_ctx", None)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        if "_parameters" not in d:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() was called; "
+                f"call super().__init__() first in {type(self).__name__}.__init__"
+            )
+        if name in d["_parameters"] or name in d["_buffers"]:
+            store = d["_parameters"] if name in d["_parameters"] else d["_buffers"]
+            target = store[name]
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"{name!r}: cannot assign an array of shape {value.shape} to a registered "
+                    f"array of shape {target.shape} (registered arrays are updated in place)"
+                )
+            np.copyto(target, value, casting="same_kind")
+            return
+        if isinstance(value, Module):
+            d["_modules"][name] = value
+        elif name in d["_modules"]:
+            del d["_modules"][name]
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for key in ("_parameters", "_grads", "_buffers", "_modules"):
+            self.__dict__[key].pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Register ``array`` as a trainable parameter and create its zero gradient.
+
+        Parameters
+        ----------
+        name : str
+            Attribute name; the array is then reachable as ``self.<name>``.
+        array : ndarray
+            Float array. Stored as given when it is C-contiguous and writeable, else copied.
+
+        Returns
+        -------
+        ndarray
+            The stored parameter array.
+        """
+        self._check_new_name(name)
+        arr = np.asarray(array)
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise TypeError(f"parameter {name!r} must be a floating array, got {arr.dtype}")
+        if not (arr.flags.c_contiguous and arr.flags.writeable):
+            arr = np.array(arr, order="C", copy=True)
+        self.__dict__["_parameters"][name] = arr
+        self.__dict__["_grads"][name] = np.zeros_like(arr)
+        object.__setattr__(self, name, arr)
+        return arr
+
+    def register_buffer(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Register a non-trainable array that is saved in :meth:`state_dict` (e.g. statistics)."""
+        self._check_new_name(name)
+        arr = np.array(array, order="C", copy=True)
+        self.__dict__["_buffers"][name] = arr
+        object.__setattr__(self, name, arr)
+        return arr
+
+    def _check_new_name(self, name: str) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("call super().__init__() before registering arrays")
+        if not name or "." in name:
+            raise ValueError(f"invalid array name {name!r}")
+        if name in self._parameters or name in self._buffers or name in self._modules:
+            raise ValueError(f"{name!r} is already registered on {type(self).__name__}")
+
+    # ------------------------------------------------------------------ computation
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the output and keep what :meth:`backward` needs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Gradient with respect to the input of the last :meth:`forward`.
+
+        Parameter gradients are accumulated (``+=``) into the arrays returned by
+        :meth:`gradients`; call :meth:`zero_grad` between steps.
+
+        Raises
+        ------
+        RuntimeError
+            If called before any :meth:`forward`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def _save(self, *values: Any) -> None:
+        """Keep values from ``forward`` for ``backward`` (see :meth:`_saved`)."""
+        object.__setattr__(self, "_ctx", values)
+
+    def _saved(self) -> Tuple[Any, ...]:
+        """Values kept by the last ``forward``; RuntimeError if there was none."""
+        ctx = self.__dict__.get("_ctx")
+        if ctx is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called before forward(); run forward first"
+            )
+        return ctx
+
+    # ------------------------------------------------------------------ traversal
+    def children(self) -> Iterator[Module]:
+        """Direct submodules in registration order."""
+        yield from self._modules.values()
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, Module]]:
+        """``(name, module)`` for this module (name ``prefix``) and every descendant, depth first."""
+        seen: set = set()
+
+        def walk(mod: Module, pre: str) -> Iterator[Tuple[str, Module]]:
+            if id(mod) in seen:
+                return
+            seen.add(id(mod))
+            yield pre, mod
+            for name, child in mod._modules.items():
+                yield from walk(child, f"{pre}.{name}" if pre else name)
+
+        yield from walk(self, prefix)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every descendant, depth first."""
+        for _, m in self.named_modules():
+            yield m
+
+    def _named_arrays(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
+        seen: set = set()
+        for pre, mod in self.named_modules():
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{pre}.{name}" if pre else name), p, mod._grads[name]
+
+    def named_parameters(self) -> List[Tuple[str, np.ndarray]]:
+        """``(dotted_name, array)`` pairs in the order of :meth:`parameters`."""
+        return [(n, p) for n, p, _ in self._named_arrays()]
+
+    def named_gradients(self) -> List[Tuple[str, np.ndarray]]:
+        """``(dotted_name, gradient_array)`` pairs in the order of :meth:`gradients`."""
+        return [(n, g) for n, _, g in self._named_arrays()]
+
+    def named_buffers(self) -> List[Tuple[str, np.ndarray]]:
+        """``(dotted_name, array)`` for every registered buffer."""
+        out = []
+        for pre, mod in self.named_modules():
+            for name, b in mod._buffers.items():
+                out.append(((f"{pre}.{name}" if pre else name), b))
+        return out
+
+    def parameters(self) -> List[np.ndarray]:
+        """The parameter arrays themselves (not copies), in a deterministic order."""
+        return [p for _, p, _ in self._named_arrays()]
+
+    def gradients(self) -> List[np.ndarray]:
+        """Gradient arrays matching :meth:`parameters` one to one (same shapes and dtypes)."""
+        return [g for _, _, g in self._named_arrays()]
+
+    def grad(self, name: str) -> np.ndarray:
+        """Gradient array of the parameter with dotted name ``name`` (e.g. ``"0.weight"``)."""
+        for n, _, g in self._named_arrays():
+            if n == name:
+                return g
+        raise KeyError(f"no parameter named {name!r}")
+
+    def num_parameters(self) -> int:
+        """Total number of trainable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    def zero_grad(self) -> None:
+        """Set every gradient array to zero, in place."""
+        for g in self.gradients():
+            g.fill(0)
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode on this module and all descendants; returns ``self``."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode (``training = False``) recursively; returns ``self``."""
+        return self.train(False)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Copies of all parameters and buffers, keyed by dotted name."""
+        out: Dict[str, np.ndarray] = {n: p.copy() for n, p in self.named_parameters()}
+        for n, b in self.named_buffers():
+            out[n] = b.copy()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays from ``state`` into the existing parameters and buffers.
+
+        Everything is checked before anything is written, so a failing call changes nothing.
+
+        Parameters
+        ----------
+        state : mapping of str to ndarray
+            As returned by :meth:`state_dict` (an ``np.load`` result of an ``.npz`` works too).
+        strict : bool, default True
+            If true, missing and unexpected keys are errors; otherwise they are skipped.
+
+        Raises
+        ------
+        ValueError
+            Naming the key, for a missing or unexpected key, a shape or a dtype mismatch.
+        """
+        targets = dict(self.named_parameters())
+        targets.update(self.named_buffers())
+        keys = list(state.keys())
+        if strict:
+            missing = [k for k in targets if k not in keys]
+            if missing:
+                raise ValueError(f"load_state_dict: missing key {missing[0]!r} (missing: {missing})")
+            unexpected = [k for k in keys if k not in targets]
+            if unexpected:
+                raise ValueError(
+                    f"load_state_dict: unexpected key {unexpected[0]!r} (unexpected: {unexpected})"
+                )
+        pairs = []
+        for k, dst in targets.items():
+            if k not in keys:
+                continue
+            src = np.asarray(state[k])
+            if src.shape != dst.shape:
+                raise ValueError(
+                    f"load_state_dict: key {k!r} has shape {src.shape}, expected {dst.shape}"
+                )
+            if src.dtype != dst.dtype:
+                raise ValueError(
+                    f"load_state_dict: key {k!r} has dtype {src.dtype}, expected {dst.dtype}"
+                )
+            pairs.append((dst, src))
+        for dst, src in pairs:
+            np.copyto(dst, src)
+
+    def save(self, path: "os.PathLike[str] | str") -> None:
+        """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename)."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".nesy-", suffix=".npz.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load(self, path: "os.PathLike[str] | str", strict: bool = True) -> None:
+        """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`)."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            self.load_state_dict({k: data[k] for k in data.files}, strict=strict)
+
+    # ------------------------------------------------------------------ display
+    def extra_repr(self) -> str:
+        """Arguments shown inside the parentheses of ``repr``."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self._modules.items():
+            sub = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+class ModuleList(Module):
+    """A list of submodules, registered under the names ``"0"``, ``"1"``, ...
+
+    It only holds modules (so that their parameters are found); it has no ``forward``.
+    """
+
+    def __init__(self, modules: Optional[List[Module]] = None) -> None:
+        super().__init__()
+        for m in modules or []:
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; returns ``self``."""
+        if not isinstance(module, Module):
+            raise TypeError(f"expected a Module, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: int) -> Module:
+        mods = list(self._modules.values())
+        return mods[index]
+
+
+class Identity(Module):
+    """Returns its input unchanged; gradient passes through."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._save(True)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._saved()
+        return grad_out

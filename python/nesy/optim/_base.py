@@ -1,0 +1,367 @@
+"""The optimizer base class shared by every rule in :mod:`nesy.optim`.
+
+An optimizer holds references to the user's parameter arrays and updates them in place. Its state
+lives in flat buffers, one per state name and dtype, covering every parameter of that dtype in
+order; ``state_dict()`` exposes them per parameter as torch does. One ``step(grads)`` is ONE call
+into Rust (``nesy._core.optim_step``) for all tensors of all groups.
+
+Subclasses only declare the rule name, the defaults and, where needed, how a state buffer starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from nesy import _core
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Optimizer:
+    """Base class: parameter groups, flat state, one fused step.
+
+    Parameters
+    ----------
+    params : list of ndarray, or list of dict
+        The arrays to optimise (C-contiguous, writeable, float32 or float64; each keeps its
+        dtype), or parameter groups: dicts with a ``"params"`` list and per-group options.
+    defaults : dict
+        Option values for groups that do not set them.
+    """
+
+    #: Name of the rule in ``nesy._core``.
+    _kind: str = ""
+    #: Name in ``state_dict`` of the per-parameter scalar state (NAdam's ``mu_product``), if any.
+    _scalar_name: str | None = None
+    _scalar_init: float = 0.0
+    #: Columns that are not options of the group but fixed by the class (AdamW's decoupling).
+    _fixed: dict[str, float] = {}
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        if isinstance(params, np.ndarray) or isinstance(params, Mapping):
+            raise TypeError(
+                "params: expected a list of arrays or of parameter-group dicts, got "
+                f"{type(params).__name__}"
+            )
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self._columns: list[str] = list(_core.optim_columns(self._kind))
+        self._params: list[np.ndarray] = []
+        self._group_of: list[int] = []
+        self._steps = np.zeros(0, dtype=np.int64)
+        self._scalars = np.zeros(0, dtype=np.float64)
+        self._state_names: list[str] = []
+        self._flat: dict[np.dtype, list[np.ndarray]] = {d: [] for d in _FLOATS}
+        self._used: list[int] = []
+        self._n_alloc = 0
+        groups = list(params)
+        if not groups:
+            raise ValueError("params: the optimizer got an empty parameter list")
+        if not isinstance(groups[0], Mapping):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    # ------------------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group of parameters with its own options (missing ones from ``defaults``)."""
+        if not isinstance(param_group, Mapping) or "params" not in param_group:
+            raise TypeError("param_group: expected a dict with a 'params' list")
+        group = dict(param_group)
+        ps = group["params"]
+        ps = [ps] if isinstance(ps, np.ndarray) else list(ps)
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise ValueError(
+                f"param_groups[{len(self.param_groups)}]: unknown option(s) {sorted(unknown)}; "
+                f"{type(self).__name__} takes {sorted(self.defaults)}"
+            )
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        seen = {id(p) for p in self._params}
+        for j, p in enumerate(ps):
+            where = f"param_groups[{len(self.param_groups)}]['params'][{j}]"
+            _check_param(p, where)
+            if id(p) in seen:
+                raise ValueError(f"{where}: the same array appears more than once")
+            seen.add(id(p))
+        group["params"] = ps
+        g_index = len(self.param_groups)
+        self.param_groups.append(group)
+        try:
+            self._hyper()  # validates the options (names the group and option)
+        except Exception:
+            self.param_groups.pop()
+            raise
+        self._params.extend(ps)
+        self._group_of.extend([g_index] * len(ps))
+        self._steps = np.concatenate([self._steps, np.zeros(len(ps), np.int64)])
+        self._scalars = np.concatenate(
+            [self._scalars, np.full(len(ps), self._scalar_init, np.float64)]
+        )
+        self._group_idx = np.asarray(self._group_of, dtype=np.int64)
+        self._alloc_state()
+
+    # ------------------------------------------------------------------------------ state
+    def _row(self, group: Mapping[str, Any]) -> list[float]:
+        row = []
+        for col in self._columns:
+            if col in self._fixed:
+                row.append(float(self._fixed[col]))
+            elif col in ("beta1", "beta2"):
+                betas = group["betas"]
+                if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                    raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+                row.append(float(betas[col == "beta2"]))
+            else:
+                row.append(float(group[col]))
+        return row
+
+    def _hyper(self) -> np.ndarray:
+        hyper = np.array([self._row(g) for g in self.param_groups], dtype=np.float64)
+        names, used = _core.optim_state(self._kind, hyper.reshape(len(self.param_groups), -1))
+        self._state_names = list(names)
+        self._used = used
+        return hyper.reshape(len(self.param_groups), -1)
+
+    def _state_init(self, name: str, group: Mapping[str, Any]) -> float:
+        """Initial value of state buffer ``name`` for a parameter of ``group``."""
+        return 0.0
+
+    def _alloc_state(self) -> None:
+        """(Re)allocate flat buffers: keep existing values, start new parameters at their init."""
+        n_used = max(self._used, default=0)
+        self._n_alloc = n_used
+        for dtype in _FLOATS:
+            sizes = [p.size for p in self._params if p.dtype == dtype]
+            total = int(sum(sizes))
+            bufs = self._flat[dtype]
+            while len(bufs) < len(self._state_names):
+                bufs.append(np.zeros(0, dtype))
+            for k, name in enumerate(self._state_names):
+                needed = k < n_used and total > 0
+                if not needed or bufs[k].size == total:
+                    continue
+                fresh = self._fresh_buffer(dtype, name)
+                fresh[: bufs[k].size] = bufs[k]
+                bufs[k] = fresh
+
+    def _fresh_buffer(self, dtype: np.dtype, name: str) -> np.ndarray:
+        parts = [
+            np.full(p.size, self._state_init(name, self.param_groups[g]), dtype)
+            for p, g in zip(self._params, self._group_of)
+            if p.dtype == dtype
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    def _views(self) -> list[dict[str, np.ndarray]]:
+        """Per-parameter views into the flat buffers (allocated ones only)."""
+        out: list[dict[str, np.ndarray]] = [{} for _ in self._params]
+        offsets = {d: 0 for d in _FLOATS}
+        for i, p in enumerate(self._params):
+            o = offsets[p.dtype]
+            for name, buf in zip(self._state_names, self._flat[p.dtype]):
+                if buf.size:
+                    out[i][name] = buf[o : o + p.size].reshape(p.shape)
+            offsets[p.dtype] = o + p.size
+        return out
+
+    # ------------------------------------------------------------------------------ step
+    def step(self, grads: Sequence[np.ndarray | None], *, check_finite: bool = False) -> None:
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        grads : list of ndarray or None
+            One gradient per parameter, in ``parameters`` order (groups concatenated), each with
+            its parameter's shape and dtype; ``None`` skips that parameter (its step count too).
+        check_finite : bool
+            If true, raise ``FloatingPointError`` and change nothing when any gradient holds NaN
+            or infinity. By default non-finite values propagate, as in PyTorch.
+        """
+        grads = grads if isinstance(grads, list) else list(grads)
+        hyper = self._hyper()
+        if max(self._used, default=0) and any(
+            (b.size == 0) for d in _FLOATS for b in self._flat[d][: max(self._used)]
+        ):
+            self._alloc_state()  # an option turned on a state buffer (amsgrad, momentum, ...)
+        if check_finite and not _core.all_finite([g for g in grads if g is not None]):
+            raise FloatingPointError("grads: a gradient holds NaN or infinity; nothing was updated")
+        lrs = _core.optim_step(
+            self._kind,
+            self._params,
+            grads,
+            self._group_idx,
+            self._steps,
+            self._scalars,
+            hyper,
+            self._flat[_FLOATS[0]],
+            self._flat[_FLOATS[1]],
+        )
+        if lrs is not None:
+            for g, lr in zip(self.param_groups, lrs):
+                g["lr"] = lr
+
+    def zero_state(self) -> None:
+        """Forget all state: as if no step had been taken (options are kept)."""
+        self._steps[:] = 0
+        self._scalars[:] = self._scalar_init
+        for dtype in _FLOATS:
+            self._flat[dtype] = [np.zeros(0, dtype) for _ in self._state_names]
+        self._alloc_state()
+
+    # ------------------------------------------------------------------------------ state dict
+    def state_dict(self) -> dict[str, Any]:
+        """Torch-style state: ``{"state": {i: {...}}, "param_groups": [...]}`` with copies.
+
+        Parameters are referred to by their index in the order of all groups concatenated.
+        """
+        state: dict[int, dict[str, Any]] = {}
+        for i, views in enumerate(self._views()):
+            if self._steps[i] == 0:
+                continue
+            entry: dict[str, Any] = {"step": int(self._steps[i])}
+            entry.update({k: v.copy() for k, v in views.items()})
+            if self._scalar_name:
+                entry[self._scalar_name] = float(self._scalars[i])
+            state[i] = entry
+        groups, start = [], 0
+        for g in self.param_groups:
+            d = {k: v for k, v in g.items() if k != "params"}
+            d["params"] = list(range(start, start + len(g["params"])))
+            start += len(g["params"])
+            groups.append(d)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore options and state saved by :meth:`state_dict` (bit-identical).
+
+        Everything is checked before anything changes.
+        """
+        groups = state_dict.get("param_groups")
+        state = state_dict.get("state")
+        if not isinstance(groups, list) or not isinstance(state, Mapping):
+            raise ValueError("state_dict: expected keys 'state' (dict) and 'param_groups' (list)")
+        if len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict: has {len(groups)} parameter groups, the optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        for gi, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            if len(saved.get("params", [])) != len(mine["params"]):
+                raise ValueError(
+                    f"state_dict: param_groups[{gi}] has {len(saved.get('params', []))} "
+                    f"parameters, the optimizer's has {len(mine['params'])}"
+                )
+        views_shapes = [p.shape for p in self._params]
+        for key, entry in state.items():
+            i = int(key)
+            if not 0 <= i < len(self._params):
+                raise IndexError(f"state_dict: state index {i} out of range")
+            for name, val in entry.items():
+                if name in ("step", self._scalar_name):
+                    continue
+                if name not in self._state_names:
+                    raise ValueError(f"state_dict: state[{i}] has unknown buffer {name!r}")
+                arr = np.asarray(val)
+                if arr.shape != views_shapes[i] or arr.dtype != self._params[i].dtype:
+                    raise ValueError(
+                        f"state_dict: state[{i}][{name!r}] has shape {arr.shape} and dtype "
+                        f"{arr.dtype}, expected {views_shapes[i]} and {self._params[i].dtype}"
+                    )
+        # All checked: apply.
+        old_groups = [dict(g) for g in self.param_groups]
+        try:
+            for saved, mine in zip(groups, self.param_groups):
+                for k, v in saved.items():
+                    if k != "params":
+                        mine[k] = tuple(v) if k == "betas" else v
+            self._hyper()
+        except Exception:
+            for mine, old in zip(self.param_groups, old_groups):
+                mine.clear()
+                mine.update(old)
+            raise
+        self.zero_state()
+        views = self._views()
+        for key, entry in state.items():
+            i = int(key)
+            self._steps[i] = int(entry.get("step", 0))
+            if self._scalar_name and self._scalar_name in entry:
+                self._scalars[i] = float(entry[self._scalar_name])
+            for name, val in entry.items():
+                if name in views[i]:
+                    views[i][name][...] = val
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"{type(self).__name__}({len(self._params)} parameters, {opts})"
+
+
+def _check_param(p: Any, where: str) -> None:
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{where}: expected a numpy array, got {type(p).__name__}")
+    if p.dtype not in _FLOATS:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {p.dtype}")
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{where}: must be C-contiguous (it is updated in place)")
+    if not p.flags.writeable:
+        raise ValueError(f"{where}: is read-only (it is updated in place)")
+
+
+def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write an optimizer state dict to ``path`` as ``.npz`` (atomically: temp file + rename).
+
+    Arrays are stored as ``state/<i>/<name>``; the parameter groups and scalar state as JSON.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for i, entry in state_dict["state"].items():
+        for name, v in entry.items():
+            if isinstance(v, np.ndarray):
+                arrays[f"state/{i}/{name}"] = v
+            else:
+                scalars.setdefault(str(i), {})[name] = v
+    meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    _atomic_savez(path, arrays)
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state dict written by :func:`save_state_dict`."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(bytes(f["meta"]).decode())
+        state: dict[int, dict[str, Any]] = {}
+        for i, entry in meta["scalars"].items():
+            state.setdefault(int(i), {}).update(entry)
+        for key in f.files:
+            if key.startswith("state/"):
+                _, i, name = key.split("/", 2)
+                state.setdefault(int(i), {})[name] = f[key]
+    groups = meta["param_groups"]
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+def _atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,307 @@
+"""The optimizers of :mod:`nesy.optim`: torch.optim's formulas, defaults and option names.
+
+Every class is a thin declaration over :class:`~nesy.optim._base.Optimizer`; the update rules
+run in Rust (``rust/core/src/optim/<rule>.rs``, whose header states each formula). ``g`` below is
+the gradient (negated when ``maximize``), ``t`` the parameter's update count starting at 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from nesy.optim._base import Optimizer
+
+Betas = tuple[float, float]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (``torch.optim.SGD``).
+
+    ``g += weight_decay * p``; with momentum ``buf = g`` at t = 1, then
+    ``buf = momentum * buf + (1 - dampening) * g``, and ``g = g + momentum * buf`` (nesterov) or
+    ``g = buf``; finally ``p -= lr * g``.
+    """
+
+    _kind = "sgd"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``).
+
+    ``g += weight_decay * p``; ``clr = lr / (1 + (t - 1) * lr_decay)``; ``sum += g * g``
+    (``sum`` starts at ``initial_accumulator_value``); ``p -= clr * g / (sqrt(sum) + eps)``.
+    """
+
+    _kind = "adagrad"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        if not initial_accumulator_value >= 0.0:
+            raise ValueError(
+                f"initial_accumulator_value: must be >= 0, got {initial_accumulator_value}"
+            )
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps, maximize=maximize))
+
+    def _state_init(self, name: str, group: Mapping[str, Any]) -> float:
+        return float(group["initial_accumulator_value"])
+
+
+class RMSprop(Optimizer):
+    """RMSprop (``torch.optim.RMSprop``).
+
+    ``g += weight_decay * p``; ``sq = alpha * sq + (1 - alpha) * g * g``; centered:
+    ``ga = lerp(ga, g, 1 - alpha)``, ``avg = sqrt(sq - ga * ga) + eps``, else
+    ``avg = sqrt(sq) + eps``; with momentum ``buf = momentum * buf + g / avg``,
+    ``p -= lr * buf``, else ``p -= lr * g / avg``.
+    """
+
+    _kind = "rmsprop"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+
+class Adadelta(Optimizer):
+    """Adadelta (``torch.optim.Adadelta``).
+
+    ``g += weight_decay * p``; ``sq = rho * sq + (1 - rho) * g * g``;
+    ``delta = sqrt(acc + eps) / sqrt(sq + eps) * g``;
+    ``acc = rho * acc + (1 - rho) * delta * delta``; ``p -= lr * delta``.
+    """
+
+    _kind = "adadelta"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+class Adam(Optimizer):
+    """Adam (``torch.optim.Adam``).
+
+    ``g += weight_decay * p``; ``m = lerp(m, g, 1 - beta1)``;
+    ``v = beta2 * v + (1 - beta2) * g * g``; amsgrad: ``vmax = max(vmax, v)`` used for ``v``;
+    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+    """
+
+    _kind = "adam"
+    _fixed = {"decoupled_weight_decay": 0.0}
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
+
+
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
+
+    ``p *= 1 - lr * weight_decay`` first, then the Adam update without the L2 term.
+    """
+
+    _fixed = {"decoupled_weight_decay": 1.0}
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
+
+
+class Adamax(Optimizer):
+    """Adamax (``torch.optim.Adamax``), Adam with the infinity norm.
+
+    ``g += weight_decay * p``; ``m = lerp(m, g, 1 - beta1)``; ``u = max(beta2 * u, |g| + eps)``;
+    ``p -= lr / (1 - beta1**t) * m / u``.
+    """
+
+    _kind = "adamax"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize))
+
+
+class NAdam(Optimizer):
+    """NAdam (``torch.optim.NAdam``), Adam with Nesterov momentum.
+
+    ``mu_t = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay))``, ``prod_t = prod_{t-1} * mu_t``;
+    ``m``, ``v`` as Adam; ``denom = sqrt(v / (1 - beta2**t)) + eps``;
+    ``p -= lr * (1 - mu_t) / (1 - prod_t) * g / denom``, then
+    ``p -= lr * mu_{t+1} / (1 - prod_t * mu_{t+1}) * m / denom``. Weight decay is L2 or, with
+    ``decoupled_weight_decay``, ``p *= 1 - lr * weight_decay``.
+    """
+
+    _kind = "nadam"
+    _scalar_name = "mu_product"
+    _scalar_init = 1.0
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        *,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms").
+
+    ``p *= 1 - lr * weight_decay``; ``p -= lr * sign(beta1 * m + (1 - beta1) * g)``;
+    ``m = beta2 * m + (1 - beta2) * g``. Use a learning rate 3-10x smaller than AdamW's.
+    """
+
+    _kind = "lion"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-4,
+        betas: Betas = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay,
+                                      maximize=maximize))
+
+
+class SGDHD(Optimizer):
+    """SGD whose learning rate adapts by hypergradient descent (Baydin et al. 2018).
+
+    Before each update, every group's rate moves along the hypergradient:
+    ``lr = max(0, lr + hypergrad_lr * sum_i g_t,i . u_t-1,i)`` where ``u`` is the direction the
+    previous step applied (``g``, or the momentum / Nesterov direction); then the SGD update with
+    the new ``lr``. ``param_groups[i]["lr"]`` holds the adapted rate after each step.
+    """
+
+    _kind = "sgd_hd"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        hypergrad_lr: float = 1e-3,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize, hypergrad_lr=hypergrad_lr))
+
+
+class AdamHD(Optimizer):
+    """Adam whose learning rate adapts by hypergradient descent (Baydin et al. 2018).
+
+    ``lr = max(0, lr + hypergrad_lr * sum_i g_t,i . u_t-1,i)`` with
+    ``u = (m / (1 - beta1**(t-1))) / (sqrt(v) / sqrt(1 - beta2**(t-1)) + eps)``, the previous
+    Adam step per unit of learning rate; then the Adam update with the new ``lr``.
+    """
+
+    _kind = "adam_hd"
+    _fixed = {"decoupled_weight_decay": 0.0}
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        hypergrad_lr: float = 1e-7,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, hypergrad_lr=hypergrad_lr))
