@@ -323,7 +323,7 @@ _ACTIVATIONS: dict = {
 }
 
 
-def get_activation(name: "str | Callable[[], Module]", **kwargs: Any) -> Module:
+def get_activation(name: str | Callable[[], Module], **kwargs: Any) -> Module:
     """Build an activation module from a name (``"relu"``, ``"tanh"``, ...) or a factory.
 
     ``"identity"`` / ``"linear"`` / ``None`` give :class:`~nesy.nn.module.Identity`.

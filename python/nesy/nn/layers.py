@@ -49,6 +49,9 @@ class Dense(Module):
     ``(n_samples, in_features)``) and returns ``(*, out_features)``.
     """
 
+    weight: np.ndarray
+    bias: np.ndarray
+
     def __init__(
         self,
         in_features: int,

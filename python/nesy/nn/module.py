@@ -37,6 +37,11 @@ class Module:
     """
 
     training: bool
+    _parameters: Dict[str, np.ndarray]
+    _grads: Dict[str, np.ndarray]
+    _buffers: Dict[str, np.ndarray]
+    _modules: Dict[str, Module]
+    _ctx: Optional[Tuple[Any, ...]]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -158,7 +163,7 @@ class Module:
         yield from self._modules.values()
 
     def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, Module]]:
-        """``(name, module)`` for this module (name ``prefix``) and every descendant, depth first."""
+        """``(name, module)`` for this module (named ``prefix``) and each descendant."""
         seen: set = set()
 
         def walk(mod: Module, pre: str) -> Iterator[Tuple[str, Module]]:
@@ -267,7 +272,9 @@ class Module:
         if strict:
             missing = [k for k in targets if k not in keys]
             if missing:
-                raise ValueError(f"load_state_dict: missing key {missing[0]!r} (missing: {missing})")
+                raise ValueError(
+                    f"load_state_dict: missing key {missing[0]!r} (missing: {missing})"
+                )
             unexpected = [k for k in keys if k not in targets]
             if unexpected:
                 raise ValueError(
@@ -290,21 +297,21 @@ class Module:
         for dst, src in pairs:
             np.copyto(dst, src)
 
-    def save(self, path: "os.PathLike[str] | str") -> None:
+    def save(self, path: os.PathLike[str] | str) -> None:
         """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename)."""
         path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".nesy-", suffix=".npz.tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.state_dict())
+                np.savez(fh, **self.state_dict())  # type: ignore[arg-type]
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
 
-    def load(self, path: "os.PathLike[str] | str", strict: bool = True) -> None:
+    def load(self, path: os.PathLike[str] | str, strict: bool = True) -> None:
         """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`)."""
         with np.load(os.fspath(path), allow_pickle=False) as data:
             self.load_state_dict({k: data[k] for k in data.files}, strict=strict)

@@ -60,6 +60,8 @@ class Optimizer:
         self._flat: dict[np.dtype, list[np.ndarray]] = {d: [] for d in _FLOATS}
         self._used: list[int] = []
         self._n_alloc = 0
+        #: SIMD level for the kernels (None: the best this CPU has); tests pin it.
+        self._simd: str | None = None
         groups = list(params)
         if not groups:
             raise ValueError("params: the optimizer got an empty parameter list")
@@ -203,6 +205,7 @@ class Optimizer:
             hyper,
             self._flat[_FLOATS[0]],
             self._flat[_FLOATS[1]],
+            self._simd,
         )
         if lrs is not None:
             for g, lr in zip(self.param_groups, lrs):

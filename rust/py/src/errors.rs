@@ -20,3 +20,14 @@ pub fn type_error(msg: impl Into<String>) -> PyErr {
 pub fn value_error(msg: impl Into<String>) -> PyErr {
     PyValueError::new_err(msg.into())
 }
+
+/// A shape as Python prints it: `(4,)`, `(2, 3)`, `()`.
+pub fn py_shape(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}

@@ -104,7 +104,8 @@ pub fn clip_grad_norm(
     let level = level(simd)?;
     let mut rw = borrow_rw(grads, "grads")?;
     let m = mixed(&mut rw);
-    run_kernel(py, || {
+    let work = m.len();
+    run_kernel(py, work, || {
         grad::clip_grad_norm(
             Par::Rayon,
             level,
@@ -133,7 +134,8 @@ pub fn clip_grad_value(
     }
     let mut rw = borrow_rw(grads, "grads")?;
     let m = mixed(&mut rw);
-    run_kernel(py, || {
+    let work = m.len();
+    run_kernel(py, work, || {
         grad::clip_value(Par::Rayon, level, m.f32, clip_value);
         grad::clip_value(Par::Rayon, level, m.f64, clip_value);
         Ok(())
@@ -153,7 +155,10 @@ pub fn grad_norm(
     let ro = borrow_ro(xs, "xs")?;
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
     let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
-    run_kernel(py, || grad::norm(Par::Rayon, level, &a, &b, norm_type))
+    let work = len(&a) + len(&b);
+    run_kernel(py, work, || {
+        grad::norm(Par::Rayon, level, &a, &b, norm_type)
+    })
 }
 
 /// Whether every element of every array is finite.
@@ -164,7 +169,8 @@ pub fn all_finite(py: Python<'_>, xs: &Bound<'_, PyList>, simd: Option<&str>) ->
     let ro = borrow_ro(xs, "xs")?;
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
     let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
-    run_kernel(py, || {
+    let work = len(&a) + len(&b);
+    run_kernel(py, work, || {
         Ok(grad::all_finite(Par::Rayon, level, &a) && grad::all_finite(Par::Rayon, level, &b))
     })
 }
@@ -181,7 +187,8 @@ pub fn scale(
     let level = level(simd)?;
     let mut rw = borrow_rw(xs, "xs")?;
     let m = mixed(&mut rw);
-    run_kernel(py, || {
+    let work = m.len();
+    run_kernel(py, work, || {
         m.scale(Par::Rayon, level, factor);
         Ok(())
     })
@@ -228,7 +235,8 @@ pub fn penalty(
     let m = mixed(&mut rw);
     let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
     let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
-    run_kernel(py, || {
+    let work = 2 * (len(&a) + len(&b));
+    run_kernel(py, work, || {
         Ok(grad::penalty(Par::Rayon, level, m.f32, &a, l1, l2)
             + grad::penalty(Par::Rayon, level, m.f64, &b, l1, l2))
     })
@@ -238,4 +246,8 @@ fn shape(x: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     x.getattr("shape")
         .and_then(|s| s.extract())
         .map_err(|_| type_error("expected numpy arrays"))
+}
+
+fn len<T>(xs: &[&[T]]) -> usize {
+    xs.iter().map(|x| x.len()).sum()
 }

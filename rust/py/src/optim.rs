@@ -168,9 +168,9 @@ impl<'py, T: Element> Borrowed<'py, T> {
             })?;
             if garr.shape() != p.shape() {
                 return Err(value_error(format!(
-                    "grads[{i}]: shape {:?} does not match params[{i}] shape {:?}",
-                    garr.shape(),
-                    p.shape()
+                    "grads[{i}]: shape {} does not match params[{i}] shape {}",
+                    crate::errors::py_shape(garr.shape()),
+                    crate::errors::py_shape(p.shape())
                 )));
             }
             if !garr.is_c_contiguous() {
@@ -418,10 +418,12 @@ pub fn optim_step<'py>(
     let (mut sc32, mut sc64) = (b32.scalars(scalars), b64.scalars(scalars));
     let slots32 = b32.slots(groups, steps, &mut sc32)?;
     let slots64 = b64.slots(groups, steps, &mut sc64)?;
+    let work = slots32.iter().map(|s| s.param.len()).sum::<usize>()
+        + slots64.iter().map(|s| s.param.len()).sum::<usize>();
     let result = for_kind!(kind,
         R => {
             let rule = <R as Rule<f32>>::from_rows(&rows).map_err(to_py)?;
-            run_kernel(py, || {
+            run_kernel(py, work, || {
                 optim::validate::<f32, R>(&rule, &slots32)?;
                 optim::validate::<f64, R>(&rule, &slots64)?;
                 optim::step::<f32, R>(Par::Rayon, level, &rule, slots32)?;
@@ -431,7 +433,7 @@ pub fn optim_step<'py>(
         },
         hd H => {
             let mut rule = <H as Rule<f32>>::from_rows(&rows).map_err(to_py)?;
-            run_kernel(py, || hd_step::<H>(Par::Rayon, level, &mut rule, slots32, slots64).map(Some))
+            run_kernel(py, work, || hd_step::<H>(Par::Rayon, level, &mut rule, slots32, slots64).map(Some))
         }
     )?;
     b32.commit(steps, scalars, &sc32);

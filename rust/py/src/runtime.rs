@@ -81,8 +81,20 @@ pub fn set_num_threads(n: usize) -> PyResult<()> {
     Ok(())
 }
 
-/// Runs `f` with the GIL released on nesy's pool and maps its error to a Python exception.
-pub fn run_kernel<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R> + Send) -> PyResult<R> {
+/// Runs `f` with the GIL released and maps its error to a Python exception.
+///
+/// `work` is the number of elements the kernel touches: below
+/// [`MIN_PARALLEL_WORK`](nesy_core::par::MIN_PARALLEL_WORK) kernels run sequentially anyway, so
+/// `f` runs on the calling thread and skips the hand-off to a pool thread (a few microseconds).
+/// Otherwise it runs inside nesy's pool, whose threads its parallel loops then use.
+pub fn run_kernel<R: Send>(
+    py: Python<'_>,
+    work: usize,
+    f: impl FnOnce() -> Result<R> + Send,
+) -> PyResult<R> {
+    if work < nesy_core::par::MIN_PARALLEL_WORK {
+        return py.detach(f).map_err(to_py);
+    }
     let pool = pool()?;
     py.detach(|| pool.install(f)).map_err(to_py)
 }

@@ -35,6 +35,8 @@ pub struct AdadeltaCoef<T> {
     pub w: T,
     pub eps: T,
     pub l2: T,
+    /// Whether to add the L2 term, decided on the `f64` option as torch does.
+    pub use_l2: bool,
     pub maximize: bool,
 }
 
@@ -72,6 +74,7 @@ impl<T: Float> Rule<T> for Adadelta {
             w: T::of(1.0 - g.rho),
             eps: T::of(g.eps),
             l2: T::of(g.weight_decay),
+            use_l2: g.weight_decay != 0.0,
             maximize: g.maximize,
         }
     }
@@ -84,7 +87,7 @@ impl<T: Float> Rule<T> for Adadelta {
         cut_mut!(n; p, sq, acc);
         for i in 0..n {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             sq[i] = sq[i] * c.rho + c.w * gi * gi;

@@ -31,6 +31,8 @@ const COLUMNS: &[&str] = &["lr", "lr_decay", "weight_decay", "eps", "maximize"];
 pub struct AdagradCoef<T> {
     pub neg_clr: T,
     pub l2: T,
+    /// Whether to add the L2 term, decided on the `f64` option as torch does.
+    pub use_l2: bool,
     pub eps: T,
     pub maximize: bool,
 }
@@ -67,6 +69,7 @@ impl<T: Float> Rule<T> for Adagrad {
         AdagradCoef {
             neg_clr: T::of(-clr),
             l2: T::of(g.weight_decay),
+            use_l2: g.weight_decay != 0.0,
             eps: T::of(g.eps),
             maximize: g.maximize,
         }
@@ -80,7 +83,7 @@ impl<T: Float> Rule<T> for Adagrad {
         cut_mut!(n; p, sum);
         for i in 0..n {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             sum[i] = sum[i] + gi * gi;

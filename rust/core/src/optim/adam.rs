@@ -64,6 +64,7 @@ impl AdamGroup {
                 self.weight_decay
             }),
             decay: T::of(1.0 - lr * self.weight_decay),
+            use_l2: !self.decoupled && self.weight_decay != 0.0,
             decoupled: self.decoupled && self.weight_decay != 0.0,
             amsgrad: self.amsgrad,
             maximize: self.maximize,
@@ -92,6 +93,7 @@ pub struct AdamCoef<T> {
     pub w2: T,
     pub eps: T,
     pub l2: T,
+    pub use_l2: bool,
     pub decay: T,
     pub decoupled: bool,
     pub amsgrad: bool,
@@ -129,43 +131,66 @@ impl<T: Float> Rule<T> for Adam {
     }
 }
 
-/// The Adam element loop (shared with Adam-HD).
+/// The Adam element loop (shared with Adam-HD). Loop-invariant options become const generics
+/// so that every variant is a straight-line loop LLVM vectorises.
 #[inline(always)]
 pub(crate) fn adam_apply<T: Float>(c: &AdamCoef<T>, p: &mut [T], g: &[T], s: &mut State<'_, T>) {
     let n = p.len();
     let [m, v, vmax] = s;
     cut!(n; g);
     cut_mut!(n; p, m, v);
-    let c = *c;
-    if c.decoupled {
-        for x in p.iter_mut() {
-            *x = *x * c.decay;
-        }
+    let vmax: &mut [T] = if c.amsgrad { &mut vmax[..n] } else { &mut [] };
+    let l2 = c.use_l2;
+    let low = c.w1 < T::of(0.5);
+    macro_rules! go {
+        ($($ams:literal $l2:literal $low:literal $dec:literal),*) => {
+            match (c.amsgrad, l2, low, c.decoupled) {
+                $(($ams, $l2, $low, $dec) => adam_loop::<T, $ams, $l2, $low, $dec>(c, p, g, m, v, vmax),)*
+            }
+        };
     }
-    // One pass: branches on `c` are loop-invariant and get unswitched.
-    if c.amsgrad {
-        let vmax = &mut vmax[..n];
-        for i in 0..n {
-            let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
-                gi = gi + c.l2 * p[i];
-            }
-            m[i] = m[i].lerp(gi, c.w1);
-            v[i] = v[i] * c.beta2 + c.w2 * gi * gi;
+    go!(false false false false, false false false true, false false true false, false false true true,
+        false true false false, false true false true, false true true false, false true true true,
+        true false false false, true false false true, true false true false, true false true true,
+        true true false false, true true false true, true true true false, true true true true)
+}
+
+#[inline(always)]
+fn adam_loop<T: Float, const AMS: bool, const L2: bool, const LOW: bool, const DEC: bool>(
+    c: &AdamCoef<T>,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vmax: &mut [T],
+) {
+    let n = p.len();
+    let c = *c;
+    let sign = if c.maximize { -T::ONE } else { T::ONE };
+    let half = T::of(0.5);
+    let _ = half;
+    for i in 0..n {
+        let mut gi = g[i] * sign; // exact: multiplying by +-1 only flips the sign
+        if DEC {
+            p[i] = p[i] * c.decay;
+        }
+        if L2 {
+            gi = gi + c.l2 * p[i];
+        }
+        // torch.lerp(m, g, w): the branch on w is decided outside the loop.
+        m[i] = if LOW {
+            m[i] + c.w1 * (gi - m[i])
+        } else {
+            gi - (gi - m[i]) * (T::ONE - c.w1)
+        };
+        v[i] = v[i] * c.beta2 + c.w2 * gi * gi;
+        let vv = if AMS {
             vmax[i] = vmax[i].max_nan(v[i]);
-            let denom = vmax[i].sqrt() / c.bc2_sqrt + c.eps;
-            p[i] = p[i] + c.neg_step_size * m[i] / denom;
-        }
-    } else {
-        for i in 0..n {
-            let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
-                gi = gi + c.l2 * p[i];
-            }
-            m[i] = m[i].lerp(gi, c.w1);
-            v[i] = v[i] * c.beta2 + c.w2 * gi * gi;
-            let denom = v[i].sqrt() / c.bc2_sqrt + c.eps;
-            p[i] = p[i] + c.neg_step_size * m[i] / denom;
-        }
+            vmax[i]
+        } else {
+            v[i]
+        };
+        let denom = vv.sqrt() / c.bc2_sqrt + c.eps;
+        p[i] = p[i] + c.neg_step_size * m[i] / denom;
     }
 }

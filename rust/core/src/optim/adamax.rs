@@ -35,6 +35,8 @@ pub struct AdamaxCoef<T> {
     pub beta2: T,
     pub eps: T,
     pub l2: T,
+    /// Whether to add the L2 term, decided on the `f64` option as torch does.
+    pub use_l2: bool,
     pub maximize: bool,
 }
 
@@ -74,6 +76,7 @@ impl<T: Float> Rule<T> for Adamax {
             beta2: T::of(g.beta2),
             eps: T::of(g.eps),
             l2: T::of(g.weight_decay),
+            use_l2: g.weight_decay != 0.0,
             maximize: g.maximize,
         }
     }
@@ -86,7 +89,7 @@ impl<T: Float> Rule<T> for Adamax {
         cut_mut!(n; p, m, u);
         for i in 0..n {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             m[i] = m[i].lerp(gi, c.w1);

@@ -193,6 +193,17 @@ pub struct Mixed<'a> {
 }
 
 impl Mixed<'_> {
+    /// Number of elements of all tensors.
+    pub fn len(&self) -> usize {
+        self.f32.iter().map(|x| x.len()).sum::<usize>()
+            + self.f64.iter().map(|x| x.len()).sum::<usize>()
+    }
+
+    /// Whether there are no elements at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn views(&self) -> (Vec<&[f32]>, Vec<&[f64]>) {
         (
             self.f32.iter().map(|x| &**x).collect(),

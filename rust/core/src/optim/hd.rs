@@ -61,6 +61,7 @@ pub(crate) const SGD_HD_COLUMNS: &[&str] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct SgdDot<T> {
     pub l2: T,
+    pub use_l2: bool,
     pub active: bool,
     pub maximize: bool,
 }
@@ -107,6 +108,7 @@ impl<T: Float> Hypergradient<T> for SgdHd {
         let g = &self.groups[group];
         SgdDot {
             l2: T::of(g.weight_decay),
+            use_l2: g.weight_decay != 0.0,
             active: step > 1,
             maximize: g.maximize,
         }
@@ -122,7 +124,7 @@ impl<T: Float> Hypergradient<T> for SgdHd {
         let c = *c;
         sum_lanes(n, |i| {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             gi.to_f64() * u[i].to_f64()
@@ -151,6 +153,7 @@ pub struct AdamDot<T> {
     pub bc2_sqrt: T,
     pub eps: T,
     pub l2: T,
+    pub use_l2: bool,
     pub active: bool,
     pub amsgrad: bool,
     pub maximize: bool,
@@ -218,6 +221,7 @@ impl<T: Float> Hypergradient<T> for AdamHd {
             bc2_sqrt: T::of(bc2.sqrt()),
             eps: T::of(g.eps),
             l2: T::of(if g.decoupled { 0.0 } else { g.weight_decay }),
+            use_l2: !g.decoupled && g.weight_decay != 0.0,
             active: step > 1,
             amsgrad: g.amsgrad,
             maximize: g.maximize,
@@ -235,7 +239,7 @@ impl<T: Float> Hypergradient<T> for AdamHd {
         let c = *c;
         sum_lanes(n, |i| {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             let u = m[i] * c.inv_bc1 / (v[i].sqrt() / c.bc2_sqrt + c.eps);

@@ -52,6 +52,7 @@ pub struct NadamCoef<T> {
     pub w2: T,
     pub eps: T,
     pub l2: T,
+    pub use_l2: bool,
     pub decay: T,
     pub decoupled: bool,
     pub maximize: bool,
@@ -103,6 +104,7 @@ impl<T: Float> Rule<T> for Nadam {
             w2: T::of(1.0 - g.beta2),
             eps: T::of(g.eps),
             l2: T::of(if g.decoupled { 0.0 } else { g.weight_decay }),
+            use_l2: !g.decoupled && g.weight_decay != 0.0,
             decay: T::of(1.0 - g.lr * g.weight_decay),
             decoupled: g.decoupled && g.weight_decay != 0.0,
             maximize: g.maximize,
@@ -120,7 +122,7 @@ impl<T: Float> Rule<T> for Nadam {
             if c.decoupled {
                 p[i] = p[i] * c.decay;
             }
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             m[i] = m[i].lerp(gi, c.w1);

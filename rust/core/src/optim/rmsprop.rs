@@ -46,7 +46,10 @@ pub struct RmspropCoef<T> {
     pub w: T,
     pub eps: T,
     pub l2: T,
+    /// Whether to add the L2 term, decided on the `f64` option as torch does.
+    pub use_l2: bool,
     pub momentum: T,
+    pub use_buf: bool,
     pub centered: bool,
     pub maximize: bool,
 }
@@ -94,7 +97,9 @@ impl<T: Float> Rule<T> for Rmsprop {
             w: T::of(1.0 - g.alpha),
             eps: T::of(g.eps),
             l2: T::of(g.weight_decay),
+            use_l2: g.weight_decay != 0.0,
             momentum: T::of(g.momentum),
+            use_buf: g.momentum > 0.0,
             centered: g.centered,
             maximize: g.maximize,
         }
@@ -106,7 +111,7 @@ impl<T: Float> Rule<T> for Rmsprop {
         let [sq, buf, ga] = s;
         cut!(n; g);
         cut_mut!(n; p, sq);
-        let use_buf = c.momentum > T::ZERO;
+        let use_buf = c.use_buf;
         let buf = if use_buf { &mut buf[..n] } else { &mut [][..] };
         let ga = if c.centered {
             &mut ga[..n]
@@ -115,7 +120,7 @@ impl<T: Float> Rule<T> for Rmsprop {
         };
         for i in 0..n {
             let mut gi = if c.maximize { -g[i] } else { g[i] };
-            if c.l2 != T::ZERO {
+            if c.use_l2 {
                 gi = gi + c.l2 * p[i];
             }
             sq[i] = sq[i] * c.alpha + c.w * gi * gi;

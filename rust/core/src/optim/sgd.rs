@@ -59,8 +59,10 @@ impl SgdGroup {
         SgdCoef {
             neg_lr: T::of(-lr),
             momentum: T::of(self.momentum),
+            use_buf: self.momentum != 0.0,
             w: T::of(1.0 - self.dampening),
             l2: T::of(self.weight_decay),
+            use_l2: self.weight_decay != 0.0,
             first: step == 1,
             nesterov: self.nesterov,
             maximize: self.maximize,
@@ -72,8 +74,12 @@ impl SgdGroup {
 pub struct SgdCoef<T> {
     pub neg_lr: T,
     pub momentum: T,
+    /// Whether a momentum buffer is used (`momentum != 0` in `f64`).
+    pub use_buf: bool,
     pub w: T,
     pub l2: T,
+    /// Whether to add the L2 term, decided on the `f64` option as torch does.
+    pub use_l2: bool,
     pub first: bool,
     pub nesterov: bool,
     pub maximize: bool,
@@ -119,11 +125,11 @@ pub(crate) fn sgd_apply<T: Float>(
     let c = *c;
     cut!(n; g);
     cut_mut!(n; p);
-    let use_buf = c.momentum != T::ZERO;
+    let use_buf = c.use_buf;
     let buf = if use_buf { &mut buf[..n] } else { &mut [][..] };
     for i in 0..n {
         let mut d = if c.maximize { -g[i] } else { g[i] };
-        if c.l2 != T::ZERO {
+        if c.use_l2 {
             d = d + c.l2 * p[i];
         }
         if use_buf {

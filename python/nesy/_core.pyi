@@ -1,0 +1,65 @@
+"""Type stubs of the compiled extension ``nesy._core`` (kept in step by ``mypy.stubtest``)."""
+
+import numpy as np
+import numpy.typing as npt
+
+def build_info() -> dict[str, object]: ...
+def simd_levels() -> list[str]: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+
+# optim: one call updates every tensor (rust/py/src/optim.rs)
+def optim_columns(kind: str) -> list[str]: ...
+def optim_state(kind: str, hyper: npt.NDArray[np.float64]) -> tuple[list[str], list[int]]: ...
+def optim_step(
+    kind: str,
+    params: list[npt.NDArray[np.floating]],
+    grads: list[npt.NDArray[np.floating] | None],
+    groups: npt.NDArray[np.int64],
+    steps: npt.NDArray[np.int64],
+    scalars: npt.NDArray[np.float64],
+    hyper: npt.NDArray[np.float64],
+    state32: list[npt.NDArray[np.float32]],
+    state64: list[npt.NDArray[np.float64]],
+    simd: str | None = None,
+) -> list[float] | None: ...
+
+# gradient utilities fused across tensors (rust/py/src/grad.rs)
+def clip_grad_norm(
+    grads: list[npt.NDArray[np.floating]],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    simd: str | None = None,
+) -> float: ...
+def clip_grad_value(
+    grads: list[npt.NDArray[np.floating]], clip_value: float, simd: str | None = None
+) -> None: ...
+def grad_norm(
+    xs: list[npt.NDArray[np.floating]], norm_type: float = 2.0, simd: str | None = None
+) -> float: ...
+def all_finite(xs: list[npt.NDArray[np.floating]], simd: str | None = None) -> bool: ...
+def scale(xs: list[npt.NDArray[np.floating]], factor: float, simd: str | None = None) -> None: ...
+def penalty(
+    grads: list[npt.NDArray[np.floating]],
+    params: list[npt.NDArray[np.floating]],
+    l1: float = 0.0,
+    l2: float = 0.0,
+    simd: str | None = None,
+) -> float: ...
+
+__all__ = [
+    "all_finite",
+    "build_info",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "get_num_threads",
+    "grad_norm",
+    "optim_columns",
+    "optim_state",
+    "optim_step",
+    "penalty",
+    "scale",
+    "set_num_threads",
+    "simd_levels",
+]

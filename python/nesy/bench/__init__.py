@@ -1,0 +1,31 @@
+"""Side-by-side benchmarks of nesy against NumPy and PyTorch (when importable).
+
+One module per domain (``optim``, ...), shared by ``nesy bench <domain>`` and the
+pytest-benchmark suites in ``benches/``. Timings are best-of-N wall-clock times of one call,
+taken in one process on the same machine; only ratios between columns are meaningful.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def best_time(fn: Callable[[], object], repeat: int = 20, warmup: int = 2) -> float:
+    """Best wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (readable in a terminal and pasteable into the README)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)])

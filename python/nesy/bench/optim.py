@@ -1,0 +1,193 @@
+"""Optimizer step benchmark: nesy vs plain NumPy vs torch.optim (fused and foreach).
+
+Cases follow the foundation issue: one tensor of 10M parameters (memory-bound: compared with the
+machine's copy bandwidth measured in the same run) and 1,000 tensors of 1,000 parameters
+(per-tensor overhead). float32 throughout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nesy import optim
+from nesy.bench import best_time, format_table
+
+#: Bytes moved per parameter by one step: reads + writes of param, grad and state (float32).
+BYTES_PER_PARAM = {"adam": 28, "sgd_momentum": 20, "adagrad": 20, "rmsprop": 20}
+
+CASES = {"1 x 10M": (1, 10_000_000), "1000 x 1000": (1000, 1000)}
+QUICK_CASES = {"1 x 1M": (1, 1_000_000), "100 x 1000": (100, 1000)}
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+@dataclass
+class Problem:
+    params: list[np.ndarray]
+    grads: list[np.ndarray]
+
+    @classmethod
+    def make(cls, n_tensors: int, size: int, seed: int = 0) -> Problem:
+        rng = np.random.default_rng(seed)
+        params = [rng.standard_normal(size, dtype=np.float32) for _ in range(n_tensors)]
+        grads = [rng.standard_normal(size, dtype=np.float32) * 1e-2 for _ in range(n_tensors)]
+        return cls(params, grads)
+
+
+# ----------------------------------------------------------------------------- nesy
+def nesy_step(name: str, pb: Problem) -> Callable[[], None]:
+    opt = {
+        "adam": lambda: optim.Adam(pb.params, lr=1e-3),
+        "sgd_momentum": lambda: optim.SGD(pb.params, lr=1e-3, momentum=0.9),
+        "adagrad": lambda: optim.Adagrad(pb.params, lr=1e-2),
+        "rmsprop": lambda: optim.RMSprop(pb.params, lr=1e-2),
+    }[name]()
+    grads = pb.grads
+    return lambda: opt.step(grads)
+
+
+# ----------------------------------------------------------------------------- NumPy
+def numpy_step(name: str, pb: Problem) -> Callable[[], None]:
+    """A careful plain-NumPy implementation: in-place ufuncs, one scratch buffer per tensor."""
+    ps, gs = pb.params, pb.grads
+    st1 = [np.zeros_like(p) for p in ps]
+    st2 = [np.zeros_like(p) for p in ps]
+    tmp = [np.empty_like(p) for p in ps]
+    t = [0]
+
+    def adam() -> None:
+        t[0] += 1
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
+        step = lr / (1 - b1 ** t[0])
+        bc2 = (1 - b2 ** t[0]) ** 0.5
+        for p, g, m, v, s in zip(ps, gs, st1, st2, tmp):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            np.multiply(g, g, out=s)
+            s *= 1 - b2
+            v += s
+            np.sqrt(v, out=s)
+            s /= bc2
+            s += eps
+            np.divide(m, s, out=s)
+            s *= step
+            p -= s
+
+    def sgd_momentum() -> None:
+        for p, g, b in zip(ps, gs, st1):
+            b *= 0.9
+            b += g
+            p -= 1e-3 * b
+
+    def adagrad() -> None:
+        for p, g, acc, s in zip(ps, gs, st1, tmp):
+            np.multiply(g, g, out=s)
+            acc += s
+            np.sqrt(acc, out=s)
+            s += 1e-10
+            np.divide(g, s, out=s)
+            s *= 1e-2
+            p -= s
+
+    def rmsprop() -> None:
+        for p, g, sq, s in zip(ps, gs, st1, tmp):
+            sq *= 0.99
+            np.multiply(g, g, out=s)
+            s *= 0.01
+            sq += s
+            np.sqrt(sq, out=s)
+            s += 1e-8
+            np.divide(g, s, out=s)
+            s *= 1e-2
+            p -= s
+
+    return {"adam": adam, "sgd_momentum": sgd_momentum, "adagrad": adagrad,
+            "rmsprop": rmsprop}[name]
+
+
+# ----------------------------------------------------------------------------- torch
+def torch_step(name: str, pb: Problem, mode: str) -> Callable[[], None] | None:
+    """torch.optim with ``mode`` "fused" or "foreach"; None where torch has no such mode."""
+    import torch
+
+    ts = [torch.from_numpy(p.copy()) for p in pb.params]
+    for t, g in zip(ts, pb.grads):
+        t.grad = torch.from_numpy(g)
+    kw = {"fused": True} if mode == "fused" else {"foreach": True}
+    try:
+        opt = {
+            "adam": lambda: torch.optim.Adam(ts, lr=1e-3, **kw),
+            "sgd_momentum": lambda: torch.optim.SGD(ts, lr=1e-3, momentum=0.9, **kw),
+            "adagrad": lambda: torch.optim.Adagrad(ts, lr=1e-2, **kw),
+            "rmsprop": lambda: torch.optim.RMSprop(ts, lr=1e-2, **kw),
+        }[name]()
+        opt.step()
+    except (RuntimeError, TypeError, ValueError):
+        return None  # e.g. no fused CPU kernel for this optimizer in this torch version
+
+    def step() -> None:
+        with torch.no_grad():
+            opt.step()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- limits
+def copy_bandwidth(n_bytes: int = 400_000_000) -> dict[str, float]:
+    """Memory copy bandwidth in GB/s (read + write bytes), NumPy 1 thread and torch all threads."""
+    a = np.ones(n_bytes // 8, dtype=np.float32)
+    b = np.empty_like(a)
+    out = {"numpy copy (1 thread)": 2 * a.nbytes / best_time(lambda: np.copyto(b, a), 5) / 1e9}
+    if torch_available():
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        out[f"torch copy ({torch.get_num_threads()} threads)"] = (
+            2 * a.nbytes / best_time(lambda: tb.copy_(ta), 5) / 1e9
+        )
+    return out
+
+
+def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] | None = None,
+        repeat: int = 20, with_torch: bool | None = None) -> list[dict[str, object]]:
+    """Time every (optimizer, case) for every implementation; returns one dict per row."""
+    cases = CASES if cases is None else cases
+    optimizers = list(BYTES_PER_PARAM) if optimizers is None else optimizers
+    with_torch = torch_available() if with_torch is None else with_torch
+    rows = []
+    for name in optimizers:
+        for label, (k, n) in cases.items():
+            pb = Problem.make(k, n)
+            row: dict[str, object] = {"optimizer": name, "case": label, "params": k * n}
+            row["nesy"] = best_time(nesy_step(name, pb), repeat)
+            row["numpy"] = best_time(numpy_step(name, pb), max(3, repeat // 4))
+            if with_torch:
+                for mode in ("fused", "foreach"):
+                    fn = torch_step(name, pb, mode)
+                    row[f"torch {mode}"] = best_time(fn, repeat) if fn else None
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """Times in ms, speed-ups of nesy, and nesy's effective bandwidth."""
+    impls = [c for c in ("nesy", "torch fused", "torch foreach", "numpy") if c in rows[0]]
+    header = ["optimizer", "case", *[f"{c} ms" for c in impls], "nesy GB/s",
+              *[f"x vs {c}" for c in impls[1:]]]
+    out = []
+    for r in rows:
+        t = {c: r[c] for c in impls}
+        nesy_t = float(t["nesy"])  # type: ignore[arg-type]
+        gbs = BYTES_PER_PARAM[str(r["optimizer"])] * int(r["params"]) / nesy_t / 1e9  # type: ignore[call-overload]
+        cells = [f"{float(v) * 1e3:.2f}" if v is not None else "n/a" for v in t.values()]  # type: ignore[arg-type]
+        ratios = [f"{float(t[c]) / nesy_t:.1f}" if t[c] is not None else "n/a"  # type: ignore[arg-type]
+                  for c in impls[1:]]
+        out.append([str(r["optimizer"]), str(r["case"]), *cells, f"{gbs:.1f}", *ratios])
+    return format_table(header, out)

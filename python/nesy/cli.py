@@ -1,0 +1,64 @@
+"""The ``nesy`` command: ``info``, ``demo`` and ``bench <domain>``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _info(_: argparse.Namespace) -> int:
+    import nesy
+
+    info = nesy.info()
+    print(f"nesy {info['version']}")
+    print(f"SIMD level: {info['simd']} (supported: {', '.join(info['simd_levels'])})")  # type: ignore[arg-type]
+    print(f"threads: {info['threads']} (set NESY_NUM_THREADS to change)")
+    print(f"arch: {info['arch']}")
+    return 0
+
+
+def _bench_optim(args: argparse.Namespace) -> int:
+    from nesy.bench import optim as bench
+
+    cases = bench.QUICK_CASES if args.quick else bench.CASES
+    print("Optimizer step, float32: best of", args.repeat, "runs; 'x vs' = that time / nesy time")
+    for name, gbs in bench.copy_bandwidth().items():
+        print(f"memory limit: {name}: {gbs:.1f} GB/s")
+    if not bench.torch_available():
+        print("(torch is not importable: PyTorch columns omitted)")
+    rows = bench.run(cases, repeat=args.repeat)
+    print(bench.table(rows))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nesy.demo import run_demo
+
+    return run_demo(verbose=args.verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nesy`` console script."""
+    parser = argparse.ArgumentParser(prog="nesy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="version, SIMD level, threads").set_defaults(func=_info)
+    demo = sub.add_parser("demo", help="train an MLP on digits, then a short benchmark")
+    demo.add_argument("--verbose", type=int, default=1)
+    demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="benchmarks against NumPy and PyTorch")
+    bench_sub = bench.add_subparsers(dest="domain", required=True)
+    b_optim = bench_sub.add_parser("optim", help="optimizer steps")
+    b_optim.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    b_optim.add_argument("--repeat", type=int, default=20)
+    b_optim.set_defaults(func=_bench_optim)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    code = int(args.func(args))
+    if args.command != "info":
+        print(f"done in {time.perf_counter() - t0:.1f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

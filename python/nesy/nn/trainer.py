@@ -1,0 +1,560 @@
+"""Mini-batch training loop: :class:`Trainer`, :class:`EarlyStopping`, :class:`History`."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nesy.nn.losses import Loss
+from nesy.nn.module import Module
+
+__all__ = ["Trainer", "EarlyStopping", "History", "accuracy", "predict"]
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of correct predictions from logits (or probabilities).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        Integer labels, or one-hot / probability rows (their argmax is the label).
+    y_pred : ndarray of shape (n_samples, n_classes) or (n_samples,) or (n_samples, 1)
+        Model outputs. With several columns the predicted class is the argmax; with one
+        column the outputs are binary *logits* and the prediction is ``y_pred > 0``.
+    """
+    y_pred = np.asarray(y_pred)
+    y_true = np.asarray(y_true)
+    n = y_pred.shape[0]
+    if y_pred.ndim == 2 and y_pred.shape[1] > 1:
+        labels = np.argmax(y_pred, axis=1)
+    else:
+        labels = (y_pred.reshape(n) > 0).astype(np.int64)
+    if y_true.ndim == 2 and y_true.shape[1] > 1:
+        y_true = np.argmax(y_true, axis=1)
+    if n == 0:
+        return float("nan")
+    return float(np.mean(labels == y_true.reshape(n)))
+
+
+def predict(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Run ``model`` in evaluation mode over ``X`` in batches and concatenate the outputs.
+
+    The model's previous training mode is restored afterwards.
+
+    Parameters
+    ----------
+    model : Module
+    X : ndarray of shape (n_samples, ...)
+    batch_size : int, default 1024
+
+    Returns
+    -------
+    ndarray of shape (n_samples, ...)
+        The model outputs.
+    """
+    X = np.asarray(X)
+    batch_size = int(batch_size)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    finally:
+        model.train(was_training)
+    if not outs:
+        raise ValueError("X is empty")
+    return np.concatenate(outs, axis=0)
+
+
+class History:
+    """Per-epoch record of a :meth:`Trainer.fit` run.
+
+    Attributes
+    ----------
+    history : dict of str to list
+        ``"loss"``, one entry per metric, ``"val_loss"`` and ``"val_<metric>"`` when validation
+        data was given, ``"lr"`` (learning rate used during the epoch) and ``"time"`` (seconds).
+    epoch : list of int
+        Epoch numbers, starting at 1.
+    params : dict
+        The Trainer settings of the run.
+    stopped_epoch : int or None
+        Epoch at which early stopping ended training, if it did.
+    best_epoch : int or None
+        Epoch of the best monitored value when early stopping was used.
+    """
+
+    def __init__(self, params: Optional[Dict[str, Any]] = None) -> None:
+        self.history: Dict[str, List[float]] = {}
+        self.epoch: List[int] = []
+        self.params: Dict[str, Any] = dict(params or {})
+        self.stopped_epoch: Optional[int] = None
+        self.best_epoch: Optional[int] = None
+
+    def append(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Record the values of one epoch."""
+        self.epoch.append(int(epoch))
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __getitem__(self, key: str) -> List[float]:
+        return self.history[key]
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def to_dict(self) -> Dict[str, List[float]]:
+        """Copy of :attr:`history` (JSON-serialisable)."""
+        return {k: list(v) for k, v in self.history.items()}
+
+    def plot(self, ax: Any = None, keys: Optional[Sequence[str]] = None) -> Any:
+        """Plot the curves against the epoch number on a matplotlib axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Created with ``matplotlib.pyplot.subplots`` when omitted.
+        keys : sequence of str, optional
+            Curves to draw; default all except ``"lr"`` and ``"time"``.
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Raises
+        ------
+        ImportError
+            If ``ax`` is omitted and matplotlib is not installed.
+        """
+        if ax is None:
+            try:
+                import matplotlib.pyplot as plt
+            except ImportError as exc:
+                raise ImportError(
+                    "History.plot needs matplotlib; install it (pip install matplotlib) "
+                    "or pass an existing axes as ax"
+                ) from exc
+            _, ax = plt.subplots()
+        if keys is None:
+            keys = [k for k in self.history if k not in ("lr", "time")]
+        for k in keys:
+            if k not in self.history:
+                raise KeyError(f"no curve named {k!r}; have {sorted(self.history)}")
+            ax.plot(self.epoch, self.history[k], label=k)
+        ax.set_xlabel("epoch")
+        ax.legend()
+        return ax
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class EarlyStopping:
+    """Stop training when a monitored value stops improving.
+
+    Parameters
+    ----------
+    patience : int, default 10
+        Epochs without improvement before stopping.
+    min_delta : float, default 0.0
+        Smallest change that counts as an improvement.
+    monitor : str, default "val_loss"
+        A key of :attr:`History.history` (``"loss"``, ``"val_loss"``, ``"val_accuracy"``, ...).
+    mode : {"min", "max"}, default "min"
+        Whether smaller or larger values are better.
+    restore_best : bool, default True
+        Load the parameters of the best epoch back into the model when training ends.
+
+    Attributes
+    ----------
+    best_ : float
+    best_epoch_ : int or None
+    stopped_epoch_ : int or None
+    """
+
+    def __init__(
+        self,
+        patience: int = 10,
+        min_delta: float = 0.0,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        restore_best: bool = True,
+    ) -> None:
+        if int(patience) < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if float(min_delta) < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.monitor = monitor
+        self.mode = mode
+        self.restore_best = bool(restore_best)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (called at the start of every fit)."""
+        self.best_ = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch_: Optional[int] = None
+        self.stopped_epoch_: Optional[int] = None
+        self.wait_ = 0
+        self.best_state_: Optional[Dict[str, np.ndarray]] = None
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best_ - self.min_delta
+        return value > self.best_ + self.min_delta
+
+    def update(self, epoch: int, logs: Mapping[str, float], model: Module) -> bool:
+        """Record the logs of ``epoch``; return ``True`` if training should stop."""
+        value = float(logs[self.monitor])
+        if math.isfinite(value) and self._improved(value):
+            self.best_ = value
+            self.best_epoch_ = epoch
+            self.wait_ = 0
+            if self.restore_best:
+                self.best_state_ = model.state_dict()
+            return False
+        self.wait_ += 1
+        if self.wait_ >= self.patience:
+            self.stopped_epoch_ = epoch
+            return True
+        return False
+
+    def __repr__(self) -> str:
+        return (
+            f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+            f"monitor={self.monitor!r}, mode={self.mode!r}, restore_best={self.restore_best})"
+        )
+
+
+def _check_xy(X: Any, y: Any, xname: str, yname: str) -> Tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim == 0 or X.shape[0] == 0:
+        raise ValueError(f"{xname} is empty (shape {X.shape})")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise ValueError(f"{xname} must be numeric, got dtype {X.dtype}")
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{xname} and {yname} have different lengths: {X.shape[0]} and "
+            f"{y.shape[0] if y.ndim else 'a scalar'}"
+        )
+    if np.issubdtype(X.dtype, np.inexact) and not np.all(np.isfinite(X)):
+        raise ValueError(f"{xname} contains NaN or infinity")
+    if np.issubdtype(y.dtype, np.inexact) and not np.all(np.isfinite(y)):
+        raise ValueError(f"{yname} contains NaN or infinity")
+    return X, y
+
+
+def _current_lr(optimizer: Any) -> float:
+    groups = getattr(optimizer, "param_groups", None)
+    if groups:
+        try:
+            return float(groups[0]["lr"])
+        except (KeyError, TypeError, IndexError):
+            pass
+    lr = getattr(optimizer, "lr", None)
+    try:
+        return float(lr) if lr is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _is_plateau(schedule: Any) -> bool:
+    names = {cls.__name__ for cls in type(schedule).__mro__}
+    return "ReduceLROnPlateau" in names or getattr(schedule, "mode", None) in ("min", "max")
+
+
+class Trainer:
+    """Fit a :class:`~nesy.nn.module.Module` with mini-batch gradient descent.
+
+    Every batch: ``zero_grad``, ``forward``, loss, ``backward``, optional gradient clipping
+    (``nesy.optim.clip_grad_norm``), ``optimizer.step(model.gradients())``.
+
+    Parameters
+    ----------
+    model : Module
+    loss : Loss
+        E.g. :class:`~nesy.nn.losses.CrossEntropyLoss`; called as ``loss(output, y_batch)``.
+    optimizer : object
+        Anything with ``step(grads)`` updating ``model.parameters()`` in place, e.g.
+        ``nesy.optim.Adam(model.parameters(), lr=1e-3)``.
+    schedule : object, optional
+        Learning-rate schedule; ``schedule.step()`` is called once per epoch (or per batch with
+        ``schedule_interval="batch"``). A ReduceLROnPlateau-like schedule (class of that name,
+        or a ``mode`` attribute of ``"min"``/``"max"``) gets ``step(metric)`` with the epoch's
+        ``val_loss`` (``loss`` without validation data).
+    batch_size : int, default 32
+    epochs : int, default 10
+    shuffle : bool, default True
+        Reshuffle the samples every epoch with ``np.random.default_rng(seed)``.
+    seed : int, default 0
+    early_stopping : EarlyStopping, optional
+    metrics : dict of str to callable, optional
+        ``{"accuracy": accuracy}``; each called as ``fn(y_true, model_output) -> float`` on the
+        training batches of the epoch (concatenated) and on the validation data.
+    verbose : int, default 1
+        0: silent; 1: a progress bar over epochs; 2: also a bar over the batches of each epoch.
+    grad_clip : float, optional
+        Maximum global gradient norm.
+    schedule_interval : {"epoch", "batch"}, default "epoch"
+
+    Attributes
+    ----------
+    history_ : History
+        Of the last :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        loss: Loss,
+        optimizer: Any,
+        schedule: Any = None,
+        batch_size: int = 32,
+        epochs: int = 10,
+        shuffle: bool = True,
+        seed: int = 0,
+        early_stopping: Optional[EarlyStopping] = None,
+        metrics: Optional[Mapping[str, Metric]] = None,
+        verbose: int = 1,
+        grad_clip: Optional[float] = None,
+        schedule_interval: str = "epoch",
+    ) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"model must be a nesy.nn.Module, got {type(model).__name__}")
+        if not hasattr(optimizer, "step"):
+            raise TypeError("optimizer must have a step(grads) method")
+        if int(batch_size) <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if int(epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        if grad_clip is not None and not float(grad_clip) > 0:
+            raise ValueError(f"grad_clip must be positive, got {grad_clip}")
+        if schedule_interval not in ("epoch", "batch"):
+            raise ValueError(
+                f"schedule_interval must be 'epoch' or 'batch', got {schedule_interval!r}"
+            )
+        if schedule is not None and schedule_interval == "batch" and _is_plateau(schedule):
+            raise ValueError("a ReduceLROnPlateau schedule can only step once per epoch")
+        metrics = dict(metrics or {})
+        for name, fn in metrics.items():
+            if not callable(fn):
+                raise TypeError(f"metric {name!r} is not callable")
+            if name in ("loss", "lr", "time") or name.startswith("val_"):
+                raise ValueError(f"metric name {name!r} is reserved")
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.batch_size = int(batch_size)
+        self.epochs = int(epochs)
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self.early_stopping = early_stopping
+        self.metrics: Dict[str, Metric] = metrics
+        self.verbose = int(verbose)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        self.schedule_interval = schedule_interval
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+    ) -> History:
+        """Train for :attr:`epochs` epochs (or until early stopping).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, ...)
+        y : ndarray of shape (n_samples, ...)
+            Targets as the loss expects them (class labels, regression targets, ...).
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated in eval mode after every epoch (``val_loss`` and ``val_<metric>``).
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        ValueError
+            Empty ``X``, ``X``/``y`` length mismatch, NaN or infinity in the data (the message
+            names the argument), or an early-stopping monitor that will not be logged.
+        FloatingPointError
+            When the training loss becomes NaN or infinite (naming the epoch and batch).
+        """
+        X, y = _check_xy(X, y, "X", "y")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            val = _check_xy(
+                validation_data[0], validation_data[1], "validation_data[0]",
+                "validation_data[1]",
+            )
+        keys = ["loss", *self.metrics]
+        if val is not None:
+            keys += ["val_loss", *(f"val_{m}" for m in self.metrics)]
+        es = self.early_stopping
+        if es is not None:
+            if es.monitor not in keys:
+                raise ValueError(
+                    f"early_stopping monitors {es.monitor!r}, which is not logged; "
+                    f"available: {keys}"
+                )
+            es.reset()
+        clip = self._clipper()
+
+        history = History(
+            params={
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+                "shuffle": self.shuffle,
+                "seed": self.seed,
+                "n_samples": int(X.shape[0]),
+            }
+        )
+        self.history_ = history
+        rng = np.random.default_rng(self.seed)
+        bar = tqdm(
+            range(1, self.epochs + 1), desc="fit", unit="epoch", disable=self.verbose <= 0,
+            dynamic_ncols=True,
+        )
+        try:
+            for epoch in bar:
+                t0 = time.perf_counter()
+                lr = _current_lr(self.optimizer)
+                logs = self._train_epoch(X, y, rng, epoch, clip)
+                if val is not None:
+                    logs.update(self._evaluate(val[0], val[1], prefix="val_"))
+                logs["lr"] = lr
+                logs["time"] = time.perf_counter() - t0
+                history.append(epoch, logs)
+                if self.verbose > 0:
+                    bar.set_postfix(
+                        {k: f"{v:.4g}" for k, v in logs.items() if k not in ("lr", "time")},
+                        refresh=False,
+                    )
+                if self.schedule is not None and self.schedule_interval == "epoch":
+                    if _is_plateau(self.schedule):
+                        self.schedule.step(logs["val_loss" if val is not None else "loss"])
+                    else:
+                        self.schedule.step()
+                if es is not None and es.update(epoch, logs, self.model):
+                    history.stopped_epoch = epoch
+                    break
+        finally:
+            bar.close()
+        if es is not None:
+            history.best_epoch = es.best_epoch_
+            if es.restore_best and es.best_state_ is not None:
+                self.model.load_state_dict(es.best_state_)
+        return history
+
+    def predict(self, X: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
+        """Model outputs for ``X`` of shape ``(n_samples, ...)``, computed in eval mode.
+
+        ``batch_size`` defaults to ``max(batch_size, 1024)``.
+        """
+        X = np.asarray(X)
+        if X.ndim == 0 or X.shape[0] == 0:
+            raise ValueError(f"X is empty (shape {X.shape})")
+        bs = max(self.batch_size, 1024) if batch_size is None else int(batch_size)
+        return predict(self.model, X, bs)
+
+    def evaluate(
+        self, X: np.ndarray, y: np.ndarray, batch_size: Optional[int] = None
+    ) -> Dict[str, float]:
+        """``{"loss": ..., <metric>: ...}`` of the model on ``(X, y)`` in eval mode."""
+        X, y = _check_xy(X, y, "X", "y")
+        return self._evaluate(X, y, prefix="", batch_size=batch_size)
+
+    # ------------------------------------------------------------------ internals
+    def _clipper(self) -> Optional[Callable[..., Any]]:
+        if self.grad_clip is None:
+            return None
+        try:
+            from nesy.optim import clip_grad_norm
+        except ImportError as exc:
+            raise ImportError(
+                "grad_clip needs nesy.optim.clip_grad_norm, which could not be imported"
+            ) from exc
+        return clip_grad_norm
+
+    def _train_epoch(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator,
+        epoch: int,
+        clip: Optional[Callable[..., Any]],
+    ) -> Dict[str, float]:
+        n = X.shape[0]
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        model, loss_fn, opt = self.model, self.loss, self.optimizer
+        model.train()
+        grads = model.gradients()
+        total = 0.0
+        outputs: List[np.ndarray] = []
+        starts = range(0, n, self.batch_size)
+        batches = tqdm(
+            starts, desc=f"epoch {epoch}", unit="batch", leave=False,
+            disable=self.verbose < 2,
+        )
+        try:
+            for b, start in enumerate(batches, start=1):
+                idx = order[start : start + self.batch_size]
+                xb, yb = X[idx], y[idx]
+                model.zero_grad()
+                out = model.forward(xb)
+                value = float(loss_fn(out, yb))
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"non-finite training loss ({value}) at epoch {epoch}, batch {b}"
+                    )
+                model.backward(loss_fn.backward())
+                if clip is not None:
+                    clip(grads, self.grad_clip)
+                opt.step(grads)
+                if self.schedule is not None and self.schedule_interval == "batch":
+                    self.schedule.step()
+                total += value * len(idx)
+                if self.metrics:
+                    outputs.append(np.asarray(out))
+        finally:
+            batches.close()
+        logs = {"loss": total / n}
+        if self.metrics:
+            y_seen = y[order]
+            out_all = np.concatenate(outputs, axis=0)
+            for name, fn in self.metrics.items():
+                logs[name] = float(fn(y_seen, out_all))
+        return logs
+
+    def _evaluate(
+        self, X: np.ndarray, y: np.ndarray, prefix: str, batch_size: Optional[int] = None
+    ) -> Dict[str, float]:
+        out = self.predict(X, batch_size)
+        logs = {f"{prefix}loss": float(self.loss(out, y))}
+        for name, fn in self.metrics.items():
+            logs[f"{prefix}{name}"] = float(fn(y, out))
+        return logs
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
+            f"optimizer={type(self.optimizer).__name__}, batch_size={self.batch_size}, "
+            f"epochs={self.epochs})"
+        )

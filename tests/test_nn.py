@@ -1,0 +1,938 @@
+"""Tests of nesy.nn: gradient checks, module protocol, losses, initialisers, Trainer, real data."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import nesy.nn as nn
+from nesy.nn import activations as act
+from nesy.nn import init
+
+# ---------------------------------------------------------------------- helpers
+
+
+def numerical_grad(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to ``arr`` (perturbed in place)."""
+    g = np.zeros_like(arr, dtype=np.float64)
+    for idx in np.ndindex(arr.shape):
+        old = arr[idx]
+        arr[idx] = old + eps
+        fp = f()
+        arr[idx] = old - eps
+        fm = f()
+        arr[idx] = old
+        g[idx] = (fp - fm) / (2 * eps)
+    return g
+
+
+def check_module_grads(module: nn.Module, x: np.ndarray, seed: int = 0, atol: float = 1e-6):
+    """Compare ``backward`` with finite differences of ``sum(forward(x) * r)``, for the input
+    and every parameter."""
+    rng = np.random.default_rng(seed)
+    r = rng.standard_normal(module.forward(x).shape)
+
+    def f() -> float:
+        return float(np.sum(module.forward(x) * r))
+
+    module.zero_grad()
+    module.forward(x)
+    dx = module.backward(r)
+    analytic = [g.copy() for g in module.gradients()]
+    assert dx.shape == x.shape
+    np.testing.assert_allclose(dx, numerical_grad(f, x), rtol=1e-5, atol=atol)
+    for (name, p), g in zip(module.named_parameters(), analytic):
+        np.testing.assert_allclose(g, numerical_grad(f, p), rtol=1e-5, atol=atol, err_msg=name)
+
+
+def check_loss_grad(loss: nn.Loss, pred: np.ndarray, target: np.ndarray, atol: float = 1e-7):
+    value = loss(pred, target)
+    assert isinstance(value, float)
+    grad = loss.backward()
+    assert grad.shape == pred.shape and grad.dtype == pred.dtype
+    num = numerical_grad(lambda: loss(pred, target), pred)
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=atol)
+
+
+class StubSGD:
+    """Plain NumPy SGD with momentum and the nesy optimizer interface ``step(grads)``."""
+
+    def __init__(self, params, lr: float = 0.1, momentum: float = 0.0) -> None:
+        self.params = list(params)
+        self.param_groups = [{"lr": lr}]
+        self.momentum = momentum
+        self.velocity = [np.zeros_like(p) for p in self.params]
+
+    def step(self, grads) -> None:
+        lr = self.param_groups[0]["lr"]
+        for p, g, v in zip(self.params, grads, self.velocity):
+            v *= self.momentum
+            v += g
+            p -= lr * v
+
+
+def mlp(in_features=8, hidden=16, out=3, dtype=np.float64, seed=0, dropout=0.0):
+    layers = [nn.Dense(in_features, hidden, dtype=dtype, rng=seed), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout, rng=seed + 100))
+    layers.append(nn.Dense(hidden, out, dtype=dtype, rng=seed + 1))
+    return nn.Sequential(*layers)
+
+
+def blobs(n=120, d=8, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((c, d)) * 2.0
+    y = rng.integers(0, c, n)
+    X = centers[y] + rng.standard_normal((n, d))
+    return X, y
+
+
+def load_digits_split():
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    X, y = datasets.load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    return model_selection.train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+
+
+# ---------------------------------------------------------------------- gradient checks
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(5, 4), (1, 4), (2, 3, 4)])
+def test_dense_gradients(bias, shape):
+    layer = nn.Dense(4, 3, bias=bias, dtype=np.float64, rng=0)
+    x = np.random.default_rng(1).standard_normal(shape)
+    check_module_grads(layer, x)
+
+
+def _away_from_zero(x: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(x) < 1e-2, x + 0.1, x)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        nn.ReLU(),
+        nn.LeakyReLU(0.1),
+        nn.Tanh(),
+        nn.Sigmoid(),
+        nn.GELU(),
+        nn.GELU(approximate="tanh"),
+        nn.Softmax(),
+        nn.LogSoftmax(),
+        nn.Softmax(axis=0),
+        nn.Identity(),
+        nn.Flatten(),
+    ],
+    ids=repr,
+)
+def test_activation_gradients(module):
+    x = _away_from_zero(np.random.default_rng(2).standard_normal((4, 3, 5)) * 2)
+    check_module_grads(module, x)
+
+
+def test_dropout_eval_gradient_and_train_mask():
+    d = nn.Dropout(0.3, rng=0)
+    x = np.random.default_rng(0).standard_normal((6, 5))
+    d.eval()
+    check_module_grads(d, x)
+    d.train()
+    y = d(x)
+    mask = y / x
+    g = np.random.default_rng(1).standard_normal(x.shape)
+    np.testing.assert_allclose(d.backward(g), g * mask)
+
+
+def test_sequential_gradients():
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Dense(6, 7, dtype=np.float64, rng=0),
+        nn.Tanh(),
+        nn.Dense(7, 5, dtype=np.float64, init="he_normal", rng=1),
+        nn.GELU(),
+        nn.Dense(5, 3, dtype=np.float64, init="orthogonal", rng=2),
+        nn.LogSoftmax(),
+    )
+    x = np.random.default_rng(3).standard_normal((4, 2, 3))
+    check_module_grads(model, x)
+
+
+def test_activation_functions_match_modules():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    g = np.random.default_rng(1).standard_normal((3, 4))
+    pairs = [
+        (act.relu, act.relu_backward, nn.ReLU(), False),
+        (act.tanh, act.tanh_backward, nn.Tanh(), True),
+        (act.sigmoid, act.sigmoid_backward, nn.Sigmoid(), True),
+        (act.softmax, act.softmax_backward, nn.Softmax(), True),
+        (act.log_softmax, act.log_softmax_backward, nn.LogSoftmax(), True),
+        (act.gelu, act.gelu_backward, nn.GELU(), False),
+    ]
+    for fwd, bwd, mod, uses_output in pairs:
+        y = fwd(x)
+        np.testing.assert_array_equal(mod(x), y)
+        np.testing.assert_array_equal(mod.backward(g), bwd(g, y if uses_output else x))
+
+
+LOSS_CASES = [
+    ("mse", lambda: nn.MSELoss(), "regression"),
+    ("mse-sum", lambda: nn.MSELoss(reduction="sum"), "regression"),
+    ("mse-col", lambda: nn.MSELoss(), "column"),
+    ("ce", lambda: nn.CrossEntropyLoss(), "labels"),
+    ("ce-sum", lambda: nn.CrossEntropyLoss(reduction="sum"), "labels"),
+    ("ce-smooth", lambda: nn.CrossEntropyLoss(label_smoothing=0.2), "labels"),
+    ("ce-weight", lambda: nn.CrossEntropyLoss(weight=[0.5, 2.0, 1.0, 3.0]), "labels"),
+    (
+        "ce-weight-smooth",
+        lambda: nn.CrossEntropyLoss(weight=[0.5, 2.0, 1.0, 3.0], label_smoothing=0.1),
+        "labels",
+    ),
+    ("bce", lambda: nn.BCEWithLogitsLoss(), "binary"),
+    ("bce-posw", lambda: nn.BCEWithLogitsLoss(pos_weight=[1.0, 3.0, 0.5, 2.0]), "binary"),
+    ("bce-col", lambda: nn.BCEWithLogitsLoss(), "column"),
+    ("softce", lambda: nn.SoftCrossEntropyLoss(), "probs"),
+    ("softce-T", lambda: nn.SoftCrossEntropyLoss(temperature=2.5), "probs"),
+]
+
+
+def _loss_data(kind: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n, c = 6, 4
+    if kind == "column":
+        return rng.standard_normal((n, 1)), rng.integers(0, 2, n).astype(np.float64)
+    pred = rng.standard_normal((n, c)) * 2
+    if kind == "regression":
+        return pred, rng.standard_normal((n, c))
+    if kind == "labels":
+        return pred, rng.integers(0, c, n)
+    if kind == "binary":
+        return pred, rng.integers(0, 2, (n, c)).astype(np.float64)
+    q = rng.random((n, c))
+    return pred, q / q.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name,make,kind", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_loss_gradients(name, make, kind):
+    pred, target = _loss_data(kind)
+    check_loss_grad(make(), pred, target)
+
+
+def test_losses_float32_keep_dtype_and_agree():
+    for _, make, kind in LOSS_CASES:
+        pred, target = _loss_data(kind, seed=3)
+        l64, l32 = make(), make()
+        v64 = l64(pred, target)
+        v32 = l32(pred.astype(np.float32), target)
+        assert v32 == pytest.approx(v64, rel=1e-5, abs=1e-6)
+        g32 = l32.backward()
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, l64.backward(), rtol=1e-4, atol=1e-6)
+
+
+def test_loss_values_known():
+    assert nn.MSELoss()(np.array([1.0, 2.0]), np.array([0.0, 0.0])) == pytest.approx(2.5)
+    logits = np.zeros((2, 4))
+    assert nn.CrossEntropyLoss()(logits, np.array([0, 3])) == pytest.approx(np.log(4))
+    assert nn.BCEWithLogitsLoss()(np.zeros(3), np.ones(3)) == pytest.approx(np.log(2))
+
+
+def test_losses_are_stable_for_extreme_logits():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is benign
+        big = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]])
+        ce = nn.CrossEntropyLoss()
+        assert ce(big, np.array([0, 1])) == pytest.approx(0.0, abs=1e-12)
+        assert np.all(np.isfinite(ce.backward()))
+        assert ce(big, np.array([1, 0])) == pytest.approx(2e4)
+        bce = nn.BCEWithLogitsLoss()
+        z = np.array([1e4, -1e4, 800.0, -800.0])
+        assert bce(z, np.array([1.0, 0.0, 1.0, 0.0])) == pytest.approx(0.0, abs=1e-12)
+        assert bce(z, np.array([0.0, 1.0, 1.0, 1.0])) == pytest.approx((1e4 + 1e4 + 800) / 4)
+        assert np.all(np.isfinite(bce.backward()))
+
+
+def test_loss_input_errors():
+    ce = nn.CrossEntropyLoss()
+    with pytest.raises(IndexError, match=r"target\[1\] = 5"):
+        ce(np.zeros((2, 3)), np.array([0, 5]))
+    with pytest.raises(ValueError, match="target must have shape"):
+        ce(np.zeros((2, 3)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="integer class labels"):
+        ce(np.zeros((2, 3)), np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="pred must have shape"):
+        ce(np.zeros(3), np.array([0]))
+    with pytest.raises(ValueError, match="target has shape"):
+        nn.MSELoss()(np.zeros((3, 2)), np.zeros((3,)))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=1.0)
+    for loss in (nn.MSELoss(), ce, nn.BCEWithLogitsLoss(), nn.SoftCrossEntropyLoss()):
+        with pytest.raises(RuntimeError, match="before forward"):
+            loss.backward()
+
+
+# ---------------------------------------------------------------------- activations
+
+
+def test_gelu_exact_fallback_matches_scipy(monkeypatch):
+    x = np.linspace(-6, 6, 101)
+    exact = act.gelu(x)
+    g = act.gelu_backward(np.ones_like(x), x)
+    monkeypatch.setattr(act, "_scipy_erf", None)
+    np.testing.assert_allclose(act.gelu(x), exact, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(act.gelu_backward(np.ones_like(x), x), g, rtol=1e-14)
+    assert act.erf(x.astype(np.float32)).dtype == np.float32
+    # the tanh form is a close approximation
+    np.testing.assert_allclose(act.gelu(x, approximate="tanh"), exact, atol=1e-3)
+    with pytest.raises(ValueError, match="approximate"):
+        act.gelu(x, approximate="erf")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6),
+        elements=st.floats(-1e6, 1e6, allow_nan=False),
+    )
+)
+def test_stable_activations_property(x):
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = act.sigmoid(x)
+        p = act.softmax(x)
+        lp = act.log_softmax(x)
+    assert np.all((s >= 0) & (s <= 1))
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all(np.isfinite(lp)) and np.all(lp <= 1e-12)
+    np.testing.assert_allclose(np.exp(lp), p, atol=1e-12)
+
+
+def test_sigmoid_float32_extremes():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = act.sigmoid(x)
+    assert s.dtype == np.float32
+    np.testing.assert_allclose(s, [0.0, 1.9287e-22, 0.5, 1.0, 1.0], rtol=1e-4)
+
+
+def test_get_activation():
+    assert isinstance(act.get_activation("relu"), nn.ReLU)
+    assert isinstance(act.get_activation("identity"), nn.Identity)
+    assert act.get_activation("leaky_relu", negative_slope=0.2).negative_slope == 0.2
+    with pytest.raises(ValueError, match="unknown activation"):
+        act.get_activation("swishy")
+
+
+# ---------------------------------------------------------------------- module protocol
+
+
+def test_float32_forward_matches_float64():
+    m64 = mlp(in_features=10, hidden=32, out=5, dtype=np.float64, seed=4)
+    m32 = mlp(in_features=10, hidden=32, out=5, dtype=np.float32, seed=9)
+    for p32, p64 in zip(m32.parameters(), m64.parameters()):
+        p32[...] = p64
+    x = np.random.default_rng(0).standard_normal((20, 10))
+    y32, y64 = m32(x.astype(np.float32)), m64(x)
+    assert y32.dtype == np.float32 and y64.dtype == np.float64
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+    g = np.ones_like(y64)
+    dx32, dx64 = m32.backward(g.astype(np.float32)), m64.backward(g)
+    assert dx32.dtype == np.float32
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-5)
+    for g32, g64 in zip(m32.gradients(), m64.gradients()):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4)
+
+
+def test_sequential_parameter_order_and_identity():
+    d0 = nn.Dense(3, 4, rng=0)
+    d2 = nn.Dense(4, 2, bias=False, rng=1)
+    d3 = nn.Dense(2, 2, rng=2)
+    model = nn.Sequential(d0, nn.ReLU(), d2, d3)
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "2.weight", "3.weight", "3.bias"]
+    expected = [d0.weight, d0.bias, d2.weight, d3.weight, d3.bias]
+    assert all(a is b for a, b in zip(model.parameters(), expected))
+    assert [n for n, _ in model.named_gradients()] == names
+    for p, g in zip(model.parameters(), model.gradients()):
+        assert p.shape == g.shape and p.dtype == g.dtype
+    assert model.grad("2.weight") is model.gradients()[2]
+    assert model.num_parameters() == 3 * 4 + 4 + 4 * 2 + 2 * 2 + 2
+    assert len(model) == 4 and model[2] is d2 and list(model)[3] is d3
+    assert [type(m).__name__ for m in model[1:]] == ["ReLU", "Dense", "Dense"]
+
+
+class TwoTower(nn.Module):
+    """Custom module: own parameter first, then submodules in assignment order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_parameter("scale", np.ones(2))
+        self.encoder = nn.Dense(2, 2, dtype=np.float64, rng=0)
+        self.head = nn.Dense(2, 1, dtype=np.float64, rng=1)
+        self.tied = self.encoder  # the same module twice: its arrays are listed once
+        self.blocks = nn.ModuleList([nn.Dense(1, 1, dtype=np.float64, rng=2)])
+
+    def forward(self, x):
+        h = x * self.scale
+        self._save(x)
+        return self.blocks[0](self.head(self.encoder(h)))
+
+    def backward(self, grad_out):
+        (x,) = self._saved()
+        g = self.encoder.backward(self.head.backward(self.blocks[0].backward(grad_out)))
+        self._grads["scale"] += np.sum(g * x, axis=0)
+        return g * self.scale
+
+
+def test_custom_module_registration_and_gradients():
+    m = TwoTower()
+    names = [n for n, _ in m.named_parameters()]
+    assert names == [
+        "scale", "encoder.weight", "encoder.bias", "head.weight", "head.bias",
+        "blocks.0.weight", "blocks.0.bias",
+    ]
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    check_module_grads(m, x)
+    m.head = nn.Identity()  # re-assigning a submodule replaces it in place of the order
+    assert [n for n, _ in m.named_parameters()][3:] == ["blocks.0.weight", "blocks.0.bias"]
+
+
+def test_module_errors_and_in_place_assignment():
+    layer = nn.Dense(2, 3, rng=0)
+    for module in (layer, nn.Sequential(layer), nn.ReLU(), nn.Dropout(0.5), nn.GELU()):
+        with pytest.raises(RuntimeError, match="before forward"):
+            module.backward(np.zeros((1, 3)))
+    w = layer.weight
+    layer.weight = np.full((2, 3), 7.0)
+    assert layer.weight is w and np.all(w == 7.0)
+    with pytest.raises(ValueError, match="shape"):
+        layer.weight = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="expected"):
+        layer(np.zeros((4, 5)))
+
+    class Forgot(nn.Module):
+        def __init__(self):
+            self.x = 1
+
+    with pytest.raises(AttributeError, match="super"):
+        Forgot()
+    with pytest.raises(TypeError, match="floating"):
+        nn.Module().register_parameter("w", np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="already registered"):
+        layer.register_parameter("weight", np.zeros(2))
+
+
+def test_backward_accumulates_and_zero_grad():
+    layer = nn.Dense(3, 2, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    g = np.ones((4, 2))
+    layer(x)
+    layer.backward(g)
+    once = [a.copy() for a in layer.gradients()]
+    layer.backward(g)
+    for a, b in zip(layer.gradients(), once):
+        np.testing.assert_allclose(a, 2 * b)
+    grads = layer.gradients()
+    layer.zero_grad()
+    assert all(a is b for a, b in zip(layer.gradients(), grads))
+    assert all(not a.any() for a in layer.gradients())
+
+
+def test_train_eval_recursive():
+    model = mlp(dropout=0.5)
+    assert all(m.training for m in model.modules())
+    assert model.eval() is model
+    assert not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_dropout_statistics_and_eval_identity():
+    p = 0.3
+    d = nn.Dropout(p, rng=123)
+    x = np.ones((400, 500), dtype=np.float32)
+    y = d(x)
+    assert y.dtype == np.float32
+    zero_frac = np.mean(y == 0)
+    assert abs(zero_frac - p) < 0.005  # 200k Bernoulli draws: sd ~0.001
+    np.testing.assert_allclose(y[y != 0], 1 / (1 - p), rtol=1e-6)
+    assert abs(y.mean() - 1.0) < 0.01
+    d.eval()
+    x2 = np.random.default_rng(0).standard_normal((5, 7))
+    assert np.array_equal(d(x2), x2)
+    assert np.array_equal(d.backward(x2), x2)
+    # own seeded generator: same seed, same masks
+    a, b = nn.Dropout(0.5, rng=7), nn.Dropout(0.5, rng=7)
+    assert np.array_equal(a(x2), b(x2))
+    assert np.array_equal(nn.Dropout(0.0)(x2), x2)
+    assert not nn.Dropout(1.0)(x2).any()
+    with pytest.raises(ValueError, match="probability"):
+        nn.Dropout(1.5)
+
+
+def test_state_dict_round_trip_bit_identical(tmp_path):
+    model = mlp(dtype=np.float32, seed=3)
+    params = model.parameters()
+    state = model.state_dict()
+    assert list(state) == [n for n, _ in model.named_parameters()]
+    assert all(s is not p for s, p in zip(state.values(), params))  # copies
+    before = [p.tobytes() for p in params]
+    for p in params:
+        p += np.float32(0.5)
+    model.load_state_dict(state)
+    assert [p.tobytes() for p in model.parameters()] == before
+    assert all(a is b for a, b in zip(model.parameters(), params))  # never re-bound
+    path = tmp_path / "model.npz"
+    model.save(path)
+    other = mlp(dtype=np.float32, seed=99)
+    other.load(path)
+    assert [p.tobytes() for p in other.parameters()] == before
+    assert not list(tmp_path.glob(".nesy-*"))  # no temporary left behind
+
+
+def test_load_state_dict_errors_change_nothing():
+    model = mlp(seed=0)
+    good = model.state_dict()
+    snapshot = [p.copy() for p in model.parameters()]
+
+    def bad(**changes):
+        state = {k: v + 1 for k, v in good.items()}
+        state.update(changes)
+        return state
+
+    with pytest.raises(ValueError, match="'2.bias'.*missing|missing.*'2.bias'"):
+        model.load_state_dict({k: v for k, v in bad().items() if k != "2.bias"})
+    with pytest.raises(ValueError, match="unexpected key 'extra'"):
+        model.load_state_dict(bad(extra=np.zeros(1)))
+    with pytest.raises(ValueError, match=r"'2.weight' has shape \(3, 16\), expected \(16, 3\)"):
+        model.load_state_dict(bad(**{"2.weight": np.zeros((3, 16))}))
+    with pytest.raises(ValueError, match="'0.bias' has dtype float32"):
+        model.load_state_dict(bad(**{"0.bias": np.zeros(16, dtype=np.float32)}))
+    for p, s in zip(model.parameters(), snapshot):
+        assert np.array_equal(p, s)
+    model.load_state_dict({"0.bias": good["0.bias"] + 1}, strict=False)
+    assert np.array_equal(model[0].bias, good["0.bias"] + 1)
+
+
+# ---------------------------------------------------------------------- initialisers
+
+
+def test_initializers_statistics():
+    shape = (400, 600)
+    w = init.glorot_uniform(shape, rng=0)
+    bound = np.sqrt(6 / 1000)
+    assert w.dtype == np.float32 and w.shape == shape
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
+    assert init.glorot_normal(shape, 0, np.float64).std() == pytest.approx(np.sqrt(2 / 1000), 0.02)
+    assert init.he_normal(shape, 0).std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert init.he_uniform(shape, 0).std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert init.he_normal(shape, 0, mode="fan_out").std() == pytest.approx(
+        np.sqrt(2 / 600), rel=0.02
+    )
+    assert init.lecun_normal(shape, 0).std() == pytest.approx(np.sqrt(1 / 400), rel=0.02)
+    assert not init.zeros(shape).any()
+    assert np.array_equal(init.glorot_uniform(shape, 5), init.glorot_uniform(shape, 5))
+    assert init.xavier_uniform is init.glorot_uniform
+    assert init.kaiming_normal is init.he_normal
+    assert init.calculate_fans((3, 4, 5, 6)) == (5 * 12, 6 * 12)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (10, 4), (4, 10), (2, 3, 5)])
+def test_orthogonal(shape):
+    w = init.orthogonal(shape, rng=0, dtype=np.float64, gain=2.0)
+    m = w.reshape(-1, shape[-1])
+    if m.shape[0] >= m.shape[1]:
+        np.testing.assert_allclose(m.T @ m, 4 * np.eye(m.shape[1]), atol=1e-12)
+    else:
+        np.testing.assert_allclose(m @ m.T, 4 * np.eye(m.shape[0]), atol=1e-12)
+
+
+def test_initializer_lookup_and_dense_init():
+    assert init.get_initializer("He_Normal") is init.he_normal
+    with pytest.raises(ValueError, match="unknown initializer"):
+        init.get_initializer("glorot")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        init.zeros((2,), dtype=np.int32)
+    d = nn.Dense(3, 2, init=lambda shape, rng, dtype: np.full(shape, 0.5, dtype), rng=0)
+    assert np.all(d.weight == 0.5) and d.weight.dtype == np.float32
+    assert np.array_equal(nn.Dense(5, 4, rng=3).weight, nn.Dense(5, 4, rng=3).weight)
+
+
+# ---------------------------------------------------------------------- Trainer
+
+
+def make_trainer(model, epochs=5, **kw):
+    kw.setdefault("verbose", 0)
+    opt = kw.pop("optimizer", None) or StubSGD(model.parameters(), lr=0.05, momentum=0.9)
+    return nn.Trainer(model, nn.CrossEntropyLoss(), opt, epochs=epochs, batch_size=16, **kw)
+
+
+def test_trainer_learns_and_records_history():
+    X, y = blobs()
+    model = mlp()
+    hist = make_trainer(model, epochs=8, metrics={"accuracy": nn.accuracy}).fit(
+        X, y, validation_data=(X[:30], y[:30])
+    )
+    assert isinstance(hist, nn.History) and len(hist) == 8 and hist.epoch == list(range(1, 9))
+    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
+    assert hist["loss"][-1] < hist["loss"][0]
+    assert hist["val_accuracy"][-1] > 0.9
+    assert hist["lr"] == [0.05] * 8
+    d = hist.to_dict()
+    assert d == hist.history and d is not hist.history
+
+
+def test_trainer_seeded_reproducibility():
+    X, y = blobs(seed=1)
+    runs = []
+    for _ in range(2):
+        model = mlp(dtype=np.float32, dropout=0.2, seed=5)
+        hist = make_trainer(model, epochs=4, seed=11, metrics={"acc": nn.accuracy}).fit(
+            X, y, validation_data=(X[:20], y[:20])
+        )
+        runs.append(({k: v for k, v in hist.history.items() if k != "time"},
+                     [p.tobytes() for p in model.parameters()]))
+    assert runs[0] == runs[1]
+    model = mlp(dtype=np.float32, dropout=0.2, seed=5)
+    make_trainer(model, epochs=4, seed=12).fit(X, y)
+    assert [p.tobytes() for p in model.parameters()] != runs[0][1]
+
+
+class RecordingSchedule:
+    """Records the model's weights at the end of every epoch (``step`` is called then)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.states = []
+
+    def step(self):
+        self.states.append(self.model.state_dict())
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = blobs(seed=2)
+    Xv, yv = X[:40], (y[:40] + 1) % 3  # wrong labels: the validation loss gets worse
+    model = mlp(seed=1)
+    sched = RecordingSchedule(model)
+    es = nn.EarlyStopping(patience=3, monitor="val_loss")
+    hist = make_trainer(model, epochs=50, schedule=sched, early_stopping=es).fit(
+        X, y, validation_data=(Xv, yv)
+    )
+    best = int(np.argmin(hist["val_loss"])) + 1
+    assert hist.best_epoch == es.best_epoch_ == best
+    assert hist.stopped_epoch == es.stopped_epoch_ == best + 3 == len(hist)
+    restored = model.state_dict()
+    for k, v in sched.states[best - 1].items():
+        assert np.array_equal(restored[k], v)
+    assert not np.array_equal(restored["0.weight"], sched.states[-1]["0.weight"])
+
+    # mode="max" on a metric, without restoring
+    model = mlp(seed=1)
+    es = nn.EarlyStopping(patience=2, monitor="val_acc", mode="max", restore_best=False)
+    sched = RecordingSchedule(model)
+    make_trainer(model, epochs=50, schedule=sched, early_stopping=es,
+                 metrics={"acc": nn.accuracy}).fit(X, y, validation_data=(Xv, yv))
+    assert es.stopped_epoch_ is not None
+    assert np.array_equal(model.state_dict()["0.weight"], sched.states[-1]["0.weight"])
+
+
+def test_trainer_verbose_zero_prints_nothing(capsys):
+    X, y = blobs(n=40)
+    make_trainer(mlp(), epochs=3, verbose=0).fit(X, y, validation_data=(X, y))
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+    make_trainer(mlp(), epochs=2, verbose=2).fit(X, y)
+    out, err = capsys.readouterr()
+    assert "epoch" in err or "epoch" in out
+
+
+def test_trainer_input_errors():
+    X, y = blobs(n=20)
+    t = make_trainer(mlp())
+    with pytest.raises(ValueError, match="X and y have different lengths: 20 and 19"):
+        t.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="X is empty"):
+        t.fit(np.zeros((0, 8)), np.zeros(0, dtype=int))
+    Xn = X.copy()
+    Xn[3, 2] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        t.fit(Xn, y)
+    with pytest.raises(ValueError, match=r"validation_data\[0\] contains NaN"):
+        t.fit(X, y, validation_data=(Xn, y))
+    with pytest.raises(ValueError, match=r"validation_data\[0\] and validation_data\[1\]"):
+        t.fit(X, y, validation_data=(X, y[:3]))
+    with pytest.raises(ValueError, match="y contains NaN"):
+        t.fit(X, np.full(20, np.nan))
+    with pytest.raises(ValueError, match="'val_loss', which is not logged"):
+        make_trainer(mlp(), early_stopping=nn.EarlyStopping()).fit(X, y)
+    with pytest.raises(ValueError, match="batch_size"):
+        nn.Trainer(mlp(), nn.CrossEntropyLoss(), StubSGD([]), batch_size=0)
+    with pytest.raises(TypeError, match="step"):
+        nn.Trainer(mlp(), nn.CrossEntropyLoss(), object())
+
+
+class NaNAfter(nn.Module):
+    """Identity that outputs NaN from its ``n``-th forward on."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, x):
+        self.calls += 1
+        self._save(True)
+        return x * np.nan if self.calls >= self.n else x
+
+    def backward(self, g):
+        return g
+
+
+def test_trainer_non_finite_loss():
+    X, y = blobs(n=100)
+    model = nn.Sequential(mlp(), NaNAfter(10))  # 7 batches per epoch: epoch 2, batch 3
+    with pytest.raises(FloatingPointError, match="epoch 2, batch 3"):
+        make_trainer(model, epochs=3).fit(X, y)
+
+
+class PlateauStub:
+    def __init__(self, optimizer):
+        self.mode = "min"
+        self.optimizer = optimizer
+        self.metrics = []
+
+    def step(self, metric):
+        self.metrics.append(metric)
+        self.optimizer.param_groups[0]["lr"] *= 0.5
+
+
+class CountingSchedule:
+    def __init__(self):
+        self.calls = 0
+
+    def step(self):
+        self.calls += 1
+
+
+def test_trainer_schedules():
+    X, y = blobs(n=48)
+    model = mlp()
+    opt = StubSGD(model.parameters(), lr=0.1)
+    plateau = PlateauStub(opt)
+    hist = make_trainer(model, epochs=3, optimizer=opt, schedule=plateau).fit(
+        X, y, validation_data=(X, y)
+    )
+    assert plateau.metrics == hist["val_loss"]
+    assert hist["lr"] == [0.1, 0.05, 0.025]
+    counter = CountingSchedule()
+    make_trainer(mlp(), epochs=4, schedule=counter).fit(X, y)
+    assert counter.calls == 4
+    counter = CountingSchedule()
+    make_trainer(mlp(), epochs=2, schedule=counter, schedule_interval="batch").fit(X, y)
+    assert counter.calls == 2 * 3
+    with pytest.raises(ValueError, match="once per epoch"):
+        make_trainer(mlp(), schedule=plateau, schedule_interval="batch")
+
+
+def test_trainer_grad_clip_calls_nesy_optim(monkeypatch):
+    import nesy.optim
+
+    calls = []
+
+    def fake_clip(grads, max_norm):
+        calls.append((len(grads), max_norm))
+        return 0.0
+
+    monkeypatch.setattr(nesy.optim, "clip_grad_norm", fake_clip, raising=False)
+    X, y = blobs(n=32)
+    make_trainer(mlp(), epochs=2, grad_clip=1.5).fit(X, y)
+    assert calls == [(4, 1.5)] * 4
+
+
+def test_predict_evaluate_and_modes():
+    X, y = blobs(n=50)
+    model = mlp(dropout=0.5)
+    t = make_trainer(model, epochs=2, metrics={"accuracy": nn.accuracy})
+    t.fit(X, y)
+    model.train()
+    p1, p2 = t.predict(X, batch_size=7), t.predict(X)
+    assert p1.shape == (50, 3)
+    np.testing.assert_allclose(p1, p2, rtol=1e-12)  # eval mode: dropout off
+    assert model.training  # mode restored
+    ev = t.evaluate(X, y)
+    assert set(ev) == {"loss", "accuracy"}
+    assert ev["accuracy"] == nn.accuracy(y, p1)
+    assert nn.accuracy(np.array([1, 0]), np.array([[2.0], [-1.0]])) == 1.0
+    assert nn.accuracy(np.eye(3), np.eye(3) * 5) == 1.0
+
+
+class FakeAxes:
+    def __init__(self):
+        self.lines = []
+
+    def plot(self, x, yv, label=None):
+        self.lines.append((list(x), list(yv), label))
+
+    def set_xlabel(self, label):
+        self.xlabel = label
+
+    def legend(self):
+        pass
+
+
+def test_history_plot(monkeypatch):
+    X, y = blobs(n=40)
+    hist = make_trainer(mlp(), epochs=3).fit(X, y, validation_data=(X, y))
+    ax = FakeAxes()
+    assert hist.plot(ax=ax) is ax
+    assert [label for _, _, label in ax.lines] == ["loss", "val_loss"]
+    assert ax.lines[0] == ([1, 2, 3], hist["loss"], "loss")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match="matplotlib"):
+        hist.plot()
+
+
+# ---------------------------------------------------------------------- PyTorch parity
+
+
+def test_torch_parity_dense_relu_cross_entropy():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, 6))
+    y = rng.integers(0, 4, 9)
+    model = nn.Sequential(
+        nn.Dense(6, 5, dtype=np.float64, rng=1), nn.ReLU(), nn.Dense(5, 4, dtype=np.float64, rng=2)
+    )
+    loss = nn.CrossEntropyLoss()
+    value = loss(model(X), y)
+    dx = model.backward(loss.backward())
+
+    tl1, tl2 = torch.nn.Linear(6, 5).double(), torch.nn.Linear(5, 4).double()
+    with torch.no_grad():
+        for lin, dense in ((tl1, model[0]), (tl2, model[2])):
+            lin.weight.copy_(torch.from_numpy(dense.weight.T.copy()))
+            lin.bias.copy_(torch.from_numpy(dense.bias))
+    tx = torch.from_numpy(X).requires_grad_(True)
+    tout = torch.nn.functional.cross_entropy(tl2(torch.relu(tl1(tx))), torch.from_numpy(y))
+    tout.backward()
+    assert value == pytest.approx(tout.item(), rel=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(model.grad("0.weight"), tl1.weight.grad.numpy().T, rtol=1e-10)
+    np.testing.assert_allclose(model.grad("0.bias"), tl1.bias.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(model.grad("2.weight"), tl2.weight.grad.numpy().T, rtol=1e-10)
+    np.testing.assert_allclose(model.grad("2.bias"), tl2.bias.grad.numpy(), rtol=1e-10)
+
+
+def _torch_grad(torch, fn, pred):
+    t = torch.from_numpy(pred.copy()).requires_grad_(True)
+    out = fn(t)
+    out.backward()
+    return out.item(), t.grad.numpy()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_torch_parity_losses(smoothing, weighted):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((7, 4)) * 3
+    labels = rng.integers(0, 4, 7)
+    w = np.array([0.2, 1.0, 2.5, 0.7]) if weighted else None
+    ours = nn.CrossEntropyLoss(weight=w, label_smoothing=smoothing)
+    value = ours(logits, labels)
+    ref, ref_grad = _torch_grad(
+        torch,
+        lambda t: F.cross_entropy(
+            t, torch.from_numpy(labels), label_smoothing=smoothing,
+            weight=None if w is None else torch.from_numpy(w),
+        ),
+        logits,
+    )
+    assert value == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(ours.backward(), ref_grad, rtol=1e-10, atol=1e-15)
+
+
+def test_torch_parity_bce_softce_gelu():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((5, 3)) * 4
+    t = rng.integers(0, 2, (5, 3)).astype(np.float64)
+    pw = np.array([0.5, 2.0, 3.0])
+    bce = nn.BCEWithLogitsLoss(pos_weight=pw)
+    ref, ref_grad = _torch_grad(
+        torch,
+        lambda a: F.binary_cross_entropy_with_logits(
+            a, torch.from_numpy(t), pos_weight=torch.from_numpy(pw)
+        ),
+        z,
+    )
+    assert bce(z, t) == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(bce.backward(), ref_grad, rtol=1e-10)
+
+    q = rng.random((5, 3))
+    q /= q.sum(axis=1, keepdims=True)
+    soft = nn.SoftCrossEntropyLoss(temperature=2.0)
+    ref, ref_grad = _torch_grad(
+        torch, lambda a: F.cross_entropy(a / 2.0, torch.from_numpy(q)), z
+    )
+    assert soft(z, q) == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(soft.backward(), ref_grad, rtol=1e-10)
+
+    x = np.linspace(-5, 5, 41)
+    for approx in ("none", "tanh"):
+        tx = torch.from_numpy(x).requires_grad_(True)
+        F.gelu(tx, approximate=approx).sum().backward()
+        np.testing.assert_allclose(act.gelu(x, approx), F.gelu(tx, approximate=approx)
+                                   .detach().numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(act.gelu_backward(np.ones_like(x), x, approx),
+                                   tx.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+# ---------------------------------------------------------------------- real data
+
+
+def _digits_mlp(dtype=np.float32):
+    return nn.Sequential(
+        nn.Dense(64, 128, dtype=dtype, init="he_uniform", rng=0),
+        nn.ReLU(),
+        nn.Dense(128, 10, dtype=dtype, rng=1),
+    )
+
+
+def test_digits_mlp_stub_sgd_momentum():
+    X_tr, X_te, y_tr, y_te = load_digits_split()
+    model = _digits_mlp()
+    opt = StubSGD(model.parameters(), lr=0.05, momentum=0.9)
+    trainer = nn.Trainer(model, nn.CrossEntropyLoss(), opt, batch_size=32, epochs=20,
+                         seed=0, verbose=0, metrics={"accuracy": nn.accuracy})
+    t0 = time.perf_counter()
+    hist = trainer.fit(X_tr, y_tr, validation_data=(X_te, y_te))
+    elapsed = time.perf_counter() - t0
+    acc = nn.accuracy(y_te, trainer.predict(X_te))
+    assert acc >= 0.95, (acc, hist.to_dict())
+    assert acc == hist["val_accuracy"][-1]
+    assert elapsed < 30  # a few seconds normally; generous bound for loaded CI machines
+
+
+def test_digits_mlp_nesy_adam():
+    try:
+        from nesy.optim import Adam
+    except ImportError:
+        pytest.skip("nesy.optim.Adam not available")
+    X_tr, X_te, y_tr, y_te = load_digits_split()
+    model = _digits_mlp()
+    trainer = nn.Trainer(model, nn.CrossEntropyLoss(), Adam(model.parameters(), lr=1e-3),
+                         batch_size=32, epochs=25, seed=0, verbose=0)
+    trainer.fit(X_tr, y_tr)
+    acc = nn.accuracy(y_te, trainer.predict(X_te))
+    assert acc >= 0.95, acc

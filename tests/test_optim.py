@@ -1,0 +1,475 @@
+"""nesy.optim against the NumPy references (tests/reference.py), PyTorch when importable,
+across thread counts and SIMD levels, with state round trips and bad input.
+
+Mirrors python/nesy/optim/ and rust/core/src/optim/.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nesy
+from nesy import _core, optim
+
+import reference as ref
+
+DTYPES = [np.float32, np.float64]
+SIZES = [0, 1, 7, 1023]
+
+# (nesy class, reference class, options) — several option sets per optimizer.
+CONFIGS = [
+    (optim.SGD, ref.RefSGD, dict(lr=0.1)),
+    (optim.SGD, ref.RefSGD, dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    (optim.SGD, ref.RefSGD, dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True)),
+    (optim.Adagrad, ref.RefAdagrad, dict(lr=0.1)),
+    (optim.Adagrad, ref.RefAdagrad,
+     dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5, maximize=True)),
+    (optim.RMSprop, ref.RMSprop if hasattr(ref, "RMSprop") else ref.RefRMSprop, dict(lr=0.01)),
+    (optim.RMSprop, ref.RefRMSprop, dict(lr=0.01, alpha=0.9, momentum=0.9, weight_decay=0.1)),
+    (optim.RMSprop, ref.RefRMSprop, dict(lr=0.01, centered=True, momentum=0.5, maximize=True)),
+    (optim.RMSprop, ref.RefRMSprop, dict(lr=0.01, centered=True)),
+    (optim.Adadelta, ref.RefAdadelta, dict()),
+    (optim.Adadelta, ref.RefAdadelta, dict(lr=0.5, rho=0.95, weight_decay=0.1, maximize=True)),
+    (optim.Adam, ref.RefAdam, dict(lr=0.01)),
+    (optim.Adam, ref.RefAdam, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True)),
+    (optim.Adam, ref.RefAdam, dict(lr=0.01, betas=(0.6, 0.9), maximize=True)),
+    (optim.AdamW, ref.RefAdamW, dict(lr=0.01)),
+    (optim.AdamW, ref.RefAdamW, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    (optim.Adamax, ref.RefAdamax, dict(lr=0.01)),
+    (optim.Adamax, ref.RefAdamax, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (optim.NAdam, ref.RefNAdam, dict(lr=0.01)),
+    (optim.NAdam, ref.RefNAdam, dict(lr=0.01, weight_decay=0.1)),
+    (optim.NAdam, ref.RefNAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (optim.Lion, ref.RefLion, dict(lr=1e-3)),
+    (optim.Lion, ref.RefLion, dict(lr=1e-3, weight_decay=0.1, maximize=True)),
+    (optim.SGDHD, ref.RefSGDHD, dict(lr=0.01, hypergrad_lr=1e-3)),
+    (optim.SGDHD, ref.RefSGDHD, dict(lr=0.01, momentum=0.9, nesterov=True, hypergrad_lr=1e-3)),
+    (optim.AdamHD, ref.RefAdamHD, dict(lr=0.01, hypergrad_lr=1e-4)),
+    (optim.AdamHD, ref.RefAdamHD, dict(lr=0.01, weight_decay=0.1, amsgrad=True, hypergrad_lr=1e-4)),
+]
+IDS = [f"{c[0].__name__}-{i}" for i, c in enumerate(CONFIGS)]
+
+# Same op order as the references: any difference is a few roundings.
+TOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def _problem(dtype, sizes, seed=0, steps=50):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(steps)]
+    return params, grads
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def _run_pair(cls, refcls, opts, dtype, sizes, steps=50, seed=0):
+    params, grads = _problem(dtype, sizes, seed, steps)
+    mine = [p.copy() for p in params]
+    opt = cls(mine, **opts)
+    r = refcls(params, **opts)
+    for g in grads:
+        opt.step(g)
+        r.step(g)
+    return opt, mine, r
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls,refcls,opts", CONFIGS, ids=IDS)
+def test_matches_numpy_reference(cls, refcls, opts, dtype):
+    opt, mine, r = _run_pair(cls, refcls, opts, dtype, SIZES)
+    for a, b in zip(mine, r.params):
+        assert a.dtype == dtype
+        assert _rel(a, b) <= TOL[dtype]
+    if hasattr(r, "hypergrad_lr"):
+        assert opt.param_groups[0]["lr"] == pytest.approx(r.lr, rel=1e-6 if dtype == np.float32
+                                                          else 1e-12)
+        assert opt.param_groups[0]["lr"] != opts["lr"]
+
+
+@pytest.mark.parametrize("cls,refcls,opts", [CONFIGS[i] for i in (1, 3, 6, 10, 12, 16, 19, 22,
+                                                                   24, 26)])
+def test_matches_numpy_reference_on_a_million_parameters(cls, refcls, opts):
+    opt, mine, r = _run_pair(cls, refcls, opts, np.float32, [10**6], steps=5)
+    assert _rel(mine[0], r.params[0]) <= TOL[np.float32]
+
+
+OPTION_SPACE = {
+    optim.SGD: (ref.RefSGD, dict(lr=st.floats(0, 1), momentum=st.floats(0, 0.99),
+                                  dampening=st.floats(0, 1), weight_decay=st.floats(0, 0.5),
+                                  maximize=st.booleans())),
+    optim.Adam: (ref.RefAdam, dict(lr=st.floats(0, 0.1), betas=st.tuples(st.floats(0, 0.99),
+                                                                           st.floats(0, 0.999)),
+                                    eps=st.floats(1e-10, 1e-3), weight_decay=st.floats(0, 0.5),
+                                    amsgrad=st.booleans(), maximize=st.booleans())),
+    optim.RMSprop: (ref.RefRMSprop, dict(lr=st.floats(0, 0.1), alpha=st.floats(0, 0.999),
+                                          momentum=st.floats(0, 0.99), centered=st.booleans(),
+                                          weight_decay=st.floats(0, 0.5))),
+    optim.Adagrad: (ref.RefAdagrad, dict(lr=st.floats(0, 1), lr_decay=st.floats(0, 0.1),
+                                          initial_accumulator_value=st.floats(0, 1))),
+    optim.NAdam: (ref.RefNAdam, dict(lr=st.floats(0, 0.1), momentum_decay=st.floats(0, 0.1),
+                                      weight_decay=st.floats(0, 0.5),
+                                      decoupled_weight_decay=st.booleans())),
+    optim.Lion: (ref.RefLion, dict(lr=st.floats(0, 0.1), betas=st.tuples(st.floats(0, 0.99),
+                                                                           st.floats(0, 0.999)),
+                                    weight_decay=st.floats(0, 0.5))),
+}
+
+
+@pytest.mark.parametrize("cls", list(OPTION_SPACE), ids=lambda c: c.__name__)
+def test_random_hyper_parameters_match_reference(cls):
+    refcls, space = OPTION_SPACE[cls]
+
+    @settings(max_examples=15, deadline=None)
+    @given(opts=st.fixed_dictionaries(space), dtype=st.sampled_from(DTYPES),
+           size=st.integers(0, 300), seed=st.integers(0, 2**16))
+    def check(opts, dtype, size, seed):
+        if opts.get("centered") and opts.get("alpha", 0.99) < 0.5:
+            opts["alpha"] = 0.5  # keeps sq - ga^2 away from cancellation-driven NaN noise
+        _, mine, r = _run_pair(cls, refcls, opts, dtype, [size], steps=20, seed=seed)
+        a, b = mine[0], r.params[0]
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        fin = np.isfinite(b)
+        assert _rel(a[fin], b[fin]) <= 10 * TOL[dtype]
+
+    check()
+
+
+# ----------------------------------------------------------------------------- torch parity
+TORCH_CONFIGS = [c for c in CONFIGS if c[0] not in (optim.Lion, optim.SGDHD, optim.AdamHD)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls,refcls,opts", TORCH_CONFIGS,
+                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(TORCH_CONFIGS)])
+def test_matches_torch_after_100_steps(cls, refcls, opts, dtype):
+    torch = pytest.importorskip("torch")
+    tcls = getattr(torch.optim, cls.__name__)
+    params, grads = _problem(dtype, [7, 1023], seed=1, steps=100)
+    mine = [p.copy() for p in params]
+    opt = cls(mine, **opts)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if dtype == np.float64 else torch.float32)
+    try:
+        ts = [torch.tensor(p) for p in params]
+        topt = tcls(ts, foreach=False, **opts)
+        for g in grads:
+            opt.step(g)
+            for t, gi in zip(ts, g):
+                t.grad = torch.tensor(gi)
+            topt.step()
+    finally:
+        torch.set_default_dtype(old)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, t in zip(mine, ts):
+        assert _rel(a, t.numpy()) <= tol
+
+
+def test_updates_torch_tensors_in_place_through_numpy_views():
+    torch = pytest.importorskip("torch")
+    w = torch.randn(5, 3)
+    before = w.clone()
+    opt = optim.Adam([w.numpy()], lr=0.1)
+    opt.step([torch.ones(5, 3).numpy()])
+    assert not torch.equal(w, before)  # the tensor itself changed
+    assert torch.allclose(w, before - 0.1, atol=1e-6)  # Adam's first step moves by lr
+
+
+# ----------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("cls,refcls,opts", [CONFIGS[i] for i in (2, 7, 12, 20, 24, 26)],
+                         ids=lambda x: getattr(x, "__name__", ""))
+def test_bitwise_identical_for_any_thread_count_and_simd_level(cls, refcls, opts):
+    results = []
+    threads_before = nesy.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            nesy.set_num_threads(threads)
+            for level in _core.simd_levels():
+                params, grads = _problem(np.float32, [300_000, 5, 70_001], seed=3, steps=3)
+                opt = cls(params, **opts)
+                opt._simd = level
+                for g in grads:
+                    opt.step(g)
+                results.append((threads, level, params, opt.param_groups[0]["lr"]))
+    finally:
+        nesy.set_num_threads(threads_before)
+    _, _, base, lr = results[0]
+    for threads, level, params, lr2 in results[1:]:
+        assert lr2 == lr, (threads, level)
+        for a, b in zip(params, base):
+            assert np.array_equal(a, b), (threads, level)
+
+
+# ----------------------------------------------------------------------------- API
+def test_param_groups_have_their_own_options_and_lr_is_mutable():
+    a, b = np.ones(4), np.ones(4)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    opt.step([np.ones(4), np.ones(4)])
+    assert np.allclose(a, 0.9) and np.allclose(b, 0.5)
+    opt.param_groups[0]["lr"] = 0.2
+    opt.step([np.ones(4), np.ones(4)])
+    assert np.allclose(a, 0.7) and np.allclose(b, 0.0)
+
+
+def test_add_param_group_and_options_turned_on_later():
+    a = np.ones(3, np.float32)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(3, np.float32)])
+    b = np.ones(2)
+    opt.add_param_group({"params": [b], "lr": 0.01})
+    opt.param_groups[0]["amsgrad"] = True
+    r = ref.RefAdam([np.ones(2)], lr=0.01)
+    opt.step([np.ones(3, np.float32), np.full(2, 0.5)])
+    r.step([np.full(2, 0.5)])
+    np.testing.assert_array_equal(b, r.params[0])
+    assert opt.state_dict()["state"][0]["step"] == 2
+
+
+def test_none_gradients_skip_the_parameter_and_its_step_count():
+    a, b = np.ones(3), np.ones(3)
+    opt = optim.Adam([a, b], lr=0.1)
+    opt.step([np.ones(3), None])
+    assert np.array_equal(b, np.ones(3)) and not np.array_equal(a, np.ones(3))
+    sd = opt.state_dict()
+    assert sd["state"][0]["step"] == 1 and 1 not in sd["state"]
+
+
+def test_mixed_dtypes_keep_their_dtype():
+    a, b = np.ones(5, np.float32), np.ones(5, np.float64)
+    opt = optim.RMSprop([a, b], lr=0.01, momentum=0.9)
+    ra = ref.RefRMSprop([a.copy(), b.copy()], lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        g = [rng.standard_normal(5).astype(np.float32), rng.standard_normal(5)]
+        opt.step(g)
+        ra.step(g)
+    assert a.dtype == np.float32 and b.dtype == np.float64
+    assert _rel(a, ra.params[0]) <= TOL[np.float32] and _rel(b, ra.params[1]) <= TOL[np.float64]
+
+
+@pytest.mark.parametrize("cls,refcls,opts", CONFIGS, ids=IDS)
+def test_state_dict_round_trips_bit_identically_through_npz(cls, refcls, opts, tmp_path):
+    params, grads = _problem(np.float32, [5, 0, 33], steps=20)
+    p1 = [p.copy() for p in params]
+    o1 = cls(p1, **opts)
+    for g in grads[:10]:
+        o1.step(g)
+    path = tmp_path / "opt.npz"
+    optim.save_state_dict(o1.state_dict(), path)
+    p2 = [p.copy() for p in p1]
+    o2 = cls(p2, **opts)
+    o2.load_state_dict(optim.load_state_dict_file(path))
+    for g in grads[10:]:
+        o1.step(g)
+        o2.step(g)
+    for a, b in zip(p1, p2):
+        assert np.array_equal(a, b)
+    assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"]
+    assert not list(tmp_path.glob(".tmp-*"))  # the atomic write left no temp file
+
+
+def test_zero_state_restarts_from_scratch():
+    a = np.ones(4)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(4)])
+    opt.zero_state()
+    b = np.ones(4)
+    fresh = optim.Adam([b], lr=0.1)
+    a[:] = 1.0
+    opt.step([np.full(4, 0.3)])
+    fresh.step([np.full(4, 0.3)])
+    assert np.array_equal(a, b)
+
+
+def test_check_finite_guard_raises_and_changes_nothing():
+    a = np.ones(4)
+    opt = optim.Adam([a], lr=0.1)
+    with pytest.raises(FloatingPointError):
+        opt.step([np.array([1.0, np.nan, 1.0, 1.0])], check_finite=True)
+    assert np.array_equal(a, np.ones(4))
+    # Without the guard NaN propagates, as in torch.
+    opt.step([np.array([1.0, np.nan, 1.0, 1.0])])
+    assert np.isnan(a[1]) and np.isfinite(a[0])
+
+
+# ----------------------------------------------------------------------------- bad input
+def _unchanged_after(exc, fn, arrays):
+    before = [x.copy() for x in arrays]
+    with pytest.raises(exc) as info:
+        fn()
+    for x, y in zip(arrays, before):
+        assert np.array_equal(x, y, equal_nan=True)
+    return str(info.value)
+
+
+def test_bad_gradients_raise_and_change_nothing():
+    a, b = np.ones(3, np.float32), np.ones((2, 2))
+    opt = optim.Adam([a, b], lr=0.1)
+    good = [np.ones(3, np.float32), np.ones((2, 2))]
+    msg = _unchanged_after(ValueError, lambda: opt.step(good[:1]), [a, b])
+    assert "grads" in msg
+    msg = _unchanged_after(ValueError, lambda: opt.step([good[0], np.ones(4)]), [a, b])
+    assert "grads[1]" in msg and "(4,)" in msg and "(2, 2)" in msg
+    msg = _unchanged_after(TypeError, lambda: opt.step([np.ones(3), good[1]]), [a, b])
+    assert "grads[0]" in msg and "float32" in msg
+    msg = _unchanged_after(ValueError, lambda: opt.step([good[0], np.ones((2, 4))[:, ::2]]),
+                           [a, b])
+    assert "grads[1]" in msg and "contiguous" in msg
+    msg = _unchanged_after(TypeError, lambda: opt.step([good[0], [[1.0, 1.0], [1.0, 1.0]]]),
+                           [a, b])
+    assert "grads[1]" in msg
+    # A parameter passed as its own gradient would alias: refused.
+    msg = _unchanged_after(ValueError, lambda: opt.step([a, good[1]]), [a, b])
+    assert "params[0]" in msg
+    assert opt.state_dict()["state"] == {}
+
+
+def test_bad_parameters_are_refused_at_construction():
+    with pytest.raises(TypeError, match="params"):
+        optim.Adam(np.ones(3))
+    with pytest.raises(ValueError, match="empty"):
+        optim.Adam([])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        optim.Adam([np.ones(3, np.int64)])
+    with pytest.raises(TypeError, match="numpy array"):
+        optim.Adam([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="contiguous"):
+        optim.Adam([np.ones((3, 4))[:, ::2]])
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        optim.Adam([ro])
+    a = np.ones(3)
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([{"params": [a]}, {"params": [a]}])
+
+
+@pytest.mark.parametrize("cls,kwargs,needle", [
+    (optim.Adam, dict(lr=-1.0), "lr"),
+    (optim.Adam, dict(betas=(1.0, 0.999)), "beta1"),
+    (optim.Adam, dict(betas=(0.9, -0.1)), "beta2"),
+    (optim.Adam, dict(betas=(0.9,)), "betas"),
+    (optim.Adam, dict(eps=float("nan")), "eps"),
+    (optim.SGD, dict(momentum=-0.5), "momentum"),
+    (optim.SGD, dict(nesterov=True), "nesterov"),
+    (optim.RMSprop, dict(weight_decay=-1.0), "weight_decay"),
+    (optim.Adagrad, dict(initial_accumulator_value=-1.0), "initial_accumulator_value"),
+    (optim.Adadelta, dict(rho=1.5), "rho"),
+    (optim.SGDHD, dict(hypergrad_lr=-1.0), "hypergrad_lr"),
+])
+def test_bad_hyper_parameters_name_the_option(cls, kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        cls([np.ones(3)], **kwargs)
+
+
+def test_unknown_group_option_and_bad_lr_set_later():
+    with pytest.raises(ValueError, match="unknown option"):
+        optim.Adam([{"params": [np.ones(2)], "momentum": 0.9}])
+    with pytest.raises(TypeError):
+        optim.Adam([np.ones(2)], momentum=0.9)  # type: ignore[call-arg]
+    a = np.ones(2)
+    opt = optim.Adam([a])
+    opt.param_groups[0]["lr"] = -0.1
+    msg = _unchanged_after(ValueError, lambda: opt.step([np.ones(2)]), [a])
+    assert "param_groups[0]['lr']" in msg
+
+
+def test_load_state_dict_rejects_mismatches_without_changing_anything():
+    a = np.ones(3)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(3)])
+    sd = opt.state_dict()
+    bad = {"state": {0: {**sd["state"][0], "exp_avg": np.ones(4)}},
+           "param_groups": sd["param_groups"]}
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match="exp_avg"):
+        opt.load_state_dict(bad)
+    with pytest.raises(ValueError, match="groups"):
+        opt.load_state_dict({"state": {}, "param_groups": sd["param_groups"] * 2})
+    after = opt.state_dict()
+    assert np.array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+
+
+# ----------------------------------------------------------------------------- gradient utils
+def test_gradient_utilities_match_reference():
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(n).astype(d) * 3 for n, d in
+             [(7, np.float32), (0, np.float64), (40_000, np.float32), (1023, np.float64)]]
+    for norm_type in (1.0, 2.0, np.inf):
+        want, total = ref.clip_grad_norm(grads, 1.5, norm_type)
+        got = [g.copy() for g in grads]
+        norm = optim.clip_grad_norm(got, 1.5, norm_type)
+        assert norm == pytest.approx(total, rel=1e-12)
+        for a, b in zip(got, want):
+            assert _rel(a, b) <= TOL[a.dtype.type]
+        assert optim.grad_norm(got, norm_type) == pytest.approx(min(total, 1.5), rel=1e-5)
+    got = [g.copy() for g in grads]
+    optim.clip_grad_value(got, 0.5)
+    for a, b in zip(got, ref.clip_grad_value(grads, 0.5)):
+        assert np.array_equal(a, b)
+    params = [rng.standard_normal(g.shape).astype(g.dtype) for g in grads]
+    got = [g.copy() for g in grads]
+    value = optim.penalty(got, params, l1=0.01, l2=0.1)
+    want, wvalue = ref.penalty(grads, params, 0.01, 0.1)
+    assert value == pytest.approx(wvalue, rel=1e-12)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+    ps = [p.copy() for p in params]
+    optim.decay(ps, lr=0.1, weight_decay=0.5)
+    for a, b in zip(ps, params):
+        assert np.array_equal(a, b * b.dtype.type(0.95))
+    assert optim.all_finite(grads)
+    assert not optim.all_finite([*grads, np.array([np.inf])])
+
+
+def test_clip_grad_norm_non_finite_guard():
+    g = [np.array([1.0, np.nan])]
+    with pytest.raises(ValueError, match="non-finite"):
+        optim.clip_grad_norm(g, 1.0, error_if_nonfinite=True)
+    assert g[0][0] == 1.0
+    assert np.isnan(optim.clip_grad_norm(g, 1.0))
+    with pytest.raises(ValueError, match="norm_type"):
+        optim.clip_grad_norm([np.ones(2)], 1.0, norm_type=3)
+    with pytest.raises(TypeError, match=r"grads\[0\]"):
+        optim.clip_grad_norm([np.ones(2, np.int32)], 1.0)
+
+
+# ----------------------------------------------------------------------------- threads
+def _child_step(q):
+    a = np.ones(100_000, np.float32)
+    optim.Adam([a], lr=0.1).step([np.ones(100_000, np.float32)])
+    q.put(float(a[0]))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_kernels_work_in_a_forked_child():
+    a = np.ones(100_000, np.float32)
+    optim.Adam([a], lr=0.1).step([np.ones(100_000, np.float32)])  # parent's pool is running
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_step, args=(q,))
+    p.start()
+    p.join(timeout=60)
+    assert p.exitcode == 0, "the forked child hung or crashed"
+    assert q.get(timeout=5) == pytest.approx(0.9, abs=1e-6)
+
+
+def test_num_threads_from_environment():
+    code = "import nesy; print(nesy.get_num_threads())"
+    env = {**os.environ, "NESY_NUM_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "3"
+    with pytest.raises(ValueError):
+        nesy.set_num_threads(0)
