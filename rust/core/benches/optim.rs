@@ -16,7 +16,7 @@ fn time<R: Rule<f32>>(rows: &[&[f64]], n: usize, n_state: usize, par: Par, level
     let mut s: Vec<Vec<f32>> = (0..n_state).map(|_| vec![0.0f32; n]).collect();
     let mut scalar = 1.0;
     let mut best = f64::INFINITY;
-    for step in 1..=15u64 {
+    for step in 1..=50u64 {
         let mut st: State<'_, f32> = Default::default();
         for (d, v) in st.iter_mut().zip(s.iter_mut()) {
             *d = v.as_mut_slice();
@@ -37,7 +37,7 @@ fn time<R: Rule<f32>>(rows: &[&[f64]], n: usize, n_state: usize, par: Par, level
 }
 
 fn main() {
-    let n = 10_000_000;
+    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let adam: &[f64] = &[1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0];
     let sgd: &[f64] = &[1e-3, 0.9, 0.0, 0.0, 0.0, 0.0];
     for level in supported_levels() {

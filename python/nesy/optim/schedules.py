@@ -1,0 +1,1159 @@
+"""Learning-rate schedules for any optimizer with ``param_groups`` (nesy's and torch's).
+
+The interface follows :mod:`torch.optim.lr_scheduler`:
+
+- ``Schedule(optimizer, ..., last_epoch=-1)`` records each group's ``"initial_lr"`` (set with
+  ``setdefault`` in the group dict, as torch does) as :attr:`base_lrs` and writes the learning
+  rate of step 0 into every group;
+- :meth:`step` advances one step (call it once per epoch or once per iteration, your choice) and
+  writes the new learning rate into every group; :meth:`get_last_lr` returns them;
+- :meth:`state_dict` / :meth:`load_state_dict` use plain dicts of Python numbers, lists and
+  strings that ``json.dumps(..., allow_nan=False)`` accepts.
+
+Every schedule except :class:`ReduceLROnPlateau` also has a pure closed form
+``lr_at(t, base_lr)``, the learning rate at step ``t`` of a group whose initial learning rate is
+``base_lr``. :meth:`step` evaluates that closed form, so no error accumulates from repeated
+multiplication (torch's chainable ``get_lr`` multiplies; the two agree to a few ulps per step).
+:class:`CosineAnnealingWarmRestarts` keeps torch's ``T_cur`` / ``T_i`` counters, but they are
+integers, so its :meth:`step` and ``lr_at`` agree bit for bit.
+
+Examples
+--------
+>>> class Opt:
+...     param_groups = [{"lr": 0.1}]
+>>> opt = Opt()
+>>> sched = LinearWarmup(CosineAnnealingLR(opt, T_max=100), warmup_steps=5)
+>>> for epoch in range(100):
+...     pass  # train one epoch with opt.param_groups[0]["lr"]
+...     sched.step()
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import numbers
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+__all__ = [
+    "LRSchedule",
+    "Constant",
+    "ConstantLR",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "InverseTimeLR",
+    "InverseSqrtLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "OneCycleLR",
+    "LinearWarmup",
+    "ReduceLROnPlateau",
+]
+
+
+# ---------------------------------------------------------------------------------- validation
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_real(
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """A finite real number in [lo, hi] (ends open where asked)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
+    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (
+        hi is not None and (v >= hi if hi_open else v > hi)
+    )
+    if bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else repr(lo)
+        hi_s = "inf" if hi is None else repr(hi)
+        raise ValueError(f"{name}: expected a value in {left}{lo_s}, {hi_s}{right}, got {v}")
+    return v
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _param_groups(optimizer: Any) -> list[MutableMapping[str, Any]]:
+    """The optimizer's groups, each checked to be a dict with a finite ``lr`` >= 0."""
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None:
+        raise TypeError(
+            "optimizer: expected an object with a 'param_groups' list of dicts (a nesy.optim or "
+            f"torch.optim optimizer), got {type(optimizer).__name__}"
+        )
+    if not isinstance(groups, Sequence) or isinstance(groups, (str, bytes)):
+        raise TypeError(
+            f"optimizer.param_groups: expected a list of dicts, got {type(groups).__name__}"
+        )
+    if len(groups) == 0:
+        raise ValueError("optimizer.param_groups: is empty")
+    for i, g in enumerate(groups):
+        if not isinstance(g, MutableMapping):
+            raise TypeError(f"optimizer.param_groups[{i}]: expected a dict, got {type(g).__name__}")
+        if "lr" not in g:
+            raise KeyError(f"optimizer.param_groups[{i}]: has no 'lr'")
+        _check_real(f"optimizer.param_groups[{i}]['lr']", g["lr"], lo=0.0)
+    return list(groups)
+
+
+def _check_t(t: Any) -> int:
+    return _check_int("t", t, 0)
+
+
+# ---------------------------------------------------------------------------------- state dicts
+def _enc(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats become the strings 'inf', '-inf', 'nan'."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, (list, tuple)):
+        return [_enc(v) for v in x]
+    return x
+
+
+def _floats(x: Any) -> list[float]:
+    return [float(v) for v in x]
+
+
+class _Base:
+    """What every schedule shares: the optimizer, ``base_lrs`` and the last learning rates."""
+
+    optimizer: Any
+    base_lrs: list[float]
+    last_epoch: int
+    _last_lr: list[float]
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of every group, as last written by this schedule.
+
+        Returns
+        -------
+        list of float
+            One learning rate per parameter group (a copy).
+        """
+        return list(self._last_lr)
+
+    def _write(self, lrs: Sequence[float]) -> None:
+        groups = self.optimizer.param_groups
+        for g, lr in zip(groups, lrs):
+            g["lr"] = float(lr)
+        self._last_lr = [float(lr) for lr in lrs]
+
+    def _check_n_groups(self, n: int, where: str) -> None:
+        have = len(self.optimizer.param_groups)
+        if have != n:
+            raise ValueError(
+                f"{where}: has {n} learning rates but the optimizer has {have} parameter groups "
+                "(was a group added after the schedule was created?)"
+            )
+
+    def _check_state(self, state_dict: Any, keys: Iterable[str]) -> None:
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
+        kind = state_dict.get("type", type(self).__name__)
+        if kind != type(self).__name__:
+            raise ValueError(
+                f"state_dict: was saved by a {kind}, cannot load into a {type(self).__name__}"
+            )
+        missing = [k for k in keys if k not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict: missing key(s) {missing}")
+        self._check_n_groups(len(state_dict["base_lrs"]), "state_dict['base_lrs']")
+        self._check_n_groups(len(state_dict["last_lr"]), "state_dict['last_lr']")
+
+
+class LRSchedule(_Base):
+    """Base class of the closed-form schedules.
+
+    A subclass sets its hyper-parameters (validated), lists their names in ``_hyper`` and
+    implements :meth:`lr_at`; this class does the rest.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with a ``param_groups`` list of dicts holding a float ``"lr"``
+        (nesy and torch optimizers).
+    last_epoch : int
+        Index of the last step taken; ``-1`` (default) starts from scratch. With ``k >= 0``
+        every group must already hold ``"initial_lr"`` (as torch requires), and the schedule
+        starts at step ``k + 1``, whose learning rate is written at once.
+
+    Attributes
+    ----------
+    optimizer : object
+        The optimizer whose learning rates are set.
+    base_lrs : list of float
+        ``"initial_lr"`` of every group.
+    last_epoch : int
+        The step whose learning rate is currently set (0 right after construction).
+    """
+
+    _hyper: tuple[str, ...] = ()
+
+    def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
+        groups = _param_groups(optimizer)
+        last_epoch = _check_int("last_epoch", last_epoch, -1)
+        if last_epoch != -1:
+            for i, g in enumerate(groups):
+                if "initial_lr" not in g:
+                    raise KeyError(
+                        f"optimizer.param_groups[{i}]: has no 'initial_lr', which resuming with "
+                        f"last_epoch={last_epoch} needs (load the optimizer's state first)"
+                    )
+        base = [
+            _check_real(
+                f"optimizer.param_groups[{i}]['initial_lr']", g.get("initial_lr", g["lr"]), lo=0.0
+            )
+            for i, g in enumerate(groups)
+        ]
+        self._pre_step_check(last_epoch + 1)
+        for g in groups:
+            g.setdefault("initial_lr", g["lr"])
+        self.optimizer = optimizer
+        self.base_lrs = base
+        self.last_epoch = last_epoch
+        self._last_lr = [float(g["lr"]) for g in groups]
+        self._init_state()
+        self.step()
+
+    # -- to override --------------------------------------------------------------------------
+    def lr_at(self, t: int, base_lr: float) -> float:
+        """Learning rate at step ``t`` of a group whose initial learning rate is ``base_lr``.
+
+        Parameters
+        ----------
+        t : int
+            Step index, ``>= 0`` (0 is the learning rate set at construction).
+        base_lr : float
+            The group's initial learning rate.
+
+        Returns
+        -------
+        float
+        """
+        raise NotImplementedError
+
+    def _init_state(self) -> None:
+        """Set extra counters before the first step (stateful schedules)."""
+
+    def _pre_step_check(self, t: int) -> None:
+        """Raise before anything changes if step ``t`` is not allowed."""
+
+    def _lrs_for_step(self, t: int) -> list[float]:
+        return [self.lr_at(t, b) for b in self.base_lrs]
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, state_dict: Any) -> None:
+        pass
+
+    # -- public ---------------------------------------------------------------------------------
+    def step(self) -> None:
+        """Advance one step and write the new learning rate into every parameter group."""
+        t = self.last_epoch + 1
+        self._pre_step_check(t)
+        self._check_n_groups(len(self.base_lrs), "base_lrs")
+        lrs = self._lrs_for_step(t)
+        self._advance(t)
+        self.last_epoch = t
+        self._write(lrs)
+
+    def _advance(self, t: int) -> None:
+        """Update extra counters to step ``t`` (after the learning rates were computed)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's state: counters, base learning rates and hyper-parameters.
+
+        Returns
+        -------
+        dict
+            Plain Python numbers, strings and lists (JSON-serialisable; non-finite floats are
+            stored as the strings ``'inf'``, ``'-inf'``, ``'nan'``). The optimizer is not
+            included.
+        """
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "last_epoch": self.last_epoch,
+            "base_lrs": list(self.base_lrs),
+            "last_lr": list(self._last_lr),
+        }
+        for k in self._hyper:
+            v = getattr(self, k)
+            out[k] = list(v) if isinstance(v, (list, tuple)) else v
+        out.update(self._extra_state())
+        return {k: _enc(v) for k, v in out.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` and write its learning rates.
+
+        Hyper-parameters are restored from ``state_dict`` too (as torch does). The saved
+        learning rates are written into the optimizer's groups, so resuming does not depend on
+        the order in which the optimizer's and the schedule's states are loaded.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As returned by :meth:`state_dict` (possibly after a JSON round trip).
+        """
+        self._check_state(state_dict, ("last_epoch", "base_lrs", "last_lr", *self._hyper))
+        for k in self._hyper:
+            v = state_dict[k]
+            setattr(self, k, list(v) if isinstance(v, (list, tuple)) else v)
+        self._load_extra(state_dict)
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.base_lrs = _floats(state_dict["base_lrs"])
+        self._write(_floats(state_dict["last_lr"]))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper)
+        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
+
+
+# ---------------------------------------------------------------------------------- schedules
+class Constant(LRSchedule):
+    r"""Keep every group's initial learning rate.
+
+    .. math:: \eta_t = \eta_0
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return float(base_lr)
+
+
+class ConstantLR(LRSchedule):
+    r"""Multiply the learning rate by ``factor`` for the first ``total_iters`` steps.
+
+    .. math:: \eta_t = \eta_0 \cdot \begin{cases} f & t < T \\ 1 & t \ge T \end{cases}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    factor : float
+        Multiplier ``f`` in ``[0, 1]`` applied until ``total_iters``. Default 1.0 (torch's is
+        1/3).
+    total_iters : int
+        Number of steps ``T >= 0`` at the reduced rate. Default 0 (torch's is 5); with 0 the
+        schedule is constant (torch would keep ``factor`` forever in that case).
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("factor", "total_iters")
+
+    def __init__(
+        self, optimizer: Any, factor: float = 1.0, total_iters: int = 0, last_epoch: int = -1
+    ) -> None:
+        self.factor = _check_real("factor", factor, 0.0, 1.0)
+        self.total_iters = _check_int("total_iters", total_iters, 0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr * self.factor if t < self.total_iters else float(base_lr)
+
+
+class StepLR(LRSchedule):
+    r"""Decay the learning rate by ``gamma`` every ``step_size`` steps.
+
+    .. math:: \eta_t = \eta_0 \, \gamma^{\lfloor t / s \rfloor}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    step_size : int
+        Period ``s >= 1`` of the decay.
+    gamma : float
+        Multiplicative factor ``> 0``. Default 0.1.
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("step_size", "gamma")
+
+    def __init__(
+        self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
+        self.step_size = _check_int("step_size", step_size, 1)
+        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr * self.gamma ** (t // self.step_size)
+
+
+class MultiStepLR(LRSchedule):
+    r"""Decay the learning rate by ``gamma`` at each milestone.
+
+    .. math:: \eta_t = \eta_0 \, \gamma^{\#\{m \in M : m \le t\}}
+
+    A milestone listed twice counts twice (as in torch).
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    milestones : iterable of int
+        Steps ``>= 0`` at which the decay happens (any order; stored sorted).
+    gamma : float
+        Multiplicative factor ``> 0``. Default 0.1.
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("milestones", "gamma")
+
+    def __init__(
+        self,
+        optimizer: Any,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
+            raise TypeError(
+                f"milestones: expected an iterable of integers, got {type(milestones).__name__}"
+            )
+        self.milestones = sorted(
+            _check_int(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones)
+        )
+        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, t)
+
+
+class ExponentialLR(LRSchedule):
+    r"""Decay the learning rate by ``gamma`` every step.
+
+    .. math:: \eta_t = \eta_0 \, \gamma^{t}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    gamma : float
+        Multiplicative factor ``> 0``.
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("gamma",)
+
+    def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr * self.gamma**t
+
+
+class InverseTimeLR(LRSchedule):
+    r"""Inverse-time decay.
+
+    .. math:: \eta_t = \frac{\eta_0}{1 + d \, t}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    decay : float
+        Decay rate ``d >= 0`` (0 keeps the rate constant).
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("decay",)
+
+    def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
+        self.decay = _check_real("decay", decay, lo=0.0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr / (1.0 + self.decay * t)
+
+
+class InverseSqrtLR(LRSchedule):
+    r"""Inverse-square-root decay.
+
+    .. math:: \eta_t = \frac{\eta_0}{\sqrt{1 + d \, t}}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    decay : float
+        Decay rate ``d >= 0`` (0 keeps the rate constant).
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("decay",)
+
+    def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
+        self.decay = _check_real("decay", decay, lo=0.0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr / math.sqrt(1.0 + self.decay * t)
+
+
+class PolynomialLR(LRSchedule):
+    r"""Polynomial decay to zero over ``total_iters`` steps (then zero), as torch.
+
+    .. math:: \eta_t = \eta_0 \left(1 - \frac{\min(t, T)}{T}\right)^{p}
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    total_iters : int
+        Number of decay steps ``T >= 1``. Default 5.
+    power : float
+        Exponent ``p >= 0``. Default 1.0 (linear decay).
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("total_iters", "power")
+
+    def __init__(
+        self, optimizer: Any, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
+    ) -> None:
+        self.total_iters = _check_int("total_iters", total_iters, 1)
+        self.power = _check_real("power", power, lo=0.0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return base_lr * (1.0 - min(self.total_iters, t) / self.total_iters) ** self.power
+
+
+def _cosine(t_cur: float, period: float, base_lr: float, eta_min: float) -> float:
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t_cur / period)) / 2
+
+
+class CosineAnnealingLR(LRSchedule):
+    r"""Cosine annealing from the initial rate to ``eta_min`` over ``T_max`` steps.
+
+    .. math::
+        \eta_t = \eta_{\min} + (\eta_0 - \eta_{\min}) \,
+        \frac{1 + \cos(\pi t / T_{\max})}{2}
+
+    Past ``T_max`` the formula is applied as is, so the rate climbs back up over the next
+    ``T_max`` steps (torch's recursive form does the same); use
+    :class:`CosineAnnealingWarmRestarts` for restarts.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    T_max : int
+        Half-period ``>= 1`` in steps.
+    eta_min : float
+        Minimum learning rate ``>= 0``. Default 0.
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    _hyper = ("T_max", "eta_min")
+
+    def __init__(
+        self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        self.T_max = _check_int("T_max", T_max, 1)
+        self.eta_min = _check_real("eta_min", eta_min, lo=0.0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return _cosine(t, self.T_max, base_lr, self.eta_min)
+
+
+class CosineAnnealingWarmRestarts(LRSchedule):
+    r"""Cosine annealing with warm restarts (SGDR), as torch.
+
+    .. math::
+        \eta_t = \eta_{\min} + (\eta_0 - \eta_{\min}) \,
+        \frac{1 + \cos(\pi T_{cur} / T_i)}{2}
+
+    where ``T_i`` is the length of the current cycle (``T_0``, then ``T_0 * T_mult``,
+    ``T_0 * T_mult**2``, ...) and ``T_cur`` the steps since its start. :meth:`step` keeps the
+    integer counters ``T_cur`` and ``T_i`` as torch does; :meth:`lr_at` finds them from ``t`` by
+    integer arithmetic, so both give identical values.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    T_0 : int
+        Length ``>= 1`` of the first cycle.
+    T_mult : int
+        Factor ``>= 1`` by which each cycle is longer than the previous one. Default 1.
+    eta_min : float
+        Minimum learning rate ``>= 0``. Default 0.
+    last_epoch : int
+        See :class:`LRSchedule`. Unlike torch, resuming with ``last_epoch = k`` places the
+        counters correctly for ``T_mult > 1`` too.
+
+    Attributes
+    ----------
+    T_cur : int
+        Steps since the last restart.
+    T_i : int
+        Length of the current cycle.
+    """
+
+    _hyper = ("T_0", "T_mult", "eta_min")
+
+    def __init__(
+        self,
+        optimizer: Any,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        self.T_0 = _check_int("T_0", T_0, 1)
+        self.T_mult = _check_int("T_mult", T_mult, 1)
+        self.eta_min = _check_real("eta_min", eta_min, lo=0.0)
+        self.T_cur = -1
+        self.T_i = self.T_0
+        super().__init__(optimizer, last_epoch)
+
+    def _cycle(self, t: int) -> tuple[int, int]:
+        """``(T_cur, T_i)`` at step ``t``."""
+        if self.T_mult == 1:
+            return t % self.T_0, self.T_0
+        t_i = self.T_0
+        while t >= t_i:
+            t -= t_i
+            t_i *= self.T_mult
+        return t, t_i
+
+    def _init_state(self) -> None:
+        if self.last_epoch >= 0:
+            self.T_cur, self.T_i = self._cycle(self.last_epoch)
+
+    def _next_counters(self, t: int) -> tuple[int, int]:
+        if t == 0 or self.last_epoch < 0:
+            return self._cycle(t)
+        t_cur, t_i = self.T_cur + 1, self.T_i
+        if t_cur >= t_i:
+            t_cur %= t_i
+            t_i *= self.T_mult
+        return t_cur, t_i
+
+    def _lrs_for_step(self, t: int) -> list[float]:
+        t_cur, t_i = self._next_counters(t)
+        return [_cosine(t_cur, t_i, b, self.eta_min) for b in self.base_lrs]
+
+    def _advance(self, t: int) -> None:
+        self.T_cur, self.T_i = self._next_counters(t)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        t_cur, t_i = self._cycle(_check_t(t))
+        return _cosine(t_cur, t_i, base_lr, self.eta_min)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"T_cur": self.T_cur, "T_i": self.T_i}
+
+    def _load_extra(self, state_dict: Any) -> None:
+        if "T_cur" in state_dict and "T_i" in state_dict:
+            self.T_cur, self.T_i = int(state_dict["T_cur"]), int(state_dict["T_i"])
+        else:
+            self.T_cur, self.T_i = self._cycle(int(state_dict["last_epoch"]))
+
+
+class OneCycleLR(LRSchedule):
+    r"""The 1cycle policy (Smith & Topsakal, 2018), as torch; learning rate only.
+
+    Every group starts at ``initial_lr = max_lr / div_factor`` (written into the group's
+    ``"initial_lr"``, replacing any existing value, as torch does), rises to ``max_lr`` at step
+    ``pct_start * total_steps - 1`` and then falls to ``min_lr = initial_lr / final_div_factor``
+    at step ``total_steps - 1``. With ``three_phase=True`` it first comes back down to
+    ``initial_lr`` at step ``2 * pct_start * total_steps - 2`` and then falls to ``min_lr``.
+    Within a phase from step ``a`` (rate ``u``) to step ``b`` (rate ``v``), with
+    ``p = (t - a) / (b - a)``:
+
+    .. math::
+        \eta_t = v + \frac{u - v}{2} (1 + \cos \pi p) \quad\text{(cos)}, \qquad
+        \eta_t = u + (v - u) \, p \quad\text{(linear)}
+
+    :meth:`step` may be called ``total_steps`` times after construction (the last call
+    extrapolates past ``min_lr`` as torch does); one more raises ``ValueError`` and changes
+    nothing.
+
+    Unlike torch, momentum / ``beta1`` is NOT cycled (``cycle_momentum`` does not exist), and
+    no ``"max_lr"`` / ``"min_lr"`` keys are added to the groups (nesy optimizers reject unknown
+    group options). A phase of zero length (torch divides by zero there) takes its end value.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    max_lr : float or list of float
+        Peak learning rate ``> 0``, one for all groups or one per group.
+    total_steps : int
+        Number of steps ``>= 1`` in the cycle.
+    pct_start : float
+        Fraction in ``[0, 1]`` of the cycle spent increasing the rate. Default 0.3.
+    anneal_strategy : {"cos", "linear"}
+        Shape of each phase. Default "cos".
+    div_factor : float
+        ``initial_lr = max_lr / div_factor``, ``> 0``. Default 25.
+    final_div_factor : float
+        ``min_lr = initial_lr / final_div_factor``, ``> 0``. Default 1e4.
+    three_phase : bool
+        Use the three-phase schedule of the original paper. Default False.
+    last_epoch : int
+        See :class:`LRSchedule` (the number of steps already taken).
+
+    Notes
+    -----
+    :meth:`lr_at` takes ``base_lr`` = the group's initial learning rate and uses
+    ``base_lr * div_factor`` as the peak unless ``max_lr`` is given; :meth:`step` passes the
+    exact per-group ``max_lr``.
+    """
+
+    _hyper = (
+        "max_lrs",
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
+
+    def __init__(
+        self,
+        optimizer: Any,
+        max_lr: float | Sequence[float],
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        groups = _param_groups(optimizer)
+        self.total_steps = _check_int("total_steps", total_steps, 1)
+        self.pct_start = _check_real("pct_start", pct_start, 0.0, 1.0)
+        self.anneal_strategy = _check_choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
+        self.div_factor = _check_real("div_factor", div_factor, lo=0.0, lo_open=True)
+        self.final_div_factor = _check_real(
+            "final_div_factor", final_div_factor, lo=0.0, lo_open=True
+        )
+        self.three_phase = bool(three_phase)
+        if isinstance(max_lr, (list, tuple)):
+            if len(max_lr) != len(groups):
+                raise ValueError(
+                    f"max_lr: expected {len(groups)} values (one per parameter group), "
+                    f"got {len(max_lr)}"
+                )
+            max_lrs = [
+                _check_real(f"max_lr[{i}]", m, lo=0.0, lo_open=True) for i, m in enumerate(max_lr)
+            ]
+        else:
+            max_lrs = [_check_real("max_lr", max_lr, lo=0.0, lo_open=True)] * len(groups)
+        self.max_lrs = max_lrs
+        _check_int("last_epoch", last_epoch, -1)
+        self._pre_step_check(last_epoch + 1)
+        if last_epoch == -1:
+            for g, m in zip(groups, max_lrs):
+                g["initial_lr"] = m / self.div_factor
+        super().__init__(optimizer, last_epoch)
+
+    def _pre_step_check(self, t: int) -> None:
+        if t > self.total_steps:
+            raise ValueError(
+                f"OneCycleLR: step {t} is past total_steps={self.total_steps}; "
+                "create the schedule with a larger total_steps"
+            )
+
+    def _phases(self) -> list[tuple[float, str, str]]:
+        # The same float expressions as torch, so phase boundaries agree exactly.
+        p, n = self.pct_start, self.total_steps
+        if self.three_phase:
+            return [
+                (float(p * n) - 1, "initial", "max"),
+                (float(2 * p * n) - 2, "max", "initial"),
+                (n - 1, "initial", "min"),
+            ]
+        return [(float(p * n) - 1, "initial", "max"), (n - 1, "max", "min")]
+
+    def lr_at(self, t: int, base_lr: float, max_lr: float | None = None) -> float:
+        """Learning rate at step ``t`` for a group with initial rate ``base_lr``.
+
+        Parameters
+        ----------
+        t : int
+            Step index in ``[0, total_steps]``.
+        base_lr : float
+            The group's initial learning rate (``max_lr / div_factor``).
+        max_lr : float, optional
+            The group's peak rate; default ``base_lr * div_factor``.
+
+        Returns
+        -------
+        float
+        """
+        _check_t(t)
+        self._pre_step_check(t)
+        rates = {
+            "initial": float(base_lr),
+            "max": base_lr * self.div_factor if max_lr is None else float(max_lr),
+            "min": base_lr / self.final_div_factor,
+        }
+        phases = self._phases()
+        start = 0.0
+        for i, (end, a, b) in enumerate(phases):
+            if t <= end or i == len(phases) - 1:
+                span = end - start
+                pct = (t - start) / span if span != 0 else 1.0
+                u, v = rates[a], rates[b]
+                if self.anneal_strategy == "cos":
+                    return v + (u - v) / 2.0 * (math.cos(math.pi * pct) + 1)
+                return (v - u) * pct + u
+            start = end
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lrs_for_step(self, t: int) -> list[float]:
+        return [self.lr_at(t, b, m) for b, m in zip(self.base_lrs, self.max_lrs)]
+
+
+class LinearWarmup(LRSchedule):
+    r"""Linear warm-up in front of any closed-form schedule.
+
+    .. math::
+        \eta_t = \begin{cases}
+            \left(f + (1 - f)\, t / W\right) \, \eta^{\text{inner}}_t & t < W \\
+            \eta^{\text{inner}}_t & t \ge W
+        \end{cases}
+
+    The inner schedule's clock is NOT shifted: it counts from 0 at the start of training,
+    warm-up included, so ``LinearWarmup(CosineAnnealingLR(opt, T_max=100), 10)`` reaches its
+    minimum at step 100 (not 110). Give the inner schedule a longer horizon if the decay should
+    start after the warm-up.
+
+    Parameters
+    ----------
+    schedule : LRSchedule
+        The inner schedule (already constructed on the optimizer). :meth:`step` steps it.
+        :class:`ReduceLROnPlateau` is not accepted (it has no closed form).
+    warmup_steps : int
+        Length ``W >= 0`` of the warm-up (0: no warm-up).
+    start_factor : float
+        Fraction ``f`` in ``[0, 1]`` of the inner rate used at step 0. Default 0.0.
+
+    Attributes
+    ----------
+    schedule : LRSchedule
+        The inner schedule.
+    """
+
+    _hyper = ("warmup_steps", "start_factor")
+
+    def __init__(self, schedule: LRSchedule, warmup_steps: int, start_factor: float = 0.0) -> None:
+        if not isinstance(schedule, LRSchedule):
+            raise TypeError(
+                "schedule: expected a closed-form schedule from nesy.optim.schedules (not "
+                f"ReduceLROnPlateau), got {type(schedule).__name__}"
+            )
+        self.warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
+        self.start_factor = _check_real("start_factor", start_factor, 0.0, 1.0)
+        self.schedule = schedule
+        self.optimizer = schedule.optimizer
+        self.base_lrs = list(schedule.base_lrs)
+        self.last_epoch = schedule.last_epoch
+        self._write([self._factor(self.last_epoch) * lr for lr in schedule.get_last_lr()])
+
+    def _factor(self, t: int) -> float:
+        if t >= self.warmup_steps:
+            return 1.0
+        return self.start_factor + (1.0 - self.start_factor) * t / self.warmup_steps
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        return self._factor(t) * self.schedule.lr_at(t, base_lr)
+
+    def step(self) -> None:
+        """Step the inner schedule and write its learning rate, scaled during warm-up."""
+        self.schedule.step()
+        self.last_epoch = self.schedule.last_epoch
+        self._write([self._factor(self.last_epoch) * lr for lr in self.schedule.get_last_lr()])
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out["schedule"] = self.schedule.state_dict()
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._check_state(
+            state_dict, ("last_epoch", "base_lrs", "last_lr", "schedule", *self._hyper)
+        )
+        self.schedule.load_state_dict(state_dict["schedule"])
+        self.warmup_steps = int(state_dict["warmup_steps"])
+        self.start_factor = float(state_dict["start_factor"])
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.base_lrs = _floats(state_dict["base_lrs"])
+        self._write(_floats(state_dict["last_lr"]))
+
+    def __repr__(self) -> str:
+        return (
+            f"LinearWarmup({self.schedule!r}, warmup_steps={self.warmup_steps}, "
+            f"start_factor={self.start_factor})"
+        )
+
+
+class ReduceLROnPlateau(_Base):
+    """Reduce the learning rate when a metric stops improving, exactly as torch.
+
+    After each ``step(metric)``: if the metric is better than the best seen (by more than
+    ``threshold``), it becomes the best and the bad-step count resets; otherwise the count
+    grows. During cooldown the count is held at 0. When the count exceeds ``patience``, every
+    group's rate becomes ``max(lr * factor, min_lr)`` (skipped if that lowers it by ``eps`` or
+    less), the cooldown starts and the count resets. "Better" means, for
+    ``threshold_mode="rel"``: ``a < best * (1 - threshold)`` (min) or
+    ``a > best * (1 + threshold)`` (max); for ``"abs"``: ``a < best - threshold`` or
+    ``a > best + threshold``. A NaN metric is never better (so it counts as a bad step).
+
+    This schedule has no closed form (``lr_at``): it depends on the metric history.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    mode : {"min", "max"}
+        Whether the metric should decrease or increase. Default "min".
+    factor : float
+        Reduction factor in ``[0, 1)``. Default 0.1.
+    patience : int
+        Bad steps ``>= 0`` tolerated before reducing. Default 10.
+    threshold : float
+        Minimal significant improvement ``>= 0``. Default 1e-4.
+    threshold_mode : {"rel", "abs"}
+        Relative or absolute threshold. Default "rel".
+    cooldown : int
+        Steps ``>= 0`` after a reduction during which bad steps are not counted. Default 0.
+    min_lr : float or list of float
+        Lower bound ``>= 0`` on the rate, for all groups or per group. Default 0.
+    eps : float
+        Reductions of ``eps`` or less are skipped, ``>= 0``. Default 1e-8.
+
+    Attributes
+    ----------
+    best : float
+        Best metric so far (``inf`` / ``-inf`` before the first step).
+    num_bad_epochs : int
+        Consecutive bad steps.
+    cooldown_counter : int
+        Remaining cooldown steps.
+    """
+
+    def __init__(
+        self,
+        optimizer: Any,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | Sequence[float] = 0,
+        eps: float = 1e-8,
+    ) -> None:
+        groups = _param_groups(optimizer)
+        self.mode = _check_choice("mode", mode, ("min", "max"))
+        self.factor = _check_real("factor", factor, 0.0, 1.0, hi_open=True)
+        self.patience = _check_int("patience", patience, 0)
+        self.threshold = _check_real("threshold", threshold, lo=0.0)
+        self.threshold_mode = _check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = _check_int("cooldown", cooldown, 0)
+        self.eps = _check_real("eps", eps, lo=0.0)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(groups):
+                raise ValueError(
+                    f"min_lr: expected {len(groups)} values (one per parameter group), "
+                    f"got {len(min_lr)}"
+                )
+            self.default_min_lr: float | None = None
+            self.min_lrs = [_check_real(f"min_lr[{i}]", m, lo=0.0) for i, m in enumerate(min_lr)]
+        else:
+            self.default_min_lr = _check_real("min_lr", min_lr, lo=0.0)
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for g in groups:
+            g.setdefault("initial_lr", g["lr"])
+        self.optimizer = optimizer
+        self.base_lrs = [float(g["initial_lr"]) for g in groups]
+        self.last_epoch = 0
+        self._last_lr = [float(g["lr"]) for g in groups]
+        self._reset()
+
+    @property
+    def mode_worse(self) -> float:
+        """The worst possible metric for ``mode``: ``inf`` (min) or ``-inf`` (max)."""
+        return math.inf if self.mode == "min" else -math.inf
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether the schedule is in its cooldown period."""
+        return self.cooldown_counter > 0
+
+    def _reset(self) -> None:
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def _is_better(self, a: float, best: float) -> bool:
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return a < best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return a < best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    def step(self, metrics: Any) -> None:
+        """Record one value of the monitored metric and reduce the rates if it has plateaued.
+
+        Parameters
+        ----------
+        metrics : float
+            The metric (anything ``float()`` accepts: Python or NumPy scalar, 0-d array or
+            tensor). NaN counts as "not better", as in torch.
+        """
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"metrics: expected a number, got {type(metrics).__name__} {metrics!r}"
+            ) from exc
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                self._check_n_groups(len(self.min_lrs), "min_lr")
+            else:
+                self.min_lrs = [self.default_min_lr] * len(groups)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # ignore bad steps during cooldown
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [float(g["lr"]) for g in groups]
+
+    def _reduce_lr(self) -> None:
+        for i, g in enumerate(self.optimizer.param_groups):
+            old_lr = float(g["lr"])
+            new_lr = max(old_lr * self.factor, self.min_lrs[i])
+            if old_lr - new_lr > self.eps:
+                g["lr"] = new_lr
+
+    _keys = (
+        "mode",
+        "factor",
+        "patience",
+        "threshold",
+        "threshold_mode",
+        "cooldown",
+        "eps",
+        "min_lrs",
+        "default_min_lr",
+        "last_epoch",
+        "best",
+        "num_bad_epochs",
+        "cooldown_counter",
+        "base_lrs",
+        "last_lr",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's state (JSON-serialisable; see :meth:`LRSchedule.state_dict`)."""
+        out: dict[str, Any] = {"type": type(self).__name__}
+        for k in self._keys:
+            v = self._last_lr if k == "last_lr" else getattr(self, k)
+            out[k] = _enc(list(v) if isinstance(v, list) else v)
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` and write its learning rates.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As returned by :meth:`state_dict` (possibly after a JSON round trip).
+        """
+        self._check_state(state_dict, self._keys)
+        self._check_n_groups(len(state_dict["min_lrs"]), "state_dict['min_lrs']")
+        mode = _check_choice("state_dict['mode']", state_dict["mode"], ("min", "max"))
+        tmode = _check_choice(
+            "state_dict['threshold_mode']", state_dict["threshold_mode"], ("rel", "abs")
+        )
+        self.mode, self.threshold_mode = mode, tmode
+        self.factor = float(state_dict["factor"])
+        self.patience = int(state_dict["patience"])
+        self.threshold = float(state_dict["threshold"])
+        self.cooldown = int(state_dict["cooldown"])
+        self.eps = float(state_dict["eps"])
+        self.min_lrs = _floats(state_dict["min_lrs"])
+        d = state_dict["default_min_lr"]
+        self.default_min_lr = None if d is None else float(d)
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.best = float(state_dict["best"])
+        self.num_bad_epochs = int(state_dict["num_bad_epochs"])
+        self.cooldown_counter = int(state_dict["cooldown_counter"])
+        self.base_lrs = _floats(state_dict["base_lrs"])
+        self._write(_floats(state_dict["last_lr"]))
+
+    def __repr__(self) -> str:
+        return (
+            f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, "
+            f"patience={self.patience}, best={self.best}, num_bad_epochs={self.num_bad_epochs})"
+        )
