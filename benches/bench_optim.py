@@ -11,7 +11,7 @@ import pytest
 
 from nesy.bench import optim as bench
 
-IMPLS = ["nesy", "numpy", "torch fused", "torch foreach"]
+IMPLS = ["nesy", "numpy", "numpy inplace", "torch fused", "torch foreach"]
 
 
 @pytest.fixture(scope="module", params=list(bench.CASES), ids=list(bench.CASES))
@@ -26,8 +26,8 @@ def test_step(benchmark, case, name, impl):
     pb = bench.Problem.make(k, n)
     if impl == "nesy":
         fn = bench.nesy_step(name, pb)
-    elif impl == "numpy":
-        fn = bench.numpy_step(name, pb)
+    elif impl.startswith("numpy"):
+        fn = bench.numpy_step(name, pb, "inplace" if impl.endswith("inplace") else "textbook")
     else:
         pytest.importorskip("torch")
         fn = bench.torch_step(name, pb, impl.split()[1])

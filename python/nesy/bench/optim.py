@@ -53,22 +53,36 @@ def nesy_step(name: str, pb: Problem) -> Callable[[], None]:
 
 
 # ----------------------------------------------------------------------------- NumPy
-def numpy_step(name: str, pb: Problem) -> Callable[[], None]:
-    """A careful plain-NumPy implementation: in-place ufuncs, one scratch buffer per tensor."""
+def numpy_step(name: str, pb: Problem, mode: str = "textbook") -> Callable[[], None]:
+    """Plain NumPy, in two styles.
+
+    ``"textbook"``: the update written as array expressions, as in the papers and in
+    ``tests/reference.py`` (temporaries are allocated). ``"inplace"``: hand-tuned in-place ufuncs
+    with one scratch buffer per tensor, about the best NumPy can do.
+    """
     ps, gs = pb.params, pb.grads
     st1 = [np.zeros_like(p) for p in ps]
     st2 = [np.zeros_like(p) for p in ps]
     tmp = [np.empty_like(p) for p in ps]
     t = [0]
+    b1, b2, eps = 0.9, 0.999, 1e-8
 
     def adam() -> None:
         t[0] += 1
-        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
-        step = lr / (1 - b1 ** t[0])
+        bc1, bc2 = 1 - b1 ** t[0], 1 - b2 ** t[0]
+        for p, g, m, v in zip(ps, gs, st1, st2):
+            m[...] = b1 * m + (1 - b1) * g
+            v[...] = b2 * v + (1 - b2) * g * g
+            p -= 1e-3 / bc1 * m / (np.sqrt(v) / bc2**0.5 + eps)
+
+    def adam_inplace() -> None:
+        t[0] += 1
+        step = 1e-3 / (1 - b1 ** t[0])
         bc2 = (1 - b2 ** t[0]) ** 0.5
         for p, g, m, v, s in zip(ps, gs, st1, st2, tmp):
             m *= b1
-            m += (1 - b1) * g
+            np.multiply(g, 1 - b1, out=s)
+            m += s
             v *= b2
             np.multiply(g, g, out=s)
             s *= 1 - b2
@@ -82,11 +96,22 @@ def numpy_step(name: str, pb: Problem) -> Callable[[], None]:
 
     def sgd_momentum() -> None:
         for p, g, b in zip(ps, gs, st1):
-            b *= 0.9
-            b += g
+            b[...] = 0.9 * b + g
             p -= 1e-3 * b
 
+    def sgd_momentum_inplace() -> None:
+        for p, g, b, s in zip(ps, gs, st1, tmp):
+            b *= 0.9
+            b += g
+            np.multiply(b, 1e-3, out=s)
+            p -= s
+
     def adagrad() -> None:
+        for p, g, acc in zip(ps, gs, st1):
+            acc += g * g
+            p -= 1e-2 * g / (np.sqrt(acc) + 1e-10)
+
+    def adagrad_inplace() -> None:
         for p, g, acc, s in zip(ps, gs, st1, tmp):
             np.multiply(g, g, out=s)
             acc += s
@@ -97,6 +122,11 @@ def numpy_step(name: str, pb: Problem) -> Callable[[], None]:
             p -= s
 
     def rmsprop() -> None:
+        for p, g, sq in zip(ps, gs, st1):
+            sq[...] = 0.99 * sq + 0.01 * g * g
+            p -= 1e-2 * g / (np.sqrt(sq) + 1e-8)
+
+    def rmsprop_inplace() -> None:
         for p, g, sq, s in zip(ps, gs, st1, tmp):
             sq *= 0.99
             np.multiply(g, g, out=s)
@@ -108,8 +138,9 @@ def numpy_step(name: str, pb: Problem) -> Callable[[], None]:
             s *= 1e-2
             p -= s
 
-    return {"adam": adam, "sgd_momentum": sgd_momentum, "adagrad": adagrad,
-            "rmsprop": rmsprop}[name]
+    table = {"adam": (adam, adam_inplace), "sgd_momentum": (sgd_momentum, sgd_momentum_inplace),
+             "adagrad": (adagrad, adagrad_inplace), "rmsprop": (rmsprop, rmsprop_inplace)}
+    return table[name][mode == "inplace"]
 
 
 # ----------------------------------------------------------------------------- torch
@@ -168,6 +199,7 @@ def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] |
             row: dict[str, object] = {"optimizer": name, "case": label, "params": k * n}
             row["nesy"] = best_time(nesy_step(name, pb), repeat)
             row["numpy"] = best_time(numpy_step(name, pb), max(3, repeat // 4))
+            row["numpy inplace"] = best_time(numpy_step(name, pb, "inplace"), max(3, repeat // 4))
             if with_torch:
                 for mode in ("fused", "foreach"):
                     fn = torch_step(name, pb, mode)
@@ -178,7 +210,8 @@ def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] |
 
 def table(rows: list[dict[str, object]]) -> str:
     """Times in ms, speed-ups of nesy, and nesy's effective bandwidth."""
-    impls = [c for c in ("nesy", "torch fused", "torch foreach", "numpy") if c in rows[0]]
+    impls = [c for c in ("nesy", "torch fused", "torch foreach", "numpy", "numpy inplace")
+             if c in rows[0]]
     header = ["optimizer", "case", *[f"{c} ms" for c in impls], "nesy GB/s",
               *[f"x vs {c}" for c in impls[1:]]]
     out = []

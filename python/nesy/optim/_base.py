@@ -189,9 +189,7 @@ class Optimizer:
         """
         grads = grads if isinstance(grads, list) else list(grads)
         hyper = self._hyper()
-        if max(self._used, default=0) and any(
-            (b.size == 0) for d in _FLOATS for b in self._flat[d][: max(self._used)]
-        ):
+        if max(self._used, default=0) > self._n_alloc:
             self._alloc_state()  # an option turned on a state buffer (amsgrad, momentum, ...)
         if check_finite and not _core.all_finite([g for g in grads if g is not None]):
             raise FloatingPointError("grads: a gradient holds NaN or infinity; nothing was updated")

@@ -37,7 +37,13 @@ fn time<R: Rule<f32>>(rows: &[&[f64]], n: usize, n_state: usize, par: Par, level
 }
 
 fn main() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    if std::env::var("MANY").is_ok() {
+        return many();
+    }
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let adam: &[f64] = &[1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0];
     let sgd: &[f64] = &[1e-3, 0.9, 0.0, 0.0, 0.0, 0.0];
     for level in supported_levels() {
@@ -54,5 +60,39 @@ fn main() {
                 20.0 * n as f64 / ts / 1e9
             );
         }
+    }
+}
+
+/// Many small tensors: the per-tensor cost of one fused step (`MANY=1` to run).
+#[allow(dead_code)]
+pub fn many() {
+    let rule = <Sgd as Rule<f32>>::from_rows(&[&[1e-3, 0.9, 0.0, 0.0, 0.0, 0.0]]).unwrap();
+    let (k, n) = (1000, 1000);
+    let mut ps = vec![vec![0.5f32; n]; k];
+    let gs = vec![vec![0.01f32; n]; k];
+    let mut bufs = vec![vec![0.0f32; n]; k];
+    let mut scalars = vec![1.0; k];
+    for par in [Par::Seq, Par::Rayon] {
+        let mut best = f64::INFINITY;
+        for step in 1..=50u64 {
+            let t = Instant::now();
+            let slots: Vec<Slot<'_, f32>> = ps
+                .iter_mut()
+                .zip(&gs)
+                .zip(bufs.iter_mut())
+                .zip(scalars.iter_mut())
+                .map(|(((p, g), b), s)| Slot {
+                    param: p,
+                    grad: g,
+                    state: [b.as_mut_slice(), &mut [], &mut []],
+                    group: 0,
+                    step,
+                    scalar: s,
+                })
+                .collect();
+            optim::step(par, nesy_core::simd::detect(), &rule, slots).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("sgd 1000 x 1000 {par:?}: {:.3} ms", best * 1e3);
     }
 }

@@ -3,26 +3,79 @@
 
 use nesy_core::optim::grad::{self, Mixed};
 use nesy_core::Par;
-use numpy::{
-    PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
-};
+use numpy::PyArrayDyn;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::arrays::{slice, slice_mut, Access};
 use crate::errors::{type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
 
-/// Read-write borrows of a list of arrays, split by dtype.
-type Rw<'py> = (
-    Vec<PyReadwriteArrayDyn<'py, f32>>,
-    Vec<PyReadwriteArrayDyn<'py, f64>>,
-);
-/// Read-only borrows of a list of arrays, split by dtype.
-type Ro<'py> = (
-    Vec<PyReadonlyArrayDyn<'py, f32>>,
-    Vec<PyReadonlyArrayDyn<'py, f64>>,
-);
+/// The arrays of one list argument, split by dtype.
+struct Lists<'py> {
+    f32: Vec<Bound<'py, PyArrayDyn<f32>>>,
+    f64: Vec<Bound<'py, PyArrayDyn<f64>>>,
+}
+
+impl<'py> Lists<'py> {
+    /// Collects `list` (float32/float64 arrays) into `acc`, as read-only or written arrays.
+    fn collect(
+        acc: &mut Access,
+        list: &Bound<'py, PyList>,
+        arg: &'static str,
+        write: bool,
+    ) -> PyResult<Self> {
+        let mut out = Lists {
+            f32: vec![],
+            f64: vec![],
+        };
+        for (i, x) in list.iter().enumerate() {
+            match x.cast_into::<PyArrayDyn<f32>>() {
+                Ok(a) => {
+                    acc.add(&a, write, arg, i)?;
+                    out.f32.push(a);
+                }
+                Err(e) => match e.into_inner().cast_into::<PyArrayDyn<f64>>() {
+                    Ok(a) => {
+                        acc.add(&a, write, arg, i)?;
+                        out.f64.push(a);
+                    }
+                    Err(e) => return Err(not_float(arg, i, &e.into_inner())),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read-only views.
+    ///
+    /// # Safety
+    /// The `Access` that collected these arrays must have passed `check`.
+    unsafe fn views(&self) -> (Vec<&[f32]>, Vec<&[f64]>) {
+        // SAFETY: the caller's contract; read-only views of arrays no written array overlaps.
+        unsafe {
+            (
+                self.f32.iter().map(|a| slice(a)).collect(),
+                self.f64.iter().map(|a| slice(a)).collect(),
+            )
+        }
+    }
+
+    /// Mutable views.
+    ///
+    /// # Safety
+    /// The `Access` that collected these arrays as written must have passed `check`; call once.
+    unsafe fn views_mut(&self) -> Mixed<'_> {
+        // SAFETY: the caller's contract; disjoint written arrays, each taken once.
+        unsafe {
+            Mixed {
+                f32: self.f32.iter().map(|a| slice_mut(a)).collect(),
+                f64: self.f64.iter().map(|a| slice_mut(a)).collect(),
+            }
+        }
+    }
+}
 
 fn not_float(arg: &str, i: usize, x: &Bound<'_, PyAny>) -> PyErr {
     let what = x
@@ -33,61 +86,16 @@ fn not_float(arg: &str, i: usize, x: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
-fn borrow_rw<'py>(list: &Bound<'py, PyList>, arg: &str) -> PyResult<Rw<'py>> {
-    let (mut a, mut b) = (vec![], vec![]);
-    for (i, x) in list.iter().enumerate() {
-        let err = |e: String| value_error(format!("{arg}[{i}]: {e}"));
-        if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
-            check_contiguous(arr.is_c_contiguous(), arg, i)?;
-            a.push(arr.try_readwrite().map_err(|e| err(e.to_string()))?);
-        } else if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
-            check_contiguous(arr.is_c_contiguous(), arg, i)?;
-            b.push(arr.try_readwrite().map_err(|e| err(e.to_string()))?);
-        } else {
-            return Err(not_float(arg, i, &x));
-        }
-    }
-    Ok((a, b))
-}
-
-fn borrow_ro<'py>(list: &Bound<'py, PyList>, arg: &str) -> PyResult<Ro<'py>> {
-    let (mut a, mut b) = (vec![], vec![]);
-    for (i, x) in list.iter().enumerate() {
-        let err = |e: String| value_error(format!("{arg}[{i}]: {e}"));
-        if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
-            check_contiguous(arr.is_c_contiguous(), arg, i)?;
-            a.push(arr.try_readonly().map_err(|e| err(e.to_string()))?);
-        } else if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
-            check_contiguous(arr.is_c_contiguous(), arg, i)?;
-            b.push(arr.try_readonly().map_err(|e| err(e.to_string()))?);
-        } else {
-            return Err(not_float(arg, i, &x));
-        }
-    }
-    Ok((a, b))
-}
-
-fn check_contiguous(ok: bool, arg: &str, i: usize) -> PyResult<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(value_error(format!("{arg}[{i}]: must be C-contiguous")))
-    }
-}
-
-fn mixed<'a>(rw: &'a mut Rw<'_>) -> Mixed<'a> {
-    Mixed {
-        f32: rw
-            .0
-            .iter_mut()
-            .filter_map(|x| x.as_slice_mut().ok())
-            .collect(),
-        f64: rw
-            .1
-            .iter_mut()
-            .filter_map(|x| x.as_slice_mut().ok())
-            .collect(),
-    }
+/// Collects one list argument and checks it: (arrays, written?).
+fn one_list<'py>(
+    list: &Bound<'py, PyList>,
+    arg: &'static str,
+    write: bool,
+) -> PyResult<Lists<'py>> {
+    let mut acc = Access::with_capacity(list.len());
+    let lists = Lists::collect(&mut acc, list, arg, write)?;
+    acc.check()?;
+    Ok(lists)
 }
 
 /// Scales `grads` in place so that their joint norm is at most `max_norm`; returns the norm.
@@ -102,8 +110,9 @@ pub fn clip_grad_norm(
     simd: Option<&str>,
 ) -> PyResult<f64> {
     let level = level(simd)?;
-    let mut rw = borrow_rw(grads, "grads")?;
-    let m = mixed(&mut rw);
+    let lists = one_list(grads, "grads", true)?;
+    // SAFETY: `one_list` checked the arrays; taken once.
+    let m = unsafe { lists.views_mut() };
     let work = m.len();
     run_kernel(py, work, || {
         grad::clip_grad_norm(
@@ -132,8 +141,9 @@ pub fn clip_grad_value(
             "clip_value: must be >= 0, got {clip_value}"
         )));
     }
-    let mut rw = borrow_rw(grads, "grads")?;
-    let m = mixed(&mut rw);
+    let lists = one_list(grads, "grads", true)?;
+    // SAFETY: `one_list` checked the arrays; taken once.
+    let m = unsafe { lists.views_mut() };
     let work = m.len();
     run_kernel(py, work, || {
         grad::clip_value(Par::Rayon, level, m.f32, clip_value);
@@ -152,9 +162,9 @@ pub fn grad_norm(
     simd: Option<&str>,
 ) -> PyResult<f64> {
     let level = level(simd)?;
-    let ro = borrow_ro(xs, "xs")?;
-    let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
-    let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
+    let lists = one_list(xs, "xs", false)?;
+    // SAFETY: `one_list` checked the arrays.
+    let (a, b) = unsafe { lists.views() };
     let work = len(&a) + len(&b);
     run_kernel(py, work, || {
         grad::norm(Par::Rayon, level, &a, &b, norm_type)
@@ -166,9 +176,9 @@ pub fn grad_norm(
 #[pyo3(signature = (xs, simd=None))]
 pub fn all_finite(py: Python<'_>, xs: &Bound<'_, PyList>, simd: Option<&str>) -> PyResult<bool> {
     let level = level(simd)?;
-    let ro = borrow_ro(xs, "xs")?;
-    let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
-    let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
+    let lists = one_list(xs, "xs", false)?;
+    // SAFETY: `one_list` checked the arrays.
+    let (a, b) = unsafe { lists.views() };
     let work = len(&a) + len(&b);
     run_kernel(py, work, || {
         Ok(grad::all_finite(Par::Rayon, level, &a) && grad::all_finite(Par::Rayon, level, &b))
@@ -185,8 +195,9 @@ pub fn scale(
     simd: Option<&str>,
 ) -> PyResult<()> {
     let level = level(simd)?;
-    let mut rw = borrow_rw(xs, "xs")?;
-    let m = mixed(&mut rw);
+    let lists = one_list(xs, "xs", true)?;
+    // SAFETY: `one_list` checked the arrays; taken once.
+    let m = unsafe { lists.views_mut() };
     let work = m.len();
     run_kernel(py, work, || {
         m.scale(Par::Rayon, level, factor);
@@ -230,11 +241,12 @@ pub fn penalty(
             )));
         }
     }
-    let ro = borrow_ro(params, "params")?;
-    let mut rw = borrow_rw(grads, "grads")?;
-    let m = mixed(&mut rw);
-    let a: Vec<&[f32]> = ro.0.iter().filter_map(|x| x.as_slice().ok()).collect();
-    let b: Vec<&[f64]> = ro.1.iter().filter_map(|x| x.as_slice().ok()).collect();
+    let mut acc = Access::with_capacity(2 * params.len());
+    let ps = Lists::collect(&mut acc, params, "params", false)?;
+    let gs = Lists::collect(&mut acc, grads, "grads", true)?;
+    acc.check()?;
+    // SAFETY: `acc` covered both lists and passed `check`; the gradients are taken once.
+    let ((a, b), m) = unsafe { (ps.views(), gs.views_mut()) };
     let work = 2 * (len(&a) + len(&b));
     run_kernel(py, work, || {
         Ok(grad::penalty(Par::Rayon, level, m.f32, &a, l1, l2)

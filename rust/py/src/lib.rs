@@ -1,6 +1,7 @@
 //! `nesy._core`: the Python extension module. This file is the one export list; each domain's
 //! bindings live in their own file (`optim.rs`, ...) and only extract, validate and call the core.
 
+mod arrays;
 mod errors;
 mod grad;
 mod optim;

@@ -19,12 +19,13 @@ use nesy_core::optim::{self, Rule, Slot, State};
 use nesy_core::simd::{self, Level};
 use nesy_core::{Float, Par};
 use numpy::{
-    Element, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadonlyArrayDyn, PyReadwriteArray1, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+    Element, PyArray1, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1,
+    PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::arrays::{slice, slice_mut, Access};
 use crate::errors::{to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
@@ -128,18 +129,18 @@ fn rows<'a>(hyper: &'a PyReadonlyArray2<'_, f64>) -> PyResult<Vec<&'a [f64]>> {
     Ok(flat.chunks(cols).collect())
 }
 
-/// The borrowed arrays of one dtype.
-struct Borrowed<'py, T: Element> {
+/// The arrays of one dtype, split from the parameter list.
+struct Typed<'py, T: Element> {
     /// Index in the full parameter list of each parameter of this dtype.
     index: Vec<usize>,
-    params: Vec<PyReadwriteArrayDyn<'py, T>>,
-    grads: Vec<Option<PyReadonlyArrayDyn<'py, T>>>,
-    state: Vec<PyReadwriteArray1<'py, T>>,
+    params: Vec<Bound<'py, PyArrayDyn<T>>>,
+    grads: Vec<Option<Bound<'py, PyArrayDyn<T>>>>,
+    state: Vec<Bound<'py, PyArray1<T>>>,
 }
 
-impl<'py, T: Element> Borrowed<'py, T> {
+impl<'py, T: Element + Float> Typed<'py, T> {
     fn new() -> Self {
-        Borrowed {
+        Typed {
             index: vec![],
             params: vec![],
             grads: vec![],
@@ -149,13 +150,12 @@ impl<'py, T: Element> Borrowed<'py, T> {
 
     fn push(
         &mut self,
+        acc: &mut Access,
         i: usize,
-        p: &Bound<'py, PyArrayDyn<T>>,
+        p: Bound<'py, PyArrayDyn<T>>,
         g: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        if !p.is_c_contiguous() {
-            return Err(value_error(format!("params[{i}]: must be C-contiguous")));
-        }
+        acc.add(&p, true, "params", i)?;
         let grad = if g.is_none() {
             None
         } else {
@@ -173,22 +173,11 @@ impl<'py, T: Element> Borrowed<'py, T> {
                     crate::errors::py_shape(p.shape())
                 )));
             }
-            if !garr.is_c_contiguous() {
-                return Err(value_error(format!("grads[{i}]: must be C-contiguous")));
-            }
-            Some(
-                garr.try_readonly()
-                    .map_err(|e| value_error(format!("grads[{i}]: {e}")))?,
-            )
+            acc.add(garr, false, "grads", i)?;
+            Some(garr.clone())
         };
-        let param = p.try_readwrite().map_err(|e| {
-            value_error(format!(
-                "params[{i}]: cannot be updated in place ({e}); it must be a writeable array \
-                 that appears once among params and is not also a gradient"
-            ))
-        })?;
         self.index.push(i);
-        self.params.push(param);
+        self.params.push(p);
         self.grads.push(grad);
         Ok(())
     }
@@ -197,11 +186,12 @@ impl<'py, T: Element> Borrowed<'py, T> {
         self.params.iter().map(|p| p.len()).sum()
     }
 
-    fn borrow_state(
+    fn add_state(
         &mut self,
+        acc: &mut Access,
         list: &Bound<'py, PyList>,
         n_state: usize,
-        arg: &str,
+        arg: &'static str,
     ) -> PyResult<()> {
         if list.len() != n_state {
             return Err(value_error(format!(
@@ -211,11 +201,11 @@ impl<'py, T: Element> Borrowed<'py, T> {
         }
         let total = self.total();
         for (k, item) in list.iter().enumerate() {
-            let a = item.cast::<PyArray1<T>>().map_err(|_| {
+            let a = item.cast_into::<PyArray1<T>>().map_err(|e| {
                 type_error(format!(
                     "{arg}[{k}]: expected a 1-D {} array, got {}",
                     dtype_name::<T>(),
-                    describe(&item)
+                    describe(e.into_inner().as_any())
                 ))
             })?;
             if a.len() != total && a.len() != 0 {
@@ -224,43 +214,35 @@ impl<'py, T: Element> Borrowed<'py, T> {
                     a.len()
                 )));
             }
-            let rw = a
-                .try_readwrite()
-                .map_err(|e| value_error(format!("{arg}[{k}]: {e}")))?;
-            self.state.push(rw);
+            acc.add(&a, true, arg, k)?;
+            self.state.push(a);
         }
         Ok(())
     }
 
     /// Slots of the parameters that have a gradient. `groups`/`steps` are indexed by global
     /// parameter index; `scalars` holds this dtype's scalars in local order.
-    fn slots<'s>(
-        &'s mut self,
+    ///
+    /// # Safety
+    /// The `Access` that covered these arrays must have passed `check`; call once per call.
+    unsafe fn slots<'s>(
+        &'s self,
         groups: &[i64],
         steps: &[i64],
         scalars: &'s mut [f64],
-    ) -> PyResult<Vec<Slot<'s, T>>>
-    where
-        T: Float,
-    {
-        let mut flats: Vec<&'s mut [T]> = Vec::with_capacity(self.state.len());
-        for s in self.state.iter_mut() {
-            flats.push(
-                s.as_slice_mut()
-                    .map_err(|_| value_error("state: must be contiguous"))?,
-            );
-        }
+    ) -> Vec<Slot<'s, T>> {
+        // SAFETY (all slices below): arrays checked disjoint, each taken once (caller's contract).
+        let mut flats: Vec<&'s mut [T]> =
+            self.state.iter().map(|s| unsafe { slice_mut(s) }).collect();
         let mut slots = Vec::with_capacity(self.params.len());
         let parts = self
             .params
-            .iter_mut()
+            .iter()
             .zip(&self.grads)
             .zip(&self.index)
             .zip(scalars.iter_mut());
         for (((p, g), &i), scalar) in parts {
-            let param = p
-                .as_slice_mut()
-                .map_err(|_| value_error(format!("params[{i}]: must be contiguous")))?;
+            let param = unsafe { slice_mut(p) };
             let n = param.len();
             let mut state: State<'s, T> = Default::default();
             for (dst, flat) in state.iter_mut().zip(flats.iter_mut()) {
@@ -271,9 +253,7 @@ impl<'py, T: Element> Borrowed<'py, T> {
                 }
             }
             let Some(g) = g else { continue };
-            let grad = g
-                .as_slice()
-                .map_err(|_| value_error(format!("grads[{i}]: must be contiguous")))?;
+            let grad = unsafe { slice(g) };
             slots.push(Slot {
                 param,
                 grad,
@@ -283,7 +263,7 @@ impl<'py, T: Element> Borrowed<'py, T> {
                 scalar,
             });
         }
-        Ok(slots)
+        slots
     }
 
     /// This dtype's scalars, in local order.
@@ -326,11 +306,12 @@ fn describe(x: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// Borrows every parameter and gradient, split by dtype.
-fn borrow_all<'py>(
+/// Collects every parameter and gradient, split by dtype.
+fn split_dtypes<'py>(
+    acc: &mut Access,
     params: &Bound<'py, PyList>,
     grads: &Bound<'py, PyList>,
-) -> PyResult<(Borrowed<'py, f32>, Borrowed<'py, f64>)> {
+) -> PyResult<(Typed<'py, f32>, Typed<'py, f64>)> {
     if grads.len() != params.len() {
         return Err(value_error(format!(
             "grads: expected {} gradients (one per parameter, or None), got {}",
@@ -338,20 +319,22 @@ fn borrow_all<'py>(
             grads.len()
         )));
     }
-    let (mut b32, mut b64) = (Borrowed::new(), Borrowed::new());
+    let (mut t32, mut t64) = (Typed::new(), Typed::new());
     for (i, (p, g)) in params.iter().zip(grads.iter()).enumerate() {
-        if let Ok(a) = p.cast::<PyArrayDyn<f32>>() {
-            b32.push(i, a, &g)?;
-        } else if let Ok(a) = p.cast::<PyArrayDyn<f64>>() {
-            b64.push(i, a, &g)?;
-        } else {
-            return Err(type_error(format!(
-                "params[{i}]: expected a numpy array of dtype float32 or float64, got {}",
-                describe(&p)
-            )));
+        match p.cast_into::<PyArrayDyn<f32>>() {
+            Ok(a) => t32.push(acc, i, a, &g)?,
+            Err(e) => match e.into_inner().cast_into::<PyArrayDyn<f64>>() {
+                Ok(a) => t64.push(acc, i, a, &g)?,
+                Err(e) => {
+                    return Err(type_error(format!(
+                        "params[{i}]: expected a numpy array of dtype float32 or float64, got {}",
+                        describe(&e.into_inner())
+                    )))
+                }
+            },
         }
     }
-    Ok((b32, b64))
+    Ok((t32, t64))
 }
 
 /// One step of optimizer `kind` over all parameters.
@@ -402,10 +385,11 @@ pub fn optim_step<'py>(
             rows.len()
         )));
     }
-    let (mut b32, mut b64) = borrow_all(params, grads)?;
+    let mut acc = Access::with_capacity(2 * n + 8);
+    let (mut t32, mut t64) = split_dtypes(&mut acc, params, grads)?;
     let n_state = for_kind!(kind, R => Ok(<R as Rule<f32>>::STATE.len()), hd H => Ok(<H as Rule<f32>>::STATE.len()))?;
-    b32.borrow_state(state32, n_state, "state32")?;
-    b64.borrow_state(state64, n_state, "state64")?;
+    t32.add_state(&mut acc, state32, n_state, "state32")?;
+    t64.add_state(&mut acc, state64, n_state, "state64")?;
     let steps = steps
         .as_slice_mut()
         .map_err(|_| value_error("steps: must be contiguous"))?;
@@ -415,9 +399,11 @@ pub fn optim_step<'py>(
     let scalars = scalars
         .as_slice_mut()
         .map_err(|_| value_error("scalars: must be contiguous"))?;
-    let (mut sc32, mut sc64) = (b32.scalars(scalars), b64.scalars(scalars));
-    let slots32 = b32.slots(groups, steps, &mut sc32)?;
-    let slots64 = b64.slots(groups, steps, &mut sc64)?;
+    acc.check()?;
+    let (mut sc32, mut sc64) = (t32.scalars(scalars), t64.scalars(scalars));
+    // SAFETY: `acc` covered every array of both dtypes and passed `check`; taken once here.
+    let slots32 = unsafe { t32.slots(groups, steps, &mut sc32) };
+    let slots64 = unsafe { t64.slots(groups, steps, &mut sc64) };
     let work = slots32.iter().map(|s| s.param.len()).sum::<usize>()
         + slots64.iter().map(|s| s.param.len()).sum::<usize>();
     let result = for_kind!(kind,
@@ -436,7 +422,7 @@ pub fn optim_step<'py>(
             run_kernel(py, work, || hd_step::<H>(Par::Rayon, level, &mut rule, slots32, slots64).map(Some))
         }
     )?;
-    b32.commit(steps, scalars, &sc32);
-    b64.commit(steps, scalars, &sc64);
+    t32.commit(steps, scalars, &sc32);
+    t64.commit(steps, scalars, &sc64);
     Ok(result)
 }
