@@ -7,7 +7,7 @@
 
 use crate::float::Float;
 use crate::par::{Par, CHUNK};
-use crate::simd::{dispatch, sum_lanes, Func, Level};
+use crate::simd::{dispatch, sum_lanes, Kernel, Level, LANES};
 
 fn pieces_mut<T>(xs: Vec<&mut [T]>) -> (Vec<&mut [T]>, usize) {
     let total = xs.iter().map(|x| x.len()).sum();
@@ -22,82 +22,152 @@ fn pieces<'a, T>(xs: &[&'a [T]]) -> (Vec<&'a [T]>, usize) {
     (xs.iter().flat_map(|x| x.chunks(CHUNK)).collect(), total)
 }
 
+/// An element-wise map in place, compiled per SIMD level (closures would not be inlined into
+/// the level's wrapper, so every kernel here is a named type with `#[inline(always)]` code).
+trait MapInPlace<T: Float>: Copy + Sync + Send {
+    fn map(self, x: T) -> T;
+}
+
+#[derive(Clone, Copy)]
+struct Clamp<T>(T, T);
+impl<T: Float> MapInPlace<T> for Clamp<T> {
+    #[inline(always)]
+    fn map(self, v: T) -> T {
+        // Comparisons are false for NaN, which therefore passes through (as `torch.clamp`).
+        if v > self.1 {
+            self.1
+        } else if v < self.0 {
+            self.0
+        } else {
+            v
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Scale<T>(T);
+impl<T: Float> MapInPlace<T> for Scale<T> {
+    #[inline(always)]
+    fn map(self, v: T) -> T {
+        v * self.0
+    }
+}
+
+struct MapKernel<'a, T, M>(&'a mut [T], M);
+impl<T: Float, M: MapInPlace<T>> Kernel for MapKernel<'_, T, M> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for v in self.0.iter_mut() {
+            *v = self.1.map(*v);
+        }
+    }
+}
+
+fn map_in_place<T: Float, M: MapInPlace<T>>(par: Par, level: Level, xs: Vec<&mut [T]>, m: M) {
+    let (ps, total) = pieces_mut(xs);
+    par.for_work(total)
+        .for_each(ps, |x| dispatch(level, MapKernel(x, m)));
+}
+
 /// Clamps every element to `[-clip, clip]` in place (NaN stays NaN, as `torch.clamp`).
 pub fn clip_value<T: Float>(par: Par, level: Level, xs: Vec<&mut [T]>, clip: f64) {
-    let (ps, total) = pieces_mut(xs);
-    let (hi, lo) = (T::of(clip), T::of(-clip));
-    par.for_work(total).for_each(ps, |x| {
-        dispatch(
-            level,
-            Func(|| {
-                for v in x.iter_mut() {
-                    // Comparisons are false for NaN, which therefore passes through.
-                    if *v > hi {
-                        *v = hi
-                    } else if *v < lo {
-                        *v = lo
-                    }
-                }
-            }),
-        )
-    });
+    map_in_place(par, level, xs, Clamp(T::of(-clip), T::of(clip)));
 }
 
 /// Multiplies every element by `factor` in place (decoupled weight decay uses `1 - lr * wd`).
 pub fn scale<T: Float>(par: Par, level: Level, xs: Vec<&mut [T]>, factor: f64) {
-    let (ps, total) = pieces_mut(xs);
-    let f = T::of(factor);
-    par.for_work(total).for_each(ps, |x| {
-        dispatch(
-            level,
-            Func(|| {
-                for v in x.iter_mut() {
-                    *v = *v * f;
-                }
-            }),
-        )
-    });
+    map_in_place(par, level, xs, Scale(T::of(factor)));
 }
 
-/// `sum_i f(x_i)` over all tensors, in `f64`, in a fixed order.
-fn reduce<T: Float>(
-    par: Par,
-    level: Level,
-    xs: &[&[T]],
-    f: impl Fn(T) -> f64 + Sync + Send + Copy,
-) -> f64 {
+/// A per-element term of a sum, in `f64`.
+trait Term<T: Float>: Copy + Sync + Send {
+    fn term(x: T) -> f64;
+}
+
+#[derive(Clone, Copy)]
+struct Square;
+impl<T: Float> Term<T> for Square {
+    #[inline(always)]
+    fn term(x: T) -> f64 {
+        let v = x.to_f64();
+        v * v
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Abs;
+impl<T: Float> Term<T> for Abs {
+    #[inline(always)]
+    fn term(x: T) -> f64 {
+        x.abs().to_f64()
+    }
+}
+
+/// `x * 0`: 0 for finite `x`, NaN for NaN and infinities.
+#[derive(Clone, Copy)]
+struct NonFinite;
+impl<T: Float> Term<T> for NonFinite {
+    #[inline(always)]
+    fn term(x: T) -> f64 {
+        (x * T::ZERO).to_f64()
+    }
+}
+
+struct SumKernel<'a, T, F>(&'a [T], F);
+impl<T: Float, F: Term<T>> Kernel for SumKernel<'_, T, F> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        sum_lanes(self.0, F::term)
+    }
+}
+
+/// `sum_i term(x_i)` over all tensors, in `f64`, in a fixed order.
+fn reduce<T: Float, F: Term<T>>(par: Par, level: Level, xs: &[&[T]], f: F) -> f64 {
     let (ps, total) = pieces(xs);
     par.for_work(total)
-        .map_slice(&ps, |x| {
-            dispatch(level, Func(|| sum_lanes(x.len(), |i| f(x[i]))))
-        })
+        .map_slice(&ps, |x| dispatch(level, SumKernel(x, f)))
         .iter()
         .sum()
 }
 
 /// Sum of squares of all elements, in `f64`.
 pub fn sum_squares<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> f64 {
-    reduce(par, level, xs, |v| {
-        let v = v.to_f64();
-        v * v
-    })
+    reduce(par, level, xs, Square)
 }
 
 /// Sum of absolute values of all elements, in `f64`.
 pub fn sum_abs<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> f64 {
-    reduce(par, level, xs, |v| v.abs().to_f64())
+    reduce(par, level, xs, Abs)
+}
+
+struct MaxAbsKernel<'a, T>(&'a [T]);
+impl<T: Float> Kernel for MaxAbsKernel<'_, T> {
+    type Output = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        // Lane-wise maxima (vectorisable), then across lanes; NaN wins everywhere.
+        let mut acc = [T::ZERO; LANES];
+        let chunks = self.0.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                acc[l] = acc[l].max_nan(c[l].abs());
+            }
+        }
+        for (l, v) in rest.iter().enumerate() {
+            acc[l] = acc[l].max_nan(v.abs());
+        }
+        acc.iter().fold(T::ZERO, |m, &v| m.max_nan(v)).to_f64()
+    }
 }
 
 /// Largest absolute value (NaN if any element is NaN; 0 for no elements).
 pub fn max_abs<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> f64 {
     let (ps, total) = pieces(xs);
     par.for_work(total)
-        .map_slice(&ps, |x| {
-            dispatch(
-                level,
-                Func(|| x.iter().fold(T::ZERO, |m, v| m.max_nan(v.abs())).to_f64()),
-            )
-        })
+        .map_slice(&ps, |x| dispatch(level, MaxAbsKernel(x)))
         .into_iter()
         .fold(0.0, |m: f64, v| {
             if m.is_nan() || v.is_nan() {
@@ -112,7 +182,30 @@ pub fn max_abs<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> f64 {
 pub fn all_finite<T: Float>(par: Par, level: Level, xs: &[&[T]]) -> bool {
     // A sum of `x * 0` is 0 when every x is finite and NaN otherwise; it vectorises, unlike an
     // early-exit loop.
-    reduce(par, level, xs, |v| (v * T::ZERO).to_f64()) == 0.0
+    reduce(par, level, xs, NonFinite) == 0.0
+}
+
+struct PenaltyKernel<'a, T> {
+    g: &'a mut [T],
+    p: &'a [T],
+    l1: Option<T>,
+    l2: Option<T>,
+}
+impl<T: Float> Kernel for PenaltyKernel<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let n = self.g.len();
+        let (g, p) = (self.g, &self.p[..n]);
+        for i in 0..n {
+            if let Some(a) = self.l1 {
+                g[i] = g[i] + a * p[i].sign();
+            }
+            if let Some(b) = self.l2 {
+                g[i] = g[i] + b * p[i];
+            }
+        }
+    }
 }
 
 /// Adds the gradient of `l1 * sum|p| + l2 / 2 * sum p^2` to `grads` and returns that penalty.
@@ -138,23 +231,10 @@ pub fn penalty<T: Float>(
         .zip(params)
         .flat_map(|(g, p)| g.chunks_mut(CHUNK).zip(p.chunks(CHUNK)))
         .collect();
-    let (a, b) = (T::of(l1), T::of(l2));
+    let l1 = (l1 != 0.0).then(|| T::of(l1));
+    let l2 = (l2 != 0.0).then(|| T::of(l2));
     par.for_work(total).for_each(work, |(g, p)| {
-        dispatch(
-            level,
-            Func(|| {
-                let n = g.len();
-                let p = &p[..n];
-                for i in 0..n {
-                    if l1 != 0.0 {
-                        g[i] = g[i] + a * p[i].sign();
-                    }
-                    if l2 != 0.0 {
-                        g[i] = g[i] + b * p[i];
-                    }
-                }
-            }),
-        )
+        dispatch(level, PenaltyKernel { g, p, l1, l2 })
     });
     value
 }

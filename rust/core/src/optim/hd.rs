@@ -17,11 +17,11 @@
 
 use super::adam::{adam_apply, AdamCoef, AdamGroup, ADAM_COLUMNS};
 use super::sgd::{sgd_apply, SgdCoef, SgdGroup, SGD_COLUMNS};
-use super::{cut, non_negative, row, split, validate, Piece, Rule, Slot, State};
+use super::{non_negative, row, split, validate, Piece, Rule, Slot, State};
 use crate::error::Result;
 use crate::float::Float;
 use crate::par::Par;
-use crate::simd::{self, sum_lanes, Kernel, Level};
+use crate::simd::{self, sum_lanes4, Kernel, Level};
 
 /// A rule whose groups' learning rates are adapted by hypergradient descent.
 pub trait Hypergradient<T: Float>: Rule<T> {
@@ -118,16 +118,13 @@ impl<T: Float> Hypergradient<T> for SgdHd {
         if !c.active {
             return 0.0;
         }
-        let n = p.len();
-        let u = &*s[0];
-        cut!(n; g, u);
         let c = *c;
-        sum_lanes(n, |i| {
-            let mut gi = if c.maximize { -g[i] } else { g[i] };
+        sum_lanes4(g, p, &*s[0], p, |gi, pi, ui, _| {
+            let mut gi = if c.maximize { -gi } else { gi };
             if c.use_l2 {
-                gi = gi + c.l2 * p[i];
+                gi = gi + c.l2 * pi;
             }
-            gi.to_f64() * u[i].to_f64()
+            gi.to_f64() * ui.to_f64()
         })
     }
     fn hypergrad_lr(&self, group: usize) -> f64 {
@@ -232,17 +229,14 @@ impl<T: Float> Hypergradient<T> for AdamHd {
         if !c.active {
             return 0.0;
         }
-        let n = p.len();
-        let m = &*s[0];
-        let v: &[T] = if c.amsgrad { &s[2][..n] } else { &s[1][..n] };
-        cut!(n; g, m);
+        let v: &[T] = if c.amsgrad { s[2] } else { s[1] };
         let c = *c;
-        sum_lanes(n, |i| {
-            let mut gi = if c.maximize { -g[i] } else { g[i] };
+        sum_lanes4(g, p, &*s[0], v, |gi, pi, mi, vi| {
+            let mut gi = if c.maximize { -gi } else { gi };
             if c.use_l2 {
-                gi = gi + c.l2 * p[i];
+                gi = gi + c.l2 * pi;
             }
-            let u = m[i] * c.inv_bc1 / (v[i].sqrt() / c.bc2_sqrt + c.eps);
+            let u = mi * c.inv_bc1 / (vi.sqrt() / c.bc2_sqrt + c.eps);
             gi.to_f64() * u.to_f64()
         })
     }

@@ -85,20 +85,11 @@ pub fn supported_levels() -> Vec<Level> {
 
 /// A piece of work compiled once per level. `run` must be `#[inline(always)]` and call only
 /// `#[inline(always)]` code, so that it is inlined into (and vectorised for) each level's wrapper.
+/// Use named types, not closures: LLVM does not inline a large closure body into the wrapper,
+/// which then runs the baseline code.
 pub trait Kernel {
     type Output;
     fn run(self) -> Self::Output;
-}
-
-/// A closure as a [`Kernel`]; the closure is inlined into each level's wrapper with its body.
-pub struct Func<F>(pub F);
-
-impl<R, F: FnOnce() -> R> Kernel for Func<F> {
-    type Output = R;
-    #[inline(always)]
-    fn run(self) -> R {
-        (self.0)()
-    }
 }
 
 /// Runs `kernel` compiled for `level`, or for the best supported level below it.
@@ -132,22 +123,42 @@ unsafe fn run_avx512<K: Kernel>(kernel: K) -> K::Output {
 
 /// Lanes of the fixed-order reductions: partial sums are kept per lane and added in lane order,
 /// so the result is the same whatever vector width runs the loop.
-pub const LANES: usize = 16;
+pub const LANES: usize = 64;
 
-/// Adds `f(i)` for `i in 0..n` into `f64` with [`LANES`] fixed accumulators.
+/// `sum_i f(a[i], b[i], c[i], d[i])` in `f64` with [`LANES`] fixed accumulators: element `i`
+/// goes to lane `i % LANES` (the tail to lanes `0..n % LANES`), and lanes are added pairwise
+/// in a fixed order. All slices are cut to `a.len()`. Loops run over fixed-size chunks, so they
+/// vectorise without bounds checks.
 #[inline(always)]
-pub fn sum_lanes(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+pub fn sum_lanes4<A: Copy, B: Copy, C: Copy, D: Copy>(
+    a: &[A],
+    b: &[B],
+    c: &[C],
+    d: &[D],
+    f: impl Fn(A, B, C, D) -> f64,
+) -> f64 {
+    let n = a.len();
+    let (b, c, d) = (&b[..n], &c[..n], &d[..n]);
     let mut acc = [0.0f64; LANES];
-    let full = n / LANES * LANES;
-    let mut i = 0;
-    while i < full {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i + l);
+    let (ca, cb, cc, cd) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+        d.chunks_exact(LANES),
+    );
+    let (ra, rb, rc, rd) = (
+        ca.remainder(),
+        cb.remainder(),
+        cc.remainder(),
+        cd.remainder(),
+    );
+    for (((x, y), z), w) in ca.zip(cb).zip(cc).zip(cd) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l], z[l], w[l]);
         }
-        i += LANES;
     }
-    for (l, a) in acc.iter_mut().enumerate().take(n - full) {
-        *a += f(full + l);
+    for l in 0..ra.len() {
+        acc[l] += f(ra[l], rb[l], rc[l], rd[l]);
     }
     // Pairwise, fixed order.
     let mut width = LANES;
@@ -158,6 +169,12 @@ pub fn sum_lanes(n: usize, f: impl Fn(usize) -> f64) -> f64 {
         }
     }
     acc[0]
+}
+
+/// `sum_i f(a[i])` in `f64`, as [`sum_lanes4`].
+#[inline(always)]
+pub fn sum_lanes<A: Copy>(a: &[A], f: impl Fn(A) -> f64) -> f64 {
+    sum_lanes4(a, a, a, a, |x, _, _, _| f(x))
 }
 
 #[cfg(test)]
@@ -182,8 +199,9 @@ mod tests {
 
     #[test]
     fn sum_lanes_matches_exact_sum_on_integers() {
-        for n in [0, 1, 15, 16, 17, 100, 1001] {
-            let s = sum_lanes(n, |i| i as f64);
+        for n in [0usize, 1, 15, 16, 17, 100, 1001] {
+            let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let s = sum_lanes(&v, |x| x);
             assert_eq!(s, (n * n.saturating_sub(1) / 2) as f64, "n={n}");
         }
     }
