@@ -23,8 +23,9 @@ def _bench_optim(args: argparse.Namespace) -> int:
 
     cases = bench.QUICK_CASES if args.quick else bench.CASES
     print("Optimizer step, float32: best of", args.repeat, "runs; 'x vs' = that time / nesy time")
-    for name, gbs in bench.copy_bandwidth().items():
-        print(f"memory limit: {name}: {gbs:.1f} GB/s")
+    for name, gbs in bench.memory_limits().items():
+        print(f"memory: {name}: {gbs:.1f} GB/s")
+    print("limit GB/s: x *= 1 in place over the same arrays as the step (its memory limit)")
     if not bench.torch_available():
         print("(torch is not importable: PyTorch columns omitted)")
     rows = bench.run(cases, repeat=args.repeat)

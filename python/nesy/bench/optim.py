@@ -18,6 +18,8 @@ from nesy.bench import best_time, format_table
 
 #: Bytes moved per parameter by one step: reads + writes of param, grad and state (float32).
 BYTES_PER_PARAM = {"adam": 28, "sgd_momentum": 20, "adagrad": 20, "rmsprop": 20}
+#: Arrays one step touches per parameter tensor (param, grad, state buffers).
+ARRAYS = {"adam": 4, "sgd_momentum": 3, "adagrad": 3, "rmsprop": 3}
 
 CASES = {"1 x 10M": (1, 10_000_000), "1000 x 1000": (1000, 1000)}
 QUICK_CASES = {"1 x 1M": (1, 1_000_000), "100 x 1000": (100, 1000)}
@@ -171,19 +173,45 @@ def torch_step(name: str, pb: Problem, mode: str) -> Callable[[], None] | None:
 
 
 # ----------------------------------------------------------------------------- limits
-def copy_bandwidth(n_bytes: int = 400_000_000) -> dict[str, float]:
-    """Memory copy bandwidth in GB/s (read + write bytes), NumPy 1 thread and torch all threads."""
-    a = np.ones(n_bytes // 8, dtype=np.float32)
-    b = np.empty_like(a)
-    out = {"numpy copy (1 thread)": 2 * a.nbytes / best_time(lambda: np.copyto(b, a), 5) / 1e9}
+def memory_limits(n: int = 10_000_000, arrays: int = 4) -> dict[str, float]:
+    """Streaming bandwidth in GB/s (bytes read + written) measured now, in this process.
+
+    The optimizer steps read and write their arrays in place, so the relevant limit is an
+    in-place pass over a working set of the same size: ``x *= 1`` over ``arrays`` float32 arrays
+    of ``n`` elements (the size of a 10M-parameter Adam step), by nesy on all threads and by
+    torch's ``mul_`` when importable; plus NumPy's single-threaded copy for reference.
+    """
+    from nesy import _core
+
+    xs = [np.ones(n, dtype=np.float32) for _ in range(arrays)]
+    moved = 8 * n * arrays
+    out = {f"in-place x*=1 over {arrays} x {n // 10**6}M float32, nesy, all threads":
+           moved / best_time(lambda: _core.scale(xs, 1.0), 10) / 1e9}
     if torch_available():
         import torch
 
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out[f"torch copy ({torch.get_num_threads()} threads)"] = (
-            2 * a.nbytes / best_time(lambda: tb.copy_(ta), 5) / 1e9
+        ts = [torch.from_numpy(x) for x in xs]
+
+        def torch_mul() -> None:
+            for t in ts:
+                t.mul_(1.0)
+
+        out[f"same, torch mul_ ({torch.get_num_threads()} threads)"] = (
+            moved / best_time(torch_mul, 10) / 1e9
         )
+    b = np.empty_like(xs[0])
+    out["numpy copy, 1 thread"] = 8 * n / best_time(lambda: np.copyto(b, xs[0]), 10) / 1e9
     return out
+
+
+def stream_limit(n_tensors: int, size: int, n_arrays: int, repeat: int = 10) -> float:
+    """GB/s (read + write) of the simplest in-place pass, ``x *= 1``, over the same working set
+    as a step (``n_arrays`` arrays per tensor), by nesy on all threads: the memory limit of
+    that case on this machine, measured now."""
+    from nesy import _core
+
+    xs = [np.ones(size, dtype=np.float32) for _ in range(n_tensors * n_arrays)]
+    return 8 * size * n_tensors * n_arrays / best_time(lambda: _core.scale(xs, 1.0), repeat) / 1e9
 
 
 def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] | None = None,
@@ -197,6 +225,7 @@ def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] |
         for label, (k, n) in cases.items():
             pb = Problem.make(k, n)
             row: dict[str, object] = {"optimizer": name, "case": label, "params": k * n}
+            row["limit GB/s"] = stream_limit(k, n, ARRAYS[name], repeat)
             row["nesy"] = best_time(nesy_step(name, pb), repeat)
             row["numpy"] = best_time(numpy_step(name, pb), max(3, repeat // 4))
             row["numpy inplace"] = best_time(numpy_step(name, pb, "inplace"), max(3, repeat // 4))
@@ -209,11 +238,11 @@ def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] |
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    """Times in ms, speed-ups of nesy, and nesy's effective bandwidth."""
+    """Times in ms, speed-ups of nesy, nesy's effective bandwidth and its % of the limit."""
     impls = [c for c in ("nesy", "torch fused", "torch foreach", "numpy", "numpy inplace")
              if c in rows[0]]
-    header = ["optimizer", "case", *[f"{c} ms" for c in impls], "nesy GB/s",
-              *[f"x vs {c}" for c in impls[1:]]]
+    header = ["optimizer", "case", *[f"{c} ms" for c in impls], "nesy GB/s", "limit GB/s",
+              "% of limit", *[f"x vs {c}" for c in impls[1:]]]
     out = []
     for r in rows:
         t = {c: r[c] for c in impls}
@@ -222,5 +251,7 @@ def table(rows: list[dict[str, object]]) -> str:
         cells = [f"{float(v) * 1e3:.2f}" if v is not None else "n/a" for v in t.values()]  # type: ignore[arg-type]
         ratios = [f"{float(t[c]) / nesy_t:.1f}" if t[c] is not None else "n/a"  # type: ignore[arg-type]
                   for c in impls[1:]]
-        out.append([str(r["optimizer"]), str(r["case"]), *cells, f"{gbs:.1f}", *ratios])
+        limit = float(r["limit GB/s"])  # type: ignore[arg-type]
+        out.append([str(r["optimizer"]), str(r["case"]), *cells, f"{gbs:.1f}", f"{limit:.1f}",
+                    f"{100 * gbs / limit:.0f}", *ratios])
     return format_table(header, out)
