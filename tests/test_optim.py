@@ -62,10 +62,15 @@ TOL = {np.float32: 2e-6, np.float64: 1e-13}
 
 
 def _problem(dtype, sizes, seed=0, steps=50):
+    """Parameters and, lazily, ``steps`` lists of fresh random gradients."""
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(n).astype(dtype) for n in sizes]
-    grads = [[rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(steps)]
-    return params, grads
+
+    def grads():
+        for _ in range(steps):
+            yield [rng.standard_normal(n).astype(dtype) for n in sizes]
+
+    return params, grads()
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,7 +106,7 @@ def test_matches_numpy_reference(cls, refcls, opts, dtype):
 @pytest.mark.parametrize("cls,refcls,opts", [CONFIGS[i] for i in (1, 3, 6, 10, 12, 16, 19, 22,
                                                                    24, 26)])
 def test_matches_numpy_reference_on_a_million_parameters(cls, refcls, opts):
-    opt, mine, r = _run_pair(cls, refcls, opts, np.float32, [10**6], steps=5)
+    opt, mine, r = _run_pair(cls, refcls, opts, np.float32, [10**6], steps=50)
     assert _rel(mine[0], r.params[0]) <= TOL[np.float32]
 
 
@@ -124,6 +129,20 @@ OPTION_SPACE = {
     optim.Lion: (ref.RefLion, dict(lr=st.floats(0, 0.1), betas=st.tuples(st.floats(0, 0.99),
                                                                            st.floats(0, 0.999)),
                                     weight_decay=st.floats(0, 0.5))),
+    optim.AdamW: (ref.RefAdamW, dict(lr=st.floats(0, 0.1), weight_decay=st.floats(0, 0.5),
+                                      amsgrad=st.booleans(), maximize=st.booleans())),
+    optim.Adadelta: (ref.RefAdadelta, dict(lr=st.floats(0, 2), rho=st.floats(0, 1),
+                                            eps=st.floats(1e-8, 1e-3),
+                                            weight_decay=st.floats(0, 0.5))),
+    optim.Adamax: (ref.RefAdamax, dict(lr=st.floats(0, 0.1), betas=st.tuples(st.floats(0, 0.99),
+                                                                               st.floats(0, 0.999)),
+                                        weight_decay=st.floats(0, 0.5), maximize=st.booleans())),
+    optim.SGDHD: (ref.RefSGDHD, dict(lr=st.floats(0, 0.1), momentum=st.floats(0, 0.99),
+                                      weight_decay=st.floats(0, 0.5),
+                                      hypergrad_lr=st.floats(0, 1e-2))),
+    optim.AdamHD: (ref.RefAdamHD, dict(lr=st.floats(0, 0.1), amsgrad=st.booleans(),
+                                        weight_decay=st.floats(0, 0.5),
+                                        hypergrad_lr=st.floats(0, 1e-3))),
 }
 
 
@@ -261,6 +280,7 @@ def test_mixed_dtypes_keep_their_dtype():
 @pytest.mark.parametrize("cls,refcls,opts", CONFIGS, ids=IDS)
 def test_state_dict_round_trips_bit_identically_through_npz(cls, refcls, opts, tmp_path):
     params, grads = _problem(np.float32, [5, 0, 33], steps=20)
+    grads = list(grads)
     p1 = [p.copy() for p in params]
     o1 = cls(p1, **opts)
     for g in grads[:10]:

@@ -50,6 +50,8 @@ def run_demo(verbose: int = 1) -> int:
     acc, seconds = train_digits(verbose=verbose)
     print(f"   test accuracy {acc:.4f} (target >= 0.95), training took {seconds:.2f} s")
     print("2. Optimizer step, float32, small sizes (`nesy bench optim` runs the full table)")
+    if not bench.torch_available():
+        print("   (PyTorch is not importable here: its columns are omitted)")
     rows = bench.run(bench.QUICK_CASES, optimizers=["adam", "sgd_momentum"], repeat=10)
     print(bench.table(rows))
     return 0 if acc >= 0.95 else 1

@@ -60,6 +60,7 @@ class Optimizer:
         self._flat: dict[np.dtype, list[np.ndarray]] = {d: [] for d in _FLOATS}
         self._used: list[int] = []
         self._n_alloc = 0
+        self._last_hyper: np.ndarray | None = None
         #: SIMD level for the kernels (None: the best this CPU has); tests pin it.
         self._simd: str | None = None
         groups = list(params)
@@ -126,11 +127,20 @@ class Optimizer:
         return row
 
     def _hyper(self) -> np.ndarray:
+        """The hyper-parameter table (one row per group, ``optim_columns`` order).
+
+        Rows are validated, and the state buffers each group needs looked up, only when the
+        options changed since the last step, so a step stays one call into Rust.
+        """
         hyper = np.array([self._row(g) for g in self.param_groups], dtype=np.float64)
-        names, used = _core.optim_state(self._kind, hyper.reshape(len(self.param_groups), -1))
-        self._state_names = list(names)
-        self._used = used
-        return hyper.reshape(len(self.param_groups), -1)
+        hyper = hyper.reshape(len(self.param_groups), -1)
+        last = self._last_hyper
+        if last is None or last.shape != hyper.shape or not np.array_equal(last, hyper):
+            names, used = _core.optim_state(self._kind, hyper)
+            self._state_names = list(names)
+            self._used = used
+            self._last_hyper = hyper
+        return hyper
 
     def _state_init(self, name: str, group: Mapping[str, Any]) -> float:
         """Initial value of state buffer ``name`` for a parameter of ``group``."""
