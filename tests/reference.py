@@ -962,3 +962,320 @@ def penalty(
             g = g + _s(l2, g) * p
         out.append(_arr(g))
     return out, value
+
+
+# =============================================================================================
+# Recurrent layers
+# =============================================================================================
+#
+# One layer, one direction of torch.nn.RNN / GRU / LSTM, computed time step by time step in
+# plain NumPy, in the dtype of ``x``. Weight rows are stacked by gate in torch's order:
+#
+#   rnn_tanh, rnn_relu  G = 1   h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)
+#   gru                 G = 3   rows r, z, n:
+#                                 r  = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)
+#                                 z  = sigmoid(x W_iz^T + b_iz + h W_hz^T + b_hz)
+#                                 n  = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
+#                                 h' = (1 - z) * n + z * h
+#   lstm                G = 4   rows i, f, g, o:
+#                                 i, f, o = sigmoid(...), g = tanh(...)
+#                                 c' = f * c + i * g,  h' = o * tanh(c')
+#
+# Variable lengths: row b is *active* at time t iff t < lengths[b]. At an active step the row's
+# state is updated and y[t, b] is the new h; at an inactive step h (and c) are left unchanged
+# and y[t, b] = 0. Time runs 0..T-1, or T-1..0 with ``reverse=True``; so in the reverse
+# direction a row keeps its initial state until t = lengths[b] - 1 and then runs back to t = 0
+# (torch's packed sequences). In the backward pass dy at inactive positions is ignored and
+# gradients pass through inactive steps unchanged.
+
+_RNN_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    """Logistic function, without overflow for large ``|v|``, in the dtype of ``v``."""
+    e = np.exp(-np.abs(v))
+    return np.where(v >= 0, 1 / (1 + e), e / (1 + e)).astype(v.dtype, copy=False)
+
+
+def _rnn_check(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths):
+    """Validate shapes; return the arrays converted to the dtype of ``x`` and ``lengths``."""
+    if cell not in _RNN_GATES:
+        raise ValueError(f"cell must be one of {sorted(_RNN_GATES)}, got {cell!r}")
+    x = np.asarray(x)
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    dt = x.dtype
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, I), got {x.shape}")
+    T, B, n_in = x.shape
+    G = _RNN_GATES[cell]
+    w_ih = np.asarray(w_ih, dtype=dt)
+    w_hh = np.asarray(w_hh, dtype=dt)
+    if w_hh.ndim != 2 or w_hh.shape[0] % G or w_hh.shape[1] * G != w_hh.shape[0]:
+        raise ValueError(f"w_hh must have shape ({G}*H, H), got {w_hh.shape}")
+    H = w_hh.shape[1]
+    if w_ih.shape != (G * H, n_in):
+        raise ValueError(f"w_ih must have shape {(G * H, n_in)}, got {w_ih.shape}")
+    h0 = np.asarray(h0, dtype=dt)
+    if h0.shape != (B, H):
+        raise ValueError(f"h0 must have shape {(B, H)}, got {h0.shape}")
+    if cell == "lstm":
+        if c0 is None:
+            raise ValueError("c0 is required for lstm")
+        c0 = np.asarray(c0, dtype=dt)
+        if c0.shape != (B, H):
+            raise ValueError(f"c0 must have shape {(B, H)}, got {c0.shape}")
+    elif c0 is not None:
+        raise ValueError(f"c0 must be None for {cell}")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("b_ih and b_hh must both be given or both be None")
+    if b_ih is not None:
+        b_ih = np.asarray(b_ih, dtype=dt)
+        b_hh = np.asarray(b_hh, dtype=dt)
+        for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+            if b.shape != (G * H,):
+                raise ValueError(f"{name} must have shape {(G * H,)}, got {b.shape}")
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(f"lengths must be an int array of shape {(B,)}, got {lengths.shape}")
+        if np.any(lengths < 1) or np.any(lengths > T):
+            raise ValueError(f"lengths must lie in [1, {T}], got {lengths.tolist()}")
+    return x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths
+
+
+def _rnn_cell_forward(cell, x_t, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One step of one cell for all rows: return ``(h_new, c_new, cache)``.
+
+    ``c`` and ``c_new`` are ``None`` except for lstm. ``cache`` holds what
+    :func:`_rnn_cell_backward` needs.
+    """
+    gi = x_t @ w_ih.T  # (B, G*H)
+    gh = h @ w_hh.T
+    if b_ih is not None:
+        gi = gi + b_ih
+        gh = gh + b_hh
+    H = h.shape[1]
+    if cell in ("rnn_tanh", "rnn_relu"):
+        pre = gi + gh
+        h_new = np.tanh(pre) if cell == "rnn_tanh" else np.maximum(pre, 0)
+        return h_new, None, (pre, h_new)
+    if cell == "gru":
+        r = _sigmoid(gi[:, 0:H] + gh[:, 0:H])
+        z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+        ghn = gh[:, 2 * H : 3 * H]
+        n = np.tanh(gi[:, 2 * H : 3 * H] + r * ghn)
+        h_new = (1 - z) * n + z * h
+        return h_new, None, (r, z, n, ghn, h)
+    # lstm
+    pre = gi + gh
+    i = _sigmoid(pre[:, 0:H])
+    f = _sigmoid(pre[:, H : 2 * H])
+    g = np.tanh(pre[:, 2 * H : 3 * H])
+    o = _sigmoid(pre[:, 3 * H : 4 * H])
+    c_new = f * c + i * g
+    tc = np.tanh(c_new)
+    h_new = o * tc
+    return h_new, c_new, (i, f, g, o, c, tc)
+
+
+def _rnn_cell_backward(cell, cache, dh_new, dc_new):
+    """Backward of one step of :func:`_rnn_cell_forward`.
+
+    Given the gradients of the loss w.r.t. ``h_new`` (and ``c_new`` for lstm), return
+    ``(dgi, dgh, dh, dc)``: the gradients w.r.t. the input projection ``gi = x W_ih^T + b_ih``,
+    the recurrent projection ``gh = h W_hh^T + b_hh`` (both (B, G*H)), and the parts of the
+    gradients w.r.t. ``h`` and ``c`` that do not go through ``gh`` (``None`` when there are none).
+    """
+    if cell in ("rnn_tanh", "rnn_relu"):
+        pre, h_new = cache
+        if cell == "rnn_tanh":
+            dpre = dh_new * (1 - h_new * h_new)
+        else:
+            dpre = np.where(pre > 0, dh_new, 0).astype(dh_new.dtype, copy=False)
+        return dpre, dpre, None, None
+    if cell == "gru":
+        r, z, n, ghn, h = cache
+        dn = dh_new * (1 - z)
+        dz = dh_new * (h - n)
+        dh = dh_new * z
+        dnpre = dn * (1 - n * n)
+        dr = dnpre * ghn
+        drpre = dr * (r * (1 - r))
+        dzpre = dz * (z * (1 - z))
+        dgi = np.concatenate([drpre, dzpre, dnpre], axis=1)
+        dgh = np.concatenate([drpre, dzpre, dnpre * r], axis=1)
+        return dgi, dgh, dh, None
+    # lstm
+    i, f, g, o, c, tc = cache
+    do = dh_new * tc
+    dcn = dc_new + dh_new * o * (1 - tc * tc)
+    di = dcn * g
+    df = dcn * c
+    dg = dcn * i
+    dc = dcn * f
+    dpre = np.concatenate(
+        [di * (i * (1 - i)), df * (f * (1 - f)), dg * (1 - g * g), do * (o * (1 - o))], axis=1
+    )
+    return dpre, dpre, None, dc
+
+
+def _rnn_run(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, keep):
+    """Run the layer forward; return ``y, h_n, c_n`` and, if ``keep``, the per-step records."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    y = np.zeros((T, B, H), dtype=x.dtype)
+    h = h0.copy()
+    c = c0.copy() if c0 is not None else None
+    steps = []  # (t, active (B, 1) bool, h_prev, cache), in processing order
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    for t in order:
+        if lengths is None:
+            active = np.ones((B, 1), dtype=bool)
+        else:
+            active = (t < lengths)[:, None]
+        h_new, c_new, cache = _rnn_cell_forward(cell, x[t], h, c, w_ih, w_hh, b_ih, b_hh)
+        if keep:
+            steps.append((t, active, h, cache))
+        y[t] = np.where(active, h_new, 0)
+        h = np.where(active, h_new, h)
+        if c is not None:
+            c = np.where(active, c_new, c)
+    return y, h, c, steps
+
+
+def rnn_layer_forward(
+    cell: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    lengths: Optional[np.ndarray] = None,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """One direction of one recurrent layer, as ``torch.nn.RNN/GRU/LSTM``.
+
+    Parameters
+    ----------
+    cell : {"rnn_tanh", "rnn_relu", "gru", "lstm"}
+    x : ndarray (T, B, I)
+        float32 or float64; every array is computed in this dtype.
+    h0, c0 : ndarray (B, H)
+        Initial state; ``c0`` only for lstm, else ``None``.
+    w_ih, w_hh : ndarray (G*H, I), (G*H, H)
+        Stacked gate weights, G = 1 (rnn), 3 (gru: r, z, n), 4 (lstm: i, f, g, o).
+    b_ih, b_hh : ndarray (G*H,) or None
+        Biases; both ``None`` for a layer without bias.
+    lengths : int ndarray (B,) or None
+        Row b is active at time t iff ``t < lengths[b]``; ``1 <= lengths[b] <= T``.
+    reverse : bool
+        Run t = T-1 down to 0 instead of 0 up to T-1.
+
+    Returns
+    -------
+    y : ndarray (T, B, H)
+        The new h at active steps, 0 at inactive ones.
+    h_n, c_n : ndarray (B, H)
+        Final state (``c_n`` is ``None`` except for lstm).
+    """
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths = _rnn_check(
+        cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths
+    )
+    y, h, c, _ = _rnn_run(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, False)
+    return y, h, c
+
+
+def rnn_layer_backward(
+    cell: str,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: Optional[np.ndarray],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: Optional[np.ndarray],
+    b_hh: Optional[np.ndarray],
+    dy: np.ndarray,
+    dh_n: np.ndarray,
+    dc_n: Optional[np.ndarray],
+    lengths: Optional[np.ndarray] = None,
+    reverse: bool = False,
+) -> dict:
+    """Backpropagation through time for :func:`rnn_layer_forward` (same arguments).
+
+    Parameters
+    ----------
+    dy : ndarray (T, B, H)
+        Gradient of the loss w.r.t. ``y``; entries at inactive positions are ignored.
+    dh_n, dc_n : ndarray (B, H)
+        Gradients w.r.t. ``h_n`` and ``c_n`` (``dc_n`` only for lstm, else ``None``;
+        ``None`` for lstm means zero).
+
+    Returns
+    -------
+    dict
+        ``dx`` (T, B, I), ``dh0`` (B, H), ``dc0`` (B, H) or ``None``, ``dw_ih``, ``dw_hh``,
+        ``db_ih``, ``db_hh`` (``None`` without bias), all in the dtype of ``x``.
+    """
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths = _rnn_check(
+        cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths
+    )
+    dt = x.dtype
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dy = np.asarray(dy, dtype=dt)
+    if dy.shape != (T, B, H):
+        raise ValueError(f"dy must have shape {(T, B, H)}, got {dy.shape}")
+    dh = np.array(dh_n, dtype=dt)
+    if dh.shape != (B, H):
+        raise ValueError(f"dh_n must have shape {(B, H)}, got {dh.shape}")
+    dc = None
+    if cell == "lstm":
+        dc = np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)
+        if dc.shape != (B, H):
+            raise ValueError(f"dc_n must have shape {(B, H)}, got {dc.shape}")
+    elif dc_n is not None:
+        raise ValueError(f"dc_n must be None for {cell}")
+
+    _, _, _, steps = _rnn_run(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, True)
+
+    dx = np.zeros_like(x)
+    dw_ih = np.zeros_like(w_ih)
+    dw_hh = np.zeros_like(w_hh)
+    db_ih = np.zeros(w_ih.shape[0], dtype=dt) if b_ih is not None else None
+    db_hh = np.zeros(w_hh.shape[0], dtype=dt) if b_hh is not None else None
+    zero = np.zeros((B, H), dtype=dt)
+    for t, active, h_prev, cache in reversed(steps):
+        # h_out = active ? h_new : h_prev, y[t] = active ? h_new : 0 (same for c, without y)
+        dh_new = np.where(active, dh + dy[t], zero)
+        dh = np.where(active, zero, dh)
+        dc_new = None
+        if dc is not None:
+            dc_new = np.where(active, dc, zero)
+            dc = np.where(active, zero, dc)
+        dgi, dgh, dh_direct, dc_direct = _rnn_cell_backward(cell, cache, dh_new, dc_new)
+        dx[t] = dgi @ w_ih
+        dw_ih += dgi.T @ x[t]
+        dw_hh += dgh.T @ h_prev
+        if db_ih is not None:
+            db_ih += dgi.sum(axis=0)
+            db_hh += dgh.sum(axis=0)
+        dh = dh + dgh @ w_hh
+        if dh_direct is not None:
+            dh = dh + dh_direct
+        if dc_direct is not None:
+            dc = dc + dc_direct
+    return {
+        "dx": dx,
+        "dh0": dh,
+        "dc0": dc,
+        "dw_ih": dw_ih,
+        "dw_hh": dw_hh,
+        "db_ih": db_ih,
+        "db_hh": db_hh,
+    }
+
+
+__all__ += ["rnn_layer_forward", "rnn_layer_backward"]

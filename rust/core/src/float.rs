@@ -29,6 +29,13 @@ pub trait Float:
     fn to_f64(self) -> f64;
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
+    fn exp(self) -> Self;
+    fn tanh(self) -> Self;
+    /// `1 / (1 + exp(-x))`, as PyTorch's `sigmoid`.
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        Self::ONE / (Self::ONE + (-self).exp())
+    }
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
     /// Sign as PyTorch's `sign`: -1, 0 or 1; NaN stays NaN.
@@ -82,6 +89,14 @@ macro_rules! impl_float {
             #[inline(always)]
             fn abs(self) -> Self {
                 <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
             }
             #[inline(always)]
             fn is_nan(self) -> bool {

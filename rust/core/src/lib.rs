@@ -11,8 +11,10 @@
 
 pub mod error;
 pub mod float;
+pub mod linalg;
 pub mod optim;
 pub mod par;
+pub mod rnn;
 pub mod simd;
 
 pub use error::{Error, Result};

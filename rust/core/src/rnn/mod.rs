@@ -1,0 +1,207 @@
+//! Recurrent layers: Elman (tanh, relu), GRU and LSTM over whole sequences, with
+//! backpropagation through time. One call runs one layer in one direction over a batch of
+//! sequences; stacking layers and directions is the caller's loop (`python/nesy/rnn`).
+//!
+//! Formulas and gate order are PyTorch's (`torch.nn.RNN/GRU/LSTM`):
+//! ```text
+//! Elman: h' = act(W_ih x + b_ih + W_hh h + b_hh)                       act = tanh | relu
+//! GRU:   r = s(W_ir x + b_ir + W_hr h + b_hr),  z = s(W_iz x + b_iz + W_hz h + b_hz)
+//!        n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+//! LSTM:  i, f, o = s(...), g = tanh(...)  (rows of W in the order i, f, g, o)
+//!        c' = f * c + i * g,  h' = o * tanh(c')
+//! ```
+//! Variable lengths: row `b` is active at time `t` iff `t < lengths[b]`. An active step updates
+//! the row's state and writes `y[t, b] = h'`; an inactive step keeps the state and writes 0.
+//! Time runs `0..T`, or `T-1` down to 0 with `reverse`, so the reverse direction of a padded
+//! sequence starts at its own last element. Padding never reaches outputs, states or gradients.
+//!
+//! Layout: `x (T, B, I)`, `y (T, B, H)`, states `(B, H)`, `w_ih (G*H, I)`, `w_hh (G*H, H)`,
+//! biases `(G*H)`, all row-major. The input projection of all time steps is one GEMM, each step
+//! one recurrent GEMM, and the weight gradients one GEMM each over all steps.
+
+mod backward;
+mod forward;
+
+pub use backward::{backward, Grads};
+pub use forward::forward;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    RnnTanh,
+    RnnRelu,
+    Gru,
+    Lstm,
+}
+
+impl Cell {
+    /// Parses the names used by the bindings: `rnn_tanh`, `rnn_relu`, `gru`, `lstm`.
+    pub fn parse(name: &str) -> Result<Cell> {
+        match name {
+            "rnn_tanh" => Ok(Cell::RnnTanh),
+            "rnn_relu" => Ok(Cell::RnnRelu),
+            "gru" => Ok(Cell::Gru),
+            "lstm" => Ok(Cell::Lstm),
+            other => Err(Error::Value(format!(
+                "cell: expected 'rnn_tanh', 'rnn_relu', 'gru' or 'lstm', got {other:?}"
+            ))),
+        }
+    }
+    /// Gates per hidden unit: the row blocks of the weight matrices.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::RnnTanh | Cell::RnnRelu => 1,
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+    /// Whether the cell carries a cell state `c` (LSTM).
+    pub fn has_c(self) -> bool {
+        self == Cell::Lstm
+    }
+}
+
+/// Sizes of one call: time steps, batch, input features, hidden units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub t: usize,
+    pub b: usize,
+    pub i: usize,
+    pub h: usize,
+}
+
+/// One layer-direction's weights.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a, T> {
+    pub cell: Cell,
+    /// `(G*H, I)`.
+    pub w_ih: &'a [T],
+    /// `(G*H, H)`.
+    pub w_hh: &'a [T],
+    /// `(G*H)` or none.
+    pub b_ih: Option<&'a [T]>,
+    /// `(G*H)` or none.
+    pub b_hh: Option<&'a [T]>,
+}
+
+/// Length of the workspace the forward pass keeps for the backward pass:
+/// gate activations `(T, B, G*H)`, the state before each step `(T, B, H)`, and for LSTM the
+/// cell state before each step, for GRU `W_hn h + b_hn` of each step (`(T, B, H)` each).
+pub fn workspace_len(cell: Cell, d: Dims) -> usize {
+    let tb = d.t * d.b;
+    let extra = if matches!(cell, Cell::Gru | Cell::Lstm) {
+        tb * d.h
+    } else {
+        0
+    };
+    tb * cell.gates() * d.h + tb * d.h + extra
+}
+
+/// The parts of a workspace.
+pub(crate) struct Parts<S> {
+    pub gates: S,
+    pub hprev: S,
+    pub extra: S,
+}
+
+pub(crate) fn split_ws<T>(ws: &[T], cell: Cell, d: Dims) -> Parts<&[T]> {
+    let tb = d.t * d.b;
+    let (gates, rest) = ws.split_at(tb * cell.gates() * d.h);
+    let (hprev, extra) = rest.split_at(tb * d.h);
+    Parts {
+        gates,
+        hprev,
+        extra,
+    }
+}
+
+pub(crate) fn split_ws_mut<T>(ws: &mut [T], cell: Cell, d: Dims) -> Parts<&mut [T]> {
+    let tb = d.t * d.b;
+    let (gates, rest) = ws.split_at_mut(tb * cell.gates() * d.h);
+    let (hprev, extra) = rest.split_at_mut(tb * d.h);
+    Parts {
+        gates,
+        hprev,
+        extra,
+    }
+}
+
+fn check_len(arg: &str, got: usize, shape: &[usize]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if got != want {
+        return Err(Error::Shape {
+            arg: arg.into(),
+            expected: shape.to_vec(),
+            got: vec![got],
+        });
+    }
+    Ok(())
+}
+
+/// Validates weights, inputs and lengths against `d` (before anything is written).
+pub(crate) fn check_inputs<T: Float>(
+    d: Dims,
+    w: &Weights<'_, T>,
+    x: &[T],
+    h0: &[T],
+    c0: Option<&[T]>,
+    lengths: Option<&[i64]>,
+) -> Result<()> {
+    let gh = w.cell.gates() * d.h;
+    check_len("x", x.len(), &[d.t, d.b, d.i])?;
+    check_len("h0", h0.len(), &[d.b, d.h])?;
+    check_len("w_ih", w.w_ih.len(), &[gh, d.i])?;
+    check_len("w_hh", w.w_hh.len(), &[gh, d.h])?;
+    if let Some(b) = w.b_ih {
+        check_len("b_ih", b.len(), &[gh])?;
+    }
+    if let Some(b) = w.b_hh {
+        check_len("b_hh", b.len(), &[gh])?;
+    }
+    match (w.cell.has_c(), c0) {
+        (true, Some(c)) => check_len("c0", c.len(), &[d.b, d.h])?,
+        (true, None) => {
+            return Err(Error::Value(
+                "c0: the LSTM needs an initial cell state".into(),
+            ))
+        }
+        (false, Some(_)) => return Err(Error::Value("c0: only the LSTM has a cell state".into())),
+        (false, None) => {}
+    }
+    if let Some(l) = lengths {
+        check_len("lengths", l.len(), &[d.b])?;
+        for (b, &v) in l.iter().enumerate() {
+            if v < 1 || v as usize > d.t {
+                return Err(Error::Value(format!(
+                    "lengths[{b}]: must be in 1..={} (the number of time steps), got {v}",
+                    d.t
+                )));
+            }
+        }
+    }
+    for (name, xs) in [("x", x), ("h0", h0), ("c0", c0.unwrap_or(&[]))] {
+        if xs.iter().any(|v| v.is_nan()) {
+            return Err(Error::Value(format!("{name}: contains NaN")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether row `b` is active at time `t`.
+#[inline(always)]
+pub(crate) fn active(lengths: Option<&[i64]>, t: usize, b: usize) -> bool {
+    lengths.is_none_or(|l| (t as i64) < l[b])
+}
+
+/// Time index of the `step`-th step of the forward pass.
+#[inline(always)]
+pub(crate) fn time(step: usize, t: usize, reverse: bool) -> usize {
+    if reverse {
+        t - 1 - step
+    } else {
+        step
+    }
+}
