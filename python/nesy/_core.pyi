@@ -48,6 +48,48 @@ def penalty(
     simd: str | None = None,
 ) -> float: ...
 
+# rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
+def rnn_forward(
+    cell: str,
+    x: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: npt.NDArray[np.floating] | None,
+    w_ih: npt.NDArray[np.floating],
+    w_hh: npt.NDArray[np.floating],
+    b_ih: npt.NDArray[np.floating] | None,
+    b_hh: npt.NDArray[np.floating] | None,
+    lengths: npt.NDArray[np.int64] | None = None,
+    reverse: bool = False,
+    training: bool = True,
+) -> tuple[
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating],
+    npt.NDArray[np.floating] | None,
+    npt.NDArray[np.floating] | None,
+]: ...
+def rnn_backward(
+    cell: str,
+    x: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: npt.NDArray[np.floating] | None,
+    w_ih: npt.NDArray[np.floating],
+    w_hh: npt.NDArray[np.floating],
+    b_ih: npt.NDArray[np.floating] | None,
+    b_hh: npt.NDArray[np.floating] | None,
+    workspace: npt.NDArray[np.floating],
+    dy: npt.NDArray[np.floating],
+    dh_n: npt.NDArray[np.floating],
+    dc_n: npt.NDArray[np.floating] | None,
+    dw_ih: npt.NDArray[np.floating],
+    dw_hh: npt.NDArray[np.floating],
+    db_ih: npt.NDArray[np.floating] | None,
+    db_hh: npt.NDArray[np.floating] | None,
+    lengths: npt.NDArray[np.int64] | None = None,
+    reverse: bool = False,
+) -> tuple[
+    npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating] | None
+]: ...
+
 __all__ = [
     "all_finite",
     "build_info",
@@ -59,6 +101,8 @@ __all__ = [
     "optim_state",
     "optim_step",
     "penalty",
+    "rnn_backward",
+    "rnn_forward",
     "scale",
     "set_num_threads",
     "simd_levels",

@@ -5,6 +5,7 @@ mod arrays;
 mod errors;
 mod grad;
 mod optim;
+mod rnn;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -45,5 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grad::all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(grad::penalty, m)?)?;
     m.add_function(wrap_pyfunction!(grad::scale, m)?)?;
+    m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())
 }

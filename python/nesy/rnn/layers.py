@@ -1,0 +1,346 @@
+"""Recurrent layers with torch.nn.RNN / GRU / LSTM's interface, parameters and gate order.
+
+Each layer-direction runs as one call into Rust over the whole sequence batch
+(``nesy._core.rnn_forward`` / ``rnn_backward``, kernels in ``rust/core/src/rnn``); stacking
+layers, directions and inter-layer dropout happens here.
+
+Shapes (``batch_first=False``): input ``(T, B, input_size)``, output ``(T, B, D * hidden_size)``,
+states ``(num_layers * D, B, hidden_size)`` with ``D = 2`` if bidirectional. Unbatched input
+``(T, input_size)`` is accepted as in torch. Variable-length batches: ``lengths`` (B,) gives each
+sequence's length; positions past it are padding, which never influences outputs (they are 0),
+final states or gradients, so the reverse direction starts at each sequence's own last element.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from nesy import _core
+from nesy.nn import init as _init
+from nesy.nn.module import Module
+
+State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+class RNNBase(Module):
+    """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM`."""
+
+    _gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: Any = np.float32,
+        rng: _init.RngLike = None,
+    ) -> None:
+        super().__init__()
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("num_layers", num_layers)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: must be float32 or float64, got {self.dtype}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self._rng = np.random.default_rng(rng)
+        # torch's initialisation: every weight and bias uniform in +-1/sqrt(hidden_size).
+        k = 1.0 / math.sqrt(hidden_size)
+        gh = self._gates * hidden_size
+        for layer in range(num_layers):
+            for sfx in self._suffixes():
+                in_size = input_size if layer == 0 else hidden_size * self._dirs
+                shapes = [(f"weight_ih_l{layer}{sfx}", (gh, in_size)),
+                          (f"weight_hh_l{layer}{sfx}", (gh, hidden_size))]
+                if self.bias:
+                    shapes += [(f"bias_ih_l{layer}{sfx}", (gh,)), (f"bias_hh_l{layer}{sfx}", (gh,))]
+                for name, shape in shapes:
+                    self.register_parameter(
+                        name, self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+                    )
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def _dirs(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self) -> list[str]:
+        return ["", "_reverse"] if self.bidirectional else [""]
+
+    @property
+    def _cell(self) -> str:
+        raise NotImplementedError
+
+    def _weights(self, layer: int, sfx: str) -> tuple[np.ndarray, ...]:
+        p = self._parameters
+        w = (p[f"weight_ih_l{layer}{sfx}"], p[f"weight_hh_l{layer}{sfx}"])
+        if self.bias:
+            return (*w, p[f"bias_ih_l{layer}{sfx}"], p[f"bias_hh_l{layer}{sfx}"])
+        return (*w, None, None)
+
+    def _grads_of(self, layer: int, sfx: str) -> tuple[Optional[np.ndarray], ...]:
+        g = self._grads
+        w = (g[f"weight_ih_l{layer}{sfx}"], g[f"weight_hh_l{layer}{sfx}"])
+        if self.bias:
+            return (*w, g[f"bias_ih_l{layer}{sfx}"], g[f"bias_hh_l{layer}{sfx}"])
+        return (*w, None, None)
+
+    def _check_state(self, s: Optional[np.ndarray], name: str, batch: int) -> np.ndarray:
+        shape = (self.num_layers * self._dirs, batch, self.hidden_size)
+        if s is None:
+            return np.zeros(shape, self.dtype)
+        s = np.asarray(s)
+        if s.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {s.shape}")
+        return np.ascontiguousarray(s, dtype=self.dtype)
+
+    # -------------------------------------------------------------- forward
+    def forward(  # type: ignore[override]
+        self, x: np.ndarray, h0: Optional[State] = None, lengths: Optional[np.ndarray] = None
+    ) -> tuple[np.ndarray, State]:
+        """Run all layers and directions over ``x``.
+
+        Parameters
+        ----------
+        x : ndarray
+            ``(T, B, input_size)`` (``(B, T, input_size)`` if ``batch_first``) or unbatched
+            ``(T, input_size)``.
+        h0 : ndarray or (ndarray, ndarray), optional
+            Initial state ``(num_layers * D, B, hidden_size)``; for the LSTM a pair
+            ``(h0, c0)``. Zeros when omitted.
+        lengths : array of int, optional
+            ``(B,)`` sequence lengths in ``1..T``; positions past a length are padding.
+
+        Returns
+        -------
+        output : ndarray
+            ``(T, B, D * hidden_size)`` (batch-first or unbatched like ``x``): the last layer's
+            states at every step, 0 at padded positions.
+        h_n : ndarray or (ndarray, ndarray)
+            Final states ``(num_layers * D, B, hidden_size)``; for the LSTM ``(h_n, c_n)``.
+        """
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"x: expected a float array, got dtype {x.dtype}")
+        unbatched = x.ndim == 2
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x: expected 2 or 3 dimensions, got shape {x.shape}")
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x: expected {self.input_size} features, got shape {x.shape}")
+        T, B = x.shape[0], x.shape[1]
+        if T == 0 or B == 0:
+            raise ValueError(f"x: needs at least one time step and one sequence, got {x.shape}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        lstm = self._gates == 4
+        if lstm:
+            if h0 is None:
+                h0, c0 = None, None
+            elif isinstance(h0, tuple) and len(h0) == 2:
+                h0, c0 = h0
+            else:
+                raise ValueError("h0: the LSTM takes a pair (h0, c0)")
+            if unbatched:
+                h0 = None if h0 is None else np.asarray(h0)[:, None, :]
+                c0 = None if c0 is None else np.asarray(c0)[:, None, :]
+            h0s = self._check_state(h0, "h0", B)
+            c0s: Optional[np.ndarray] = self._check_state(c0, "c0", B)
+        else:
+            if isinstance(h0, tuple):
+                raise ValueError("h0: only the LSTM takes a pair (h0, c0)")
+            if unbatched and h0 is not None:
+                h0 = np.asarray(h0)[:, None, :]
+            h0s, c0s = self._check_state(h0, "h0", B), None
+        lens = None
+        if lengths is not None:
+            lens = np.asarray(lengths)
+            if lens.shape != (B,) or not np.issubdtype(lens.dtype, np.integer):
+                raise ValueError(f"lengths: expected {B} integers, got {lens!r}")
+            lens = np.ascontiguousarray(lens, dtype=np.int64)
+
+        hn = np.empty_like(h0s)
+        cn = np.empty_like(h0s) if lstm else None
+        ctx: list[Any] = []
+        inp = x
+        for layer in range(self.num_layers):
+            outs, saved = [], []
+            for d, sfx in enumerate(self._suffixes()):
+                k = layer * self._dirs + d
+                c0k = None if c0s is None else c0s[k]
+                y, h, c, ws = _core.rnn_forward(
+                    self._cell, inp, h0s[k], c0k, *self._weights(layer, sfx),
+                    lengths=lens, reverse=d == 1, training=self.training,
+                )
+                hn[k] = h
+                if cn is not None:
+                    cn[k] = c
+                outs.append(y)
+                saved.append((h0s[k], c0k, ws))
+            out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+            mask = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(out.shape) < keep).astype(self.dtype) / self.dtype.type(
+                    keep
+                )
+                out = out * mask
+            ctx.append((inp, saved, mask))
+            inp = np.ascontiguousarray(out)
+        self._save(ctx, lens, unbatched, lstm)
+        output = inp
+        if unbatched:
+            output, hn = output[:, 0, :], hn[:, 0, :]
+            cn = None if cn is None else cn[:, 0, :]
+        elif self.batch_first:
+            output = output.transpose(1, 0, 2)
+        if lstm:
+            assert cn is not None
+            return output, (hn, cn)
+        return output, hn
+
+    # -------------------------------------------------------------- backward
+    def backward(  # type: ignore[override]
+        self, grad_out: np.ndarray, grad_hn: Optional[State] = None
+    ) -> np.ndarray:
+        """Backpropagate through all layers and time steps (BPTT).
+
+        Parameters
+        ----------
+        grad_out : ndarray
+            Gradient of the loss w.r.t. ``output`` (same shape).
+        grad_hn : ndarray or (ndarray, ndarray), optional
+            Gradient w.r.t. ``h_n`` (LSTM: ``(grad_h_n, grad_c_n)``); zeros when omitted.
+
+        Returns
+        -------
+        ndarray
+            Gradient w.r.t. ``x`` (same layout as ``x``). Parameter gradients are accumulated;
+            the gradient w.r.t. the initial state is kept in ``grad_h0`` (LSTM: ``(dh0, dc0)``).
+        """
+        if not self.training:
+            raise RuntimeError("backward() needs a forward pass in training mode (call train())")
+        ctx, lens, unbatched, lstm = self._saved()
+        g = np.asarray(grad_out, dtype=self.dtype)
+        if unbatched:
+            g = g[:, None, :]
+        elif self.batch_first:
+            g = g.transpose(1, 0, 2)
+        T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
+        want = (T, B, self._dirs * self.hidden_size)
+        if g.shape != want:
+            raise ValueError(f"grad_out: expected shape {want} (time-major), got {g.shape}")
+        shape = (self.num_layers * self._dirs, B, self.hidden_size)
+        ghn, gcn = (grad_hn if isinstance(grad_hn, tuple) else (grad_hn, None))
+        if unbatched:
+            ghn = None if ghn is None else np.asarray(ghn)[:, None, :]
+            gcn = None if gcn is None else np.asarray(gcn)[:, None, :]
+        dhn = self._check_state(ghn, "grad_hn", B)
+        dcn = self._check_state(gcn, "grad_cn", B) if lstm else None
+        dh0 = np.empty(shape, self.dtype)
+        dc0 = np.empty(shape, self.dtype) if lstm else None
+        H = self.hidden_size
+        for layer in reversed(range(self.num_layers)):
+            inp, saved, mask = ctx[layer]
+            if mask is not None:
+                g = g * mask
+            dx = None
+            for d, sfx in enumerate(self._suffixes()):
+                k = layer * self._dirs + d
+                h0k, c0k, ws = saved[d]
+                dy = np.ascontiguousarray(g[:, :, d * H:(d + 1) * H])
+                dxd, dh, dc = _core.rnn_backward(
+                    self._cell, inp, h0k, c0k, *self._weights(layer, sfx), ws, dy, dhn[k],
+                    None if dcn is None else dcn[k], *self._grads_of(layer, sfx),
+                    lengths=lens, reverse=d == 1,
+                )
+                dh0[k] = dh
+                if dc0 is not None:
+                    dc0[k] = dc
+                dx = dxd if dx is None else dx + dxd
+            g = dx
+        assert g is not None
+        if unbatched:
+            dh0 = dh0[:, 0, :]
+            dc0 = None if dc0 is None else dc0[:, 0, :]
+            g = g[:, 0, :]
+        elif self.batch_first:
+            g = g.transpose(1, 0, 2)
+        self.grad_h0 = (dh0, dc0) if lstm else dh0
+        return g
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+
+class RNN(RNNBase):
+    """Elman network, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` (``torch.nn.RNN``).
+
+    ``nonlinearity`` is ``"tanh"`` (default) or ``"relu"``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *, dtype: Any = np.float32,
+                 rng: _init.RngLike = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, rng=rng)
+        self.nonlinearity = nonlinearity
+
+    @property
+    def _cell(self) -> str:
+        return f"rnn_{self.nonlinearity}"
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit (``torch.nn.GRU``), gates r, z, n in the weight rows.
+
+    ``r = s(W_ir x + b_ir + W_hr h + b_hr)``, ``z`` likewise,
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    """
+
+    _gates = 3
+
+    @property
+    def _cell(self) -> str:
+        return "gru"
+
+
+class LSTM(RNNBase):
+    """Long short-term memory (``torch.nn.LSTM``), gates i, f, g, o in the weight rows.
+
+    ``i, f, o = s(W x + b + W h + b)``, ``g = tanh(...)``, ``c' = f * c + i * g``,
+    ``h' = o * tanh(c')``. States are pairs ``(h, c)``.
+    """
+
+    _gates = 4
+
+    @property
+    def _cell(self) -> str:
+        return "lstm"

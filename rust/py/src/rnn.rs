@@ -1,0 +1,421 @@
+//! Bindings of `nesy_core::rnn`: one call per layer-direction over a whole batch of sequences.
+//!
+//! Inputs are borrowed read-only, outputs are new arrays (the gradients of the weights are
+//! accumulated in place into the caller's arrays, as module gradients are). The dtype of `x`
+//! picks the kernel; every other array must share it.
+
+use nesy_core::linalg::Gemm;
+use nesy_core::rnn::{self, Cell, Dims, Grads, Weights};
+use numpy::{
+    Element, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyReadonlyArray1, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+
+use crate::arrays::{slice, slice_mut, Access};
+use crate::errors::{py_shape, to_py, type_error, value_error};
+use crate::runtime::run_kernel;
+
+/// An optional array argument cast to the kernel dtype, with its rank checked.
+fn arr<'py, T: Element>(
+    x: Option<&Bound<'py, PyAny>>,
+    name: &'static str,
+    ndim: usize,
+    dtype: &str,
+) -> PyResult<Option<Bound<'py, PyArrayDyn<T>>>> {
+    let Some(x) = x.filter(|x| !x.is_none()) else {
+        return Ok(None);
+    };
+    let a = x.cast::<PyArrayDyn<T>>().map_err(|_| {
+        let got = x
+            .getattr("dtype")
+            .map_or_else(|_| x.get_type().to_string(), |d| format!("dtype {d}"));
+        type_error(format!(
+            "{name}: expected a numpy array of dtype {dtype} (the dtype of x), got {got}"
+        ))
+    })?;
+    if a.ndim() != ndim {
+        return Err(value_error(format!(
+            "{name}: expected {ndim} dimensions, got shape {}",
+            py_shape(a.shape())
+        )));
+    }
+    Ok(Some(a.clone()))
+}
+
+fn need<'py, T: Element>(
+    x: &Bound<'py, PyAny>,
+    name: &'static str,
+    ndim: usize,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    arr::<T>(Some(x), name, ndim, dtype)?.ok_or_else(|| value_error(format!("{name}: required")))
+}
+
+/// The arguments shared by forward and backward, cast and shape-checked.
+struct Layer<'py, T: Element> {
+    cell: Cell,
+    d: Dims,
+    x: Bound<'py, PyArrayDyn<T>>,
+    h0: Bound<'py, PyArrayDyn<T>>,
+    c0: Option<Bound<'py, PyArrayDyn<T>>>,
+    w_ih: Bound<'py, PyArrayDyn<T>>,
+    w_hh: Bound<'py, PyArrayDyn<T>>,
+    b_ih: Option<Bound<'py, PyArrayDyn<T>>>,
+    b_hh: Option<Bound<'py, PyArrayDyn<T>>>,
+}
+
+impl<'py, T: Element + Gemm> Layer<'py, T> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cell: &str,
+        x: &Bound<'py, PyAny>,
+        h0: &Bound<'py, PyAny>,
+        c0: Option<&Bound<'py, PyAny>>,
+        w_ih: &Bound<'py, PyAny>,
+        w_hh: &Bound<'py, PyAny>,
+        b_ih: Option<&Bound<'py, PyAny>>,
+        b_hh: Option<&Bound<'py, PyAny>>,
+        dtype: &str,
+    ) -> PyResult<Self> {
+        let cell = Cell::parse(cell).map_err(to_py)?;
+        let x = need::<T>(x, "x", 3, dtype)?;
+        let w_hh = need::<T>(w_hh, "w_hh", 2, dtype)?;
+        let (xs, hs) = (x.shape().to_vec(), w_hh.shape().to_vec());
+        let d = Dims {
+            t: xs[0],
+            b: xs[1],
+            i: xs[2],
+            h: hs[1],
+        };
+        let l = Layer {
+            cell,
+            d,
+            h0: need::<T>(h0, "h0", 2, dtype)?,
+            c0: arr::<T>(c0, "c0", 2, dtype)?,
+            w_ih: need::<T>(w_ih, "w_ih", 2, dtype)?,
+            b_ih: arr::<T>(b_ih, "b_ih", 1, dtype)?,
+            b_hh: arr::<T>(b_hh, "b_hh", 1, dtype)?,
+            x,
+            w_hh,
+        };
+        let gh = cell.gates() * d.h;
+        let expect = |name: &str, got: &[usize], want: &[usize]| -> PyResult<()> {
+            if got != want {
+                return Err(value_error(format!(
+                    "{name}: expected shape {}, got {}",
+                    py_shape(want),
+                    py_shape(got)
+                )));
+            }
+            Ok(())
+        };
+        expect("w_hh", l.w_hh.shape(), &[gh, d.h])?;
+        expect("w_ih", l.w_ih.shape(), &[gh, d.i])?;
+        expect("h0", l.h0.shape(), &[d.b, d.h])?;
+        if let Some(c0) = &l.c0 {
+            expect("c0", c0.shape(), &[d.b, d.h])?;
+        }
+        if let Some(b) = &l.b_ih {
+            expect("b_ih", b.shape(), &[gh])?;
+        }
+        if let Some(b) = &l.b_hh {
+            expect("b_hh", b.shape(), &[gh])?;
+        }
+        Ok(l)
+    }
+
+    fn add_reads(&self, acc: &mut Access) -> PyResult<()> {
+        acc.add(&self.x, false, "x", 0)?;
+        acc.add(&self.h0, false, "h0", 0)?;
+        acc.add(&self.w_ih, false, "w_ih", 0)?;
+        acc.add(&self.w_hh, false, "w_hh", 0)?;
+        for (a, name) in [(&self.c0, "c0"), (&self.b_ih, "b_ih"), (&self.b_hh, "b_hh")] {
+            if let Some(a) = a {
+                acc.add(a, false, name, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `add_reads` must have registered these arrays with an `Access` that passed `check`.
+    unsafe fn weights(&self) -> Weights<'_, T> {
+        // SAFETY: the caller's contract (read-only views, no written array overlaps them).
+        unsafe {
+            Weights {
+                cell: self.cell,
+                w_ih: slice(&self.w_ih),
+                w_hh: slice(&self.w_hh),
+                b_ih: self.b_ih.as_ref().map(|b| slice(b)),
+                b_hh: self.b_hh.as_ref().map(|b| slice(b)),
+            }
+        }
+    }
+}
+
+fn lengths_vec(lengths: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<i64>>> {
+    lengths
+        .map(|l| {
+            l.as_slice()
+                .map(|s| s.to_vec())
+                .map_err(|_| value_error("lengths: must be contiguous"))
+        })
+        .transpose()
+}
+
+type ForwardOut<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+);
+
+#[allow(clippy::too_many_arguments)]
+fn forward_typed<'py, T: Element + Gemm>(
+    py: Python<'py>,
+    l: Layer<'py, T>,
+    lengths: Option<Vec<i64>>,
+    reverse: bool,
+    training: bool,
+) -> PyResult<ForwardOut<'py>> {
+    let d = l.d;
+    let mut acc = Access::with_capacity(8);
+    l.add_reads(&mut acc)?;
+    acc.check()?;
+    let y = PyArray3::<T>::zeros(py, [d.t, d.b, d.h], false);
+    let hn = PyArray2::<T>::zeros(py, [d.b, d.h], false);
+    let cn = l
+        .cell
+        .has_c()
+        .then(|| PyArray2::<T>::zeros(py, [d.b, d.h], false));
+    let ws = training.then(|| PyArray1::<T>::zeros(py, rnn::workspace_len(l.cell, d), false));
+    {
+        // SAFETY: inputs checked by `acc`; outputs are fresh arrays, each taken once.
+        let (w, x, h0, c0) = unsafe {
+            (
+                l.weights(),
+                slice(&l.x),
+                slice(&l.h0),
+                l.c0.as_ref().map(|c| slice(c)),
+            )
+        };
+        let (ys, hns) = unsafe { (slice_mut(&y), slice_mut(&hn)) };
+        let cns = cn.as_ref().map(|c| unsafe { slice_mut(c) });
+        let wss = ws.as_ref().map(|w| unsafe { slice_mut(w) });
+        let work = d.t * d.b * (d.i + d.h) * l.cell.gates() * d.h;
+        run_kernel(py, work, || {
+            rnn::forward(
+                d,
+                &w,
+                x,
+                h0,
+                c0,
+                lengths.as_deref(),
+                reverse,
+                ys,
+                hns,
+                cns,
+                wss,
+            )
+        })?;
+    }
+    Ok((
+        y.into_any(),
+        hn.into_any(),
+        cn.map(|c| c.into_any()),
+        ws.map(|w| w.into_any()),
+    ))
+}
+
+/// Forward pass of one recurrent layer in one direction. Returns `(y, h_n, c_n, workspace)`;
+/// `c_n` is None except for the LSTM, `workspace` is None unless `training`.
+#[pyfunction]
+#[pyo3(signature = (cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, reverse=false, training=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_forward<'py>(
+    py: Python<'py>,
+    cell: &str,
+    x: &Bound<'py, PyAny>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<PyReadonlyArray1<'py, i64>>,
+    reverse: bool,
+    training: bool,
+) -> PyResult<ForwardOut<'py>> {
+    let lengths = lengths_vec(lengths)?;
+    if x.cast::<PyArrayDyn<f64>>().is_ok() {
+        let l = Layer::<f64>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float64")?;
+        forward_typed(py, l, lengths, reverse, training)
+    } else {
+        let l = Layer::<f32>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float32")?;
+        forward_typed(py, l, lengths, reverse, training)
+    }
+}
+
+type BackwardOut<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+);
+
+#[allow(clippy::too_many_arguments)]
+fn backward_typed<'py, T: Element + Gemm>(
+    py: Python<'py>,
+    l: Layer<'py, T>,
+    lengths: Option<Vec<i64>>,
+    reverse: bool,
+    ws: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    dhn: &Bound<'py, PyAny>,
+    dcn: Option<&Bound<'py, PyAny>>,
+    dw_ih: &Bound<'py, PyAny>,
+    dw_hh: &Bound<'py, PyAny>,
+    db_ih: Option<&Bound<'py, PyAny>>,
+    db_hh: Option<&Bound<'py, PyAny>>,
+    dtype: &str,
+) -> PyResult<BackwardOut<'py>> {
+    let d = l.d;
+    let ws = need::<T>(ws, "workspace", 1, dtype)?;
+    let dy = need::<T>(dy, "dy", 3, dtype)?;
+    let dhn = need::<T>(dhn, "dh_n", 2, dtype)?;
+    let dcn = arr::<T>(dcn, "dc_n", 2, dtype)?;
+    let dw_ih = need::<T>(dw_ih, "dw_ih", 2, dtype)?;
+    let dw_hh = need::<T>(dw_hh, "dw_hh", 2, dtype)?;
+    let db_ih = arr::<T>(db_ih, "db_ih", 1, dtype)?;
+    let db_hh = arr::<T>(db_hh, "db_hh", 1, dtype)?;
+    for (a, name) in [(&dy, "dy"), (&dhn, "dh_n")] {
+        let want: &[usize] = if name == "dy" {
+            &[d.t, d.b, d.h]
+        } else {
+            &[d.b, d.h]
+        };
+        if a.shape() != want {
+            return Err(value_error(format!(
+                "{name}: expected shape {}, got {}",
+                py_shape(want),
+                py_shape(a.shape())
+            )));
+        }
+    }
+    for (a, src, name) in [(&dw_ih, &l.w_ih, "dw_ih"), (&dw_hh, &l.w_hh, "dw_hh")] {
+        if a.shape() != src.shape() {
+            return Err(value_error(format!(
+                "{name}: shape {} differs from the weight's {}",
+                py_shape(a.shape()),
+                py_shape(src.shape())
+            )));
+        }
+    }
+    let mut acc = Access::with_capacity(16);
+    l.add_reads(&mut acc)?;
+    acc.add(&ws, false, "workspace", 0)?;
+    acc.add(&dy, false, "dy", 0)?;
+    acc.add(&dhn, false, "dh_n", 0)?;
+    if let Some(a) = &dcn {
+        acc.add(a, false, "dc_n", 0)?;
+    }
+    acc.add(&dw_ih, true, "dw_ih", 0)?;
+    acc.add(&dw_hh, true, "dw_hh", 0)?;
+    for (a, name) in [(&db_ih, "db_ih"), (&db_hh, "db_hh")] {
+        if let Some(a) = a {
+            acc.add(a, true, name, 0)?;
+        }
+    }
+    acc.check()?;
+    let dx = PyArray3::<T>::zeros(py, [d.t, d.b, d.i], false);
+    let dh0 = PyArray2::<T>::zeros(py, [d.b, d.h], false);
+    let dc0 = l
+        .cell
+        .has_c()
+        .then(|| PyArray2::<T>::zeros(py, [d.b, d.h], false));
+    {
+        // SAFETY: every array was registered with `acc`, which passed `check`; outputs are fresh;
+        // each written array is taken once.
+        let (w, x, h0, c0) = unsafe {
+            (
+                l.weights(),
+                slice(&l.x),
+                slice(&l.h0),
+                l.c0.as_ref().map(|c| slice(c)),
+            )
+        };
+        let (wss, dys, dhns) = unsafe { (slice(&ws), slice(&dy), slice(&dhn)) };
+        let dcns = dcn.as_ref().map(|c| unsafe { slice(c) });
+        let out = unsafe {
+            Grads {
+                dx: slice_mut(&dx),
+                dh0: slice_mut(&dh0),
+                dc0: dc0.as_ref().map(|c| slice_mut(c)),
+                dw_ih: slice_mut(&dw_ih),
+                dw_hh: slice_mut(&dw_hh),
+                db_ih: db_ih.as_ref().map(|b| slice_mut(b)),
+                db_hh: db_hh.as_ref().map(|b| slice_mut(b)),
+            }
+        };
+        let work = 3 * d.t * d.b * (d.i + d.h) * l.cell.gates() * d.h;
+        run_kernel(py, work, || {
+            rnn::backward(
+                d,
+                &w,
+                x,
+                h0,
+                c0,
+                lengths.as_deref(),
+                reverse,
+                wss,
+                dys,
+                dhns,
+                dcns,
+                out,
+            )
+        })?;
+    }
+    Ok((dx.into_any(), dh0.into_any(), dc0.map(|c| c.into_any())))
+}
+
+/// Backward pass of one recurrent layer in one direction (BPTT), from the workspace of the
+/// matching `rnn_forward(..., training=True)`. Returns `(dx, dh0, dc0)`; ACCUMULATES the weight
+/// and bias gradients into `dw_ih`, `dw_hh`, `db_ih`, `db_hh` in place.
+#[pyfunction]
+#[pyo3(signature = (cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, lengths=None, reverse=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_backward<'py>(
+    py: Python<'py>,
+    cell: &str,
+    x: &Bound<'py, PyAny>,
+    h0: &Bound<'py, PyAny>,
+    c0: Option<&Bound<'py, PyAny>>,
+    w_ih: &Bound<'py, PyAny>,
+    w_hh: &Bound<'py, PyAny>,
+    b_ih: Option<&Bound<'py, PyAny>>,
+    b_hh: Option<&Bound<'py, PyAny>>,
+    workspace: &Bound<'py, PyAny>,
+    dy: &Bound<'py, PyAny>,
+    dh_n: &Bound<'py, PyAny>,
+    dc_n: Option<&Bound<'py, PyAny>>,
+    dw_ih: &Bound<'py, PyAny>,
+    dw_hh: &Bound<'py, PyAny>,
+    db_ih: Option<&Bound<'py, PyAny>>,
+    db_hh: Option<&Bound<'py, PyAny>>,
+    lengths: Option<PyReadonlyArray1<'py, i64>>,
+    reverse: bool,
+) -> PyResult<BackwardOut<'py>> {
+    let lengths = lengths_vec(lengths)?;
+    if x.cast::<PyArrayDyn<f64>>().is_ok() {
+        let l = Layer::<f64>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float64")?;
+        backward_typed(
+            py, l, lengths, reverse, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh,
+            "float64",
+        )
+    } else {
+        let l = Layer::<f32>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float32")?;
+        backward_typed(
+            py, l, lengths, reverse, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh,
+            "float32",
+        )
+    }
+}

@@ -1,0 +1,286 @@
+"""nesy.rnn: kernels against the NumPy references (tests/reference.py), modules against
+PyTorch when importable, finite differences through stacked layers, variable lengths, bad input.
+
+Mirrors python/nesy/rnn/ and rust/core/src/rnn/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nesy
+from nesy import _core
+from nesy.rnn import GRU, LSTM, RNN
+
+import reference as ref
+
+CELLS = ["rnn_tanh", "rnn_relu", "gru", "lstm"]
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+def _layer(cell, dtype, T=5, B=4, I=3, H=6, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+    a = lambda *s: (rng.standard_normal(s) * 0.5).astype(dtype)  # noqa: E731
+    return dict(
+        x=a(T, B, I), h0=a(B, H), c0=a(B, H) if cell == "lstm" else None,
+        w_ih=a(G * H, I), w_hh=a(G * H, H),
+        b_ih=a(G * H) if bias else None, b_hh=a(G * H) if bias else None,
+    ), dict(dy=a(T, B, H), dh_n=a(B, H), dc_n=a(B, H) if cell == "lstm" else None)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)) if b.size else 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("lengths", [None, [5, 2, 1, 3]])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_kernels_match_numpy_reference(cell, dtype, bias, lengths, reverse):
+    inp, up = _layer(cell, dtype, bias=bias)
+    lens = None if lengths is None else np.array(lengths, np.int64)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    y, hn, cn, ws = _core.rnn_forward(cell, *args, lengths=lens, reverse=reverse)
+    ry, rhn, rcn = ref.rnn_layer_forward(cell, *args, lengths=lens, reverse=reverse)
+    assert y.dtype == dtype and hn.dtype == dtype
+    assert _rel(y, ry) <= TOL[dtype] and _rel(hn, rhn) <= TOL[dtype]
+    if cell == "lstm":
+        assert _rel(cn, rcn) <= TOL[dtype]
+    else:
+        assert cn is None
+    grads = [np.zeros_like(inp["w_ih"]), np.zeros_like(inp["w_hh"]),
+             None if not bias else np.zeros_like(inp["b_ih"]),
+             None if not bias else np.zeros_like(inp["b_hh"])]
+    dx, dh0, dc0 = _core.rnn_backward(cell, *args, ws, up["dy"], up["dh_n"], up["dc_n"], *grads,
+                                      lengths=lens, reverse=reverse)
+    want = ref.rnn_layer_backward(cell, *args, up["dy"], up["dh_n"], up["dc_n"], lengths=lens,
+                                  reverse=reverse)
+    tol = 10 * TOL[dtype]
+    assert _rel(dx, want["dx"]) <= tol and _rel(dh0, want["dh0"]) <= tol
+    assert _rel(grads[0], want["dw_ih"]) <= tol and _rel(grads[1], want["dw_hh"]) <= tol
+    if bias:
+        assert _rel(grads[2], want["db_ih"]) <= tol and _rel(grads[3], want["db_hh"]) <= tol
+    if cell == "lstm":
+        assert _rel(dc0, want["dc0"]) <= tol
+    # Inference mode keeps no workspace and gives the same outputs.
+    y2, hn2, cn2, ws2 = _core.rnn_forward(cell, *args, lengths=lens, reverse=reverse,
+                                          training=False)
+    assert ws2 is None and np.array_equal(y, y2) and np.array_equal(hn, hn2)
+
+
+def test_weight_gradients_accumulate():
+    inp, up = _layer("gru", np.float64)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    _, _, _, ws = _core.rnn_forward("gru", *args)
+    g1 = [np.zeros_like(inp[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+    _core.rnn_backward("gru", *args, ws, up["dy"], up["dh_n"], None, *g1)
+    g2 = [g.copy() for g in g1]
+    _core.rnn_backward("gru", *args, ws, up["dy"], up["dh_n"], None, *g2)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(b, 2 * a, rtol=1e-13)
+
+
+def test_results_do_not_depend_on_thread_count():
+    inp, up = _layer("lstm", np.float32, T=30, B=64, I=32, H=64)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    before = nesy.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            nesy.set_num_threads(n)
+            y, hn, cn, ws = _core.rnn_forward("lstm", *args)
+            g = [np.zeros_like(inp[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+            dx, dh0, dc0 = _core.rnn_backward("lstm", *args, ws, up["dy"], up["dh_n"],
+                                              up["dc_n"], *g)
+            outs.append([y, hn, cn, dx, dh0, dc0, *g])
+    finally:
+        nesy.set_num_threads(before)
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------ modules
+MODULES = [(RNN, {}), (RNN, {"nonlinearity": "relu"}), (GRU, {}), (LSTM, {})]
+
+
+def _loss_and_grads(m, x, lengths=None, seed=1):
+    """A fixed random linear loss of output and final states; returns (loss, dx, grads)."""
+    out, hn = m(x, lengths=lengths)
+    rng = np.random.default_rng(seed)
+    go = rng.standard_normal(out.shape)
+    if isinstance(hn, tuple):
+        gh = tuple(rng.standard_normal(h.shape) for h in hn)
+        loss = np.sum(go * out) + sum(np.sum(g * h) for g, h in zip(gh, hn))
+    else:
+        gh = rng.standard_normal(hn.shape)
+        loss = np.sum(go * out) + np.sum(gh * hn)
+    m.zero_grad()
+    dx = m.backward(go.astype(m.dtype), gh if not isinstance(gh, tuple) else
+                    tuple(g.astype(m.dtype) for g in gh))
+    return float(loss), dx, [g.copy() for g in m.gradients()]
+
+
+@pytest.mark.parametrize("cls,kw", MODULES, ids=["rnn", "rnn_relu", "gru", "lstm"])
+def test_stacked_bidirectional_module_matches_finite_differences(cls, kw):
+    m = cls(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=0, **kw)
+    x = np.random.default_rng(2).standard_normal((5, 3, 3))
+    lengths = np.array([5, 3, 1])
+    _, dx, grads = _loss_and_grads(m, x, lengths)
+    eps = 1e-6
+
+    def num(arr, idx):
+        old = arr[idx]
+        arr[idx] = old + eps
+        up = _loss_and_grads(m, x, lengths)[0]
+        arr[idx] = old - eps
+        down = _loss_and_grads(m, x, lengths)[0]
+        arr[idx] = old
+        return (up - down) / (2 * eps)
+
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        idx = tuple(rng.integers(0, s) for s in x.shape)
+        assert dx[idx] == pytest.approx(num(x, idx), rel=1e-5, abs=1e-7)
+    for p, g in zip(m.parameters(), grads):
+        for _ in range(3):
+            idx = tuple(rng.integers(0, s) for s in p.shape)
+            assert g[idx] == pytest.approx(num(p, idx), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("cls,kw", MODULES, ids=["rnn", "rnn_relu", "gru", "lstm"])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_module_matches_torch(cls, kw, batch_first, with_lengths):
+    torch = pytest.importorskip("torch")
+    tcls = getattr(torch.nn, cls.__name__)
+    m = cls(4, 5, num_layers=2, bidirectional=True, batch_first=batch_first, rng=0, **kw)
+    t = tcls(4, 5, num_layers=2, bidirectional=True, batch_first=batch_first, **kw)
+    t.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
+    T, B = 6, 3
+    x = np.random.default_rng(4).standard_normal((B, T, 4) if batch_first else (T, B, 4))
+    x = x.astype(np.float32)
+    lengths = np.array([6, 2, 4]) if with_lengths else None
+    out, hn = m(x, lengths=lengths)
+    xt = torch.tensor(x, requires_grad=True)
+    if with_lengths:
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            xt, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False)
+        tout, thn = t(packed)
+        tout, _ = torch.nn.utils.rnn.pad_packed_sequence(tout, batch_first=batch_first,
+                                                         total_length=T)
+    else:
+        tout, thn = t(xt)
+    assert _rel(out, tout.detach().numpy()) <= 1e-5
+    hs = hn if isinstance(hn, tuple) else (hn,)
+    ths = thn if isinstance(thn, tuple) else (thn,)
+    for a, b in zip(hs, ths):
+        assert _rel(a, b.detach().numpy()) <= 1e-5
+    rng = np.random.default_rng(5)
+    go = rng.standard_normal(out.shape).astype(np.float32)
+    gh = [rng.standard_normal(h.shape).astype(np.float32) for h in hs]
+    m.zero_grad()
+    dx = m.backward(go, tuple(gh) if len(gh) == 2 else gh[0])
+    loss = (tout * torch.tensor(go)).sum() + sum((h * torch.tensor(g)).sum()
+                                                for h, g in zip(ths, gh))
+    loss.backward()
+    assert _rel(dx, xt.grad.numpy()) <= 1e-5
+    for name, g in m.named_gradients():
+        assert _rel(g, dict(t.named_parameters())[name].grad.numpy()) <= 1e-5, name
+
+
+def test_unbatched_input_and_eval_mode():
+    m = LSTM(3, 4, rng=0)
+    x = np.random.default_rng(0).standard_normal((7, 3)).astype(np.float32)
+    out, (h, c) = m(x)
+    assert out.shape == (7, 4) and h.shape == (1, 4) and c.shape == (1, 4)
+    batched, (hb, cb) = m(x[:, None, :])
+    assert np.array_equal(out, batched[:, 0]) and np.array_equal(h, hb[:, 0])
+    m.eval()
+    out2, _ = m(x)
+    assert np.array_equal(out, out2)
+    with pytest.raises(RuntimeError, match="train"):
+        m.backward(np.ones_like(out))
+
+
+def test_padding_never_influences_outputs_states_or_gradients():
+    m = GRU(2, 3, bidirectional=True, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 2))
+    lengths = np.array([5, 2])
+    out, hn = m(x, lengths=lengths)
+    _, dx, grads = _loss_and_grads(m, x, lengths)
+    x2 = x.copy()
+    x2[2:, 1] = 1e6  # garbage in the padding of sequence 1
+    out2, hn2 = m(x2, lengths=lengths)
+    _, dx2, grads2 = _loss_and_grads(m, x2, lengths)
+    assert np.array_equal(out, out2) and np.array_equal(hn, hn2)
+    assert np.all(out[2:, 1] == 0) and np.all(dx2[2:, 1] == 0)
+    for a, b in zip(grads, grads2):
+        assert np.array_equal(a, b)
+    # The sequence alone, unpadded, gives the same outputs and final states.
+    alone, hn_alone = m(x[:2, 1:2])
+    np.testing.assert_allclose(alone[:, 0], out[:2, 1], rtol=1e-12)
+    np.testing.assert_allclose(hn_alone[:, 0], hn[:, 1], rtol=1e-12)
+
+
+def test_dropout_between_layers_is_seeded_and_off_in_eval():
+    x = np.random.default_rng(0).standard_normal((4, 2, 3)).astype(np.float32)
+    a = GRU(3, 5, num_layers=3, dropout=0.5, rng=7)
+    b = GRU(3, 5, num_layers=3, dropout=0.5, rng=7)
+    ya, _ = a(x)
+    yb, _ = b(x)
+    assert np.array_equal(ya, yb)
+    a.eval()
+    plain = GRU(3, 5, num_layers=3, rng=7)
+    plain.load_state_dict(a.state_dict())
+    assert np.array_equal(a(x)[0], plain(x)[0])
+
+
+def test_load_state_dict_checks_names_and_shapes():
+    m = LSTM(3, 4, num_layers=2)
+    sd = m.state_dict()
+    sd["weight_hh_l1"] = np.zeros((16, 5), np.float32)
+    with pytest.raises(ValueError, match="weight_hh_l1"):
+        m.load_state_dict(sd)
+    names = [n for n, _ in m.named_parameters()]
+    assert names[:4] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+
+
+@pytest.mark.parametrize("bad,exc,needle", [
+    (dict(x=np.zeros((2, 3, 4, 1))), ValueError, "x"),
+    (dict(x=np.zeros((5, 2, 4))), ValueError, "features"),
+    (dict(h0=np.zeros((1, 2, 4))), ValueError, "h0"),
+    (dict(lengths=np.array([6, 1])), ValueError, "lengths"),
+    (dict(lengths=np.array([0, 1])), ValueError, "lengths"),
+    (dict(lengths=np.array([-1, 1])), ValueError, "lengths"),
+    (dict(lengths=np.array([1, 2, 3])), ValueError, "lengths"),
+    (dict(x=np.full((5, 2, 3), np.nan)), ValueError, "NaN"),
+    (dict(x=np.zeros((5, 2, 3), np.int32)), TypeError, "x"),
+    (dict(x=np.zeros((0, 2, 3))), ValueError, "x"),
+])
+def test_bad_input_names_the_argument(bad, exc, needle):
+    m = GRU(3, 5)
+    args = dict(x=np.zeros((5, 2, 3), np.float32), h0=None, lengths=None)
+    args.update(bad)
+    with pytest.raises(exc, match=needle):
+        m(args["x"], args["h0"], lengths=args["lengths"])
+
+
+def test_lstm_state_must_be_a_pair_and_kernel_checks_shapes():
+    m = LSTM(3, 5)
+    with pytest.raises(ValueError, match="pair"):
+        m(np.zeros((4, 2, 3), np.float32), np.zeros((1, 2, 5), np.float32))
+    inp, _ = _layer("gru", np.float32)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    args[4] = args[4][:, :-1].copy()
+    with pytest.raises(ValueError, match="w_"):
+        _core.rnn_forward("gru", *args)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    with pytest.raises(TypeError, match="h0"):
+        _core.rnn_forward("gru", args[0], args[1].astype(np.float64), *args[2:])
+    with pytest.raises(ValueError, match="cell"):
+        _core.rnn_forward("elman", *args)
