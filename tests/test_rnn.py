@@ -20,7 +20,7 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
-def _layer(cell, dtype, T=5, B=4, I=3, H=6, bias=True, seed=0):
+def _layer(cell, dtype, T=5, B=4, I=3, H=6, bias=True, seed=0):  # noqa: E741
     rng = np.random.default_rng(seed)
     G = GATES[cell]
     a = lambda *s: (rng.standard_normal(s) * 0.5).astype(dtype)  # noqa: E731
