@@ -10,6 +10,8 @@
 //! kernels reduce in a fixed lane order, so every level gives the same bits as the scalar path;
 //! `tests/simd.rs` checks that for every kernel.
 
+pub mod math;
+
 use std::sync::OnceLock;
 
 /// An instruction-set level a kernel can be compiled for.

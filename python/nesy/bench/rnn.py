@@ -1,0 +1,118 @@
+"""Recurrent layer benchmark: nesy vs torch.nn.RNN/GRU/LSTM on the CPU, forward only
+(inference) and forward + backward, float32, one layer, one direction.
+
+FLOPs are counted as 2·T·B·G·H·(I+H) for the forward and three times that for forward +
+backward; the machine's single-precision GEMM peak (NumPy's BLAS on 2048³) is measured in the
+same run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from nesy.bench import best_time, format_table
+
+CASES = [(100, 32, 32, 128), (100, 1, 32, 128), (50, 64, 64, 256), (200, 16, 8, 32)]
+QUICK_CASES = [(50, 16, 16, 64), (100, 1, 16, 64)]
+CELLS = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def gemm_peak(n: int = 2048) -> float:
+    """GFLOP/s of NumPy's float32 matmul on n x n matrices (best of 3)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    return 2 * n**3 / best_time(lambda: a @ a, 3, 1) / 1e9
+
+
+def flops(cell: str, T: int, B: int, I: int, H: int) -> float:  # noqa: E741
+    return 2.0 * T * B * CELLS[cell] * H * (I + H)
+
+
+def nesy_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], object], ...]:  # noqa: E741
+    from nesy import rnn
+
+    m = getattr(rnn, cell)(I, H, rng=0)
+    x = np.random.default_rng(1).standard_normal((T, B, I), dtype=np.float32)
+    go = np.ones((T, B, H), np.float32)
+
+    def infer() -> None:
+        m.eval()
+        m(x)
+
+    def train() -> None:
+        m.train()
+        m(x)
+        m.backward(go)
+
+    return infer, train
+
+
+def torch_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], object], ...]:  # noqa: E741
+    import torch
+
+    m = getattr(torch.nn, cell)(I, H)
+    x = torch.randn(T, B, I)
+
+    def infer() -> None:
+        with torch.no_grad():
+            m(x)
+
+    def train() -> None:
+        out, _ = m(x)
+        out.sum().backward()
+
+    return infer, train
+
+
+def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
+        with_torch: bool | None = None) -> list[dict[str, object]]:
+    cases = CASES if cases is None else cases
+    with_torch = torch_available() if with_torch is None else with_torch
+    rows = []
+    for cell in CELLS:
+        for T, B, I, H in cases:  # noqa: E741
+            row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
+                                      "flops": flops(cell, T, B, I, H)}
+            infer, train = nesy_fns(cell, T, B, I, H)
+            row["nesy fwd"], row["nesy fwd+bwd"] = best_time(infer, repeat), best_time(train, repeat)
+            if with_torch:
+                infer, train = torch_fns(cell, T, B, I, H)
+                row["torch fwd"] = best_time(infer, repeat)
+                row["torch fwd+bwd"] = best_time(train, repeat)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, object]], peak: float) -> str:
+    torch_cols = "torch fwd" in rows[0]
+    header = ["cell", "(T, B, I, H)", "nesy fwd ms", "nesy fwd+bwd ms", "nesy fwd+bwd GF/s",
+              "% of GEMM peak"]
+    if torch_cols:
+        header += ["torch fwd ms", "torch fwd+bwd ms", "x fwd", "x fwd+bwd"]
+    out = []
+    for r in rows:
+        f = float(r["flops"])  # type: ignore[arg-type]
+        nf, nt = float(r["nesy fwd"]), float(r["nesy fwd+bwd"])  # type: ignore[arg-type]
+        gf = 3 * f / nt / 1e9
+        cells = [str(r["cell"]), str(r["case"]), f"{nf * 1e3:.2f}", f"{nt * 1e3:.2f}",
+                 f"{gf:.1f}", f"{100 * gf / peak:.0f}"]
+        if torch_cols:
+            tf, tt = float(r["torch fwd"]), float(r["torch fwd+bwd"])  # type: ignore[arg-type]
+            cells += [f"{tf * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tf / nf:.1f}", f"{tt / nt:.1f}"]
+        out.append(cells)
+    return format_table(header, out)
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    peak = gemm_peak()
+    print(f"SGEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s")
+    print(table(run(), peak))
+    print(f"done in {time.perf_counter() - t0:.1f} s")
