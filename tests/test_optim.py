@@ -493,3 +493,79 @@ def test_num_threads_from_environment():
     assert out.stdout.strip() == "3"
     with pytest.raises(ValueError):
         nesy.set_num_threads(0)
+
+
+# ----------------------------------------------------------------------------- state edge cases
+def test_options_switched_off_then_new_parameters_keep_working():
+    a = np.ones(5, np.float32)
+    opt = optim.Adam([{"params": [a], "amsgrad": True}], lr=0.1)
+    opt.step([np.ones(5, np.float32)])
+    opt.param_groups[0]["amsgrad"] = False
+    b = np.zeros(3, np.float32)
+    opt.add_param_group({"params": [b]})
+    opt.step([np.ones(5, np.float32), np.ones(3, np.float32)])  # no stale-size error
+    opt.param_groups[0]["amsgrad"] = True
+    opt.step([np.ones(5, np.float32), np.ones(3, np.float32)])
+    assert np.all(np.isfinite(a)) and not np.array_equal(b, np.zeros(3))
+
+
+def test_sgd_momentum_switched_on_later_starts_its_buffer_like_torch():
+    p = [np.ones(4)]
+    opt = optim.SGD(p, lr=0.1)
+    r = ref.RefSGD([np.ones(4)], lr=0.1)
+    rng = np.random.default_rng(0)
+    for step in range(6):
+        if step == 2:
+            for o in (opt.param_groups[0], r.__dict__):
+                o["momentum"], o["dampening"] = 0.9, 0.5
+        g = [rng.standard_normal(4)]
+        opt.step(g)
+        r.step(g)
+        np.testing.assert_array_equal(p[0], r.params[0])
+
+
+def test_failed_load_state_dict_changes_nothing():
+    a = np.ones(3)
+    opt = optim.NAdam([a], lr=0.1)
+    opt.step([np.ones(3)])
+    good = opt.state_dict()
+    before = optim.Optimizer.state_dict(opt)
+    bad_step = {"state": {0: {**good["state"][0], "step": None}},
+                "param_groups": [{**good["param_groups"][0], "lr": 0.5}]}
+    bad_mu = {"state": {0: {**good["state"][0], "mu_product": "x"}},
+              "param_groups": good["param_groups"]}
+    huge = {"state": {0: {**good["state"][0], "step": 2**63 - 1}},
+            "param_groups": good["param_groups"]}
+    unknown = {"state": good["state"], "param_groups": [{**good["param_groups"][0], "bogus": 1}]}
+    for bad, needle in [(bad_step, "step"), (bad_mu, "mu_product"), (huge, "step"),
+                        (unknown, "bogus")]:
+        with pytest.raises(ValueError, match=needle):
+            opt.load_state_dict(bad)
+        after = opt.state_dict()
+        assert after["param_groups"] == before["param_groups"]
+        assert after["state"][0]["step"] == 1
+        for k, v in before["state"][0].items():
+            assert np.array_equal(after["state"][0][k], v)
+
+
+def test_numpy_scalar_options_save_and_load(tmp_path):
+    a = np.ones(3, np.float32)
+    opt = optim.Adam([a], lr=np.float32(0.01), amsgrad=np.bool_(True))
+    opt.step([np.ones(3, np.float32)])
+    path = tmp_path / "o.npz"
+    optim.save_state_dict(opt.state_dict(), path)
+    loaded = optim.load_state_dict_file(path)
+    assert loaded["param_groups"][0]["lr"] == pytest.approx(0.01)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_bookkeeping_arrays_may_not_alias_parameters():
+    steps = np.zeros(1, np.int64)
+    p = steps.view(np.float64)
+    with pytest.raises(ValueError, match="share memory"):
+        _core.optim_step("sgd", [p], [np.ones(1)], np.zeros(1, np.int64), steps,
+                         np.zeros(1), np.array([[0.1, 0, 0, 0, 0, 0]], np.float64),
+                         [np.zeros(0, np.float32)], [np.zeros(0)])
+    assert steps[0] == 0

@@ -22,7 +22,10 @@ def _bench_optim(args: argparse.Namespace) -> int:
     from nesy.bench import optim as bench
 
     cases = bench.QUICK_CASES if args.quick else bench.CASES
-    print("Optimizer step, float32: best of", args.repeat, "runs; 'x vs' = that time / nesy time")
+    import nesy
+
+    print("Optimizer step, float32: best of", args.repeat, "runs; 'x vs' = that time / nesy time;",
+          nesy.get_num_threads(), "threads for nesy and torch")
     for name, gbs in bench.memory_limits().items():
         print(f"memory: {name}: {gbs:.1f} GB/s")
     print("limit GB/s: x *= 1 in place over the same arrays as the step (its memory limit)")

@@ -150,6 +150,9 @@ def torch_step(name: str, pb: Problem, mode: str) -> Callable[[], None] | None:
     """torch.optim with ``mode`` "fused" or "foreach"; None where torch has no such mode."""
     import torch
 
+    import nesy
+
+    torch.set_num_threads(nesy.get_num_threads())  # same thread count on both sides
     ts = [torch.from_numpy(p.copy()) for p in pb.params]
     for t, g in zip(ts, pb.grads):
         t.grad = torch.from_numpy(g)
@@ -205,12 +208,13 @@ def memory_limits(n: int = 10_000_000, arrays: int = 4) -> dict[str, float]:
 
 
 def stream_limit(n_tensors: int, size: int, n_arrays: int, repeat: int = 10) -> float:
-    """GB/s (read + write) of the simplest in-place pass, ``x *= 1``, over the same working set
-    as a step (``n_arrays`` arrays per tensor), by nesy on all threads: the memory limit of
-    that case on this machine, measured now."""
+    """GB/s (read + write) of the simplest in-place pass, ``x *= 1``, by nesy on all threads,
+    over as many bytes as a step touches (``n_arrays`` arrays per tensor), held in ``n_arrays``
+    contiguous arrays so that no per-tensor cost enters: the memory limit of that case on this
+    machine, measured now."""
     from nesy import _core
 
-    xs = [np.ones(size, dtype=np.float32) for _ in range(n_tensors * n_arrays)]
+    xs = [np.ones(size * n_tensors, dtype=np.float32) for _ in range(n_arrays)]
     return 8 * size * n_tensors * n_arrays / best_time(lambda: _core.scale(xs, 1.0), repeat) / 1e9
 
 

@@ -81,7 +81,8 @@ def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
             row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
                                       "flops": flops(cell, T, B, I, H)}
             infer, train = nesy_fns(cell, T, B, I, H)
-            row["nesy fwd"], row["nesy fwd+bwd"] = best_time(infer, repeat), best_time(train, repeat)
+            row["nesy fwd"] = best_time(infer, repeat)
+            row["nesy fwd+bwd"] = best_time(train, repeat)
             if with_torch:
                 infer, train = torch_fns(cell, T, B, I, H)
                 row["torch fwd"] = best_time(infer, repeat)

@@ -147,21 +147,25 @@ class Optimizer:
         return 0.0
 
     def _alloc_state(self) -> None:
-        """(Re)allocate flat buffers: keep existing values, start new parameters at their init."""
+        """(Re)allocate flat buffers after parameters or options changed.
+
+        Existing values are kept; new parameters start at their initial value. A buffer is
+        allocated when a group needs it, and every allocated buffer follows the parameter count
+        (also one an option no longer uses, so that turning the option back on finds its state).
+        """
         n_used = max(self._used, default=0)
         self._n_alloc = n_used
         for dtype in _FLOATS:
-            sizes = [p.size for p in self._params if p.dtype == dtype]
-            total = int(sum(sizes))
+            total = int(sum(p.size for p in self._params if p.dtype == dtype))
             bufs = self._flat[dtype]
             while len(bufs) < len(self._state_names):
                 bufs.append(np.zeros(0, dtype))
             for k, name in enumerate(self._state_names):
-                needed = k < n_used and total > 0
-                if not needed or bufs[k].size == total:
+                have = bufs[k].size
+                if have == total or (have == 0 and not (k < n_used and total > 0)):
                     continue
                 fresh = self._fresh_buffer(dtype, name)
-                fresh[: bufs[k].size] = bufs[k]
+                fresh[:have] = bufs[k]
                 bufs[k] = fresh
 
     def _fresh_buffer(self, dtype: np.dtype, name: str) -> np.ndarray:
@@ -238,7 +242,8 @@ class Optimizer:
             if self._steps[i] == 0:
                 continue
             entry: dict[str, Any] = {"step": int(self._steps[i])}
-            entry.update({k: v.copy() for k, v in views.items()})
+            in_use = self._state_names[: self._used[self._group_of[i]]]
+            entry.update({k: v.copy() for k, v in views.items() if k in in_use})
             if self._scalar_name:
                 entry[self._scalar_name] = float(self._scalars[i])
             state[i] = entry
@@ -253,7 +258,8 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore options and state saved by :meth:`state_dict` (bit-identical).
 
-        Everything is checked before anything changes.
+        Everything is checked, and the new state built aside, before anything changes: a
+        failing call leaves the optimizer as it was.
         """
         groups = state_dict.get("param_groups")
         state = state_dict.get("state")
@@ -264,51 +270,83 @@ class Optimizer:
                 f"state_dict: has {len(groups)} parameter groups, the optimizer has "
                 f"{len(self.param_groups)}"
             )
+        new_groups = []
         for gi, (saved, mine) in enumerate(zip(groups, self.param_groups)):
             if len(saved.get("params", [])) != len(mine["params"]):
                 raise ValueError(
                     f"state_dict: param_groups[{gi}] has {len(saved.get('params', []))} "
                     f"parameters, the optimizer's has {len(mine['params'])}"
                 )
-        views_shapes = [p.shape for p in self._params]
+            unknown = set(saved) - set(self.defaults) - {"params", "initial_lr"}
+            if unknown:
+                raise ValueError(f"state_dict: param_groups[{gi}] has unknown option(s) "
+                                 f"{sorted(unknown)}")
+            g = dict(mine)
+            g.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items()
+                      if k != "params"})
+            new_groups.append(g)
+        # Validate the options (names group and option) without touching the optimizer.
+        hyper = np.array([self._row(g) for g in new_groups], dtype=np.float64)
+        names, used = _core.optim_state(self._kind, hyper.reshape(len(new_groups), -1))
+        names = list(names)
+        steps = np.zeros_like(self._steps)
+        scalars = np.full_like(self._scalars, self._scalar_init)
+        entries: dict[int, dict[str, np.ndarray]] = {}
         for key, entry in state.items():
             i = int(key)
             if not 0 <= i < len(self._params):
                 raise IndexError(f"state_dict: state index {i} out of range")
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"state_dict: state[{i}] must be a dict")
+            step = entry.get("step", 0)
+            if not isinstance(step, (int, np.integer)) or not 0 <= int(step) < 2**62:
+                raise ValueError(f"state_dict: state[{i}]['step'] must be an integer in "
+                                 f"[0, 2**62), got {step!r}")
+            steps[i] = int(step)
+            if self._scalar_name and self._scalar_name in entry:
+                try:
+                    scalars[i] = float(entry[self._scalar_name])
+                except (TypeError, ValueError):
+                    raise ValueError(f"state_dict: state[{i}][{self._scalar_name!r}] must be "
+                                     f"a number") from None
+            arrays = {}
             for name, val in entry.items():
                 if name in ("step", self._scalar_name):
                     continue
-                if name not in self._state_names:
+                if name not in names:
                     raise ValueError(f"state_dict: state[{i}] has unknown buffer {name!r}")
                 arr = np.asarray(val)
-                if arr.shape != views_shapes[i] or arr.dtype != self._params[i].dtype:
+                p = self._params[i]
+                if arr.shape != p.shape or arr.dtype != p.dtype:
                     raise ValueError(
                         f"state_dict: state[{i}][{name!r}] has shape {arr.shape} and dtype "
-                        f"{arr.dtype}, expected {views_shapes[i]} and {self._params[i].dtype}"
+                        f"{arr.dtype}, expected {p.shape} and {p.dtype}"
                     )
-        # All checked: apply.
-        old_groups = [dict(g) for g in self.param_groups]
+                arrays[name] = arr
+            entries[i] = arrays
+        # All checked: build the new state aside, then swap it in.
+        saved_attrs = (self._state_names, self._used, self._flat, self._n_alloc,
+                       self._last_hyper, [dict(g) for g in self.param_groups])
+        for mine, g in zip(self.param_groups, new_groups):
+            mine.clear()
+            mine.update(g)
+        self._state_names, self._used, self._last_hyper = names, used, hyper
+        self._flat = {d: [np.zeros(0, d) for _ in names] for d in _FLOATS}
         try:
-            for saved, mine in zip(groups, self.param_groups):
-                for k, v in saved.items():
-                    if k != "params":
-                        mine[k] = tuple(v) if k == "betas" else v
-            self._hyper()
-        except Exception:
-            for mine, old in zip(self.param_groups, old_groups):
+            self._alloc_state()
+        except BaseException:
+            (self._state_names, self._used, self._flat, self._n_alloc, self._last_hyper,
+             old) = saved_attrs
+            for mine, g in zip(self.param_groups, old):
                 mine.clear()
-                mine.update(old)
+                mine.update(g)
             raise
-        self.zero_state()
         views = self._views()
-        for key, entry in state.items():
-            i = int(key)
-            self._steps[i] = int(entry.get("step", 0))
-            if self._scalar_name and self._scalar_name in entry:
-                self._scalars[i] = float(entry[self._scalar_name])
-            for name, val in entry.items():
+        for i, arrays in entries.items():
+            for name, arr in arrays.items():
                 if name in views[i]:
-                    views[i][name][...] = val
+                    views[i][name][...] = arr
+        self._steps, self._scalars = steps, scalars
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
@@ -340,7 +378,8 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
             else:
                 scalars.setdefault(str(i), {})[name] = v
     meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(),
+                                   dtype=np.uint8)
     _atomic_savez(path, arrays)
 
 
@@ -362,6 +401,13 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"state": state, "param_groups": groups}
 
 
+def _json_default(o: Any) -> Any:
+    """NumPy scalars (an ``np.float32`` learning rate, ...) as Python numbers."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"cannot save a value of type {type(o).__name__} in a state dict")
+
+
 def _atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -371,7 +417,16 @@ def _atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
+        if hasattr(os, "O_DIRECTORY"):
+            dfd = os.open(directory, os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)  # the rename itself survives a crash
+            finally:
+                os.close(dfd)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -24,6 +24,9 @@ class SGD(Optimizer):
     """
 
     _kind = "sgd"
+    #: Whether the momentum buffer exists (torch starts it as ``buf = g`` at the first update
+    #: with momentum, also when momentum is switched on later).
+    _scalar_name = "momentum_started"
 
     def __init__(
         self,
@@ -261,6 +264,7 @@ class SGDHD(Optimizer):
     """
 
     _kind = "sgd_hd"
+    _scalar_name = "momentum_started"
 
     def __init__(
         self,

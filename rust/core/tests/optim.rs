@@ -36,6 +36,7 @@ fn problem<T: Float>(seed: u64, init: f64) -> (Problem<T>, Vec<Vec<Vec<T>>>) {
         .iter()
         .map(|&n| std::array::from_fn(|_| vec![T::of(init); n]))
         .collect();
+    // NAdam's running product starts at 1 (SGD's "momentum started" flag at 0: see `sgd0`).
     let scalars = vec![1.0; SIZES.len()];
     (
         Problem {
@@ -76,10 +77,18 @@ fn slots<'a, T: Float>(
         .collect()
 }
 
-/// Runs 5 steps of a rule and returns the final problem.
-fn run<T: Float, R: Rule<T>>(rows: &[&[f64]], par: Par, level: Level, init: f64) -> Problem<T> {
+/// Runs 5 steps of a rule and returns the final problem. State buffers start at `init`, the
+/// per-tensor scalar at `scalar0` (NAdam's product 1, SGD's "momentum started" flag 0).
+fn run<T: Float, R: Rule<T>>(
+    rows: &[&[f64]],
+    par: Par,
+    level: Level,
+    init: f64,
+    scalar0: f64,
+) -> Problem<T> {
     let rule = R::from_rows(rows).unwrap();
     let (mut pr, grads) = problem::<T>(42, init);
+    pr.scalars.fill(scalar0);
     for (t, g) in grads.iter().enumerate() {
         optim::step(
             par,
@@ -93,20 +102,20 @@ fn run<T: Float, R: Rule<T>>(rows: &[&[f64]], par: Par, level: Level, init: f64)
 }
 
 /// Seq/scalar vs Rayon at every level: same bits; and something changed.
-fn check_deterministic<R: Rule<f32> + Rule<f64>>(rows: &[&[f64]], init: f64) {
-    let base32 = run::<f32, R>(rows, Par::Seq, Level::Scalar, init);
-    let base64 = run::<f64, R>(rows, Par::Seq, Level::Scalar, init);
+fn check_deterministic<R: Rule<f32> + Rule<f64>>(rows: &[&[f64]], init: f64, scalar0: f64) {
+    let base32 = run::<f32, R>(rows, Par::Seq, Level::Scalar, init, scalar0);
+    let base64 = run::<f64, R>(rows, Par::Seq, Level::Scalar, init, scalar0);
     let (start, _) = problem::<f64>(42, init);
     assert_ne!(base64.params, start.params, "the rule changed nothing");
     for level in supported_levels() {
         for par in [Par::Seq, Par::Rayon] {
             assert_eq!(
-                run::<f32, R>(rows, par, level, init),
+                run::<f32, R>(rows, par, level, init, scalar0),
                 base32,
                 "f32 {par:?} {level:?}"
             );
             assert_eq!(
-                run::<f64, R>(rows, par, level, init),
+                run::<f64, R>(rows, par, level, init, scalar0),
                 base64,
                 "f64 {par:?} {level:?}"
             );
@@ -123,6 +132,7 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
             &[0.05, 0.9, 0.0, 0.0, 1.0, 1.0],
         ),
         0.0,
+        0.0,
     );
     check_deterministic::<Adam>(
         &two(
@@ -130,10 +140,12 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
             &[1e-3, 0.8, 0.99, 1e-6, 0.1, 1.0, 1.0, 1.0],
         ),
         0.0,
+        1.0,
     );
     check_deterministic::<Adagrad>(
         &two(&[0.1, 0.0, 0.0, 1e-10, 0.0], &[0.1, 0.01, 0.1, 1e-8, 1.0]),
         0.1,
+        1.0,
     );
     check_deterministic::<Rmsprop>(
         &two(
@@ -141,10 +153,12 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
             &[0.01, 0.9, 1e-8, 0.1, 0.9, 1.0, 1.0],
         ),
         0.0,
+        1.0,
     );
     check_deterministic::<Adadelta>(
         &two(&[1.0, 0.9, 1e-6, 0.0, 0.0], &[0.5, 0.95, 1e-6, 0.1, 1.0]),
         0.0,
+        1.0,
     );
     check_deterministic::<Adamax>(
         &two(
@@ -152,6 +166,7 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
             &[2e-3, 0.9, 0.99, 1e-8, 0.1, 1.0],
         ),
         0.0,
+        1.0,
     );
     check_deterministic::<Nadam>(
         &two(
@@ -159,17 +174,19 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
             &[2e-3, 0.9, 0.999, 1e-8, 0.1, 4e-3, 1.0, 1.0],
         ),
         0.0,
+        1.0,
     );
     check_deterministic::<Lion>(
         &two(&[1e-4, 0.9, 0.99, 0.0, 0.0], &[1e-4, 0.9, 0.99, 0.1, 1.0]),
         0.0,
+        1.0,
     );
 }
 
 #[test]
 fn adam_matches_a_naive_f64_loop() {
     let row: &[f64] = &[1e-2, 0.9, 0.999, 1e-8, 0.05, 0.0, 0.0, 0.0];
-    let got = run::<f64, Adam>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0);
+    let got = run::<f64, Adam>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0, 1.0);
     let (mut want, grads) = problem::<f64>(42, 0.0);
     for (t, gs) in grads.iter().enumerate() {
         let t = t as f64 + 1.0;
@@ -200,7 +217,7 @@ fn adam_matches_a_naive_f64_loop() {
 #[test]
 fn sgd_momentum_matches_a_naive_loop() {
     let row: &[f64] = &[0.1, 0.9, 0.1, 0.0, 0.0, 0.0];
-    let got = run::<f64, Sgd>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0);
+    let got = run::<f64, Sgd>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0, 0.0);
     let (mut want, grads) = problem::<f64>(42, 0.0);
     for (t, gs) in grads.iter().enumerate() {
         for (i, g) in gs.iter().enumerate() {

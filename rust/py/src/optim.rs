@@ -371,6 +371,7 @@ pub fn optim_step<'py>(
             )));
         }
     }
+    let (groups_arr, hyper_arr) = ((*groups).clone(), (*hyper).clone());
     let rows = rows(&hyper)?;
     let groups = groups
         .as_slice()
@@ -390,11 +391,19 @@ pub fn optim_step<'py>(
     let n_state = for_kind!(kind, R => Ok(<R as Rule<f32>>::STATE.len()), hd H => Ok(<H as Rule<f32>>::STATE.len()))?;
     t32.add_state(&mut acc, state32, n_state, "state32")?;
     t64.add_state(&mut acc, state64, n_state, "state64")?;
+    // The bookkeeping arrays must not overlap a parameter either.
+    acc.add(&groups_arr, false, "groups", 0)?;
+    acc.add(&hyper_arr, false, "hyper", 0)?;
+    acc.add(&steps, true, "steps", 0)?;
+    acc.add(&scalars, true, "scalars", 0)?;
     let steps = steps
         .as_slice_mut()
         .map_err(|_| value_error("steps: must be contiguous"))?;
-    if let Some(i) = steps.iter().position(|&s| s < 0) {
-        return Err(value_error(format!("steps[{i}]: must be >= 0")));
+    if let Some(i) = steps.iter().position(|&s| !(0..1 << 62).contains(&s)) {
+        return Err(value_error(format!(
+            "steps[{i}]: must be in [0, 2**62), got {}",
+            steps[i]
+        )));
     }
     let scalars = scalars
         .as_slice_mut()

@@ -43,24 +43,41 @@ fn build(threads: usize) -> PyResult<Pool> {
 }
 
 /// The pool of this process, built on first use (and again after a fork).
+///
+/// Threads are spawned outside the lock, so a `fork` from another thread never inherits the
+/// lock held; a pool inherited through `fork` is leaked, never dropped (its threads do not exist
+/// in the child, and dropping it could wait on state they held).
 fn pool() -> PyResult<Arc<ThreadPool>> {
-    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
     let pid = std::process::id();
-    match guard.as_ref() {
-        Some(p) if p.pid == pid => Ok(p.pool.clone()),
-        stale => {
-            let threads = stale.map_or_else(default_threads, |p| p.threads);
-            if let Some(old) = guard.take() {
-                // Inherited through fork: its worker threads do not exist in this process, so
-                // dropping it could wait on them. Leak it instead.
-                std::mem::forget(old);
-            }
-            let fresh = build(threads)?;
-            let handle = fresh.pool.clone();
-            *guard = Some(fresh);
-            Ok(handle)
+    let threads = {
+        let guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(p) if p.pid == pid => return Ok(p.pool.clone()),
+            Some(p) => p.threads,
+            None => default_threads(),
+        }
+    };
+    install(build(threads)?, false)
+}
+
+/// Makes `fresh` the process's pool (unless another thread installed one for this process
+/// meanwhile and `replace` is false) and returns the pool now in place.
+fn install(fresh: Pool, replace: bool) -> PyResult<Arc<ThreadPool>> {
+    let pid = std::process::id();
+    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if !replace {
+        if let Some(p) = guard.as_ref().filter(|p| p.pid == pid) {
+            return Ok(p.pool.clone()); // lost a race: keep the installed pool, drop ours
         }
     }
+    let handle = fresh.pool.clone();
+    if let Some(old) = guard.replace(fresh) {
+        if old.pid != pid {
+            std::mem::forget(old); // inherited through fork
+        }
+        // Otherwise `old` drops here; jobs still running hold their own Arc.
+    }
+    Ok(handle)
 }
 
 /// Number of threads kernels use.
@@ -75,10 +92,7 @@ pub fn set_num_threads(n: usize) -> PyResult<()> {
     if n == 0 {
         return Err(value_error("n: the number of threads must be >= 1"));
     }
-    let fresh = build(n)?;
-    let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    *guard = Some(fresh);
-    Ok(())
+    install(build(n)?, true).map(|_| ())
 }
 
 /// Runs `f` with the GIL released and maps its error to a Python exception.

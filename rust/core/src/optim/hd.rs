@@ -92,8 +92,14 @@ impl<T: Float> Rule<T> for SgdHd {
     fn n_state(&self, group: usize) -> usize {
         1 + usize::from(self.groups[group].momentum != 0.0)
     }
-    fn coef(&self, group: usize, step: u64, _: &mut f64) -> SgdCoef<T> {
-        self.groups[group].coef(self.lrs[group], step)
+    /// The tensor's scalar state records whether its momentum buffer has started (as SGD).
+    fn coef(&self, group: usize, _: u64, started: &mut f64) -> SgdCoef<T> {
+        let g = &self.groups[group];
+        let c = g.coef(self.lrs[group], *started != 0.0);
+        if g.momentum != 0.0 {
+            *started = 1.0;
+        }
+        c
     }
     #[inline(always)]
     fn apply(c: &SgdCoef<T>, p: &mut [T], g: &[T], s: &mut State<'_, T>) {
@@ -271,20 +277,30 @@ impl<T: Float, R: Hypergradient<T>> Kernel for Dot<'_, '_, '_, T, R> {
 /// Pieces of one dtype with the dot-product coefficients of their slots.
 struct Prepared<'a, T: Float, R: Hypergradient<T>> {
     dot_coefs: Vec<R::DotCoef>,
-    steps: Vec<(usize, u64)>,
+    /// (group, step, scalar state before this step) of every slot.
+    steps: Vec<(usize, u64, f64)>,
     pieces: Vec<Piece<'a, T>>,
     total: usize,
 }
 
 fn prepare<'a, T: Float, R: Hypergradient<T>>(
     rule: &R,
-    slots: Vec<Slot<'a, T>>,
+    mut slots: Vec<Slot<'a, T>>,
 ) -> Prepared<'a, T, R> {
     let dot_coefs = slots
         .iter()
         .map(|s| rule.dot_coef(s.group, s.step))
         .collect();
-    let steps = slots.iter().map(|s| (s.group, s.step)).collect();
+    // The scalar state advances now; `finish` recomputes the coefficients with the adapted
+    // learning rate from the value the scalar had before this step.
+    let steps = slots
+        .iter_mut()
+        .map(|s| {
+            let before = *s.scalar;
+            let _ = rule.coef(s.group, s.step, s.scalar);
+            (s.group, s.step, before)
+        })
+        .collect();
     let (pieces, total) = split(slots);
     Prepared {
         dot_coefs,
@@ -320,11 +336,10 @@ fn finish<T: Float, R: Hypergradient<T>>(
     rule: &R,
     prep: Prepared<'_, T, R>,
 ) {
-    let mut unused = 0.0;
     let coefs: Vec<R::Coef> = prep
         .steps
         .iter()
-        .map(|&(g, t)| rule.coef(g, t, &mut unused))
+        .map(|&(g, t, before)| rule.coef(g, t, &mut before.clone()))
         .collect();
     super::apply_pieces::<T, R>(par, level, &coefs, prep.pieces, prep.total);
 }

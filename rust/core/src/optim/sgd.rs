@@ -4,13 +4,13 @@
 //! g = -grad if maximize else grad
 //! g = g + weight_decay * p
 //! if momentum != 0:
-//!     buf = g                                   (first update)
+//!     buf = g                                   (first update with momentum)
 //!     buf = momentum * buf + (1 - dampening) * g (later updates)
 //!     g = g + momentum * buf if nesterov else buf
 //! p = p - lr * g
 //! ```
 
-use super::{cut, cut_mut, flag, non_negative, row, Rule, State};
+use super::{cut, cut_mut, finite, flag, non_negative, row, Rule, State};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
@@ -42,7 +42,7 @@ impl SgdGroup {
         let s = SgdGroup {
             lr: non_negative(g, "lr", r[0])?,
             momentum: non_negative(g, "momentum", r[1])?,
-            dampening: non_negative(g, "dampening", r[2])?,
+            dampening: finite(g, "dampening", r[2])?,
             weight_decay: non_negative(g, "weight_decay", r[3])?,
             nesterov: flag(g, "nesterov", r[4])?,
             maximize: flag(g, "maximize", r[5])?,
@@ -55,7 +55,9 @@ impl SgdGroup {
         Ok(s)
     }
 
-    pub(crate) fn coef<T: Float>(&self, lr: f64, step: u64) -> SgdCoef<T> {
+    /// Coefficients with learning rate `lr`; `started` tells whether the tensor's momentum
+    /// buffer exists (torch creates it at the first update with momentum, as `buf = g`).
+    pub(crate) fn coef<T: Float>(&self, lr: f64, started: bool) -> SgdCoef<T> {
         SgdCoef {
             neg_lr: T::of(-lr),
             momentum: T::of(self.momentum),
@@ -63,7 +65,7 @@ impl SgdGroup {
             w: T::of(1.0 - self.dampening),
             l2: T::of(self.weight_decay),
             use_l2: self.weight_decay != 0.0,
-            first: step == 1,
+            first: !started,
             nesterov: self.nesterov,
             maximize: self.maximize,
         }
@@ -102,9 +104,14 @@ impl<T: Float> Rule<T> for Sgd {
     fn n_state(&self, group: usize) -> usize {
         usize::from(self.groups[group].momentum != 0.0)
     }
-    fn coef(&self, group: usize, step: u64, _: &mut f64) -> SgdCoef<T> {
+    /// The tensor's scalar state records whether its momentum buffer has started.
+    fn coef(&self, group: usize, _: u64, started: &mut f64) -> SgdCoef<T> {
         let g = &self.groups[group];
-        g.coef(g.lr, step)
+        let c = g.coef(g.lr, *started != 0.0);
+        if g.momentum != 0.0 {
+            *started = 1.0;
+        }
+        c
     }
     #[inline(always)]
     fn apply(c: &SgdCoef<T>, p: &mut [T], g: &[T], s: &mut State<'_, T>) {
