@@ -4,6 +4,7 @@ use super::{active, check_inputs, split_ws, time, workspace_len, Cell, Dims, Wei
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::simd::{self, Kernel};
 
 /// Gradients of one layer-direction. `dx`, `dh0`, `dc0` are overwritten; `dw_ih`, `dw_hh`,
 /// `db_ih`, `db_hh` are ACCUMULATED into (`+=`), as module parameter gradients are.
@@ -84,6 +85,7 @@ pub fn backward<T: Gemm>(
     let mut dc = dcn.map(|c| c.to_vec()).unwrap_or_default();
     let mut direct = vec![T::ZERO; bh]; // GRU: dh' / dh through z * h
     let mut back = vec![T::ZERO; bh]; // dG_h(t) W_hh
+    let mut on_t = vec![true; d.b];
 
     for step in (0..d.t).rev() {
         let t = time(step, d.t, reverse);
@@ -95,67 +97,31 @@ pub fn backward<T: Gemm>(
         } else {
             rows.start * h..rows.end * h
         }];
-        let dy_t = &dy[rows.start * h..rows.end * h];
-        let dgx_t = &mut dg_x[rows.start * gh..rows.end * gh];
-        for b in 0..d.b {
-            if !active(lengths, t, b) {
-                continue; // gradients pass through; dG rows stay 0
-            }
-            let gb = &g_t[b * gh..(b + 1) * gh];
-            let dhb = &mut dh[b * h..(b + 1) * h];
-            for (v, &u) in dhb.iter_mut().zip(&dy_t[b * h..(b + 1) * h]) {
-                *v = *v + u;
-            }
-            let dgb = &mut dgx_t[b * gh..(b + 1) * gh];
-            match cell {
-                Cell::RnnTanh => {
-                    for j in 0..h {
-                        dgb[j] = dhb[j] * (T::ONE - gb[j] * gb[j]);
-                    }
-                }
-                Cell::RnnRelu => {
-                    for j in 0..h {
-                        dgb[j] = if gb[j] > T::ZERO { dhb[j] } else { T::ZERO };
-                    }
-                }
-                Cell::Gru => {
-                    let hpb = &hp_t[b * h..(b + 1) * h];
-                    let ghn = &ex_t[b * h..(b + 1) * h];
-                    let dghb = &mut dg_h[(rows.start + b) * gh..(rows.start + b + 1) * gh];
-                    for j in 0..h {
-                        let (r, z, n) = (gb[j], gb[h + j], gb[2 * h + j]);
-                        let dn = dhb[j] * (T::ONE - z);
-                        let dz = dhb[j] * (hpb[j] - n);
-                        direct[b * h + j] = dhb[j] * z;
-                        let dn_pre = dn * (T::ONE - n * n);
-                        let dr_pre = dn_pre * ghn[j] * r * (T::ONE - r);
-                        let dz_pre = dz * z * (T::ONE - z);
-                        dgb[j] = dr_pre;
-                        dgb[h + j] = dz_pre;
-                        dgb[2 * h + j] = dn_pre;
-                        dghb[j] = dr_pre;
-                        dghb[h + j] = dz_pre;
-                        dghb[2 * h + j] = dn_pre * r;
-                    }
-                }
-                Cell::Lstm => {
-                    let cpb = &ex_t[b * h..(b + 1) * h];
-                    let dcb = &mut dc[b * h..(b + 1) * h];
-                    for j in 0..h {
-                        let (i, f, g, o) = (gb[j], gb[h + j], gb[2 * h + j], gb[3 * h + j]);
-                        let c = f * cpb[j] + i * g;
-                        let tc = c.tanh();
-                        let d_o = dhb[j] * tc;
-                        let dct = dcb[j] + dhb[j] * o * (T::ONE - tc * tc);
-                        dgb[j] = dct * g * i * (T::ONE - i);
-                        dgb[h + j] = dct * cpb[j] * f * (T::ONE - f);
-                        dgb[2 * h + j] = dct * i * (T::ONE - g * g);
-                        dgb[3 * h + j] = d_o * o * (T::ONE - o);
-                        dcb[j] = dct * f;
-                    }
-                }
-            }
+        for (bi, on) in on_t.iter_mut().enumerate() {
+            *on = active(lengths, t, bi);
         }
+        let dgh_rows: &mut [T] = if cell == Cell::Gru {
+            &mut dg_h[rows.start * gh..rows.end * gh]
+        } else {
+            &mut []
+        };
+        simd::dispatch(
+            simd::detect(),
+            BackStep {
+                cell,
+                h,
+                active: &on_t,
+                g: g_t,
+                hp: hp_t,
+                ex: ex_t,
+                dy: &dy[rows.start * h..rows.end * h],
+                dh: &mut dh,
+                dc: &mut dc,
+                dgx: &mut dg_x[rows.start * gh..rows.end * gh],
+                dgh: dgh_rows,
+                direct: &mut direct,
+            },
+        );
         // Gradient reaching the previous state: dG_h(t) W_hh (+ the GRU's direct z path).
         let dgh_t: &[T] = if cell == Cell::Gru {
             &dg_h[rows.start * gh..rows.end * gh]
@@ -225,5 +191,154 @@ fn column_sums<T: Float>(m: &[T], cols: usize, acc: &mut [T]) {
         for (a, &v) in acc.iter_mut().zip(row) {
             *a = *a + v;
         }
+    }
+}
+
+/// The gate gradients of one time step for all rows, compiled per SIMD level. Writes the gate
+/// pre-activation gradients (`dgx`, and for the GRU the recurrent-path `dgh`), adds `dy` into
+/// `dh`, and advances the LSTM's `dc` and the GRU's direct path `direct`.
+struct BackStep<'a, T> {
+    cell: Cell,
+    h: usize,
+    active: &'a [bool],
+    g: &'a [T],
+    hp: &'a [T],
+    ex: &'a [T],
+    dy: &'a [T],
+    dh: &'a mut [T],
+    dc: &'a mut [T],
+    dgx: &'a mut [T],
+    dgh: &'a mut [T],
+    direct: &'a mut [T],
+}
+
+impl<T: Float> Kernel for BackStep<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (h, gh) = (self.h, self.cell.gates() * self.h);
+        for (b, &on) in self.active.iter().enumerate() {
+            if !on {
+                continue; // gradients pass through; the step's dG rows stay 0
+            }
+            let row = b * h..(b + 1) * h;
+            let gb = &self.g[b * gh..(b + 1) * gh];
+            let dhb = &mut self.dh[row.clone()];
+            for (v, &u) in dhb.iter_mut().zip(&self.dy[row.clone()]) {
+                *v = *v + u;
+            }
+            let dgb = &mut self.dgx[b * gh..(b + 1) * gh];
+            match self.cell {
+                Cell::RnnTanh => {
+                    let (dgb, gb) = (&mut dgb[..h], &gb[..h]);
+                    for j in 0..h {
+                        dgb[j] = dhb[j] * (T::ONE - gb[j] * gb[j]);
+                    }
+                }
+                Cell::RnnRelu => {
+                    let (dgb, gb) = (&mut dgb[..h], &gb[..h]);
+                    for j in 0..h {
+                        dgb[j] = if gb[j] > T::ZERO { dhb[j] } else { T::ZERO };
+                    }
+                }
+                Cell::Gru => {
+                    let (dr, rest) = dgb.split_at_mut(h);
+                    let (dz, dn) = rest.split_at_mut(h);
+                    let dghb = &mut self.dgh[b * gh..(b + 1) * gh];
+                    let (hr, rest) = dghb.split_at_mut(h);
+                    let (hz, hn) = rest.split_at_mut(h);
+                    let gates = [&gb[..h], &gb[h..2 * h], &gb[2 * h..3 * h]];
+                    let inputs = [&self.hp[row.clone()], &self.ex[row.clone()]];
+                    gru_back(
+                        gates,
+                        inputs,
+                        dhb,
+                        [dr, dz, dn],
+                        [hr, hz, hn],
+                        &mut self.direct[row],
+                    );
+                }
+                Cell::Lstm => {
+                    let (di, rest) = dgb.split_at_mut(h);
+                    let (df, rest) = rest.split_at_mut(h);
+                    let (dg, d_o) = rest.split_at_mut(h);
+                    let gates = [
+                        &gb[..h],
+                        &gb[h..2 * h],
+                        &gb[2 * h..3 * h],
+                        &gb[3 * h..4 * h],
+                    ];
+                    lstm_back(
+                        gates,
+                        &self.ex[row.clone()],
+                        dhb,
+                        &mut self.dc[row],
+                        di,
+                        df,
+                        dg,
+                        d_o,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn gru_back<T: Float>(
+    g: [&[T]; 3],
+    inputs: [&[T]; 2],
+    dh: &[T],
+    dx: [&mut [T]; 3],
+    dhh: [&mut [T]; 3],
+    direct: &mut [T],
+) {
+    let h = dh.len();
+    let (r, z, n) = (&g[0][..h], &g[1][..h], &g[2][..h]);
+    let (hp, ghn) = (&inputs[0][..h], &inputs[1][..h]);
+    let [xr, xz, xn] = dx;
+    let [hr, hz, hn] = dhh;
+    let (xr, xz, xn) = (&mut xr[..h], &mut xz[..h], &mut xn[..h]);
+    let (hr, hz, hn, direct) = (&mut hr[..h], &mut hz[..h], &mut hn[..h], &mut direct[..h]);
+    for j in 0..h {
+        let dn = dh[j] * (T::ONE - z[j]);
+        let dz = dh[j] * (hp[j] - n[j]);
+        direct[j] = dh[j] * z[j];
+        let dn_pre = dn * (T::ONE - n[j] * n[j]);
+        let dr_pre = dn_pre * ghn[j] * r[j] * (T::ONE - r[j]);
+        let dz_pre = dz * z[j] * (T::ONE - z[j]);
+        xr[j] = dr_pre;
+        xz[j] = dz_pre;
+        xn[j] = dn_pre;
+        hr[j] = dr_pre;
+        hz[j] = dz_pre;
+        hn[j] = dn_pre * r[j];
+    }
+}
+
+#[inline(always)]
+fn lstm_back<T: Float>(
+    g: [&[T]; 4],
+    cprev: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    di: &mut [T],
+    df: &mut [T],
+    dg: &mut [T],
+    d_o: &mut [T],
+) {
+    let h = dh.len();
+    let (i, f, gg, o) = (&g[0][..h], &g[1][..h], &g[2][..h], &g[3][..h]);
+    let (cprev, dc) = (&cprev[..h], &mut dc[..h]);
+    let (di, df, dg, d_o) = (&mut di[..h], &mut df[..h], &mut dg[..h], &mut d_o[..h]);
+    for j in 0..h {
+        let c = f[j] * cprev[j] + i[j] * gg[j];
+        let tc = c.tanh();
+        let dct = dc[j] + dh[j] * o[j] * (T::ONE - tc * tc);
+        di[j] = dct * gg[j] * i[j] * (T::ONE - i[j]);
+        df[j] = dct * cprev[j] * f[j] * (T::ONE - f[j]);
+        dg[j] = dct * i[j] * (T::ONE - gg[j] * gg[j]);
+        d_o[j] = dh[j] * tc * o[j] * (T::ONE - o[j]);
+        dc[j] = dct * f[j];
     }
 }

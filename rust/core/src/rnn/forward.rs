@@ -2,7 +2,9 @@
 
 use super::{active, check_inputs, split_ws_mut, time, workspace_len, Cell, Dims, Weights};
 use crate::error::{Error, Result};
+use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::simd::{self, Kernel};
 
 /// Runs the layer over all `T` steps.
 ///
@@ -74,6 +76,10 @@ pub fn forward<T: Gemm>(
     let mut hcur = h0.to_vec();
     let mut ccur = c0.map(|c| c.to_vec()).unwrap_or_default();
     let mut hp = vec![T::ZERO; d.b * gh];
+    // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch row block.
+    let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { d.b * h } else { 0 }];
+    let mut active_t = vec![true; d.b];
+    let level = simd::detect();
     for step in 0..d.t {
         let t = time(step, d.t, reverse);
         let here = t * d.b * h..(t + 1) * d.b * h;
@@ -98,79 +104,172 @@ pub fn forward<T: Gemm>(
                 }
             }
         }
-        let gates_t = &mut gates[t * d.b * gh..(t + 1) * d.b * gh];
-        let y_t = &mut y[here.clone()];
-        let mut ghn_t = extra_ws
-            .as_deref_mut()
-            .filter(|_| cell == Cell::Gru)
-            .map(|ex| &mut ex[here]);
-        for b in 0..d.b {
-            let yb = &mut y_t[b * h..(b + 1) * h];
-            let gb = &mut gates_t[b * gh..(b + 1) * gh];
-            let hb = &mut hcur[b * h..(b + 1) * h];
-            let hpb = &hp[b * gh..(b + 1) * gh];
-            if !active(lengths, t, b) {
-                yb.fill(T::ZERO);
-                gb.fill(T::ZERO);
-                continue;
-            }
-            match cell {
-                Cell::RnnTanh | Cell::RnnRelu => {
-                    for j in 0..h {
-                        let pre = gb[j] + hpb[j];
-                        let v = if cell == Cell::RnnTanh {
-                            pre.tanh()
-                        } else if pre > T::ZERO {
-                            pre
-                        } else {
-                            T::ZERO
-                        };
-                        gb[j] = v;
-                        hb[j] = v;
-                        yb[j] = v;
-                    }
-                }
-                Cell::Gru => {
-                    for j in 0..h {
-                        let r = (gb[j] + hpb[j]).sigmoid();
-                        let z = (gb[h + j] + hpb[h + j]).sigmoid();
-                        let hn_pre = hpb[2 * h + j];
-                        let n = (gb[2 * h + j] + r * hn_pre).tanh();
-                        let v = (T::ONE - z) * n + z * hb[j];
-                        gb[j] = r;
-                        gb[h + j] = z;
-                        gb[2 * h + j] = n;
-                        if let Some(ghn) = ghn_t.as_deref_mut() {
-                            ghn[b * h + j] = hn_pre;
-                        }
-                        hb[j] = v;
-                        yb[j] = v;
-                    }
-                }
-                Cell::Lstm => {
-                    let cb = &mut ccur[b * h..(b + 1) * h];
-                    for j in 0..h {
-                        let i = (gb[j] + hpb[j]).sigmoid();
-                        let f = (gb[h + j] + hpb[h + j]).sigmoid();
-                        let gg = (gb[2 * h + j] + hpb[2 * h + j]).tanh();
-                        let o = (gb[3 * h + j] + hpb[3 * h + j]).sigmoid();
-                        let c = f * cb[j] + i * gg;
-                        let v = o * c.tanh();
-                        gb[j] = i;
-                        gb[h + j] = f;
-                        gb[2 * h + j] = gg;
-                        gb[3 * h + j] = o;
-                        cb[j] = c;
-                        hb[j] = v;
-                        yb[j] = v;
-                    }
-                }
-            }
+        let ghn_t: &mut [T] = match (cell, extra_ws.as_deref_mut()) {
+            (Cell::Gru, Some(ex)) => &mut ex[here.clone()],
+            _ => &mut ghn_scratch,
+        };
+        for (b, a) in active_t.iter_mut().enumerate() {
+            *a = active(lengths, t, b);
         }
+        let kernel = StepKernel {
+            cell,
+            h,
+            active: &active_t,
+            gates: &mut gates[t * d.b * gh..(t + 1) * d.b * gh],
+            hp: &hp,
+            hcur: &mut hcur,
+            ccur: &mut ccur,
+            y: &mut y[here],
+            ghn: ghn_t,
+        };
+        simd::dispatch(level, kernel);
     }
     hn.copy_from_slice(&hcur);
     if let Some(cn) = cn {
         cn.copy_from_slice(&ccur);
     }
     Ok(())
+}
+
+/// The gate arithmetic of one time step for all rows, compiled per SIMD level.
+struct StepKernel<'a, T> {
+    cell: Cell,
+    h: usize,
+    active: &'a [bool],
+    /// Gate pre-activations `x W_ih^T + b_ih` of the step in, activations out: `(B, G*H)`.
+    gates: &'a mut [T],
+    /// `h W_hh^T + b_hh`: `(B, G*H)`.
+    hp: &'a [T],
+    hcur: &'a mut [T],
+    ccur: &'a mut [T],
+    y: &'a mut [T],
+    /// GRU: `W_hn h + b_hn` is kept here for the backward pass.
+    ghn: &'a mut [T],
+}
+
+impl<T: Float> Kernel for StepKernel<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (h, gh) = (self.h, self.cell.gates() * self.h);
+        for (b, &on) in self.active.iter().enumerate() {
+            let yb = &mut self.y[b * h..(b + 1) * h];
+            let gb = &mut self.gates[b * gh..(b + 1) * gh];
+            if !on {
+                yb.fill(T::ZERO);
+                gb.fill(T::ZERO);
+                continue;
+            }
+            let hb = &mut self.hcur[b * h..(b + 1) * h];
+            let hpb = &self.hp[b * gh..(b + 1) * gh];
+            // Each gate block goes in as its own argument: `&mut` arguments are known not to
+            // alias, which lets LLVM vectorise without run-time overlap checks.
+            match self.cell {
+                Cell::RnnTanh => elman(gb, hpb, hb, yb, true),
+                Cell::RnnRelu => elman(gb, hpb, hb, yb, false),
+                Cell::Gru => {
+                    let (gr, rest) = gb.split_at_mut(h);
+                    let (gz, gn) = rest.split_at_mut(h);
+                    let (pr, rest) = hpb.split_at(h);
+                    let (pz, pn) = rest.split_at(h);
+                    let ghn = &mut self.ghn[b * h..(b + 1) * h];
+                    gru(gr, gz, gn, [pr, pz, pn], hb, yb, ghn)
+                }
+                Cell::Lstm => {
+                    let (gi, rest) = gb.split_at_mut(h);
+                    let (gf, rest) = rest.split_at_mut(h);
+                    let (gg, go) = rest.split_at_mut(h);
+                    let (pi, rest) = hpb.split_at(h);
+                    let (pf, rest) = rest.split_at(h);
+                    let (pg, po) = rest.split_at(h);
+                    let cb = &mut self.ccur[b * h..(b + 1) * h];
+                    lstm(gi, gf, gg, go, [pi, pf, pg, po], hb, yb, cb)
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn elman<T: Float>(g: &mut [T], hp: &[T], hb: &mut [T], y: &mut [T], tanh: bool) {
+    let h = hb.len();
+    let (g, hp, y) = (&mut g[..h], &hp[..h], &mut y[..h]);
+    for j in 0..h {
+        let pre = g[j] + hp[j];
+        let v = if tanh {
+            pre.tanh()
+        } else if pre > T::ZERO {
+            pre
+        } else {
+            T::ZERO
+        };
+        g[j] = v;
+        hb[j] = v;
+        y[j] = v;
+    }
+}
+
+#[inline(always)]
+fn gru<T: Float>(
+    gr: &mut [T],
+    gz: &mut [T],
+    gn: &mut [T],
+    p: [&[T]; 3],
+    hb: &mut [T],
+    y: &mut [T],
+    ghn: &mut [T],
+) {
+    let h = hb.len();
+    let (gr, gz, gn, y, ghn) = (
+        &mut gr[..h],
+        &mut gz[..h],
+        &mut gn[..h],
+        &mut y[..h],
+        &mut ghn[..h],
+    );
+    let (pr, pz, pn) = (&p[0][..h], &p[1][..h], &p[2][..h]);
+    for j in 0..h {
+        let r = (gr[j] + pr[j]).sigmoid();
+        let z = (gz[j] + pz[j]).sigmoid();
+        let n = (gn[j] + r * pn[j]).tanh();
+        let v = (T::ONE - z) * n + z * hb[j];
+        gr[j] = r;
+        gz[j] = z;
+        gn[j] = n;
+        ghn[j] = pn[j];
+        hb[j] = v;
+        y[j] = v;
+    }
+}
+
+#[inline(always)]
+fn lstm<T: Float>(
+    gi: &mut [T],
+    gf: &mut [T],
+    gg: &mut [T],
+    go: &mut [T],
+    p: [&[T]; 4],
+    hb: &mut [T],
+    y: &mut [T],
+    cb: &mut [T],
+) {
+    let h = hb.len();
+    let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
+    let (y, cb) = (&mut y[..h], &mut cb[..h]);
+    let (pi, pf, pg, po) = (&p[0][..h], &p[1][..h], &p[2][..h], &p[3][..h]);
+    for j in 0..h {
+        let i = (gi[j] + pi[j]).sigmoid();
+        let f = (gf[j] + pf[j]).sigmoid();
+        let gv = (gg[j] + pg[j]).tanh();
+        let o = (go[j] + po[j]).sigmoid();
+        let c = f * cb[j] + i * gv;
+        let v = o * c.tanh();
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = gv;
+        go[j] = o;
+        cb[j] = c;
+        hb[j] = v;
+        y[j] = v;
+    }
 }
