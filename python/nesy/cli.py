@@ -36,6 +36,13 @@ def _bench_optim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_rnn(args: argparse.Namespace) -> int:
+    from nesy.bench import rnn as bench
+
+    bench.main(quick=args.quick, repeat=args.repeat)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nesy.demo import run_demo
 
@@ -56,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     b_optim.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     b_optim.add_argument("--repeat", type=int, default=20)
     b_optim.set_defaults(func=_bench_optim)
+    b_rnn = bench_sub.add_parser("rnn", help="recurrent layers (RNN, GRU, LSTM)")
+    b_rnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    b_rnn.add_argument("--repeat", type=int, default=10)
+    b_rnn.set_defaults(func=_bench_rnn)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     code = int(args.func(args))

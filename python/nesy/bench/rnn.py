@@ -57,6 +57,9 @@ def nesy_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], ob
 def torch_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], object], ...]:  # noqa: E741
     import torch
 
+    import nesy
+
+    torch.set_num_threads(nesy.get_num_threads())  # same thread count on both sides
     m = getattr(torch.nn, cell)(I, H)
     x = torch.randn(T, B, I)
 
@@ -111,9 +114,19 @@ def table(rows: list[dict[str, object]], peak: float) -> str:
     return format_table(header, out)
 
 
-if __name__ == "__main__":
+def main(quick: bool = False, repeat: int = 10) -> None:
+    """Print the benchmark table (``nesy bench rnn``)."""
+    import nesy
+
     t0 = time.perf_counter()
     peak = gemm_peak()
-    print(f"SGEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s")
-    print(table(run(), peak))
-    print(f"done in {time.perf_counter() - t0:.1f} s")
+    print(f"SGEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s; {nesy.get_num_threads()} threads")
+    if not torch_available():
+        print("(torch is not importable: PyTorch columns omitted)")
+    print(table(run(QUICK_CASES if quick else CASES, repeat), peak))
+    if __name__ == "__main__":
+        print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""pytest-benchmark suite: recurrent layers, nesy vs torch.nn.RNN/GRU/LSTM, forward only and
+forward + backward. Run: ``pytest benches/bench_rnn.py --benchmark-only
+--benchmark-group-by=param:cell,param:case``; ``nesy bench rnn`` prints the same comparison as
+one table with ratios and GFLOP/s against the GEMM peak.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nesy.bench import rnn as bench
+
+CASES = {f"{c}": c for c in bench.CASES}
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("impl", ["nesy", "torch"])
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("cell", list(bench.CELLS))
+def test_rnn(benchmark, cell, case, impl, mode):
+    if impl == "torch":
+        pytest.importorskip("torch")
+    fns = (bench.nesy_fns if impl == "nesy" else bench.torch_fns)(cell, *CASES[case])
+    benchmark.group = f"{cell} {case} {mode}"
+    passes = 1 if mode == "fwd" else 3
+    benchmark.extra_info["gflop"] = bench.flops(cell, *CASES[case]) * passes / 1e9
+    benchmark(fns[0] if mode == "fwd" else fns[1])
+
+
+def test_gemm_peak(benchmark):
+    """The machine's single-precision GEMM peak in the same run (GFLOP/s)."""
+    benchmark.extra_info["gflops"] = benchmark.pedantic(bench.gemm_peak, rounds=1, iterations=1)
