@@ -1,84 +1,23 @@
-//! Dense matrix products through a real GEMM crate (`matrixmultiply`: cache-blocked
-//! micro-kernels, run-time SIMD detection). No hand-written triple loops anywhere in nesy.
+//! Dense matrix products through a real GEMM crate (`gemm`, faer's engine: cache-blocked
+//! micro-kernels with run-time SIMD detection up to AVX-512, small-matrix paths, rayon
+//! threading). No hand-written triple loops anywhere in nesy.
+//!
+//! Threading never changes results: `gemm` splits the output into tiles, and every output
+//! element is reduced over `k` by one thread in the same order whatever the thread count.
 //!
 //! [`Mat`]/[`MatMut`] are strided views over slices; [`gemm`] checks that every view fits its
 //! slice and that the shapes agree (internal invariants: callers validate user input first).
 
 use crate::float::Float;
+use crate::par::Par;
 
-/// A GEMM-capable element type.
-pub trait Gemm: Float {
-    /// `C = alpha * A * B + beta * C` on raw strided views.
-    ///
-    /// # Safety
-    /// The pointers with their strides must address valid, non-overlapping (for `c`) memory of
-    /// the given shapes.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
-}
+/// A GEMM-capable element type (`f32`, `f64`).
+pub trait Gemm: Float {}
+impl Gemm for f32 {}
+impl Gemm for f64 {}
 
-impl Gemm for f32 {
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
-    }
-}
-
-impl Gemm for f64 {
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe {
-            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
-    }
-}
+/// Products with at least this many multiply-adds may use all threads of the current pool.
+pub const PARALLEL_GEMM_MACS: usize = 1 << 23;
 
 /// A read-only strided matrix view.
 #[derive(Clone, Copy, Debug)]
@@ -134,7 +73,9 @@ impl<'a, T> MatMut<'a, T> {
 }
 
 /// `c = alpha * a * b + beta * c` (with `beta == 0`, `c` is not read, so it may hold NaN).
-pub fn gemm<T: Gemm>(alpha: T, a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: MatMut<'_, T>) {
+/// With `Par::Rayon`, products of at least [`PARALLEL_GEMM_MACS`] multiply-adds use the threads
+/// of the current rayon pool.
+pub fn gemm<T: Gemm>(par: Par, alpha: T, a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: MatMut<'_, T>) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "gemm: shapes disagree"
@@ -154,23 +95,34 @@ pub fn gemm<T: Gemm>(alpha: T, a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: MatMut<
         }
         return;
     }
-    // SAFETY: the views fit their slices (checked above); `c` is a unique borrow.
+    let parallelism = if par == Par::Rayon && m * n * k >= PARALLEL_GEMM_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the views fit their slices (checked above); `c` is a unique borrow. The `gemm`
+    // crate computes dst = alpha_dst * dst + beta_prod * lhs * rhs (read_dst: whether to read dst).
     unsafe {
-        T::raw_gemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
+            k,
             c.data.as_mut_ptr(),
-            c.cols as isize,
             1,
+            c.cols as isize,
+            beta != T::ZERO,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
         )
     }
 }
@@ -186,6 +138,7 @@ mod tests {
         let bt: Vec<f64> = (0..n * k).map(|i| (i as f64 * 0.11).cos()).collect(); // n x k
         let mut c = vec![1.0; m * n];
         gemm(
+            Par::Seq,
             2.0,
             Mat::new(&a, m, k),
             Mat::new(&bt, n, k).t(),
@@ -201,6 +154,7 @@ mod tests {
         // k == 0 and beta == 0 clears c.
         let mut c = vec![f64::NAN; 4];
         gemm(
+            Par::Seq,
             1.0,
             Mat::new(&[], 2, 0),
             Mat::new(&[], 0, 2),
@@ -208,5 +162,43 @@ mod tests {
             MatMut::new(&mut c, 2, 2),
         );
         assert_eq!(c, vec![0.0; 4]);
+    }
+
+    #[test]
+    fn threaded_products_are_bitwise_identical_to_sequential_ones() {
+        for (m, k, n) in [(300, 257, 129), (1024, 64, 512), (7, 3000, 700)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 104729) % 1000) as f32 / 991.0 - 0.5)
+                .collect();
+            let mut c1 = vec![0.0f32; m * n];
+            let mut c2 = vec![0.0f32; m * n];
+            gemm(
+                Par::Seq,
+                1.0,
+                Mat::new(&a, m, k),
+                Mat::new(&b, k, n),
+                0.0,
+                MatMut::new(&mut c1, m, n),
+            );
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                gemm(
+                    Par::Rayon,
+                    1.0,
+                    Mat::new(&a, m, k),
+                    Mat::new(&b, k, n),
+                    0.0,
+                    MatMut::new(&mut c2, m, n),
+                )
+            });
+            assert!(m * n * k >= PARALLEL_GEMM_MACS || m == 7);
+            assert_eq!(c1, c2, "{m}x{k}x{n}");
+        }
     }
 }

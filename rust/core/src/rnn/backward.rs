@@ -4,6 +4,7 @@ use super::{active, check_inputs, split_ws, time, workspace_len, Cell, Dims, Wei
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// Gradients of one layer-direction. `dx`, `dh0`, `dc0` are overwritten; `dw_ih`, `dw_hh`,
@@ -129,6 +130,7 @@ pub fn backward<T: Gemm>(
             &dg_x[rows.start * gh..rows.end * gh]
         };
         gemm(
+            Par::Rayon,
             T::ONE,
             Mat::new(dgh_t, d.b, gh),
             Mat::new(w.w_hh, gh, h),
@@ -156,6 +158,7 @@ pub fn backward<T: Gemm>(
     let dg_h_all: &[T] = if cell == Cell::Gru { &dg_h } else { &dg_x };
     // dx = dG_x W_ih;  dW_ih += dG_x^T x;  dW_hh += dG_h^T h_prev.
     gemm(
+        Par::Rayon,
         T::ONE,
         Mat::new(&dg_x, tb, gh),
         Mat::new(w.w_ih, gh, d.i),
@@ -163,6 +166,7 @@ pub fn backward<T: Gemm>(
         MatMut::new(out.dx, tb, d.i),
     );
     gemm(
+        Par::Rayon,
         T::ONE,
         Mat::new(&dg_x, tb, gh).t(),
         Mat::new(x, tb, d.i),
@@ -170,6 +174,7 @@ pub fn backward<T: Gemm>(
         MatMut::new(out.dw_ih, gh, d.i),
     );
     gemm(
+        Par::Rayon,
         T::ONE,
         Mat::new(dg_h_all, tb, gh).t(),
         Mat::new(parts.hprev, tb, h),

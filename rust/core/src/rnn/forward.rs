@@ -4,6 +4,7 @@ use super::{active, check_inputs, split_ws_mut, time, workspace_len, Cell, Dims,
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// Runs the layer over all `T` steps.
@@ -59,6 +60,7 @@ pub fn forward<T: Gemm>(
             None => (&mut own_gates, None, None),
         };
     gemm(
+        Par::Rayon,
         T::ONE,
         Mat::new(x, tb, d.i),
         Mat::new(w.w_ih, gh, d.i).t(),
@@ -91,6 +93,7 @@ pub fn forward<T: Gemm>(
         }
         // Recurrent projection of this step: h W_hh^T + b_hh.
         gemm(
+            Par::Rayon,
             T::ONE,
             Mat::new(&hcur, d.b, h),
             Mat::new(w.w_hh, gh, h).t(),
