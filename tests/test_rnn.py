@@ -284,3 +284,111 @@ def test_lstm_state_must_be_a_pair_and_kernel_checks_shapes():
         _core.rnn_forward("gru", args[0], args[1].astype(np.float64), *args[2:])
     with pytest.raises(ValueError, match="cell"):
         _core.rnn_forward("elman", *args)
+
+
+# ------------------------------------------------------------------------------ estimators
+def _toy(n=200, T=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, 2)).astype(np.float32)
+    return X, X[:, :, 0].sum(1) + 0.5 * X[:, -1, 1]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_sequence_regressor_learns_and_follows_sklearn_conventions(cell):
+    from sklearn.base import clone
+
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _toy()
+    est = SequenceRegressor(cell=cell, epochs=40, random_state=0)
+    assert clone(est).get_params() == est.get_params()
+    assert est.fit(X[:150], y[:150]) is est
+    assert est.predict(X[150:]).shape == (50,)
+    assert est.score(X[150:], y[150:]) > 0.9
+    again = SequenceRegressor(cell=cell, epochs=40, random_state=0).fit(X[:150], y[:150])
+    assert np.array_equal(est.predict(X[150:]), again.predict(X[150:]))  # seeded
+    assert est.n_features_in_ == 2 and len(est.history_.history["loss"]) >= 1
+
+
+def test_sequence_regressor_many_to_many_multi_target_and_bidirectional():
+    from nesy.rnn import SequenceRegressor
+
+    X, _ = _toy()
+    Y = np.cumsum(X, axis=1)  # (n, T, 2): a target per step and feature
+    est = SequenceRegressor(output="sequence", epochs=30, random_state=0).fit(X[:150], Y[:150])
+    pred = est.predict(X[150:])
+    assert pred.shape == (50, 10, 2)
+    resid = np.sum((pred - Y[150:]) ** 2) / np.sum((Y[150:] - Y[150:].mean((0, 1))) ** 2)
+    assert resid < 0.1  # R^2 > 0.9 over all steps and targets
+    y2 = np.c_[X[:, :, 0].sum(1), X[:, :, 1].max(1)]
+    est = SequenceRegressor(bidirectional=True, num_layers=2, epochs=30, random_state=0)
+    assert est.fit(X[:150], y2[:150]).predict(X[150:]).shape == (50, 2)
+    uni = SequenceRegressor(epochs=5, random_state=0).fit(X[:, :, 0], y2[:, 0])  # (n, T) input
+    assert uni.predict(X[:3, :, 0]).shape == (3,)
+
+
+def test_sequence_classifier_probabilities_and_labels():
+    from nesy.rnn import SequenceClassifier
+
+    X, y = _toy()
+    labels = np.where(y > 0, "up", "down")
+    clf = SequenceClassifier(epochs=30, random_state=0).fit(X[:150], labels[:150])
+    proba = clf.predict_proba(X[150:])
+    assert proba.shape == (50, 2) and np.allclose(proba.sum(1), 1)
+    assert set(clf.predict(X[150:])) <= {"up", "down"} and list(clf.classes_) == ["down", "up"]
+    assert clf.score(X[150:], labels[150:]) > 0.85
+
+
+@pytest.mark.parametrize("X,y,needle", [
+    (np.zeros((5, 3, 2, 1)), np.zeros(5), "X"),
+    (np.full((5, 3), np.nan), np.zeros(5), "X"),
+    (np.zeros((5, 3)), np.zeros(4), "y"),
+    (np.zeros((5, 3)), np.full(5, np.inf), "y"),
+    (np.zeros((0, 3)), np.zeros(0), "X"),
+])
+def test_estimator_bad_input(X, y, needle):
+    from nesy.rnn import SequenceRegressor
+
+    with pytest.raises(ValueError, match=needle):
+        SequenceRegressor(epochs=1).fit(X, y)
+
+
+def test_predict_checks_fitted_and_features():
+    from sklearn.exceptions import NotFittedError
+
+    from nesy.rnn import SequenceRegressor
+
+    with pytest.raises(NotFittedError):
+        SequenceRegressor().predict(np.zeros((2, 3)))
+    est = SequenceRegressor(epochs=1).fit(np.zeros((20, 3, 2)), np.zeros(20))
+    with pytest.raises(ValueError, match="features"):
+        est.predict(np.zeros((2, 3, 5)))
+
+
+# ------------------------------------------------------------------------------ forecasting
+def test_windows_and_ar_baseline_recover_a_linear_process():
+    from nesy.rnn.forecast import ar_fit_predict, windows
+
+    rng = np.random.default_rng(0)
+    s = np.zeros(2000)
+    for t in range(2, 2000):
+        s[t] = 0.6 * s[t - 1] - 0.3 * s[t - 2] + 1.0 + 0.01 * rng.standard_normal()
+    X, y = windows(s, 2)
+    assert X.shape == (1998, 2) and np.array_equal(X[5], s[5:7]) and y[5] == s[7]
+    pred = ar_fit_predict(X[:1500], y[:1500], X[1500:])
+    assert np.sqrt(np.mean((pred - y[1500:]) ** 2)) < 0.02
+    with pytest.raises(ValueError, match="window"):
+        windows(s[:5], 5)
+
+
+def test_gru_and_lstm_beat_persistence_and_ar_on_yearly_sunspots():
+    """Real data: the shipped yearly series, final 20 % held out (see README)."""
+    from nesy.datasets import load_sunspots
+    from nesy.rnn.forecast import SUNSPOT_SETUPS, compare
+
+    window, params = SUNSPOT_SETUPS["yearly"]
+    _, series = load_sunspots("yearly")
+    assert series.shape == (309,)
+    r = compare(series, window, **params)
+    best_baseline = min(r.mse["persistence"], r.mse["AR(9)"])
+    assert r.mse["GRU"] < best_baseline and r.mse["LSTM"] < best_baseline, r.mse

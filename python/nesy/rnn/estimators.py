@@ -1,0 +1,235 @@
+"""Sequence estimators with scikit-learn conventions: :class:`SequenceRegressor` (forecasting,
+many-to-one and many-to-many) and :class:`SequenceClassifier`.
+
+``X`` is ``(n_samples, n_steps, n_features)``, or ``(n_samples, n_steps)`` for univariate
+sequences. A stack of recurrent layers (:mod:`nesy.rnn`) reads each sequence; a linear head maps
+the final state (``output="last"``) or every step's state (``output="sequence"``) to the
+targets. Inputs and regression targets are standardised with the training statistics;
+training uses nesy's Adam, mini-batches and early stopping on a held-out fraction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
+from nesy.nn.activations import softmax
+from nesy.nn.module import Module
+from nesy.optim import Adam
+from nesy.rnn.layers import GRU, LSTM, RNN
+
+_CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+
+
+class SequenceNet(Module):
+    """Recurrent layers and a linear head: ``(B, T, F) -> (B, n_out)`` (``output="last"``, from
+    the top layer's final states, both directions when bidirectional) or ``(B, T, n_out)``
+    (``output="sequence"``)."""
+
+    def __init__(self, cell: str, n_features: int, hidden_size: int, n_out: int,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 output: str = "last", dtype: Any = np.float32, rng: Any = None) -> None:
+        super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"cell: expected one of {sorted(_CELLS)}, got {cell!r}")
+        if output not in ("last", "sequence"):
+            raise ValueError(f"output: expected 'last' or 'sequence', got {output!r}")
+        rng = np.random.default_rng(rng)
+        self.output = output
+        self.rnn = _CELLS[cell](n_features, hidden_size, num_layers, batch_first=True,
+                                dropout=dropout, bidirectional=bidirectional, dtype=dtype,
+                                rng=rng)
+        dirs = 2 if bidirectional else 1
+        self.head = Dense(dirs * hidden_size, n_out, dtype=dtype, rng=rng)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        out, hn = self.rnn(x)
+        if self.output == "sequence":
+            B, T, _ = out.shape
+            y = self.head(out.reshape(B * T, -1))
+            self._save(out.shape, None)
+            return y.reshape(B, T, -1)
+        h = hn[0] if isinstance(hn, tuple) else hn
+        dirs = 2 if self.rnn.bidirectional else 1
+        top = h[-dirs:]  # (D, B, H): the top layer's final states
+        feats = np.ascontiguousarray(top.transpose(1, 0, 2).reshape(top.shape[1], -1))
+        self._save(out.shape, hn)
+        return self.head(feats)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        out_shape, hn = self._saved()
+        if self.output == "sequence":
+            B, T, _ = out_shape
+            g = self.head.backward(np.asarray(grad_out).reshape(B * T, -1))
+            return self.rnn.backward(g.reshape(out_shape))
+        g = self.head.backward(grad_out)  # (B, D*H)
+        dirs = 2 if self.rnn.bidirectional else 1
+        h = hn[0] if isinstance(hn, tuple) else hn
+        gh = np.zeros_like(h)
+        gh[-dirs:] = g.reshape(g.shape[0], dirs, -1).transpose(1, 0, 2)
+        grad_hn = (gh, np.zeros_like(gh)) if isinstance(hn, tuple) else gh
+        return self.rnn.backward(np.zeros(out_shape, gh.dtype), grad_hn)
+
+
+class _SequenceEstimator(BaseEstimator):
+    """Shared fitting logic; subclasses define the loss, the targets and the predictions."""
+
+    def __init__(self, cell: str = "gru", hidden_size: int = 32, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, output: str = "last",
+                 learning_rate: float = 1e-2, weight_decay: float = 0.0, epochs: int = 200,
+                 batch_size: int = 32, validation_fraction: float = 0.1, patience: int = 20,
+                 random_state: Optional[int] = None, verbose: int = 0) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.output = output
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input handling
+    def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
+        X = np.asarray(X)
+        if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+            raise ValueError(f"X: expected numbers, got dtype {X.dtype}")
+        if X.ndim == 2:
+            X = X[:, :, None]
+        if X.ndim != 3:
+            raise ValueError(f"X: expected (n_samples, n_steps[, n_features]), got {X.shape}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X: needs at least one sample and one step, got {X.shape}")
+        X = X.astype(np.float32)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X: contains NaN or infinity")
+        if fitting:
+            self.n_features_in_ = X.shape[2]
+            self.x_mean_ = X.mean(axis=(0, 1))
+            self.x_scale_ = X.std(axis=(0, 1)) + np.float32(1e-8)
+        elif X.shape[2] != self.n_features_in_:
+            raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
+                             f"{self.n_features_in_}")
+        return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=np.float32)
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any) -> None:
+        rng = np.random.default_rng(self.random_state)
+        n = X.shape[0]
+        n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        order = rng.permutation(n)
+        val, tr = order[:n_val], order[n_val:]
+        self.model_ = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out,
+                                  self.num_layers, self.bidirectional, self.dropout,
+                                  self.output, rng=rng)
+        opt = Adam(self.model_.parameters(), lr=self.learning_rate,
+                   weight_decay=self.weight_decay)
+        es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
+        trainer = Trainer(self.model_, loss, opt, batch_size=self.batch_size,
+                          epochs=self.epochs, seed=int(rng.integers(2**31)),
+                          early_stopping=es, verbose=self.verbose)
+        vdata = (X[val], Y[val]) if n_val else None
+        self.history_ = trainer.fit(X[tr], Y[tr], validation_data=vdata)
+
+    def _raw(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        X = self._check_X(X, fitting=False)
+        self.model_.eval()
+        outs = [self.model_(X[i:i + 1024]) for i in range(0, X.shape[0], 1024)]
+        return np.concatenate(outs, axis=0)
+
+
+class SequenceRegressor(RegressorMixin, _SequenceEstimator):
+    """Regression on sequences (forecasting): GRU, LSTM or Elman layers and a linear head.
+
+    Parameters
+    ----------
+    cell : {"gru", "lstm", "rnn"}
+    hidden_size, num_layers, bidirectional, dropout
+        As :class:`nesy.rnn.GRU`.
+    output : {"last", "sequence"}
+        ``"last"`` (many-to-one): ``y`` is ``(n_samples,)`` or ``(n_samples, n_targets)``.
+        ``"sequence"`` (many-to-many): ``y`` is ``(n_samples, n_steps)`` or
+        ``(n_samples, n_steps, n_targets)``, one target per step.
+    learning_rate, weight_decay : float
+        Of the Adam optimizer.
+    epochs, batch_size, validation_fraction, patience
+        Training length, mini-batch size, held-out fraction for early stopping (on its MSE),
+        epochs without improvement before stopping.
+    random_state : int, optional
+        Seeds initialisation, the validation split and shuffling.
+
+    Attributes
+    ----------
+    model_ : SequenceNet
+    history_ : nesy.nn.History
+    n_features_in_ : int
+    """
+
+    def fit(self, X: Any, y: Any) -> SequenceRegressor:
+        """Fit on sequences ``X`` and targets ``y``; returns self."""
+        Xs = self._check_X(X, fitting=True)
+        y = np.asarray(y, dtype=np.float32)
+        want = 1 if self.output == "last" else 2
+        if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
+            shape = "(n_samples[, n_targets])" if want == 1 else "(n_samples, n_steps[, n_targets])"
+            raise ValueError(f"y: expected {shape} matching X {Xs.shape[:2]}, got {y.shape}")
+        if self.output == "sequence" and y.shape[1] != Xs.shape[1]:
+            raise ValueError(f"y: has {y.shape[1]} steps, X has {Xs.shape[1]}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y: contains NaN or infinity")
+        self._y_ndim = y.ndim
+        Y = y.reshape(*y.shape[:want], -1)
+        axes = tuple(range(Y.ndim - 1))
+        self.y_mean_ = Y.mean(axis=axes)
+        self.y_scale_ = Y.std(axis=axes) + np.float32(1e-8)
+        Ys = ((Y - self.y_mean_) / self.y_scale_).astype(np.float32)
+        self._fit(Xs, Ys, Y.shape[-1], MSELoss())
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions, shaped like the ``y`` given to :meth:`fit`."""
+        out = self._raw(X) * self.y_scale_ + self.y_mean_
+        single = self._y_ndim == (1 if self.output == "last" else 2)  # y had no target axis
+        return out[..., 0] if single else out
+
+
+class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
+    """Classification of whole sequences (many-to-one): recurrent layers, a linear head and
+    cross-entropy. Parameters as :class:`SequenceRegressor` (``output`` must be ``"last"``).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels seen in :meth:`fit`.
+    """
+
+    def fit(self, X: Any, y: Any) -> SequenceClassifier:
+        """Fit on sequences ``X`` and labels ``y`` (n_samples,); returns self."""
+        if self.output != "last":
+            raise ValueError("output: a SequenceClassifier labels whole sequences ('last')")
+        Xs = self._check_X(X, fitting=True)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
+            raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
+        self._encoder = LabelEncoder().fit(y)
+        self.classes_ = self._encoder.classes_
+        self._fit(Xs, self._encoder.transform(y), len(self.classes_), CrossEntropyLoss())
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n_samples, n_classes)``."""
+        return softmax(self._raw(X).astype(np.float64), axis=-1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each sequence."""
+        return self.classes_[np.argmax(self._raw(X), axis=1)]
