@@ -307,6 +307,11 @@ class Trainer:
     grad_clip : float, optional
         Maximum global gradient norm.
     schedule_interval : {"epoch", "batch"}, default "epoch"
+    tbptt : int, optional
+        Truncated backpropagation through time for sequence-to-sequence models: every batch
+        ``(B, T, ...)`` is cut along time into chunks of ``tbptt`` steps with one update each;
+        the model is called as ``forward(x_chunk, state)`` and must expose the state it reached
+        as ``state_``, which starts the next chunk (gradients do not cross chunks).
 
     Attributes
     ----------
@@ -329,7 +334,10 @@ class Trainer:
         verbose: int = 1,
         grad_clip: Optional[float] = None,
         schedule_interval: str = "epoch",
+        tbptt: Optional[int] = None,
     ) -> None:
+        if tbptt is not None and (isinstance(tbptt, bool) or int(tbptt) < 1):
+            raise ValueError(f"tbptt must be a positive number of steps, got {tbptt!r}")
         if not isinstance(model, Module):
             raise TypeError(f"model must be a nesy.nn.Module, got {type(model).__name__}")
         if not hasattr(optimizer, "step"):
@@ -365,6 +373,7 @@ class Trainer:
         self.verbose = int(verbose)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.schedule_interval = schedule_interval
+        self.tbptt = None if tbptt is None else int(tbptt)
 
     # ------------------------------------------------------------------ public API
     def fit(
@@ -503,7 +512,7 @@ class Trainer:
     ) -> Dict[str, float]:
         n = X.shape[0]
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        model, loss_fn, opt = self.model, self.loss, self.optimizer
+        model = self.model
         model.train()
         grads = model.gradients()
         total = 0.0
@@ -517,19 +526,20 @@ class Trainer:
             for b, start in enumerate(batches, start=1):
                 idx = order[start : start + self.batch_size]
                 xb, yb = X[idx], y[idx]
-                model.zero_grad()
-                out = model.forward(xb)
-                value = float(loss_fn(out, yb))
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"non-finite training loss ({value}) at epoch {epoch}, batch {b}"
-                    )
-                model.backward(loss_fn.backward())
-                if clip is not None:
-                    clip(grads, self.grad_clip)
-                opt.step(grads)
-                if self.schedule is not None and self.schedule_interval == "batch":
-                    self.schedule.step()
+                if self.tbptt is None:
+                    value, out = self._train_step(xb, yb, None, epoch, b, clip, grads)[:2]
+                else:
+                    # Truncated BPTT: chunks of `tbptt` steps, one update each; the state
+                    # reached at the end of a chunk starts the next (no gradient crosses).
+                    steps = xb.shape[1]
+                    state, value, outs = None, 0.0, []
+                    for t0 in range(0, steps, self.tbptt):
+                        sl = slice(t0, t0 + self.tbptt)
+                        v, o, state = self._train_step(xb[:, sl], yb[:, sl], state, epoch, b,
+                                                       clip, grads)
+                        value += v * (min(steps, t0 + self.tbptt) - t0) / steps
+                        outs.append(np.asarray(o))
+                    out = np.concatenate(outs, axis=1)
                 total += value * len(idx)
                 if self.metrics:
                     outputs.append(np.asarray(out))
@@ -542,6 +552,33 @@ class Trainer:
             for name, fn in self.metrics.items():
                 logs[name] = float(fn(y_seen, out_all))
         return logs
+
+    def _train_step(
+        self,
+        xb: np.ndarray,
+        yb: np.ndarray,
+        state: Any,
+        epoch: int,
+        b: int,
+        clip: Optional[Callable[..., Any]],
+        grads: List[np.ndarray],
+    ) -> Tuple[float, Any, Any]:
+        """One update on one batch (or one chunk of it); returns (loss, output, final state)."""
+        model, loss_fn = self.model, self.loss
+        model.zero_grad()
+        out = model.forward(xb) if self.tbptt is None else model.forward(xb, state)
+        value = float(loss_fn(out, yb))
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"non-finite training loss ({value}) at epoch {epoch}, batch {b}"
+            )
+        model.backward(loss_fn.backward())
+        if clip is not None:
+            clip(grads, self.grad_clip)
+        self.optimizer.step(grads)
+        if self.schedule is not None and self.schedule_interval == "batch":
+            self.schedule.step()
+        return value, out, getattr(model, "state_", None)
 
     def _evaluate(
         self, X: np.ndarray, y: np.ndarray, prefix: str, batch_size: Optional[int] = None

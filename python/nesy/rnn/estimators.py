@@ -47,8 +47,11 @@ class SequenceNet(Module):
         dirs = 2 if bidirectional else 1
         self.head = Dense(dirs * hidden_size, n_out, dtype=dtype, rng=rng)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
-        out, hn = self.rnn(x)
+    def forward(self, x: np.ndarray, state: Any = None) -> np.ndarray:  # type: ignore[override]
+        """Outputs for ``x`` ``(B, T, F)`` from the initial ``state`` (zeros when None; for the
+        LSTM a pair); the state reached is kept in ``state_`` (for truncated BPTT)."""
+        out, hn = self.rnn(x, state)
+        self.state_ = (hn[0].copy(), hn[1].copy()) if isinstance(hn, tuple) else hn.copy()
         if self.output == "sequence":
             B, T, _ = out.shape
             y = self.head(out.reshape(B * T, -1))
@@ -83,7 +86,8 @@ class _SequenceEstimator(BaseEstimator):
                  bidirectional: bool = False, dropout: float = 0.0, output: str = "last",
                  learning_rate: float = 1e-2, weight_decay: float = 0.0, epochs: int = 200,
                  batch_size: int = 32, validation_fraction: float = 0.1, patience: int = 20,
-                 random_state: Optional[int] = None, verbose: int = 0) -> None:
+                 tbptt: Optional[int] = None, random_state: Optional[int] = None,
+                 verbose: int = 0) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -96,6 +100,7 @@ class _SequenceEstimator(BaseEstimator):
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.tbptt = tbptt
         self.random_state = random_state
         self.verbose = verbose
 
@@ -134,9 +139,11 @@ class _SequenceEstimator(BaseEstimator):
         opt = Adam(self.model_.parameters(), lr=self.learning_rate,
                    weight_decay=self.weight_decay)
         es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
+        if self.tbptt is not None and self.output != "sequence":
+            raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
         trainer = Trainer(self.model_, loss, opt, batch_size=self.batch_size,
                           epochs=self.epochs, seed=int(rng.integers(2**31)),
-                          early_stopping=es, verbose=self.verbose)
+                          early_stopping=es, verbose=self.verbose, tbptt=self.tbptt)
         vdata = (X[val], Y[val]) if n_val else None
         self.history_ = trainer.fit(X[tr], Y[tr], validation_data=vdata)
 
@@ -165,6 +172,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     epochs, batch_size, validation_fraction, patience
         Training length, mini-batch size, held-out fraction for early stopping (on its MSE),
         epochs without improvement before stopping.
+    tbptt : int, optional
+        With ``output="sequence"``: truncated backpropagation through time in chunks of this
+        many steps, the state carried from chunk to chunk (long sequences).
     random_state : int, optional
         Seeds initialisation, the validation split and shuffling.
 
