@@ -1,6 +1,9 @@
 //! Backpropagation through time for one recurrent layer (see the module docs).
 
-use super::{active, check_inputs, split_ws, time, workspace_len, Cell, Dims, Weights};
+use super::{
+    active, check_inputs, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws, time,
+    workspace_len, Cell, Dims, Weights, ROWS,
+};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
@@ -82,78 +85,45 @@ pub fn backward<T: Gemm>(
     } else {
         Vec::new()
     };
-    let mut dh = dhn.to_vec();
-    let mut dc = dcn.map(|c| c.to_vec()).unwrap_or_default();
-    let mut direct = vec![T::ZERO; bh]; // GRU: dh' / dh through z * h
-    let mut back = vec![T::ZERO; bh]; // dG_h(t) W_hh
-    let mut on_t = vec![true; d.b];
-
-    for step in (0..d.t).rev() {
-        let t = time(step, d.t, reverse);
-        let rows = t * d.b..(t + 1) * d.b;
-        let g_t = &parts.gates[rows.start * gh..rows.end * gh];
-        let hp_t = &parts.hprev[rows.start * h..rows.end * h];
-        let ex_t = &parts.extra[if parts.extra.is_empty() {
-            0..0
-        } else {
-            rows.start * h..rows.end * h
-        }];
-        for (bi, on) in on_t.iter_mut().enumerate() {
-            *on = active(lengths, t, bi);
-        }
-        let dgh_rows: &mut [T] = if cell == Cell::Gru {
-            &mut dg_h[rows.start * gh..rows.end * gh]
-        } else {
-            &mut []
+    // The recurrence backwards: chunks of batch rows run all steps independently, in parallel.
+    {
+        let g_rows = chunk_rows(parts.gates, d.t, d.b, gh);
+        let hp_rows = chunk_rows(parts.hprev, d.t, d.b, h);
+        let ex_rows = chunk_rows(parts.extra, d.t, d.b, h);
+        let dy_rows = chunk_rows(dy, d.t, d.b, h);
+        let mut dgx_rows = chunk_rows_mut(&mut dg_x, d.t, d.b, gh);
+        let mut dgh_rows = chunk_rows_mut(&mut dg_h, d.t, d.b, gh);
+        let mut dh0_rows = chunk_state_mut(out.dh0, d.b, h);
+        let dc0_store = out.dc0;
+        let mut dc0_rows = match dc0_store {
+            Some(c) => chunk_state_mut(c, d.b, h),
+            None => chunk_state_mut(&mut [], d.b, h),
         };
-        simd::dispatch(
-            simd::detect(),
-            BackStep {
-                cell,
-                h,
-                active: &on_t,
-                g: g_t,
-                hp: hp_t,
-                ex: ex_t,
-                dy: &dy[rows.start * h..rows.end * h],
-                dh: &mut dh,
-                dc: &mut dc,
-                dgx: &mut dg_x[rows.start * gh..rows.end * gh],
-                dgh: dgh_rows,
-                direct: &mut direct,
-            },
-        );
-        // Gradient reaching the previous state: dG_h(t) W_hh (+ the GRU's direct z path).
-        let dgh_t: &[T] = if cell == Cell::Gru {
-            &dg_h[rows.start * gh..rows.end * gh]
-        } else {
-            &dg_x[rows.start * gh..rows.end * gh]
-        };
-        gemm(
-            Par::Rayon,
-            T::ONE,
-            Mat::new(dgh_t, d.b, gh),
-            Mat::new(w.w_hh, gh, h),
-            T::ZERO,
-            MatMut::new(&mut back, d.b, h),
-        );
-        for b in 0..d.b {
-            if !active(lengths, t, b) {
-                continue;
-            }
-            for j in 0..h {
-                let k = b * h + j;
-                dh[k] = if cell == Cell::Gru {
-                    back[k] + direct[k]
-                } else {
-                    back[k]
-                };
-            }
+        let mut jobs = Vec::with_capacity(n_chunks(d.b));
+        for (c, (((g, hp), ex), dyc)) in g_rows
+            .into_iter()
+            .zip(hp_rows)
+            .zip(ex_rows)
+            .zip(dy_rows)
+            .enumerate()
+            .rev()
+        {
+            let start = c * ROWS;
+            jobs.push(BackChunk {
+                rows: start..(start + ROWS).min(d.b),
+                g,
+                hp,
+                ex,
+                dy: dyc,
+                dgx: dgx_rows.pop().unwrap_or_default(),
+                dgh: dgh_rows.pop().unwrap_or_default(),
+                dh0: dh0_rows.pop().unwrap_or_default(),
+                dc0: dc0_rows.pop().unwrap_or_default(),
+            });
         }
-    }
-    out.dh0.copy_from_slice(&dh);
-    if let Some(dc0) = out.dc0 {
-        dc0.copy_from_slice(&dc);
+        let work = d.t * d.b * gh * (h + 8);
+        let run = |job: BackChunk<'_, T>| job.run(d, w, dhn, dcn, lengths, reverse);
+        Par::Rayon.for_work(work / 64).for_each(jobs, run);
     }
     let dg_h_all: &[T] = if cell == Cell::Gru { &dg_h } else { &dg_x };
     // dx = dG_x W_ih;  dW_ih += dG_x^T x;  dW_hh += dG_h^T h_prev.
@@ -188,6 +158,102 @@ pub fn backward<T: Gemm>(
         column_sums(dg_h_all, gh, db);
     }
     Ok(())
+}
+
+/// The rows of one chunk in the backward pass.
+struct BackChunk<'a, T> {
+    rows: std::ops::Range<usize>,
+    g: Vec<&'a [T]>,
+    hp: Vec<&'a [T]>,
+    ex: Vec<&'a [T]>,
+    dy: Vec<&'a [T]>,
+    dgx: Vec<&'a mut [T]>,
+    dgh: Vec<&'a mut [T]>,
+    dh0: &'a mut [T],
+    dc0: &'a mut [T],
+}
+
+impl<T: Gemm> BackChunk<'_, T> {
+    /// Runs all steps backwards for the chunk's rows.
+    fn run(
+        mut self,
+        d: Dims,
+        w: &Weights<'_, T>,
+        dhn: &[T],
+        dcn: Option<&[T]>,
+        lengths: Option<&[i64]>,
+        reverse: bool,
+    ) {
+        let (cell, h) = (w.cell, d.h);
+        let gh = cell.gates() * h;
+        let rb = self.rows.len();
+        let span = self.rows.start * h..self.rows.end * h;
+        let mut dh = dhn[span.clone()].to_vec();
+        let mut dc = dcn.map(|c| c[span].to_vec()).unwrap_or_default();
+        let mut direct = vec![T::ZERO; rb * h]; // GRU: dh' / dh through z * h
+        let mut back = vec![T::ZERO; rb * h]; // dG_h(t) W_hh
+        let mut on = vec![true; rb];
+        let level = simd::detect();
+        for step in (0..d.t).rev() {
+            let t = time(step, d.t, reverse);
+            for (i, a) in on.iter_mut().enumerate() {
+                *a = active(lengths, t, self.rows.start + i);
+            }
+            let dgh: &mut [T] = if cell == Cell::Gru {
+                &mut *self.dgh[t]
+            } else {
+                &mut []
+            };
+            simd::dispatch(
+                level,
+                BackStep {
+                    cell,
+                    h,
+                    active: &on,
+                    g: self.g[t],
+                    hp: self.hp[t],
+                    ex: self.ex[t],
+                    dy: self.dy[t],
+                    dh: &mut dh,
+                    dc: &mut dc,
+                    dgx: &mut *self.dgx[t],
+                    dgh,
+                    direct: &mut direct,
+                },
+            );
+            // Gradient reaching the previous state: dG_h(t) W_hh (+ the GRU's direct z path).
+            let dgh_t: &[T] = if cell == Cell::Gru {
+                &*self.dgh[t]
+            } else {
+                &*self.dgx[t]
+            };
+            gemm(
+                Par::Seq,
+                T::ONE,
+                Mat::new(dgh_t, rb, gh),
+                Mat::new(w.w_hh, gh, h),
+                T::ZERO,
+                MatMut::new(&mut back, rb, h),
+            );
+            for (b, &a) in on.iter().enumerate() {
+                if !a {
+                    continue;
+                }
+                for j in 0..h {
+                    let k = b * h + j;
+                    dh[k] = if cell == Cell::Gru {
+                        back[k] + direct[k]
+                    } else {
+                        back[k]
+                    };
+                }
+            }
+        }
+        self.dh0.copy_from_slice(&dh);
+        if !self.dc0.is_empty() {
+            self.dc0.copy_from_slice(&dc);
+        }
+    }
 }
 
 /// `acc[j] += sum_r m[r, j]`, rows in order.

@@ -1,6 +1,9 @@
 //! Forward pass of one recurrent layer over a batch of sequences (see the module docs).
 
-use super::{active, check_inputs, split_ws_mut, time, workspace_len, Cell, Dims, Weights};
+use super::{
+    active, check_inputs, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
+    workspace_len, Cell, Dims, Weights, ROWS,
+};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
@@ -54,7 +57,7 @@ pub fn forward<T: Gemm>(
     } else {
         Vec::new()
     };
-    let (gates, mut hprev_ws, mut extra_ws): (&mut [T], Option<&mut [T]>, Option<&mut [T]>) =
+    let (gates, hprev_ws, extra_ws): (&mut [T], Option<&mut [T]>, Option<&mut [T]>) =
         match ws.map(|ws| split_ws_mut(ws, cell, d)) {
             Some(p) => (p.gates, Some(p.hprev), Some(p.extra)),
             None => (&mut own_gates, None, None),
@@ -75,69 +78,133 @@ pub fn forward<T: Gemm>(
         }
     }
 
-    let mut hcur = h0.to_vec();
-    let mut ccur = c0.map(|c| c.to_vec()).unwrap_or_default();
-    let mut hp = vec![T::ZERO; d.b * gh];
-    let mut hp_t = vec![T::ZERO; d.b * gh];
-    // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch row block.
-    let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { d.b * h } else { 0 }];
-    let mut active_t = vec![true; d.b];
-    let level = simd::detect();
-    for step in 0..d.t {
-        let t = time(step, d.t, reverse);
-        let here = t * d.b * h..(t + 1) * d.b * h;
-        if let Some(hp_ws) = hprev_ws.as_deref_mut() {
-            hp_ws[here.clone()].copy_from_slice(&hcur);
-        }
-        if let (true, Some(ex)) = (cell.has_c(), extra_ws.as_deref_mut()) {
-            ex[here.clone()].copy_from_slice(&ccur);
-        }
-        // Recurrent projection of this step: h W_hh^T + b_hh. Computed as W_hh h^T (G*H, B),
-        // which the GEMM runs ~1.6x faster (the constant weight is the left operand), then
-        // transposed back while adding the bias.
-        gemm(
-            Par::Rayon,
-            T::ONE,
-            Mat::new(w.w_hh, gh, h),
-            Mat::new(&hcur, d.b, h).t(),
-            T::ZERO,
-            MatMut::new(&mut hp_t, gh, d.b),
-        );
-        for (b, row) in hp.chunks_exact_mut(gh).enumerate() {
-            for (r, v) in row.iter_mut().enumerate() {
-                *v = hp_t[r * d.b + b];
+    // The recurrence: chunks of batch rows run all steps independently, in parallel.
+    let mut hprev_rows = match hprev_ws {
+        Some(hp) => chunk_rows_mut(hp, d.t, d.b, h),
+        None => chunk_rows_mut(&mut [], d.t, d.b, h),
+    };
+    let mut extra_rows = match extra_ws {
+        Some(ex) => chunk_rows_mut(ex, d.t, d.b, h),
+        None => chunk_rows_mut(&mut [], d.t, d.b, h),
+    };
+    let mut gate_rows = chunk_rows_mut(gates, d.t, d.b, gh);
+    let mut y_rows = chunk_rows_mut(y, d.t, d.b, h);
+    let mut hn_rows = chunk_state_mut(hn, d.b, h);
+    let cn_store = cn;
+    let mut cn_rows = match cn_store {
+        Some(c) => chunk_state_mut(c, d.b, h),
+        None => chunk_state_mut(&mut [], d.b, h),
+    };
+    let mut jobs = Vec::with_capacity(n_chunks(d.b));
+    for c in (0..n_chunks(d.b)).rev() {
+        let start = c * ROWS;
+        jobs.push(Chunk {
+            rows: start..(start + ROWS).min(d.b),
+            gates: gate_rows.pop().unwrap_or_default(),
+            y: y_rows.pop().unwrap_or_default(),
+            hprev: hprev_rows.pop().unwrap_or_default(),
+            extra: extra_rows.pop().unwrap_or_default(),
+            hn: hn_rows.pop().unwrap_or_default(),
+            cn: cn_rows.pop().unwrap_or_default(),
+        });
+    }
+    let work = d.t * d.b * gh * (h + 8);
+    let run = |job: Chunk<'_, T>| job.run(d, w, h0, c0, lengths, reverse);
+    Par::Rayon.for_work(work / 64).for_each(jobs, run);
+    Ok(())
+}
+
+/// The rows of one chunk: its blocks of every step's gates, outputs and workspace, and of the
+/// final states.
+struct Chunk<'a, T> {
+    rows: std::ops::Range<usize>,
+    gates: Vec<&'a mut [T]>,
+    y: Vec<&'a mut [T]>,
+    hprev: Vec<&'a mut [T]>,
+    extra: Vec<&'a mut [T]>,
+    hn: &'a mut [T],
+    cn: &'a mut [T],
+}
+
+impl<T: Gemm> Chunk<'_, T> {
+    /// Runs all steps for the chunk's rows (sequentially: the chunks are the parallelism).
+    fn run(
+        mut self,
+        d: Dims,
+        w: &Weights<'_, T>,
+        h0: &[T],
+        c0: Option<&[T]>,
+        lengths: Option<&[i64]>,
+        reverse: bool,
+    ) {
+        let (cell, h) = (w.cell, d.h);
+        let gh = cell.gates() * h;
+        let rb = self.rows.len();
+        let span = self.rows.start * h..self.rows.end * h;
+        let mut hcur = h0[span.clone()].to_vec();
+        let mut ccur = c0.map(|c| c[span].to_vec()).unwrap_or_default();
+        let mut hp = vec![T::ZERO; rb * gh];
+        let mut hp_t = vec![T::ZERO; rb * gh];
+        // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch block.
+        let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { rb * h } else { 0 }];
+        let mut on = vec![true; rb];
+        let level = simd::detect();
+        for step in 0..d.t {
+            let t = time(step, d.t, reverse);
+            if let Some(block) = self.hprev.get_mut(t).filter(|b| !b.is_empty()) {
+                block.copy_from_slice(&hcur);
             }
-            if let Some(bias) = w.b_hh {
-                for (v, &bv) in row.iter_mut().zip(bias) {
-                    *v = *v + bv;
+            if cell.has_c() {
+                if let Some(block) = self.extra.get_mut(t).filter(|b| !b.is_empty()) {
+                    block.copy_from_slice(&ccur);
                 }
             }
+            // Recurrent projection of this step: h W_hh^T + b_hh, computed as W_hh h^T
+            // (G*H, rows), which the GEMM runs ~1.6x faster (the constant weight is the left
+            // operand), then transposed back while adding the bias.
+            gemm(
+                Par::Seq,
+                T::ONE,
+                Mat::new(w.w_hh, gh, h),
+                Mat::new(&hcur, rb, h).t(),
+                T::ZERO,
+                MatMut::new(&mut hp_t, gh, rb),
+            );
+            for (b, row) in hp.chunks_exact_mut(gh).enumerate() {
+                for (r, v) in row.iter_mut().enumerate() {
+                    *v = hp_t[r * rb + b];
+                }
+                if let Some(bias) = w.b_hh {
+                    for (v, &bv) in row.iter_mut().zip(bias) {
+                        *v = *v + bv;
+                    }
+                }
+            }
+            for (i, a) in on.iter_mut().enumerate() {
+                *a = active(lengths, t, self.rows.start + i);
+            }
+            let ghn: &mut [T] = match self.extra.get_mut(t) {
+                Some(block) if cell == Cell::Gru && !block.is_empty() => block,
+                _ => &mut ghn_scratch,
+            };
+            let kernel = StepKernel {
+                cell,
+                h,
+                active: &on,
+                gates: &mut *self.gates[t],
+                hp: &hp,
+                hcur: &mut hcur,
+                ccur: &mut ccur,
+                y: &mut *self.y[t],
+                ghn,
+            };
+            simd::dispatch(level, kernel);
         }
-        let ghn_t: &mut [T] = match (cell, extra_ws.as_deref_mut()) {
-            (Cell::Gru, Some(ex)) => &mut ex[here.clone()],
-            _ => &mut ghn_scratch,
-        };
-        for (b, a) in active_t.iter_mut().enumerate() {
-            *a = active(lengths, t, b);
+        self.hn.copy_from_slice(&hcur);
+        if !self.cn.is_empty() {
+            self.cn.copy_from_slice(&ccur);
         }
-        let kernel = StepKernel {
-            cell,
-            h,
-            active: &active_t,
-            gates: &mut gates[t * d.b * gh..(t + 1) * d.b * gh],
-            hp: &hp,
-            hcur: &mut hcur,
-            ccur: &mut ccur,
-            y: &mut y[here],
-            ghn: ghn_t,
-        };
-        simd::dispatch(level, kernel);
     }
-    hn.copy_from_slice(&hcur);
-    if let Some(cn) = cn {
-        cn.copy_from_slice(&ccur);
-    }
-    Ok(())
 }
 
 /// The gate arithmetic of one time step for all rows, compiled per SIMD level.

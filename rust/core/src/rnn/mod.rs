@@ -190,6 +190,67 @@ pub(crate) fn check_inputs<T: Float>(
     Ok(())
 }
 
+/// Batch rows per recurrence chunk. Rows of a batch never interact, so chunks of rows run the
+/// whole sequence in parallel with no synchronisation between steps. The chunking depends only
+/// on the batch size, never on the thread count, so results do not either.
+pub(crate) const ROWS: usize = 16;
+
+/// Number of row chunks of a batch of `b` rows.
+pub(crate) fn n_chunks(b: usize) -> usize {
+    b.div_ceil(ROWS).max(1)
+}
+
+/// Splits a `(T, B, w)` row-major buffer into, for every row chunk, its `T` blocks of
+/// `rows * w` elements (empty blocks for an empty buffer).
+pub(crate) fn chunk_rows_mut<T>(buf: &mut [T], t: usize, b: usize, w: usize) -> Vec<Vec<&mut [T]>> {
+    let nc = n_chunks(b);
+    let mut out: Vec<Vec<&mut [T]>> = (0..nc).map(|_| Vec::with_capacity(t)).collect();
+    if buf.is_empty() || w == 0 || b == 0 {
+        for v in out.iter_mut() {
+            v.extend((0..t).map(|_| <&mut [T]>::default()));
+        }
+        return out;
+    }
+    for step in buf.chunks_mut(b * w).take(t) {
+        let mut rest = step;
+        for (c, v) in out.iter_mut().enumerate() {
+            let rows = ROWS.min(b - c * ROWS);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(rows * w);
+            v.push(head);
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// Read-only [`chunk_rows_mut`].
+pub(crate) fn chunk_rows<T>(buf: &[T], t: usize, b: usize, w: usize) -> Vec<Vec<&[T]>> {
+    let nc = n_chunks(b);
+    let mut out: Vec<Vec<&[T]>> = (0..nc).map(|_| Vec::with_capacity(t)).collect();
+    if buf.is_empty() || w == 0 || b == 0 {
+        for v in out.iter_mut() {
+            v.extend((0..t).map(|_| &[][..]));
+        }
+        return out;
+    }
+    for step in buf.chunks(b * w).take(t) {
+        for (c, v) in out.iter_mut().enumerate() {
+            let start = c * ROWS * w;
+            let rows = ROWS.min(b - c * ROWS);
+            v.push(&step[start..start + rows * w]);
+        }
+    }
+    out
+}
+
+/// Splits a `(B, w)` buffer into the row chunks' blocks.
+pub(crate) fn chunk_state_mut<T>(buf: &mut [T], b: usize, w: usize) -> Vec<&mut [T]> {
+    if buf.is_empty() {
+        return (0..n_chunks(b)).map(|_| <&mut [T]>::default()).collect();
+    }
+    buf.chunks_mut(ROWS * w.max(1)).collect()
+}
+
 /// Whether row `b` is active at time `t`.
 #[inline(always)]
 pub(crate) fn active(lengths: Option<&[i64]>, t: usize, b: usize) -> bool {
