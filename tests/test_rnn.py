@@ -424,3 +424,75 @@ def test_tbptt_with_one_chunk_equals_full_bptt_and_learns_long_memory():
     assert r2 > 0.9  # sums over 20 steps learned from 5-step chunks: the state was carried
     with pytest.raises(ValueError, match="tbptt"):
         SequenceRegressor(tbptt=5).fit(X, Y[:, -1])
+
+
+# ------------------------------------------------------------------------------ review fixes
+def test_zero_hidden_units_and_empty_shapes_do_not_crash():
+    y, hn, cn, ws = _core.rnn_forward("gru", np.zeros((3, 2, 2)), np.zeros((2, 0)), None,
+                                      np.zeros((0, 2)), np.zeros((0, 0)), np.zeros(0),
+                                      np.zeros(0))
+    assert y.shape == (3, 2, 0) and hn.shape == (2, 0)
+    dx, dh0, _ = _core.rnn_backward("gru", np.zeros((3, 2, 2)), np.zeros((2, 0)), None,
+                                    np.zeros((0, 2)), np.zeros((0, 0)), np.zeros(0), np.zeros(0),
+                                    ws, np.zeros((3, 2, 0)), np.zeros((2, 0)), None,
+                                    np.zeros((0, 2)), np.zeros((0, 0)), np.zeros(0), np.zeros(0))
+    assert dx.shape == (3, 2, 2) and not dx.any()
+    y, *_ = _core.rnn_forward("lstm", np.zeros((0, 0, 0)), np.zeros((0, 0)), np.zeros((0, 0)),
+                              np.zeros((0, 0)), np.zeros((0, 0)), None, None)
+    assert y.shape == (0, 0, 0)
+
+
+def test_non_finite_padding_never_reaches_gradients():
+    m = GRU(2, 3, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 2))
+    x[3:, 1] = np.inf
+    x[4:, 1, 0] = np.nan  # NaN in padding is fine too
+    out, hn = m(x, lengths=np.array([5, 3]))
+    m.zero_grad()
+    dx = m.backward(np.ones_like(out), np.ones_like(hn))
+    assert np.all(np.isfinite(out)) and np.all(np.isfinite(dx))
+    assert all(np.all(np.isfinite(g)) for g in m.gradients())
+    x[1, 1, 0] = np.nan  # ...but not at a real position
+    with pytest.raises(ValueError, match="NaN"):
+        m(x, lengths=np.array([5, 3]))
+
+
+def test_review_api_errors():
+    from sklearn.exceptions import NotFittedError
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    X = np.random.default_rng(0).standard_normal((20, 6, 2))
+    with pytest.raises(ValueError, match="bidirectional"):
+        SequenceRegressor(output="sequence", tbptt=3, bidirectional=True).fit(X, X[:, :, 0])
+    with pytest.raises(NotFittedError):
+        SequenceClassifier().predict(X)
+    with pytest.raises(ValueError, match="real"):
+        SequenceRegressor(epochs=1).fit(X + 1j, X[:, 0, 0])
+    with pytest.raises(ValueError):
+        SequenceClassifier(epochs=1).fit(X, X[:, 0, 0])  # continuous labels
+    g = GRU(2, 3)
+    out, hn = g(X[:, :, :].astype(np.float32))
+    with pytest.raises(ValueError, match="only the LSTM"):
+        g.backward(np.ones_like(out), (hn, hn))
+    lstm = LSTM(2, 3)
+    out, (h, c) = lstm(X.astype(np.float32))
+    with pytest.raises(ValueError, match="pair"):
+        lstm.backward(np.ones_like(out), h)
+    lstm.eval()  # the workspace of the training-mode forward is still there
+    assert lstm.backward(np.ones_like(out)).shape == X.shape
+    lstm(X.astype(np.float32))  # an eval-mode forward keeps none
+    with pytest.raises(RuntimeError, match="training mode"):
+        lstm.backward(np.ones_like(out))
+
+
+def test_binding_lengths_dtypes_and_x_dtype_messages():
+    inp, _ = _layer("gru", np.float32)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    y32, *_ = _core.rnn_forward("gru", *args, lengths=np.array([5, 2, 1, 3], np.int32))
+    y64, *_ = _core.rnn_forward("gru", *args, lengths=np.array([5, 2, 1, 3], np.int64))
+    assert np.array_equal(y32, y64)
+    with pytest.raises(TypeError, match="lengths"):
+        _core.rnn_forward("gru", *args, lengths=np.array([5.0, 2, 1, 3]))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.rnn_forward("gru", args[0].astype(np.float16), *args[1:])

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
@@ -107,8 +108,8 @@ class _SequenceEstimator(BaseEstimator):
     # ------------------------------------------------------------------ input handling
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
         X = np.asarray(X)
-        if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"X: expected numbers, got dtype {X.dtype}")
+        if X.dtype == object or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+            raise ValueError(f"X: expected real numbers, got dtype {X.dtype}")
         if X.ndim == 2:
             X = X[:, :, None]
         if X.ndim != 3:
@@ -141,6 +142,9 @@ class _SequenceEstimator(BaseEstimator):
         es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
         if self.tbptt is not None and self.output != "sequence":
             raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
+        if self.tbptt is not None and self.bidirectional:
+            raise ValueError("tbptt: a bidirectional model reads each sequence from both ends, "
+                             "which chunks of it cannot; use bidirectional=False")
         trainer = Trainer(self.model_, loss, opt, batch_size=self.batch_size,
                           epochs=self.epochs, seed=int(rng.integers(2**31)),
                           early_stopping=es, verbose=self.verbose, tbptt=self.tbptt)
@@ -231,6 +235,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
             raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
+        check_classification_targets(y)  # refuses continuous targets, NaN labels
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_
         self._fit(Xs, self._encoder.transform(y), len(self.classes_), CrossEntropyLoss())
@@ -242,4 +247,5 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each sequence."""
+        check_is_fitted(self, "model_")
         return self.classes_[np.argmax(self._raw(X), axis=1)]

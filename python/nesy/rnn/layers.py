@@ -233,9 +233,10 @@ class RNNBase(Module):
             Gradient w.r.t. ``x`` (same layout as ``x``). Parameter gradients are accumulated;
             the gradient w.r.t. the initial state is kept in ``grad_h0`` (LSTM: ``(dh0, dc0)``).
         """
-        if not self.training:
-            raise RuntimeError("backward() needs a forward pass in training mode (call train())")
         ctx, lens, unbatched, lstm = self._saved()
+        if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
+            raise RuntimeError("backward() needs the last forward pass to run in training mode "
+                               "(call train() before forward)")
         g = np.asarray(grad_out, dtype=self.dtype)
         if unbatched:
             g = g[:, None, :]
@@ -246,6 +247,10 @@ class RNNBase(Module):
         if g.shape != want:
             raise ValueError(f"grad_out: expected shape {want} (time-major), got {g.shape}")
         shape = (self.num_layers * self._dirs, B, self.hidden_size)
+        if lstm and grad_hn is not None and not (isinstance(grad_hn, tuple) and len(grad_hn) == 2):
+            raise ValueError("grad_hn: the LSTM takes a pair (grad_h_n, grad_c_n)")
+        if not lstm and isinstance(grad_hn, tuple):
+            raise ValueError("grad_hn: only the LSTM takes a pair; pass the gradient of h_n")
         ghn, gcn = (grad_hn if isinstance(grad_hn, tuple) else (grad_hn, None))
         if unbatched:
             ghn = None if ghn is None else np.asarray(ghn)[:, None, :]

@@ -7,7 +7,7 @@
 use nesy_core::linalg::Gemm;
 use nesy_core::rnn::{self, Cell, Dims, Grads, Weights};
 use numpy::{
-    Element, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyReadonlyArray1, PyUntypedArrayMethods,
+    Element, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
@@ -54,6 +54,7 @@ fn need<'py, T: Element>(
 /// The arguments shared by forward and backward, cast and shape-checked.
 struct Layer<'py, T: Element> {
     cell: Cell,
+    dtype: &'static str,
     d: Dims,
     x: Bound<'py, PyArrayDyn<T>>,
     h0: Bound<'py, PyArrayDyn<T>>,
@@ -75,7 +76,7 @@ impl<'py, T: Element + Gemm> Layer<'py, T> {
         w_hh: &Bound<'py, PyAny>,
         b_ih: Option<&Bound<'py, PyAny>>,
         b_hh: Option<&Bound<'py, PyAny>>,
-        dtype: &str,
+        dtype: &'static str,
     ) -> PyResult<Self> {
         let cell = Cell::parse(cell).map_err(to_py)?;
         let x = need::<T>(x, "x", 3, dtype)?;
@@ -89,6 +90,7 @@ impl<'py, T: Element + Gemm> Layer<'py, T> {
         };
         let l = Layer {
             cell,
+            dtype,
             d,
             h0: need::<T>(h0, "h0", 2, dtype)?,
             c0: arr::<T>(c0, "c0", 2, dtype)?,
@@ -153,14 +155,52 @@ impl<'py, T: Element + Gemm> Layer<'py, T> {
     }
 }
 
-fn lengths_vec(lengths: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Vec<i64>>> {
-    lengths
-        .map(|l| {
-            l.as_slice()
-                .map(|s| s.to_vec())
-                .map_err(|_| value_error("lengths: must be contiguous"))
-        })
-        .transpose()
+/// `lengths` as int64 values: any 1-D integer array is accepted.
+fn lengths_vec(lengths: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<i64>>> {
+    let Some(l) = lengths.filter(|l| !l.is_none()) else {
+        return Ok(None);
+    };
+    let kind: String = l
+        .getattr("dtype")
+        .and_then(|d| d.getattr("kind"))
+        .and_then(|k| k.extract())
+        .map_err(|_| type_error("lengths: expected a 1-D numpy array of integers"))?;
+    if kind != "i" && kind != "u" {
+        return Err(type_error(format!(
+            "lengths: expected integers, got dtype kind {kind:?}"
+        )));
+    }
+    let as_i64 = l.call_method1("astype", ("int64",))?;
+    let arr = as_i64
+        .cast::<PyArray1<i64>>()
+        .map_err(|_| value_error("lengths: expected a 1-D array"))?;
+    Ok(Some(arr.to_vec()?))
+}
+
+/// A zeroed array from NumPy itself, so that running out of memory raises `MemoryError`.
+fn zeros<'py, T: Element, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    shape: &[usize],
+    dtype: &str,
+) -> PyResult<Bound<'py, numpy::PyArray<T, D>>> {
+    let a = py
+        .import("numpy")?
+        .call_method1("zeros", (shape.to_vec(), dtype))?;
+    a.cast_into::<numpy::PyArray<T, D>>()
+        .map_err(|_| value_error("internal: numpy.zeros returned an unexpected array"))
+}
+
+/// `x` must be a float32 or float64 array (the dtype every other argument then follows).
+fn check_float(x: &Bound<'_, PyAny>) -> PyResult<()> {
+    if x.cast::<PyArrayDyn<f32>>().is_ok() || x.cast::<PyArrayDyn<f64>>().is_ok() {
+        return Ok(());
+    }
+    let got = x
+        .getattr("dtype")
+        .map_or_else(|_| x.get_type().to_string(), |d| format!("dtype {d}"));
+    Err(type_error(format!(
+        "x: expected a numpy array of dtype float32 or float64, got {got}"
+    )))
 }
 
 type ForwardOut<'py> = (
@@ -182,13 +222,18 @@ fn forward_typed<'py, T: Element + Gemm>(
     let mut acc = Access::with_capacity(8);
     l.add_reads(&mut acc)?;
     acc.check()?;
-    let y = PyArray3::<T>::zeros(py, [d.t, d.b, d.h], false);
-    let hn = PyArray2::<T>::zeros(py, [d.b, d.h], false);
-    let cn = l
-        .cell
-        .has_c()
-        .then(|| PyArray2::<T>::zeros(py, [d.b, d.h], false));
-    let ws = training.then(|| PyArray1::<T>::zeros(py, rnn::workspace_len(l.cell, d), false));
+    // Outputs come from numpy.zeros: running out of memory raises MemoryError.
+    let dt = l.dtype;
+    let y: Bound<'py, PyArray3<T>> = zeros(py, &[d.t, d.b, d.h], dt)?;
+    let hn: Bound<'py, PyArray2<T>> = zeros(py, &[d.b, d.h], dt)?;
+    let cn: Option<Bound<'py, PyArray2<T>>> = match l.cell.has_c() {
+        true => Some(zeros(py, &[d.b, d.h], dt)?),
+        false => None,
+    };
+    let ws: Option<Bound<'py, PyArray1<T>>> = match training {
+        true => Some(zeros(py, &[rnn::workspace_len(l.cell, d)], dt)?),
+        false => None,
+    };
     {
         // SAFETY: inputs checked by `acc`; outputs are fresh arrays, each taken once.
         let (w, x, h0, c0) = unsafe {
@@ -242,7 +287,7 @@ pub fn rnn_forward<'py>(
     w_hh: &Bound<'py, PyAny>,
     b_ih: Option<&Bound<'py, PyAny>>,
     b_hh: Option<&Bound<'py, PyAny>>,
-    lengths: Option<PyReadonlyArray1<'py, i64>>,
+    lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
     training: bool,
 ) -> PyResult<ForwardOut<'py>> {
@@ -251,6 +296,7 @@ pub fn rnn_forward<'py>(
         let l = Layer::<f64>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float64")?;
         forward_typed(py, l, lengths, reverse, training)
     } else {
+        check_float(x)?;
         let l = Layer::<f32>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float32")?;
         forward_typed(py, l, lengths, reverse, training)
     }
@@ -326,12 +372,12 @@ fn backward_typed<'py, T: Element + Gemm>(
         }
     }
     acc.check()?;
-    let dx = PyArray3::<T>::zeros(py, [d.t, d.b, d.i], false);
-    let dh0 = PyArray2::<T>::zeros(py, [d.b, d.h], false);
-    let dc0 = l
-        .cell
-        .has_c()
-        .then(|| PyArray2::<T>::zeros(py, [d.b, d.h], false));
+    let dx: Bound<'py, PyArray3<T>> = zeros(py, &[d.t, d.b, d.i], dtype)?;
+    let dh0: Bound<'py, PyArray2<T>> = zeros(py, &[d.b, d.h], dtype)?;
+    let dc0: Option<Bound<'py, PyArray2<T>>> = match l.cell.has_c() {
+        true => Some(zeros(py, &[d.b, d.h], dtype)?),
+        false => None,
+    };
     {
         // SAFETY: every array was registered with `acc`, which passed `check`; outputs are fresh;
         // each written array is taken once.
@@ -401,10 +447,13 @@ pub fn rnn_backward<'py>(
     dw_hh: &Bound<'py, PyAny>,
     db_ih: Option<&Bound<'py, PyAny>>,
     db_hh: Option<&Bound<'py, PyAny>>,
-    lengths: Option<PyReadonlyArray1<'py, i64>>,
+    lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
 ) -> PyResult<BackwardOut<'py>> {
     let lengths = lengths_vec(lengths)?;
+    if x.cast::<PyArrayDyn<f64>>().is_err() {
+        check_float(x)?;
+    }
     if x.cast::<PyArrayDyn<f64>>().is_ok() {
         let l = Layer::<f64>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float64")?;
         backward_typed(

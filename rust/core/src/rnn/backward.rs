@@ -2,7 +2,7 @@
 
 use super::{
     active, check_inputs, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws, time,
-    workspace_len, Cell, Dims, Weights, ROWS,
+    workspace_len, zeroed, Cell, Dims, Weights, ROWS,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -73,17 +73,66 @@ pub fn backward<T: Gemm>(
             .as_ref()
             .map_or(w.b_hh.is_none(), |b| b.len() == gh);
     if !sizes_ok {
-        return Err(Error::Value("gradient buffers of the wrong size".into()));
+        let names = [
+            ("dx", out.dx.len() == tb * d.i),
+            ("dh0", out.dh0.len() == bh),
+            (
+                "dc0",
+                out.dc0.as_ref().map_or(!cell.has_c(), |c| c.len() == bh),
+            ),
+            ("dw_ih", out.dw_ih.len() == gh * d.i),
+            ("dw_hh", out.dw_hh.len() == gh * h),
+            (
+                "db_ih",
+                out.db_ih
+                    .as_ref()
+                    .map_or(w.b_ih.is_none(), |b| b.len() == gh),
+            ),
+            (
+                "db_hh",
+                out.db_hh
+                    .as_ref()
+                    .map_or(w.b_hh.is_none(), |b| b.len() == gh),
+            ),
+        ];
+        let bad = names
+            .iter()
+            .find(|(_, ok)| !ok)
+            .map_or("gradients", |(n, _)| *n);
+        return Err(Error::Value(format!(
+            "{bad}: gradient buffer of the wrong size (or missing, or given where there is \
+             nothing to accumulate)"
+        )));
+    }
+    if gh == 0 {
+        // No hidden units: nothing flows; the input gets no gradient.
+        out.dx.fill(T::ZERO);
+        return Ok(());
     }
     let parts = split_ws(ws, cell, d);
 
     // Gate pre-activation gradients of every step. The input and recurrent paths differ only
     // for the GRU's n gate (its recurrent part is multiplied by r), so other cells share one.
-    let mut dg_x = vec![T::ZERO; tb * gh];
+    let mut dg_x = zeroed(tb * gh, "gate gradient buffer")?;
     let mut dg_h = if cell == Cell::Gru {
-        vec![T::ZERO; tb * gh]
+        zeroed(tb * gh, "gate gradient buffer")?
     } else {
         Vec::new()
+    };
+    // Padded positions of x never reach the weight gradient, not even as 0 * inf = NaN.
+    let masked;
+    let x = match lengths {
+        Some(_) if d.i > 0 => {
+            let mut m = zeroed(tb * d.i, "input copy")?;
+            for (row, (dst, src)) in m.chunks_exact_mut(d.i).zip(x.chunks_exact(d.i)).enumerate() {
+                if active(lengths, row / d.b, row % d.b) {
+                    dst.copy_from_slice(src);
+                }
+            }
+            masked = m;
+            &masked[..]
+        }
+        _ => x,
     };
     // The recurrence backwards: chunks of batch rows run all steps independently, in parallel.
     {

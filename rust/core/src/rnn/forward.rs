@@ -2,7 +2,7 @@
 
 use super::{
     active, check_inputs, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
-    workspace_len, Cell, Dims, Weights, ROWS,
+    workspace_len, zeroed, Cell, Dims, Weights, ROWS,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -49,11 +49,15 @@ pub fn forward<T: Gemm>(
             return Err(Error::len("workspace", workspace_len(cell, d), ws.len()));
         }
     }
+    if gh == 0 {
+        // No hidden units: empty outputs; the LSTM's cell state is empty too.
+        return Ok(());
+    }
 
     // Gate pre-activations of all steps: x W_ih^T + b_ih, one GEMM; activations overwrite them.
     // Without a workspace (inference) the gates live in a buffer of our own.
     let mut own_gates: Vec<T> = if ws.is_none() {
-        vec![T::ZERO; tb * gh]
+        zeroed(tb * gh, "gate buffer")?
     } else {
         Vec::new()
     };

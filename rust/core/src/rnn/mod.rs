@@ -182,9 +182,20 @@ pub(crate) fn check_inputs<T: Float>(
             }
         }
     }
-    for (name, xs) in [("x", x), ("h0", h0), ("c0", c0.unwrap_or(&[]))] {
+    for (name, xs) in [("h0", h0), ("c0", c0.unwrap_or(&[]))] {
         if xs.iter().any(|v| v.is_nan()) {
             return Err(Error::Value(format!("{name}: contains NaN")));
+        }
+    }
+    // Only real (active) positions of x must be numbers: padding is never read as data.
+    if d.i > 0 {
+        for (row, xs) in x.chunks_exact(d.i).enumerate() {
+            let (t, b) = (row / d.b.max(1), row % d.b.max(1));
+            if active(lengths, t, b) && xs.iter().any(|v| v.is_nan()) {
+                return Err(Error::Value(format!(
+                    "x: contains NaN (at step {t}, sequence {b})"
+                )));
+            }
         }
     }
     Ok(())
@@ -249,6 +260,18 @@ pub(crate) fn chunk_state_mut<T>(buf: &mut [T], b: usize, w: usize) -> Vec<&mut 
         return (0..n_chunks(b)).map(|_| <&mut [T]>::default()).collect();
     }
     buf.chunks_mut(ROWS * w.max(1)).collect()
+}
+
+/// A zeroed buffer of `n` elements, or an error (not an abort) when memory runs out.
+pub(crate) fn zeroed<T: Float>(n: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Value(format!(
+            "{what}: cannot allocate {n} elements (out of memory)"
+        ))
+    })?;
+    v.resize(n, T::ZERO);
+    Ok(v)
 }
 
 /// Whether row `b` is active at time `t`.
