@@ -58,7 +58,7 @@ def rnn_forward(
     w_hh: npt.NDArray[np.floating],
     b_ih: npt.NDArray[np.floating] | None,
     b_hh: npt.NDArray[np.floating] | None,
-    lengths: npt.NDArray[np.int64] | None = None,
+    lengths: npt.NDArray[np.integer] | None = None,
     reverse: bool = False,
     training: bool = True,
 ) -> tuple[
@@ -84,7 +84,7 @@ def rnn_backward(
     dw_hh: npt.NDArray[np.floating],
     db_ih: npt.NDArray[np.floating] | None,
     db_hh: npt.NDArray[np.floating] | None,
-    lengths: npt.NDArray[np.int64] | None = None,
+    lengths: npt.NDArray[np.integer] | None = None,
     reverse: bool = False,
 ) -> tuple[
     npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating] | None
