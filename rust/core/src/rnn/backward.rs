@@ -1,8 +1,8 @@
 //! Backpropagation through time for one recurrent layer (see the module docs).
 
 use super::{
-    active, check_inputs, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws, time,
-    workspace_len, zeroed, Cell, Dims, Weights, ROWS,
+    active, check_inputs, chunk_len, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks,
+    split_ws, time, workspace_len, zeroed, Cell, Dims, Weights,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -157,9 +157,9 @@ pub fn backward<T: Gemm>(
             .enumerate()
             .rev()
         {
-            let start = c * ROWS;
+            let start = c * chunk_len(d.b);
             jobs.push(BackChunk {
-                rows: start..(start + ROWS).min(d.b),
+                rows: start..(start + chunk_len(d.b)).min(d.b),
                 g,
                 hp,
                 ex,

@@ -1,8 +1,8 @@
 //! Forward pass of one recurrent layer over a batch of sequences (see the module docs).
 
 use super::{
-    active, check_inputs, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
-    workspace_len, zeroed, Cell, Dims, Weights, ROWS,
+    active, check_inputs, chunk_len, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
+    workspace_len, zeroed, Cell, Dims, Weights,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -101,9 +101,9 @@ pub fn forward<T: Gemm>(
     };
     let mut jobs = Vec::with_capacity(n_chunks(d.b));
     for c in (0..n_chunks(d.b)).rev() {
-        let start = c * ROWS;
+        let start = c * chunk_len(d.b);
         jobs.push(Chunk {
-            rows: start..(start + ROWS).min(d.b),
+            rows: start..(start + chunk_len(d.b)).min(d.b),
             gates: gate_rows.pop().unwrap_or_default(),
             y: y_rows.pop().unwrap_or_default(),
             hprev: hprev_rows.pop().unwrap_or_default(),

@@ -201,14 +201,22 @@ pub(crate) fn check_inputs<T: Float>(
     Ok(())
 }
 
-/// Batch rows per recurrence chunk. Rows of a batch never interact, so chunks of rows run the
-/// whole sequence in parallel with no synchronisation between steps. The chunking depends only
-/// on the batch size, never on the thread count, so results do not either.
-pub(crate) const ROWS: usize = 16;
+/// Batch rows per recurrence chunk for a batch of `b` rows. Rows of a batch never interact, so
+/// chunks of rows run the whole sequence in parallel with no synchronisation between steps. The
+/// chunking depends only on the batch size, never on the thread count, so results do not either.
+/// Each step's product runs at about half the GEMM rate with 16 rows as with 32, so batches up to
+/// 64 make two chunks and larger ones chunks of 32.
+pub(crate) fn chunk_len(b: usize) -> usize {
+    match b {
+        0..=16 => b.max(1),
+        17..=64 => b.div_ceil(2),
+        _ => 32,
+    }
+}
 
 /// Number of row chunks of a batch of `b` rows.
 pub(crate) fn n_chunks(b: usize) -> usize {
-    b.div_ceil(ROWS).max(1)
+    b.div_ceil(chunk_len(b)).max(1)
 }
 
 /// Splits a `(T, B, w)` row-major buffer into, for every row chunk, its `T` blocks of
@@ -222,10 +230,11 @@ pub(crate) fn chunk_rows_mut<T>(buf: &mut [T], t: usize, b: usize, w: usize) -> 
         }
         return out;
     }
+    let len = chunk_len(b);
     for step in buf.chunks_mut(b * w).take(t) {
         let mut rest = step;
         for (c, v) in out.iter_mut().enumerate() {
-            let rows = ROWS.min(b - c * ROWS);
+            let rows = len.min(b - c * len);
             let (head, tail) = std::mem::take(&mut rest).split_at_mut(rows * w);
             v.push(head);
             rest = tail;
@@ -244,10 +253,11 @@ pub(crate) fn chunk_rows<T>(buf: &[T], t: usize, b: usize, w: usize) -> Vec<Vec<
         }
         return out;
     }
+    let len = chunk_len(b);
     for step in buf.chunks(b * w).take(t) {
         for (c, v) in out.iter_mut().enumerate() {
-            let start = c * ROWS * w;
-            let rows = ROWS.min(b - c * ROWS);
+            let start = c * len * w;
+            let rows = len.min(b - c * len);
             v.push(&step[start..start + rows * w]);
         }
     }
@@ -259,7 +269,7 @@ pub(crate) fn chunk_state_mut<T>(buf: &mut [T], b: usize, w: usize) -> Vec<&mut 
     if buf.is_empty() {
         return (0..n_chunks(b)).map(|_| <&mut [T]>::default()).collect();
     }
-    buf.chunks_mut(ROWS * w.max(1)).collect()
+    buf.chunks_mut(chunk_len(b) * w.max(1)).collect()
 }
 
 /// A zeroed buffer of `n` elements, or an error (not an abort) when memory runs out.
