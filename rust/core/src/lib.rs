@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod float;
+pub mod gnn;
 pub mod linalg;
 pub mod optim;
 pub mod par;

@@ -1,0 +1,403 @@
+//! Neighbourhood aggregation: `out[d] = reduce_{e = (s -> d)} w_e * x[s]`, forward and backward.
+//!
+//! Reductions: sum, mean (the weighted sum divided by the in-degree), max and min (element-wise;
+//! `arg[d, j]` records the edge that won, -1 for a node without in-edges). A node without
+//! in-edges aggregates to 0. Duplicate edges count once each; self-loops are ordinary edges.
+//!
+//! Backward: `grad_x[s] = sum over edges e = (s -> d) of w_e * g[d]` (divided by deg(d) for mean;
+//! for max/min only where `arg[d, j] == e`), computed as a gather over the transposed CSR; and
+//! optionally `grad_w[e] = <g[d], x[s]>` (restricted to the winning features for max/min),
+//! gathered per destination row.
+
+use super::Csr;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::par::Par;
+use crate::simd::{dispatch, Kernel, Level};
+
+/// Edges per parallel work block.
+const BLOCK_EDGES: usize = 1 << 12;
+
+/// The reduction over a node's in-edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl Reduce {
+    /// Parses `sum`, `mean`, `max`, `min`.
+    pub fn parse(name: &str) -> Result<Reduce> {
+        match name {
+            "sum" | "add" => Ok(Reduce::Sum),
+            "mean" => Ok(Reduce::Mean),
+            "max" => Ok(Reduce::Max),
+            "min" => Ok(Reduce::Min),
+            other => Err(Error::Value(format!(
+                "reduce: expected 'sum', 'mean', 'max' or 'min', got {other:?}"
+            ))),
+        }
+    }
+    fn extremum(self) -> bool {
+        matches!(self, Reduce::Max | Reduce::Min)
+    }
+}
+
+fn check_weights<T>(g: &Csr<'_>, weights: Option<&[T]>) -> Result<()> {
+    match weights {
+        Some(w) if w.len() != g.nnz() => Err(Error::len("edge_weight", g.nnz(), w.len())),
+        _ => Ok(()),
+    }
+}
+
+/// One block of destination rows of the forward pass.
+struct Forward<'a, T> {
+    g: Csr<'a>,
+    rows: std::ops::Range<usize>,
+    x: &'a [T],
+    f: usize,
+    w: Option<&'a [T]>,
+    reduce: Reduce,
+    out: &'a mut [T],
+    arg: &'a mut [i64],
+}
+
+impl<T: Float> Kernel for Forward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let f = self.f;
+        for (k, d) in self.rows.clone().enumerate() {
+            let acc = &mut self.out[k * f..(k + 1) * f];
+            let edges = self.g.row(d);
+            let deg = edges.len();
+            match self.reduce {
+                Reduce::Sum | Reduce::Mean => {
+                    acc.fill(T::ZERO);
+                    for e in edges {
+                        let s = self.g.indices[e] as usize;
+                        let xs = &self.x[s * f..(s + 1) * f];
+                        match self.w {
+                            Some(w) => {
+                                let we = w[e];
+                                for (a, &v) in acc.iter_mut().zip(xs) {
+                                    *a = *a + we * v;
+                                }
+                            }
+                            None => {
+                                for (a, &v) in acc.iter_mut().zip(xs) {
+                                    *a = *a + v;
+                                }
+                            }
+                        }
+                    }
+                    if self.reduce == Reduce::Mean && deg > 0 {
+                        let n = T::of(deg as f64);
+                        for a in acc.iter_mut() {
+                            *a = *a / n;
+                        }
+                    }
+                }
+                Reduce::Max | Reduce::Min => {
+                    let arg = &mut self.arg[k * f..(k + 1) * f];
+                    if deg == 0 {
+                        acc.fill(T::ZERO);
+                        arg.fill(-1);
+                        continue;
+                    }
+                    let max = self.reduce == Reduce::Max;
+                    for (i, e) in edges.enumerate() {
+                        let s = self.g.indices[e] as usize;
+                        let xs = &self.x[s * f..(s + 1) * f];
+                        let we = self.w.map_or(T::ONE, |w| w[e]);
+                        for j in 0..f {
+                            let v = we * xs[j];
+                            // The first edge wins ties: strict comparisons.
+                            if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
+                                acc[j] = v;
+                                arg[j] = e as i64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward aggregation of `x (n_src, f)` into `out (n_dst, f)` along `g` (rows = destinations).
+/// `arg (n_dst, f)` receives the winning edge for max/min (and is not touched otherwise).
+#[allow(clippy::too_many_arguments)]
+pub fn aggregate<T: Float>(
+    par: Par,
+    level: Level,
+    g: Csr<'_>,
+    x: &[T],
+    f: usize,
+    weights: Option<&[T]>,
+    reduce: Reduce,
+    out: &mut [T],
+    arg: Option<&mut [i64]>,
+) -> Result<()> {
+    if x.len() != g.n_cols * f {
+        return Err(Error::Shape {
+            arg: "x".into(),
+            expected: vec![g.n_cols, f],
+            got: vec![x.len()],
+        });
+    }
+    if out.len() != g.n_rows * f {
+        return Err(Error::len("out", g.n_rows * f, out.len()));
+    }
+    check_weights(&g, weights)?;
+    let mut no_arg: [i64; 0] = [];
+    let arg: &mut [i64] = match (reduce.extremum(), arg) {
+        (true, Some(a)) if a.len() == g.n_rows * f => a,
+        (true, _) => {
+            return Err(Error::Value(
+                "arg: max/min need an (n_dst, f) int64 buffer".into(),
+            ))
+        }
+        (false, _) => &mut no_arg,
+    };
+    let blocks = g.blocks(BLOCK_EDGES / f.max(1));
+    let mut jobs = Vec::with_capacity(blocks.len());
+    let (mut out_rest, mut arg_rest) = (out, arg);
+    for rows in blocks {
+        let (o, orest) = std::mem::take(&mut out_rest).split_at_mut(rows.len() * f);
+        let a_len = if reduce.extremum() { rows.len() * f } else { 0 };
+        let (a, arest) = std::mem::take(&mut arg_rest).split_at_mut(a_len);
+        out_rest = orest;
+        arg_rest = arest;
+        jobs.push(Forward {
+            g,
+            rows,
+            x,
+            f,
+            w: weights,
+            reduce,
+            out: o,
+            arg: a,
+        });
+    }
+    par.for_work(g.nnz() * f)
+        .for_each(jobs, |job| dispatch(level, job));
+    Ok(())
+}
+
+/// One block of source rows of the backward pass (a gather over the transposed graph).
+struct Backward<'a, T> {
+    gt: Csr<'a>,
+    perm: &'a [i64],
+    deg: &'a [i64],
+    rows: std::ops::Range<usize>,
+    grad: &'a [T],
+    f: usize,
+    w: Option<&'a [T]>,
+    reduce: Reduce,
+    arg: &'a [i64],
+    grad_x: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Backward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let f = self.f;
+        for (k, s) in self.rows.clone().enumerate() {
+            let acc = &mut self.grad_x[k * f..(k + 1) * f];
+            acc.fill(T::ZERO);
+            for te in self.gt.row(s) {
+                let d = self.gt.indices[te] as usize;
+                let e = self.perm[te] as usize;
+                let gd = &self.grad[d * f..(d + 1) * f];
+                let mut scale = self.w.map_or(T::ONE, |w| w[e]);
+                if self.reduce == Reduce::Mean {
+                    scale = scale / T::of(self.deg[d] as f64);
+                }
+                if self.reduce.extremum() {
+                    let ad = &self.arg[d * f..(d + 1) * f];
+                    for j in 0..f {
+                        if ad[j] == e as i64 {
+                            acc[j] = acc[j] + scale * gd[j];
+                        }
+                    }
+                } else {
+                    for (a, &v) in acc.iter_mut().zip(gd) {
+                        *a = *a + scale * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Gradient of the edge weights, per destination row block.
+struct WeightGrad<'a, T> {
+    g: Csr<'a>,
+    rows: std::ops::Range<usize>,
+    x: &'a [T],
+    grad: &'a [T],
+    f: usize,
+    reduce: Reduce,
+    arg: &'a [i64],
+    grad_w: &'a mut [T],
+    first_edge: usize,
+}
+
+impl<T: Float> Kernel for WeightGrad<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let f = self.f;
+        for d in self.rows.clone() {
+            let edges = self.g.row(d);
+            let deg = edges.len();
+            let gd = &self.grad[d * f..(d + 1) * f];
+            for e in edges {
+                let s = self.g.indices[e] as usize;
+                let xs = &self.x[s * f..(s + 1) * f];
+                let mut dot = T::ZERO;
+                if self.reduce.extremum() {
+                    let ad = &self.arg[d * f..(d + 1) * f];
+                    for j in 0..f {
+                        if ad[j] == e as i64 {
+                            dot = dot + gd[j] * xs[j];
+                        }
+                    }
+                } else {
+                    for j in 0..f {
+                        dot = dot + gd[j] * xs[j];
+                    }
+                    if self.reduce == Reduce::Mean {
+                        dot = dot / T::of(deg as f64);
+                    }
+                }
+                self.grad_w[e - self.first_edge] = dot;
+            }
+        }
+    }
+}
+
+/// Backward of [`aggregate`]: writes `grad_x (n_src, f)` from `grad (n_dst, f)` using the
+/// transposed graph `gt` (rows = sources, `indices` = destinations, `perm[k]` = the forward
+/// edge of transposed edge `k`) and, when given, the edge-weight gradient `grad_w (E)`.
+/// `x` is needed only for `grad_w`; `arg` only for max/min.
+#[allow(clippy::too_many_arguments)]
+pub fn aggregate_backward<T: Float>(
+    par: Par,
+    level: Level,
+    g: Csr<'_>,
+    gt: Csr<'_>,
+    perm: &[i64],
+    x: &[T],
+    f: usize,
+    weights: Option<&[T]>,
+    reduce: Reduce,
+    arg: Option<&[i64]>,
+    grad: &[T],
+    grad_x: &mut [T],
+    grad_w: Option<&mut [T]>,
+) -> Result<()> {
+    if gt.n_rows != g.n_cols || gt.n_cols != g.n_rows || gt.nnz() != g.nnz() {
+        return Err(Error::Value(
+            "graph: the transposed CSR does not match the graph".into(),
+        ));
+    }
+    if perm.len() != g.nnz() {
+        return Err(Error::len("perm", g.nnz(), perm.len()));
+    }
+    if let Some((k, &p)) = perm
+        .iter()
+        .enumerate()
+        .find(|(_, &p)| p < 0 || p as usize >= g.nnz())
+    {
+        return Err(Error::Index {
+            arg: format!("perm[{k}]"),
+            index: p,
+            size: g.nnz(),
+        });
+    }
+    if grad.len() != g.n_rows * f {
+        return Err(Error::Shape {
+            arg: "grad_out".into(),
+            expected: vec![g.n_rows, f],
+            got: vec![grad.len()],
+        });
+    }
+    if grad_x.len() != g.n_cols * f {
+        return Err(Error::len("grad_x", g.n_cols * f, grad_x.len()));
+    }
+    check_weights(&g, weights)?;
+    let arg: &[i64] = match (reduce.extremum(), arg) {
+        (true, Some(a)) if a.len() == g.n_rows * f => a,
+        (true, _) => {
+            return Err(Error::Value(
+                "arg: max/min need the forward pass's arg".into(),
+            ))
+        }
+        (false, _) => &[],
+    };
+    if grad_w.is_some() && x.len() != g.n_cols * f {
+        return Err(Error::Shape {
+            arg: "x".into(),
+            expected: vec![g.n_cols, f],
+            got: vec![x.len()],
+        });
+    }
+    if grad_w.as_ref().is_some_and(|gw| gw.len() != g.nnz()) {
+        return Err(Error::len(
+            "grad_weight",
+            g.nnz(),
+            grad_w.as_ref().map_or(0, |gw| gw.len()),
+        ));
+    }
+    let deg: Vec<i64> = g.indptr.windows(2).map(|w| w[1] - w[0]).collect();
+    let par = par.for_work(g.nnz() * f);
+    // grad_x: a gather over the transposed graph.
+    let mut jobs = Vec::new();
+    let mut rest = grad_x;
+    for rows in gt.blocks(BLOCK_EDGES / f.max(1)) {
+        let (o, r) = std::mem::take(&mut rest).split_at_mut(rows.len() * f);
+        rest = r;
+        jobs.push(Backward {
+            gt,
+            perm,
+            deg: &deg,
+            rows,
+            grad,
+            f,
+            w: weights,
+            reduce,
+            arg,
+            grad_x: o,
+        });
+    }
+    par.for_each(jobs, |job| dispatch(level, job));
+    // grad_w: per destination row, in forward edge order.
+    if let Some(gw) = grad_w {
+        let mut jobs = Vec::new();
+        let mut rest = gw;
+        for rows in g.blocks(BLOCK_EDGES / f.max(1)) {
+            let first_edge = g.indptr[rows.start] as usize;
+            let n = g.indptr[rows.end] as usize - first_edge;
+            let (o, r) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = r;
+            jobs.push(WeightGrad {
+                g,
+                rows,
+                x,
+                grad,
+                f,
+                reduce,
+                arg,
+                grad_w: o,
+                first_edge,
+            });
+        }
+        par.for_each(jobs, |job| dispatch(level, job));
+    }
+    Ok(())
+}
