@@ -48,6 +48,30 @@ def penalty(
     simd: str | None = None,
 ) -> float: ...
 
+# gnn: neighbourhood aggregation over CSR graphs (rust/py/src/gnn.rs)
+def gnn_aggregate(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    x: npt.NDArray[np.floating],
+    reduce: str = "sum",
+    edge_weight: npt.NDArray[np.floating] | None = None,
+    simd: str | None = None,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.int64] | None]: ...
+def gnn_aggregate_backward(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int64],
+    perm: npt.NDArray[np.int64],
+    x: npt.NDArray[np.floating],
+    grad_out: npt.NDArray[np.floating],
+    reduce: str = "sum",
+    edge_weight: npt.NDArray[np.floating] | None = None,
+    arg: npt.NDArray[np.int64] | None = None,
+    weight_grad: bool = False,
+    simd: str | None = None,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
+
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
     cell: str,
@@ -96,6 +120,8 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "get_num_threads",
+    "gnn_aggregate",
+    "gnn_aggregate_backward",
     "grad_norm",
     "optim_columns",
     "optim_state",

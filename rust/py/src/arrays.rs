@@ -134,3 +134,17 @@ pub unsafe fn slice_mut<'a, T: Element, D: numpy::ndarray::Dimension>(
     // call (`check`), and each written array is taken once.
     unsafe { arr.as_slice_mut() }.unwrap_or(&mut [])
 }
+
+/// A zeroed array made by `numpy.zeros`, so that running out of memory raises `MemoryError`
+/// (rust-numpy's own constructor panics instead).
+pub fn zeros<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    shape: &[usize],
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArray<T, D>>> {
+    let a = py
+        .import("numpy")?
+        .call_method1("zeros", (shape.to_vec(), dtype))?;
+    a.cast_into::<PyArray<T, D>>()
+        .map_err(|_| value_error("internal: numpy.zeros returned an unexpected array"))
+}

@@ -3,6 +3,7 @@
 
 mod arrays;
 mod errors;
+mod gnn;
 mod grad;
 mod optim;
 mod rnn;
@@ -46,6 +47,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grad::all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(grad::penalty, m)?)?;
     m.add_function(wrap_pyfunction!(grad::scale, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_aggregate_backward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

@@ -11,7 +11,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use crate::arrays::{slice, slice_mut, Access};
+use crate::arrays::{slice, slice_mut, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
@@ -175,19 +175,6 @@ fn lengths_vec(lengths: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<i64>>>
         .cast::<PyArray1<i64>>()
         .map_err(|_| value_error("lengths: expected a 1-D array"))?;
     Ok(Some(arr.to_vec()?))
-}
-
-/// A zeroed array from NumPy itself, so that running out of memory raises `MemoryError`.
-fn zeros<'py, T: Element, D: numpy::ndarray::Dimension>(
-    py: Python<'py>,
-    shape: &[usize],
-    dtype: &str,
-) -> PyResult<Bound<'py, numpy::PyArray<T, D>>> {
-    let a = py
-        .import("numpy")?
-        .call_method1("zeros", (shape.to_vec(), dtype))?;
-    a.cast_into::<numpy::PyArray<T, D>>()
-        .map_err(|_| value_error("internal: numpy.zeros returned an unexpected array"))
 }
 
 /// `x` must be a float32 or float64 array (the dtype every other argument then follows).

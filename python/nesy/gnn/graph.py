@@ -1,0 +1,230 @@
+"""Graphs for message passing: CSR by destination, with the transpose kept for backward passes.
+
+Edges go from a source to a destination node; an ``edge_index`` of shape ``(2, E)`` holds the
+sources in row 0 and the destinations in row 1 (PyG's convention). A node's aggregate is taken
+over its in-edges. Kernels: ``rust/core/src/gnn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from nesy import _core
+
+REDUCES = ("sum", "mean", "max", "min")
+
+
+class Graph:
+    """A directed graph with optional edge weights, stored as CSR by destination.
+
+    Parameters
+    ----------
+    edge_index : array of int, shape (2, n_edges)
+        Row 0: source nodes; row 1: destination nodes. Duplicate edges and self-loops are kept.
+    num_nodes : int, optional
+        Number of nodes (default: the largest index + 1; 0 for no edges).
+    edge_weight : array of float, shape (n_edges,), optional
+        One weight per edge, in the order of ``edge_index``.
+
+    Attributes
+    ----------
+    indptr, indices : ndarray of int64
+        CSR by destination: the sources of node ``d``'s in-edges are
+        ``indices[indptr[d]:indptr[d + 1]]``.
+    t_indptr, t_indices, perm : ndarray of int64
+        The transpose (by source): destinations of each node's out-edges, and for every one the
+        position of that edge in the CSR order.
+    edge_weight : ndarray or None
+        Weights in CSR order.
+    order : ndarray of int64
+        ``order[k]`` is the position in ``edge_index`` of CSR edge ``k``.
+    """
+
+    def __init__(self, edge_index: Any, num_nodes: Optional[int] = None,
+                 edge_weight: Optional[Any] = None) -> None:
+        ei = np.asarray(edge_index)
+        if ei.dtype == bool or not np.issubdtype(ei.dtype, np.integer):
+            raise TypeError(f"edge_index: expected an integer array, got dtype {ei.dtype}")
+        if ei.ndim != 2 or ei.shape[0] != 2:
+            raise ValueError(f"edge_index: expected shape (2, n_edges), got {ei.shape}")
+        ei = ei.astype(np.int64)
+        if ei.size and ei.min() < 0:
+            raise ValueError(f"edge_index: node indices must be >= 0, found {int(ei.min())}")
+        top = int(ei.max()) + 1 if ei.size else 0
+        if num_nodes is None:
+            num_nodes = top
+        if isinstance(num_nodes, bool) or int(num_nodes) < 0:
+            raise ValueError(f"num_nodes: must be a non-negative integer, got {num_nodes!r}")
+        num_nodes = int(num_nodes)
+        if top > num_nodes:
+            raise IndexError(f"edge_index: node index {top - 1} is out of range for "
+                             f"num_nodes={num_nodes}")
+        n_edges = ei.shape[1]
+        w = None
+        if edge_weight is not None:
+            w = np.asarray(edge_weight)
+            if not np.issubdtype(w.dtype, np.floating):
+                raise TypeError(f"edge_weight: expected floats, got dtype {w.dtype}")
+            if w.shape != (n_edges,):
+                raise ValueError(f"edge_weight: expected shape ({n_edges},), got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError("edge_weight: contains NaN or infinity")
+        src, dst = ei[0], ei[1]
+        self.num_nodes = num_nodes
+        self.order = np.argsort(dst, kind="stable").astype(np.int64)
+        self.indices = np.ascontiguousarray(src[self.order])
+        self.indptr = np.zeros(num_nodes + 1, np.int64)
+        np.cumsum(np.bincount(dst, minlength=num_nodes), out=self.indptr[1:])
+        csr_dst = dst[self.order]
+        self.perm = np.argsort(self.indices, kind="stable").astype(np.int64)
+        self.t_indices = np.ascontiguousarray(csr_dst[self.perm])
+        self.t_indptr = np.zeros(num_nodes + 1, np.int64)
+        np.cumsum(np.bincount(self.indices, minlength=num_nodes), out=self.t_indptr[1:])
+        self.edge_weight = None if w is None else np.ascontiguousarray(w[self.order])
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_edge_list(cls, edges: Any, num_nodes: Optional[int] = None,
+                       edge_weight: Optional[Any] = None) -> Graph:
+        """From ``[(source, destination), ...]``."""
+        e = np.asarray(edges)
+        if e.size == 0:
+            e = np.zeros((0, 2), np.int64)
+        if e.ndim != 2 or e.shape[1] != 2:
+            raise ValueError(f"edges: expected pairs (source, destination), got shape {e.shape}")
+        return cls(e.T, num_nodes, edge_weight)
+
+    @classmethod
+    def from_scipy(cls, matrix: Any) -> Graph:
+        """From a SciPy sparse matrix ``A`` where ``A[d, s] != 0`` is an edge ``s -> d`` with
+        weight ``A[d, s]`` (rows are destinations, so ``A @ x`` is the weighted sum)."""
+        coo = matrix.tocoo()
+        if coo.shape[0] != coo.shape[1]:
+            raise ValueError(f"matrix: expected a square adjacency, got shape {coo.shape}")
+        return cls(np.vstack([coo.col, coo.row]), coo.shape[0],
+                   np.asarray(coo.data, dtype=np.float64))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_edges(self) -> int:
+        return int(self.indices.size)
+
+    def edge_index(self) -> np.ndarray:
+        """``(2, n_edges)`` in CSR order."""
+        dst = np.repeat(np.arange(self.num_nodes), np.diff(self.indptr))
+        return np.vstack([self.indices, dst])
+
+    def in_degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def out_degree(self) -> np.ndarray:
+        return np.diff(self.t_indptr)
+
+    def _weights_or_ones(self) -> np.ndarray:
+        return self.edge_weight if self.edge_weight is not None else np.ones(self.num_edges)
+
+    # ------------------------------------------------------------------ transforms
+    def add_self_loops(self, fill_value: float = 1.0) -> Graph:
+        """A new graph with an edge ``i -> i`` (weight ``fill_value``) added at every node."""
+        loops = np.arange(self.num_nodes)
+        ei = np.hstack([self.edge_index(), np.vstack([loops, loops])])
+        w = None
+        if self.edge_weight is not None:
+            w = np.concatenate([self.edge_weight, np.full(self.num_nodes, fill_value)])
+        return Graph(ei, self.num_nodes, w)
+
+    def to_undirected(self) -> Graph:
+        """A new graph with the reverse of every edge added, duplicates removed (weights of
+        duplicates: the first one's)."""
+        ei = self.edge_index()
+        both = np.hstack([ei, ei[::-1]])
+        w = None if self.edge_weight is None else np.concatenate([self.edge_weight] * 2)
+        _, first = np.unique(both[0] * max(self.num_nodes, 1) + both[1], return_index=True)
+        first = np.sort(first)
+        return Graph(both[:, first], self.num_nodes, None if w is None else w[first])
+
+    def gcn_norm(self, add_self_loops: bool = True) -> Graph:
+        """Kipf and Welling's normalisation: weights ``w_sd / sqrt(deg(s) deg(d))`` with the
+        weighted in-degree ``deg`` after adding self-loops."""
+        g = self.add_self_loops() if add_self_loops else self
+        w = g._weights_or_ones()
+        deg = np.zeros(g.num_nodes)
+        np.add.at(deg, g.edge_index()[1], w)
+        inv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
+        src, dst = g.indices, g.edge_index()[1]
+        out = Graph(g.edge_index(), g.num_nodes, w * inv[src] * inv[dst])
+        return out
+
+    def row_norm(self) -> Graph:
+        """Weights divided by the destination's weighted in-degree (a mean over in-edges)."""
+        w = self._weights_or_ones()
+        deg = np.zeros(self.num_nodes)
+        dst = self.edge_index()[1]
+        np.add.at(deg, dst, w)
+        return Graph(self.edge_index(), self.num_nodes, w / np.where(deg > 0, deg, 1.0)[dst])
+
+    def __repr__(self) -> str:
+        weighted = ", weighted" if self.edge_weight is not None else ""
+        return f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges}{weighted})"
+
+
+def _check_x(graph: Graph, x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] != graph.num_nodes:
+        raise ValueError(f"x: expected shape ({graph.num_nodes}, n_features) for a graph of "
+                         f"{graph.num_nodes} nodes, got {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x: expected float32 or float64, got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x: contains NaN or infinity")
+    return np.ascontiguousarray(x)
+
+
+def _weights(graph: Graph, x: np.ndarray, use_weights: bool) -> Optional[np.ndarray]:
+    if not use_weights or graph.edge_weight is None:
+        return None
+    return np.ascontiguousarray(graph.edge_weight, dtype=x.dtype)
+
+
+def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True
+              ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``out[d] = reduce over in-edges (s -> d) of w * x[s]``; 0 for a node without in-edges.
+
+    Parameters
+    ----------
+    graph : Graph
+    x : ndarray, shape (n_nodes, n_features)
+    reduce : {"sum", "mean", "max", "min"}
+        Mean divides the (weighted) sum by the number of in-edges.
+    use_weights : bool
+        Multiply by the graph's edge weights (if it has any).
+
+    Returns
+    -------
+    out : ndarray, shape (n_nodes, n_features)
+    arg : ndarray of int64 or None
+        For max/min, the CSR edge that won each entry (-1 without in-edges); needed by
+        :func:`aggregate_backward`.
+    """
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
+    x = _check_x(graph, x)
+    return _core.gnn_aggregate(graph.indptr, graph.indices, x, reduce,
+                               _weights(graph, x, use_weights))
+
+
+def aggregate_backward(graph: Graph, x: Any, grad_out: Any, reduce: str = "sum",
+                       arg: Optional[np.ndarray] = None, use_weights: bool = True,
+                       weight_grad: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Gradients of :func:`aggregate`: ``(grad_x, grad_weight)``; ``grad_weight`` (in CSR edge
+    order) only with ``weight_grad``. A gather over the transposed graph: no atomics, the same
+    result for any thread count."""
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
+    x = _check_x(graph, x)
+    g = np.ascontiguousarray(grad_out, dtype=x.dtype)
+    return _core.gnn_aggregate_backward(
+        graph.indptr, graph.indices, graph.t_indptr, graph.t_indices, graph.perm, x, g, reduce,
+        _weights(graph, x, use_weights), arg, weight_grad)
