@@ -177,9 +177,10 @@ def _check_x(graph: Graph, x: Any) -> np.ndarray:
                          f"{graph.num_nodes} nodes, got {x.shape}")
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"x: expected float32 or float64, got dtype {x.dtype}")
-    if not np.all(np.isfinite(x)):
+    x = np.ascontiguousarray(x)
+    if not _core.all_finite([x]):  # one fused, threaded pass
         raise ValueError("x: contains NaN or infinity")
-    return np.ascontiguousarray(x)
+    return x
 
 
 def _weights(graph: Graph, x: np.ndarray, use_weights: bool) -> Optional[np.ndarray]:
