@@ -4,7 +4,7 @@
 //! baseline ISA (always, and always tested) and, on x86-64, inside functions that enable AVX2+FMA
 //! or AVX-512, where LLVM vectorises them with the wider registers. [`detect`] picks the best level
 //! the CPU supports at run time, so a wheel runs on any x86-64 or aarch64 machine. No kernel is
-//! built with `target-cpu=native`.
+//! built for the build machine's own CPU (no native `target-cpu` flag).
 //!
 //! Floating-point contraction (fusing `a * b + c` into an FMA) is never enabled by Rust, and the
 //! kernels reduce in a fixed lane order, so every level gives the same bits as the scalar path;
