@@ -43,6 +43,13 @@ def _bench_rnn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_gnn(args: argparse.Namespace) -> int:
+    from nesy.bench import gnn as bench
+
+    bench.main(quick=args.quick, repeat=args.repeat)
+    return 0
+
+
 def _rnn_demo(args: argparse.Namespace) -> int:
     from nesy.rnn.forecast import sunspot_demo
 
@@ -85,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     b_rnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     b_rnn.add_argument("--repeat", type=int, default=10)
     b_rnn.set_defaults(func=_bench_rnn)
+    b_gnn = bench_sub.add_parser("gnn", help="graph aggregation")
+    b_gnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    b_gnn.add_argument("--repeat", type=int, default=10)
+    b_gnn.set_defaults(func=_bench_gnn)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     code = int(args.func(args))

@@ -1,0 +1,48 @@
+"""pytest-benchmark suite: sum aggregation over random power-law graphs, nesy vs SciPy vs
+torch (sparse CSR mm and gather + index_add_). ``nesy bench gnn`` prints the same comparison as
+one table with ratios and GB/s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nesy.bench import gnn as bench
+
+
+@pytest.fixture(scope="module", params=bench.CASES, ids=[str(c) for c in bench.CASES])
+def case(request):
+    import scipy.sparse as sp
+
+    from nesy.gnn import Graph
+
+    n, e, f = request.param
+    ei = bench.random_graph(n, e)
+    x = np.random.default_rng(1).standard_normal((n, f), dtype=np.float32)
+    A = sp.csr_matrix((np.ones(e, np.float32), (ei[1], ei[0])), shape=(n, n))
+    return request.param, Graph(ei, n), x, A, ei
+
+
+def test_nesy_forward(benchmark, case):
+    from nesy.gnn import aggregate
+
+    (n, e, f), g, x, _, _ = case
+    benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
+    benchmark(aggregate, g, x)
+
+
+def test_scipy_forward(benchmark, case):
+    (n, e, f), _, x, A, _ = case
+    benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
+    benchmark(A.__matmul__, x)
+
+
+def test_torch_sparse_forward(benchmark, case):
+    torch = pytest.importorskip("torch")
+    (n, e, f), _, x, A, _ = case
+    At = torch.sparse_csr_tensor(torch.from_numpy(A.indptr.astype(np.int64)),
+                                 torch.from_numpy(A.indices.astype(np.int64)),
+                                 torch.from_numpy(A.data), size=(n, n))
+    benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
+    benchmark(torch.sparse.mm, At, torch.from_numpy(x))
