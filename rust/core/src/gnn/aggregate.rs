@@ -143,16 +143,19 @@ impl<T: Float> Kernel for Forward<'_, T> {
                     let mut t0 = 0;
                     while t0 < f {
                         let width = TILE.min(f - t0);
+                        let (g, x, w) = (&self.g, self.x, self.w);
+                        let tile = &mut acc[t0..t0 + width];
+                        // Narrower fixed tiles keep small feature counts in registers too.
                         if width == TILE {
-                            sum_tile::<T, TILE>(
-                                &self.g,
-                                edges.clone(),
-                                self.x,
-                                f,
-                                t0,
-                                self.w,
-                                &mut acc[t0..t0 + TILE],
-                            );
+                            sum_tile::<T, TILE>(g, edges.clone(), x, f, t0, w, tile);
+                        } else if width >= 16 {
+                            sum_tile::<T, 16>(g, edges.clone(), x, f, t0, w, tile);
+                            t0 += 16;
+                            continue;
+                        } else if width >= 8 {
+                            sum_tile::<T, 8>(g, edges.clone(), x, f, t0, w, tile);
+                            t0 += 8;
+                            continue;
                         } else {
                             sum_tile_dyn(
                                 &self.g,
