@@ -17,7 +17,7 @@ use numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
 use numpy::{Element, PyArray, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::errors::value_error;
+use crate::errors::{py_shape, type_error, value_error};
 
 /// One array's memory, and who it is in the call (for messages).
 struct Region {
@@ -147,4 +147,29 @@ pub fn zeros<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
         .call_method1("zeros", (shape.to_vec(), dtype))?;
     a.cast_into::<PyArray<T, D>>()
         .map_err(|_| value_error("internal: numpy.zeros returned an unexpected array"))
+}
+
+/// `x` as an array of the kernel dtype `T` (named `dtype` in messages) with `ndim` dimensions;
+/// errors name the argument.
+pub fn typed_array<'py, T: numpy::Element>(
+    x: &Bound<'py, PyAny>,
+    name: &'static str,
+    ndim: usize,
+    dtype: &str,
+) -> PyResult<Bound<'py, numpy::PyArrayDyn<T>>> {
+    let a = x.cast::<numpy::PyArrayDyn<T>>().map_err(|_| {
+        let got = x
+            .getattr("dtype")
+            .map_or_else(|_| x.get_type().to_string(), |d| format!("dtype {d}"));
+        type_error(format!(
+            "{name}: expected a numpy array of dtype {dtype} (the dtype of x), got {got}"
+        ))
+    })?;
+    if a.ndim() != ndim {
+        return Err(value_error(format!(
+            "{name}: expected {ndim} dimensions, got shape {}",
+            py_shape(a.shape())
+        )));
+    }
+    Ok(a.clone())
 }

@@ -7,7 +7,7 @@ use nesy_core::{Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{slice, slice_mut, zeros, Access};
+use crate::arrays::{slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -20,30 +20,6 @@ fn index_array<'py>(
     x.cast::<PyArray1<i64>>()
         .cloned()
         .map_err(|_| type_error(format!("{name}: expected a 1-D int64 numpy array")))
-}
-
-/// A float array of the kernel dtype with `ndim` dimensions.
-fn float_array<'py, T: Element>(
-    x: &Bound<'py, PyAny>,
-    name: &'static str,
-    ndim: usize,
-    dtype: &str,
-) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    let a = x.cast::<PyArrayDyn<T>>().map_err(|_| {
-        let got = x
-            .getattr("dtype")
-            .map_or_else(|_| x.get_type().to_string(), |d| format!("dtype {d}"));
-        type_error(format!(
-            "{name}: expected a numpy array of dtype {dtype} (the dtype of x), got {got}"
-        ))
-    })?;
-    if a.ndim() != ndim {
-        return Err(value_error(format!(
-            "{name}: expected {ndim} dimensions, got shape {}",
-            py_shape(a.shape())
-        )));
-    }
-    Ok(a.clone())
 }
 
 type AggOut<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
@@ -62,10 +38,10 @@ fn forward_typed<'py, T: Element + Float>(
     let level = level(simd)?;
     let indptr = index_array(indptr, "indptr")?;
     let indices = index_array(indices, "indices")?;
-    let x = float_array::<T>(x, "x", 2, dtype)?;
+    let x = typed_array::<T>(x, "x", 2, dtype)?;
     let w = edge_weight
         .filter(|w| !w.is_none())
-        .map(|w| float_array::<T>(w, "edge_weight", 1, dtype))
+        .map(|w| typed_array::<T>(w, "edge_weight", 1, dtype))
         .transpose()?;
     let (n_src, f) = (x.shape()[0], x.shape()[1]);
     let n_dst = indptr
@@ -146,11 +122,11 @@ fn backward_typed<'py, T: Element + Float>(
         .zip(names)
         .map(|(a, n)| index_array(a, n))
         .collect::<PyResult<_>>()?;
-    let x = float_array::<T>(x, "x", 2, dtype)?;
-    let grad = float_array::<T>(grad_out, "grad_out", 2, dtype)?;
+    let x = typed_array::<T>(x, "x", 2, dtype)?;
+    let grad = typed_array::<T>(grad_out, "grad_out", 2, dtype)?;
     let w = edge_weight
         .filter(|w| !w.is_none())
-        .map(|w| float_array::<T>(w, "edge_weight", 1, dtype))
+        .map(|w| typed_array::<T>(w, "edge_weight", 1, dtype))
         .transpose()?;
     let arg = arg
         .filter(|a| !a.is_none())

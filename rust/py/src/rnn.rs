@@ -11,7 +11,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use crate::arrays::{slice, slice_mut, zeros, Access};
+use crate::arrays::{slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
@@ -25,21 +25,7 @@ fn arr<'py, T: Element>(
     let Some(x) = x.filter(|x| !x.is_none()) else {
         return Ok(None);
     };
-    let a = x.cast::<PyArrayDyn<T>>().map_err(|_| {
-        let got = x
-            .getattr("dtype")
-            .map_or_else(|_| x.get_type().to_string(), |d| format!("dtype {d}"));
-        type_error(format!(
-            "{name}: expected a numpy array of dtype {dtype} (the dtype of x), got {got}"
-        ))
-    })?;
-    if a.ndim() != ndim {
-        return Err(value_error(format!(
-            "{name}: expected {ndim} dimensions, got shape {}",
-            py_shape(a.shape())
-        )));
-    }
-    Ok(Some(a.clone()))
+    typed_array::<T>(x, name, ndim, dtype).map(Some)
 }
 
 fn need<'py, T: Element>(
