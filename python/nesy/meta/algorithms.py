@@ -1,0 +1,190 @@
+"""Inner loops and meta-gradients of Reptile, first-order MAML, MAML and Meta-SGD.
+
+Everything works on a whole meta-batch at once: parameters carry a leading task axis and the
+backend (:mod:`nesy.meta.functional`) evaluates every task in one call. Notation: ``theta`` are
+the meta-parameters, ``phi_t`` the parameters after adapting to task ``t``, ``L^s_t`` / ``L^q_t``
+the task's support / query loss, ``alpha`` the inner learning rate (a scalar, or for Meta-SGD one
+array per parameter), ``k`` the number of inner steps.
+
+- Reptile (Nichol et al. 2018): ``phi_t`` = ``k`` inner steps on the task's support and query
+  points together; meta-gradient ``theta - mean_t phi_t`` (with outer SGD of rate ``eps`` this is
+  ``theta += eps * (mean phi - theta)``).
+- FOMAML (Finn et al. 2017, first-order): ``phi_t`` = ``k`` inner steps on ``L^s_t``;
+  meta-gradient ``mean_t grad L^q_t(phi_t)``.
+- MAML (second order): inner SGD ``theta_{i+1} = theta_i - alpha grad L^s(theta_i)``; the
+  meta-gradient is back-propagated through the steps, ``v_k = grad L^q(phi)``,
+  ``v_i = v_{i+1} - H^s(theta_i) (alpha v_{i+1})``, meta-gradient ``mean_t v_0`` -- one
+  Hessian-vector product per inner step.
+- Meta-SGD (Li et al. 2017): as MAML with ``alpha`` learned per parameter; its gradient is
+  ``-sum_i grad L^s(theta_i) * v_{i+1}``. First order drops the Hessian terms (``v_i = v_k``),
+  which is exact for ``alpha`` with one inner step.
+
+Inner loops other than plain SGD (any nesy optimizer, e.g. the hypergradient ones) are built
+by a factory over one parameter group per task, so an optimizer whose learning rate adapts
+(:class:`~nesy.optim.SGDHD`, :class:`~nesy.optim.AdamHD`) adapts it for each task separately,
+and all tasks still step in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from nesy.meta.functional import Params, broadcast_params
+
+__all__ = ["ALGORITHMS", "MetaStep", "inner_loop", "meta_gradient"]
+
+ALGORITHMS = ("reptile", "fomaml", "maml", "metasgd")
+Lr = Union[float, Sequence[np.ndarray]]
+OptimizerFactory = Callable[[List[dict]], Any]
+
+
+@dataclass
+class MetaStep:
+    """Result of one meta-gradient evaluation.
+
+    Attributes
+    ----------
+    grads : list of ndarray
+        Meta-gradient with respect to each meta-parameter (their shapes, no task axis).
+    lr_grads : list of ndarray or None
+        Meta-SGD: gradient with respect to each per-parameter learning rate.
+    loss : float
+        Mean over tasks of the query loss after adaptation (Reptile: of the loss on the task's
+        points before its last inner step).
+    losses : ndarray of shape (n_tasks,)
+    """
+
+    grads: Params
+    lr_grads: Optional[Params]
+    loss: float
+    losses: np.ndarray
+
+
+def _lr_times(lr: Lr, g: np.ndarray, i: int) -> np.ndarray:
+    """``alpha * g`` for a scalar rate or the ``i``-th per-parameter rate (broadcast on tasks)."""
+    if isinstance(lr, (float, int, np.floating)):
+        return g * g.dtype.type(lr)
+    return g * lr[i]
+
+
+def _check_finite(losses: np.ndarray, where: str, step: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise FloatingPointError(
+            f"non-finite loss during adaptation ({where}, inner step {step}, task {int(bad[0])}:"
+            f" {losses[bad[0]]}); lower the inner learning rate or check the data"
+        )
+
+
+def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss: str,
+               steps: int, lr: Lr, optimizer: Optional[OptimizerFactory] = None,
+               keep: bool = False, where: str = "adapt",
+               ) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
+    """Adapt every task's parameters with ``steps`` updates on its own data.
+
+    Parameters
+    ----------
+    backend : BatchedMLP or ModuleLoop
+    params : list of ndarray with the task axis
+        Starting parameters; updated in place when ``optimizer`` is given, else left unchanged.
+    x, y : ndarray
+        Each task's data, ``(n_tasks, n_points, ...)``.
+    loss : {"mse", "cross_entropy"}
+    steps : int
+    lr : float or list of ndarray
+        SGD rate: a scalar or one array per parameter (Meta-SGD); ignored with ``optimizer``.
+    optimizer : callable, optional
+        ``optimizer(param_groups)`` returning a nesy optimizer; it gets one group per task
+        (``{"params": [p[t] for p in params]}``) and is stepped with the matching gradients.
+    keep : bool
+        Whether to return the trajectory ``[(theta_i, grad_i)]`` (for second-order gradients).
+    where : str
+        Named in the error raised when a loss is not finite.
+
+    Returns
+    -------
+    params : list of ndarray
+        The adapted parameters.
+    trajectory : list of (params, grads)
+        The parameters and support gradients before each step (empty unless ``keep``).
+    losses : ndarray of shape (n_tasks,)
+        The losses computed before the last step (before adaptation when ``steps == 0``).
+
+    Raises
+    ------
+    FloatingPointError
+        When a task's loss is NaN or infinite, naming ``where``, the step and the task.
+    """
+    traj: List[Tuple[Params, Params]] = []
+    losses = np.full(x.shape[0], np.nan)
+    opt = None
+    if optimizer is not None and steps > 0:
+        n_tasks = x.shape[0]
+        opt = optimizer([{"params": [p[t] for p in params]} for t in range(n_tasks)])
+    for s in range(steps):
+        losses, grads = backend.loss_grad(params, x, y, loss)
+        _check_finite(losses, where, s)
+        assert grads is not None
+        if keep:
+            traj.append((params, grads))
+        if opt is not None:
+            opt.step([g[t] for t in range(x.shape[0]) for g in grads])
+        else:
+            params = [p - _lr_times(lr, g, i) for i, (p, g) in enumerate(zip(params, grads))]
+    if steps == 0:
+        losses, _ = backend.loss_grad(params, x, y, loss, need_grad=False)
+    return params, traj, losses
+
+
+def meta_gradient(algorithm: str, backend: Any, theta: Sequence[np.ndarray], batch: Any,
+                  loss: str, steps: int, lr: Lr, optimizer: Optional[OptimizerFactory] = None,
+                  first_order: bool = True, where: str = "meta-iteration") -> MetaStep:
+    """Meta-gradient of one meta-batch for ``algorithm`` (see the module docstring).
+
+    Parameters
+    ----------
+    algorithm : {"reptile", "fomaml", "maml", "metasgd"}
+    backend : BatchedMLP or ModuleLoop
+    theta : list of ndarray
+        Meta-parameters (no task axis).
+    batch : TaskBatch
+        Arrays already validated and cast to the parameters' dtype.
+    loss, steps, lr, optimizer
+        As in :func:`inner_loop`; ``lr`` is the list of per-parameter rates for Meta-SGD.
+    first_order : bool
+        Meta-SGD only: drop the Hessian terms.
+    where : str
+        Named in errors (e.g. ``"meta-iteration 17"``).
+    """
+    n_tasks = batch.support_x.shape[0]
+    params = broadcast_params(theta, n_tasks)
+    if algorithm == "reptile":
+        x = np.concatenate([batch.support_x, batch.query_x], axis=1)
+        y = np.concatenate([batch.support_y, batch.query_y], axis=1)
+        phi, _, losses = inner_loop(backend, params, x, y, loss, steps, lr, optimizer,
+                                    where=where)
+        grads = [th - p.mean(axis=0) for th, p in zip(theta, phi)]
+        return MetaStep(grads, None, float(np.mean(losses)), losses)
+    second = algorithm == "maml" or (algorithm == "metasgd" and not first_order)
+    keep = second or algorithm == "metasgd"
+    phi, traj, _ = inner_loop(backend, params, batch.support_x, batch.support_y, loss, steps, lr,
+                              optimizer, keep=keep, where=where)
+    losses, v = backend.loss_grad(phi, batch.query_x, batch.query_y, loss)
+    _check_finite(losses, where + " (query loss)", steps)
+    assert v is not None
+    lr_grads: Optional[Params] = None
+    if algorithm == "metasgd":
+        lr_grads = [np.zeros_like(p) for p in theta]
+    for th_i, g_i in reversed(traj):
+        if lr_grads is not None:
+            for j, (gi, vj) in enumerate(zip(g_i, v)):
+                lr_grads[j] -= np.einsum("t...,t...->...", gi, vj) / n_tasks
+        if second:
+            av = [_lr_times(lr, vj, j) for j, vj in enumerate(v)]
+            _, hv = backend.hvp(th_i, batch.support_x, batch.support_y, loss, av)
+            v = [vj - h for vj, h in zip(v, hv)]
+    grads = [vj.mean(axis=0) for vj in v]
+    return MetaStep(grads, lr_grads, float(np.mean(losses)), losses)

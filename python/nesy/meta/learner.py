@@ -1,0 +1,428 @@
+""":class:`MetaLearner`: meta-train a nesy model on a task sampler, then adapt it to new tasks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import numbers
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nesy.meta.algorithms import ALGORITHMS, OptimizerFactory, inner_loop, meta_gradient
+from nesy.meta.functional import LOSSES, Params, batched_loss, broadcast_params, make_backend
+from nesy.meta.tasks import TaskBatch, check_task_batch
+from nesy.nn.module import Module
+from nesy.nn.trainer import History
+from nesy.optim import Adam
+from nesy.optim._base import _atomic_savez
+
+__all__ = ["MetaLearner"]
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pos(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _ci95(values: np.ndarray) -> float:
+    """Half-width of the normal 95 % interval of the mean."""
+    n = values.size
+    return float(1.96 * values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+
+
+class MetaLearner:
+    """Learn an initialisation (and for Meta-SGD, per-parameter inner learning rates) from which a
+    model adapts to a new task in a few gradient steps.
+
+    Parameters
+    ----------
+    model : Module
+        The network whose parameters are meta-learned, in place (they are the meta-parameters
+        after :meth:`fit`). A :class:`~nesy.nn.Sequential` of Dense layers with ReLU / Tanh runs
+        all tasks of a meta-batch in one batched pass; any other Module loops over tasks.
+    algorithm : {"fomaml", "maml", "metasgd", "reptile"}, default "fomaml"
+        See :mod:`nesy.meta.algorithms`. ``"maml"`` is second order (exact Hessian-vector
+        products for MLPs, finite differences otherwise).
+    loss : {"auto", "mse", "cross_entropy"}, default "auto"
+        ``"auto"`` takes the sampler's ``loss`` attribute.
+    inner_lr : float, default 0.01
+        Inner SGD rate (MAML's alpha); Meta-SGD's learned rates start at this value.
+    inner_steps : int, default 1
+        Adaptation steps during meta-training, and by default in :meth:`adapt` and
+        :meth:`evaluate`.
+    inner_optimizer : callable, optional
+        ``inner_optimizer(param_groups) -> nesy optimizer`` for the inner loop instead of plain
+        SGD, e.g. ``lambda g: SGDHD(g, lr=0.01, hypergrad_lr=1e-3)``; it receives one group per
+        task. First-order algorithms only (``"fomaml"``, ``"reptile"``).
+    outer_optimizer : callable, optional
+        ``outer_optimizer(params) -> nesy optimizer`` for the meta-update; default
+        ``Adam(params, lr=outer_lr)``.
+    outer_lr : float, default 1e-3
+    schedule : callable, optional
+        ``schedule(optimizer) -> schedule`` (:mod:`nesy.optim.schedules`), stepped once per
+        meta-iteration.
+    meta_batch_size : int, default 25
+        Tasks per meta-iteration.
+    first_order : bool, default True
+        Meta-SGD only: whether to drop the second-order terms.
+    eval_every : int, optional
+        Meta-iterations between history entries (default ``n_iterations // 50``, at least 1).
+    n_val_tasks : int, default 100
+        Fresh tasks scored after adaptation at every history entry (meta-validation).
+    validation_sampler : object, optional
+        Where the validation tasks come from (default: the training sampler).
+    batched : bool, optional
+        Force (True) or forbid (False) the batched MLP path; default: batched when possible.
+    verbose : int, default 1
+        0: silent; 1: progress bar.
+    random_state : None, int or numpy.random.Generator
+        Seeds the task draws.
+
+    Attributes
+    ----------
+    inner_lrs_ : list of ndarray
+        Meta-SGD's learned rates (one per parameter); the constant ``inner_lr`` otherwise.
+    history_ : nesy.nn.History
+        ``"loss"`` (mean meta-train query loss since the previous entry), ``"val_loss"``
+        (``"val_accuracy"`` for classification), ``"lr"`` and ``"time"``; ``epoch`` holds the
+        meta-iteration numbers.
+    n_iter_ : int
+        Meta-iterations run.
+    backend_ : BatchedMLP or ModuleLoop
+    """
+
+    def __init__(self, model: Module, algorithm: str = "fomaml", loss: str = "auto",
+                 inner_lr: float = 0.01, inner_steps: int = 1,
+                 inner_optimizer: Optional[OptimizerFactory] = None,
+                 outer_optimizer: Optional[Callable[[List[np.ndarray]], Any]] = None,
+                 outer_lr: float = 1e-3, schedule: Optional[Callable[[Any], Any]] = None,
+                 meta_batch_size: int = 25, first_order: bool = True,
+                 eval_every: Optional[int] = None, n_val_tasks: int = 100,
+                 validation_sampler: Any = None, batched: Optional[bool] = None,
+                 verbose: int = 1, random_state: Any = None) -> None:
+        self.model = model
+        self.algorithm = algorithm
+        self.loss = loss
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.inner_optimizer = inner_optimizer
+        self.outer_optimizer = outer_optimizer
+        self.outer_lr = outer_lr
+        self.schedule = schedule
+        self.meta_batch_size = meta_batch_size
+        self.first_order = first_order
+        self.eval_every = eval_every
+        self.n_val_tasks = n_val_tasks
+        self.validation_sampler = validation_sampler
+        self.batched = batched
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ setup
+    def _validate(self) -> None:
+        if not isinstance(self.model, Module):
+            raise TypeError(f"model: expected a nesy Module, got {type(self.model).__name__}")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm: expected one of {list(ALGORITHMS)}, "
+                             f"got {self.algorithm!r}")
+        if self.loss != "auto" and self.loss not in LOSSES:
+            raise ValueError(f"loss: expected 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
+        _check_pos("inner_lr", self.inner_lr)
+        _check_pos("outer_lr", self.outer_lr)
+        _check_int("inner_steps", self.inner_steps, 0)
+        _check_int("meta_batch_size", self.meta_batch_size, 1)
+        _check_int("n_val_tasks", self.n_val_tasks, 1)
+        if self.eval_every is not None:
+            _check_int("eval_every", self.eval_every, 1)
+        second = self.algorithm == "maml" or (self.algorithm == "metasgd"
+                                              and not self.first_order)
+        if self.inner_optimizer is not None and (second or self.algorithm == "metasgd"):
+            raise ValueError(f"inner_optimizer: {self.algorithm!r} differentiates through plain "
+                             "SGD steps; use 'fomaml' or 'reptile' with another inner optimizer")
+        for name in ("inner_optimizer", "outer_optimizer", "schedule"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
+
+    def _setup(self) -> None:
+        """Backend and inner rates (kept across fits; rebuilt when the model changed)."""
+        if getattr(self, "backend_", None) is None or self.backend_.model is not self.model:
+            self.backend_ = make_backend(self.model, self.batched)
+            self.dtype_ = np.dtype(self.backend_.dtype)
+            self.inner_lrs_ = [np.full_like(p, self.inner_lr) for p in self.model.parameters()]
+            self.history_ = History()
+            self.n_iter_ = 0
+
+    def _resolve_loss(self, sampler: Any) -> str:
+        if self.loss != "auto":
+            return self.loss
+        loss = getattr(sampler, "loss", None)
+        if loss not in LOSSES:
+            raise ValueError("loss: 'auto' needs a task_sampler with a 'loss' attribute in "
+                             f"{list(LOSSES)}; got {loss!r}; pass loss= explicitly")
+        return loss
+
+    def _lr(self) -> Any:
+        return self.inner_lrs_ if self.algorithm == "metasgd" else float(self.inner_lr)
+
+    def _cast(self, batch: TaskBatch, loss: str) -> TaskBatch:
+        dt = self.dtype_
+        sx = batch.support_x.astype(dt, copy=False)
+        qx = batch.query_x.astype(dt, copy=False)
+        if loss == "cross_entropy":
+            sy, qy = batch.support_y, batch.query_y
+            n_out = getattr(self.backend_, "out_features", None)
+            for name, yy in (("support_y", sy), ("query_y", qy)):
+                if yy.ndim != 2 or not np.all(yy == np.round(yy)):
+                    raise ValueError(f"task_sampler: {name} must hold integer class labels of "
+                                     f"shape (n_tasks, n_points), got {yy.shape}")
+                if n_out is not None and (yy.min() < 0 or yy.max() >= n_out):
+                    raise ValueError(f"task_sampler: {name} has labels outside [0, {n_out}) "
+                                     "for a model with that many outputs")
+        else:
+            sy = batch.support_y.astype(dt, copy=False)
+            qy = batch.query_y.astype(dt, copy=False)
+        n_in = getattr(self.backend_, "in_features", None)
+        if n_in is not None and sx.shape[2:] != (n_in,):
+            raise ValueError(f"task_sampler: support_x has shape {sx.shape}, expected "
+                             f"(n_tasks, n_points, {n_in}) for the model")
+        return TaskBatch(sx, sy, qx, qy, batch.info)
+
+    def _sample(self, sampler: Any, n_tasks: int, rng: np.random.Generator, loss: str,
+                where: str = "task_sampler") -> TaskBatch:
+        if not callable(getattr(sampler, "sample", None)):
+            raise TypeError(f"{where}: expected an object with a sample(n_tasks, rng) method, "
+                            f"got {type(sampler).__name__}")
+        return self._cast(check_task_batch(sampler.sample(n_tasks, rng), n_tasks, where), loss)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
+        """Meta-train for ``n_iterations`` meta-batches drawn from ``task_sampler``.
+
+        Parameters
+        ----------
+        task_sampler : object with ``sample(n_tasks, rng) -> TaskBatch``
+            See :mod:`nesy.meta.tasks`.
+        n_iterations : int
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad arguments, or a sampler batch with inconsistent shapes (naming the array).
+        FloatingPointError
+            A non-finite loss during adaptation, naming the meta-iteration.
+        """
+        self._validate()
+        n_iterations = _check_int("n_iterations", n_iterations, 1)
+        self._setup()
+        loss = self._resolve_loss(task_sampler)
+        self.loss_ = loss
+        rng = np.random.default_rng(self.random_state)
+        val_sampler = task_sampler if self.validation_sampler is None else self.validation_sampler
+        theta = self.model.parameters()
+        meta_params = theta + (self.inner_lrs_ if self.algorithm == "metasgd" else [])
+        make_opt = self.outer_optimizer or (lambda ps: Adam(ps, lr=self.outer_lr))
+        opt = make_opt(meta_params)
+        sched = self.schedule(opt) if self.schedule is not None else None
+        every = self.eval_every or max(1, n_iterations // 50)
+        window: List[float] = []
+        t0 = time.perf_counter()
+        bar = tqdm(range(n_iterations), desc=f"meta-fit ({self.algorithm})", unit="it",
+                   disable=int(self.verbose) <= 0)
+        for i in bar:
+            it = self.n_iter_ + 1
+            batch = self._sample(task_sampler, self.meta_batch_size, rng, loss)
+            step = meta_gradient(self.algorithm, self.backend_, theta, batch, loss,
+                                 self.inner_steps, self._lr(), self.inner_optimizer,
+                                 self.first_order, where=f"meta-iteration {it}")
+            grads = step.grads + (step.lr_grads or [])
+            opt.step([g.astype(p.dtype, copy=False) for g, p in zip(grads, meta_params)])
+            if sched is not None:
+                sched.step()
+            self.n_iter_ = it
+            window.append(step.loss)
+            if (i + 1) % every == 0 or i + 1 == n_iterations:
+                logs = {"loss": float(np.mean(window))}
+                val = self.evaluate(val_sampler, self.n_val_tasks, rng=rng, loss=loss)
+                logs["val_loss"] = val["loss"]
+                if "accuracy" in val:
+                    logs["val_accuracy"] = val["accuracy"]
+                logs["lr"] = float(opt.param_groups[0]["lr"])
+                logs["time"] = time.perf_counter() - t0
+                self.history_.append(it, logs)
+                bar.set_postfix(loss=f"{logs['loss']:.4g}", val_loss=f"{logs['val_loss']:.4g}")
+                window = []
+        bar.close()
+        return self
+
+    # ------------------------------------------------------------------ adaptation
+    def _adapt_batch(self, batch: TaskBatch, steps: int, loss: str, where: str) -> Params:
+        params = broadcast_params(self.model.parameters(), batch.support_x.shape[0])
+        lr = self.inner_lrs_ if self.algorithm == "metasgd" else float(self.inner_lr)
+        return inner_loop(self.backend_, params, batch.support_x, batch.support_y, loss, steps,
+                          lr, self.inner_optimizer, where=where)[0]
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "backend_", None) is None:
+            self._validate()
+            self._setup()
+
+    def adapt(self, support_x: np.ndarray, support_y: np.ndarray,
+              steps: Optional[int] = None) -> Module:
+        """A copy of the model adapted to one task's support set.
+
+        Parameters
+        ----------
+        support_x : ndarray of shape (n_support, *in_shape)
+        support_y : ndarray of shape (n_support, n_outputs) or (n_support,)
+        steps : int, optional
+            Inner steps (default ``inner_steps``); ``0`` returns a copy of the meta-model.
+
+        Returns
+        -------
+        Module
+            A deep copy of ``model`` holding the adapted parameters.
+        """
+        self._check_fitted()
+        steps = self.inner_steps if steps is None else _check_int("steps", steps, 0)
+        sx, sy = np.asarray(support_x), np.asarray(support_y)
+        if sx.ndim < 2 or sx.shape[0] == 0:
+            raise ValueError(f"support_x: expected shape (n_support, ...) with n_support >= 1, "
+                             f"got {sx.shape}")
+        if sy.shape[:1] != sx.shape[:1]:
+            raise ValueError(f"support_y: has shape {sy.shape}, expected {sx.shape[0]} rows "
+                             f"like support_x {sx.shape}")
+        loss = getattr(self, "loss_", None) or (self.loss if self.loss != "auto" else "mse")
+        batch = check_task_batch(TaskBatch(sx[None], sy[None], sx[None], sy[None]),
+                                 where="adapt")
+        batch = self._cast(batch, loss)
+        params = self._adapt_batch(batch, steps, loss, "adapt")
+        adapted = copy.deepcopy(self.model)
+        for dst, src in zip(adapted.parameters(), params):
+            np.copyto(dst, src[0])
+        return adapted
+
+    def evaluate(self, task_sampler: Any, n_tasks: int = 600, steps: Optional[int] = None,
+                 rng: Any = None, loss: Optional[str] = None, chunk: int = 100,
+                 ) -> Dict[str, Any]:
+        """Adapt to ``n_tasks`` fresh tasks and score each on its query set.
+
+        Parameters
+        ----------
+        task_sampler : object with ``sample(n_tasks, rng)``
+        n_tasks : int, default 600
+        steps : int, optional
+            Adaptation steps (default ``inner_steps``).
+        rng : None, int or numpy.random.Generator
+            Seeds the task draws (pass the same seed to compare learners on the same tasks).
+        loss : str, optional
+            Default: the loss of the last fit, or the sampler's.
+        chunk : int, default 100
+            Tasks adapted together.
+
+        Returns
+        -------
+        dict
+            ``"loss"`` (mean query loss after adaptation), ``"loss_ci95"`` (half-width of the
+            95 % interval), ``"loss_before"`` (before adaptation), ``"losses"`` (per task), and
+            for classification ``"accuracy"``, ``"accuracy_ci95"``.
+        """
+        self._check_fitted()
+        n_tasks = _check_int("n_tasks", n_tasks, 1)
+        chunk = _check_int("chunk", chunk, 1)
+        steps = self.inner_steps if steps is None else _check_int("steps", steps, 0)
+        loss = loss or self._resolve_loss(task_sampler)
+        gen = np.random.default_rng(rng)
+        before, after, acc = [], [], []
+        theta = self.model.parameters()
+        done = 0
+        while done < n_tasks:
+            m = min(chunk, n_tasks - done)
+            batch = self._sample(task_sampler, m, gen, loss)
+            phi = self._adapt_batch(batch, steps, loss, f"evaluate, tasks {done}..{done + m}")
+            for ps, store in ((broadcast_params(theta, m), before), (phi, after)):
+                out = self.backend_.predict(ps, batch.query_x)
+                store.append(batched_loss(loss, out, batch.query_y, need_grad=False)[0])
+            if loss == "cross_entropy":
+                acc.append(np.mean(np.argmax(out, axis=2) == batch.query_y, axis=1))
+            done += m
+        losses = np.concatenate(after).astype(np.float64)
+        res: Dict[str, Any] = {"loss": float(losses.mean()), "loss_ci95": _ci95(losses),
+                               "loss_before": float(np.concatenate(before).mean()),
+                               "losses": losses}
+        if acc:
+            a = np.concatenate(acc)
+            res.update(accuracy=float(a.mean()), accuracy_ci95=_ci95(a))
+        return res
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: os.PathLike[str] | str) -> None:
+        """Write the meta-parameters (and Meta-SGD's rates) to an ``.npz`` file atomically.
+
+        Keys: ``theta/<name>`` per parameter, ``inner_lr/<name>`` per learned rate, ``config``
+        (JSON bytes: algorithm, loss, inner_lr, inner_steps, n_iter).
+        """
+        self._check_fitted()
+        arrays: Dict[str, np.ndarray] = {}
+        for (name, p), lr in zip(self.model.named_parameters(), self.inner_lrs_):
+            arrays[f"theta/{name}"] = p
+            arrays[f"inner_lr/{name}"] = lr
+        config = {"algorithm": self.algorithm, "loss": getattr(self, "loss_", self.loss),
+                  "inner_lr": float(self.inner_lr), "inner_steps": int(self.inner_steps),
+                  "n_iter": int(self.n_iter_)}
+        arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        _atomic_savez(path, arrays)
+
+    def load(self, path: os.PathLike[str] | str) -> MetaLearner:
+        """Load a file written by :meth:`save` into ``model`` (bit-identical); returns self.
+
+        Raises
+        ------
+        ValueError
+            Naming the key, when a parameter is missing or its shape or dtype differs; nothing
+            is changed then.
+        """
+        self._check_fitted()
+        with np.load(os.fspath(path), allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+        if "config" not in data:
+            raise ValueError(f"path: {os.fspath(path)!r} has no 'config' entry; not a "
+                             "MetaLearner file")
+        pairs = []
+        for (name, p), lr in zip(self.model.named_parameters(), self.inner_lrs_):
+            for key, dst in ((f"theta/{name}", p), (f"inner_lr/{name}", lr)):
+                if key not in data:
+                    raise ValueError(f"path: missing key {key!r}")
+                src = data[key]
+                if src.shape != dst.shape or src.dtype != dst.dtype:
+                    raise ValueError(f"path: key {key!r} has {src.dtype}{src.shape}, expected "
+                                     f"{dst.dtype}{dst.shape}")
+                pairs.append((dst, src))
+        for dst, src in pairs:
+            np.copyto(dst, src)
+        config = json.loads(bytes(data["config"]).decode())
+        if config.get("loss") in LOSSES:
+            self.loss_ = config["loss"]
+        return self
+
+    def __repr__(self) -> str:
+        return (f"MetaLearner(algorithm={self.algorithm!r}, inner_lr={self.inner_lr}, "
+                f"inner_steps={self.inner_steps}, meta_batch_size={self.meta_batch_size})")

@@ -1,0 +1,446 @@
+"""Tests of nesy.meta: meta-updates against hand-computed NumPy references, second-order terms
+against finite differences, the batched backend against the per-task nesy.nn path, task
+samplers, a short seeded sine run, persistence and bad input."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from test_nn import numerical_grad
+
+from nesy.meta import (
+    BatchedMLP,
+    DigitsTasks,
+    MetaLearner,
+    ModuleLoop,
+    SineTasks,
+    TaskBatch,
+    make_backend,
+    meta_gradient,
+)
+from nesy.meta.algorithms import inner_loop
+from nesy.meta.functional import batched_loss, broadcast_params
+from nesy.nn import GELU, CrossEntropyLoss, Dense, MSELoss, ReLU, Sequential, Tanh
+from nesy.optim import SGD, SGDHD
+
+DTYPES = [np.float32, np.float64]
+
+
+# ---------------------------------------------------------------------- helpers
+class FixedTasks:
+    """A sampler that always returns the same batch (for exact one-step references)."""
+
+    loss = "mse"
+
+    def __init__(self, batch: TaskBatch) -> None:
+        self.batch = batch
+
+    def sample(self, n_tasks, rng):
+        b = self.batch
+        reps = -(-n_tasks // b.n_tasks)
+        take = lambda a: np.concatenate([a] * reps)[:n_tasks]  # noqa: E731
+        return TaskBatch(take(b.support_x), take(b.support_y), take(b.query_x), take(b.query_y))
+
+
+def linear_batch(dtype, n_tasks=3, k=4, q=5, d=3, seed=0) -> TaskBatch:
+    rng = np.random.default_rng(seed)
+    mk = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    return TaskBatch(mk(n_tasks, k, d), mk(n_tasks, k, 1), mk(n_tasks, q, d), mk(n_tasks, q, 1))
+
+
+def lin_grad(w, b, x, y):
+    """Gradient of mean((x w + b - y)^2) for one task: the hand-computed reference."""
+    r = x @ w + b - y
+    n = x.shape[0]
+    return 2.0 / n * x.T @ r, 2.0 / n * r.sum(axis=0)
+
+
+def one_meta_step(model, algorithm, batch, alpha, steps, outer_lr):
+    """One meta-iteration on ``batch`` with outer SGD; returns the learner."""
+    learner = MetaLearner(model, algorithm, inner_lr=alpha, inner_steps=steps,
+                          outer_optimizer=lambda ps: SGD(ps, lr=outer_lr),
+                          meta_batch_size=batch.n_tasks, verbose=0)
+    return learner.fit(FixedTasks(batch), 1)
+
+
+def assert_linear(model, w, b, dtype):
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert model[0].weight.dtype == dtype
+    np.testing.assert_allclose(model[0].weight, w, rtol=tol, atol=tol)
+    np.testing.assert_allclose(model[0].bias, b, rtol=tol, atol=tol)
+
+
+def lin_sgd(w, b, x, y, alpha, steps):
+    """``steps`` hand-computed SGD steps of the linear model on one task (float64)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    for _ in range(steps):
+        dw, db = lin_grad(w, b, x, y)
+        w, b = w - alpha * dw, b - alpha * db
+    return w, b
+
+
+def mlp(sizes, act=ReLU, dtype=np.float64, seed=0) -> Sequential:
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(a, b, dtype=dtype, rng=seed + i))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return Sequential(*layers)
+
+
+def perturbed(params, rng, scale=0.3):
+    return [p + (scale * rng.standard_normal(p.shape)).astype(p.dtype) for p in params]
+
+
+def meta_loss_fn(backend, batch, loss, steps, lr):
+    """Mean query loss after ``steps`` SGD steps, as a function of (theta, per-param lrs)."""
+
+    def f(theta, lrs):
+        params = broadcast_params(theta, batch.n_tasks)
+        phi = inner_loop(backend, params, batch.support_x, batch.support_y, loss, steps,
+                         lrs if lrs is not None else lr)[0]
+        losses, _ = backend.loss_grad(phi, batch.query_x, batch.query_y, loss, need_grad=False)
+        return float(np.mean(losses.astype(np.float64)))
+
+    return f
+
+
+def fd_grad(f, arrays, eps=1e-6):
+    """Central differences of ``f()`` with respect to every entry of each array."""
+    return [numerical_grad(f, a, eps) for a in arrays]
+
+
+def assert_close64(analytic, numeric, rtol, atol):
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(np.asarray(a, np.float64), n, rtol=rtol, atol=atol)
+
+
+def sine_batch(n_tasks, k, q, seed, dtype=np.float64):
+    return SineTasks(k, q, dtype=dtype).sample(n_tasks, np.random.default_rng(seed))
+
+
+# ---------------------------------------------------------------------- one-step references
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("steps", [1, 3])
+def test_fomaml_update_matches_hand_computed(dtype, steps):
+    batch = linear_batch(dtype)
+    model = Sequential(Dense(3, 1, dtype=dtype, rng=0))
+    model[0].bias[...] = np.array([0.3], dtype)
+    w0, b0 = model[0].weight.astype(np.float64), model[0].bias.astype(np.float64)
+    alpha, beta = 0.05, 0.1
+    gw, gb = np.zeros_like(w0), np.zeros_like(b0)
+    for t in range(batch.n_tasks):
+        w, b = lin_sgd(w0, b0, batch.support_x[t], batch.support_y[t], alpha, steps)
+        dw, db = lin_grad(w, b, batch.query_x[t].astype(np.float64),
+                          batch.query_y[t].astype(np.float64))
+        gw += dw / batch.n_tasks
+        gb += db / batch.n_tasks
+    one_meta_step(model, "fomaml", batch, alpha, steps, beta)
+    assert_linear(model, w0 - beta * gw, b0 - beta * gb, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reptile_update_matches_hand_computed(dtype):
+    batch = linear_batch(dtype, seed=1)
+    model = Sequential(Dense(3, 1, dtype=dtype, rng=1))
+    w0, b0 = model[0].weight.astype(np.float64), model[0].bias.astype(np.float64)
+    alpha, eps, steps = 0.05, 0.5, 4
+    mean_w, mean_b = np.zeros_like(w0), np.zeros_like(b0)
+    for t in range(batch.n_tasks):
+        x = np.concatenate([batch.support_x[t], batch.query_x[t]])
+        y = np.concatenate([batch.support_y[t], batch.query_y[t]])
+        w, b = lin_sgd(w0, b0, x, y, alpha, steps)
+        mean_w += w / batch.n_tasks
+        mean_b += b / batch.n_tasks
+    one_meta_step(model, "reptile", batch, alpha, steps, eps)
+    assert_linear(model, w0 + eps * (mean_w - w0), b0 + eps * (mean_b - b0), dtype)
+
+
+def test_metasgd_one_step_update_matches_hand_computed():
+    batch = linear_batch(np.float64, seed=2)
+    model = Sequential(Dense(3, 1, dtype=np.float64, rng=2))
+    w0, b0 = model[0].weight.copy(), model[0].bias.copy()
+    alpha, beta = 0.05, 0.1
+    gw, gb, gaw, gab = 0, 0, 0, 0
+    for t in range(batch.n_tasks):
+        dw, db = lin_grad(w0, b0, batch.support_x[t], batch.support_y[t])
+        qw, qb = lin_grad(w0 - alpha * dw, b0 - alpha * db, batch.query_x[t], batch.query_y[t])
+        gw, gb = gw + qw / 3, gb + qb / 3
+        gaw, gab = gaw - dw * qw / 3, gab - db * qb / 3
+    learner = one_meta_step(model, "metasgd", batch, alpha, 1, beta)
+    assert_linear(model, w0 - beta * gw, b0 - beta * gb, np.float64)
+    np.testing.assert_allclose(learner.inner_lrs_[0], alpha - beta * gaw, rtol=1e-12)
+    np.testing.assert_allclose(learner.inner_lrs_[1], alpha - beta * gab, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------- second-order terms
+@pytest.mark.parametrize("act, loss", [(ReLU, "mse"), (Tanh, "mse"), (Tanh, "cross_entropy"),
+                                       (ReLU, "cross_entropy")])
+def test_hvp_matches_finite_differences_float64(act, loss):
+    n_out = 1 if loss == "mse" else 4
+    model = mlp([3, 7, 6, n_out], act)
+    backend = BatchedMLP(model)
+    rng = np.random.default_rng(0)
+    params = perturbed(broadcast_params(backend.parameters(), 3), rng)
+    x = rng.standard_normal((3, 8, 3))
+    y = rng.standard_normal((3, 8, 1)) if loss == "mse" else rng.integers(0, n_out, (3, 8))
+    v = [rng.standard_normal(p.shape) for p in params]
+    g, hv = backend.hvp(params, x, y, loss, v)
+    _, g_ref = backend.loss_grad(params, x, y, loss)
+    for a, b in zip(g, g_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    eps = 1e-5
+    _, gp = backend.loss_grad([p + eps * d for p, d in zip(params, v)], x, y, loss)
+    _, gm = backend.loss_grad([p - eps * d for p, d in zip(params, v)], x, y, loss)
+    for a, p, m in zip(hv, gp, gm):
+        np.testing.assert_allclose(a, (p - m) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_hvp_float32_matches_float64(loss):
+    n_out = 1 if loss == "mse" else 3
+    m64, m32 = mlp([2, 9, n_out], Tanh, np.float64), mlp([2, 9, n_out], Tanh, np.float32)
+    rng = np.random.default_rng(1)
+    p64 = perturbed(broadcast_params(m64.parameters(), 2), rng)
+    x = rng.standard_normal((2, 6, 2))
+    y = rng.standard_normal((2, 6, 1)) if loss == "mse" else rng.integers(0, n_out, (2, 6))
+    v = [rng.standard_normal(p.shape) for p in p64]
+    _, hv64 = BatchedMLP(m64).hvp(p64, x, y, loss, v)
+    as32 = lambda arrs: [a.astype(np.float32) for a in arrs]  # noqa: E731
+    _, hv32 = BatchedMLP(m32).hvp(as32(p64), x.astype(np.float32), y, loss, as32(v))
+    for a, b in zip(hv32, hv64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_finite_difference_hvp_error_is_small():
+    """ModuleLoop's finite-difference HVP against the exact R-operator (the documented error)."""
+    model = mlp([1, 40, 40, 1], ReLU, np.float64)
+    rng = np.random.default_rng(2)
+    params = broadcast_params(model.parameters(), 5)
+    batch = sine_batch(5, 5, 5, 0)
+    v = [rng.standard_normal(p.shape) for p in params]
+    _, exact = BatchedMLP(model).hvp(params, batch.support_x, batch.support_y, "mse", v)
+    _, approx = ModuleLoop(model).hvp(params, batch.support_x, batch.support_y, "mse", v)
+    num = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(approx, exact)))
+    den = np.sqrt(sum(np.sum(b ** 2) for b in exact))
+    assert num / den < 1e-3
+
+
+@pytest.mark.parametrize("act", [Tanh, ReLU])
+def test_maml_meta_gradient_matches_finite_differences(act):
+    model = mlp([1, 6, 5, 1], act)
+    backend = BatchedMLP(model)
+    batch = sine_batch(3, 4, 5, 3)
+    lr, steps = 0.05, 2
+    theta = [p.copy() for p in model.parameters()]
+    step = meta_gradient("maml", backend, theta, batch, "mse", steps, lr)
+    f = meta_loss_fn(backend, batch, "mse", steps, lr)
+    num = fd_grad(lambda: f(theta, None), theta, eps=1e-6)
+    assert_close64(step.grads, num, rtol=1e-5, atol=1e-8)
+    fo = meta_gradient("fomaml", backend, theta, batch, "mse", steps, lr)
+    diff = max(np.abs(a - b).max() for a, b in zip(fo.grads, step.grads))
+    assert diff > 1e-4  # the second-order terms are really there
+    assert step.loss == pytest.approx(fo.loss)
+
+
+@pytest.mark.parametrize("first_order, steps", [(True, 1), (False, 1), (False, 3)])
+def test_metasgd_lr_gradient_matches_finite_differences(first_order, steps):
+    model = mlp([1, 6, 1], Tanh)
+    backend = BatchedMLP(model)
+    batch = sine_batch(4, 5, 5, 4)
+    theta = [p.copy() for p in model.parameters()]
+    rng = np.random.default_rng(5)
+    lrs = [np.full_like(p, 0.03) + 0.01 * rng.random(p.shape) for p in theta]
+    step = meta_gradient("metasgd", backend, theta, batch, "mse", steps, lrs,
+                         first_order=first_order)
+    f = meta_loss_fn(backend, batch, "mse", steps, None)
+    num = fd_grad(lambda: f(theta, lrs), lrs, eps=1e-6)
+    assert_close64(step.lr_grads, num, rtol=1e-5, atol=1e-9)
+    if not first_order:
+        num_theta = fd_grad(lambda: f(theta, lrs), theta, eps=1e-6)
+        assert_close64(step.grads, num_theta, rtol=1e-5, atol=1e-9)
+
+
+def test_module_loop_backend_agrees_with_batched():
+    """Same meta-gradients from the per-task nesy.nn path (FD Hessians) and the batched one."""
+    model = mlp([1, 8, 8, 1], Tanh)
+    batch = sine_batch(4, 5, 6, 6)
+    theta = model.parameters()
+    for alg in ("fomaml", "reptile", "maml"):
+        a = meta_gradient(alg, BatchedMLP(model), theta, batch, "mse", 2, 0.02)
+        b = meta_gradient(alg, ModuleLoop(model), theta, batch, "mse", 2, 0.02)
+        for ga, gb in zip(a.grads, b.grads):
+            np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batched_losses_match_nesy_nn(dtype):
+    rng = np.random.default_rng(7)
+    out = rng.standard_normal((3, 5, 4)).astype(dtype)
+    y = rng.standard_normal((3, 5, 4)).astype(dtype)
+    labels = rng.integers(0, 4, (3, 5))
+    for loss, fn, target in (("mse", MSELoss(), y), ("cross_entropy", CrossEntropyLoss(), labels)):
+        losses, grad, _ = batched_loss(loss, out, target)
+        assert grad.dtype == dtype
+        for t in range(3):
+            assert losses[t] == pytest.approx(fn(out[t], target[t]), rel=1e-5)
+            np.testing.assert_allclose(grad[t], fn.backward(), rtol=1e-5, atol=1e-7)
+
+
+def test_make_backend_choice():
+    assert isinstance(make_backend(mlp([2, 3, 1])), BatchedMLP)
+    odd = Sequential(Dense(2, 3, dtype=np.float64), GELU(), Dense(3, 1, dtype=np.float64))
+    assert isinstance(make_backend(odd), ModuleLoop)
+    with pytest.raises(TypeError, match="model"):
+        make_backend(odd, batched=True)
+    assert isinstance(make_backend(mlp([2, 3, 1]), batched=False), ModuleLoop)
+
+
+# ---------------------------------------------------------------------- inner optimizers
+def test_hypergradient_inner_optimizer_adapts_each_task_separately():
+    model = mlp([1, 10, 1], Tanh)
+    backend = BatchedMLP(model)
+    batch = sine_batch(3, 5, 5, 8)
+    make = lambda groups: SGDHD(groups, lr=0.02, hypergrad_lr=0.01)  # noqa: E731
+    together = inner_loop(backend, broadcast_params(model.parameters(), 3), batch.support_x,
+                          batch.support_y, "mse", 4, 0.0, make)[0]
+    for t in range(3):
+        alone = inner_loop(backend, broadcast_params(model.parameters(), 1),
+                           batch.support_x[t:t + 1], batch.support_y[t:t + 1], "mse", 4, 0.0,
+                           make)[0]
+        for a, b in zip(together, alone):
+            np.testing.assert_allclose(a[t], b[0], rtol=1e-12)
+    plain = inner_loop(backend, broadcast_params(model.parameters(), 3), batch.support_x,
+                       batch.support_y, "mse", 4, 0.02)[0]
+    assert max(np.abs(a - b).max() for a, b in zip(together, plain)) > 1e-8
+
+
+# ---------------------------------------------------------------------- end to end
+def test_short_sine_run_learns_to_adapt():
+    net = mlp([1, 40, 40, 1], ReLU, np.float32)
+    untrained = MetaLearner(net, "fomaml", verbose=0).evaluate(SineTasks(5, 50), 200, rng=9)
+    learner = MetaLearner(net, "fomaml", inner_lr=0.01, outer_lr=3e-3, verbose=0,
+                          random_state=0, eval_every=100, n_val_tasks=20)
+    learner.fit(SineTasks(5), 500)
+    trained = learner.evaluate(SineTasks(5, 50), 200, rng=9)
+    assert trained["loss"] < 0.6 * untrained["loss"]
+    assert len(learner.history_) == 5 and "val_loss" in learner.history_.history
+    assert learner.n_iter_ == 500
+
+
+def test_fit_runs_on_any_module_and_adapt_returns_a_copy():
+    net = Sequential(Dense(1, 8, dtype=np.float64, rng=0), GELU(), Dense(8, 1, dtype=np.float64))
+    learner = MetaLearner(net, "maml", meta_batch_size=4, verbose=0, random_state=1)
+    learner.fit(SineTasks(5), 3)
+    assert isinstance(learner.backend_, ModuleLoop)
+    b = sine_batch(1, 5, 5, 1)
+    before = [p.copy() for p in net.parameters()]
+    adapted = learner.adapt(b.support_x[0], b.support_y[0], steps=5)
+    assert all(np.array_equal(p, q) for p, q in zip(net.parameters(), before))
+    assert not np.array_equal(adapted.parameters()[0], before[0])
+    err = lambda m: np.mean((m.forward(b.support_x[0]) - b.support_y[0]) ** 2)  # noqa: E731
+    assert err(adapted) < err(net)
+
+
+def test_digits_episodes_and_classification_fit():
+    train, test = DigitsTasks.split(n_way=3, k_shot=2, k_query=4, train_digits=(0, 1, 2, 3),
+                                    test_digits=(7, 8, 9))
+    b = train.sample(5, np.random.default_rng(0))
+    assert b.support_x.shape == (5, 6, 64) and b.query_y.shape == (5, 12)
+    assert set(np.unique(b.support_y)) == {0, 1, 2}
+    assert 0.0 <= b.support_x.min() and b.support_x.max() <= 1.0
+    assert {d for d, _ in test.classes_}.isdisjoint({d for d, _ in train.classes_})
+    net = mlp([64, 16, 3], ReLU, np.float32)
+    learner = MetaLearner(net, "reptile", inner_lr=0.1, inner_steps=2, meta_batch_size=4,
+                          verbose=0, random_state=0).fit(train, 5)
+    res = learner.evaluate(test, 20, rng=0)
+    assert 0.0 <= res["accuracy"] <= 1.0 and np.isfinite(res["accuracy_ci95"])
+    assert learner.history_["val_accuracy"]
+
+
+# ---------------------------------------------------------------------- persistence
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_save_load_round_trip(tmp_path, dtype):
+    net = mlp([1, 5, 1], Tanh, dtype)
+    learner = MetaLearner(net, "metasgd", meta_batch_size=3, verbose=0, random_state=0)
+    learner.fit(SineTasks(3, dtype=dtype), 3)
+    path = tmp_path / "meta.npz"
+    learner.save(path)
+    assert os.listdir(tmp_path) == ["meta.npz"]
+    other = MetaLearner(mlp([1, 5, 1], Tanh, dtype, seed=9), "metasgd", verbose=0)
+    other.load(path)
+    for a, b in zip(other.model.parameters() + other.inner_lrs_,
+                    net.parameters() + learner.inner_lrs_):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    wrong = MetaLearner(mlp([1, 6, 1], Tanh, dtype), "metasgd", verbose=0)
+    keep = [p.copy() for p in wrong.model.parameters()]
+    with pytest.raises(ValueError, match="theta/0.weight"):
+        wrong.load(path)
+    assert all(np.array_equal(p, q) for p, q in zip(wrong.model.parameters(), keep))
+
+
+# ---------------------------------------------------------------------- bad input
+class BadTasks:
+    loss = "mse"
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def sample(self, n_tasks, rng):
+        b = SineTasks(5).sample(n_tasks, rng)
+        if self.kind == "points":
+            return TaskBatch(b.support_x, b.support_y[:, :3], b.query_x, b.query_y)
+        if self.kind == "tasks":
+            return TaskBatch(b.support_x, b.support_y, b.query_x[:-1], b.query_y[:-1])
+        if self.kind == "features":
+            return TaskBatch(np.repeat(b.support_x, 2, axis=2), b.support_y,
+                             np.repeat(b.query_x, 2, axis=2), b.query_y)
+        if self.kind == "nan":
+            b.query_y[0, 0, 0] = np.nan
+            return b
+        if self.kind == "type":
+            return (b.support_x, b.support_y)
+        return TaskBatch(b.support_x, b.support_y * 1e30, b.query_x, b.query_y)
+
+
+@pytest.mark.parametrize("kind, exc, match", [
+    ("points", ValueError, "support_y"),
+    ("tasks", ValueError, "query_x"),
+    ("features", ValueError, "support_x"),
+    ("nan", ValueError, "query_y"),
+    ("type", TypeError, "TaskBatch"),
+    ("huge", FloatingPointError, "meta-iteration 1"),
+])
+def test_bad_task_samplers(kind, exc, match):
+    learner = MetaLearner(mlp([1, 8, 1], ReLU, np.float32), "fomaml", inner_lr=1.0,
+                          meta_batch_size=4, verbose=0)
+    with pytest.raises(exc, match=match):
+        learner.fit(BadTasks(kind), 2)
+
+
+def test_bad_arguments():
+    net = mlp([1, 4, 1])
+    with pytest.raises(ValueError, match="algorithm"):
+        MetaLearner(net, "maml2").fit(SineTasks(), 1)
+    with pytest.raises(ValueError, match="inner_optimizer"):
+        MetaLearner(net, "maml", inner_optimizer=lambda g: SGD(g)).fit(SineTasks(), 1)
+    with pytest.raises(ValueError, match="inner_lr"):
+        MetaLearner(net, inner_lr=-1).fit(SineTasks(), 1)
+    with pytest.raises(ValueError, match="n_iterations"):
+        MetaLearner(net).fit(SineTasks(), 0)
+    with pytest.raises(TypeError, match="task_sampler"):
+        MetaLearner(net, loss="mse").fit(object(), 1)
+    with pytest.raises(ValueError, match="k_shot"):
+        DigitsTasks(n_way=5, k_shot=170, k_query=15)
+    with pytest.raises(ValueError, match="n_way"):
+        DigitsTasks(n_way=6, digits=(0, 1, 2))
+    with pytest.raises(ValueError, match="k_shot"):
+        SineTasks(k_shot=0)
+    learner = MetaLearner(net, verbose=0)
+    with pytest.raises(ValueError, match="support_y"):
+        learner.adapt(np.zeros((5, 1)), np.zeros((4, 1)))
+    with pytest.raises(ValueError, match="steps"):
+        learner.adapt(np.zeros((5, 1)), np.zeros((5, 1)), steps=-1)
