@@ -1,0 +1,337 @@
+"""Knowledge graphs in the standard link-prediction layout: a folder with ``train.txt``,
+``valid.txt`` and ``test.txt``, one triple a line, ``head<TAB>relation<TAB>tail``.
+
+``load_kg("nations" | "umls" | "kinship")`` reads the copies shipped inside the package (no
+network); ``load_kg(path)`` reads any other folder in the same layout (e.g. WN18RR).
+
+Identifiers are deterministic: entities and relations are numbered ``0, 1, ...`` in the order of
+their first appearance when reading train, then valid, then test, line by line, head before
+tail. Every entity that occurs in training therefore has a smaller id than every entity that
+occurs only in valid or test, and the same files always give the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = ["KGData", "UnseenReport", "UnknownLabelError", "load_kg", "SHIPPED_KG", "SPLITS"]
+
+#: Knowledge graphs shipped in ``nesy/datasets/data/kg/`` (source and licence in data/README.md).
+SHIPPED_KG = ("nations", "umls", "kinship")
+#: File names of the three splits, without ``.txt``.
+SPLITS = ("train", "valid", "test")
+
+
+class UnknownLabelError(KeyError, ValueError):
+    """A label that is not in the vocabulary (a ``KeyError`` and a ``ValueError``)."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class UnseenReport:
+    """Triples of one split that a model trained on ``train`` cannot rank meaningfully.
+
+    Attributes
+    ----------
+    split : str
+        ``"valid"`` or ``"test"``.
+    rows : ndarray of shape (n_unseen,), int64
+        Row indices into the split of the triples whose head, tail or relation never occurs in
+        the training split.
+    entities : ndarray of shape (n_entities_unseen,), int64
+        Sorted ids of the entities of the split that never occur in training.
+    relations : ndarray of shape (n_relations_unseen,), int64
+        Sorted ids of the relations of the split that never occur in training.
+    n_triples : int
+        Number of triples in the split.
+    """
+
+    split: str
+    rows: np.ndarray
+    entities: np.ndarray
+    relations: np.ndarray
+    n_triples: int
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def __str__(self) -> str:
+        return (
+            f"{self.split}: {len(self):,} of {self.n_triples:,} triples have an entity or "
+            f"relation never seen in train ({self.entities.shape[0]:,} entities, "
+            f"{self.relations.shape[0]:,} relations)"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class KGData:
+    """A knowledge graph split into train / valid / test, as integer triples with vocabularies.
+
+    Attributes
+    ----------
+    name : str
+        Data set name (shipped name, or the folder's base name).
+    source : str
+        Where it was read from (folder path, or ``nesy.datasets:data/kg/<name>``).
+    train, valid, test : ndarray of shape (n, 3), int64
+        Triples as ``(head, relation, tail)`` ids, in file order (duplicates kept).
+    entities : list of str
+        ``entities[i]`` is the label of entity ``i``.
+    relations : list of str
+        ``relations[j]`` is the label of relation ``j``.
+    entity_to_id, relation_to_id : dict of str to int
+        The inverse maps.
+    """
+
+    name: str
+    source: str
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    entities: list[str]
+    relations: list[str]
+    entity_to_id: dict[str, int] = field(default_factory=dict)
+    relation_to_id: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ sizes and summary
+    @property
+    def n_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def n_relations(self) -> int:
+        return len(self.relations)
+
+    def split(self, name: str) -> np.ndarray:
+        """The triples of split ``name`` (``"train"``, ``"valid"`` or ``"test"``)."""
+        if name not in SPLITS:
+            raise ValueError(f"split: expected one of {SPLITS}, got {name!r}")
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        return (
+            f"KGData({self.name!r}: {self.n_entities:,} entities, {self.n_relations:,} "
+            f"relations, train {len(self.train):,} / valid {len(self.valid):,} / "
+            f"test {len(self.test):,} triples)"
+        )
+
+    # ------------------------------------------------------------------ filtering
+    def all_triples(self) -> np.ndarray:
+        """Every known true triple (train, valid and test), for filtered evaluation.
+
+        Returns
+        -------
+        ndarray of shape (n_unique, 3), int64
+            Unique rows, sorted lexicographically by (head, relation, tail).
+        """
+        return np.unique(np.concatenate([self.train, self.valid, self.test]), axis=0)
+
+    def unseen(self, split: str = "test") -> UnseenReport:
+        """Report the triples of ``split`` whose entities or relation never occur in training."""
+        if split not in ("valid", "test"):
+            raise ValueError(f"split: expected 'valid' or 'test', got {split!r}")
+        triples = self.split(split)
+        seen_e = np.zeros(self.n_entities, dtype=bool)
+        seen_e[self.train[:, 0]] = True
+        seen_e[self.train[:, 2]] = True
+        seen_r = np.zeros(self.n_relations, dtype=bool)
+        seen_r[self.train[:, 1]] = True
+        bad = ~seen_e[triples[:, 0]] | ~seen_e[triples[:, 2]] | ~seen_r[triples[:, 1]]
+        ents = np.unique(triples[:, [0, 2]])
+        rels = np.unique(triples[:, 1])
+        return UnseenReport(
+            split=split,
+            rows=np.flatnonzero(bad).astype(np.int64),
+            entities=ents[~seen_e[ents]].astype(np.int64),
+            relations=rels[~seen_r[rels]].astype(np.int64),
+            n_triples=int(triples.shape[0]),
+        )
+
+    @property
+    def unseen_test(self) -> UnseenReport:
+        """``unseen("test")``: test triples with an entity or relation never seen in training."""
+        return self.unseen("test")
+
+    # ------------------------------------------------------------------ labels <-> ids
+    def entity_id(self, labels: Union[str, Iterable[str]]) -> Any:
+        """Id of one entity label (int), or int64 array of ids of a sequence of labels."""
+        return _lookup(self.entity_to_id, labels, "entity", self.name)
+
+    def relation_id(self, labels: Union[str, Iterable[str]]) -> Any:
+        """Id of one relation label (int), or int64 array of ids of a sequence of labels."""
+        return _lookup(self.relation_to_id, labels, "relation", self.name)
+
+    def entity_label(self, ids: Any) -> Any:
+        """Label of one entity id (str), or list of labels of an array of ids."""
+        return _labels(self.entities, ids, "entity")
+
+    def relation_label(self, ids: Any) -> Any:
+        """Label of one relation id (str), or list of labels of an array of ids."""
+        return _labels(self.relations, ids, "relation")
+
+    def encode(self, triples: Iterable[Sequence[str]]) -> np.ndarray:
+        """Label triples ``(head, relation, tail)`` -> int64 array of shape (n, 3).
+
+        Raises
+        ------
+        UnknownLabelError
+            Naming the first unknown label, its position and whether it is an entity or relation.
+        """
+        rows = [tuple(t) for t in triples]
+        out = np.empty((len(rows), 3), dtype=np.int64)
+        for i, row in enumerate(rows):
+            if len(row) != 3:
+                raise ValueError(f"triples: row {i} has {len(row)} items, expected 3: {row!r}")
+            for j, (table, kind) in enumerate(self._columns()):
+                out[i, j] = _lookup(table, row[j], kind, self.name, f" in triples[{i}][{j}]")
+        return out
+
+    def _columns(self) -> tuple[tuple[dict[str, int], str], ...]:
+        ent = (self.entity_to_id, "entity")
+        return (ent, (self.relation_to_id, "relation"), ent)
+
+    def decode(self, triples: Any) -> list[tuple[str, str, str]]:
+        """Int triples of shape (n, 3) -> list of label triples ``(head, relation, tail)``."""
+        arr = np.asarray(triples)
+        if arr.ndim != 2 or arr.shape[1] != 3:
+            raise ValueError(f"triples: expected shape (n, 3), got {arr.shape}")
+        heads = self.entity_label(arr[:, 0])
+        rels = self.relation_label(arr[:, 1])
+        tails = self.entity_label(arr[:, 2])
+        return list(zip(heads, rels, tails))
+
+
+def _lookup(table: dict[str, int], labels: Any, kind: str, name: str, where: str = "") -> Any:
+    if isinstance(labels, str):
+        try:
+            return table[labels]
+        except KeyError:
+            raise UnknownLabelError(
+                f"unknown {kind} label {labels!r}{where} (not among the {len(table):,} "
+                f"{kind} labels of {name!r})"
+            ) from None
+    out = [_lookup(table, lab, kind, name, f" at position {i}") for i, lab in enumerate(labels)]
+    return np.array(out, dtype=np.int64)
+
+
+def _labels(labels: list[str], ids: Any, kind: str) -> Any:
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{kind} ids: expected integers, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= len(labels))
+    if np.any(bad):
+        first = int(arr[bad].flat[0])
+        raise IndexError(f"{kind} id {first} out of range [0, {len(labels)})")
+    if arr.ndim == 0:
+        return labels[int(arr)]
+    return [labels[int(i)] for i in arr.ravel()]
+
+
+# ---------------------------------------------------------------------- reading files
+def _read_split(path: Any, shown: str) -> list[tuple[str, str, str]]:
+    """Label triples of one split file; ``shown`` is the file name used in error messages.
+
+    Blank (or whitespace-only) lines are skipped; CRLF and a UTF-8 byte-order mark are accepted;
+    each field is stripped of surrounding whitespace. Anything else that is not three non-empty
+    tab-separated fields raises ``ValueError`` naming the file and the 1-based line number.
+    """
+    rows: list[tuple[str, str, str]] = []
+    try:
+        fh = path.open("r", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{shown}: no such file (expected train.txt, valid.txt and test.txt in the folder)"
+        ) from None
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]
+            if len(fields) != 3 or not all(fields):
+                snippet = line.rstrip("\r\n")
+                snippet = snippet if len(snippet) <= 80 else snippet[:77] + "..."
+                raise ValueError(
+                    f"{shown}, line {lineno}: expected 'head<TAB>relation<TAB>tail' (3 non-empty "
+                    f"tab-separated fields), got {len(fields)} field(s): {snippet!r}"
+                )
+            rows.append((fields[0], fields[1], fields[2]))
+    if not rows:
+        raise ValueError(f"{shown}: the split is empty (no triples)")
+    return rows
+
+
+def _resolve(name_or_path: Union[str, os.PathLike]) -> tuple[str, str, Any]:
+    """(name, source, folder) where folder supports ``/ "train.txt"`` and ``.open()``."""
+    if isinstance(name_or_path, str) and name_or_path.lower() in SHIPPED_KG:
+        name = name_or_path.lower()
+        folder = resources.files("nesy.datasets") / "data" / "kg" / name
+        return name, f"nesy.datasets:data/kg/{name}", folder
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path: expected a str or path, got {type(name_or_path).__name__}")
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"name_or_path: {str(name_or_path)!r} is neither a shipped knowledge graph "
+            f"{SHIPPED_KG} nor an existing folder"
+        )
+    return folder.resolve().name, str(folder), folder
+
+
+def load_kg(name_or_path: Union[str, os.PathLike]) -> KGData:
+    """Load a knowledge graph: a shipped one by name, or any folder in the standard layout.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        ``"nations"``, ``"umls"`` or ``"kinship"`` (case-insensitive; shipped in the package,
+        read offline), or a folder holding ``train.txt``, ``valid.txt`` and ``test.txt`` with
+        one ``head<TAB>relation<TAB>tail`` triple a line. A shipped name always means the
+        shipped copy; write ``"./umls"`` to read a local folder of that name.
+
+    Returns
+    -------
+    KGData
+        Integer triples of shape (n, 3) per split in ``(head, relation, tail)`` order, and the
+        entity and relation vocabularies. Ids follow the order of first appearance in train,
+        then valid, then test (head before tail on each line).
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or one of its three files does not exist.
+    ValueError
+        A malformed line (the message names the file and line number) or an empty split.
+    """
+    name, source, folder = _resolve(name_or_path)
+    labelled = {s: _read_split(folder / f"{s}.txt", f"{source}/{s}.txt") for s in SPLITS}
+    ent: dict[str, int] = {}
+    rel: dict[str, int] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for s in SPLITS:
+        rows = labelled[s]
+        out = np.empty((len(rows), 3), dtype=np.int64)
+        for i, (h, r, t) in enumerate(rows):
+            out[i, 0] = ent.setdefault(h, len(ent))
+            out[i, 1] = rel.setdefault(r, len(rel))
+            out[i, 2] = ent.setdefault(t, len(ent))
+        arrays[s] = out
+    return KGData(
+        name=name,
+        source=source,
+        train=arrays["train"],
+        valid=arrays["valid"],
+        test=arrays["test"],
+        entities=list(ent),
+        relations=list(rel),
+        entity_to_id=ent,
+        relation_to_id=rel,
+    )
