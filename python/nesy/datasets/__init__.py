@@ -10,7 +10,10 @@ from importlib import resources
 
 import numpy as np
 
+from nesy.datasets.planetoid import Planetoid, load_planetoid
+
 __all__ = ["load_sunspots"]
+__all__ += ["Planetoid", "load_planetoid"]
 
 
 def load_sunspots(kind: str = "yearly") -> tuple[np.ndarray, np.ndarray]:

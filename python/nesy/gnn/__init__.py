@@ -4,3 +4,18 @@ aggregation (sum, mean, max, min; forward and backward) with kernels in ``rust/c
 from nesy.gnn.graph import Graph, aggregate, aggregate_backward
 
 __all__ = ["Graph", "aggregate", "aggregate_backward"]
+
+from nesy.gnn.batch import (  # noqa: E402
+    GlobalPool,
+    GraphBatch,
+    batch_graphs,
+    iter_batches,
+    readout,
+    readout_backward,
+)
+from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv  # noqa: E402
+from nesy.gnn.models import GraphClassifier, NodeClassifier  # noqa: E402
+
+__all__ += ["GCNConv", "SAGEConv", "GINConv", "GATConv", "GraphBatch", "batch_graphs",
+            "readout", "readout_backward", "GlobalPool", "iter_batches", "NodeClassifier",
+            "GraphClassifier"]

@@ -1,0 +1,235 @@
+"""Mini-batches of small graphs: one block-diagonal :class:`Graph` with a graph-id vector,
+per-graph readout (sum, mean, max; forward and backward) and an iterator over shuffled batches.
+
+The readout is a segment reduce run by the aggregation kernel on a rectangular CSR: one row per
+graph over the rows of ``x`` (the nodes of graph ``g``, in node order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+from nesy import _core
+from nesy.gnn.graph import Graph
+from nesy.nn.module import Module
+
+__all__ = ["GraphBatch", "batch_graphs", "readout", "readout_backward", "GlobalPool",
+           "iter_batches"]
+
+READOUTS = ("sum", "mean", "max")
+
+
+class GraphBatch:
+    """Several graphs as one block-diagonal graph.
+
+    Attributes
+    ----------
+    graph : Graph
+        Nodes of graph ``g`` are ``ptr[g]:ptr[g + 1]``; no edge crosses two graphs.
+    x : ndarray of shape (n_nodes, n_features) or None
+        The stacked node features, when features were given.
+    batch : ndarray of int64, shape (n_nodes,)
+        Graph id of every node.
+    ptr : ndarray of int64, shape (num_graphs + 1,)
+        Node offsets.
+    num_graphs : int
+    """
+
+    def __init__(self, graph: Graph, batch: np.ndarray, ptr: np.ndarray,
+                 x: Optional[np.ndarray] = None) -> None:
+        self.graph, self.batch, self.ptr, self.x = graph, batch, ptr, x
+        self.num_graphs = int(ptr.size - 1)
+
+    def __repr__(self) -> str:
+        return (f"GraphBatch(num_graphs={self.num_graphs}, num_nodes={self.graph.num_nodes}, "
+                f"num_edges={self.graph.num_edges})")
+
+
+def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = None,
+                 dtype: Any = None) -> GraphBatch:
+    """Stack ``graphs`` (and their node features) into one :class:`GraphBatch`.
+
+    Parameters
+    ----------
+    graphs : sequence of Graph
+    features : sequence of array, optional
+        ``features[i]`` of shape ``(graphs[i].num_nodes, n_features)``, the same
+        ``n_features`` for all.
+    dtype : numpy dtype, optional
+        Of the stacked features (default: NumPy's promotion of the inputs).
+
+    Returns
+    -------
+    GraphBatch
+
+    Raises
+    ------
+    TypeError
+        An element of ``graphs`` is not a Graph.
+    ValueError
+        ``features`` has a different length than ``graphs``, a feature matrix has the wrong
+        number of rows or columns, or holds NaN / infinity.
+    """
+    graphs = list(graphs)
+    for i, g in enumerate(graphs):
+        if not isinstance(g, Graph):
+            raise TypeError(f"graphs[{i}]: expected a nesy.gnn.Graph, got {type(g).__name__}")
+    sizes = np.array([g.num_nodes for g in graphs], dtype=np.int64)
+    ptr = np.zeros(len(graphs) + 1, np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    n = int(ptr[-1])
+    parts = [g.edge_index() + ptr[i] for i, g in enumerate(graphs)]
+    ei = np.hstack(parts) if parts else np.zeros((2, 0), np.int64)
+    weighted = any(g.edge_weight is not None for g in graphs)
+    w = np.concatenate([g._weights_or_ones() for g in graphs]) if weighted else None
+    batch = np.repeat(np.arange(len(graphs), dtype=np.int64), sizes)
+    x = None if features is None else _stack_features(graphs, features, dtype)
+    return GraphBatch(Graph(ei, n, w), batch, ptr, x)
+
+
+def _stack_features(graphs: list[Graph], features: Sequence[Any], dtype: Any) -> np.ndarray:
+    feats = [np.asarray(f) for f in features]
+    if len(feats) != len(graphs):
+        raise ValueError(f"features: expected one matrix per graph ({len(graphs)}), got "
+                         f"{len(feats)}")
+    width = None
+    for i, (g, f) in enumerate(zip(graphs, feats)):
+        if f.ndim != 2 or f.shape[0] != g.num_nodes:
+            raise ValueError(f"features[{i}]: expected shape ({g.num_nodes}, n_features) for "
+                             f"a graph of {g.num_nodes} nodes, got {f.shape}")
+        if width is not None and f.shape[1] != width:
+            raise ValueError(f"features[{i}]: has {f.shape[1]} features, features[0] has "
+                             f"{width}")
+        width = f.shape[1]
+        if not np.issubdtype(f.dtype, np.number) or not np.all(np.isfinite(f)):
+            raise ValueError(f"features[{i}]: expected finite real numbers")
+    if not feats:
+        return np.zeros((0, 0), dtype or np.float64)
+    x = np.concatenate(feats, axis=0)
+    return np.ascontiguousarray(x, dtype=dtype or x.dtype)
+
+
+def _segments(batch: Any, n_rows: int, num_graphs: int) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(batch)
+    if b.dtype == bool or not np.issubdtype(b.dtype, np.integer):
+        raise TypeError(f"batch: expected integer graph ids, got dtype {b.dtype}")
+    if b.shape != (n_rows,):
+        raise ValueError(f"batch: expected shape ({n_rows},) (one graph id per row of x), "
+                         f"got {b.shape}")
+    if b.size and (b.min() < 0 or b.max() >= num_graphs):
+        bad = int(b.min()) if b.min() < 0 else int(b.max())
+        raise IndexError(f"batch: graph id {bad} is out of range for num_graphs={num_graphs}")
+    indices = np.argsort(b, kind="stable").astype(np.int64)
+    indptr = np.zeros(num_graphs + 1, np.int64)
+    np.cumsum(np.bincount(b, minlength=num_graphs), out=indptr[1:])
+    return indptr, indices
+
+
+def readout(x: Any, batch: Any, num_graphs: Optional[int] = None, reduce: str = "sum"
+            ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Per-graph reduction of node rows.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, shape (n_nodes, n_features)
+    batch : ndarray of int, shape (n_nodes,)
+        Graph id of every row.
+    num_graphs : int, optional
+        Default ``batch.max() + 1``.
+    reduce : {"sum", "mean", "max"}
+
+    Returns
+    -------
+    out : ndarray of shape (num_graphs, n_features)
+        0 for a graph without nodes.
+    arg : ndarray of int64 or None
+        For max, the row of ``x`` that won each entry (-1 for an empty graph); needed by
+        :func:`readout_backward`.
+    """
+    if reduce not in READOUTS:
+        raise ValueError(f"reduce: expected one of {READOUTS}, got {reduce!r}")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"x: expected a float32/float64 matrix (n_nodes, n_features), got "
+                         f"{x.dtype} {x.shape}")
+    b = np.asarray(batch)
+    if num_graphs is None:
+        num_graphs = int(b.max()) + 1 if b.size else 0
+    indptr, indices = _segments(b, x.shape[0], int(num_graphs))
+    x = np.ascontiguousarray(x)
+    if not _core.all_finite([x]):
+        raise ValueError("x: contains NaN or infinity")
+    out, arg = _core.gnn_aggregate(indptr, indices, x, reduce, None)
+    if arg is not None:
+        arg = np.where(arg >= 0, indices[np.maximum(arg, 0)], -1)
+    return out, arg
+
+
+def readout_backward(grad_out: Any, batch: Any, reduce: str = "sum",
+                     arg: Optional[np.ndarray] = None) -> np.ndarray:
+    """Gradient of :func:`readout` with respect to ``x``: ``(n_nodes, n_features)``.
+
+    Sum copies each graph's gradient to its nodes, mean also divides by the node count, max
+    routes it to the winning row ``arg``.
+    """
+    if reduce not in READOUTS:
+        raise ValueError(f"reduce: expected one of {READOUTS}, got {reduce!r}")
+    g = np.asarray(grad_out)
+    b = np.asarray(batch, dtype=np.int64)
+    if reduce == "sum":
+        return g[b]
+    if reduce == "mean":
+        count = np.bincount(b, minlength=g.shape[0]).astype(g.dtype)
+        return g[b] / count[b][:, None]
+    if arg is None or arg.shape != g.shape:
+        raise ValueError("arg: max readout needs the arg returned by readout, shape "
+                         f"{g.shape}")
+    out = np.zeros((b.size, g.shape[1]), g.dtype)
+    gid, col = np.nonzero(arg >= 0)
+    out[arg[gid, col], col] = g[gid, col]  # one winner per (graph, feature): no collisions
+    return out
+
+
+class GlobalPool(Module):
+    """Readout as a module: ``forward(x, batch, num_graphs)`` -> ``(num_graphs, n_features)``.
+
+    Parameters
+    ----------
+    reduce : {"sum", "mean", "max"}
+    """
+
+    def __init__(self, reduce: str = "sum") -> None:
+        super().__init__()
+        if reduce not in READOUTS:
+            raise ValueError(f"reduce: expected one of {READOUTS}, got {reduce!r}")
+        self.reduce = reduce
+
+    def forward(self, x: Any, batch: Any, num_graphs: Optional[int] = None  # type: ignore[override]
+                ) -> np.ndarray:
+        out, arg = readout(x, batch, num_graphs, self.reduce)
+        self._save(np.asarray(batch), arg)
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        batch, arg = self._saved()
+        return readout_backward(grad_out, batch, self.reduce, arg)
+
+    def extra_repr(self) -> str:
+        return repr(self.reduce)
+
+
+def iter_batches(graphs: Sequence[Graph], features: Sequence[Any], batch_size: int = 32,
+                 shuffle: bool = True, rng: Any = None, dtype: Any = None
+                 ) -> Iterator[tuple[np.ndarray, GraphBatch]]:
+    """Yield ``(indices, GraphBatch)`` over ``graphs`` in batches of ``batch_size`` graphs,
+    in a random order (``numpy.random.default_rng(rng)``) when ``shuffle``."""
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    n = len(graphs)
+    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, int(batch_size)):
+        idx = order[start:start + int(batch_size)]
+        yield idx, batch_graphs([graphs[i] for i in idx], [features[i] for i in idx], dtype)

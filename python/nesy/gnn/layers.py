@@ -1,0 +1,430 @@
+"""Graph convolution layers as :class:`nesy.nn.Module` s: :class:`GCNConv`, :class:`SAGEConv`,
+:class:`GINConv` and :class:`GATConv`.
+
+Every layer is called as ``forward(graph, x)`` with ``x`` of shape ``(n_nodes, in_features)``
+and returns ``(n_nodes, out_features)``; ``backward(grad_out)`` accumulates the parameter
+gradients and returns the gradient with respect to ``x`` (``None`` when the layer was built with
+``input_grad=False``, which skips that product for the first layer of a model). Message passing
+runs in the Rust kernels of :mod:`nesy.gnn.graph`; the dense products are NumPy (BLAS).
+
+Derived graphs (GCN normalisation, GAT self-loops) are cached per input graph: the cache is
+keyed on the identity of the :class:`Graph` object, so a graph must not be modified in place
+after it was passed to a layer (build a new one instead).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from nesy import _core
+from nesy.gnn import graph as _g
+from nesy.gnn.graph import Graph
+from nesy.nn import init as _init
+from nesy.nn.activations import leaky_relu, leaky_relu_backward
+from nesy.nn.layers import _float_dtype
+from nesy.nn.module import Module
+
+__all__ = ["GCNConv", "SAGEConv", "GINConv", "GATConv", "check_node_input"]
+
+
+def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
+                     name: str = "x") -> np.ndarray:
+    """``x`` as a C-contiguous ``dtype`` array of shape ``(graph.num_nodes, in_features)``.
+
+    Raises
+    ------
+    TypeError
+        ``graph`` is not a :class:`Graph`, or ``x`` is not numeric.
+    ValueError
+        Wrong shape (naming ``name``, the node count and the shape) or NaN / infinity.
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}")
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
+        raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    if x.ndim != 2 or x.shape[0] != graph.num_nodes:
+        raise ValueError(f"{name}: expected one row per node, shape ({graph.num_nodes}, "
+                         f"n_features), got {x.shape}")
+    if in_features is not None and x.shape[1] != in_features:
+        raise ValueError(f"{name}: expected {in_features} features, got {x.shape[1]}")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if not _core.all_finite([x]):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return x
+
+
+def _sizes(in_features: int, out_features: int) -> tuple[int, int]:
+    i, o = int(in_features), int(out_features)
+    if i <= 0 or o <= 0:
+        raise ValueError(f"in_features and out_features must be positive, got {i}, {o}")
+    return i, o
+
+
+class _Conv(Module):
+    """Shared plumbing: dtype, initialiser, the per-graph cache and the input-grad switch."""
+
+    def _setup(self, dtype: Any, rng: _init.RngLike, input_grad: bool) -> np.random.Generator:
+        self.dtype = _float_dtype(dtype)
+        self.input_grad = bool(input_grad)
+        object.__setattr__(self, "_cache", (None, None))
+        return np.random.default_rng(rng)
+
+    def _glorot(self, name: str, shape: tuple[int, ...], rng: np.random.Generator) -> None:
+        self.register_parameter(name, _init.glorot_uniform(shape, rng, self.dtype))
+
+    def _cached(self, graph: Graph, build: Any) -> Graph:
+        key, value = self.__dict__["_cache"]
+        if key is graph:
+            return value
+        value = build(graph)
+        object.__setattr__(self, "_cache", (graph, value))
+        return value
+
+
+class GCNConv(_Conv):
+    """Graph convolution of Kipf and Welling (2017): ``out = D^-1/2 (A + I) D^-1/2 x W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default True
+    add_self_loops : bool, default True
+        Add ``i -> i`` (weight 1) before normalising.
+    normalize : bool, default True
+        Symmetric normalisation with the weighted in-degree (see :meth:`Graph.gcn_norm`); the
+        graph's own edge weights are used when it has them.
+    dtype : {np.float32, np.float64}, default np.float32
+    rng : None, int or numpy.random.Generator
+        Glorot-uniform weight initialisation; the bias starts at zero.
+    input_grad : bool, default True
+
+    Attributes
+    ----------
+    weight : ndarray of shape (in_features, out_features)
+    bias : ndarray of shape (out_features,)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 add_self_loops: bool = True, normalize: bool = True, dtype: Any = np.float32,
+                 rng: _init.RngLike = None, input_grad: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = _sizes(in_features, out_features)
+        gen = self._setup(dtype, rng, input_grad)
+        self.use_bias, self.add_self_loops, self.normalize = bias, add_self_loops, normalize
+        self._glorot("weight", (self.in_features, self.out_features), gen)
+        if bias:
+            self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
+
+    def _prepare(self, graph: Graph) -> Graph:
+        if self.normalize:
+            return graph.gcn_norm(self.add_self_loops)
+        return graph.add_self_loops() if self.add_self_loops else graph
+
+    def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
+        """``(n_nodes, in_features)`` -> ``(n_nodes, out_features)``."""
+        x = check_node_input(graph, x, self.in_features, self.dtype)
+        g = self._cached(graph, self._prepare)
+        # The product with the narrower side first: (A x) W when in <= out, else A (x W).
+        if self.in_features <= self.out_features:
+            ax = _g.aggregate(g, x)[0]
+            out = ax @ self.weight
+            self._save(g, x, ax, True)
+        else:
+            h = x @ self.weight
+            out = _g.aggregate(g, h)[0]
+            self._save(g, x, h, False)
+        if self.use_bias:
+            out += self.bias
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        g, x, mid, aggregate_first = self._saved()
+        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        if self.use_bias:
+            self._grads["bias"] += grad.sum(axis=0)
+        if aggregate_first:
+            self._grads["weight"] += mid.T @ grad
+            if not self.input_grad:
+                return None
+            return _g.aggregate_backward(g, mid, grad @ self.weight.T)[0]
+        gh = _g.aggregate_backward(g, mid, grad)[0]
+        self._grads["weight"] += x.T @ gh
+        return gh @ self.weight.T if self.input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.use_bias}"
+
+
+class SAGEConv(_Conv):
+    """GraphSAGE (Hamilton et al. 2017): ``out = aggr_{j -> i} x_j W_neigh + x_i W_root + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    aggr : {"mean", "max"}, default "mean"
+        Reduction over in-neighbours (0 for a node without in-edges); edge weights are ignored.
+    root_weight : bool, default True
+        Add the node's own transformed features ``x_i W_root``.
+    normalize : bool, default False
+        Divide every output row by its L2 norm (``max(norm, 1e-12)``).
+    bias, dtype, rng, input_grad
+        As :class:`GCNConv`.
+
+    Attributes
+    ----------
+    weight_neigh, weight_root : ndarray of shape (in_features, out_features)
+    bias : ndarray of shape (out_features,)
+    """
+
+    def __init__(self, in_features: int, out_features: int, aggr: str = "mean",
+                 root_weight: bool = True, normalize: bool = False, bias: bool = True,
+                 dtype: Any = np.float32, rng: _init.RngLike = None,
+                 input_grad: bool = True) -> None:
+        super().__init__()
+        if aggr not in ("mean", "max"):
+            raise ValueError(f"aggr: expected 'mean' or 'max', got {aggr!r}")
+        self.in_features, self.out_features = _sizes(in_features, out_features)
+        gen = self._setup(dtype, rng, input_grad)
+        self.aggr, self.root_weight, self.normalize, self.use_bias = (
+            aggr, root_weight, normalize, bias)
+        self._glorot("weight_neigh", (self.in_features, self.out_features), gen)
+        if root_weight:
+            self._glorot("weight_root", (self.in_features, self.out_features), gen)
+        if bias:
+            self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
+
+    def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
+        x = check_node_input(graph, x, self.in_features, self.dtype)
+        # mean is linear: transform first when that narrows the rows the kernel moves
+        transform_first = self.aggr == "mean" and self.out_features < self.in_features
+        if transform_first:
+            h = x @ self.weight_neigh
+            out, arg = _g.aggregate(graph, h, "mean", use_weights=False)
+            agg = h
+        else:
+            agg, arg = _g.aggregate(graph, x, self.aggr, use_weights=False)
+            out = agg @ self.weight_neigh
+        if self.root_weight:
+            out += x @ self.weight_root
+        if self.use_bias:
+            out += self.bias
+        norm = None
+        if self.normalize:
+            norm = np.maximum(np.sqrt(np.sum(out * out, axis=1, keepdims=True)),
+                              self.dtype.type(1e-12))
+            out = out / norm
+        self._save(graph, x, agg, arg, transform_first, out, norm)
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        graph, x, agg, arg, transform_first, out, norm = self._saved()
+        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        if norm is not None:  # y = o / max(|o|, eps)
+            inside = norm > 1e-12
+            grad = (grad - np.where(inside, out * np.sum(grad * out, axis=1, keepdims=True),
+                                    0)) / norm
+        if self.use_bias:
+            self._grads["bias"] += grad.sum(axis=0)
+        dx = None
+        if self.root_weight:
+            self._grads["weight_root"] += x.T @ grad
+            if self.input_grad:
+                dx = grad @ self.weight_root.T
+        if transform_first:
+            gh = _g.aggregate_backward(graph, agg, grad, "mean", use_weights=False)[0]
+            self._grads["weight_neigh"] += x.T @ gh
+            d_neigh = gh @ self.weight_neigh.T if self.input_grad else None
+        else:
+            self._grads["weight_neigh"] += agg.T @ grad
+            d_neigh = None
+            if self.input_grad:
+                d_neigh = _g.aggregate_backward(graph, x, grad @ self.weight_neigh.T, self.aggr,
+                                                arg=arg, use_weights=False)[0]
+        if not self.input_grad:
+            return None
+        return d_neigh if dx is None else dx + d_neigh
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, aggr={self.aggr!r}"
+
+
+class GINConv(_Conv):
+    """Graph isomorphism network layer (Xu et al. 2019):
+    ``out = mlp((1 + eps) x_i + sum_{j -> i} x_j)``.
+
+    Parameters
+    ----------
+    mlp : Module
+        Applied to the ``(n_nodes, in_features)`` sums, e.g.
+        ``Sequential(Dense(f, h), ReLU(), Dense(h, h))``; its parameters are the layer's.
+    eps : float, default 0.0
+    train_eps : bool, default False
+        Learn ``eps`` (a parameter of shape ``(1,)``).
+    dtype : {np.float32, np.float64}, default np.float32
+        Of ``eps`` and of the input passed to ``mlp``.
+    input_grad : bool, default True
+
+    Notes
+    -----
+    Edge weights are ignored (a plain sum over in-edges, duplicates counted).
+    """
+
+    def __init__(self, mlp: Module, eps: float = 0.0, train_eps: bool = False,
+                 dtype: Any = np.float32, input_grad: bool = True) -> None:
+        super().__init__()
+        if not isinstance(mlp, Module):
+            raise TypeError(f"mlp: expected a nesy.nn.Module, got {type(mlp).__name__}")
+        self._setup(dtype, None, input_grad)
+        self.train_eps = bool(train_eps)
+        if self.train_eps:
+            self.register_parameter("eps", np.array([eps], dtype=self.dtype))
+        else:
+            self.eps = float(eps)
+        self.mlp = mlp
+
+    def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
+        x = check_node_input(graph, x, None, self.dtype)
+        eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)
+        h = _g.aggregate(graph, x, "sum", use_weights=False)[0]
+        h += (1 + eps) * x
+        self._save(graph, x, eps)
+        return self.mlp.forward(h)
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        graph, x, eps = self._saved()
+        gh = np.ascontiguousarray(self.mlp.backward(grad_out), dtype=self.dtype)
+        if self.train_eps:
+            self._grads["eps"] += np.sum(gh * x, dtype=np.float64)
+        if not self.input_grad:
+            return None
+        dx = _g.aggregate_backward(graph, x, gh, "sum", use_weights=False)[0]
+        dx += (1 + eps) * gh
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"train_eps={self.train_eps}"
+
+
+def _with_self_loops(graph: Graph) -> Graph:
+    """Unweighted copy of ``graph`` with exactly one self-loop per node."""
+    ei = graph.edge_index()
+    return Graph(ei[:, ei[0] != ei[1]], graph.num_nodes).add_self_loops()
+
+
+class GATConv(_Conv):
+    """Graph attention layer (Velickovic et al. 2018), multi-head.
+
+    For head ``h``: ``z = x W_h``, score ``e_ij = LeakyReLU(a_src,h . z_j + a_dst,h . z_i)``
+    for every edge ``j -> i``, ``alpha = softmax_j(e_ij)`` over ``i``'s in-edges, dropout on
+    ``alpha`` in training, and ``out_i,h = sum_j alpha_ij z_j``. Heads are concatenated
+    (``concat=True``: ``(n_nodes, heads * out_features)``) or averaged (``(n_nodes,
+    out_features)``), then the bias is added.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        ``out_features`` per head.
+    heads : int, default 1
+    concat : bool, default True
+    negative_slope : float, default 0.2
+    dropout : float in [0, 1), default 0.0
+        Dropout on the attention coefficients during training.
+    add_self_loops : bool, default True
+        Replace existing self-loops by exactly one per node (so every node attends to itself).
+    bias, dtype, rng, input_grad
+        As :class:`GCNConv`. ``rng`` also draws the attention-dropout masks.
+
+    Attributes
+    ----------
+    weight : ndarray of shape (in_features, heads * out_features)
+    att_src, att_dst : ndarray of shape (heads, out_features)
+    bias : ndarray of shape (heads * out_features,) or (out_features,)
+
+    Notes
+    -----
+    Edge weights of the graph are ignored: the attention coefficients replace them.
+    """
+
+    def __init__(self, in_features: int, out_features: int, heads: int = 1, concat: bool = True,
+                 negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
+                 bias: bool = True, dtype: Any = np.float32, rng: _init.RngLike = None,
+                 input_grad: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = _sizes(in_features, out_features)
+        if isinstance(heads, bool) or int(heads) < 1:
+            raise ValueError(f"heads: expected a positive integer, got {heads!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
+        self.heads, self.concat = int(heads), bool(concat)
+        self.negative_slope, self.dropout = float(negative_slope), float(dropout)
+        self.add_self_loops, self.use_bias = add_self_loops, bias
+        gen = self._setup(dtype, rng, input_grad)
+        self.rng = gen
+        hf = self.heads * self.out_features
+        self._glorot("weight", (self.in_features, hf), gen)
+        self._glorot("att_src", (self.heads, self.out_features), gen)
+        self._glorot("att_dst", (self.heads, self.out_features), gen)
+        if bias:
+            self.register_parameter("bias", np.zeros(hf if concat else self.out_features,
+                                                     self.dtype))
+
+    def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
+        x = check_node_input(graph, x, self.in_features, self.dtype)
+        g = self._cached(graph, _with_self_loops) if self.add_self_loops else graph
+        n, heads, f = graph.num_nodes, self.heads, self.out_features
+        h = x @ self.weight
+        h3 = h.reshape(n, heads, f)
+        s_src = np.einsum("nhf,hf->nh", h3, self.att_src)
+        s_dst = np.einsum("nhf,hf->nh", h3, self.att_dst)
+        e = _g.sddmm(g, np.ascontiguousarray(s_src), np.ascontiguousarray(s_dst), "add",
+                     heads=heads)
+        alpha = _g.edge_softmax(g, leaky_relu(e, self.negative_slope))
+        mask = None
+        if self.training and self.dropout > 0:
+            keep = self.rng.random(alpha.shape, dtype=np.float32) >= self.dropout
+            mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.dropout))
+            weights = alpha * mask
+        else:
+            weights = alpha
+        out = _g.aggregate(g, h, "sum", edge_weight=np.ascontiguousarray(weights))[0]
+        if not self.concat:
+            out = out.reshape(n, heads, f).mean(axis=1)
+        if self.use_bias:
+            out += self.bias
+        self._save(g, x, h, s_src, s_dst, e, alpha, mask, weights)
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        g, x, h, s_src, s_dst, e, alpha, mask, weights = self._saved()
+        n, heads, f = h.shape[0], self.heads, self.out_features
+        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        if self.use_bias:
+            self._grads["bias"] += grad.sum(axis=0)
+        if not self.concat:
+            grad = np.repeat(grad[:, None, :] / self.dtype.type(heads), heads, axis=1)
+            grad = np.ascontiguousarray(grad.reshape(n, heads * f))
+        gh, g_weights = _g.aggregate_backward(g, h, grad, "sum", weight_grad=True,
+                                              edge_weight=weights)
+        g_alpha = g_weights if mask is None else g_weights * mask
+        g_scores = _g.edge_softmax_backward(g, alpha, np.ascontiguousarray(g_alpha))
+        g_e = leaky_relu_backward(g_scores, e, self.negative_slope)
+        g_src, g_dst = _g.sddmm_backward(g, s_src, s_dst, np.ascontiguousarray(g_e), "add",
+                                         heads)
+        h3 = h.reshape(n, heads, f)
+        self._grads["att_src"] += np.einsum("nh,nhf->hf", g_src, h3)
+        self._grads["att_dst"] += np.einsum("nh,nhf->hf", g_dst, h3)
+        gh = gh.reshape(n, heads, f)
+        gh += g_src[:, :, None] * self.att_src + g_dst[:, :, None] * self.att_dst
+        gh = gh.reshape(n, heads * f)
+        self._grads["weight"] += x.T @ gh
+        return gh @ self.weight.T if self.input_grad else None
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}, {self.out_features}, heads={self.heads}, "
+                f"concat={self.concat}, dropout={self.dropout}")
+
+
+Conv = Union[GCNConv, SAGEConv, GINConv, GATConv]

@@ -1,0 +1,637 @@
+"""Graph neural network estimators with scikit-learn conventions.
+
+* :class:`NodeClassifier`: transductive node classification (``fit(graph, X, y, train_mask,
+  val_mask)``), GCN, GraphSAGE, GAT or GIN layers, dropout, weight decay, early stopping on
+  validation accuracy with the best weights restored.
+* :class:`GraphClassifier`: one label per graph (``fit(graphs, X, y)``), message passing, a
+  sum / mean / max readout and an MLP head, trained on mini-batches of block-diagonal graphs.
+
+The networks themselves (:class:`NodeNet`, :class:`GraphNet`) are :class:`nesy.nn.Module` s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from nesy.gnn.batch import GlobalPool, GraphBatch, batch_graphs, iter_batches
+from nesy.gnn.graph import Graph
+from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_input
+from nesy.nn import CrossEntropyLoss, Dense, Dropout, History, ReLU, Sequential
+from nesy.nn.activations import softmax
+from nesy.nn.module import Module, ModuleList
+from nesy.optim import Adam
+
+__all__ = ["NodeNet", "GraphNet", "NodeClassifier", "GraphClassifier"]
+
+MODELS = ("gcn", "sage", "gat", "gin")
+
+
+class ELU(Module):
+    """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (the activation of GAT)."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        neg = self.alpha * np.expm1(np.minimum(x, 0))
+        self._save(x, neg)
+        return np.where(x > 0, x, neg).astype(x.dtype, copy=False)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x, neg = self._saved()
+        return np.where(x > 0, grad_out, grad_out * (neg + self.alpha)).astype(x.dtype,
+                                                                                copy=False)
+
+
+def _gin_mlp(i: int, o: int, hidden: int, dtype: Any, rng: np.random.Generator) -> Sequential:
+    return Sequential(Dense(i, hidden, dtype=dtype, rng=rng), ReLU(),
+                      Dense(hidden, o, dtype=dtype, rng=rng))
+
+
+def make_conv(model: str, i: int, o: int, *, first: bool, last: bool, heads: int = 8,
+              output_heads: int = 1, aggr: str = "mean", attention_dropout: float = 0.0,
+              dtype: Any = np.float32, rng: Any = None) -> Module:
+    """One layer of a ``model`` network from ``i`` to ``o`` features (``o`` per head for GAT;
+    GAT hidden layers concatenate ``heads`` heads, the last averages ``output_heads``)."""
+    grad = not first
+    if model == "gcn":
+        return GCNConv(i, o, dtype=dtype, rng=rng, input_grad=grad)
+    if model == "sage":
+        return SAGEConv(i, o, aggr=aggr, dtype=dtype, rng=rng, input_grad=grad)
+    if model == "gin":
+        return GINConv(_gin_mlp(i, o, i if last else o, dtype, rng), dtype=dtype,
+                       input_grad=grad)
+    if model == "gat":
+        return GATConv(i, o, heads=output_heads if last else heads, concat=not last,
+                       dropout=attention_dropout, dtype=dtype, rng=rng, input_grad=grad)
+    raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
+
+
+class NodeNet(Module):
+    """Stack of graph layers: ``dropout -> conv -> activation`` per layer (no activation after
+    the last), as in the GCN and GAT papers.
+
+    Parameters
+    ----------
+    model : {"gcn", "sage", "gat", "gin"}
+    in_features, hidden_size, out_features : int
+    num_layers : int, default 2
+    heads, output_heads : int
+        GAT: heads of the hidden layers (concatenated) and of the output layer (averaged).
+    aggr : {"mean", "max"}
+        GraphSAGE aggregation.
+    dropout : float
+        On the input of every layer.
+    attention_dropout : float
+        GAT: on the attention coefficients.
+    dtype, rng
+    """
+
+    def __init__(self, model: str, in_features: int, hidden_size: int, out_features: int,
+                 num_layers: int = 2, heads: int = 8, output_heads: int = 1,
+                 aggr: str = "mean", dropout: float = 0.5, attention_dropout: float = 0.0,
+                 dtype: Any = np.float32, rng: Any = None) -> None:
+        super().__init__()
+        if isinstance(num_layers, bool) or int(num_layers) < 1:
+            raise ValueError(f"num_layers: expected a positive integer, got {num_layers!r}")
+        gen = np.random.default_rng(rng)
+        n = int(num_layers)
+        width = hidden_size * heads if model == "gat" else hidden_size
+        self.convs = ModuleList()
+        self.drops = ModuleList()
+        self.acts = ModuleList()
+        for k in range(n):
+            i = in_features if k == 0 else width
+            o = out_features if k == n - 1 else hidden_size
+            self.drops.append(Dropout(dropout, rng=gen))
+            self.convs.append(make_conv(model, i, o, first=k == 0, last=k == n - 1,
+                                        heads=heads, output_heads=output_heads, aggr=aggr,
+                                        attention_dropout=attention_dropout, dtype=dtype,
+                                        rng=gen))
+            if k < n - 1:
+                self.acts.append(ELU() if model == "gat" else ReLU())
+
+    def forward(self, graph: Graph, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        acts = list(self.acts)
+        for k, (drop, conv) in enumerate(zip(self.drops, self.convs)):
+            x = conv(graph, drop(x))
+            if k < len(acts):
+                x = acts[k](x)
+        self._save(True)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        self._saved()
+        acts, drops, convs = list(self.acts), list(self.drops), list(self.convs)
+        grad: Optional[np.ndarray] = grad_out
+        for k in range(len(convs) - 1, -1, -1):
+            if k < len(acts):
+                grad = acts[k].backward(grad)
+            grad = convs[k].backward(grad)
+            if grad is None:  # the first layer skips the input gradient
+                return None
+            grad = drops[k].backward(grad)
+        return grad
+
+
+# ---------------------------------------------------------------------- input checks
+def _check_graph(graph: Any, name: str = "graph") -> Graph:
+    if not isinstance(graph, Graph):
+        raise TypeError(f"{name}: expected a nesy.gnn.Graph, got {type(graph).__name__}")
+    return graph
+
+
+def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
+    """A boolean mask of length ``n`` from a boolean mask or an array of node indices."""
+    m = np.asarray(mask)
+    if m.dtype == bool:
+        if m.shape != (n,):
+            raise ValueError(f"{name}: expected a boolean mask of shape ({n},) (one entry per "
+                             f"node), got shape {m.shape}")
+        return m
+    if not np.issubdtype(m.dtype, np.integer) or m.ndim != 1:
+        raise TypeError(f"{name}: expected a boolean mask or a 1-D array of node indices, got "
+                        f"dtype {m.dtype} and shape {m.shape}")
+    if m.size and (m.min() < 0 or m.max() >= n):
+        raise IndexError(f"{name}: node index {int(m.max() if m.max() >= n else m.min())} is "
+                         f"out of range for {n} nodes")
+    out = np.zeros(n, bool)
+    out[m] = True
+    return out
+
+
+def _row_normalize(x: np.ndarray) -> np.ndarray:
+    s = np.abs(x).sum(axis=1, keepdims=True)
+    return x / np.where(s > 0, s, 1).astype(x.dtype)
+
+
+class _Best:
+    """Tracks the best validation accuracy (ties: lower validation loss) and its weights."""
+
+    def __init__(self, model: Module) -> None:
+        self.model, self.acc, self.loss = model, -math.inf, math.inf
+        self.epoch: Optional[int] = None
+        self.state: Optional[dict[str, np.ndarray]] = None
+        self.wait = 0
+
+    def update(self, epoch: int, acc: float, loss: float) -> None:
+        if acc > self.acc or (acc == self.acc and loss < self.loss):
+            self.acc, self.loss, self.epoch, self.wait = acc, loss, epoch, 0
+            self.state = self.model.state_dict()
+        else:
+            self.wait += 1
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def _adam(first: Module, rest: list[Module], lr: float, weight_decay: float,
+          decay: str) -> Adam:
+    if decay not in ("all", "first"):
+        raise ValueError(f"weight_decay_layers: expected 'all' or 'first', got {decay!r}")
+    groups = [{"params": first.parameters(), "weight_decay": weight_decay}]
+    tail = [p for m in rest for p in m.parameters()]
+    if tail:
+        groups.append({"params": tail, "weight_decay": weight_decay if decay == "all" else 0.0})
+    return Adam(groups, lr=lr)
+
+
+def _check_fraction(value: float, name: str, upper: float = 1.0) -> float:
+    v = float(value)
+    if not 0.0 <= v < upper:
+        raise ValueError(f"{name}: expected a value in [0, {upper}), got {value!r}")
+    return v
+
+
+# ---------------------------------------------------------------------- node classification
+class NodeClassifier(ClassifierMixin, BaseEstimator):
+    """Transductive node classifier: a GCN, GraphSAGE, GAT or GIN network trained full-batch
+    with Adam on the labelled nodes, early-stopped on validation accuracy.
+
+    The defaults are the GCN paper's (Kipf and Welling 2017): 2 layers, 16 hidden units,
+    dropout 0.5, learning rate 0.01, weight decay 5e-4 on the first layer, 200 epochs, features
+    row-normalised. For GAT (Velickovic et al. 2018) use ``hidden_size=8, heads=8,
+    dropout=0.6, attention_dropout=0.6, learning_rate=0.005, weight_decay_layers="all"``.
+
+    Parameters
+    ----------
+    model : {"gcn", "sage", "gat", "gin"}, default "gcn"
+    hidden_size : int, default 16
+        Hidden units (per head for GAT).
+    num_layers : int, default 2
+    heads, output_heads : int, default 8, 1
+        GAT heads in the hidden layers (concatenated) and in the output layer (averaged).
+    aggr : {"mean", "max"}, default "mean"
+        GraphSAGE aggregation.
+    dropout : float, default 0.5
+        Dropout on the input of every layer.
+    attention_dropout : float, optional
+        GAT dropout on attention coefficients (default: ``dropout``).
+    learning_rate : float, default 0.01
+    weight_decay : float, default 5e-4
+        L2 penalty of Adam (``g += weight_decay * p``).
+    weight_decay_layers : {"first", "all"}, default "first"
+        Which layers are decayed.
+    epochs : int, default 200
+    patience : int or None, default 100
+        Stop after this many epochs without a better validation accuracy (ties broken by the
+        validation loss); ``None`` runs all epochs. The best epoch's weights are restored
+        either way when ``val_mask`` is given.
+    normalize_features : bool, default True
+        Divide every feature row by its L1 norm (zero rows stay zero).
+    dtype : {np.float32, np.float64}, default np.float32
+    random_state : int, optional
+        Seeds initialisation and dropout.
+    verbose : int, default 0
+        1: a progress bar over epochs.
+
+    Attributes
+    ----------
+    model_ : NodeNet
+    classes_ : ndarray
+    n_features_in_ : int
+    history_ : nesy.nn.History
+        Per epoch: ``loss``, ``accuracy`` (training nodes, evaluation mode), ``val_loss``,
+        ``val_accuracy`` (with ``val_mask``) and ``time`` (seconds, including evaluation);
+        ``best_epoch`` and ``stopped_epoch``.
+    best_epoch_ : int or None
+    """
+
+    def __init__(self, model: str = "gcn", hidden_size: int = 16, num_layers: int = 2,
+                 heads: int = 8, output_heads: int = 1, aggr: str = "mean",
+                 dropout: float = 0.5, attention_dropout: Optional[float] = None,
+                 learning_rate: float = 0.01, weight_decay: float = 5e-4,
+                 weight_decay_layers: str = "first", epochs: int = 200,
+                 patience: Optional[int] = 100, normalize_features: bool = True,
+                 dtype: Any = np.float32, random_state: Optional[int] = None,
+                 verbose: int = 0) -> None:
+        self.model = model
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.heads = heads
+        self.output_heads = output_heads
+        self.aggr = aggr
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.weight_decay_layers = weight_decay_layers
+        self.epochs = epochs
+        self.patience = patience
+        self.normalize_features = normalize_features
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _features(self, graph: Any, X: Any, fitting: bool) -> np.ndarray:
+        graph = _check_graph(graph)
+        x = check_node_input(graph, X, None if fitting else self.n_features_in_,
+                             np.dtype(self.dtype), name="X")
+        if fitting:
+            self.n_features_in_ = x.shape[1]
+        return _row_normalize(x) if self.normalize_features else x
+
+    def _logits(self, graph: Any, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        x = self._features(graph, X, fitting=False)
+        self.model_.eval()
+        return self.model_.forward(graph, x)
+
+    # ------------------------------------------------------------------ API
+    def fit(self, graph: Graph, X: Any, y: Any, train_mask: Any = None,
+            val_mask: Any = None) -> NodeClassifier:
+        """Train on the nodes of ``train_mask``; early-stop on those of ``val_mask``.
+
+        Parameters
+        ----------
+        graph : Graph
+            Messages flow along its edges (make it undirected for citation graphs).
+        X : array of shape (n_nodes, n_features)
+        y : array of shape (n_nodes,)
+            Labels; only those of the training and validation nodes are read.
+        train_mask, val_mask : boolean array of shape (n_nodes,) or array of node indices
+            Default training nodes: all; no validation (no early stopping).
+
+        Returns
+        -------
+        self
+        """
+        if self.model not in MODELS:
+            raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
+        x = self._features(graph, X, fitting=True)
+        n = graph.num_nodes
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise ValueError(f"y: expected one label per node, shape ({n},), got {y.shape}")
+        tr = np.ones(n, bool) if train_mask is None else _check_mask(train_mask, n, "train_mask")
+        if not tr.any():
+            raise ValueError("train_mask: selects no node")
+        va = None if val_mask is None else _check_mask(val_mask, n, "val_mask")
+        check_classification_targets(y[tr])
+        enc = LabelEncoder().fit(y[tr])
+        self.classes_ = enc.classes_
+        y_tr = enc.transform(y[tr])
+        y_va = None
+        if va is not None and va.any():
+            known = np.isin(y[va], self.classes_)
+            y_va = np.full(int(va.sum()), -1, np.int64)
+            y_va[known] = enc.transform(y[va][known])
+        epochs = int(self.epochs)
+        if epochs < 1:
+            raise ValueError(f"epochs: expected a positive integer, got {self.epochs!r}")
+        _check_fraction(self.dropout, "dropout")
+        att = self.dropout if self.attention_dropout is None else self.attention_dropout
+        _check_fraction(att, "attention_dropout")
+        self.model_ = NodeNet(self.model, x.shape[1], int(self.hidden_size),
+                              len(self.classes_), int(self.num_layers), int(self.heads),
+                              int(self.output_heads), self.aggr, float(self.dropout),
+                              float(att), np.dtype(self.dtype), self.random_state)
+        convs = list(self.model_.convs)
+        opt = _adam(convs[0], convs[1:], float(self.learning_rate), float(self.weight_decay),
+                    self.weight_decay_layers)
+        self._train(graph, x, tr, y_tr, va, y_va, opt, epochs)
+        return self
+
+    def _train(self, graph: Graph, x: np.ndarray, tr: np.ndarray, y_tr: np.ndarray,
+               va: Optional[np.ndarray], y_va: Optional[np.ndarray], opt: Adam,
+               epochs: int) -> None:
+        model, loss_fn, eval_loss = self.model_, CrossEntropyLoss(), CrossEntropyLoss()
+        grads = model.gradients()
+        history = History(params={"epochs": epochs, "model": self.model})
+        best = _Best(model)
+        bar = tqdm(range(1, epochs + 1), desc="fit", unit="epoch", disable=self.verbose <= 0)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            model.zero_grad()
+            out = model.forward(graph, x)
+            loss = loss_fn(out[tr], y_tr)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss ({loss}) at epoch {epoch}")
+            grad = np.zeros_like(out)
+            grad[tr] = loss_fn.backward()
+            model.backward(grad)
+            opt.step(grads)
+            model.eval()
+            out = model.forward(graph, x)
+            logs = {"loss": loss, "accuracy": float(np.mean(out[tr].argmax(1) == y_tr))}
+            if y_va is not None:
+                logs["val_loss"] = _masked_loss(eval_loss, out[va], y_va)
+                logs["val_accuracy"] = float(np.mean(out[va].argmax(1) == y_va))
+                best.update(epoch, logs["val_accuracy"], logs["val_loss"])
+            logs["time"] = time.perf_counter() - t0
+            history.append(epoch, logs)
+            if self.patience is not None and y_va is not None and best.wait >= self.patience:
+                history.stopped_epoch = epoch
+                break
+        bar.close()
+        best.restore()
+        history.best_epoch = best.epoch
+        self.best_epoch_ = best.epoch
+        self.history_ = history
+
+    def predict_proba(self, graph: Graph, X: Any) -> np.ndarray:
+        """Class probabilities of every node, ``(n_nodes, n_classes)``."""
+        return softmax(self._logits(graph, X).astype(np.float64), axis=-1)
+
+    def predict(self, graph: Graph, X: Any) -> np.ndarray:
+        """Predicted label of every node, ``(n_nodes,)``."""
+        return self.classes_[np.argmax(self._logits(graph, X), axis=1)]
+
+    def score(self, graph: Graph, X: Any, y: Any, mask: Any = None) -> float:  # type: ignore[override]
+        """Accuracy on the nodes of ``mask`` (default all)."""
+        pred = self.predict(graph, X)
+        n = graph.num_nodes
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"y: expected one label per node, shape ({n},), got {y.shape}")
+        m = np.ones(n, bool) if mask is None else _check_mask(mask, n, "mask")
+        if not m.any():
+            raise ValueError("mask: selects no node")
+        return float(np.mean(pred[m] == y[m]))
+
+
+def _masked_loss(loss_fn: CrossEntropyLoss, logits: np.ndarray, labels: np.ndarray) -> float:
+    """Cross-entropy over the rows whose label is known (``>= 0``)."""
+    keep = labels >= 0
+    return float(loss_fn(logits[keep], labels[keep])) if keep.any() else math.inf
+
+
+# ---------------------------------------------------------------------- graph classification
+class GraphNet(Module):
+    """Message passing, readout, MLP head: ``(GraphBatch, x)`` -> ``(num_graphs, n_out)``.
+
+    Parameters
+    ----------
+    model : {"gin", "gcn", "sage"}
+    in_features, hidden_size, out_features : int
+    num_layers : int
+        Graph layers, each followed by ReLU.
+    readout : {"sum", "mean", "max"}
+    dropout : float
+        Before the last dense layer of the head.
+    dtype, rng
+    """
+
+    def __init__(self, model: str, in_features: int, hidden_size: int, out_features: int,
+                 num_layers: int = 3, readout: str = "sum", dropout: float = 0.0,
+                 dtype: Any = np.float32, rng: Any = None) -> None:
+        super().__init__()
+        if model not in ("gin", "gcn", "sage"):
+            raise ValueError(f"model: expected 'gin', 'gcn' or 'sage', got {model!r}")
+        if isinstance(num_layers, bool) or int(num_layers) < 1:
+            raise ValueError(f"num_layers: expected a positive integer, got {num_layers!r}")
+        gen = np.random.default_rng(rng)
+        self.convs = ModuleList()
+        self.acts = ModuleList()
+        for k in range(int(num_layers)):
+            i = in_features if k == 0 else hidden_size
+            self.convs.append(make_conv(model, i, hidden_size, first=k == 0, last=False,
+                                        dtype=dtype, rng=gen))
+            self.acts.append(ReLU())
+        self.pool = GlobalPool(readout)
+        self.head = Sequential(Dense(hidden_size, hidden_size, dtype=dtype, rng=gen), ReLU(),
+                               Dropout(dropout, rng=gen),
+                               Dense(hidden_size, out_features, dtype=dtype, rng=gen))
+
+    def forward(self, batch: GraphBatch, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        for conv, act in zip(self.convs, self.acts):
+            x = act(conv(batch.graph, x))
+        self._save(True)
+        return self.head(self.pool(x, batch.batch, batch.num_graphs))
+
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        self._saved()
+        grad: Optional[np.ndarray] = self.pool.backward(self.head.backward(grad_out))
+        for conv, act in zip(reversed(list(self.convs)), reversed(list(self.acts))):
+            grad = conv.backward(act.backward(grad))
+            if grad is None:
+                return None
+        return grad
+
+
+class GraphClassifier(ClassifierMixin, BaseEstimator):
+    """Graph classification: one label per graph, from graph layers, a readout and an MLP.
+
+    Parameters
+    ----------
+    model : {"gin", "gcn", "sage"}, default "gin"
+    hidden_size : int, default 32
+    num_layers : int, default 3
+    readout : {"sum", "mean", "max"}, default "sum"
+    dropout : float, default 0.0
+        In the head.
+    learning_rate, weight_decay : float, default 0.01, 0.0
+    epochs : int, default 100
+    batch_size : int, default 32
+        Graphs per mini-batch.
+    validation_fraction : float, default 0.1
+        Held out from the training graphs for early stopping on accuracy (0: none).
+    patience : int, default 20
+    dtype : {np.float32, np.float64}, default np.float32
+    random_state : int, optional
+    verbose : int, default 0
+
+    Attributes
+    ----------
+    model_ : GraphNet
+    classes_ : ndarray
+    n_features_in_ : int
+    history_ : nesy.nn.History
+        ``loss`` (mean over training batches), ``val_loss``, ``val_accuracy``, ``time``.
+    """
+
+    def __init__(self, model: str = "gin", hidden_size: int = 32, num_layers: int = 3,
+                 readout: str = "sum", dropout: float = 0.0, learning_rate: float = 0.01,
+                 weight_decay: float = 0.0, epochs: int = 100, batch_size: int = 32,
+                 validation_fraction: float = 0.1, patience: int = 20,
+                 dtype: Any = np.float32, random_state: Optional[int] = None,
+                 verbose: int = 0) -> None:
+        self.model = model
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.readout = readout
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _inputs(self, graphs: Any, X: Any, fitting: bool) -> tuple[list[Graph], list[np.ndarray]]:
+        graphs = list(graphs)
+        X = list(X)
+        if len(X) != len(graphs):
+            raise ValueError(f"X: expected one feature matrix per graph ({len(graphs)}), got "
+                             f"{len(X)}")
+        if not graphs:
+            raise ValueError("graphs: empty")
+        width = None if fitting else self.n_features_in_
+        feats = []
+        for i, (g, x) in enumerate(zip(graphs, X)):
+            _check_graph(g, f"graphs[{i}]")
+            f = check_node_input(g, x, width, np.dtype(self.dtype), name=f"X[{i}]")
+            width = f.shape[1]
+            feats.append(f)
+        if fitting:
+            self.n_features_in_ = width
+        return graphs, feats
+
+    def fit(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> GraphClassifier:
+        """Train on ``graphs`` with node features ``X[i]`` of shape ``(graphs[i].num_nodes,
+        n_features)`` and one label per graph in ``y``; returns self."""
+        graphs, feats = self._inputs(graphs, X, fitting=True)
+        y = np.asarray(y)
+        if y.shape != (len(graphs),):
+            raise ValueError(f"y: expected one label per graph, shape ({len(graphs)},), got "
+                             f"{y.shape}")
+        check_classification_targets(y)
+        enc = LabelEncoder().fit(y)
+        self.classes_ = enc.classes_
+        labels = enc.transform(y).astype(np.int64)
+        frac = _check_fraction(self.validation_fraction, "validation_fraction")
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(len(graphs))
+        n_val = int(round(frac * len(graphs))) if len(graphs) >= 10 else 0
+        val, tr = order[:n_val], order[n_val:]
+        self.model_ = GraphNet(self.model, self.n_features_in_, int(self.hidden_size),
+                               len(self.classes_), int(self.num_layers), self.readout,
+                               _check_fraction(self.dropout, "dropout"), np.dtype(self.dtype),
+                               rng)
+        opt = Adam(self.model_.parameters(), lr=float(self.learning_rate),
+                   weight_decay=float(self.weight_decay))
+        val_batch = (batch_graphs([graphs[i] for i in val], [feats[i] for i in val])
+                     if n_val else None)
+        self._train(graphs, feats, labels, tr, val_batch, labels[val], opt, rng)
+        return self
+
+    def _train(self, graphs: list[Graph], feats: list[np.ndarray], labels: np.ndarray,
+               tr: np.ndarray, val_batch: Optional[GraphBatch], y_val: np.ndarray, opt: Adam,
+               rng: np.random.Generator) -> None:
+        model, loss_fn = self.model_, CrossEntropyLoss()
+        grads = model.gradients()
+        history = History(params={"epochs": self.epochs, "batch_size": self.batch_size})
+        best = _Best(model)
+        tr_graphs, tr_feats = [graphs[i] for i in tr], [feats[i] for i in tr]
+        for epoch in tqdm(range(1, int(self.epochs) + 1), desc="fit", unit="epoch",
+                          disable=self.verbose <= 0):
+            t0 = time.perf_counter()
+            model.train()
+            total = 0.0
+            for idx, gb in iter_batches(tr_graphs, tr_feats, self.batch_size, rng=rng):
+                model.zero_grad()
+                out = model.forward(gb, gb.x)
+                total += float(loss_fn(out, labels[tr[idx]])) * len(idx)
+                model.backward(loss_fn.backward())
+                opt.step(grads)
+            logs = {"loss": total / max(len(tr), 1)}
+            if val_batch is not None:
+                model.eval()
+                out = model.forward(val_batch, val_batch.x)
+                logs["val_loss"] = float(CrossEntropyLoss()(out, y_val))
+                logs["val_accuracy"] = float(np.mean(out.argmax(1) == y_val))
+                best.update(epoch, logs["val_accuracy"], logs["val_loss"])
+            logs["time"] = time.perf_counter() - t0
+            history.append(epoch, logs)
+            if val_batch is not None and best.wait >= int(self.patience):
+                history.stopped_epoch = epoch
+                break
+        best.restore()
+        history.best_epoch = best.epoch
+        self.history_ = history
+
+    def _logits(self, graphs: Any, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        graphs, feats = self._inputs(graphs, X, fitting=False)
+        self.model_.eval()
+        gb = batch_graphs(graphs, feats)
+        return self.model_.forward(gb, gb.x)
+
+    def predict_proba(self, graphs: Sequence[Graph], X: Sequence[Any]) -> np.ndarray:
+        """Class probabilities ``(n_graphs, n_classes)``."""
+        return softmax(self._logits(graphs, X).astype(np.float64), axis=-1)
+
+    def predict(self, graphs: Sequence[Graph], X: Sequence[Any]) -> np.ndarray:
+        """Predicted label of every graph."""
+        return self.classes_[np.argmax(self._logits(graphs, X), axis=1)]
+
+    def score(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> float:  # type: ignore[override]
+        """Accuracy over ``graphs``."""
+        return float(np.mean(self.predict(graphs, X) == np.asarray(y)))

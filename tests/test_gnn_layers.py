@@ -1,0 +1,363 @@
+"""nesy.gnn layers and batching: GCNConv, SAGEConv, GINConv, GATConv against the hand-written
+NumPy layers of tests/reference_gnn.py (both dtypes), finite-difference checks of every
+gradient, readout forward/backward, block-diagonal batching, edge cases and bad input.
+
+Mirrors python/nesy/gnn/layers.py and python/nesy/gnn/batch.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference_gnn as rg
+
+from nesy.gnn import (
+    GATConv,
+    GCNConv,
+    GINConv,
+    GlobalPool,
+    Graph,
+    SAGEConv,
+    batch_graphs,
+    iter_batches,
+    readout,
+    readout_backward,
+)
+from nesy.nn import Dense, ReLU, Sequential
+
+
+def _graph(n=13, e=40, seed=0, weighted=False, loops=True):
+    rng = np.random.default_rng(seed)
+    ei = rng.integers(0, n, (2, e))
+    ei[1, ei[1] == 2] = 3  # node 2 has no in-edges
+    ei = np.hstack([ei, ei[:, :3]])  # duplicate edges
+    if loops:
+        ei = np.hstack([ei, [[5, 7], [5, 7]]])  # self-loops
+    w = rng.random(ei.shape[1]) + 0.5 if weighted else None
+    return Graph(ei, n, w), ei, w
+
+
+def _mlp(i, h, o, dtype, seed):
+    return Sequential(Dense(i, h, dtype=dtype, rng=seed), ReLU(),
+                      Dense(h, o, dtype=dtype, rng=seed + 1))
+
+
+def _params64(layer):
+    return {k: v.astype(np.float64) for k, v in layer.named_parameters()}
+
+
+def _check_gradients(layer, graph, x, n_checks=12, eps=1e-6, tol=1e-6, reseed=None):
+    """Backward of a float64 layer against central differences of its forward, for the input
+    and every parameter (a random sample of entries of each)."""
+    rng = np.random.default_rng(0)
+
+    def run(xx):
+        if reseed is not None:
+            layer.rng = np.random.default_rng(reseed)
+        return layer.forward(graph, xx)
+
+    up = rng.standard_normal(run(x).shape)
+    layer.zero_grad()
+    run(x)
+    dx = layer.backward(up)
+    arrays = [("x", x, dx)] + [(n, p, layer.grad(n)) for n, p in layer.named_parameters()]
+    for name, arr, grad in arrays:
+        assert grad.shape == arr.shape, name
+        flat = arr.reshape(-1)
+        for k in rng.choice(flat.size, min(n_checks, flat.size), replace=False):
+            old = flat[k]
+            flat[k] = old + eps
+            hi = float(np.sum(run(x) * up))
+            flat[k] = old - eps
+            lo = float(np.sum(run(x) * up))
+            flat[k] = old
+            want = (hi - lo) / (2 * eps)
+            assert grad.reshape(-1)[k] == pytest.approx(want, abs=tol, rel=1e-5), (name, k)
+
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+# ---------------------------------------------------------------------- GCN
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])  # transform first / aggregate first
+def test_gcn_matches_numpy_layer(dtype, weighted, sizes):
+    g, ei, w = _graph(weighted=weighted)
+    layer = GCNConv(*sizes, dtype=dtype, rng=1)
+    layer.bias[:] = np.arange(sizes[1]) * 0.1
+    x = np.random.default_rng(2).standard_normal((13, sizes[0])).astype(dtype)
+    out = layer(g, x)
+    assert out.dtype == dtype and out.shape == (13, sizes[1])
+    p = _params64(layer)
+    want = rg.gcn(ei, 13, x.astype(np.float64), p["weight"], p["bias"], w)
+    np.testing.assert_allclose(out, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])
+@pytest.mark.parametrize("normalize,loops", [(True, True), (False, False), (True, False)])
+def test_gcn_gradients(sizes, normalize, loops):
+    g, ei, w = _graph(weighted=True)
+    layer = GCNConv(*sizes, dtype=np.float64, rng=1, normalize=normalize, add_self_loops=loops)
+    x = np.random.default_rng(2).standard_normal((13, sizes[0]))
+    p = _params64(layer)
+    want = rg.gcn(ei, 13, x, p["weight"], p["bias"], w, add_self_loops=loops,
+                  normalize=normalize)
+    np.testing.assert_allclose(layer(g, x), want, rtol=1e-12, atol=1e-12)
+    _check_gradients(layer, g, x)
+
+
+def test_gcn_caches_the_normalised_graph_per_graph_object():
+    g, ei, _ = _graph()
+    layer = GCNConv(4, 2, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((13, 4))
+    layer(g, x)
+    cached = layer._cache[1]
+    layer(g, x)
+    assert layer._cache[1] is cached
+    g2, ei2, _ = _graph(seed=5)
+    p = _params64(layer)
+    np.testing.assert_allclose(layer(g2, x), rg.gcn(ei2, 13, x, p["weight"], p["bias"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- SAGE
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("aggr", ["mean", "max"])
+@pytest.mark.parametrize("root,normalize", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])
+def test_sage_matches_numpy_layer(dtype, aggr, root, normalize, sizes):
+    g, ei, _ = _graph(weighted=True)  # weights are ignored by SAGE
+    layer = SAGEConv(*sizes, aggr=aggr, root_weight=root, normalize=normalize, dtype=dtype,
+                     rng=3)
+    layer.bias[:] = 0.05
+    x = np.random.default_rng(4).standard_normal((13, sizes[0])).astype(dtype)
+    p = _params64(layer)
+    want = rg.sage(ei, 13, x.astype(np.float64), p["weight_neigh"], p.get("weight_root"),
+                   p["bias"], aggr, normalize)
+    np.testing.assert_allclose(layer(g, x), want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("aggr", ["mean", "max"])
+@pytest.mark.parametrize("root,normalize", [(True, False), (False, True)])
+@pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])
+def test_sage_gradients(aggr, root, normalize, sizes):
+    g, _, _ = _graph()
+    layer = SAGEConv(*sizes, aggr=aggr, root_weight=root, normalize=normalize,
+                     dtype=np.float64, rng=3)
+    layer.bias[:] = 0.3  # keeps the output of node 2 (no in-edges) away from norm 0
+    x = np.random.default_rng(4).standard_normal((13, sizes[0]))
+    _check_gradients(layer, g, x)
+
+
+# ---------------------------------------------------------------------- GIN
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("train_eps", [False, True])
+def test_gin_matches_numpy_layer_and_gradients(dtype, train_eps):
+    g, ei, _ = _graph()
+    layer = GINConv(_mlp(4, 6, 3, dtype, 7), eps=0.3, train_eps=train_eps, dtype=dtype)
+    x = np.random.default_rng(5).standard_normal((13, 4)).astype(dtype)
+    p = _params64(layer)
+    mlp = rg.mlp2(p["mlp.0.weight"], p["mlp.0.bias"], p["mlp.2.weight"], p["mlp.2.bias"])
+    want = rg.gin(ei, 13, x.astype(np.float64), 0.3, mlp)
+    np.testing.assert_allclose(layer(g, x), want, rtol=TOL[dtype] * 2, atol=TOL[dtype] * 2)
+    assert ("eps" in dict(layer.named_parameters())) == train_eps
+    if dtype == np.float64:
+        _check_gradients(layer, g, x)
+
+
+# ---------------------------------------------------------------------- GAT
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("heads,concat", [(1, True), (3, True), (3, False)])
+@pytest.mark.parametrize("loops", [True, False])
+def test_gat_matches_numpy_layer(dtype, heads, concat, loops):
+    g, ei, _ = _graph(weighted=True)
+    layer = GATConv(5, 4, heads=heads, concat=concat, add_self_loops=loops, dtype=dtype, rng=8)
+    layer.bias[:] = 0.1
+    x = np.random.default_rng(9).standard_normal((13, 5)).astype(dtype)
+    p = _params64(layer)
+    want = rg.gat(ei, 13, x.astype(np.float64), p["weight"], p["att_src"], p["att_dst"],
+                  p["bias"], heads, concat, add_self_loops=loops)
+    out = layer(g, x)
+    assert out.shape == (13, heads * 4 if concat else 4)
+    np.testing.assert_allclose(out, want, rtol=TOL[dtype] * 5, atol=TOL[dtype] * 5)
+
+
+@pytest.mark.parametrize("heads,concat", [(1, True), (3, True), (2, False)])
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_gat_gradients(heads, concat, dropout):
+    g, _, _ = _graph()
+    layer = GATConv(5, 3, heads=heads, concat=concat, dropout=dropout, dtype=np.float64, rng=8)
+    x = np.random.default_rng(9).standard_normal((13, 5))
+    _check_gradients(layer, g, x, reseed=11 if dropout else None)
+
+
+def test_gat_attention_dropout_only_in_training():
+    g, ei, _ = _graph()
+    layer = GATConv(5, 3, heads=2, dropout=0.5, dtype=np.float64, rng=8)
+    x = np.random.default_rng(9).standard_normal((13, 5))
+    a, b = layer(g, x), layer(g, x)
+    assert not np.allclose(a, b)
+    layer.eval()
+    p = _params64(layer)
+    want = rg.gat(ei, 13, x, p["weight"], p["att_src"], p["att_dst"], p["bias"], 2)
+    np.testing.assert_allclose(layer(g, x), want, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- edge cases
+def _all_layers(dtype=np.float64):
+    return [GCNConv(3, 2, dtype=dtype, rng=0), SAGEConv(3, 2, dtype=dtype, rng=0),
+            SAGEConv(3, 2, aggr="max", dtype=dtype, rng=0),
+            GINConv(_mlp(3, 4, 2, dtype, 0), dtype=dtype),
+            GATConv(3, 2, heads=2, dtype=dtype, rng=0)]
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_graph_without_edges_and_isolated_nodes(k):
+    layer = _all_layers()[k]
+    empty = Graph(np.zeros((2, 0), np.int64), num_nodes=4)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    out = layer(empty, x)
+    assert np.all(np.isfinite(out))
+    dx = layer.backward(np.ones_like(out))
+    assert dx.shape == x.shape and np.all(np.isfinite(dx))
+    if isinstance(layer, SAGEConv):  # no neighbours: only the root term and bias
+        np.testing.assert_allclose(out, x @ layer.weight_root + layer.bias, atol=1e-12)
+    nothing = Graph(np.zeros((2, 0), np.int64), num_nodes=0)
+    assert layer(nothing, np.zeros((0, 3))).shape[0] == 0
+
+
+def test_input_grad_false_skips_the_input_gradient():
+    g, _, _ = _graph()
+    x = np.random.default_rng(0).standard_normal((13, 5))
+    a = GCNConv(5, 3, dtype=np.float64, rng=0)
+    b = GCNConv(5, 3, dtype=np.float64, rng=0, input_grad=False)
+    up = np.ones((13, 3))
+    a(g, x)
+    b(g, x)
+    assert a.backward(up) is not None and b.backward(up) is None
+    np.testing.assert_array_equal(a.grad("weight"), b.grad("weight"))
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_layers_reject_bad_features(k):
+    layer = _all_layers()[k]
+    g, _, _ = _graph()
+    with pytest.raises(ValueError, match="x: expected one row per node"):
+        layer(g, np.zeros((12, 3)))
+    bad = np.zeros((13, 3))
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        layer(g, bad)
+    with pytest.raises(TypeError, match="graph"):
+        layer(np.zeros((2, 3), np.int64), np.zeros((13, 3)))
+    if not isinstance(layer, GINConv):
+        with pytest.raises(ValueError, match="x: expected 3 features"):
+            layer(g, np.zeros((13, 4)))
+    with pytest.raises(RuntimeError, match="before forward"):
+        type(layer)(*([3, 2] if not isinstance(layer, GINConv) else [_mlp(3, 4, 2, np.float64,
+                                                                        0)])).backward(
+            np.zeros((13, 2)))
+
+
+def test_bad_layer_arguments():
+    with pytest.raises(ValueError, match="aggr"):
+        SAGEConv(3, 2, aggr="sum")
+    with pytest.raises(ValueError, match="heads"):
+        GATConv(3, 2, heads=0)
+    with pytest.raises(ValueError, match="dropout"):
+        GATConv(3, 2, dropout=1.0)
+    with pytest.raises(TypeError, match="mlp"):
+        GINConv(lambda h: h)
+    with pytest.raises(ValueError, match="positive"):
+        GCNConv(0, 2)
+
+
+# ---------------------------------------------------------------------- batching and readout
+def _small_graphs(seed=0):
+    rng = np.random.default_rng(seed)
+    graphs, feats = [], []
+    for n in (4, 1, 6, 3):
+        e = int(rng.integers(0, 2 * n))
+        graphs.append(Graph(rng.integers(0, n, (2, e)), n, rng.random(e) + 0.5))
+        feats.append(rng.standard_normal((n, 3)))
+    graphs.append(Graph(np.zeros((2, 0), np.int64), num_nodes=0))  # an empty graph
+    feats.append(np.zeros((0, 3)))
+    return graphs, feats
+
+
+def test_batch_is_block_diagonal_and_layers_act_per_graph():
+    graphs, feats = _small_graphs()
+    gb = batch_graphs(graphs, feats)
+    assert gb.num_graphs == 5 and list(gb.ptr) == [0, 4, 5, 11, 14, 14]
+    assert list(np.bincount(gb.batch, minlength=5)) == [4, 1, 6, 3, 0]
+    ei = gb.graph.edge_index()
+    assert np.all(gb.batch[ei[0]] == gb.batch[ei[1]])  # no edge crosses graphs
+    assert gb.graph.num_edges == sum(g.num_edges for g in graphs)
+    layer = GCNConv(3, 2, dtype=np.float64, rng=0)
+    whole = layer(gb.graph, gb.x)
+    for i, (g, x) in enumerate(zip(graphs, feats)):
+        part = whole[gb.ptr[i]:gb.ptr[i + 1]]
+        np.testing.assert_allclose(part, layer(g, x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_readout_matches_numpy_and_finite_differences(dtype, reduce):
+    rng = np.random.default_rng(1)
+    batch = np.array([2, 0, 0, 1, 2, 2, 0, 1, 1, 2, 0])  # unsorted; graph 3 has no node
+    x = rng.standard_normal((11, 4)).astype(dtype)
+    out, arg = readout(x, batch, 4, reduce)
+    assert out.dtype == dtype and out.shape == (4, 4) and np.all(out[3] == 0)
+    np.testing.assert_allclose(out, rg.readout(x.astype(np.float64), batch, 4, reduce),
+                               rtol=TOL[dtype], atol=TOL[dtype])
+    if dtype == np.float32:
+        return
+    up = rng.standard_normal((4, 4))
+    gx = readout_backward(up, batch, reduce, arg)
+    eps = 1e-6
+    for k in np.ndindex(x.shape):
+        a, b = x.copy(), x.copy()
+        a[k] += eps
+        b[k] -= eps
+        fd = (np.sum(rg.readout(a, batch, 4, reduce) * up)
+              - np.sum(rg.readout(b, batch, 4, reduce) * up)) / (2 * eps)
+        assert gx[k] == pytest.approx(fd, abs=1e-6)
+    pool = GlobalPool(reduce)
+    np.testing.assert_array_equal(pool(x, batch, 4), out)
+    np.testing.assert_array_equal(pool.backward(up), gx)
+
+
+def test_iter_batches_covers_every_graph_once():
+    graphs, feats = _small_graphs()
+    seen = []
+    for idx, gb in iter_batches(graphs, feats, batch_size=2, rng=0):
+        assert gb.num_graphs == len(idx) <= 2
+        np.testing.assert_array_equal(gb.x, np.concatenate([feats[i] for i in idx]))
+        seen.extend(idx.tolist())
+    assert sorted(seen) == list(range(5))
+
+
+def test_batch_and_readout_bad_input():
+    graphs, feats = _small_graphs()
+    with pytest.raises(ValueError, match="features: expected one matrix per graph"):
+        batch_graphs(graphs, feats[:-1])
+    with pytest.raises(ValueError, match=r"features\[2\]: expected shape \(6, n_features\)"):
+        batch_graphs(graphs, [f if i != 2 else f[:5] for i, f in enumerate(feats)])
+    nan = [f.copy() for f in feats]
+    nan[0][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"features\[0\]"):
+        batch_graphs(graphs, nan)
+    with pytest.raises(TypeError, match=r"graphs\[1\]"):
+        batch_graphs([graphs[0], "g"])
+    x = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="batch: expected shape"):
+        readout(x, np.zeros(4, np.int64), 2)
+    with pytest.raises(IndexError, match="batch: graph id 3"):
+        readout(x, np.array([0, 1, 3, 0, 0]), 2)
+    with pytest.raises(TypeError, match="batch"):
+        readout(x, np.zeros(5), 1)
+    with pytest.raises(ValueError, match="reduce"):
+        readout(x, np.zeros(5, np.int64), 1, "min")
+    with pytest.raises(ValueError, match="batch_size"):
+        next(iter_batches(graphs, feats, batch_size=0))
