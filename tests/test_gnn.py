@@ -1,5 +1,6 @@
-"""nesy.gnn: Graph construction and neighbourhood aggregation against SciPy/NumPy references,
-finite differences, thread-count and SIMD invariance, and bad input.
+"""nesy.gnn: Graph construction, neighbourhood aggregation (shared and per-head weights), SDDMM
+and edge softmax against SciPy/NumPy references, finite differences, thread-count and SIMD
+invariance, and bad input.
 
 Mirrors python/nesy/gnn/ and rust/core/src/gnn/.
 """
@@ -12,7 +13,15 @@ import scipy.sparse as sp
 
 import nesy
 from nesy import _core
-from nesy.gnn import Graph, aggregate, aggregate_backward
+from nesy.gnn import (
+    Graph,
+    aggregate,
+    aggregate_backward,
+    edge_softmax,
+    edge_softmax_backward,
+    sddmm,
+    sddmm_backward,
+)
 
 
 def _random_graph(n=60, e=400, seed=0, weighted=True):
@@ -176,3 +185,225 @@ def test_every_feature_tiling_matches_scipy(f):
         out, _ = aggregate(g, x, reduce)
         want = _reference(ei, w, 80, x.astype(np.float64), reduce)
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- attention: SDDMM, edge softmax
+def _numeric_grad(loss, x, eps=1e-6):
+    """Central differences of a scalar ``loss`` at every entry of ``x`` (float64)."""
+    out = np.zeros_like(x)
+    for k in np.ndindex(x.shape):
+        a, b = x.copy(), x.copy()
+        a[k] += eps
+        b[k] -= eps
+        out[k] = (loss(a) - loss(b)) / (2 * eps)
+    return out
+
+
+def _csr_src_dst(g):
+    ei = g.edge_index()
+    return ei[0], ei[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_per_head_weights_match_reference(dtype, reduce):
+    g, _, _ = _random_graph(seed=11)
+    heads, fh = 3, 4
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((60, heads * fh)).astype(dtype)
+    w = (rng.random((g.num_edges, heads)) + 0.5).astype(dtype)
+    out, arg = aggregate(g, x, reduce, edge_weight=w)
+    src, dst = _csr_src_dst(g)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for h in range(heads):
+        cols = slice(h * fh, (h + 1) * fh)
+        want = _reference(np.vstack([src, dst]), w[:, h].astype(np.float64), 60,
+                          x[:, cols].astype(np.float64), reduce)
+        np.testing.assert_allclose(out[:, cols], want, rtol=tol, atol=tol)
+    gx, gw = aggregate_backward(g, x, np.ones_like(out), reduce, arg=arg, weight_grad=True,
+                                edge_weight=w)
+    assert gx.shape == x.shape and gw.shape == (g.num_edges, heads) and gw.dtype == dtype
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_per_head_weight_gradients_match_finite_differences(reduce):
+    g, _, _ = _random_graph(n=12, e=40, seed=13)
+    heads, fh = 2, 3
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((12, heads * fh))
+    w = rng.random((g.num_edges, heads)) + 0.5
+    up = rng.standard_normal((12, heads * fh))
+    _, arg = aggregate(g, x, reduce, edge_weight=w)
+    gx, gw = aggregate_backward(g, x, up, reduce, arg=arg, weight_grad=True, edge_weight=w)
+    np.testing.assert_allclose(
+        gx, _numeric_grad(lambda a: np.sum(aggregate(g, a, reduce, edge_weight=w)[0] * up), x),
+        atol=1e-6)
+    np.testing.assert_allclose(
+        gw, _numeric_grad(lambda a: np.sum(aggregate(g, x, reduce, edge_weight=a)[0] * up), w),
+        atol=1e-6)
+
+
+def _sddmm_reference(g, u, v, op, heads):
+    src, dst = _csr_src_dst(g)
+    if op == "add":
+        return u[src] + v[dst]
+    n = u.shape[1] // heads
+    return np.einsum("ehf,ehf->eh", u[src].reshape(-1, heads, n), v[dst].reshape(-1, heads, n))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op,heads,width", [("add", 1, 1), ("add", 8, 8), ("dot", 1, 16),
+                                            ("dot", 4, 36), ("dot", 3, 7 * 3)])
+def test_sddmm_matches_numpy(dtype, op, heads, width):
+    g, _, _ = _random_graph(seed=15)
+    rng = np.random.default_rng(16)
+    u = rng.standard_normal((60, width)).astype(dtype)
+    v = rng.standard_normal((60, width)).astype(dtype)
+    e = sddmm(g, u, v, op, heads)
+    assert e.shape == (g.num_edges, heads) and e.dtype == dtype
+    want = _sddmm_reference(g, u.astype(np.float64), v.astype(np.float64), op, heads)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(e, want, rtol=tol, atol=tol)
+    up = rng.standard_normal(e.shape).astype(dtype)
+    gu, gv = sddmm_backward(g, u, v, up, op, heads)
+    # The adjoint identity <up, J (du, dv)> for a random direction, against NumPy.
+    src, dst = _csr_src_dst(g)
+    if op == "add":
+        want_u = np.zeros((60, heads))
+        want_v = np.zeros((60, heads))
+        np.add.at(want_u, src, up)
+        np.add.at(want_v, dst, up)
+    else:
+        n = width // heads
+        upr = up.astype(np.float64)[:, :, None]
+        want_u = np.zeros((60, heads, n))
+        want_v = np.zeros((60, heads, n))
+        np.add.at(want_u, src, upr * v.astype(np.float64)[dst].reshape(-1, heads, n))
+        np.add.at(want_v, dst, upr * u.astype(np.float64)[src].reshape(-1, heads, n))
+        want_u, want_v = want_u.reshape(60, width), want_v.reshape(60, width)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(gu, want_u, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gv, want_v, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("op,heads,width", [("add", 2, 2), ("dot", 2, 6)])
+def test_sddmm_gradients_match_finite_differences(op, heads, width):
+    g, _, _ = _random_graph(n=10, e=30, seed=17)
+    rng = np.random.default_rng(18)
+    u, v = rng.standard_normal((2, 10, width))
+    up = rng.standard_normal((g.num_edges, heads))
+    gu, gv = sddmm_backward(g, u, v, up, op, heads)
+    np.testing.assert_allclose(
+        gu, _numeric_grad(lambda a: np.sum(sddmm(g, a, v, op, heads) * up), u), atol=1e-6)
+    np.testing.assert_allclose(
+        gv, _numeric_grad(lambda a: np.sum(sddmm(g, u, a, op, heads) * up), v), atol=1e-6)
+
+
+def _softmax_reference(g, s):
+    s2 = s.reshape(g.num_edges, -1).astype(np.float64)
+    _, dst = _csr_src_dst(g)
+    out = np.zeros_like(s2)
+    for d in np.unique(dst):
+        sel = dst == d
+        z = np.exp(s2[sel] - s2[sel].max(axis=0))
+        out[sel] = z / z.sum(axis=0)
+    return out.reshape(s.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", ["flat", "heads"])
+def test_edge_softmax_matches_numpy_and_sums_to_one(dtype, shape):
+    g, _, _ = _random_graph(seed=19)
+    rng = np.random.default_rng(20)
+    size = (g.num_edges,) if shape == "flat" else (g.num_edges, 4)
+    s = (50 * rng.standard_normal(size)).astype(dtype)  # large: needs the max shift
+    alpha = edge_softmax(g, s)
+    assert alpha.shape == s.shape and alpha.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(alpha, _softmax_reference(g, s), rtol=tol, atol=tol)
+    sums = aggregate(g, np.ones((60, 1), dtype), "sum",
+                     edge_weight=alpha.reshape(g.num_edges, -1)[:, :1].copy())[0]
+    has_in = g.in_degree() > 0
+    np.testing.assert_allclose(sums[has_in], 1.0, rtol=tol)
+    assert np.all(sums[~has_in] == 0)  # node 3: no in-edges, no entries
+    up = rng.standard_normal(size).astype(dtype)
+    gs = edge_softmax_backward(g, alpha, up)
+    a64 = alpha.astype(np.float64).reshape(g.num_edges, -1)
+    u64 = up.astype(np.float64).reshape(g.num_edges, -1)
+    row_dot = aggregate(g, np.ones((60, 1)), "sum", edge_weight=(a64 * u64)[:, :1].copy())[0]
+    _, dst = _csr_src_dst(g)
+    want = a64[:, :1] * (u64[:, :1] - row_dot[dst])
+    np.testing.assert_allclose(gs.reshape(g.num_edges, -1)[:, :1], want, rtol=1e-4, atol=tol)
+
+
+def test_edge_softmax_gradient_matches_finite_differences():
+    g, _, _ = _random_graph(n=10, e=40, seed=21)
+    rng = np.random.default_rng(22)
+    s = rng.standard_normal((g.num_edges, 3))
+    up = rng.standard_normal(s.shape)
+    gs = edge_softmax_backward(g, edge_softmax(g, s), up)
+    np.testing.assert_allclose(gs, _numeric_grad(lambda a: np.sum(edge_softmax(g, a) * up), s),
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_kernels_do_not_depend_on_threads_or_simd_level(dtype):
+    g, _, _ = _random_graph(n=3000, e=60_000, seed=23)
+    rng = np.random.default_rng(24)
+    heads = 4
+    u = rng.standard_normal((3000, heads * 8)).astype(dtype)
+    v = rng.standard_normal((3000, heads * 8)).astype(dtype)
+    before = nesy.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            nesy.set_num_threads(threads)
+            for level in _core.simd_levels():
+                e = _core.gnn_sddmm(g.indptr, g.indices, u, v, "dot", heads, simd=level)
+                alpha = _core.gnn_edge_softmax(g.indptr, g.indices, e, simd=level)
+                gs = _core.gnn_edge_softmax_backward(g.indptr, g.indices, alpha, e, simd=level)
+                gu, gv = _core.gnn_sddmm_backward(g.indptr, g.indices, g.t_indptr, g.t_indices,
+                                                  g.perm, u, v, gs, "dot", heads, simd=level)
+                out, _ = _core.gnn_aggregate(g.indptr, g.indices, u, "sum", alpha, simd=level)
+                results.append((e, alpha, gs, gu, gv, out))
+    finally:
+        nesy.set_num_threads(before)
+    for r in results[1:]:
+        for a, b in zip(r, results[0]):
+            assert np.array_equal(a, b)
+
+
+def test_attention_on_empty_graph_and_isolated_nodes():
+    g = Graph(np.zeros((2, 0), np.int64), 4)
+    u = np.ones((4, 2))
+    assert sddmm(g, u, u, "add").shape == (0, 2)
+    assert edge_softmax(g, np.zeros((0, 2))).shape == (0, 2)
+    gu, gv = sddmm_backward(g, u, u, np.zeros((0, 2)), "add")
+    assert np.all(gu == 0) and np.all(gv == 0)
+    out, _ = aggregate(g, u, "sum", edge_weight=np.zeros((0, 2)))
+    assert np.all(out == 0)
+
+
+@pytest.mark.parametrize("call,exc,needle", [
+    (lambda g, u: sddmm(g, u, u, "mul"), ValueError, "op"),
+    (lambda g, u: sddmm(g, u[:5], u[:5]), ValueError, "u:"),
+    (lambda g, u: sddmm(g, u, u[:, :2]), ValueError, "v:"),
+    (lambda g, u: sddmm(g, u, u, "dot", heads=5), ValueError, "heads"),
+    (lambda g, u: sddmm(g, u, u, "add", heads=2), ValueError, "per node and head"),
+    (lambda g, u: sddmm(g, u.astype(np.int64), u), TypeError, "u:"),
+    (lambda g, u: sddmm(g, np.where(u > 0, np.nan, u), u), ValueError, "NaN"),
+    (lambda g, u: sddmm_backward(g, u, u, np.ones((3, 1))), ValueError, "grad"),
+    (lambda g, u: edge_softmax(g, np.ones(3)), ValueError, "scores"),
+    (lambda g, u: edge_softmax(g, np.full(g.num_edges, np.inf)), ValueError, "scores"),
+    (lambda g, u: edge_softmax(g, np.ones(g.num_edges, np.int64)), TypeError, "scores"),
+    (lambda g, u: edge_softmax_backward(g, np.ones(g.num_edges), np.ones((g.num_edges, 2))),
+     ValueError, "grad"),
+    (lambda g, u: aggregate(g, u, edge_weight=np.ones((g.num_edges, 4))), ValueError, "heads"),
+    (lambda g, u: aggregate(g, u, edge_weight=np.ones(g.num_edges + 1)), ValueError,
+     "edge_weight"),
+])
+def test_attention_bad_input_names_the_argument(call, exc, needle):
+    g, _, _ = _random_graph(n=10, e=30, seed=25)
+    u = np.random.default_rng(26).standard_normal((10, 6))
+    with pytest.raises(exc, match=needle):
+        call(g, u)

@@ -71,6 +71,41 @@ def gnn_aggregate_backward(
     weight_grad: bool = False,
     simd: str | None = None,
 ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
+def gnn_sddmm(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    u: npt.NDArray[np.floating],
+    v: npt.NDArray[np.floating],
+    op: str = "dot",
+    heads: int = 1,
+    simd: str | None = None,
+) -> npt.NDArray[np.floating]: ...
+def gnn_sddmm_backward(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int64],
+    perm: npt.NDArray[np.int64],
+    u: npt.NDArray[np.floating],
+    v: npt.NDArray[np.floating],
+    grad: npt.NDArray[np.floating],
+    op: str = "dot",
+    heads: int = 1,
+    simd: str | None = None,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]: ...
+def gnn_edge_softmax(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.floating],
+    simd: str | None = None,
+) -> npt.NDArray[np.floating]: ...
+def gnn_edge_softmax_backward(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    alpha: npt.NDArray[np.floating],
+    grad: npt.NDArray[np.floating],
+    simd: str | None = None,
+) -> npt.NDArray[np.floating]: ...
 
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
@@ -122,6 +157,10 @@ __all__ = [
     "get_num_threads",
     "gnn_aggregate",
     "gnn_aggregate_backward",
+    "gnn_edge_softmax",
+    "gnn_edge_softmax_backward",
+    "gnn_sddmm",
+    "gnn_sddmm_backward",
     "grad_norm",
     "optim_columns",
     "optim_state",

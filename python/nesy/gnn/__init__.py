@@ -1,9 +1,19 @@
-"""Graph neural networks: :class:`Graph` (CSR by destination, transpose kept) and neighbourhood
-aggregation (sum, mean, max, min; forward and backward) with kernels in ``rust/core/src/gnn``."""
+"""Graph neural networks: :class:`Graph` (CSR by destination, transpose kept), neighbourhood
+aggregation (sum, mean, max, min; shared or per-head edge weights), SDDMM and edge softmax,
+forward and backward, with kernels in ``rust/core/src/gnn``."""
 
-from nesy.gnn.graph import Graph, aggregate, aggregate_backward
+from nesy.gnn.graph import (
+    Graph,
+    aggregate,
+    aggregate_backward,
+    edge_softmax,
+    edge_softmax_backward,
+    sddmm,
+    sddmm_backward,
+)
 
-__all__ = ["Graph", "aggregate", "aggregate_backward"]
+__all__ = ["Graph", "aggregate", "aggregate_backward", "sddmm", "sddmm_backward",
+           "edge_softmax", "edge_softmax_backward"]
 
 from nesy.gnn.batch import (  # noqa: E402
     GlobalPool,

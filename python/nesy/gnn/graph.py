@@ -2,7 +2,10 @@
 
 Edges go from a source to a destination node; an ``edge_index`` of shape ``(2, E)`` holds the
 sources in row 0 and the destinations in row 1 (PyG's convention). A node's aggregate is taken
-over its in-edges. Kernels: ``rust/core/src/gnn``.
+over its in-edges. The operations on a graph: :func:`aggregate` (sum, mean, max, min with
+optional per-edge or per-edge-and-head weights), :func:`sddmm` (a score per edge from its
+endpoints' features) and :func:`edge_softmax` (scores normalised over each node's in-edges),
+each with its backward. Kernels: ``rust/core/src/gnn``.
 """
 
 from __future__ import annotations
@@ -183,14 +186,36 @@ def _check_x(graph: Graph, x: Any) -> np.ndarray:
     return x
 
 
-def _weights(graph: Graph, x: np.ndarray, use_weights: bool) -> Optional[np.ndarray]:
+def _edge_array(graph: Graph, a: Any, name: str, dtype: np.dtype, ndim: tuple[int, ...] = (1, 2)
+                ) -> np.ndarray:
+    """A per-edge array ``(n_edges,)`` or ``(n_edges, heads)`` in CSR order, finite."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name}: expected floats, got dtype {a.dtype}")
+    if a.ndim not in ndim or a.shape[0] != graph.num_edges:
+        raise ValueError(f"{name}: expected shape ({graph.num_edges},) or ({graph.num_edges}, "
+                         f"heads) for a graph of {graph.num_edges} edges, got {a.shape}")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not _core.all_finite([a]):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return a
+
+
+def _weights(graph: Graph, x: np.ndarray, use_weights: bool,
+             edge_weight: Optional[Any] = None) -> Optional[np.ndarray]:
+    if edge_weight is not None:
+        w = _edge_array(graph, edge_weight, "edge_weight", x.dtype)
+        if w.ndim == 2 and (w.shape[1] == 0 or x.shape[1] % w.shape[1]):
+            raise ValueError(f"edge_weight: {w.shape[1]} heads do not divide the "
+                             f"{x.shape[1]} features of x")
+        return w
     if not use_weights or graph.edge_weight is None:
         return None
     return np.ascontiguousarray(graph.edge_weight, dtype=x.dtype)
 
 
-def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True
-              ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True,
+              edge_weight: Optional[Any] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``out[d] = reduce over in-edges (s -> d) of w * x[s]``; 0 for a node without in-edges.
 
     Parameters
@@ -201,6 +226,10 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         Mean divides the (weighted) sum by the number of in-edges.
     use_weights : bool
         Multiply by the graph's edge weights (if it has any).
+    edge_weight : ndarray, shape (n_edges,) or (n_edges, heads), optional
+        Weights in CSR edge order that replace the graph's own (e.g. attention coefficients
+        from :func:`edge_softmax`). With ``heads`` columns, the features form ``heads`` equal
+        groups and head ``h`` weighs columns ``h * F / heads`` to ``(h + 1) * F / heads``.
 
     Returns
     -------
@@ -213,19 +242,128 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
     x = _check_x(graph, x)
     return _core.gnn_aggregate(graph.indptr, graph.indices, x, reduce,
-                               _weights(graph, x, use_weights))
+                               _weights(graph, x, use_weights, edge_weight))
 
 
 def aggregate_backward(graph: Graph, x: Any, grad_out: Any, reduce: str = "sum",
                        arg: Optional[np.ndarray] = None, use_weights: bool = True,
-                       weight_grad: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+                       weight_grad: bool = False, edge_weight: Optional[Any] = None
+                       ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Gradients of :func:`aggregate`: ``(grad_x, grad_weight)``; ``grad_weight`` (in CSR edge
-    order) only with ``weight_grad``. A gather over the transposed graph: no atomics, the same
-    result for any thread count."""
+    order, shaped as the weights: ``(n_edges,)`` or ``(n_edges, heads)``) only with
+    ``weight_grad``. A gather over the transposed graph: no atomics, the same result for any
+    thread count."""
     if reduce not in REDUCES:
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
     x = _check_x(graph, x)
     g = np.ascontiguousarray(grad_out, dtype=x.dtype)
     return _core.gnn_aggregate_backward(
         graph.indptr, graph.indices, graph.t_indptr, graph.t_indices, graph.perm, x, g, reduce,
-        _weights(graph, x, use_weights), arg, weight_grad)
+        _weights(graph, x, use_weights, edge_weight), arg, weight_grad)
+
+
+SDDMM_OPS = ("add", "dot")
+
+
+def _check_node_array(graph: Graph, a: Any, name: str, dtype: Optional[np.dtype] = None
+                      ) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 2 or a.shape[0] != graph.num_nodes:
+        raise ValueError(f"{name}: expected shape ({graph.num_nodes}, n) for a graph of "
+                         f"{graph.num_nodes} nodes, got {a.shape}")
+    if dtype is None:
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name}: expected float32 or float64, got dtype {a.dtype}")
+        dtype = a.dtype
+    elif not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name}: expected floats, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not _core.all_finite([a]):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return a
+
+
+def _sddmm_inputs(graph: Graph, u: Any, v: Any, op: str, heads: Optional[int]
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    if op not in SDDMM_OPS:
+        raise ValueError(f"op: expected one of {SDDMM_OPS}, got {op!r}")
+    u = _check_node_array(graph, u, "u")
+    v = _check_node_array(graph, v, "v", u.dtype)
+    if v.shape != u.shape:
+        raise ValueError(f"v: expected the shape of u {u.shape}, got {v.shape}")
+    if heads is None:
+        heads = u.shape[1] if op == "add" else 1
+    if isinstance(heads, bool) or int(heads) < 1:
+        raise ValueError(f"heads: must be a positive integer, got {heads!r}")
+    return u, v, int(heads)
+
+
+def sddmm(graph: Graph, u: Any, v: Any, op: str = "dot", heads: Optional[int] = None
+          ) -> np.ndarray:
+    """A score per edge (and head) from its source's row of ``u`` and its destination's row of
+    ``v``: the sampled dense-dense product of attention layers.
+
+    Parameters
+    ----------
+    graph : Graph
+    u, v : ndarray, shape (n_nodes, n)
+        Source-side and destination-side node features (same dtype).
+    op : {"dot", "add"}
+        ``"add"``: ``n == heads``, ``e[k, h] = u[s_k, h] + v[d_k, h]`` (GAT's additive
+        attention). ``"dot"``: ``n = heads * F``, ``e[k, h] = <u[s_k, h, :], v[d_k, h, :]>``.
+    heads : int, optional
+        Default: ``n`` for ``"add"``, 1 for ``"dot"``.
+
+    Returns
+    -------
+    ndarray, shape (n_edges, heads)
+        In CSR edge order (as :attr:`Graph.indices`).
+    """
+    u, v, heads = _sddmm_inputs(graph, u, v, op, heads)
+    return _core.gnn_sddmm(graph.indptr, graph.indices, u, v, op, heads)
+
+
+def sddmm_backward(graph: Graph, u: Any, v: Any, grad: Any, op: str = "dot",
+                   heads: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients ``(grad_u, grad_v)`` of :func:`sddmm` from ``grad (n_edges, heads)``: gathers
+    over the graph and its transpose, the same for any thread count."""
+    u, v, heads = _sddmm_inputs(graph, u, v, op, heads)
+    g = _edge_array(graph, grad, "grad", u.dtype)
+    g = g.reshape(graph.num_edges, -1) if g.ndim == 1 else g
+    return _core.gnn_sddmm_backward(graph.indptr, graph.indices, graph.t_indptr,
+                                    graph.t_indices, graph.perm, u, v, g, op, heads)
+
+
+def edge_softmax(graph: Graph, scores: Any) -> np.ndarray:
+    """Softmax of edge scores over the in-edges of each destination node:
+    ``alpha[e, h] = exp(s[e, h]) / sum over the in-edges e' of d of exp(s[e', h])`` (computed
+    with the row maximum subtracted, so large scores do not overflow).
+
+    Parameters
+    ----------
+    graph : Graph
+    scores : ndarray, shape (n_edges,) or (n_edges, heads)
+        In CSR edge order, float32 or float64, finite.
+
+    Returns
+    -------
+    ndarray, shaped as ``scores``
+        Sums to 1 over every node's in-edges (per head); nodes without in-edges have no entries.
+    """
+    s = np.asarray(scores)
+    dtype = s.dtype if s.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    s = _edge_array(graph, s, "scores", dtype)
+    return _core.gnn_edge_softmax(graph.indptr, graph.indices, s)
+
+
+def edge_softmax_backward(graph: Graph, alpha: Any, grad: Any) -> np.ndarray:
+    """Gradient of the scores of :func:`edge_softmax` from its output ``alpha`` and the
+    upstream gradient ``grad`` (same shape): ``alpha * (grad - sum over the row of alpha *
+    grad)``."""
+    a = np.asarray(alpha)
+    dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    a = _edge_array(graph, a, "alpha", dtype)
+    g = _edge_array(graph, grad, "grad", dtype)
+    if g.shape != a.shape:
+        raise ValueError(f"grad: expected the shape of alpha {a.shape}, got {g.shape}")
+    return _core.gnn_edge_softmax_backward(graph.indptr, graph.indices, a, g)

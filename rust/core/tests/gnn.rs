@@ -1,10 +1,13 @@
-//! Graph aggregation: against naive loops, finite differences of both gradients, Seq vs Rayon
+//! Graph aggregation, SDDMM and edge softmax: against naive loops, finite differences of both gradients, Seq vs Rayon
 //! and every SIMD level bitwise, empty rows, duplicate edges, and bad graphs.
 
 mod common;
 
 use common::Rng;
-use nesy_core::gnn::{aggregate, aggregate_backward, Csr, Reduce};
+use nesy_core::gnn::{
+    aggregate, aggregate_backward, edge_softmax, edge_softmax_backward, sddmm, sddmm_backward, Csr,
+    Reduce, SddmmOp, Weights,
+};
 use nesy_core::simd::{supported_levels, Level};
 use nesy_core::Par;
 
@@ -94,6 +97,7 @@ fn forward(
 ) -> (Vec<f64>, Vec<i64>) {
     let mut out = vec![f64::NAN; g.n_dst * f];
     let mut arg = vec![-7i64; g.n_dst * f];
+    let w = w.map(Weights::shared);
     aggregate(par, level, g.csr(), x, f, w, red, &mut out, Some(&mut arg)).unwrap();
     (out, arg)
 }
@@ -175,7 +179,7 @@ fn gradients_match_finite_differences() {
             &g.perm,
             &x,
             f,
-            Some(&w),
+            Some(Weights::shared(&w)),
             red,
             argr,
             &up,
@@ -233,4 +237,280 @@ fn bad_graphs_are_refused() {
     )
     .unwrap();
     assert_eq!(out, vec![0.0; 6]);
+}
+
+/// Central finite difference of `loss` along coordinate `k` of `v`.
+fn numeric(v: &[f64], k: usize, loss: &impl Fn(&[f64]) -> f64) -> f64 {
+    let eps = 1e-6;
+    let (mut a, mut b) = (v.to_vec(), v.to_vec());
+    a[k] += eps;
+    b[k] -= eps;
+    (loss(&a) - loss(&b)) / (2.0 * eps)
+}
+
+/// Every coordinate of `analytic` against a finite difference of `loss` at `v`.
+fn check_grad(analytic: &[f64], v: &[f64], loss: impl Fn(&[f64]) -> f64, tol: f64, what: &str) {
+    for (k, a) in analytic.iter().enumerate() {
+        let num = numeric(v, k, &loss);
+        assert!((a - num).abs() < tol, "{what}[{k}]: {a} vs {num}");
+    }
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= tol, "{what}[{k}]: {a} vs {b}");
+    }
+}
+
+/// Per-head weights: head h scales its own column group; gradients by finite differences.
+#[test]
+fn per_head_weights_forward_and_gradients() {
+    let g = graph(11, 9, 45, 21);
+    let (heads, fh) = (3, 2);
+    let f = heads * fh;
+    let mut r = Rng::new(22);
+    let x = r.vec(g.n_src * f);
+    let w = r.vec(g.indices.len() * heads);
+    let up = r.vec(g.n_dst * f);
+    let run = |x: &[f64], w: &[f64], red: Reduce, par: Par, level: Level| {
+        let mut out = vec![f64::NAN; g.n_dst * f];
+        let mut arg = vec![0i64; g.n_dst * f];
+        let wt = Some(Weights { w, heads });
+        aggregate(par, level, g.csr(), x, f, wt, red, &mut out, Some(&mut arg)).unwrap();
+        (out, arg)
+    };
+    for red in REDUCES {
+        // Against the shared-weight kernel run head by head on that head's columns.
+        let (out, arg) = run(&x, &w, red, Par::Seq, Level::Scalar);
+        for h in 0..heads {
+            let xh: Vec<f64> = (0..g.n_src)
+                .flat_map(|s| x[s * f + h * fh..s * f + (h + 1) * fh].to_vec())
+                .collect();
+            let wh: Vec<f64> = (0..g.indices.len()).map(|e| w[e * heads + h]).collect();
+            let want = naive(&g, &xh, fh, Some(&wh), red);
+            for d in 0..g.n_dst {
+                let got = &out[d * f + h * fh..d * f + (h + 1) * fh];
+                assert_close(got, &want[d * fh..(d + 1) * fh], 1e-12, "per-head forward");
+            }
+        }
+        for level in supported_levels() {
+            assert_eq!(
+                run(&x, &w, red, Par::Rayon, level),
+                (out.clone(), arg.clone())
+            );
+        }
+        let mut gx = vec![f64::NAN; x.len()];
+        let mut gw = vec![f64::NAN; w.len()];
+        let argr = Some(&arg[..]).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
+        let wt = Some(Weights { w: &w, heads });
+        aggregate_backward(
+            Par::Rayon,
+            nesy_core::simd::detect(),
+            g.csr(),
+            g.csr_t(),
+            &g.perm,
+            &x,
+            f,
+            wt,
+            red,
+            argr,
+            &up,
+            &mut gx,
+            Some(&mut gw),
+        )
+        .unwrap();
+        let loss = |x: &[f64], w: &[f64]| -> f64 {
+            let out = run(x, w, red, Par::Seq, Level::Scalar).0;
+            out.iter().zip(&up).map(|(a, b)| a * b).sum()
+        };
+        check_grad(&gx, &x, |x| loss(x, &w), 1e-6, &format!("{red:?} grad_x"));
+        check_grad(&gw, &w, |w| loss(&x, w), 1e-6, &format!("{red:?} grad_w"));
+    }
+    // Heads must divide the features.
+    let mut out = vec![0.0; g.n_dst * f];
+    let w4 = vec![1.0; g.indices.len() * 4];
+    let bad = Some(Weights { w: &w4, heads: 4 });
+    let err = aggregate(
+        Par::Seq,
+        Level::Scalar,
+        g.csr(),
+        &x,
+        f,
+        bad,
+        Reduce::Sum,
+        &mut out,
+        None,
+    );
+    assert!(err.unwrap_err().to_string().contains("heads"));
+}
+
+fn sddmm_naive(g: &Graph, u: &[f64], v: &[f64], f: usize, heads: usize, op: SddmmOp) -> Vec<f64> {
+    let fh = f / heads;
+    let mut out = Vec::new();
+    for d in 0..g.n_dst {
+        for e in g.indptr[d] as usize..g.indptr[d + 1] as usize {
+            let s = g.indices[e] as usize;
+            for h in 0..heads {
+                out.push(match op {
+                    SddmmOp::Add => u[s * f + h] + v[d * f + h],
+                    SddmmOp::Dot => (0..fh)
+                        .map(|j| u[s * f + h * fh + j] * v[d * f + h * fh + j])
+                        .sum(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sddmm_matches_naive_loops_and_finite_differences() {
+    let g = graph(13, 10, 60, 31);
+    let mut r = Rng::new(32);
+    for (op, heads, f) in [
+        (SddmmOp::Add, 1, 1),
+        (SddmmOp::Add, 4, 4),
+        (SddmmOp::Dot, 1, 5),
+        (SddmmOp::Dot, 2, 6),
+        (SddmmOp::Dot, 3, 27),
+    ] {
+        let u = r.vec(g.n_src * f);
+        let v = r.vec(g.n_dst * f);
+        let up = r.vec(g.indices.len() * heads);
+        let run = |u: &[f64], v: &[f64], par: Par, level: Level| {
+            let mut out = vec![f64::NAN; g.indices.len() * heads];
+            sddmm(par, level, g.csr(), u, v, f, heads, op, &mut out).unwrap();
+            out
+        };
+        let out = run(&u, &v, Par::Seq, Level::Scalar);
+        assert_close(&out, &sddmm_naive(&g, &u, &v, f, heads, op), 1e-12, "sddmm");
+        for level in supported_levels() {
+            assert_eq!(run(&u, &v, Par::Rayon, level), out, "{op:?} {level:?}");
+        }
+        let mut gu = vec![f64::NAN; u.len()];
+        let mut gv = vec![f64::NAN; v.len()];
+        let (csr, csr_t) = (g.csr(), g.csr_t());
+        let level = nesy_core::simd::detect();
+        sddmm_backward(
+            Par::Rayon,
+            level,
+            csr,
+            csr_t,
+            &g.perm,
+            &u,
+            &v,
+            f,
+            heads,
+            op,
+            &up,
+            &mut gu,
+            &mut gv,
+        )
+        .unwrap();
+        let loss = |u: &[f64], v: &[f64]| -> f64 {
+            let out = run(u, v, Par::Seq, Level::Scalar);
+            out.iter().zip(&up).map(|(a, b)| a * b).sum()
+        };
+        check_grad(&gu, &u, |u| loss(u, &v), 1e-6, &format!("{op:?} grad_u"));
+        check_grad(&gv, &v, |v| loss(&u, v), 1e-6, &format!("{op:?} grad_v"));
+    }
+    // Shapes are checked.
+    let mut out = vec![0.0; g.indices.len()];
+    let u = vec![0.0; g.n_src * 2];
+    let v = vec![0.0; g.n_dst * 2];
+    let err = sddmm(
+        Par::Seq,
+        Level::Scalar,
+        g.csr(),
+        &u,
+        &v,
+        2,
+        1,
+        SddmmOp::Add,
+        &mut out,
+    );
+    assert!(err.is_err());
+    let err = sddmm(
+        Par::Seq,
+        Level::Scalar,
+        g.csr(),
+        &u[1..],
+        &v,
+        2,
+        1,
+        SddmmOp::Dot,
+        &mut out,
+    );
+    assert!(err.unwrap_err().to_string().contains('u'));
+}
+
+#[test]
+fn edge_softmax_matches_naive_and_finite_differences() {
+    let g = graph(17, 12, 90, 41);
+    let heads = 3;
+    let mut r = Rng::new(42);
+    // Large offsets: the row maximum keeps exp from overflowing.
+    let scores: Vec<f64> = r
+        .vec(g.indices.len() * heads)
+        .iter()
+        .map(|v| 300.0 * v)
+        .collect();
+    let run = |s: &[f64], par: Par, level: Level| {
+        let mut out = vec![f64::NAN; s.len()];
+        edge_softmax(par, level, g.csr(), s, heads, &mut out).unwrap();
+        out
+    };
+    let alpha = run(&scores, Par::Seq, Level::Scalar);
+    for d in 0..g.n_dst {
+        let edges = g.indptr[d] as usize..g.indptr[d + 1] as usize;
+        for h in 0..heads {
+            let m = edges
+                .clone()
+                .map(|e| scores[e * heads + h])
+                .fold(f64::MIN, f64::max);
+            let z: f64 = edges
+                .clone()
+                .map(|e| (scores[e * heads + h] - m).exp())
+                .sum();
+            for e in edges.clone() {
+                let want = (scores[e * heads + h] - m).exp() / z;
+                assert!((alpha[e * heads + h] - want).abs() < 1e-14);
+            }
+        }
+    }
+    for level in supported_levels() {
+        assert_eq!(run(&scores, Par::Rayon, level), alpha);
+    }
+    // Gradient on moderate scores.
+    let scores: Vec<f64> = r.vec(g.indices.len() * heads);
+    let up = r.vec(scores.len());
+    let alpha = run(&scores, Par::Seq, Level::Scalar);
+    let mut gs = vec![f64::NAN; scores.len()];
+    let level = nesy_core::simd::detect();
+    edge_softmax_backward(Par::Rayon, level, g.csr(), &alpha, &up, heads, &mut gs).unwrap();
+    let loss = |s: &[f64]| -> f64 {
+        run(s, Par::Seq, Level::Scalar)
+            .iter()
+            .zip(&up)
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    check_grad(&gs, &scores, loss, 1e-7, "grad_scores");
+    // f32 follows the f64 result closely.
+    let s32: Vec<f32> = scores.iter().map(|&v| v as f32).collect();
+    let mut a32 = vec![0f32; s32.len()];
+    edge_softmax(Par::Rayon, level, g.csr(), &s32, heads, &mut a32).unwrap();
+    for (a, b) in a32.iter().zip(&alpha) {
+        assert!((*a as f64 - b).abs() < 1e-6);
+    }
+    let err = edge_softmax(
+        Par::Seq,
+        Level::Scalar,
+        g.csr(),
+        &scores[1..],
+        heads,
+        &mut gs,
+    );
+    assert!(err.unwrap_err().to_string().contains("scores"));
 }

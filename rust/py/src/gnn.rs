@@ -1,8 +1,9 @@
-//! Bindings of `nesy_core::gnn`: neighbourhood aggregation over a CSR graph, forward and
-//! backward. Index arrays are int64 (the Python `Graph` keeps them so); features float32 or
-//! float64 (the dtype of `x` picks the kernel). Outputs are new arrays.
+//! Bindings of `nesy_core::gnn`: neighbourhood aggregation, SDDMM and edge softmax over a CSR
+//! graph, forward and backward. Index arrays are int64 (the Python `Graph` keeps them so);
+//! features float32 or float64 (the dtype of the first float argument picks the kernel).
+//! Outputs are new arrays.
 
-use nesy_core::gnn::{self, Csr, Reduce};
+use nesy_core::gnn::{self, Csr, Reduce, SddmmOp, Weights};
 use nesy_core::{Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -24,6 +25,40 @@ fn index_array<'py>(
 
 type AggOut<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
 
+/// Edge weights `(E)` (one per edge) or `(E, heads)` (one per edge and head); returns the
+/// array and the number of heads.
+fn edge_weight_array<'py, T: Element>(
+    w: &Bound<'py, PyAny>,
+    name: &'static str,
+    dtype: &'static str,
+) -> PyResult<(Bound<'py, PyArrayDyn<T>>, usize)> {
+    let ndim: usize = w.getattr("ndim").and_then(|n| n.extract()).unwrap_or(1);
+    let a = typed_array::<T>(w, name, if ndim == 2 { 2 } else { 1 }, dtype)?;
+    let heads = if ndim == 2 { a.shape()[1] } else { 1 };
+    Ok((a, heads))
+}
+
+/// `n_dst` from an `indptr` of `n_dst + 1` entries.
+fn rows_of(indptr: &Bound<'_, PyArray1<i64>>) -> PyResult<usize> {
+    indptr
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| value_error("indptr: must hold n_dst + 1 >= 1 entries"))
+}
+
+/// Picks the kernel from the dtype of `$x`: `$f::<f64>(.., "float64")` or `$f::<f32>(..)`.
+macro_rules! by_dtype {
+    ($x:expr, $name:literal, $f:ident($($arg:expr),*)) => {
+        if $x.cast::<PyArrayDyn<f64>>().is_ok() {
+            $f::<f64>($($arg),*, "float64")
+        } else if $x.cast::<PyArrayDyn<f32>>().is_ok() {
+            $f::<f32>($($arg),*, "float32")
+        } else {
+            Err(type_error(concat!($name, ": expected a float32 or float64 numpy array")))
+        }
+    };
+}
+
 #[allow(clippy::too_many_arguments)]
 fn forward_typed<'py, T: Element + Float>(
     py: Python<'py>,
@@ -41,18 +76,15 @@ fn forward_typed<'py, T: Element + Float>(
     let x = typed_array::<T>(x, "x", 2, dtype)?;
     let w = edge_weight
         .filter(|w| !w.is_none())
-        .map(|w| typed_array::<T>(w, "edge_weight", 1, dtype))
+        .map(|w| edge_weight_array::<T>(w, "edge_weight", dtype))
         .transpose()?;
     let (n_src, f) = (x.shape()[0], x.shape()[1]);
-    let n_dst = indptr
-        .len()
-        .checked_sub(1)
-        .ok_or_else(|| value_error("indptr: must hold n_dst + 1 >= 1 entries"))?;
+    let n_dst = rows_of(&indptr)?;
     let mut acc = Access::with_capacity(4);
     acc.add(&indptr, false, "indptr", 0)?;
     acc.add(&indices, false, "indices", 0)?;
     acc.add(&x, false, "x", 0)?;
-    if let Some(w) = &w {
+    if let Some((w, _)) = &w {
         acc.add(w, false, "edge_weight", 0)?;
     }
     acc.check()?;
@@ -66,7 +98,10 @@ fn forward_typed<'py, T: Element + Float>(
     {
         // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
         let (ip, ix, xs) = unsafe { (slice(&indptr), slice(&indices), slice(&x)) };
-        let ws = w.as_ref().map(|w| unsafe { slice(w) });
+        let ws = w.as_ref().map(|(w, heads)| Weights {
+            w: unsafe { slice(w) },
+            heads: *heads,
+        });
         let os = unsafe { slice_mut(&out) };
         let args = arg.as_ref().map(|a| unsafe { slice_mut(a) });
         let g = Csr::new(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
@@ -79,8 +114,9 @@ fn forward_typed<'py, T: Element + Float>(
 
 /// Aggregates `x (n_src, F)` over the in-edges of every destination of a CSR graph
 /// (`indptr (n_dst + 1)`, `indices (E)` = sources) with `reduce` in sum/mean/max/min and
-/// optional `edge_weight (E)`. Returns `(out (n_dst, F), arg)`; `arg (n_dst, F)` holds the winning
-/// edge of max/min (-1 for a node without in-edges) and is None for sum/mean.
+/// optional `edge_weight`: `(E)`, or `(E, heads)` where head `h` scales its own group of
+/// `F / heads` columns. Returns `(out (n_dst, F), arg)`; `arg (n_dst, F)` holds the winning edge
+/// of max/min (-1 for a node without in-edges) and is None for sum/mean.
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, x, reduce="sum", edge_weight=None, simd=None))]
 pub fn gnn_aggregate<'py>(
@@ -93,13 +129,11 @@ pub fn gnn_aggregate<'py>(
     simd: Option<&str>,
 ) -> PyResult<AggOut<'py>> {
     let reduce = Reduce::parse(reduce).map_err(to_py)?;
-    if x.cast::<PyArrayDyn<f64>>().is_ok() {
-        forward_typed::<f64>(py, indptr, indices, x, reduce, edge_weight, simd, "float64")
-    } else if x.cast::<PyArrayDyn<f32>>().is_ok() {
-        forward_typed::<f32>(py, indptr, indices, x, reduce, edge_weight, simd, "float32")
-    } else {
-        Err(type_error("x: expected a float32 or float64 numpy array"))
-    }
+    by_dtype!(
+        x,
+        "x",
+        forward_typed(py, indptr, indices, x, reduce, edge_weight, simd)
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +160,7 @@ fn backward_typed<'py, T: Element + Float>(
     let grad = typed_array::<T>(grad_out, "grad_out", 2, dtype)?;
     let w = edge_weight
         .filter(|w| !w.is_none())
-        .map(|w| typed_array::<T>(w, "edge_weight", 1, dtype))
+        .map(|w| edge_weight_array::<T>(w, "edge_weight", dtype))
         .transpose()?;
     let arg = arg
         .filter(|a| !a.is_none())
@@ -137,10 +171,7 @@ fn backward_typed<'py, T: Element + Float>(
         })
         .transpose()?;
     let (n_src, f) = (x.shape()[0], x.shape()[1]);
-    let n_dst = idx[0]
-        .len()
-        .checked_sub(1)
-        .ok_or_else(|| value_error("indptr: must hold n_dst + 1 >= 1 entries"))?;
+    let n_dst = rows_of(&idx[0])?;
     if grad.shape() != [n_dst, f] {
         return Err(value_error(format!(
             "grad_out: expected shape {}, got {}",
@@ -154,7 +185,7 @@ fn backward_typed<'py, T: Element + Float>(
     }
     acc.add(&x, false, "x", 0)?;
     acc.add(&grad, false, "grad_out", 0)?;
-    if let Some(w) = &w {
+    if let Some((w, _)) = &w {
         acc.add(w, false, "edge_weight", 0)?;
     }
     if let Some(a) = &arg {
@@ -163,16 +194,19 @@ fn backward_typed<'py, T: Element + Float>(
     acc.check()?;
     let grad_x: Bound<'py, PyArray2<T>> = zeros(py, &[n_src, f], dtype)?;
     let n_edges = idx[1].len();
-    let grad_w: Option<Bound<'py, PyArray1<T>>> = if weight_grad {
-        Some(zeros(py, &[n_edges], dtype)?)
-    } else {
-        None
+    let grad_w: Option<Bound<'py, PyArrayDyn<T>>> = match (&w, weight_grad) {
+        (_, false) => None,
+        (Some((w, heads)), true) if w.ndim() == 2 => Some(zeros(py, &[n_edges, *heads], dtype)?),
+        (_, true) => Some(zeros(py, &[n_edges], dtype)?),
     };
     {
         // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
         let s: Vec<&[i64]> = idx.iter().map(|a| unsafe { slice(a) }).collect();
         let (xs, gs) = unsafe { (slice(&x), slice(&grad)) };
-        let ws = w.as_ref().map(|w| unsafe { slice(w) });
+        let ws = w.as_ref().map(|(w, heads)| Weights {
+            w: unsafe { slice(w) },
+            heads: *heads,
+        });
         let args = arg.as_ref().map(|a| unsafe { slice(a) });
         let gx = unsafe { slice_mut(&grad_x) };
         let gw = grad_w.as_ref().map(|g| unsafe { slice_mut(g) });
@@ -199,7 +233,8 @@ fn backward_typed<'py, T: Element + Float>(
     Ok((grad_x.into_any(), grad_w.map(|g| g.into_any())))
 }
 
-/// Backward of `gnn_aggregate`: returns `(grad_x (n_src, F), grad_weight (E) or None)`, from
+/// Backward of `gnn_aggregate`: returns `(grad_x (n_src, F), grad_weight)` (`grad_weight`
+/// shaped as `edge_weight`, `(E)` without weights, None unless `weight_grad`), from
 /// the graph, its transposed CSR (`t_indptr`, `t_indices` = destinations, `perm` = forward edge
 /// of every transposed edge), the forward inputs and `grad_out (n_dst, F)`.
 #[pyfunction]
@@ -222,8 +257,10 @@ pub fn gnn_aggregate_backward<'py>(
 ) -> PyResult<AggOut<'py>> {
     let reduce = Reduce::parse(reduce).map_err(to_py)?;
     let graph = [indptr, indices, t_indptr, t_indices, perm];
-    if x.cast::<PyArrayDyn<f64>>().is_ok() {
-        backward_typed::<f64>(
+    by_dtype!(
+        x,
+        "x",
+        backward_typed(
             py,
             graph,
             x,
@@ -232,23 +269,257 @@ pub fn gnn_aggregate_backward<'py>(
             edge_weight,
             arg,
             weight_grad,
-            simd,
-            "float64",
+            simd
         )
-    } else if x.cast::<PyArrayDyn<f32>>().is_ok() {
-        backward_typed::<f32>(
-            py,
-            graph,
-            x,
-            grad_out,
-            reduce,
-            edge_weight,
-            arg,
-            weight_grad,
-            simd,
-            "float32",
-        )
-    } else {
-        Err(type_error("x: expected a float32 or float64 numpy array"))
+    )
+}
+
+/// The int64 index arrays of a graph (and of its transpose), named as the arguments.
+fn index_arrays<'py>(
+    arrays: &[&Bound<'py, PyAny>],
+    names: &[&'static str],
+) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
+    arrays
+        .iter()
+        .zip(names)
+        .map(|(a, n)| index_array(a, n))
+        .collect()
+}
+
+const GRAPH_NAMES: [&str; 5] = ["indptr", "indices", "t_indptr", "t_indices", "perm"];
+
+#[allow(clippy::too_many_arguments)]
+fn sddmm_typed<'py, T: Element + Float>(
+    py: Python<'py>,
+    graph: &[&Bound<'py, PyAny>],
+    u: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+    op: SddmmOp,
+    heads: usize,
+    simd: Option<&str>,
+    dtype: &'static str,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let level = level(simd)?;
+    let idx = index_arrays(graph, &GRAPH_NAMES[..graph.len()])?;
+    let u = typed_array::<T>(u, "u", 2, dtype)?;
+    let v = typed_array::<T>(v, "v", 2, dtype)?;
+    let grad = grad
+        .map(|g| typed_array::<T>(g, "grad", 2, dtype))
+        .transpose()?;
+    let (n_src, f) = (u.shape()[0], u.shape()[1]);
+    let n_dst = rows_of(&idx[0])?;
+    if v.shape() != [n_dst, f] {
+        return Err(value_error(format!(
+            "v: expected shape {} (destination nodes, the columns of u), got {}",
+            py_shape(&[n_dst, f]),
+            py_shape(v.shape())
+        )));
     }
+    let n_edges = idx[1].len();
+    if let Some(g) = &grad {
+        if g.shape() != [n_edges, heads] {
+            return Err(value_error(format!(
+                "grad: expected shape {}, got {}",
+                py_shape(&[n_edges, heads]),
+                py_shape(g.shape())
+            )));
+        }
+    }
+    let mut acc = Access::with_capacity(8);
+    for (a, n) in idx.iter().zip(GRAPH_NAMES) {
+        acc.add(a, false, n, 0)?;
+    }
+    acc.add(&u, false, "u", 0)?;
+    acc.add(&v, false, "v", 0)?;
+    if let Some(g) = &grad {
+        acc.add(g, false, "grad", 0)?;
+    }
+    acc.check()?;
+    // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
+    let s: Vec<&[i64]> = idx.iter().map(|a| unsafe { slice(a) }).collect();
+    let (us, vs) = unsafe { (slice(&u), slice(&v)) };
+    let g = Csr::new(n_dst, n_src, s[0], s[1], "graph").map_err(to_py)?;
+    let work = n_edges * f.max(1);
+    match &grad {
+        None => {
+            let out: Bound<'py, PyArray2<T>> = zeros(py, &[n_edges, heads], dtype)?;
+            let os = unsafe { slice_mut(&out) };
+            run_kernel(py, work, || {
+                gnn::sddmm(Par::Rayon, level, g, us, vs, f, heads, op, os)
+            })?;
+            Ok(vec![out.into_any()])
+        }
+        Some(grad) => {
+            let gt = Csr::new(n_src, n_dst, s[2], s[3], "graph (transposed)").map_err(to_py)?;
+            let gu: Bound<'py, PyArray2<T>> = zeros(py, &[n_src, f], dtype)?;
+            let gv: Bound<'py, PyArray2<T>> = zeros(py, &[n_dst, f], dtype)?;
+            let (gs, gus, gvs) = unsafe { (slice(grad), slice_mut(&gu), slice_mut(&gv)) };
+            run_kernel(py, work, || {
+                gnn::sddmm_backward(
+                    Par::Rayon,
+                    level,
+                    g,
+                    gt,
+                    s[4],
+                    us,
+                    vs,
+                    f,
+                    heads,
+                    op,
+                    gs,
+                    gus,
+                    gvs,
+                )
+            })?;
+            Ok(vec![gu.into_any(), gv.into_any()])
+        }
+    }
+}
+
+/// SDDMM: a score per edge and head, `(E, heads)` in CSR edge order, from `u (n_src, F)` (source
+/// features) and `v (n_dst, F)`. `op="add"`: `F == heads`, `e[k, h] = u[s, h] + v[d, h]`;
+/// `op="dot"`: `F = heads * F_h`, `e[k, h] = <u[s, h, :], v[d, h, :]>`.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, u, v, op="dot", heads=1, simd=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn gnn_sddmm<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    u: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    op: &str,
+    heads: usize,
+    simd: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let op = SddmmOp::parse(op).map_err(to_py)?;
+    let graph = [indptr, indices];
+    let mut out = by_dtype!(u, "u", sddmm_typed(py, &graph, u, v, None, op, heads, simd))?;
+    Ok(out.remove(0))
+}
+
+/// Backward of `gnn_sddmm`: `(grad_u, grad_v)` from `grad (E, heads)`, with the transposed
+/// graph as in `gnn_aggregate_backward`.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, t_indptr, t_indices, perm, u, v, grad, op="dot", heads=1, simd=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn gnn_sddmm_backward<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    t_indptr: &Bound<'py, PyAny>,
+    t_indices: &Bound<'py, PyAny>,
+    perm: &Bound<'py, PyAny>,
+    u: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    op: &str,
+    heads: usize,
+    simd: Option<&str>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let op = SddmmOp::parse(op).map_err(to_py)?;
+    let graph = [indptr, indices, t_indptr, t_indices, perm];
+    let mut out = by_dtype!(
+        u,
+        "u",
+        sddmm_typed(py, &graph, u, v, Some(grad), op, heads, simd)
+    )?;
+    let gv = out.pop().expect("two outputs");
+    let gu = out.pop().expect("two outputs");
+    Ok((gu, gv))
+}
+
+/// Edge softmax forward (`grad` None: returns alpha from `scores`) or backward (returns the
+/// score gradient from `alpha` = `scores` and `grad`). Shapes `(E)` or `(E, heads)`.
+fn softmax_typed<'py, T: Element + Float>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    scores: &Bound<'py, PyAny>,
+    grad: Option<&Bound<'py, PyAny>>,
+    simd: Option<&str>,
+    dtype: &'static str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let level = level(simd)?;
+    let name = if grad.is_some() { "alpha" } else { "scores" };
+    let idx = index_arrays(&[indptr, indices], &["indptr", "indices"])?;
+    let (sc, heads) = edge_weight_array::<T>(scores, name, dtype)?;
+    let grad = grad
+        .map(|g| typed_array::<T>(g, "grad", sc.ndim(), dtype))
+        .transpose()?;
+    if let Some(g) = &grad {
+        if g.shape() != sc.shape() {
+            return Err(value_error(format!(
+                "grad: expected shape {} (as {name}), got {}",
+                py_shape(sc.shape()),
+                py_shape(g.shape())
+            )));
+        }
+    }
+    let n_dst = rows_of(&idx[0])?;
+    let mut acc = Access::with_capacity(4);
+    acc.add(&idx[0], false, "indptr", 0)?;
+    acc.add(&idx[1], false, "indices", 0)?;
+    acc.add(&sc, false, name, 0)?;
+    if let Some(g) = &grad {
+        acc.add(g, false, "grad", 0)?;
+    }
+    acc.check()?;
+    let out: Bound<'py, PyArrayDyn<T>> = zeros(py, sc.shape(), dtype)?;
+    // SAFETY: inputs covered by `acc`; the output is a fresh array.
+    let (ip, ix, ss) = unsafe { (slice(&idx[0]), slice(&idx[1]), slice(&sc)) };
+    let os = unsafe { slice_mut(&out) };
+    // Softmax needs only the row structure: sources are not indexed, so any bound will do.
+    let g = Csr::new(n_dst, usize::MAX, ip, ix, "graph").map_err(to_py)?;
+    let work = ss.len() * 8;
+    match &grad {
+        None => run_kernel(py, work, || {
+            gnn::edge_softmax(Par::Rayon, level, g, ss, heads, os)
+        })?,
+        Some(grad) => {
+            let gs = unsafe { slice(grad) };
+            run_kernel(py, work, || {
+                gnn::edge_softmax_backward(Par::Rayon, level, g, ss, gs, heads, os)
+            })?
+        }
+    }
+    Ok(out.into_any())
+}
+
+/// Softmax of `scores (E)` or `(E, heads)` (CSR edge order) over the in-edges of every
+/// destination.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, scores, simd=None))]
+pub fn gnn_edge_softmax<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    scores: &Bound<'py, PyAny>,
+    simd: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    by_dtype!(
+        scores,
+        "scores",
+        softmax_typed(py, indptr, indices, scores, None, simd)
+    )
+}
+
+/// Backward of `gnn_edge_softmax`: the score gradient from the forward output `alpha` and the
+/// upstream gradient `grad` (both shaped as the scores).
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, alpha, grad, simd=None))]
+pub fn gnn_edge_softmax_backward<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    alpha: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    simd: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    by_dtype!(
+        alpha,
+        "alpha",
+        softmax_typed(py, indptr, indices, alpha, Some(grad), simd)
+    )
 }

@@ -49,6 +49,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grad::scale, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_sddmm, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_sddmm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_edge_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_edge_softmax_backward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

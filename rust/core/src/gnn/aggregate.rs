@@ -1,4 +1,5 @@
 //! Neighbourhood aggregation: `out[d] = reduce_{e = (s -> d)} w_e * x[s]`, forward and backward.
+//! Weights may be per head ([`Weights`]): head `h` scales its own group of feature columns.
 //!
 //! Reductions: sum, mean (the weighted sum divided by the in-degree), max and min (element-wise;
 //! `arg[d, j]` records the edge that won, -1 for a node without in-edges). A node without
@@ -9,7 +10,7 @@
 //! optionally `grad_w[e] = <g[d], x[s]>` (restricted to the winning features for max/min),
 //! gathered per destination row.
 
-use super::Csr;
+use super::{heads_of, Csr, Weights};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::par::Par;
@@ -45,17 +46,18 @@ impl Reduce {
     }
 }
 
-fn check_weights<T>(g: &Csr<'_>, weights: Option<&[T]>) -> Result<()> {
+fn check_weights<T: Copy>(g: &Csr<'_>, weights: &Option<Weights<'_, T>>, f: usize) -> Result<()> {
     match weights {
-        Some(w) if w.len() != g.nnz() => Err(Error::len("edge_weight", g.nnz(), w.len())),
-        _ => Ok(()),
+        Some(w) => w.check(g.nnz(), f, "edge_weight"),
+        None => Ok(()),
     }
 }
 
 /// Features per register tile of the sum/mean kernel.
 const TILE: usize = 32;
 
-/// `acc = sum over edges of w_e * x[s, t0..t0 + N]` with the sums in a local array.
+/// `acc = sum over edges of w_e * x[s, t0..t0 + N]` with the sums in a local array (`h`: the
+/// head of columns `t0..t0 + N`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn sum_tile<T: Float, const N: usize>(
@@ -64,7 +66,8 @@ fn sum_tile<T: Float, const N: usize>(
     x: &[T],
     f: usize,
     t0: usize,
-    w: Option<&[T]>,
+    w: Option<Weights<'_, T>>,
+    h: usize,
     acc: &mut [T],
 ) {
     let mut sum = [T::ZERO; N];
@@ -75,7 +78,7 @@ fn sum_tile<T: Float, const N: usize>(
             .expect("tile in range");
         match w {
             Some(w) => {
-                let we = w[e];
+                let we = w.at(e, h);
                 for j in 0..N {
                     sum[j] = sum[j] + we * xs[j];
                 }
@@ -100,7 +103,8 @@ fn sum_tile_dyn<T: Float>(
     f: usize,
     t0: usize,
     width: usize,
-    w: Option<&[T]>,
+    w: Option<Weights<'_, T>>,
+    h: usize,
     acc: &mut [T],
 ) {
     let acc = &mut acc[..width];
@@ -108,7 +112,7 @@ fn sum_tile_dyn<T: Float>(
     for e in edges {
         let s = g.indices[e] as usize;
         let xs = &x[s * f + t0..s * f + t0 + width];
-        let we = w.map_or(T::ONE, |w| w[e]);
+        let we = w.map_or(T::ONE, |w| w.at(e, h));
         for (a, &v) in acc.iter_mut().zip(xs) {
             *a = *a + we * v;
         }
@@ -121,7 +125,7 @@ struct Forward<'a, T> {
     rows: std::ops::Range<usize>,
     x: &'a [T],
     f: usize,
-    w: Option<&'a [T]>,
+    w: Option<Weights<'a, T>>,
     reduce: Reduce,
     out: &'a mut [T],
     arg: &'a mut [i64],
@@ -132,6 +136,8 @@ impl<T: Float> Kernel for Forward<'_, T> {
     #[inline(always)]
     fn run(self) {
         let f = self.f;
+        let heads = heads_of(&self.w);
+        let fh = f / heads;
         for (k, d) in self.rows.clone().enumerate() {
             let acc = &mut self.out[k * f..(k + 1) * f];
             let edges = self.g.row(d);
@@ -139,36 +145,31 @@ impl<T: Float> Kernel for Forward<'_, T> {
             match self.reduce {
                 Reduce::Sum | Reduce::Mean => {
                     // Features in register tiles: the running sums stay in registers while the
-                    // row's edges stream by (instead of a load and store per edge).
-                    let mut t0 = 0;
-                    while t0 < f {
-                        let width = TILE.min(f - t0);
-                        let (g, x, w) = (&self.g, self.x, self.w);
-                        let tile = &mut acc[t0..t0 + width];
-                        // Narrower fixed tiles keep small feature counts in registers too.
-                        if width == TILE {
-                            sum_tile::<T, TILE>(g, edges.clone(), x, f, t0, w, tile);
-                        } else if width >= 16 {
-                            sum_tile::<T, 16>(g, edges.clone(), x, f, t0, w, tile);
-                            t0 += 16;
-                            continue;
-                        } else if width >= 8 {
-                            sum_tile::<T, 8>(g, edges.clone(), x, f, t0, w, tile);
-                            t0 += 8;
-                            continue;
-                        } else {
-                            sum_tile_dyn(
-                                &self.g,
-                                edges.clone(),
-                                self.x,
-                                f,
-                                t0,
-                                width,
-                                self.w,
-                                &mut acc[t0..t0 + width],
-                            );
+                    // row's edges stream by (instead of a load and store per edge). Tiles never
+                    // cross a head's columns.
+                    for h in 0..heads {
+                        let end = (h + 1) * fh;
+                        let mut t0 = h * fh;
+                        while t0 < end {
+                            let width = TILE.min(end - t0);
+                            let (g, x, w) = (&self.g, self.x, self.w);
+                            let tile = &mut acc[t0..t0 + width];
+                            // Narrower fixed tiles keep small feature counts in registers too.
+                            let done = if width == TILE {
+                                sum_tile::<T, TILE>(g, edges.clone(), x, f, t0, w, h, tile);
+                                TILE
+                            } else if width >= 16 {
+                                sum_tile::<T, 16>(g, edges.clone(), x, f, t0, w, h, tile);
+                                16
+                            } else if width >= 8 {
+                                sum_tile::<T, 8>(g, edges.clone(), x, f, t0, w, h, tile);
+                                8
+                            } else {
+                                sum_tile_dyn(g, edges.clone(), x, f, t0, width, w, h, tile);
+                                width
+                            };
+                            t0 += done;
                         }
-                        t0 += width;
                     }
                     if self.reduce == Reduce::Mean && deg > 0 {
                         let n = T::of(deg as f64);
@@ -188,13 +189,15 @@ impl<T: Float> Kernel for Forward<'_, T> {
                     for (i, e) in edges.enumerate() {
                         let s = self.g.indices[e] as usize;
                         let xs = &self.x[s * f..(s + 1) * f];
-                        let we = self.w.map_or(T::ONE, |w| w[e]);
-                        for j in 0..f {
-                            let v = we * xs[j];
-                            // The first edge wins ties: strict comparisons.
-                            if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
-                                acc[j] = v;
-                                arg[j] = e as i64;
+                        for h in 0..heads {
+                            let we = self.w.map_or(T::ONE, |w| w.at(e, h));
+                            for j in h * fh..(h + 1) * fh {
+                                let v = we * xs[j];
+                                // The first edge wins ties: strict comparisons.
+                                if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
+                                    acc[j] = v;
+                                    arg[j] = e as i64;
+                                }
                             }
                         }
                     }
@@ -213,7 +216,7 @@ pub fn aggregate<T: Float>(
     g: Csr<'_>,
     x: &[T],
     f: usize,
-    weights: Option<&[T]>,
+    weights: Option<Weights<'_, T>>,
     reduce: Reduce,
     out: &mut [T],
     arg: Option<&mut [i64]>,
@@ -228,7 +231,7 @@ pub fn aggregate<T: Float>(
     if out.len() != g.n_rows * f {
         return Err(Error::len("out", g.n_rows * f, out.len()));
     }
-    check_weights(&g, weights)?;
+    check_weights(&g, &weights, f)?;
     let mut no_arg: [i64; 0] = [];
     let arg: &mut [i64] = match (reduce.extremum(), arg) {
         (true, Some(a)) if a.len() == g.n_rows * f => a,
@@ -272,7 +275,7 @@ struct Backward<'a, T> {
     rows: std::ops::Range<usize>,
     grad: &'a [T],
     f: usize,
-    w: Option<&'a [T]>,
+    w: Option<Weights<'a, T>>,
     reduce: Reduce,
     arg: &'a [i64],
     grad_x: &'a mut [T],
@@ -283,27 +286,33 @@ impl<T: Float> Kernel for Backward<'_, T> {
     #[inline(always)]
     fn run(self) {
         let f = self.f;
+        let heads = heads_of(&self.w);
+        let fh = f / heads;
         for (k, s) in self.rows.clone().enumerate() {
             let acc = &mut self.grad_x[k * f..(k + 1) * f];
             acc.fill(T::ZERO);
             for te in self.gt.row(s) {
                 let d = self.gt.indices[te] as usize;
                 let e = self.perm[te] as usize;
-                let gd = &self.grad[d * f..(d + 1) * f];
-                let mut scale = self.w.map_or(T::ONE, |w| w[e]);
-                if self.reduce == Reduce::Mean {
-                    scale = scale / T::of(self.deg[d] as f64);
-                }
-                if self.reduce.extremum() {
-                    let ad = &self.arg[d * f..(d + 1) * f];
-                    for j in 0..f {
-                        if ad[j] == e as i64 {
-                            acc[j] = acc[j] + scale * gd[j];
-                        }
+                for h in 0..heads {
+                    let cols = h * fh..(h + 1) * fh;
+                    let gd = &self.grad[d * f + cols.start..d * f + cols.end];
+                    let mut scale = self.w.map_or(T::ONE, |w| w.at(e, h));
+                    if self.reduce == Reduce::Mean {
+                        scale = scale / T::of(self.deg[d] as f64);
                     }
-                } else {
-                    for (a, &v) in acc.iter_mut().zip(gd) {
-                        *a = *a + scale * v;
+                    let acc = &mut acc[cols.clone()];
+                    if self.reduce.extremum() {
+                        let ad = &self.arg[d * f + cols.start..d * f + cols.end];
+                        for j in 0..fh {
+                            if ad[j] == e as i64 {
+                                acc[j] = acc[j] + scale * gd[j];
+                            }
+                        }
+                    } else {
+                        for (a, &v) in acc.iter_mut().zip(gd) {
+                            *a = *a + scale * v;
+                        }
                     }
                 }
             }
@@ -318,6 +327,7 @@ struct WeightGrad<'a, T> {
     x: &'a [T],
     grad: &'a [T],
     f: usize,
+    heads: usize,
     reduce: Reduce,
     arg: &'a [i64],
     grad_w: &'a mut [T],
@@ -328,31 +338,35 @@ impl<T: Float> Kernel for WeightGrad<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let f = self.f;
+        let (f, heads) = (self.f, self.heads);
+        let fh = f / heads;
         for d in self.rows.clone() {
             let edges = self.g.row(d);
             let deg = edges.len();
-            let gd = &self.grad[d * f..(d + 1) * f];
             for e in edges {
                 let s = self.g.indices[e] as usize;
-                let xs = &self.x[s * f..(s + 1) * f];
-                let mut dot = T::ZERO;
-                if self.reduce.extremum() {
-                    let ad = &self.arg[d * f..(d + 1) * f];
-                    for j in 0..f {
-                        if ad[j] == e as i64 {
+                for h in 0..heads {
+                    let (lo, hi) = (h * fh, (h + 1) * fh);
+                    let gd = &self.grad[d * f + lo..d * f + hi];
+                    let xs = &self.x[s * f + lo..s * f + hi];
+                    let mut dot = T::ZERO;
+                    if self.reduce.extremum() {
+                        let ad = &self.arg[d * f + lo..d * f + hi];
+                        for j in 0..fh {
+                            if ad[j] == e as i64 {
+                                dot = dot + gd[j] * xs[j];
+                            }
+                        }
+                    } else {
+                        for j in 0..fh {
                             dot = dot + gd[j] * xs[j];
                         }
+                        if self.reduce == Reduce::Mean {
+                            dot = dot / T::of(deg as f64);
+                        }
                     }
-                } else {
-                    for j in 0..f {
-                        dot = dot + gd[j] * xs[j];
-                    }
-                    if self.reduce == Reduce::Mean {
-                        dot = dot / T::of(deg as f64);
-                    }
+                    self.grad_w[(e - self.first_edge) * heads + h] = dot;
                 }
-                self.grad_w[e - self.first_edge] = dot;
             }
         }
     }
@@ -360,7 +374,8 @@ impl<T: Float> Kernel for WeightGrad<'_, T> {
 
 /// Backward of [`aggregate`]: writes `grad_x (n_src, f)` from `grad (n_dst, f)` using the
 /// transposed graph `gt` (rows = sources, `indices` = destinations, `perm[k]` = the forward
-/// edge of transposed edge `k`) and, when given, the edge-weight gradient `grad_w (E)`.
+/// edge of transposed edge `k`) and, when given, the edge-weight gradient `grad_w (E, heads)`
+/// (`heads` of the weights, 1 without weights).
 /// `x` is needed only for `grad_w`; `arg` only for max/min.
 #[allow(clippy::too_many_arguments)]
 pub fn aggregate_backward<T: Float>(
@@ -371,7 +386,7 @@ pub fn aggregate_backward<T: Float>(
     perm: &[i64],
     x: &[T],
     f: usize,
-    weights: Option<&[T]>,
+    weights: Option<Weights<'_, T>>,
     reduce: Reduce,
     arg: Option<&[i64]>,
     grad: &[T],
@@ -407,7 +422,8 @@ pub fn aggregate_backward<T: Float>(
     if grad_x.len() != g.n_cols * f {
         return Err(Error::len("grad_x", g.n_cols * f, grad_x.len()));
     }
-    check_weights(&g, weights)?;
+    check_weights(&g, &weights, f)?;
+    let heads = heads_of(&weights);
     let arg: &[i64] = match (reduce.extremum(), arg) {
         (true, Some(a)) if a.len() == g.n_rows * f => a,
         (true, _) => {
@@ -424,10 +440,13 @@ pub fn aggregate_backward<T: Float>(
             got: vec![x.len()],
         });
     }
-    if grad_w.as_ref().is_some_and(|gw| gw.len() != g.nnz()) {
+    if grad_w
+        .as_ref()
+        .is_some_and(|gw| gw.len() != g.nnz() * heads)
+    {
         return Err(Error::len(
             "grad_weight",
-            g.nnz(),
+            g.nnz() * heads,
             grad_w.as_ref().map_or(0, |gw| gw.len()),
         ));
     }
@@ -460,7 +479,7 @@ pub fn aggregate_backward<T: Float>(
         for rows in g.blocks(BLOCK_EDGES / f.max(1)) {
             let first_edge = g.indptr[rows.start] as usize;
             let n = g.indptr[rows.end] as usize - first_edge;
-            let (o, r) = std::mem::take(&mut rest).split_at_mut(n);
+            let (o, r) = std::mem::take(&mut rest).split_at_mut(n * heads);
             rest = r;
             jobs.push(WeightGrad {
                 g,
@@ -468,6 +487,7 @@ pub fn aggregate_backward<T: Float>(
                 x,
                 grad,
                 f,
+                heads,
                 reduce,
                 arg,
                 grad_w: o,

@@ -7,10 +7,59 @@
 //! for any thread count.
 
 pub mod aggregate;
+pub mod sddmm;
+pub mod softmax;
 
 pub use aggregate::{aggregate, aggregate_backward, Reduce};
+pub use sddmm::{sddmm, sddmm_backward, SddmmOp};
+pub use softmax::{edge_softmax, edge_softmax_backward};
 
 use crate::error::{Error, Result};
+
+/// Edge weights in CSR edge order, one per edge and head: `w[e * heads + h]`. With `heads > 1`
+/// the `f` feature columns form `heads` equal groups and head `h` scales columns
+/// `h * f / heads .. (h + 1) * f / heads` (multi-head attention coefficients).
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a, T> {
+    pub w: &'a [T],
+    pub heads: usize,
+}
+
+impl<'a, T: Copy> Weights<'a, T> {
+    /// One weight per edge, shared by every feature.
+    pub fn shared(w: &'a [T]) -> Self {
+        Weights { w, heads: 1 }
+    }
+
+    /// The weight of edge `e` for head `h`.
+    #[inline(always)]
+    pub fn at(&self, e: usize, h: usize) -> T {
+        self.w[e * self.heads + h]
+    }
+
+    /// Checks the length against the graph and that `heads` divides the feature count.
+    pub fn check(&self, nnz: usize, f: usize, name: &str) -> Result<()> {
+        if self.heads == 0 || !f.is_multiple_of(self.heads) {
+            return Err(Error::Value(format!(
+                "{name}: {} heads do not divide {f} features",
+                self.heads
+            )));
+        }
+        if self.w.len() != nnz * self.heads {
+            return Err(Error::Shape {
+                arg: name.into(),
+                expected: vec![nnz, self.heads],
+                got: vec![self.w.len()],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The number of heads of optional weights (1 without weights).
+pub(crate) fn heads_of<T>(w: &Option<Weights<'_, T>>) -> usize {
+    w.as_ref().map_or(1, |w| w.heads)
+}
 
 /// A CSR adjacency borrowed from the caller: `indices[indptr[r]..indptr[r + 1]]` are the
 /// neighbours of row `r`, all `< n_cols`.
