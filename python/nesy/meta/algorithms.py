@@ -118,6 +118,13 @@ def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss:
     FloatingPointError
         When a task's loss is NaN or infinite, naming ``where``, the step and the task.
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses raise below
+        return _inner_loop(backend, params, x, y, loss, steps, lr, optimizer, keep, where)
+
+
+def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss: str,
+                steps: int, lr: Lr, optimizer: Optional[OptimizerFactory], keep: bool,
+                where: str) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
     traj: List[Tuple[Params, Params]] = []
     losses = np.full(x.shape[0], np.nan)
     opt = None

@@ -359,8 +359,13 @@ class MetaLearner:
             batch = self._sample(task_sampler, m, gen, loss)
             phi = self._adapt_batch(batch, steps, loss, f"evaluate, tasks {done}..{done + m}")
             for ps, store in ((broadcast_params(theta, m), before), (phi, after)):
-                out = self.backend_.predict(ps, batch.query_x)
-                store.append(batched_loss(loss, out, batch.query_y, need_grad=False)[0])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out = self.backend_.predict(ps, batch.query_x)
+                    store.append(batched_loss(loss, out, batch.query_y, need_grad=False)[0])
+            if not np.all(np.isfinite(after[-1])):
+                t = done + int(np.flatnonzero(~np.isfinite(after[-1]))[0])
+                raise FloatingPointError(f"non-finite query loss after adaptation (evaluate, "
+                                         f"task {t}, {steps} steps); adaptation diverged")
             if loss == "cross_entropy":
                 acc.append(np.mean(np.argmax(out, axis=2) == batch.query_y, axis=1))
             done += m

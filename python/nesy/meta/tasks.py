@@ -244,6 +244,10 @@ class DigitsTasks:
         self.classes_ = [(d, r) for d in self.digits for r in self.rotations]
         self.images_ = [np.rot90(images[data.target == d], k=r, axes=(1, 2)).reshape(-1, 64)
                         for d, r in self.classes_]
+        self.counts_ = np.array([len(a) for a in self.images_])
+        self._padded = np.zeros((len(self.images_), int(self.counts_.max()), 64), self.dtype)
+        for c, a in enumerate(self.images_):
+            self._padded[c, :len(a)] = a
         if self.n_way > len(self.classes_):
             raise ValueError(f"n_way: {self.n_way} classes per episode, but the sampler has only "
                              f"{len(self.classes_)} (digits={self.digits}, "
@@ -269,19 +273,18 @@ class DigitsTasks:
         """Draw ``n_tasks`` episodes (see the class notes for the shapes)."""
         n_tasks = _pos_int("n_tasks", n_tasks)
         n, k, q = self.n_way, self.k_shot, self.k_query
-        sx = np.empty((n_tasks, n * k, 64), self.dtype)
-        qx = np.empty((n_tasks, n * q, 64), self.dtype)
-        sy = np.empty((n_tasks, n * k), np.int64)
-        qy = np.empty((n_tasks, n * q), np.int64)
-        for t in range(n_tasks):
-            chosen = rng.choice(len(self.classes_), n, replace=False)
-            for label, c in enumerate(chosen):
-                imgs = self.images_[c]
-                idx = rng.choice(len(imgs), k + q, replace=False)
-                sx[t, label * k:(label + 1) * k] = imgs[idx[:k]]
-                qx[t, label * q:(label + 1) * q] = imgs[idx[k:]]
-                sy[t, label * k:(label + 1) * k] = label
-                qy[t, label * q:(label + 1) * q] = label
+        # classes: the n smallest of random keys per task = n distinct classes in random order
+        chosen = np.argsort(rng.random((n_tasks, len(self.classes_))), axis=1)[:, :n]
+        # images: the k + q smallest random keys among each chosen class's own images
+        keys = rng.random((n_tasks, n, self._padded.shape[1]))
+        keys[np.arange(self._padded.shape[1]) >= self.counts_[chosen][..., None]] = np.inf
+        idx = np.argsort(keys, axis=2)[..., :k + q]
+        cls = chosen[..., None]
+        sx = self._padded[cls, idx[..., :k]].reshape(n_tasks, n * k, 64)
+        qx = self._padded[cls, idx[..., k:]].reshape(n_tasks, n * q, 64)
+        labels = np.broadcast_to(np.arange(n)[:, None], (n, k + q))
+        sy = np.ascontiguousarray(np.broadcast_to(labels[:, :k].reshape(-1), (n_tasks, n * k)))
+        qy = np.ascontiguousarray(np.broadcast_to(labels[:, k:].reshape(-1), (n_tasks, n * q)))
         return TaskBatch(sx, sy, qx, qy)
 
     def __repr__(self) -> str:
