@@ -40,6 +40,12 @@ pub trait Float:
     }
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
+    /// `(sin, cos)`, computed in `f64` and rounded (not on hot paths).
+    #[inline(always)]
+    fn sin_cos(self) -> (Self, Self) {
+        let (s, c) = self.to_f64().sin_cos();
+        (Self::of(s), Self::of(c))
+    }
     /// Sign as PyTorch's `sign`: -1, 0 or 1; NaN stays NaN.
     fn sign(self) -> Self {
         if self > Self::ZERO {

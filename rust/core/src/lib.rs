@@ -5,6 +5,8 @@
 //! - [`par`]: sequential or rayon execution over fixed chunks (same bits for any thread count).
 //! - [`simd`]: run-time ISA detection and dispatch; the scalar path is always compiled.
 //! - [`optim`]: optimizer update rules and fused gradient utilities.
+//! - [`rnn`], [`gnn`], [`kge`]: recurrent networks, graph message passing, knowledge-graph
+//!   embeddings.
 //!
 //! Kernels hold no global state: every input arrives as an argument, so they can run inside any
 //! thread pool or process.
@@ -12,6 +14,7 @@
 pub mod error;
 pub mod float;
 pub mod gnn;
+pub mod kge;
 pub mod linalg;
 pub mod optim;
 pub mod par;

@@ -63,12 +63,36 @@ pub struct MatMut<'a, T> {
     data: &'a mut [T],
     rows: usize,
     cols: usize,
+    /// Row stride (>= cols).
+    rs: usize,
 }
 
 impl<'a, T> MatMut<'a, T> {
     /// A row-major `rows x cols` matrix at the start of `data`.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
-        MatMut { data, rows, cols }
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs: cols,
+        }
+    }
+
+    /// A `rows x cols` block of a row-major matrix whose rows are `row_stride` apart (a column
+    /// block of a wider matrix, starting at `data[0]`).
+    pub fn strided(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize) -> Self {
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+        }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rs >= self.cols && (self.rows - 1) * self.rs + self.cols <= self.data.len())
     }
 }
 
@@ -80,18 +104,17 @@ pub fn gemm<T: Gemm>(par: Par, alpha: T, a: Mat<'_, T>, b: Mat<'_, T>, beta: T, 
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "gemm: shapes disagree"
     );
-    assert!(
-        a.fits() && b.fits() && c.rows * c.cols <= c.data.len(),
-        "gemm: view out of bounds"
-    );
+    assert!(a.fits() && b.fits() && c.fits(), "gemm: view out of bounds");
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         // Nothing to add: c = beta * c (or 0).
-        for v in c.data[..m * n].iter_mut() {
-            *v = if beta == T::ZERO { T::ZERO } else { *v * beta };
+        for row in 0..m {
+            for v in c.data[row * c.rs..row * c.rs + n].iter_mut() {
+                *v = if beta == T::ZERO { T::ZERO } else { *v * beta };
+            }
         }
         return;
     }
@@ -109,7 +132,7 @@ pub fn gemm<T: Gemm>(par: Par, alpha: T, a: Mat<'_, T>, b: Mat<'_, T>, beta: T, 
             k,
             c.data.as_mut_ptr(),
             1,
-            c.cols as isize,
+            c.rs as isize,
             beta != T::ZERO,
             a.data.as_ptr(),
             a.cs as isize,

@@ -1,0 +1,84 @@
+//! RotatE (Sun et al. 2019): `s(h, r, t) = -sum_j |h_j e^{i theta_j} - t_j|` (L1 over complex
+//! moduli, as the authors' code); entity rows are `2k` reals `[re | im]`, relation rows the `k`
+//! phases `theta` in radians (the rotation has modulus 1 by construction).
+//! 1-vs-all: tails `-sum_j |q_j - e_j|` with `q = h e^{i theta}`; heads the same with
+//! `q = t e^{-i theta}` (multiplying by `e^{-i theta}` keeps every modulus).
+
+use super::{halves, halves_mut, Form, Model, Side};
+use crate::float::Float;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RotatE;
+
+impl Model for RotatE {
+    fn name(&self) -> &'static str {
+        "rotate"
+    }
+
+    fn rel_width(&self, d_e: usize) -> Option<usize> {
+        d_e.is_multiple_of(2).then_some(d_e / 2)
+    }
+
+    #[inline(always)]
+    fn score<T: Float>(&self, h: &[T], r: &[T], t: &[T]) -> T {
+        let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
+        let mut acc = T::ZERO;
+        for j in 0..r.len() {
+            let (s, c) = r[j].sin_cos();
+            let er = hr[j] * c - hi[j] * s - tr[j];
+            let ei = hr[j] * s + hi[j] * c - ti[j];
+            acc = acc + (er * er + ei * ei).sqrt();
+        }
+        -acc
+    }
+
+    #[inline(always)]
+    fn grad<T: Float>(
+        &self,
+        h: &[T],
+        r: &[T],
+        t: &[T],
+        up: T,
+        gh: &mut [T],
+        gr: &mut [T],
+        gt: &mut [T],
+    ) {
+        let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
+        let (ghr, ghi) = halves_mut(gh);
+        let (gtr, gti) = halves_mut(gt);
+        for j in 0..r.len() {
+            let (s, c) = r[j].sin_cos();
+            let (ar, ai) = (hr[j] * c - hi[j] * s, hr[j] * s + hi[j] * c);
+            let (er, ei) = (ar - tr[j], ai - ti[j]);
+            let m = (er * er + ei * ei).sqrt();
+            if m == T::ZERO {
+                continue;
+            }
+            // d s / d e = -e / |e| per component.
+            let (g_re, g_im) = (-up * er / m, -up * ei / m);
+            ghr[j] = ghr[j] + g_re * c + g_im * s;
+            ghi[j] = ghi[j] - g_re * s + g_im * c;
+            gr[j] = gr[j] - g_re * ai + g_im * ar;
+            gtr[j] = gtr[j] - g_re;
+            gti[j] = gti[j] - g_im;
+        }
+    }
+
+    fn form(&self) -> Form {
+        Form::NegModulus
+    }
+
+    #[inline(always)]
+    fn query<T: Float>(&self, x: &[T], r: &[T], side: Side, q: &mut [T]) {
+        let (xr, xi) = halves(x);
+        let (qr, qi) = halves_mut(q);
+        for j in 0..r.len() {
+            let (mut s, c) = r[j].sin_cos();
+            if side == Side::Head {
+                s = -s;
+            }
+            qr[j] = xr[j] * c - xi[j] * s;
+            qi[j] = xr[j] * s + xi[j] * c;
+        }
+    }
+}

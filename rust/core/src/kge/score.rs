@@ -1,0 +1,326 @@
+//! Scores: of given triples (with their row gradients), and 1-vs-all scores of many queries
+//! against every entity through the model's [`Form`]: one GEMM for the dot form (DistMult,
+//! ComplEx) and the squared-L2 expansion (TransE-L2), SIMD distance kernels for L1 (TransE-L1)
+//! and complex moduli (RotatE).
+//!
+//! The distance kernels keep a block of query rows in L1 cache and stream the entity table past
+//! it; sums run over [`LANES`] fixed accumulators added in a fixed order, so every SIMD level and
+//! thread count gives the same bits.
+
+use super::{Form, Model, Side, Tables};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::par::Par;
+use crate::simd::{dispatch, Kernel, Level};
+
+/// Triples per parallel job of the per-triple kernels.
+const TRIPLE_BLOCK: usize = 1 << 10;
+/// Query rows per block of the distance kernels (their rows stay in L1 cache).
+pub(crate) const QUERY_BLOCK: usize = 16;
+/// Accumulators of the distance sums.
+const LANES: usize = 16;
+
+/// Scores of `triples (n, 3)` into `out (n)`.
+pub fn score_triples<T: Float, M: Model>(
+    par: Par,
+    model: M,
+    tables: Tables<'_, T>,
+    triples: &[i64],
+    out: &mut [T],
+) -> Result<()> {
+    let n = tables.check_triples(triples, "triples")?;
+    if out.len() != n {
+        return Err(Error::len("out", n, out.len()));
+    }
+    let jobs: Vec<_> = out
+        .chunks_mut(TRIPLE_BLOCK)
+        .zip(triples.chunks(3 * TRIPLE_BLOCK))
+        .collect();
+    par.for_work(n * tables.d_e * 4).for_each(jobs, |(o, tr)| {
+        for (s, t) in o.iter_mut().zip(tr.chunks_exact(3)) {
+            let (h, r, t) = (t[0] as usize, t[1] as usize, t[2] as usize);
+            *s = model.score(tables.e(h), tables.r(r), tables.e(t));
+        }
+    });
+    Ok(())
+}
+
+/// Row gradients of `sum(upstream * score)`: `gh (n, d_e)`, `gr (n, d_r)`, `gt (n, d_e)`, one
+/// row per triple (overwritten; scatter them into the tables with the triples' ids).
+#[allow(clippy::too_many_arguments)]
+pub fn score_triples_grad<T: Float, M: Model>(
+    par: Par,
+    model: M,
+    tables: Tables<'_, T>,
+    triples: &[i64],
+    upstream: &[T],
+    gh: &mut [T],
+    gr: &mut [T],
+    gt: &mut [T],
+) -> Result<()> {
+    let n = tables.check_triples(triples, "triples")?;
+    let (de, dr) = (tables.d_e, tables.d_r);
+    if upstream.len() != n {
+        return Err(Error::len("upstream", n, upstream.len()));
+    }
+    for (name, g, d) in [
+        ("grad_head", &gh, de),
+        ("grad_rel", &gr, dr),
+        ("grad_tail", &gt, de),
+    ] {
+        if g.len() != n * d {
+            return Err(Error::Shape {
+                arg: name.into(),
+                expected: vec![n, d],
+                got: vec![g.len()],
+            });
+        }
+    }
+    let b = TRIPLE_BLOCK;
+    let jobs: Vec<_> = triples
+        .chunks(3 * b)
+        .zip(upstream.chunks(b))
+        .zip(gh.chunks_mut(b * de.max(1)))
+        .zip(gr.chunks_mut(b * dr.max(1)))
+        .zip(gt.chunks_mut(b * de.max(1)))
+        .collect();
+    par.for_work(n * de * 8)
+        .for_each(jobs, |((((tr, up), gh), gr), gt)| {
+            gh.fill(T::ZERO);
+            gr.fill(T::ZERO);
+            gt.fill(T::ZERO);
+            for (i, t) in tr.chunks_exact(3).enumerate() {
+                let (h, r, t) = (t[0] as usize, t[1] as usize, t[2] as usize);
+                model.grad(
+                    tables.e(h),
+                    tables.r(r),
+                    tables.e(t),
+                    up[i],
+                    &mut gh[i * de..(i + 1) * de],
+                    &mut gr[i * dr..(i + 1) * dr],
+                    &mut gt[i * de..(i + 1) * de],
+                );
+            }
+        });
+    Ok(())
+}
+
+/// Query rows `q (n, d_e)` for the fixed entities and relations of 1-vs-all queries.
+pub(crate) fn queries<T: Float, M: Model>(
+    model: M,
+    tables: &Tables<'_, T>,
+    fixed: &[i64],
+    rels: &[i64],
+    side: Side,
+) -> Vec<T> {
+    let d = tables.d_e;
+    let mut q = vec![T::ZERO; fixed.len() * d];
+    for ((row, &x), &r) in q.chunks_exact_mut(d.max(1)).zip(fixed).zip(rels) {
+        model.query(tables.e(x as usize), tables.r(r as usize), side, row);
+    }
+    q
+}
+
+/// Checks the ids of 1-vs-all queries.
+pub(crate) fn check_queries<T>(tables: &Tables<'_, T>, fixed: &[i64], rels: &[i64]) -> Result<()> {
+    if fixed.len() != rels.len() {
+        return Err(Error::len("relations", fixed.len(), rels.len()));
+    }
+    for (name, ids, size) in [
+        ("entities", fixed, tables.n_ent),
+        ("relations", rels, tables.n_rel),
+    ] {
+        if let Some((k, &i)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, &i)| i < 0 || i as usize >= size)
+        {
+            return Err(Error::Index {
+                arg: format!("{name}[{k}]"),
+                index: i,
+                size,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// 1-vs-all scores: `out[i, e] = score(fixed[i], rels[i], e)` for `Side::Tail` (the fixed
+/// entity is the head) or `score(e, rels[i], fixed[i])` for `Side::Head`; `out (n, n_ent)`.
+#[allow(clippy::too_many_arguments)]
+pub fn score_all<T: Float + Gemm, M: Model>(
+    par: Par,
+    level: Level,
+    model: M,
+    tables: Tables<'_, T>,
+    fixed: &[i64],
+    rels: &[i64],
+    side: Side,
+    out: &mut [T],
+) -> Result<()> {
+    check_queries(&tables, fixed, rels)?;
+    let n = fixed.len();
+    if out.len() != n * tables.n_ent {
+        return Err(Error::Shape {
+            arg: "out".into(),
+            expected: vec![n, tables.n_ent],
+            got: vec![out.len()],
+        });
+    }
+    let q = queries(model, &tables, fixed, rels, side);
+    let norms = entity_norms(model.form(), &tables);
+    form_rows(par, level, model.form(), &q, &tables, &norms, out);
+    Ok(())
+}
+
+/// Squared norms of the entity rows, needed by the L2 form only.
+pub(crate) fn entity_norms<T: Float>(form: Form, tables: &Tables<'_, T>) -> Vec<T> {
+    if form != Form::NegL2 {
+        return Vec::new();
+    }
+    (0..tables.n_ent)
+        .map(|e| {
+            let row = tables.e(e);
+            row.iter().fold(T::ZERO, |a, &v| a + v * v)
+        })
+        .collect()
+}
+
+/// `out (nq, n_ent)` = `form(q_i, e)` for the query rows `q (nq, d_e)` and every entity.
+/// Parallel over fixed blocks of query rows (and inside the GEMM for the dot forms).
+pub(crate) fn form_rows<T: Float + Gemm>(
+    par: Par,
+    level: Level,
+    form: Form,
+    q: &[T],
+    tables: &Tables<'_, T>,
+    norms: &[T],
+    out: &mut [T],
+) {
+    let (d, n_ent) = (tables.d_e, tables.n_ent);
+    let nq = q.len().checked_div(d).unwrap_or(0);
+    if nq == 0 || n_ent == 0 {
+        return;
+    }
+    match form {
+        Form::Dot | Form::NegL2 => {
+            let qm = Mat::new(q, nq, d);
+            let em = Mat::new(tables.ent, n_ent, d).t();
+            gemm(par, T::ONE, qm, em, T::ZERO, MatMut::new(out, nq, n_ent));
+            if form == Form::NegL2 {
+                let two = T::of(2.0);
+                let rows: Vec<_> = out.chunks_mut(n_ent).zip(q.chunks_exact(d)).collect();
+                par.for_work(nq * n_ent).for_each(rows, |(row, qi)| {
+                    let qn = qi.iter().fold(T::ZERO, |a, &v| a + v * v);
+                    for (s, &en) in row.iter_mut().zip(norms) {
+                        let sq = qn + en - two * *s;
+                        *s = -(if sq > T::ZERO { sq } else { T::ZERO }).sqrt();
+                    }
+                });
+            }
+        }
+        Form::NegL1 | Form::NegModulus => {
+            let jobs: Vec<_> = out
+                .chunks_mut(QUERY_BLOCK * n_ent)
+                .zip(q.chunks(QUERY_BLOCK * d))
+                .map(|(out, q)| Distances {
+                    q,
+                    ent: tables.ent,
+                    d,
+                    modulus: form == Form::NegModulus,
+                    out,
+                })
+                .collect();
+            par.for_work(nq * n_ent * d)
+                .for_each(jobs, |job| dispatch(level, job));
+        }
+    }
+}
+
+/// Negative distances of a block of query rows to every entity.
+struct Distances<'a, T> {
+    q: &'a [T],
+    ent: &'a [T],
+    d: usize,
+    modulus: bool,
+    out: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Distances<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let d = self.d;
+        let n_ent = self.ent.len() / d;
+        // Entity-major: each entity row is loaded once for the whole block of queries.
+        for (e, row) in self.ent.chunks_exact(d).enumerate() {
+            for (i, qi) in self.q.chunks_exact(d).enumerate() {
+                let dist = if self.modulus {
+                    modulus_distance(qi, row)
+                } else {
+                    l1_distance(qi, row)
+                };
+                self.out[i * n_ent + e] = -dist;
+            }
+        }
+    }
+}
+
+/// Adds the [`LANES`] accumulators in a fixed pairwise order.
+#[inline(always)]
+fn reduce_lanes<T: Float>(mut acc: [T; LANES]) -> T {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] = acc[l] + acc[l + width];
+        }
+    }
+    acc[0]
+}
+
+/// `sum_j |a_j - b_j|` (element `j` in lane `j % LANES`).
+#[inline(always)]
+pub(crate) fn l1_distance<T: Float>(a: &[T], b: &[T]) -> T {
+    let b = &b[..a.len()];
+    let mut acc = [T::ZERO; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + (x[l] - y[l]).abs();
+        }
+    }
+    for l in 0..ra.len() {
+        acc[l] = acc[l] + (ra[l] - rb[l]).abs();
+    }
+    reduce_lanes(acc)
+}
+
+/// `sum_j |a_j - b_j|` over complex components stored `[re | im]`.
+#[inline(always)]
+pub(crate) fn modulus_distance<T: Float>(a: &[T], b: &[T]) -> T {
+    let k = a.len() / 2;
+    let (ar, ai) = a.split_at(k);
+    let (br, bi) = (&b[..k], &b[k..2 * k]);
+    let mut acc = [T::ZERO; LANES];
+    let chunks = ar
+        .chunks_exact(LANES)
+        .zip(ai.chunks_exact(LANES))
+        .zip(br.chunks_exact(LANES))
+        .zip(bi.chunks_exact(LANES));
+    for (((xr, xi), yr), yi) in chunks {
+        for l in 0..LANES {
+            let (u, v) = (xr[l] - yr[l], xi[l] - yi[l]);
+            acc[l] = acc[l] + (u * u + v * v).sqrt();
+        }
+    }
+    let done = k - k % LANES;
+    for (l, a) in acc.iter_mut().enumerate().take(k % LANES) {
+        let j = done + l;
+        let (u, v) = (ar[j] - br[j], ai[j] - bi[j]);
+        *a = *a + (u * u + v * v).sqrt();
+    }
+    reduce_lanes(acc)
+}

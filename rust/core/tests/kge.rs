@@ -1,0 +1,280 @@
+//! Knowledge-graph embeddings: every model's gradient against finite differences, 1-vs-all
+//! scores against per-triple scores for both sides, filtered ranks against brute force, the
+//! regularisers, Seq vs Rayon and every SIMD level bitwise, and bad ids.
+
+mod common;
+
+use common::Rng;
+use nesy_core::kge::{
+    filtered_ranks, regularise, score_all, score_triples, score_triples_grad, Filter, Kind, Model,
+    Regulariser, Side, Tables,
+};
+use nesy_core::simd::{supported_levels, Level};
+use nesy_core::{with_model, Par};
+
+const KINDS: [Kind; 5] = [
+    Kind::TransEL1,
+    Kind::TransEL2,
+    Kind::DistMult,
+    Kind::ComplEx,
+    Kind::RotatE,
+];
+
+struct Kg {
+    ent: Vec<f64>,
+    rel: Vec<f64>,
+    d_e: usize,
+    d_r: usize,
+}
+
+fn kg<M: Model>(m: &M, n_ent: usize, n_rel: usize, rank: usize, seed: u64) -> Kg {
+    let mut r = Rng::new(seed);
+    // Complex models store rank complex numbers as 2 * rank reals.
+    let d_e = if matches!(m.name(), "complex" | "rotate") {
+        2 * rank
+    } else {
+        rank
+    };
+    let d_r = m.rel_width(d_e).unwrap();
+    Kg {
+        ent: r.vec(n_ent * d_e),
+        rel: r.vec(n_rel * d_r).iter().map(|v| 3.0 * v).collect(),
+        d_e,
+        d_r,
+    }
+}
+
+impl Kg {
+    fn tables<M: Model>(&self, m: &M) -> Tables<'_, f64> {
+        Tables::new(m, &self.ent, self.d_e, &self.rel, self.d_r).unwrap()
+    }
+}
+
+fn triples(n: usize, n_ent: usize, n_rel: usize, seed: u64) -> Vec<i64> {
+    let mut r = Rng::new(seed);
+    (0..n)
+        .flat_map(|_| {
+            [
+                (r.next_u64() % n_ent as u64) as i64,
+                (r.next_u64() % n_rel as u64) as i64,
+                (r.next_u64() % n_ent as u64) as i64,
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    for kind in KINDS {
+        with_model!(kind, m => {
+            let g = kg(&m, 6, 3, 5, 1);
+            let (de, dr) = (g.d_e, g.d_r);
+            let tr = triples(9, 6, 3, 2);
+            let up: Vec<f64> = Rng::new(3).vec(9);
+            let (mut gh, mut gr, mut gt) = (vec![0.0; 9 * de], vec![0.0; 9 * dr], vec![0.0; 9 * de]);
+            score_triples_grad(Par::Rayon, m, g.tables(&m), &tr, &up, &mut gh, &mut gr, &mut gt)
+                .unwrap();
+            let loss = |ent: &[f64], rel: &[f64]| -> f64 {
+                let t = Tables::new(&m, ent, de, rel, dr).unwrap();
+                let mut s = vec![0.0; 9];
+                score_triples(Par::Seq, m, t, &tr, &mut s).unwrap();
+                s.iter().zip(&up).map(|(a, b)| a * b).sum()
+            };
+            // Scatter the row gradients into table gradients.
+            let mut d_ent = vec![0.0; g.ent.len()];
+            let mut d_rel = vec![0.0; g.rel.len()];
+            for (i, t) in tr.chunks_exact(3).enumerate() {
+                let (h, r, tl) = (t[0] as usize, t[1] as usize, t[2] as usize);
+                for j in 0..de {
+                    d_ent[h * de + j] += gh[i * de + j];
+                    d_ent[tl * de + j] += gt[i * de + j];
+                }
+                for j in 0..dr {
+                    d_rel[r * dr + j] += gr[i * dr + j];
+                }
+            }
+            let eps = 1e-6;
+            for (k, want) in d_ent.iter().enumerate() {
+                let (mut a, mut b) = (g.ent.clone(), g.ent.clone());
+                a[k] += eps;
+                b[k] -= eps;
+                let num = (loss(&a, &g.rel) - loss(&b, &g.rel)) / (2.0 * eps);
+                assert!((want - num).abs() < 1e-6, "{kind:?} d_ent[{k}]: {want} vs {num}");
+            }
+            for (k, want) in d_rel.iter().enumerate() {
+                let (mut a, mut b) = (g.rel.clone(), g.rel.clone());
+                a[k] += eps;
+                b[k] -= eps;
+                let num = (loss(&g.ent, &a) - loss(&g.ent, &b)) / (2.0 * eps);
+                assert!((want - num).abs() < 1e-6, "{kind:?} d_rel[{k}]: {want} vs {num}");
+            }
+        })
+    }
+}
+
+#[test]
+fn one_vs_all_matches_triple_scores_on_both_sides() {
+    for kind in KINDS {
+        with_model!(kind, m => {
+            // 37 entities and rank 21: odd sizes that leave lane and block remainders.
+            let (n_ent, n_rel) = (37, 4);
+            let g = kg(&m, n_ent, n_rel, 21, 4);
+            let t = g.tables(&m);
+            let tr = triples(40, n_ent, n_rel, 5);
+            let fixed_h: Vec<i64> = tr.chunks_exact(3).map(|t| t[0]).collect();
+            let fixed_t: Vec<i64> = tr.chunks_exact(3).map(|t| t[2]).collect();
+            let rels: Vec<i64> = tr.chunks_exact(3).map(|t| t[1]).collect();
+            for side in [Side::Tail, Side::Head] {
+                let fixed = if side == Side::Tail { &fixed_h } else { &fixed_t };
+                let mut all = vec![f64::NAN; 40 * n_ent];
+                score_all(Par::Seq, Level::Scalar, m, t, fixed, &rels, side, &mut all).unwrap();
+                let mut want_tr = Vec::new();
+                for i in 0..40 {
+                    for e in 0..n_ent as i64 {
+                        want_tr.extend(match side {
+                            Side::Tail => [fixed[i], rels[i], e],
+                            Side::Head => [e, rels[i], fixed[i]],
+                        });
+                    }
+                }
+                let mut want = vec![0.0; 40 * n_ent];
+                score_triples(Par::Seq, m, t, &want_tr, &mut want).unwrap();
+                for (k, (a, b)) in all.iter().zip(&want).enumerate() {
+                    assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{kind:?} {side:?} [{k}]: {a} vs {b}");
+                }
+                for level in supported_levels() {
+                    let mut again = vec![0.0; 40 * n_ent];
+                    score_all(Par::Rayon, level, m, t, fixed, &rels, side, &mut again).unwrap();
+                    assert_eq!(again, all, "{kind:?} {side:?} {level:?}");
+                }
+            }
+        })
+    }
+}
+
+/// Brute-force filtered ranks from per-triple scores.
+fn brute_ranks<M: Model>(m: M, t: Tables<'_, f64>, test: &[i64], known: &[i64]) -> Vec<(i64, i64)> {
+    let n_ent = t.n_ent as i64;
+    let mut out = Vec::new();
+    for tr in test.chunks_exact(3) {
+        for side in [Side::Head, Side::Tail] {
+            let cand = |e: i64| match side {
+                Side::Tail => [tr[0], tr[1], e],
+                Side::Head => [e, tr[1], tr[2]],
+            };
+            let target = if side == Side::Tail { tr[2] } else { tr[0] };
+            let score = |e: i64| {
+                let c = cand(e);
+                m.score(t.e(c[0] as usize), t.r(c[1] as usize), t.e(c[2] as usize))
+            };
+            let s = score(target);
+            let (mut better, mut equal) = (0, 0);
+            for e in 0..n_ent {
+                let c = cand(e);
+                let is_known = known.chunks_exact(3).any(|k| k == c);
+                if e == target || is_known {
+                    continue;
+                }
+                let v = score(e);
+                better += (v > s) as i64;
+                equal += (v == s) as i64;
+            }
+            out.push((1 + better, 1 + better + equal));
+        }
+    }
+    out
+}
+
+#[test]
+fn filtered_ranks_match_brute_force_with_ties() {
+    for kind in KINDS {
+        with_model!(kind, m => {
+            let (n_ent, n_rel) = (23, 3);
+            let mut g = kg(&m, n_ent, n_rel, 4, 6);
+            // Entities 5, 6 and 7 are identical: their scores tie exactly.
+            let de = g.d_e;
+            let row5 = g.ent[5 * de..6 * de].to_vec();
+            g.ent[6 * de..7 * de].copy_from_slice(&row5);
+            g.ent[7 * de..8 * de].copy_from_slice(&row5);
+            let t = g.tables(&m);
+            let mut test = triples(30, n_ent, n_rel, 7);
+            test.extend([5, 0, 6, 6, 1, 7, 7, 2, 5]);
+            let known = [test.clone(), triples(60, n_ent, n_rel, 8)].concat();
+            let filter = Filter::new(&known, n_ent, n_rel).unwrap();
+            let n = test.len() / 3;
+            let (mut opt, mut pess) = (vec![0; 2 * n], vec![0; 2 * n]);
+            filtered_ranks(Par::Rayon, nesy_core::simd::detect(), m, t, &test, &filter, &mut opt, &mut pess)
+                .unwrap();
+            let want = brute_ranks(m, t, &test, &known);
+            let got: Vec<(i64, i64)> = opt.iter().zip(&pess).map(|(&a, &b)| (a, b)).collect();
+            let mut ties = 0;
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                if a != b {
+                    // Only a last-bit difference between the two orders of summation may move
+                    // a near-tie; both must then still bracket each other.
+                    assert!((a.0 - b.0).abs() <= 1 && (a.1 - b.1).abs() <= 1, "{kind:?} [{k}]: {a:?} vs {b:?}");
+                }
+                ties += (a.1 > a.0) as usize;
+            }
+            assert!(ties >= 1, "{kind:?}: the identical entities give tied ranks");
+            for level in supported_levels() {
+                let (mut o2, mut p2) = (vec![0; 2 * n], vec![0; 2 * n]);
+                filtered_ranks(Par::Seq, level, m, t, &test, &filter, &mut o2, &mut p2).unwrap();
+                assert_eq!((o2, p2), (opt.clone(), pess.clone()));
+            }
+        })
+    }
+}
+
+#[test]
+fn regularisers_match_finite_differences() {
+    let x = Rng::new(9).vec(24);
+    for (kind, complex) in [
+        (Regulariser::L2, false),
+        (Regulariser::N3, false),
+        (Regulariser::N3, true),
+    ] {
+        let mut g = vec![0.0; 24];
+        let v = regularise(kind, 0.3, &x, 6, complex, &mut g).unwrap();
+        let value = |x: &[f64]| regularise(kind, 0.3, x, 6, complex, &mut [0.0; 24]).unwrap();
+        assert_eq!(v, value(&x));
+        for (k, want) in g.iter().enumerate() {
+            let (mut a, mut b) = (x.clone(), x.clone());
+            a[k] += 1e-6;
+            b[k] -= 1e-6;
+            let num = (value(&a) - value(&b)) / 2e-6;
+            assert!((want - num).abs() < 1e-6, "{kind:?} {complex} [{k}]");
+        }
+    }
+    assert!(regularise(Regulariser::L2, -1.0, &x, 6, false, &mut [0.0; 24]).is_err());
+    assert!(regularise(Regulariser::N3, 1.0, &x, 5, true, &mut [0.0; 24]).is_err());
+}
+
+#[test]
+fn bad_ids_and_widths_are_refused() {
+    let m = nesy_core::kge::RotatE;
+    let ent = vec![0.0f32; 10 * 8];
+    let rel = vec![0.0f32; 2 * 4];
+    assert!(Tables::new(&m, &ent, 8, &rel, 8).is_err());
+    assert!(Tables::new(&m, &ent[..63], 7, &rel, 4).is_err());
+    let t = Tables::new(&m, &ent, 8, &rel, 4).unwrap();
+    let mut out = vec![0.0f32; 1];
+    let err = score_triples(Par::Seq, m, t, &[0, 2, 1], &mut out).unwrap_err();
+    assert!(err.to_string().contains("relation"), "{err}");
+    let err = score_triples(Par::Seq, m, t, &[0, 1, 10], &mut out).unwrap_err();
+    assert!(err.to_string().contains("tail"), "{err}");
+    let mut all = vec![0.0f32; 10];
+    let err = score_all(
+        Par::Seq,
+        Level::Scalar,
+        m,
+        t,
+        &[-1],
+        &[0],
+        Side::Tail,
+        &mut all,
+    );
+    assert!(err.unwrap_err().to_string().contains("entities[0]"));
+    assert!(Filter::new(&[0, 0, 11], 10, 2).is_err());
+    assert!(Kind::parse("transh").is_err());
+}
