@@ -20,10 +20,10 @@ from nesy.meta import (
     make_backend,
     meta_gradient,
 )
-from nesy.meta.algorithms import inner_loop
+from nesy.meta.algorithms import InnerOptimizer, inner_loop
 from nesy.meta.functional import batched_loss, broadcast_params
 from nesy.nn import GELU, CrossEntropyLoss, Dense, MSELoss, ReLU, Sequential, Tanh
-from nesy.optim import SGD, SGDHD
+from nesy.optim import SGD, SGDHD, AdamHD
 
 DTYPES = [np.float32, np.float64]
 
@@ -316,6 +316,31 @@ def test_hypergradient_inner_optimizer_adapts_each_task_separately():
     plain = inner_loop(backend, broadcast_params(model.parameters(), 3), batch.support_x,
                        batch.support_y, "mse", 4, 0.02)[0]
     assert max(np.abs(a - b).max() for a, b in zip(together, plain)) > 1e-8
+
+
+def test_reused_inner_optimizer_matches_a_fresh_one():
+    model = mlp([1, 10, 1], Tanh)
+    backend = BatchedMLP(model)
+    make = lambda groups: AdamHD(groups, lr=0.02, hypergrad_lr=1e-3)  # noqa: E731
+    reused = InnerOptimizer(make)
+    for seed in (1, 2, 3):
+        batch = sine_batch(3, 5, 5, seed)
+        params = broadcast_params(model.parameters(), 3)
+        a = inner_loop(backend, params, batch.support_x, batch.support_y, "mse", 3, 0.0, reused)
+        b = inner_loop(backend, params, batch.support_x, batch.support_y, "mse", 3, 0.0, make)
+        for x, y in zip(a[0], b[0]):
+            np.testing.assert_array_equal(x, y)
+        assert reused.opt.param_groups[0]["lr"] != 0.02  # the rate adapted during the loop
+    np.testing.assert_array_equal(params[0], broadcast_params(model.parameters(), 3)[0])
+
+
+def test_grad_clip_bounds_the_meta_update():
+    net = mlp([1, 8, 1], Tanh)
+    before = [p.copy() for p in net.parameters()]
+    MetaLearner(net, "fomaml", grad_clip=1e-3, outer_optimizer=lambda ps: SGD(ps, lr=1.0),
+                meta_batch_size=5, verbose=0, random_state=0).fit(SineTasks(5), 1)
+    step = np.sqrt(sum(np.sum((p - q) ** 2) for p, q in zip(net.parameters(), before)))
+    assert 0 < step <= 1e-3 * (1 + 1e-5)
 
 
 # ---------------------------------------------------------------------- end to end

@@ -34,7 +34,7 @@ import numpy as np
 
 from nesy.meta.functional import Params, broadcast_params
 
-__all__ = ["ALGORITHMS", "MetaStep", "inner_loop", "meta_gradient"]
+__all__ = ["ALGORITHMS", "InnerOptimizer", "MetaStep", "inner_loop", "meta_gradient"]
 
 ALGORITHMS = ("reptile", "fomaml", "maml", "metasgd")
 Lr = Union[float, Sequence[np.ndarray]]
@@ -79,8 +79,57 @@ def _check_finite(losses: np.ndarray, where: str, step: int) -> None:
         )
 
 
+class InnerOptimizer:
+    """A nesy optimizer for the inner loop, built once and reused across meta-iterations.
+
+    Building an optimizer over one parameter group per task costs more than a meta-iteration,
+    so the optimizer is made once over persistent ``(n_tasks, ...)`` buffers; each
+    :meth:`start` copies the new starting parameters in, forgets all optimizer state
+    (``zero_state``) and restores every group's initial learning rate (hypergradient optimizers
+    change it). A new optimizer is built only when the task count, shapes or dtypes change.
+
+    Parameters
+    ----------
+    factory : callable
+        ``factory(param_groups) -> optimizer``; it receives one group per task.
+    """
+
+    def __init__(self, factory: OptimizerFactory) -> None:
+        if not callable(factory):
+            raise TypeError(f"inner_optimizer: expected a callable, got {type(factory).__name__}")
+        self.factory = factory
+        self._key: Optional[tuple] = None
+        self.buffers: Params = []
+        self.opt: Any = None
+        self._lr0: List[float] = []
+
+    def start(self, params: Sequence[np.ndarray]) -> Params:
+        """Load ``params`` (task axis first) and reset the optimizer; returns the buffers."""
+        key = tuple((p.shape, p.dtype.str) for p in params)
+        if key != self._key:
+            self.buffers = [np.array(p, order="C", copy=True) for p in params]
+            n_tasks = params[0].shape[0]
+            self.opt = self.factory([{"params": [b[t] for b in self.buffers]}
+                                     for t in range(n_tasks)])
+            self._lr0 = [g["lr"] for g in self.opt.param_groups]
+            self._key = key
+            return self.buffers
+        self.opt.zero_state()
+        for g, lr in zip(self.opt.param_groups, self._lr0):
+            g["lr"] = lr
+        for b, p in zip(self.buffers, params):
+            np.copyto(b, p)
+        return self.buffers
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        """One update of every task from its gradients (task axis first)."""
+        n_tasks = grads[0].shape[0]
+        self.opt.step([g[t] for t in range(n_tasks) for g in grads])
+
+
 def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss: str,
-               steps: int, lr: Lr, optimizer: Optional[OptimizerFactory] = None,
+               steps: int, lr: Lr,
+               optimizer: Union[None, OptimizerFactory, InnerOptimizer] = None,
                keep: bool = False, where: str = "adapt",
                ) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
     """Adapt every task's parameters with ``steps`` updates on its own data.
@@ -89,16 +138,17 @@ def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss:
     ----------
     backend : BatchedMLP or ModuleLoop
     params : list of ndarray with the task axis
-        Starting parameters; updated in place when ``optimizer`` is given, else left unchanged.
+        Starting parameters (left unchanged).
     x, y : ndarray
         Each task's data, ``(n_tasks, n_points, ...)``.
     loss : {"mse", "cross_entropy"}
     steps : int
     lr : float or list of ndarray
         SGD rate: a scalar or one array per parameter (Meta-SGD); ignored with ``optimizer``.
-    optimizer : callable, optional
+    optimizer : callable or InnerOptimizer, optional
         ``optimizer(param_groups)`` returning a nesy optimizer; it gets one group per task
         (``{"params": [p[t] for p in params]}``) and is stepped with the matching gradients.
+        Pass an :class:`InnerOptimizer` to reuse one optimizer across calls.
     keep : bool
         Whether to return the trajectory ``[(theta_i, grad_i)]`` (for second-order gradients).
     where : str
@@ -129,8 +179,8 @@ def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss
     losses = np.full(x.shape[0], np.nan)
     opt = None
     if optimizer is not None and steps > 0:
-        n_tasks = x.shape[0]
-        opt = optimizer([{"params": [p[t] for p in params]} for t in range(n_tasks)])
+        opt = optimizer if isinstance(optimizer, InnerOptimizer) else InnerOptimizer(optimizer)
+        params = opt.start(params)
     for s in range(steps):
         losses, grads = backend.loss_grad(params, x, y, loss)
         _check_finite(losses, where, s)
@@ -138,16 +188,19 @@ def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss
         if keep:
             traj.append((params, grads))
         if opt is not None:
-            opt.step([g[t] for t in range(x.shape[0]) for g in grads])
+            opt.step(grads)
         else:
             params = [p - _lr_times(lr, g, i) for i, (p, g) in enumerate(zip(params, grads))]
+    if opt is not None:
+        params = [p.copy() for p in params]
     if steps == 0:
         losses, _ = backend.loss_grad(params, x, y, loss, need_grad=False)
     return params, traj, losses
 
 
 def meta_gradient(algorithm: str, backend: Any, theta: Sequence[np.ndarray], batch: Any,
-                  loss: str, steps: int, lr: Lr, optimizer: Optional[OptimizerFactory] = None,
+                  loss: str, steps: int, lr: Lr,
+                  optimizer: Union[None, OptimizerFactory, InnerOptimizer] = None,
                   first_order: bool = True, where: str = "meta-iteration") -> MetaStep:
     """Meta-gradient of one meta-batch for ``algorithm`` (see the module docstring).
 
@@ -166,6 +219,15 @@ def meta_gradient(algorithm: str, backend: Any, theta: Sequence[np.ndarray], bat
     where : str
         Named in errors (e.g. ``"meta-iteration 17"``).
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses raise
+        return _meta_gradient(algorithm, backend, theta, batch, loss, steps, lr, optimizer,
+                              first_order, where)
+
+
+def _meta_gradient(algorithm: str, backend: Any, theta: Sequence[np.ndarray], batch: Any,
+                   loss: str, steps: int, lr: Lr,
+                   optimizer: Union[None, OptimizerFactory, InnerOptimizer],
+                   first_order: bool, where: str) -> MetaStep:
     n_tasks = batch.support_x.shape[0]
     params = broadcast_params(theta, n_tasks)
     if algorithm == "reptile":

@@ -13,12 +13,18 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from nesy.meta.algorithms import ALGORITHMS, OptimizerFactory, inner_loop, meta_gradient
+from nesy.meta.algorithms import (
+    ALGORITHMS,
+    InnerOptimizer,
+    OptimizerFactory,
+    inner_loop,
+    meta_gradient,
+)
 from nesy.meta.functional import LOSSES, Params, batched_loss, broadcast_params, make_backend
 from nesy.meta.tasks import TaskBatch, check_task_batch
 from nesy.nn.module import Module
 from nesy.nn.trainer import History
-from nesy.optim import Adam
+from nesy.optim import Adam, clip_grad_norm
 from nesy.optim._base import _atomic_savez
 
 __all__ = ["MetaLearner"]
@@ -79,6 +85,8 @@ class MetaLearner:
         Tasks per meta-iteration.
     first_order : bool, default True
         Meta-SGD only: whether to drop the second-order terms.
+    grad_clip : float, optional
+        Clip the joint 2-norm of the meta-gradient (and Meta-SGD's rate gradient) to this value.
     eval_every : int, optional
         Meta-iterations between history entries (default ``n_iterations // 50``, at least 1).
     n_val_tasks : int, default 100
@@ -111,7 +119,8 @@ class MetaLearner:
                  outer_optimizer: Optional[Callable[[List[np.ndarray]], Any]] = None,
                  outer_lr: float = 1e-3, schedule: Optional[Callable[[Any], Any]] = None,
                  meta_batch_size: int = 25, first_order: bool = True,
-                 eval_every: Optional[int] = None, n_val_tasks: int = 100,
+                 grad_clip: Optional[float] = None, eval_every: Optional[int] = None,
+                 n_val_tasks: int = 100,
                  validation_sampler: Any = None, batched: Optional[bool] = None,
                  verbose: int = 1, random_state: Any = None) -> None:
         self.model = model
@@ -125,6 +134,7 @@ class MetaLearner:
         self.schedule = schedule
         self.meta_batch_size = meta_batch_size
         self.first_order = first_order
+        self.grad_clip = grad_clip
         self.eval_every = eval_every
         self.n_val_tasks = n_val_tasks
         self.validation_sampler = validation_sampler
@@ -146,6 +156,8 @@ class MetaLearner:
         _check_int("inner_steps", self.inner_steps, 0)
         _check_int("meta_batch_size", self.meta_batch_size, 1)
         _check_int("n_val_tasks", self.n_val_tasks, 1)
+        if self.grad_clip is not None:
+            _check_pos("grad_clip", self.grad_clip)
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, 1)
         second = self.algorithm == "maml" or (self.algorithm == "metasgd"
@@ -164,8 +176,13 @@ class MetaLearner:
             self.backend_ = make_backend(self.model, self.batched)
             self.dtype_ = np.dtype(self.backend_.dtype)
             self.inner_lrs_ = [np.full_like(p, self.inner_lr) for p in self.model.parameters()]
+            self._inner_opt: Optional[InnerOptimizer] = None
             self.history_ = History()
             self.n_iter_ = 0
+        if self.inner_optimizer is None:
+            self._inner_opt = None
+        elif self._inner_opt is None or self._inner_opt.factory is not self.inner_optimizer:
+            self._inner_opt = InnerOptimizer(self.inner_optimizer)
 
     def _resolve_loss(self, sampler: Any) -> str:
         if self.loss != "auto":
@@ -235,7 +252,7 @@ class MetaLearner:
         self._setup()
         loss = self._resolve_loss(task_sampler)
         self.loss_ = loss
-        rng = np.random.default_rng(self.random_state)
+        rng, val_rng = np.random.default_rng(self.random_state).spawn(2)
         val_sampler = task_sampler if self.validation_sampler is None else self.validation_sampler
         theta = self.model.parameters()
         meta_params = theta + (self.inner_lrs_ if self.algorithm == "metasgd" else [])
@@ -251,17 +268,20 @@ class MetaLearner:
             it = self.n_iter_ + 1
             batch = self._sample(task_sampler, self.meta_batch_size, rng, loss)
             step = meta_gradient(self.algorithm, self.backend_, theta, batch, loss,
-                                 self.inner_steps, self._lr(), self.inner_optimizer,
+                                 self.inner_steps, self._lr(), self._inner_opt,
                                  self.first_order, where=f"meta-iteration {it}")
-            grads = step.grads + (step.lr_grads or [])
-            opt.step([g.astype(p.dtype, copy=False) for g, p in zip(grads, meta_params)])
+            grads = [g.astype(p.dtype) for g, p in
+                     zip(step.grads + (step.lr_grads or []), meta_params)]
+            if self.grad_clip is not None:
+                clip_grad_norm(grads, self.grad_clip)
+            opt.step(grads)
             if sched is not None:
                 sched.step()
             self.n_iter_ = it
             window.append(step.loss)
             if (i + 1) % every == 0 or i + 1 == n_iterations:
                 logs = {"loss": float(np.mean(window))}
-                val = self.evaluate(val_sampler, self.n_val_tasks, rng=rng, loss=loss)
+                val = self.evaluate(val_sampler, self.n_val_tasks, rng=val_rng, loss=loss)
                 logs["val_loss"] = val["loss"]
                 if "accuracy" in val:
                     logs["val_accuracy"] = val["accuracy"]
@@ -278,7 +298,7 @@ class MetaLearner:
         params = broadcast_params(self.model.parameters(), batch.support_x.shape[0])
         lr = self.inner_lrs_ if self.algorithm == "metasgd" else float(self.inner_lr)
         return inner_loop(self.backend_, params, batch.support_x, batch.support_y, loss, steps,
-                          lr, self.inner_optimizer, where=where)[0]
+                          lr, self._inner_opt, where=where)[0]
 
     def _check_fitted(self) -> None:
         if getattr(self, "backend_", None) is None:

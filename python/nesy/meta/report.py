@@ -46,8 +46,8 @@ def mlp(sizes: Sequence[int], dtype: Any = np.float32, seed: int = 0) -> Sequent
     return Sequential(*layers)
 
 
-def _pm(res: Dict[str, Any], key: str = "loss", scale: float = 1.0) -> str:
-    return f"{scale * res[key]:.3f} ± {scale * res[key + '_ci95']:.3f}"
+def _pm(res: Dict[str, Any], key: str = "loss", scale: float = 1.0, digits: int = 3) -> str:
+    return f"{scale * res[key]:.{digits}f} ± {scale * res[key + '_ci95']:.{digits}f}"
 
 
 def _evaluate(learner: MetaLearner, sampler: Any, n_tasks: int, steps: Optional[int],
@@ -61,10 +61,23 @@ def _evaluate(learner: MetaLearner, sampler: Any, n_tasks: int, steps: Optional[
 
 def _fit(model: Sequential, sampler: Any, n_iterations: int, seed: int, **kwargs: Any,
          ) -> Tuple[MetaLearner, float]:
+    """Meta-train; the learner gets ``diverged_ = True`` when an adaptation diverged."""
     learner = MetaLearner(model, verbose=0, random_state=seed, n_val_tasks=50, **kwargs)
     t0 = time.perf_counter()
-    learner.fit(sampler, n_iterations)
+    try:
+        learner.fit(sampler, n_iterations)
+    except FloatingPointError:
+        learner.diverged_ = True  # type: ignore[attr-defined]
     return learner, time.perf_counter() - t0
+
+
+def _result(learner: MetaLearner, sampler: Any, n_tasks: int, steps: Optional[int],
+            key: str = "loss", scale: float = 1.0, digits: int = 3) -> str:
+    """``mean ± ci`` on the evaluation tasks, or why there is none."""
+    if getattr(learner, "diverged_", False):
+        return f"diverged (meta-iteration {learner.n_iter_ + 1})"
+    res = _evaluate(learner, sampler, n_tasks, steps)
+    return _pm(res, key, scale, digits) if res else "adaptation diverges"
 
 
 # ---------------------------------------------------------------------------------- sine
@@ -97,11 +110,10 @@ def sine_table(n_iterations: int = 20000, k_shot: int = 5, n_eval: int = 600,
         learner, secs = _fit(mlp([1, 40, 40, 1], seed=seed), train, n_iterations, seed,
                              inner_lr=0.01, **kw)
         steps = max(1, int(kw.get("inner_steps", 1)))
-        res = _evaluate(learner, test, n_eval, steps)
-        res10 = _evaluate(learner, test, n_eval, 10)
-        rows.append([name, str(steps), _pm(res) if res else "diverges",
-                     _pm(res10) if res10 else "diverges",
-                     f"{res['loss_before']:.3f}" if res else "-", f"{secs:.0f}"])
+        res = _evaluate(learner, test, n_eval, 0)
+        rows.append([name, str(steps), _result(learner, test, n_eval, steps),
+                     _result(learner, test, n_eval, 10),
+                     f"{res['loss']:.3f}" if res else "-", f"{secs:.0f}"])
     header = ["method", "adaptation steps", f"MSE ({n_eval} tasks, ± 95 %)",
               "MSE after 10 steps", "MSE before adaptation", "meta-train s"]
     return format_table(header, rows)
@@ -122,7 +134,7 @@ ADAPTIVE_METHODS: List[Tuple[str, Dict[str, Any]]] = [
 ]
 
 
-def adaptive_lr_table(n_iterations: int = 10000, inner_steps: int = 5, k_shot: int = 5,
+def adaptive_lr_table(n_iterations: int = 10000, inner_steps: int = 2, k_shot: int = 5,
                       n_eval: int = 600, k_eval: int = 100, seed: int = 0) -> str:
     """Fixed inner lr vs Meta-SGD vs hypergradient inner optimizers, ``inner_steps`` steps.
 
@@ -135,8 +147,7 @@ def adaptive_lr_table(n_iterations: int = 10000, inner_steps: int = 5, k_shot: i
     for name, kw in methods:
         learner, secs = _fit(mlp([1, 40, 40, 1], seed=seed), train, n_iterations, seed,
                              inner_lr=0.01, **kw)
-        res = _evaluate(learner, test, n_eval, inner_steps)
-        rows.append([name, _pm(res) if res else "diverges", f"{secs:.0f}"])
+        rows.append([name, _result(learner, test, n_eval, inner_steps), f"{secs:.0f}"])
     header = ["inner learning rate", f"MSE after {inner_steps} steps ({n_eval} tasks, ± 95 %)",
               "meta-train s"]
     return format_table(header, rows)
@@ -165,8 +176,8 @@ def _with_new_head(body: Sequential, n_way: int, seed: int) -> Sequential:
     return hidden
 
 
-def digits_table(shots: Sequence[int] = (1, 5), n_way: int = 5, n_iterations: int = 3000,
-                 inner_lr: float = 0.5, inner_steps: int = 3, hidden: int = 64,
+def digits_table(shots: Sequence[int] = (1, 5), n_way: int = 5, n_iterations: int = 2000,
+                 inner_lr: float = 0.1, inner_steps: int = 5, hidden: int = 64,
                  n_eval: int = 600, k_query: int = 15, seed: int = 0,
                  train_rotations: Sequence[int] = (0, 1, 2, 3), pretrain_epochs: int = 20,
                  ) -> str:
@@ -193,16 +204,21 @@ def digits_table(shots: Sequence[int] = (1, 5), n_way: int = 5, n_iterations: in
                 if val and (best is None or val["accuracy"] > best[0]):
                     best = (val["accuracy"], lr, steps, cand)
         assert best is not None
-        res = _evaluate(best[3], test, n_eval, best[2])
         rows.append([f"{n_way}-way {k}-shot", f"pre-train + fine-tune (lr {best[1]}, "
-                     f"{best[2]} steps)", _pm(res, "accuracy", 100) if res else "diverges", "-"])
+                     f"{best[2]} steps)", _result(best[3], test, n_eval, best[2], "accuracy",
+                                                  100, 1), "-"])
+        scratch = MetaLearner(mlp([64, hidden, hidden, n_way], seed=seed), inner_lr=inner_lr,
+                              verbose=0)
+        rows.append([f"{n_way}-way {k}-shot", "no meta-training (random init + same "
+                     "fine-tuning)", _result(scratch, test, n_eval, inner_steps, "accuracy",
+                                             100, 1), "-"])
         for name, alg in (("Reptile", "reptile"), ("FOMAML", "fomaml"), ("Meta-SGD", "metasgd")):
             learner, secs = _fit(mlp([64, hidden, hidden, n_way], seed=seed), train,
                                  n_iterations, seed, algorithm=alg, inner_lr=inner_lr,
                                  inner_steps=inner_steps)
-            res = _evaluate(learner, test, n_eval, inner_steps)
             rows.append([f"{n_way}-way {k}-shot", name,
-                         _pm(res, "accuracy", 100) if res else "diverges", f"{secs:.0f}"])
+                         _result(learner, test, n_eval, inner_steps, "accuracy", 100, 1),
+                         f"{secs:.0f}"])
     header = ["episodes (held-out digits 5-9)", "method",
               f"accuracy % ({n_eval} episodes, ± 95 %)", "meta-train s"]
     return format_table(header, rows)
