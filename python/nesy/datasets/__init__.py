@@ -10,10 +10,12 @@ from importlib import resources
 
 import numpy as np
 
+from nesy.datasets.kg import KGData, UnknownLabelError, UnseenReport, load_kg
 from nesy.datasets.planetoid import Planetoid, load_planetoid
 
 __all__ = ["load_sunspots"]
 __all__ += ["Planetoid", "load_planetoid"]
+__all__ += ["KGData", "UnknownLabelError", "UnseenReport", "load_kg"]
 
 
 def load_sunspots(kind: str = "yearly") -> tuple[np.ndarray, np.ndarray]:
