@@ -46,3 +46,22 @@ def test_torch_sparse_forward(benchmark, case):
                                  torch.from_numpy(A.data), size=(n, n))
     benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
     benchmark(torch.sparse.mm, At, torch.from_numpy(x))
+
+
+# ==============================================================================================
+# GCN training epoch on Cora (forward, backward, Adam): nesy vs the same model with torch
+# sparse ops. Section added with nesy.gnn's layers; see nesy.bench.gnn.run_gcn_epoch.
+# ==============================================================================================
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse features", "dense features"])
+def test_gcn_epoch_nesy(benchmark, sparse):
+    epoch, _ = bench.gcn_epoch_nesy(sparse)
+    benchmark.group = "GCN training epoch on Cora"
+    benchmark(epoch)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense features", "sparse features"])
+def test_gcn_epoch_torch(benchmark, sparse):
+    pytest.importorskip("torch")
+    epoch, _ = bench.gcn_epoch_torch(sparse)
+    benchmark.group = "GCN training epoch on Cora"
+    benchmark(epoch)

@@ -72,7 +72,7 @@ class _Unpickler(pickle.Unpickler):
         ("__builtin__", "int"), ("builtins", "int"), ("__builtin__", "object"),
         ("builtins", "object"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     }
 
@@ -171,7 +171,8 @@ def load_planetoid(name: str = "cora",
 
 
 def _graph(adjacency: Any, n: int) -> Graph:
-    src, dst = [], []
+    src: list[int] = []
+    dst: list[int] = []
     for node, neighbours in dict(adjacency).items():
         src.extend([int(node)] * len(neighbours))
         dst.extend(int(v) for v in neighbours)

@@ -25,7 +25,8 @@ from nesy.gnn.batch import (  # noqa: E402
 )
 from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv  # noqa: E402
 from nesy.gnn.models import GraphClassifier, NodeClassifier  # noqa: E402
+from nesy.gnn.sparse import SparseFeatures  # noqa: E402
 
 __all__ += ["GCNConv", "SAGEConv", "GINConv", "GATConv", "GraphBatch", "batch_graphs",
             "readout", "readout_backward", "GlobalPool", "iter_batches", "NodeClassifier",
-            "GraphClassifier"]
+            "GraphClassifier", "SparseFeatures"]

@@ -4,7 +4,9 @@
 Every layer is called as ``forward(graph, x)`` with ``x`` of shape ``(n_nodes, in_features)``
 and returns ``(n_nodes, out_features)``; ``backward(grad_out)`` accumulates the parameter
 gradients and returns the gradient with respect to ``x`` (``None`` when the layer was built with
-``input_grad=False``, which skips that product for the first layer of a model). Message passing
+``input_grad=False``, which skips that product for the first layer of a model). ``x`` may be
+:class:`~nesy.gnn.sparse.SparseFeatures` (bag-of-words rows): its products with the weights run
+on the sparse structure (GIN and max-SAGE densify it). Message passing
 runs in the Rust kernels of :mod:`nesy.gnn.graph`; the dense products are NumPy (BLAS).
 
 Derived graphs (GCN normalisation, GAT self-loops) are cached per input graph: the cache is
@@ -21,6 +23,7 @@ import numpy as np
 from nesy import _core
 from nesy.gnn import graph as _g
 from nesy.gnn.graph import Graph
+from nesy.gnn.sparse import SparseFeatures, densify, matmul, t_matmul
 from nesy.nn import init as _init
 from nesy.nn.activations import leaky_relu, leaky_relu_backward
 from nesy.nn.layers import _float_dtype
@@ -30,7 +33,7 @@ __all__ = ["GCNConv", "SAGEConv", "GINConv", "GATConv", "check_node_input"]
 
 
 def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
-                     name: str = "x") -> np.ndarray:
+                     name: str = "x") -> Any:
     """``x`` as a C-contiguous ``dtype`` array of shape ``(graph.num_nodes, in_features)``.
 
     Raises
@@ -42,6 +45,8 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}")
+    if isinstance(x, SparseFeatures):
+        return _check_sparse(graph, x, in_features, dtype, name)
     x = np.asarray(x)
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
         raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
@@ -52,6 +57,19 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
         raise ValueError(f"{name}: expected {in_features} features, got {x.shape[1]}")
     x = np.ascontiguousarray(x, dtype=dtype)
     if not _core.all_finite([x]):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return x
+
+
+def _check_sparse(graph: Graph, x: SparseFeatures, in_features: Optional[int], dtype: Any,
+                  name: str) -> SparseFeatures:
+    if x.shape[0] != graph.num_nodes:
+        raise ValueError(f"{name}: expected one row per node, shape ({graph.num_nodes}, "
+                         f"n_features), got {x.shape}")
+    if in_features is not None and x.shape[1] != in_features:
+        raise ValueError(f"{name}: expected {in_features} features, got {x.shape[1]}")
+    x = x.astype(dtype)
+    if not x.all_finite():
         raise ValueError(f"{name}: contains NaN or infinity")
     return x
 
@@ -107,6 +125,9 @@ class GCNConv(_Conv):
     bias : ndarray of shape (out_features,)
     """
 
+    weight: np.ndarray
+    bias: np.ndarray
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  add_self_loops: bool = True, normalize: bool = True, dtype: Any = np.float32,
                  rng: _init.RngLike = None, input_grad: bool = True) -> None:
@@ -128,19 +149,19 @@ class GCNConv(_Conv):
         x = check_node_input(graph, x, self.in_features, self.dtype)
         g = self._cached(graph, self._prepare)
         # The product with the narrower side first: (A x) W when in <= out, else A (x W).
-        if self.in_features <= self.out_features:
+        if self.in_features <= self.out_features and not isinstance(x, SparseFeatures):
             ax = _g.aggregate(g, x)[0]
             out = ax @ self.weight
             self._save(g, x, ax, True)
         else:
-            h = x @ self.weight
+            h = matmul(x, self.weight)
             out = _g.aggregate(g, h)[0]
             self._save(g, x, h, False)
         if self.use_bias:
             out += self.bias
         return out
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         g, x, mid, aggregate_first = self._saved()
         grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
         if self.use_bias:
@@ -151,7 +172,7 @@ class GCNConv(_Conv):
                 return None
             return _g.aggregate_backward(g, mid, grad @ self.weight.T)[0]
         gh = _g.aggregate_backward(g, mid, grad)[0]
-        self._grads["weight"] += x.T @ gh
+        self._grads["weight"] += t_matmul(x, gh)
         return gh @ self.weight.T if self.input_grad else None
 
     def extra_repr(self) -> str:
@@ -179,6 +200,10 @@ class SAGEConv(_Conv):
     bias : ndarray of shape (out_features,)
     """
 
+    weight_neigh: np.ndarray
+    weight_root: np.ndarray
+    bias: np.ndarray
+
     def __init__(self, in_features: int, out_features: int, aggr: str = "mean",
                  root_weight: bool = True, normalize: bool = False, bias: bool = True,
                  dtype: Any = np.float32, rng: _init.RngLike = None,
@@ -199,16 +224,18 @@ class SAGEConv(_Conv):
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         x = check_node_input(graph, x, self.in_features, self.dtype)
         # mean is linear: transform first when that narrows the rows the kernel moves
-        transform_first = self.aggr == "mean" and self.out_features < self.in_features
+        sparse = isinstance(x, SparseFeatures)
+        transform_first = self.aggr == "mean" and (sparse or self.out_features < self.in_features)
         if transform_first:
-            h = x @ self.weight_neigh
+            h = matmul(x, self.weight_neigh)
             out, arg = _g.aggregate(graph, h, "mean", use_weights=False)
             agg = h
         else:
+            x = densify(x)
             agg, arg = _g.aggregate(graph, x, self.aggr, use_weights=False)
             out = agg @ self.weight_neigh
         if self.root_weight:
-            out += x @ self.weight_root
+            out += matmul(x, self.weight_root)
         if self.use_bias:
             out += self.bias
         norm = None
@@ -219,7 +246,7 @@ class SAGEConv(_Conv):
         self._save(graph, x, agg, arg, transform_first, out, norm)
         return out
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         graph, x, agg, arg, transform_first, out, norm = self._saved()
         grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
         if norm is not None:  # y = o / max(|o|, eps)
@@ -230,12 +257,12 @@ class SAGEConv(_Conv):
             self._grads["bias"] += grad.sum(axis=0)
         dx = None
         if self.root_weight:
-            self._grads["weight_root"] += x.T @ grad
+            self._grads["weight_root"] += t_matmul(x, grad)
             if self.input_grad:
                 dx = grad @ self.weight_root.T
         if transform_first:
             gh = _g.aggregate_backward(graph, agg, grad, "mean", use_weights=False)[0]
-            self._grads["weight_neigh"] += x.T @ gh
+            self._grads["weight_neigh"] += t_matmul(x, gh)
             d_neigh = gh @ self.weight_neigh.T if self.input_grad else None
         else:
             self._grads["weight_neigh"] += agg.T @ grad
@@ -286,14 +313,14 @@ class GINConv(_Conv):
         self.mlp = mlp
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
-        x = check_node_input(graph, x, None, self.dtype)
-        eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)
+        x = densify(check_node_input(graph, x, None, self.dtype))
+        eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)  # type: ignore[index]
         h = _g.aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
         self._save(graph, x, eps)
         return self.mlp.forward(h)
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         graph, x, eps = self._saved()
         gh = np.ascontiguousarray(self.mlp.backward(grad_out), dtype=self.dtype)
         if self.train_eps:
@@ -348,6 +375,11 @@ class GATConv(_Conv):
     Edge weights of the graph are ignored: the attention coefficients replace them.
     """
 
+    weight: np.ndarray
+    att_src: np.ndarray
+    att_dst: np.ndarray
+    bias: np.ndarray
+
     def __init__(self, in_features: int, out_features: int, heads: int = 1, concat: bool = True,
                  negative_slope: float = 0.2, dropout: float = 0.0, add_self_loops: bool = True,
                  bias: bool = True, dtype: Any = np.float32, rng: _init.RngLike = None,
@@ -375,7 +407,7 @@ class GATConv(_Conv):
         x = check_node_input(graph, x, self.in_features, self.dtype)
         g = self._cached(graph, _with_self_loops) if self.add_self_loops else graph
         n, heads, f = graph.num_nodes, self.heads, self.out_features
-        h = x @ self.weight
+        h = matmul(x, self.weight)
         h3 = h.reshape(n, heads, f)
         s_src = np.einsum("nhf,hf->nh", h3, self.att_src)
         s_dst = np.einsum("nhf,hf->nh", h3, self.att_dst)
@@ -397,7 +429,7 @@ class GATConv(_Conv):
         self._save(g, x, h, s_src, s_dst, e, alpha, mask, weights)
         return out
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         g, x, h, s_src, s_dst, e, alpha, mask, weights = self._saved()
         n, heads, f = h.shape[0], self.heads, self.out_features
         grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
@@ -419,7 +451,7 @@ class GATConv(_Conv):
         gh = gh.reshape(n, heads, f)
         gh += g_src[:, :, None] * self.att_src + g_dst[:, :, None] * self.att_dst
         gh = gh.reshape(n, heads * f)
-        self._grads["weight"] += x.T @ gh
+        self._grads["weight"] += t_matmul(x, gh)
         return gh @ self.weight.T if self.input_grad else None
 
     def extra_repr(self) -> str:

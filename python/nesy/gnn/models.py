@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from nesy.gnn.batch import GlobalPool, GraphBatch, batch_graphs, iter_batches
 from nesy.gnn.graph import Graph
 from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_input
+from nesy.gnn.sparse import SparseFeatures
 from nesy.nn import CrossEntropyLoss, Dense, Dropout, History, ReLU, Sequential
 from nesy.nn.activations import softmax
 from nesy.nn.module import Module, ModuleList
@@ -122,19 +123,24 @@ class NodeNet(Module):
             if k < n - 1:
                 self.acts.append(ELU() if model == "gat" else ReLU())
 
-    def forward(self, graph: Graph, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+    def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         acts = list(self.acts)
         for k, (drop, conv) in enumerate(zip(self.drops, self.convs)):
-            x = conv(graph, drop(x))
+            if isinstance(x, SparseFeatures):  # dropout on the stored values
+                p, rng = drop.p, drop.rng  # type: ignore[attr-defined]
+                x = x.dropout(p, rng) if drop.training else x
+            else:
+                x = drop(x)
+            x = conv(graph, x)
             if k < len(acts):
                 x = acts[k](x)
         self._save(True)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         self._saved()
         acts, drops, convs = list(self.acts), list(self.drops), list(self.convs)
-        grad: Optional[np.ndarray] = grad_out
+        grad: Any = grad_out
         for k in range(len(convs) - 1, -1, -1):
             if k < len(acts):
                 grad = acts[k].backward(grad)
@@ -251,6 +257,11 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         either way when ``val_mask`` is given.
     normalize_features : bool, default True
         Divide every feature row by its L1 norm (zero rows stay zero).
+    sparse_features : {"auto", True, False}, default "auto"
+        Keep ``X`` as :class:`~nesy.gnn.sparse.SparseFeatures` for the first layer (its
+        products with the weights, and input dropout, then cost O(non-zeros)). ``"auto"``: when
+        ``X`` is a SciPy sparse matrix or at most 10 % of its entries are non-zero, except
+        for GIN. The model is the same either way.
     dtype : {np.float32, np.float64}, default np.float32
     random_state : int, optional
         Seeds initialisation and dropout.
@@ -269,14 +280,16 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
     best_epoch_ : int or None
     """
 
+    n_features_in_: int
+
     def __init__(self, model: str = "gcn", hidden_size: int = 16, num_layers: int = 2,
                  heads: int = 8, output_heads: int = 1, aggr: str = "mean",
                  dropout: float = 0.5, attention_dropout: Optional[float] = None,
                  learning_rate: float = 0.01, weight_decay: float = 5e-4,
                  weight_decay_layers: str = "first", epochs: int = 200,
                  patience: Optional[int] = 100, normalize_features: bool = True,
-                 dtype: Any = np.float32, random_state: Optional[int] = None,
-                 verbose: int = 0) -> None:
+                 sparse_features: Any = "auto", dtype: Any = np.float32,
+                 random_state: Optional[int] = None, verbose: int = 0) -> None:
         self.model = model
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -291,18 +304,35 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.patience = patience
         self.normalize_features = normalize_features
+        self.sparse_features = sparse_features
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ helpers
-    def _features(self, graph: Any, X: Any, fitting: bool) -> np.ndarray:
+    def _features(self, graph: Any, X: Any, fitting: bool) -> Any:
         graph = _check_graph(graph)
-        x = check_node_input(graph, X, None if fitting else self.n_features_in_,
-                             np.dtype(self.dtype), name="X")
+        dtype = np.dtype(self.dtype)
+        if self.sparse_features not in ("auto", True, False):
+            raise ValueError(f"sparse_features: expected 'auto', True or False, got "
+                             f"{self.sparse_features!r}")
+        if hasattr(X, "tocsr") and not isinstance(X, SparseFeatures):  # SciPy sparse
+            X = SparseFeatures.from_scipy(X, dtype)
+        x = check_node_input(graph, X, None if fitting else self.n_features_in_, dtype,
+                             name="X")
         if fitting:
             self.n_features_in_ = x.shape[1]
-        return _row_normalize(x) if self.normalize_features else x
+        want = self.sparse_features
+        if want == "auto":
+            want = self.model != "gin" and (isinstance(x, SparseFeatures)
+                                            or np.count_nonzero(x) <= 0.1 * x.size)
+        if want and not isinstance(x, SparseFeatures):
+            x = SparseFeatures.from_dense(x, dtype)
+        elif not want and isinstance(x, SparseFeatures):
+            x = x.to_dense()
+        if not self.normalize_features:
+            return x
+        return x.row_normalize() if isinstance(x, SparseFeatures) else _row_normalize(x)
 
     def _logits(self, graph: Any, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -319,7 +349,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         ----------
         graph : Graph
             Messages flow along its edges (make it undirected for citation graphs).
-        X : array of shape (n_nodes, n_features)
+        X : array or SciPy sparse matrix of shape (n_nodes, n_features)
         y : array of shape (n_nodes,)
             Labels; only those of the training and validation nodes are read.
         train_mask, val_mask : boolean array of shape (n_nodes,) or array of node indices
@@ -409,7 +439,8 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, graph: Graph, X: Any) -> np.ndarray:
         """Predicted label of every node, ``(n_nodes,)``."""
-        return self.classes_[np.argmax(self._logits(graph, X), axis=1)]
+        logits = self._logits(graph, X)
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def score(self, graph: Graph, X: Any, y: Any, mask: Any = None) -> float:  # type: ignore[override]
         """Accuracy on the nodes of ``mask`` (default all)."""
@@ -467,15 +498,15 @@ class GraphNet(Module):
                                Dropout(dropout, rng=gen),
                                Dense(hidden_size, out_features, dtype=dtype, rng=gen))
 
-    def forward(self, batch: GraphBatch, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
+    def forward(self, batch: GraphBatch, x: Any) -> np.ndarray:  # type: ignore[override]
         for conv, act in zip(self.convs, self.acts):
             x = act(conv(batch.graph, x))
         self._save(True)
         return self.head(self.pool(x, batch.batch, batch.num_graphs))
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         self._saved()
-        grad: Optional[np.ndarray] = self.pool.backward(self.head.backward(grad_out))
+        grad: Any = self.pool.backward(self.head.backward(grad_out))
         for conv, act in zip(reversed(list(self.convs)), reversed(list(self.acts))):
             grad = conv.backward(act.backward(grad))
             if grad is None:
@@ -514,6 +545,8 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         ``loss`` (mean over training batches), ``val_loss``, ``val_accuracy``, ``time``.
     """
 
+    n_features_in_: int
+
     def __init__(self, model: str = "gin", hidden_size: int = 32, num_layers: int = 3,
                  readout: str = "sum", dropout: float = 0.0, learning_rate: float = 0.01,
                  weight_decay: float = 0.0, epochs: int = 100, batch_size: int = 32,
@@ -551,7 +584,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
             width = f.shape[1]
             feats.append(f)
         if fitting:
-            self.n_features_in_ = width
+            self.n_features_in_ = int(feats[0].shape[1])
         return graphs, feats
 
     def fit(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> GraphClassifier:
@@ -571,7 +604,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         order = rng.permutation(len(graphs))
         n_val = int(round(frac * len(graphs))) if len(graphs) >= 10 else 0
         val, tr = order[:n_val], order[n_val:]
-        self.model_ = GraphNet(self.model, self.n_features_in_, int(self.hidden_size),
+        self.model_ = GraphNet(self.model, int(self.n_features_in_), int(self.hidden_size),
                                len(self.classes_), int(self.num_layers), self.readout,
                                _check_fraction(self.dropout, "dropout"), np.dtype(self.dtype),
                                rng)
@@ -630,7 +663,8 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, graphs: Sequence[Graph], X: Sequence[Any]) -> np.ndarray:
         """Predicted label of every graph."""
-        return self.classes_[np.argmax(self._logits(graphs, X), axis=1)]
+        logits = self._logits(graphs, X)
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def score(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> float:  # type: ignore[override]
         """Accuracy over ``graphs``."""
