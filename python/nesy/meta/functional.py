@@ -330,25 +330,44 @@ class ModuleLoop:
     ----------
     model : Module
         Takes ``x[t]`` of shape ``(n_points, *in_shape)`` and returns ``(n_points, n_outputs)``.
-    fd_eps : float, default 1e-3
+    fd_eps : float, optional
         Relative step of the central finite differences in :meth:`hvp`:
-        ``eps = fd_eps * max(1, |params|) / max(|v|, tiny)`` (norms over each task).
+        ``eps = fd_eps * max(1, |params|) / max(|v|, tiny)`` (norms over each task). Default
+        ``1e-5`` for float64 and ``1e-3`` for float32 parameters.
+
+    Notes
+    -----
+    Relative error ``|Hv_fd - Hv| / |Hv|`` of :meth:`hvp` against the exact R-operator, measured
+    on a 1-40-40-1 network, 25 sine tasks of 5 points, a random direction::
+
+        fd_eps           1e-2     1e-3     1e-4     1e-5     1e-6
+        tanh float64     1.8e-4   1.8e-6   1.8e-8   1.8e-10  1.0e-10
+        tanh float32     1.6e-4   6.4e-5   6.3e-4   6.1e-3   5.9e-2
+        relu float64     1.5      0.41     0.12     4.7e-11  9.7e-11
+        relu float32     5.6      0.30     0.25     1.5      5.9e-2
+
+    With ReLU a difference that straddles a kink is wrong by the size of the jump, so only a
+    step too small to cross one works, which float32 cannot resolve: second-order MAML in float32
+    with ReLU needs the exact :class:`BatchedMLP` path.
     """
 
     batched = False
 
-    def __init__(self, model: Module, fd_eps: float = 1e-3) -> None:
+    def __init__(self, model: Module, fd_eps: Optional[float] = None) -> None:
         if not isinstance(model, Module):
             raise TypeError(f"model: expected a nesy Module, got {type(model).__name__}")
         if not model.parameters():
             raise ValueError("model: has no parameters to meta-learn")
         self.model = model
         self.work = copy.deepcopy(model)
-        self.fd_eps = float(fd_eps)
         dtypes = {p.dtype for p in model.parameters()}
         if len(dtypes) != 1:
             raise TypeError(f"model: all parameters must share one dtype, got {dtypes}")
         self.dtype = dtypes.pop()
+        default = 1e-5 if self.dtype == np.float64 else 1e-3
+        self.fd_eps = default if fd_eps is None else float(fd_eps)
+        if not self.fd_eps > 0:
+            raise ValueError(f"fd_eps: expected a number > 0, got {fd_eps!r}")
         self._losses: dict = {"mse": MSELoss(), "cross_entropy": CrossEntropyLoss()}
 
     def parameters(self) -> Params:
@@ -389,9 +408,9 @@ class ModuleLoop:
             v: Sequence[np.ndarray]) -> Tuple[Params, Params]:
         """Per-task ``H_t v_t`` by central differences of gradients (see ``fd_eps``).
 
-        The error is ``O(eps^2)`` for smooth losses plus rounding ``O(ulp * |g| / eps)``; with
-        ReLU a difference that straddles a kink is off by up to the size of the jump. Measured
-        against the exact R-operator in ``tests/test_meta.py``.
+        The error is ``O(eps^2)`` for smooth networks plus rounding ``O(ulp * |g| / eps)``; with
+        ReLU a difference that straddles a kink is off by up to the size of the jump (see the
+        class notes for measured errors).
         """
         n_tasks = x.shape[0]
         pn = np.sqrt(sum(np.sum(p.reshape(n_tasks, -1).astype(np.float64) ** 2, axis=1)

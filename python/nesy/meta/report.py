@@ -29,8 +29,8 @@ from nesy.meta.tasks import DigitsTasks, SineTasks, TaskBatch
 from nesy.nn import Dense, ReLU, Sequential
 from nesy.optim import SGDHD, Adam, AdamHD
 
-__all__ = ["mlp", "sine_table", "adaptive_lr_table", "digits_table", "speed_table",
-           "fomaml_step_nesy", "torch_fomaml_loop", "torch_fomaml_batched"]
+__all__ = ["main", "mlp", "sine_table", "adaptive_lr_table", "digits_table", "speed_table",
+           "profile_table", "fomaml_step_nesy", "torch_fomaml_loop", "torch_fomaml_batched"]
 
 EVAL_SEED = 12345  # the 600 evaluation tasks: the same for every row
 Row = List[str]
@@ -371,3 +371,97 @@ def speed_table(n_batches: int = 50, repeat: int = 3, inner_steps: int = 1,
     rows = [[name, f"{r:.0f}", f"{r / ref:.1f}x" if ref else "-"] for name, r in rates.items()]
     return format_table(["FOMAML, sine 5-shot, 25 tasks", "meta-iterations/s",
                          "vs PyTorch loop"], rows)
+
+
+# ---------------------------------------------------------------------------------- profile
+def profile_table(repeat: int = 2000, k_shot: int = 5, meta_batch_size: int = 25) -> str:
+    """Where a FOMAML / MAML meta-iteration on the sine protocol spends its time.
+
+    Each part is timed on its own (best of 5 runs of ``repeat`` calls), with the number of
+    calls one meta-iteration makes; the matmul rows time the bare :func:`numpy.matmul` calls of
+    the forward and backward passes, the "compute" row what they would take at the FLOP rate
+    of the largest one. Used to decide whether a fused Rust kernel would pay off.
+    """
+    import timeit
+
+    from nesy.meta.functional import batched_loss, broadcast_params
+
+    backend = BatchedMLP(mlp([1, 40, 40, 1]))
+    theta = backend.parameters()
+    batch = SineTasks(k_shot).sample(meta_batch_size, np.random.default_rng(0))
+    p = broadcast_params(theta, meta_batch_size)
+    out, cache = backend.forward(p, batch.support_x)
+    _, g_out, _ = batched_loss("mse", out, batch.support_y)
+    assert g_out is not None
+    grads = backend.backward(p, cache, g_out)
+    opt = Adam([q.copy() for q in theta], lr=1e-3)
+    mean_grads = [g.mean(axis=0) for g in grads]
+    t_, n_ = meta_batch_size, k_shot
+    h1 = np.ones((t_, n_, 40), np.float32)
+    w2 = np.ones((t_, 40, 40), np.float32)
+    mm = {"forward matmuls (3 layers)": lambda: (np.matmul(batch.support_x, p[0]),
+                                                 np.matmul(h1, w2), np.matmul(h1, p[4])),
+          "backward matmuls (5)": lambda: (np.matmul(h1.transpose(0, 2, 1), h1),
+                                           np.matmul(h1.transpose(0, 2, 1), out),
+                                           np.matmul(batch.support_x.transpose(0, 2, 1), h1),
+                                           np.matmul(out, p[4].transpose(0, 2, 1)),
+                                           np.matmul(h1, w2.transpose(0, 2, 1)))}
+    parts: List[Tuple[str, Callable[[], object], float]] = [
+        ("FOMAML meta_gradient, 1 inner step (total)",
+         lambda: meta_gradient("fomaml", backend, theta, batch, "mse", 1, 0.01), 1),
+        ("  forward pass (25 tasks at once)", lambda: backend.forward(p, batch.support_x), 2),
+        ("  backward pass", lambda: backend.backward(p, cache, g_out), 2),
+        ("  per-task MSE and its gradient", lambda: batched_loss("mse", out, batch.support_y),
+         2),
+        ("  inner SGD update (6 arrays)", lambda: [a - 0.01 * b for a, b in zip(p, grads)], 1),
+        ("  copy theta to 25 tasks", lambda: broadcast_params(theta, meta_batch_size), 1),
+        ("  mean of the query gradients", lambda: [g.mean(axis=0) for g in grads], 1),
+        ("outer Adam step (one Rust call)", lambda: opt.step(mean_grads), 1),
+        ("SineTasks.sample(25)",
+         lambda: SineTasks(k_shot).sample(meta_batch_size, np.random.default_rng(0)), 1),
+        ("MAML meta_gradient, 1 inner step (total)",
+         lambda: meta_gradient("maml", backend, theta, batch, "mse", 1, 0.01), 1),
+        ("  exact Hessian-vector product (R-op)",
+         lambda: backend.hvp(p, batch.support_x, batch.support_y, "mse", grads), 1),
+    ]
+    for name, fn in mm.items():
+        parts.insert(3 if "forward" in name else 4, ("    " + name, fn, 2))
+    timed = [(name, min(timeit.repeat(fn, number=repeat, repeat=5)) / repeat * 1e6, calls)
+             for name, fn, calls in parts]
+    flops = 2 * t_ * n_ * (40 + 40 * 40 + 40) * 3  # forward + backward (2 products) per pass
+    big = min(timeit.repeat(lambda: np.matmul(h1, w2), number=repeat, repeat=5)) / repeat
+    rate = 2 * t_ * n_ * 40 * 40 / big
+    timed.append((f"  compute of 2 passes at {rate / 1e9:.1f} GFLOP/s", flops / rate * 1e6, 2))
+    total = timed[0][1]
+    rows = [[name, f"{us:.1f}", f"{calls:g}", f"{100 * us * calls / total:.0f} %"]
+            for name, us, calls in timed]
+    return format_table(["part", "µs per call", "calls per meta-iteration",
+                         "share of FOMAML meta_gradient"], rows)
+
+
+# ---------------------------------------------------------------------------------- entry point
+TABLES: Dict[str, Callable[..., str]] = {"speed": speed_table, "sine": sine_table,
+                                         "adaptive": adaptive_lr_table, "digits": digits_table,
+                                         "profile": profile_table}
+#: Settings of ``quick=True``: seconds instead of minutes; the numbers are not meaningful.
+QUICK: Dict[str, Dict[str, Any]] = {
+    "speed": dict(n_batches=10, repeat=2),
+    "sine": dict(n_iterations=300, n_eval=100),
+    "adaptive": dict(n_iterations=300, n_eval=100),
+    "digits": dict(shots=(1,), n_iterations=50, n_eval=100, pretrain_epochs=2),
+    "profile": dict(repeat=200),
+}
+
+
+def main(tables: Sequence[str] = ("speed", "sine", "adaptive", "digits"), quick: bool = False,
+         ) -> None:
+    """Print the chosen tables (names of :data:`TABLES`), each under its docstring's summary."""
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown:
+        raise ValueError(f"tables: unknown {unknown}; known: {list(TABLES)}")
+    for name in tables:
+        fn = TABLES[name]
+        doc = (fn.__doc__ or "").strip().splitlines()[0]
+        t0 = time.perf_counter()
+        table = fn(**(QUICK[name] if quick else {}))
+        print(f"\n{doc} ({time.perf_counter() - t0:.0f} s)\n\n{table}", flush=True)
