@@ -41,6 +41,7 @@ from nesy.nn.activations import (
     tanh,
     tanh_backward,
 )
+from nesy.nn.estimators import MLPClassifier, MLPRegressor, make_mlp  # noqa: F401
 from nesy.nn.layers import Dense, Dropout, Flatten, Sequential
 from nesy.nn.losses import (
     BCEWithLogitsLoss,

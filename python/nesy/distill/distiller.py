@@ -1,0 +1,228 @@
+"""The :class:`Distiller`: train a student on what a teacher answers."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from nesy.distill.augment import AUGMENTATIONS, augment
+from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss
+from nesy.distill.teachers import as_teacher
+from nesy.nn.activations import softmax
+from nesy.nn.estimators import SOLVERS
+from nesy.nn.module import Module
+from nesy.nn.trainer import Trainer
+from nesy.nn.trainer import predict as _predict_module
+
+__all__ = ["Distiller", "label_indices"]
+
+
+def label_indices(y: np.ndarray, classes: np.ndarray, name: str = "y") -> np.ndarray:
+    """Column index in ``classes`` of every label in ``y``; ValueError naming ``name`` for a
+    label that is not one of ``classes``."""
+    classes = np.asarray(classes)
+    y = np.asarray(y)
+    order = np.argsort(classes, kind="stable")
+    pos = np.searchsorted(classes[order], y)
+    pos = np.clip(pos, 0, len(classes) - 1)
+    bad = np.flatnonzero(classes[order][pos] != y)
+    if bad.size:
+        raise ValueError(f"{name}: label {y[bad[0]].tolist()!r} is not one of the teacher's "
+                         f"classes {classes.tolist()}")
+    return order[pos]
+
+
+class Distiller(BaseEstimator):
+    """Knowledge distillation from a teacher into a student (Hinton et al. 2015).
+
+    Parameters
+    ----------
+    teacher : object
+        Anything :func:`nesy.distill.as_teacher` accepts: a nesy network, an estimator with
+        ``predict_proba`` (or a regressor), a PyTorch module, or a callable returning logits,
+        probabilities or regression values.
+    student : object
+        - a :class:`nesy.nn.MLPClassifier` / :class:`~nesy.nn.MLPRegressor`: a clone is trained
+          with :class:`~nesy.distill.DistillationLoss` (its own solver, epochs, ...);
+        - a :class:`nesy.nn.Module`: trained *in place* with the loss, Adam-like ``solver``,
+          ``learning_rate``, ``epochs`` and ``batch_size`` below, on the raw ``X``;
+        - any other estimator with ``fit`` (a decision tree, a rule learner from
+          :mod:`nesy.rules`, ...): a clone is fitted on the teacher's labels (hard labels, or
+          values for regression) of the training and augmented rows.
+    temperature : float, default 4.0
+    alpha : float, default 0.5
+        Weight of the loss on the true labels (the rest goes to the teacher's soft targets).
+    t2_scaling : bool, default True
+        Multiply the soft-target term by ``temperature**2``.
+    augment : {None, "noise", "mixup", "both"}
+        Add ``n_augment * n_samples`` synthetic rows near the data labelled by the teacher.
+    n_augment : float, default 1.0
+    noise_scale, mixup_alpha : float
+        See :func:`nesy.distill.augment`.
+    solver, learning_rate, epochs, batch_size, verbose
+        Training of a :class:`nesy.nn.Module` student.
+    random_state : int, optional
+        Seeds augmentation (and the training of a Module student).
+
+    Attributes
+    ----------
+    teacher_ : Teacher
+    student_ : object
+        The trained student.
+    classes_ : ndarray
+        Classification only: the teacher's classes.
+    n_augmented_ : int
+    history_ : nesy.nn.History
+        Module students only.
+    n_features_in_ : int
+    """
+
+    def __init__(self, teacher: Any, student: Any, temperature: float = 4.0,
+                 alpha: float = 0.5, t2_scaling: bool = True, augment: Optional[str] = None,
+                 n_augment: float = 1.0, noise_scale: float = 0.1, mixup_alpha: float = 0.4,
+                 solver: str = "adam", learning_rate: float = 1e-3, epochs: int = 100,
+                 batch_size: int = 32, random_state: Optional[int] = None,
+                 verbose: int = 0) -> None:
+        self.teacher = teacher
+        self.student = student
+        self.temperature = temperature
+        self.alpha = alpha
+        self.t2_scaling = t2_scaling
+        self.augment = augment
+        self.n_augment = n_augment
+        self.noise_scale = noise_scale
+        self.mixup_alpha = mixup_alpha
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any = None) -> Distiller:
+        """Distil on ``X`` ``(n_samples, n_features)`` with optional true labels (or targets)
+        ``y``; without ``y`` the teacher's own answers stand in for the labels."""
+        teacher = as_teacher(self.teacher)
+        if not (isinstance(self.student, Module) or hasattr(self.student, "fit")):
+            raise TypeError(f"student: expected a nesy Module or an estimator with fit, got "
+                            f"{type(self.student).__name__}")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment: expected None or one of {AUGMENTATIONS}, "
+                             f"got {self.augment!r}")
+        if y is None:
+            X = validate_data(self, X, dtype=np.float64)
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True)
+        rng = np.random.default_rng(self.random_state)
+        extra = np.empty((0, X.shape[1]))
+        if self.augment is not None:
+            n_new = int(round(float(self.n_augment) * X.shape[0]))
+            extra = augment(X, self.augment, n_new, self.noise_scale, self.mixup_alpha, rng)
+        X_all = np.vstack([X, extra])
+        self.n_augmented_ = extra.shape[0]
+        out = teacher(X_all)  # decides the teacher's kind
+        self.teacher_ = teacher
+        if teacher.is_classifier:
+            self._fit_classifier(X_all, teacher.logits(X_all), y, rng)
+        else:
+            self._fit_regressor(X_all, out, y, rng)
+        return self
+
+    def _loss(self) -> Any:
+        return DistillationLoss(self.temperature, self.alpha, self.t2_scaling)
+
+    def _fit_classifier(self, X: np.ndarray, logits: np.ndarray, y: Any,
+                        rng: np.random.Generator) -> None:
+        classes = np.asarray(self.teacher_.classes)
+        self.classes_ = classes
+        hard = np.argmax(logits, axis=1)
+        if y is not None:
+            hard[: len(y)] = label_indices(np.ravel(y), classes)
+        student = self.student
+        if isinstance(student, Module):
+            self._train_module(X, DistillationLoss.pack(hard, logits), self._loss(), rng)
+        elif hasattr(student, "_fit_distilled"):
+            loss = self._loss()
+            self.student_ = clone(student)._fit_distilled(X, classes, loss.pack(hard, logits),
+                                                          loss)
+        else:
+            self.student_ = clone(student).fit(X, classes[hard])
+
+    def _fit_regressor(self, X: np.ndarray, out: np.ndarray, y: Any,
+                       rng: np.random.Generator) -> None:
+        targets = out.copy()
+        if y is not None:
+            y = np.asarray(y, dtype=np.float64).reshape(len(y), *out.shape[1:])
+            targets[: len(y)] = y
+        student = self.student
+        if isinstance(student, Module):
+            k = 1 if out.ndim == 1 else out.shape[1]
+            packed = np.hstack([targets.reshape(-1, k), out.reshape(-1, k)])
+            self._train_module(X, packed, RegressionDistillationLoss(self.alpha), rng)
+        elif hasattr(student, "_fit_distilled"):
+            self.student_ = clone(student)._fit_distilled(
+                X, targets, out, RegressionDistillationLoss(self.alpha))
+        else:
+            self.student_ = clone(student).fit(X, out)
+
+    def _train_module(self, X: np.ndarray, targets: np.ndarray, loss: Any,
+                      rng: np.random.Generator) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {sorted(SOLVERS)}, got {self.solver!r}")
+        model = self.student
+        opt = SOLVERS[self.solver](model.parameters(), lr=float(self.learning_rate))
+        trainer = Trainer(model, loss, opt, batch_size=int(self.batch_size),
+                          epochs=int(self.epochs), seed=int(rng.integers(2**31)),
+                          verbose=int(self.verbose))
+        with threadpool_limits(limits=1, user_api="blas"):  # see nesy.nn.estimators
+            self.history_ = trainer.fit(X, targets)
+        model.eval()
+        self.student_ = model
+
+    # ------------------------------------------------------------------ prediction
+    def _check_X(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "student_")
+        return validate_data(self, X, reset=False, dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The student's labels (or values) for ``X`` ``(n_samples, n_features)``."""
+        X = self._check_X(X)
+        if isinstance(self.student_, Module):
+            out = _predict_module(self.student_, X)
+            if hasattr(self, "classes_"):
+                return self.classes_[np.argmax(out, axis=1)]
+            return out[:, 0] if out.shape[1] == 1 else out
+        return self.student_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The student's class probabilities ``(n_samples, n_classes)``."""
+        X = self._check_X(X)
+        if not hasattr(self, "classes_"):
+            raise AttributeError("predict_proba: the teacher is a regressor")
+        if isinstance(self.student_, Module):
+            return softmax(_predict_module(self.student_, X).astype(np.float64), axis=-1)
+        return self.student_.predict_proba(X)
+
+    def fidelity(self, X: Any) -> float:
+        """Fraction of rows where the student and the teacher agree (classification), or the
+        R^2 of the student against the teacher (regression)."""
+        pred = self.predict(X)
+        ref = self.teacher_.predict(self._check_X(X))
+        if hasattr(self, "classes_"):
+            return float(np.mean(pred == ref))
+        ref = np.asarray(ref, np.float64).reshape(np.shape(pred))
+        return float(1 - np.sum((pred - ref) ** 2) / np.sum((ref - ref.mean(0)) ** 2))
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy (classification) or R^2 (regression) of the student on ``(X, y)``."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if hasattr(self, "classes_"):
+            return float(np.mean(pred == y))
+        y = y.astype(np.float64).reshape(np.shape(pred))
+        return float(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean(0)) ** 2))

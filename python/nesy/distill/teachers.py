@@ -1,0 +1,173 @@
+"""Teacher adapters: one interface over nesy networks, scikit-learn estimators and callables.
+
+:func:`as_teacher` wraps
+
+- a :class:`nesy.nn.Module` (its outputs are logits, or values for regression);
+- any estimator with ``predict_proba`` (scikit-learn, :class:`nesy.nn.MLPClassifier`, ...);
+- a scikit-learn regressor (``predict``);
+- a PyTorch ``nn.Module`` (run on a float32 tensor without gradients);
+- any callable ``f(X) -> ndarray`` returning logits or probabilities ``(n_samples, n_classes)``
+  or regression values ``(n_samples,)``/``(n_samples, n_outputs)``.
+
+Probabilities become logits as ``log p`` (clipped at ``1e-12``), so every classification teacher
+answers :meth:`Teacher.logits`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+from sklearn.base import is_regressor
+
+from nesy.nn.module import Module
+from nesy.nn.trainer import predict as _predict_module
+
+__all__ = ["Teacher", "as_teacher"]
+
+_KINDS = ("logits", "proba", "values")
+
+
+class Teacher:
+    """A model queried as a teacher (or as the network rules are extracted from).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(X) -> ndarray`` for ``X`` ``(n_samples, n_features)``.
+    kind : {"logits", "proba", "values", "auto"}
+        What ``fn`` returns; ``"auto"`` decides on the first call: 1-D output is regression
+        values, rows of non-negative numbers summing to one are probabilities, anything else
+        logits.
+    classes : array-like of shape (n_classes,), optional
+        Labels of the output columns (default ``0 .. n_classes - 1``).
+    """
+
+    def __init__(self, fn: Callable[[np.ndarray], Any], kind: str = "auto",
+                 classes: Optional[Any] = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        if kind not in (*_KINDS, "auto"):
+            raise ValueError(f"kind: expected one of {(*_KINDS, 'auto')}, got {kind!r}")
+        self.fn = fn
+        self.kind = kind
+        self.classes = None if classes is None else np.asarray(classes)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Raw output of the wrapped model for ``X``, as a float64 array."""
+        out = np.asarray(self.fn(X), dtype=np.float64)
+        if out.ndim not in (1, 2) or out.shape[0] != len(X):
+            raise ValueError(f"teacher: returned shape {out.shape} for {len(X)} rows; expected "
+                             "(n_samples,) or (n_samples, n_outputs)")
+        if not np.all(np.isfinite(out)):
+            raise ValueError("teacher: returned NaN or infinity")
+        if self.kind == "auto":
+            self.kind = _guess_kind(out)
+        if self.classes is None and self.kind != "values":
+            self.classes = np.arange(out.shape[1])
+        return out
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the teacher gives class scores (known after the first call unless set)."""
+        return self.kind in ("logits", "proba")
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Class logits ``(n_samples, n_classes)`` (``log p`` for a probability teacher)."""
+        out = self(X)
+        if self.kind == "values":
+            raise ValueError("teacher: gives regression values, not class scores")
+        if self.kind == "proba":
+            return np.log(np.clip(out, 1e-12, None))
+        return out
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        """Regression outputs ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        out = self(X)
+        if self.kind != "values":
+            raise ValueError("teacher: gives class scores, not regression values")
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The teacher's labels (argmax mapped to :attr:`classes`) or regression values."""
+        out = self(X)
+        if self.kind == "values":
+            return out
+        assert self.classes is not None
+        if len(self.classes) != out.shape[1]:
+            raise ValueError(f"teacher: {out.shape[1]} output columns but "
+                             f"{len(self.classes)} classes")
+        return self.classes[np.argmax(out, axis=1)]
+
+    def __repr__(self) -> str:
+        return f"Teacher(kind={self.kind!r}, fn={self.fn!r})"
+
+
+def _guess_kind(out: np.ndarray) -> str:
+    if out.ndim == 1:
+        return "values"
+    sums = out.sum(axis=1)
+    if np.all(out >= 0) and np.all(out <= 1) and np.allclose(sums, 1.0, atol=1e-4):
+        return "proba"
+    return "logits"
+
+
+def _is_torch_module(obj: Any) -> bool:
+    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module"
+               for c in type(obj).__mro__)
+
+
+def _torch_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    def run(X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.as_tensor(np.asarray(X, np.float32))).detach().cpu().numpy()
+
+    return run
+
+
+def _is_regressor(obj: Any) -> bool:
+    if not hasattr(obj, "fit"):
+        return False  # plain callables (bound methods, functions) are not estimators
+    try:
+        return bool(is_regressor(obj))
+    except (AttributeError, TypeError):
+        return getattr(obj, "_estimator_type", None) == "regressor"
+
+
+def as_teacher(teacher: Any, output: str = "auto") -> Teacher:
+    """Wrap ``teacher`` in a :class:`Teacher` (see the module docstring for what is accepted).
+
+    Parameters
+    ----------
+    teacher : object
+    output : {"auto", "logits", "proba", "values"}
+        What a callable (or nesy / PyTorch module) returns; estimators are recognised by their
+        methods and ignore it.
+
+    Raises
+    ------
+    TypeError
+        When ``teacher`` has neither ``predict_proba`` (nor ``predict`` as a regressor) nor a
+        callable interface.
+    """
+    if output not in (*_KINDS, "auto"):
+        raise ValueError(f"output: expected one of {(*_KINDS, 'auto')}, got {output!r}")
+    if isinstance(teacher, Teacher):
+        return teacher
+    if isinstance(teacher, Module):
+        return Teacher(lambda X: _predict_module(teacher, X), output)
+    if hasattr(teacher, "predict_proba") and not _is_regressor(teacher):
+        return Teacher(teacher.predict_proba, "proba", getattr(teacher, "classes_", None))
+    if _is_regressor(teacher) and hasattr(teacher, "predict"):
+        return Teacher(teacher.predict, "values")
+    if _is_torch_module(teacher):
+        return Teacher(_torch_fn(teacher), output)
+    if callable(teacher):
+        return Teacher(teacher, output)
+    raise TypeError(
+        f"teacher: expected a nesy Module, an estimator with predict_proba, a regressor, or a "
+        f"callable returning logits or probabilities; got {type(teacher).__name__} with none "
+        f"of these"
+    )

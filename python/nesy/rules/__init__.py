@@ -1,0 +1,16 @@
+"""Rules a person can read, check and run, extracted from trained networks.
+
+- :mod:`nesy.rules.ruleset`: :class:`RuleSet` (ordered if-then rules with a default rule;
+  text, JSON and Python-function export), :class:`Rule`, :class:`Condition`;
+- :mod:`nesy.rules.pedagogical`: TREPAN-style extraction that queries the model as an oracle;
+- :mod:`nesy.rules.decompositional`: DeepRED-style extraction layer by layer from a ReLU
+  network's weights;
+- :mod:`nesy.rules.report`: fidelity / accuracy / size table against CART.
+"""
+
+from nesy.rules.decompositional import DecompositionalRuleExtractor
+from nesy.rules.pedagogical import PedagogicalRuleExtractor
+from nesy.rules.ruleset import Condition, Rule, RuleSet
+
+__all__ = ["Condition", "Rule", "RuleSet", "PedagogicalRuleExtractor",
+           "DecompositionalRuleExtractor"]

@@ -1,0 +1,234 @@
+"""Pedagogical (TREPAN-style) rule extraction: treat the model as an oracle.
+
+1. Query the model on the training rows plus synthetic rows from a kernel density estimate of
+   them; then, for a few rounds, fit a CART tree to the answers and add TREPAN-style rows
+   (:func:`~nesy.rules.trees.sample_in_boxes`) to every leaf with fewer than
+   ``min_leaf_samples`` rows, so sparse regions get answers too.
+2. For each tree size, turn the leaves into rules, choose the default class, prune
+   conditions and rules that do not lower fidelity and cap the count at ``max_rules``; keep the
+   size with the best fidelity on a held-out part of the oracle's answers.
+3. Round thresholds to short numbers where no row changes side.
+
+With ``model=None`` the extractor is a plain rule learner on ``y`` (a student for
+:class:`nesy.distill.Distiller`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from nesy.distill.teachers import Teacher, as_teacher
+from nesy.rules.ruleset import RuleSet, check_feature_names, check_rows
+from nesy.rules.simplify import (
+    Candidate,
+    Evaluator,
+    build_ruleset,
+    choose_default,
+    prune,
+    round_thresholds,
+    select_size,
+)
+from nesy.rules.trees import box, fit_tree, sample_in_boxes, sample_near, tree_leaves
+
+__all__ = ["PedagogicalRuleExtractor", "RuleExtractorMixin"]
+
+
+class RuleExtractorMixin(ClassifierMixin):
+    """``predict`` / ``predict_proba`` / ``fidelity`` through the fitted ``ruleset_`` and the
+    oracle-querying steps both extractors share."""
+
+    ruleset_: RuleSet
+    teacher_: Optional[Teacher]
+
+    def _prepare(self, X: Any, y: Any, feature_names: Optional[Sequence[str]], model: Any
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated ``X``, the reference labels (the model's, or ``y`` when ``model`` is
+        None) as indices into the classes, and the classes."""
+        X = np.asarray(X)
+        n_features = X.shape[1] if X.ndim == 2 else -1
+        X = check_rows(X, n_features)
+        if X.shape[0] < 2:
+            raise ValueError(f"X: need at least 2 rows, got {X.shape[0]}")
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_ = check_feature_names(feature_names, X.shape[1])
+        if model is None:
+            if y is None:
+                raise ValueError("y: required when no model is given")
+            y = np.asarray(y)
+            if y.shape != (X.shape[0],):
+                raise ValueError(f"y: expected shape ({X.shape[0]},), got {y.shape}")
+            check_classification_targets(y)
+            self.teacher_ = None
+            classes, idx = np.unique(y, return_inverse=True)
+            self.classes_ = classes
+            return X, idx.astype(np.intp), classes
+        teacher = as_teacher(model)
+        teacher(X[:1])
+        if not teacher.is_classifier:
+            raise ValueError("model: rule extraction needs a classifier (logits or "
+                             "probabilities), the model gives regression values")
+        self.teacher_ = teacher
+        self.classes_ = np.asarray(teacher.classes)
+        return X, self._oracle(X), self.classes_
+
+    def _oracle(self, X: np.ndarray) -> np.ndarray:
+        """The model's labels of ``X`` as indices into ``classes_``."""
+        assert self.teacher_ is not None
+        return np.argmax(self.teacher_.logits(X), axis=1).astype(np.intp)
+
+    def _finish(self, rules: List[Candidate], default: int, S: np.ndarray,
+                L: np.ndarray, classes: np.ndarray, metadata: dict) -> None:
+        rules = round_thresholds(rules, S)
+        self.ruleset_ = build_ruleset(rules, default, S, L, classes, self.feature_names_,
+                                      metadata)
+        self.n_rules_ = self.ruleset_.n_rules
+        self.fidelity_ = Evaluator(S, L).fidelity(
+            [(r.conditions, r.label) for r in self.ruleset_.rules], self.ruleset_.default.label)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels of the rule list, ``(n_samples,)``."""
+        check_is_fitted(self, "ruleset_")
+        return self.ruleset_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of the deciding rules, ``(n_samples, n_classes)``."""
+        check_is_fitted(self, "ruleset_")
+        return self.ruleset_.predict_proba(X)
+
+    def fidelity(self, X: Any) -> float:
+        """Agreement of the rules with the model on ``X`` ``(n_samples, n_features)``."""
+        check_is_fitted(self, "ruleset_")
+        if self.teacher_ is None:
+            raise ValueError("fidelity: no model was given (the rules were learned from y)")
+        X = check_rows(X, self.n_features_in_)
+        return self.ruleset_.fidelity(X, self.teacher_.predict(X))
+
+
+class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
+    """TREPAN-style rule extraction with scikit-learn's CART (see the module docstring).
+
+    Parameters
+    ----------
+    model : object, optional
+        The network (anything :func:`nesy.distill.as_teacher` accepts: a nesy network or
+        estimator, an estimator with ``predict_proba``, a PyTorch module, a callable). None
+        learns rules from ``y`` directly.
+    max_rules : int, default 10
+        Upper bound on the number of rules (besides the default rule).
+    max_rule_length : int, optional
+        Upper bound on the conditions of one rule.
+    n_synthetic : float, default 2.0
+        Synthetic rows from the kernel density estimate, as a multiple of the training rows.
+    sampling_rounds : int, default 2
+        Rounds of TREPAN sampling into sparse leaves.
+    min_leaf_samples : int, default 30
+        A leaf with fewer oracle answers gets synthetic rows up to this count.
+    bandwidth : float, default 0.15
+        Kernel width as a fraction of each feature's standard deviation.
+    max_leaf_nodes : int, optional
+        Largest tree tried; default ``3 * max_rules + 2``.
+    prune_tolerance : float, default 0.0
+        Fidelity a single pruning step may cost.
+    validation_fraction : float, default 0.25
+        Oracle answers held out to choose the tree size.
+    random_state : int, optional
+
+    Attributes
+    ----------
+    ruleset_ : RuleSet
+    classes_ : ndarray
+    teacher_ : Teacher or None
+    fidelity_ : float
+        Fidelity on the training and synthetic rows.
+    n_rules_ : int
+    n_queries_ : int
+        Rows the model was asked about.
+    feature_names_ : list of str
+    n_features_in_ : int
+    """
+
+    def __init__(self, model: Any = None, max_rules: int = 10,
+                 max_rule_length: Optional[int] = None, n_synthetic: float = 2.0,
+                 sampling_rounds: int = 2, min_leaf_samples: int = 30, bandwidth: float = 0.15,
+                 max_leaf_nodes: Optional[int] = None, prune_tolerance: float = 0.0,
+                 validation_fraction: float = 0.25,
+                 random_state: Optional[int] = None) -> None:
+        self.model = model
+        self.max_rules = max_rules
+        self.max_rule_length = max_rule_length
+        self.n_synthetic = n_synthetic
+        self.sampling_rounds = sampling_rounds
+        self.min_leaf_samples = min_leaf_samples
+        self.bandwidth = bandwidth
+        self.max_leaf_nodes = max_leaf_nodes
+        self.prune_tolerance = prune_tolerance
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def _check_params(self) -> int:
+        if isinstance(self.max_rules, bool) or int(self.max_rules) < 1:
+            raise ValueError(f"max_rules: expected a positive int, got {self.max_rules!r}")
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), got "
+                             f"{self.validation_fraction!r}")
+        if float(self.n_synthetic) < 0 or int(self.sampling_rounds) < 0:
+            raise ValueError("n_synthetic and sampling_rounds: expected numbers >= 0")
+        return int(self.max_leaf_nodes or 3 * int(self.max_rules) + 2)
+
+    def _query_set(self, X: np.ndarray, L: np.ndarray, biggest: int,
+                   rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """Training rows plus synthetic rows (kernel density, then TREPAN rounds), labelled."""
+        if self.teacher_ is None:
+            return X, L
+        extra = sample_near(X, int(round(float(self.n_synthetic) * len(X))),
+                            float(self.bandwidth), rng)
+        S, SL = np.vstack([X, extra]), np.concatenate([L, self._oracle(extra)])
+        for _ in range(int(self.sampling_rounds)):
+            tree = fit_tree(S, SL, max_leaf_nodes=biggest, random_state=0)
+            have = np.bincount(tree.apply(S), minlength=tree.tree_.node_count)
+            leaves = tree_leaves(tree)
+            need = [max(int(self.min_leaf_samples) - int(have[node]), 0)
+                    for node, _, _ in leaves]
+            if not any(need):
+                break
+            boxes = [box(conds, X.shape[1]) for _, conds, _ in leaves]
+            new = sample_in_boxes(X, boxes, need, float(self.bandwidth), rng)
+            S, SL = np.vstack([S, new]), np.concatenate([SL, self._oracle(new)])
+        return S, SL
+
+    def fit(self, X: Any, y: Any = None,
+            feature_names: Optional[Sequence[str]] = None) -> PedagogicalRuleExtractor:
+        """Extract rules from ``model`` on ``X`` ``(n_samples, n_features)`` (or learn them from
+        ``y`` when ``model`` is None). ``feature_names`` name the columns in the rules."""
+        biggest = self._check_params()
+        X, L, classes = self._prepare(X, y, feature_names, self.model)
+        rng = np.random.default_rng(self.random_state)
+        S, SL = self._query_set(X, L, biggest, rng)
+        self.n_queries_ = len(S) if self.teacher_ is not None else 0
+        n_val = int(round(float(self.validation_fraction) * len(S)))
+        perm = rng.permutation(len(S))
+        fit_idx, val_idx = perm[n_val:], perm[:n_val]
+        if not n_val:
+            val_idx = fit_idx
+        ev_fit = Evaluator(S[fit_idx], SL[fit_idx])
+        self.tree_size_ = select_size(range(2, biggest + 1),
+                                      lambda k: self._candidate(ev_fit, k, len(classes)),
+                                      Evaluator(S[val_idx], SL[val_idx]))
+        rules, default = self._candidate(Evaluator(S, SL), self.tree_size_, len(classes))
+        self._finish(rules, default, S, SL, classes,
+                     {"method": "pedagogical", "tree_leaves": self.tree_size_})
+        return self
+
+    def _candidate(self, ev: Evaluator, leaves: int,
+                   n_classes: int) -> Tuple[List[Candidate], int]:
+        tree = fit_tree(ev.X, ev.labels, max_leaf_nodes=leaves, random_state=0)
+        cands = [(conds, int(tree.classes_[np.argmax(w)])) for _, conds, w in tree_leaves(tree)]
+        rules, default = choose_default(cands, ev.labels, n_classes)
+        return prune(rules, default, ev, int(self.max_rules), float(self.prune_tolerance),
+                     self.max_rule_length), default
+

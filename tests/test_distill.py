@@ -1,0 +1,302 @@
+"""nesy.distill: Hinton's loss and gradient against NumPy and finite differences, the T^2
+scaling, teacher adapters, augmentation, Distiller end to end, bad input.
+
+Mirrors python/nesy/distill/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+from nesy.distill import (
+    DistillationLoss,
+    Distiller,
+    RegressionDistillationLoss,
+    Teacher,
+    as_teacher,
+    augment,
+    distillation_loss,
+)
+from nesy.nn import Dense, MLPClassifier, MLPRegressor, ReLU, Sequential
+from nesy.rules import PedagogicalRuleExtractor
+
+# ---------------------------------------------------------------------- NumPy reference
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def ref_loss(s, t, y, T, alpha, t2=True):
+    """Hinton's loss written out in float64, term by term."""
+    s, t = np.asarray(s, np.float64), np.asarray(t, np.float64)
+    n = len(y)
+    ce = -np.mean(_log_softmax(s)[np.arange(n), y])
+    p = np.exp(_log_softmax(t / T))
+    q = np.exp(_log_softmax(s / T))
+    kl = np.mean(np.sum(p * np.log(p / q), axis=1))
+    return alpha * ce + (1 - alpha) * (T * T if t2 else 1.0) * kl
+
+
+def _problem(dtype, n=7, c=5, seed=0):
+    rng = np.random.default_rng(seed)
+    s = (rng.standard_normal((n, c)) * 2).astype(dtype)
+    t = (rng.standard_normal((n, c)) * 3).astype(dtype)
+    y = rng.integers(0, c, n)
+    return s, t, y
+
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,alpha,t2", [(1.0, 0.5, True), (4.0, 0.3, True), (4.0, 0.3, False),
+                                        (2.5, 0.0, True), (0.5, 1.0, True)])
+def test_loss_matches_numpy_and_gradient_matches_finite_differences(dtype, T, alpha, t2):
+    s, t, y = _problem(dtype)
+    loss, grad = distillation_loss(s, t, y, T, alpha, t2)
+    assert grad.dtype == dtype and grad.shape == s.shape
+    want = ref_loss(s, t, y, T, alpha, t2)
+    assert abs(loss - want) <= TOL[dtype] * max(1.0, abs(want))
+    # central differences of the float64 reference at the same point
+    s64, eps = s.astype(np.float64), 1e-6
+    fd = np.zeros_like(s64)
+    for idx in np.ndindex(s64.shape):
+        sp, sm = s64.copy(), s64.copy()
+        sp[idx] += eps
+        sm[idx] -= eps
+        fd[idx] = (ref_loss(sp, t, y, T, alpha, t2) - ref_loss(sm, t, y, T, alpha, t2)) / (2 * eps)
+    tol = 1e-7 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(grad, fd, atol=tol, rtol=0)
+
+
+def test_t2_scaling_multiplies_the_soft_term_by_T_squared():
+    s, t, y = _problem(np.float64, seed=3)
+    T, a = 3.0, 0.25
+    ce_loss, ce_grad = distillation_loss(s, t, y, T, 1.0)  # alpha = 1: only the label term
+    on, g_on = distillation_loss(s, t, y, T, a, t2_scaling=True)
+    off, g_off = distillation_loss(s, t, y, T, a, t2_scaling=False)
+    soft_on, soft_off = on - a * ce_loss, off - a * ce_loss
+    assert soft_off > 0 and soft_on == pytest.approx(T * T * soft_off, rel=1e-12)
+    np.testing.assert_allclose(g_on - a * ce_grad, T * T * (g_off - a * ce_grad), rtol=1e-10,
+                               atol=1e-15)
+    # the flag matters only for the soft term: at T = 1 both agree
+    assert distillation_loss(s, t, y, 1.0, a, True)[0] == distillation_loss(s, t, y, 1.0, a,
+                                                                            False)[0]
+
+
+def test_with_t2_the_soft_gradient_keeps_its_size_as_T_grows():
+    s, t, y = _problem(np.float64, n=50, c=10, seed=4)
+    norms_on = [np.linalg.norm(distillation_loss(s, t, y, T, 0.0, True)[1]) for T in (4, 8, 16)]
+    norms_off = [np.linalg.norm(distillation_loss(s, t, y, T, 0.0, False)[1]) for T in (4, 8, 16)]
+    assert max(norms_on) / min(norms_on) < 1.6  # Hinton: the T^2 factor compensates 1/T^2
+    assert norms_off[0] / norms_off[-1] > 10
+
+
+def test_loss_module_packs_targets_and_matches_the_function():
+    s, t, y = _problem(np.float32, seed=5)
+    loss = DistillationLoss(temperature=2.0, alpha=0.4)
+    value = loss(s, DistillationLoss.pack(y, t))
+    want, grad = distillation_loss(s, t, y, 2.0, 0.4)
+    assert value == pytest.approx(want, rel=1e-6)
+    np.testing.assert_array_equal(loss.backward(), grad)
+    with pytest.raises(ValueError, match="target"):
+        loss(s, t)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_regression_loss_gradient_matches_finite_differences(dtype):
+    rng = np.random.default_rng(6)
+    s = rng.standard_normal((6, 2)).astype(dtype)
+    target = rng.standard_normal((6, 4)).astype(dtype)
+    loss = RegressionDistillationLoss(alpha=0.3)
+    value = loss(s, target)
+    want = 0.3 * np.mean((s - target[:, :2]) ** 2) + 0.7 * np.mean((s - target[:, 2:]) ** 2)
+    assert value == pytest.approx(float(want), rel=1e-6)
+    grad = loss.backward()
+    assert grad.dtype == dtype
+    s64 = s.astype(np.float64)
+    fd = np.zeros_like(s64)
+    for idx in np.ndindex(s.shape):
+        sp, sm = s64.copy(), s64.copy()
+        sp[idx] += 1e-6
+        sm[idx] -= 1e-6
+        fd[idx] = (RegressionDistillationLoss(0.3)(sp, target.astype(np.float64))
+                   - RegressionDistillationLoss(0.3)(sm, target.astype(np.float64))) / 2e-6
+    np.testing.assert_allclose(grad, fd, atol=1e-6 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("kw,needle", [({"temperature": 0}, "temperature"),
+                                       ({"alpha": 1.5}, "alpha"),
+                                       ({"temperature": -1.0}, "temperature")])
+def test_bad_hyperparameters_name_the_argument(kw, needle):
+    s, t, y = _problem(np.float64)
+    with pytest.raises(ValueError, match=needle):
+        distillation_loss(s, t, y, **{"temperature": 2.0, "alpha": 0.5, **kw})
+
+
+def test_bad_loss_inputs_name_the_argument():
+    s, t, y = _problem(np.float64)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        distillation_loss(s, t[:, :3], y)
+    with pytest.raises(ValueError, match="y"):
+        distillation_loss(s, t, y[:3])
+    with pytest.raises(IndexError, match="y"):
+        distillation_loss(s, t, y + 10)
+
+
+# ---------------------------------------------------------------------- teachers
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def test_teacher_adapters_agree_on_what_they_wrap(iris):
+    Xtr, Xte, ytr, _ = iris
+    lr = LogisticRegression(max_iter=500).fit(Xtr, ytr)
+    t_sk = as_teacher(lr)
+    np.testing.assert_allclose(np.exp(t_sk.logits(Xte)), lr.predict_proba(Xte), rtol=1e-12)
+    np.testing.assert_array_equal(t_sk.predict(Xte), lr.predict(Xte))
+    # a callable returning probabilities is recognised as such, one returning logits too
+    t_p = as_teacher(lr.predict_proba)
+    t_p.logits(Xte)
+    assert t_p.kind == "proba"
+    t_z = as_teacher(lr.decision_function)
+    t_z.logits(Xte)
+    assert t_z.kind == "logits"
+    np.testing.assert_array_equal(t_z.predict(Xte), lr.predict(Xte))
+    # a nesy network: logits straight from the module
+    dense = Dense(4, 3, dtype=np.float64, rng=0)
+    t_net = as_teacher(Sequential(dense))
+    np.testing.assert_allclose(t_net.logits(Xte), Xte @ dense.weight + dense.bias, rtol=1e-12)
+    # a regressor gives values
+    reg = LinearRegression().fit(Xtr, ytr.astype(float))
+    t_r = as_teacher(reg)
+    np.testing.assert_allclose(t_r.values(Xte), reg.predict(Xte))
+    with pytest.raises(ValueError, match="regression"):
+        t_r.logits(Xte)
+
+
+def test_torch_module_teacher():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    X = np.random.default_rng(0).standard_normal((10, 4))
+    t = as_teacher(model)
+    want = model(torch.as_tensor(X, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(t.logits(X), want, rtol=1e-6)
+    assert t.kind == "logits"
+
+
+def test_teacher_without_an_interface_is_refused():
+    with pytest.raises(TypeError, match="teacher"):
+        as_teacher(object())
+    with pytest.raises(TypeError, match="teacher"):
+        Distiller(object(), MLPClassifier()).fit(np.ones((4, 2)), [0, 1, 0, 1])
+    with pytest.raises(TypeError, match="student"):
+        Distiller(lambda X: np.ones((len(X), 2)), object()).fit(np.ones((4, 2)), [0, 1, 0, 1])
+    bad = Teacher(lambda X: np.ones((len(X) + 1, 2)))
+    with pytest.raises(ValueError, match="teacher"):
+        bad(np.ones((3, 2)))
+
+
+def test_nan_in_X_and_unknown_labels_raise(iris):
+    Xtr, _, ytr, _ = iris
+    lr = LogisticRegression(max_iter=500).fit(Xtr, ytr)
+    X = Xtr.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X"):
+        Distiller(lr, MLPClassifier()).fit(X, ytr)
+    with pytest.raises(ValueError, match="y: label 7"):
+        Distiller(lr, MLPClassifier()).fit(Xtr, np.where(ytr == 2, 7, ytr))
+    with pytest.raises(ValueError, match="augment"):
+        Distiller(lr, MLPClassifier(), augment="rotate").fit(Xtr, ytr)
+
+
+# ---------------------------------------------------------------------- augmentation
+
+
+def test_augmentation_stays_near_the_data_and_is_seeded():
+    X = np.random.default_rng(1).standard_normal((40, 3)) * [1.0, 10.0, 0.1]
+    noise = augment(X, "noise", 500, noise_scale=0.1, rng=0)
+    assert noise.shape == (500, 3)
+    nearest = np.min(np.abs(noise[:, None, :] - X[None, :, :]).max(axis=2) /
+                     np.array([1.0, 10.0, 0.1]).max(), axis=1)
+    assert np.all(nearest < 1.0)
+    mix = augment(X, "mixup", 200, mixup_alpha=0.4, rng=0)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    assert np.all((mix >= lo - 1e-12) & (mix <= hi + 1e-12))  # convex combinations
+    np.testing.assert_array_equal(augment(X, "both", 11, rng=5), augment(X, "both", 11, rng=5))
+    assert augment(X, "both", 11, rng=5).shape == (11, 3)
+    with pytest.raises(ValueError, match="augment"):
+        augment(X, "flip", 3)
+
+
+# ---------------------------------------------------------------------- Distiller
+
+
+def test_module_student_learns_the_teacher(iris):
+    Xtr, Xte, ytr, yte = iris
+    teacher = MLPClassifier(hidden_layer_sizes=(32,), random_state=0).fit(Xtr, ytr)
+    mean, std = Xtr.mean(0), Xtr.std(0)
+    student = Sequential(Dense(4, 8, dtype=np.float64, rng=0), ReLU(),
+                         Dense(8, 3, dtype=np.float64, rng=1))
+    d = Distiller(lambda X: teacher.predict_proba(X * std + mean), student, temperature=2.0,
+                  alpha=0.3, augment="both", epochs=60, learning_rate=1e-2, random_state=0)
+    d.fit((Xtr - mean) / std, ytr)
+    assert d.student_ is student and len(d.history_) == 60
+    assert d.n_augmented_ == len(Xtr)
+    assert d.fidelity((Xte - mean) / std) >= 0.9
+    assert d.score((Xte - mean) / std, yte) >= 0.9
+    np.testing.assert_allclose(d.predict_proba(Xte[:5]).sum(axis=1), 1.0)
+
+
+def test_estimator_students_and_teacher_only_labels(iris):
+    Xtr, Xte, ytr, yte = iris
+    teacher = LogisticRegression(max_iter=1000).fit(Xtr, ytr)
+    for student in (DecisionTreeClassifier(max_depth=3, random_state=0),
+                    PedagogicalRuleExtractor(max_rules=4, random_state=0)):
+        d = Distiller(teacher, student, augment="noise", n_augment=3.0, random_state=0)
+        d.fit(Xtr)  # no labels: the teacher's answers are the labels
+        assert d.student_ is not student  # a clone, the argument is untouched
+        assert d.fidelity(Xte) >= 0.9
+    rules = d.student_.ruleset_
+    assert rules.n_rules <= 4
+
+
+def test_regression_distillation(iris):
+    Xtr, Xte, _, _ = iris
+    ytr = Xtr[:, 0] * 2 - Xtr[:, 2] + np.sin(Xtr[:, 3])
+    teacher = MLPRegressor(hidden_layer_sizes=(32,), learning_rate=1e-2,
+                           random_state=0).fit(Xtr, ytr)
+    student = MLPRegressor(hidden_layer_sizes=(8,), learning_rate=1e-2, random_state=0)
+    d = Distiller(teacher, student, alpha=0.2,
+                  augment="mixup", random_state=0).fit(Xtr, ytr)
+    assert d.predict(Xte).shape == (len(Xte),)
+    assert d.fidelity(Xte) > 0.9
+    with pytest.raises(AttributeError, match="regressor"):
+        d.predict_proba(Xte)
+
+
+def test_digits_distilled_student_is_at_least_as_accurate_as_labels_only():
+    """Quick seeded version of `python -m nesy.distill.report` (the 5-seed table)."""
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    teacher = MLPClassifier(hidden_layer_sizes=(256, 128), random_state=1).fit(Xtr, ytr)
+    assert teacher.score(Xte, yte) >= 0.97
+    student = MLPClassifier(hidden_layer_sizes=(16,), epochs=300, random_state=1)
+    assert 10 * MLPClassifier(**student.get_params()).fit(Xtr[:20], ytr[:20]).n_parameters() \
+        <= teacher.n_parameters()
+    alone = MLPClassifier(**student.get_params()).fit(Xtr, ytr).score(Xte, yte)
+    distilled = Distiller(teacher, student, temperature=4.0, alpha=0.5,
+                          random_state=1).fit(Xtr, ytr).score(Xte, yte)
+    assert distilled >= alone - 0.005, (distilled, alone)

@@ -1,0 +1,137 @@
+"""nesy.nn.MLPClassifier / MLPRegressor: scikit-learn's estimator checks, learning on real data,
+solvers and schedules, float32 and float64, bad parameters and input.
+
+Mirrors python/nesy/nn/estimators.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_iris, make_friedman1
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from nesy.nn import MLPClassifier, MLPRegressor, Sequential
+from nesy.nn.estimators import SOLVERS
+
+
+@pytest.mark.parametrize("est", [MLPClassifier(), MLPRegressor()], ids=lambda e: type(e).__name__)
+def test_check_estimator(est):
+    # Every check runs; none is expected to fail. Checks skipped by scikit-learn itself (pandas
+    # not installed, SCIPY_ARRAY_API unset) are environment skips, not exemptions.
+    check_estimator(est)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_classifier_learns_iris_in_both_dtypes(iris, dtype):
+    Xtr, Xte, ytr, yte = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate=1e-2, dtype=dtype,
+                        random_state=0)
+    clf.fit(Xtr, names[ytr])
+    assert clf.model_.parameters()[0].dtype == np.dtype(dtype)
+    assert clf.score(Xte, names[yte]) >= 0.9
+    proba = clf.predict_proba(Xte)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(Xte))
+    assert clf.n_parameters() == 4 * 16 + 16 + 16 * 3 + 3
+    assert clf.n_iter_ == len(clf.loss_curve_) >= 1
+
+
+def test_same_seed_same_model_and_binary_decision_function(iris):
+    Xtr, Xte, ytr, _ = iris
+    yb = (ytr == 2).astype(int)
+    a = MLPClassifier(hidden_layer_sizes=(8,), random_state=3).fit(Xtr, yb)
+    b = clone(a).fit(Xtr, yb)
+    np.testing.assert_array_equal(a.predict_proba(Xte), b.predict_proba(Xte))
+    d = a.decision_function(Xte)
+    assert d.shape == (len(Xte),)
+    np.testing.assert_array_equal(a.classes_[(d > 0).astype(int)], a.predict(Xte))
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_every_solver_trains(iris, solver):
+    Xtr, Xte, ytr, yte = iris
+    lr = {"sgd": 0.05, "sgdhd": 0.05, "adagrad": 0.05, "lion": 3e-3}.get(solver, 1e-2)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver, learning_rate=lr, epochs=60,
+                        early_stopping=False, random_state=0).fit(Xtr, ytr)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    assert clf.score(Xte, yte) >= 0.8
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_schedules_change_the_learning_rate(iris, schedule):
+    Xtr, _, ytr, _ = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8,), schedule=schedule, learning_rate=0.05,
+                        epochs=40, patience=4, early_stopping=schedule == "plateau",
+                        random_state=0).fit(Xtr, ytr)
+    lrs = clf.history_["lr"]
+    assert lrs[0] == pytest.approx(0.05) and min(lrs) <= 0.025
+
+
+def test_regressor_single_and_multi_output_in_a_pipeline():
+    X, y = make_friedman1(n_samples=600, noise=0.5, random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+    linear = LinearRegression().fit(Xtr, ytr).score(Xte, yte)  # 0.77: the target is nonlinear
+    reg = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(32,),
+                                                       learning_rate=1e-2, random_state=0))
+    reg.fit(Xtr, ytr)
+    assert reg.predict(Xte).shape == (len(Xte),)
+    assert reg.score(Xte, yte) >= max(0.9, linear + 0.1)
+    multi = MLPRegressor(hidden_layer_sizes=(32,), learning_rate=1e-2, random_state=0)
+    pred = multi.fit(Xtr, np.column_stack([ytr, -2 * ytr])).predict(Xte)
+    assert pred.shape == (len(Xte), 2)
+    assert r2_score(-2 * yte, pred[:, 1]) >= 0.9
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+    ({"activation": "swishy"}, "swishy"),
+    ({"solver": "bfgs"}, "solver"),
+    ({"schedule": "cyclic"}, "schedule"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"validation_fraction": 0.9}, "validation_fraction"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"dropout": 1.5}, "dropout"),
+])
+def test_bad_parameters_name_the_parameter(iris, kw, needle):
+    Xtr, _, ytr, _ = iris
+    with pytest.raises(ValueError, match=needle):
+        MLPClassifier(**kw).fit(Xtr, ytr)
+
+
+def test_bad_input(iris):
+    Xtr, Xte, ytr, _ = iris
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(Xte)
+    X = Xtr.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        MLPClassifier().fit(X, ytr)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, random_state=0).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="3 features"):
+        clf.predict(Xte[:, :3])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier().fit(Xtr, ytr + 0.5)
+
+
+def test_model_is_a_plain_nesy_network(iris):
+    Xtr, Xte, ytr, _ = iris
+    clf = MLPClassifier(hidden_layer_sizes=(8, 4), random_state=0).fit(Xtr, ytr)
+    assert isinstance(clf.model_, Sequential)
+    z = clf.model_.forward((Xte - clf.x_mean_) / clf.x_scale_)
+    np.testing.assert_allclose(z, clf.decision_function(Xte), rtol=1e-12)

@@ -1,0 +1,292 @@
+"""nesy.rules: RuleSet semantics against a per-row Python reference, JSON round trip, exported
+Python function, pedagogical and decompositional extraction on iris / wine / breast_cancer
+(the issue's fidelity targets, seeded, with margins), bad input.
+
+Mirrors python/nesy/rules/.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLP
+
+from nesy.nn import Dense, MLPClassifier, ReLU, Sequential, Tanh
+from nesy.rules import (
+    Condition,
+    DecompositionalRuleExtractor,
+    PedagogicalRuleExtractor,
+    Rule,
+    RuleSet,
+)
+from nesy.rules.decompositional import relu_network
+from nesy.rules.ruleset import apply_rules
+from nesy.rules.simplify import Evaluator, fidelity, prune
+from nesy.rules.trees import merge
+
+# ---------------------------------------------------------------------- helpers
+
+
+def ref_apply(rules, x):
+    """First rule whose conditions all hold for one row, by plain Python."""
+    for i, conds in enumerate(rules):
+        if all((x[c.feature] <= c.threshold) if c.op == "<=" else (x[c.feature] > c.threshold)
+               for c in conds):
+            return i
+    return len(rules)
+
+
+def random_ruleset(rng, n_features=5, n_rules=6, classes=("a", "b", "c")):
+    rules = []
+    for _ in range(n_rules):
+        k = int(rng.integers(0, 4))
+        conds = tuple(Condition(int(rng.integers(0, n_features)), str(rng.choice(["<=", ">"])),
+                                float(rng.standard_normal())) for _ in range(k))
+        p = rng.dirichlet(np.ones(len(classes)))
+        rules.append(Rule(conds, int(np.argmax(p)), tuple(p)))
+    d = rng.dirichlet(np.ones(len(classes)))
+    return RuleSet(rules, Rule((), int(np.argmax(d)), tuple(d)),
+                   [f"f{i}" for i in range(n_features)], np.array(classes))
+
+
+DATA = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer}
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """Fixed test split of each data set and a seeded ReLU network trained on it."""
+    out = {}
+    for name, loader in DATA.items():
+        d = loader()
+        Xtr, Xte, ytr, yte = train_test_split(d.data, d.target, test_size=0.25, random_state=0,
+                                              stratify=d.target)
+        net = MLPClassifier(hidden_layer_sizes=(32,), random_state=0).fit(Xtr, ytr)
+        out[name] = (net, Xtr, Xte, ytr, yte, list(d.feature_names))
+    return out
+
+
+# ---------------------------------------------------------------------- RuleSet
+
+
+def test_vectorised_rules_match_the_per_row_reference():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rs = random_ruleset(rng, n_rules=int(rng.integers(0, 8)))
+        X = rng.standard_normal((300, 5))
+        X[:10, 0] = rs.rules[0].conditions[0].threshold if rs.rules and rs.rules[0].conditions \
+            else X[:10, 0]  # rows exactly on a threshold go to the "<=" side
+        want = np.array([ref_apply([r.conditions for r in rs.rules], x) for x in X])
+        np.testing.assert_array_equal(rs.apply(X), want)
+        labels = np.array([r.label for r in [*rs.rules, rs.default]])
+        np.testing.assert_array_equal(rs.predict(X), rs.classes[labels[want]])
+        proba = np.array([r.proba for r in [*rs.rules, rs.default]])[want]
+        np.testing.assert_array_equal(rs.predict_proba(X), proba)
+
+
+def test_exported_python_function_equals_predict_on_every_row():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2000, 5))
+    for _ in range(10):
+        rs = random_ruleset(rng)
+        fn = rs.to_function()
+        assert [fn(list(x)) for x in X] == rs.predict(X).tolist()
+        assert "def predict_rule(x):" in rs.to_python()
+
+
+def test_json_round_trip_gives_an_identical_ruleset(tmp_path):
+    rng = np.random.default_rng(2)
+    for classes in (("a", "b", "c"), (3, 7, 11), (0.5, 1.5, 2.5)):
+        rs = random_ruleset(rng, classes=classes)
+        back = RuleSet.from_json(rs.to_json())
+        assert back == rs and back.classes.dtype == rs.classes.dtype
+        assert back.to_json() == rs.to_json()
+        path = tmp_path / "rules.json"
+        rs.save(path)
+        assert RuleSet.load(path, feature_names=rs.feature_names) == rs
+        assert [p.name for p in tmp_path.iterdir()] == ["rules.json"]  # no temp file left
+
+
+def test_text_names_the_features_and_the_default():
+    rs = RuleSet([Rule((Condition(1, ">", 2.5),), 1, (0.1, 0.9))], Rule((), 0, (0.8, 0.2)),
+                 ["width", "length"], np.array(["no", "yes"]))
+    text = rs.to_text()
+    assert text.splitlines()[0].startswith("IF length > 2.5 THEN yes")
+    assert text.splitlines()[1].startswith("ELSE no")
+    assert rs.n_rules == 1 and rs.mean_rule_length == 1.0
+
+
+def test_rule_stats_coverage_precision_support():
+    rs = RuleSet([Rule((Condition(0, "<=", 0.0),), 1, (0.5, 0.5))], Rule((), 0, (0.5, 0.5)),
+                 ["x", "z"], np.array([0, 1]))
+    X = np.array([[-1.0, 0], [-2, 0], [1, 0], [2, 0], [3, 0]])
+    y = np.array([1, 0, 0, 0, 1])
+    stats = rs.rule_stats(X, y)
+    assert stats[0] == {"support": 2, "coverage": 0.4, "precision": 0.5}
+    assert stats[1]["support"] == 3 and stats[1]["precision"] == pytest.approx(2 / 3)
+    assert rs.with_stats(X, y).rules[0].support == 2
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("{not json", "not valid JSON"),
+    ('{"format": "something else", "version": 1}', "malformed"),
+    ('{"format": "nesy.rules.RuleSet", "version": 1, "feature_names": ["a"]}', "malformed"),
+    ("[1, 2, 3]", "malformed"),
+])
+def test_malformed_json_is_refused(text, needle):
+    with pytest.raises(ValueError, match=needle):
+        RuleSet.from_json(text)
+
+
+def test_json_from_another_feature_set_is_refused():
+    rs = random_ruleset(np.random.default_rng(3))
+    with pytest.raises(ValueError, match="feature_names"):
+        RuleSet.from_json(rs.to_json(), feature_names=["f0", "f1", "f2", "f3", "other"])
+    d = json.loads(rs.to_json())
+    d["feature_names"][0], d["feature_names"][1] = "f1", "f0"  # indices no longer match names
+    if any(c["index"] in (0, 1) for r in d["rules"] for c in r["if"]):
+        with pytest.raises(ValueError, match="malformed"):
+            RuleSet.from_dict(d)
+    d = json.loads(rs.to_json())
+    d["rules"][0]["then"] = 9
+    with pytest.raises(ValueError, match="out of range"):
+        RuleSet.from_dict(d)
+
+
+def test_bad_rows_and_conditions():
+    rs = random_ruleset(np.random.default_rng(4))
+    X = np.zeros((3, 5))
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="X: contains NaN"):
+        rs.predict(X)
+    with pytest.raises(ValueError, match="X: has 4 features"):
+        rs.predict(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="op"):
+        Condition(0, "<", 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        Condition(0, "<=", float("nan"))
+
+
+def test_merge_keeps_the_tightest_bounds_and_detects_contradictions():
+    c = merge([Condition(0, "<=", 3.0), Condition(0, "<=", 2.0), Condition(0, ">", -1.0),
+               Condition(2, ">", 0.5), Condition(2, ">", 1.5)])
+    assert c == (Condition(0, ">", -1.0), Condition(0, "<=", 2.0), Condition(2, ">", 1.5))
+    assert merge([Condition(1, ">", 2.0), Condition(1, "<=", 2.0)]) is None
+
+
+def test_pruning_never_lowers_fidelity_and_respects_the_caps():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((400, 4))
+    labels = (X[:, 0] > 0).astype(np.intp) + (X[:, 1] > 1).astype(np.intp)
+    rules = [((Condition(0, ">", 0.0), Condition(2, "<=", 5.0), Condition(1, ">", 1.0)), 2),
+             ((Condition(0, ">", 0.0), Condition(3, ">", -9.0)), 1),
+             ((Condition(3, ">", 2.5),), 2)]
+    ev = Evaluator(X, labels)
+    before = fidelity(rules, 0, X, labels)
+    assert ev.fidelity(rules, 0) == before
+    pruned = prune(rules, 0, ev, max_rules=5)
+    assert fidelity(pruned, 0, X, labels) >= before
+    kept = {c for r, _ in pruned for c in r}
+    assert not kept & {Condition(2, "<=", 5.0), Condition(3, ">", -9.0)}  # always true here
+    assert len(prune(rules, 0, ev, max_rules=1)) == 1
+    assert all(len(r) <= 1 for r, _ in prune(rules, 0, ev, 5, max_length=1))
+
+
+def test_apply_rules_on_many_rows_matches_reference_on_a_sample():
+    rng = np.random.default_rng(6)
+    rs = random_ruleset(rng, n_features=8, n_rules=30)
+    X = rng.standard_normal((50_000, 8))
+    fired = apply_rules([r.conditions for r in rs.rules], X)
+    idx = rng.choice(len(X), 500, replace=False)
+    assert fired[idx].tolist() == [ref_apply([r.conditions for r in rs.rules], X[i]) for i in idx]
+
+
+# ---------------------------------------------------------------------- extraction targets
+
+# The issue's targets (mean of 5 seeds, table in the report): iris and wine fidelity >= 0.93
+# with <= 10 rules; breast_cancer >= 0.95 with <= 15 rules of mean length <= 4. One seed here;
+# the margin allows one test row more disagreement than the target (38, 45, 143 test rows).
+TARGETS = {"iris": (0.93, 10, None), "wine": (0.93, 10, None), "breast_cancer": (0.95, 15, 4)}
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_pedagogical_extraction_meets_the_targets(nets, name):
+    net, Xtr, Xte, _, yte, feats = nets[name]
+    target, max_rules, max_len = TARGETS[name]
+    ex = PedagogicalRuleExtractor(net, max_rules=max_rules, max_rule_length=max_len,
+                                  random_state=0).fit(Xtr, feature_names=feats)
+    rs = ex.ruleset_
+    margin = 1.0 / len(Xte)
+    assert ex.fidelity(Xte) >= target - margin
+    assert rs.n_rules <= max_rules
+    if max_len is not None:
+        assert rs.mean_rule_length <= max_len
+    assert ex.n_queries_ > len(Xtr)  # synthetic rows were queried
+    # the extractor's predictions are the RuleSet's, and the exported function agrees
+    X_all = np.vstack([Xtr, Xte])
+    np.testing.assert_array_equal(ex.predict(X_all), rs.predict(X_all))
+    fn = rs.to_function()
+    assert [fn(x.tolist()) for x in X_all] == rs.predict(X_all).tolist()
+    assert RuleSet.from_json(rs.to_json(), feature_names=feats) == rs
+    assert set(feats) >= {c_name for c_name in _names_in(rs)}
+
+
+def _names_in(rs):
+    return [rs.feature_names[c.feature] for r in rs.rules for c in r.conditions]
+
+
+@pytest.mark.parametrize("name", ["iris", "breast_cancer"])
+def test_decompositional_extraction_reads_the_network(nets, name):
+    net, Xtr, Xte, _, _, feats = nets[name]
+    _, max_rules, max_len = TARGETS[name]
+    ex = DecompositionalRuleExtractor(net, max_rules=max_rules, max_rule_length=max_len,
+                                      random_state=0).fit(Xtr, feature_names=feats)
+    assert ex.ruleset_.n_rules <= max_rules and ex.n_terms_ >= 1
+    assert ex.fidelity(Xte) >= 0.85  # the report compares it with the pedagogical method
+    fn = ex.ruleset_.to_function()
+    assert [fn(x.tolist()) for x in Xte] == ex.predict(Xte).tolist()
+
+
+def test_relu_network_reproduces_every_supported_model(nets):
+    net, Xtr, Xte, ytr, _, _ = nets["iris"]
+    np.testing.assert_allclose(relu_network(net).logits(Xte), net.decision_function(Xte),
+                               rtol=1e-10, atol=1e-12)
+    seq = Sequential(Dense(4, 6, dtype=np.float64, rng=0), ReLU(),
+                     Dense(6, 3, dtype=np.float64, rng=1))
+    np.testing.assert_allclose(relu_network(seq).logits(Xte), seq.forward(Xte), rtol=1e-12)
+    sk = SkMLP(hidden_layer_sizes=(5,), max_iter=2000, random_state=0).fit(Xtr, ytr == 2)
+    z = relu_network(sk).logits(Xte)
+    np.testing.assert_allclose(1 / (1 + np.exp(-(z[:, 1] - z[:, 0]))),
+                               sk.predict_proba(Xte)[:, 1], rtol=1e-10)
+    with pytest.raises(TypeError, match="model"):
+        relu_network(Sequential(Dense(4, 3, rng=0), Tanh(), Dense(3, 2, rng=0)))
+    with pytest.raises(TypeError, match="model"):
+        DecompositionalRuleExtractor(object()).fit(Xtr)
+
+
+def test_rules_learned_from_labels_without_a_model():
+    d = load_iris()
+    ex = PedagogicalRuleExtractor(max_rules=3, random_state=0).fit(d.data, d.target)
+    assert ex.teacher_ is None and ex.ruleset_.n_rules <= 3
+    assert ex.score(d.data, d.target) >= 0.9
+    with pytest.raises(ValueError, match="fidelity"):
+        ex.fidelity(d.data)
+
+
+def test_extraction_bad_input(nets):
+    net, Xtr, _, _, _, feats = nets["iris"]
+    with pytest.raises(ValueError, match="feature_names: 3 names for 4 features"):
+        PedagogicalRuleExtractor(net).fit(Xtr, feature_names=feats[:3])
+    X = Xtr.copy()
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="X: contains NaN"):
+        PedagogicalRuleExtractor(net).fit(X)
+    with pytest.raises(ValueError, match="max_rules"):
+        PedagogicalRuleExtractor(net, max_rules=0).fit(Xtr)
+    with pytest.raises(TypeError, match="teacher"):
+        PedagogicalRuleExtractor(object()).fit(Xtr)
+    with pytest.raises(ValueError, match="y: required"):
+        PedagogicalRuleExtractor().fit(Xtr)
