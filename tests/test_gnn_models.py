@@ -233,3 +233,17 @@ def test_gcn_epoch_matches_torch(sparse):
     theirs, _ = gcn_epoch_torch(sparse, dropout=0.0, weights=model)
     for _ in range(5):
         assert ours() == pytest.approx(theirs(), rel=1e-4)
+
+
+def test_cora_report_and_digits_graphs():
+    from nesy.gnn.report import cora_table, digits_graphs, format_cora_table
+
+    rows = cora_table(seeds=1, models=("gcn",))
+    (row,) = rows
+    assert row["model"] == "gcn" and row["runs"][0]["epochs"] == 200
+    assert row["mean"] == row["runs"][0]["test"] >= 0.79 and row["s_per_epoch"] > 0
+    assert "| gcn" in format_cora_table(rows)
+    graphs, feats, y = digits_graphs()
+    assert len(graphs) == len(feats) == len(y) == 1797
+    assert graphs[0].num_nodes == 64 and graphs[0].num_edges == 2 * 2 * 7 * 8  # 4-neighbours
+    assert feats[0].shape == (64, 3) and feats[0][:, 0].max() <= 1

@@ -104,8 +104,7 @@ def main(quick: bool = False, repeat: int = 10) -> None:
         print("(torch is not importable: PyTorch columns omitted)")
     print(f"sum aggregation, float32, {nesy.get_num_threads()} threads, best of {repeat}")
     print(table(run(QUICK_CASES if quick else CASES, repeat)))
-
-
+    main_gcn_epoch(repeat=max(repeat, 10))  # the GCN-epoch section at the end of this file
 
 
 # ==============================================================================================
