@@ -107,6 +107,44 @@ def gnn_edge_softmax_backward(
     simd: str | None = None,
 ) -> npt.NDArray[np.floating]: ...
 
+# kge: knowledge-graph embedding scores, gradients, ranks (rust/py/src/kge.rs)
+def kge_score(
+    model: str,
+    ent: npt.NDArray[np.floating],
+    rel: npt.NDArray[np.floating],
+    triples: npt.NDArray[np.int64],
+) -> npt.NDArray[np.floating]: ...
+def kge_score_grad(
+    model: str,
+    ent: npt.NDArray[np.floating],
+    rel: npt.NDArray[np.floating],
+    triples: npt.NDArray[np.int64],
+    upstream: npt.NDArray[np.floating],
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]]: ...
+def kge_score_all(
+    model: str,
+    ent: npt.NDArray[np.floating],
+    rel: npt.NDArray[np.floating],
+    entities: npt.NDArray[np.int64],
+    relations: npt.NDArray[np.int64],
+    side: str = "tail",
+    simd: str | None = None,
+) -> npt.NDArray[np.floating]: ...
+def kge_ranks(
+    model: str,
+    ent: npt.NDArray[np.floating],
+    rel: npt.NDArray[np.floating],
+    triples: npt.NDArray[np.int64],
+    known: npt.NDArray[np.int64],
+    simd: str | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def kge_regularise(
+    x: npt.NDArray[np.floating],
+    kind: str = "l2",
+    weight: float = 1.0,
+    complex: bool = False,
+) -> tuple[float, npt.NDArray[np.floating]]: ...
+
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
     cell: str,
@@ -161,6 +199,11 @@ __all__ = [
     "gnn_edge_softmax_backward",
     "gnn_sddmm",
     "gnn_sddmm_backward",
+    "kge_ranks",
+    "kge_regularise",
+    "kge_score",
+    "kge_score_all",
+    "kge_score_grad",
     "grad_norm",
     "optim_columns",
     "optim_state",

@@ -173,3 +173,21 @@ pub fn typed_array<'py, T: numpy::Element>(
     }
     Ok(a.clone())
 }
+
+/// Picks the kernel from the dtype of the array `$x` (named `$name` in the error):
+/// `$f::<f64>(args.., "float64")` or `$f::<f32>(args.., "float32")`.
+macro_rules! by_dtype {
+    ($x:expr, $name:literal, $f:ident($($arg:expr),*)) => {
+        if $x.cast::<numpy::PyArrayDyn<f64>>().is_ok() {
+            $f::<f64>($($arg),*, "float64")
+        } else if $x.cast::<numpy::PyArrayDyn<f32>>().is_ok() {
+            $f::<f32>($($arg),*, "float32")
+        } else {
+            Err($crate::errors::type_error(concat!(
+                $name,
+                ": expected a float32 or float64 numpy array"
+            )))
+        }
+    };
+}
+pub(crate) use by_dtype;

@@ -8,7 +8,7 @@ use nesy_core::{Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{slice, slice_mut, typed_array, zeros, Access};
+use crate::arrays::{by_dtype, slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -44,19 +44,6 @@ fn rows_of(indptr: &Bound<'_, PyArray1<i64>>) -> PyResult<usize> {
         .len()
         .checked_sub(1)
         .ok_or_else(|| value_error("indptr: must hold n_dst + 1 >= 1 entries"))
-}
-
-/// Picks the kernel from the dtype of `$x`: `$f::<f64>(.., "float64")` or `$f::<f32>(..)`.
-macro_rules! by_dtype {
-    ($x:expr, $name:literal, $f:ident($($arg:expr),*)) => {
-        if $x.cast::<PyArrayDyn<f64>>().is_ok() {
-            $f::<f64>($($arg),*, "float64")
-        } else if $x.cast::<PyArrayDyn<f32>>().is_ok() {
-            $f::<f32>($($arg),*, "float32")
-        } else {
-            Err(type_error(concat!($name, ": expected a float32 or float64 numpy array")))
-        }
-    };
 }
 
 #[allow(clippy::too_many_arguments)]

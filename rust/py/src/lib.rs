@@ -5,6 +5,7 @@ mod arrays;
 mod errors;
 mod gnn;
 mod grad;
+mod kge;
 mod optim;
 mod rnn;
 mod runtime;
@@ -53,6 +54,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gnn::gnn_sddmm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_edge_softmax, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_edge_softmax_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_score, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_score_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_score_all, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_ranks, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_regularise, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

@@ -280,7 +280,31 @@ fn reduce_lanes<T: Float>(mut acc: [T; LANES]) -> T {
     acc[0]
 }
 
-/// `sum_j |a_j - b_j|` (element `j` in lane `j % LANES`).
+/// `acc[l] += |x[l] - y[l]|` for every lane.
+#[inline(always)]
+fn add_l1<T: Float>(acc: &mut [T; LANES], x: &[T; LANES], y: &[T; LANES]) {
+    for l in 0..LANES {
+        acc[l] = acc[l] + (x[l] - y[l]).abs();
+    }
+}
+
+/// `acc[l] += |(xr, xi)[l] - (yr, yi)[l]|` (complex modulus) for every lane.
+#[inline(always)]
+fn add_modulus<T: Float>(
+    acc: &mut [T; LANES],
+    xr: &[T; LANES],
+    xi: &[T; LANES],
+    yr: &[T; LANES],
+    yi: &[T; LANES],
+) {
+    for l in 0..LANES {
+        let (u, v) = (xr[l] - yr[l], xi[l] - yi[l]);
+        acc[l] = acc[l] + (u * u + v * v).sqrt();
+    }
+}
+
+/// `sum_j |a_j - b_j|`: element `j` in lane `j % LANES` of the full chunks, the tail summed
+/// apart and added last.
 #[inline(always)]
 pub(crate) fn l1_distance<T: Float>(a: &[T], b: &[T]) -> T {
     let b = &b[..a.len()];
@@ -288,14 +312,14 @@ pub(crate) fn l1_distance<T: Float>(a: &[T], b: &[T]) -> T {
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] = acc[l] + (x[l] - y[l]).abs();
-        }
+        add_l1(&mut acc, x.try_into().unwrap(), y.try_into().unwrap());
     }
-    for l in 0..ra.len() {
-        acc[l] = acc[l] + (ra[l] - rb[l]).abs();
-    }
-    reduce_lanes(acc)
+    // The tail in its own scalar sum (a dynamic lane index would force `acc` into memory).
+    let tail = ra
+        .iter()
+        .zip(rb)
+        .fold(T::ZERO, |s, (&x, &y)| s + (x - y).abs());
+    reduce_lanes(acc) + tail
 }
 
 /// `sum_j |a_j - b_j|` over complex components stored `[re | im]`.
@@ -305,22 +329,22 @@ pub(crate) fn modulus_distance<T: Float>(a: &[T], b: &[T]) -> T {
     let (ar, ai) = a.split_at(k);
     let (br, bi) = (&b[..k], &b[k..2 * k]);
     let mut acc = [T::ZERO; LANES];
-    let chunks = ar
-        .chunks_exact(LANES)
-        .zip(ai.chunks_exact(LANES))
-        .zip(br.chunks_exact(LANES))
-        .zip(bi.chunks_exact(LANES));
-    for (((xr, xi), yr), yi) in chunks {
-        for l in 0..LANES {
-            let (u, v) = (xr[l] - yr[l], xi[l] - yi[l]);
-            acc[l] = acc[l] + (u * u + v * v).sqrt();
-        }
+    let (car, cai) = (ar.chunks_exact(LANES), ai.chunks_exact(LANES));
+    let (cbr, cbi) = (br.chunks_exact(LANES), bi.chunks_exact(LANES));
+    let rest = (
+        car.remainder(),
+        cai.remainder(),
+        cbr.remainder(),
+        cbi.remainder(),
+    );
+    for (((xr, xi), yr), yi) in car.zip(cai).zip(cbr).zip(cbi) {
+        let arr = |s: &[T]| -> [T; LANES] { s.try_into().unwrap() };
+        add_modulus(&mut acc, &arr(xr), &arr(xi), &arr(yr), &arr(yi));
     }
-    let done = k - k % LANES;
-    for (l, a) in acc.iter_mut().enumerate().take(k % LANES) {
-        let j = done + l;
-        let (u, v) = (ar[j] - br[j], ai[j] - bi[j]);
-        *a = *a + (u * u + v * v).sqrt();
+    let mut tail = T::ZERO;
+    for j in 0..rest.0.len() {
+        let (u, v) = (rest.0[j] - rest.2[j], rest.1[j] - rest.3[j]);
+        tail = tail + (u * u + v * v).sqrt();
     }
-    reduce_lanes(acc)
+    reduce_lanes(acc) + tail
 }

@@ -1,0 +1,134 @@
+"""Scores of knowledge-graph embedding models: of given triples, their row gradients, and 1-vs-all
+scores of ``(h, r, ?)`` / ``(?, r, t)`` against every entity. Kernels: ``rust/core/src/kge``.
+
+Tables: ``ent`` of shape ``(n_entities, d_e)`` and ``rel`` of shape ``(n_relations, d_r)``, both
+float32 or float64 (the same dtype). Triples: int arrays ``(n, 3)`` in ``(head, relation, tail)``
+order. A higher score is a more plausible triple; the distance models return the negative
+distance. Layouts (``k`` = rank):
+
+==========  ================================  ================  ===============================
+model       entity row                        relation row      score
+==========  ================================  ================  ===============================
+transe_l1   k reals                           k reals           -sum_j |h_j + r_j - t_j|
+transe_l2   k reals                           k reals           -||h + r - t||_2
+distmult    k reals                           k reals           sum_j h_j r_j t_j
+complex     2k: real parts, then imaginary    2k (same)         Re(sum_j h_j r_j conj(t_j))
+rotate      2k: real parts, then imaginary    k phases          -sum_j |h_j e^{i r_j} - t_j|
+==========  ================================  ================  ===============================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nesy import _core
+
+MODELS = ("transe_l1", "transe_l2", "distmult", "complex", "rotate")
+#: Models whose entity rows are ``2k`` reals (``[re | im]``).
+COMPLEX_MODELS = ("complex", "rotate")
+
+
+def check_model(model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
+    return model
+
+
+def widths(model: str, rank: int) -> tuple[int, int]:
+    """``(d_e, d_r)``: the entity and relation table widths of a model of rank ``k``."""
+    check_model(model)
+    if isinstance(rank, bool) or int(rank) < 1:
+        raise ValueError(f"dim: must be a positive integer, got {rank!r}")
+    k = int(rank)
+    return {"complex": (2 * k, 2 * k), "rotate": (2 * k, k)}.get(model, (k, k))
+
+
+def check_tables(ent: Any, rel: Any) -> tuple[np.ndarray, np.ndarray]:
+    """C-contiguous float tables of one dtype, finite."""
+    ent = np.asarray(ent)
+    rel = np.asarray(rel)
+    if ent.dtype not in (np.float32, np.float64):
+        raise TypeError(f"ent: expected float32 or float64, got dtype {ent.dtype}")
+    if rel.dtype != ent.dtype:
+        raise TypeError(f"rel: expected dtype {ent.dtype} (that of ent), got {rel.dtype}")
+    for name, a in (("ent", ent), ("rel", rel)):
+        if a.ndim != 2 or a.shape[0] == 0:
+            raise ValueError(f"{name}: expected a non-empty 2-D table, got shape {a.shape}")
+    ent, rel = np.ascontiguousarray(ent), np.ascontiguousarray(rel)
+    for name, a in (("ent", ent), ("rel", rel)):
+        if not _core.all_finite([a]):
+            raise ValueError(f"{name}: contains NaN or infinity")
+    return ent, rel
+
+
+def check_triples(triples: Any, name: str = "triples") -> np.ndarray:
+    """An int64 ``(n, 3)`` array (ranges are checked by the kernels)."""
+    t = np.asarray(triples)
+    if t.size == 0:
+        t = t.reshape(0, 3).astype(np.int64)
+    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer ids, got dtype {t.dtype}")
+    if t.ndim != 2 or t.shape[1] != 3:
+        raise ValueError(f"{name}: expected shape (n, 3) (head, relation, tail), got {t.shape}")
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
+def _ids(x: Any, name: str, n: int) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(x))
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer ids, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of ids, got shape {a.shape}")
+    if a.shape[0] == 1 and n > 1:
+        a = np.repeat(a, n)
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def score(model: str, ent: Any, rel: Any, triples: Any) -> np.ndarray:
+    """Scores of ``triples (n, 3)``: shape ``(n,)``, dtype of the tables."""
+    ent, rel = check_tables(ent, rel)
+    return _core.kge_score(check_model(model), ent, rel, check_triples(triples))
+
+
+def score_grad(model: str, ent: Any, rel: Any, triples: Any, upstream: Any
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row gradients ``(grad_head (n, d_e), grad_rel (n, d_r), grad_tail (n, d_e))`` of
+    ``sum(upstream * score(triples))``; scatter-add them into the tables with the triples' ids
+    (``np.add.at``) for table gradients. Subgradient 0 at the kinks of the distances."""
+    ent, rel = check_tables(ent, rel)
+    up = np.ascontiguousarray(upstream, dtype=ent.dtype)
+    return _core.kge_score_grad(check_model(model), ent, rel, check_triples(triples), up)
+
+
+def score_tails(model: str, ent: Any, rel: Any, heads: Any, relations: Any) -> np.ndarray:
+    """1-vs-all: ``out[i, e] = score(heads[i], relations[i], e)``, shape ``(n, n_entities)``.
+    A scalar head or relation is repeated for every query."""
+    ent, rel = check_tables(ent, rel)
+    n = max(np.size(heads), np.size(relations))
+    h, r = _ids(heads, "heads", n), _ids(relations, "relations", n)
+    if h.shape != r.shape:
+        raise ValueError(f"relations: expected {h.shape[0]} ids (one per head), got {r.shape[0]}")
+    return _core.kge_score_all(check_model(model), ent, rel, h, r, "tail")
+
+
+def score_heads(model: str, ent: Any, rel: Any, relations: Any, tails: Any) -> np.ndarray:
+    """1-vs-all: ``out[i, e] = score(e, relations[i], tails[i])``, shape ``(n, n_entities)``."""
+    ent, rel = check_tables(ent, rel)
+    n = max(np.size(tails), np.size(relations))
+    t, r = _ids(tails, "tails", n), _ids(relations, "relations", n)
+    if t.shape != r.shape:
+        raise ValueError(f"relations: expected {t.shape[0]} ids (one per tail), got {r.shape[0]}")
+    return _core.kge_score_all(check_model(model), ent, rel, t, r, "head")
+
+
+def regulariser(x: Any, kind: str = "l2", weight: float = 1.0, complex: bool = False
+                ) -> tuple[float, np.ndarray]:
+    """``(value, grad)`` of the L2 penalty ``weight * sum(x ** 2)`` or the N3 penalty
+    (Lacroix et al. 2018) ``weight * sum(|x_j| ** 3)`` of rows ``x (n, d)``; with
+    ``complex=True`` ``|x_j|`` is the modulus of complex component ``j`` (``[re | im]`` rows)."""
+    a = np.asarray(x)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x: expected float32 or float64, got dtype {a.dtype}")
+    return _core.kge_regularise(np.ascontiguousarray(a), kind, float(weight), bool(complex))
