@@ -653,6 +653,18 @@ def test_malformed_line_names_file_and_line(tmp_path, bad_line, fields):
     assert str(folder) in str(err.value)
 
 
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    folder = write_kg(tmp_path / "u", TRAIN)
+    (folder / "valid.txt").write_bytes(b"a\tr\tb\nb\tr\t\xff\xfe\n")
+    with pytest.raises(ValueError, match=r"valid\.txt, line 2: not valid UTF-8"):
+        load_kg(folder)
+
+
+def test_kgdata_builds_label_maps():
+    kg = KGData("toy", "memory", *(np.zeros((1, 3), dtype=np.int64),) * 3, ["x", "y"], ["r"])
+    assert kg.entity_to_id == {"x": 0, "y": 1} and kg.relation_id("r") == 0
+
+
 @pytest.mark.parametrize("split", ["train", "valid", "test"])
 def test_empty_split_is_an_error(tmp_path, split):
     texts = {"train": TRAIN, "valid": "a\tr\tb\n", "test": "b\tr\ta\n"}

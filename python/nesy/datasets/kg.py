@@ -89,7 +89,7 @@ class KGData:
     relations : list of str
         ``relations[j]`` is the label of relation ``j``.
     entity_to_id, relation_to_id : dict of str to int
-        The inverse maps.
+        The inverse maps (built from the lists when not given).
     """
 
     name: str
@@ -101,6 +101,12 @@ class KGData:
     relations: list[str]
     entity_to_id: dict[str, int] = field(default_factory=dict)
     relation_to_id: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The label -> id maps are derived from the label lists when not given.
+        for labels, attr in ((self.entities, "entity_to_id"), (self.relations, "relation_to_id")):
+            if not getattr(self, attr):
+                object.__setattr__(self, attr, {lab: i for i, lab in enumerate(labels)})
 
     # ------------------------------------------------------------------ sizes and summary
     @property
@@ -240,25 +246,30 @@ def _labels(labels: list[str], ids: Any, kind: str) -> Any:
 def _read_split(path: Any, shown: str) -> list[tuple[str, str, str]]:
     """Label triples of one split file; ``shown`` is the file name used in error messages.
 
-    Blank (or whitespace-only) lines are skipped; CRLF and a UTF-8 byte-order mark are accepted;
-    each field is stripped of surrounding whitespace. Anything else that is not three non-empty
-    tab-separated fields raises ``ValueError`` naming the file and the 1-based line number.
+    Lines end with LF or CRLF; blank (or whitespace-only) lines are skipped; a UTF-8 byte-order
+    mark is accepted; each field is stripped of surrounding whitespace. A line that is not UTF-8
+    or not three non-empty tab-separated fields raises ``ValueError`` naming the file and the
+    1-based line number.
     """
     rows: list[tuple[str, str, str]] = []
     try:
-        fh = path.open("r", encoding="utf-8-sig")
+        fh = path.open("rb")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{shown}: no such file (expected train.txt, valid.txt and test.txt in the folder)"
         ) from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                msg = f"{shown}, line {lineno}: not valid UTF-8 ({err.reason})"
+                raise ValueError(msg) from None
             if not line.strip():
                 continue
-            fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]
+            fields = [f.strip() for f in line.split("\t")]
             if len(fields) != 3 or not all(fields):
-                snippet = line.rstrip("\r\n")
-                snippet = snippet if len(snippet) <= 80 else snippet[:77] + "..."
+                snippet = line if len(line) <= 80 else line[:77] + "..."
                 raise ValueError(
                     f"{shown}, line {lineno}: expected 'head<TAB>relation<TAB>tail' (3 non-empty "
                     f"tab-separated fields), got {len(fields)} field(s): {snippet!r}"
