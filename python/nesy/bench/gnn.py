@@ -125,29 +125,11 @@ def _cora_inputs() -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
 
 def gcn_epoch_nesy(sparse: bool = True, dropout: float = 0.5, seed: int = 0
                    ) -> tuple[Callable[[], float], Any]:
-    """``(epoch, model)``: ``epoch()`` runs one nesy GCN training epoch on Cora."""
-    from nesy.gnn.models import NodeNet, _adam
-    from nesy.gnn.sparse import SparseFeatures
-    from nesy.nn import CrossEntropyLoss
+    """``(epoch, model)``: ``epoch()`` runs one nesy GCN training epoch on Cora (the
+    ``NodeClassifier`` step, :func:`nesy.gnn.report.make_epoch`) and returns the loss."""
+    from nesy.gnn.report import make_epoch
 
-    graph, x, y, train = _cora_inputs()
-    feats: Any = SparseFeatures.from_dense(x) if sparse else x
-    model = NodeNet("gcn", x.shape[1], 16, 7, dropout=dropout, rng=seed)
-    convs = list(model.convs)
-    opt = _adam(convs[0], convs[1:], 0.01, 5e-4, "first")
-    loss_fn, grads, y_tr = CrossEntropyLoss(), model.gradients(), y[train]
-
-    def epoch() -> float:
-        model.train()
-        model.zero_grad()
-        out = model.forward(graph, feats)
-        loss = loss_fn(out[train], y_tr)
-        grad = np.zeros_like(out)
-        grad[train] = loss_fn.backward()
-        model.backward(grad)
-        opt.step(grads)
-        return loss
-
+    epoch, _, model = make_epoch("gcn", sparse, seed, dropout=dropout)
     return epoch, model
 
 

@@ -10,7 +10,7 @@ model. Seeds ``0 .. seeds - 1`` are the estimators' ``random_state``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from nesy.bench import format_table
 
 __all__ = ["CONFIGS", "TARGETS", "cora_runs", "cora_table", "format_cora_table",
-           "digits_graphs", "digits_graph_table"]
+           "digits_graphs", "digits_graph_table", "epoch_times", "make_epoch"]
 
 #: NodeClassifier arguments per model: GCN as Kipf and Welling (2017), GAT as Velickovic et
 #: al. (2018, transductive Cora), GraphSAGE-mean with the GCN settings (the GraphSAGE paper
@@ -89,6 +89,63 @@ def format_cora_table(rows: list[dict[str, Any]]) -> str:
             r["paper"], f"{1e3 * r['s_per_epoch']:.1f}", f"{r['epochs']:.0f}",
             f"{r['seconds']:.1f}"] for r in rows]
     return format_table(header, out)
+
+
+def make_epoch(model: str, sparse: bool = True, seed: int = 0, **overrides: Any
+               ) -> tuple[Callable[[], float], Callable[[], np.ndarray], Any]:
+    """``(train_epoch, evaluate, net)`` for ``model`` on Cora with :data:`CONFIGS` (plus
+    ``overrides``), as :class:`~nesy.gnn.NodeClassifier` runs them: ``train_epoch()`` is one
+    step (dropout, forward, loss on the training nodes, backward, Adam) and returns the loss;
+    ``evaluate()`` is the evaluation forward. Features row-normalised, sparse or dense."""
+    from nesy.datasets import load_planetoid
+    from nesy.gnn.models import NodeNet, _adam, _row_normalize
+    from nesy.gnn.sparse import SparseFeatures
+    from nesy.nn import CrossEntropyLoss
+
+    c = {**CONFIGS[model], **overrides}
+    d = load_planetoid("cora")
+    x: Any = (SparseFeatures.from_dense(d.X).row_normalize() if sparse
+              else _row_normalize(d.X))
+    tr = np.flatnonzero(d.train_mask)
+    net = NodeNet(model, x.shape[1], c["hidden_size"], 7, heads=c.get("heads", 8),
+                  output_heads=c.get("output_heads", 1), aggr=c.get("aggr", "mean"),
+                  dropout=c["dropout"], attention_dropout=c.get("attention_dropout", 0.0),
+                  rng=seed)
+    convs = list(net.convs)
+    opt = _adam(convs[0], convs[1:], c["learning_rate"], c["weight_decay"],
+                c["weight_decay_layers"])
+    loss_fn, grads, y_tr = CrossEntropyLoss(), net.gradients(), d.y[tr]
+
+    def train_epoch() -> float:
+        net.train()
+        net.zero_grad()
+        out = net.forward(d.graph, x)
+        loss = loss_fn(out[tr], y_tr)
+        grad = np.zeros_like(out)
+        grad[tr] = loss_fn.backward()
+        net.backward(grad)
+        opt.step(grads)
+        return loss
+
+    def evaluate() -> np.ndarray:
+        net.eval()
+        return net.forward(d.graph, x)
+
+    return train_epoch, evaluate, net
+
+
+def epoch_times(models: Sequence[str] = ("gcn", "gat", "sage"), repeat: int = 20
+                ) -> list[dict[str, Any]]:
+    """Best-of-``repeat`` seconds of one training epoch and of one evaluation forward for each
+    model (see :func:`make_epoch`)."""
+    from nesy.bench import best_time
+
+    rows = []
+    for m in models:
+        train_epoch, evaluate, _ = make_epoch(m)
+        rows.append({"model": m, "train_epoch_s": best_time(train_epoch, repeat),
+                     "eval_forward_s": best_time(evaluate, repeat)})
+    return rows
 
 
 def digits_graphs() -> tuple[list[Any], list[np.ndarray], np.ndarray]:
