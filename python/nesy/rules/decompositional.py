@@ -138,7 +138,7 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     max_terms : int, default 32
         Conjunctions kept after each substitution step (the best-supported); the
         ``4 * max_rules`` most precise input-level rules go on to pruning.
-    n_synthetic, bandwidth, prune_tolerance, validation_fraction, random_state
+    n_synthetic, bandwidth, prune_tolerance, validation_fraction, size_selection, random_state
         As :class:`~nesy.rules.PedagogicalRuleExtractor`.
 
     Attributes
@@ -153,9 +153,9 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     def __init__(self, model: Any = None, max_rules: int = 10,
                  max_rule_length: Optional[int] = None,
                  max_output_leaves: Optional[int] = None, term_depth: int = 3,
-                 max_terms: int = 32, n_synthetic: float = 2.0, bandwidth: float = 0.15,
+                 max_terms: int = 32, n_synthetic: float = 5.0, bandwidth: float = 0.1,
                  prune_tolerance: float = 0.0, validation_fraction: float = 0.25,
-                 random_state: Optional[int] = None) -> None:
+                 size_selection: str = "best", random_state: Optional[int] = None) -> None:
         self.model = model
         self.max_rules = max_rules
         self.max_rule_length = max_rule_length
@@ -166,6 +166,7 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         self.bandwidth = bandwidth
         self.prune_tolerance = prune_tolerance
         self.validation_fraction = validation_fraction
+        self.size_selection = size_selection
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None, feature_names: Optional[Sequence[str]] = None
@@ -197,7 +198,8 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         evs = [Evaluator(r[fit_idx], SL[fit_idx]) for r in reps]
         self.tree_size_ = select_size(range(2, biggest + 1),
                                       lambda k: self._candidate(evs, k, len(classes)),
-                                      Evaluator(S[val_idx], SL[val_idx]))
+                                      Evaluator(S[val_idx], SL[val_idx]),
+                                      self.size_selection)
         self._terms = {}
         evs = [Evaluator(r, SL) for r in reps]
         rules, default = self._candidate(evs, self.tree_size_, len(classes))

@@ -6,7 +6,8 @@
    ``min_leaf_samples`` rows, so sparse regions get answers too.
 2. For each tree size, turn the leaves into rules, choose the default class, prune
    conditions and rules that do not lower fidelity and cap the count at ``max_rules``; keep the
-   size with the best fidelity on a held-out part of the oracle's answers.
+   size with the best fidelity on a held-out part of the oracle's answers, then redo it on all
+   of them.
 3. Round thresholds to short numbers where no row changes side.
 
 With ``model=None`` the extractor is a plain rule learner on ``y`` (a student for
@@ -122,13 +123,13 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         Upper bound on the number of rules (besides the default rule).
     max_rule_length : int, optional
         Upper bound on the conditions of one rule.
-    n_synthetic : float, default 2.0
+    n_synthetic : float, default 5.0
         Synthetic rows from the kernel density estimate, as a multiple of the training rows.
     sampling_rounds : int, default 2
         Rounds of TREPAN sampling into sparse leaves.
     min_leaf_samples : int, default 30
         A leaf with fewer oracle answers gets synthetic rows up to this count.
-    bandwidth : float, default 0.15
+    bandwidth : float, default 0.1
         Kernel width as a fraction of each feature's standard deviation.
     max_leaf_nodes : int, optional
         Largest tree tried; default ``3 * max_rules + 2``.
@@ -136,6 +137,9 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         Fidelity a single pruning step may cost.
     validation_fraction : float, default 0.25
         Oracle answers held out to choose the tree size.
+    size_selection : {"best", "1se"}, default "best"
+        Tree size with the best held-out fidelity, or the fewest rules within one standard
+        error of it (see :func:`nesy.rules.simplify.select_size`).
     random_state : int, optional
 
     Attributes
@@ -153,10 +157,10 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     """
 
     def __init__(self, model: Any = None, max_rules: int = 10,
-                 max_rule_length: Optional[int] = None, n_synthetic: float = 2.0,
-                 sampling_rounds: int = 2, min_leaf_samples: int = 30, bandwidth: float = 0.15,
+                 max_rule_length: Optional[int] = None, n_synthetic: float = 5.0,
+                 sampling_rounds: int = 2, min_leaf_samples: int = 30, bandwidth: float = 0.1,
                  max_leaf_nodes: Optional[int] = None, prune_tolerance: float = 0.0,
-                 validation_fraction: float = 0.25,
+                 validation_fraction: float = 0.25, size_selection: str = "best",
                  random_state: Optional[int] = None) -> None:
         self.model = model
         self.max_rules = max_rules
@@ -168,6 +172,7 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.prune_tolerance = prune_tolerance
         self.validation_fraction = validation_fraction
+        self.size_selection = size_selection
         self.random_state = random_state
 
     def _check_params(self) -> int:
@@ -218,7 +223,8 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         ev_fit = Evaluator(S[fit_idx], SL[fit_idx])
         self.tree_size_ = select_size(range(2, biggest + 1),
                                       lambda k: self._candidate(ev_fit, k, len(classes)),
-                                      Evaluator(S[val_idx], SL[val_idx]))
+                                      Evaluator(S[val_idx], SL[val_idx]),
+                                      self.size_selection)
         rules, default = self._candidate(Evaluator(S, SL), self.tree_size_, len(classes))
         self._finish(rules, default, S, SL, classes,
                      {"method": "pedagogical", "tree_leaves": self.tree_size_})

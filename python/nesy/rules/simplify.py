@@ -180,12 +180,17 @@ def build_ruleset(rules: Sequence[Candidate], default: int, X: np.ndarray,
 
 def select_size(sizes: Sequence[int],
                 make: Callable[[int], Tuple[List[Candidate], int]],
-                val: Evaluator, patience: int = 8) -> int:
-    """The size (e.g. tree leaves) whose rules, ``make(size) -> (rules, default)``, are the
-    fewest among those within one standard error of the best fidelity on the validation rows
-    of ``val`` (the "1-SE rule" of CART); ties go to the higher fidelity, then the smaller
-    size. Sizes are tried in order until ``patience`` of them in a row did not improve on the
-    best fidelity."""
+                val: Evaluator, rule: str = "best", patience: int = 8) -> int:
+    """Choose a size (e.g. tree leaves) from the fidelity of its rules,
+    ``make(size) -> (rules, default)``, on the validation rows of ``val``.
+
+    ``rule="best"``: the highest fidelity (ties: fewer rules, then fewer conditions, then the
+    smaller size). ``rule="1se"``: the fewest rules within one standard error of the highest
+    fidelity (CART's "1-SE rule"; smaller rule sets, a little less fidelity). Sizes are tried
+    in order until ``patience`` of them in a row did not improve on the best fidelity.
+    """
+    if rule not in ("best", "1se"):
+        raise ValueError(f"size_selection: expected 'best' or '1se', got {rule!r}")
     results = []
     best_f, since = -1.0, 0
     for size in sizes:
@@ -196,6 +201,6 @@ def select_size(sizes: Sequence[int],
         if since >= patience:
             break
     top = max(f for _, f, _, _ in results)
-    se = float(np.sqrt(top * (1 - top) / max(len(val.labels), 1)))
+    se = float(np.sqrt(top * (1 - top) / max(len(val.labels), 1))) if rule == "1se" else 0.0
     ok = [r for r in results if r[1] >= top - se]
     return min(ok, key=lambda r: (r[2], r[3], -r[1], r[0]))[0]
