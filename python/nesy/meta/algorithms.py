@@ -173,8 +173,8 @@ def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss:
 
 
 def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss: str,
-                steps: int, lr: Lr, optimizer: Optional[OptimizerFactory], keep: bool,
-                where: str) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
+                steps: int, lr: Lr, optimizer: Union[None, OptimizerFactory, InnerOptimizer],
+                keep: bool, where: str) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
     traj: List[Tuple[Params, Params]] = []
     losses = np.full(x.shape[0], np.nan)
     opt = None

@@ -113,6 +113,8 @@ class MetaLearner:
     backend_ : BatchedMLP or ModuleLoop
     """
 
+    backend_: Any
+
     def __init__(self, model: Module, algorithm: str = "fomaml", loss: str = "auto",
                  inner_lr: float = 0.01, inner_steps: int = 1,
                  inner_optimizer: Optional[OptimizerFactory] = None,
@@ -371,7 +373,9 @@ class MetaLearner:
         steps = self.inner_steps if steps is None else _check_int("steps", steps, 0)
         loss = loss or self._resolve_loss(task_sampler)
         gen = np.random.default_rng(rng)
-        before, after, acc = [], [], []
+        before: List[np.ndarray] = []
+        after: List[np.ndarray] = []
+        acc: List[np.ndarray] = []
         theta = self.model.parameters()
         done = 0
         while done < n_tasks:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -168,8 +168,8 @@ def _pretrain(train: DigitsTasks, hidden: int, epochs: int, seed: int) -> Sequen
 
 def _with_new_head(body: Sequential, n_way: int, seed: int) -> Sequential:
     """``body`` with its last Dense replaced by a zero-initialised ``n_way``-way head."""
-    hidden = mlp([64] + [body[i].out_features for i in range(0, len(body) - 1, 2)] + [n_way],
-                 seed=seed)
+    widths = [cast(Dense, body[i]).out_features for i in range(0, len(body) - 1, 2)]
+    hidden = mlp([64, *widths, n_way], seed=seed)
     for dst, src in zip(hidden.parameters()[:-2], body.parameters()[:-2]):
         dst[...] = src
     hidden.parameters()[-2][...] = 0
