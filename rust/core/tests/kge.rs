@@ -278,3 +278,217 @@ fn bad_ids_and_widths_are_refused() {
     assert!(Filter::new(&[0, 0, 11], 10, 2).is_err());
     assert!(Kind::parse("transh").is_err());
 }
+
+// ---------------------------------------------------------------- training
+
+use nesy_core::kge::loss::{negative_sampling, Loss};
+use nesy_core::kge::sparse::SparseOpt;
+use nesy_core::kge::train::bernoulli_probs;
+use nesy_core::kge::{train_epoch, Config, Params, Sampler};
+
+#[test]
+fn query_gradients_match_finite_differences() {
+    for kind in KINDS {
+        with_model!(kind, m => {
+            let g = kg(&m, 3, 2, 5, 11);
+            let (de, dr) = (g.d_e, g.d_r);
+            let (x, r) = (&g.ent[..de], &g.rel[..dr]);
+            let dq = Rng::new(12).vec(de);
+            for side in [Side::Tail, Side::Head] {
+                let f = |x: &[f64], r: &[f64]| -> f64 {
+                    let mut q = vec![0.0; de];
+                    m.query(x, r, side, &mut q);
+                    q.iter().zip(&dq).map(|(a, b)| a * b).sum()
+                };
+                let (mut dx, mut drr) = (vec![0.0; de], vec![0.0; dr]);
+                m.query_grad(x, r, side, &dq, &mut dx, &mut drr);
+                for (k, want) in dx.iter().enumerate() {
+                    let (mut a, mut b) = (x.to_vec(), x.to_vec());
+                    a[k] += 1e-6;
+                    b[k] -= 1e-6;
+                    let num = (f(&a, r) - f(&b, r)) / 2e-6;
+                    assert!((want - num).abs() < 1e-6, "{kind:?} {side:?} dx[{k}]");
+                }
+                for (k, want) in drr.iter().enumerate() {
+                    let (mut a, mut b) = (r.to_vec(), r.to_vec());
+                    a[k] += 1e-6;
+                    b[k] -= 1e-6;
+                    let num = (f(x, &a) - f(x, &b)) / 2e-6;
+                    assert!((want - num).abs() < 1e-6, "{kind:?} {side:?} dr[{k}]");
+                }
+            }
+        })
+    }
+}
+
+#[test]
+fn losses_match_finite_differences() {
+    let mut r = Rng::new(13);
+    let pos = r.vec(4);
+    let neg: Vec<f64> = r.vec(12).iter().map(|v| 2.0 * v).collect();
+    for loss in [
+        Loss::MarginRanking { margin: 1.0 },
+        Loss::Softplus,
+        Loss::SelfAdversarial {
+            gamma: 0.5,
+            temperature: 0.0,
+        },
+    ] {
+        let (mut dp, mut dn) = (vec![0.0; 4], vec![0.0; 12]);
+        let value = negative_sampling(loss, 0.1, &pos, &neg, &mut dp, &mut dn);
+        let f = |p: &[f64], n: &[f64]| {
+            negative_sampling(loss, 0.1, p, n, &mut [0.0; 4], &mut [0.0; 12])
+        };
+        assert_eq!(value, f(&pos, &neg));
+        for (k, want) in dp.iter().enumerate() {
+            let (mut a, mut b) = (pos.clone(), pos.clone());
+            a[k] += 1e-6;
+            b[k] -= 1e-6;
+            assert!(
+                (want - (f(&a, &neg) - f(&b, &neg)) / 2e-6).abs() < 1e-6,
+                "{loss:?}"
+            );
+        }
+        for (k, want) in dn.iter().enumerate() {
+            let (mut a, mut b) = (neg.clone(), neg.clone());
+            a[k] += 1e-6;
+            b[k] -= 1e-6;
+            assert!(
+                (want - (f(&pos, &a) - f(&pos, &b)) / 2e-6).abs() < 1e-6,
+                "{loss:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bernoulli_probabilities_follow_tph_and_hpt() {
+    // Relation 0: one head with three tails (1-to-N: corrupt the head more often).
+    // Relation 1: three heads with one tail (N-to-1).
+    let tr = [0, 0, 1, 0, 0, 2, 0, 0, 3, 1, 1, 0, 2, 1, 0, 3, 1, 0];
+    let p = bernoulli_probs(&tr, 3);
+    assert!((p[0] - 0.75).abs() < 1e-12 && (p[1] - 0.25).abs() < 1e-12 && p[2] == 0.5);
+}
+
+/// A small knowledge graph with structure: relation 0 maps i -> i + 1, relation 1 its inverse,
+/// relation 2 maps i -> i + 2 (mod n).
+fn toy_triples(n: i64) -> Vec<i64> {
+    (0..n)
+        .flat_map(|i| [i, 0, (i + 1) % n, (i + 1) % n, 1, i, i, 2, (i + 2) % n])
+        .collect()
+}
+
+fn train(
+    kind: Kind,
+    loss: Loss,
+    shared: bool,
+    par: Par,
+    epochs: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
+    with_model!(kind, m => {
+        let rank = 16;
+        let d_e = if matches!(kind, Kind::ComplEx | Kind::RotatE) { 2 * rank } else { rank };
+        let d_r = m.rel_width(d_e).unwrap();
+        let mut r = Rng::new(14);
+        let mut ent: Vec<f32> = r.vec(40 * d_e).iter().map(|v| (0.3 * v) as f32).collect();
+        let mut rel: Vec<f32> = r.vec(3 * d_r).iter().map(|v| (0.3 * v) as f32).collect();
+        let opt = SparseOpt::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let mut es = vec![0.0f32; 2 * ent.len()];
+        let mut rs = vec![0.0f32; 2 * rel.len()];
+        let tr = toy_triples(40);
+        let cfg = Config {
+            loss,
+            n_neg: 8,
+            sampler: Sampler::Bernoulli,
+            shared_negatives: shared,
+            batch_size: 50,
+            opt,
+            regulariser: None,
+            normalize_entities: false,
+            seed: 5,
+        };
+        let probs = bernoulli_probs(&tr, 3);
+        let mut p = Params { ent: &mut ent, rel: &mut rel, d_e, d_r, ent_state: &mut es, rel_state: &mut rs, step: 0 };
+        let losses: Vec<f64> = (0..epochs)
+            .map(|e| train_epoch(par, nesy_core::simd::detect(), m, &mut p, &tr, &probs, e, &cfg).unwrap())
+            .collect();
+        (ent, rel, losses)
+    })
+}
+
+#[test]
+fn training_is_deterministic_across_threads_and_learns() {
+    for (kind, loss, shared) in [
+        (Kind::TransEL1, Loss::MarginRanking { margin: 1.0 }, false),
+        (Kind::DistMult, Loss::Softplus, true),
+        (
+            Kind::ComplEx,
+            Loss::Bce {
+                label_smoothing: 0.0,
+            },
+            false,
+        ),
+        (
+            Kind::RotatE,
+            Loss::SelfAdversarial {
+                gamma: 6.0,
+                temperature: 1.0,
+            },
+            false,
+        ),
+        (
+            Kind::RotatE,
+            Loss::SelfAdversarial {
+                gamma: 6.0,
+                temperature: 1.0,
+            },
+            true,
+        ),
+    ] {
+        let seq = train(kind, loss, shared, Par::Seq, 3);
+        let ray = train(kind, loss, shared, Par::Rayon, 3);
+        assert_eq!(seq.0, ray.0, "{kind:?} entities");
+        assert_eq!(seq.1, ray.1, "{kind:?} relations");
+        let long = train(kind, loss, shared, Par::Rayon, 60);
+        let (first, last) = (long.2[0], *long.2.last().unwrap());
+        assert!(
+            last < 0.7 * first,
+            "{kind:?} {loss:?}: loss {first} -> {last}"
+        );
+    }
+}
+
+#[test]
+fn sparse_adam_and_adagrad_update_only_touched_rows() {
+    use nesy_core::kge::sparse::RowGrads;
+    for opt in [
+        SparseOpt::Adagrad {
+            lr: 0.1,
+            eps: 1e-10,
+        },
+        SparseOpt::Adam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+        },
+    ] {
+        let mut table = vec![1.0f64; 5 * 2];
+        let mut state = vec![0.0f64; opt.n_states() * 10];
+        let mut g = RowGrads::new(5, 2);
+        g.add(3, &[0.5, -1.0]);
+        g.add(1, &[2.0, 0.0]);
+        g.add(3, &[0.5, 0.0]);
+        opt.apply(Par::Seq, &mut table, &mut state, 1, &g);
+        assert_eq!(&table[0..2], &[1.0, 1.0]);
+        assert_eq!(&table[4..6], &[1.0, 1.0]);
+        // Row 3 got g = (1, -1): both update rules move by -lr * sign(g) on the first step.
+        assert!(
+            (table[6] - 0.9).abs() < 1e-6 && (table[7] - 1.1).abs() < 1e-6,
+            "{opt:?} {table:?}"
+        );
+        assert!((table[2] - 0.9).abs() < 1e-6 && table[3] == 1.0, "{opt:?}");
+    }
+    assert!(SparseOpt::parse("sgd", 0.1, 0.9, 0.99, 1e-8).is_err());
+    assert!(SparseOpt::parse("adam", -0.1, 0.9, 0.99, 1e-8).is_err());
+}

@@ -75,4 +75,41 @@ impl Model for ComplEx {
             }
         }
     }
+
+    #[inline(always)]
+    fn query_grad<T: Float>(
+        &self,
+        x: &[T],
+        r: &[T],
+        side: Side,
+        dq: &[T],
+        dx: &mut [T],
+        dr: &mut [T],
+    ) {
+        let ((xr, xi), (rr, ri), (gr, gi)) = (halves(x), halves(r), halves(dq));
+        let (dxr, dxi) = halves_mut(dx);
+        let (drr, dri) = halves_mut(dr);
+        for j in 0..xr.len() {
+            match side {
+                // q = [xr rr - xi ri, xr ri + xi rr]
+                Side::Tail => {
+                    dxr[j] = dxr[j] + gr[j] * rr[j] + gi[j] * ri[j];
+                    dxi[j] = dxi[j] - gr[j] * ri[j] + gi[j] * rr[j];
+                    drr[j] = drr[j] + gr[j] * xr[j] + gi[j] * xi[j];
+                    dri[j] = dri[j] - gr[j] * xi[j] + gi[j] * xr[j];
+                }
+                // q = [rr xr + ri xi, rr xi - ri xr]
+                Side::Head => {
+                    dxr[j] = dxr[j] + gr[j] * rr[j] - gi[j] * ri[j];
+                    dxi[j] = dxi[j] + gr[j] * ri[j] + gi[j] * rr[j];
+                    drr[j] = drr[j] + gr[j] * xr[j] + gi[j] * xi[j];
+                    dri[j] = dri[j] + gr[j] * xi[j] - gi[j] * xr[j];
+                }
+            }
+        }
+    }
+
+    fn complex_rows(&self) -> (bool, bool) {
+        (true, true)
+    }
 }

@@ -53,4 +53,20 @@ impl Model for DistMult {
             q[j] = x[j] * r[j];
         }
     }
+
+    #[inline(always)]
+    fn query_grad<T: Float>(
+        &self,
+        x: &[T],
+        r: &[T],
+        _side: Side,
+        dq: &[T],
+        dx: &mut [T],
+        dr: &mut [T],
+    ) {
+        for j in 0..dq.len() {
+            dx[j] = dx[j] + dq[j] * r[j];
+            dr[j] = dr[j] + dq[j] * x[j];
+        }
+    }
 }

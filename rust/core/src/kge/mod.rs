@@ -14,10 +14,14 @@
 
 pub mod complex;
 pub mod distmult;
+pub mod loss;
 pub mod rank;
 pub mod regular;
+pub mod rng;
 pub mod rotate;
 pub mod score;
+pub mod sparse;
+pub mod train;
 pub mod transe;
 
 pub use complex::ComplEx;
@@ -26,6 +30,7 @@ pub use rank::{filtered_ranks, Filter};
 pub use regular::{regularise, Regulariser};
 pub use rotate::RotatE;
 pub use score::{score_all, score_triples, score_triples_grad};
+pub use train::{train_epoch, Config, Params, Sampler};
 pub use transe::TransE;
 
 use crate::error::{Error, Result};
@@ -78,6 +83,21 @@ pub trait Model: Copy + Send + Sync {
     /// Writes the query row `q (d_e)` from the fixed entity `x` (the head for `Side::Tail`, the
     /// tail for `Side::Head`) and the relation `r`.
     fn query<T: Float>(&self, x: &[T], r: &[T], side: Side, q: &mut [T]);
+    /// Adds the gradient of `<dq, query(x, r, side)>` to `dx` and `dr` (the backward of
+    /// [`Model::query`], for 1-vs-all training).
+    fn query_grad<T: Float>(
+        &self,
+        x: &[T],
+        r: &[T],
+        side: Side,
+        dq: &[T],
+        dx: &mut [T],
+        dr: &mut [T],
+    );
+    /// Whether entity and relation rows are complex (`[re | im]`), for the N3 regulariser.
+    fn complex_rows(&self) -> (bool, bool) {
+        (false, false)
+    }
 }
 
 /// The models nesy ships, by name.

@@ -81,4 +81,32 @@ impl Model for RotatE {
             qi[j] = xr[j] * s + xi[j] * c;
         }
     }
+
+    #[inline(always)]
+    fn query_grad<T: Float>(
+        &self,
+        x: &[T],
+        r: &[T],
+        side: Side,
+        dq: &[T],
+        dx: &mut [T],
+        dr: &mut [T],
+    ) {
+        // q = x e^{i phi}, phi = +-theta: dq/dx is the rotation, dq/dphi = i q.
+        let ((xr, xi), (gr, gi)) = (halves(x), halves(dq));
+        let (dxr, dxi) = halves_mut(dx);
+        for j in 0..r.len() {
+            let (mut s, c) = r[j].sin_cos();
+            let sign = if side == Side::Head { -T::ONE } else { T::ONE };
+            s = sign * s;
+            let (qr, qi) = (xr[j] * c - xi[j] * s, xr[j] * s + xi[j] * c);
+            dxr[j] = dxr[j] + gr[j] * c + gi[j] * s;
+            dxi[j] = dxi[j] - gr[j] * s + gi[j] * c;
+            dr[j] = dr[j] + sign * (-gr[j] * qi + gi[j] * qr);
+        }
+    }
+
+    fn complex_rows(&self) -> (bool, bool) {
+        (true, false)
+    }
 }

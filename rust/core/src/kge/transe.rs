@@ -85,4 +85,23 @@ impl Model for TransE {
             };
         }
     }
+
+    #[inline(always)]
+    fn query_grad<T: Float>(
+        &self,
+        _x: &[T],
+        _r: &[T],
+        side: Side,
+        dq: &[T],
+        dx: &mut [T],
+        dr: &mut [T],
+    ) {
+        for j in 0..dq.len() {
+            dx[j] = dx[j] + dq[j];
+            dr[j] = match side {
+                Side::Tail => dr[j] + dq[j],
+                Side::Head => dr[j] - dq[j],
+            };
+        }
+    }
 }

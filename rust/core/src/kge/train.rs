@@ -1,0 +1,521 @@
+//! Training: one call runs one epoch over the training triples, GIL released, multithreaded.
+//!
+//! - sLCWA (negative sampling): each positive gets `n_neg` negatives by replacing its head or
+//!   its tail with a random entity (the side uniform, or Bernoulli per relation: the head with
+//!   probability `tph / (tph + hpt)`, Wang et al. 2014). With `shared_negatives`, a chunk of
+//!   positives shares one set of negative entities (the side alternating by chunk), scored as
+//!   one product of the chunk's query rows with the negative rows. Losses: margin ranking,
+//!   softplus, self-adversarial.
+//! - 1-vs-all (`loss = Bce`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
+//!   scored against all entities with its known answers as labels (KvsAll); two GEMMs give the
+//!   gradients. Dot-product models (DistMult, ComplEx) only.
+//!
+//! Batches are split into fixed chunks; each chunk draws from its own random stream
+//! `(seed, epoch, batch, chunk)` and accumulates row gradients, which are merged in chunk order.
+//! So a seed gives the same embeddings for any thread count. The optimizer (row-wise Adagrad or
+//! Adam) then updates only the rows the batch touched.
+
+use super::loss::{bce_rows, negative_sampling, Loss};
+use super::regular::{regularise, Regulariser};
+use super::rng::Rng;
+use super::score::{entity_norms, form_rows};
+use super::sparse::{RowGrads, SparseOpt};
+use super::{Form, Model, Side, Tables};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::linalg::{gemm, Gemm, Mat, MatMut};
+use crate::par::Par;
+use crate::simd::Level;
+
+/// Positives (or 1-vs-all queries) per parallel chunk.
+const CHUNK: usize = 32;
+
+/// How the corrupted side of a negative is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampler {
+    Uniform,
+    Bernoulli,
+}
+
+/// Everything about an epoch except the parameters.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub loss: Loss,
+    pub n_neg: usize,
+    pub sampler: Sampler,
+    pub shared_negatives: bool,
+    pub batch_size: usize,
+    pub opt: SparseOpt,
+    /// Penalty on the rows of each positive (or query), divided by the batch size.
+    pub regulariser: Option<(Regulariser, f64)>,
+    /// Rescale touched entity rows to unit L2 norm after each update (TransE's constraint).
+    pub normalize_entities: bool,
+    pub seed: u64,
+}
+
+/// The trained parameters and the optimizer state.
+pub struct Params<'a, T> {
+    pub ent: &'a mut [T],
+    pub rel: &'a mut [T],
+    pub d_e: usize,
+    pub d_r: usize,
+    /// `n_states` copies of the entity table's shape (see [`SparseOpt::n_states`]).
+    pub ent_state: &'a mut [T],
+    pub rel_state: &'a mut [T],
+    /// Optimizer updates done so far (Adam's bias correction); advanced by the epoch.
+    pub step: u64,
+}
+
+/// Per relation: the probability of corrupting the head under the Bernoulli sampler,
+/// `tph / (tph + hpt)` (average tails per head, heads per tail).
+pub fn bernoulli_probs(triples: &[i64], n_rel: usize) -> Vec<f64> {
+    let mut pairs: Vec<(i64, i64, i64)> = triples
+        .chunks_exact(3)
+        .map(|t| (t[1], t[0], t[2]))
+        .collect();
+    pairs.sort_unstable();
+    let mut probs = vec![0.5; n_rel];
+    let mut start = 0;
+    while start < pairs.len() {
+        let r = pairs[start].0;
+        let end = start + pairs[start..].partition_point(|p| p.0 == r);
+        let group = &pairs[start..end];
+        let n = group.len() as f64;
+        let mut heads: Vec<i64> = group.iter().map(|p| p.1).collect();
+        let mut tails: Vec<i64> = group.iter().map(|p| p.2).collect();
+        heads.sort_unstable();
+        heads.dedup();
+        tails.sort_unstable();
+        tails.dedup();
+        let (tph, hpt) = (n / heads.len() as f64, n / tails.len() as f64);
+        probs[r as usize] = tph / (tph + hpt);
+        start = end;
+    }
+    probs
+}
+
+/// What one chunk hands back: its loss and row gradients.
+struct ChunkOut<T> {
+    loss: f64,
+    ent: RowGrads<T>,
+    rel: RowGrads<T>,
+}
+
+/// Scratch rows for one triple's gradient.
+struct Scratch<T> {
+    gh: Vec<T>,
+    gr: Vec<T>,
+    gt: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new(d_e: usize, d_r: usize) -> Self {
+        Scratch {
+            gh: vec![T::ZERO; d_e],
+            gr: vec![T::ZERO; d_r],
+            gt: vec![T::ZERO; d_e],
+        }
+    }
+
+    /// Adds `up * d score(h, r, t)` to the chunk's row gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn add_triple<M: Model>(
+        &mut self,
+        model: M,
+        t: &Tables<'_, T>,
+        (h, r, tl): (usize, usize, usize),
+        up: T,
+        ent: &mut RowGrads<T>,
+        rel: &mut RowGrads<T>,
+    ) {
+        if up == T::ZERO {
+            return;
+        }
+        self.gh.fill(T::ZERO);
+        self.gr.fill(T::ZERO);
+        self.gt.fill(T::ZERO);
+        model.grad(
+            t.e(h),
+            t.r(r),
+            t.e(tl),
+            up,
+            &mut self.gh,
+            &mut self.gr,
+            &mut self.gt,
+        );
+        ent.add(h as i64, &self.gh);
+        rel.add(r as i64, &self.gr);
+        ent.add(tl as i64, &self.gt);
+    }
+}
+
+/// Adds the penalty of entity row `e` (or relation row) to the chunk's gradients.
+fn penalise<T: Float>(
+    reg: Option<(Regulariser, f64)>,
+    scale: f64,
+    row: &[T],
+    complex: bool,
+    id: i64,
+    grads: &mut RowGrads<T>,
+) -> f64 {
+    match reg {
+        Some((kind, weight)) if weight > 0.0 && !row.is_empty() => {
+            let g = grads.row(id);
+            regularise(kind, weight * scale, row, row.len(), complex, g).unwrap_or(0.0)
+        }
+        _ => 0.0,
+    }
+}
+
+/// One chunk of positives under negative sampling.
+#[allow(clippy::too_many_arguments)]
+fn slcwa_chunk<T: Float + Gemm, M: Model>(
+    level: Level,
+    model: M,
+    t: &Tables<'_, T>,
+    positives: &[[usize; 3]],
+    head_prob: &[f64],
+    cfg: &Config,
+    scale: f64,
+    mut rng: Rng,
+    chunk_index: usize,
+) -> ChunkOut<T> {
+    let (c, n_neg, n_ent) = (positives.len(), cfg.n_neg, t.n_ent);
+    let mut ent = RowGrads::new(n_ent, t.d_e);
+    let mut rel = RowGrads::new(t.n_rel, t.d_r);
+    let pos: Vec<T> = positives
+        .iter()
+        .map(|&[h, r, tl]| model.score(t.e(h), t.r(r), t.e(tl)))
+        .collect();
+    // Negative triples, row-major (c, n_neg).
+    let mut negs: Vec<[usize; 3]> = Vec::with_capacity(c * n_neg);
+    let mut neg = vec![T::ZERO; c * n_neg];
+    if cfg.shared_negatives {
+        let side = if chunk_index.is_multiple_of(2) {
+            Side::Tail
+        } else {
+            Side::Head
+        };
+        let shared: Vec<usize> = (0..n_neg).map(|_| rng.below(n_ent)).collect();
+        let mut rows = Vec::with_capacity(n_neg * t.d_e);
+        for &e in &shared {
+            rows.extend_from_slice(t.e(e));
+        }
+        let small = Tables {
+            ent: &rows,
+            n_ent: n_neg,
+            ..*t
+        };
+        let mut q = vec![T::ZERO; c * t.d_e];
+        for (row, &[h, r, tl]) in q.chunks_exact_mut(t.d_e).zip(positives) {
+            let x = if side == Side::Tail { h } else { tl };
+            model.query(t.e(x), t.r(r), side, row);
+        }
+        let norms = entity_norms(model.form(), &small);
+        form_rows(Par::Seq, level, model.form(), &q, &small, &norms, &mut neg);
+        for &[h, r, tl] in positives {
+            for &e in &shared {
+                negs.push(if side == Side::Tail {
+                    [h, r, e]
+                } else {
+                    [e, r, tl]
+                });
+            }
+        }
+    } else {
+        for &[h, r, tl] in positives {
+            for _ in 0..n_neg {
+                let corrupt_head = match cfg.sampler {
+                    Sampler::Uniform => rng.uniform() < 0.5,
+                    Sampler::Bernoulli => rng.uniform() < head_prob[r],
+                };
+                let e = rng.below(n_ent);
+                negs.push(if corrupt_head { [e, r, tl] } else { [h, r, e] });
+            }
+        }
+        for (s, &[h, r, tl]) in neg.iter_mut().zip(&negs) {
+            *s = model.score(t.e(h), t.r(r), t.e(tl));
+        }
+    }
+    let mut dpos = vec![T::ZERO; c];
+    let mut dneg = vec![T::ZERO; c * n_neg];
+    let mut loss = negative_sampling(cfg.loss, scale, &pos, &neg, &mut dpos, &mut dneg);
+    let mut scratch = Scratch::new(t.d_e, t.d_r);
+    for (&[h, r, tl], &up) in positives.iter().zip(&dpos) {
+        scratch.add_triple(model, t, (h, r, tl), up, &mut ent, &mut rel);
+    }
+    for (&[h, r, tl], &up) in negs.iter().zip(&dneg) {
+        scratch.add_triple(model, t, (h, r, tl), up, &mut ent, &mut rel);
+    }
+    let (ce, cr) = model.complex_rows();
+    let reg_scale = 1.0 / cfg.batch_size as f64;
+    for &[h, r, tl] in positives {
+        loss += penalise(cfg.regulariser, reg_scale, t.e(h), ce, h as i64, &mut ent);
+        loss += penalise(cfg.regulariser, reg_scale, t.r(r), cr, r as i64, &mut rel);
+        loss += penalise(cfg.regulariser, reg_scale, t.e(tl), ce, tl as i64, &mut ent);
+    }
+    ChunkOut { loss, ent, rel }
+}
+
+/// The 1-vs-all queries of a training set: `(side, fixed entity, relation)` and the sorted
+/// known answers of each.
+struct Queries {
+    keys: Vec<(Side, usize, usize)>,
+    label_ptr: Vec<usize>,
+    labels: Vec<i64>,
+}
+
+fn one_vs_all_queries(triples: &[i64]) -> Queries {
+    let mut q = Queries {
+        keys: Vec::new(),
+        label_ptr: vec![0],
+        labels: Vec::new(),
+    };
+    for side in [Side::Tail, Side::Head] {
+        // (fixed, relation, answer)
+        let mut v: Vec<(i64, i64, i64)> = triples
+            .chunks_exact(3)
+            .map(|t| match side {
+                Side::Tail => (t[0], t[1], t[2]),
+                Side::Head => (t[2], t[1], t[0]),
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        let mut start = 0;
+        while start < v.len() {
+            let key = (v[start].0, v[start].1);
+            let end = start + v[start..].partition_point(|p| (p.0, p.1) == key);
+            q.keys.push((side, key.0 as usize, key.1 as usize));
+            q.labels.extend(v[start..end].iter().map(|p| p.2));
+            q.label_ptr.push(q.labels.len());
+            start = end;
+        }
+    }
+    q
+}
+
+/// Checks the parameters and the triples; returns the number of entities and relations.
+fn check<T: Float, M: Model>(
+    model: &M,
+    p: &Params<'_, T>,
+    triples: &[i64],
+    cfg: &Config,
+) -> Result<(usize, usize)> {
+    let t = Tables::new(model, &*p.ent, p.d_e, &*p.rel, p.d_r)?;
+    t.check_triples(triples, "triples")?;
+    let k = cfg.opt.n_states();
+    if p.ent_state.len() != k * p.ent.len() || p.rel_state.len() != k * p.rel.len() {
+        return Err(Error::Value(format!(
+            "optimizer state: {} needs {k} arrays the size of each table",
+            match cfg.opt {
+                SparseOpt::Adagrad { .. } => "adagrad",
+                SparseOpt::Adam { .. } => "adam",
+            }
+        )));
+    }
+    if cfg.batch_size == 0 {
+        return Err(Error::Value("batch_size: must be >= 1".into()));
+    }
+    if triples.is_empty() {
+        return Err(Error::Value("triples: the training set is empty".into()));
+    }
+    match cfg.loss {
+        Loss::Bce { .. } if model.form() != Form::Dot => Err(Error::Value(format!(
+            "loss: 1-vs-all 'bce' needs a dot-product model (distmult, complex), not {}",
+            model.name()
+        ))),
+        Loss::Bce { .. } => Ok((t.n_ent, t.n_rel)),
+        _ if cfg.n_neg == 0 => Err(Error::Value("num_negatives: must be >= 1".into())),
+        _ => Ok((t.n_ent, t.n_rel)),
+    }
+}
+
+/// Applies the batch's gradients and advances the step.
+fn update<T: Float>(
+    par: Par,
+    p: &mut Params<'_, T>,
+    cfg: &Config,
+    ent: &RowGrads<T>,
+    rel: &RowGrads<T>,
+) {
+    p.step += 1;
+    cfg.opt.apply(par, p.ent, p.ent_state, p.step, ent);
+    cfg.opt.apply(par, p.rel, p.rel_state, p.step, rel);
+    if cfg.normalize_entities {
+        let d = p.d_e;
+        for &id in &ent.ids {
+            let row = &mut p.ent[id as usize * d..(id as usize + 1) * d];
+            let norm = row.iter().fold(T::ZERO, |a, &v| a + v * v).sqrt();
+            if norm > T::ZERO {
+                for v in row.iter_mut() {
+                    *v = *v / norm;
+                }
+            }
+        }
+    }
+}
+
+/// One epoch of training over `triples (n, 3)`; returns the summed loss of its batches divided
+/// by the number of batches. `head_prob` (per relation, see [`bernoulli_probs`]) is used by the
+/// Bernoulli sampler only.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch<T: Float + Gemm, M: Model>(
+    par: Par,
+    level: Level,
+    model: M,
+    p: &mut Params<'_, T>,
+    triples: &[i64],
+    head_prob: &[f64],
+    epoch: u64,
+    cfg: &Config,
+) -> Result<f64> {
+    let (n_ent, n_rel) = check(&model, p, triples, cfg)?;
+    if cfg.sampler == Sampler::Bernoulli && head_prob.len() != n_rel {
+        return Err(Error::len("head_prob", n_rel, head_prob.len()));
+    }
+    let (d_e, d_r) = (p.d_e, p.d_r);
+    let mut ent_g = RowGrads::new(n_ent, d_e);
+    let mut rel_g = RowGrads::new(n_rel, d_r);
+    let mut total = 0.0;
+    let mut batches = 0usize;
+    if let Loss::Bce { label_smoothing } = cfg.loss {
+        let q = one_vs_all_queries(triples);
+        let mut order: Vec<usize> = (0..q.keys.len()).collect();
+        Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
+        for batch in order.chunks(cfg.batch_size) {
+            total += bce_batch(
+                par,
+                level,
+                model,
+                p,
+                &q,
+                batch,
+                label_smoothing,
+                cfg,
+                &mut ent_g,
+                &mut rel_g,
+            );
+            update(par, p, cfg, &ent_g, &rel_g);
+            ent_g.clear();
+            rel_g.clear();
+            batches += 1;
+        }
+        return Ok(total / batches.max(1) as f64);
+    }
+    let all: Vec<[usize; 3]> = triples
+        .chunks_exact(3)
+        .map(|t| [t[0] as usize, t[1] as usize, t[2] as usize])
+        .collect();
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
+    for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
+        let positives: Vec<[usize; 3]> = batch.iter().map(|&i| all[i]).collect();
+        let scale = cfg.loss.mean_scale(positives.len(), cfg.n_neg);
+        let outs = {
+            let t = Tables::new(&model, &*p.ent, d_e, &*p.rel, d_r)?;
+            let jobs: Vec<(usize, &[[usize; 3]])> = positives.chunks(CHUNK).enumerate().collect();
+            par.for_work(positives.len() * cfg.n_neg * d_e)
+                .map(jobs, |(c, chunk)| {
+                    let rng = Rng::new(cfg.seed, epoch, b as u64, c as u64);
+                    slcwa_chunk(level, model, &t, chunk, head_prob, cfg, scale, rng, c)
+                })
+        };
+        for out in &outs {
+            total += out.loss;
+            ent_g.merge(&out.ent);
+            rel_g.merge(&out.rel);
+        }
+        update(par, p, cfg, &ent_g, &rel_g);
+        ent_g.clear();
+        rel_g.clear();
+        batches += 1;
+    }
+    Ok(total / batches.max(1) as f64)
+}
+
+/// One 1-vs-all batch: scores of the queries against every entity (one GEMM), BCE, and the
+/// gradients `dQ = dS E` and `dE = dS^T Q` (two GEMMs); fills `ent_g` (every entity) and
+/// `rel_g`. Returns the batch loss.
+#[allow(clippy::too_many_arguments)]
+fn bce_batch<T: Float + Gemm, M: Model>(
+    par: Par,
+    level: Level,
+    model: M,
+    p: &Params<'_, T>,
+    q: &Queries,
+    batch: &[usize],
+    label_smoothing: f64,
+    cfg: &Config,
+    ent_g: &mut RowGrads<T>,
+    rel_g: &mut RowGrads<T>,
+) -> f64 {
+    let t = Tables {
+        ent: &*p.ent,
+        rel: &*p.rel,
+        n_ent: p.ent.len() / p.d_e,
+        n_rel: p.rel.len() / p.d_r.max(1),
+        d_e: p.d_e,
+        d_r: p.d_r,
+    };
+    let (b, n_ent, d) = (batch.len(), t.n_ent, t.d_e);
+    let mut qm = vec![T::ZERO; b * d];
+    for (row, &k) in qm.chunks_exact_mut(d).zip(batch) {
+        let (side, x, r) = q.keys[k];
+        model.query(t.e(x), t.r(r), side, row);
+    }
+    let mut scores = vec![T::ZERO; b * n_ent];
+    form_rows(par, level, Form::Dot, &qm, &t, &[], &mut scores);
+    let scale = cfg.loss.mean_scale(b, n_ent);
+    let mut dscores = vec![T::ZERO; b * n_ent];
+    let rows: Vec<_> = scores
+        .chunks(CHUNK * n_ent)
+        .zip(dscores.chunks_mut(CHUNK * n_ent))
+        .zip(batch.chunks(CHUNK))
+        .collect();
+    let losses = par.for_work(b * n_ent * 16).map(rows, |((s, ds), keys)| {
+        let labels: Vec<&[i64]> = keys
+            .iter()
+            .map(|&k| &q.labels[q.label_ptr[k]..q.label_ptr[k + 1]])
+            .collect();
+        bce_rows(label_smoothing, scale, s, n_ent, &labels, ds)
+    });
+    let mut loss: f64 = losses.iter().sum();
+    // dQ (b, d) = dS (b, n_ent) E (n_ent, d); dE (n_ent, d) = dS^T Q.
+    let mut dq = vec![T::ZERO; b * d];
+    let ds = Mat::new(&dscores, b, n_ent);
+    gemm(
+        par,
+        T::ONE,
+        ds,
+        Mat::new(t.ent, n_ent, d),
+        T::ZERO,
+        MatMut::new(&mut dq, b, d),
+    );
+    let mut de = vec![T::ZERO; n_ent * d];
+    gemm(
+        par,
+        T::ONE,
+        ds.t(),
+        Mat::new(&qm, b, d),
+        T::ZERO,
+        MatMut::new(&mut de, n_ent, d),
+    );
+    for e in 0..n_ent {
+        ent_g.add(e as i64, &de[e * d..(e + 1) * d]);
+    }
+    let (mut dx, mut dr) = (vec![T::ZERO; d], vec![T::ZERO; t.d_r]);
+    let (ce, cr) = model.complex_rows();
+    let reg_scale = 1.0 / cfg.batch_size as f64;
+    for (row, &k) in dq.chunks_exact(d).zip(batch) {
+        let (side, x, r) = q.keys[k];
+        dx.fill(T::ZERO);
+        dr.fill(T::ZERO);
+        model.query_grad(t.e(x), t.r(r), side, row, &mut dx, &mut dr);
+        ent_g.add(x as i64, &dx);
+        rel_g.add(r as i64, &dr);
+        loss += penalise(cfg.regulariser, reg_scale, t.e(x), ce, x as i64, ent_g);
+        loss += penalise(cfg.regulariser, reg_scale, t.r(r), cr, r as i64, rel_g);
+    }
+    loss
+}
