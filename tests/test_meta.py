@@ -462,6 +462,13 @@ def test_bad_task_samplers(kind, exc, match):
         learner.fit(BadTasks(kind), 2)
 
 
+def test_sklearn_params():
+    learner = MetaLearner(mlp([1, 4, 1]), "maml", inner_steps=3)
+    assert learner.get_params()["algorithm"] == "maml"
+    assert learner.set_params(inner_lr=0.5).inner_lr == 0.5
+    assert "maml" in repr(learner)
+
+
 def test_bad_arguments():
     net = mlp([1, 4, 1])
     with pytest.raises(ValueError, match="algorithm"):

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from nesy.meta.algorithms import (
@@ -50,7 +51,7 @@ def _ci95(values: np.ndarray) -> float:
     return float(1.96 * values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
 
 
-class MetaLearner:
+class MetaLearner(BaseEstimator):
     """Learn an initialisation (and for Meta-SGD, per-parameter inner learning rates) from which a
     model adapts to a new task in a few gradient steps.
 
@@ -451,7 +452,3 @@ class MetaLearner:
         if config.get("loss") in LOSSES:
             self.loss_ = config["loss"]
         return self
-
-    def __repr__(self) -> str:
-        return (f"MetaLearner(algorithm={self.algorithm!r}, inner_lr={self.inner_lr}, "
-                f"inner_steps={self.inner_steps}, meta_batch_size={self.meta_batch_size})")
