@@ -15,10 +15,11 @@ order, recursively; an array reachable twice (weight tying) is listed once.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
+
+from nesy._io import atomic_savez
 
 __all__ = ["Module", "ModuleList", "Identity"]
 
@@ -299,17 +300,7 @@ class Module:
 
     def save(self, path: os.PathLike[str] | str) -> None:
         """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".nesy-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.state_dict())  # type: ignore[arg-type]
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, self.state_dict())
 
     def load(self, path: os.PathLike[str] | str, strict: bool = True) -> None:
         """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`)."""

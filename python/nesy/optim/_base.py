@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from nesy import _core
+from nesy._io import atomic_savez
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -380,7 +380,7 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
     meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
     arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(),
                                    dtype=np.uint8)
-    _atomic_savez(path, arrays)
+    atomic_savez(path, arrays)
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -406,28 +406,3 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"cannot save a value of type {type(o).__name__} in a state dict")
-
-
-def _atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-        if hasattr(os, "O_DIRECTORY"):
-            dfd = os.open(directory, os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)  # the rename itself survives a crash
-            finally:
-                os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
