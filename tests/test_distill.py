@@ -300,3 +300,16 @@ def test_digits_distilled_student_is_at_least_as_accurate_as_labels_only():
     distilled = Distiller(teacher, student, temperature=4.0, alpha=0.5,
                           random_state=1).fit(Xtr, ytr).score(Xte, yte)
     assert distilled >= alone - 0.005, (distilled, alone)
+
+
+def test_report_table_and_targets():
+    from nesy.distill import report
+
+    rows = [{"model": m, "parameters": p, "accuracy": a, "accuracy_std": 0.0, "seconds": 1.0,
+             "per_seed": [a]}
+            for m, p, a in (("teacher MLP", 50826, 0.975), ("student, labels only", 1210, 0.97),
+                            ("student, distilled", 1210, 0.972))]
+    assert report.targets_met(rows)
+    rows[2]["accuracy"] = 0.969
+    assert not report.targets_met(rows)
+    assert report.format_table(rows).count("\n") == 4

@@ -290,3 +290,17 @@ def test_extraction_bad_input(nets):
         PedagogicalRuleExtractor(object()).fit(Xtr)
     with pytest.raises(ValueError, match="y: required"):
         PedagogicalRuleExtractor().fit(Xtr)
+
+
+def test_report_and_profile_smoke():
+    from nesy.rules import report
+
+    rows = report.extraction_report(["iris"], n_seeds=1, verbose=False)
+    assert [r["method"] for r in rows] == ["pedagogical", "decompositional", "CART on labels",
+                                           "CART on network labels"]
+    table = report.format_table(rows)
+    assert table.startswith("| data set | method |") and table.count("\n") == 5
+    assert report.targets_met(rows) == (rows[0]["fidelity"] >= 0.93 and rows[0]["n_rules"] <= 10)
+    prof = report.evaluation_profile(n_rows=3000, n_features=8, n_rules=12, repeats=1)
+    assert len(prof) == 5 and all(r["seconds"] > 0 for r in prof)
+    assert "rows / s" in report.format_profile(prof)

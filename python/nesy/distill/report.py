@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from nesy.distill.distiller import Distiller
 from nesy.nn.estimators import MLPClassifier
 
-__all__ = ["digits_report", "format_table", "main"]
+__all__ = ["digits_report", "format_table", "targets_met", "main"]
 
 TEACHER = (256, 128)
 STUDENT = (16,)
@@ -83,8 +83,20 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Any = None) -> None:
-    """``python -m nesy.distill.report [--seeds N] [--temperature T] [--alpha A]``."""
+def targets_met(rows: Sequence[Dict[str, Any]]) -> bool:
+    """Teacher accuracy >= 0.97, student parameters <= teacher / 10, distilled student at
+    least as accurate as the student on labels alone (seed means)."""
+    by = {r["model"]: r for r in rows}
+    teacher, alone = by["teacher MLP"], by["student, labels only"]
+    distilled = by["student, distilled"]
+    return bool(teacher["accuracy"] >= 0.97
+                and 10 * distilled["parameters"] <= teacher["parameters"]
+                and distilled["accuracy"] >= alone["accuracy"])
+
+
+def main(argv: Any = None) -> int:
+    """``python -m nesy.distill.report [--seeds N] [--temperature T] [--alpha A]``; returns 0
+    when :func:`targets_met`."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--temperature", type=float, default=4.0)
@@ -93,7 +105,11 @@ def main(argv: Any = None) -> None:
     rows = digits_report(args.seeds, temperature=args.temperature, alpha=args.alpha)
     print()
     print(format_table(rows))
+    met = targets_met(rows)
+    print("targets (teacher >= 0.97; student <= 1/10 of its parameters, distilled at least as "
+          "accurate as on labels alone) met:", "yes" if met else "NO")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
