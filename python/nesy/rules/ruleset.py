@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from nesy._io import atomic_write
 
 __all__ = ["Condition", "Rule", "RuleSet", "check_feature_names", "check_rows"]
 
@@ -373,17 +374,8 @@ class RuleSet:
 
     def save(self, path: os.PathLike[str] | str) -> None:
         """Write :meth:`to_json` to ``path`` atomically (temporary file, then rename)."""
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                   prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        text = self.to_json()
+        atomic_write(path, lambda fh: fh.write(text), text=True, suffix=".json")
 
     @classmethod
     def load(cls, path: os.PathLike[str] | str,
