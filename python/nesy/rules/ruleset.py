@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -375,7 +375,11 @@ class RuleSet:
     def save(self, path: os.PathLike[str] | str) -> None:
         """Write :meth:`to_json` to ``path`` atomically (temporary file, then rename)."""
         text = self.to_json()
-        atomic_write(path, lambda fh: fh.write(text), text=True, suffix=".json")
+
+        def write(fh: IO[Any]) -> None:
+            fh.write(text)
+
+        atomic_write(path, write, text=True, suffix=".json")
 
     @classmethod
     def load(cls, path: os.PathLike[str] | str,
