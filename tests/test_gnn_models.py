@@ -220,6 +220,11 @@ def test_graph_classifier_bad_input():
         clf.fit(graphs, bad, y)
     with pytest.raises(ValueError, match="model"):
         GraphClassifier("gat", epochs=1).fit(graphs, feats, y)
+    clf.fit(graphs, feats, y)
+    with pytest.raises(ValueError, match="y: expected one label per graph"):
+        clf.score(graphs, feats, y[:-1])
+    with pytest.raises(ValueError, match=r"X\[0\]: expected 1 features"):
+        clf.predict(graphs, [np.ones((g.num_nodes, 2)) for g in graphs])
 
 
 @pytest.mark.parametrize("sparse", [True, False])

@@ -668,4 +668,9 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> float:  # type: ignore[override]
         """Accuracy over ``graphs``."""
-        return float(np.mean(self.predict(graphs, X) == np.asarray(y)))
+        pred = self.predict(graphs, X)
+        y = np.asarray(y)
+        if y.shape != pred.shape:
+            raise ValueError(f"y: expected one label per graph, shape {pred.shape}, got "
+                             f"{y.shape}")
+        return float(np.mean(pred == y))
