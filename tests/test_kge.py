@@ -238,3 +238,114 @@ def test_bad_input_names_the_argument():
         kge.regulariser(ent, "l3")
     with pytest.raises(ValueError, match="upstream"):
         kge.score_grad("rotate", ent, rel, tr, np.ones(4, np.float32))
+
+
+# ---------------------------------------------------------------- KGEModel: training
+def _fit(data, **kw):
+    args = dict(dim=16, epochs=4, batch_size=64, num_negatives=8, verbose=0, seed=3)
+    args.update(kw)
+    return kge.KGEModel(**args).fit(data)
+
+
+@pytest.mark.parametrize("model,loss", [("transe_l1", "margin"), ("transe_l2", "softplus"),
+                                        ("distmult", "ce"), ("complex", "bce"),
+                                        ("rotate", "self_adversarial")])
+def test_training_is_reproducible_for_any_thread_count(model, loss):
+    data = load_kg("nations")
+    before = nesy.get_num_threads()
+    try:
+        nesy.set_num_threads(1)
+        a = _fit(data, model=model, loss=loss, sampler="bernoulli")
+        nesy.set_num_threads(2)
+        b = _fit(data, model=model, loss=loss, sampler="bernoulli")
+    finally:
+        nesy.set_num_threads(before)
+    np.testing.assert_array_equal(a.entity_embeddings_, b.entity_embeddings_)
+    np.testing.assert_array_equal(a.relation_embeddings_, b.relation_embeddings_)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    c = _fit(data, model=model, loss=loss, sampler="bernoulli", seed=4)
+    assert not np.array_equal(a.entity_embeddings_, c.entity_embeddings_)
+
+
+def test_complex_learns_umls_quickly():
+    """A short seeded run of the README's configuration, far above a random model."""
+    data = load_kg("umls")
+    m = kge.KGEModel("complex", dim=64, loss="ce", optimizer="adagrad", lr=0.1,
+                     batch_size=100, epochs=25, regulariser="n3", regulariser_weight=0.01,
+                     init_scale=1e-3, eval_every=5, verbose=0).fit(data)
+    r = m.evaluate(data.test, data.all_triples())
+    assert r["both"]["mrr"] > 0.8 and r["both"]["hits@10"] > 0.95
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+    assert "valid_mrr" in m.history_[4] and m.best_epoch_ >= 0
+
+
+@pytest.mark.parametrize("model", ["transe_l1", "rotate"])
+def test_negative_sampling_models_learn_nations(model):
+    data = load_kg("nations")
+    m = kge.KGEModel(model, dim=32, epochs=30, lr=0.01, batch_size=128, num_negatives=16,
+                     gamma=6.0, verbose=0, eval_every=0).fit(data)
+    mrr = m.evaluate(data.test, data.all_triples())["both"]["mrr"]
+    random_mrr = np.mean(1 / np.arange(1, 15))  # ~0.23 over 14 entities
+    assert mrr > random_mrr + 0.2
+
+
+def test_shared_negatives_train():
+    data = load_kg("nations")
+    m = _fit(data, model="distmult", loss="softplus", shared_negatives=True, epochs=20,
+             lr=0.01)
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+
+
+def test_checkpoint_resume_and_save_load(tmp_path):
+    data = load_kg("nations")
+    ck = tmp_path / "ck.npz"
+    kw = dict(model="complex", loss="ce", epochs=6, eval_every=2, checkpoint=str(ck))
+    full = _fit(data, **kw)
+    assert ck.exists()
+    # Stop after 4 epochs, then resume to 6: the same as one run of 6 epochs.
+    part = _fit(data, **{**kw, "epochs": 4})
+    resumed = kge.KGEModel(**{**part.get_params(), "epochs": 6}).fit(data, resume=True)
+    np.testing.assert_array_equal(resumed.entity_embeddings_, full.entity_embeddings_)
+    assert len(resumed.history_) == 6
+    path = tmp_path / "model.npz"
+    full.save(path)
+    loaded = kge.KGEModel.load(path)
+    np.testing.assert_array_equal(loaded.score(data.test), full.score(data.test))
+    ids, scores = loaded.predict_tails(data.test[:3, 0], data.test[:3, 1], k=5)
+    assert ids.shape == scores.shape == (3, 5) and np.all(np.diff(scores, axis=1) <= 0)
+    ids_f, _ = loaded.predict_tails(data.test[:3, 0], data.test[:3, 1], k=5,
+                                    filter_triples=data.train)
+    for (h, r), row in zip(data.test[:3, :2], ids_f):
+        known = data.train[(data.train[:, 0] == h) & (data.train[:, 1] == r), 2]
+        assert not set(row) & set(known)
+    hid, _ = loaded.predict_heads(data.test[:2, 1], data.test[:2, 2], k=3)
+    assert hid.shape == (2, 3)
+
+
+def test_training_bad_input():
+    data = load_kg("nations")
+    with pytest.raises(ValueError, match="loss"):
+        _fit(data, model="rotate", loss="bce")
+    with pytest.raises(ValueError, match="loss"):
+        _fit(data, model="complex", loss="hinge")
+    with pytest.raises(ValueError, match="sampler"):
+        _fit(data, model="complex", loss="softplus", sampler="random")
+    with pytest.raises(ValueError, match="optimizer"):
+        _fit(data, model="complex", optimizer="sgd")
+    with pytest.raises(ValueError, match="lr"):
+        _fit(data, model="complex", lr=float("nan"))
+    with pytest.raises(ValueError, match="num_negatives"):
+        _fit(data, model="rotate", num_negatives=0)
+    with pytest.raises(ValueError, match="dim"):
+        _fit(data, model="rotate", dim=0)
+    with pytest.raises(ValueError, match="regulariser"):
+        _fit(data, model="complex", regulariser="l1", regulariser_weight=0.1)
+    with pytest.raises(IndexError, match=r"valid\[0\] \(tail\)"):
+        kge.KGEModel("complex", dim=4, verbose=0).fit(np.array([[0, 0, 1]]),
+                                                       valid=np.array([[0, 0, -1]]))
+    with pytest.raises(ValueError, match="empty"):
+        kge.KGEModel("complex", dim=4, verbose=0).fit(np.zeros((0, 3), np.int64))
+    with pytest.raises(RuntimeError, match="fit"):
+        kge.KGEModel("complex").score(data.test)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        _fit(data, model="complex", checkpoint=None).fit(data, resume=True)

@@ -1,5 +1,7 @@
 """Type stubs of the compiled extension ``nesy._core`` (kept in step by ``mypy.stubtest``)."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -145,6 +147,20 @@ def kge_regularise(
     complex: bool = False,
 ) -> tuple[float, npt.NDArray[np.floating]]: ...
 
+def kge_train_epoch(
+    model: str,
+    ent: npt.NDArray[np.floating],
+    rel: npt.NDArray[np.floating],
+    ent_state: npt.NDArray[np.floating],
+    rel_state: npt.NDArray[np.floating],
+    step: int,
+    triples: npt.NDArray[np.int64],
+    head_prob: npt.NDArray[np.float64],
+    epoch: int,
+    args: Any,
+) -> tuple[float, int]: ...
+def kge_bernoulli_probs(triples: npt.NDArray[np.int64], n_relations: int) -> list[float]: ...
+
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
     cell: str,
@@ -199,11 +215,13 @@ __all__ = [
     "gnn_edge_softmax_backward",
     "gnn_sddmm",
     "gnn_sddmm_backward",
+    "kge_bernoulli_probs",
     "kge_ranks",
     "kge_regularise",
     "kge_score",
     "kge_score_all",
     "kge_score_grad",
+    "kge_train_epoch",
     "grad_norm",
     "optim_columns",
     "optim_state",

@@ -281,7 +281,7 @@ fn bad_ids_and_widths_are_refused() {
 
 // ---------------------------------------------------------------- training
 
-use nesy_core::kge::loss::{negative_sampling, Loss};
+use nesy_core::kge::loss::{bce_rows, ce_rows, negative_sampling, Loss};
 use nesy_core::kge::sparse::SparseOpt;
 use nesy_core::kge::train::bernoulli_probs;
 use nesy_core::kge::{train_epoch, Config, Params, Sampler};
@@ -491,4 +491,28 @@ fn sparse_adam_and_adagrad_update_only_touched_rows() {
     }
     assert!(SparseOpt::parse("sgd", 0.1, 0.9, 0.99, 1e-8).is_err());
     assert!(SparseOpt::parse("adam", -0.1, 0.9, 0.99, 1e-8).is_err());
+}
+
+#[test]
+fn one_vs_all_losses_match_finite_differences() {
+    let scores: Vec<f64> = Rng::new(15).vec(2 * 7).iter().map(|v| 3.0 * v).collect();
+    let labels: [&[i64]; 2] = [&[1, 4], &[6]];
+    for ce in [false, true] {
+        let f = |s: &[f64], d: &mut [f64]| {
+            if ce {
+                ce_rows(0.2, s, 7, &labels, d)
+            } else {
+                bce_rows(0.1, 0.2, s, 7, &labels, d)
+            }
+        };
+        let mut d = vec![0.0; 14];
+        f(&scores, &mut d);
+        for (k, want) in d.iter().enumerate() {
+            let (mut a, mut b) = (scores.clone(), scores.clone());
+            a[k] += 1e-6;
+            b[k] -= 1e-6;
+            let num = (f(&a, &mut [0.0; 14]) - f(&b, &mut [0.0; 14])) / 2e-6;
+            assert!((want - num).abs() < 1e-7, "ce={ce} [{k}]: {want} vs {num}");
+        }
+    }
 }

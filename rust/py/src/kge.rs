@@ -1,9 +1,12 @@
 //! Bindings of `nesy_core::kge`: knowledge-graph embedding scores, gradients, 1-vs-all scores,
 //! filtered ranks and regularisers. Tables `ent (n_entities, d_e)` and `rel (n_relations, d_r)`
 //! are float32 or float64 (the dtype of `ent` picks the kernel); triples and ids are int64.
-//! Outputs are new arrays.
+//! Outputs are new arrays, except for training, which updates the tables and the optimizer state
+//! in place.
 
-use nesy_core::kge::{self, Filter, Kind, Regulariser, Side, Tables};
+use nesy_core::kge::loss::Loss;
+use nesy_core::kge::sparse::SparseOpt;
+use nesy_core::kge::{self, Config, Filter, Kind, Params, Regulariser, Sampler, Side, Tables};
 use nesy_core::linalg::Gemm;
 use nesy_core::{with_model, Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
@@ -334,4 +337,177 @@ pub fn kge_regularise<'py>(
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     let kind = Regulariser::parse(kind).map_err(to_py)?;
     by_dtype!(x, "x", regularise_typed(py, x, kind, weight, complex))
+}
+
+/// Hyper-parameters of a training epoch as Python passes them.
+#[derive(FromPyObject)]
+pub struct TrainArgs {
+    loss: String,
+    margin: f64,
+    gamma: f64,
+    adversarial_temperature: f64,
+    label_smoothing: f64,
+    num_negatives: usize,
+    sampler: String,
+    shared_negatives: bool,
+    batch_size: usize,
+    optimizer: String,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    regulariser: Option<String>,
+    regulariser_weight: f64,
+    normalize_entities: bool,
+    seed: u64,
+}
+
+impl TrainArgs {
+    fn config(&self) -> PyResult<Config> {
+        let loss = Loss::parse(
+            &self.loss,
+            self.margin,
+            self.gamma,
+            self.adversarial_temperature,
+            self.label_smoothing,
+        )
+        .map_err(to_py)?;
+        let sampler = match self.sampler.as_str() {
+            "uniform" => Sampler::Uniform,
+            "bernoulli" => Sampler::Bernoulli,
+            other => {
+                return Err(value_error(format!(
+                    "sampler: expected 'uniform' or 'bernoulli', got {other:?}"
+                )))
+            }
+        };
+        let opt = SparseOpt::parse(
+            &self.optimizer,
+            self.lr,
+            self.betas.0,
+            self.betas.1,
+            self.eps,
+        )
+        .map_err(to_py)?;
+        let regulariser = match &self.regulariser {
+            None => None,
+            Some(name) => {
+                let w = self.regulariser_weight;
+                if !(w.is_finite() && w >= 0.0) {
+                    return Err(value_error(format!(
+                        "regulariser_weight: must be finite and >= 0, got {w}"
+                    )));
+                }
+                Some((Regulariser::parse(name).map_err(to_py)?, w))
+            }
+        };
+        Ok(Config {
+            loss,
+            n_neg: self.num_negatives,
+            sampler,
+            shared_negatives: self.shared_negatives,
+            batch_size: self.batch_size,
+            opt,
+            regulariser,
+            normalize_entities: self.normalize_entities,
+            seed: self.seed,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_typed<'py, T: Element + Float + Gemm>(
+    py: Python<'py>,
+    kind: Kind,
+    arrays: [&Bound<'py, PyAny>; 4],
+    step: u64,
+    triples: &Bound<'py, PyAny>,
+    head_prob: &Bound<'py, PyAny>,
+    epoch: u64,
+    cfg: &Config,
+    dtype: &'static str,
+) -> PyResult<(f64, u64)> {
+    let names = ["ent", "rel", "ent_state", "rel_state"];
+    let ndims = [2, 2, 3, 3];
+    let a: Vec<Bound<'py, PyArrayDyn<T>>> = arrays
+        .iter()
+        .zip(names)
+        .zip(ndims)
+        .map(|((x, n), d)| typed_array::<T>(x, n, d, dtype))
+        .collect::<PyResult<_>>()?;
+    let tr = int_array(triples, "triples", 2)?;
+    let hp = head_prob
+        .cast::<PyArray1<f64>>()
+        .map_err(|_| type_error("head_prob: expected a 1-D float64 numpy array"))?
+        .clone();
+    let mut acc = Access::with_capacity(6);
+    for (x, n) in a.iter().zip(names) {
+        acc.add(x, true, n, 0)?;
+    }
+    acc.add(&tr, false, "triples", 0)?;
+    acc.add(&hp, false, "head_prob", 0)?;
+    acc.check()?;
+    let (d_e, d_r) = (a[0].shape()[1], a[1].shape()[1]);
+    let work = tr.shape()[0] * cfg.n_neg.max(1) * d_e;
+    // SAFETY: every array is covered by `acc`; each written array is taken once.
+    let (ent, rel) = unsafe { (slice_mut(&a[0]), slice_mut(&a[1])) };
+    let (ent_state, rel_state) = unsafe { (slice_mut(&a[2]), slice_mut(&a[3])) };
+    let (ts, hs) = unsafe { (slice(&tr), slice(&hp)) };
+    let level = level(None)?;
+    with_model!(kind, m => {
+        run_kernel(py, work.max(nesy_core::par::MIN_PARALLEL_WORK), || {
+            let mut p = Params { ent, rel, d_e, d_r, ent_state, rel_state, step };
+            let loss = kge::train_epoch(Par::Rayon, level, m, &mut p, ts, hs, epoch, cfg)?;
+            Ok((loss, p.step))
+        })
+    })
+}
+
+/// One training epoch, updating `ent`, `rel` and the optimizer state arrays
+/// (`(n_states, n, d)`: 1 for Adagrad, 2 for Adam) in place; returns `(mean batch loss, step)`.
+/// `head_prob` holds per relation the Bernoulli sampler's probability of corrupting the head.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn kge_train_epoch<'py>(
+    py: Python<'py>,
+    model: &str,
+    ent: &Bound<'py, PyAny>,
+    rel: &Bound<'py, PyAny>,
+    ent_state: &Bound<'py, PyAny>,
+    rel_state: &Bound<'py, PyAny>,
+    step: u64,
+    triples: &Bound<'py, PyAny>,
+    head_prob: &Bound<'py, PyAny>,
+    epoch: u64,
+    args: TrainArgs,
+) -> PyResult<(f64, u64)> {
+    let kind = Kind::parse(model).map_err(to_py)?;
+    let cfg = args.config()?;
+    let arrays = [ent, rel, ent_state, rel_state];
+    by_dtype!(
+        ent,
+        "ent",
+        train_typed(py, kind, arrays, step, triples, head_prob, epoch, &cfg)
+    )
+}
+
+/// Per relation, the Bernoulli sampler's probability of corrupting the head,
+/// `tph / (tph + hpt)`.
+#[pyfunction]
+pub fn kge_bernoulli_probs(triples: &Bound<'_, PyAny>, n_relations: usize) -> PyResult<Vec<f64>> {
+    let tr = int_array(triples, "triples", 2)?;
+    let mut acc = Access::with_capacity(1);
+    acc.add(&tr, false, "triples", 0)?;
+    acc.check()?;
+    // SAFETY: covered by `acc`.
+    let ts = unsafe { slice(&tr) };
+    if let Some(r) = ts
+        .chunks_exact(3)
+        .map(|t| t[1])
+        .find(|&r| r < 0 || r as usize >= n_relations)
+    {
+        return Err(value_error(format!(
+            "triples: relation id {r} is out of range for {n_relations} relations"
+        )));
+    }
+    Ok(kge::train::bernoulli_probs(ts, n_relations))
 }

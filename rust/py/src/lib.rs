@@ -59,6 +59,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_score_all, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_ranks, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_regularise, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_train_epoch, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

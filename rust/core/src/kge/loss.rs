@@ -8,7 +8,9 @@
 //! - self-adversarial (Sun et al. 2019): `softplus(-(gamma + pos_i)) +
 //!   sum_j w_ij softplus(gamma + neg_ij)`, `w_i = softmax(temperature * neg_i)` held constant;
 //! - 1-vs-all BCE: `softplus(s) - y s` over every (query, entity) score, targets `y` smoothed
-//!   as `(1 - ls) y + ls / n_entities`.
+//!   as `(1 - ls) y + ls / n_entities`;
+//! - 1-vs-all cross-entropy: `-log softmax(s)[a]` for every known answer `a` of a query (the
+//!   per-triple softmax loss of Lacroix et al. 2018, both directions).
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -20,6 +22,7 @@ pub enum Loss {
     Softplus,
     SelfAdversarial { gamma: f64, temperature: f64 },
     Bce { label_smoothing: f64 },
+    CrossEntropy,
 }
 
 impl Loss {
@@ -54,6 +57,7 @@ impl Loss {
                     temperature: finite(temperature, "adversarial_temperature")?,
                 }
             }
+            "ce" => Loss::CrossEntropy,
             "bce" => {
                 if !(0.0..1.0).contains(&smoothing) {
                     return Err(Error::Value(format!(
@@ -66,7 +70,7 @@ impl Loss {
             }
             other => {
                 return Err(Error::Value(format!(
-                "loss: expected 'margin', 'softplus', 'self_adversarial' or 'bce', got {other:?}"
+                "loss: expected 'margin', 'softplus', 'self_adversarial', 'bce' or 'ce', got {other:?}"
             )))
             }
         })
@@ -77,6 +81,8 @@ impl Loss {
     pub fn mean_scale(&self, b: usize, n_neg: usize) -> f64 {
         let terms = match self {
             Loss::MarginRanking { .. } | Loss::Bce { .. } => b * n_neg,
+            // One term per (query, answer): the caller passes the number of answers as `b`.
+            Loss::CrossEntropy => b,
             Loss::Softplus => b + b * n_neg,
             Loss::SelfAdversarial { .. } => 2 * b,
         };
@@ -155,7 +161,9 @@ pub fn negative_sampling<T: Float>(
                     *d = T::of(wj * sigmoid(gamma + n) * scale);
                 }
             }
-            Loss::Bce { .. } => unreachable!("1-vs-all BCE is not a negative-sampling loss"),
+            Loss::Bce { .. } | Loss::CrossEntropy => {
+                unreachable!("1-vs-all losses are not negative-sampling losses")
+            }
         }
     }
     total * scale
@@ -190,6 +198,39 @@ pub fn bce_rows<T: Float>(
             let s = s.to_f64();
             total += softplus(s) - y * s;
             *d = T::of((sigmoid(s) - y) * scale);
+        }
+    }
+    total * scale
+}
+
+/// 1-vs-all cross-entropy of the score rows `scores (c, n_ent)`: `-log softmax(row)[a]` summed
+/// over the known answers `a` of each row (`labels[i]`, sorted ids), times `scale`; writes
+/// `dscores = scale * (|labels| softmax(row) - indicator(labels))`.
+pub fn ce_rows<T: Float>(
+    scale: f64,
+    scores: &[T],
+    n_ent: usize,
+    labels: &[&[i64]],
+    dscores: &mut [T],
+) -> f64 {
+    let mut total = 0.0;
+    for (i, (row, drow)) in scores
+        .chunks_exact(n_ent)
+        .zip(dscores.chunks_exact_mut(n_ent))
+        .enumerate()
+    {
+        let m = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &s| m.max(s.to_f64()));
+        let z: f64 = row.iter().map(|&s| (s.to_f64() - m).exp()).sum();
+        let log_z = m + z.ln();
+        let k = labels[i].len() as f64;
+        for (&s, d) in row.iter().zip(drow.iter_mut()) {
+            *d = T::of(k * (s.to_f64() - log_z).exp() * scale);
+        }
+        for &a in labels[i] {
+            total += log_z - row[a as usize].to_f64();
+            drow[a as usize] = drow[a as usize] - T::of(scale);
         }
     }
     total * scale

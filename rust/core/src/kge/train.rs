@@ -8,14 +8,15 @@
 //!   softplus, self-adversarial.
 //! - 1-vs-all (`loss = Bce`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
 //!   scored against all entities with its known answers as labels (KvsAll); two GEMMs give the
-//!   gradients. Dot-product models (DistMult, ComplEx) only.
+//!   gradients (BCE, or softmax cross-entropy per answer). Dot-product models (DistMult,
+//!   ComplEx) only.
 //!
 //! Batches are split into fixed chunks; each chunk draws from its own random stream
 //! `(seed, epoch, batch, chunk)` and accumulates row gradients, which are merged in chunk order.
 //! So a seed gives the same embeddings for any thread count. The optimizer (row-wise Adagrad or
 //! Adam) then updates only the rows the batch touched.
 
-use super::loss::{bce_rows, negative_sampling, Loss};
+use super::loss::{bce_rows, ce_rows, negative_sampling, Loss};
 use super::regular::{regularise, Regulariser};
 use super::rng::Rng;
 use super::score::{entity_norms, form_rows};
@@ -321,11 +322,14 @@ fn check<T: Float, M: Model>(
         return Err(Error::Value("triples: the training set is empty".into()));
     }
     match cfg.loss {
-        Loss::Bce { .. } if model.form() != Form::Dot => Err(Error::Value(format!(
-            "loss: 1-vs-all 'bce' needs a dot-product model (distmult, complex), not {}",
-            model.name()
-        ))),
-        Loss::Bce { .. } => Ok((t.n_ent, t.n_rel)),
+        Loss::Bce { .. } | Loss::CrossEntropy if model.form() != Form::Dot => {
+            Err(Error::Value(format!(
+                "loss: 1-vs-all 'bce' and 'ce' need a dot-product model (distmult, complex), \
+                 not {}",
+                model.name()
+            )))
+        }
+        Loss::Bce { .. } | Loss::CrossEntropy => Ok((t.n_ent, t.n_rel)),
         _ if cfg.n_neg == 0 => Err(Error::Value("num_negatives: must be >= 1".into())),
         _ => Ok((t.n_ent, t.n_rel)),
     }
@@ -379,23 +383,12 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
     let mut rel_g = RowGrads::new(n_rel, d_r);
     let mut total = 0.0;
     let mut batches = 0usize;
-    if let Loss::Bce { label_smoothing } = cfg.loss {
+    if matches!(cfg.loss, Loss::Bce { .. } | Loss::CrossEntropy) {
         let q = one_vs_all_queries(triples);
         let mut order: Vec<usize> = (0..q.keys.len()).collect();
         Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
-            total += bce_batch(
-                par,
-                level,
-                model,
-                p,
-                &q,
-                batch,
-                label_smoothing,
-                cfg,
-                &mut ent_g,
-                &mut rel_g,
-            );
+            total += one_vs_all_batch(par, level, model, p, &q, batch, cfg, &mut ent_g, &mut rel_g);
             update(par, p, cfg, &ent_g, &rel_g);
             ent_g.clear();
             rel_g.clear();
@@ -434,18 +427,17 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
     Ok(total / batches.max(1) as f64)
 }
 
-/// One 1-vs-all batch: scores of the queries against every entity (one GEMM), BCE, and the
+/// One 1-vs-all batch: scores of the queries against every entity (one GEMM), the loss, and the
 /// gradients `dQ = dS E` and `dE = dS^T Q` (two GEMMs); fills `ent_g` (every entity) and
 /// `rel_g`. Returns the batch loss.
 #[allow(clippy::too_many_arguments)]
-fn bce_batch<T: Float + Gemm, M: Model>(
+fn one_vs_all_batch<T: Float + Gemm, M: Model>(
     par: Par,
     level: Level,
     model: M,
     p: &Params<'_, T>,
     q: &Queries,
     batch: &[usize],
-    label_smoothing: f64,
     cfg: &Config,
     ent_g: &mut RowGrads<T>,
     rel_g: &mut RowGrads<T>,
@@ -466,7 +458,14 @@ fn bce_batch<T: Float + Gemm, M: Model>(
     }
     let mut scores = vec![T::ZERO; b * n_ent];
     form_rows(par, level, Form::Dot, &qm, &t, &[], &mut scores);
-    let scale = cfg.loss.mean_scale(b, n_ent);
+    let answers: usize = batch
+        .iter()
+        .map(|&k| q.label_ptr[k + 1] - q.label_ptr[k])
+        .sum();
+    let scale = match cfg.loss {
+        Loss::CrossEntropy => cfg.loss.mean_scale(answers, 1),
+        _ => cfg.loss.mean_scale(b, n_ent),
+    };
     let mut dscores = vec![T::ZERO; b * n_ent];
     let rows: Vec<_> = scores
         .chunks(CHUNK * n_ent)
@@ -478,7 +477,12 @@ fn bce_batch<T: Float + Gemm, M: Model>(
             .iter()
             .map(|&k| &q.labels[q.label_ptr[k]..q.label_ptr[k + 1]])
             .collect();
-        bce_rows(label_smoothing, scale, s, n_ent, &labels, ds)
+        match cfg.loss {
+            Loss::Bce { label_smoothing } => {
+                bce_rows(label_smoothing, scale, s, n_ent, &labels, ds)
+            }
+            _ => ce_rows(scale, s, n_ent, &labels, ds),
+        }
     });
     let mut loss: f64 = losses.iter().sum();
     // dQ (b, d) = dS (b, n_ent) E (n_ent, d); dE (n_ent, d) = dS^T Q.

@@ -1,0 +1,445 @@
+"""``KGEModel``: a knowledge-graph embedding model trained in Rust (``rust/core/src/kge/train.rs``).
+
+>>> from nesy.datasets import load_kg
+>>> from nesy.kge import KGEModel
+>>> data = load_kg("nations")
+>>> m = KGEModel("complex", dim=16, epochs=5, verbose=0).fit(data)
+>>> sorted(m.evaluate(data.test, data.all_triples())["both"])
+['count', 'hits@1', 'hits@10', 'hits@3', 'mr', 'mrr']
+
+One call to the kernel per epoch, with the GIL released; the same ``seed`` gives the same
+embeddings for any number of threads. Early stopping on validation MRR keeps the best
+embeddings; ``checkpoint`` saves them (and the optimizer state) atomically as ``.npz`` so that
+``fit(..., resume=True)`` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from nesy import _core
+from nesy._io import atomic_savez
+from nesy.kge.evaluate import TIES, evaluate
+from nesy.kge.scoring import (
+    COMPLEX_MODELS,
+    check_model,
+    check_triples,
+    score,
+    score_heads,
+    score_tails,
+    widths,
+)
+
+#: Loss of each model when ``loss=None`` (the losses their papers trained with).
+DEFAULT_LOSS = {"transe_l1": "margin", "transe_l2": "margin", "distmult": "ce",
+                "complex": "ce", "rotate": "self_adversarial"}
+LOSSES = ("margin", "softplus", "self_adversarial", "bce", "ce")
+
+
+@dataclass
+class _TrainArgs:
+    """What the kernel reads (``rust/py/src/kge.rs``: ``TrainArgs``)."""
+
+    loss: str
+    margin: float
+    gamma: float
+    adversarial_temperature: float
+    label_smoothing: float
+    num_negatives: int
+    sampler: str
+    shared_negatives: bool
+    batch_size: int
+    optimizer: str
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    regulariser: Optional[str]
+    regulariser_weight: float
+    normalize_entities: bool
+    seed: int
+
+
+def _check_ids(triples: np.ndarray, n_ent: int, n_rel: int, name: str) -> None:
+    """IndexError naming the first triple with an id out of range."""
+    for col, size, what in ((0, n_ent, "head"), (1, n_rel, "relation"), (2, n_ent, "tail")):
+        bad = np.flatnonzero((triples[:, col] < 0) | (triples[:, col] >= size))
+        if bad.size:
+            k = int(bad[0])
+            raise IndexError(f"{name}[{k}] ({what}): index {int(triples[k, col])} is out of "
+                             f"range for size {size}")
+
+
+def _data_parts(train: Any, valid: Any) -> tuple[np.ndarray, Optional[np.ndarray], int, int]:
+    """Training triples, validation triples and the table sizes from a KGData or arrays."""
+    if hasattr(train, "train") and hasattr(train, "n_entities"):
+        data = train
+        return (check_triples(data.train, "train"),
+                check_triples(data.valid, "valid") if valid is None else check_triples(valid,
+                                                                                       "valid"),
+                int(data.n_entities), int(data.n_relations))
+    tr = check_triples(train, "train")
+    va = None if valid is None else check_triples(valid, "valid")
+    both = tr if va is None else np.concatenate([tr, va])
+    if both.size == 0:
+        raise ValueError("train: the training set is empty")
+    n_ent = int(max(both[:, 0].max(), both[:, 2].max())) + 1
+    return tr, va, n_ent, int(both[:, 1].max()) + 1
+
+
+class KGEModel:
+    """Knowledge-graph embeddings with scikit-learn conventions.
+
+    Parameters
+    ----------
+    model : {"transe_l1", "transe_l2", "distmult", "complex", "rotate"}
+    dim : int
+        Rank: real dimensions (TransE, DistMult) or complex dimensions (ComplEx, RotatE).
+    loss : {"margin", "softplus", "self_adversarial", "bce", "ce"}, optional
+        Default per model (:data:`DEFAULT_LOSS`). ``"bce"`` (binary cross-entropy, KvsAll) and
+        ``"ce"`` (softmax cross-entropy per known answer, Lacroix et al. 2018) are 1-vs-all
+        training over both directions and need a dot-product model (DistMult, ComplEx).
+    num_negatives : int
+        Negatives per positive (not for ``"bce"``).
+    sampler : {"uniform", "bernoulli"}
+        Which side a negative corrupts.
+    shared_negatives : bool
+        One set of negative entities per chunk of 32 positives, scored as one product.
+    batch_size, epochs : int
+    optimizer : {"adam", "adagrad"}
+        Row-wise updates of the rows each batch touches.
+    lr, betas, eps : float
+    margin : float
+        Margin of the ranking loss.
+    gamma : float, optional
+        Margin of the self-adversarial loss (default 12 for distance models, 0 otherwise).
+    adversarial_temperature : float
+        Self-adversarial weighting (0: uniform weights).
+    label_smoothing : float
+        For ``"bce"``.
+    regulariser : {"l2", "n3"}, optional
+    regulariser_weight : float
+    normalize_entities : bool, optional
+        Unit-norm entity rows after each update (default: True for TransE).
+    init_scale : float, optional
+        Spread of the initial embeddings (default per model, see :meth:`_init_tables`).
+    eval_every : int
+        Epochs between validation evaluations (with ``valid``); 0 never.
+    patience : int, optional
+        Stop after this many evaluations without a better validation MRR.
+    checkpoint : str, optional
+        ``.npz`` path: the best embeddings and the optimizer state, saved atomically.
+    dtype : {"float32", "float64"}
+    seed : int
+    verbose : int
+        1: a progress bar over epochs.
+
+    Attributes
+    ----------
+    entity_embeddings_, relation_embeddings_ : ndarray
+    history_ : list of dict
+        Per epoch: ``epoch``, ``loss`` and, when evaluated, ``valid_mrr``.
+    best_epoch_ : int
+    n_entities_, n_relations_ : int
+    """
+
+    def __init__(self, model: str = "rotate", dim: int = 200, loss: Optional[str] = None,
+                 num_negatives: int = 64, sampler: str = "uniform",
+                 shared_negatives: bool = False, batch_size: int = 512, epochs: int = 100,
+                 optimizer: str = "adam", lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 margin: float = 1.0, gamma: Optional[float] = None,
+                 adversarial_temperature: float = 1.0, label_smoothing: float = 0.0,
+                 regulariser: Optional[str] = None, regulariser_weight: float = 0.0,
+                 normalize_entities: Optional[bool] = None, init_scale: Optional[float] = None,
+                 eval_every: int = 10, patience: Optional[int] = None,
+                 checkpoint: Optional[str] = None, dtype: str = "float32", seed: int = 0,
+                 verbose: int = 1) -> None:
+        self.model = model
+        self.dim = dim
+        self.loss = loss
+        self.num_negatives = num_negatives
+        self.sampler = sampler
+        self.shared_negatives = shared_negatives
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.optimizer = optimizer
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.margin = margin
+        self.gamma = gamma
+        self.adversarial_temperature = adversarial_temperature
+        self.label_smoothing = label_smoothing
+        self.regulariser = regulariser
+        self.regulariser_weight = regulariser_weight
+        self.normalize_entities = normalize_entities
+        self.init_scale = init_scale
+        self.eval_every = eval_every
+        self.patience = patience
+        self.checkpoint = checkpoint
+        self.dtype = dtype
+        self.seed = seed
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn protocol
+    _PARAMS = ("model", "dim", "loss", "num_negatives", "sampler", "shared_negatives",
+               "batch_size", "epochs", "optimizer", "lr", "betas", "eps", "margin", "gamma",
+               "adversarial_temperature", "label_smoothing", "regulariser",
+               "regulariser_weight", "normalize_entities", "init_scale", "eval_every",
+               "patience", "checkpoint", "dtype", "seed", "verbose")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> KGEModel:
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ValueError(f"{k}: not a parameter of KGEModel")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"KGEModel(model={self.model!r}, dim={self.dim})"
+
+    # ------------------------------------------------------------------ training
+    def _resolved(self) -> _TrainArgs:
+        model = check_model(self.model)
+        loss = DEFAULT_LOSS[model] if self.loss is None else self.loss
+        if loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+        distance = model in ("transe_l1", "transe_l2", "rotate")
+        gamma = (12.0 if distance else 0.0) if self.gamma is None else float(self.gamma)
+        for name in ("num_negatives", "batch_size", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        normalize = (model.startswith("transe") if self.normalize_entities is None
+                     else bool(self.normalize_entities))
+        return _TrainArgs(
+            loss=loss, margin=float(self.margin), gamma=gamma,
+            adversarial_temperature=float(self.adversarial_temperature),
+            label_smoothing=float(self.label_smoothing),
+            num_negatives=int(self.num_negatives), sampler=str(self.sampler),
+            shared_negatives=bool(self.shared_negatives), batch_size=int(self.batch_size),
+            optimizer=str(self.optimizer), lr=float(self.lr),
+            betas=(float(self.betas[0]), float(self.betas[1])), eps=float(self.eps),
+            regulariser=self.regulariser, regulariser_weight=float(self.regulariser_weight),
+            normalize_entities=normalize, seed=int(self.seed))
+
+    def _init_tables(self, n_ent: int, n_rel: int, args: _TrainArgs
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """TransE: uniform(+-6/sqrt(k)) rows, entities normalised (Bordes et al.); RotatE:
+        entities uniform(+-(gamma + 2) / k), phases uniform(-pi, pi) (Sun et al.); DistMult and
+        ComplEx: normal with std ``init_scale`` (default 0.1)."""
+        dt = np.dtype(self.dtype)
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        d_e, d_r = widths(self.model, self.dim)
+        k = int(self.dim)
+        rng = np.random.default_rng(self.seed)
+        if self.model.startswith("transe"):
+            b = 6 / np.sqrt(k) if self.init_scale is None else self.init_scale
+            ent = rng.uniform(-b, b, (n_ent, d_e))
+            rel = rng.uniform(-b, b, (n_rel, d_r))
+            if args.normalize_entities:
+                ent /= np.linalg.norm(ent, axis=1, keepdims=True)
+        elif self.model == "rotate":
+            b = (args.gamma + 2.0) / k if self.init_scale is None else self.init_scale
+            ent = rng.uniform(-b, b, (n_ent, d_e))
+            rel = rng.uniform(-np.pi, np.pi, (n_rel, d_r))
+        else:
+            s = 0.1 if self.init_scale is None else self.init_scale
+            ent = rng.normal(0, s, (n_ent, d_e))
+            rel = rng.normal(0, s, (n_rel, d_r))
+        return np.ascontiguousarray(ent, dt), np.ascontiguousarray(rel, dt)
+
+    def fit(self, train: Any, valid: Any = None, known: Any = None,
+            resume: bool = False) -> KGEModel:
+        """Train on ``train`` (a :class:`nesy.datasets.KGData`, whose ``valid`` split is used
+        when ``valid`` is None, or an ``(n, 3)`` int array).
+
+        Parameters
+        ----------
+        valid : ndarray of int, shape (m, 3), optional
+            Validation triples for early stopping on filtered MRR.
+        known : ndarray of int, shape (p, 3), optional
+            Triples filtered from the validation ranking (default: train + valid).
+        resume : bool
+            Continue from ``checkpoint`` (embeddings, optimizer state, epoch, history).
+        """
+        args = self._resolved()
+        tr, va, n_ent, n_rel = _data_parts(train, valid)
+        if tr.shape[0] == 0:
+            raise ValueError("train: the training set is empty")
+        if hasattr(train, "all_triples") and known is None:
+            known = np.concatenate([tr] + ([va] if va is not None and va.size else []))
+        elif known is None:
+            known = tr if va is None else np.concatenate([tr, va])
+        known = check_triples(known, "known")
+        for name, t in (("train", tr), ("valid", va), ("known", known)):
+            if t is not None:
+                _check_ids(t, n_ent, n_rel, name)
+        self.n_entities_, self.n_relations_ = n_ent, n_rel
+        self._args = args
+        ent, rel = self._init_tables(n_ent, n_rel, args)
+        n_states = 2 if args.optimizer == "adam" else 1
+        ent_state = np.zeros((n_states,) + ent.shape, ent.dtype)
+        rel_state = np.zeros((n_states,) + rel.shape, rel.dtype)
+        step, start, history = 0, 0, []
+        best = (-np.inf, -1)
+        if resume:
+            ent, rel, ent_state, rel_state, step, start, history, best = self._load_checkpoint(
+                ent, rel, ent_state, rel_state)
+        head_prob = np.asarray(_core.kge_bernoulli_probs(tr, n_rel), dtype=np.float64)
+        self.entity_embeddings_, self.relation_embeddings_ = ent, rel
+        best_tables = (ent.copy(), rel.copy())
+        waited = 0
+        epochs = range(start, int(self.epochs))
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+            bar = tqdm(epochs, desc=f"{self.model} epochs", leave=False)
+            epochs = bar
+        for epoch in epochs:
+            loss, step = _core.kge_train_epoch(self.model, ent, rel, ent_state, rel_state, step,
+                                               tr, head_prob, epoch, args)
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"loss: not finite ({loss}) at epoch {epoch}; lower lr")
+            record: dict[str, Any] = {"epoch": epoch, "loss": float(loss)}
+            last = epoch == int(self.epochs) - 1
+            if va is not None and va.size and self.eval_every and (
+                    (epoch + 1) % self.eval_every == 0 or last):
+                mrr = evaluate(self.model, ent, rel, va, known, per_relation=False)["both"]["mrr"]
+                record["valid_mrr"] = mrr
+                if mrr > best[0]:
+                    best, waited = (mrr, epoch), 0
+                    best_tables = (ent.copy(), rel.copy())
+                    self._save_checkpoint(ent, rel, ent_state, rel_state, step, epoch, history
+                                          + [record], best)
+                else:
+                    waited += 1
+            history.append(record)
+            if bar is not None:
+                bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+            if self.patience is not None and waited >= self.patience:
+                break
+        if best[1] >= 0:
+            ent[...], rel[...] = best_tables
+        elif self.checkpoint:
+            self._save_checkpoint(ent, rel, ent_state, rel_state, step, len(history) - 1,
+                                  history, best)
+        self.history_ = history
+        self.best_epoch_ = best[1] if best[1] >= 0 else len(history) - 1
+        return self
+
+    def _save_checkpoint(self, ent, rel, ent_state, rel_state, step, epoch, history, best):
+        if not self.checkpoint:
+            return
+        hist = np.array([[h["epoch"], h["loss"], h.get("valid_mrr", np.nan)] for h in history],
+                        dtype=np.float64).reshape(-1, 3)
+        atomic_savez(self.checkpoint, {
+            "model": np.array(self.model), "entity_embeddings": ent,
+            "relation_embeddings": rel, "ent_state": ent_state, "rel_state": rel_state,
+            "step": np.array(step), "epoch": np.array(epoch), "history": hist,
+            "best": np.array(best, dtype=np.float64)})
+
+    def _load_checkpoint(self, ent, rel, ent_state, rel_state):
+        if not self.checkpoint or not os.path.exists(self.checkpoint):
+            raise FileNotFoundError(f"checkpoint: no file to resume from ({self.checkpoint!r})")
+        with np.load(self.checkpoint, allow_pickle=False) as f:
+            if str(f["model"]) != self.model:
+                raise ValueError(f"checkpoint: holds a {f['model']} model, not {self.model}")
+            loaded = [f["entity_embeddings"], f["relation_embeddings"], f["ent_state"],
+                      f["rel_state"]]
+            for name, a, b in zip(("entity_embeddings", "relation_embeddings", "ent_state",
+                                   "rel_state"), loaded, (ent, rel, ent_state, rel_state)):
+                if a.shape != b.shape or a.dtype != b.dtype:
+                    raise ValueError(f"checkpoint: {name} has shape {a.shape} {a.dtype}, this "
+                                     f"model needs {b.shape} {b.dtype}")
+            history = [{"epoch": int(e), "loss": float(loss_), **(
+                {} if np.isnan(m) else {"valid_mrr": float(m)})} for e, loss_, m in f["history"]]
+            best_mrr, best_epoch = (float(v) for v in f["best"])
+            return (*[np.ascontiguousarray(a) for a in loaded], int(f["step"]),
+                    int(f["epoch"]) + 1, history, (best_mrr, int(best_epoch)))
+
+    # ------------------------------------------------------------------ inference
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "entity_embeddings_"):
+            raise RuntimeError("KGEModel: call fit (or load) before using the model")
+        return self.entity_embeddings_, self.relation_embeddings_
+
+    def score(self, triples: Any) -> np.ndarray:
+        """Scores of ``triples (n, 3)`` (higher is more plausible)."""
+        return score(self.model, *self._tables(), triples)
+
+    def _top(self, scores: np.ndarray, k: int, exclude: Optional[list[np.ndarray]]
+             ) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(k, bool) or int(k) < 1:
+            raise ValueError(f"k: must be a positive integer, got {k!r}")
+        k = min(int(k), scores.shape[1])
+        if exclude is not None:
+            scores = scores.copy()
+            for row, ids in zip(scores, exclude):
+                row[ids] = -np.inf
+        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return idx, np.take_along_axis(scores, idx, axis=1)
+
+    def predict_tails(self, heads: Any, relations: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best tails of ``(h, r, ?)``: ``(ids (n, k), scores (n, k))``, best first;
+        entities with ``(h, r, e)`` in ``filter_triples`` are left out."""
+        s = score_tails(self.model, *self._tables(), heads, relations)
+        exclude = None
+        if filter_triples is not None:
+            f = check_triples(filter_triples, "filter_triples")
+            h = np.broadcast_to(np.atleast_1d(heads), (s.shape[0],))
+            r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
+            exclude = [f[(f[:, 0] == a) & (f[:, 1] == b), 2] for a, b in zip(h, r)]
+        return self._top(s, k, exclude)
+
+    def predict_heads(self, relations: Any, tails: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best heads of ``(?, r, t)``, as :meth:`predict_tails`."""
+        s = score_heads(self.model, *self._tables(), relations, tails)
+        exclude = None
+        if filter_triples is not None:
+            f = check_triples(filter_triples, "filter_triples")
+            t = np.broadcast_to(np.atleast_1d(tails), (s.shape[0],))
+            r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
+            exclude = [f[(f[:, 1] == b) & (f[:, 2] == a), 0] for a, b in zip(t, r)]
+        return self._top(s, k, exclude)
+
+    def evaluate(self, test: Any, filter_triples: Any, ties: str = "realistic",
+                 per_relation: bool = True) -> dict[str, Any]:
+        """Filtered link-prediction metrics of ``test`` (see :func:`nesy.kge.evaluate`)."""
+        if ties not in TIES:
+            raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+        return evaluate(self.model, *self._tables(), test, filter_triples, ties, per_relation)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """The embeddings and parameters as ``.npz`` (atomic)."""
+        ent, rel = self._tables()
+        atomic_savez(path, {"model": np.array(self.model), "dim": np.array(self.dim),
+                            "entity_embeddings": ent, "relation_embeddings": rel})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KGEModel:
+        """A model saved by :meth:`save` (ready for scoring and evaluation)."""
+        with np.load(os.fspath(path), allow_pickle=False) as f:
+            m = cls(str(f["model"]), int(f["dim"]), dtype=str(f["entity_embeddings"].dtype))
+            ent, rel = f["entity_embeddings"], f["relation_embeddings"]
+            if (ent.shape[1], rel.shape[1]) != widths(m.model, m.dim):
+                raise ValueError(f"path: tables of widths {ent.shape[1]}, {rel.shape[1]} do "
+                                 f"not fit {m.model} with dim {m.dim}")
+            m.entity_embeddings_ = np.ascontiguousarray(ent)
+            m.relation_embeddings_ = np.ascontiguousarray(rel)
+        m.n_entities_, m.n_relations_ = ent.shape[0], rel.shape[0]
+        return m
+
+
+__all__ = ["KGEModel", "DEFAULT_LOSS", "LOSSES", "COMPLEX_MODELS"]
