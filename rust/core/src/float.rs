@@ -40,12 +40,8 @@ pub trait Float:
     }
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
-    /// `(sin, cos)`, computed in `f64` and rounded (not on hot paths).
-    #[inline(always)]
-    fn sin_cos(self) -> (Self, Self) {
-        let (s, c) = self.to_f64().sin_cos();
-        (Self::of(s), Self::of(c))
-    }
+    /// `(sin, cos)`; for `f32` a branch-free approximation within 2e-7 (vectorisable).
+    fn sin_cos(self) -> (Self, Self);
     /// Sign as PyTorch's `sign`: -1, 0 or 1; NaN stays NaN.
     fn sign(self) -> Self {
         if self > Self::ZERO {
@@ -78,7 +74,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $exp:expr, $tanh:expr) => {
+    ($t:ty, $exp:expr, $tanh:expr, $sin_cos:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -107,6 +103,10 @@ macro_rules! impl_float {
                 $tanh(self)
             }
             #[inline(always)]
+            fn sin_cos(self) -> (Self, Self) {
+                $sin_cos(self)
+            }
+            #[inline(always)]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
@@ -117,6 +117,11 @@ macro_rules! impl_float {
         }
     };
 }
-// f32: branch-free polynomial exp/tanh within 2 ulp, which vectorise; f64: libm.
-impl_float!(f32, crate::simd::math::exp_f32, crate::simd::math::tanh_f32);
-impl_float!(f64, f64::exp, f64::tanh);
+// f32: branch-free polynomial exp/tanh (within 2 ulp) and sin_cos, which vectorise; f64: libm.
+impl_float!(
+    f32,
+    crate::simd::math::exp_f32,
+    crate::simd::math::tanh_f32,
+    crate::simd::math::sin_cos_f32
+);
+impl_float!(f64, f64::exp, f64::tanh, f64::sin_cos);
