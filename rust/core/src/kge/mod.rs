@@ -13,6 +13,7 @@
 //! moduli. A new model is one file implementing [`Model`] plus one line in [`with_model!`].
 
 pub mod complex;
+mod distance;
 pub mod distmult;
 pub mod loss;
 pub mod rank;

@@ -3,23 +3,21 @@
 //! ComplEx) and the squared-L2 expansion (TransE-L2), SIMD distance kernels for L1 (TransE-L1)
 //! and complex moduli (RotatE).
 //!
-//! The distance kernels keep a block of query rows in L1 cache and stream the entity table past
-//! it; sums run over [`LANES`] fixed accumulators added in a fixed order, so every SIMD level and
-//! thread count gives the same bits.
+//! The distance kernels (`distance.rs`) keep a block of query rows in L1 cache and stream the
+//! entity table past it, with sums of a fixed shape, so every SIMD level and thread count gives
+//! the same bits.
 
-use super::{Form, Model, Side, Tables};
+use super::{distance, Form, Model, Side, Tables};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
 use crate::par::Par;
-use crate::simd::{dispatch, Kernel, Level};
+use crate::simd::Level;
 
 /// Triples per parallel job of the per-triple kernels.
 const TRIPLE_BLOCK: usize = 1 << 10;
 /// Query rows per block of the distance kernels (their rows stay in L1 cache).
 pub(crate) const QUERY_BLOCK: usize = 16;
-/// Accumulators of the distance sums.
-const LANES: usize = 16;
 
 /// Scores of `triples (n, 3)` into `out (n)`.
 pub fn score_triples<T: Float, M: Model>(
@@ -224,127 +222,11 @@ pub(crate) fn form_rows<T: Float + Gemm>(
             let jobs: Vec<_> = out
                 .chunks_mut(QUERY_BLOCK * n_ent)
                 .zip(q.chunks(QUERY_BLOCK * d))
-                .map(|(out, q)| Distances {
-                    q,
-                    ent: tables.ent,
-                    d,
-                    modulus: form == Form::NegModulus,
-                    out,
-                })
                 .collect();
-            par.for_work(nq * n_ent * d)
-                .for_each(jobs, |job| dispatch(level, job));
+            let modulus = form == Form::NegModulus;
+            par.for_work(nq * n_ent * d).for_each(jobs, |(out, q)| {
+                distance::block(level, q, tables.ent, d, modulus, out)
+            });
         }
     }
-}
-
-/// Negative distances of a block of query rows to every entity.
-struct Distances<'a, T> {
-    q: &'a [T],
-    ent: &'a [T],
-    d: usize,
-    modulus: bool,
-    out: &'a mut [T],
-}
-
-impl<T: Float> Kernel for Distances<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let d = self.d;
-        let n_ent = self.ent.len() / d;
-        // Entity-major: each entity row is loaded once for the whole block of queries.
-        for (e, row) in self.ent.chunks_exact(d).enumerate() {
-            for (i, qi) in self.q.chunks_exact(d).enumerate() {
-                let dist = if self.modulus {
-                    modulus_distance(qi, row)
-                } else {
-                    l1_distance(qi, row)
-                };
-                self.out[i * n_ent + e] = -dist;
-            }
-        }
-    }
-}
-
-/// Adds the [`LANES`] accumulators in a fixed pairwise order.
-#[inline(always)]
-fn reduce_lanes<T: Float>(mut acc: [T; LANES]) -> T {
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] = acc[l] + acc[l + width];
-        }
-    }
-    acc[0]
-}
-
-/// `acc[l] += |x[l] - y[l]|` for every lane.
-#[inline(always)]
-fn add_l1<T: Float>(acc: &mut [T; LANES], x: &[T; LANES], y: &[T; LANES]) {
-    for l in 0..LANES {
-        acc[l] = acc[l] + (x[l] - y[l]).abs();
-    }
-}
-
-/// `acc[l] += |(xr, xi)[l] - (yr, yi)[l]|` (complex modulus) for every lane.
-#[inline(always)]
-fn add_modulus<T: Float>(
-    acc: &mut [T; LANES],
-    xr: &[T; LANES],
-    xi: &[T; LANES],
-    yr: &[T; LANES],
-    yi: &[T; LANES],
-) {
-    for l in 0..LANES {
-        let (u, v) = (xr[l] - yr[l], xi[l] - yi[l]);
-        acc[l] = acc[l] + (u * u + v * v).sqrt();
-    }
-}
-
-/// `sum_j |a_j - b_j|`: element `j` in lane `j % LANES` of the full chunks, the tail summed
-/// apart and added last.
-#[inline(always)]
-pub(crate) fn l1_distance<T: Float>(a: &[T], b: &[T]) -> T {
-    let b = &b[..a.len()];
-    let mut acc = [T::ZERO; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        add_l1(&mut acc, x.try_into().unwrap(), y.try_into().unwrap());
-    }
-    // The tail in its own scalar sum (a dynamic lane index would force `acc` into memory).
-    let tail = ra
-        .iter()
-        .zip(rb)
-        .fold(T::ZERO, |s, (&x, &y)| s + (x - y).abs());
-    reduce_lanes(acc) + tail
-}
-
-/// `sum_j |a_j - b_j|` over complex components stored `[re | im]`.
-#[inline(always)]
-pub(crate) fn modulus_distance<T: Float>(a: &[T], b: &[T]) -> T {
-    let k = a.len() / 2;
-    let (ar, ai) = a.split_at(k);
-    let (br, bi) = (&b[..k], &b[k..2 * k]);
-    let mut acc = [T::ZERO; LANES];
-    let (car, cai) = (ar.chunks_exact(LANES), ai.chunks_exact(LANES));
-    let (cbr, cbi) = (br.chunks_exact(LANES), bi.chunks_exact(LANES));
-    let rest = (
-        car.remainder(),
-        cai.remainder(),
-        cbr.remainder(),
-        cbi.remainder(),
-    );
-    for (((xr, xi), yr), yi) in car.zip(cai).zip(cbr).zip(cbi) {
-        let arr = |s: &[T]| -> [T; LANES] { s.try_into().unwrap() };
-        add_modulus(&mut acc, &arr(xr), &arr(xi), &arr(yr), &arr(yi));
-    }
-    let mut tail = T::ZERO;
-    for j in 0..rest.0.len() {
-        let (u, v) = (rest.0[j] - rest.2[j], rest.1[j] - rest.3[j]);
-        tail = tail + (u * u + v * v).sqrt();
-    }
-    reduce_lanes(acc) + tail
 }
