@@ -1,10 +1,13 @@
-"""The ``nesy`` command: ``info``, ``demo`` and ``bench <domain>``."""
+"""The ``nesy`` command: ``info``, ``demo``, ``bench <domain>`` and per-domain commands
+(``rnn demo``, ``gnn cora``, ``kge train/eval/table``, ``rules extract-demo``, ``distill demo``,
+``meta tables``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from typing import Any
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -62,6 +65,178 @@ def _rnn_demo(args: argparse.Namespace) -> int:
     return 0 if beaten else 1
 
 
+def _bench_kge(args: argparse.Namespace) -> int:
+    from nesy.bench import kge as bench
+
+    bench.main(quick=args.quick, repeat=args.repeat)
+    return 0
+
+
+def _bench_meta(args: argparse.Namespace) -> int:
+    from nesy.meta import report
+
+    report.main(["speed"], quick=args.quick)
+    return 0
+
+
+def _gnn_cora(args: argparse.Namespace) -> int:
+    from nesy.gnn.report import main as cora_main
+
+    print("GCN, GAT, GraphSAGE-mean on Cora's public split (140/500/1000), papers'")
+    print("hyper-parameters, best-validation-accuracy weights restored; mean +- std test accuracy.")
+    return cora_main(seeds=args.seeds, models=tuple(args.models))
+
+
+def _kge_train(args: argparse.Namespace) -> int:
+    from nesy.datasets import load_kg
+    from nesy.kge import KGEModel
+    from nesy.kge.report import PRESETS
+
+    data = load_kg(args.data)
+    params = dict(PRESETS[args.model])
+    for name in ("dim", "loss", "epochs", "lr", "optimizer", "batch_size", "num_negatives",
+                 "regulariser", "regulariser_weight", "gamma", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    params.setdefault("dim", 200)
+    print(f"{data!r}\ntraining {args.model} with {params}")
+    m = KGEModel(args.model, checkpoint=args.checkpoint, verbose=1, **params).fit(data)
+    for h in m.history_:
+        if "valid_mrr" in h:
+            print(f"  epoch {h['epoch']:4d}  loss {h['loss']:.5f}  valid MRR {h['valid_mrr']:.4f}")
+    _print_metrics(m.evaluate(data.test, data.all_triples(), ties=args.ties))
+    if args.save:
+        m.save(args.save)
+        print(f"saved {args.save}")
+    return 0
+
+
+def _kge_eval(args: argparse.Namespace) -> int:
+    from nesy.datasets import load_kg
+    from nesy.kge import KGEModel
+
+    data = load_kg(args.data)
+    m = KGEModel.load(args.model_file)
+    test = data.split(args.split)
+    _print_metrics(m.evaluate(test, data.all_triples(), ties=args.ties))
+    return 0
+
+
+def _print_metrics(r: dict) -> None:
+    from nesy.bench import format_table
+
+    rows = [[k, str(r[k]["count"]), f"{r[k]['mrr']:.4f}", f"{r[k]['mr']:.2f}",
+             f"{r[k]['hits@1']:.4f}", f"{r[k]['hits@3']:.4f}", f"{r[k]['hits@10']:.4f}"]
+            for k in ("both", "head", "tail")]
+    print(format_table(["direction", "queries", "MRR", "MR", "Hits@1", "Hits@3", "Hits@10"],
+                       rows))
+
+
+def _kge_table(args: argparse.Namespace) -> int:
+    from nesy.kge.report import main as table_main
+
+    return table_main(["--datasets", *args.datasets, "--models", *args.models])
+
+
+def _rules_demo(args: argparse.Namespace) -> int:
+    from nesy.rules.report import main as report_main
+
+    argv = ["--seeds", str(args.seeds), "--datasets", *args.datasets]
+    return report_main(argv + (["--profile"] if args.profile else []))
+
+
+def _distill_demo(args: argparse.Namespace) -> int:
+    from nesy.distill.report import main as report_main
+
+    return report_main(["--seeds", str(args.seeds), "--temperature", str(args.temperature),
+                        "--alpha", str(args.alpha)])
+
+
+def _meta_tables(args: argparse.Namespace) -> int:
+    from nesy.meta import report
+
+    report.main(args.tables, quick=args.quick)
+    return 0
+
+
+def _add_domain_commands(sub: Any) -> None:
+    """``nesy gnn|kge|rules|distill|meta ...``."""
+    from nesy.kge import MODELS
+
+    gnn = sub.add_parser("gnn", help="graph neural networks")
+    gnn_sub = gnn.add_subparsers(dest="gnn_command", required=True)
+    gnn_cora = gnn_sub.add_parser("cora", help="GCN/GAT/GraphSAGE accuracy on Cora (10 seeds)")
+    gnn_cora.add_argument("--seeds", type=int, default=10)
+    gnn_cora.add_argument("--models", nargs="+", default=["gcn", "gat", "sage"],
+                          choices=["gcn", "gat", "sage"])
+    gnn_cora.set_defaults(func=_gnn_cora)
+
+    kge = sub.add_parser("kge", help="knowledge-graph embeddings")
+    kge_sub = kge.add_subparsers(dest="kge_command", required=True)
+    train = kge_sub.add_parser("train", help="train a model on a data set, report test metrics")
+    train.add_argument("--data", default="umls",
+                       help="nations, umls, kinship, or a folder with train/valid/test.txt")
+    train.add_argument("--model", default="complex", choices=MODELS)
+    train.add_argument("--dim", type=int)
+    train.add_argument("--loss", choices=["margin", "softplus", "self_adversarial", "bce", "ce"])
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=["adam", "adagrad"])
+    train.add_argument("--batch-size", dest="batch_size", type=int)
+    train.add_argument("--num-negatives", dest="num_negatives", type=int)
+    train.add_argument("--regulariser", choices=["l2", "n3"])
+    train.add_argument("--regulariser-weight", dest="regulariser_weight", type=float)
+    train.add_argument("--gamma", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--ties", default="realistic",
+                       choices=["realistic", "optimistic", "pessimistic"])
+    train.add_argument("--checkpoint", help=".npz checkpoint of the best epoch")
+    train.add_argument("--save", help="save the trained model (.npz)")
+    train.set_defaults(func=_kge_train)
+    ev = kge_sub.add_parser("eval", help="filtered link prediction of a saved model")
+    ev.add_argument("model_file")
+    ev.add_argument("--data", default="umls")
+    ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ev.add_argument("--ties", default="realistic",
+                    choices=["realistic", "optimistic", "pessimistic"])
+    ev.set_defaults(func=_kge_eval)
+    tab = kge_sub.add_parser("table", help="every model on Nations, UMLS, Kinship (minutes)")
+    tab.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"])
+    tab.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    tab.set_defaults(func=_kge_table)
+
+    rules = sub.add_parser("rules", help="rules extracted from networks")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    r_demo = rules_sub.add_parser(
+        "extract-demo", help="fidelity / accuracy / size of extracted rules against CART")
+    r_demo.add_argument("--seeds", type=int, default=5)
+    r_demo.add_argument("--datasets", nargs="+", default=["iris", "wine", "breast_cancer"],
+                        choices=["iris", "wine", "breast_cancer"])
+    r_demo.add_argument("--profile", action="store_true",
+                        help="time rule evaluation on 1e6 rows x 50 rules instead")
+    r_demo.set_defaults(func=_rules_demo)
+
+    distill = sub.add_parser("distill", help="knowledge distillation")
+    distill_sub = distill.add_subparsers(dest="distill_command", required=True)
+    d_demo = distill_sub.add_parser(
+        "demo", help="digits: teacher MLP, small student on labels vs distilled")
+    d_demo.add_argument("--seeds", type=int, default=5)
+    d_demo.add_argument("--temperature", type=float, default=4.0)
+    d_demo.add_argument("--alpha", type=float, default=0.5)
+    d_demo.set_defaults(func=_distill_demo)
+
+    meta = sub.add_parser("meta", help="meta-learning (Reptile, MAML, Meta-SGD)")
+    meta_sub = meta.add_subparsers(dest="meta_command", required=True)
+    meta_tables = meta_sub.add_parser("tables", help="the README tables (minutes each)")
+    meta_tables.add_argument("tables", nargs="*",
+                             default=["speed", "sine", "adaptive", "digits"],
+                             choices=["speed", "sine", "adaptive", "digits", "profile"])
+    meta_tables.add_argument("--quick", action="store_true",
+                             help="a few iterations: checks the plumbing, numbers meaningless")
+    meta_tables.set_defaults(func=_meta_tables)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nesy.demo import run_demo
 
@@ -82,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     rnn_demo.add_argument("--series", nargs="+", default=["yearly", "monthly"],
                           choices=["yearly", "monthly"])
     rnn_demo.set_defaults(func=_rnn_demo)
+    _add_domain_commands(sub)
     bench = sub.add_parser("bench", help="benchmarks against NumPy and PyTorch")
     bench_sub = bench.add_subparsers(dest="domain", required=True)
     b_optim = bench_sub.add_parser("optim", help="optimizer steps")
@@ -96,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     b_gnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     b_gnn.add_argument("--repeat", type=int, default=10)
     b_gnn.set_defaults(func=_bench_gnn)
+    b_kge = bench_sub.add_parser("kge", help="knowledge-graph scoring, evaluation, training")
+    b_kge.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    b_kge.add_argument("--repeat", type=int, default=5)
+    b_kge.set_defaults(func=_bench_kge)
+    b_meta = bench_sub.add_parser("meta", help="FOMAML meta-iterations/s, sine protocol")
+    b_meta.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    b_meta.set_defaults(func=_bench_meta)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     code = int(args.func(args))
