@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from nesy._io import atomic_savez
 from nesy.meta.algorithms import (
     ALGORITHMS,
     InnerOptimizer,
@@ -26,7 +27,6 @@ from nesy.meta.tasks import TaskBatch, check_task_batch
 from nesy.nn.module import Module
 from nesy.nn.trainer import History
 from nesy.optim import Adam, clip_grad_norm
-from nesy.optim._base import _atomic_savez
 
 __all__ = ["MetaLearner"]
 
@@ -419,7 +419,7 @@ class MetaLearner(BaseEstimator):
                   "inner_lr": float(self.inner_lr), "inner_steps": int(self.inner_steps),
                   "n_iter": int(self.n_iter_)}
         arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
 
     def load(self, path: os.PathLike[str] | str) -> MetaLearner:
         """Load a file written by :meth:`save` into ``model`` (bit-identical); returns self.
