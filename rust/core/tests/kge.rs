@@ -516,3 +516,24 @@ fn one_vs_all_losses_match_finite_differences() {
         }
     }
 }
+
+#[test]
+fn prepared_relations_give_the_same_scores_and_gradients() {
+    for kind in KINDS {
+        with_model!(kind, m => {
+            let g = kg(&m, 2, 1, 19, 16);
+            let (de, dr) = (g.d_e, g.d_r);
+            let (h, r, t) = (&g.ent[..de], &g.rel[..dr], &g.ent[de..2 * de]);
+            let mut rp = vec![0.0; m.prepared_width(dr)];
+            m.prepare(r, &mut rp);
+            assert!((m.score(h, r, t) - m.score_prepared(h, &rp, t)).abs() < 1e-12, "{kind:?}");
+            let mut a = (vec![0.0; de], vec![0.0; dr], vec![0.0; de]);
+            let mut b = a.clone();
+            m.grad(h, r, t, 0.7, &mut a.0, &mut a.1, &mut a.2);
+            m.grad_prepared(h, &rp, t, 0.7, &mut b.0, &mut b.1, &mut b.2);
+            for (x, y) in a.0.iter().chain(&a.1).chain(&a.2).zip(b.0.iter().chain(&b.1).chain(&b.2)) {
+                assert!((x - y).abs() < 1e-12, "{kind:?}");
+            }
+        })
+    }
+}

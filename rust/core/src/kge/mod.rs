@@ -95,6 +95,33 @@ pub trait Model: Copy + Send + Sync {
         dx: &mut [T],
         dr: &mut [T],
     );
+    /// Width of a relation row prepared for repeated scoring (default: as stored).
+    fn prepared_width(&self, d_r: usize) -> usize {
+        d_r
+    }
+    /// Writes the prepared form of relation row `r` (default: a copy; RotatE: `[cos | sin]` of
+    /// the phases, so that training does not recompute them for every triple).
+    fn prepare<T: Float>(&self, r: &[T], out: &mut [T]) {
+        out.copy_from_slice(r)
+    }
+    /// [`Model::score`] from a prepared relation row.
+    fn score_prepared<T: Float>(&self, h: &[T], rp: &[T], t: &[T]) -> T {
+        self.score(h, rp, t)
+    }
+    /// [`Model::grad`] from a prepared relation row (`gr` has the stored width).
+    #[allow(clippy::too_many_arguments)]
+    fn grad_prepared<T: Float>(
+        &self,
+        h: &[T],
+        rp: &[T],
+        t: &[T],
+        up: T,
+        gh: &mut [T],
+        gr: &mut [T],
+        gt: &mut [T],
+    ) {
+        self.grad(h, rp, t, up, gh, gr, gt)
+    }
     /// Whether entity and relation rows are complex (`[re | im]`), for the N3 regulariser.
     fn complex_rows(&self) -> (bool, bool) {
         (false, false)

@@ -109,4 +109,57 @@ impl Model for RotatE {
     fn complex_rows(&self) -> (bool, bool) {
         (true, false)
     }
+
+    fn prepared_width(&self, d_r: usize) -> usize {
+        2 * d_r
+    }
+
+    fn prepare<T: Float>(&self, r: &[T], out: &mut [T]) {
+        let (c, s) = halves_mut(out);
+        for j in 0..r.len() {
+            (s[j], c[j]) = r[j].sin_cos();
+        }
+    }
+
+    #[inline(always)]
+    fn score_prepared<T: Float>(&self, h: &[T], rp: &[T], t: &[T]) -> T {
+        let ((hr, hi), (c, s), (tr, ti)) = (halves(h), halves(rp), halves(t));
+        let mut acc = T::ZERO;
+        for j in 0..c.len() {
+            let er = hr[j] * c[j] - hi[j] * s[j] - tr[j];
+            let ei = hr[j] * s[j] + hi[j] * c[j] - ti[j];
+            acc = acc + (er * er + ei * ei).sqrt();
+        }
+        -acc
+    }
+
+    #[inline(always)]
+    fn grad_prepared<T: Float>(
+        &self,
+        h: &[T],
+        rp: &[T],
+        t: &[T],
+        up: T,
+        gh: &mut [T],
+        gr: &mut [T],
+        gt: &mut [T],
+    ) {
+        let ((hr, hi), (c, s), (tr, ti)) = (halves(h), halves(rp), halves(t));
+        let (ghr, ghi) = halves_mut(gh);
+        let (gtr, gti) = halves_mut(gt);
+        for j in 0..c.len() {
+            let (ar, ai) = (hr[j] * c[j] - hi[j] * s[j], hr[j] * s[j] + hi[j] * c[j]);
+            let (er, ei) = (ar - tr[j], ai - ti[j]);
+            let m = (er * er + ei * ei).sqrt();
+            if m == T::ZERO {
+                continue;
+            }
+            let (g_re, g_im) = (-up * er / m, -up * ei / m);
+            ghr[j] = ghr[j] + g_re * c[j] + g_im * s[j];
+            ghi[j] = ghi[j] - g_re * s[j] + g_im * c[j];
+            gr[j] = gr[j] - g_re * ai + g_im * ar;
+            gtr[j] = gtr[j] - g_re;
+            gti[j] = gti[j] - g_im;
+        }
+    }
 }

@@ -118,12 +118,14 @@ impl<T: Float> Scratch<T> {
         }
     }
 
-    /// Adds `up * d score(h, r, t)` to the chunk's row gradients.
+    /// Adds `up * d score(h, r, t)` to the chunk's row gradients (`prep`: the prepared
+    /// relation rows).
     #[allow(clippy::too_many_arguments)]
     fn add_triple<M: Model>(
         &mut self,
         model: M,
         t: &Tables<'_, T>,
+        prep: &Prepared<T>,
         (h, r, tl): (usize, usize, usize),
         up: T,
         ent: &mut RowGrads<T>,
@@ -135,18 +137,37 @@ impl<T: Float> Scratch<T> {
         self.gh.fill(T::ZERO);
         self.gr.fill(T::ZERO);
         self.gt.fill(T::ZERO);
-        model.grad(
-            t.e(h),
-            t.r(r),
-            t.e(tl),
-            up,
-            &mut self.gh,
-            &mut self.gr,
-            &mut self.gt,
-        );
+        let (gh, gr, gt) = (&mut self.gh, &mut self.gr, &mut self.gt);
+        model.grad_prepared(t.e(h), prep.row(r), t.e(tl), up, gh, gr, gt);
         ent.add(h as i64, &self.gh);
         rel.add(r as i64, &self.gr);
         ent.add(tl as i64, &self.gt);
+    }
+}
+
+/// Relation rows in the model's prepared form (RotatE: cosines and sines), made once per batch.
+struct Prepared<T> {
+    rows: Vec<T>,
+    width: usize,
+}
+
+impl<T: Float> Prepared<T> {
+    fn new<M: Model>(model: &M, t: &Tables<'_, T>) -> Self {
+        let width = model.prepared_width(t.d_r);
+        let mut rows = vec![T::ZERO; t.n_rel * width];
+        for (r, out) in rows
+            .chunks_exact_mut(width.max(1))
+            .enumerate()
+            .take(t.n_rel)
+        {
+            model.prepare(t.r(r), out);
+        }
+        Prepared { rows, width }
+    }
+
+    #[inline(always)]
+    fn row(&self, r: usize) -> &[T] {
+        &self.rows[r * self.width..(r + 1) * self.width]
     }
 }
 
@@ -174,6 +195,7 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     level: Level,
     model: M,
     t: &Tables<'_, T>,
+    prep: &Prepared<T>,
     positives: &[[usize; 3]],
     head_prob: &[f64],
     cfg: &Config,
@@ -186,7 +208,7 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     let mut rel = RowGrads::new(t.n_rel, t.d_r);
     let pos: Vec<T> = positives
         .iter()
-        .map(|&[h, r, tl]| model.score(t.e(h), t.r(r), t.e(tl)))
+        .map(|&[h, r, tl]| model.score_prepared(t.e(h), prep.row(r), t.e(tl)))
         .collect();
     // Negative triples, row-major (c, n_neg).
     let mut negs: Vec<[usize; 3]> = Vec::with_capacity(c * n_neg);
@@ -235,7 +257,7 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
             }
         }
         for (s, &[h, r, tl]) in neg.iter_mut().zip(&negs) {
-            *s = model.score(t.e(h), t.r(r), t.e(tl));
+            *s = model.score_prepared(t.e(h), prep.row(r), t.e(tl));
         }
     }
     let mut dpos = vec![T::ZERO; c];
@@ -243,10 +265,10 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     let mut loss = negative_sampling(cfg.loss, scale, &pos, &neg, &mut dpos, &mut dneg);
     let mut scratch = Scratch::new(t.d_e, t.d_r);
     for (&[h, r, tl], &up) in positives.iter().zip(&dpos) {
-        scratch.add_triple(model, t, (h, r, tl), up, &mut ent, &mut rel);
+        scratch.add_triple(model, t, prep, (h, r, tl), up, &mut ent, &mut rel);
     }
     for (&[h, r, tl], &up) in negs.iter().zip(&dneg) {
-        scratch.add_triple(model, t, (h, r, tl), up, &mut ent, &mut rel);
+        scratch.add_triple(model, t, prep, (h, r, tl), up, &mut ent, &mut rel);
     }
     let (ce, cr) = model.complex_rows();
     let reg_scale = 1.0 / cfg.batch_size as f64;
@@ -407,11 +429,14 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
         let scale = cfg.loss.mean_scale(positives.len(), cfg.n_neg);
         let outs = {
             let t = Tables::new(&model, &*p.ent, d_e, &*p.rel, d_r)?;
+            let prep = Prepared::new(&model, &t);
             let jobs: Vec<(usize, &[[usize; 3]])> = positives.chunks(CHUNK).enumerate().collect();
             par.for_work(positives.len() * cfg.n_neg * d_e)
                 .map(jobs, |(c, chunk)| {
                     let rng = Rng::new(cfg.seed, epoch, b as u64, c as u64);
-                    slcwa_chunk(level, model, &t, chunk, head_prob, cfg, scale, rng, c)
+                    slcwa_chunk(
+                        level, model, &t, &prep, chunk, head_prob, cfg, scale, rng, c,
+                    )
                 })
         };
         for out in &outs {
