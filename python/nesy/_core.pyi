@@ -161,6 +161,16 @@ def kge_train_epoch(
 ) -> tuple[float, int]: ...
 def kge_bernoulli_probs(triples: npt.NDArray[np.int64], n_relations: int) -> list[float]: ...
 
+# meta: every task's loss and gradients of a batch of per-task MLPs (rust/py/src/meta.rs)
+def meta_mlp_loss_grad(
+    params: list[npt.NDArray[np.floating]],
+    x: npt.NDArray[np.floating],
+    y: npt.NDArray[Any],
+    activations: list[str],
+    loss: str = "mse",
+    need_grad: bool = True,
+) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]] | None]: ...
+
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
     cell: str,
@@ -222,6 +232,7 @@ __all__ = [
     "kge_score_all",
     "kge_score_grad",
     "kge_train_epoch",
+    "meta_mlp_loss_grad",
     "grad_norm",
     "optim_columns",
     "optim_state",

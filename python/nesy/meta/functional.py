@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from nesy import _core
 from nesy.nn.activations import ReLU, Tanh, log_softmax
 from nesy.nn.layers import Dense, Sequential
 from nesy.nn.losses import CrossEntropyLoss, Loss, MSELoss
@@ -228,13 +229,21 @@ class BatchedMLP:
 
     def loss_grad(self, params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str,
                   need_grad: bool = True) -> Tuple[np.ndarray, Optional[Params]]:
-        """Per-task losses ``(n_tasks,)`` and gradients (``params``' shapes), one pass each."""
-        out, cache = self.forward(params, x)
-        losses, g_out, _ = batched_loss(loss, out, y, need_grad)
-        if not need_grad:
-            return losses, None
-        assert g_out is not None
-        return losses, self.backward(params, cache, g_out)
+        """Per-task losses ``(n_tasks,)`` and gradients (``params``' shapes): one call into Rust
+        for all tasks (``rust/core/src/meta/mlp.rs``; tasks in parallel). :meth:`forward` and
+        :meth:`backward` are the same passes in NumPy (the Hessian-vector product uses them)."""
+        check_loss(loss)
+        dt = self.dtype
+        p = [np.ascontiguousarray(a, dtype=dt) for a in params]
+        xx = np.ascontiguousarray(x, dtype=dt)
+        if loss == "mse":
+            yy = np.ascontiguousarray(np.asarray(y, dtype=dt).reshape(xx.shape[0], xx.shape[1],
+                                                                      -1))
+        else:
+            yy = np.ascontiguousarray(np.asarray(y).reshape(xx.shape[0], xx.shape[1]),
+                                      dtype=np.int64)
+        losses, grads = _core.meta_mlp_loss_grad(p, xx, yy, self.activations, loss, need_grad)
+        return losses, grads
 
     def hvp(self, params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str,
             v: Sequence[np.ndarray]) -> Tuple[Params, Params]:

@@ -16,6 +16,7 @@ pub mod float;
 pub mod gnn;
 pub mod kge;
 pub mod linalg;
+pub mod meta;
 pub mod optim;
 pub mod par;
 pub mod rnn;

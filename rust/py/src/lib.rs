@@ -6,6 +6,7 @@ mod errors;
 mod gnn;
 mod grad;
 mod kge;
+mod meta;
 mod optim;
 mod rnn;
 mod runtime;
@@ -61,6 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_regularise, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_train_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
+    m.add_function(wrap_pyfunction!(meta::meta_mlp_loss_grad, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())
