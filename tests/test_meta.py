@@ -503,3 +503,34 @@ def test_report_tables_smoke():
     assert "nesy (batched over tasks)" in speed
     with pytest.raises(ValueError, match="tables"):
         report.main(["nope"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_rust_loss_grad_matches_the_numpy_passes(dtype, loss):
+    """BatchedMLP.loss_grad (one Rust call for all tasks) against its NumPy forward/backward."""
+    from nesy.meta.functional import BatchedMLP, batched_loss, broadcast_params
+    from nesy.nn import Dense, ReLU, Sequential, Tanh
+
+    n_out = 1 if loss == "mse" else 4
+    net = Sequential(Dense(3, 7, rng=0, dtype=dtype), Tanh(), Dense(7, 6, rng=1, dtype=dtype),
+                     ReLU(), Dense(6, n_out, rng=2, dtype=dtype))
+    b = BatchedMLP(net)
+    rng = np.random.default_rng(0)
+    params = [p + rng.standard_normal(p.shape).astype(dtype) * 0.1
+              for p in broadcast_params(net.parameters(), 5)]
+    x = rng.standard_normal((5, 9, 3)).astype(dtype)
+    y = (rng.standard_normal((5, 9, 1)).astype(dtype) if loss == "mse"
+         else rng.integers(0, n_out, (5, 9)))
+    losses, grads = b.loss_grad(params, x, y, loss)
+    out, cache = b.forward(params, x)
+    want_l, g_out, _ = batched_loss(loss, out, y)
+    want_g = b.backward(params, cache, g_out)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(losses, want_l, rtol=tol, atol=tol)
+    for g, w in zip(grads, want_g):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+    only, none = b.loss_grad(params, x, y, loss, need_grad=False)
+    assert none is None
+    np.testing.assert_array_equal(only, losses)
