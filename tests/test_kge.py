@@ -349,3 +349,43 @@ def test_training_bad_input():
         kge.KGEModel("complex").score(data.test)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         _fit(data, model="complex", checkpoint=None).fit(data, resume=True)
+
+
+def test_patience_eval_every_checkpoint_load_and_filtered_padding(tmp_path):
+    data = load_kg("nations")
+    with pytest.raises(ValueError, match="patience"):
+        _fit(data, model="complex", patience=0)
+    with pytest.raises(ValueError, match="eval_every"):
+        _fit(data, model="complex", eval_every=-1)
+    ck = tmp_path / "ck.npz"
+    m = _fit(data, model="complex", eval_every=2, checkpoint=str(ck))
+    loaded = kge.KGEModel.load(ck)  # a checkpoint loads like a saved model
+    np.testing.assert_array_equal(loaded.entity_embeddings_, m.entity_embeddings_)
+    h, r = data.train[0, 0], data.train[0, 1]
+    ids, scores = m.predict_tails([h], [r], k=14, filter_triples=data.train)
+    n_known = int(np.sum((data.train[:, 0] == h) & (data.train[:, 1] == r)))
+    assert np.sum(ids[0] == -1) == n_known and np.all(np.isneginf(scores[0][ids[0] == -1]))
+
+
+def test_training_kernel_checks_state_shapes_and_step():
+    from nesy.kge.model import _TrainArgs
+
+    data = load_kg("nations")
+    ent = np.zeros((14, 8), np.float32)
+    rel = np.zeros((55, 8), np.float32)
+    args = _TrainArgs(loss="softplus", margin=1.0, gamma=0.0, adversarial_temperature=1.0,
+                      label_smoothing=0.0, num_negatives=4, sampler="uniform",
+                      shared_negatives=False, batch_size=64, optimizer="adam", lr=0.01,
+                      betas=(0.9, 0.999), eps=1e-8, regulariser=None, regulariser_weight=0.0,
+                      normalize_entities=False, seed=0)
+    hp = np.full(55, 0.5)
+    bad_state = np.zeros((1, 28, 8), np.float32)  # Adam needs (2, 14, 8)
+    with pytest.raises(ValueError, match="ent_state"):
+        _core.kge_train_epoch("distmult", ent, rel, bad_state, np.zeros((2, 55, 8), np.float32),
+                              0, data.train, hp, 0, args)
+    with pytest.raises(ValueError, match="step"):
+        _core.kge_train_epoch("distmult", ent, rel, np.zeros((2, 14, 8), np.float32),
+                              np.zeros((2, 55, 8), np.float32), 2**64 - 1, data.train, hp, 0,
+                              args)
+    with pytest.raises(IndexError, match="relation"):
+        _core.kge_bernoulli_probs(data.train, 3)

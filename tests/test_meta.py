@@ -534,3 +534,23 @@ def test_rust_loss_grad_matches_the_numpy_passes(dtype, loss):
     only, none = b.loss_grad(params, x, y, loss, need_grad=False)
     assert none is None
     np.testing.assert_array_equal(only, losses)
+
+
+def test_rust_loss_grad_refuses_bad_shapes():
+    from nesy import _core
+
+    W1, b1 = np.zeros((2, 3, 4), np.float32), np.zeros((2, 4), np.float32)
+    W2, b2 = np.zeros((2, 4, 1), np.float32), np.zeros((2, 1), np.float32)
+    x = np.zeros((2, 5, 3), np.float32)
+    with pytest.raises(ValueError, match="y"):
+        _core.meta_mlp_loss_grad([W1, b1, W2, b2], x, np.zeros((1, 10, 1), np.float32),
+                                 ["relu", "identity"])
+    with pytest.raises(ValueError, match="width"):
+        _core.meta_mlp_loss_grad([W1[:, :, :0], b1[:, :0], W2[:, :0], b2], x,
+                                 np.zeros((2, 5, 1), np.float32), ["relu", "identity"])
+    with pytest.raises(ValueError, match="point"):
+        _core.meta_mlp_loss_grad([W1, b1, W2, b2], x[:, :0], np.zeros((2, 0, 1), np.float32),
+                                 ["relu", "identity"])
+    with pytest.raises(IndexError, match=r"y\[1\]"):
+        _core.meta_mlp_loss_grad([W1, b1, W2, b2], x, np.array([[0, 3, 0, 0, 0]] * 2),
+                                 ["relu", "identity"], "cross_entropy")

@@ -281,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     b_meta.set_defaults(func=_bench_meta)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    code = int(args.func(args))
+    try:
+        code = int(args.func(args))
+    except (ValueError, TypeError, IndexError, KeyError, FileNotFoundError) as exc:
+        print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     if args.command != "info":
         print(f"done in {time.perf_counter() - t0:.1f} s")
     return code

@@ -9,8 +9,10 @@
 
 One call to the kernel per epoch, with the GIL released; the same ``seed`` gives the same
 embeddings for any number of threads. Early stopping on validation MRR keeps the best
-embeddings; ``checkpoint`` saves them (and the optimizer state) atomically as ``.npz`` so that
-``fit(..., resume=True)`` continues where a run stopped.
+embeddings; ``checkpoint`` saves them (and the optimizer state) atomically as ``.npz`` each time
+the validation MRR improves (and at the end of a run without validation), so that
+``fit(..., resume=True)`` continues from the best epoch saved (epochs after it are run again),
+and :meth:`KGEModel.load` reads a checkpoint as well as a file written by :meth:`save`.
 """
 
 from __future__ import annotations
@@ -217,6 +219,13 @@ class KGEModel:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        ev = self.eval_every
+        if isinstance(ev, bool) or not isinstance(ev, (int, np.integer)) or ev < 0:
+            raise ValueError(f"eval_every: must be an integer >= 0, got {ev!r}")
+        pt = self.patience
+        if pt is not None and (isinstance(pt, bool) or not isinstance(pt, (int, np.integer))
+                               or pt < 1):
+            raise ValueError(f"patience: must be None or an integer >= 1, got {pt!r}")
         normalize = (model.startswith("transe") if self.normalize_entities is None
                      else bool(self.normalize_entities))
         return _TrainArgs(
@@ -342,7 +351,7 @@ class KGEModel:
         hist = np.array([[h["epoch"], h["loss"], h.get("valid_mrr", np.nan)] for h in history],
                         dtype=np.float64).reshape(-1, 3)
         atomic_savez(self.checkpoint, {
-            "model": np.array(self.model), "entity_embeddings": ent,
+            "model": np.array(self.model), "dim": np.array(self.dim), "entity_embeddings": ent,
             "relation_embeddings": rel, "ent_state": ent_state, "rel_state": rel_state,
             "step": np.array(step), "epoch": np.array(epoch), "history": hist,
             "best": np.array(best, dtype=np.float64)})
@@ -386,12 +395,15 @@ class KGEModel:
             for row, ids in zip(scores, exclude):
                 row[ids] = -np.inf
         idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return idx, np.take_along_axis(scores, idx, axis=1)
+        top = np.take_along_axis(scores, idx, axis=1)
+        # Rows with fewer than k candidates left after filtering: padding id -1, score -inf.
+        return np.where(np.isneginf(top), -1, idx), top
 
     def predict_tails(self, heads: Any, relations: Any, k: int = 10,
                       filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best tails of ``(h, r, ?)``: ``(ids (n, k), scores (n, k))``, best first;
-        entities with ``(h, r, e)`` in ``filter_triples`` are left out."""
+        entities with ``(h, r, e)`` in ``filter_triples`` are left out (a row with fewer than
+        ``k`` candidates left is padded with id -1 and score ``-inf``)."""
         s = score_tails(self.model, *self._tables(), heads, relations)
         exclude = None
         if filter_triples is not None:

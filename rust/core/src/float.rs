@@ -40,7 +40,8 @@ pub trait Float:
     }
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
-    /// `(sin, cos)`; for `f32` a branch-free approximation within 2e-7 (vectorisable).
+    /// `(sin, cos)`; for `f32` a branch-free approximation within 2e-7 for |x| <= 1e5
+    /// (vectorisable), libm beyond.
     fn sin_cos(self) -> (Self, Self);
     /// Sign as PyTorch's `sign`: -1, 0 or 1; NaN stays NaN.
     fn sign(self) -> Self {

@@ -479,7 +479,10 @@ fn sparse_adam_and_adagrad_update_only_touched_rows() {
         g.add(3, &[0.5, -1.0]);
         g.add(1, &[2.0, 0.0]);
         g.add(3, &[0.5, 0.0]);
-        opt.apply(Par::Seq, &mut table, &mut state, 1, &g);
+        opt.apply(Par::Seq, &mut table, &mut state, 1, &g).unwrap();
+        assert!(opt
+            .apply(Par::Seq, &mut table, &mut state[1..], 2, &g)
+            .is_err());
         assert_eq!(&table[0..2], &[1.0, 1.0]);
         assert_eq!(&table[4..6], &[1.0, 1.0]);
         // Row 3 got g = (1, -1): both update rules move by -lr * sign(g) on the first step.

@@ -447,6 +447,17 @@ fn train_typed<'py, T: Element + Float + Gemm>(
     acc.add(&hp, false, "head_prob", 0)?;
     acc.check()?;
     let (d_e, d_r) = (a[0].shape()[1], a[1].shape()[1]);
+    let k = cfg.opt.n_states();
+    for (state, table, name) in [(&a[2], &a[0], "ent_state"), (&a[3], &a[1], "rel_state")] {
+        let want = [k, table.shape()[0], table.shape()[1]];
+        if state.shape() != want {
+            return Err(value_error(format!(
+                "{name}: expected shape {} ({k} optimizer state arrays shaped as the table), got {}",
+                py_shape(&want),
+                py_shape(state.shape())
+            )));
+        }
+    }
     let work = tr.shape()[0] * cfg.n_neg.max(1) * d_e;
     // SAFETY: every array is covered by `acc`; each written array is taken once.
     let (ent, rel) = unsafe { (slice_mut(&a[0]), slice_mut(&a[1])) };
@@ -500,13 +511,14 @@ pub fn kge_bernoulli_probs(triples: &Bound<'_, PyAny>, n_relations: usize) -> Py
     acc.check()?;
     // SAFETY: covered by `acc`.
     let ts = unsafe { slice(&tr) };
-    if let Some(r) = ts
+    if let Some((k, r)) = ts
         .chunks_exact(3)
         .map(|t| t[1])
-        .find(|&r| r < 0 || r as usize >= n_relations)
+        .enumerate()
+        .find(|&(_, r)| r < 0 || r as usize >= n_relations)
     {
-        return Err(value_error(format!(
-            "triples: relation id {r} is out of range for {n_relations} relations"
+        return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+            "triples[{k}] (relation): index {r} is out of range for size {n_relations}"
         )));
     }
     Ok(kge::train::bernoulli_probs(ts, n_relations))

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::arrays::{by_dtype, slice, slice_mut, typed_array, zeros, Access};
-use crate::errors::{to_py, type_error, value_error};
+use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
 type Out<'py> = (Bound<'py, PyAny>, Option<Vec<Bound<'py, PyAny>>>);
@@ -60,6 +60,19 @@ fn typed<'py, T: Element + Float + Gemm>(
     } else {
         None
     };
+    let n_points = x.shape()[1];
+    let (got, want): (&[usize], Vec<usize>) = match (&classes, &values) {
+        (Some(c), _) => (c.shape(), vec![n_tasks, n_points]),
+        (_, Some(v)) => (v.shape(), vec![n_tasks, n_points, sizes[n_layers]]),
+        _ => unreachable!(),
+    };
+    if got != want.as_slice() {
+        return Err(value_error(format!(
+            "y: expected shape {}, got {}",
+            py_shape(&want),
+            py_shape(got)
+        )));
+    }
     let mut acc = Access::with_capacity(2 * n_layers + 2);
     for a in &p {
         acc.add(a, false, "params", 0)?;

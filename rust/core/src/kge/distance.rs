@@ -44,8 +44,9 @@ pub(crate) fn block<T: Float>(
     #[cfg(target_arch = "x86_64")]
     if let (Some(q32), Some(e32)) = (as_f32(q), as_f32(ent)) {
         let o32 = as_f32_mut(out).expect("out has the dtype of q");
-        match level {
-            // SAFETY: the level was detected as supported by this CPU.
+        // Never above what this CPU supports, whatever the caller asked for.
+        match level.min(crate::simd::detect()) {
+            // SAFETY: the level is at most the detected one, so the CPU has these features.
             Level::Avx512 => return unsafe { x86::block_avx512(q32, e32, d, modulus, o32) },
             Level::Avx2 => return unsafe { x86::block_avx2(q32, e32, d, modulus, o32) },
             Level::Scalar => {}

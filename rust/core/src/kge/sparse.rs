@@ -13,10 +13,10 @@ use crate::par::Par;
 #[derive(Clone, Debug)]
 pub struct RowGrads<T> {
     width: usize,
-    /// Rows in first-appearance order.
-    pub ids: Vec<i64>,
+    /// Rows in first-appearance order (unique: `row` gives each id one slot).
+    ids: Vec<i64>,
     /// `(ids.len(), width)`.
-    pub grads: Vec<T>,
+    grads: Vec<T>,
     /// Slot of every row id, `u32::MAX` when absent.
     slot: Vec<u32>,
 }
@@ -43,6 +43,16 @@ impl<T: Float> RowGrads<T> {
             self.grads.resize((s + 1) * w, T::ZERO);
         }
         &mut self.grads[s * w..(s + 1) * w]
+    }
+
+    /// The rows, in first-appearance order.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    /// The gradient rows, `(ids().len(), width)`.
+    pub fn grads(&self) -> &[T] {
+        &self.grads
     }
 
     /// Adds `g` to the row of `id`.
@@ -138,18 +148,28 @@ impl SparseOpt {
         state: &mut [T],
         step: u64,
         grads: &RowGrads<T>,
-    ) {
+    ) -> Result<()> {
         let w = grads.width;
         let n = table.len();
+        if w == 0 || !n.is_multiple_of(w) || grads.slot.len() != n / w {
+            return Err(Error::Value(format!(
+                "table: {n} values do not hold the {} rows of width {w} of the gradients",
+                grads.slot.len()
+            )));
+        }
+        if state.len() != self.n_states() * n {
+            return Err(Error::len("state", self.n_states() * n, state.len()));
+        }
         let ptr = SyncPtr(table.as_mut_ptr(), state.as_mut_ptr());
         let rows: Vec<usize> = (0..grads.ids.len()).collect();
         let opt = *self;
         let update = |k: &usize| {
             let id = grads.ids[*k] as usize;
             let g = &grads.grads[k * w..(k + 1) * w];
-            // SAFETY: ids are unique (RowGrads gives each one slot), so the row slices of
-            // different `k` are disjoint; `id < n / w` (checked when the ids were sampled or
-            // validated), and the state holds `n_states` tables of `n` elements.
+            // SAFETY: ids are unique (RowGrads gives each one slot and its fields are private),
+            // so the row slices of different `k` are disjoint; `id < n / w` because `row()`
+            // indexes `slot` (length n / w, checked above) with it; the state holds `n_states`
+            // tables of `n` elements (checked above).
             let (p, s1) = unsafe { (ptr.table(id * w, w), ptr.state(id * w, w)) };
             match opt {
                 SparseOpt::Adagrad { lr, eps } => {
@@ -182,6 +202,7 @@ impl SparseOpt {
         };
         par.for_work(rows.len() * w * 8)
             .map_slice(&rows, |k| update(k));
+        Ok(())
     }
 }
 

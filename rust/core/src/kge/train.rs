@@ -3,7 +3,7 @@
 //! - sLCWA (negative sampling): each positive gets `n_neg` negatives by replacing its head or
 //!   its tail with a random entity (the side uniform, or Bernoulli per relation: the head with
 //!   probability `tph / (tph + hpt)`, Wang et al. 2014). With `shared_negatives`, a chunk of
-//!   positives shares one set of negative entities (the side alternating by chunk), scored as
+//!   positives shares one set of negative entities (the side drawn per chunk), scored as
 //!   one product of the chunk's query rows with the negative rows. Losses: margin ranking,
 //!   softplus, self-adversarial.
 //! - 1-vs-all (`loss = Bce`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
@@ -201,7 +201,6 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     cfg: &Config,
     scale: f64,
     mut rng: Rng,
-    chunk_index: usize,
 ) -> ChunkOut<T> {
     let (c, n_neg, n_ent) = (positives.len(), cfg.n_neg, t.n_ent);
     let mut ent = RowGrads::new(n_ent, t.d_e);
@@ -214,7 +213,8 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     let mut negs: Vec<[usize; 3]> = Vec::with_capacity(c * n_neg);
     let mut neg = vec![T::ZERO; c * n_neg];
     if cfg.shared_negatives {
-        let side = if chunk_index.is_multiple_of(2) {
+        // The corrupted side, drawn from the chunk's own stream (every chunk, every batch size).
+        let side = if rng.uniform() < 0.5 {
             Side::Tail
         } else {
             Side::Head
@@ -364,13 +364,16 @@ fn update<T: Float>(
     cfg: &Config,
     ent: &RowGrads<T>,
     rel: &RowGrads<T>,
-) {
-    p.step += 1;
-    cfg.opt.apply(par, p.ent, p.ent_state, p.step, ent);
-    cfg.opt.apply(par, p.rel, p.rel_state, p.step, rel);
+) -> Result<()> {
+    p.step = p
+        .step
+        .checked_add(1)
+        .ok_or_else(|| Error::Value("step: the update counter overflows".into()))?;
+    cfg.opt.apply(par, p.ent, p.ent_state, p.step, ent)?;
+    cfg.opt.apply(par, p.rel, p.rel_state, p.step, rel)?;
     if cfg.normalize_entities {
         let d = p.d_e;
-        for &id in &ent.ids {
+        for &id in ent.ids() {
             let row = &mut p.ent[id as usize * d..(id as usize + 1) * d];
             let norm = row.iter().fold(T::ZERO, |a, &v| a + v * v).sqrt();
             if norm > T::ZERO {
@@ -380,6 +383,7 @@ fn update<T: Float>(
             }
         }
     }
+    Ok(())
 }
 
 /// One epoch of training over `triples (n, 3)`; returns the summed loss of its batches divided
@@ -411,7 +415,7 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
         Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
             total += one_vs_all_batch(par, level, model, p, &q, batch, cfg, &mut ent_g, &mut rel_g);
-            update(par, p, cfg, &ent_g, &rel_g);
+            update(par, p, cfg, &ent_g, &rel_g)?;
             ent_g.clear();
             rel_g.clear();
             batches += 1;
@@ -434,9 +438,7 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
             par.for_work(positives.len() * cfg.n_neg * d_e)
                 .map(jobs, |(c, chunk)| {
                     let rng = Rng::new(cfg.seed, epoch, b as u64, c as u64);
-                    slcwa_chunk(
-                        level, model, &t, &prep, chunk, head_prob, cfg, scale, rng, c,
-                    )
+                    slcwa_chunk(level, model, &t, &prep, chunk, head_prob, cfg, scale, rng)
                 })
         };
         for out in &outs {
@@ -444,7 +446,7 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
             ent_g.merge(&out.ent);
             rel_g.merge(&out.rel);
         }
-        update(par, p, cfg, &ent_g, &rel_g);
+        update(par, p, cfg, &ent_g, &rel_g)?;
         ent_g.clear();
         rel_g.clear();
         batches += 1;

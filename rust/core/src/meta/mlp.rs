@@ -76,6 +76,11 @@ pub fn loss_grad<T: Float + Gemm>(
     if params.len() != 2 * n_layers {
         return Err(Error::len("params", 2 * n_layers, params.len()));
     }
+    if let Some(l) = sizes.iter().position(|&s| s == 0) {
+        return Err(Error::Value(format!(
+            "params: layer widths must be >= 1 (width {l} is 0)"
+        )));
+    }
     for l in 0..n_layers {
         let (w, b) = (sizes[l] * sizes[l + 1], sizes[l + 1]);
         if params[2 * l].len() != n_tasks * w || params[2 * l + 1].len() != n_tasks * b {
@@ -95,6 +100,11 @@ pub fn loss_grad<T: Float + Gemm>(
         )));
     }
     let n_points = x.len() / (n_tasks * n_in);
+    if n_points == 0 {
+        return Err(Error::Value(
+            "x: every task needs at least one point".into(),
+        ));
+    }
     match labels {
         Labels::Values(y) if y.len() != n_tasks * n_points * n_out => {
             return Err(Error::Shape {

@@ -62,6 +62,11 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// `(sin x, cos x)` for `f32`, branch-free (quadrant selection by integer masks).
 #[inline(always)]
 pub fn sin_cos_f32(x: f32) -> (f32, f32) {
+    // Beyond ~1e5 the three-part reduction loses accuracy: exact (libm, in f64) there.
+    if x.abs() > 1e5 {
+        let (s, c) = (x as f64).sin_cos();
+        return (s as f32, c as f32);
+    }
     const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
     // pi/2 = C1 + C2 + C3, C1 and C2 with few mantissa bits so q * C1, q * C2 are exact.
     const C1: f32 = 1.570_312_5;
@@ -144,7 +149,16 @@ mod tests {
             x += 0.000_71;
         }
         assert!(worst_s < 2e-7 && worst_c < 2e-7, "{worst_s} {worst_c}");
-        for x in [0.0f32, -0.0, 1e-30, std::f32::consts::PI, 1e4] {
+        for x in [
+            0.0f32,
+            -0.0,
+            1e-30,
+            std::f32::consts::PI,
+            1e4,
+            2e5,
+            -1e9,
+            3e38,
+        ] {
             let (s, c) = sin_cos_f32(x);
             let (ws, wc) = (x as f64).sin_cos();
             assert!(
