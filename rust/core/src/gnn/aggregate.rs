@@ -6,7 +6,8 @@
 //! in-edges aggregates to 0. Duplicate edges count once each; self-loops are ordinary edges.
 //!
 //! Backward: `grad_x[s] = sum over edges e = (s -> d) of w_e * g[d]` (divided by deg(d) for mean;
-//! for max/min only where `arg[d, j] == e`), computed as a gather over the transposed CSR; and
+//! for max/min only where `arg[d, j] == e`), computed as a gather over the transposed CSR (for sum
+//! and mean by the forward kernel itself, with the weights permuted to transposed edge order); and
 //! optionally `grad_w[e] = <g[d], x[s]>` (restricted to the winning features for max/min),
 //! gathered per destination row.
 
@@ -452,26 +453,53 @@ pub fn aggregate_backward<T: Float>(
     }
     let deg: Vec<i64> = g.indptr.windows(2).map(|w| w[1] - w[0]).collect();
     let par = par.for_work(g.nnz() * f);
-    // grad_x: a gather over the transposed graph.
-    let mut jobs = Vec::new();
-    let mut rest = grad_x;
-    for rows in gt.blocks(BLOCK_EDGES / f.max(1)) {
-        let (o, r) = std::mem::take(&mut rest).split_at_mut(rows.len() * f);
-        rest = r;
-        jobs.push(Backward {
-            gt,
-            perm,
-            deg: &deg,
-            rows,
-            grad,
-            f,
-            w: weights,
-            reduce,
-            arg,
-            grad_x: o,
+    if reduce.extremum() {
+        // grad_x: a gather over the transposed graph, routed to the winning edges.
+        let mut jobs = Vec::new();
+        let mut rest = &mut *grad_x;
+        for rows in gt.blocks(BLOCK_EDGES / f.max(1)) {
+            let (o, r) = std::mem::take(&mut rest).split_at_mut(rows.len() * f);
+            rest = r;
+            jobs.push(Backward {
+                gt,
+                perm,
+                deg: &deg,
+                rows,
+                grad,
+                f,
+                w: weights,
+                reduce,
+                arg,
+                grad_x: o,
+            });
+        }
+        par.for_each(jobs, |job| dispatch(level, job));
+    } else {
+        // Sum and mean: grad_x is the forward sum aggregation over the transposed graph, with
+        // the weights in transposed edge order and (mean) the gradient rows divided by the
+        // in-degree first, so it runs on the register-tiled forward kernel.
+        let w_t: Option<Vec<T>> = weights.map(|w| {
+            let mut v = Vec::with_capacity(w.w.len());
+            for &e in perm {
+                let e = e as usize;
+                v.extend_from_slice(&w.w[e * heads..(e + 1) * heads]);
+            }
+            v
         });
+        let scaled: Option<Vec<T>> = (reduce == Reduce::Mean).then(|| {
+            let mut v = grad.to_vec();
+            for (row, &d) in v.chunks_exact_mut(f.max(1)).zip(&deg) {
+                if d > 0 {
+                    let inv = T::ONE / T::of(d as f64);
+                    row.iter_mut().for_each(|x| *x = *x * inv);
+                }
+            }
+            v
+        });
+        let wt = w_t.as_deref().map(|w| Weights { w, heads });
+        let source = scaled.as_deref().unwrap_or(grad);
+        aggregate(par, level, gt, source, f, wt, Reduce::Sum, grad_x, None)?;
     }
-    par.for_each(jobs, |job| dispatch(level, job));
     // grad_w: per destination row, in forward edge order.
     if let Some(gw) = grad_w {
         let mut jobs = Vec::new();
