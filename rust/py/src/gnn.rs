@@ -382,8 +382,10 @@ pub fn gnn_sddmm<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let op = SddmmOp::parse(op).map_err(to_py)?;
     let graph = [indptr, indices];
-    let mut out = by_dtype!(u, "u", sddmm_typed(py, &graph, u, v, None, op, heads, simd))?;
-    Ok(out.remove(0))
+    let out = by_dtype!(u, "u", sddmm_typed(py, &graph, u, v, None, op, heads, simd))?;
+    out.into_iter()
+        .next()
+        .ok_or_else(|| value_error("internal: sddmm returned no output"))
 }
 
 /// Backward of `gnn_sddmm`: `(grad_u, grad_v)` from `grad (E, heads)`, with the transposed
@@ -407,14 +409,17 @@ pub fn gnn_sddmm_backward<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let op = SddmmOp::parse(op).map_err(to_py)?;
     let graph = [indptr, indices, t_indptr, t_indices, perm];
-    let mut out = by_dtype!(
+    let out = by_dtype!(
         u,
         "u",
         sddmm_typed(py, &graph, u, v, Some(grad), op, heads, simd)
     )?;
-    let gv = out.pop().expect("two outputs");
-    let gu = out.pop().expect("two outputs");
-    Ok((gu, gv))
+    match <[_; 2]>::try_from(out) {
+        Ok([gu, gv]) => Ok((gu, gv)),
+        Err(_) => Err(value_error(
+            "internal: sddmm backward returned the wrong outputs",
+        )),
+    }
 }
 
 /// Edge softmax forward (`grad` None: returns alpha from `scores`) or backward (returns the
