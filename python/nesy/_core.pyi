@@ -171,6 +171,14 @@ def meta_mlp_loss_grad(
     need_grad: bool = True,
 ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]] | None]: ...
 
+# rules: metrics of closed-path rules over a knowledge graph (rust/py/src/rules.rs)
+def rules_path_metrics(
+    triples: npt.NDArray[np.int64],
+    n_entities: int,
+    n_relations: int,
+    rules: npt.NDArray[np.int64],
+) -> dict[str, npt.NDArray[Any]]: ...
+
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
     cell: str,
@@ -233,6 +241,7 @@ __all__ = [
     "kge_score_grad",
     "kge_train_epoch",
     "meta_mlp_loss_grad",
+    "rules_path_metrics",
     "grad_norm",
     "optim_columns",
     "optim_state",

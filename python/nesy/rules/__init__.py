@@ -5,12 +5,15 @@
 - :mod:`nesy.rules.pedagogical`: TREPAN-style extraction that queries the model as an oracle;
 - :mod:`nesy.rules.decompositional`: DeepRED-style extraction layer by layer from a ReLU
   network's weights;
-- :mod:`nesy.rules.report`: fidelity / accuracy / size table against CART.
+- :mod:`nesy.rules.report`: fidelity / accuracy / size table against CART;
+- :mod:`nesy.rules.kg`: Horn rules over knowledge graphs (:class:`PathRule`, exact AMIE
+  metrics with :func:`rule_metrics`).
 """
 
 from nesy.rules.decompositional import DecompositionalRuleExtractor
+from nesy.rules.kg import PathRule, rule_metrics
 from nesy.rules.pedagogical import PedagogicalRuleExtractor
 from nesy.rules.ruleset import Condition, Rule, RuleSet
 
 __all__ = ["Condition", "Rule", "RuleSet", "PedagogicalRuleExtractor",
-           "DecompositionalRuleExtractor"]
+           "DecompositionalRuleExtractor", "PathRule", "rule_metrics"]

@@ -20,6 +20,7 @@ pub mod meta;
 pub mod optim;
 pub mod par;
 pub mod rnn;
+pub mod rules;
 pub mod simd;
 
 pub use error::{Error, Result};

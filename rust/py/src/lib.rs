@@ -9,6 +9,7 @@ mod kge;
 mod meta;
 mod optim;
 mod rnn;
+mod rules;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -63,6 +64,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_train_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
     m.add_function(wrap_pyfunction!(meta::meta_mlp_loss_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_path_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

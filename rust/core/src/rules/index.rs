@@ -1,0 +1,107 @@
+//! The adjacency index of a knowledge graph: for every relation and direction, the sorted,
+//! de-duplicated neighbours of every entity (CSR), so a path step is a slice lookup.
+
+use crate::error::{Error, Result};
+
+/// Neighbour lists of every (relation, direction, entity).
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub n_ent: usize,
+    pub n_rel: usize,
+    /// `offsets[(2 * r + dir) * (n_ent + 1) + x]`: start of the list of `x` (dir 0: tails of
+    /// `(x, r, ?)`, dir 1: heads of `(?, r, x)`).
+    offsets: Vec<usize>,
+    neighbours: Vec<u32>,
+    /// Distinct facts per relation.
+    facts: Vec<usize>,
+}
+
+impl Index {
+    /// From triples `(n, 3)` (head, relation, tail); duplicates count once.
+    pub fn new(triples: &[i64], n_ent: usize, n_rel: usize) -> Result<Index> {
+        if !triples.len().is_multiple_of(3) {
+            return Err(Error::Value("triples: expected shape (n, 3)".into()));
+        }
+        if n_ent > u32::MAX as usize {
+            return Err(Error::Value(format!("n_entities: {n_ent} is too large")));
+        }
+        let mut facts: Vec<(u32, u32, u32)> = Vec::with_capacity(triples.len() / 3);
+        for (k, t) in triples.chunks_exact(3).enumerate() {
+            for (col, size) in [(0, n_ent), (1, n_rel), (2, n_ent)] {
+                if t[col] < 0 || t[col] as usize >= size {
+                    let what = ["head", "relation", "tail"][col];
+                    return Err(Error::Index {
+                        arg: format!("triples[{k}] ({what})"),
+                        index: t[col],
+                        size,
+                    });
+                }
+            }
+            facts.push((t[1] as u32, t[0] as u32, t[2] as u32));
+        }
+        facts.sort_unstable();
+        facts.dedup();
+        let lists = 2 * n_rel * (n_ent + 1);
+        let mut offsets = vec![0usize; lists];
+        let mut count = vec![0usize; 2 * n_rel * n_ent];
+        let mut per_rel = vec![0usize; n_rel];
+        for &(r, h, t) in &facts {
+            let r = r as usize;
+            per_rel[r] += 1;
+            count[(2 * r) * n_ent + h as usize] += 1;
+            count[(2 * r + 1) * n_ent + t as usize] += 1;
+        }
+        // Prefix sums per list block.
+        let mut total = 0;
+        for block in 0..2 * n_rel {
+            for x in 0..n_ent {
+                offsets[block * (n_ent + 1) + x] = total;
+                total += count[block * n_ent + x];
+            }
+            offsets[block * (n_ent + 1) + n_ent] = total;
+        }
+        let mut fill: Vec<usize> = (0..2 * n_rel)
+            .flat_map(|b| (0..n_ent).map(move |x| (b, x)))
+            .map(|(b, x)| offsets[b * (n_ent + 1) + x])
+            .collect();
+        let mut neighbours = vec![0u32; total];
+        // `facts` is sorted by (r, h, t): tails of each (r, h) arrive sorted; heads of each
+        // (r, t) arrive sorted by h too, since h is the second key.
+        for &(r, h, t) in &facts {
+            let r = r as usize;
+            let i = (2 * r) * n_ent + h as usize;
+            neighbours[fill[i]] = t;
+            fill[i] += 1;
+            let j = (2 * r + 1) * n_ent + t as usize;
+            neighbours[fill[j]] = h;
+            fill[j] += 1;
+        }
+        Ok(Index {
+            n_ent,
+            n_rel,
+            offsets,
+            neighbours,
+            facts: per_rel,
+        })
+    }
+
+    /// Sorted neighbours of `x` along relation `r`: tails of `(x, r, ?)`, or with `inverse`
+    /// heads of `(?, r, x)`.
+    #[inline]
+    pub fn step(&self, r: usize, inverse: bool, x: usize) -> &[u32] {
+        let block = 2 * r + inverse as usize;
+        let base = block * (self.n_ent + 1) + x;
+        &self.neighbours[self.offsets[base]..self.offsets[base + 1]]
+    }
+
+    /// Distinct facts of relation `r`.
+    pub fn facts(&self, r: usize) -> usize {
+        self.facts[r]
+    }
+
+    /// Whether `(x, r, y)` is a fact.
+    #[inline]
+    pub fn has(&self, x: usize, r: usize, y: u32) -> bool {
+        self.step(r, false, x).binary_search(&y).is_ok()
+    }
+}
