@@ -14,6 +14,8 @@ pub struct Index {
     neighbours: Vec<u32>,
     /// Distinct facts per relation.
     facts: Vec<usize>,
+    /// Per (relation, direction): the entities with a non-empty list, ascending.
+    sources: Vec<Vec<u32>>,
 }
 
 impl Index {
@@ -76,12 +78,20 @@ impl Index {
             neighbours[fill[j]] = h;
             fill[j] += 1;
         }
+        let sources = (0..2 * n_rel)
+            .map(|block| {
+                (0..n_ent as u32)
+                    .filter(|&x| count[block * n_ent + x as usize] > 0)
+                    .collect()
+            })
+            .collect();
         Ok(Index {
             n_ent,
             n_rel,
             offsets,
             neighbours,
             facts: per_rel,
+            sources,
         })
     }
 
@@ -92,6 +102,11 @@ impl Index {
         let block = 2 * r + inverse as usize;
         let base = block * (self.n_ent + 1) + x;
         &self.neighbours[self.offsets[base]..self.offsets[base + 1]]
+    }
+
+    /// The entities with at least one neighbour along `r` (`inverse`: as a tail), ascending.
+    pub fn sources(&self, r: usize, inverse: bool) -> &[u32] {
+        &self.sources[2 * r + inverse as usize]
     }
 
     /// Distinct facts of relation `r`.

@@ -86,9 +86,11 @@ fn one_rule(index: &Index, rule: &PathRule) -> RuleMetrics {
         ..Default::default()
     };
     let mut ys: Vec<u32> = Vec::new();
-    for x in 0..index.n_ent {
+    let first = rule.body[0];
+    // Only entities with an edge along the first atom can start a body path.
+    for &x in index.sources(first.rel, first.inverse) {
+        let x = x as usize;
         ys.clear();
-        let first = rule.body[0];
         match rule.body.get(1) {
             None => ys.extend_from_slice(index.step(first.rel, first.inverse, x)),
             Some(&second) => {
