@@ -21,15 +21,7 @@ impl Model for RotatE {
 
     #[inline(always)]
     fn score<T: Float>(&self, h: &[T], r: &[T], t: &[T]) -> T {
-        let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
-        let mut acc = T::ZERO;
-        for j in 0..r.len() {
-            let (s, c) = r[j].sin_cos();
-            let er = hr[j] * c - hi[j] * s - tr[j];
-            let ei = hr[j] * s + hi[j] * c - ti[j];
-            acc = acc + (er * er + ei * ei).sqrt();
-        }
-        -acc
+        score_with(h, t, r.len(), |j| r[j].sin_cos())
     }
 
     #[inline(always)]
@@ -43,25 +35,7 @@ impl Model for RotatE {
         gr: &mut [T],
         gt: &mut [T],
     ) {
-        let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
-        let (ghr, ghi) = halves_mut(gh);
-        let (gtr, gti) = halves_mut(gt);
-        for j in 0..r.len() {
-            let (s, c) = r[j].sin_cos();
-            let (ar, ai) = (hr[j] * c - hi[j] * s, hr[j] * s + hi[j] * c);
-            let (er, ei) = (ar - tr[j], ai - ti[j]);
-            let m = (er * er + ei * ei).sqrt();
-            if m == T::ZERO {
-                continue;
-            }
-            // d s / d e = -e / |e| per component.
-            let (g_re, g_im) = (-up * er / m, -up * ei / m);
-            ghr[j] = ghr[j] + g_re * c + g_im * s;
-            ghi[j] = ghi[j] - g_re * s + g_im * c;
-            gr[j] = gr[j] - g_re * ai + g_im * ar;
-            gtr[j] = gtr[j] - g_re;
-            gti[j] = gti[j] - g_im;
-        }
+        grad_with(h, t, r.len(), |j| r[j].sin_cos(), up, gh, gr, gt)
     }
 
     fn form(&self) -> Form {
@@ -123,14 +97,8 @@ impl Model for RotatE {
 
     #[inline(always)]
     fn score_prepared<T: Float>(&self, h: &[T], rp: &[T], t: &[T]) -> T {
-        let ((hr, hi), (c, s), (tr, ti)) = (halves(h), halves(rp), halves(t));
-        let mut acc = T::ZERO;
-        for j in 0..c.len() {
-            let er = hr[j] * c[j] - hi[j] * s[j] - tr[j];
-            let ei = hr[j] * s[j] + hi[j] * c[j] - ti[j];
-            acc = acc + (er * er + ei * ei).sqrt();
-        }
-        -acc
+        let (c, s) = halves(rp);
+        score_with(h, t, c.len(), |j| (s[j], c[j]))
     }
 
     #[inline(always)]
@@ -144,22 +112,56 @@ impl Model for RotatE {
         gr: &mut [T],
         gt: &mut [T],
     ) {
-        let ((hr, hi), (c, s), (tr, ti)) = (halves(h), halves(rp), halves(t));
-        let (ghr, ghi) = halves_mut(gh);
-        let (gtr, gti) = halves_mut(gt);
-        for j in 0..c.len() {
-            let (ar, ai) = (hr[j] * c[j] - hi[j] * s[j], hr[j] * s[j] + hi[j] * c[j]);
-            let (er, ei) = (ar - tr[j], ai - ti[j]);
-            let m = (er * er + ei * ei).sqrt();
-            if m == T::ZERO {
-                continue;
-            }
-            let (g_re, g_im) = (-up * er / m, -up * ei / m);
-            ghr[j] = ghr[j] + g_re * c[j] + g_im * s[j];
-            ghi[j] = ghi[j] - g_re * s[j] + g_im * c[j];
-            gr[j] = gr[j] - g_re * ai + g_im * ar;
-            gtr[j] = gtr[j] - g_re;
-            gti[j] = gti[j] - g_im;
+        let (c, s) = halves(rp);
+        grad_with(h, t, c.len(), |j| (s[j], c[j]), up, gh, gr, gt)
+    }
+}
+
+/// The score with the rotation of component `j` given as `(sin, cos) = rot(j)` (computed from
+/// the phase, or read from a prepared relation row).
+#[inline(always)]
+fn score_with<T: Float>(h: &[T], t: &[T], k: usize, rot: impl Fn(usize) -> (T, T)) -> T {
+    let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
+    let mut acc = T::ZERO;
+    for j in 0..k {
+        let (s, c) = rot(j);
+        let er = hr[j] * c - hi[j] * s - tr[j];
+        let ei = hr[j] * s + hi[j] * c - ti[j];
+        acc = acc + (er * er + ei * ei).sqrt();
+    }
+    -acc
+}
+
+/// The gradient, with the rotation as in [`score_with`]; `gr` receives d/d(phase).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn grad_with<T: Float>(
+    h: &[T],
+    t: &[T],
+    k: usize,
+    rot: impl Fn(usize) -> (T, T),
+    up: T,
+    gh: &mut [T],
+    gr: &mut [T],
+    gt: &mut [T],
+) {
+    let ((hr, hi), (tr, ti)) = (halves(h), halves(t));
+    let (ghr, ghi) = halves_mut(gh);
+    let (gtr, gti) = halves_mut(gt);
+    for j in 0..k {
+        let (s, c) = rot(j);
+        let (ar, ai) = (hr[j] * c - hi[j] * s, hr[j] * s + hi[j] * c);
+        let (er, ei) = (ar - tr[j], ai - ti[j]);
+        let m = (er * er + ei * ei).sqrt();
+        if m == T::ZERO {
+            continue;
         }
+        // d s / d e = -e / |e| per component.
+        let (g_re, g_im) = (-up * er / m, -up * ei / m);
+        ghr[j] = ghr[j] + g_re * c + g_im * s;
+        ghi[j] = ghi[j] - g_re * s + g_im * c;
+        gr[j] = gr[j] - g_re * ai + g_im * ar;
+        gtr[j] = gtr[j] - g_re;
+        gti[j] = gti[j] - g_im;
     }
 }
