@@ -27,9 +27,9 @@ from nesy.rules.kg_format import (
     save_rules,
 )
 
-RELS = ["hypernym", "similar_to", "has part", 'say "hi"', "part-of/x:y.z", ""]
+RELS = ["hypernym", "similar_to", "has part", 'say "hi"', "part-of/x:y.z", "", "nel\x85"]
 ENTS = ["paris", "rome, italy", "f(x)", 'a "quoted" name', "tab\there", "line\u2028break",
-        "Zürich", "X", "<-", ""]
+        "Zürich", "X", "<-", "", "lone\udc80"]
 
 
 def row(kind, head, hi, c, d, *atoms):
@@ -50,6 +50,8 @@ PINNED = [
     (row(2, 1, 0, 6, -1, (2, 0)), 'similar_to(X,"Zürich") <- "has part"(X,A)'),
     (row(2, 1, 1, 7, -1, (2, 1), (0, 1)), 'similar_to("X",X) <- "has part"(A,X), hypernym(B,A)'),
     (row(1, 0, 0, 8, 9, (0, 0)), 'hypernym(X,"<-") <- hypernym(X,"")'),
+    # Characters some readers take as line breaks, and a lone surrogate (not UTF-8): escaped.
+    (row(2, 6, 0, 10, -1, (0, 0)), '"nel\\u0085"(X,"lone\\udc80") <- hypernym(X,A)'),
 ]
 
 
@@ -60,7 +62,7 @@ def test_rule_text_pinned(r, text):
     assert parse_rule(text, RELS, ENTS) == r
     assert parse_rule(text, {lab: i for i, lab in enumerate(RELS)},
                       {lab: i for i, lab in enumerate(ENTS)}) == r
-    assert "\n" not in text and "\t" not in text and "\u2028" not in text
+    assert text.isprintable() and text.encode("utf-8")
 
 
 def test_closed_rules_need_no_entities():
@@ -134,10 +136,10 @@ def test_parse_unknown_labels():
 
 
 def test_rule_text_bad_rows():
-    with pytest.raises(IndexError, match="relation id 6"):
-        rule_text(row(0, 6, 0, -1, -1, (0, 0)), RELS)
-    with pytest.raises(IndexError, match="entity id 10"):
-        rule_text(row(2, 0, 0, 10, -1, (0, 0)), RELS, ENTS)
+    with pytest.raises(IndexError, match="relation id 7"):
+        rule_text(row(0, 7, 0, -1, -1, (0, 0)), RELS)
+    with pytest.raises(IndexError, match="entity id 11"):
+        rule_text(row(2, 0, 0, 11, -1, (0, 0)), RELS, ENTS)
     with pytest.raises(TypeError, match="a mapping"):
         rule_text(row(0, 0, 0, -1, -1, (0, 0)), {lab: i for i, lab in enumerate(RELS)})
     for bad in [row(0, 0, 1, -1, -1, (0, 0)),  # closed with an inverted head

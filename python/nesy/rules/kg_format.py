@@ -62,20 +62,23 @@ MAX_BODY = {0: 3, 1: 2, 2: 2}
 
 _BARE = re.compile(r"[A-Za-z0-9_.\-/:]+")
 _VARIABLE = re.compile(r"[A-Z][A-Za-z0-9_]*")
-# Characters json.dumps(ensure_ascii=False) leaves as they are but some readers take as line
-# breaks: escaped, so every rule stays on one line of a file.
-_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_ESCAPE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
 
 Labels = Union[Sequence[str], Mapping[str, int]]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 # --------------------------------------------------------------------------- one rule
+def _json(value: Any) -> str:
+    """``json.dumps`` keeping non-ASCII text readable, but escaping what would break a line
+    (U+0085, U+2028, U+2029) or cannot be written as UTF-8 (lone surrogates); those characters
+    occur only inside JSON strings, where the escapes read back as the same characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _quote(label: str) -> str:
-    text = json.dumps(label, ensure_ascii=False)
-    for char, escape in _LINE_BREAKS.items():
-        text = text.replace(char, escape)
-    return text
+    return _json(label)
 
 
 def _relation_name(label: str) -> str:
@@ -387,9 +390,9 @@ def _render_json(texts: list[str], rows: np.ndarray, m: dict[str, np.ndarray],
         item: dict[str, Any] = {"rule": text, "row": [int(v) for v in rows[k]]}
         for key in METRIC_KEYS:
             item[key] = float(m[key][k]) if key in RATIO_KEYS else int(m[key][k])
-        items.append("  " + json.dumps(item, ensure_ascii=False))
+        items.append("  " + _json(item))
     head = (f'{{\n "format": {json.dumps(FORMAT)},\n "version": {VERSION},\n'
-            f' "relations": {json.dumps(list(relations), ensure_ascii=False)},\n "rules": [\n')
+            f' "relations": {_json(list(relations))},\n "rules": [\n')
     return head + ",\n".join(items) + "\n ]\n}\n"
 
 
