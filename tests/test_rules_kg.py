@@ -1,102 +1,304 @@
-"""nesy.rules.kg: exact AMIE metrics of closed-path rules against a SciPy sparse brute force
-(adjacency products per relation pair), on random graphs and on UMLS; thread invariance; bad
-input. Mirrors python/nesy/rules/kg.py and rust/core/src/rules/.
+"""nesy.rules.kg: Horn rules over knowledge graphs against the brute-force references of
+tests/reference_rules_kg.py (metrics of every rule kind, the exact miner, application and
+filtered ranks), the sampling miner, explanations, files, thread invariance and bad input.
+Mirrors python/nesy/rules/kg.py and rust/core/src/rules/.
 """
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
-import scipy.sparse as sp
+import reference_rules_kg as ref
 
 import nesy
+from nesy import _core
 from nesy.datasets import load_kg
-from nesy.rules import PathRule, rule_metrics
+from nesy.datasets.kg import UnknownLabelError
+from nesy.rules.kg import KGGraph, KGRuleSet, mine, rule_metrics
 
 
-def _adjacency(t, r, n, inverse=False):
-    sel = t[t[:, 1] == r]
-    a = sp.csr_matrix((np.ones(len(sel)), (sel[:, 0], sel[:, 2])), shape=(n, n))
-    a.data[:] = 1  # duplicates count once
-    a = (a > 0).astype(np.int64)
-    return a.T.tocsr() if inverse else a
+def _graph(n_ent: int, n_rel: int, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.stack([rng.integers(0, n_ent, n), rng.integers(0, n_rel, n),
+                  rng.integers(0, n_ent, n)], axis=1).astype(np.int64)
+    return np.concatenate([t, t[:3]])  # duplicate facts count once
 
 
-def _brute(t, rule, n):
-    body = _adjacency(t, rule.body[0][0], n, rule.body[0][1])
-    if len(rule.body) == 2:
-        body = body @ _adjacency(t, rule.body[1][0], n, rule.body[1][1])
-    body = (body > 0).astype(np.int64)
-    head = _adjacency(t, rule.head, n)
-    support = int(body.multiply(head).sum())
-    has_head = np.asarray(head.sum(axis=1)).ravel() > 0
-    pca = int(body[has_head].sum())
-    return support, int(body.sum()), pca, int(head.sum())
+def _every_rule(n_ent: int, n_rel: int) -> np.ndarray:
+    return ref.enumerate_rows(n_ent, n_rel, 3, 2)
 
 
-def _all_rules(n_rel):
-    atoms = [(r, inv) for r in range(n_rel) for inv in (False, True)]
-    for h in range(n_rel):
-        for a in atoms:
-            yield PathRule(h, (a,))
-        for a, b in itertools.product(atoms, atoms):
-            yield PathRule(h, (a, b))
+def _random_rows(n_ent: int, n_rel: int, m: int, seed: int) -> np.ndarray:
+    """``m`` random valid rows of every kind and length."""
+    rng = np.random.default_rng(seed)
+    rows = np.full((m, 11), -1, dtype=np.int64)
+    rows[:, 6::2] = 0
+    kind = rng.integers(0, 3, m)
+    length = np.where(kind == 0, rng.integers(1, 4, m), rng.integers(1, 3, m))
+    rows[:, 0] = kind
+    rows[:, 1] = rng.integers(0, n_rel, m)
+    rows[:, 2] = np.where(kind == 0, 0, rng.integers(0, 2, m))
+    rows[:, 3] = np.where(kind == 0, -1, rng.integers(0, n_ent, m))
+    rows[:, 4] = np.where(kind == 1, rng.integers(0, n_ent, m), -1)
+    for a in range(3):
+        used = length > a
+        rows[used, 5 + 2 * a] = rng.integers(0, n_rel, used.sum())
+        rows[used, 6 + 2 * a] = rng.integers(0, 2, used.sum())
+    return rows
 
 
-def test_metrics_match_scipy_on_a_random_graph():
-    rng = np.random.default_rng(0)
-    n, n_rel = 30, 3
-    t = np.stack([rng.integers(0, n, 300), rng.integers(0, n_rel, 300),
-                  rng.integers(0, n, 300)], axis=1)
-    t = np.vstack([t, t[:10]])  # duplicate facts
-    rules = list(_all_rules(n_rel))
-    m = rule_metrics(t, rules, n, n_rel)
-    for k, rule in enumerate(rules):
-        s, b, p, h = _brute(t, rule, n)
-        assert (m["support"][k], m["body_pairs"][k], m["pca_body_pairs"][k],
-                m["head_facts"][k]) == (s, b, p, h), rule
-        assert m["std_confidence"][k] == pytest.approx(s / b if b else 0.0)
-        assert m["pca_confidence"][k] == pytest.approx(s / p if p else 0.0)
-        assert m["head_coverage"][k] == pytest.approx(s / h if h else 0.0)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_metrics_of_every_rule_match_the_reference(seed):
+    n_ent, n_rel = 6, 2
+    t = _graph(n_ent, n_rel, 18, seed)
+    rows = _every_rule(n_ent, n_rel)
+    got = rule_metrics(KGGraph.of(t, n_ent, n_rel), rows)
+    want = ref.rule_metrics(t, n_ent, n_rel, rows)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
-def test_umls_length_two_rules_match_scipy_and_threads():
-    data = load_kg("umls")
-    t = data.train
-    n = data.n_entities
-    rng = np.random.default_rng(1)
-    rules = [PathRule(int(h), ((int(a), bool(i)), (int(b), bool(j))))
-             for h, a, i, b, j in zip(rng.integers(0, 46, 40), rng.integers(0, 46, 40),
-                                      rng.integers(0, 2, 40), rng.integers(0, 46, 40),
-                                      rng.integers(0, 2, 40))]
+def test_metrics_on_umls_match_the_reference():
+    d = load_kg("umls")
+    rows = _random_rows(d.n_entities, d.n_relations, 400, seed=3)
+    # Rules over relations that occur: most have non-zero counts.
+    got = rule_metrics(d, rows)
+    want = ref.rule_metrics(d.train, d.n_entities, d.n_relations, rows)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+@pytest.mark.parametrize("seed,confidence", [(0, "std"), (1, "pca"), (2, "std")])
+def test_exact_miner_finds_every_rule_the_brute_force_finds(seed, confidence):
+    n_ent, n_rel = 7, 2
+    t = _graph(n_ent, n_rel, 26, 10 + seed)
+    kw = dict(max_length=3, max_length_acyclic=2, min_support=2, min_head_coverage=0.1,
+              min_confidence=0.2, confidence=confidence)
+    rs = mine(KGGraph.of(t, n_ent, n_rel), verbose=0, **kw)
+    rows, m = ref.mine_brute_force(t, n_ent, n_rel, **kw)
+    assert len(rows) > 5
+    np.testing.assert_array_equal(ref.sort_rows(rs.rules), rows)
+    order = np.lexsort(rs.rules.T[::-1])
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(rs.metrics[k][order], m[k], err_msg=k)
+
+
+def test_sampling_miner_is_deterministic_and_exact():
+    n_ent, n_rel = 10, 2
+    t = _graph(n_ent, n_rel, 40, 4)
+    g = KGGraph.of(t, n_ent, n_rel)
+    kw = dict(max_length=3, max_length_acyclic=2, min_support=2, min_head_coverage=0.1,
+              min_confidence=0.2, method="sample", paths=200, seed=5, verbose=0)
+    a = mine(g, max_batches=30, **kw)
+    b = mine(g, max_batches=30, **kw)
+    np.testing.assert_array_equal(a.rules, b.rules)
+    # Every sampled rule passes the thresholds with its exact metrics ...
+    want = ref.rule_metrics(t, n_ent, n_rel, a.rules)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(a.metrics[k], want[k], err_msg=k)
+    # ... so they are among the exact miner's rules; on a tiny graph the walks find most of
+    # them (not all: a walk never takes the head fact itself as its first step, as in AnyBURL,
+    # so a rule supported only through its own head fact is out of reach).
+    exact = mine(g, **{k: v for k, v in kw.items()
+                       if k not in ("method", "paths", "seed")})
+    found = {r.tobytes() for r in a.rules}
+    every = {r.tobytes() for r in exact.rules}
+    assert found <= every
+    assert len(found) >= 0.85 * len(every)
+    assert a.info_["batches"] == 30 and a.info_["method"] == "sample"
+    # A time budget stops between batches; it gives a prefix of the same batch sequence.
+    timed = mine(g, time_budget=0.05, **kw)
+    assert timed.info_["batches"] >= 1
+    fewer = mine(g, max_batches=timed.info_["batches"], **kw)
+    np.testing.assert_array_equal(timed.rules, fewer.rules)
+
+
+@pytest.fixture(scope="module")
+def small_rules():
+    n_ent, n_rel = 12, 3
+    t = _graph(n_ent, n_rel, 60, 21)
+    rs = mine(KGGraph.of(t, n_ent, n_rel), max_length=3, max_length_acyclic=2, min_support=1,
+              min_head_coverage=0.0, min_confidence=0.05, verbose=0)
+    return t, n_ent, n_rel, rs
+
+
+@pytest.mark.parametrize("pc", [0.0, 5.0])
+def test_candidates_match_brute_force_application(small_rules, pc):
+    t, n_ent, n_rel, rs = small_rules
+    rs = KGRuleSet(rs.rules, rs.metrics, rs.graph, pc=pc)
+    queries = np.array([[e, r] for e in range(n_ent) for r in range(n_rel)], dtype=np.int64)
+    for inverse, direction in ((False, "tail"), (True, "head")):
+        want = ref.apply_brute_force(t, n_ent, rs.rules, rs.metrics, queries, direction, pc)
+        got = rs.candidates(queries[:, 0], queries[:, 1], inverse=inverse)
+        for (ids, _, mx), w in zip(got, want):
+            assert sorted(ids.tolist()) == sorted(w)
+            for y, m in zip(ids, mx):
+                assert m == pytest.approx(max(w[int(y)]), abs=0, rel=1e-15)
+        # Levels follow the aggregation order.
+        for agg in ref.AGGREGATIONS:
+            rs.aggregation = agg
+            got = rs.candidates(queries[:, 0], queries[:, 1], inverse=inverse)
+            for (ids, level, _), w in zip(got, want):
+                lv = ref.aggregate_order(w, agg)
+                assert [lv[int(y)] for y in ids] == level.tolist()
+
+
+@pytest.mark.parametrize("agg", ref.AGGREGATIONS)
+def test_filtered_ranks_match_brute_force(small_rules, agg):
+    t, n_ent, n_rel, rs = small_rules
+    rs = KGRuleSet(rs.rules, rs.metrics, rs.graph, aggregation=agg)
+    test = _graph(n_ent, n_rel, 25, 99)
+    known = np.concatenate([t, test])
+    want = ref.filtered_ranks_brute_force(t, n_ent, rs.rules, rs.metrics, test, known, agg)
+    got = rs.ranks(test, known)
+    for col, direction in enumerate(("head", "tail")):
+        np.testing.assert_array_equal(got[direction]["optimistic"], want[0][:, col])
+        np.testing.assert_array_equal(got[direction]["pessimistic"], want[1][:, col])
+    res = rs.evaluate(test, known)
+    r = (want[0] + want[1]) / 2.0
+    assert res["both"]["mrr"] == pytest.approx(np.mean(1.0 / np.concatenate([r[:, 0], r[:, 1]])))
+    assert set(res) == {"both", "head", "tail", "per_relation"}
+
+
+def test_predict_top_k_and_filter(small_rules):
+    t, n_ent, n_rel, rs = small_rules
+    ids, scores = rs.predict_tails([0, 1, 2], 1, k=4)
+    assert ids.shape == scores.shape == (3, 4)
+    full = rs.candidates([0, 1, 2], 1)
+    for i, (c, _, m) in enumerate(full):
+        n = min(4, len(c))
+        np.testing.assert_array_equal(ids[i, :n], c[:n])
+        np.testing.assert_array_equal(scores[i, :n], m[:n])
+        assert np.all(ids[i, n:] == -1) and np.all(np.isneginf(scores[i, n:]))
+        # maxplus orders by the highest confidence first.
+        assert np.all(np.diff(scores[i, :n]) <= 0)
+    # Filtering drops known tails and refills from the rest.
+    e, r = next((e, r) for e in range(n_ent) for r in range(n_rel)
+                if len(rs.candidates(e, r)[0][0]) >= 3)
+    c = rs.candidates(e, r)[0][0]
+    fid, _ = rs.predict_tails(e, r, k=2, filter_triples=[[e, r, int(c[0])]])
+    np.testing.assert_array_equal(fid[0], c[1:3])
+    hid, _ = rs.predict_heads(1, 3, k=2)
+    assert hid.shape == (1, 2)
+
+
+def test_explanations_are_paths_of_the_graph():
+    d = load_kg("umls")
+    rs = mine(d, max_length=2, max_length_acyclic=1, verbose=0)
+    facts = set(map(tuple, d.decode(d.train)))
+    checked = 0
+    for h, r, t in d.test[:20]:
+        for direction in ("tail", "head"):
+            ex = rs.explain(int(h), int(r), int(t), direction=direction, limit=2)
+            confs = [e["confidence"] for e in ex]
+            assert confs == sorted(confs, reverse=True)
+            for e in ex:
+                assert e["text"] == rs.text(e["rule"])
+                assert 1 <= len(e["groundings"]) <= 2
+                for path in e["groundings"]:
+                    assert all(step in facts for step in path)
+                    checked += 1
+    assert checked > 20
+    # Labels work as well as ids.
+    h, r, t = d.decode(d.test[:1])[0]
+    assert rs.explain(h, r, t) == rs.explain(*map(int, d.test[0]))
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".json"])
+def test_save_load_round_trip(tmp_path, suffix):
+    d = load_kg("nations")
+    rs = mine(d, max_length=2, max_length_acyclic=1, min_support=10, min_confidence=0.9,
+              verbose=0)
+    assert set(rs.rules[:, 0]) == {0, 1, 2}
+    path = tmp_path / f"rules{suffix}"
+    rs.save(path)
+    back = KGRuleSet.load(path, d)
+    np.testing.assert_array_equal(back.rules, rs.rules)
+    for k in ("support", "body_pairs"):
+        np.testing.assert_array_equal(back.metrics[k], rs.metrics[k])
+    known = d.all_triples()
+    assert back.evaluate(d.test, known) == rs.evaluate(d.test, known)
+    again = KGRuleSet.load(path, d, remeasure=True)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(again.metrics[k], rs.metrics[k])
+
+
+def test_filter_and_top():
+    d = load_kg("nations")
+    rs = mine(d, max_length=2, max_length_acyclic=1, verbose=0)
+    strict = rs.filter(min_confidence=0.5, kinds=["closed"])
+    assert 0 < len(strict) < len(rs)
+    assert np.all(strict.rules[:, 0] == 0) and np.all(strict.metrics["std_confidence"] >= 0.5)
+    assert np.all(rs.filter(max_length=1).lengths() == 1)
+    top = rs.top(d.relations[0], 3)
+    assert 1 <= len(top) <= 3 and all(d.relations[0] in line for line in top)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    d = load_kg("umls")
+    known = d.all_triples()
     before = nesy.get_num_threads()
+    out = []
     try:
-        nesy.set_num_threads(1)
-        one = rule_metrics(t, rules, n, data.n_relations)
-        nesy.set_num_threads(2)
-        two = rule_metrics(t, rules, n, data.n_relations)
+        for threads in (1, 2):
+            nesy.set_num_threads(threads)
+            rs = mine(d, max_length=2, max_length_acyclic=1, min_confidence=0.5, verbose=0)
+            sampled = mine(d, method="sample", max_batches=3, paths=300, max_length=3,
+                           verbose=0)
+            r = rs.ranks(d.test, known)
+            out.append((rs.rules, sampled.rules, r["head"]["optimistic"],
+                        r["tail"]["pessimistic"]))
     finally:
         nesy.set_num_threads(before)
-    for key in one:
-        assert np.array_equal(one[key], two[key])
-    for k, rule in enumerate(rules):
-        assert (one["support"][k], one["body_pairs"][k]) == _brute(t, rule, n)[:2]
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
 
 
-def test_rule_text_and_bad_input():
-    rule = PathRule(0, ((1, False), (2, True)))
-    assert rule.to_text(["parent", "father", "child"]) == \
-        "parent(X,Y) <- father(X,Z), child(Y,Z)"
-    with pytest.raises(ValueError, match="body"):
-        PathRule(0, ())
-    t = np.array([[0, 0, 1], [1, 1, 2]])
-    with pytest.raises(IndexError, match="head"):
-        rule_metrics(t, [PathRule(5, ((0, False),))])
-    with pytest.raises(IndexError, match="triples"):
-        rule_metrics(t, [PathRule(0, ((0, False),))], n_entities=2)
+def test_bad_input_is_refused(tmp_path):
+    d = load_kg("nations")
+    with pytest.raises(UnknownLabelError, match="no_such_relation"):
+        mine(d, relations=["no_such_relation"], verbose=0)
+    with pytest.raises(ValueError, match="time_budget"):
+        mine(d, method="sample", time_budget=0, verbose=0)
+    with pytest.raises(ValueError, match="time_budget"):
+        mine(d, method="sample", verbose=0)
+    with pytest.raises(ValueError, match="max_length"):
+        mine(d, max_length=4, verbose=0)
+    with pytest.raises(ValueError, match="nothing to mine"):
+        mine(d, max_length=0, max_length_acyclic=0, verbose=0)
+    with pytest.raises(ValueError, match="min_confidence"):
+        mine(d, min_confidence=1.5, verbose=0)
+    with pytest.raises(ValueError, match="method"):
+        mine(d, method="amie", verbose=0)
     with pytest.raises(ValueError, match="empty"):
-        rule_metrics(np.zeros((0, 3), np.int64), [])
-    with pytest.raises(TypeError, match="triples"):
-        rule_metrics(t.astype(float), [])
+        mine(np.zeros((0, 3), dtype=np.int64), verbose=0)
+    with pytest.raises(TypeError, match="graph"):
+        mine(np.zeros((3, 3)), verbose=0)
+    rs = mine(d, max_length=1, max_length_acyclic=0, verbose=0)
+    with pytest.raises(ValueError, match="aggregation"):
+        KGRuleSet(rs.rules, rs.metrics, d, aggregation="sum")
+    with pytest.raises(IndexError, match="entity"):
+        rs.predict_tails(10_000, 0)
+    with pytest.raises(UnknownLabelError):
+        rs.predict_tails("atlantis", d.relations[0])
+    with pytest.raises(ValueError, match="k"):
+        rs.predict_tails(0, 0, k=0)
+    with pytest.raises(IndexError):
+        rs.evaluate(np.array([[0, 99, 1]]), d.all_triples())
+    bad = rs.rules.copy()
+    bad[0, 0] = 7
+    with pytest.raises(ValueError, match="kind"):
+        rule_metrics(d, bad)
+    bad = rs.rules.copy()
+    bad[0, 1] = d.n_relations
+    with pytest.raises(IndexError, match="head"):
+        rule_metrics(d, bad)
+    # A rule file naming an unknown relation is refused and nothing is half-loaded.
+    path = tmp_path / "rules.txt"
+    rs.save(path)
+    text = path.read_text().replace(d.relations[0], "no_such_relation")
+    path.write_text(text)
+    with pytest.raises(UnknownLabelError, match="no_such_relation"):
+        KGRuleSet.load(path, d)
+    with pytest.raises(ValueError, match="C-contiguous|int64"):
+        _core.rules_metrics(KGGraph.of(d).index, np.asfortranarray(rs.rules))

@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import final
 
 def build_info() -> dict[str, object]: ...
 def simd_levels() -> list[str]: ...
@@ -171,13 +172,77 @@ def meta_mlp_loss_grad(
     need_grad: bool = True,
 ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]] | None]: ...
 
-# rules: metrics of closed-path rules over a knowledge graph (rust/py/src/rules.rs)
-def rules_path_metrics(
-    triples: npt.NDArray[np.int64],
-    n_entities: int,
-    n_relations: int,
-    rules: npt.NDArray[np.int64],
+# rules: Horn rules over a knowledge graph (rust/py/src/rules.rs); rules are int64 rows (m, 11)
+@final
+class RuleGraph:
+    def __new__(
+        cls, triples: npt.NDArray[np.int64], n_entities: int, n_relations: int
+    ) -> RuleGraph: ...
+    @property
+    def n_entities(self) -> int: ...
+    @property
+    def n_relations(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def rules_metrics(
+    graph: RuleGraph, rules: npt.NDArray[np.int64]
 ) -> dict[str, npt.NDArray[Any]]: ...
+def rules_mine_exact(
+    graph: RuleGraph,
+    heads: list[int] | None,
+    max_length: int,
+    max_length_acyclic: int,
+    min_support: int,
+    min_head_coverage: float,
+    min_confidence: float,
+    pca: bool,
+) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]], dict[str, int]]: ...
+def rules_sample(
+    graph: RuleGraph,
+    heads: list[int] | None,
+    batch: int,
+    max_length: int,
+    max_length_acyclic: int,
+    paths: int,
+    seed: int,
+) -> npt.NDArray[np.int64]: ...
+def rules_predict(
+    graph: RuleGraph,
+    rules: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float64],
+    queries: npt.NDArray[np.int64],
+    inverse: bool,
+    aggregation: str,
+    k: int,
+    exclude_query: bool,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]: ...
+def rules_ranks(
+    graph: RuleGraph,
+    rules: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float64],
+    triples: npt.NDArray[np.int64],
+    known: npt.NDArray[np.int64],
+    aggregation: str,
+    exclude_query: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]: ...
+def rules_explain(
+    graph: RuleGraph,
+    rules: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float64],
+    entity: int,
+    relation: int,
+    inverse: bool,
+    candidate: int,
+    limit: int,
+    exclude_query: bool,
+) -> list[tuple[int, float, int, list[int], list[list[int]]]]: ...
 
 # rnn: one call per layer-direction over a whole sequence batch (rust/py/src/rnn.rs)
 def rnn_forward(
@@ -241,7 +306,13 @@ __all__ = [
     "kge_score_grad",
     "kge_train_epoch",
     "meta_mlp_loss_grad",
-    "rules_path_metrics",
+    "RuleGraph",
+    "rules_explain",
+    "rules_metrics",
+    "rules_mine_exact",
+    "rules_predict",
+    "rules_ranks",
+    "rules_sample",
     "grad_norm",
     "optim_columns",
     "optim_state",

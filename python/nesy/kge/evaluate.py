@@ -83,13 +83,21 @@ def evaluate(model: str, ent: Any, rel: Any, triples: Any, known: Any,
     if t.shape[0] == 0:
         raise ValueError("triples: nothing to evaluate (0 triples)")
     ranks = filtered_ranks(model, ent, rel, t, known)
-    head, tail = ranks["head"][ties], ranks["tail"][ties]
+    return summarise_ranks(t, ranks["head"][ties], ranks["tail"][ties], per_relation)
+
+
+def summarise_ranks(triples: np.ndarray, head: np.ndarray, tail: np.ndarray,
+                    per_relation: bool = True) -> dict[str, Any]:
+    """The result of :func:`evaluate` from the head- and tail-query ranks of ``triples``
+    (shared with every other predictor ranked by the same filter, e.g. rules).
+    """
 
     def summary(mask: np.ndarray) -> dict[str, Any]:
         return {"both": rank_metrics(np.concatenate([head[mask], tail[mask]])),
                 "head": rank_metrics(head[mask]), "tail": rank_metrics(tail[mask])}
 
-    result = summary(np.ones(t.shape[0], dtype=bool))
+    result = summary(np.ones(triples.shape[0], dtype=bool))
     if per_relation:
-        result["per_relation"] = {int(r): summary(t[:, 1] == r) for r in np.unique(t[:, 1])}
+        result["per_relation"] = {int(r): summary(triples[:, 1] == r)
+                                  for r in np.unique(triples[:, 1])}
     return result

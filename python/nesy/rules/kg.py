@@ -1,55 +1,145 @@
-"""Horn rules over knowledge graphs (issue 9, first slice: exact metrics of given rules).
+"""Horn rules mined from knowledge graphs: mining, link prediction, explanations.
 
-A closed-path rule ``h(X, Y) <- b_1(X, Z), b_2(Z, Y)`` has a head relation and a body path of
-one or two atoms, each usable in either direction (an inverse atom ``b^-1(X, Z)`` is
-``b(Z, X)``). Its metrics follow AMIE 3: support (distinct ``(x, y)`` with the body true and
-``h(x, y)`` a fact), head coverage (support / facts of ``h``), standard confidence (support /
-body pairs) and PCA confidence (support / body pairs whose ``x`` has some ``h(x, y')``).
-Kernels: ``rust/core/src/rules`` (an adjacency index per relation and direction; rules in
-parallel; exact integer counts).
+Rules (kernels in ``rust/core/src/rules``) have one head atom and a body path, each atom a
+relation read forwards or inverted:
+
+- closed paths of length 1 to 3, ``h(X,Y) <- b1(X,A), b2(A,B), b3(B,Y)``;
+- acyclic rules with a constant (AnyBURL's AC1/AC2), body length 1 to 2:
+  ``h(X,"c") <- b(X,"d")`` (end constant) and ``h(X,"c") <- b(X,A)`` (dangling end), with the
+  constant on either side of the head.
+
+Rules cross to Rust as int64 rows ``(kind, head, head_inverse, constant, end, r1, i1, r2, i2,
+r3, i3)`` (``kind`` 0 closed, 1 end constant, 2 dangling; unused atoms ``-1, 0``); their metrics
+are exact, as AMIE 3 defines them (support, head coverage, standard and PCA confidence).
+
+Mining: :func:`mine` with ``method="exact"`` enumerates every rule above the thresholds (from the
+paths that connect each head fact, so only rules with support are ever counted);
+``method="sample"`` is AnyBURL's anytime miner: batches of random walks from random head facts,
+each new candidate measured exactly, until the time budget is spent.
+
+Prediction (:class:`KGRuleSet`): a rule fires for a candidate when its body holds (see
+``rust/core/src/rules/apply.rs``); its weight is ``support / (body_pairs + pc)`` (AnyBURL's
+pessimistic confidence; ``pc = 0`` is the standard confidence). Candidates are ordered by
+``aggregation``: ``"maxplus"`` (AnyBURL: confidences sorted descending, compared
+lexicographically), ``"max_noisy_or"`` (maximum, ties by noisy-or) or ``"noisy_or"``. Ranks go
+through the filter and tie counting of :mod:`nesy.kge.evaluate`; entities no rule reaches tie
+below every candidate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from nesy import _core
+from nesy.kge.evaluate import TIES, summarise_ranks
+from nesy.kge.scoring import check_triples as _triples
+
+ROW = 11
+KINDS = ("closed", "end_constant", "dangling")
+AGGREGATIONS = ("maxplus", "max_noisy_or", "noisy_or")
+METHODS = ("exact", "sample")
+METRICS = ("support", "body_pairs", "pca_body_pairs", "head_facts", "head_coverage",
+           "std_confidence", "pca_confidence")
 
 
-@dataclass(frozen=True)
-class PathRule:
-    """``head(X, Y) <- body``; ``body`` is one or two ``(relation, inverse)`` atoms."""
-
-    head: int
-    body: tuple[tuple[int, bool], ...]
-
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.body) <= 2:
-            raise ValueError(f"body: one or two atoms are supported, got {len(self.body)}")
-
-    def row(self) -> list[int]:
-        """``(head, r1, inverse1, r2, inverse2)``, ``r2 = -1`` for one atom."""
-        (r1, i1), *rest = self.body
-        r2, i2 = rest[0] if rest else (-1, False)
-        return [int(self.head), int(r1), int(bool(i1)), int(r2), int(bool(i2))]
-
-    def to_text(self, relations: Optional[Sequence[str]] = None) -> str:
-        """Readable form, e.g. ``parent(X,Y) <- father(X,Z), inv_child(Z,Y)``."""
-        name = (lambda r: relations[r]) if relations is not None else (lambda r: f"r{r}")
-        variables = ["X", "Z", "Y"] if len(self.body) == 2 else ["X", "Y"]
-        atoms = []
-        for k, (r, inverse) in enumerate(self.body):
-            a, b = variables[k], variables[k + 1]
-            atoms.append(f"{name(r)}({b},{a})" if inverse else f"{name(r)}({a},{b})")
-        return f"{name(self.head)}(X,Y) <- " + ", ".join(atoms)
+# --------------------------------------------------------------------------- input checks
+def _rows(rows: Any) -> np.ndarray:
+    a = np.asarray(rows)
+    if a.size == 0:
+        a = a.reshape(0, ROW).astype(np.int64)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"rules: expected integer rule rows, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[1] != ROW:
+        raise ValueError(f"rules: expected shape (m, {ROW}), got {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def rule_metrics(triples: Any, rules: Sequence[PathRule], n_entities: Optional[int] = None,
-                 n_relations: Optional[int] = None) -> dict[str, np.ndarray]:
-    """Exact AMIE metrics of closed-path ``rules`` over ``triples (n, 3)``.
+@dataclass
+class KGGraph:
+    """The triples rules are mined from and applied to, with optional labels.
+
+    Build with :meth:`of` from a :class:`nesy.datasets.KGData` (its train split and labels) or
+    an int array ``(n, 3)``.
+    """
+
+    triples: np.ndarray
+    n_entities: int
+    n_relations: int
+    entities: Optional[list[str]] = None
+    relations: Optional[list[str]] = None
+    _index: Any = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, graph: Any, n_entities: Optional[int] = None,
+           n_relations: Optional[int] = None) -> KGGraph:
+        if isinstance(graph, KGGraph):
+            return graph
+        if hasattr(graph, "train") and hasattr(graph, "entities"):
+            return cls(_triples(graph.train, "graph.train"), graph.n_entities,
+                       graph.n_relations, list(graph.entities), list(graph.relations))
+        t = _triples(graph, "graph")
+        if t.shape[0] == 0 and (n_entities is None or n_relations is None):
+            raise ValueError("graph: the graph is empty (0 triples)")
+        if t.shape[0] and t.min() < 0:
+            raise IndexError("graph: negative ids")
+        n_ent = int(max(t[:, 0].max(), t[:, 2].max())) + 1 if n_entities is None else n_entities
+        n_rel = int(t[:, 1].max()) + 1 if n_relations is None else n_relations
+        return cls(t, int(n_ent), int(n_rel))
+
+    @property
+    def index(self) -> Any:
+        """The Rust adjacency index (built on first use)."""
+        if self._index is None:
+            if self.triples.shape[0] == 0:
+                raise ValueError("graph: the graph is empty (0 triples)")
+            self._index = _core.RuleGraph(self.triples, self.n_entities, self.n_relations)
+        return self._index
+
+    def entity(self, x: Any) -> int:
+        """An entity id from an id or (with labels) a label."""
+        return self._id(x, self.entities, self.n_entities, "entity")
+
+    def relation(self, x: Any) -> int:
+        """A relation id from an id or (with labels) a label."""
+        return self._id(x, self.relations, self.n_relations, "relation")
+
+    @staticmethod
+    def _id(x: Any, labels: Optional[list[str]], n: int, kind: str) -> int:
+        if isinstance(x, str):
+            if labels is None:
+                raise ValueError(f"{kind} {x!r}: this graph has no labels; pass an id")
+            from nesy.datasets.kg import UnknownLabelError
+            try:
+                return labels.index(x)
+            except ValueError:
+                raise UnknownLabelError(f"unknown {kind} label {x!r}") from None
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+            raise TypeError(f"{kind}: expected an id or a label, got {type(x).__name__}")
+        if not 0 <= int(x) < n:
+            raise IndexError(f"{kind}: id {int(x)} is out of range for {n} {kind}s")
+        return int(x)
+
+    def entity_name(self, x: int) -> str:
+        return self.entities[x] if self.entities is not None else str(x)
+
+    def relation_name(self, x: int) -> str:
+        return self.relations[x] if self.relations is not None else f"r{x}"
+
+    def relation_names(self) -> list[str]:
+        return self.relations or [f"r{k}" for k in range(self.n_relations)]
+
+    def entity_names(self) -> list[str]:
+        return self.entities or [str(k) for k in range(self.n_entities)]
+
+
+# --------------------------------------------------------------------------- metrics
+def rule_metrics(graph: Any, rules: Any) -> dict[str, np.ndarray]:
+    """Exact AMIE metrics of rule rows ``(m, 11)`` over ``graph`` (KGData: its train split).
 
     Returns
     -------
@@ -57,15 +147,422 @@ def rule_metrics(triples: Any, rules: Sequence[PathRule], n_entities: Optional[i
         ``support``, ``body_pairs``, ``pca_body_pairs``, ``head_facts`` (int64) and
         ``head_coverage``, ``std_confidence``, ``pca_confidence`` (float64), one entry per rule.
     """
-    t = np.asarray(triples)
-    if t.size == 0:
-        raise ValueError("triples: the graph is empty")
-    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
-        raise TypeError(f"triples: expected integer ids, got dtype {t.dtype}")
-    if t.ndim != 2 or t.shape[1] != 3:
-        raise ValueError(f"triples: expected shape (n, 3), got {t.shape}")
-    t = np.ascontiguousarray(t, dtype=np.int64)
-    n_ent = int(max(t[:, 0].max(), t[:, 2].max())) + 1 if n_entities is None else n_entities
-    n_rel = int(t[:, 1].max()) + 1 if n_relations is None else n_relations
-    r = np.array([rule.row() for rule in rules], dtype=np.int64).reshape(-1, 5)
-    return _core.rules_path_metrics(t, int(n_ent), int(n_rel), r)
+    g = KGGraph.of(graph)
+    return dict(_core.rules_metrics(g.index, _rows(rules)))
+
+
+# --------------------------------------------------------------------------- mining
+def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
+                     min_head_coverage: float, min_confidence: float, confidence: str,
+                     method: str, time_budget: Optional[float], paths: int) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if confidence not in ("std", "pca"):
+        raise ValueError(f"confidence: expected 'std' or 'pca', got {confidence!r}")
+    if not 0 <= max_length <= 3:
+        raise ValueError(f"max_length: expected 0 to 3, got {max_length}")
+    if not 0 <= max_length_acyclic <= 2:
+        raise ValueError(f"max_length_acyclic: expected 0 to 2, got {max_length_acyclic}")
+    if max_length == 0 and max_length_acyclic == 0:
+        raise ValueError("max_length and max_length_acyclic are both 0: nothing to mine")
+    if int(min_support) < 1:
+        raise ValueError(f"min_support: expected at least 1, got {min_support}")
+    for name, v in (("min_head_coverage", min_head_coverage),
+                    ("min_confidence", min_confidence)):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
+    if time_budget is not None and not float(time_budget) > 0:
+        raise ValueError(f"time_budget: expected a positive number of seconds, got {time_budget}")
+    if int(paths) < 1:
+        raise ValueError(f"paths: expected at least 1, got {paths}")
+
+
+def _keep(m: dict[str, np.ndarray], min_support: int, min_head_coverage: float,
+          min_confidence: float, confidence: str) -> np.ndarray:
+    conf = m["pca_confidence" if confidence == "pca" else "std_confidence"]
+    return ((m["support"] >= max(min_support, 1)) & (m["head_coverage"] >= min_head_coverage)
+            & (conf >= min_confidence))
+
+
+def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_support: int = 2,
+         min_head_coverage: float = 0.01, min_confidence: float = 0.1, confidence: str = "std",
+         method: str = "exact", time_budget: Optional[float] = None, paths: int = 2000,
+         max_batches: Optional[int] = None, seed: int = 0,
+         relations: Optional[Sequence[Any]] = None, verbose: int = 1) -> KGRuleSet:
+    """Mine Horn rules from ``graph``.
+
+    Parameters
+    ----------
+    graph : KGData or ndarray of int, shape (n, 3)
+        A :class:`nesy.datasets.KGData` (rules are mined from its train split, labels kept) or
+        triples.
+    max_length : int
+        Longest closed-path body (0 to 3; 0 mines none).
+    max_length_acyclic : int
+        Longest body of acyclic rules with a constant (0 to 2; 0 mines none).
+    min_support, min_head_coverage, min_confidence : thresholds every kept rule passes.
+    confidence : ``"std"`` or ``"pca"``
+        Which confidence ``min_confidence`` applies to.
+    method : ``"exact"`` or ``"sample"``
+        Exact enumeration (every rule above the thresholds) or the anytime path sampler.
+    time_budget : float, optional
+        ``method="sample"``: seconds of sampling (required unless ``max_batches`` is given);
+        checked between batches, so a run may overrun by one batch.
+    paths : int
+        ``method="sample"``: random walks per head relation per batch.
+    max_batches : int, optional
+        ``method="sample"``: stop after this many batches. The sampler is deterministic per
+        batch: ``(seed, max_batches)`` gives the same rules for any thread count; a time
+        budget gives a prefix of that same sequence of batches.
+    relations : sequence of ids or labels, optional
+        Head relations to mine rules for (default: all).
+    verbose : int
+        0: silent; 1: a progress bar.
+
+    Returns
+    -------
+    KGRuleSet
+        With ``info_``: method, seconds, candidates, measured, index bytes and the peak memory
+        of the miner's tables.
+    """
+    _check_mine_args(max_length, max_length_acyclic, min_support, min_head_coverage,
+                     min_confidence, confidence, method, time_budget, paths)
+    g = KGGraph.of(graph)
+    heads = (list(range(g.n_relations)) if relations is None
+             else [g.relation(r) for r in relations])
+    if not heads:
+        raise ValueError("relations: no head relations to mine")
+    start = time.perf_counter()
+    if method == "exact":
+        rows, metrics, info = _mine_exact(g, heads, max_length, max_length_acyclic,
+                                          int(min_support), float(min_head_coverage),
+                                          float(min_confidence), confidence, verbose)
+    else:
+        if time_budget is None and max_batches is None:
+            raise ValueError("time_budget: the sampling miner needs a time budget or max_batches")
+        rows, metrics, info = _mine_sampled(
+            g, heads, max_length, max_length_acyclic, int(min_support),
+            float(min_head_coverage), float(min_confidence), confidence, time_budget,
+            int(paths), max_batches, int(seed), verbose)
+    info.update(method=method, seconds=time.perf_counter() - start,
+                index_bytes=int(g.index.nbytes), rules=int(rows.shape[0]))
+    return KGRuleSet(rows, metrics, g, info=info)
+
+
+def _progress(total: Optional[float], verbose: int, desc: str, unit: str = "it") -> Any:
+    from tqdm.auto import tqdm
+    return tqdm(total=total, disable=not verbose, desc=desc, unit=unit, leave=False)
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) if parts else
+            np.zeros(0, dtype=np.int64 if k in METRICS[:4] else np.float64) for k in METRICS}
+
+
+def _mine_exact(g: KGGraph, heads: list[int], max_length: int, max_length_acyclic: int,
+                min_support: int, min_hc: float, min_conf: float, confidence: str,
+                verbose: int) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    rows, metrics = [], []
+    info: dict[str, Any] = {"candidates": 0, "measured": 0, "peak_table_bytes": 0}
+    with _progress(len(heads), verbose, "mining (exact)", "relation") as bar:
+        for h in heads:  # one call per head relation: a progress bar, and parallel inside
+            r, m, st = _core.rules_mine_exact(g.index, [h], max_length, max_length_acyclic,
+                                              min_support, min_hc, min_conf,
+                                              confidence == "pca")
+            rows.append(r)
+            metrics.append(dict(m))
+            info["candidates"] += int(st["candidates"])
+            info["measured"] += int(st["measured"])
+            info["peak_table_bytes"] = max(info["peak_table_bytes"], int(st["peak_table_bytes"]))
+            bar.update(1)
+    return np.concatenate(rows) if rows else np.zeros((0, ROW), np.int64), _concat(metrics), info
+
+
+def _mine_sampled(g: KGGraph, heads: list[int], max_length: int, max_length_acyclic: int,
+                  min_support: int, min_hc: float, min_conf: float, confidence: str,
+                  time_budget: Optional[float], paths: int, max_batches: Optional[int],
+                  seed: int, verbose: int
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    seen: set[bytes] = set()
+    rows, metrics = [], []
+    start = time.perf_counter()
+    batch = 0
+    candidates = 0
+    with _progress(time_budget, verbose, "mining (sampling)", "s") as bar:
+        while max_batches is None or batch < max_batches:
+            if time_budget is not None and time.perf_counter() - start >= time_budget:
+                break
+            cand = _core.rules_sample(g.index, heads, batch, max_length, max_length_acyclic,
+                                      paths, seed)
+            keys = [r.tobytes() for r in cand]
+            new = np.array([k not in seen for k in keys], dtype=bool)
+            seen.update(keys)
+            fresh = np.ascontiguousarray(cand[new])
+            candidates += int(fresh.shape[0])
+            if fresh.shape[0]:
+                m = dict(_core.rules_metrics(g.index, fresh))
+                keep = _keep(m, min_support, min_hc, min_conf, confidence)
+                rows.append(fresh[keep])
+                metrics.append({k: v[keep] for k, v in m.items()})
+            batch += 1
+            if time_budget is not None:
+                bar.n = min(time.perf_counter() - start, time_budget)
+                bar.refresh()
+    out = np.concatenate(rows) if rows else np.zeros((0, ROW), np.int64)
+    met = _concat(metrics)
+    order = np.lexsort(out.T[::-1]) if out.shape[0] else np.zeros(0, np.int64)
+    # The seen set: a Python bytes object per candidate row (the dominant memory).
+    seen_bytes = len(seen) * (ROW * 8 + 33 + 8)
+    info = {"candidates": candidates, "measured": candidates, "batches": batch,
+            "paths_per_batch": paths * len(heads), "peak_table_bytes": seen_bytes}
+    return out[order], {k: v[order] for k, v in met.items()}, info
+
+
+# --------------------------------------------------------------------------- the rule set
+class KGRuleSet:
+    """Rules over one knowledge graph, with their metrics, for prediction and explanation.
+
+    Parameters
+    ----------
+    rules : ndarray of int, shape (m, 11)
+        Rule rows (see the module docs).
+    metrics : dict of arrays
+        Their metrics (as :func:`rule_metrics` returns).
+    graph : KGData, KGGraph or ndarray (n, 3)
+        The graph the rules are applied to (for KGData: its train split).
+    pc : float
+        Rule weight ``support / (body_pairs + pc)``.
+    aggregation : ``"maxplus"``, ``"max_noisy_or"`` or ``"noisy_or"``
+    exclude_query : bool
+        Never propose the query entity itself.
+    """
+
+    def __init__(self, rules: Any, metrics: dict[str, Any], graph: Any, pc: float = 5.0,
+                 aggregation: str = "maxplus", exclude_query: bool = True,
+                 info: Optional[dict[str, Any]] = None) -> None:
+        self.rules = _rows(rules)
+        missing = [k for k in ("support", "body_pairs") if k not in metrics]
+        if missing:
+            raise ValueError(f"metrics: missing {missing}")
+        self.metrics = {k: np.asarray(v) for k, v in metrics.items()}
+        for k, v in self.metrics.items():
+            if v.shape != (self.rules.shape[0],):
+                raise ValueError(f"metrics[{k!r}]: expected shape ({self.rules.shape[0]},), "
+                                 f"got {v.shape}")
+        self.graph = KGGraph.of(graph)
+        if not float(pc) >= 0:
+            raise ValueError(f"pc: expected a value >= 0, got {pc}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation: expected one of {AGGREGATIONS}, got {aggregation!r}")
+        self.pc = float(pc)
+        self.aggregation = aggregation
+        self.exclude_query = bool(exclude_query)
+        self.info_ = dict(info or {})
+
+    def __len__(self) -> int:
+        return int(self.rules.shape[0])
+
+    def __repr__(self) -> str:
+        kinds = np.bincount(self.rules[:, 0], minlength=3) if len(self) else np.zeros(3, int)
+        return (f"KGRuleSet({len(self):,} rules: {kinds[0]:,} closed, {kinds[1]:,} end-constant, "
+                f"{kinds[2]:,} dangling; aggregation={self.aggregation!r}, pc={self.pc})")
+
+    # ------------------------------------------------------------------ weights and views
+    def confidence(self) -> np.ndarray:
+        """The weight of every rule in prediction: ``support / (body_pairs + pc)``."""
+        s = self.metrics["support"].astype(np.float64)
+        b = self.metrics["body_pairs"].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.where(b + self.pc > 0, s / (b + self.pc), 0.0)
+        return np.ascontiguousarray(np.clip(c, 0.0, 1.0))
+
+    def _subset(self, keep: np.ndarray) -> KGRuleSet:
+        return KGRuleSet(self.rules[keep], {k: v[keep] for k, v in self.metrics.items()},
+                         self.graph, self.pc, self.aggregation, self.exclude_query, self.info_)
+
+    def filter(self, min_support: int = 0, min_head_coverage: float = 0.0,
+               min_confidence: float = 0.0, confidence: str = "std",
+               kinds: Optional[Sequence[str]] = None, max_length: Optional[int] = None,
+               relations: Optional[Sequence[Any]] = None) -> KGRuleSet:
+        """The rules passing every given threshold (``kinds`` among :data:`KINDS`)."""
+        if confidence not in ("std", "pca"):
+            raise ValueError(f"confidence: expected 'std' or 'pca', got {confidence!r}")
+        keep = _keep(self.metrics, min_support, min_head_coverage, min_confidence, confidence)
+        if kinds is not None:
+            bad = [k for k in kinds if k not in KINDS]
+            if bad:
+                raise ValueError(f"kinds: unknown {bad}, expected among {KINDS}")
+            keep &= np.isin(self.rules[:, 0], [KINDS.index(k) for k in kinds])
+        if max_length is not None:
+            keep &= self.lengths() <= max_length
+        if relations is not None:
+            keep &= np.isin(self.rules[:, 1], [self.graph.relation(r) for r in relations])
+        return self._subset(keep)
+
+    def lengths(self) -> np.ndarray:
+        """Body length of every rule."""
+        return (self.rules[:, 5:11:2] >= 0).sum(axis=1)
+
+    def text(self, k: int) -> str:
+        """Rule ``k`` as readable text with labels."""
+        from nesy.rules.kg_format import rule_text
+        return rule_text(self.rules[k], self.graph.relation_names(), self.graph.entity_names())
+
+    def top(self, relation: Any, k: int = 10, by: str = "std_confidence") -> list[str]:
+        """The ``k`` best rules with head ``relation`` by metric ``by``, as text lines
+        ``"conf support rule"``."""
+        if by not in self.metrics:
+            raise ValueError(f"by: expected one of {sorted(self.metrics)}, got {by!r}")
+        r = self.graph.relation(relation)
+        idx = np.flatnonzero(self.rules[:, 1] == r)
+        idx = idx[np.argsort(-self.metrics[by][idx], kind="stable")][:k]
+        return [f"{self.metrics['std_confidence'][i]:.4f}  {int(self.metrics['support'][i]):>6}  "
+                f"{self.text(i)}" for i in idx]
+
+    # ------------------------------------------------------------------ prediction
+    def _predict(self, entities: Any, relations: Any, inverse: bool, k: int
+                 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        e = np.atleast_1d(np.asarray(entities, dtype=object))
+        r = np.atleast_1d(np.asarray(relations, dtype=object))
+        if e.ndim != 1 or r.ndim != 1:
+            raise ValueError("entities and relations: expected scalars or 1-D sequences")
+        n = max(len(e), len(r))
+        if len(e) not in (1, n) or len(r) not in (1, n):
+            raise ValueError(f"entities ({len(e)}) and relations ({len(r)}): lengths differ")
+        e = np.broadcast_to(e, (n,))
+        r = np.broadcast_to(r, (n,))
+        q = np.array([[self.graph.entity(a), self.graph.relation(b)] for a, b in zip(e, r)],
+                     dtype=np.int64).reshape(-1, 2)
+        off, cand, level, mx, _ = _core.rules_predict(
+            self.graph.index, self.rules, self.confidence(), q, inverse, self.aggregation, k,
+            self.exclude_query)
+        parts = [slice(off[i], off[i + 1]) for i in range(n)]
+        return q, [cand[s] for s in parts], [level[s] for s in parts], [mx[s] for s in parts]
+
+    def _top(self, entities: Any, relations: Any, inverse: bool, k: int,
+             filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
+        if int(k) < 1:
+            raise ValueError(f"k: expected at least 1, got {k}")
+        # Ask for more than k when filtering: filtered candidates are dropped afterwards.
+        f = None if filter_triples is None else _triples(filter_triples, "filter_triples")
+        q, cands, _, maxes = self._predict(entities, relations, inverse, 0 if f is not None else k)
+        ids = np.full((len(cands), k), -1, dtype=np.int64)
+        scores = np.full((len(cands), k), -np.inf)
+        for i, (c, m) in enumerate(zip(cands, maxes)):
+            if f is not None:
+                e, r = q[i]
+                known = (f[(f[:, 2] == e) & (f[:, 1] == r), 0] if inverse
+                         else f[(f[:, 0] == e) & (f[:, 1] == r), 2])
+                ok = ~np.isin(c, known)
+                c, m = c[ok], m[ok]
+            ids[i, :min(k, len(c))] = c[:k]
+            scores[i, :min(k, len(c))] = m[:k]
+        return ids, scores
+
+    def predict_tails(self, heads: Any, relations: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best tails of ``(h, r, ?)`` by the rules: ``(ids (n, k), scores (n, k))``,
+        best first in the set's aggregation order; ``scores`` are the highest confidence of a
+        rule firing for the entity. Rows with fewer than ``k`` candidates are padded with id -1
+        and score ``-inf``; entities with ``(h, r, e)`` in ``filter_triples`` are left out.
+        Heads and relations are ids, or labels when the graph has labels."""
+        return self._top(heads, relations, False, k, filter_triples)
+
+    def predict_heads(self, relations: Any, tails: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best heads of ``(?, r, t)``, as :meth:`predict_tails`."""
+        return self._top(tails, relations, True, k, filter_triples)
+
+    def candidates(self, entities: Any, relations: Any, inverse: bool = False
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every candidate of each query, best first: ``(ids, level, max confidence)`` per query
+        (``level`` 0 is the best; equal keys share a level)."""
+        _, c, lv, mx = self._predict(entities, relations, inverse, 0)
+        return list(zip(c, lv, mx))
+
+    def explain(self, head: Any, relation: Any, tail: Any, direction: str = "tail",
+                limit: int = 3) -> list[dict[str, Any]]:
+        """Why the rules predict ``(head, relation, tail)``.
+
+        ``direction="tail"`` explains ``tail`` as an answer of ``(head, relation, ?)``;
+        ``"head"`` explains ``head`` as an answer of ``(?, relation, tail)``.
+
+        Returns
+        -------
+        list of dict
+            One per rule that fires, highest confidence first: ``rule`` (index), ``text``,
+            ``confidence`` (its weight), and ``groundings``: up to ``limit`` lists of
+            ``(head, relation, tail)`` label triples, each a path in the graph.
+        """
+        if direction not in ("head", "tail"):
+            raise ValueError(f"direction: expected 'head' or 'tail', got {direction!r}")
+        if int(limit) < 1:
+            raise ValueError(f"limit: expected at least 1, got {limit}")
+        g = self.graph
+        h, r, t = g.entity(head), g.relation(relation), g.entity(tail)
+        inverse = direction == "head"
+        e, y = (t, h) if inverse else (h, t)
+        found = _core.rules_explain(g.index, self.rules, self.confidence(), e, r, inverse, y,
+                                    int(limit), self.exclude_query)
+        out = []
+        for rule, conf, _start, atoms, paths in found:
+            groundings = []
+            for path in paths:
+                steps = []
+                for a, code in enumerate(atoms):
+                    rel, inv = divmod(code, 2)
+                    x, z = path[a], path[a + 1]
+                    s, o = (z, x) if inv else (x, z)
+                    steps.append((g.entity_name(s), g.relation_name(rel), g.entity_name(o)))
+                groundings.append(steps)
+            out.append({"rule": int(rule), "text": self.text(int(rule)),
+                        "confidence": float(conf), "groundings": groundings})
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    def ranks(self, test: Any, filter_triples: Any) -> dict[str, dict[str, np.ndarray]]:
+        """Filtered ranks of ``test`` as :func:`nesy.kge.evaluate.filtered_ranks` returns them.
+        Also sets ``info_["widest_query"]``, the most candidates one query had."""
+        t = _triples(test, "test")
+        k = _triples(filter_triples, "filter_triples")
+        opt, pess, widest = _core.rules_ranks(self.graph.index, self.rules, self.confidence(),
+                                              t, k, self.aggregation, self.exclude_query)
+        self.info_["widest_query"] = int(widest)
+        out = {}
+        for col, direction in enumerate(("head", "tail")):
+            o, p = opt[:, col].copy(), pess[:, col].copy()
+            out[direction] = {"optimistic": o, "pessimistic": p, "realistic": (o + p) / 2.0}
+        return out
+
+    def evaluate(self, test: Any, filter_triples: Any, ties: str = "realistic",
+                 per_relation: bool = True) -> dict[str, Any]:
+        """Filtered link-prediction metrics of the rules on ``test``, in the format of
+        :func:`nesy.kge.evaluate.evaluate` (MR, MRR, Hits@1/3/10 overall, per direction and
+        per relation)."""
+        if ties not in TIES:
+            raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+        t = _triples(test, "test")
+        if t.shape[0] == 0:
+            raise ValueError("test: nothing to evaluate (0 triples)")
+        r = self.ranks(t, filter_triples)
+        return summarise_ranks(t, r["head"][ties], r["tail"][ties], per_relation)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: Union[str, os.PathLike[str]], format: Optional[str] = None) -> None:
+        """Write the rules and metrics atomically: readable text (one rule a line with its
+        metrics) or JSON when ``path`` ends in ``.json`` (or ``format="json"``)."""
+        from nesy.rules.kg_format import save_rules
+        save_rules(path, self.rules, self.metrics, self.graph.relation_names(),
+                   self.graph.entity_names(), format=format)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike[str]], graph: Any, remeasure: bool = False,
+             **kwargs: Any) -> KGRuleSet:
+        """Read a rule file written by :meth:`save` (labels resolved against ``graph``). With
+        ``remeasure``, metrics are recomputed on ``graph`` instead of taken from the file."""
+        from nesy.rules.kg_format import load_rules
+        g = KGGraph.of(graph)
+        rows, metrics = load_rules(path, g.relation_names(), g.entity_names())
+        if remeasure or not {"support", "body_pairs"} <= set(metrics):
+            metrics = rule_metrics(g, rows)
+        return cls(rows, metrics, g, **kwargs)

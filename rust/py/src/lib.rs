@@ -64,7 +64,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_train_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
     m.add_function(wrap_pyfunction!(meta::meta_mlp_loss_grad, m)?)?;
-    m.add_function(wrap_pyfunction!(rules::rules_path_metrics, m)?)?;
+    m.add_class::<rules::RuleGraph>()?;
+    m.add_function(wrap_pyfunction!(rules::rules_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_mine_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_predict, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_ranks, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_explain, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
     Ok(())

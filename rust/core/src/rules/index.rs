@@ -16,6 +16,10 @@ pub struct Index {
     facts: Vec<usize>,
     /// Per (relation, direction): the entities with a non-empty list, ascending.
     sources: Vec<Vec<u32>>,
+    /// Every edge of every entity over all relations and both directions: `adj_offsets[x]..`
+    /// into `adj` holds `(neighbour, atom code 2 * r + inverse)`, sorted.
+    adj_offsets: Vec<usize>,
+    adj: Vec<(u32, u32)>,
 }
 
 impl Index {
@@ -24,8 +28,11 @@ impl Index {
         if !triples.len().is_multiple_of(3) {
             return Err(Error::Value("triples: expected shape (n, 3)".into()));
         }
-        if n_ent > u32::MAX as usize {
+        if n_ent >= u32::MAX as usize {
             return Err(Error::Value(format!("n_entities: {n_ent} is too large")));
+        }
+        if n_rel >= 1 << 20 {
+            return Err(Error::Value(format!("n_relations: {n_rel} is too large")));
         }
         let mut facts: Vec<(u32, u32, u32)> = Vec::with_capacity(triples.len() / 3);
         for (k, t) in triples.chunks_exact(3).enumerate() {
@@ -85,6 +92,26 @@ impl Index {
                     .collect()
             })
             .collect();
+        let mut degree = vec![0usize; n_ent + 1];
+        for &(_, h, t) in &facts {
+            degree[h as usize] += 1;
+            degree[t as usize] += 1;
+        }
+        let mut adj_offsets = vec![0usize; n_ent + 1];
+        for x in 0..n_ent {
+            adj_offsets[x + 1] = adj_offsets[x] + degree[x];
+        }
+        let mut adj = vec![(0u32, 0u32); adj_offsets[n_ent]];
+        let mut fill = adj_offsets.clone();
+        for &(r, h, t) in &facts {
+            adj[fill[h as usize]] = (t, 2 * r);
+            fill[h as usize] += 1;
+            adj[fill[t as usize]] = (h, 2 * r + 1);
+            fill[t as usize] += 1;
+        }
+        for x in 0..n_ent {
+            adj[adj_offsets[x]..adj_offsets[x + 1]].sort_unstable();
+        }
         Ok(Index {
             n_ent,
             n_rel,
@@ -92,6 +119,8 @@ impl Index {
             neighbours,
             facts: per_rel,
             sources,
+            adj_offsets,
+            adj,
         })
     }
 
@@ -112,6 +141,45 @@ impl Index {
     /// Distinct facts of relation `r`.
     pub fn facts(&self, r: usize) -> usize {
         self.facts[r]
+    }
+
+    /// Every edge of `x`: `(neighbour, atom code)` over all relations and directions, sorted.
+    #[inline]
+    pub fn edges(&self, x: usize) -> &[(u32, u32)] {
+        &self.adj[self.adj_offsets[x]..self.adj_offsets[x + 1]]
+    }
+
+    /// The edges of `x` that lead to `y` (their atom codes ascending).
+    #[inline]
+    pub fn edges_to(&self, x: usize, y: u32) -> &[(u32, u32)] {
+        let e = self.edges(x);
+        let lo = e.partition_point(|&(z, _)| z < y);
+        let hi = lo + e[lo..].partition_point(|&(z, _)| z == y);
+        &e[lo..hi]
+    }
+
+    /// The `k`-th fact `(x, y)` of relation `r` in (head, tail) order, `k < facts(r)`.
+    pub fn fact(&self, r: usize, k: usize) -> (u32, u32) {
+        let base = 2 * r * (self.n_ent + 1);
+        let offsets = &self.offsets[base..base + self.n_ent + 1];
+        let start = offsets[0];
+        // The head is the last entity whose list starts at or before position `k`.
+        let x = offsets.partition_point(|&o| o <= start + k) - 1;
+        (x as u32, self.neighbours[start + k])
+    }
+
+    /// Bytes held by the index.
+    pub fn bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.offsets.len() * size_of::<usize>()
+            + self.neighbours.len() * size_of::<u32>()
+            + self
+                .sources
+                .iter()
+                .map(|s| s.len() * size_of::<u32>())
+                .sum::<usize>()
+            + self.adj_offsets.len() * size_of::<usize>()
+            + self.adj.len() * size_of::<(u32, u32)>()
     }
 
     /// Whether `(x, r, y)` is a fact.

@@ -1,30 +1,21 @@
-//! Exact metrics of closed-path rules, as AMIE 3 (Lajus et al. 2020) defines them, for a head
-//! `h(X, Y)` and a body path from `X` to `Y`:
-//! - support: distinct pairs `(x, y)` with the body true and `h(x, y)` a fact;
-//! - head coverage: support / facts of `h`;
-//! - standard confidence: support / pairs with the body true;
-//! - PCA confidence: support / pairs with the body true whose `x` has some `h(x, y')` fact.
+//! Exact metrics of rules, as AMIE 3 (Lajus et al. 2020) defines them. Closed rules count
+//! distinct pairs `(x, y)`, acyclic rules distinct `x` (their head has one variable):
+//! - support: bindings with the body true and the head a fact;
+//! - head coverage: support / bindings of the head (facts of `h`; for `q(X, c)` the `x` with
+//!   `q(x, c)`);
+//! - standard confidence: support / bindings with the body true;
+//! - PCA confidence: support / bindings with the body true whose `x` has some `q(x, y')`.
 //!
-//! Counting is exact and integer; rules run in parallel, each on its own, so the results do not
-//! depend on the thread count.
+//! Variables are unconstrained (no object identity): a path may revisit entities. Counting is
+//! exact and integer; rules are independent, so results do not depend on the thread count.
 
+use super::rule::{reversed, Kind, Rule};
+use super::walk::Walker;
 use super::Index;
-use crate::error::{Error, Result};
 use crate::par::Par;
 
-/// One body atom: a relation, read forwards (`r(Z_{i-1}, Z_i)`) or inverted (`r(Z_i, Z_{i-1})`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Atom {
-    pub rel: usize,
-    pub inverse: bool,
-}
-
-/// `head(X, Y) <- body[0](X, Z_1), ..., body[k-1](Z_{k-1}, Y)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathRule {
-    pub head: usize,
-    pub body: Vec<Atom>,
-}
+/// Rules measured per work item (and per scratch [`Walker`]).
+const RULES_PER_ITEM: usize = 16;
 
 /// The counts and ratios of one rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -38,93 +29,109 @@ pub struct RuleMetrics {
     pub pca_confidence: f64,
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
+impl RuleMetrics {
+    fn finish(mut self) -> RuleMetrics {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        self.head_coverage = ratio(self.support, self.head_facts);
+        self.std_confidence = ratio(self.support, self.body_pairs);
+        self.pca_confidence = ratio(self.support, self.pca_body_pairs);
+        self
+    }
+
+    /// The confidence used for thresholds: PCA or standard.
+    pub fn confidence(&self, pca: bool) -> f64 {
+        if pca {
+            self.pca_confidence
+        } else {
+            self.std_confidence
+        }
     }
 }
 
-/// Metrics of every rule (body length 1 or 2) over the index.
-pub fn closed_path_metrics(
-    par: Par,
-    index: &Index,
-    rules: &[PathRule],
-) -> Result<Vec<RuleMetrics>> {
-    for (k, rule) in rules.iter().enumerate() {
-        if rule.head >= index.n_rel {
-            return Err(Error::Index {
-                arg: format!("rules[{k}] (head)"),
-                index: rule.head as i64,
-                size: index.n_rel,
-            });
-        }
-        if !(1..=2).contains(&rule.body.len()) {
-            return Err(Error::Value(format!(
-                "rules[{k}]: closed-path bodies of length 1 or 2 are supported, got {}",
-                rule.body.len()
-            )));
-        }
-        if let Some(a) = rule.body.iter().find(|a| a.rel >= index.n_rel) {
-            return Err(Error::Index {
-                arg: format!("rules[{k}] (body)"),
-                index: a.rel as i64,
-                size: index.n_rel,
-            });
-        }
-    }
-    let work = rules.len() * index.n_ent * 16;
-    Ok(par
-        .for_work(work)
-        .map_slice(rules, |rule| one_rule(index, rule)))
+/// Metrics of every rule over the index (rules must be valid for it: see
+/// [`super::rule::parse_rows`]).
+pub fn rule_metrics(par: Par, index: &Index, rules: &[Rule]) -> Vec<RuleMetrics> {
+    let items: Vec<&[Rule]> = rules.chunks(RULES_PER_ITEM).collect();
+    let work = rules.len() * index.n_ent * 4;
+    par.for_work(work)
+        .map(items, |chunk| {
+            let mut walker = Walker::new(index.n_ent);
+            chunk
+                .iter()
+                .map(|rule| metrics_with(&mut walker, index, rule))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
-fn one_rule(index: &Index, rule: &PathRule) -> RuleMetrics {
+/// Metrics of one rule with the caller's scratch.
+pub fn metrics_with(walker: &mut Walker, index: &Index, rule: &Rule) -> RuleMetrics {
+    match rule.kind {
+        Kind::Closed => closed(walker, index, rule),
+        Kind::EndConstant | Kind::Dangling => acyclic(walker, index, rule),
+    }
+}
+
+fn closed(walker: &mut Walker, index: &Index, rule: &Rule) -> RuleMetrics {
+    let head = rule.head as usize;
     let mut m = RuleMetrics {
-        head_facts: index.facts(rule.head) as u64,
+        head_facts: index.facts(head) as u64,
         ..Default::default()
     };
-    let mut ys: Vec<u32> = Vec::new();
-    let first = rule.body[0];
+    let body = rule.body();
     // Only entities with an edge along the first atom can start a body path.
-    for &x in index.sources(first.rel, first.inverse) {
-        let x = x as usize;
-        ys.clear();
-        match rule.body.get(1) {
-            None => ys.extend_from_slice(index.step(first.rel, first.inverse, x)),
-            Some(&second) => {
-                for &z in index.step(first.rel, first.inverse, x) {
-                    ys.extend_from_slice(index.step(second.rel, second.inverse, z as usize));
-                }
-                ys.sort_unstable();
-                ys.dedup();
-            }
+    for &x in index.sources(body[0].rel as usize, body[0].inverse) {
+        let ys = walker.reach(index, &[x], body).len() as u64;
+        m.body_pairs += ys;
+        let heads = index.step(head, false, x as usize);
+        if ys > 0 && !heads.is_empty() {
+            m.pca_body_pairs += ys;
+            m.support += heads.iter().filter(|&&y| walker.contains(y)).count() as u64;
         }
-        if ys.is_empty() {
-            continue;
-        }
-        let heads = index.step(rule.head, false, x);
-        m.body_pairs += ys.len() as u64;
-        if !heads.is_empty() {
-            m.pca_body_pairs += ys.len() as u64;
-            // Both lists sorted: count the intersection by merging.
-            let (mut i, mut j) = (0, 0);
-            while i < ys.len() && j < heads.len() {
-                match ys[i].cmp(&heads[j]) {
-                    std::cmp::Ordering::Less => i += 1,
-                    std::cmp::Ordering::Greater => j += 1,
-                    std::cmp::Ordering::Equal => {
-                        m.support += 1;
-                        i += 1;
-                        j += 1;
-                    }
-                }
+    }
+    m.finish()
+}
+
+/// Marks in `walker` every `x` with the body of an acyclic rule true, and returns how many.
+pub fn acyclic_body(walker: &mut Walker, index: &Index, rule: &Rule) -> usize {
+    let body = rule.body();
+    match rule.kind {
+        Kind::EndConstant => walker.reach(index, &[rule.end], &reversed(body)).len(),
+        _ => {
+            // The entities where the last atom can start, walked back along the others.
+            let last = body[body.len() - 1];
+            let ends = index.sources(last.rel as usize, last.inverse);
+            if body.len() == 1 {
+                walker.mark(ends).len()
+            } else {
+                walker
+                    .reach(index, ends, &reversed(&body[..body.len() - 1]))
+                    .len()
             }
         }
     }
-    m.head_coverage = ratio(m.support, m.head_facts);
-    m.std_confidence = ratio(m.support, m.body_pairs);
-    m.pca_confidence = ratio(m.support, m.pca_body_pairs);
-    m
+}
+
+fn acyclic(walker: &mut Walker, index: &Index, rule: &Rule) -> RuleMetrics {
+    let q = rule.head_atom();
+    let (head, hi) = (q.rel as usize, q.inverse);
+    // The x with q(x, c): walk q backwards from c.
+    let xs = index.step(head, !hi, rule.constant as usize);
+    let body_pairs = acyclic_body(walker, index, rule) as u64;
+    let support = xs.iter().filter(|&&x| walker.contains(x)).count() as u64;
+    let pca_body_pairs = walker
+        .set()
+        .iter()
+        .filter(|&&x| !index.step(head, hi, x as usize).is_empty())
+        .count() as u64;
+    RuleMetrics {
+        support,
+        body_pairs,
+        pca_body_pairs,
+        head_facts: xs.len() as u64,
+        ..Default::default()
+    }
+    .finish()
 }

@@ -1,12 +1,18 @@
-//! Rule mining over knowledge graphs: an adjacency index (CSR per relation and direction) and
-//! the exact metrics of Horn rules as AMIE 3 defines them.
+//! Horn rules over knowledge graphs: an adjacency index (CSR per relation and direction),
+//! exact AMIE metrics, two miners (exact enumeration and anytime path sampling), and rule
+//! application with explanations.
 //!
-//! A closed-path rule `h(X, Y) <- b_1(X, Z_1), ..., b_k(Z_{k-1}, Y)` is a head relation and a
-//! path of body atoms, each usable in either direction (`inverse`: `b_i(Z_i, Z_{i-1})`).
-//! This first slice computes metrics of given rules of length 1 and 2 (the miners come next).
+//! Files: [`rule`] (rule kinds and their integer rows), [`index`] (the graph), `walk` (path
+//! walking scratch), [`metrics`] (support, head coverage, confidences), [`mine`] (the miners),
+//! [`apply`] (predictions, filtered ranks, explanations).
 
+pub mod apply;
 pub mod index;
 pub mod metrics;
+pub mod mine;
+pub mod rule;
+mod walk;
 
 pub use index::Index;
-pub use metrics::{closed_path_metrics, Atom, PathRule, RuleMetrics};
+pub use metrics::{rule_metrics, RuleMetrics};
+pub use rule::{parse_rows, Atom, Kind, Rule, ROW};
