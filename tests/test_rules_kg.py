@@ -14,7 +14,7 @@ import nesy
 from nesy import _core
 from nesy.datasets import load_kg
 from nesy.datasets.kg import UnknownLabelError
-from nesy.rules.kg import KGGraph, KGRuleSet, mine, rule_metrics
+from nesy.rules.kg import KGGraph, KGRuleSet, length2_metrics, mine, rule_metrics
 
 
 def _graph(n_ent: int, n_rel: int, n: int, seed: int) -> np.ndarray:
@@ -302,3 +302,39 @@ def test_bad_input_is_refused(tmp_path):
         KGRuleSet.load(path, d)
     with pytest.raises(ValueError, match="C-contiguous|int64"):
         _core.rules_metrics(KGGraph.of(d).index, np.asfortranarray(rs.rules))
+
+
+def test_all_length2_rules_match_the_reference():
+    n_ent, n_rel = 9, 2
+    t = _graph(n_ent, n_rel, 30, 6)
+    rows, m = length2_metrics(KGGraph.of(t, n_ent, n_rel))
+    assert rows.shape == (n_rel * (2 * n_rel) ** 2, 11)
+    np.testing.assert_array_equal(rows, ref.sort_rows(rows))
+    want = ref.rule_metrics(t, n_ent, n_rel, rows)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(m[k], want[k], err_msg=k)
+
+
+def test_ranks_of_scores_is_the_embedding_evaluator():
+    # Scores of a trained-looking table ranked by kge_ranks_of_scores equal kge_ranks.
+    from nesy.kge.evaluate import filtered_ranks, ranks_of_scores
+    from nesy.kge.scoring import score_heads, score_tails
+    rng = np.random.default_rng(0)
+    ent = rng.standard_normal((40, 8))
+    rel = rng.standard_normal((3, 8))
+    test = _graph(40, 3, 30, 1)
+    known = np.concatenate([test, _graph(40, 3, 200, 2)])
+    want = filtered_ranks("distmult", ent, rel, test, known)
+    got_t = ranks_of_scores(score_tails("distmult", ent, rel, test[:, 0], test[:, 1]), test,
+                            known, "tail")
+    got_h = ranks_of_scores(score_heads("distmult", ent, rel, test[:, 1], test[:, 2]), test,
+                            known, "head")
+    for got, side in ((got_t, "tail"), (got_h, "head")):
+        for ties in ("optimistic", "pessimistic"):
+            np.testing.assert_array_equal(got[ties], want[side][ties])
+    with pytest.raises(ValueError, match="side"):
+        ranks_of_scores(np.zeros((len(test), 40)), test, known, "left")
+    with pytest.raises(ValueError, match="rows"):
+        ranks_of_scores(np.zeros((len(test) - 1, 40)), test, known, "tail")
+    with pytest.raises(IndexError):
+        ranks_of_scores(np.zeros((len(test), 10)), test, known, "tail")

@@ -141,6 +141,12 @@ def kge_ranks(
     known: npt.NDArray[np.int64],
     simd: str | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def kge_ranks_of_scores(
+    scores: npt.NDArray[np.floating],
+    triples: npt.NDArray[np.int64],
+    known: npt.NDArray[np.int64],
+    side: str,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def kge_regularise(
     x: npt.NDArray[np.floating],
     kind: str = "l2",
@@ -188,6 +194,9 @@ class RuleGraph:
 def rules_metrics(
     graph: RuleGraph, rules: npt.NDArray[np.int64]
 ) -> dict[str, npt.NDArray[Any]]: ...
+def rules_length2(
+    graph: RuleGraph,
+) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]]]: ...
 def rules_mine_exact(
     graph: RuleGraph,
     heads: list[int] | None,
@@ -300,6 +309,7 @@ __all__ = [
     "gnn_sddmm_backward",
     "kge_bernoulli_probs",
     "kge_ranks",
+    "kge_ranks_of_scores",
     "kge_regularise",
     "kge_score",
     "kge_score_all",
@@ -308,6 +318,7 @@ __all__ = [
     "meta_mlp_loss_grad",
     "RuleGraph",
     "rules_explain",
+    "rules_length2",
     "rules_metrics",
     "rules_mine_exact",
     "rules_predict",

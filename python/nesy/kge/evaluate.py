@@ -55,6 +55,33 @@ def filtered_ranks(model: str, ent: Any, rel: Any, triples: Any, known: Any
     return out
 
 
+def ranks_of_scores(scores: Any, triples: Any, known: Any, side: str
+                    ) -> dict[str, np.ndarray]:
+    """Filtered ranks from given scores, with the filter and tie counting of
+    :func:`filtered_ranks` (for predictors other than an embedding table: rules, hybrids).
+
+    Parameters
+    ----------
+    scores : ndarray of float, shape (n, n_entities)
+        Row ``i`` scores every entity as the answer of the ``side`` query of ``triples[i]``
+        (``"tail"``: ``(h, r, ?)``, ``"head"``: ``(?, r, t)``); higher is better.
+    triples, known : ndarray of int, shape (n, 3) and (m, 3)
+
+    Returns
+    -------
+    dict
+        ``"optimistic"``, ``"pessimistic"`` (int64, shape (n,)) and ``"realistic"``.
+    """
+    if side not in ("head", "tail"):
+        raise ValueError(f"side: expected 'head' or 'tail', got {side!r}")
+    s = np.asarray(scores)
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
+    o, p = _core.kge_ranks_of_scores(np.ascontiguousarray(s), check_triples(triples),
+                                     check_triples(known, "known"), side)
+    return {"optimistic": o, "pessimistic": p, "realistic": (o + p) / 2.0}
+
+
 def rank_metrics(ranks: Any) -> dict[str, float]:
     """``count``, MR, MRR (mean of ``1 / rank``) and Hits@1/3/10 of a set of ranks."""
     r = np.asarray(ranks, dtype=np.float64)

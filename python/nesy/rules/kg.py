@@ -151,6 +151,21 @@ def rule_metrics(graph: Any, rules: Any) -> dict[str, np.ndarray]:
     return dict(_core.rules_metrics(g.index, _rows(rules)))
 
 
+def length2_metrics(graph: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every closed-path rule of length 2, ``h(X,Y) <- a1(X,Z), a2(Z,Y)`` for every head and
+    every pair of atoms (relations forwards or inverted), with exact metrics.
+
+    Returns
+    -------
+    rules : ndarray of int64, shape (n_relations * (2 n_relations)^2, 11)
+        Ordered by head, then ``a1``, then ``a2`` (atom code ``2 * relation + inverse``).
+    metrics : dict
+        As :func:`rule_metrics`. Each body is walked once for all heads.
+    """
+    rows, m = _core.rules_length2(KGGraph.of(graph).index)
+    return rows, dict(m)
+
+
 # --------------------------------------------------------------------------- mining
 def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
                      min_head_coverage: float, min_confidence: float, confidence: str,

@@ -464,3 +464,17 @@ fn bad_input_is_refused() {
         .predict(Par::Seq, &[[0, 1]], false, Aggregation::MaxPlus, 0)
         .is_err());
 }
+
+#[test]
+fn all_length2_rules_match_their_one_by_one_metrics() {
+    let (n_ent, n_rel) = (25, 3);
+    let t = random_graph(n_ent, n_rel, 120, 77);
+    let index = Index::new(&t, n_ent, n_rel).unwrap();
+    let (rules, metrics) = nesy_core::rules::all_length2(Par::Seq, &index);
+    assert_eq!(rules.len(), n_rel * (2 * n_rel) * (2 * n_rel));
+    let mut sorted = rules.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, rules, "head-major, then a1, then a2");
+    assert_eq!(metrics, rule_metrics(Par::Seq, &index, &rules));
+    assert_eq!(nesy_core::rules::all_length2(Par::Rayon, &index).1, metrics);
+}

@@ -302,6 +302,75 @@ pub fn kge_ranks<'py>(
     )
 }
 
+/// `(optimistic, pessimistic)` ranks, one per query.
+type RankPair<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+fn ranks_of_scores_typed<'py, T: Element + Float>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    triples: &Bound<'py, PyAny>,
+    known: &Bound<'py, PyAny>,
+    side: Side,
+    dtype: &'static str,
+) -> PyResult<RankPair<'py>> {
+    let sc = typed_array::<T>(scores, "scores", 2, dtype)?;
+    let tr = int_array(triples, "triples", 2)?;
+    let kn = int_array(known, "known", 2)?;
+    let mut acc = Access::with_capacity(3);
+    acc.add(&sc, false, "scores", 0)?;
+    acc.add(&tr, false, "triples", 0)?;
+    acc.add(&kn, false, "known", 0)?;
+    acc.check()?;
+    let (n, n_ent) = (sc.shape()[0], sc.shape()[1]);
+    if tr.shape()[0] != n {
+        return Err(value_error(format!(
+            "triples: expected {n} rows (one per score row), got {}",
+            tr.shape()[0]
+        )));
+    }
+    let opt = PyArray1::<i64>::zeros(py, n, false);
+    let pess = PyArray1::<i64>::zeros(py, n, false);
+    let simd = level(None)?;
+    {
+        // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
+        let (ss, ts, ks) = unsafe { (slice(&sc), slice(&tr), slice(&kn)) };
+        let (os, ps) = unsafe { (slice_mut(&opt), slice_mut(&pess)) };
+        run_kernel(py, n * n_ent, || {
+            // Relation ids of the filter need no upper bound here: no table is indexed.
+            let filter = Filter::new(ks, n_ent, usize::MAX)?;
+            kge::ranks_of_scores(Par::Rayon, simd, ss, n_ent, ts, side, &filter, os, ps)
+        })?;
+    }
+    Ok((opt, pess))
+}
+
+/// Filtered ranks from given scores: `scores (n, n_entities)` row `i` scores every entity as
+/// the answer of the `side` (`"head"` or `"tail"`) query of `triples[i]`, higher better;
+/// `known (m, 3)` are filtered as in `kge_ranks`. Returns `(optimistic, pessimistic)` `(n,)`.
+#[pyfunction]
+pub fn kge_ranks_of_scores<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    triples: &Bound<'py, PyAny>,
+    known: &Bound<'py, PyAny>,
+    side: &str,
+) -> PyResult<RankPair<'py>> {
+    let side = match side {
+        "head" => Side::Head,
+        "tail" => Side::Tail,
+        _ => {
+            return Err(value_error(format!(
+                "side: expected 'head' or 'tail', got {side:?}"
+            )))
+        }
+    };
+    by_dtype!(
+        scores,
+        "scores",
+        ranks_of_scores_typed(py, scores, triples, known, side)
+    )
+}
+
 fn regularise_typed<'py, T: Element + Float>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,

@@ -60,12 +60,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_score_grad, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_score_all, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_ranks, m)?)?;
+    m.add_function(wrap_pyfunction!(kge::kge_ranks_of_scores, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_regularise, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_train_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
     m.add_function(wrap_pyfunction!(meta::meta_mlp_loss_grad, m)?)?;
     m.add_class::<rules::RuleGraph>()?;
     m.add_function(wrap_pyfunction!(rules::rules_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_length2, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rules_mine_exact, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rules_sample, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rules_predict, m)?)?;

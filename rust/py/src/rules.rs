@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nesy_core::kge::rank::Filter;
 use nesy_core::rules::apply::{Aggregation, Applier};
 use nesy_core::rules::mine::{mine_exact, sample_rules, MineOptions, SampleOptions};
-use nesy_core::rules::{parse_rows, rule_metrics, Index, Rule, RuleMetrics, ROW};
+use nesy_core::rules::{all_length2, parse_rows, rule_metrics, Index, Rule, RuleMetrics, ROW};
 use nesy_core::Par;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -158,6 +158,19 @@ pub fn rules_metrics<'py>(
     let work = parsed.len() * index.n_ent * 4;
     let m = run_kernel(py, work, || Ok(rule_metrics(Par::Rayon, index, &parsed)))?;
     metrics_dict(py, &m)
+}
+
+/// Every closed-path rule of length 2 with its metrics, each body walked once for all heads:
+/// `(rules (n_rel * (2 n_rel)^2, 11), metrics dict)`, ordered by head, then first atom, then
+/// second atom (atom code `2 * relation + inverse`).
+#[pyfunction]
+pub fn rules_length2<'py>(
+    py: Python<'py>,
+    graph: &RuleGraph,
+) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyDict>)> {
+    let index = &graph.index;
+    let (rules, metrics) = run_kernel(py, usize::MAX, || Ok(all_length2(Par::Rayon, index)))?;
+    Ok((rows_array(py, &rules)?, metrics_dict(py, &metrics)?))
 }
 
 /// Every rule above the thresholds with a head in `heads` (default: all relations). Returns

@@ -27,7 +27,7 @@ pub mod transe;
 
 pub use complex::ComplEx;
 pub use distmult::DistMult;
-pub use rank::{filtered_ranks, Filter};
+pub use rank::{filtered_ranks, ranks_of_scores, Filter};
 pub use regular::{regularise, Regulariser};
 pub use rotate::RotatE;
 pub use score::{score_all, score_triples, score_triples_grad};

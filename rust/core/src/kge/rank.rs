@@ -64,6 +64,15 @@ impl Filter {
         &index[lo..hi]
     }
 
+    /// The known triples of a query: `(h, r, ?)` for a tail query with `fixed = h`, `(?, r, t)`
+    /// for a head query with `fixed = t`; the answer entity is entry 2 of each.
+    fn known(&self, side: Side, fixed: i64, rel: i64) -> &[[i64; 3]] {
+        match side {
+            Side::Tail => Self::lookup(&self.by_head, fixed, rel),
+            Side::Head => Self::lookup(&self.by_tail, rel, fixed),
+        }
+    }
+
     /// Entities `e` with `(h, r, e)` known.
     pub fn tails(&self, h: i64, r: i64) -> impl Iterator<Item = i64> + '_ {
         Self::lookup(&self.by_head, h, r).iter().map(|t| t[2])
@@ -93,6 +102,92 @@ impl<T: Float> Kernel for Count<'_, T> {
         }
         (better, equal - 1)
     }
+}
+
+/// `(optimistic, pessimistic)` rank of entity `target` in one score row, the `known` triples'
+/// answers other than the target removed; a NaN target score ranks last.
+fn rank_row<T: Float>(level: Level, row: &[T], target: i64, known: &[[i64; 3]]) -> (i64, i64) {
+    let n_ent = row.len();
+    let target = target as usize;
+    let s = row[target];
+    if s.is_nan() {
+        return (n_ent as i64, n_ent as i64);
+    }
+    let (mut better, mut equal) = dispatch(level, Count { row, target });
+    for e in known.iter().map(|t| t[2] as usize) {
+        if e == target || e >= n_ent {
+            continue;
+        }
+        if row[e] > s {
+            better -= 1;
+        } else if row[e] == s {
+            equal -= 1;
+        }
+    }
+    (1 + better as i64, 1 + (better + equal) as i64)
+}
+
+/// Filtered ranks from given scores (any predictor: rules, a hybrid, an external model):
+/// `scores (n, n_ent)` row `i` scores every entity as the answer of the `side` query of
+/// `test[i]` (higher is better); `optimistic` and `pessimistic` are `(n,)`. Same filter and
+/// tie counting as [`filtered_ranks`].
+#[allow(clippy::too_many_arguments)]
+pub fn ranks_of_scores<T: Float>(
+    par: Par,
+    level: Level,
+    scores: &[T],
+    n_ent: usize,
+    test: &[i64],
+    side: Side,
+    filter: &Filter,
+    optimistic: &mut [i64],
+    pessimistic: &mut [i64],
+) -> Result<()> {
+    if !test.len().is_multiple_of(3) {
+        return Err(Error::Value("triples: expected shape (n, 3)".into()));
+    }
+    let n = test.len() / 3;
+    if scores.len() != n * n_ent {
+        return Err(Error::Shape {
+            arg: "scores".into(),
+            expected: vec![n, n_ent],
+            got: vec![scores.len()],
+        });
+    }
+    for (name, out) in [("optimistic", &optimistic), ("pessimistic", &pessimistic)] {
+        if out.len() != n {
+            return Err(Error::len(name, n, out.len()));
+        }
+    }
+    let (fixed_col, target_col) = match side {
+        Side::Tail => (0, 2),
+        Side::Head => (2, 0),
+    };
+    for (k, t) in test.chunks_exact(3).enumerate() {
+        if t[target_col] < 0 || t[target_col] as usize >= n_ent {
+            return Err(Error::Index {
+                arg: format!("triples[{k}, {target_col}]"),
+                index: t[target_col],
+                size: n_ent,
+            });
+        }
+    }
+    let rows: Vec<usize> = (0..n).collect();
+    let ranks = par.for_work(n * n_ent).map(rows, |i| {
+        let t = &test[3 * i..3 * i + 3];
+        let row = &scores[i * n_ent..(i + 1) * n_ent];
+        rank_row(
+            level,
+            row,
+            t[target_col],
+            filter.known(side, t[fixed_col], t[1]),
+        )
+    });
+    for (i, (o, p)) in ranks.into_iter().enumerate() {
+        optimistic[i] = o;
+        pessimistic[i] = p;
+    }
+    Ok(())
 }
 
 /// Filtered ranks of `test (n, 3)`: `optimistic` and `pessimistic`, each `(n, 2)` with column
@@ -149,31 +244,18 @@ pub fn filtered_ranks<T: Float + Gemm, M: Model>(
                 &norms,
                 &mut scores,
             );
-            let mut out = Vec::with_capacity(len);
-            for (i, row) in scores.chunks_exact(n_ent).enumerate() {
-                let target = targets[i] as usize;
-                let s = row[target];
-                if s.is_nan() {
-                    out.push((n_ent as i64, n_ent as i64));
-                    continue;
-                }
-                let (mut better, mut equal) = dispatch(level, Count { row, target });
-                let known = match side {
-                    Side::Tail => Filter::lookup(&filter.by_head, fixed[i], rels[i]),
-                    Side::Head => Filter::lookup(&filter.by_tail, rels[i], fixed[i]),
-                };
-                for e in known.iter().map(|t| t[2] as usize) {
-                    if e == target || e >= n_ent {
-                        continue;
-                    }
-                    if row[e] > s {
-                        better -= 1;
-                    } else if row[e] == s {
-                        equal -= 1;
-                    }
-                }
-                out.push((1 + better as i64, 1 + (better + equal) as i64));
-            }
+            let out = scores
+                .chunks_exact(n_ent)
+                .enumerate()
+                .map(|(i, row)| {
+                    rank_row(
+                        level,
+                        row,
+                        targets[i],
+                        filter.known(side, fixed[i], rels[i]),
+                    )
+                })
+                .collect::<Vec<_>>();
             (side, start, out)
         });
     for (side, start, out) in ranks {

@@ -9,7 +9,7 @@
 //! Variables are unconstrained (no object identity): a path may revisit entities. Counting is
 //! exact and integer; rules are independent, so results do not depend on the thread count.
 
-use super::rule::{reversed, Kind, Rule};
+use super::rule::{reversed, Atom, Kind, Rule};
 use super::walk::Walker;
 use super::Index;
 use crate::par::Par;
@@ -134,4 +134,61 @@ fn acyclic(walker: &mut Walker, index: &Index, rule: &Rule) -> RuleMetrics {
         ..Default::default()
     }
     .finish()
+}
+
+/// Every closed-path rule of length 2, `h(X, Y) <- a1(X, Z), a2(Z, Y)` for every head `h` and
+/// atoms `a1`, `a2` (each relation forwards or inverted), with its metrics: `n_rel * (2 n_rel)^2`
+/// rules ordered by head, then `a1`, then `a2` (atom code `2 * rel + inverse`). Each body is
+/// walked once for all heads.
+pub fn all_length2(par: Par, index: &Index) -> (Vec<Rule>, Vec<RuleMetrics>) {
+    let n_rel = index.n_rel;
+    let codes = 2 * n_rel as u32;
+    let pairs: Vec<(u32, u32)> = (0..codes)
+        .flat_map(|a| (0..codes).map(move |b| (a, b)))
+        .collect();
+    let work = pairs.len() * index.n_ent * 4;
+    // Per body: (body pairs, per head (support, pca body pairs)).
+    let per_body = par.for_work(work).map(pairs, |(a, b)| {
+        let body = [Atom::from_code(a), Atom::from_code(b)];
+        let mut walker = Walker::new(index.n_ent);
+        let mut total = 0u64;
+        let mut heads = vec![(0u64, 0u64); n_rel];
+        for &x in index.sources(body[0].rel as usize, body[0].inverse) {
+            let ys = walker.reach(index, &[x], &body).len() as u64;
+            if ys == 0 {
+                continue;
+            }
+            total += ys;
+            for (h, acc) in heads.iter_mut().enumerate() {
+                let hs = index.step(h, false, x as usize);
+                if !hs.is_empty() {
+                    acc.1 += ys;
+                    acc.0 += hs.iter().filter(|&&y| walker.contains(y)).count() as u64;
+                }
+            }
+        }
+        (total, heads)
+    });
+    let mut rules = Vec::with_capacity(n_rel * per_body.len());
+    let mut metrics = Vec::with_capacity(rules.capacity());
+    for h in 0..n_rel {
+        for (k, (total, heads)) in per_body.iter().enumerate() {
+            let (a, b) = (k as u32 / codes, k as u32 % codes);
+            rules.push(Rule::closed(
+                h as u32,
+                &[Atom::from_code(a), Atom::from_code(b)],
+            ));
+            metrics.push(
+                RuleMetrics {
+                    support: heads[h].0,
+                    body_pairs: *total,
+                    pca_body_pairs: heads[h].1,
+                    head_facts: index.facts(h) as u64,
+                    ..Default::default()
+                }
+                .finish(),
+            );
+        }
+    }
+    (rules, metrics)
 }
