@@ -1,0 +1,188 @@
+"""nesy.rules.hybrid: rules combined with knowledge-graph embeddings (each combination against a
+NumPy ranking of its own definition, the embeddings-alone option against the KGE evaluator,
+validation selection), and rules scored by composed relation embeddings.
+Mirrors python/nesy/rules/hybrid.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from nesy.datasets import load_kg
+from nesy.kge import KGEModel
+from nesy.rules.hybrid import (
+    HybridPredictor,
+    compare_with_confidence,
+    embedding_rule_scores,
+)
+from nesy.rules.kg import mine
+
+
+@pytest.fixture(scope="module")
+def nations():
+    d = load_kg("nations")
+    rules = mine(d, max_length=2, max_length_acyclic=1, min_confidence=0.2, verbose=0)
+    model = KGEModel("complex", dim=16, loss="ce", optimizer="adagrad", lr=0.1,
+                     batch_size=100, epochs=5, seed=0, verbose=0).fit(d.train)
+    return d, rules, model
+
+
+def _numpy_ranks(scores, t, known, side):
+    """Realistic filtered ranks of the ``side`` queries of ``t`` from dense scores."""
+    known = {tuple(k) for k in known.tolist()}
+    out = []
+    for row, (h, r, tl) in zip(scores, t.tolist()):
+        target = h if side == "head" else tl
+        s = row[target]
+        better = equal = 0
+        for e, v in enumerate(row):
+            if e == target or ((e, r, tl) if side == "head" else (h, r, e)) in known:
+                continue
+            better += v > s
+            equal += v == s
+        out.append(1 + better + equal / 2)
+    return np.array(out)
+
+
+def test_embeddings_alone_equal_the_kge_evaluator(nations):
+    d, rules, model = nations
+    known = d.all_triples()
+    h = HybridPredictor(rules, model, method="weighted", weight=0.0)
+    got = h.evaluate(d.test, known)
+    want = model.evaluate(d.test, known)
+    assert got["both"] == want["both"]
+
+
+@pytest.mark.parametrize("method,weight", [("rules_first", 0.0), ("weighted", 0.3),
+                                           ("log_linear", 1.0)])
+def test_each_combination_ranks_as_its_definition(nations, method, weight):
+    d, rules, model = nations
+    known = d.all_triples()
+    t = d.test[:40]
+    h = HybridPredictor(rules, model, method=method, weight=weight)
+    ranks = h.ranks(t, known)
+    ent, rel = model._tables()
+    for side, inverse in (("tail", False), ("head", True)):
+        e = t[:, 2] if inverse else t[:, 0]
+        # The definition, written out: embedding scores, rule levels and confidences.
+        kge = np.array([[model.score([[x, r, y] if not inverse else [y, r, x]])[0]
+                         for y in range(d.n_entities)] for x, r in zip(e, t[:, 1])],
+                       dtype=np.float64)
+        cand = rules.candidates(e, t[:, 1], inverse)
+        level = np.full(kge.shape, np.inf)
+        conf = np.zeros(kge.shape)
+        for i, (ids, lv, mx) in enumerate(cand):
+            level[i, ids] = lv
+            conf[i, ids] = mx
+        p = np.exp(kge - kge.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        if method == "rules_first":
+            # Lexicographic: lower level first, then higher embedding score.
+            scores = np.empty_like(kge)
+            for i in range(len(kge)):
+                order = np.lexsort((-kge[i], level[i]))
+                scores[i, order] = -np.arange(len(order), dtype=float)
+                # Equal (level, score) pairs stay tied.
+                key = list(zip(level[i], -kge[i]))
+                for a in range(len(order) - 1):
+                    if key[order[a]] == key[order[a + 1]]:
+                        scores[i, order[a + 1]] = scores[i, order[a]]
+        elif method == "weighted":
+            scores = weight * conf + (1 - weight) * p
+        else:
+            scores = np.log(p) + weight * np.log(conf + 0.01)
+        want = _numpy_ranks(scores, t, known, side)
+        np.testing.assert_allclose(ranks[side]["realistic"], want)
+
+
+def test_fit_selects_on_validation(nations):
+    d, rules, model = nations
+    known = d.all_triples()
+    h = HybridPredictor(rules, model).fit(d.valid, known)
+    mrrs = {(v["method"], v["weight"]): v["mrr"] for v in h.validation_}
+    assert {m for m, _ in mrrs} == {"rules_first", "weighted", "log_linear"}
+    sel = h.selection_
+    assert mrrs[sel["best"]] == max(mrrs.values())
+    assert mrrs[sel["baseline"]] == max(mrrs[("weighted", 0.0)], mrrs[("rules_first", 0.0)])
+    chosen = sel["baseline"] if sel["kept_baseline"] else sel["best"]
+    assert (h.method_, h.weight_) == chosen
+    assert sel["kept_baseline"] == (sel["gain"] < sel["standard_error"]
+                                    and sel["best"] != sel["baseline"])
+    # A fixed method only tunes its weight.
+    w = HybridPredictor(rules, model, method="weighted").fit(d.valid, known)
+    assert w.method_ == "weighted"
+
+
+def test_bad_input(nations):
+    d, rules, model = nations
+    with pytest.raises(ValueError, match="method"):
+        HybridPredictor(rules, model, method="sum")
+    with pytest.raises(ValueError, match="weight"):
+        HybridPredictor(rules, model, method="weighted", weight=2.0)
+    other = KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(load_kg("umls").train)
+    with pytest.raises(ValueError, match="entities"):
+        HybridPredictor(rules, other)
+    h = HybridPredictor(rules, model)
+    with pytest.raises(ValueError, match="valid"):
+        h.fit(np.zeros((0, 3), dtype=np.int64), d.all_triples())
+    with pytest.raises(ValueError, match="ties"):
+        h.evaluate(d.test, d.all_triples(), ties="best")
+
+
+class _Fake:
+    """A model stand-in with given relation embeddings."""
+
+    def __init__(self, model, rel):
+        self.model = model
+        self.rel = np.asarray(rel, dtype=np.float64)
+
+    def _tables(self):
+        return np.zeros((1, self.rel.shape[1])), self.rel
+
+
+def _closed(head, *atoms):
+    row = [0, head, 0, -1, -1, -1, 0, -1, 0, -1, 0]
+    for k, (r, inv) in enumerate(atoms):
+        row[5 + 2 * k], row[6 + 2 * k] = r, inv
+    return row
+
+
+def test_embedding_rule_scores_compose_relations():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-np.pi, np.pi, (2, 6))
+    # RotatE: r2 = r0 + r1 and r3 = r0 - r1, as phases.
+    rel = np.stack([a, b, a + b, a - b])
+    rows = [_closed(2, (0, 0), (1, 0)), _closed(3, (0, 0), (1, 1)), _closed(2, (0, 0), (1, 1)),
+            [1, 0, 0, 1, 2, 1, 0, -1, 0, -1, 0]]
+    s = embedding_rule_scores(_Fake("rotate", rel), rows)
+    assert s[0] == pytest.approx(1.0) and s[1] == pytest.approx(1.0) and s[2] < 0.9
+    assert np.isnan(s[3])  # acyclic rules have no composition
+    # DistMult: elementwise product; ComplEx: complex product, inverse conjugated.
+    x, y = rng.standard_normal((2, 6))
+    s = embedding_rule_scores(_Fake("distmult", np.stack([x, y, x * y])),
+                              [_closed(2, (0, 0), (1, 1))])
+    assert s[0] == pytest.approx(1.0)
+    zx = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    zy = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    split = [np.concatenate([z.real, z.imag]) for z in (zx, zy, zx * np.conj(zy))]
+    s = embedding_rule_scores(_Fake("complex", np.stack(split)), [_closed(2, (0, 0), (1, 1)),
+                                                                  _closed(2, (0, 0), (1, 0))])
+    assert s[0] == pytest.approx(1.0) and s[1] < 0.99
+    # TransE: translations add up.
+    s = embedding_rule_scores(_Fake("transe_l2", np.stack([x, y, x - y])),
+                              [_closed(2, (0, 0), (1, 1))])
+    assert s[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_compare_with_confidence_against_scipy():
+    rng = np.random.default_rng(1)
+    s = rng.standard_normal(300)
+    c = np.clip(0.3 * s + rng.standard_normal(300), -1, None).round(1)  # with ties
+    got = compare_with_confidence(s, c, top=20)
+    assert got["spearman"] == pytest.approx(scipy.stats.spearmanr(s, c).statistic)
+    assert got["top_by_embedding"] == pytest.approx(c[np.argsort(-s)[:20]].mean())
+    assert got["top_by_confidence"] == pytest.approx(np.sort(c)[-20:].mean())
+    with pytest.raises(ValueError, match="shapes"):
+        compare_with_confidence(s, c[:-1])
