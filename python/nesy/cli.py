@@ -1,5 +1,6 @@
 """The ``nesy`` command: ``info``, ``demo``, ``bench <domain>`` and per-domain commands
-(``rnn demo``, ``gnn cora``, ``kge train/eval/table``, ``rules extract-demo``, ``distill demo``,
+(``rnn demo``, ``gnn cora``, ``kge train/eval/table``, ``rules extract-demo/mine/eval/table``,
+``distill demo``,
 ``meta tables``)."""
 
 from __future__ import annotations
@@ -206,8 +207,12 @@ def _add_domain_commands(sub: Any) -> None:
     tab.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     tab.set_defaults(func=_kge_table)
 
-    rules = sub.add_parser("rules", help="rules extracted from networks")
+    from nesy.rules.kg_report import add_commands as add_kg_rules
+
+    rules = sub.add_parser("rules", help="rules extracted from networks; Horn rules mined from "
+                                         "knowledge graphs")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    add_kg_rules(rules_sub)
     r_demo = rules_sub.add_parser(
         "extract-demo", help="fidelity / accuracy / size of extracted rules against CART")
     r_demo.add_argument("--seeds", type=int, default=5)
