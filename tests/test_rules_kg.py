@@ -338,3 +338,25 @@ def test_ranks_of_scores_is_the_embedding_evaluator():
         ranks_of_scores(np.zeros((len(test) - 1, 40)), test, known, "tail")
     with pytest.raises(IndexError):
         ranks_of_scores(np.zeros((len(test), 10)), test, known, "tail")
+
+
+def test_command_line_mine_and_eval(tmp_path, capsys):
+    from nesy.cli import main
+
+    out = tmp_path / "rules.json"
+    assert main(["rules", "mine", "--data", "nations", "--max-length", "1", "--min-confidence",
+                 "0.5", "--out", str(out), "--show", "1", "--top", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "closed path" in text and "saved" in text and "top rules for" in text
+    assert main(["rules", "eval", "--data", "nations", "--rules", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "queries/s" in text and "| both" in text
+    assert main(["rules", "eval", "--data", "nations", "--method", "sample", "--max-length",
+                 "2", "--max-batches", "2", "--aggregation", "noisy_or"]) == 0
+    assert "sample miner" in capsys.readouterr().out
+    # User errors: exit 2 with a message, nothing written.
+    bad = tmp_path / "bad.txt"
+    assert main(["rules", "mine", "--data", "nations", "--max-length", "5",
+                 "--out", str(bad)]) == 2
+    assert not bad.exists()
+    assert main(["rules", "eval", "--data", "umls", "--rules", str(out)]) == 2

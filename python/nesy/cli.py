@@ -73,6 +73,13 @@ def _bench_kge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_rules(args: argparse.Namespace) -> int:
+    from nesy.bench import rules as bench
+
+    bench.main(quick=args.quick, repeat=args.repeat)
+    return 0
+
+
 def _bench_meta(args: argparse.Namespace) -> int:
     from nesy.meta import report
 
@@ -281,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     b_kge.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     b_kge.add_argument("--repeat", type=int, default=5)
     b_kge.set_defaults(func=_bench_kge)
+    b_rules = bench_sub.add_parser(
+        "rules", help="knowledge-graph rules: length-2 confidences vs SciPy, rule application")
+    b_rules.add_argument("--quick", action="store_true", help="UMLS only (seconds)")
+    b_rules.add_argument("--repeat", type=int, default=3)
+    b_rules.set_defaults(func=_bench_rules)
     b_meta = bench_sub.add_parser("meta", help="FOMAML meta-iterations/s, sine protocol")
     b_meta.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     b_meta.set_defaults(func=_bench_meta)
