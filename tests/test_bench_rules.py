@@ -58,6 +58,7 @@ def test_scipy_anchor_matches_rule_metrics(seed, n_ent, n_rel, n, lookup_limit, 
     got = bench.scipy_length2_metrics(t, n_ent, n_rel, index=ix, budget=budget)
     assert want["support"].sum() > 0 and (want["support"] == 0).any()
     _assert_same(got, want)
+    _assert_same(bench.scipy_length2_per_pair(t, n_ent, n_rel, index=ix), want)
     assert not got["head_facts"][rows[:, 1] == n_rel - 1].any()  # the relation without facts
 
 
