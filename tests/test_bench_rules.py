@@ -85,6 +85,16 @@ def test_nesy_side_and_agreement_check():
         bench.check_same(rows[::-1], nesy_m, scipy_m, 4)
 
 
+def test_nesy_side_falls_back_to_rule_metrics(monkeypatch):
+    import nesy.rules.kg as kg
+
+    t = _graph(25, 3, 150, 9)
+    monkeypatch.delattr(kg, "length2_metrics", raising=False)
+    rows, nesy_m, which = bench.nesy_length2(KGGraph.of(t, 25, 3))
+    assert which == "rule_metrics"
+    bench.check_same(rows, nesy_m, bench.scipy_length2_metrics(t, 25, 3), 3)
+
+
 def test_main_quick(capsys):
     bench.main(quick=True)
     out = capsys.readouterr().out
