@@ -155,15 +155,16 @@ def eval_command(args: argparse.Namespace) -> int:
           f"{rs.info_['widest_query']:,} candidates")
     print(metrics_table(r))
     if args.hybrid:
-        rows = hybrid_rows(data, rs, args.split, args.ties, verbose=1)
+        rows, _ = hybrid_rows(data, rs, args.split, args.ties, verbose=1)
         print(format_table(["predictor", "MRR", "Hits@1", "Hits@3", "Hits@10"],
                            [row[1:] for row in rows]))
     return 0
 
 
 def hybrid_rows(data: Any, rs: Any, split: str = "test", ties: str = "realistic",
-                verbose: int = 0) -> list[list[str]]:
-    """Rules alone, embeddings alone and the hybrid (fitted on the validation split)."""
+                verbose: int = 0) -> tuple[list[list[str]], Any]:
+    """Rules alone, embeddings alone and the hybrid (fitted on the validation split), and the
+    embedding model."""
     from nesy.kge import KGEModel
     from nesy.kge.report import PRESETS as KGE_PRESETS
     from nesy.rules.hybrid import HybridPredictor
@@ -179,7 +180,21 @@ def hybrid_rows(data: Any, rs: Any, split: str = "test", ties: str = "realistic"
         m = pred.evaluate(test, known, ties=ties, per_relation=False)["both"]
         out.append([data.name, name, f"{m['mrr']:.3f}", f"{m['hits@1']:.3f}",
                     f"{m['hits@3']:.3f}", f"{m['hits@10']:.3f}"])
-    return out
+    return out, model
+
+
+def composition_row(data: Any, model: Any) -> list[str]:
+    """Every length-2 closed-path rule with a body scored by relation-embedding composition,
+    against its mined standard confidence."""
+    from nesy.rules.hybrid import compare_with_confidence, embedding_rule_scores
+    from nesy.rules.kg import length2_metrics
+
+    rows, m = length2_metrics(data)
+    has_body = m["body_pairs"] > 0
+    c = compare_with_confidence(embedding_rule_scores(model, rows)[has_body],
+                                m["std_confidence"][has_body], top=100)
+    return [data.name, f"{c['rules']:,}", f"{c['spearman']:.3f}", f"{c['mean_confidence']:.3f}",
+            f"{c['top_by_embedding']:.3f}", f"{c['top_by_confidence']:.3f}"]
 
 
 def table_command(args: argparse.Namespace) -> int:
@@ -187,13 +202,15 @@ def table_command(args: argparse.Namespace) -> int:
     from nesy.datasets import load_kg
 
     rows: list[list[str]] = []
+    composed: list[list[str]] = []
     ok = True
     for name in args.datasets:
         data = load_kg(name)
         t0 = time.perf_counter()
         rs = _mine(argparse.Namespace(), data, verbose=0)
         mined = time.perf_counter() - t0
-        rs_rows = hybrid_rows(data, rs)
+        rs_rows, model = hybrid_rows(data, rs)
+        composed.append(composition_row(data, model))
         for row in rs_rows:
             rows.append(row + [f"{len(rs):,} rules, {mined:.1f} s" if row is rs_rows[0]
                                else ""])
@@ -204,6 +221,10 @@ def table_command(args: argparse.Namespace) -> int:
               f" ({'>=' if better else '<'} the better of the two)", flush=True)
     print(format_table(["data set", "predictor", "MRR", "Hits@1", "Hits@3", "Hits@10",
                         "mining"], rows))
+    print(f"\nLength-2 rules scored by {HYBRID_MODEL} relation composition against their "
+          "mined confidence:")
+    print(format_table(["data set", "rules with a body", "Spearman", "mean conf",
+                        "top-100 by embedding", "top-100 by confidence"], composed))
     if args.wn18rr and os.path.isdir(WN18RR):
         data = load_kg(WN18RR)
         t0 = time.perf_counter()
