@@ -11,7 +11,7 @@ use common::Rng;
 use nesy_core::kge::rank::Filter;
 use nesy_core::rules::apply::{Aggregation, Applier};
 use nesy_core::rules::mine::{mine_exact, sample_rules, MineOptions, SampleOptions};
-use nesy_core::rules::{parse_rows, rule_metrics, Atom, Index, Kind, Rule, RuleMetrics};
+use nesy_core::rules::{parse_rows, rule_metrics, Atom, Index, Kind, Length2, Rule, RuleMetrics};
 use nesy_core::Par;
 
 type Pairs = BTreeSet<(u32, u32)>;
@@ -470,11 +470,14 @@ fn all_length2_rules_match_their_one_by_one_metrics() {
     let (n_ent, n_rel) = (25, 3);
     let t = random_graph(n_ent, n_rel, 120, 77);
     let index = Index::new(&t, n_ent, n_rel).unwrap();
-    let (rules, metrics) = nesy_core::rules::all_length2(Par::Seq, &index);
-    assert_eq!(rules.len(), n_rel * (2 * n_rel) * (2 * n_rel));
+    let all = nesy_core::rules::all_length2(Par::Seq, &index);
+    let n = n_rel * (2 * n_rel) * (2 * n_rel);
+    assert_eq!(all.support.len(), n);
+    let rules: Vec<Rule> = (0..n).map(|k| Length2::rule(n_rel, k)).collect();
+    let metrics: Vec<RuleMetrics> = (0..n).map(|k| all.metrics(k)).collect();
     let mut sorted = rules.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, rules, "head-major, then a1, then a2");
     assert_eq!(metrics, rule_metrics(Par::Seq, &index, &rules));
-    assert_eq!(nesy_core::rules::all_length2(Par::Rayon, &index).1, metrics);
+    assert_eq!(nesy_core::rules::all_length2(Par::Rayon, &index), all);
 }

@@ -169,8 +169,47 @@ pub fn rules_length2<'py>(
     graph: &RuleGraph,
 ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyDict>)> {
     let index = &graph.index;
-    let (rules, metrics) = run_kernel(py, usize::MAX, || Ok(all_length2(Par::Rayon, index)))?;
-    Ok((rows_array(py, &rules)?, metrics_dict(py, &metrics)?))
+    let all = run_kernel(py, usize::MAX, || Ok(all_length2(Par::Rayon, index)))?;
+    let n = all.support.len();
+    // Rows straight from the order (head, a1, a2), without intermediate rule structs.
+    let codes = 2 * index.n_rel as i64;
+    let mut flat = Vec::with_capacity(n * ROW);
+    for k in 0..n as i64 {
+        let (h, a, b) = (k / (codes * codes), (k / codes) % codes, k % codes);
+        flat.extend_from_slice(&[0, h, 0, -1, -1, a / 2, a % 2, b / 2, b % 2, -1, 0]);
+    }
+    let rows = Array2::from_shape_vec((n, ROW), flat)
+        .map_err(|e| value_error(format!("rules: {e}")))?
+        .into_pyarray(py);
+    let d = PyDict::new(py);
+    let ratio = |a: &[u64], b: &[u64]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| if y == 0 { 0.0 } else { x as f64 / y as f64 })
+            .collect()
+    };
+    d.set_item(
+        "head_coverage",
+        PyArray1::from_vec(py, ratio(&all.support, &all.head_facts)),
+    )?;
+    d.set_item(
+        "std_confidence",
+        PyArray1::from_vec(py, ratio(&all.support, &all.body_pairs)),
+    )?;
+    d.set_item(
+        "pca_confidence",
+        PyArray1::from_vec(py, ratio(&all.support, &all.pca_body_pairs)),
+    )?;
+    for (name, v) in [
+        ("support", all.support),
+        ("body_pairs", all.body_pairs),
+        ("pca_body_pairs", all.pca_body_pairs),
+        ("head_facts", all.head_facts),
+    ] {
+        let v: Vec<i64> = v.into_iter().map(|x| x as i64).collect();
+        d.set_item(name, PyArray1::from_vec(py, v))?;
+    }
+    Ok((rows, d))
 }
 
 /// Every rule above the thresholds with a head in `heads` (default: all relations). Returns

@@ -73,6 +73,11 @@ pub struct Applier<'a> {
     backward: HashMap<(u32, u32), Vec<u32>>,
     /// Never propose the query entity itself.
     pub exclude_query: bool,
+    /// Position of every rule in the order of decreasing confidence (ties by index), so that
+    /// `(candidate, position)` sorts as integers into each candidate's confidences, descending.
+    position: Vec<u32>,
+    /// Confidence by position.
+    by_position: Vec<f64>,
 }
 
 impl<'a> Applier<'a> {
@@ -122,6 +127,17 @@ impl<'a> Applier<'a> {
                 g
             })
             .collect();
+        let mut order: Vec<u32> = (0..rules.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            confidence[b as usize]
+                .total_cmp(&confidence[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut position = vec![0u32; rules.len()];
+        for (p, &id) in order.iter().enumerate() {
+            position[id as usize] = p as u32;
+        }
+        let by_position = order.iter().map(|&id| confidence[id as usize]).collect();
         Ok(Applier {
             index,
             rules,
@@ -130,6 +146,8 @@ impl<'a> Applier<'a> {
             forward,
             backward,
             exclude_query,
+            position,
+            by_position,
         })
     }
 
@@ -190,24 +208,24 @@ impl<'a> Applier<'a> {
         pairs: &mut Vec<(u32, u32)>,
     ) -> Ranked {
         self.fire(walker, e, q, pairs);
-        let conf = |id: u32| self.confidence[id as usize];
-        // Per candidate, its confidences descending (a rule fires at most once per candidate,
-        // but the same rule can be reached along several paths: keep it once).
-        pairs.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(conf(b.1).total_cmp(&conf(a.1)))
-                .then(a.1.cmp(&b.1))
-        });
-        pairs.dedup();
-        let mut confs: Vec<f64> = Vec::with_capacity(pairs.len());
+        // Per candidate, its confidences descending: integer keys (candidate, position in the
+        // confidence order); a rule reached along several paths counts once.
+        let mut keys: Vec<u64> = pairs
+            .iter()
+            .map(|&(y, id)| ((y as u64) << 32) | self.position[id as usize] as u64)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut confs: Vec<f64> = Vec::with_capacity(keys.len());
         // (candidate, first, end) into `confs`.
         let mut spans: Vec<(u32, usize, usize)> = Vec::new();
-        for &(y, id) in pairs.iter() {
+        for &k in &keys {
+            let y = (k >> 32) as u32;
             match spans.last_mut() {
                 Some(s) if s.0 == y => s.2 += 1,
                 _ => spans.push((y, confs.len(), confs.len() + 1)),
             }
-            confs.push(conf(id));
+            confs.push(self.by_position[(k & 0xFFFF_FFFF) as usize]);
         }
         let noisy: Vec<f64> = spans
             .iter()

@@ -136,59 +136,126 @@ fn acyclic(walker: &mut Walker, index: &Index, rule: &Rule) -> RuleMetrics {
     .finish()
 }
 
+/// The metrics of every closed-path rule of length 2 (see [`all_length2`]), as columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Length2 {
+    pub support: Vec<u64>,
+    pub body_pairs: Vec<u64>,
+    pub pca_body_pairs: Vec<u64>,
+    pub head_facts: Vec<u64>,
+}
+
+impl Length2 {
+    /// Rule `k` of the order of [`all_length2`].
+    pub fn rule(n_rel: usize, k: usize) -> Rule {
+        let codes = 2 * n_rel;
+        let (h, body) = (k / (codes * codes), k % (codes * codes));
+        let (a, b) = (body / codes, body % codes);
+        Rule::closed(
+            h as u32,
+            &[Atom::from_code(a as u32), Atom::from_code(b as u32)],
+        )
+    }
+
+    /// The metrics of rule `k`.
+    pub fn metrics(&self, k: usize) -> RuleMetrics {
+        RuleMetrics {
+            support: self.support[k],
+            body_pairs: self.body_pairs[k],
+            pca_body_pairs: self.pca_body_pairs[k],
+            head_facts: self.head_facts[k],
+            ..Default::default()
+        }
+        .finish()
+    }
+}
+
 /// Every closed-path rule of length 2, `h(X, Y) <- a1(X, Z), a2(Z, Y)` for every head `h` and
 /// atoms `a1`, `a2` (each relation forwards or inverted), with its metrics: `n_rel * (2 n_rel)^2`
-/// rules ordered by head, then `a1`, then `a2` (atom code `2 * rel + inverse`). Each body is
-/// walked once for all heads.
-pub fn all_length2(par: Par, index: &Index) -> (Vec<Rule>, Vec<RuleMetrics>) {
+/// rules ordered by head, then `a1`, then `a2` (atom code `2 * rel + inverse`; see
+/// [`Length2::rule`]).
+///
+/// Per first atom `a1` (in parallel) and source `x`: `a1` is walked once, every edge of every
+/// reached `z` extends the path by its own atom `a2` at once (the reached `y` de-duplicated per
+/// `a2` with a stamp per `(a2, y)`), and each reached `y` is looked up among the facts
+/// `(x, h, y)` for the support of every head at once.
+pub fn all_length2(par: Par, index: &Index) -> Length2 {
     let n_rel = index.n_rel;
-    let codes = 2 * n_rel as u32;
-    let pairs: Vec<(u32, u32)> = (0..codes)
-        .flat_map(|a| (0..codes).map(move |b| (a, b)))
-        .collect();
-    let work = pairs.len() * index.n_ent * 4;
-    // Per body: (body pairs, per head (support, pca body pairs)).
-    let per_body = par.for_work(work).map(pairs, |(a, b)| {
-        let body = [Atom::from_code(a), Atom::from_code(b)];
-        let mut walker = Walker::new(index.n_ent);
-        let mut total = 0u64;
-        let mut heads = vec![(0u64, 0u64); n_rel];
-        for &x in index.sources(body[0].rel as usize, body[0].inverse) {
-            let ys = walker.reach(index, &[x], &body).len() as u64;
-            if ys == 0 {
-                continue;
+    let n_ent = index.n_ent;
+    let codes = 2 * n_rel;
+    let work = codes * index.n_ent * 16;
+    // Per first atom: body pairs per a2, and per (a2, head) support and PCA body pairs.
+    let per_a1 = par.for_work(work).map((0..codes).collect(), |a1| {
+        let first = Atom::from_code(a1 as u32);
+        let mut body = vec![0u64; codes];
+        let mut support = vec![0u64; codes * n_rel];
+        let mut pca = vec![0u64; codes * n_rel];
+        let mut stamp = vec![0u32; codes * n_ent];
+        let mut reached: Vec<Vec<u32>> = vec![Vec::new(); codes];
+        let mut heads: Vec<usize> = Vec::new();
+        for (gen, &x) in index
+            .sources(first.rel as usize, first.inverse)
+            .iter()
+            .enumerate()
+        {
+            let gen = gen as u32 + 1;
+            for r in reached.iter_mut() {
+                r.clear();
             }
-            total += ys;
-            for (h, acc) in heads.iter_mut().enumerate() {
-                let hs = index.step(h, false, x as usize);
-                if !hs.is_empty() {
-                    acc.1 += ys;
-                    acc.0 += hs.iter().filter(|&&y| walker.contains(y)).count() as u64;
+            for &z in index.step(first.rel as usize, first.inverse, x as usize) {
+                for &(y, a2) in index.edges(z as usize) {
+                    let seen = &mut stamp[a2 as usize * n_ent + y as usize];
+                    if *seen != gen {
+                        *seen = gen;
+                        reached[a2 as usize].push(y);
+                    }
+                }
+            }
+            // The relations x is a subject of (its forward edge codes), without repeats.
+            heads.clear();
+            for &(_, c) in index.edges(x as usize) {
+                if c % 2 == 0 {
+                    heads.push(c as usize / 2);
+                }
+            }
+            heads.sort_unstable();
+            heads.dedup();
+            for (a2, ys) in reached.iter().enumerate() {
+                if ys.is_empty() {
+                    continue;
+                }
+                body[a2] += ys.len() as u64;
+                let row = a2 * n_rel;
+                for &h in &heads {
+                    pca[row + h] += ys.len() as u64;
+                }
+                for &y in ys {
+                    for &(_, c) in index.edges_to(x as usize, y) {
+                        if c % 2 == 0 {
+                            support[row + c as usize / 2] += 1;
+                        }
+                    }
                 }
             }
         }
-        (total, heads)
+        (body, support, pca)
     });
-    let mut rules = Vec::with_capacity(n_rel * per_body.len());
-    let mut metrics = Vec::with_capacity(rules.capacity());
+    let total = n_rel * codes * codes;
+    let mut out = Length2 {
+        support: Vec::with_capacity(total),
+        body_pairs: Vec::with_capacity(total),
+        pca_body_pairs: Vec::with_capacity(total),
+        head_facts: Vec::with_capacity(total),
+    };
     for h in 0..n_rel {
-        for (k, (total, heads)) in per_body.iter().enumerate() {
-            let (a, b) = (k as u32 / codes, k as u32 % codes);
-            rules.push(Rule::closed(
-                h as u32,
-                &[Atom::from_code(a), Atom::from_code(b)],
-            ));
-            metrics.push(
-                RuleMetrics {
-                    support: heads[h].0,
-                    body_pairs: *total,
-                    pca_body_pairs: heads[h].1,
-                    head_facts: index.facts(h) as u64,
-                    ..Default::default()
-                }
-                .finish(),
-            );
+        for (body, support, pca) in &per_a1 {
+            for a2 in 0..codes {
+                out.support.push(support[a2 * n_rel + h]);
+                out.body_pairs.push(body[a2]);
+                out.pca_body_pairs.push(pca[a2 * n_rel + h]);
+                out.head_facts.push(index.facts(h) as u64);
+            }
         }
     }
-    (rules, metrics)
+    out
 }
