@@ -480,4 +480,9 @@ fn all_length2_rules_match_their_one_by_one_metrics() {
     assert_eq!(sorted, rules, "head-major, then a1, then a2");
     assert_eq!(metrics, rule_metrics(Par::Seq, &index, &rules));
     assert_eq!(nesy_core::rules::all_length2(Par::Rayon, &index), all);
+    // De-duplicating by sorting (large graphs) counts the same as by stamps (small ones).
+    assert_eq!(
+        nesy_core::rules::all_length2_with(Par::Rayon, &index, 0),
+        all
+    );
 }

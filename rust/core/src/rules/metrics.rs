@@ -14,6 +14,12 @@ use super::walk::Walker;
 use super::Index;
 use crate::par::Par;
 
+/// Sources of a first atom per work item of [`all_length2`].
+const SOURCES_PER_ITEM: usize = 512;
+/// [`all_length2`] de-duplicates with a stamp per (atom, entity) up to this many entries per
+/// work item, and by sorting above (where allocating the stamps would cost more).
+const STAMP_LIMIT: usize = 1 << 16;
+
 /// Rules measured per work item (and per scratch [`Walker`]).
 const RULES_PER_ITEM: usize = 16;
 
@@ -175,39 +181,77 @@ impl Length2 {
 /// rules ordered by head, then `a1`, then `a2` (atom code `2 * rel + inverse`; see
 /// [`Length2::rule`]).
 ///
-/// Per first atom `a1` (in parallel) and source `x`: `a1` is walked once, every edge of every
-/// reached `z` extends the path by its own atom `a2` at once (the reached `y` de-duplicated per
-/// `a2` with a stamp per `(a2, y)`), and each reached `y` is looked up among the facts
+/// Per first atom `a1` and chunk of its sources (in parallel), per source `x`: `a1` is walked
+/// once, every edge of every reached `z` extends the path by its own atom `a2` at once (the
+/// `(a2, y)` de-duplicated by a stamp array on small graphs, by sorting on large ones), and each
+/// reached `y` is looked up among the facts
 /// `(x, h, y)` for the support of every head at once.
 pub fn all_length2(par: Par, index: &Index) -> Length2 {
+    all_length2_with(par, index, STAMP_LIMIT)
+}
+
+/// [`all_length2`] with the stamp-array limit given (0: always sort), so both ways of
+/// de-duplicating can be tested on one graph.
+pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 {
     let n_rel = index.n_rel;
-    let n_ent = index.n_ent;
     let codes = 2 * n_rel;
-    let work = codes * index.n_ent * 16;
-    // Per first atom: body pairs per a2, and per (a2, head) support and PCA body pairs.
-    let per_a1 = par.for_work(work).map((0..codes).collect(), |a1| {
+    let n_ent = index.n_ent;
+    let work = codes * n_ent * 16;
+    // Items: (first atom, a chunk of its sources), so that heavy atoms spread over threads.
+    let mut items = Vec::new();
+    for a1 in 0..codes {
+        let first = Atom::from_code(a1 as u32);
+        let n = index.sources(first.rel as usize, first.inverse).len();
+        for start in (0..n).step_by(SOURCES_PER_ITEM) {
+            items.push((a1, start, SOURCES_PER_ITEM.min(n - start)));
+        }
+    }
+    // Per item: body pairs per a2, and per (a2, head) support and PCA body pairs.
+    let parts = par.for_work(work).map(items, |(a1, start, len)| {
         let first = Atom::from_code(a1 as u32);
         let mut body = vec![0u64; codes];
         let mut support = vec![0u64; codes * n_rel];
         let mut pca = vec![0u64; codes * n_rel];
-        let mut stamp = vec![0u32; codes * n_ent];
-        let mut reached: Vec<Vec<u32>> = vec![Vec::new(); codes];
+        let mut keys: Vec<u64> = Vec::new();
         let mut heads: Vec<usize> = Vec::new();
-        for (gen, &x) in index
-            .sources(first.rel as usize, first.inverse)
-            .iter()
-            .enumerate()
-        {
-            let gen = gen as u32 + 1;
+        let mut reached: Vec<Vec<u32>> = vec![Vec::new(); codes];
+        // Small graphs: a stamp per (a2, y) (no sorting); large ones: sort (a2, y) keys.
+        let mut stamp = if codes * n_ent <= stamp_limit {
+            vec![0u32; codes * n_ent]
+        } else {
+            Vec::new()
+        };
+        let sources = &index.sources(first.rel as usize, first.inverse)[start..start + len];
+        for (gen, &x) in sources.iter().enumerate() {
+            // Every (a2, y) one step past the z reached along a1, without repeats.
             for r in reached.iter_mut() {
                 r.clear();
             }
-            for &z in index.step(first.rel as usize, first.inverse, x as usize) {
-                for &(y, a2) in index.edges(z as usize) {
-                    let seen = &mut stamp[a2 as usize * n_ent + y as usize];
-                    if *seen != gen {
-                        *seen = gen;
-                        reached[a2 as usize].push(y);
+            let zs = index.step(first.rel as usize, first.inverse, x as usize);
+            if stamp.is_empty() {
+                keys.clear();
+                for &z in zs {
+                    keys.extend(
+                        index
+                            .edges(z as usize)
+                            .iter()
+                            .map(|&(y, a2)| ((a2 as u64) << 32) | y as u64),
+                    );
+                }
+                keys.sort_unstable();
+                keys.dedup();
+                for &k in &keys {
+                    reached[(k >> 32) as usize].push(k as u32);
+                }
+            } else {
+                let gen = gen as u32 + 1;
+                for &z in zs {
+                    for &(y, a2) in index.edges(z as usize) {
+                        let seen = &mut stamp[a2 as usize * n_ent + y as usize];
+                        if *seen != gen {
+                            *seen = gen;
+                            reached[a2 as usize].push(y);
+                        }
                     }
                 }
             }
@@ -238,8 +282,29 @@ pub fn all_length2(par: Par, index: &Index) -> Length2 {
                 }
             }
         }
-        (body, support, pca)
+        (a1, body, support, pca)
     });
+    // Sum the chunks of each first atom (integer sums: any order gives the same counts).
+    let mut per_a1 = vec![
+        (
+            vec![0u64; codes],
+            vec![0u64; codes * n_rel],
+            vec![0u64; codes * n_rel]
+        );
+        codes
+    ];
+    for (a1, body, support, pca) in parts {
+        let acc = &mut per_a1[a1];
+        for (t, v) in acc.0.iter_mut().zip(body) {
+            *t += v;
+        }
+        for (t, v) in acc.1.iter_mut().zip(support) {
+            *t += v;
+        }
+        for (t, v) in acc.2.iter_mut().zip(pca) {
+            *t += v;
+        }
+    }
     let total = n_rel * codes * codes;
     let mut out = Length2 {
         support: Vec::with_capacity(total),

@@ -14,5 +14,5 @@ pub mod rule;
 mod walk;
 
 pub use index::Index;
-pub use metrics::{all_length2, rule_metrics, Length2, RuleMetrics};
+pub use metrics::{all_length2, all_length2_with, rule_metrics, Length2, RuleMetrics};
 pub use rule::{parse_rows, Atom, Kind, Rule, ROW};
