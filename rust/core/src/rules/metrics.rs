@@ -221,8 +221,12 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
         } else {
             Vec::new()
         };
+        // Entities x has a forward edge to (stamped with the source's number): a reached y
+        // that is not one cannot support any head, so its facts are not looked up.
+        let mut tails = vec![0u32; n_ent];
         let sources = &index.sources(first.rel as usize, first.inverse)[start..start + len];
         for (gen, &x) in sources.iter().enumerate() {
+            let gen = gen as u32 + 1;
             // Every (a2, y) one step past the z reached along a1, without repeats.
             for r in reached.iter_mut() {
                 r.clear();
@@ -244,7 +248,6 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
                     reached[(k >> 32) as usize].push(k as u32);
                 }
             } else {
-                let gen = gen as u32 + 1;
                 for &z in zs {
                     for &(y, a2) in index.edges(z as usize) {
                         let seen = &mut stamp[a2 as usize * n_ent + y as usize];
@@ -257,9 +260,10 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
             }
             // The relations x is a subject of (its forward edge codes), without repeats.
             heads.clear();
-            for &(_, c) in index.edges(x as usize) {
+            for &(y, c) in index.edges(x as usize) {
                 if c % 2 == 0 {
                     heads.push(c as usize / 2);
+                    tails[y as usize] = gen;
                 }
             }
             heads.sort_unstable();
@@ -273,7 +277,7 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
                 for &h in &heads {
                     pca[row + h] += ys.len() as u64;
                 }
-                for &y in ys {
+                for &y in ys.iter().filter(|&&y| tails[y as usize] == gen) {
                     for &(_, c) in index.edges_to(x as usize, y) {
                         if c % 2 == 0 {
                             support[row + c as usize / 2] += 1;
