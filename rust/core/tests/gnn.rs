@@ -239,6 +239,106 @@ fn bad_graphs_are_refused() {
     assert_eq!(out, vec![0.0; 6]);
 }
 
+#[test]
+fn lazily_checked_graphs_match_and_refuse_bad_indices() {
+    // Checked by the kernels instead of on construction: same results for a valid graph, and
+    // the same error as `Csr::new` for a bad index, for every reduction, f32 tile width and
+    // the backward pass.
+    let g = graph(40, 30, 300, 5);
+    let mut r = Rng::new(6);
+    for f in [3usize, 8, 16, 64, 70] {
+        let x: Vec<f32> = r.vec(g.n_src * f).iter().map(|&v| v as f32).collect();
+        let lazy =
+            Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &g.indices, "graph").unwrap();
+        for red in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
+            let (mut a, mut b) = (vec![0f32; g.n_dst * f], vec![0f32; g.n_dst * f]);
+            let (mut arg_a, mut arg_b) = (vec![0i64; g.n_dst * f], vec![0i64; g.n_dst * f]);
+            aggregate(
+                Par::Rayon,
+                Level::Scalar,
+                g.csr(),
+                &x,
+                f,
+                None,
+                red,
+                &mut a,
+                Some(&mut arg_a),
+            )
+            .unwrap();
+            aggregate(
+                Par::Rayon,
+                Level::Scalar,
+                lazy,
+                &x,
+                f,
+                None,
+                red,
+                &mut b,
+                Some(&mut arg_b),
+            )
+            .unwrap();
+            assert_eq!(a, b, "f {f} {red:?}");
+        }
+        let mut bad = g.indices.clone();
+        let at = bad.len() / 2;
+        for wrong in [g.n_src as i64, -1] {
+            bad[at] = wrong;
+            let lazy = Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &bad, "graph").unwrap();
+            for red in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
+                let mut out = vec![0f32; g.n_dst * f];
+                let mut arg = vec![0i64; g.n_dst * f];
+                let err = aggregate(
+                    Par::Rayon,
+                    Level::Scalar,
+                    lazy,
+                    &x,
+                    f,
+                    None,
+                    red,
+                    &mut out,
+                    Some(&mut arg),
+                )
+                .unwrap_err();
+                assert!(
+                    err.to_string().contains(&format!("graph indices[{at}]")),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // Backward (sum): the transposed graph's indices are checked as they are gathered.
+    let f = 16;
+    let grad: Vec<f32> = r.vec(g.n_dst * f).iter().map(|&v| v as f32).collect();
+    let x = vec![0f32; g.n_src * f];
+    let mut bad_t = g.t_indices.clone();
+    bad_t[3] = g.n_dst as i64 + 5;
+    let lazy = Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &g.indices, "graph").unwrap();
+    let lazy_t =
+        Csr::with_lazy_indices(g.n_src, g.n_dst, &g.t_indptr, &bad_t, "graph (transposed)")
+            .unwrap();
+    let mut gx = vec![0f32; g.n_src * f];
+    let err = aggregate_backward(
+        Par::Rayon,
+        Level::Scalar,
+        lazy,
+        lazy_t,
+        &g.perm,
+        &x,
+        f,
+        None,
+        Reduce::Sum,
+        None,
+        &grad,
+        &mut gx,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("graph (transposed) indices[3]"),
+        "{err}"
+    );
+}
+
 /// Central finite difference of `loss` along coordinate `k` of `v`.
 fn numeric(v: &[f64], k: usize, loss: &impl Fn(&[f64]) -> f64) -> f64 {
     let eps = 1e-6;

@@ -142,11 +142,35 @@ pub fn zeros<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     shape: &[usize],
     dtype: &str,
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
+    numpy_new(py, "zeros", shape, dtype)
+}
+
+/// A new C-order array with unspecified contents (`numpy.empty`), for outputs a kernel writes
+/// in full before Python sees them: a large zeroed array costs a page fault per 4 KiB on first
+/// write, which for a fast kernel is a large share of its time.
+pub fn empty<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    shape: &[usize],
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArray<T, D>>> {
+    numpy_new(py, "empty", shape, dtype)
+}
+
+/// `numpy.<constructor>(shape, dtype)` as a typed array.
+fn numpy_new<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    constructor: &str,
+    shape: &[usize],
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let a = py
         .import("numpy")?
-        .call_method1("zeros", (shape.to_vec(), dtype))?;
-    a.cast_into::<PyArray<T, D>>()
-        .map_err(|_| value_error("internal: numpy.zeros returned an unexpected array"))
+        .call_method1(constructor, (shape.to_vec(), dtype))?;
+    a.cast_into::<PyArray<T, D>>().map_err(|_| {
+        value_error(format!(
+            "internal: numpy.{constructor} returned an unexpected array"
+        ))
+    })
 }
 
 /// `x` as an array of the kernel dtype `T` (named `dtype` in messages) with `ndim` dimensions;

@@ -8,7 +8,7 @@ use nesy_core::{Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{by_dtype, slice, slice_mut, typed_array, zeros, Access};
+use crate::arrays::{by_dtype, empty, slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -75,10 +75,11 @@ fn forward_typed<'py, T: Element + Float>(
         acc.add(w, false, "edge_weight", 0)?;
     }
     acc.check()?;
-    let out: Bound<'py, PyArray2<T>> = zeros(py, &[n_dst, f], dtype)?;
+    // The kernel writes every entry of both outputs (0 and -1 for a node without in-edges).
+    let out: Bound<'py, PyArray2<T>> = empty(py, &[n_dst, f], dtype)?;
     let extremum = matches!(reduce, Reduce::Max | Reduce::Min);
     let arg: Option<Bound<'py, PyArray2<i64>>> = if extremum {
-        Some(zeros(py, &[n_dst, f], "int64")?)
+        Some(empty(py, &[n_dst, f], "int64")?)
     } else {
         None
     };
@@ -91,7 +92,8 @@ fn forward_typed<'py, T: Element + Float>(
         });
         let os = unsafe { slice_mut(&out) };
         let args = arg.as_ref().map(|a| unsafe { slice_mut(a) });
-        let g = Csr::new(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
+        // The kernel checks the indices as it reads them (one pass over them saved).
+        let g = Csr::with_lazy_indices(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
         run_kernel(py, g.nnz() * f.max(1), || {
             gnn::aggregate(Par::Rayon, level, g, xs, f, ws, reduce, os, args)
         })?;
@@ -179,12 +181,13 @@ fn backward_typed<'py, T: Element + Float>(
         acc.add(a, false, "arg", 0)?;
     }
     acc.check()?;
-    let grad_x: Bound<'py, PyArray2<T>> = zeros(py, &[n_src, f], dtype)?;
+    // The kernels write every entry of grad_x (every source row) and grad_w (every edge).
+    let grad_x: Bound<'py, PyArray2<T>> = empty(py, &[n_src, f], dtype)?;
     let n_edges = idx[1].len();
     let grad_w: Option<Bound<'py, PyArrayDyn<T>>> = match (&w, weight_grad) {
         (_, false) => None,
-        (Some((w, heads)), true) if w.ndim() == 2 => Some(zeros(py, &[n_edges, *heads], dtype)?),
-        (_, true) => Some(zeros(py, &[n_edges], dtype)?),
+        (Some((w, heads)), true) if w.ndim() == 2 => Some(empty(py, &[n_edges, *heads], dtype)?),
+        (_, true) => Some(empty(py, &[n_edges], dtype)?),
     };
     {
         // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
@@ -197,8 +200,10 @@ fn backward_typed<'py, T: Element + Float>(
         let args = arg.as_ref().map(|a| unsafe { slice(a) });
         let gx = unsafe { slice_mut(&grad_x) };
         let gw = grad_w.as_ref().map(|g| unsafe { slice_mut(g) });
-        let g = Csr::new(n_dst, n_src, s[0], s[1], "graph").map_err(to_py)?;
-        let gt = Csr::new(n_src, n_dst, s[2], s[3], "graph (transposed)").map_err(to_py)?;
+        // The kernels check the indices they use (see `Csr`).
+        let g = Csr::with_lazy_indices(n_dst, n_src, s[0], s[1], "graph").map_err(to_py)?;
+        let gt = Csr::with_lazy_indices(n_src, n_dst, s[2], s[3], "graph (transposed)")
+            .map_err(to_py)?;
         run_kernel(py, g.nnz() * f.max(1), || {
             gnn::aggregate_backward(
                 Par::Rayon,
@@ -462,8 +467,8 @@ fn softmax_typed<'py, T: Element + Float>(
     // SAFETY: inputs covered by `acc`; the output is a fresh array.
     let (ip, ix, ss) = unsafe { (slice(&idx[0]), slice(&idx[1]), slice(&sc)) };
     let os = unsafe { slice_mut(&out) };
-    // Softmax needs only the row structure: sources are not indexed, so any bound will do.
-    let g = Csr::new(n_dst, usize::MAX, ip, ix, "graph").map_err(to_py)?;
+    // Softmax needs only the row structure: sources are never indexed, nor checked.
+    let g = Csr::with_lazy_indices(n_dst, usize::MAX, ip, ix, "graph").map_err(to_py)?;
     let work = ss.len() * 8;
     match &grad {
         None => run_kernel(py, work, || {

@@ -61,25 +61,72 @@ pub(crate) fn heads_of<T>(w: &Option<Weights<'_, T>>) -> usize {
     w.as_ref().map_or(1, |w| w.heads)
 }
 
+/// The first index outside `0..n`, if any. Scans in blocks with a branch-free test (one
+/// unsigned compare per index, vectorised) and searches a block only when it holds a bad index:
+/// every kernel call validates its graph, so this pass must run at memory speed.
+pub(crate) fn first_out_of_range(indices: &[i64], n: usize) -> Option<(usize, &i64)> {
+    const BLOCK: usize = 4096;
+    for (b, block) in indices.chunks(BLOCK).enumerate() {
+        if block
+            .iter()
+            .fold(false, |bad, &i| bad | (i as u64 >= n as u64))
+        {
+            let (k, i) = block
+                .iter()
+                .enumerate()
+                .find(|(_, &i)| i as u64 >= n as u64)?;
+            return Some((b * BLOCK + k, i));
+        }
+    }
+    None
+}
+
 /// A CSR adjacency borrowed from the caller: `indices[indptr[r]..indptr[r + 1]]` are the
 /// neighbours of row `r`, all `< n_cols`.
+///
+/// The structure (`indptr`) is always checked on construction. The indices are checked by
+/// [`Csr::new`] in one pass, or, for a graph made with [`Csr::with_lazy_indices`], by the kernels
+/// as they read them: the sum/mean aggregation tests each index in its gather loop (almost free
+/// there, while a separate pass over the indices costs a third of the aggregation), and every
+/// other kernel calls [`Csr::check_indices`] first. The fields are private so that no `Csr`
+/// skips both.
 #[derive(Clone, Copy, Debug)]
 pub struct Csr<'a> {
-    pub n_rows: usize,
-    pub n_cols: usize,
-    pub indptr: &'a [i64],
-    pub indices: &'a [i64],
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &'a [i64],
+    indices: &'a [i64],
+    /// Prefix of error messages (`"graph"`, `"graph (transposed)"`).
+    name: &'a str,
+    indices_checked: bool,
 }
 
 impl<'a> Csr<'a> {
-    /// Checks the structure: `indptr` starts at 0, never decreases, ends at `E`; every index is
-    /// in `0..n_cols`. `name` prefixes the messages (`"graph"`, `"graph (transposed)"`).
+    /// Checks the structure: `indptr` starts at 0, never decreases, ends at `E`; and every
+    /// index is in `0..n_cols`. `name` prefixes the messages (`"graph"`, `"graph (transposed)"`).
     pub fn new(
         n_rows: usize,
         n_cols: usize,
         indptr: &'a [i64],
         indices: &'a [i64],
-        name: &str,
+        name: &'a str,
+    ) -> Result<Self> {
+        let g = Self::with_lazy_indices(n_rows, n_cols, indptr, indices, name)?;
+        g.check_indices()?;
+        Ok(Csr {
+            indices_checked: true,
+            ..g
+        })
+    }
+
+    /// Checks the structure only; the indices are checked by the kernels that use the graph
+    /// (see the type's documentation), which then fail with the same error as [`Csr::new`].
+    pub fn with_lazy_indices(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &'a [i64],
+        indices: &'a [i64],
+        name: &'a str,
     ) -> Result<Self> {
         if indptr.len() != n_rows + 1 {
             return Err(Error::len(
@@ -97,23 +144,53 @@ impl<'a> Csr<'a> {
         if let Some(r) = indptr.windows(2).position(|w| w[1] < w[0]) {
             return Err(Error::Value(format!("{name} indptr: decreases at row {r}")));
         }
-        if let Some((e, &i)) = indices
-            .iter()
-            .enumerate()
-            .find(|(_, &i)| i < 0 || i as usize >= n_cols)
-        {
-            return Err(Error::Index {
-                arg: format!("{name} indices[{e}]"),
-                index: i,
-                size: n_cols,
-            });
-        }
         Ok(Csr {
             n_rows,
             n_cols,
             indptr,
             indices,
+            name,
+            indices_checked: false,
         })
+    }
+
+    /// Fails with the first index outside `0..n_cols` (one pass, unless already checked).
+    pub fn check_indices(&self) -> Result<()> {
+        if self.indices_checked {
+            return Ok(());
+        }
+        match first_out_of_range(self.indices, self.n_cols) {
+            Some((e, &i)) => Err(Error::Index {
+                arg: format!("{} indices[{e}]", self.name),
+                index: i,
+                size: self.n_cols,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of rows (destinations).
+    #[inline(always)]
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Number of columns (sources); every index is below it.
+    #[inline(always)]
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    /// Row pointers, `n_rows + 1` non-decreasing offsets from 0 to the number of edges.
+    #[inline(always)]
+    pub fn indptr(&self) -> &'a [i64] {
+        self.indptr
+    }
+
+    /// The source of every edge, in row order; each in `0..n_cols`.
+    #[inline(always)]
+    pub fn indices(&self) -> &'a [i64] {
+        self.indices
     }
 
     /// Number of edges.

@@ -65,17 +65,17 @@ fn check(
         }
         _ => {}
     }
-    if u_len != g.n_cols * f {
+    if u_len != g.n_cols() * f {
         return Err(Error::Shape {
             arg: "u".into(),
-            expected: vec![g.n_cols, f],
+            expected: vec![g.n_cols(), f],
             got: vec![u_len],
         });
     }
-    if v_len != g.n_rows * f {
+    if v_len != g.n_rows() * f {
         return Err(Error::Shape {
             arg: "v".into(),
-            expected: vec![g.n_rows, f],
+            expected: vec![g.n_rows(), f],
             got: vec![v_len],
         });
     }
@@ -120,11 +120,11 @@ impl<T: Float> Kernel for Rows<'_, T> {
     fn run(self) {
         let (f, heads) = (self.f, self.heads);
         let fh = f / heads;
-        let first = self.g.indptr[self.rows.start] as usize;
+        let first = self.g.indptr()[self.rows.start] as usize;
         for d in self.rows.clone() {
             let vd = &self.v[d * f..(d + 1) * f];
             for e in self.g.row(d) {
-                let s = self.g.indices[e] as usize;
+                let s = self.g.indices()[e] as usize;
                 let us = &self.u[s * f..(s + 1) * f];
                 let o = &mut self.out[(e - first) * heads..(e - first + 1) * heads];
                 match self.op {
@@ -165,7 +165,7 @@ pub fn sddmm<T: Float>(
     let mut jobs = Vec::new();
     let mut rest = out;
     for rows in g.blocks(BLOCK_EDGES / f.max(1)) {
-        let n = (g.indptr[rows.end] - g.indptr[rows.start]) as usize;
+        let n = (g.indptr()[rows.end] - g.indptr()[rows.start]) as usize;
         let (o, r) = std::mem::take(&mut rest).split_at_mut(n * heads);
         rest = r;
         jobs.push(Rows {
@@ -240,8 +240,8 @@ pub fn sddmm_backward<T: Float>(
         }
         SddmmOp::Add => {
             // The same with a feature of 1 per head: sums of the edge gradients per node.
-            let ones_src = vec![T::ONE; g.n_cols * f];
-            let ones_dst = vec![T::ONE; g.n_rows * f];
+            let ones_src = vec![T::ONE; g.n_cols() * f];
+            let ones_dst = vec![T::ONE; g.n_rows() * f];
             aggregate(par, level, g, &ones_src, f, w, Reduce::Sum, grad_v, None)?;
             aggregate_backward(
                 par,

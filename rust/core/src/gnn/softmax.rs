@@ -40,7 +40,7 @@ fn run_row_blocks<'a, T: Float, K: Kernel<Output = ()> + Send>(
     let mut jobs = Vec::new();
     let mut rest = out;
     for rows in g.blocks(BLOCK_EDGES / heads) {
-        let n = (g.indptr[rows.end] - g.indptr[rows.start]) as usize;
+        let n = (g.indptr()[rows.end] - g.indptr()[rows.start]) as usize;
         let (o, r) = std::mem::take(&mut rest).split_at_mut(n * heads);
         rest = r;
         jobs.push(make(rows, o));
@@ -62,7 +62,7 @@ impl<T: Float> Kernel for Forward<'_, T> {
     #[inline(always)]
     fn run(self) {
         let heads = self.heads;
-        let first = self.g.indptr[self.rows.start] as usize;
+        let first = self.g.indptr()[self.rows.start] as usize;
         for d in self.rows.clone() {
             let r = self.g.row(d);
             let lo = (r.start - first) * heads;
@@ -127,7 +127,7 @@ impl<T: Float> Kernel for Backward<'_, T> {
     #[inline(always)]
     fn run(self) {
         let heads = self.heads;
-        let first = self.g.indptr[self.rows.start] as usize;
+        let first = self.g.indptr()[self.rows.start] as usize;
         for d in self.rows.clone() {
             let r = self.g.row(d);
             let a = &self.alpha[r.start * heads..r.end * heads];
