@@ -12,7 +12,7 @@ use nesy_core::{with_model, Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{by_dtype, slice, slice_mut, typed_array, zeros, Access};
+use crate::arrays::{by_dtype, empty, slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -193,7 +193,8 @@ fn score_all_typed<'py, T: Element + Float + Gemm>(
         ent.shape()[1],
         rel.shape()[1],
     );
-    let out: Bound<'py, PyArray2<T>> = zeros(py, &[nq, n_ent], dtype)?;
+    // Every score is written (the GEMM forms do not read the output).
+    let out: Bound<'py, PyArray2<T>> = empty(py, &[nq, n_ent], dtype)?;
     {
         // SAFETY: inputs covered by `acc`; the output is a fresh array.
         let (es, rs, fs, ls) = unsafe { (slice(&ent), slice(&rel), slice(&fx), slice(&rl)) };

@@ -224,8 +224,13 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 .zip(q.chunks(QUERY_BLOCK * d))
                 .collect();
             let modulus = form == Form::NegModulus;
+            let sums = if modulus {
+                Vec::new()
+            } else {
+                distance::entity_sums(tables.ent, d)
+            };
             par.for_work(nq * n_ent * d).for_each(jobs, |(out, q)| {
-                distance::block(level, q, tables.ent, d, modulus, out)
+                distance::block(level, q, tables.ent, &sums, d, modulus, out)
             });
         }
     }
