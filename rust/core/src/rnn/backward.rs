@@ -1,5 +1,6 @@
 //! Backpropagation through time for one recurrent layer (see the module docs).
 
+use super::product::Recurrent;
 use super::{
     active, check_inputs, chunk_len, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks,
     split_ws, time, workspace_len, zeroed, Cell, Dims, Weights,
@@ -171,7 +172,8 @@ pub fn backward<T: Gemm>(
             });
         }
         let work = d.t * d.b * gh * (h + 8);
-        let run = |job: BackChunk<'_, T>| job.run(d, w, dhn, dcn, lengths, reverse);
+        let w_hh = Recurrent::rows(simd::detect(), w.w_hh, gh, h);
+        let run = |job: BackChunk<'_, T>| job.run(d, w, &w_hh, dhn, dcn, lengths, reverse);
         Par::Rayon.for_work(work / 64).for_each(jobs, run);
     }
     let dg_h_all: &[T] = if cell == Cell::Gru { &dg_h } else { &dg_x };
@@ -224,23 +226,25 @@ struct BackChunk<'a, T> {
 
 impl<T: Gemm> BackChunk<'_, T> {
     /// Runs all steps backwards for the chunk's rows.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         mut self,
         d: Dims,
         w: &Weights<'_, T>,
+        w_hh: &Recurrent<'_, T>,
         dhn: &[T],
         dcn: Option<&[T]>,
         lengths: Option<&[i64]>,
         reverse: bool,
     ) {
         let (cell, h) = (w.cell, d.h);
-        let gh = cell.gates() * h;
         let rb = self.rows.len();
         let span = self.rows.start * h..self.rows.end * h;
         let mut dh = dhn[span.clone()].to_vec();
         let mut dc = dcn.map(|c| c[span].to_vec()).unwrap_or_default();
         let mut direct = vec![T::ZERO; rb * h]; // GRU: dh' / dh through z * h
         let mut back = vec![T::ZERO; rb * h]; // dG_h(t) W_hh
+        let mut scratch = Vec::new();
         let mut on = vec![true; rb];
         let level = simd::detect();
         for step in (0..d.t).rev() {
@@ -276,14 +280,7 @@ impl<T: Gemm> BackChunk<'_, T> {
             } else {
                 &*self.dgx[t]
             };
-            gemm(
-                Par::Seq,
-                T::ONE,
-                Mat::new(dgh_t, rb, gh),
-                Mat::new(w.w_hh, gh, h),
-                T::ZERO,
-                MatMut::new(&mut back, rb, h),
-            );
+            w_hh.apply(dgh_t, None, &mut back, &mut scratch);
             for (b, &a) in on.iter().enumerate() {
                 if !a {
                     continue;

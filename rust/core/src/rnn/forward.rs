@@ -1,5 +1,6 @@
 //! Forward pass of one recurrent layer over a batch of sequences (see the module docs).
 
+use super::product::Recurrent;
 use super::{
     active, check_inputs, chunk_len, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
     workspace_len, zeroed, Cell, Dims, Weights,
@@ -113,7 +114,8 @@ pub fn forward<T: Gemm>(
         });
     }
     let work = d.t * d.b * gh * (h + 8);
-    let run = |job: Chunk<'_, T>| job.run(d, w, h0, c0, lengths, reverse);
+    let w_hh_t = Recurrent::transposed(simd::detect(), w.w_hh, gh, h);
+    let run = |job: Chunk<'_, T>| job.run(d, w, &w_hh_t, h0, c0, lengths, reverse);
     Par::Rayon.for_work(work / 64).for_each(jobs, run);
     Ok(())
 }
@@ -132,10 +134,12 @@ struct Chunk<'a, T> {
 
 impl<T: Gemm> Chunk<'_, T> {
     /// Runs all steps for the chunk's rows (sequentially: the chunks are the parallelism).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         mut self,
         d: Dims,
         w: &Weights<'_, T>,
+        w_hh_t: &Recurrent<'_, T>,
         h0: &[T],
         c0: Option<&[T]>,
         lengths: Option<&[i64]>,
@@ -148,7 +152,7 @@ impl<T: Gemm> Chunk<'_, T> {
         let mut hcur = h0[span.clone()].to_vec();
         let mut ccur = c0.map(|c| c[span].to_vec()).unwrap_or_default();
         let mut hp = vec![T::ZERO; rb * gh];
-        let mut hp_t = vec![T::ZERO; rb * gh];
+        let mut scratch = Vec::new();
         // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch block.
         let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { rb * h } else { 0 }];
         let mut on = vec![true; rb];
@@ -163,27 +167,8 @@ impl<T: Gemm> Chunk<'_, T> {
                     block.copy_from_slice(&ccur);
                 }
             }
-            // Recurrent projection of this step: h W_hh^T + b_hh, computed as W_hh h^T
-            // (G*H, rows), which the GEMM runs ~1.6x faster (the constant weight is the left
-            // operand), then transposed back while adding the bias.
-            gemm(
-                Par::Seq,
-                T::ONE,
-                Mat::new(w.w_hh, gh, h),
-                Mat::new(&hcur, rb, h).t(),
-                T::ZERO,
-                MatMut::new(&mut hp_t, gh, rb),
-            );
-            for (b, row) in hp.chunks_exact_mut(gh).enumerate() {
-                for (r, v) in row.iter_mut().enumerate() {
-                    *v = hp_t[r * rb + b];
-                }
-                if let Some(bias) = w.b_hh {
-                    for (v, &bv) in row.iter_mut().zip(bias) {
-                        *v = *v + bv;
-                    }
-                }
-            }
+            // Recurrent projection of this step: h W_hh^T + b_hh.
+            w_hh_t.apply(&hcur, w.b_hh, &mut hp, &mut scratch);
             for (i, a) in on.iter_mut().enumerate() {
                 *a = active(lengths, t, self.rows.start + i);
             }

@@ -21,6 +21,7 @@
 
 mod backward;
 mod forward;
+mod product;
 
 pub use backward::{backward, Grads};
 pub use forward::forward;
