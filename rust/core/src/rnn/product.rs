@@ -154,20 +154,25 @@ mod x86 {
         out: &mut [f32],
     ) {
         let rows = a.len() / k;
+        // The rows of a block, transposed (k-major): the broadcasts of one `k` then read
+        // neighbouring addresses through one pointer.
+        let mut at = vec![0f32; 8 * k];
         let mut r0 = 0;
         while r0 < rows {
+            let at = &mut at;
             match rows - r0 {
-                8.. => r0 += block::<8>(a, k, n, panels, bias, out, r0),
-                4..=7 => r0 += block::<4>(a, k, n, panels, bias, out, r0),
-                2..=3 => r0 += block::<2>(a, k, n, panels, bias, out, r0),
-                _ => r0 += block::<1>(a, k, n, panels, bias, out, r0),
+                8.. => r0 += block::<8>(a, k, n, panels, bias, out, r0, at),
+                4..=7 => r0 += block::<4>(a, k, n, panels, bias, out, r0, at),
+                2..=3 => r0 += block::<2>(a, k, n, panels, bias, out, r0, at),
+                _ => r0 += block::<1>(a, k, n, panels, bias, out, r0, at),
             }
         }
     }
 
-    /// Rows `r0..r0 + M` against every panel; returns `M`.
+    /// Rows `r0..r0 + M` against every panel; returns `M`. `at`: scratch of `8 k` floats.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     fn block<const M: usize>(
         a: &[f32],
         k: usize,
@@ -176,23 +181,28 @@ mod x86 {
         bias: Option<&[f32]>,
         out: &mut [f32],
         r0: usize,
+        at: &mut [f32],
     ) -> usize {
-        let rows: [&[f32]; M] = std::array::from_fn(|r| &a[(r0 + r) * k..(r0 + r + 1) * k]);
+        let at = &mut at[..M * k];
+        for r in 0..M {
+            for (kk, &v) in a[(r0 + r) * k..(r0 + r + 1) * k].iter().enumerate() {
+                at[kk * M + r] = v;
+            }
+        }
         for (p, panel) in panels.chunks_exact(k * NR).enumerate() {
             let mut acc = [[_mm512_setzero_ps(); 2]; M];
-            for kk in 0..k {
-                let b = &panel[kk * NR..(kk + 1) * NR];
-                // SAFETY: `b` holds NR = 32 floats: two 16-float loads.
-                let (b0, b1) = unsafe {
-                    (
+            for (b, av) in panel.chunks_exact(NR).zip(at.chunks_exact(M)) {
+                // SAFETY: `b` holds NR = 32 floats (two 16-float loads), `av` M floats.
+                unsafe {
+                    let (b0, b1) = (
                         _mm512_loadu_ps(b.as_ptr()),
                         _mm512_loadu_ps(b.as_ptr().add(16)),
-                    )
-                };
-                for r in 0..M {
-                    let av = _mm512_set1_ps(rows[r][kk]);
-                    acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-                    acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+                    );
+                    for r in 0..M {
+                        let x = _mm512_set1_ps(*av.get_unchecked(r));
+                        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+                        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+                    }
                 }
             }
             let c0 = p * NR;
