@@ -198,10 +198,10 @@ mod x86 {
                         _mm512_loadu_ps(b.as_ptr()),
                         _mm512_loadu_ps(b.as_ptr().add(16)),
                     );
-                    for r in 0..M {
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
                         let x = _mm512_set1_ps(*av.get_unchecked(r));
-                        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-                        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+                        acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
+                        acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
                     }
                 }
             }
