@@ -613,21 +613,7 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::simd::supported_levels;
-
-    /// Deterministic values in [-1, 1) (a small LCG; no test dependency).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::testing::values;
 
     #[test]
     fn l1_block_is_the_same_at_every_level_and_close_to_the_direct_sum() {
