@@ -15,6 +15,7 @@
 pub mod complex;
 mod distance;
 pub mod distmult;
+mod l1;
 pub mod loss;
 pub mod rank;
 pub mod regular;

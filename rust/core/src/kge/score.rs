@@ -7,6 +7,7 @@
 //! entity table past it, with sums of a fixed shape, so every SIMD level and thread count gives
 //! the same bits.
 
+use super::l1::{self, L1Table};
 use super::{distance, Form, Model, Side, Tables};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -223,15 +224,15 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 .chunks_mut(QUERY_BLOCK * n_ent)
                 .zip(q.chunks(QUERY_BLOCK * d))
                 .collect();
-            let modulus = form == Form::NegModulus;
-            let sums = if modulus {
-                Vec::new()
+            let par = par.for_work(nq * n_ent * d);
+            if form == Form::NegL1 {
+                let table = L1Table::new(par, tables.ent, d);
+                par.for_each(jobs, |(out, q)| l1::block(level, q, &table, out));
             } else {
-                distance::entity_sums(tables.ent, d)
-            };
-            par.for_work(nq * n_ent * d).for_each(jobs, |(out, q)| {
-                distance::block(level, q, tables.ent, &sums, d, modulus, out)
-            });
+                par.for_each(jobs, |(out, q)| {
+                    distance::block(level, q, tables.ent, d, out)
+                });
+            }
         }
     }
 }

@@ -207,7 +207,10 @@ mod x86 {
             }
             let c0 = p * NR;
             let width = NR.min(n - c0);
-            let masks = [lanes(width), lanes(width.saturating_sub(16))];
+            let masks = [
+                crate::simd::mask16(width),
+                crate::simd::mask16(width.saturating_sub(16)),
+            ];
             for (r, acc_r) in acc.iter().enumerate() {
                 let row = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + width];
                 for h in 0..2 {
@@ -226,16 +229,6 @@ mod x86 {
             }
         }
         M
-    }
-
-    /// The mask of the first `min(n, 16)` lanes.
-    #[inline(always)]
-    fn lanes(n: usize) -> __mmask16 {
-        if n >= 16 {
-            0xffff
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        }
     }
 }
 

@@ -123,6 +123,17 @@ unsafe fn run_avx512<K: Kernel>(kernel: K) -> K::Output {
     kernel.run()
 }
 
+/// The AVX-512 mask of the first `min(n, 16)` lanes (for the tails of hand-written kernels).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn mask16(n: usize) -> std::arch::x86_64::__mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as std::arch::x86_64::__mmask16
+    }
+}
+
 /// Lanes of the fixed-order reductions: partial sums are kept per lane and added in lane order,
 /// so the result is the same whatever vector width runs the loop.
 pub const LANES: usize = 64;
