@@ -8,7 +8,7 @@
 //! `O(block x entities)`), counted in one pass over each score row, then corrected by the few
 //! filtered entities. A NaN target score ranks last.
 
-use super::score::{check_queries, entity_norms, form_rows, queries};
+use super::score::{check_queries, form_rows, prepare, queries};
 use super::{Model, Side, Tables};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -215,7 +215,7 @@ pub fn filtered_ranks<T: Float + Gemm, M: Model>(
     }
     let n_ent = tables.n_ent;
     let block = (BLOCK_ELEMENTS / n_ent.max(1)).clamp(1, MAX_BLOCK);
-    let norms = entity_norms(model.form(), &tables);
+    let prep = prepare(par, model.form(), &tables);
     // Jobs: (side, first triple, number of triples); fixed by n alone.
     let mut jobs = Vec::new();
     for side in [Side::Head, Side::Tail] {
@@ -241,7 +241,7 @@ pub fn filtered_ranks<T: Float + Gemm, M: Model>(
                 model.form(),
                 &q,
                 &tables,
-                &norms,
+                &prep,
                 &mut scores,
             );
             let out = scores

@@ -168,22 +168,33 @@ pub fn score_all<T: Float + Gemm, M: Model>(
         });
     }
     let q = queries(model, &tables, fixed, rels, side);
-    let norms = entity_norms(model.form(), &tables);
-    form_rows(par, level, model.form(), &q, &tables, &norms, out);
+    let prep = prepare(par, model.form(), &tables);
+    form_rows(par, level, model.form(), &q, &tables, &prep, out);
     Ok(())
 }
 
-/// Squared norms of the entity rows, needed by the L2 form only.
-pub(crate) fn entity_norms<T: Float>(form: Form, tables: &Tables<'_, T>) -> Vec<T> {
-    if form != Form::NegL2 {
-        return Vec::new();
+/// What a form needs of the entity table besides its rows, computed once per call (not per
+/// block of queries): the squared row norms for L2, the transposed panels and row sums for L1.
+pub(crate) enum EntityPrep<T> {
+    Nothing,
+    Norms(Vec<T>),
+    L1(L1Table<T>),
+}
+
+/// [`EntityPrep`] data of `tables` for `form`.
+pub(crate) fn prepare<T: Float>(par: Par, form: Form, tables: &Tables<'_, T>) -> EntityPrep<T> {
+    match form {
+        Form::NegL2 => EntityPrep::Norms(
+            (0..tables.n_ent)
+                .map(|e| {
+                    let row = tables.e(e);
+                    row.iter().fold(T::ZERO, |a, &v| a + v * v)
+                })
+                .collect(),
+        ),
+        Form::NegL1 => EntityPrep::L1(L1Table::new(par, tables.ent, tables.d_e)),
+        Form::Dot | Form::NegModulus => EntityPrep::Nothing,
     }
-    (0..tables.n_ent)
-        .map(|e| {
-            let row = tables.e(e);
-            row.iter().fold(T::ZERO, |a, &v| a + v * v)
-        })
-        .collect()
 }
 
 /// `out (nq, n_ent)` = `form(q_i, e)` for the query rows `q (nq, d_e)` and every entity.
@@ -194,7 +205,7 @@ pub(crate) fn form_rows<T: Float + Gemm>(
     form: Form,
     q: &[T],
     tables: &Tables<'_, T>,
-    norms: &[T],
+    prep: &EntityPrep<T>,
     out: &mut [T],
 ) {
     let (d, n_ent) = (tables.d_e, tables.n_ent);
@@ -208,6 +219,9 @@ pub(crate) fn form_rows<T: Float + Gemm>(
             let em = Mat::new(tables.ent, n_ent, d).t();
             gemm(par, T::ONE, qm, em, T::ZERO, MatMut::new(out, nq, n_ent));
             if form == Form::NegL2 {
+                let EntityPrep::Norms(norms) = prep else {
+                    panic!("form_rows: L2 needs the entity norms from `prepare`");
+                };
                 let two = T::of(2.0);
                 let rows: Vec<_> = out.chunks_mut(n_ent).zip(q.chunks_exact(d)).collect();
                 par.for_work(nq * n_ent).for_each(rows, |(row, qi)| {
@@ -226,8 +240,10 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 .collect();
             let par = par.for_work(nq * n_ent * d);
             if form == Form::NegL1 {
-                let table = L1Table::new(par, tables.ent, d);
-                par.for_each(jobs, |(out, q)| l1::block(level, q, &table, out));
+                let EntityPrep::L1(table) = prep else {
+                    panic!("form_rows: L1 needs the entity panels from `prepare`");
+                };
+                par.for_each(jobs, |(out, q)| l1::block(level, q, table, out));
             } else {
                 par.for_each(jobs, |(out, q)| {
                     distance::block(level, q, tables.ent, d, out)

@@ -19,7 +19,7 @@
 use super::loss::{bce_rows, ce_rows, negative_sampling, Loss};
 use super::regular::{regularise, Regulariser};
 use super::rng::Rng;
-use super::score::{entity_norms, form_rows};
+use super::score::{form_rows, prepare, EntityPrep};
 use super::sparse::{RowGrads, SparseOpt};
 use super::{Form, Model, Side, Tables};
 use crate::error::{Error, Result};
@@ -234,8 +234,8 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
             let x = if side == Side::Tail { h } else { tl };
             model.query(t.e(x), t.r(r), side, row);
         }
-        let norms = entity_norms(model.form(), &small);
-        form_rows(Par::Seq, level, model.form(), &q, &small, &norms, &mut neg);
+        let prep = prepare(Par::Seq, model.form(), &small);
+        form_rows(Par::Seq, level, model.form(), &q, &small, &prep, &mut neg);
         for &[h, r, tl] in positives {
             for &e in &shared {
                 negs.push(if side == Side::Tail {
@@ -484,7 +484,15 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         model.query(t.e(x), t.r(r), side, row);
     }
     let mut scores = vec![T::ZERO; b * n_ent];
-    form_rows(par, level, Form::Dot, &qm, &t, &[], &mut scores);
+    form_rows(
+        par,
+        level,
+        Form::Dot,
+        &qm,
+        &t,
+        &EntityPrep::Nothing,
+        &mut scores,
+    );
     let answers: usize = batch
         .iter()
         .map(|&k| q.label_ptr[k + 1] - q.label_ptr[k])
