@@ -49,6 +49,7 @@ fn check(
     heads: usize,
     op: SddmmOp,
 ) -> Result<usize> {
+    g.check_indices()?; // sources are indexed with checks (a no-op for a `Csr::new` graph)
     if heads == 0 {
         return Err(Error::Value("heads: must be >= 1".into()));
     }

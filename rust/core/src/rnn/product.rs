@@ -76,7 +76,8 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         }
     }
 
-    /// `out (rows, n) = a (rows, k) · w^T + bias` (`bias (n)`, optional).
+    /// `out (rows, n) = a (rows, k) · B + bias` (`bias (n)`, optional); `scratch` is reused
+    /// by the general path.
     pub(crate) fn apply(&self, a: &[T], bias: Option<&[T]>, out: &mut [T], scratch: &mut Vec<T>) {
         let (n, k) = (self.n, self.k);
         let rows = out.len().checked_div(n).unwrap_or(0);
@@ -87,7 +88,7 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         #[cfg(target_arch = "x86_64")]
         if !self.panels.is_empty() {
             // SAFETY: `panels` is non-empty only for T = f32 on a CPU with AVX-512 (checked in
-            // `transposed`); the casts below are between identical types.
+            // `new`); the casts below are between identical types.
             unsafe {
                 let cast = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
                 let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
