@@ -306,6 +306,22 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
             }
         }
     }
+    // No source rows at all: an error, not a panic.
+    let lazy = Csr::with_lazy_indices(2, 0, &[0, 1, 1], &[0], "graph").unwrap();
+    let mut out = vec![0f32; 2 * 4];
+    let err = aggregate(
+        Par::Seq,
+        Level::Scalar,
+        lazy,
+        &[],
+        4,
+        None,
+        Reduce::Sum,
+        &mut out,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("graph indices[0]"), "{err}");
     // Backward (sum): the transposed graph's indices are checked as they are gathered.
     let f = 16;
     let grad: Vec<f32> = r.vec(g.n_dst * f).iter().map(|&v| v as f32).collect();

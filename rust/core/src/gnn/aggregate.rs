@@ -330,8 +330,10 @@ pub fn aggregate<T: Float>(
             arg: a,
         });
     }
-    if reduce.extremum() {
-        g.check_indices()?; // max/min gather with checked indexing
+    // Max/min gather with checked indexing; with no source rows at all, every edge is bad (the
+    // sum kernel's in-loop test needs at least one row to fall back on).
+    if reduce.extremum() || (g.n_cols() == 0 && g.nnz() > 0) {
+        g.check_indices()?;
     }
     let ok = par
         .for_work(g.nnz() * f)
