@@ -53,16 +53,21 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         if fast {
             let panels_n = n.div_ceil(NR);
             panels = vec![0f32; panels_n * k * NR];
+            // Read `w` along its rows (contiguous) in both forms; the panel (k * NR floats)
+            // takes the strided writes.
             for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-                for kk in 0..k {
-                    for c in 0..NR.min(n - p * NR) {
-                        let col = p * NR + c;
-                        let v = if transposed {
-                            w[col * k + kk]
-                        } else {
-                            w[kk * n + col]
-                        };
-                        panel[kk * NR + c] = v.to_f64() as f32;
+                let cols = p * NR..p * NR + NR.min(n - p * NR);
+                if transposed {
+                    for (c, col) in cols.enumerate() {
+                        for (kk, v) in w[col * k..(col + 1) * k].iter().enumerate() {
+                            panel[kk * NR + c] = v.to_f64() as f32;
+                        }
+                    }
+                } else {
+                    for kk in 0..k {
+                        for (c, v) in w[kk * n + cols.start..kk * n + cols.end].iter().enumerate() {
+                            panel[kk * NR + c] = v.to_f64() as f32;
+                        }
                     }
                 }
             }
