@@ -239,6 +239,30 @@ fn bad_graphs_are_refused() {
     assert_eq!(out, vec![0.0; 6]);
 }
 
+/// f32 aggregation of `x (n_cols, f)` along `g`, on the scalar level (the lazily checked paths
+/// are the same code at every level).
+fn aggregate_f32(g: Csr<'_>, x: &[f32], f: usize, red: Reduce) -> nesy_core::Result<Vec<f32>> {
+    let n = g.n_rows() * f;
+    let (mut out, mut arg) = (vec![0f32; n], vec![0i64; n]);
+    aggregate(
+        Par::Rayon,
+        Level::Scalar,
+        g,
+        x,
+        f,
+        None,
+        red,
+        &mut out,
+        Some(&mut arg),
+    )?;
+    Ok(out)
+}
+
+/// `g` with `indices` in place of its own, indices checked by the kernels.
+fn lazy<'a>(g: &'a Graph, indices: &'a [i64]) -> Csr<'a> {
+    Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, indices, "graph").unwrap()
+}
+
 #[test]
 fn lazily_checked_graphs_match_and_refuse_bad_indices() {
     // Checked by the kernels instead of on construction: same results for a valid graph, and
@@ -246,59 +270,22 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
     // the backward pass.
     let g = graph(40, 30, 300, 5);
     let mut r = Rng::new(6);
+    let reductions = [Reduce::Sum, Reduce::Mean, Reduce::Max];
     for f in [3usize, 8, 16, 64, 70] {
         let x: Vec<f32> = r.vec(g.n_src * f).iter().map(|&v| v as f32).collect();
-        let lazy =
-            Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &g.indices, "graph").unwrap();
-        for red in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
-            let (mut a, mut b) = (vec![0f32; g.n_dst * f], vec![0f32; g.n_dst * f]);
-            let (mut arg_a, mut arg_b) = (vec![0i64; g.n_dst * f], vec![0i64; g.n_dst * f]);
-            aggregate(
-                Par::Rayon,
-                Level::Scalar,
-                g.csr(),
-                &x,
-                f,
-                None,
-                red,
-                &mut a,
-                Some(&mut arg_a),
-            )
-            .unwrap();
-            aggregate(
-                Par::Rayon,
-                Level::Scalar,
-                lazy,
-                &x,
-                f,
-                None,
-                red,
-                &mut b,
-                Some(&mut arg_b),
-            )
-            .unwrap();
-            assert_eq!(a, b, "f {f} {red:?}");
+        for red in reductions {
+            let checked = aggregate_f32(g.csr(), &x, f, red).unwrap();
+            assert_eq!(
+                aggregate_f32(lazy(&g, &g.indices), &x, f, red).unwrap(),
+                checked
+            );
         }
         let mut bad = g.indices.clone();
         let at = bad.len() / 2;
         for wrong in [g.n_src as i64, -1] {
             bad[at] = wrong;
-            let lazy = Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &bad, "graph").unwrap();
-            for red in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
-                let mut out = vec![0f32; g.n_dst * f];
-                let mut arg = vec![0i64; g.n_dst * f];
-                let err = aggregate(
-                    Par::Rayon,
-                    Level::Scalar,
-                    lazy,
-                    &x,
-                    f,
-                    None,
-                    red,
-                    &mut out,
-                    Some(&mut arg),
-                )
-                .unwrap_err();
+            for red in reductions {
+                let err = aggregate_f32(lazy(&g, &bad), &x, f, red).unwrap_err();
                 assert!(
                     err.to_string().contains(&format!("graph indices[{at}]")),
                     "{err}"
@@ -307,20 +294,8 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
         }
     }
     // No source rows at all: an error, not a panic.
-    let lazy = Csr::with_lazy_indices(2, 0, &[0, 1, 1], &[0], "graph").unwrap();
-    let mut out = vec![0f32; 2 * 4];
-    let err = aggregate(
-        Par::Seq,
-        Level::Scalar,
-        lazy,
-        &[],
-        4,
-        None,
-        Reduce::Sum,
-        &mut out,
-        None,
-    )
-    .unwrap_err();
+    let no_sources = Csr::with_lazy_indices(2, 0, &[0, 1, 1], &[0], "graph").unwrap();
+    let err = aggregate_f32(no_sources, &[], 4, Reduce::Sum).unwrap_err();
     assert!(err.to_string().contains("graph indices[0]"), "{err}");
     // Backward (sum): the transposed graph's indices are checked as they are gathered.
     let f = 16;
@@ -328,7 +303,6 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
     let x = vec![0f32; g.n_src * f];
     let mut bad_t = g.t_indices.clone();
     bad_t[3] = g.n_dst as i64 + 5;
-    let lazy = Csr::with_lazy_indices(g.n_dst, g.n_src, &g.indptr, &g.indices, "graph").unwrap();
     let lazy_t =
         Csr::with_lazy_indices(g.n_src, g.n_dst, &g.t_indptr, &bad_t, "graph (transposed)")
             .unwrap();
@@ -336,7 +310,7 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
     let err = aggregate_backward(
         Par::Rayon,
         Level::Scalar,
-        lazy,
+        lazy(&g, &g.indices),
         lazy_t,
         &g.perm,
         &x,
