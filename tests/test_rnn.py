@@ -498,9 +498,10 @@ def test_binding_lengths_dtypes_and_x_dtype_messages():
         _core.rnn_forward("gru", args[0].astype(np.float16), *args[1:])
 
 
-@pytest.mark.parametrize("B", [17, 37, 70])
+@pytest.mark.parametrize("B", [12, 17, 37, 70])
 def test_batches_split_into_row_chunks_match_the_reference(B):
-    """Batches run as independent chunks of rows (2 chunks up to 64 rows, 32 rows beyond)."""
+    """Batches run as independent chunks of rows (one up to 8 rows, 2 chunks up to 64 rows,
+    32 rows beyond)."""
     for cell in ("gru", "lstm"):
         inp, up = _layer(cell, np.float64, T=4, B=B, I=3, H=5, seed=B)
         lens = np.random.default_rng(B).integers(1, 5, size=B).astype(np.int64)

@@ -3,10 +3,12 @@
 //!
 //! `B` is the same at every step of a sequence. For `f32` on AVX-512 it is packed once per call
 //! into panels of 32 columns (two registers), each stored `k`-major with the last one
-//! zero-padded, and each step runs a register-blocked microkernel: blocks of up to 8 rows, per
-//! `k` two loads of the panel, one broadcast per row and two fused multiply-adds per row into
+//! zero-padded, and each step runs a register-blocked microkernel: blocks of up to 8 rows
+//! against 1 to 4 panels (fewer rows, more panels: at least 8 independent chains), per `k` two
+//! loads per panel, one broadcast per row and two fused multiply-adds per row and panel into
 //! accumulators that stay in registers; the tile is written once, with the bias, straight into
-//! the row-major output. A general GEMM re-packs `B` at every step and, for these thin products
+//! the row-major output. The scratch for the rows (transposed) is the caller's, so a time loop
+//! allocates nothing. A general GEMM re-packs `B` at every step and, for these thin products
 //! (1 to 64 rows), spends about as long packing and transposing as multiplying. Other types and
 //! levels use the general GEMM.
 //!
@@ -50,26 +52,14 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
             && level.min(crate::simd::detect()) == Level::Avx512
             && k > 0;
         let mut panels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
         if fast {
-            let panels_n = n.div_ceil(NR);
-            panels = vec![0f32; panels_n * k * NR];
-            // Read `w` along its rows (contiguous) in both forms; the panel (k * NR floats)
-            // takes the strided writes.
-            for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-                let cols = p * NR..p * NR + NR.min(n - p * NR);
-                if transposed {
-                    for (c, col) in cols.enumerate() {
-                        for (kk, v) in w[col * k..(col + 1) * k].iter().enumerate() {
-                            panel[kk * NR + c] = v.to_f64() as f32;
-                        }
-                    }
-                } else {
-                    for kk in 0..k {
-                        for (c, v) in w[kk * n + cols.start..kk * n + cols.end].iter().enumerate() {
-                            panel[kk * NR + c] = v.to_f64() as f32;
-                        }
-                    }
-                }
+            panels = vec![0f32; n.div_ceil(NR) * k * NR];
+            // SAFETY: `fast` implies T = f32 (the cast is between identical types) and a CPU
+            // with AVX-512.
+            unsafe {
+                let w32 = std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
+                x86::pack(w32, n, k, transposed, &mut panels);
             }
         }
         Recurrent {
@@ -97,7 +87,8 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
             unsafe {
                 let cast = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
                 let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
-                x86::product(cast(a), k, n, &self.panels, bias.map(cast), o);
+                let at = &mut *(scratch as *mut Vec<T> as *mut Vec<f32>);
+                x86::product(cast(a), k, n, &self.panels, bias.map(cast), o, at);
             }
             return;
         }
@@ -149,7 +140,65 @@ mod x86 {
     use super::NR;
     use std::arch::x86_64::*;
 
-    /// `out (rows, n) = a (rows, k) · B + bias` with `B` in panels of [`NR`] columns.
+    /// Packs `B (k, n)` (`w^T` for `w (n, k)` when `transposed`, else `w (k, n)`) into
+    /// `panels`: panel `p` holds columns `32 p..32 p + 32` of `B`, `k`-major, zero-padded.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) fn pack(w: &[f32], n: usize, k: usize, transposed: bool, panels: &mut [f32]) {
+        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+            let c0 = p * NR;
+            let width = NR.min(n - c0);
+            if !transposed {
+                for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    dst[..width].copy_from_slice(&w[kk * n + c0..kk * n + c0 + width]);
+                }
+                continue;
+            }
+            // Column `c` of `B` is row `c` of `w`: each 16 columns of one `k` are one gather
+            // across 16 rows of `w` (offsets up to 15 k elements), stored contiguously.
+            for h in 0..2 {
+                let cols = width.saturating_sub(16 * h).min(16);
+                if cols == 0 {
+                    break;
+                }
+                let mask = crate::simd::mask16(cols);
+                let step = i32::try_from(k)
+                    .ok()
+                    .filter(|&s| s.checked_mul(15).is_some());
+                let Some(step) = step else {
+                    // A row too long for 32-bit gather offsets: element by element.
+                    for c in 0..cols {
+                        let row = &w[(c0 + 16 * h + c) * k..(c0 + 16 * h + c + 1) * k];
+                        for (kk, &v) in row.iter().enumerate() {
+                            panel[kk * NR + 16 * h + c] = v;
+                        }
+                    }
+                    continue;
+                };
+                // SAFETY: lane `i < cols` reads w[(c0 + 16 h + i) k + kk], inside `w` since
+                // column c0 + 16 h + i < n and kk < k; masked-off lanes read nothing. The store
+                // writes 16 floats at kk * NR + 16 h <= k * NR - 16.
+                unsafe {
+                    let idx = _mm512_mullo_epi32(
+                        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                        _mm512_set1_epi32(step),
+                    );
+                    let base = w.as_ptr().add((c0 + 16 * h) * k);
+                    for kk in 0..k {
+                        let v = _mm512_mask_i32gather_ps::<4>(
+                            _mm512_setzero_ps(),
+                            mask,
+                            idx,
+                            base.add(kk),
+                        );
+                        _mm512_storeu_ps(panel.as_mut_ptr().add(kk * NR + 16 * h), v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out (rows, n) = a (rows, k) · B + bias` with `B` in panels of [`NR`] columns; `at` is
+    /// scratch (grown to `8 k` floats once, then reused).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) fn product(
         a: &[f32],
@@ -158,83 +207,129 @@ mod x86 {
         panels: &[f32],
         bias: Option<&[f32]>,
         out: &mut [f32],
+        at: &mut Vec<f32>,
     ) {
         let rows = a.len() / k;
-        // The rows of a block, transposed (k-major): the broadcasts of one `k` then read
-        // neighbouring addresses through one pointer.
-        let mut at = vec![0f32; 8 * k];
+        if at.len() < 8 * k {
+            at.resize(8 * k, 0.0);
+        }
         let mut r0 = 0;
         while r0 < rows {
-            let at = &mut at;
-            match rows - r0 {
-                8.. => r0 += block::<8>(a, k, n, panels, bias, out, r0, at),
-                4..=7 => r0 += block::<4>(a, k, n, panels, bias, out, r0, at),
-                2..=3 => r0 += block::<2>(a, k, n, panels, bias, out, r0, at),
-                _ => r0 += block::<1>(a, k, n, panels, bias, out, r0, at),
-            }
+            let t = Tile {
+                a,
+                k,
+                n,
+                panels,
+                bias,
+                r0,
+            };
+            // Row blocks of 8, 4, 2, 1. A tile keeps 16 accumulators in registers; a block of
+            // fewer than 8 rows takes 2 or 4 panels at once so that there are still at least 8
+            // independent multiply-add chains (one panel per tile left the 1-row product of a
+            // batch of one waiting on the FMA latency).
+            r0 += match rows - r0 {
+                8.. => t.block::<8, 1>(at, out),
+                4..=7 => t.block::<4, 2>(at, out),
+                2..=3 => t.block::<2, 4>(at, out),
+                _ => t.block::<1, 4>(at, out),
+            };
         }
     }
 
-    /// Rows `r0..r0 + M` against every panel; returns `M`. `at`: scratch of `8 k` floats.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    fn block<const M: usize>(
-        a: &[f32],
+    /// The operands of one row block starting at row `r0`.
+    struct Tile<'a> {
+        a: &'a [f32],
         k: usize,
         n: usize,
-        panels: &[f32],
-        bias: Option<&[f32]>,
-        out: &mut [f32],
+        panels: &'a [f32],
+        bias: Option<&'a [f32]>,
         r0: usize,
-        at: &mut [f32],
-    ) -> usize {
-        let at = &mut at[..M * k];
-        for r in 0..M {
-            for (kk, &v) in a[(r0 + r) * k..(r0 + r + 1) * k].iter().enumerate() {
-                at[kk * M + r] = v;
+    }
+
+    impl Tile<'_> {
+        /// Rows `r0..r0 + M` against every panel, `P` panels at a time (then one at a time for
+        /// the last ones); returns `M`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        fn block<const M: usize, const P: usize>(&self, at: &mut [f32], out: &mut [f32]) -> usize {
+            let k = self.k;
+            // The rows transposed (k-major): the broadcasts of one `k` read neighbouring
+            // addresses through one pointer.
+            let at = &mut at[..M * k];
+            for r in 0..M {
+                let row = &self.a[(self.r0 + r) * k..(self.r0 + r + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    at[kk * M + r] = v;
+                }
             }
+            let n_panels = self.panels.len() / (k * NR);
+            let mut p = 0;
+            while p + P <= n_panels {
+                self.panels_at::<M, P>(at, p, out);
+                p += P;
+            }
+            while p < n_panels {
+                self.panels_at::<M, 1>(at, p, out);
+                p += 1;
+            }
+            M
         }
-        for (p, panel) in panels.chunks_exact(k * NR).enumerate() {
-            let mut acc = [[_mm512_setzero_ps(); 2]; M];
-            for (b, av) in panel.chunks_exact(NR).zip(at.chunks_exact(M)) {
-                // SAFETY: `b` holds NR = 32 floats (two 16-float loads), `av` M floats.
+
+        /// Panels `p0..p0 + P` for the block's `M` rows (`at`: the rows, k-major).
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        fn panels_at<const M: usize, const P: usize>(
+            &self,
+            at: &[f32],
+            p0: usize,
+            out: &mut [f32],
+        ) {
+            let (k, n) = (self.k, self.n);
+            let panels = &self.panels[p0 * k * NR..(p0 + P) * k * NR];
+            let mut acc = [[[_mm512_setzero_ps(); 2]; P]; M];
+            for (kk, av) in at.chunks_exact(M).enumerate() {
+                // SAFETY: `panels` holds P panels of k * NR floats, so panel q's floats
+                // `kk * NR..kk * NR + 32` are inside it; `av` holds M floats.
                 unsafe {
-                    let (b0, b1) = (
-                        _mm512_loadu_ps(b.as_ptr()),
-                        _mm512_loadu_ps(b.as_ptr().add(16)),
-                    );
+                    let mut b = [[_mm512_setzero_ps(); 2]; P];
+                    for (q, b_q) in b.iter_mut().enumerate() {
+                        let ptr = panels.as_ptr().add(q * k * NR + kk * NR);
+                        *b_q = [_mm512_loadu_ps(ptr), _mm512_loadu_ps(ptr.add(16))];
+                    }
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         let x = _mm512_set1_ps(*av.get_unchecked(r));
-                        acc_r[0] = _mm512_fmadd_ps(x, b0, acc_r[0]);
-                        acc_r[1] = _mm512_fmadd_ps(x, b1, acc_r[1]);
+                        for (acc_q, b_q) in acc_r.iter_mut().zip(&b) {
+                            acc_q[0] = _mm512_fmadd_ps(x, b_q[0], acc_q[0]);
+                            acc_q[1] = _mm512_fmadd_ps(x, b_q[1], acc_q[1]);
+                        }
                     }
                 }
             }
-            let c0 = p * NR;
-            let width = NR.min(n - c0);
-            let masks = [
-                crate::simd::mask16(width),
-                crate::simd::mask16(width.saturating_sub(16)),
-            ];
-            for (r, acc_r) in acc.iter().enumerate() {
-                let row = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + width];
-                for h in 0..2 {
-                    let mut v = acc_r[h];
-                    // SAFETY: masked loads and stores touch only the first `width` columns
-                    // from c0, which lie inside `bias` (n) and `row` (width).
-                    unsafe {
-                        if let Some(bias) = bias {
-                            let bv =
-                                _mm512_maskz_loadu_ps(masks[h], bias.as_ptr().add(c0 + 16 * h));
-                            v = _mm512_add_ps(v, bv);
+            for (q, c0) in (0..P).map(|q| (q, (p0 + q) * NR)) {
+                let width = NR.min(n - c0);
+                let masks = [
+                    crate::simd::mask16(width),
+                    crate::simd::mask16(width.saturating_sub(16)),
+                ];
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let row0 = (self.r0 + r) * n + c0;
+                    let row = &mut out[row0..row0 + width];
+                    for h in 0..2 {
+                        let mut v = acc_r[q][h];
+                        // SAFETY: masked loads and stores touch only the first `width`
+                        // columns from c0, which lie inside `bias` (n) and `row` (width).
+                        unsafe {
+                            if let Some(bias) = self.bias {
+                                let bv =
+                                    _mm512_maskz_loadu_ps(masks[h], bias.as_ptr().add(c0 + 16 * h));
+                                v = _mm512_add_ps(v, bv);
+                            }
+                            _mm512_mask_storeu_ps(row.as_mut_ptr().add(16 * h), masks[h], v);
                         }
-                        _mm512_mask_storeu_ps(row.as_mut_ptr().add(16 * h), masks[h], v);
                     }
                 }
             }
         }
-        M
     }
 }
 
@@ -252,6 +347,9 @@ mod tests {
             (8, 1, 32),
             (3, 40, 5),
             (16, 128, 96),
+            (2, 9, 160),
+            (6, 33, 200),
+            (1, 17, 97),
         ] {
             let a = values(rows * k, 1);
             let w = values(n * k, 2); // (n, k) for the transposed form, (k, n) for the other

@@ -27,14 +27,14 @@ pub fn exp_f32(x: f32) -> f32 {
     // t = 1.5 * 2^23 + n exactly, so n is in t's low mantissa bits: integer ops only (a float
     // to int conversion would not vectorise as well).
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let p = p * r * r + r + 1.0;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5.000_000_1e-1);
+    let p = (p * r).mul_add(r, r) + 1.0;
     let scale = f32::from_bits(((ni + 127) as u32) << 23);
     p * scale
 }
@@ -45,11 +45,11 @@ pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_908_9e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
-    let small = p * z * x + x;
+    p = p.mul_add(z, 2.063_908_9e-2);
+    p = p.mul_add(z, -5.373_971_6e-2);
+    p = p.mul_add(z, 1.333_144_2e-1);
+    p = p.mul_add(z, -3.333_328_2e-1);
+    let small = (p * z).mul_add(x, x);
     let e = exp_f32(-2.0 * a);
     let big = ((1.0 - e) / (1.0 + e)).copysign(x);
     if a < 0.625 {
