@@ -11,7 +11,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use crate::arrays::{slice, slice_mut, typed_array, zeros, Access};
+use crate::arrays::{empty, slice, slice_mut, typed_array, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
@@ -195,16 +195,17 @@ fn forward_typed<'py, T: Element + Gemm>(
     let mut acc = Access::with_capacity(8);
     l.add_reads(&mut acc)?;
     acc.check()?;
-    // Outputs come from numpy.zeros: running out of memory raises MemoryError.
+    // Outputs come from numpy.empty (running out of memory raises MemoryError): the kernel
+    // writes every element of them, padding included, and on error they are dropped.
     let dt = l.dtype;
-    let y: Bound<'py, PyArray3<T>> = zeros(py, &[d.t, d.b, d.h], dt)?;
-    let hn: Bound<'py, PyArray2<T>> = zeros(py, &[d.b, d.h], dt)?;
+    let y: Bound<'py, PyArray3<T>> = empty(py, &[d.t, d.b, d.h], dt)?;
+    let hn: Bound<'py, PyArray2<T>> = empty(py, &[d.b, d.h], dt)?;
     let cn: Option<Bound<'py, PyArray2<T>>> = match l.cell.has_c() {
-        true => Some(zeros(py, &[d.b, d.h], dt)?),
+        true => Some(empty(py, &[d.b, d.h], dt)?),
         false => None,
     };
     let ws: Option<Bound<'py, PyArray1<T>>> = match training {
-        true => Some(zeros(py, &[rnn::workspace_len(l.cell, d)], dt)?),
+        true => Some(empty(py, &[rnn::workspace_len(l.cell, d)], dt)?),
         false => None,
     };
     {
@@ -345,10 +346,11 @@ fn backward_typed<'py, T: Element + Gemm>(
         }
     }
     acc.check()?;
-    let dx: Bound<'py, PyArray3<T>> = zeros(py, &[d.t, d.b, d.i], dtype)?;
-    let dh0: Bound<'py, PyArray2<T>> = zeros(py, &[d.b, d.h], dtype)?;
+    // Written in full by the kernel (see the forward's outputs).
+    let dx: Bound<'py, PyArray3<T>> = empty(py, &[d.t, d.b, d.i], dtype)?;
+    let dh0: Bound<'py, PyArray2<T>> = empty(py, &[d.b, d.h], dtype)?;
     let dc0: Option<Bound<'py, PyArray2<T>>> = match l.cell.has_c() {
-        true => Some(zeros(py, &[d.b, d.h], dtype)?),
+        true => Some(empty(py, &[d.b, d.h], dtype)?),
         false => None,
     };
     {

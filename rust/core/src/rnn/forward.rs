@@ -13,8 +13,9 @@ use crate::simd::{self, Kernel};
 
 /// Runs the layer over all `T` steps.
 ///
-/// Writes `y (T, B, H)`, the final states `hn`, `cn (B, H)` (`cn` for LSTM only) and, when given,
-/// the workspace for [`backward`](super::backward) (`workspace_len` elements). Without a
+/// Writes every element of `y (T, B, H)` (zeros at padded steps), the final states `hn`,
+/// `cn (B, H)` (`cn` for LSTM only) and, when given, the workspace for
+/// [`backward`](super::backward) (`workspace_len` elements), so they may start uninitialised. Without a
 /// workspace (inference) the per-step buffers are the only allocation. Everything is validated
 /// before anything is written.
 #[allow(clippy::too_many_arguments)]
@@ -221,8 +222,12 @@ impl<T: Float> Kernel for StepKernel<'_, T> {
             let yb = &mut self.y[b * h..(b + 1) * h];
             let gb = &mut self.gates[b * gh..(b + 1) * gh];
             if !on {
+                // Padding: zeros everywhere the step writes (outputs may start uninitialised).
                 yb.fill(T::ZERO);
                 gb.fill(T::ZERO);
+                if let Some(ghn) = self.ghn.get_mut(b * h..(b + 1) * h) {
+                    ghn.fill(T::ZERO);
+                }
                 continue;
             }
             let hb = &mut self.hcur[b * h..(b + 1) * h];

@@ -28,6 +28,7 @@ pub use forward::forward;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::simd::{self, Kernel};
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,15 +185,15 @@ pub(crate) fn check_inputs<T: Float>(
         }
     }
     for (name, xs) in [("h0", h0), ("c0", c0.unwrap_or(&[]))] {
-        if xs.iter().any(|v| v.is_nan()) {
+        if has_nan(xs) {
             return Err(Error::Value(format!("{name}: contains NaN")));
         }
     }
     // Only real (active) positions of x must be numbers: padding is never read as data.
-    if d.i > 0 {
+    if d.i > 0 && (lengths.is_some() || has_nan(x)) {
         for (row, xs) in x.chunks_exact(d.i).enumerate() {
             let (t, b) = (row / d.b.max(1), row % d.b.max(1));
-            if active(lengths, t, b) && xs.iter().any(|v| v.is_nan()) {
+            if active(lengths, t, b) && has_nan(xs) {
                 return Err(Error::Value(format!(
                     "x: contains NaN (at step {t}, sequence {b})"
                 )));
@@ -200,6 +201,22 @@ pub(crate) fn check_inputs<T: Float>(
         }
     }
     Ok(())
+}
+
+/// Whether `xs` holds a NaN: one vectorised pass (an early-exit search does not vectorise and
+/// was 2-4 % of a forward call).
+fn has_nan<T: Float>(xs: &[T]) -> bool {
+    struct Scan<'a, T>(&'a [T]);
+    impl<T: Float> Kernel for Scan<'_, T> {
+        type Output = bool;
+        #[inline(always)]
+        fn run(self) -> bool {
+            self.0
+                .chunks(256)
+                .any(|c| c.iter().fold(false, |seen, v| seen | v.is_nan()))
+        }
+    }
+    simd::dispatch(simd::detect(), Scan(xs))
 }
 
 /// Batch rows per recurrence chunk for a batch of `b` rows. Rows of a batch never interact, so
