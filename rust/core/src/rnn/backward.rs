@@ -302,13 +302,25 @@ impl<T: Gemm> BackChunk<'_, T> {
     }
 }
 
-/// `acc[j] += sum_r m[r, j]`, rows in order.
+/// `acc[j] += sum_r m[r, j]`, rows in order (the same bits at every SIMD level).
 fn column_sums<T: Float>(m: &[T], cols: usize, acc: &mut [T]) {
-    for row in m.chunks_exact(cols) {
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a = *a + v;
+    struct Sums<'a, T> {
+        m: &'a [T],
+        cols: usize,
+        acc: &'a mut [T],
+    }
+    impl<T: Float> Kernel for Sums<'_, T> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            for row in self.m.chunks_exact(self.cols) {
+                for (a, &v) in self.acc.iter_mut().zip(row) {
+                    *a = *a + v;
+                }
+            }
         }
     }
+    simd::dispatch(simd::detect(), Sums { m, cols, acc });
 }
 
 /// The gate gradients of one time step for all rows, compiled per SIMD level. Writes the gate

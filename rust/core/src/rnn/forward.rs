@@ -2,8 +2,8 @@
 
 use super::product::Recurrent;
 use super::{
-    active, check_inputs, chunk_len, chunk_rows_mut, chunk_state_mut, n_chunks, split_ws_mut, time,
-    workspace_len, zeroed, Cell, Dims, Weights,
+    active, check_inputs, chunk_len, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks,
+    split_ws_mut, time, workspace_len, zeroed, Cell, Dims, Weights,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -56,30 +56,41 @@ pub fn forward<T: Gemm>(
         return Ok(());
     }
 
-    // Gate pre-activations of all steps: x W_ih^T + b_ih, one GEMM; activations overwrite them.
-    // Without a workspace (inference) the gates live in a buffer of our own.
-    let mut own_gates: Vec<T> = if ws.is_none() {
-        zeroed(tb * gh, "gate buffer")?
-    } else {
-        Vec::new()
+    // Gate pre-activations x W_ih^T + b_ih. Where the per-step product is packed (f32,
+    // AVX-512) each chunk projects its own rows step by step, in parallel and into a block that
+    // stays in cache (inference needs no gate buffer for the whole sequence then). Otherwise one
+    // GEMM over all steps, before the recurrence. Activations overwrite the pre-activations.
+    let level = simd::detect();
+    let w_ih_t = Recurrent::transposed(level, w.w_ih, gh, d.i);
+    let per_step = w_ih_t.is_packed();
+    let (gates, hprev_ws, extra_ws) = match ws.map(|ws| split_ws_mut(ws, cell, d)) {
+        Some(p) => (Some(p.gates), Some(p.hprev), Some(p.extra)),
+        None => (None, None, None),
     };
-    let (gates, hprev_ws, extra_ws): (&mut [T], Option<&mut [T]>, Option<&mut [T]>) =
-        match ws.map(|ws| split_ws_mut(ws, cell, d)) {
-            Some(p) => (p.gates, Some(p.hprev), Some(p.extra)),
-            None => (&mut own_gates, None, None),
-        };
-    gemm(
-        Par::Rayon,
-        T::ONE,
-        Mat::new(x, tb, d.i),
-        Mat::new(w.w_ih, gh, d.i).t(),
-        T::ZERO,
-        MatMut::new(gates, tb, gh),
-    );
-    if let Some(b) = w.b_ih {
-        for row in gates.chunks_exact_mut(gh) {
-            for (v, &bv) in row.iter_mut().zip(b) {
-                *v = *v + bv;
+    let mut own_gates: Vec<T>;
+    let mut gates: Option<&mut [T]> = match gates {
+        Some(g) => Some(g),
+        None if per_step => None, // each chunk keeps one step's block
+        None => {
+            own_gates = zeroed(tb * gh, "gate buffer")?;
+            Some(&mut own_gates)
+        }
+    };
+    if !per_step {
+        let all = gates.as_deref_mut().unwrap_or_default();
+        gemm(
+            Par::Rayon,
+            T::ONE,
+            Mat::new(x, tb, d.i),
+            Mat::new(w.w_ih, gh, d.i).t(),
+            T::ZERO,
+            MatMut::new(all, tb, gh),
+        );
+        if let Some(b) = w.b_ih {
+            for row in all.chunks_exact_mut(gh) {
+                for (v, &bv) in row.iter_mut().zip(b) {
+                    *v = *v + bv;
+                }
             }
         }
     }
@@ -93,7 +104,8 @@ pub fn forward<T: Gemm>(
         Some(ex) => chunk_rows_mut(ex, d.t, d.b, h),
         None => chunk_rows_mut(&mut [], d.t, d.b, h),
     };
-    let mut gate_rows = chunk_rows_mut(gates, d.t, d.b, gh);
+    let mut gate_rows = chunk_rows_mut(gates.unwrap_or_default(), d.t, d.b, gh);
+    let mut x_rows = chunk_rows(x, d.t, d.b, d.i);
     let mut y_rows = chunk_rows_mut(y, d.t, d.b, h);
     let mut hn_rows = chunk_state_mut(hn, d.b, h);
     let cn_store = cn;
@@ -106,6 +118,7 @@ pub fn forward<T: Gemm>(
         let start = c * chunk_len(d.b);
         jobs.push(Chunk {
             rows: start..(start + chunk_len(d.b)).min(d.b),
+            x: x_rows.pop().unwrap_or_default(),
             gates: gate_rows.pop().unwrap_or_default(),
             y: y_rows.pop().unwrap_or_default(),
             hprev: hprev_rows.pop().unwrap_or_default(),
@@ -114,9 +127,10 @@ pub fn forward<T: Gemm>(
             cn: cn_rows.pop().unwrap_or_default(),
         });
     }
-    let work = d.t * d.b * gh * (h + 8);
-    let w_hh_t = Recurrent::transposed(simd::detect(), w.w_hh, gh, h);
-    let run = |job: Chunk<'_, T>| job.run(d, w, &w_hh_t, h0, c0, lengths, reverse);
+    let work = d.t * d.b * gh * (h + d.i + 8);
+    let w_hh_t = Recurrent::transposed(level, w.w_hh, gh, h);
+    let w_ih_t = per_step.then_some(&w_ih_t);
+    let run = |job: Chunk<'_, T>| job.run(d, w, w_ih_t, &w_hh_t, h0, c0, lengths, reverse);
     Par::Rayon.for_work(work / 64).for_each(jobs, run);
     Ok(())
 }
@@ -125,6 +139,10 @@ pub fn forward<T: Gemm>(
 /// final states.
 struct Chunk<'a, T> {
     rows: std::ops::Range<usize>,
+    /// The rows' inputs at every step.
+    x: Vec<&'a [T]>,
+    /// Gate blocks of every step (the workspace's, or the whole-sequence projection's); empty
+    /// blocks when the chunk projects step by step without a workspace.
     gates: Vec<&'a mut [T]>,
     y: Vec<&'a mut [T]>,
     hprev: Vec<&'a mut [T]>,
@@ -140,6 +158,7 @@ impl<T: Gemm> Chunk<'_, T> {
         mut self,
         d: Dims,
         w: &Weights<'_, T>,
+        w_ih_t: Option<&Recurrent<'_, T>>,
         w_hh_t: &Recurrent<'_, T>,
         h0: &[T],
         c0: Option<&[T]>,
@@ -157,9 +176,19 @@ impl<T: Gemm> Chunk<'_, T> {
         // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch block.
         let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { rb * h } else { 0 }];
         let mut on = vec![true; rb];
+        let stored = self.gates.first().is_some_and(|b| !b.is_empty());
+        let mut own_gates = vec![T::ZERO; if stored { 0 } else { rb * gh }];
         let level = simd::detect();
         for step in 0..d.t {
             let t = time(step, d.t, reverse);
+            let gates: &mut [T] = match self.gates.get_mut(t) {
+                Some(block) if stored => block,
+                _ => &mut own_gates,
+            };
+            if let Some(p) = w_ih_t {
+                // This step's input projection x_t W_ih^T + b_ih for the chunk's rows.
+                p.apply(self.x[t], w.b_ih, gates, &mut scratch);
+            }
             if let Some(block) = self.hprev.get_mut(t).filter(|b| !b.is_empty()) {
                 block.copy_from_slice(&hcur);
             }
@@ -181,7 +210,7 @@ impl<T: Gemm> Chunk<'_, T> {
                 cell,
                 h,
                 active: &on,
-                gates: &mut *self.gates[t],
+                gates,
                 hp: &hp,
                 hcur: &mut hcur,
                 ccur: &mut ccur,

@@ -16,8 +16,12 @@
 //! sequence starts at its own last element. Padding never reaches outputs, states or gradients.
 //!
 //! Layout: `x (T, B, I)`, `y (T, B, H)`, states `(B, H)`, `w_ih (G*H, I)`, `w_hh (G*H, H)`,
-//! biases `(G*H)`, all row-major. The input projection of all time steps is one GEMM, each step
-//! one recurrent GEMM, and the weight gradients one GEMM each over all steps.
+//! biases `(G*H)`, all row-major. Each step makes one recurrent product (`product.rs`), and the
+//! weight gradients are one GEMM each over all steps. The input projection of all time steps is
+//! one GEMM, except where the per-step product is packed (f32 on AVX-512): there each row chunk
+//! projects its own rows at each step with the same register-blocked kernel, so the projection
+//! runs in parallel with the recurrence instead of before it on its own, and its block stays in
+//! cache (measured 1.1-1.6x faster forward, 1.02-1.3x forward + backward).
 
 mod backward;
 mod forward;

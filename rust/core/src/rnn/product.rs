@@ -71,6 +71,12 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         }
     }
 
+    /// Whether `B` is packed for the register-blocked kernel (small products are then cheap
+    /// enough to make one per step).
+    pub(crate) fn is_packed(&self) -> bool {
+        !self.panels.is_empty()
+    }
+
     /// `out (rows, n) = a (rows, k) · B + bias` (`bias (n)`, optional); `scratch` is reused
     /// by the general path.
     pub(crate) fn apply(&self, a: &[T], bias: Option<&[T]>, out: &mut [T], scratch: &mut Vec<T>) {
