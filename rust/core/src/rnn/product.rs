@@ -7,8 +7,8 @@
 //! against 1 to 4 panels (fewer rows, more panels: at least 8 independent chains), per `k` two
 //! loads per panel, one broadcast per row and two fused multiply-adds per row and panel into
 //! accumulators that stay in registers; the tile is written once, with the bias, straight into
-//! the row-major output. The scratch for the rows (transposed) is the caller's, so a time loop
-//! allocates nothing. A general GEMM re-packs `B` at every step and, for these thin products
+//! the row-major output; the broadcasts read the rows of `a` where they are (a copy of the rows
+//! transposed k-major cost a fifth of the product). A general GEMM re-packs `B` at every step and, for these thin products
 //! (1 to 64 rows), spends about as long packing and transposing as multiplying. Other types and
 //! levels use the general GEMM.
 //!
@@ -93,8 +93,7 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
             unsafe {
                 let cast = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
                 let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
-                let at = &mut *(scratch as *mut Vec<T> as *mut Vec<f32>);
-                x86::product(cast(a), k, n, &self.panels, bias.map(cast), o, at);
+                x86::product(cast(a), k, n, &self.panels, bias.map(cast), o);
             }
             return;
         }
@@ -203,8 +202,7 @@ mod x86 {
         }
     }
 
-    /// `out (rows, n) = a (rows, k) · B + bias` with `B` in panels of [`NR`] columns; `at` is
-    /// scratch (grown to `8 k` floats once, then reused).
+    /// `out (rows, n) = a (rows, k) · B + bias` with `B` in panels of [`NR`] columns.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) fn product(
         a: &[f32],
@@ -213,12 +211,8 @@ mod x86 {
         panels: &[f32],
         bias: Option<&[f32]>,
         out: &mut [f32],
-        at: &mut Vec<f32>,
     ) {
         let rows = a.len() / k;
-        if at.len() < 8 * k {
-            at.resize(8 * k, 0.0);
-        }
         let mut r0 = 0;
         while r0 < rows {
             let t = Tile {
@@ -234,10 +228,10 @@ mod x86 {
             // independent multiply-add chains (one panel per tile left the 1-row product of a
             // batch of one waiting on the FMA latency).
             r0 += match rows - r0 {
-                8.. => t.block::<8, 1>(at, out),
-                4..=7 => t.block::<4, 2>(at, out),
-                2..=3 => t.block::<2, 4>(at, out),
-                _ => t.block::<1, 4>(at, out),
+                8.. => t.block::<8, 1>(out),
+                4..=7 => t.block::<4, 2>(out),
+                2..=3 => t.block::<2, 4>(out),
+                _ => t.block::<1, 4>(out),
             };
         }
     }
@@ -257,45 +251,38 @@ mod x86 {
         /// the last ones); returns `M`.
         #[inline]
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-        fn block<const M: usize, const P: usize>(&self, at: &mut [f32], out: &mut [f32]) -> usize {
+        fn block<const M: usize, const P: usize>(&self, out: &mut [f32]) -> usize {
             let k = self.k;
-            // The rows transposed (k-major): the broadcasts of one `k` read neighbouring
-            // addresses through one pointer.
-            let at = &mut at[..M * k];
-            for r in 0..M {
-                let row = &self.a[(self.r0 + r) * k..(self.r0 + r + 1) * k];
-                for (kk, &v) in row.iter().enumerate() {
-                    at[kk * M + r] = v;
-                }
-            }
+            let rows: [&[f32]; M] =
+                std::array::from_fn(|r| &self.a[(self.r0 + r) * k..(self.r0 + r + 1) * k]);
             let n_panels = self.panels.len() / (k * NR);
             let mut p = 0;
             while p + P <= n_panels {
-                self.panels_at::<M, P>(at, p, out);
+                self.panels_at::<M, P>(&rows, p, out);
                 p += P;
             }
             while p < n_panels {
-                self.panels_at::<M, 1>(at, p, out);
+                self.panels_at::<M, 1>(&rows, p, out);
                 p += 1;
             }
             M
         }
 
-        /// Panels `p0..p0 + P` for the block's `M` rows (`at`: the rows, k-major).
+        /// Panels `p0..p0 + P` for the block's `M` rows (each `k` long).
         #[inline]
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         fn panels_at<const M: usize, const P: usize>(
             &self,
-            at: &[f32],
+            rows: &[&[f32]; M],
             p0: usize,
             out: &mut [f32],
         ) {
             let (k, n) = (self.k, self.n);
             let panels = &self.panels[p0 * k * NR..(p0 + P) * k * NR];
             let mut acc = [[[_mm512_setzero_ps(); 2]; P]; M];
-            for (kk, av) in at.chunks_exact(M).enumerate() {
+            for kk in 0..k {
                 // SAFETY: `panels` holds P panels of k * NR floats, so panel q's floats
-                // `kk * NR..kk * NR + 32` are inside it; `av` holds M floats.
+                // `kk * NR..kk * NR + 32` are inside it; each row holds k > kk floats.
                 unsafe {
                     let mut b = [[_mm512_setzero_ps(); 2]; P];
                     for (q, b_q) in b.iter_mut().enumerate() {
@@ -303,7 +290,7 @@ mod x86 {
                         *b_q = [_mm512_loadu_ps(ptr), _mm512_loadu_ps(ptr.add(16))];
                     }
                     for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let x = _mm512_set1_ps(*av.get_unchecked(r));
+                        let x = _mm512_set1_ps(*rows[r].get_unchecked(kk));
                         for (acc_q, b_q) in acc_r.iter_mut().zip(&b) {
                             acc_q[0] = _mm512_fmadd_ps(x, b_q[0], acc_q[0]);
                             acc_q[1] = _mm512_fmadd_ps(x, b_q[1], acc_q[1]);
