@@ -507,21 +507,25 @@ def test_binding_lengths_dtypes_and_x_dtype_messages():
         _core.rnn_forward("gru", args[0].astype(np.float16), *args[1:])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B", [12, 17, 37, 70])
-def test_batches_split_into_row_chunks_match_the_reference(B):
+def test_batches_split_into_row_chunks_match_the_reference(B, dtype):
     """Batches run as independent chunks of rows (one up to 8 rows, 2 chunks up to 64 rows,
-    32 rows beyond)."""
+    32 rows beyond); in float32 on AVX-512 each chunk also projects its own inputs."""
+    tol = 1e-12 if dtype == np.float64 else 2e-5
     for cell in ("gru", "lstm"):
-        inp, up = _layer(cell, np.float64, T=4, B=B, I=3, H=5, seed=B)
+        inp, up = _layer(cell, dtype, T=4, B=B, I=3, H=5, seed=B)
         lens = np.random.default_rng(B).integers(1, 5, size=B).astype(np.int64)
         args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
         y, hn, cn, ws = _core.rnn_forward(cell, *args, lengths=lens, reverse=True)
         ry, rhn, _ = ref.rnn_layer_forward(cell, *args, lengths=lens, reverse=True)
-        assert _rel(y, ry) <= 1e-12 and _rel(hn, rhn) <= 1e-12
+        assert _rel(y, ry) <= tol and _rel(hn, rhn) <= tol
         grads = [np.zeros_like(inp[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
         dx, dh0, _ = _core.rnn_backward(cell, *args, ws, up["dy"], up["dh_n"], up["dc_n"],
                                         *grads, lengths=lens, reverse=True)
         want = ref.rnn_layer_backward(cell, *args, up["dy"], up["dh_n"], up["dc_n"],
                                       lengths=lens, reverse=True)
-        assert _rel(dx, want["dx"]) <= 1e-11 and _rel(dh0, want["dh0"]) <= 1e-11
-        assert _rel(grads[1], want["dw_hh"]) <= 1e-11
+        assert _rel(dx, want["dx"]) <= 10 * tol and _rel(dh0, want["dh0"]) <= 10 * tol
+        assert _rel(grads[1], want["dw_hh"]) <= 10 * tol
+        y_inf, *_ = _core.rnn_forward(cell, *args, lengths=lens, reverse=True, training=False)
+        assert np.array_equal(y_inf, y)
