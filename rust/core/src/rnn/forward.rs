@@ -58,11 +58,13 @@ pub fn forward<T: Gemm>(
 
     // Gate pre-activations x W_ih^T + b_ih. Where the per-step product is packed (f32,
     // AVX-512) each chunk projects its own rows step by step, in parallel and into a block that
-    // stays in cache (inference needs no gate buffer for the whole sequence then). Otherwise one
-    // GEMM over all steps, before the recurrence. Activations overwrite the pre-activations.
+    // stays in cache (inference needs no gate buffer for the whole sequence then); for Elman and
+    // the LSTM, whose gates need only the sum of both parts, together with the recurrent part as
+    // one product `[x_t | h] [W_ih; W_hh]^T + (b_ih + b_hh)`. Otherwise one GEMM over all
+    // steps, before the recurrence. Activations overwrite the pre-activations.
     let level = simd::detect();
-    let w_ih_t = Recurrent::transposed(level, w.w_ih, gh, d.i);
-    let per_step = w_ih_t.is_packed();
+    let products = StepProducts::new(level, w, d);
+    let per_step = products.per_step();
     let (gates, hprev_ws, extra_ws) = match ws.map(|ws| split_ws_mut(ws, cell, d)) {
         Some(p) => (Some(p.gates), Some(p.hprev), Some(p.extra)),
         None => (None, None, None),
@@ -128,11 +130,53 @@ pub fn forward<T: Gemm>(
         });
     }
     let work = d.t * d.b * gh * (h + d.i + 8);
-    let w_hh_t = Recurrent::transposed(level, w.w_hh, gh, h);
-    let w_ih_t = per_step.then_some(&w_ih_t);
-    let run = |job: Chunk<'_, T>| job.run(d, w, w_ih_t, &w_hh_t, h0, c0, lengths, reverse);
+    let run = |job: Chunk<'_, T>| job.run(d, w, &products, h0, c0, lengths, reverse);
     Par::Rayon.for_work(work / 64).for_each(jobs, run);
     Ok(())
+}
+
+/// The per-step products of one call, packed once and shared by the row chunks.
+struct StepProducts<'a, T> {
+    /// `[W_ih; W_hh]^T` with `b_ih + b_hh` (Elman and LSTM, packed kernel only).
+    stacked: Option<(Recurrent<'a, T>, Option<Vec<T>>)>,
+    /// `W_ih^T`, applied per step when packed (else the projection is one GEMM beforehand).
+    input: Option<Recurrent<'a, T>>,
+    /// `W_hh^T`, unless stacked.
+    recurrent: Option<Recurrent<'a, T>>,
+}
+
+impl<'a, T: Gemm> StepProducts<'a, T> {
+    fn new(level: simd::Level, w: &Weights<'a, T>, d: Dims) -> Self {
+        let gh = w.cell.gates() * d.h;
+        let stacked = if w.cell == Cell::Gru {
+            None
+        } else {
+            Recurrent::stacked(level, w.w_ih, d.i, w.w_hh, d.h, gh)
+        };
+        if let Some(both) = stacked {
+            let bias = match (w.b_ih, w.b_hh) {
+                (Some(a), Some(b)) => Some(a.iter().zip(b).map(|(&u, &v)| u + v).collect()),
+                (Some(a), None) | (None, Some(a)) => Some(a.to_vec()),
+                (None, None) => None,
+            };
+            return StepProducts {
+                stacked: Some((both, bias)),
+                input: None,
+                recurrent: None,
+            };
+        }
+        let input = Recurrent::transposed(level, w.w_ih, gh, d.i);
+        StepProducts {
+            stacked: None,
+            input: input.is_packed().then_some(input),
+            recurrent: Some(Recurrent::transposed(level, w.w_hh, gh, d.h)),
+        }
+    }
+
+    /// Whether the chunks project the inputs themselves, step by step.
+    fn per_step(&self) -> bool {
+        self.stacked.is_some() || self.input.is_some()
+    }
 }
 
 /// The rows of one chunk: its blocks of every step's gates, outputs and workspace, and of the
@@ -158,8 +202,7 @@ impl<T: Gemm> Chunk<'_, T> {
         mut self,
         d: Dims,
         w: &Weights<'_, T>,
-        w_ih_t: Option<&Recurrent<'_, T>>,
-        w_hh_t: &Recurrent<'_, T>,
+        products: &StepProducts<'_, T>,
         h0: &[T],
         c0: Option<&[T]>,
         lengths: Option<&[i64]>,
@@ -171,7 +214,8 @@ impl<T: Gemm> Chunk<'_, T> {
         let span = self.rows.start * h..self.rows.end * h;
         let mut hcur = h0[span.clone()].to_vec();
         let mut ccur = c0.map(|c| c[span].to_vec()).unwrap_or_default();
-        let mut hp = vec![T::ZERO; rb * gh];
+        let fused = products.stacked.is_some();
+        let mut hp = vec![T::ZERO; if fused { 0 } else { rb * gh }];
         let mut scratch = Vec::new();
         // GRU without a workspace: W_hn h + b_hn of the step goes to a scratch block.
         let mut ghn_scratch = vec![T::ZERO; if cell == Cell::Gru { rb * h } else { 0 }];
@@ -185,7 +229,7 @@ impl<T: Gemm> Chunk<'_, T> {
                 Some(block) if stored => block,
                 _ => &mut own_gates,
             };
-            if let Some(p) = w_ih_t {
+            if let Some(p) = &products.input {
                 // This step's input projection x_t W_ih^T + b_ih for the chunk's rows.
                 p.apply(self.x[t], w.b_ih, gates, &mut scratch);
             }
@@ -197,8 +241,15 @@ impl<T: Gemm> Chunk<'_, T> {
                     block.copy_from_slice(&ccur);
                 }
             }
-            // Recurrent projection of this step: h W_hh^T + b_hh.
-            w_hh_t.apply(&hcur, w.b_hh, &mut hp, &mut scratch);
+            match (&products.stacked, &products.recurrent) {
+                // The whole pre-activation: [x_t | h] [W_ih; W_hh]^T + b_ih + b_hh.
+                (Some((both, bias)), _) => {
+                    both.apply_stacked(self.x[t], &hcur, bias.as_deref(), gates)
+                }
+                // Recurrent projection of this step: h W_hh^T + b_hh.
+                (None, Some(p)) => p.apply(&hcur, w.b_hh, &mut hp, &mut scratch),
+                (None, None) => unreachable!("a step has a recurrent product"),
+            }
             for (i, a) in on.iter_mut().enumerate() {
                 *a = active(lengths, t, self.rows.start + i);
             }
@@ -260,13 +311,29 @@ impl<T: Float> Kernel for StepKernel<'_, T> {
                 continue;
             }
             let hb = &mut self.hcur[b * h..(b + 1) * h];
-            let hpb = &self.hp[b * gh..(b + 1) * gh];
+            // Empty `hp`: the gate blocks already hold the whole pre-activation (the stacked
+            // product of Elman and LSTM steps).
+            let fused = self.hp.is_empty();
+            let hpb = if fused {
+                &[][..]
+            } else {
+                &self.hp[b * gh..(b + 1) * gh]
+            };
             // Each gate block goes in as its own argument: `&mut` arguments are known not to
             // alias, which lets LLVM vectorise without run-time overlap checks.
-            match self.cell {
-                Cell::RnnTanh => elman(gb, hpb, hb, yb, true),
-                Cell::RnnRelu => elman(gb, hpb, hb, yb, false),
-                Cell::Gru => {
+            match (self.cell, fused) {
+                (Cell::RnnTanh, false) => elman::<T, false>(gb, hpb, hb, yb, true),
+                (Cell::RnnTanh, true) => elman::<T, true>(gb, hpb, hb, yb, true),
+                (Cell::RnnRelu, false) => elman::<T, false>(gb, hpb, hb, yb, false),
+                (Cell::RnnRelu, true) => elman::<T, true>(gb, hpb, hb, yb, false),
+                (Cell::Lstm, true) => {
+                    let (gi, rest) = gb.split_at_mut(h);
+                    let (gf, rest) = rest.split_at_mut(h);
+                    let (gg, go) = rest.split_at_mut(h);
+                    let cb = &mut self.ccur[b * h..(b + 1) * h];
+                    lstm::<T, true>(gi, gf, gg, go, [&[]; 4], hb, yb, cb)
+                }
+                (Cell::Gru, _) => {
                     let (gr, rest) = gb.split_at_mut(h);
                     let (gz, gn) = rest.split_at_mut(h);
                     let (pr, rest) = hpb.split_at(h);
@@ -274,7 +341,7 @@ impl<T: Float> Kernel for StepKernel<'_, T> {
                     let ghn = &mut self.ghn[b * h..(b + 1) * h];
                     gru(gr, gz, gn, [pr, pz, pn], hb, yb, ghn)
                 }
-                Cell::Lstm => {
+                (Cell::Lstm, false) => {
                     let (gi, rest) = gb.split_at_mut(h);
                     let (gf, rest) = rest.split_at_mut(h);
                     let (gg, go) = rest.split_at_mut(h);
@@ -282,19 +349,26 @@ impl<T: Float> Kernel for StepKernel<'_, T> {
                     let (pf, rest) = rest.split_at(h);
                     let (pg, po) = rest.split_at(h);
                     let cb = &mut self.ccur[b * h..(b + 1) * h];
-                    lstm(gi, gf, gg, go, [pi, pf, pg, po], hb, yb, cb)
+                    lstm::<T, false>(gi, gf, gg, go, [pi, pf, pg, po], hb, yb, cb)
                 }
             }
         }
     }
 }
 
+/// `FUSED`: `g` holds the whole pre-activation and `hp` is empty.
 #[inline(always)]
-fn elman<T: Float>(g: &mut [T], hp: &[T], hb: &mut [T], y: &mut [T], tanh: bool) {
+fn elman<T: Float, const FUSED: bool>(
+    g: &mut [T],
+    hp: &[T],
+    hb: &mut [T],
+    y: &mut [T],
+    tanh: bool,
+) {
     let h = hb.len();
-    let (g, hp, y) = (&mut g[..h], &hp[..h], &mut y[..h]);
+    let (g, hp, y) = (&mut g[..h], if FUSED { hp } else { &hp[..h] }, &mut y[..h]);
     for j in 0..h {
-        let pre = g[j] + hp[j];
+        let pre = if FUSED { g[j] } else { g[j] + hp[j] };
         let v = if tanh {
             pre.tanh()
         } else if pre > T::ZERO {
@@ -341,8 +415,10 @@ fn gru<T: Float>(
     }
 }
 
+/// `FUSED`: the gate blocks hold the whole pre-activations and `p` is empty.
 #[inline(always)]
-fn lstm<T: Float>(
+#[allow(clippy::too_many_arguments)]
+fn lstm<T: Float, const FUSED: bool>(
     gi: &mut [T],
     gf: &mut [T],
     gg: &mut [T],
@@ -355,12 +431,13 @@ fn lstm<T: Float>(
     let h = hb.len();
     let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
     let (y, cb) = (&mut y[..h], &mut cb[..h]);
-    let (pi, pf, pg, po) = (&p[0][..h], &p[1][..h], &p[2][..h], &p[3][..h]);
+    let [pi, pf, pg, po] = p.map(|q| if FUSED { q } else { &q[..h] });
+    let pre = |g: T, p: &[T], j: usize| if FUSED { g } else { g + p[j] };
     for j in 0..h {
-        let i = (gi[j] + pi[j]).sigmoid();
-        let f = (gf[j] + pf[j]).sigmoid();
-        let gv = (gg[j] + pg[j]).tanh();
-        let o = (go[j] + po[j]).sigmoid();
+        let i = pre(gi[j], pi, j).sigmoid();
+        let f = pre(gf[j], pf, j).sigmoid();
+        let gv = pre(gg[j], pg, j).tanh();
+        let o = pre(go[j], po, j).sigmoid();
         let c = f * cb[j] + i * gv;
         let v = o * c.tanh();
         gi[j] = i;

@@ -12,6 +12,10 @@
 //! (1 to 64 rows), spends about as long packing and transposing as multiplying. Other types and
 //! levels use the general GEMM.
 //!
+//! A stacked `B = [w1^T; w2^T]` ([`Recurrent::stacked`]) takes its left operand as two parts,
+//! `[a1 | a2]` row by row, without copying them together: the forward step's
+//! `[x_t | h] [W_ih; W_hh]^T` is then one product.
+//!
 //! Each output element is one chain of multiply-adds over `k` in order, so the result does not
 //! depend on how rows are blocked, nor on the caller's thread count.
 
@@ -27,6 +31,8 @@ pub(crate) struct Recurrent<'a, T> {
     w: &'a [T],
     n: usize,
     k: usize,
+    /// Rows of `B` taken from the first operand (`k` but for [`Recurrent::stacked`]).
+    k1: usize,
     transposed: bool,
     /// `B` in panels of [`NR`] columns (f32, AVX-512 only; empty otherwise).
     panels: Vec<f32>,
@@ -46,26 +52,69 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         Self::new(level, w, n, k, false)
     }
 
-    fn new(level: Level, w: &'a [T], n: usize, k: usize, transposed: bool) -> Self {
-        let fast = cfg!(target_arch = "x86_64")
+    /// `B = [w1^T; w2^T]` (`k1 + k2` rows) for `w1 (n, k1)`, `w2 (n, k2)` row-major, applied to
+    /// a row-wise concatenation `[a1 | a2]` by [`Recurrent::apply_stacked`] (the forward step's
+    /// `[x_t | h] [W_ih; W_hh]^T` as one product). Only in packed form: `None` where the level
+    /// or type has no packed kernel.
+    pub(crate) fn stacked(
+        level: Level,
+        w1: &'a [T],
+        k1: usize,
+        w2: &'a [T],
+        k2: usize,
+        n: usize,
+    ) -> Option<Self> {
+        let k = k1 + k2;
+        if !Self::packs(level, k) || w1.len() != n * k1 || w2.len() != n * k2 {
+            return None;
+        }
+        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `packs` implies T = f32 (the casts are between identical types) and AVX-512.
+        unsafe {
+            let f = |w: &[T]| std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
+            x86::pack_transposed(f(w1), n, k1, 0, k, &mut panels);
+            x86::pack_transposed(f(w2), n, k2, k1, k, &mut panels);
+        }
+        Some(Recurrent {
+            w: w2,
+            n,
+            k,
+            k1,
+            transposed: true,
+            panels,
+        })
+    }
+
+    /// Whether `level` and `T` have the packed kernel (f32 on AVX-512, `k > 0`).
+    fn packs(level: Level, k: usize) -> bool {
+        cfg!(target_arch = "x86_64")
             && TypeId::of::<T>() == TypeId::of::<f32>()
             && level.min(crate::simd::detect()) == Level::Avx512
-            && k > 0;
+            && k > 0
+    }
+
+    fn new(level: Level, w: &'a [T], n: usize, k: usize, transposed: bool) -> Self {
         let mut panels = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if fast {
+        if Self::packs(level, k) {
             panels = vec![0f32; n.div_ceil(NR) * k * NR];
-            // SAFETY: `fast` implies T = f32 (the cast is between identical types) and a CPU
+            // SAFETY: `packs` implies T = f32 (the cast is between identical types) and a CPU
             // with AVX-512.
             unsafe {
                 let w32 = std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
-                x86::pack(w32, n, k, transposed, &mut panels);
+                if transposed {
+                    x86::pack_transposed(w32, n, k, 0, k, &mut panels);
+                } else {
+                    x86::pack_rows(w32, n, k, &mut panels);
+                }
             }
         }
         Recurrent {
             w,
             n,
             k,
+            k1: k,
             transposed,
             panels,
         }
@@ -93,7 +142,7 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
             unsafe {
                 let cast = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
                 let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
-                x86::product(cast(a), k, n, &self.panels, bias.map(cast), o);
+                x86::product(cast(a), &[], k, k, n, &self.panels, bias.map(cast), o);
             }
             return;
         }
@@ -140,24 +189,76 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
     }
 }
 
+impl<T: Gemm> Recurrent<'_, T> {
+    /// `out (rows, n) = [a1 | a2] · B + bias` for a [`Recurrent::stacked`] `B`: `a1 (rows, k1)`
+    /// and `a2 (rows, k2)` are the two halves of each row, never copied together.
+    pub(crate) fn apply_stacked(&self, a1: &[T], a2: &[T], bias: Option<&[T]>, out: &mut [T]) {
+        let (n, k, k1) = (self.n, self.k, self.k1);
+        let rows = out.len().checked_div(n).unwrap_or(0);
+        assert!(
+            !self.panels.is_empty()
+                && a1.len() == rows * k1
+                && a2.len() == rows * (k - k1)
+                && out.len() == rows * n
+                && bias.is_none_or(|b| b.len() == n),
+            "recurrent product: operands of the wrong size"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `panels` is non-empty only for T = f32 on a CPU with AVX-512 (checked in
+        // `stacked`); the casts below are between identical types.
+        unsafe {
+            let cast = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
+            let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
+            x86::product(
+                cast(a1),
+                cast(a2),
+                k1,
+                k,
+                n,
+                &self.panels,
+                bias.map(cast),
+                o,
+            );
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::NR;
     use std::arch::x86_64::*;
 
-    /// Packs `B (k, n)` (`w^T` for `w (n, k)` when `transposed`, else `w (k, n)`) into
-    /// `panels`: panel `p` holds columns `32 p..32 p + 32` of `B`, `k`-major, zero-padded.
+    /// Packs `B = w (k, n)` into `panels`: panel `p` holds columns `32 p..32 p + 32` of `B`,
+    /// `k`-major, zero-padded.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) fn pack(w: &[f32], n: usize, k: usize, transposed: bool, panels: &mut [f32]) {
+    pub(super) fn pack_rows(w: &[f32], n: usize, k: usize, panels: &mut [f32]) {
         for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
             let c0 = p * NR;
             let width = NR.min(n - c0);
-            if !transposed {
-                for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    dst[..width].copy_from_slice(&w[kk * n + c0..kk * n + c0 + width]);
-                }
-                continue;
+            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                dst[..width].copy_from_slice(&w[kk * n + c0..kk * n + c0 + width]);
             }
+        }
+    }
+
+    /// Packs `w^T` for `w (n, k)` into rows `kk0..kk0 + k` of panels of `k_all` rows (the
+    /// layout of [`pack_rows`]; two calls fill a stacked `[w1^T; w2^T]`).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) fn pack_transposed(
+        w: &[f32],
+        n: usize,
+        k: usize,
+        kk0: usize,
+        k_all: usize,
+        panels: &mut [f32],
+    ) {
+        if k == 0 {
+            return;
+        }
+        for (p, panel) in panels.chunks_exact_mut(k_all * NR).enumerate() {
+            let c0 = p * NR;
+            let width = NR.min(n - c0);
+            let panel = &mut panel[kk0 * NR..(kk0 + k) * NR];
             // Column `c` of `B` is row `c` of `w`: each 16 columns of one `k` are one gather
             // across 16 rows of `w` (offsets up to 15 k elements), stored contiguously.
             for h in 0..2 {
@@ -181,7 +282,7 @@ mod x86 {
                 };
                 // SAFETY: lane `i < cols` reads w[(c0 + 16 h + i) k + kk], inside `w` since
                 // column c0 + 16 h + i < n and kk < k; masked-off lanes read nothing. The store
-                // writes 16 floats at kk * NR + 16 h <= k * NR - 16.
+                // writes 16 floats at kk * NR + 16 h <= k * NR - 16 of `panel`.
                 unsafe {
                     let idx = _mm512_mullo_epi32(
                         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -202,21 +303,27 @@ mod x86 {
         }
     }
 
-    /// `out (rows, n) = a (rows, k) · B + bias` with `B` in panels of [`NR`] columns.
+    /// `out (rows, n) = [a1 | a2] · B + bias` with `B` (`k` rows) in panels of [`NR`] columns:
+    /// row `r` of the left operand is `a1`'s row (`k1` values) followed by `a2`'s (`k - k1`).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn product(
-        a: &[f32],
+        a1: &[f32],
+        a2: &[f32],
+        k1: usize,
         k: usize,
         n: usize,
         panels: &[f32],
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        let rows = a.len() / k;
+        let rows = out.len() / n;
         let mut r0 = 0;
         while r0 < rows {
             let t = Tile {
-                a,
+                a1,
+                a2,
+                k1,
                 k,
                 n,
                 panels,
@@ -238,7 +345,10 @@ mod x86 {
 
     /// The operands of one row block starting at row `r0`.
     struct Tile<'a> {
-        a: &'a [f32],
+        a1: &'a [f32],
+        a2: &'a [f32],
+        /// Values of a row taken from `a1`; the other `k - k1` come from `a2`.
+        k1: usize,
         k: usize,
         n: usize,
         panels: &'a [f32],
@@ -252,48 +362,55 @@ mod x86 {
         #[inline]
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         fn block<const M: usize, const P: usize>(&self, out: &mut [f32]) -> usize {
-            let k = self.k;
-            let rows: [&[f32]; M] =
-                std::array::from_fn(|r| &self.a[(self.r0 + r) * k..(self.r0 + r + 1) * k]);
-            let n_panels = self.panels.len() / (k * NR);
+            let (k1, k2) = (self.k1, self.k - self.k1);
+            let r0 = self.r0;
+            let rows1: [&[f32]; M] = std::array::from_fn(|r| &self.a1[(r0 + r) * k1..][..k1]);
+            let rows2: [&[f32]; M] = std::array::from_fn(|r| &self.a2[(r0 + r) * k2..][..k2]);
+            let n_panels = self.panels.len() / (self.k * NR);
             let mut p = 0;
             while p + P <= n_panels {
-                self.panels_at::<M, P>(&rows, p, out);
+                self.panels_at::<M, P>([&rows1, &rows2], p, out);
                 p += P;
             }
             while p < n_panels {
-                self.panels_at::<M, 1>(&rows, p, out);
+                self.panels_at::<M, 1>([&rows1, &rows2], p, out);
                 p += 1;
             }
             M
         }
 
-        /// Panels `p0..p0 + P` for the block's `M` rows (each `k` long).
+        /// Panels `p0..p0 + P` for the block's `M` rows (`rows[0]`: their first `k1` values,
+        /// `rows[1]`: the rest).
         #[inline]
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         fn panels_at<const M: usize, const P: usize>(
             &self,
-            rows: &[&[f32]; M],
+            rows: [&[&[f32]; M]; 2],
             p0: usize,
             out: &mut [f32],
         ) {
             let (k, n) = (self.k, self.n);
             let panels = &self.panels[p0 * k * NR..(p0 + P) * k * NR];
             let mut acc = [[[_mm512_setzero_ps(); 2]; P]; M];
-            for kk in 0..k {
-                // SAFETY: `panels` holds P panels of k * NR floats, so panel q's floats
-                // `kk * NR..kk * NR + 32` are inside it; each row holds k > kk floats.
-                unsafe {
-                    let mut b = [[_mm512_setzero_ps(); 2]; P];
-                    for (q, b_q) in b.iter_mut().enumerate() {
-                        let ptr = panels.as_ptr().add(q * k * NR + kk * NR);
-                        *b_q = [_mm512_loadu_ps(ptr), _mm512_loadu_ps(ptr.add(16))];
-                    }
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let x = _mm512_set1_ps(*rows[r].get_unchecked(kk));
-                        for (acc_q, b_q) in acc_r.iter_mut().zip(&b) {
-                            acc_q[0] = _mm512_fmadd_ps(x, b_q[0], acc_q[0]);
-                            acc_q[1] = _mm512_fmadd_ps(x, b_q[1], acc_q[1]);
+            // The two parts of the rows in turn, each `kk` of `B` once, in order.
+            for (part, kks) in [(rows[0], 0..self.k1), (rows[1], self.k1..k)] {
+                let off = kks.start;
+                for kk in kks {
+                    // SAFETY: `panels` holds P panels of k * NR floats, so panel q's floats
+                    // `kk * NR..kk * NR + 32` are inside it; each row of `part` holds
+                    // `kk - off` and more values.
+                    unsafe {
+                        let mut b = [[_mm512_setzero_ps(); 2]; P];
+                        for (q, b_q) in b.iter_mut().enumerate() {
+                            let ptr = panels.as_ptr().add(q * k * NR + kk * NR);
+                            *b_q = [_mm512_loadu_ps(ptr), _mm512_loadu_ps(ptr.add(16))];
+                        }
+                        for (r, acc_r) in acc.iter_mut().enumerate() {
+                            let x = _mm512_set1_ps(*part[r].get_unchecked(kk - off));
+                            for (acc_q, b_q) in acc_r.iter_mut().zip(&b) {
+                                acc_q[0] = _mm512_fmadd_ps(x, b_q[0], acc_q[0]);
+                                acc_q[1] = _mm512_fmadd_ps(x, b_q[1], acc_q[1]);
+                            }
                         }
                     }
                 }
@@ -330,6 +447,40 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::testing::values;
+
+    #[test]
+    fn stacked_product_is_the_product_of_the_concatenated_rows() {
+        // `[a1 | a2] [w1; w2]^T + bias` against a plain loop; k1 = 0 and odd sizes included.
+        for (rows, k1, k2, n) in [
+            (1, 32, 128, 512),
+            (17, 3, 5, 33),
+            (8, 0, 7, 64),
+            (5, 9, 1, 70),
+        ] {
+            let (a1, a2) = (values(rows * k1, 1), values(rows * k2, 2));
+            let (w1, w2) = (values(n * k1, 3), values(n * k2, 4));
+            let bias = values(n, 5);
+            let Some(p) = Recurrent::stacked(crate::simd::detect(), &w1, k1, &w2, k2, n) else {
+                return; // no packed kernel on this CPU: `stacked` is never used here
+            };
+            let mut out = vec![f32::NAN; rows * n];
+            p.apply_stacked(&a1, &a2, Some(&bias), &mut out);
+            for r in 0..rows {
+                for c in 0..n {
+                    let dot: f64 = (0..k1)
+                        .map(|kk| a1[r * k1 + kk] as f64 * w1[c * k1 + kk] as f64)
+                        .chain((0..k2).map(|kk| a2[r * k2 + kk] as f64 * w2[c * k2 + kk] as f64))
+                        .sum();
+                    let want = dot + bias[c] as f64;
+                    let got = out[r * n + c] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "{rows} {k1} {k2} {n}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn packed_and_general_products_agree_with_a_plain_loop() {
