@@ -15,9 +15,9 @@ use crate::simd::{self, Kernel};
 ///
 /// Writes every element of `y (T, B, H)` (zeros at padded steps), the final states `hn`,
 /// `cn (B, H)` (`cn` for LSTM only) and, when given, the workspace for
-/// [`backward`](super::backward) (`workspace_len` elements), so they may start uninitialised. Without a
-/// workspace (inference) the per-step buffers are the only allocation. Everything is validated
-/// before anything is written.
+/// [`backward`](super::backward) (`workspace_len` elements), so they may start uninitialised.
+/// Without a workspace (inference) the per-step buffers are the only allocation. Everything is
+/// validated before anything is written.
 #[allow(clippy::too_many_arguments)]
 pub fn forward<T: Gemm>(
     d: Dims,

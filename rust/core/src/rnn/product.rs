@@ -1,5 +1,5 @@
-//! The per-step recurrent product `out (rows, n) = a (rows, k) · B (k, n) (+ bias)` of the
-//! forward pass (`h W_hh^T`) and of the backward pass (`dgates W_hh`).
+//! The per-step products `out (rows, n) = a (rows, k) · B (k, n) (+ bias)` of the forward pass
+//! (`h W_hh^T`, `x_t W_ih^T`) and of the backward pass (`dgates W_hh`).
 //!
 //! `B` is the same at every step of a sequence. For `f32` on AVX-512 it is packed once per call
 //! into panels of 32 columns (two registers), each stored `k`-major with the last one
@@ -7,10 +7,10 @@
 //! against 1 to 4 panels (fewer rows, more panels: at least 8 independent chains), per `k` two
 //! loads per panel, one broadcast per row and two fused multiply-adds per row and panel into
 //! accumulators that stay in registers; the tile is written once, with the bias, straight into
-//! the row-major output; the broadcasts read the rows of `a` where they are (a copy of the rows
-//! transposed k-major cost a fifth of the product). A general GEMM re-packs `B` at every step and, for these thin products
-//! (1 to 64 rows), spends about as long packing and transposing as multiplying. Other types and
-//! levels use the general GEMM.
+//! the row-major output. The broadcasts read the rows of `a` where they are (a copy of the rows
+//! transposed k-major cost a fifth of the product). A general GEMM re-packs `B` at every step
+//! and, for these thin products (1 to 64 rows), spends about as long packing and transposing as
+//! multiplying. Other types and levels use the general GEMM.
 //!
 //! A stacked `B = [w1^T; w2^T]` ([`Recurrent::stacked`]) takes its left operand as two parts,
 //! `[a1 | a2]` row by row, without copying them together: the forward step's
