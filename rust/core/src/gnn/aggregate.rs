@@ -19,6 +19,8 @@ use crate::simd::{dispatch, Kernel, Level};
 
 /// Edges per parallel work block.
 const BLOCK_EDGES: usize = 1 << 12;
+/// Edges per block of the forward pass (x features: `FORWARD_BLOCK_EDGES / f` edges).
+const FORWARD_BLOCK_EDGES: usize = 1 << 17;
 
 /// The reduction over a node's in-edges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +202,18 @@ impl<T: Float> Kernel for Forward<'_, T> {
         let f = self.f;
         let heads = heads_of(&self.w);
         let fh = f / heads;
-        for (k, d) in self.rows.clone().enumerate() {
+        // Sum and mean visit the block's rows by increasing in-degree: each row's edge loop then
+        // ends after as many pairs as the row before's, which the branch predictor gets right
+        // (in CSR order the random degrees cost a mispredicted loop exit per row, measured a
+        // third of the time at 16 features). Each row's sum is unchanged: same bits.
+        let order = if self.reduce.extremum() {
+            Vec::new()
+        } else {
+            by_degree(&self.g, self.rows.clone())
+        };
+        for i in 0..self.rows.len() {
+            let k = order.get(i).map_or(i, |&k| k as usize);
+            let d = self.rows.start + k;
             let acc = &mut self.out[k * f..(k + 1) * f];
             let edges = self.g.row(d);
             let deg = edges.len();
@@ -275,6 +288,27 @@ impl<T: Float> Kernel for Forward<'_, T> {
     }
 }
 
+/// The offsets `0..rows.len()` of `rows` ordered by in-degree (a stable counting sort).
+fn by_degree(g: &Csr<'_>, rows: std::ops::Range<usize>) -> Vec<u32> {
+    let deg = |k: usize| g.row(rows.start + k).len();
+    let n = rows.len();
+    let max = (0..n).map(deg).max().unwrap_or(0);
+    let mut start = vec![0u32; max + 2];
+    for k in 0..n {
+        start[deg(k) + 1] += 1;
+    }
+    for v in 1..start.len() {
+        start[v] += start[v - 1];
+    }
+    let mut order = vec![0u32; n];
+    for k in 0..n {
+        let slot = &mut start[deg(k)];
+        order[*slot as usize] = k as u32;
+        *slot += 1;
+    }
+    order
+}
+
 /// Forward aggregation of `x (n_src, f)` into `out (n_dst, f)` along `g` (rows = destinations).
 /// `arg (n_dst, f)` receives the winning edge for max/min (and is not touched otherwise).
 #[allow(clippy::too_many_arguments)]
@@ -310,7 +344,9 @@ pub fn aggregate<T: Float>(
         }
         (false, _) => &mut no_arg,
     };
-    let blocks = g.blocks(BLOCK_EDGES / f.max(1));
+    // Blocks of a few hundred rows at small feature counts, so that ordering a block's rows by
+    // degree leaves long runs of equal degrees.
+    let blocks = g.blocks(FORWARD_BLOCK_EDGES / f.max(1));
     let mut jobs = Vec::with_capacity(blocks.len());
     let (mut out_rest, mut arg_rest) = (out, arg);
     for rows in blocks {
@@ -612,4 +648,25 @@ pub fn aggregate_backward<T: Float>(
         par.for_each(jobs, |job| dispatch(level, job));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_by_degree_is_a_stable_permutation_by_degree() {
+        // Degrees 3, 0, 2, 3, 1, 0, 2 for rows 0..7; the block is rows 1..7.
+        let degrees = [3usize, 0, 2, 3, 1, 0, 2];
+        let mut indptr = vec![0i64];
+        for d in degrees {
+            indptr.push(indptr.last().unwrap() + d as i64);
+        }
+        let indices = vec![0i64; *indptr.last().unwrap() as usize];
+        let g = Csr::new(7, 1, &indptr, &indices, "graph").unwrap();
+        // Offsets within the block (rows 1..7): degrees 0, 2, 3, 1, 0, 2.
+        assert_eq!(by_degree(&g, 1..7), vec![0, 4, 3, 1, 5, 2]);
+        assert_eq!(by_degree(&g, 0..0), Vec::<u32>::new());
+        assert_eq!(by_degree(&g, 2..3), vec![0]);
+    }
 }
