@@ -23,6 +23,17 @@ def best_time(fn: Callable[[], object], repeat: int = 20, warmup: int = 2) -> fl
     return best
 
 
+def settled_time(fn: Callable[[], object], repeat: int = 10, warmup: int = 5,
+                 pause: float = 0.3) -> float:
+    """:func:`best_time` in steady state, for side-by-side columns: first a pause, so that the
+    previous library's worker threads have stopped spinning (OpenBLAS threads busy-wait for
+    ~0.1 s after a call, OpenMP's for less, and they slowed the next block of calls by up to
+    1.8x), then ``warmup`` calls (two left a block of training calls still paying for fresh
+    allocations)."""
+    time.sleep(pause)
+    return best_time(fn, repeat, warmup)
+
+
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table (readable in a terminal and pasteable into the README)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

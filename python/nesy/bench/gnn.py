@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nesy.bench import best_time, format_table
+from nesy.bench import best_time, format_table, settled_time
 
 CASES = [(100_000, 1_000_000, 64), (100_000, 2_000_000, 16), (20_000, 400_000, 256)]
 QUICK_CASES = [(20_000, 200_000, 32)]
@@ -44,11 +44,13 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
     x = np.random.default_rng(1).standard_normal((n, f), dtype=np.float32)
     row: dict[str, object] = {"case": f"({n // 1000}k, {e / 1e6:g}M, {f})",
                               "bytes": e * (4 * f + 8) + n * 4 * f}
-    row["nesy fwd"] = best_time(lambda: aggregate(g, x), repeat)
-    row["nesy fwd+bwd"] = best_time(lambda: aggregate_backward(g, x, aggregate(g, x)[0]),
-                                    repeat)
+    # Every column after a pause and warm-up calls (`settled_time`): the memory measurement
+    # and the other libraries leave worker threads spinning.
+    row["nesy fwd"] = settled_time(lambda: aggregate(g, x), repeat)
+    row["nesy fwd+bwd"] = settled_time(
+        lambda: aggregate_backward(g, x, aggregate(g, x)[0]), repeat)
     A = sp.csr_matrix((np.ones(e, np.float32), (ei[1], ei[0])), shape=(n, n))
-    row["scipy fwd"] = best_time(lambda: A @ x, repeat)
+    row["scipy fwd"] = settled_time(lambda: A @ x, repeat)
     if with_torch:
         import torch
 
@@ -58,15 +60,15 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
                                      torch.from_numpy(A.data), size=(n, n))
         xt = torch.from_numpy(x)
         src, dst = torch.from_numpy(ei[0]), torch.from_numpy(ei[1])
-        row["torch.sparse fwd"] = best_time(lambda: torch.sparse.mm(At, xt), repeat)
+        row["torch.sparse fwd"] = settled_time(lambda: torch.sparse.mm(At, xt), repeat)
 
         def index_add(xx: torch.Tensor) -> torch.Tensor:
             return torch.zeros(n, f).index_add_(0, dst, xx.index_select(0, src))
 
-        row["torch index_add fwd"] = best_time(lambda: index_add(xt), repeat)
+        row["torch index_add fwd"] = settled_time(lambda: index_add(xt), repeat, warmup=2)
         xg = xt.clone().requires_grad_(True)
-        row["torch index_add fwd+bwd"] = best_time(
-            lambda: index_add(xg).sum().backward(), repeat)
+        row["torch index_add fwd+bwd"] = settled_time(
+            lambda: index_add(xg).sum().backward(), repeat, warmup=2)
     return row
 
 

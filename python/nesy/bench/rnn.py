@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nesy.bench import best_time, format_table
+from nesy.bench import best_time, format_table, settled_time
 
 CASES = [(100, 32, 32, 128), (100, 1, 32, 128), (50, 64, 64, 256), (200, 16, 8, 32)]
 QUICK_CASES = [(50, 16, 16, 64), (100, 1, 16, 64)]
@@ -74,16 +74,6 @@ def torch_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], o
     return infer, train
 
 
-def _timed(fn: Callable[[], object], repeat: int) -> float:
-    """Best time of ``fn`` in steady state, the same for nesy and torch: first a pause, so that
-    the other library's worker threads have stopped spinning (OpenBLAS threads busy-wait for
-    ~0.1 s after a call, OpenMP's for less; they slowed the next block by up to 1.8x), then five
-    warm-up calls (two left the first block of training calls still paying for fresh
-    allocations: 3.1-3.6 ms against 2.1-2.2 ms after)."""
-    time.sleep(0.3)
-    return best_time(fn, repeat, warmup=5)
-
-
 def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
         with_torch: bool | None = None) -> list[dict[str, object]]:
     cases = CASES if cases is None else cases
@@ -94,12 +84,12 @@ def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
             row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
                                       "flops": flops(cell, T, B, I, H)}
             infer, train = nesy_fns(cell, T, B, I, H)
-            row["nesy fwd"] = _timed(infer, repeat)
-            row["nesy fwd+bwd"] = _timed(train, repeat)
+            row["nesy fwd"] = settled_time(infer, repeat)
+            row["nesy fwd+bwd"] = settled_time(train, repeat)
             if with_torch:
                 infer, train = torch_fns(cell, T, B, I, H)
-                row["torch fwd"] = _timed(infer, repeat)
-                row["torch fwd+bwd"] = _timed(train, repeat)
+                row["torch fwd"] = settled_time(infer, repeat)
+                row["torch fwd+bwd"] = settled_time(train, repeat)
             rows.append(row)
     return rows
 
