@@ -6,6 +6,7 @@ Mirrors python/nesy/optim/ and rust/core/src/optim/.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -493,6 +494,68 @@ def test_num_threads_from_environment():
     assert out.stdout.strip() == "3"
     with pytest.raises(ValueError):
         nesy.set_num_threads(0)
+
+
+_PLACEMENT = """
+import json, os, time, numpy as np, nesy
+from nesy import optim
+a = np.ones(1_000_000, np.float32)
+optim.SGD([a], lr=0.1).step([a.copy()])  # a kernel on the pool: its threads have started
+def affinities():
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            name = f.read().strip()
+        if name.startswith("nesy-"):
+            out[int(name[5:])] = sorted(os.sched_getaffinity(int(tid)))
+    return out
+cpus = nesy.info()["thread_cpus"]
+deadline = time.monotonic() + 5
+while (len(affinities()) < nesy.get_num_threads() or (cpus and any(
+        v != [cpus[i]] for i, v in affinities().items()))) and time.monotonic() < deadline:
+    time.sleep(0.01)  # a thread pins itself when it starts
+print(json.dumps({"cpus": cpus, "threads": affinities(),
+                  "caller": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+def _placement(**env: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PLACEMENT], env={**os.environ, **env},
+                         capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread pinning is Linux only")
+def test_threads_are_pinned_one_per_cpu_only_when_they_fill_the_cpus():
+    allowed = sorted(os.sched_getaffinity(0))
+    n = len(allowed)
+    # Forced, with more threads than CPUs: thread i on the (i mod n)-th allowed CPU.
+    r = _placement(NESY_PIN_THREADS="1", NESY_NUM_THREADS=str(n + 1))
+    expected = [allowed[i % n] for i in range(n + 1)]
+    assert r["cpus"] == expected
+    assert r["threads"] == {str(i): [c] for i, c in enumerate(expected)}
+    assert r["caller"] == allowed  # the calling thread is never pinned
+    # Switched off: every thread may run anywhere.
+    r = _placement(NESY_PIN_THREADS="0", NESY_NUM_THREADS=str(n))
+    assert r["cpus"] is None
+    assert r["threads"] == {str(i): allowed for i in range(n)}
+    # Default: pinned when there is one thread per CPU (and more than one), else not.
+    r = _placement(NESY_NUM_THREADS=str(n))
+    assert r["cpus"] == (allowed if n > 1 else None)
+    r = _placement(NESY_NUM_THREADS="1")
+    assert r["cpus"] is None and r["threads"] == {"0": allowed}
+    if n > 1:
+        r = _placement(NESY_NUM_THREADS=str(n - 1))
+        assert r["cpus"] is None
+
+
+def test_set_num_threads_below_the_cpu_count_unpins():
+    before = nesy.get_num_threads()
+    try:
+        nesy.set_num_threads(1)
+        assert nesy.info()["thread_cpus"] is None
+    finally:
+        nesy.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- state edge cases

@@ -12,7 +12,10 @@ __version__: str = _core.build_info()["version"]
 
 
 def info() -> dict:
-    """Version, SIMD level detected at run time, supported levels and thread count."""
+    """Version, SIMD level detected at run time, supported levels, thread count and
+    ``thread_cpus``: the CPU each kernel thread is pinned to, or None when they are not pinned
+    (pinned when there is one thread per usable CPU, on Linux; ``NESY_PIN_THREADS=0``/``1``
+    overrides)."""
     return dict(_core.build_info())
 
 

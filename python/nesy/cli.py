@@ -18,6 +18,9 @@ def _info(_: argparse.Namespace) -> int:
     print(f"nesy {info['version']}")
     print(f"SIMD level: {info['simd']} (supported: {', '.join(info['simd_levels'])})")  # type: ignore[arg-type]
     print(f"threads: {info['threads']} (set NESY_NUM_THREADS to change)")
+    cpus = info["thread_cpus"]
+    where = f"pinned to CPUs {', '.join(map(str, cpus))}" if cpus else "not pinned"  # type: ignore[call-overload]
+    print(f"thread placement: {where} (NESY_PIN_THREADS=0/1 to override)")
     print(f"arch: {info['arch']}")
     return 0
 

@@ -14,7 +14,7 @@ mod runtime;
 
 use pyo3::prelude::*;
 
-/// Build and machine facts for `nesy info`: version, SIMD levels, thread count.
+/// Build and machine facts for `nesy info`: version, SIMD levels, thread count and placement.
 #[pyfunction]
 fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
@@ -22,6 +22,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("simd", nesy_core::simd::detect().name())?;
     d.set_item("simd_levels", simd_levels())?;
     d.set_item("threads", runtime::get_num_threads()?)?;
+    d.set_item("thread_cpus", runtime::thread_cpus()?)?;
     d.set_item("arch", std::env::consts::ARCH)?;
     Ok(d)
 }

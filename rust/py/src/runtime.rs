@@ -4,6 +4,16 @@
 //! The pool has `NESY_NUM_THREADS` threads (default: all CPUs) or what `set_num_threads` chose.
 //! It remembers the process that built it: a child made by `fork` (multiprocessing) has no pool
 //! threads, so it builds a fresh pool instead of waiting forever on the parent's.
+//!
+//! Placement: when the pool has one thread per CPU the process may run on (the default), thread
+//! `i` is pinned to the `i`-th of those CPUs (Linux). Unpinned, the kernel's scheduler often woke
+//! both threads of a call on the same CPU after the process had been idle for a while, and left
+//! them there for ~40 ms: on the 2-vCPU machines we measure on, every call in that window ran at
+//! one-thread speed (a GRU forward took 2.9 ms instead of 1.5 ms for its first ~15 calls after a
+//! 0.3 s pause; pinned, from the second call on). With fewer threads than CPUs nothing is pinned,
+//! so that several processes sharing a machine (e.g. `NESY_NUM_THREADS=2` in each of four
+//! workers) do not all crowd onto the first CPUs. `NESY_PIN_THREADS=0` never pins, `=1` always
+//! does (thread `i` on CPU `i mod n`).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +26,8 @@ use crate::errors::{to_py, value_error};
 struct Pool {
     pid: u32,
     threads: usize,
+    /// The CPU each thread is pinned to, if pinned.
+    cpus: Option<Vec<usize>>,
     pool: Arc<ThreadPool>,
 }
 
@@ -29,17 +41,81 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// The CPU of each of `threads` threads when they are to be pinned (see the module docs).
+fn placement(threads: usize) -> Option<Vec<usize>> {
+    let allowed = affinity::allowed();
+    let pin = match std::env::var("NESY_PIN_THREADS")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        Some("0") => false,
+        Some("1") => true,
+        _ => threads > 1 && threads == allowed.len(),
+    };
+    (pin && !allowed.is_empty()).then(|| (0..threads).map(|i| allowed[i % allowed.len()]).collect())
+}
+
 fn build(threads: usize) -> PyResult<Pool> {
-    let pool = ThreadPoolBuilder::new()
+    let cpus = placement(threads);
+    let mut builder = ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("nesy-{i}"))
+        .thread_name(|i| format!("nesy-{i}"));
+    if let Some(cpus) = cpus.clone() {
+        // Pinning is a placement hint: a thread that cannot be pinned runs where it is.
+        builder = builder.start_handler(move |i| {
+            affinity::pin(cpus[i]);
+        });
+    }
+    let pool = builder
         .build()
         .map_err(|e| value_error(format!("cannot start {threads} threads: {e}")))?;
     Ok(Pool {
         pid: std::process::id(),
         threads,
+        cpus,
         pool: Arc::new(pool),
     })
+}
+
+/// CPU affinity of the calling thread (Linux; elsewhere nothing is pinned).
+#[cfg(target_os = "linux")]
+mod affinity {
+    /// The CPUs the calling thread may run on, in increasing order (empty if unknown).
+    pub fn allowed() -> Vec<usize> {
+        // SAFETY: `cpu_set_t` is plain bits (all-zero is the empty set); the call writes at most
+        // `size_of::<cpu_set_t>()` bytes into it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                return vec![];
+            }
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    /// Restricts the calling thread to `cpu`; false if the system refused.
+    pub fn pin(cpu: usize) -> bool {
+        // SAFETY: as above; `cpu` < CPU_SETSIZE (it came from `allowed`).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    pub fn allowed() -> Vec<usize> {
+        vec![]
+    }
+
+    pub fn pin(_cpu: usize) -> bool {
+        false
+    }
 }
 
 /// The pool of this process, built on first use (and again after a fork).
@@ -84,6 +160,13 @@ fn install(fresh: Pool, replace: bool) -> PyResult<Arc<ThreadPool>> {
 #[pyfunction]
 pub fn get_num_threads() -> PyResult<usize> {
     Ok(pool()?.current_num_threads())
+}
+
+/// The CPU each kernel thread is pinned to, or `None` when the threads are not pinned.
+pub fn thread_cpus() -> PyResult<Option<Vec<usize>>> {
+    pool()?;
+    let guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(guard.as_ref().and_then(|p| p.cpus.clone()))
 }
 
 /// Sets the number of threads kernels use (>= 1).
