@@ -1,6 +1,7 @@
 //! Forward pass of one recurrent layer over a batch of sequences (see the module docs).
 
 use super::product::Recurrent;
+use super::split;
 use super::{
     active, check_inputs, chunk_len, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks,
     split_ws_mut, time, workspace_len, zeroed, Cell, Dims, Weights,
@@ -29,7 +30,7 @@ pub fn forward<T: Gemm>(
     reverse: bool,
     y: &mut [T],
     hn: &mut [T],
-    cn: Option<&mut [T]>,
+    mut cn: Option<&mut [T]>,
     ws: Option<&mut [T]>,
 ) -> Result<()> {
     check_inputs(d, w, x, h0, c0, lengths)?;
@@ -63,6 +64,24 @@ pub fn forward<T: Gemm>(
     // one product `[x_t | h] [W_ih; W_hh]^T + (b_ih + b_hh)`. Otherwise one GEMM over all
     // steps, before the recurrence. Activations overwrite the pre-activations.
     let level = simd::detect();
+    if ws.is_none()
+        && split::applies(d, w)
+        && split::forward(
+            level,
+            d,
+            w,
+            x,
+            h0,
+            c0,
+            lengths,
+            reverse,
+            y,
+            hn,
+            cn.as_deref_mut(),
+        )
+    {
+        return Ok(()); // one small batch on two threads (`split.rs`)
+    }
     let products = StepProducts::new(level, w, d);
     let per_step = products.per_step();
     let (gates, hprev_ws, extra_ws) = match ws.map(|ws| split_ws_mut(ws, cell, d)) {
@@ -277,20 +296,21 @@ impl<T: Gemm> Chunk<'_, T> {
     }
 }
 
-/// The gate arithmetic of one time step for all rows, compiled per SIMD level.
-struct StepKernel<'a, T> {
-    cell: Cell,
-    h: usize,
-    active: &'a [bool],
+/// The gate arithmetic of one time step for all rows, compiled per SIMD level. `h` is the
+/// number of units the blocks hold per row (all of them, or one part's in `split.rs`).
+pub(super) struct StepKernel<'a, T> {
+    pub(super) cell: Cell,
+    pub(super) h: usize,
+    pub(super) active: &'a [bool],
     /// Gate pre-activations `x W_ih^T + b_ih` of the step in, activations out: `(B, G*H)`.
-    gates: &'a mut [T],
+    pub(super) gates: &'a mut [T],
     /// `h W_hh^T + b_hh`: `(B, G*H)`.
-    hp: &'a [T],
-    hcur: &'a mut [T],
-    ccur: &'a mut [T],
-    y: &'a mut [T],
+    pub(super) hp: &'a [T],
+    pub(super) hcur: &'a mut [T],
+    pub(super) ccur: &'a mut [T],
+    pub(super) y: &'a mut [T],
     /// GRU: `W_hn h + b_hn` is kept here for the backward pass.
-    ghn: &'a mut [T],
+    pub(super) ghn: &'a mut [T],
 }
 
 impl<T: Float> Kernel for StepKernel<'_, T> {

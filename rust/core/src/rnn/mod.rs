@@ -29,6 +29,7 @@
 mod backward;
 mod forward;
 mod product;
+mod split;
 
 pub use backward::{backward, Grads};
 pub use forward::forward;

@@ -64,8 +64,26 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         k2: usize,
         n: usize,
     ) -> Option<Self> {
-        let k = k1 + k2;
-        if !Self::packs(level, k) || w1.len() != n * k1 || w2.len() != n * k2 {
+        if w1.len() != n * k1 || w2.len() != n * k2 {
+            return None;
+        }
+        Self::stacked_rows(level, w1, k1, w2, k2, &(0..n).collect::<Vec<_>>())
+    }
+
+    /// [`Recurrent::stacked`] of the rows `rows` of `w1` and `w2` only (in that order): column
+    /// `c` of `B` is row `rows[c]` of both. The two-part step of the forward pass takes one
+    /// half of every gate's rows each.
+    pub(crate) fn stacked_rows(
+        level: Level,
+        w1: &'a [T],
+        k1: usize,
+        w2: &'a [T],
+        k2: usize,
+        rows: &[usize],
+    ) -> Option<Self> {
+        let (k, n) = (k1 + k2, rows.len());
+        let fits = |w: &[T], kw: usize| rows.iter().all(|&r| (r + 1) * kw <= w.len());
+        if !Self::packs(level, k) || !fits(w1, k1) || !fits(w2, k2) {
             return None;
         }
         let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
@@ -73,8 +91,8 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         // SAFETY: `packs` implies T = f32 (the casts are between identical types) and AVX-512.
         unsafe {
             let f = |w: &[T]| std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
-            x86::pack_transposed(f(w1), n, k1, 0, k, &mut panels);
-            x86::pack_transposed(f(w2), n, k2, k1, k, &mut panels);
+            x86::pack_transposed(f(w1), rows, k1, 0, k, &mut panels);
+            x86::pack_transposed(f(w2), rows, k2, k1, k, &mut panels);
         }
         Some(Recurrent {
             w: w2,
@@ -104,7 +122,8 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
             unsafe {
                 let w32 = std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
                 if transposed {
-                    x86::pack_transposed(w32, n, k, 0, k, &mut panels);
+                    let rows: Vec<usize> = (0..n).collect();
+                    x86::pack_transposed(w32, &rows, k, 0, k, &mut panels);
                 } else {
                     x86::pack_rows(w32, n, k, &mut panels);
                 }
@@ -241,12 +260,13 @@ mod x86 {
         }
     }
 
-    /// Packs `w^T` for `w (n, k)` into rows `kk0..kk0 + k` of panels of `k_all` rows (the
-    /// layout of [`pack_rows`]; two calls fill a stacked `[w1^T; w2^T]`).
+    /// Packs the transpose of the rows `rows` of `w (_, k)` (column `c` of `B` is row `rows[c]`
+    /// of `w`) into rows `kk0..kk0 + k` of panels of `k_all` rows (the layout of [`pack_rows`];
+    /// two calls fill a stacked `[w1^T; w2^T]`).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) fn pack_transposed(
         w: &[f32],
-        n: usize,
+        rows: &[usize],
         k: usize,
         kk0: usize,
         k_all: usize,
@@ -255,40 +275,42 @@ mod x86 {
         if k == 0 {
             return;
         }
+        let n = rows.len();
+        // 32-bit gather offsets (in elements from the start of `w`) reach every row used?
+        let offsets_fit = rows.iter().all(|&r| i32::try_from((r + 1) * k).is_ok());
         for (p, panel) in panels.chunks_exact_mut(k_all * NR).enumerate() {
             let c0 = p * NR;
             let width = NR.min(n - c0);
             let panel = &mut panel[kk0 * NR..(kk0 + k) * NR];
-            // Column `c` of `B` is row `c` of `w`: each 16 columns of one `k` are one gather
-            // across 16 rows of `w` (offsets up to 15 k elements), stored contiguously.
+            // Column `c` of `B` is row `rows[c]` of `w`: each 16 columns of one `k` are one
+            // gather across 16 rows of `w`, stored contiguously.
             for h in 0..2 {
                 let cols = width.saturating_sub(16 * h).min(16);
                 if cols == 0 {
                     break;
                 }
-                let mask = crate::simd::mask16(cols);
-                let step = i32::try_from(k)
-                    .ok()
-                    .filter(|&s| s.checked_mul(15).is_some());
-                let Some(step) = step else {
-                    // A row too long for 32-bit gather offsets: element by element.
+                let first = c0 + 16 * h;
+                if !offsets_fit {
+                    // Rows too far in for 32-bit gather offsets: element by element.
                     for c in 0..cols {
-                        let row = &w[(c0 + 16 * h + c) * k..(c0 + 16 * h + c + 1) * k];
+                        let row = &w[rows[first + c] * k..(rows[first + c] + 1) * k];
                         for (kk, &v) in row.iter().enumerate() {
                             panel[kk * NR + 16 * h + c] = v;
                         }
                     }
                     continue;
-                };
-                // SAFETY: lane `i < cols` reads w[(c0 + 16 h + i) k + kk], inside `w` since
-                // column c0 + 16 h + i < n and kk < k; masked-off lanes read nothing. The store
-                // writes 16 floats at kk * NR + 16 h <= k * NR - 16 of `panel`.
+                }
+                let mut lanes = [0i32; 16];
+                for (lane, &r) in lanes.iter_mut().zip(&rows[first..first + cols]) {
+                    *lane = (r * k) as i32; // fits: checked above
+                }
+                let mask = crate::simd::mask16(cols);
+                // SAFETY: lane `i < cols` reads w[rows[first + i] k + kk], inside `w` (the
+                // caller checked (rows[c] + 1) k <= len) since kk < k; masked-off lanes read
+                // nothing. The store writes 16 floats at kk * NR + 16 h <= k * NR - 16 of `panel`.
                 unsafe {
-                    let idx = _mm512_mullo_epi32(
-                        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                        _mm512_set1_epi32(step),
-                    );
-                    let base = w.as_ptr().add((c0 + 16 * h) * k);
+                    let idx = _mm512_loadu_si512(lanes.as_ptr().cast());
+                    let base = w.as_ptr();
                     for kk in 0..k {
                         let v = _mm512_mask_i32gather_ps::<4>(
                             _mm512_setzero_ps(),

@@ -1,0 +1,327 @@
+//! Inference of a small batch (one row chunk) on two threads: the hidden units are cut in two
+//! halves and each step runs as two tasks, one per half.
+//!
+//! With one chunk of rows (up to 8) there is no parallelism across rows, and the step is a thin
+//! product that reads all of `[W_ih; W_hh]` once: from one core's L2 cache while it fits there,
+//! from L3 beyond (the LSTM's weights are 1.2 MB at 256 hidden units, 4.7 MB at 512). Task `p`
+//! of a step computes the gates of its half `U_p` of the units, `[x_t | h] [W_ih; W_hh]_{U_p}^T +
+//! b_{U_p}` with the rows of every gate for those units packed once per call, then their gate
+//! arithmetic; each thread streams half of the weights, which then stay in its own L2. Used from
+//! [`MIN_SPLIT_BYTES`] of weights on, for inference (the training forward keeps the row chunks).
+//!
+//! Scheduling ([`two_parts`]): the calling thread runs part 0 of every step, and part 1 too
+//! until a second pool thread joins; from then on that thread runs every part 1. A task of step
+//! `s` starts only once every task of step `s - 1` has finished. Nobody ever waits for a task that
+//! no running thread has claimed, so a busy pool (or a pool of one thread) only makes the run
+//! sequential, never stuck.
+//!
+//! Same bits as the one-chunk path: every gate pre-activation is the same chain of multiply-adds
+//! over `k` (the packed product's result does not depend on which columns share a product), and
+//! the gate arithmetic is element-wise.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::forward::StepKernel;
+use super::product::Recurrent;
+use super::{active, time, Cell, Dims, Weights};
+use crate::linalg::Gemm;
+use crate::simd::{self, Level};
+
+/// Packed weights of at least this many bytes are split: one core's L2 cache (2 MB here) no
+/// longer holds them with everything else, each half does. Measured in one process against the
+/// one-chunk path (forward only, 100 steps): LSTM (B, I, H) = (1, 64, 512) 2.98x faster,
+/// (8, 64, 512) 2.04x, (8, 64, 256) 1.67x, (4, 64, 256) 1.29x, (1, 32, 256) 1.01x; Elman
+/// (1, 64, 512) 1.69x, (8, 64, 512) 1.21x. Below it the hand-over between the cores (twice a
+/// step, ~0.3 us each on this machine) eats the gain: LSTM (1, 32, 128) 1.0-1.1x, Elman
+/// (4, 64, 256) 0.81x.
+const MIN_SPLIT_BYTES: usize = 1 << 20;
+
+/// Whether [`forward`] may take an inference call: one row chunk, a cell with a stacked product,
+/// weights of at least [`MIN_SPLIT_BYTES`] and at least two threads.
+pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
+    let weight_bytes = w.cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
+    w.cell != Cell::Gru // its n gate needs `W_hn h` alone: no stacked product
+        && super::n_chunks(d.b) == 1
+        && d.h >= 32
+        && d.t >= 2
+        && weight_bytes >= MIN_SPLIT_BYTES
+        && rayon::current_num_threads() >= 2
+}
+
+/// One half of the hidden units, with everything its tasks touch besides the shared state.
+struct Part<'a, T> {
+    /// First unit and number of units.
+    u0: usize,
+    nu: usize,
+    product: Recurrent<'a, T>,
+    /// `b_ih + b_hh` of the part's gate rows.
+    bias: Option<Vec<T>>,
+    /// Gate pre-activations, then activations, of the step: `(B, G * nu)`.
+    gates: Vec<T>,
+    /// The part's units of `h` (read back into the shared state after each step) and `c`, and
+    /// of the step's output: `(B, nu)` each.
+    h: Vec<T>,
+    c: Vec<T>,
+    y: Vec<T>,
+    active: Vec<bool>,
+}
+
+/// A raw view of a buffer the two tasks of a step share (see [`forward`] for who touches what).
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T, usize);
+
+impl<T> Shared<T> {
+    /// `len` elements from `at`.
+    ///
+    /// # Safety
+    /// In bounds, and no other live reference to them may write (or, for `slice_mut`, read).
+    unsafe fn slice<'s>(self, at: usize, len: usize) -> &'s [T] {
+        assert!(at + len <= self.1);
+        // SAFETY: in bounds (checked); aliasing is the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.0.add(at), len) }
+    }
+
+    /// # Safety
+    /// As for [`Shared::slice`].
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut<'s>(self, at: usize, len: usize) -> &'s mut [T] {
+        assert!(at + len <= self.1);
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+}
+// SAFETY: access is coordinated by `two_parts`; see the SAFETY notes at each use.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+/// Runs the layer like [`super::forward::forward`] without a workspace (it checked the inputs
+/// and outputs) when [`applies`] holds. Returns false, having written nothing, if the parts
+/// cannot be packed.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward<T: Gemm>(
+    level: Level,
+    d: Dims,
+    w: &Weights<'_, T>,
+    x: &[T],
+    h0: &[T],
+    c0: Option<&[T]>,
+    lengths: Option<&[i64]>,
+    reverse: bool,
+    y: &mut [T],
+    hn: &mut [T],
+    cn: Option<&mut [T]>,
+) -> bool {
+    let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
+    // The cut: a multiple of 16 units, so both halves' gate blocks stay vector-aligned.
+    let cut = (h / 2).div_ceil(16) * 16;
+    let mut parts = Vec::with_capacity(2);
+    for (u0, nu) in [(0, cut), (cut, h - cut)] {
+        let rows: Vec<usize> = (0..g).flat_map(|q| q * h + u0..q * h + u0 + nu).collect();
+        let Some(product) = Recurrent::stacked_rows(level, w.w_ih, d.i, w.w_hh, h, &rows) else {
+            return false;
+        };
+        let bias = match (w.b_ih, w.b_hh) {
+            (None, None) => None,
+            (bi, bh) => Some(
+                rows.iter()
+                    .map(|&r| bi.map_or(T::ZERO, |v| v[r]) + bh.map_or(T::ZERO, |v| v[r]))
+                    .collect(),
+            ),
+        };
+        let pick = |s: &[T]| -> Vec<T> {
+            (0..b)
+                .flat_map(|r| s[r * h + u0..r * h + u0 + nu].iter().copied())
+                .collect()
+        };
+        parts.push(Mutex::new(Part {
+            u0,
+            nu,
+            product,
+            bias,
+            gates: vec![T::ZERO; b * g * nu],
+            h: pick(h0),
+            c: c0.map(pick).unwrap_or_default(),
+            y: vec![T::ZERO; b * nu],
+            active: vec![true; b],
+        }));
+    }
+    // The state before each step and after it: step `s` reads block `s % 2` and writes its
+    // units of block `(s + 1) % 2`.
+    let mut hbuf = vec![T::ZERO; 2 * b * h];
+    hbuf[..b * h].copy_from_slice(h0);
+    let hs = Shared(hbuf.as_mut_ptr(), hbuf.len());
+    let ys = Shared(y.as_mut_ptr(), y.len());
+    let task = |s: usize, p: usize| {
+        let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
+        let part = &mut *guard;
+        let t = time(s, d.t, reverse);
+        let (read, write) = ((s % 2) * b * h, ((s + 1) % 2) * b * h);
+        // SAFETY: during step `s` both tasks only read block `s % 2` (written during step
+        // `s - 1`, which finished before this step's tasks started), and `two_parts` runs the
+        // next step's tasks (which write it) only after both of this step's have finished.
+        let hprev = unsafe { hs.slice(read, b * h) };
+        part.product.apply_stacked(
+            &x[t * b * d.i..(t + 1) * b * d.i],
+            hprev,
+            part.bias.as_deref(),
+            &mut part.gates,
+        );
+        for (r, on) in part.active.iter_mut().enumerate() {
+            *on = active(lengths, t, r);
+        }
+        simd::dispatch(
+            level,
+            StepKernel {
+                cell,
+                h: part.nu,
+                active: &part.active,
+                gates: &mut part.gates,
+                hp: &[],
+                hcur: &mut part.h,
+                ccur: &mut part.c,
+                y: &mut part.y,
+                ghn: &mut [],
+            },
+        );
+        for r in 0..b {
+            let (at, len) = (r * h + part.u0, part.nu);
+            // SAFETY: the part's own units of row `r` in block `(s + 1) % 2` and of `y[t, r]`:
+            // the other task of the step writes the other units, and nobody reads them before
+            // both tasks have finished (the next step reads the block; `y` only after the call).
+            unsafe {
+                hs.slice_mut(write + at, len)
+                    .copy_from_slice(&part.h[r * len..(r + 1) * len]);
+                ys.slice_mut(t * b * h + at, len)
+                    .copy_from_slice(&part.y[r * len..(r + 1) * len]);
+            }
+        }
+    };
+    two_parts(d.t, &task);
+    let mut cn = cn;
+    for part in parts {
+        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+        for r in 0..b {
+            let (at, len) = (r * h + part.u0, part.nu);
+            hn[at..at + len].copy_from_slice(&part.h[r * len..(r + 1) * len]);
+            if let Some(cn) = cn.as_deref_mut() {
+                cn[at..at + len].copy_from_slice(&part.c[r * len..(r + 1) * len]);
+            }
+        }
+    }
+    true
+}
+
+/// Runs `task(s, p)` for steps `s` in `0..steps` and parts `p` in `{0, 1}`, every task of step
+/// `s` after every task of step `s - 1`, on the calling thread and at most one other thread of
+/// the current pool (see the module docs).
+fn two_parts(steps: usize, task: &(dyn Fn(usize, usize) + Sync)) {
+    // Steps finished per part, each on its own cache line: one writer at a time (whoever runs
+    // the part), and the waiting thread reads only the line the other one writes.
+    let done = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
+    let next1 = Padded(AtomicUsize::new(0)); // first step whose part 1 nobody has claimed
+    let joined = AtomicBool::new(false); // a second thread runs part 1 from now on
+    let failed = AtomicBool::new(false); // a task panicked: the other thread stops waiting
+                                         // Until step `s - 1` of part `p` is done. False if a task panicked (the panic then reaches
+                                         // the caller through `join`).
+    let wait_for = |p: usize, s: usize| {
+        let mut spins = 0u32;
+        while done[p].0.load(Ordering::Acquire) < s {
+            if failed.load(Ordering::Relaxed) {
+                return false;
+            }
+            // The task waited for is running on the other thread (it was claimed).
+            if spins < 1 << 14 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        true
+    };
+    let run = |s: usize, p: usize| {
+        struct OnPanic<'f>(&'f AtomicBool);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let _guard = OnPanic(&failed);
+        task(s, p);
+        done[p].0.store(s + 1, Ordering::Release);
+    };
+    let claim1 = |s: usize| {
+        next1
+            .0
+            .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    };
+    rayon::join(
+        || {
+            for s in 0..steps {
+                // Part 0 of step `s - 1` is this thread's own.
+                if !wait_for(1, s) {
+                    return;
+                }
+                run(s, 0);
+                if !joined.load(Ordering::Acquire) && claim1(s) {
+                    run(s, 1);
+                }
+            }
+        },
+        || {
+            joined.store(true, Ordering::Release);
+            loop {
+                let s = next1.0.load(Ordering::Acquire);
+                if s >= steps {
+                    break;
+                }
+                // Part 1 of step `s - 1` is done: it was claimed before `next1` passed `s`, by
+                // this thread (done) or by the other before this one joined (wait for it).
+                if !wait_for(0, s) || !wait_for(1, s) {
+                    return;
+                }
+                if claim1(s) {
+                    run(s, 1);
+                }
+            }
+        },
+    );
+}
+
+/// A value alone on its cache line(s).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn two_parts_runs_each_task_once_after_the_previous_step() {
+        // Each task checks that both tasks of the previous step are done; on pools of 1-3
+        // threads, and when a second thread is busy elsewhere.
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let steps = 500;
+                let done: Vec<AtomicU64> = (0..steps).map(|_| AtomicU64::new(0)).collect();
+                two_parts(steps, &|s, p| {
+                    if s > 0 {
+                        assert_eq!(done[s - 1].load(Ordering::Acquire), 0b11, "step {s}");
+                    }
+                    let before = done[s].fetch_or(1 << p, Ordering::AcqRel);
+                    assert_eq!(before & (1 << p), 0, "step {s} part {p} ran twice");
+                });
+                assert!(done.iter().all(|d| d.load(Ordering::Acquire) == 0b11));
+            });
+        }
+    }
+}
