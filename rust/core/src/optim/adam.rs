@@ -53,7 +53,7 @@ impl AdamGroup {
         let bc2 = 1.0 - self.beta2.powf(t);
         AdamCoef {
             neg_step_size: T::of(-(lr / bc1)),
-            bc2_sqrt: T::of(bc2.sqrt()),
+            inv_bc2_sqrt: T::of(1.0 / bc2.sqrt()),
             w1: T::of(1.0 - self.beta1),
             beta2: T::of(self.beta2),
             w2: T::of(1.0 - self.beta2),
@@ -87,7 +87,9 @@ pub(crate) const ADAM_COLUMNS: &[&str] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct AdamCoef<T> {
     pub neg_step_size: T,
-    pub bc2_sqrt: T,
+    /// `1 / sqrt(1 - beta2^t)`: a multiplication where torch divides by the square root (at
+    /// most half an ulp apart), one division fewer per parameter.
+    pub inv_bc2_sqrt: T,
     pub w1: T,
     pub beta2: T,
     pub w2: T,
@@ -167,8 +169,6 @@ fn adam_loop<T: Float, const AMS: bool, const L2: bool, const LOW: bool, const D
     let n = p.len();
     let c = *c;
     let sign = if c.maximize { -T::ONE } else { T::ONE };
-    let half = T::of(0.5);
-    let _ = half;
     for i in 0..n {
         let mut gi = g[i] * sign; // exact: multiplying by +-1 only flips the sign
         if DEC {
@@ -190,7 +190,7 @@ fn adam_loop<T: Float, const AMS: bool, const L2: bool, const LOW: bool, const D
         } else {
             v[i]
         };
-        let denom = vv.sqrt() / c.bc2_sqrt + c.eps;
+        let denom = vv.sqrt() * c.inv_bc2_sqrt + c.eps;
         p[i] = p[i] + c.neg_step_size * m[i] / denom;
     }
 }
