@@ -29,12 +29,13 @@ use crate::linalg::Gemm;
 use crate::simd::{self, Level};
 
 /// Packed weights of at least this many bytes are split: one core's L2 cache (2 MB here) no
-/// longer holds them with everything else, each half does. Measured in one process against the
-/// one-chunk path (forward only, 100 steps): LSTM (B, I, H) = (1, 64, 512) 2.98x faster,
-/// (8, 64, 512) 2.04x, (8, 64, 256) 1.67x, (4, 64, 256) 1.29x, (1, 32, 256) 1.01x; Elman
-/// (1, 64, 512) 1.69x, (8, 64, 512) 1.21x. Below it the hand-over between the cores (twice a
-/// step, ~0.3 us each on this machine) eats the gain: LSTM (1, 32, 128) 1.0-1.1x, Elman
-/// (4, 64, 256) 0.81x.
+/// longer holds them with everything else, each half does. Measured in one process, the same
+/// build with and without the split, forward only, 100 steps, two runs: LSTM (B, I, H) =
+/// (1, 64, 512) 2.6-2.7x faster, (8, 64, 512) 2.0x, (8, 64, 256) 1.5-1.7x, (4, 64, 256)
+/// 1.35-1.6x, (1, 32, 256) 1.2-1.7x; Elman (1, 64, 512) 1.3-1.7x, (8, 64, 512) 1.1-1.25x. Below
+/// it the hand-over between the cores (each step's second half of `h` comes from the other
+/// core's cache) eats most of the gain: LSTM (1, 32, 128) 1.0-1.1x, Elman (8, 64, 256)
+/// 0.94-1.08x, Elman (4, 32, 128) 0.65x.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
 /// Whether [`forward`] may take an inference call: one row chunk, a cell with a stacked product,
