@@ -104,13 +104,15 @@ def test_results_do_not_depend_on_thread_count():
         assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("cell,I,H", [("lstm", 32, 256), ("rnn_tanh", 8, 520)])  # noqa: E741
+@pytest.mark.parametrize("cell,I,H", [("lstm", 32, 256), ("rnn_tanh", 8, 520),  # noqa: E741
+                                      ("gru", 32, 330)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_small_batch_inference_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
     # Weights of >= 1 MiB and at most 8 rows: inference with two threads splits the hidden
-    # units between them (rust/core/src/rnn/split.rs; 520 units cut unevenly, 272 + 248). It
-    # must equal one thread, the training forward (which never splits) and the reference.
+    # units between them (rust/core/src/rnn/split.rs; 520 units cut unevenly, 272 + 248, and
+    # 330 as 176 + 154). It must equal one thread, the training forward (which never splits)
+    # and the reference.
     inp, _ = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
     for k in ("w_ih", "w_hh"):  # torch's init scale: not saturated, not chaotic
         inp[k] = (inp[k] * np.float32(2 / np.sqrt(H))).astype(np.float32)

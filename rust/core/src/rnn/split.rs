@@ -5,9 +5,11 @@
 //! product that reads all of `[W_ih; W_hh]` once: from one core's L2 cache while it fits there,
 //! from L3 beyond (the LSTM's weights are 1.2 MB at 256 hidden units, 4.7 MB at 512). Task `p`
 //! of a step computes the gates of its half `U_p` of the units, `[x_t | h] [W_ih; W_hh]_{U_p}^T +
-//! b_{U_p}` with the rows of every gate for those units packed once per call, then their gate
-//! arithmetic; each thread streams half of the weights, which then stay in its own L2. Used from
-//! [`MIN_SPLIT_BYTES`] of weights on, for inference (the training forward keeps the row chunks).
+//! b_{U_p}` with the rows of every gate for those units packed once per call (the GRU: `x_t
+//! W_ih^T + b_ih` and `h W_hh^T + b_hh` of those rows, as its n gate needs `W_hn h` alone), then
+//! their gate arithmetic; each thread streams half of the weights, which then stay in its own
+//! L2. Used from [`MIN_SPLIT_BYTES`] of weights on, for inference (the training forward keeps
+//! the row chunks).
 //!
 //! Scheduling ([`two_parts`]): the calling thread runs part 0 of every step, and part 1 too
 //! until a second pool thread joins; from then on that thread runs every part 1. A task of step
@@ -38,12 +40,11 @@ use crate::simd::{self, Level};
 /// 0.94-1.08x, Elman (4, 32, 128) 0.65x.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
-/// Whether [`forward`] may take an inference call: one row chunk, a cell with a stacked product,
-/// weights of at least [`MIN_SPLIT_BYTES`] and at least two threads.
+/// Whether [`forward`] may take an inference call: one row chunk, weights of at least
+/// [`MIN_SPLIT_BYTES`] and at least two threads.
 pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
     let weight_bytes = w.cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
-    w.cell != Cell::Gru // its n gate needs `W_hn h` alone: no stacked product
-        && super::n_chunks(d.b) == 1
+    super::n_chunks(d.b) == 1
         && d.h >= 32
         && d.t >= 2
         && weight_bytes >= MIN_SPLIT_BYTES
@@ -55,9 +56,7 @@ struct Part<'a, T> {
     /// First unit and number of units.
     u0: usize,
     nu: usize,
-    product: Recurrent<'a, T>,
-    /// `b_ih + b_hh` of the part's gate rows.
-    bias: Option<Vec<T>>,
+    products: Products<'a, T>,
     /// Gate pre-activations, then activations, of the step: `(B, G * nu)`.
     gates: Vec<T>,
     /// The part's units of `h` (read back into the shared state after each step) and `c`, and
@@ -66,6 +65,22 @@ struct Part<'a, T> {
     c: Vec<T>,
     y: Vec<T>,
     active: Vec<bool>,
+}
+
+/// A part's per-step products, over the gate rows of its units.
+enum Products<'a, T> {
+    /// Elman and LSTM: `[x_t | h] [W_ih; W_hh]^T + (b_ih + b_hh)` into the gates.
+    Stacked(Recurrent<'a, T>, Option<Vec<T>>),
+    /// GRU (its n gate needs `W_hn h` alone): `x_t W_ih^T + b_ih` into the gates, `h W_hh^T +
+    /// b_hh` into `hp (B, 3 nu)`; `ghn (B, nu)` takes the kernel's copy of `W_hn h + b_hn`.
+    Gru {
+        input: Recurrent<'a, T>,
+        b_ih: Option<Vec<T>>,
+        recurrent: Recurrent<'a, T>,
+        b_hh: Option<Vec<T>>,
+        hp: Vec<T>,
+        ghn: Vec<T>,
+    },
 }
 
 /// A raw view of a buffer the two tasks of a step share (see [`forward`] for who touches what).
@@ -119,16 +134,34 @@ pub(super) fn forward<T: Gemm>(
     let mut parts = Vec::with_capacity(2);
     for (u0, nu) in [(0, cut), (cut, h - cut)] {
         let rows: Vec<usize> = (0..g).flat_map(|q| q * h + u0..q * h + u0 + nu).collect();
-        let Some(product) = Recurrent::stacked_rows(level, w.w_ih, d.i, w.w_hh, h, &rows) else {
-            return false;
-        };
-        let bias = match (w.b_ih, w.b_hh) {
-            (None, None) => None,
-            (bi, bh) => Some(
-                rows.iter()
-                    .map(|&r| bi.map_or(T::ZERO, |v| v[r]) + bh.map_or(T::ZERO, |v| v[r]))
-                    .collect(),
-            ),
+        let pick_bias = |bias: Option<&[T]>| bias.map(|v| rows.iter().map(|&r| v[r]).collect());
+        let products = if cell == Cell::Gru {
+            let input = Recurrent::stacked_rows(level, w.w_ih, d.i, &[], 0, &rows);
+            let recurrent = Recurrent::stacked_rows(level, w.w_hh, h, &[], 0, &rows);
+            let (Some(input), Some(recurrent)) = (input, recurrent) else {
+                return false;
+            };
+            Products::Gru {
+                input,
+                b_ih: pick_bias(w.b_ih),
+                recurrent,
+                b_hh: pick_bias(w.b_hh),
+                hp: vec![T::ZERO; b * g * nu],
+                ghn: vec![T::ZERO; b * nu],
+            }
+        } else {
+            let Some(both) = Recurrent::stacked_rows(level, w.w_ih, d.i, w.w_hh, h, &rows) else {
+                return false;
+            };
+            let bias = match (w.b_ih, w.b_hh) {
+                (None, None) => None,
+                (bi, bh) => Some(
+                    rows.iter()
+                        .map(|&r| bi.map_or(T::ZERO, |v| v[r]) + bh.map_or(T::ZERO, |v| v[r]))
+                        .collect(),
+                ),
+            };
+            Products::Stacked(both, bias)
         };
         let pick = |s: &[T]| -> Vec<T> {
             (0..b)
@@ -138,8 +171,7 @@ pub(super) fn forward<T: Gemm>(
         parts.push(Mutex::new(Part {
             u0,
             nu,
-            product,
-            bias,
+            products,
             gates: vec![T::ZERO; b * g * nu],
             h: pick(h0),
             c: c0.map(pick).unwrap_or_default(),
@@ -155,36 +187,59 @@ pub(super) fn forward<T: Gemm>(
     let ys = Shared(y.as_mut_ptr(), y.len());
     let task = |s: usize, p: usize| {
         let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
-        let part = &mut *guard;
+        let Part {
+            nu,
+            products,
+            gates,
+            h: hpart,
+            c,
+            y: ypart,
+            active: on,
+            ..
+        } = &mut *guard;
         let t = time(s, d.t, reverse);
         let (read, write) = ((s % 2) * b * h, ((s + 1) % 2) * b * h);
         // SAFETY: during step `s` both tasks only read block `s % 2` (written during step
         // `s - 1`, which finished before this step's tasks started), and `two_parts` runs the
         // next step's tasks (which write it) only after both of this step's have finished.
         let hprev = unsafe { hs.slice(read, b * h) };
-        part.product.apply_stacked(
-            &x[t * b * d.i..(t + 1) * b * d.i],
-            hprev,
-            part.bias.as_deref(),
-            &mut part.gates,
-        );
-        for (r, on) in part.active.iter_mut().enumerate() {
-            *on = active(lengths, t, r);
+        let x_t = &x[t * b * d.i..(t + 1) * b * d.i];
+        let (hp, ghn): (&[T], &mut [T]) = match products {
+            Products::Stacked(both, bias) => {
+                both.apply_stacked(x_t, hprev, bias.as_deref(), gates);
+                (&[], &mut [])
+            }
+            Products::Gru {
+                input,
+                b_ih,
+                recurrent,
+                b_hh,
+                hp,
+                ghn,
+            } => {
+                input.apply_stacked(x_t, &[], b_ih.as_deref(), gates);
+                recurrent.apply_stacked(hprev, &[], b_hh.as_deref(), hp);
+                (hp, ghn)
+            }
+        };
+        for (r, a) in on.iter_mut().enumerate() {
+            *a = active(lengths, t, r);
         }
         simd::dispatch(
             level,
             StepKernel {
                 cell,
-                h: part.nu,
-                active: &part.active,
-                gates: &mut part.gates,
-                hp: &[],
-                hcur: &mut part.h,
-                ccur: &mut part.c,
-                y: &mut part.y,
-                ghn: &mut [],
+                h: *nu,
+                active: on,
+                gates,
+                hp,
+                hcur: hpart,
+                ccur: c,
+                y: ypart,
+                ghn,
             },
         );
+        let part = &*guard;
         for r in 0..b {
             let (at, len) = (r * h + part.u0, part.nu);
             // SAFETY: the part's own units of row `r` in block `(s + 1) % 2` and of `y[t, r]`:
