@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nesy.bench import best_time, format_table
+from nesy.bench import best_time, format_table, settled_time
 
 N_ENT, N_QUERIES, DIM = 14_541, 1_000, 200
 QUICK = (2_000, 100, 64)
@@ -90,7 +90,7 @@ def scoring(quick: bool = False, repeat: int = 5) -> list[dict[str, Any]]:
     rows = []
     for model in MODELS:
         ent, rel = _tables(model, n_ent, dim, rng)
-        row: dict[str, Any] = {"model": model, "nesy": best_time(
+        row: dict[str, Any] = {"model": model, "nesy": settled_time(
             _call(score_tails, model, ent, rel, heads, rels), repeat, 1)}
         if available("torch"):
             import torch
@@ -103,7 +103,7 @@ def scoring(quick: bool = False, repeat: int = 5) -> list[dict[str, Any]]:
                     row["torch note"] = f"{m} queries, scaled"
                 else:
                     f = _torch_scorer(model, ent, rel, heads, rels)
-                    row["torch"] = best_time(f, max(1, repeat // 2), 1)
+                    row["torch"] = settled_time(f, max(1, repeat // 2), 1)
         row["macs"] = nq * n_ent * ent.shape[1]
         rows.append(row)
     return rows
