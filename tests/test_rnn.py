@@ -110,8 +110,8 @@ def test_results_do_not_depend_on_thread_count():
 @pytest.mark.parametrize("reverse", [False, True])
 def test_small_batch_inference_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
     # Weights of >= 1 MiB and at most 8 rows: inference with two threads splits the hidden
-    # units between them (rust/core/src/rnn/split.rs; 520 units cut unevenly, 272 + 248, and
-    # 330 as 176 + 154). It must equal one thread, the training forward (which never splits)
+    # units between them (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as
+    # 160 + 170). It must equal one thread, the training forward (which never splits)
     # and the reference.
     inp, _ = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
     for k in ("w_ih", "w_hh"):  # torch's init scale: not saturated, not chaotic

@@ -15,6 +15,7 @@
 //! workers) do not all crowd onto the first CPUs. `NESY_PIN_THREADS=0` never pins, `=1` always
 //! does (thread `i` on CPU `i mod n`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nesy_core::Result;
@@ -28,6 +29,8 @@ struct Pool {
     threads: usize,
     /// The CPU each thread is pinned to, if pinned.
     cpus: Option<Vec<usize>>,
+    /// Set by a thread the system did not let pin itself.
+    pin_refused: Arc<AtomicBool>,
     pool: Arc<ThreadPool>,
 }
 
@@ -58,13 +61,18 @@ fn placement(threads: usize) -> Option<Vec<usize>> {
 
 fn build(threads: usize) -> PyResult<Pool> {
     let cpus = placement(threads);
+    let pin_refused = Arc::new(AtomicBool::new(false));
     let mut builder = ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("nesy-{i}"));
     if let Some(cpus) = cpus.clone() {
-        // Pinning is a placement hint: a thread that cannot be pinned runs where it is.
+        // Pinning is a placement hint: a thread that cannot be pinned runs where it is (and
+        // `thread_cpus` then reports no pinning).
+        let refused = pin_refused.clone();
         builder = builder.start_handler(move |i| {
-            affinity::pin(cpus[i]);
+            if !affinity::pin(cpus[i]) {
+                refused.store(true, Ordering::Relaxed);
+            }
         });
     }
     let pool = builder
@@ -74,6 +82,7 @@ fn build(threads: usize) -> PyResult<Pool> {
         pid: std::process::id(),
         threads,
         cpus,
+        pin_refused,
         pool: Arc::new(pool),
     })
 }
@@ -81,7 +90,9 @@ fn build(threads: usize) -> PyResult<Pool> {
 /// CPU affinity of the calling thread (Linux; elsewhere nothing is pinned).
 #[cfg(target_os = "linux")]
 mod affinity {
-    /// The CPUs the calling thread may run on, in increasing order (empty if unknown).
+    /// The CPUs the calling thread may run on (normally the process's: the pool is built from a
+    /// Python thread), in increasing order; empty if unknown (the call fails, e.g., on machines
+    /// with more CPUs than a `cpu_set_t` holds, and then nothing is pinned).
     pub fn allowed() -> Vec<usize> {
         // SAFETY: `cpu_set_t` is plain bits (all-zero is the empty set); the call writes at most
         // `size_of::<cpu_set_t>()` bytes into it.
@@ -120,8 +131,8 @@ mod affinity {
 
 /// The pool of this process, built on first use (and again after a fork).
 ///
-/// Threads are spawned outside the lock, so a `fork` from another thread never inherits the
-/// lock held; a pool inherited through `fork` is leaked, never dropped (its threads do not exist
+/// Threads are spawned outside the lock, and every caller holds the GIL (which `os.fork` takes),
+/// so a forked child never inherits the lock held; a pool inherited through `fork` is leaked, never dropped (its threads do not exist
 /// in the child, and dropping it could wait on state they held).
 fn pool() -> PyResult<Arc<ThreadPool>> {
     let pid = std::process::id();
@@ -162,11 +173,14 @@ pub fn get_num_threads() -> PyResult<usize> {
     Ok(pool()?.current_num_threads())
 }
 
-/// The CPU each kernel thread is pinned to, or `None` when the threads are not pinned.
+/// The CPU each kernel thread is pinned to, or `None` when they are not (or one could not be).
 pub fn thread_cpus() -> PyResult<Option<Vec<usize>>> {
     pool()?;
     let guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(guard.as_ref().and_then(|p| p.cpus.clone()))
+    Ok(guard
+        .as_ref()
+        .filter(|p| !p.pin_refused.load(Ordering::Relaxed))
+        .and_then(|p| p.cpus.clone()))
 }
 
 /// Sets the number of threads kernels use (>= 1).

@@ -41,13 +41,16 @@ use crate::simd::{self, Level};
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
 /// Whether [`forward`] may take an inference call: one row chunk, weights of at least
-/// [`MIN_SPLIT_BYTES`] and at least two threads.
+/// [`MIN_SPLIT_BYTES`], and running on a pool thread (not on the caller's thread, where a small
+/// call runs) of a pool with at least two threads.
 pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
     let weight_bytes = w.cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
     super::n_chunks(d.b) == 1
+        && d.b > 0
         && d.h >= 32
         && d.t >= 2
         && weight_bytes >= MIN_SPLIT_BYTES
+        && rayon::current_thread_index().is_some()
         && rayon::current_num_threads() >= 2
 }
 
@@ -109,7 +112,7 @@ impl<T> Shared<T> {
 }
 // SAFETY: access is coordinated by `two_parts`; see the SAFETY notes at each use.
 unsafe impl<T: Send> Send for Shared<T> {}
-unsafe impl<T: Send> Sync for Shared<T> {}
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
 /// Runs the layer like [`super::forward::forward`] without a workspace (it checked the inputs
 /// and outputs) when [`applies`] holds. Returns false, having written nothing, if the parts
@@ -129,8 +132,9 @@ pub(super) fn forward<T: Gemm>(
     cn: Option<&mut [T]>,
 ) -> bool {
     let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
-    // The cut: a multiple of 16 units, so both halves' gate blocks stay vector-aligned.
-    let cut = (h / 2).div_ceil(16) * 16;
+    // The cut: the multiple of 16 units nearest to half (part 0's gate blocks are then whole
+    // vectors; `applies` asks for h >= 32, so both parts get at least 8 units).
+    let cut = (h / 2 + 8) / 16 * 16;
     let mut parts = Vec::with_capacity(2);
     for (u0, nu) in [(0, cut), (cut, h - cut)] {
         let rows: Vec<usize> = (0..g).flat_map(|q| q * h + u0..q * h + u0 + nu).collect();
@@ -153,13 +157,11 @@ pub(super) fn forward<T: Gemm>(
             let Some(both) = Recurrent::stacked_rows(level, w.w_ih, d.i, w.w_hh, h, &rows) else {
                 return false;
             };
+            // As the one-chunk path: one bias is copied (not added to zero: -0.0 stays -0.0).
             let bias = match (w.b_ih, w.b_hh) {
+                (Some(bi), Some(bh)) => Some(rows.iter().map(|&r| bi[r] + bh[r]).collect()),
+                (Some(v), None) | (None, Some(v)) => pick_bias(Some(v)),
                 (None, None) => None,
-                (bi, bh) => Some(
-                    rows.iter()
-                        .map(|&r| bi.map_or(T::ZERO, |v| v[r]) + bh.map_or(T::ZERO, |v| v[r]))
-                        .collect(),
-                ),
             };
             Products::Stacked(both, bias)
         };
@@ -277,9 +279,10 @@ fn two_parts(steps: usize, task: &(dyn Fn(usize, usize) + Sync)) {
     let done = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
     let next1 = Padded(AtomicUsize::new(0)); // first step whose part 1 nobody has claimed
     let joined = AtomicBool::new(false); // a second thread runs part 1 from now on
-    let failed = AtomicBool::new(false); // a task panicked: the other thread stops waiting
-                                         // Until step `s - 1` of part `p` is done. False if a task panicked (the panic then reaches
-                                         // the caller through `join`).
+                                         // A task panicked: the other thread stops waiting.
+    let failed = AtomicBool::new(false);
+    // Until step `s - 1` of part `p` is done. False if a task panicked (the panic then reaches
+    // the caller through `join`).
     let wait_for = |p: usize, s: usize| {
         let mut spins = 0u32;
         while done[p].0.load(Ordering::Acquire) < s {
@@ -356,6 +359,108 @@ struct Padded<T>(T);
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn split_forward_equals_the_one_chunk_path() {
+        // Against the one-chunk path (a one-thread pool never splits), with lengths, reverse and
+        // one bias only; on two threads, and with the second thread busy (it joins late).
+        use crate::testing::values;
+        let level = simd::detect();
+        for (cell, i, h, b) in [
+            (Cell::Lstm, 32, 256, 3),
+            (Cell::RnnTanh, 8, 520, 1),
+            (Cell::Gru, 16, 330, 2),
+        ] {
+            let d = Dims { t: 9, b, i, h };
+            let g = cell.gates();
+            let scaled = |n, seed| -> Vec<f32> {
+                values(n, seed)
+                    .iter()
+                    .map(|v| v / (h as f32).sqrt())
+                    .collect()
+            };
+            let (w_ih, w_hh, b_hh) = (scaled(g * h * i, 1), scaled(g * h * h, 2), values(g * h, 3));
+            let w = Weights {
+                cell,
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                b_ih: None,
+                b_hh: Some(&b_hh),
+            };
+            let (x, h0, c0) = (values(d.t * b * i, 5), values(b * h, 6), values(b * h, 7));
+            let c0 = cell.has_c().then_some(&c0[..]);
+            let lengths: Vec<i64> = (0..b as i64).map(|r| (9 - 4 * r).max(1)).collect();
+            let run = |split: bool| {
+                let mut y = vec![f32::NAN; d.t * b * h];
+                let mut hn = vec![f32::NAN; b * h];
+                let mut cn = vec![f32::NAN; if c0.is_some() { b * h } else { 0 }];
+                let cn_arg = c0.is_some().then_some(&mut cn[..]);
+                if split {
+                    let ran = forward(
+                        level,
+                        d,
+                        &w,
+                        &x,
+                        &h0,
+                        c0,
+                        Some(&lengths),
+                        true,
+                        &mut y,
+                        &mut hn,
+                        cn_arg,
+                    );
+                    if !ran {
+                        return None; // no packed kernel on this CPU
+                    }
+                } else {
+                    super::super::forward(
+                        d,
+                        &w,
+                        &x,
+                        &h0,
+                        c0,
+                        Some(&lengths),
+                        true,
+                        &mut y,
+                        &mut hn,
+                        cn_arg,
+                        None,
+                    )
+                    .unwrap();
+                }
+                Some((y, hn, cn))
+            };
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let want = one.install(|| {
+                assert!(!applies(d, &w));
+                run(false).unwrap()
+            });
+            let two = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            for busy in [false, true] {
+                let got = two.install(|| {
+                    assert!(applies(d, &w));
+                    if !busy {
+                        return run(true);
+                    }
+                    let mut got = None;
+                    rayon::scope(|sc| {
+                        sc.spawn(|_| std::thread::sleep(std::time::Duration::from_millis(20)));
+                        got = run(true);
+                    });
+                    got
+                });
+                let Some(got) = got else { return };
+                assert_eq!(got, want, "{cell:?} h = {h}, busy = {busy}");
+                assert!(got.0.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
 
     #[test]
     fn two_parts_runs_each_task_once_after_the_previous_step() {
