@@ -52,6 +52,6 @@ def run_demo(verbose: int = 1) -> int:
     print("2. Optimizer step, float32, small sizes (`nesy bench optim` runs the full table)")
     if not bench.torch_available():
         print("   (PyTorch is not importable here: its columns are omitted)")
-    rows = bench.run(bench.QUICK_CASES, optimizers=["adam", "sgd_momentum"], repeat=10)
+    rows = bench.run(bench.QUICK_CASES, optimizers=["adam", "sgd_momentum"], repeat=10, pause=0.1)
     print(bench.table(rows))
     return 0 if acc >= 0.95 else 1

@@ -24,14 +24,22 @@ def best_time(fn: Callable[[], object], repeat: int = 20, warmup: int = 2) -> fl
 
 
 def settled_time(fn: Callable[[], object], repeat: int = 10, warmup: int = 5,
-                 pause: float = 0.3) -> float:
+                 pause: float = 0.3, warmup_seconds: float = 0.1) -> float:
     """:func:`best_time` in steady state, for side-by-side columns: first a pause, so that the
     previous library's worker threads have stopped spinning (OpenBLAS threads busy-wait for
     ~0.1 s after a call, OpenMP's for less, and they slowed the next block of calls by up to
-    1.8x), then ``warmup`` calls (two left a block of training calls still paying for fresh
-    allocations)."""
+    1.8x), then warm-up calls, at least ``warmup`` of them (two left a block of training calls
+    still paying for fresh allocations) and for at least ``warmup_seconds``: after an idle
+    spell this machine's cores take ~50-80 ms of load to reach full speed (an Adam step on 10M
+    parameters went 6.3 -> 4.0 ms over its first 15 calls after a 0.3 s pause), and a count of
+    calls alone warmed up the fastest column the least."""
     time.sleep(pause)
-    return best_time(fn, repeat, warmup)
+    start = time.perf_counter()
+    calls = 0
+    while calls < warmup or time.perf_counter() - start < warmup_seconds:
+        fn()
+        calls += 1
+    return best_time(fn, repeat, 0)
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nesy import optim
-from nesy.bench import best_time, format_table
+from nesy.bench import best_time, format_table, settled_time
 
 #: Bytes moved per parameter by one step: reads + writes of param, grad and state (float32).
 BYTES_PER_PARAM = {"adam": 28, "sgd_momentum": 20, "adagrad": 20, "rmsprop": 20}
@@ -207,7 +207,8 @@ def memory_limits(n: int = 10_000_000, arrays: int = 4) -> dict[str, float]:
     return out
 
 
-def stream_limit(n_tensors: int, size: int, n_arrays: int, repeat: int = 10) -> float:
+def stream_limit(n_tensors: int, size: int, n_arrays: int, repeat: int = 10,
+                 timer: Callable[[Callable[[], object], int], float] = best_time) -> float:
     """GB/s (read + write) of the simplest in-place pass, ``x *= 1``, by nesy on all threads,
     over as many bytes as a step touches (``n_arrays`` arrays per tensor), held in ``n_arrays``
     contiguous arrays so that no per-tensor cost enters: the memory limit of that case on this
@@ -215,28 +216,37 @@ def stream_limit(n_tensors: int, size: int, n_arrays: int, repeat: int = 10) -> 
     from nesy import _core
 
     xs = [np.ones(size * n_tensors, dtype=np.float32) for _ in range(n_arrays)]
-    return 8 * size * n_tensors * n_arrays / best_time(lambda: _core.scale(xs, 1.0), repeat) / 1e9
+    return 8 * size * n_tensors * n_arrays / timer(lambda: _core.scale(xs, 1.0), repeat) / 1e9
 
 
 def run(cases: dict[str, tuple[int, int]] | None = None, optimizers: list[str] | None = None,
-        repeat: int = 20, with_torch: bool | None = None) -> list[dict[str, object]]:
-    """Time every (optimizer, case) for every implementation; returns one dict per row."""
+        repeat: int = 20, with_torch: bool | None = None,
+        pause: float = 0.3) -> list[dict[str, object]]:
+    """Time every (optimizer, case) for every implementation; returns one dict per row.
+
+    Every column is timed with :func:`~nesy.bench.settled_time` (``pause`` seconds, then warm-up
+    calls): the limit of a row used to be measured right after the previous row's torch
+    columns, while torch's worker threads were still spinning, and came out 25-50 % low."""
     cases = CASES if cases is None else cases
     optimizers = list(BYTES_PER_PARAM) if optimizers is None else optimizers
     with_torch = torch_available() if with_torch is None else with_torch
+
+    def timed(fn: Callable[[], object], n: int) -> float:
+        return settled_time(fn, n, pause=pause)
+
     rows = []
     for name in optimizers:
         for label, (k, n) in cases.items():
             pb = Problem.make(k, n)
             row: dict[str, object] = {"optimizer": name, "case": label, "params": k * n}
-            row["limit GB/s"] = stream_limit(k, n, ARRAYS[name], repeat)
-            row["nesy"] = best_time(nesy_step(name, pb), repeat)
-            row["numpy"] = best_time(numpy_step(name, pb), max(3, repeat // 4))
-            row["numpy inplace"] = best_time(numpy_step(name, pb, "inplace"), max(3, repeat // 4))
+            row["limit GB/s"] = stream_limit(k, n, ARRAYS[name], repeat, timed)
+            row["nesy"] = timed(nesy_step(name, pb), repeat)
+            row["numpy"] = timed(numpy_step(name, pb), max(3, repeat // 4))
+            row["numpy inplace"] = timed(numpy_step(name, pb, "inplace"), max(3, repeat // 4))
             if with_torch:
                 for mode in ("fused", "foreach"):
                     fn = torch_step(name, pb, mode)
-                    row[f"torch {mode}"] = best_time(fn, repeat) if fn else None
+                    row[f"torch {mode}"] = timed(fn, repeat) if fn else None
             rows.append(row)
     return rows
 
