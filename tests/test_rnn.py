@@ -108,35 +108,41 @@ def test_results_do_not_depend_on_thread_count():
                                       ("gru", 32, 330)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_small_batch_inference_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
-    # Weights of >= 1 MiB and at most 8 rows: inference with two threads splits the hidden
-    # units between them (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as
-    # 160 + 170). It must equal one thread, the training forward (which never splits)
-    # and the reference.
-    inp, _ = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
+def test_small_batch_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
+    # Weights of >= 1 MiB and at most 8 rows: the forward pass with two threads splits the
+    # hidden units between them (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as
+    # 160 + 170). Outputs, workspace and the gradients computed from it must equal one thread's,
+    # and the outputs the reference.
+    inp, up = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
     for k in ("w_ih", "w_hh"):  # torch's init scale: not saturated, not chaotic
         inp[k] = (inp[k] * np.float32(2 / np.sqrt(H))).astype(np.float32)
     args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
     lens = np.array([12, 7, 1], np.int64)
     before = nesy.get_num_threads()
-    outs = []
+    outs = {}
     try:
-        for n, training in ((2, False), (1, False), (2, True)):
+        for n in (2, 1):
             nesy.set_num_threads(n)
             y, hn, cn, _ = _core.rnn_forward(cell, *args, lengths=lens, reverse=reverse,
-                                             training=training)
-            outs.append([y, hn] + ([cn] if cell == "lstm" else []))
+                                             training=False)
+            ty, thn, tcn, ws = _core.rnn_forward(cell, *args, lengths=lens, reverse=reverse,
+                                                 training=True)
+            g = [None if a is None else np.zeros_like(a) for a in args[3:]]
+            dx, dh0, dc0 = _core.rnn_backward(cell, *args, ws, up["dy"], up["dh_n"], up["dc_n"],
+                                              *g, lengths=lens, reverse=reverse)
+            outs[n] = [y, hn, ty, thn, ws, dx, dh0] + [a for a in (cn, tcn, dc0, *g)
+                                                       if a is not None]
     finally:
         nesy.set_num_threads(before)
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            assert np.array_equal(a, b)
+    for a, b in zip(outs[2], outs[1]):
+        assert np.array_equal(a, b)
+    y, hn, ty = outs[2][:3]
+    assert np.array_equal(y, ty)  # inference and training give the same outputs
     ry, rhn, rcn = ref.rnn_layer_forward(cell, *args, lengths=lens, reverse=reverse)
-    y, hn = outs[0][:2]
     assert _rel(y, ry) <= 5 * TOL[np.float32] and _rel(hn, rhn) <= 5 * TOL[np.float32]
     assert np.all(y[7:, 1] == 0) and np.all(y[1:, 2] == 0)  # padding
     if cell == "lstm":
-        assert _rel(outs[0][2], rcn) <= 5 * TOL[np.float32]
+        assert _rel(outs[2][7], rcn) <= 5 * TOL[np.float32]
 
 
 # ------------------------------------------------------------------------------ modules

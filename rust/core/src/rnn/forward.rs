@@ -31,7 +31,7 @@ pub fn forward<T: Gemm>(
     y: &mut [T],
     hn: &mut [T],
     mut cn: Option<&mut [T]>,
-    ws: Option<&mut [T]>,
+    mut ws: Option<&mut [T]>,
 ) -> Result<()> {
     check_inputs(d, w, x, h0, c0, lengths)?;
     let (cell, g, h) = (w.cell, w.cell.gates(), d.h);
@@ -64,8 +64,7 @@ pub fn forward<T: Gemm>(
     // one product `[x_t | h] [W_ih; W_hh]^T + (b_ih + b_hh)`. Otherwise one GEMM over all
     // steps, before the recurrence. Activations overwrite the pre-activations.
     let level = simd::detect();
-    if ws.is_none()
-        && split::applies(d, w)
+    if split::applies(d, w)
         && split::forward(
             level,
             d,
@@ -78,6 +77,7 @@ pub fn forward<T: Gemm>(
             y,
             hn,
             cn.as_deref_mut(),
+            ws.as_deref_mut(),
         )
     {
         return Ok(()); // one small batch on two threads (`split.rs`)

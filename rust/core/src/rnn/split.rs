@@ -40,7 +40,7 @@ use crate::simd::{self, Level};
 /// 0.94-1.08x, Elman (4, 32, 128) 0.65x.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
-/// Whether [`forward`] may take an inference call: one row chunk, weights of at least
+/// Whether [`forward`] may take a call: one row chunk, weights of at least
 /// [`MIN_SPLIT_BYTES`], and running on a pool thread (not on the caller's thread, where a small
 /// call runs) of a pool with at least two threads.
 pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
@@ -114,9 +114,9 @@ impl<T> Shared<T> {
 unsafe impl<T: Send> Send for Shared<T> {}
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
-/// Runs the layer like [`super::forward::forward`] without a workspace (it checked the inputs
-/// and outputs) when [`applies`] holds. Returns false, having written nothing, if the parts
-/// cannot be packed.
+/// Runs the layer like [`super::forward::forward`] (which checked the inputs, the outputs and
+/// the workspace, if any) when [`applies`] holds. Returns false, having written nothing, if the
+/// parts cannot be packed.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward<T: Gemm>(
     level: Level,
@@ -130,6 +130,7 @@ pub(super) fn forward<T: Gemm>(
     y: &mut [T],
     hn: &mut [T],
     cn: Option<&mut [T]>,
+    ws: Option<&mut [T]>,
 ) -> bool {
     let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
     // The cut: the multiple of 16 units nearest to half (part 0's gate blocks are then whole
@@ -187,9 +188,17 @@ pub(super) fn forward<T: Gemm>(
     hbuf[..b * h].copy_from_slice(h0);
     let hs = Shared(hbuf.as_mut_ptr(), hbuf.len());
     let ys = Shared(y.as_mut_ptr(), y.len());
+    // Training: the workspace's gate activations `(T, B, G*H)`, states before each step
+    // `(T, B, H)` and, for the LSTM and the GRU, the extra block `(T, B, H)`.
+    let wss = ws.map(|ws| {
+        let p = super::split_ws_mut(ws, cell, d);
+        let sh = |s: &mut [T]| Shared(s.as_mut_ptr(), s.len());
+        (sh(p.gates), sh(p.hprev), sh(p.extra))
+    });
     let task = |s: usize, p: usize| {
         let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
         let Part {
+            u0,
             nu,
             products,
             gates,
@@ -227,20 +236,55 @@ pub(super) fn forward<T: Gemm>(
         for (r, a) in on.iter_mut().enumerate() {
             *a = active(lengths, t, r);
         }
+        let (u0, nu) = (*u0, *nu);
+        if let Some((_, ws_hprev, ws_extra)) = wss {
+            for r in 0..b {
+                let (at, own) = ((t * b + r) * h + u0, r * nu..(r + 1) * nu);
+                // SAFETY: the part's own units of row `r` at time `t`: written by this task
+                // only, read by nobody during the call.
+                unsafe {
+                    ws_hprev
+                        .slice_mut(at, nu)
+                        .copy_from_slice(&hpart[own.clone()]);
+                    if cell == Cell::Lstm {
+                        ws_extra.slice_mut(at, nu).copy_from_slice(&c[own]);
+                    }
+                }
+            }
+        }
         simd::dispatch(
             level,
             StepKernel {
                 cell,
-                h: *nu,
+                h: nu,
                 active: on,
-                gates,
+                gates: &mut gates[..],
                 hp,
                 hcur: hpart,
                 ccur: c,
                 y: ypart,
-                ghn,
+                ghn: &mut *ghn,
             },
         );
+        if let Some((ws_gates, _, ws_extra)) = wss {
+            for r in 0..b {
+                for q in 0..g {
+                    let at = (t * b + r) * g * h + q * h + u0;
+                    let src = &gates[(r * g + q) * nu..(r * g + q + 1) * nu];
+                    // SAFETY: as above (gate `q` of the part's units).
+                    unsafe { ws_gates.slice_mut(at, nu).copy_from_slice(src) };
+                }
+                if cell == Cell::Gru {
+                    let at = (t * b + r) * h + u0;
+                    // SAFETY: as above.
+                    unsafe {
+                        ws_extra
+                            .slice_mut(at, nu)
+                            .copy_from_slice(&ghn[r * nu..(r + 1) * nu])
+                    };
+                }
+            }
+        }
         let part = &*guard;
         for r in 0..b {
             let (at, len) = (r * h + part.u0, part.nu);
@@ -358,12 +402,14 @@ struct Padded<T>(T);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rnn::workspace_len;
     use std::sync::atomic::AtomicU64;
 
     #[test]
     fn split_forward_equals_the_one_chunk_path() {
         // Against the one-chunk path (a one-thread pool never splits), with lengths, reverse and
-        // one bias only; on two threads, and with the second thread busy (it joins late).
+        // one bias only, inference and training (the workspace too); on two threads, and with
+        // the second thread busy (it joins late).
         use crate::testing::values;
         let level = simd::detect();
         for (cell, i, h, b) in [
@@ -390,74 +436,59 @@ mod tests {
             let (x, h0, c0) = (values(d.t * b * i, 5), values(b * h, 6), values(b * h, 7));
             let c0 = cell.has_c().then_some(&c0[..]);
             let lengths: Vec<i64> = (0..b as i64).map(|r| (9 - 4 * r).max(1)).collect();
-            let run = |split: bool| {
+            let lengths = Some(&lengths[..]);
+            let run = |split: bool, training: bool| {
                 let mut y = vec![f32::NAN; d.t * b * h];
                 let mut hn = vec![f32::NAN; b * h];
                 let mut cn = vec![f32::NAN; if c0.is_some() { b * h } else { 0 }];
+                let mut ws = vec![f32::NAN; if training { workspace_len(cell, d) } else { 0 }];
                 let cn_arg = c0.is_some().then_some(&mut cn[..]);
+                let ws_arg = training.then_some(&mut ws[..]);
+                let (yv, hv) = (&mut y[..], &mut hn[..]);
                 if split {
                     let ran = forward(
-                        level,
-                        d,
-                        &w,
-                        &x,
-                        &h0,
-                        c0,
-                        Some(&lengths),
-                        true,
-                        &mut y,
-                        &mut hn,
-                        cn_arg,
+                        level, d, &w, &x, &h0, c0, lengths, true, yv, hv, cn_arg, ws_arg,
                     );
                     if !ran {
                         return None; // no packed kernel on this CPU
                     }
                 } else {
-                    super::super::forward(
-                        d,
-                        &w,
-                        &x,
-                        &h0,
-                        c0,
-                        Some(&lengths),
-                        true,
-                        &mut y,
-                        &mut hn,
-                        cn_arg,
-                        None,
-                    )
-                    .unwrap();
+                    let f = super::super::forward;
+                    f(d, &w, &x, &h0, c0, lengths, true, yv, hv, cn_arg, ws_arg).unwrap();
                 }
-                Some((y, hn, cn))
+                Some((y, hn, cn, ws))
             };
             let one = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .unwrap();
-            let want = one.install(|| {
-                assert!(!applies(d, &w));
-                run(false).unwrap()
-            });
             let two = rayon::ThreadPoolBuilder::new()
                 .num_threads(2)
                 .build()
                 .unwrap();
-            for busy in [false, true] {
-                let got = two.install(|| {
-                    assert!(applies(d, &w));
-                    if !busy {
-                        return run(true);
-                    }
-                    let mut got = None;
-                    rayon::scope(|sc| {
-                        sc.spawn(|_| std::thread::sleep(std::time::Duration::from_millis(20)));
-                        got = run(true);
-                    });
-                    got
+            for training in [false, true] {
+                let want = one.install(|| {
+                    assert!(!applies(d, &w));
+                    run(false, training).unwrap()
                 });
-                let Some(got) = got else { return };
-                assert_eq!(got, want, "{cell:?} h = {h}, busy = {busy}");
-                assert!(got.0.iter().all(|v| v.is_finite()));
+                for busy in [false, true] {
+                    let got = two.install(|| {
+                        assert!(applies(d, &w));
+                        if !busy {
+                            return run(true, training);
+                        }
+                        let mut got = None;
+                        rayon::scope(|sc| {
+                            sc.spawn(|_| std::thread::sleep(std::time::Duration::from_millis(20)));
+                            got = run(true, training);
+                        });
+                        got
+                    });
+                    let Some(got) = got else { return };
+                    let what = format!("{cell:?} h = {h}, training = {training}, busy = {busy}");
+                    assert_eq!(got, want, "{what}");
+                    assert!(got.0.iter().chain(&got.3).all(|v| v.is_finite()), "{what}");
+                }
             }
         }
     }
