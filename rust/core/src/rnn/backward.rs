@@ -1,6 +1,7 @@
 //! Backpropagation through time for one recurrent layer (see the module docs).
 
 use super::product::Recurrent;
+use super::split;
 use super::{
     active, check_inputs, chunk_len, chunk_rows, chunk_rows_mut, chunk_state_mut, n_chunks,
     split_ws, time, workspace_len, zeroed, Cell, Dims, Weights,
@@ -40,7 +41,7 @@ pub fn backward<T: Gemm>(
     dy: &[T],
     dhn: &[T],
     dcn: Option<&[T]>,
-    out: Grads<'_, T>,
+    mut out: Grads<'_, T>,
 ) -> Result<()> {
     check_inputs(d, w, x, h0, c0, lengths)?;
     let (cell, h) = (w.cell, d.h);
@@ -135,8 +136,24 @@ pub fn backward<T: Gemm>(
         }
         _ => x,
     };
-    // The recurrence backwards: chunks of batch rows run all steps independently, in parallel.
-    {
+    // The recurrence backwards: chunks of batch rows run all steps independently, in parallel
+    // (one small batch with large weights: two threads, the hidden units cut in two).
+    let split = split::applies(d, w)
+        && split::backward(
+            d,
+            w,
+            &parts,
+            dy,
+            dhn,
+            dcn,
+            lengths,
+            reverse,
+            &mut dg_x,
+            &mut dg_h,
+            &mut *out.dh0,
+            out.dc0.as_deref_mut(),
+        );
+    if !split {
         let g_rows = chunk_rows(parts.gates, d.t, d.b, gh);
         let hp_rows = chunk_rows(parts.hprev, d.t, d.b, h);
         let ex_rows = chunk_rows(parts.extra, d.t, d.b, h);
@@ -326,19 +343,21 @@ fn column_sums<T: Float>(m: &[T], cols: usize, acc: &mut [T]) {
 /// The gate gradients of one time step for all rows, compiled per SIMD level. Writes the gate
 /// pre-activation gradients (`dgx`, and for the GRU the recurrent-path `dgh`), adds `dy` into
 /// `dh`, and advances the LSTM's `dc` and the GRU's direct path `direct`.
-struct BackStep<'a, T> {
-    cell: Cell,
-    h: usize,
-    active: &'a [bool],
-    g: &'a [T],
-    hp: &'a [T],
-    ex: &'a [T],
-    dy: &'a [T],
-    dh: &'a mut [T],
-    dc: &'a mut [T],
-    dgx: &'a mut [T],
-    dgh: &'a mut [T],
-    direct: &'a mut [T],
+/// `h` is the number of units the blocks hold per row (all of them, or one part's in
+/// `split.rs`).
+pub(super) struct BackStep<'a, T> {
+    pub(super) cell: Cell,
+    pub(super) h: usize,
+    pub(super) active: &'a [bool],
+    pub(super) g: &'a [T],
+    pub(super) hp: &'a [T],
+    pub(super) ex: &'a [T],
+    pub(super) dy: &'a [T],
+    pub(super) dh: &'a mut [T],
+    pub(super) dc: &'a mut [T],
+    pub(super) dgx: &'a mut [T],
+    pub(super) dgh: &'a mut [T],
+    pub(super) direct: &'a mut [T],
 }
 
 impl<T: Float> Kernel for BackStep<'_, T> {

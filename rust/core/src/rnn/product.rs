@@ -52,6 +52,37 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
         Self::new(level, w, n, k, false)
     }
 
+    /// `B` = columns `c0..c0 + n` of `w (k, n_all)` row-major, packed (the backward step of one
+    /// half of the hidden units in `split.rs`: `dgates W_hh[:, U]`). Only in packed form: `None`
+    /// where the level or type has no packed kernel.
+    pub(crate) fn rows_range(
+        level: Level,
+        w: &'a [T],
+        k: usize,
+        n_all: usize,
+        c0: usize,
+        n: usize,
+    ) -> Option<Self> {
+        if !Self::packs(level, k) || c0 + n > n_all || w.len() != k * n_all {
+            return None;
+        }
+        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `packs` implies T = f32 (the cast is between identical types) and AVX-512.
+        unsafe {
+            let w32 = std::slice::from_raw_parts(w.as_ptr() as *const f32, w.len());
+            x86::pack_rows(w32, n_all, c0, n, k, &mut panels);
+        }
+        Some(Recurrent {
+            w,
+            n,
+            k,
+            k1: k,
+            transposed: false,
+            panels,
+        })
+    }
+
     /// `B = [w1^T; w2^T]` (`k1 + k2` rows) for `w1 (n, k1)`, `w2 (n, k2)` row-major, applied to
     /// a row-wise concatenation `[a1 | a2]` by [`Recurrent::apply_stacked`] (the forward step's
     /// `[x_t | h] [W_ih; W_hh]^T` as one product). Only in packed form: `None` where the level
@@ -125,7 +156,7 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
                     let rows: Vec<usize> = (0..n).collect();
                     x86::pack_transposed(w32, &rows, k, 0, k, &mut panels);
                 } else {
-                    x86::pack_rows(w32, n, k, &mut panels);
+                    x86::pack_rows(w32, n, 0, n, k, &mut panels);
                 }
             }
         }
@@ -247,15 +278,22 @@ mod x86 {
     use super::NR;
     use std::arch::x86_64::*;
 
-    /// Packs `B = w (k, n)` into `panels`: panel `p` holds columns `32 p..32 p + 32` of `B`,
-    /// `k`-major, zero-padded.
+    /// Packs `B` = columns `c0..c0 + n` of `w (k, stride)` into `panels`: panel `p` holds
+    /// columns `32 p..32 p + 32` of `B`, `k`-major, zero-padded.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) fn pack_rows(w: &[f32], n: usize, k: usize, panels: &mut [f32]) {
+    pub(super) fn pack_rows(
+        w: &[f32],
+        stride: usize,
+        c0: usize,
+        n: usize,
+        k: usize,
+        panels: &mut [f32],
+    ) {
         for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            let c0 = p * NR;
-            let width = NR.min(n - c0);
+            let first = c0 + p * NR;
+            let width = NR.min(n - p * NR);
             for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                dst[..width].copy_from_slice(&w[kk * n + c0..kk * n + c0 + width]);
+                dst[..width].copy_from_slice(&w[kk * stride + first..kk * stride + first + width]);
             }
         }
     }

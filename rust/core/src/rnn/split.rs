@@ -1,15 +1,18 @@
-//! Inference of a small batch (one row chunk) on two threads: the hidden units are cut in two
-//! halves and each step runs as two tasks, one per half.
+//! One small batch (one row chunk) on two threads: the hidden units are cut in two halves and
+//! each step, forward and backward, runs as two tasks, one per half.
 //!
 //! With one chunk of rows (up to 8) there is no parallelism across rows, and the step is a thin
 //! product that reads all of `[W_ih; W_hh]` once: from one core's L2 cache while it fits there,
-//! from L3 beyond (the LSTM's weights are 1.2 MB at 256 hidden units, 4.7 MB at 512). Task `p`
-//! of a step computes the gates of its half `U_p` of the units, `[x_t | h] [W_ih; W_hh]_{U_p}^T +
-//! b_{U_p}` with the rows of every gate for those units packed once per call (the GRU: `x_t
-//! W_ih^T + b_ih` and `h W_hh^T + b_hh` of those rows, as its n gate needs `W_hn h` alone), then
-//! their gate arithmetic; each thread streams half of the weights, which then stay in its own
-//! L2. Used from [`MIN_SPLIT_BYTES`] of weights on, for inference (the training forward keeps
-//! the row chunks).
+//! from L3 beyond (the LSTM's weights are 1.2 MB at 256 hidden units, 4.7 MB at 512).
+//!
+//! Forward ([`forward`]): task `p` of a step computes the gates of its half `U_p` of the units,
+//! `[x_t | h] [W_ih; W_hh]_{U_p}^T + b_{U_p}` with the rows of every gate for those units packed
+//! once per call (the GRU: `x_t W_ih^T + b_ih` and `h W_hh^T + b_hh` of those rows, as its n gate
+//! needs `W_hn h` alone), then their gate arithmetic, and in training writes its units' share of
+//! the workspace; the halves of `h` meet in a double buffer. Backward ([`backward`]): task `p`
+//! computes its units' gate gradients and then, once both halves of the step's gate gradients
+//! exist, its units of `dh = dG W_hh[:, U_p]`. Each thread streams half of the weights, which
+//! then stay in its own L2. Used from [`MIN_SPLIT_BYTES`] of weights on.
 //!
 //! Scheduling ([`two_parts`]): the calling thread runs part 0 of every step, and part 1 too
 //! until a second pool thread joins; from then on that thread runs every part 1. A task of step
@@ -17,13 +20,14 @@
 //! no running thread has claimed, so a busy pool (or a pool of one thread) only makes the run
 //! sequential, never stuck.
 //!
-//! Same bits as the one-chunk path: every gate pre-activation is the same chain of multiply-adds
+//! Same bits as the one-chunk path: every product element is the same chain of multiply-adds
 //! over `k` (the packed product's result does not depend on which columns share a product), and
-//! the gate arithmetic is element-wise.
+//! the gate arithmetic and its gradients are element-wise.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::backward::BackStep;
 use super::forward::StepKernel;
 use super::product::Recurrent;
 use super::{active, time, Cell, Dims, Weights};
@@ -303,12 +307,193 @@ pub(super) fn forward<T: Gemm>(
     let mut cn = cn;
     for part in parts {
         let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
-        for r in 0..b {
-            let (at, len) = (r * h + part.u0, part.nu);
-            hn[at..at + len].copy_from_slice(&part.h[r * len..(r + 1) * len]);
-            if let Some(cn) = cn.as_deref_mut() {
-                cn[at..at + len].copy_from_slice(&part.c[r * len..(r + 1) * len]);
+        put_units(hn, &part.h, h, part.u0);
+        if let Some(cn) = cn.as_deref_mut() {
+            put_units(cn, &part.c, h, part.u0);
+        }
+    }
+    true
+}
+
+/// Copies a part's `(B, nu)` block into its units `u0..u0 + nu` of the `(B, h)` state `dst`.
+fn put_units<T: Copy>(dst: &mut [T], src: &[T], h: usize, u0: usize) {
+    let nu = src.len() / (dst.len() / h).max(1);
+    for (row, part) in dst.chunks_exact_mut(h).zip(src.chunks_exact(nu.max(1))) {
+        row[u0..u0 + nu].copy_from_slice(part);
+    }
+}
+
+/// One half of the hidden units in the backward pass: its product `dG W_hh[:, U]` and the
+/// part's rows of every per-step block, gathered from and scattered to the full layouts.
+struct BackPart<'a, T> {
+    u0: usize,
+    nu: usize,
+    product: Recurrent<'a, T>,
+    /// The step's gate activations `(B, G * nu)`, state before the step, extra block (LSTM:
+    /// `c` before the step; GRU: `W_hn h + b_hn`) and `dy` (`(B, nu)` each).
+    g: Vec<T>,
+    hp: Vec<T>,
+    ex: Vec<T>,
+    dy: Vec<T>,
+    /// Running gradients of `h` and `c`, the GRU's direct path, and `dG W_hh[:, U]`: `(B, nu)`.
+    dh: Vec<T>,
+    dc: Vec<T>,
+    direct: Vec<T>,
+    back: Vec<T>,
+    /// The step's gate gradients `(B, G * nu)` (input path; the GRU's recurrent path).
+    dgx: Vec<T>,
+    dgh: Vec<T>,
+    active: Vec<bool>,
+    scratch: Vec<T>,
+}
+
+/// The recurrence of [`super::backward::backward`] for one small batch on two threads, when
+/// [`applies`] holds: fills `dg_x` (and the GRU's `dg_h`), both zeroed by the caller, and the
+/// initial-state gradients. Task `s` of a part first finishes backward step `s - 1` (its units of
+/// `dh = dG W_hh`, which needs both parts' gate gradients of that step) and then runs the gate
+/// gradients of backward step `s` for its units; `T + 1` steps in all. Returns false, having
+/// written nothing, if the parts cannot be packed. Same bits as the chunk path.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward<T: Gemm>(
+    d: Dims,
+    w: &Weights<'_, T>,
+    ws: &super::Parts<&[T]>,
+    dy: &[T],
+    dhn: &[T],
+    dcn: Option<&[T]>,
+    lengths: Option<&[i64]>,
+    reverse: bool,
+    dg_x: &mut [T],
+    dg_h: &mut [T],
+    dh0: &mut [T],
+    dc0: Option<&mut [T]>,
+) -> bool {
+    let level = simd::detect();
+    let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
+    let gh = g * h;
+    let cut = (h / 2 + 8) / 16 * 16; // as in `forward`
+    let mut parts = Vec::with_capacity(2);
+    for (u0, nu) in [(0, cut), (cut, h - cut)] {
+        let Some(product) = Recurrent::rows_range(level, w.w_hh, gh, h, u0, nu) else {
+            return false;
+        };
+        let pick = |s: &[T]| -> Vec<T> {
+            (0..b)
+                .flat_map(|r| s[r * h + u0..r * h + u0 + nu].iter().copied())
+                .collect()
+        };
+        let gru = cell == Cell::Gru;
+        parts.push(Mutex::new(BackPart {
+            u0,
+            nu,
+            product,
+            g: vec![T::ZERO; b * g * nu],
+            hp: vec![T::ZERO; b * nu],
+            ex: vec![T::ZERO; if ws.extra.is_empty() { 0 } else { b * nu }],
+            dy: vec![T::ZERO; b * nu],
+            dh: pick(dhn),
+            dc: dcn.map(pick).unwrap_or_default(),
+            direct: vec![T::ZERO; b * nu],
+            back: vec![T::ZERO; b * nu],
+            dgx: vec![T::ZERO; b * g * nu],
+            dgh: vec![T::ZERO; if gru { b * g * nu } else { 0 }],
+            active: vec![true; b],
+            scratch: Vec::new(),
+        }));
+    }
+    let gx = Shared(dg_x.as_mut_ptr(), dg_x.len());
+    let ghs = Shared(dg_h.as_mut_ptr(), dg_h.len());
+    // The block the previous state's gradient comes from: dG_h for the GRU, else dG_x.
+    let recurrent_path = if cell == Cell::Gru { ghs } else { gx };
+    let steps = d.t;
+    // Backward step `k` is time `t(k)`.
+    let t_of = |k: usize| time(steps - 1 - k, steps, reverse);
+    let task = |s: usize, p: usize| {
+        let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
+        let part = &mut *guard;
+        let (u0, nu) = (part.u0, part.nu);
+        if s > 0 {
+            // Finish backward step `s - 1`: dh(U) = dG_h(t) W_hh[:, U] (+ the GRU's direct path).
+            let t = t_of(s - 1);
+            // SAFETY: rows of time `t`, written by both parts' tasks of step `s - 1` (finished
+            // before this step started) and by nobody after.
+            let rows = unsafe { recurrent_path.slice(t * b * gh, b * gh) };
+            part.product
+                .apply(rows, None, &mut part.back, &mut part.scratch);
+            for r in 0..b {
+                if !active(lengths, t, r) {
+                    continue;
+                }
+                for j in r * nu..(r + 1) * nu {
+                    part.dh[j] = if cell == Cell::Gru {
+                        part.back[j] + part.direct[j]
+                    } else {
+                        part.back[j]
+                    };
+                }
             }
+        }
+        if s == steps {
+            return;
+        }
+        // Gate gradients of backward step `s` for the part's units.
+        let t = t_of(s);
+        for r in 0..b {
+            let (row, own) = (t * b + r, r * nu..(r + 1) * nu);
+            for q in 0..g {
+                let at = row * gh + q * h + u0;
+                part.g[(r * g + q) * nu..(r * g + q + 1) * nu]
+                    .copy_from_slice(&ws.gates[at..at + nu]);
+            }
+            let at = row * h + u0;
+            part.hp[own.clone()].copy_from_slice(&ws.hprev[at..at + nu]);
+            if !part.ex.is_empty() {
+                part.ex[own.clone()].copy_from_slice(&ws.extra[at..at + nu]);
+            }
+            part.dy[own].copy_from_slice(&dy[at..at + nu]);
+            part.active[r] = active(lengths, t, r);
+        }
+        part.dgx.fill(T::ZERO);
+        part.dgh.fill(T::ZERO);
+        simd::dispatch(
+            level,
+            BackStep {
+                cell,
+                h: nu,
+                active: &part.active,
+                g: &part.g,
+                hp: &part.hp,
+                ex: &part.ex,
+                dy: &part.dy,
+                dh: &mut part.dh,
+                dc: &mut part.dc,
+                dgx: &mut part.dgx,
+                dgh: &mut part.dgh,
+                direct: &mut part.direct,
+            },
+        );
+        for r in 0..b {
+            for q in 0..g {
+                let at = (t * b + r) * gh + q * h + u0;
+                let own = (r * g + q) * nu..(r * g + q + 1) * nu;
+                // SAFETY: gate `q` of the part's units in row `r` at time `t`: written by this
+                // task only, read only by tasks of the next step.
+                unsafe {
+                    gx.slice_mut(at, nu).copy_from_slice(&part.dgx[own.clone()]);
+                    if cell == Cell::Gru {
+                        ghs.slice_mut(at, nu).copy_from_slice(&part.dgh[own]);
+                    }
+                }
+            }
+        }
+    };
+    two_parts(steps + 1, &task);
+    let mut dc0 = dc0;
+    for part in parts {
+        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+        put_units(dh0, &part.dh, h, part.u0);
+        if let Some(dc0) = dc0.as_deref_mut() {
+            put_units(dc0, &part.dc, h, part.u0);
         }
     }
     true
@@ -402,14 +587,14 @@ struct Padded<T>(T);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rnn::workspace_len;
+    use crate::rnn::{workspace_len, Grads};
     use std::sync::atomic::AtomicU64;
 
     #[test]
-    fn split_forward_equals_the_one_chunk_path() {
+    fn split_passes_equal_the_one_chunk_path() {
         // Against the one-chunk path (a one-thread pool never splits), with lengths, reverse and
-        // one bias only, inference and training (the workspace too); on two threads, and with
-        // the second thread busy (it joins late).
+        // one bias only, inference and training (the workspace, and the backward pass from it);
+        // on two threads, and with the second thread busy (it joins late).
         use crate::testing::values;
         let level = simd::detect();
         for (cell, i, h, b) in [
@@ -456,7 +641,34 @@ mod tests {
                     let f = super::super::forward;
                     f(d, &w, &x, &h0, c0, lengths, true, yv, hv, cn_arg, ws_arg).unwrap();
                 }
-                Some((y, hn, cn, ws))
+                // Training: the backward pass from the workspace (split where `applies`).
+                let mut grads = vec![vec![]; 6];
+                if training {
+                    let (dy, dhn, dcn) =
+                        (values(d.t * b * h, 8), values(b * h, 9), values(b * h, 10));
+                    let dcn = c0.is_some().then_some(&dcn[..]);
+                    let [dx, dh0, dc0, dw_ih, dw_hh, db_hh] = &mut grads[..] else {
+                        unreachable!()
+                    };
+                    dx.resize(d.t * b * i, f32::NAN);
+                    dh0.resize(b * h, f32::NAN);
+                    dc0.resize(if c0.is_some() { b * h } else { 0 }, f32::NAN);
+                    dw_ih.resize(g * h * i, 0.0);
+                    dw_hh.resize(g * h * h, 0.0);
+                    db_hh.resize(g * h, 0.0);
+                    let out = Grads {
+                        dx,
+                        dh0,
+                        dc0: c0.is_some().then_some(&mut dc0[..]),
+                        dw_ih,
+                        dw_hh,
+                        db_ih: None,
+                        db_hh: Some(db_hh),
+                    };
+                    let f = super::super::backward;
+                    f(d, &w, &x, &h0, c0, lengths, true, &ws, &dy, &dhn, dcn, out).unwrap();
+                }
+                Some((y, hn, cn, ws, grads))
             };
             let one = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
@@ -487,7 +699,8 @@ mod tests {
                     let Some(got) = got else { return };
                     let what = format!("{cell:?} h = {h}, training = {training}, busy = {busy}");
                     assert_eq!(got, want, "{what}");
-                    assert!(got.0.iter().chain(&got.3).all(|v| v.is_finite()), "{what}");
+                    let finite = got.0.iter().chain(&got.3).chain(got.4.iter().flatten());
+                    assert!(finite.clone().all(|v| v.is_finite()), "{what}");
                 }
             }
         }
