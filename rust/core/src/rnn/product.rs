@@ -144,6 +144,12 @@ impl<'a, T: Gemm> Recurrent<'a, T> {
     }
 
     fn new(level: Level, w: &'a [T], n: usize, k: usize, transposed: bool) -> Self {
+        // The packing reads every element of `w` (n x k either way) without bounds checks.
+        assert_eq!(
+            w.len(),
+            n * k,
+            "recurrent product: weights of the wrong size"
+        );
         let mut panels = Vec::new();
         #[cfg(target_arch = "x86_64")]
         if Self::packs(level, k) {

@@ -44,7 +44,7 @@ use crate::simd::{self, Level};
 /// 0.94-1.08x, Elman (4, 32, 128) 0.65x.
 const MIN_SPLIT_BYTES: usize = 1 << 20;
 
-/// Whether [`forward`] may take a call: one row chunk, weights of at least
+/// Whether [`forward`] and [`backward`] take a call: one row chunk, weights of at least
 /// [`MIN_SPLIT_BYTES`], and running on a pool thread (not on the caller's thread, where a small
 /// call runs) of a pool with at least two threads.
 pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
@@ -56,6 +56,12 @@ pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
         && weight_bytes >= MIN_SPLIT_BYTES
         && rayon::current_thread_index().is_some()
         && rayon::current_num_threads() >= 2
+}
+
+/// The first unit of part 1: the multiple of 16 nearest to half (part 0's gate blocks are then
+/// whole vectors; `applies` asks for h >= 32, so both parts get at least 8 units).
+fn cut(h: usize) -> usize {
+    (h / 2 + 8) / 16 * 16
 }
 
 /// One half of the hidden units, with everything its tasks touch besides the shared state.
@@ -137,9 +143,7 @@ pub(super) fn forward<T: Gemm>(
     ws: Option<&mut [T]>,
 ) -> bool {
     let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
-    // The cut: the multiple of 16 units nearest to half (part 0's gate blocks are then whole
-    // vectors; `applies` asks for h >= 32, so both parts get at least 8 units).
-    let cut = (h / 2 + 8) / 16 * 16;
+    let cut = cut(h);
     let mut parts = Vec::with_capacity(2);
     for (u0, nu) in [(0, cut), (cut, h - cut)] {
         let rows: Vec<usize> = (0..g).flat_map(|q| q * h + u0..q * h + u0 + nu).collect();
@@ -371,7 +375,7 @@ pub(super) fn backward<T: Gemm>(
     let level = simd::detect();
     let (cell, g, h, b) = (w.cell, w.cell.gates(), d.h, d.b);
     let gh = g * h;
-    let cut = (h / 2 + 8) / 16 * 16; // as in `forward`
+    let cut = cut(h);
     let mut parts = Vec::with_capacity(2);
     for (u0, nu) in [(0, cut), (cut, h - cut)] {
         let Some(product) = Recurrent::rows_range(level, w.w_hh, gh, h, u0, nu) else {
