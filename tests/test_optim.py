@@ -466,6 +466,34 @@ def test_clip_grad_norm_non_finite_guard():
         optim.clip_grad_norm([np.ones(2, np.int32)], 1.0)
 
 
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: accepted wherever a plain array is."""
+
+
+def test_dtype_is_checked_by_number_and_byte_order():
+    """The bindings' own dtype check (not rust-numpy's cast) accepts subclasses, refuses
+    byte-swapped floats and tells float32 from float64."""
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal(5).astype(np.float32)
+    g0 = rng.standard_normal(5).astype(np.float32)
+    plain, sub = p0.copy(), p0.copy().view(_Sub)
+    optim.SGD([plain], lr=0.1, momentum=0.9).step([g0])
+    optim.SGD([sub], lr=0.1, momentum=0.9).step([g0.view(_Sub)])
+    assert np.array_equal(plain, np.asarray(sub))
+    for bad in (g0.astype(">f4"), g0.astype(np.float64), g0.astype(np.float16)):
+        a = p0.copy()
+        opt = optim.SGD([a], lr=0.1)
+        msg = _unchanged_after(TypeError, lambda o=opt, g=bad: o.step([g]), [a])
+        assert "grads[0]" in msg
+    with pytest.raises(TypeError, match=r"grads\[1\]"):
+        optim.clip_grad_norm([g0.copy(), g0.astype(">f8")], 1.0)
+    with pytest.raises(TypeError, match=r"params\[0\]"):
+        _core.optim_step("sgd", [p0.astype(">f4")], [g0], np.zeros(1, np.int64),
+                         np.zeros(1, np.int64), np.zeros(1), np.array([[0.1] + [0.0] * 5]),
+                         [np.zeros(0, np.float32)], [np.zeros(0)])
+
+
 # ----------------------------------------------------------------------------- threads
 def _child_step(q):
     a = np.ones(100_000, np.float32)

@@ -7,7 +7,7 @@ use numpy::PyArrayDyn;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{slice, slice_mut, Access};
+use crate::arrays::{slice, slice_mut, Access, Caster};
 use crate::errors::{type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -30,19 +30,16 @@ impl<'py> Lists<'py> {
             f32: vec![],
             f64: vec![],
         };
+        let caster = Caster::new(list.py());
         for (i, x) in list.iter().enumerate() {
-            match x.cast_into::<PyArrayDyn<f32>>() {
-                Ok(a) => {
-                    acc.add(&a, write, arg, i)?;
-                    out.f32.push(a);
-                }
-                Err(e) => match e.into_inner().cast_into::<PyArrayDyn<f64>>() {
-                    Ok(a) => {
-                        acc.add(&a, write, arg, i)?;
-                        out.f64.push(a);
-                    }
-                    Err(e) => return Err(not_float(arg, i, &e.into_inner())),
-                },
+            if let Some(a) = caster.cast::<f32>(&x) {
+                acc.add(a, write, arg, i)?;
+                out.f32.push(a.clone());
+            } else if let Some(a) = caster.cast::<f64>(&x) {
+                acc.add(a, write, arg, i)?;
+                out.f64.push(a.clone());
+            } else {
+                return Err(not_float(arg, i, &x));
             }
         }
         Ok(out)

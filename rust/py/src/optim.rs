@@ -25,7 +25,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{slice, slice_mut, Access};
+use crate::arrays::{slice, slice_mut, Access, Caster, NpyFloat};
 use crate::errors::{to_py, type_error, value_error};
 use crate::runtime::run_kernel;
 
@@ -138,7 +138,7 @@ struct Typed<'py, T: Element> {
     state: Vec<Bound<'py, PyArray1<T>>>,
 }
 
-impl<'py, T: Element + Float> Typed<'py, T> {
+impl<'py, T: NpyFloat + Float> Typed<'py, T> {
     fn new() -> Self {
         Typed {
             index: vec![],
@@ -151,6 +151,7 @@ impl<'py, T: Element + Float> Typed<'py, T> {
     fn push(
         &mut self,
         acc: &mut Access,
+        caster: &Caster,
         i: usize,
         p: Bound<'py, PyArrayDyn<T>>,
         g: &Bound<'py, PyAny>,
@@ -159,7 +160,7 @@ impl<'py, T: Element + Float> Typed<'py, T> {
         let grad = if g.is_none() {
             None
         } else {
-            let garr = g.cast::<PyArrayDyn<T>>().map_err(|_| {
+            let garr = caster.cast::<T>(g).ok_or_else(|| {
                 type_error(format!(
                     "grads[{i}]: expected a numpy array of dtype {} like params[{i}], got {}",
                     dtype_name::<T>(),
@@ -320,18 +321,17 @@ fn split_dtypes<'py>(
         )));
     }
     let (mut t32, mut t64) = (Typed::new(), Typed::new());
+    let caster = Caster::new(params.py());
     for (i, (p, g)) in params.iter().zip(grads.iter()).enumerate() {
-        match p.cast_into::<PyArrayDyn<f32>>() {
-            Ok(a) => t32.push(acc, i, a, &g)?,
-            Err(e) => match e.into_inner().cast_into::<PyArrayDyn<f64>>() {
-                Ok(a) => t64.push(acc, i, a, &g)?,
-                Err(e) => {
-                    return Err(type_error(format!(
-                        "params[{i}]: expected a numpy array of dtype float32 or float64, got {}",
-                        describe(&e.into_inner())
-                    )))
-                }
-            },
+        if let Some(a) = caster.cast::<f32>(&p) {
+            t32.push(acc, &caster, i, a.clone(), &g)?;
+        } else if let Some(a) = caster.cast::<f64>(&p) {
+            t64.push(acc, &caster, i, a.clone(), &g)?;
+        } else {
+            return Err(type_error(format!(
+                "params[{i}]: expected a numpy array of dtype float32 or float64, got {}",
+                describe(&p)
+            )));
         }
     }
     Ok((t32, t64))
