@@ -53,6 +53,18 @@ impl Par {
 }
 
 impl Par {
+    /// Runs both closures (possibly at once when parallel) and returns both results.
+    pub fn join<A: Send, B: Send>(
+        self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        match self {
+            Par::Seq => (a(), b()),
+            Par::Rayon => rayon::join(a, b),
+        }
+    }
+
     /// Maps every item of a slice, returning the results in item order.
     pub fn map_slice<I: Sync, R: Send>(
         self,
@@ -82,6 +94,13 @@ mod tests {
         let par = Par::Rayon.map(items, |i| i * 2);
         assert_eq!(seq, par);
         assert_eq!(seq[999], 1998);
+    }
+
+    #[test]
+    fn join_returns_both_results_in_both_modes() {
+        for par in [Par::Seq, Par::Rayon] {
+            assert_eq!(par.join(|| 1 + 1, || "two"), (2, "two"));
+        }
     }
 
     #[test]

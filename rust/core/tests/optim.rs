@@ -1,5 +1,6 @@
 //! Optimizer kernels: against naive per-element loops, Seq vs Rayon and every SIMD level vs the
-//! scalar path (bitwise), validation before any write, and hypergradient learning rates.
+//! scalar path (bitwise), validation before any write, hypergradient learning rates, and what a
+//! step allocates (this binary counts allocations per thread).
 
 mod common;
 
@@ -16,6 +17,38 @@ use nesy_core::optim::sgd::Sgd;
 use nesy_core::optim::{self, Rule, Slot, State, MAX_STATE};
 use nesy_core::simd::{supported_levels, Level};
 use nesy_core::{Error, Float, Par};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+thread_local! {
+    /// Bytes allocated so far by this thread.
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting what each thread allocates.
+struct Counting;
+
+// SAFETY: forwards to the system allocator; the counter is a const-initialised thread-local
+// `Cell` (no allocation, no destructor).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.with(|a| a.set(a.get() + layout.size()));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Bytes `f` allocates on this thread.
+fn allocated_by(f: impl FnOnce()) -> usize {
+    let before = ALLOCATED.with(Cell::get);
+    f();
+    ALLOCATED.with(Cell::get) - before
+}
 
 /// Parameters, gradients (one set per step) and state of a multi-tensor problem.
 #[derive(Clone, PartialEq, Debug)]
@@ -368,4 +401,54 @@ fn sgd_hd_rate_moves_by_the_gradient_dot_product() {
     };
     hd_step::<SgdHd>(Par::Seq, Level::Scalar, &mut rule, vec![], vec![slot]).unwrap();
     assert_eq!(rule.lrs, vec![0.0]);
+}
+
+#[test]
+fn a_step_allocates_nothing_that_grows_with_the_elements() {
+    // Bytes a sequential step allocates (all of it on this thread), for `n` tensors of `len`
+    // elements: the bookkeeping of the step may grow with the number of tensors, never with
+    // their size (no temporaries, no list of chunks).
+    fn bytes(n: usize, len: usize) -> (usize, usize) {
+        let sgd = <Sgd as Rule<f32>>::from_rows(&[&[0.1, 0.9, 0.0, 0.0, 0.0, 0.0]]).unwrap();
+        let mut hd = <AdamHd as Rule<f32>>::from_rows(&[&[
+            0.01, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 1e-4,
+        ]])
+        .unwrap();
+        let mut params = vec![vec![1f32; len]; n];
+        let grads = vec![vec![0.5f32; len]; n];
+        let mut state = vec![[vec![0f32; len], vec![0f32; len], vec![]]; n];
+        let mut scalars = vec![0.0; n];
+        let mut measure = |step: u64, hd_rule: Option<&mut AdamHd>| {
+            let slots: Vec<Slot<'_, f32>> = (params.iter_mut())
+                .zip(&grads)
+                .zip(state.iter_mut())
+                .zip(scalars.iter_mut())
+                .map(|(((p, g), [s0, s1, s2]), scalar)| Slot {
+                    param: p,
+                    grad: g,
+                    state: [s0, s1, s2],
+                    group: 0,
+                    step,
+                    scalar,
+                })
+                .collect();
+            allocated_by(|| match hd_rule {
+                None => optim::step(Par::Seq, Level::Scalar, &sgd, slots).unwrap(),
+                Some(rule) => {
+                    hd_step::<AdamHd>(Par::Seq, Level::Scalar, rule, slots, vec![]).unwrap();
+                }
+            })
+        };
+        (measure(1, None), measure(2, Some(&mut hd)))
+    }
+    let (sgd_small, hd_small) = bytes(100, 10);
+    let (sgd_big, hd_big) = bytes(100, 100_000); // 10 M elements, 610 chunks
+    assert_eq!(sgd_small, sgd_big);
+    assert_eq!(hd_small, hd_big);
+    assert!(
+        sgd_big <= 100 * 256 && hd_big <= 100 * 512,
+        "{sgd_big} {hd_big}"
+    );
+    let (one, _) = bytes(1, 4 << 20);
+    assert!(one <= 256, "{one} bytes for one tensor");
 }

@@ -17,7 +17,9 @@
 
 use super::adam::{adam_apply, AdamCoef, AdamGroup, ADAM_COLUMNS};
 use super::sgd::{sgd_apply, SgdCoef, SgdGroup, SGD_COLUMNS};
-use super::{non_negative, row, split, validate, Piece, Rule, Slot, State};
+use super::{
+    non_negative, over_chunks, row, split, validate, Piece, PieceRef, ReadState, Rule, Slot, State,
+};
 use crate::error::Result;
 use crate::float::Float;
 use crate::par::Par;
@@ -29,7 +31,7 @@ pub trait Hypergradient<T: Float>: Rule<T> {
     type DotCoef: Copy + Send + Sync;
     fn dot_coef(&self, group: usize, step: u64) -> Self::DotCoef;
     /// `sum_i g_i * u_i` over one piece, in `f64`; `#[inline(always)]`.
-    fn dot(c: &Self::DotCoef, p: &[T], g: &[T], s: &State<'_, T>) -> f64;
+    fn dot(c: &Self::DotCoef, p: &[T], g: &[T], s: &ReadState<'_, T>) -> f64;
     fn hypergrad_lr(&self, group: usize) -> f64;
     fn lr_mut(&mut self, group: usize) -> &mut f64;
 }
@@ -120,12 +122,12 @@ impl<T: Float> Hypergradient<T> for SgdHd {
         }
     }
     #[inline(always)]
-    fn dot(c: &SgdDot<T>, p: &[T], g: &[T], s: &State<'_, T>) -> f64 {
+    fn dot(c: &SgdDot<T>, p: &[T], g: &[T], s: &ReadState<'_, T>) -> f64 {
         if !c.active {
             return 0.0;
         }
         let c = *c;
-        sum_lanes4(g, p, &*s[0], p, |gi, pi, ui, _| {
+        sum_lanes4(g, p, s[0], p, |gi, pi, ui, _| {
             let mut gi = if c.maximize { -gi } else { gi };
             if c.use_l2 {
                 gi = gi + c.l2 * pi;
@@ -231,13 +233,13 @@ impl<T: Float> Hypergradient<T> for AdamHd {
         }
     }
     #[inline(always)]
-    fn dot(c: &AdamDot<T>, p: &[T], g: &[T], s: &State<'_, T>) -> f64 {
+    fn dot(c: &AdamDot<T>, p: &[T], g: &[T], s: &ReadState<'_, T>) -> f64 {
         if !c.active {
             return 0.0;
         }
         let v: &[T] = if c.amsgrad { s[2] } else { s[1] };
         let c = *c;
-        sum_lanes4(g, p, &*s[0], v, |gi, pi, mi, vi| {
+        sum_lanes4(g, p, s[0], v, |gi, pi, mi, vi| {
             let mut gi = if c.maximize { -gi } else { gi };
             if c.use_l2 {
                 gi = gi + c.l2 * pi;
@@ -256,21 +258,16 @@ impl<T: Float> Hypergradient<T> for AdamHd {
 
 // ---------------------------------------------------------------------------------------- driver
 
-struct Dot<'c, 'p, 'a, T: Float, R: Hypergradient<T>> {
+struct Dot<'c, 'a, T: Float, R: Hypergradient<T>> {
     coef: &'c R::DotCoef,
-    piece: &'p Piece<'a, T>,
+    run: PieceRef<'a, T>,
 }
 
-impl<T: Float, R: Hypergradient<T>> Kernel for Dot<'_, '_, '_, T, R> {
+impl<T: Float, R: Hypergradient<T>> Kernel for Dot<'_, '_, T, R> {
     type Output = f64;
     #[inline(always)]
     fn run(self) -> f64 {
-        R::dot(
-            self.coef,
-            self.piece.param,
-            self.piece.grad,
-            &self.piece.state,
-        )
+        R::dot(self.coef, self.run.param, self.run.grad, &self.run.state)
     }
 }
 
@@ -316,14 +313,11 @@ fn add_dots<T: Float, R: Hypergradient<T>>(
     prep: &Prepared<'_, T, R>,
     h: &mut [f64],
 ) {
-    let partial = par.for_work(prep.total).map_slice(&prep.pieces, |piece| {
-        simd::dispatch(
-            level,
-            Dot::<T, R> {
-                coef: &prep.dot_coefs[piece.slot],
-                piece,
-            },
-        )
+    let par = par.for_work(prep.total);
+    let partial = par.map_slice(&prep.pieces, |piece| {
+        let coef = &prep.dot_coefs[piece.slot];
+        let leaf = |run| simd::dispatch(level, Dot::<T, R> { coef, run });
+        over_chunks(par, piece.view(), &leaf, &|a, b| a + b)
     });
     for (piece, d) in prep.pieces.iter().zip(&partial) {
         h[piece.group] += d;

@@ -1,10 +1,11 @@
 //! Optimizer update rules, applied to many tensors in one call.
 //!
 //! A step receives every tensor of the optimizer as a [`Slot`] (parameter, gradient, state
-//! slices, group, step number). The driver validates all of them before writing anything, cuts
-//! every tensor at fixed [`CHUNK`](crate::par::CHUNK) boundaries into pieces, and runs the rule's
-//! element-wise kernel over all pieces of all tensors as one parallel job. Element-wise rules give
-//! the same bits for any thread count and SIMD level.
+//! slices, group, step number). The driver validates all of them before writing anything, then
+//! runs the rule's element-wise kernel over all tensors as one parallel job, each tensor cut into
+//! runs of at most [`CHUNK`](crate::par::CHUNK) elements as it goes ([`over_chunks`]), so that a
+//! step allocates nothing that grows with the number of elements. Element-wise rules give the
+//! same bits for any thread count and SIMD level.
 //!
 //! Each rule lives in its own file and implements [`Rule`]: hyper-parameters are read from one
 //! row of `f64` per parameter group (columns named by [`Rule::COLUMNS`], the same names as
@@ -32,6 +33,9 @@ pub const MAX_STATE: usize = 3;
 
 /// A tensor's state slices, in the order of [`Rule::STATE`]; unused ones are empty.
 pub type State<'a, T> = [&'a mut [T]; MAX_STATE];
+
+/// [`State`], read-only.
+pub type ReadState<'a, T> = [&'a [T]; MAX_STATE];
 
 /// One tensor handed to a step.
 pub struct Slot<'a, T> {
@@ -155,7 +159,7 @@ pub fn validate<T: Float, R: Rule<T>>(rule: &R, slots: &[Slot<'_, T>]) -> Result
     Ok(())
 }
 
-/// A fixed-size piece of one tensor.
+/// A run of one tensor: the whole tensor, or a part of it cut off for another thread.
 pub struct Piece<'a, T> {
     /// Index of the slot it came from.
     pub slot: usize,
@@ -165,43 +169,131 @@ pub struct Piece<'a, T> {
     pub state: State<'a, T>,
 }
 
-/// Cuts every slot at [`CHUNK`] boundaries, in slot order. Returns the pieces and the total length.
-pub fn split<'a, T>(slots: Vec<Slot<'a, T>>) -> (Vec<Piece<'a, T>>, usize) {
-    let total: usize = slots.iter().map(|s| s.param.len()).sum();
-    let mut pieces = Vec::with_capacity(slots.len() + total / CHUNK);
-    for (i, slot) in slots.into_iter().enumerate() {
-        let Slot {
-            mut param,
-            mut grad,
-            mut state,
+/// A run of a tensor that [`over_chunks`] can cut in two.
+pub trait Run: Sized + Send {
+    /// Number of elements.
+    fn elements(&self) -> usize;
+    /// The first `k` elements and the rest.
+    fn split_at(self, k: usize) -> (Self, Self);
+}
+
+impl<'a, T: Send + Sync> Run for Piece<'a, T> {
+    fn elements(&self) -> usize {
+        self.param.len()
+    }
+
+    fn split_at(self, k: usize) -> (Self, Self) {
+        let Piece {
+            slot,
             group,
-            ..
-        } = slot;
-        while !param.is_empty() {
-            let k = CHUNK.min(param.len());
-            let (p0, p1) = std::mem::take(&mut param).split_at_mut(k);
-            let (g0, g1) = grad.split_at(k);
-            let mut s0: State<'a, T> = Default::default();
-            for (dst, src) in s0.iter_mut().zip(state.iter_mut()) {
-                let whole = std::mem::take(src);
-                if whole.len() >= k {
-                    let (a, b) = whole.split_at_mut(k);
-                    *dst = a;
-                    *src = b;
-                }
+            param,
+            grad,
+            state,
+        } = self;
+        let (p0, p1) = param.split_at_mut(k);
+        let (g0, g1) = grad.split_at(k);
+        let mut s0: State<'a, T> = Default::default();
+        let mut s1: State<'a, T> = Default::default();
+        for ((a, b), whole) in s0.iter_mut().zip(s1.iter_mut()).zip(state) {
+            if !whole.is_empty() {
+                (*a, *b) = whole.split_at_mut(k); // unused (empty) buffers stay empty
             }
-            pieces.push(Piece {
-                slot: i,
-                group,
+        }
+        let piece = |param, grad, state| Piece {
+            slot,
+            group,
+            param,
+            grad,
+            state,
+        };
+        (piece(p0, g0, s0), piece(p1, g1, s1))
+    }
+}
+
+/// A read-only run of one tensor (what the hypergradient rules' dot products read).
+pub struct PieceRef<'a, T> {
+    pub param: &'a [T],
+    pub grad: &'a [T],
+    pub state: ReadState<'a, T>,
+}
+
+impl<T> Piece<'_, T> {
+    /// The piece, read-only.
+    pub fn view(&self) -> PieceRef<'_, T> {
+        PieceRef {
+            param: self.param,
+            grad: self.grad,
+            state: std::array::from_fn(|k| &*self.state[k]),
+        }
+    }
+}
+
+impl<T: Sync> Run for PieceRef<'_, T> {
+    fn elements(&self) -> usize {
+        self.param.len()
+    }
+
+    fn split_at(self, k: usize) -> (Self, Self) {
+        let (p0, p1) = self.param.split_at(k);
+        let (g0, g1) = self.grad.split_at(k);
+        let mut s0: ReadState<'_, T> = [&[]; MAX_STATE];
+        let mut s1: ReadState<'_, T> = [&[]; MAX_STATE];
+        for ((a, b), whole) in s0.iter_mut().zip(s1.iter_mut()).zip(self.state) {
+            if !whole.is_empty() {
+                (*a, *b) = whole.split_at(k);
+            }
+        }
+        (
+            PieceRef {
                 param: p0,
                 grad: g0,
                 state: s0,
-            });
-            param = p1;
-            grad = g1;
-        }
+            },
+            PieceRef {
+                param: p1,
+                grad: g1,
+                state: s1,
+            },
+        )
     }
+}
+
+/// One piece per slot, in slot order, and the total length. Nothing here grows with the
+/// number of elements: [`over_chunks`] cuts the pieces further while it runs them.
+pub fn split<'a, T>(slots: Vec<Slot<'a, T>>) -> (Vec<Piece<'a, T>>, usize) {
+    let total: usize = slots.iter().map(|s| s.param.len()).sum();
+    let pieces = (slots.into_iter().enumerate())
+        .map(|(slot, s)| Piece {
+            slot,
+            group: s.group,
+            param: s.param,
+            grad: s.grad,
+            state: s.state,
+        })
+        .collect();
     (pieces, total)
+}
+
+/// Runs `leaf` on runs of at most [`CHUNK`] elements of `run` and combines their results
+/// with `join`. The runs are the leaves of a fixed binary tree (each node cut after half of its
+/// whole chunks), and results are combined in tree order, in parallel under `Par::Rayon`: the
+/// result depends on the data only, never on the thread count.
+pub fn over_chunks<P: Run, R: Send>(
+    par: Par,
+    run: P,
+    leaf: &(impl Fn(P) -> R + Sync),
+    join: &(impl Fn(R, R) -> R + Sync),
+) -> R {
+    let n = run.elements();
+    if n <= CHUNK {
+        return leaf(run);
+    }
+    let (left, right) = run.split_at(n.div_ceil(CHUNK) / 2 * CHUNK);
+    let (a, b) = par.join(
+        || over_chunks(par, left, leaf, join),
+        || over_chunks(par, right, leaf, join),
+    );
+    join(a, b)
 }
 
 struct Apply<'c, 'a, T: Float, R: Rule<T>> {
@@ -226,9 +318,11 @@ pub fn apply_pieces<T: Float, R: Rule<T>>(
     pieces: Vec<Piece<'_, T>>,
     total: usize,
 ) {
-    par.for_work(total).for_each(pieces, |piece| {
+    let par = par.for_work(total);
+    par.for_each(pieces, |piece| {
         let coef = &coefs[piece.slot];
-        simd::dispatch(level, Apply::<T, R> { coef, piece })
+        let leaf = |piece| simd::dispatch(level, Apply::<T, R> { coef, piece });
+        over_chunks(par, piece, &leaf, &|(), ()| ());
     });
 }
 
