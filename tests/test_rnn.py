@@ -406,6 +406,38 @@ def test_predict_checks_fitted_and_features():
         est.predict(np.zeros((2, 3, 5)))
 
 
+
+def test_a_failed_fit_leaves_the_estimator_as_it_was():
+    """As scikit-learn: bad input raises before any fitted attribute changes; a fitted
+    estimator keeps predicting the same, an unfitted one stays unfitted."""
+    from sklearn.exceptions import NotFittedError
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4, 2)).astype(np.float32)
+    y = X[:, -1, 0]
+    est = SequenceRegressor(hidden_size=4, epochs=3, random_state=0).fit(X, y)
+    before = est.predict(X[:3])
+    with pytest.raises(ValueError, match="y"):
+        est.fit(X * 100 + 5, np.full(30, np.nan))
+    with pytest.raises(ValueError, match="y"):
+        est.fit(rng.standard_normal((30, 4, 7)), np.zeros(29))
+    assert np.array_equal(est.predict(X[:3]), before) and est.n_features_in_ == 2
+    for bad in (SequenceRegressor(tbptt=3), SequenceRegressor(output="sequence", tbptt=2,
+                                                               bidirectional=True)):
+        with pytest.raises(ValueError, match="tbptt"):
+            bad.fit(X, y if bad.output == "last" else X[:, :, 0])
+        with pytest.raises(NotFittedError):
+            bad.predict(X)
+    clf = SequenceClassifier(hidden_size=4, epochs=2, random_state=0).fit(X, y > 0)
+    classes, proba = clf.classes_, clf.predict_proba(X[:3])
+    with pytest.raises(ValueError):
+        clf.fit(X, rng.standard_normal(30))  # continuous labels
+    assert np.array_equal(clf.classes_, classes)
+    assert np.array_equal(clf.predict_proba(X[:3]), proba)
+
+
 # ------------------------------------------------------------------------------ forecasting
 def test_windows_and_ar_baseline_recover_a_linear_process():
     from nesy.rnn.forecast import ar_fit_predict, windows

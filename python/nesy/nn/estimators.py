@@ -255,6 +255,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Fit on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
+        self._check_params()  # before any fitted attribute changes
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -319,6 +320,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def fit(self, X: Any, y: Any) -> MLPRegressor:
         """Fit on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples[, n_targets])``."""
+        self._check_params()  # before any fitted attribute changes
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True,
                              y_numeric=True)
         (Ys,) = self._scale_targets(y)

@@ -107,6 +107,8 @@ class _SequenceEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ input handling
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
+        """``X`` as float32 ``(n, T, F)``; scaled with the fitted statistics unless ``fitting``
+        (then unscaled: :meth:`_fit` computes the statistics and scales it)."""
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
             raise ValueError(f"X: expected real numbers, got dtype {X.dtype}")
@@ -120,36 +122,46 @@ class _SequenceEstimator(BaseEstimator):
         if not np.all(np.isfinite(X)):
             raise ValueError("X: contains NaN or infinity")
         if fitting:
-            self.n_features_in_ = X.shape[2]
-            self.x_mean_ = X.mean(axis=(0, 1))
-            self.x_scale_ = X.std(axis=(0, 1)) + np.float32(1e-8)
-        elif X.shape[2] != self.n_features_in_:
+            return X
+        if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
                              f"{self.n_features_in_}")
         return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=np.float32)
 
-    def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any) -> None:
-        rng = np.random.default_rng(self.random_state)
-        n = X.shape[0]
-        n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
-        order = rng.permutation(n)
-        val, tr = order[:n_val], order[n_val:]
-        self.model_ = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out,
-                                  self.num_layers, self.bidirectional, self.dropout,
-                                  self.output, rng=rng)
-        opt = Adam(self.model_.parameters(), lr=self.learning_rate,
-                   weight_decay=self.weight_decay)
-        es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
+    def _check_options(self) -> None:
         if self.tbptt is not None and self.output != "sequence":
             raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
         if self.tbptt is not None and self.bidirectional:
             raise ValueError("tbptt: a bidirectional model reads each sequence from both ends, "
                              "which chunks of it cannot; use bidirectional=False")
-        trainer = Trainer(self.model_, loss, opt, batch_size=self.batch_size,
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any,
+             fitted: dict[str, Any]) -> None:
+        """Trains a new model on unscaled ``X`` and prepared targets ``Y``, then sets every
+        fitted attribute at once (``fitted`` holds the target-side ones): a fit that raises
+        leaves a fitted estimator as it was, and an unfitted one unfitted."""
+        x_mean = X.mean(axis=(0, 1))
+        x_scale = X.std(axis=(0, 1)) + np.float32(1e-8)
+        X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=np.float32)
+        rng = np.random.default_rng(self.random_state)
+        n = X.shape[0]
+        n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        order = rng.permutation(n)
+        val, tr = order[:n_val], order[n_val:]
+        model = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out, self.num_layers,
+                            self.bidirectional, self.dropout, self.output, rng=rng)
+        opt = Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
+        trainer = Trainer(model, loss, opt, batch_size=self.batch_size,
                           epochs=self.epochs, seed=int(rng.integers(2**31)),
                           early_stopping=es, verbose=self.verbose, tbptt=self.tbptt)
         vdata = (X[val], Y[val]) if n_val else None
-        self.history_ = trainer.fit(X[tr], Y[tr], validation_data=vdata)
+        history = trainer.fit(X[tr], Y[tr], validation_data=vdata)
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.n_features_in_ = X.shape[2]
+        self.x_mean_, self.x_scale_ = x_mean, x_scale
+        self.model_, self.history_ = model, history
 
     def _raw(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -191,6 +203,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
 
     def fit(self, X: Any, y: Any) -> SequenceRegressor:
         """Fit on sequences ``X`` and targets ``y``; returns self."""
+        self._check_options()
         Xs = self._check_X(X, fitting=True)
         y = np.asarray(y, dtype=np.float32)
         want = 1 if self.output == "last" else 2
@@ -201,13 +214,13 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             raise ValueError(f"y: has {y.shape[1]} steps, X has {Xs.shape[1]}")
         if not np.all(np.isfinite(y)):
             raise ValueError("y: contains NaN or infinity")
-        self._y_ndim = y.ndim
         Y = y.reshape(*y.shape[:want], -1)
         axes = tuple(range(Y.ndim - 1))
-        self.y_mean_ = Y.mean(axis=axes)
-        self.y_scale_ = Y.std(axis=axes) + np.float32(1e-8)
-        Ys = ((Y - self.y_mean_) / self.y_scale_).astype(np.float32)
-        self._fit(Xs, Ys, Y.shape[-1], MSELoss())
+        y_mean = Y.mean(axis=axes)
+        y_scale = Y.std(axis=axes) + np.float32(1e-8)
+        Ys = ((Y - y_mean) / y_scale).astype(np.float32)
+        self._fit(Xs, Ys, Y.shape[-1], MSELoss(),
+                  {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale})
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -231,14 +244,15 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
         """Fit on sequences ``X`` and labels ``y`` (n_samples,); returns self."""
         if self.output != "last":
             raise ValueError("output: a SequenceClassifier labels whole sequences ('last')")
+        self._check_options()
         Xs = self._check_X(X, fitting=True)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
             raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
         check_classification_targets(y)  # refuses continuous targets, NaN labels
-        self._encoder = LabelEncoder().fit(y)
-        self.classes_ = self._encoder.classes_
-        self._fit(Xs, self._encoder.transform(y), len(self.classes_), CrossEntropyLoss())
+        encoder = LabelEncoder().fit(y)
+        self._fit(Xs, encoder.transform(y), len(encoder.classes_), CrossEntropyLoss(),
+                  {"_encoder": encoder, "classes_": encoder.classes_})
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
