@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 
@@ -279,6 +280,19 @@ def test_loss_input_errors():
 
 
 # ---------------------------------------------------------------------- activations
+
+
+@pytest.mark.parametrize("module", [nn.ReLU(), nn.LeakyReLU(0.5), nn.Tanh(), nn.Sigmoid(),
+                                    nn.GELU(), nn.GELU("tanh"), nn.Softmax()],
+                         ids=lambda m: type(m).__name__)
+def test_activations_of_integer_input_are_those_of_the_floats(module):
+    """No constant (GELU's 0.5, a slope) is ever cast to the integer dtype of the input."""
+    xi = np.array([[-3, -1, 0, 2, 5]])
+    want = copy.deepcopy(module)
+    y = module(xi)
+    np.testing.assert_allclose(y, want(xi.astype(np.float64)), rtol=1e-12)
+    np.testing.assert_allclose(module.backward(np.ones((1, 5), np.int64)),
+                               want.backward(np.ones((1, 5))), rtol=1e-12)
 
 
 def test_gelu_exact_fallback_matches_scipy(monkeypatch):

@@ -454,6 +454,13 @@ def test_gradient_utilities_match_reference():
     assert not optim.all_finite([*grads, np.array([np.inf])])
 
 
+def test_norm_of_nothing_is_plus_zero():
+    for norm_type in (1, 2, np.inf):
+        n = optim.grad_norm([], norm_type)
+        assert n == 0.0 and np.copysign(1.0, n) == 1.0, (norm_type, n)
+        assert np.copysign(1.0, optim.clip_grad_norm([np.zeros(0)], 1.0, norm_type)) == 1.0
+
+
 def test_clip_grad_norm_non_finite_guard():
     g = [np.array([1.0, np.nan])]
     with pytest.raises(ValueError, match="non-finite"):
@@ -492,6 +499,102 @@ def test_dtype_is_checked_by_number_and_byte_order():
         _core.optim_step("sgd", [p0.astype(">f4")], [g0], np.zeros(1, np.int64),
                          np.zeros(1, np.int64), np.zeros(1), np.array([[0.1] + [0.0] * 5]),
                          [np.zeros(0, np.float32)], [np.zeros(0)])
+
+
+
+def test_options_of_the_wrong_type_name_group_and_option():
+    a = np.ones(3)
+    for opts, needle in [(dict(lr="0.1"), r"param_groups\[0\]\['lr'\]"),
+                         (dict(lr=None), r"\['lr'\]"),
+                         (dict(amsgrad="yes"), r"\['amsgrad'\]"),
+                         (dict(betas=(0.9, "x")), r"\['betas'\]")]:
+        with pytest.raises(TypeError, match=needle):
+            optim.Adam([a], **opts)
+    opt = optim.Adam([{"params": [a]}, {"params": [np.ones(2)], "lr": 0.5}])
+    opt.param_groups[1]["eps"] = "1e-8"
+    msg = _unchanged_after(TypeError, lambda: opt.step([np.ones(3), np.ones(2)]), [a])
+    assert "param_groups[1]['eps']" in msg
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['initial_accumulator_value'\]"):
+        optim.Adagrad([{"params": [np.ones(2)]},
+                       {"params": [np.ones(2)], "initial_accumulator_value": -1.0}])
+
+
+def test_overlapping_parameters_are_refused_when_added():
+    buf = np.zeros(10)
+    with pytest.raises(ValueError, match=r"\['params'\]\[1\]: shares memory"):
+        optim.SGD([buf[:6], buf[4:]], lr=0.1)
+    opt = optim.SGD([buf[:5]], lr=0.1)
+    with pytest.raises(ValueError, match="shares memory with parameter 0"):
+        opt.add_param_group({"params": [buf[3:]]})
+    opt.add_param_group({"params": [buf[5:]]})  # disjoint views of one buffer are fine
+    opt.step([np.ones(5), np.ones(5)])
+    assert np.array_equal(buf, np.full(10, -0.1))
+
+
+def test_check_finite_names_the_gradient():
+    a, b = np.ones(2), np.ones(3)
+    opt = optim.SGD([a, b], lr=0.1)
+    msg = _unchanged_after(FloatingPointError,
+                           lambda: opt.step([None, np.array([1.0, np.nan, 0.0])],
+                                            check_finite=True), [a, b])
+    assert msg.startswith("grads[1]")
+
+
+def test_adam_with_decoupled_weight_decay_is_adamw():
+    params, grads = _problem(np.float64, [7, 33], steps=10)
+    p1, p2 = [p.copy() for p in params], [p.copy() for p in params]
+    o1 = optim.Adam(p1, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    o2 = optim.AdamW(p2, lr=0.01, weight_decay=0.1)
+    for g in grads:
+        o1.step(g)
+        o2.step(g)
+    for a, b in zip(p1, p2):
+        assert np.array_equal(a, b)
+    assert o2.param_groups[0]["decoupled_weight_decay"] is True
+
+
+def test_torch_sgd_state_without_step_keeps_its_momentum():
+    """torch's SGD state is only ``momentum_buffer`` (no step): loaded, momentum continues."""
+    p = np.zeros(2)
+    opt = optim.SGD([p], lr=1.0, momentum=0.9)
+    opt.load_state_dict({"state": {0: {"momentum_buffer": np.full(2, 10.0)}},
+                         "param_groups": [{"params": [0], "lr": 1.0, "momentum": 0.9,
+                                           "dampening": 0, "weight_decay": 0,
+                                           "nesterov": False, "maximize": False,
+                                           "foreach": None, "differentiable": False,
+                                           "fused": None}]})
+    opt.step([np.ones(2)])
+    assert np.array_equal(p, np.full(2, -10.0))  # buf = 0.9 * 10 + 1
+    assert np.array_equal(opt.state_dict()["state"][0]["momentum_buffer"], np.full(2, 10.0))
+
+
+@pytest.mark.parametrize("name,opts", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                       ("Adam", dict(lr=0.01, amsgrad=True)),
+                                       ("AdamW", dict(lr=0.01)),
+                                       ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1))])
+def test_torch_state_dicts_load_and_continue_as_torch(name, opts):
+    """A torch optimizer's state dict, tensors converted with ``.numpy()``, loads into the nesy
+    optimizer (torch's execution flags ignored) and the next steps agree with torch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(6)
+    grads = [rng.standard_normal(6) for _ in range(8)]
+    tp = torch.nn.Parameter(torch.tensor(p0))
+    topt = getattr(torch.optim, name)([tp], **opts)
+    for g in grads[:4]:
+        tp.grad = torch.tensor(g)
+        topt.step()
+    sd = topt.state_dict()
+    state = {i: {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in e.items()}
+             for i, e in sd["state"].items()}
+    p = tp.detach().numpy().copy()
+    opt = getattr(optim, name)([p], **opts)
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+    for g in grads[4:]:
+        tp.grad = torch.tensor(g)
+        topt.step()
+        opt.step([g])
+    assert _rel(p, tp.detach().numpy()) <= TOL[np.float64]
 
 
 # ----------------------------------------------------------------------------- threads

@@ -6,6 +6,8 @@ Mirrors python/nesy/rnn/ and rust/core/src/rnn/.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -325,6 +327,17 @@ def test_lstm_state_must_be_a_pair_and_kernel_checks_shapes():
         _core.rnn_forward("gru", args[0], args[1].astype(np.float64), *args[2:])
     with pytest.raises(ValueError, match="cell"):
         _core.rnn_forward("elman", *args)
+
+
+
+@pytest.mark.parametrize("batch_first,unbatched", [(False, False), (True, False), (False, True)])
+def test_a_wrong_grad_out_is_named_with_the_outputs_shape(batch_first, unbatched):
+    m = GRU(3, 5, batch_first=batch_first)
+    x = np.zeros((4, 3) if unbatched else (2, 4, 3) if batch_first else (4, 2, 3), np.float32)
+    out, _ = m(x)
+    with pytest.raises(ValueError, match=re.escape(f"shape {out.shape}")):
+        m.backward(np.zeros(out.shape[::-1], np.float32))
+    assert m.backward(np.ones_like(out)).shape == x.shape
 
 
 # ------------------------------------------------------------------------------ estimators

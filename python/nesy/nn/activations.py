@@ -67,6 +67,13 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- functions
+def _float(x: Any) -> np.ndarray:
+    """``x`` as an array; integer and bool arrays as float64 (as ``np.tanh`` would give), so
+    that constants such as 0.5 or a slope are never cast to integers."""
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.inexact) else x.astype(np.float64)
+
+
 def relu(x: np.ndarray) -> np.ndarray:
     """``max(x, 0)``."""
     return np.maximum(x, 0)
@@ -79,6 +86,7 @@ def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     """``x`` if ``x > 0`` else ``negative_slope * x``."""
+    x = _float(x)
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
@@ -86,7 +94,8 @@ def leaky_relu_backward(
     grad_out: np.ndarray, x: np.ndarray, negative_slope: float = 0.01
 ) -> np.ndarray:
     """Gradient of :func:`leaky_relu` given its input ``x``."""
-    return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(negative_slope))
+    grad_out = _float(grad_out)
+    return np.where(np.asarray(x) > 0, grad_out, grad_out * grad_out.dtype.type(negative_slope))
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
@@ -128,7 +137,7 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
         ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (as ``torch.nn.GELU``).
     """
     _check_approximate(approximate)
-    x = np.asarray(x)
+    x = _float(x)
     t = x.dtype.type
     if approximate == "tanh":
         inner = t(_SQRT_2_OVER_PI) * (x + t(_GELU_C) * x * x * x)
@@ -139,6 +148,7 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
 def gelu_backward(grad_out: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """Gradient of :func:`gelu` given its input ``x``."""
     _check_approximate(approximate)
+    x = _float(x)
     t = x.dtype.type
     if approximate == "tanh":
         inner = t(_SQRT_2_OVER_PI) * (x + t(_GELU_C) * x * x * x)

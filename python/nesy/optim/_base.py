@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,9 @@ from nesy import _core
 from nesy._io import atomic_savez
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: Options of torch's parameter groups that choose how torch runs, not what it computes: a
+#: torch state dict loads with them ignored.
+_TORCH_EXECUTION = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
 class Optimizer:
@@ -40,6 +44,9 @@ class Optimizer:
     #: Name in ``state_dict`` of the per-parameter scalar state (NAdam's ``mu_product``), if any.
     _scalar_name: str | None = None
     _scalar_init: float = 0.0
+    #: A state buffer whose presence in a loaded entry that lacks the scalar sets the scalar to
+    #: 1 (torch's SGD state is only ``momentum_buffer``, which exists once momentum started).
+    _scalar_set_by: str | None = None
     #: Columns that are not options of the group but fixed by the class (AdamW's decoupling).
     _fixed: dict[str, float] = {}
 
@@ -94,6 +101,7 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"{where}: the same array appears more than once")
             seen.add(id(p))
+        _check_disjoint(self._params, ps, len(self.param_groups))
         group["params"] = ps
         g_index = len(self.param_groups)
         self.param_groups.append(group)
@@ -112,7 +120,17 @@ class Optimizer:
         self._alloc_state()
 
     # ------------------------------------------------------------------------------ state
-    def _row(self, group: Mapping[str, Any]) -> list[float]:
+    def _row(self, gi: int, group: Mapping[str, Any]) -> list[float]:
+        """Group ``gi``'s options as one row of numbers; a value that is not a real number
+        raises ``TypeError`` naming the group and option (range checks are the kernels')."""
+        def number(name: str, v: Any) -> float:
+            if isinstance(v, np.ndarray) and v.ndim == 0:
+                v = v[()]
+            if not isinstance(v, (Real, np.number, np.bool_)) or isinstance(v, np.complexfloating):
+                raise TypeError(f"param_groups[{gi}]['{name}'] must be a real number, "
+                                f"got {v!r}")
+            return float(v)
+
         row = []
         for col in self._columns:
             if col in self._fixed:
@@ -120,11 +138,16 @@ class Optimizer:
             elif col in ("beta1", "beta2"):
                 betas = group["betas"]
                 if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-                    raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
-                row.append(float(betas[col == "beta2"]))
+                    raise ValueError(f"param_groups[{gi}]['betas']: expected a pair "
+                                     f"(beta1, beta2), got {betas!r}")
+                row.append(number("betas", betas[col == "beta2"]))
             else:
-                row.append(float(group[col]))
+                row.append(number(col, group[col]))
+        self._check_group(gi, group)
         return row
+
+    def _check_group(self, gi: int, group: Mapping[str, Any]) -> None:
+        """Checks of options the kernels never see (Adagrad's initial accumulator)."""
 
     def _hyper(self) -> np.ndarray:
         """The hyper-parameter table (one row per group, ``optim_columns`` order).
@@ -132,7 +155,8 @@ class Optimizer:
         Rows are validated, and the state buffers each group needs looked up, only when the
         options changed since the last step, so a step stays one call into Rust.
         """
-        hyper = np.array([self._row(g) for g in self.param_groups], dtype=np.float64)
+        hyper = np.array([self._row(gi, g) for gi, g in enumerate(self.param_groups)],
+                         dtype=np.float64)
         hyper = hyper.reshape(len(self.param_groups), -1)
         last = self._last_hyper
         if last is None or last.shape != hyper.shape or not np.array_equal(last, hyper):
@@ -206,7 +230,9 @@ class Optimizer:
         if max(self._used, default=0) > self._n_alloc:
             self._alloc_state()  # an option turned on a state buffer (amsgrad, momentum, ...)
         if check_finite and not _core.all_finite([g for g in grads if g is not None]):
-            raise FloatingPointError("grads: a gradient holds NaN or infinity; nothing was updated")
+            bad = next(i for i, g in enumerate(grads)
+                       if g is not None and not _core.all_finite([g]))
+            raise FloatingPointError(f"grads[{bad}]: holds NaN or infinity; nothing was updated")
         lrs = _core.optim_step(
             self._kind,
             self._params,
@@ -277,6 +303,11 @@ class Optimizer:
                     f"state_dict: param_groups[{gi}] has {len(saved.get('params', []))} "
                     f"parameters, the optimizer's has {len(mine['params'])}"
                 )
+            saved = {k: v for k, v in saved.items() if k not in _TORCH_EXECUTION}
+            for k in set(saved) & set(self._fixed):
+                if float(saved.pop(k)) != self._fixed[k]:
+                    raise ValueError(f"state_dict: param_groups[{gi}]['{k}'] is not "
+                                     f"{bool(self._fixed[k])}, as {type(self).__name__} has it")
             unknown = set(saved) - set(self.defaults) - {"params", "initial_lr"}
             if unknown:
                 raise ValueError(f"state_dict: param_groups[{gi}] has unknown option(s) "
@@ -286,7 +317,8 @@ class Optimizer:
                       if k != "params"})
             new_groups.append(g)
         # Validate the options (names group and option) without touching the optimizer.
-        hyper = np.array([self._row(g) for g in new_groups], dtype=np.float64)
+        hyper = np.array([self._row(gi, g) for gi, g in enumerate(new_groups)],
+                         dtype=np.float64)
         names, used = _core.optim_state(self._kind, hyper.reshape(len(new_groups), -1))
         names = list(names)
         steps = np.zeros_like(self._steps)
@@ -298,8 +330,14 @@ class Optimizer:
                 raise IndexError(f"state_dict: state index {i} out of range")
             if not isinstance(entry, Mapping):
                 raise ValueError(f"state_dict: state[{i}] must be a dict")
-            step = entry.get("step", 0)
-            if not isinstance(step, (int, np.integer)) or not 0 <= int(step) < 2**62:
+            # torch's SGD keeps no step count: an entry with buffers has made at least one.
+            buffers = set(entry) - {"step", self._scalar_name}
+            step = entry.get("step", 1 if buffers else 0)
+            if isinstance(step, np.ndarray) and step.ndim == 0:
+                step = step[()]  # torch keeps the step as a 0-d float tensor
+            integral = isinstance(step, (int, np.integer)) or (
+                isinstance(step, (float, np.floating)) and float(step).is_integer())
+            if isinstance(step, (bool, np.bool_)) or not integral or not 0 <= step < 2**62:
                 raise ValueError(f"state_dict: state[{i}]['step'] must be an integer in "
                                  f"[0, 2**62), got {step!r}")
             steps[i] = int(step)
@@ -309,6 +347,8 @@ class Optimizer:
                 except (TypeError, ValueError):
                     raise ValueError(f"state_dict: state[{i}][{self._scalar_name!r}] must be "
                                      f"a number") from None
+            elif self._scalar_set_by is not None and self._scalar_set_by in entry:
+                scalars[i] = 1.0
             arrays = {}
             for name, val in entry.items():
                 if name in ("step", self._scalar_name):
@@ -362,6 +402,23 @@ def _check_param(p: Any, where: str) -> None:
         raise ValueError(f"{where}: must be C-contiguous (it is updated in place)")
     if not p.flags.writeable:
         raise ValueError(f"{where}: is read-only (it is updated in place)")
+
+
+def _check_disjoint(old: Sequence[np.ndarray], new: Sequence[np.ndarray], group: int) -> None:
+    """Refuses new parameters that share memory with each other or with ``old`` ones (views
+    of one buffer that overlap): every parameter is updated in place."""
+    spans = sorted(
+        (p.__array_interface__["data"][0], p.nbytes, k)
+        for k, p in enumerate([*old, *new]) if p.nbytes
+    )
+    for (a, na, i), (b, _, j) in zip(spans, spans[1:]):
+        if b < a + na:
+            i, j = sorted((i, j))
+            where = f"param_groups[{group}]['params'][{j - len(old)}]"
+            other = (f"parameter {i} of the optimizer" if i < len(old)
+                     else f"['params'][{i - len(old)}]")
+            raise ValueError(f"{where}: shares memory with {other}; parameters are updated in "
+                             "place and must not overlap")
 
 
 def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

@@ -8,7 +8,10 @@ the gradient (negated when ``maximize``), ``t`` the parameter's update count sta
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from numbers import Real
 from typing import Any
+
+import numpy as np
 
 from nesy.optim._base import Optimizer
 
@@ -27,6 +30,7 @@ class SGD(Optimizer):
     #: Whether the momentum buffer exists (torch starts it as ``buf = g`` at the first update
     #: with momentum, also when momentum is switched on later).
     _scalar_name = "momentum_started"
+    _scalar_set_by = "momentum_buffer"
 
     def __init__(
         self,
@@ -64,16 +68,18 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        if not initial_accumulator_value >= 0.0:
-            raise ValueError(
-                f"initial_accumulator_value: must be >= 0, got {initial_accumulator_value}"
-            )
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps, maximize=maximize))
 
     def _state_init(self, name: str, group: Mapping[str, Any]) -> float:
         return float(group["initial_accumulator_value"])
+
+    def _check_group(self, gi: int, group: Mapping[str, Any]) -> None:
+        v = group["initial_accumulator_value"]
+        if not (isinstance(v, (Real, np.number)) and 0.0 <= float(v) < float("inf")):
+            raise ValueError(f"param_groups[{gi}]['initial_accumulator_value'] must be a "
+                             f"finite number >= 0, got {v!r}")
 
 
 class RMSprop(Optimizer):
@@ -132,11 +138,12 @@ class Adam(Optimizer):
 
     ``g += weight_decay * p``; ``m = lerp(m, g, 1 - beta1)``;
     ``v = beta2 * v + (1 - beta2) * g * g``; amsgrad: ``vmax = max(vmax, v)`` used for ``v``;
-    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+    ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``. With
+    ``decoupled_weight_decay`` (as in torch): ``p *= 1 - lr * weight_decay`` first instead of the
+    L2 term, i.e. :class:`AdamW`.
     """
 
     _kind = "adam"
-    _fixed = {"decoupled_weight_decay": 0.0}
 
     def __init__(
         self,
@@ -148,19 +155,20 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+                                      maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
 
 class AdamW(Adam):
     """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay.
 
-    ``p *= 1 - lr * weight_decay`` first, then the Adam update without the L2 term.
+    ``p *= 1 - lr * weight_decay`` first, then the Adam update without the L2 term: Adam with
+    ``decoupled_weight_decay=True`` (which its parameter groups hold, as torch's do).
     """
-
-    _fixed = {"decoupled_weight_decay": 1.0}
 
     def __init__(
         self,
@@ -174,7 +182,7 @@ class AdamW(Adam):
         maximize: bool = False,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
 class Adamax(Optimizer):
@@ -265,6 +273,7 @@ class SGDHD(Optimizer):
 
     _kind = "sgd_hd"
     _scalar_name = "momentum_started"
+    _scalar_set_by = "momentum_buffer"
 
     def __init__(
         self,

@@ -238,14 +238,15 @@ class RNNBase(Module):
             raise RuntimeError("backward() needs the last forward pass to run in training mode "
                                "(call train() before forward)")
         g = np.asarray(grad_out, dtype=self.dtype)
+        T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
+        H = self._dirs * self.hidden_size
+        want = (T, H) if unbatched else (B, T, H) if self.batch_first else (T, B, H)
+        if g.shape != want:
+            raise ValueError(f"grad_out: expected the output's shape {want}, got {g.shape}")
         if unbatched:
             g = g[:, None, :]
         elif self.batch_first:
             g = g.transpose(1, 0, 2)
-        T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
-        want = (T, B, self._dirs * self.hidden_size)
-        if g.shape != want:
-            raise ValueError(f"grad_out: expected shape {want} (time-major), got {g.shape}")
         shape = (self.num_layers * self._dirs, B, self.hidden_size)
         if lstm and grad_hn is not None and not (isinstance(grad_hn, tuple) and len(grad_hn) == 2):
             raise ValueError("grad_hn: the LSTM takes a pair (grad_h_n, grad_c_n)")

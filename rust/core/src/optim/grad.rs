@@ -255,9 +255,10 @@ pub fn norm(
             x.max(y)
         })
     } else if norm_type == 2.0 {
-        Ok((sum_squares(par, level, a) + sum_squares(par, level, b)).sqrt())
+        // `+ 0.0`: the sum of no terms is -0.0.
+        Ok((sum_squares(par, level, a) + sum_squares(par, level, b)).sqrt() + 0.0)
     } else if norm_type == 1.0 {
-        Ok(sum_abs(par, level, a) + sum_abs(par, level, b))
+        Ok(sum_abs(par, level, a) + sum_abs(par, level, b) + 0.0)
     } else {
         Err(crate::Error::Value(format!(
             "norm_type must be 1, 2 or inf, got {norm_type}"
