@@ -227,6 +227,33 @@ def test_graph_classifier_bad_input():
         clf.predict(graphs, [np.ones((g.num_nodes, 2)) for g in graphs])
 
 
+
+def test_a_failed_fit_leaves_the_classifiers_as_they_were():
+    """Bad options or labels raise before any fitted attribute changes (a refit that failed
+    used to leave new classes_ on the old network)."""
+    g, X, y, (tr, va, _) = _communities()
+    clf = NodeClassifier(epochs=5, random_state=0).fit(g, X, y, tr, va)
+    before, classes = clf.predict(g, X), clf.classes_.copy()
+    with pytest.raises(ValueError, match="epochs"):
+        clf.set_params(epochs=0).fit(g, X, y + 10, tr, va)
+    assert np.array_equal(clf.predict(g, X), before)
+    assert np.array_equal(clf.classes_, classes)
+
+    graphs, feats, gy = _shapes(12)
+    gc = GraphClassifier(epochs=2, random_state=0).fit(graphs, feats, gy)
+    proba = gc.predict_proba(graphs, feats)
+    for bad in (dict(validation_fraction=1.5), dict(validation_fraction=0.99),
+                dict(patience=-1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            clone(gc).set_params(**bad).fit(graphs, feats, np.where(gy == "star", "x", gy))
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            gc.set_params(**bad).fit(graphs, feats, np.where(gy == "star", "x", gy))
+        assert np.array_equal(gc.predict_proba(graphs, feats), proba)
+        assert list(gc.classes_) == ["cycle", "path", "star"]
+    gc.set_params(validation_fraction=0.5, patience=None).fit(graphs, feats, gy)
+    assert len(gc.history_) == 2  # patience None: all epochs
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 def test_gcn_epoch_matches_torch(sparse):
     """The benchmarked nesy GCN epoch and its torch twin (same initial weights, no dropout)

@@ -351,6 +351,25 @@ def test_training_bad_input():
         _fit(data, model="complex", checkpoint=None).fit(data, resume=True)
 
 
+def test_a_failed_fit_leaves_the_model_as_it_was():
+    """The kernel refuses some options only when training starts, and a loss can diverge:
+    either way a fitted model keeps its tables, an unfitted one stays unfitted."""
+    data = load_kg("nations")
+    m = _fit(data, model="transe_l2", loss="softplus", epochs=2)
+    ent, scores = m.entity_embeddings_.copy(), m.score(data.test[:5])
+    with pytest.raises(FloatingPointError, match="loss"):
+        m.set_params(lr=1e30).fit(data)
+    with pytest.raises(ValueError, match="sampler"):
+        m.set_params(lr=0.01, sampler="random").fit(data)
+    assert np.array_equal(m.entity_embeddings_, ent)
+    assert np.array_equal(m.score(data.test[:5]), scores)
+    fresh = kge.KGEModel("transe_l2", dim=8, loss="softplus", lr=1e30, verbose=0)
+    with pytest.raises(FloatingPointError):
+        fresh.fit(data)
+    with pytest.raises(RuntimeError, match="fit"):
+        fresh.score(data.test[:5])
+
+
 def test_patience_eval_every_checkpoint_load_and_filtered_padding(tmp_path):
     data = load_kg("nations")
     with pytest.raises(ValueError, match="patience"):
@@ -389,3 +408,17 @@ def test_training_kernel_checks_state_shapes_and_step():
                               args)
     with pytest.raises(IndexError, match="relation"):
         _core.kge_bernoulli_probs(data.train, 3)
+
+
+def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
+    from nesy.cli import main
+
+    out = tmp_path / "m.npz"
+    assert main(["kge", "train", "--data", "nations", "--model", "distmult", "--dim", "8",
+                 "--epochs", "2", "--save", str(out)]) == 0
+    assert "MRR" in capsys.readouterr().out and out.exists()
+    assert main(["kge", "eval", str(out), "--data", "nations"]) == 0
+    # A diverging loss is a user error: exit 2 and a message, no traceback.
+    assert main(["kge", "train", "--data", "nations", "--model", "transe_l2", "--dim", "8",
+                 "--epochs", "2", "--lr", "1e30", "--loss", "softplus"]) == 2
+    assert "error: loss: not finite" in capsys.readouterr().err

@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         code = int(args.func(args))
-    except (ValueError, TypeError, IndexError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, FileNotFoundError,
+            FloatingPointError) as exc:
         print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
         return 2
     if args.command != "info":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any, Optional
 
 import numpy as np
@@ -321,8 +322,6 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
             X = SparseFeatures.from_scipy(X, dtype)
         x = check_node_input(graph, X, None if fitting else self.n_features_in_, dtype,
                              name="X")
-        if fitting:
-            self.n_features_in_ = x.shape[1]
         want = self.sparse_features
         if want == "auto":
             want = self.model != "gin" and (isinstance(x, SparseFeatures)
@@ -373,11 +372,10 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         va = None if val_mask is None else _check_mask(val_mask, n, "val_mask")
         check_classification_targets(y[tr])
         enc = LabelEncoder().fit(y[tr])
-        self.classes_ = enc.classes_
         y_tr = enc.transform(y[tr])
         y_va = None
         if va is not None and va.any():
-            known = np.isin(y[va], self.classes_)
+            known = np.isin(y[va], enc.classes_)
             y_va = np.full(int(va.sum()), -1, np.int64)
             y_va[known] = enc.transform(y[va][known])
         epochs = int(self.epochs)
@@ -386,24 +384,28 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         _check_fraction(self.dropout, "dropout")
         att = self.dropout if self.attention_dropout is None else self.attention_dropout
         _check_fraction(att, "attention_dropout")
-        self.model_ = NodeNet(self.model, x.shape[1], int(self.hidden_size),
-                              len(self.classes_), int(self.num_layers), int(self.heads),
-                              int(self.output_heads), self.aggr, float(self.dropout),
-                              float(att), np.dtype(self.dtype), self.random_state)
-        convs = list(self.model_.convs)
+        model = NodeNet(self.model, x.shape[1], int(self.hidden_size), len(enc.classes_),
+                        int(self.num_layers), int(self.heads), int(self.output_heads),
+                        self.aggr, float(self.dropout), float(att), np.dtype(self.dtype),
+                        self.random_state)
+        convs = list(model.convs)
         opt = _adam(convs[0], convs[1:], float(self.learning_rate), float(self.weight_decay),
                     self.weight_decay_layers)
         # Full-batch products on Cora-sized graphs are small: one BLAS thread is faster, and
         # 5-10x faster on a busy machine (GAT epoch 14 ms against 60-180 ms with the default
         # OpenBLAS pool), as in nesy.nn.estimators.
         with threadpool_limits(limits=1, user_api="blas"):
-            self._train(graph, x, tr, y_tr, va, y_va, opt, epochs)
+            history = self._train(model, graph, x, tr, y_tr, va, y_va, opt, epochs)
+        # Set together, after training: a fit that raises leaves the estimator as it was.
+        self.n_features_in_ = x.shape[1]
+        self.classes_ = enc.classes_
+        self.model_, self.history_, self.best_epoch_ = model, history, history.best_epoch
         return self
 
-    def _train(self, graph: Graph, x: np.ndarray, tr: np.ndarray, y_tr: np.ndarray,
-               va: Optional[np.ndarray], y_va: Optional[np.ndarray], opt: Adam,
-               epochs: int) -> None:
-        model, loss_fn, eval_loss = self.model_, CrossEntropyLoss(), CrossEntropyLoss()
+    def _train(self, model: NodeNet, graph: Graph, x: np.ndarray, tr: np.ndarray,
+               y_tr: np.ndarray, va: Optional[np.ndarray], y_va: Optional[np.ndarray],
+               opt: Adam, epochs: int) -> History:
+        loss_fn, eval_loss = CrossEntropyLoss(), CrossEntropyLoss()
         grads = model.gradients()
         history = History(params={"epochs": epochs, "model": self.model})
         best = _Best(model)
@@ -435,8 +437,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         bar.close()
         best.restore()
         history.best_epoch = best.epoch
-        self.best_epoch_ = best.epoch
-        self.history_ = history
+        return history
 
     def predict_proba(self, graph: Graph, X: Any) -> np.ndarray:
         """Class probabilities of every node, ``(n_nodes, n_classes)``."""
@@ -536,7 +537,9 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         Graphs per mini-batch.
     validation_fraction : float, default 0.1
         Held out from the training graphs for early stopping on accuracy (0: none).
-    patience : int, default 20
+    patience : int or None, default 20
+        Stop after this many epochs without a better validation accuracy; ``None`` runs all
+        epochs.
     dtype : {np.float32, np.float64}, default np.float32
     random_state : int, optional
     verbose : int, default 0
@@ -555,7 +558,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, model: str = "gin", hidden_size: int = 32, num_layers: int = 3,
                  readout: str = "sum", dropout: float = 0.0, learning_rate: float = 0.01,
                  weight_decay: float = 0.0, epochs: int = 100, batch_size: int = 32,
-                 validation_fraction: float = 0.1, patience: int = 20,
+                 validation_fraction: float = 0.1, patience: Optional[int] = 20,
                  dtype: Any = np.float32, random_state: Optional[int] = None,
                  verbose: int = 0) -> None:
         self.model = model
@@ -588,8 +591,6 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
             f = check_node_input(g, x, width, np.dtype(self.dtype), name=f"X[{i}]")
             width = f.shape[1]
             feats.append(f)
-        if fitting:
-            self.n_features_in_ = int(feats[0].shape[1])
         return graphs, feats
 
     def fit(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> GraphClassifier:
@@ -602,29 +603,41 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
                              f"{y.shape}")
         check_classification_targets(y)
         enc = LabelEncoder().fit(y)
-        self.classes_ = enc.classes_
         labels = enc.transform(y).astype(np.int64)
         frac = _check_fraction(self.validation_fraction, "validation_fraction")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, Integral)
+                                          or self.patience < 0):
+            raise ValueError(f"patience: expected an integer >= 0 or None, got "
+                             f"{self.patience!r}")
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(len(graphs))
         n_val = int(round(frac * len(graphs))) if len(graphs) >= 10 else 0
+        if n_val >= len(graphs):
+            raise ValueError(f"validation_fraction: {frac} of {len(graphs)} graphs leaves "
+                             "none to train on")
         val, tr = order[:n_val], order[n_val:]
-        self.model_ = GraphNet(self.model, int(self.n_features_in_), int(self.hidden_size),
-                               len(self.classes_), int(self.num_layers), self.readout,
-                               _check_fraction(self.dropout, "dropout"), np.dtype(self.dtype),
-                               rng)
-        opt = Adam(self.model_.parameters(), lr=float(self.learning_rate),
+        n_features = int(feats[0].shape[1])
+        model = GraphNet(self.model, n_features, int(self.hidden_size), len(enc.classes_),
+                         int(self.num_layers), self.readout,
+                         _check_fraction(self.dropout, "dropout"), np.dtype(self.dtype), rng)
+        opt = Adam(model.parameters(), lr=float(self.learning_rate),
                    weight_decay=float(self.weight_decay))
         val_batch = (batch_graphs([graphs[i] for i in val], [feats[i] for i in val])
                      if n_val else None)
         with threadpool_limits(limits=1, user_api="blas"):  # see NodeClassifier.fit
-            self._train(graphs, feats, labels, tr, val_batch, labels[val], opt, rng)
+            history = self._train(model, graphs, feats, labels, tr, val_batch, labels[val],
+                                  opt, rng)
+        # Set together, after training: a fit that raises leaves the estimator as it was.
+        self.n_features_in_ = n_features
+        self.classes_ = enc.classes_
+        self.model_, self.history_ = model, history
         return self
 
-    def _train(self, graphs: list[Graph], feats: list[np.ndarray], labels: np.ndarray,
-               tr: np.ndarray, val_batch: Optional[GraphBatch], y_val: np.ndarray, opt: Adam,
-               rng: np.random.Generator) -> None:
-        model, loss_fn = self.model_, CrossEntropyLoss()
+    def _train(self, model: GraphNet, graphs: list[Graph], feats: list[np.ndarray],
+               labels: np.ndarray, tr: np.ndarray, val_batch: Optional[GraphBatch],
+               y_val: np.ndarray, opt: Adam, rng: np.random.Generator) -> History:
+        loss_fn = CrossEntropyLoss()
         grads = model.gradients()
         history = History(params={"epochs": self.epochs, "batch_size": self.batch_size})
         best = _Best(model)
@@ -649,12 +662,13 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
                 best.update(epoch, logs["val_accuracy"], logs["val_loss"])
             logs["time"] = time.perf_counter() - t0
             history.append(epoch, logs)
-            if val_batch is not None and best.wait >= int(self.patience):
+            if (val_batch is not None and self.patience is not None
+                    and best.wait >= int(self.patience)):
                 history.stopped_epoch = epoch
                 break
         best.restore()
         history.best_epoch = best.epoch
-        self.history_ = history
+        return history
 
     def _logits(self, graphs: Any, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")

@@ -292,8 +292,9 @@ class KGEModel:
         for name, t in (("train", tr), ("valid", va), ("known", known)):
             if t is not None:
                 _check_ids(t, n_ent, n_rel, name)
-        self.n_entities_, self.n_relations_ = n_ent, n_rel
-        self._args = args
+        # Everything below works on local tables; the fitted attributes are set together at
+        # the end, so a fit that raises (a bad option the kernel refuses, a loss that diverges)
+        # leaves a fitted model as it was and an unfitted one unfitted.
         ent, rel = self._init_tables(n_ent, n_rel, args)
         n_states = 2 if args.optimizer == "adam" else 1
         ent_state = np.zeros((n_states,) + ent.shape, ent.dtype)
@@ -304,7 +305,6 @@ class KGEModel:
             ent, rel, ent_state, rel_state, step, start, history, best = self._load_checkpoint(
                 ent, rel, ent_state, rel_state)
         head_prob = np.asarray(_core.kge_bernoulli_probs(tr, n_rel), dtype=np.float64)
-        self.entity_embeddings_, self.relation_embeddings_ = ent, rel
         best_tables = (ent.copy(), rel.copy())
         waited = 0
         epochs = range(start, int(self.epochs))
@@ -341,6 +341,9 @@ class KGEModel:
         elif self.checkpoint:
             self._save_checkpoint(ent, rel, ent_state, rel_state, step, len(history) - 1,
                                   history, best)
+        self.n_entities_, self.n_relations_ = n_ent, n_rel
+        self._args = args
+        self.entity_embeddings_, self.relation_embeddings_ = ent, rel
         self.history_ = history
         self.best_epoch_ = best[1] if best[1] >= 0 else len(history) - 1
         return self
