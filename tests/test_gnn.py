@@ -123,6 +123,28 @@ def test_results_do_not_depend_on_threads_or_simd_level():
             assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("reduce", ["add", "mean", "max", "min"])
+def test_to_undirected_merges_the_weights_of_every_copy(reduce):
+    """As PyG's to_undirected(reduce=...): every copy of s -> d, given or the reverse of a
+    d -> s, is merged into one edge per direction, with the same weight both ways."""
+    rng = np.random.default_rng(1)
+    ei = rng.integers(0, 6, (2, 30))  # duplicates, reverses and self-loops
+    w = rng.uniform(0.5, 2.0, 30)
+    u = Graph(ei, 6, w).to_undirected(reduce)
+    copies: dict = {}
+    for (s_, d_), wi in zip(ei.T, w):
+        copies.setdefault((s_, d_), []).append(wi)
+        copies.setdefault((d_, s_), []).append(wi)
+    op = {"add": np.sum, "mean": np.mean, "max": np.max, "min": np.min}[reduce]
+    got = {(int(a), int(b)): wi for (a, b), wi in zip(u.edge_index().T, u.edge_weight)}
+    assert got.keys() == copies.keys() and u.num_edges == len(copies)
+    for key, ws in copies.items():
+        assert got[key] == pytest.approx(op(ws), rel=1e-12)
+        assert got[key] == got[key[::-1]]
+    with pytest.raises(ValueError, match="reduce"):
+        Graph(ei, 6, w).to_undirected("sum")
+
+
 def test_graph_constructors_and_transforms():
     A = sp.random(20, 20, density=0.2, random_state=0, format="csr")
     g = Graph.from_scipy(A)

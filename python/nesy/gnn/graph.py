@@ -138,15 +138,30 @@ class Graph:
             w = np.concatenate([self.edge_weight, np.full(self.num_nodes, fill_value)])
         return Graph(ei, self.num_nodes, w)
 
-    def to_undirected(self) -> Graph:
-        """A new graph with the reverse of every edge added, duplicates removed (weights of
-        duplicates: the first one's)."""
+    def to_undirected(self, reduce: str = "add") -> Graph:
+        """A new graph with the reverse of every edge added and duplicate edges merged, as
+        PyG's ``to_undirected``: the weights of all copies of an edge ``s -> d`` (given ones
+        and reverses of ``d -> s``) are combined by ``reduce`` ("add", as PyG, "mean", "max" or
+        "min"), so both directions get the same weight. ("add" doubles the weights of a graph
+        that is already undirected; "mean" and "max" leave it as it is.)"""
+        reducers = {"add": np.add, "max": np.maximum, "min": np.minimum, "mean": np.add}
+        if reduce not in reducers:
+            raise ValueError(f"reduce: expected one of {sorted(reducers)}, got {reduce!r}")
         ei = self.edge_index()
         both = np.hstack([ei, ei[::-1]])
-        w = None if self.edge_weight is None else np.concatenate([self.edge_weight] * 2)
-        _, first = np.unique(both[0] * max(self.num_nodes, 1) + both[1], return_index=True)
-        first = np.sort(first)
-        return Graph(both[:, first], self.num_nodes, None if w is None else w[first])
+        _, first, inverse = np.unique(both[0] * max(self.num_nodes, 1) + both[1],
+                                      return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # unique edges in order of first appearance
+        edges = both[:, first[order]]
+        if self.edge_weight is None:
+            return Graph(edges, self.num_nodes)
+        w2 = np.concatenate([self.edge_weight] * 2)
+        init = {"add": 0.0, "mean": 0.0, "max": -np.inf, "min": np.inf}[reduce]
+        acc = np.full(first.size, init)
+        reducers[reduce].at(acc, inverse, w2)
+        if reduce == "mean":
+            acc /= np.bincount(inverse, minlength=first.size)
+        return Graph(edges, self.num_nodes, acc[order])
 
     def gcn_norm(self, add_self_loops: bool = True) -> Graph:
         """Kipf and Welling's normalisation: weights ``w_sd / sqrt(deg(s) deg(d))`` with the
