@@ -11,12 +11,21 @@ import numpy as np
 
 
 def gcn(ei, n, x, weight, bias, edge_weight=None, add_self_loops=True, normalize=True):
-    """``D^-1/2 (A + I) D^-1/2 x W + b`` with a dense adjacency ``A[dst, src] += w``."""
+    """``D^-1/2 (A + I) D^-1/2 x W + b`` with a dense adjacency ``A[dst, src] += w``. With
+    ``add_self_loops``, as PyG: every node gets one loop, of weight 1, or of the weight of its
+    own loop edge if it has one (the last, if several)."""
     w = np.ones(ei.shape[1]) if edge_weight is None else np.asarray(edge_weight, float)
     a = np.zeros((n, n))
-    np.add.at(a, (ei[1], ei[0]), w)
     if add_self_loops:
-        a += np.eye(n)
+        loop_w = np.ones(n)
+        for (s, d), wi in zip(ei.T, w):
+            if s == d:
+                loop_w[s] = wi
+            else:
+                a[d, s] += wi
+        a += np.diag(loop_w)
+    else:
+        np.add.at(a, (ei[1], ei[0]), w)
     if normalize:
         deg = a.sum(axis=1)
         inv = np.where(deg > 0, 1 / np.sqrt(np.where(deg > 0, deg, 1)), 0)

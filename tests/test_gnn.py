@@ -154,9 +154,12 @@ def test_graph_constructors_and_transforms():
     assert e.num_edges == 3 and list(e.in_degree()) == [1, 1, 1, 0]
     u = e.to_undirected()
     assert u.num_edges == 6 and list(u.in_degree()) == [2, 2, 2, 0]
-    # GCN normalisation against the dense formula D^-1/2 (A + I) D^-1/2.
+    # GCN normalisation against the dense formula D^-1/2 (A + I) D^-1/2, where a node that
+    # already has a loop keeps its weight (A has some: PyG's add_remaining_self_loops).
     n = g.gcn_norm()
-    dense = (A + sp.eye(20)).toarray()
+    dense = A.toarray()
+    assert 0 < np.count_nonzero(np.diag(dense)) < 20
+    np.fill_diagonal(dense, np.where(np.diag(dense) != 0, np.diag(dense), 1.0))
     dinv = 1 / np.sqrt(dense.sum(1))
     np.testing.assert_allclose(aggregate(n, x)[0], (dinv[:, None] * dense * dinv) @ x,
                                rtol=1e-12, atol=1e-12)

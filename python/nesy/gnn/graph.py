@@ -138,6 +138,21 @@ class Graph:
             w = np.concatenate([self.edge_weight, np.full(self.num_nodes, fill_value)])
         return Graph(ei, self.num_nodes, w)
 
+    def add_remaining_self_loops(self, fill_value: float = 1.0) -> Graph:
+        """A new graph with exactly one self-loop per node, as PyG's
+        ``add_remaining_self_loops``: a node that has a loop keeps it (with its weight; of
+        several, the last one's), the others get one of weight ``fill_value``."""
+        ei = self.edge_index()
+        loop = ei[0] == ei[1]
+        loops = np.arange(self.num_nodes)
+        edges = np.hstack([ei[:, ~loop], np.vstack([loops, loops])])
+        if self.edge_weight is None and fill_value == 1.0:
+            return Graph(edges, self.num_nodes)
+        loop_w = np.full(self.num_nodes, float(fill_value))
+        loop_w[ei[0, loop]] = self._weights_or_ones()[loop]
+        return Graph(edges, self.num_nodes,
+                     np.concatenate([self._weights_or_ones()[~loop], loop_w]))
+
     def to_undirected(self, reduce: str = "add") -> Graph:
         """A new graph with the reverse of every edge added and duplicate edges merged, as
         PyG's ``to_undirected``: the weights of all copies of an edge ``s -> d`` (given ones
@@ -165,8 +180,9 @@ class Graph:
 
     def gcn_norm(self, add_self_loops: bool = True) -> Graph:
         """Kipf and Welling's normalisation: weights ``w_sd / sqrt(deg(s) deg(d))`` with the
-        weighted in-degree ``deg`` after adding self-loops."""
-        g = self.add_self_loops() if add_self_loops else self
+        weighted in-degree ``deg`` after giving every node one self-loop (as PyG's GCNConv:
+        :meth:`add_remaining_self_loops`, so an existing loop is not doubled)."""
+        g = self.add_remaining_self_loops() if add_self_loops else self
         w = g._weights_or_ones()
         deg = np.zeros(g.num_nodes)
         np.add.at(deg, g.edge_index()[1], w)

@@ -110,7 +110,8 @@ class GCNConv(_Conv):
     in_features, out_features : int
     bias : bool, default True
     add_self_loops : bool, default True
-        Add ``i -> i`` (weight 1) before normalising.
+        Give every node without one a loop ``i -> i`` (weight 1) before normalising; existing
+        loops are kept as they are (PyG's ``add_remaining_self_loops``).
     normalize : bool, default True
         Symmetric normalisation with the weighted in-degree (see :meth:`Graph.gcn_norm`); the
         graph's own edge weights are used when it has them.
@@ -142,7 +143,7 @@ class GCNConv(_Conv):
     def _prepare(self, graph: Graph) -> Graph:
         if self.normalize:
             return graph.gcn_norm(self.add_self_loops)
-        return graph.add_self_loops() if self.add_self_loops else graph
+        return graph.add_remaining_self_loops() if self.add_self_loops else graph
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         """``(n_nodes, in_features)`` -> ``(n_nodes, out_features)``."""
