@@ -113,6 +113,24 @@ pub(crate) fn lane_sum<T: Float>(v: &[T]) -> T {
     reduce_lanes(acc)
 }
 
+/// `sum_j f(a_j - b_j)` in the fixed lane order of [`lane_sum`] (independent lanes, so it
+/// vectorises, with the same bits however it is compiled).
+#[inline(always)]
+pub(crate) fn lane_distance<T: Float>(a: &[T], b: &[T], f: impl Fn(T) -> T) -> T {
+    let n = a.len().min(b.len());
+    let full = n - n % LANES;
+    let mut acc = [T::ZERO; LANES];
+    for c in (0..full).step_by(LANES) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + f(a[c + l] - b[c + l]);
+        }
+    }
+    for j in full..n {
+        acc[j - full] = acc[j - full] + f(a[j] - b[j]);
+    }
+    reduce_lanes(acc)
+}
+
 /// `sum_j |a_j - b_j|` over complex components `[re | im]`, portable.
 #[inline(always)]
 pub(crate) fn modulus<T: Float>(a: &[T], b: &[T]) -> T {

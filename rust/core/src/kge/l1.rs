@@ -4,9 +4,9 @@
 //! `|a - b| = 2 max(a, b) - a - b`, so the inner loop only sums `max(q_j, e_j)` (two vector
 //! operations per element, max and add, instead of three: subtract, absolute value, add); the
 //! score is `-((M - Q) + (M - E))` with `M = sum_j max(q_j, e_j)` and the row sums `Q = sum q`,
-//! `E = sum e` computed once per row. Each bracket is a sum of non-negative terms
-//! (`max(q, e) - q >= 0`), so the rounding error stays relative to the row magnitudes, as for
-//! the direct sum.
+//! `E = sum e` computed once per row. The rounding error of `M - Q` is relative to the row
+//! magnitudes, not to the distance: `score.rs` recomputes directly the scores small enough
+//! for that to matter (its `REFINE`).
 //!
 //! Entities run in the vector lanes: the entity table is transposed once per call into panels
 //! of 32 entities ([`L1Table`]: per panel, `d` rows of 32 values, contiguous, the last panel
@@ -35,6 +35,9 @@ pub(crate) struct L1Table<T> {
     panels: Vec<T>,
     /// `sum_j ent[e, j]` (in [`lane_sum`] order), zero-padded to whole panels.
     sums: Vec<T>,
+    /// `sum_j |ent[e, j]|`: the magnitude against which `score.rs` judges the cancellation in
+    /// a score (and recomputes it directly when it is too small).
+    pub(crate) abs_sums: Vec<T>,
     n_ent: usize,
     d: usize,
 }
@@ -56,9 +59,14 @@ impl<T: Float> L1Table<T> {
         });
         let mut sums: Vec<T> = ent.chunks_exact(d.max(1)).map(lane_sum).collect();
         sums.resize(n_panels * P, T::ZERO);
+        let abs_sums = (ent.chunks_exact(d.max(1)))
+            .map(|row| row.iter().fold(T::ZERO, |a, &v| a + v.abs()))
+            .take(n_ent)
+            .collect();
         L1Table {
             panels,
             sums,
+            abs_sums,
             n_ent,
             d,
         }
