@@ -370,6 +370,9 @@ def test_training_bad_input():
         _fit(data, model="complex", loss="hinge")
     with pytest.raises(ValueError, match="sampler"):
         _fit(data, model="complex", loss="softplus", sampler="random")
+    with pytest.raises(ValueError, match="sampler: 'bernoulli'"):
+        _fit(data, model="distmult", loss="softplus", sampler="bernoulli",
+             shared_negatives=True)
     with pytest.raises(ValueError, match="optimizer"):
         _fit(data, model="complex", optimizer="sgd")
     with pytest.raises(ValueError, match="lr"):

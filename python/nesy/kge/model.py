@@ -107,9 +107,10 @@ class KGEModel:
     num_negatives : int
         Negatives per positive (not for ``"bce"``).
     sampler : {"uniform", "bernoulli"}
-        Which side a negative corrupts.
+        Which side a negative corrupts (it replaces that entity by a uniform other one).
     shared_negatives : bool
-        One set of negative entities per chunk of 32 positives, scored as one product.
+        One set of negative entities per chunk of 32 positives, scored as one product (the
+        corrupted side drawn per chunk: ``sampler="uniform"`` only).
     batch_size, epochs : int
     optimizer : {"adam", "adagrad"}
         Row-wise updates of the rows each batch touches.

@@ -399,7 +399,12 @@ fn train(
         let cfg = Config {
             loss,
             n_neg: 8,
-            sampler: Sampler::Bernoulli,
+            // A shared set of negatives takes the side per chunk: uniform only.
+            sampler: if shared {
+                Sampler::Uniform
+            } else {
+                Sampler::Bernoulli
+            },
             shared_negatives: shared,
             batch_size: 50,
             opt,

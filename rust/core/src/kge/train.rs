@@ -1,10 +1,11 @@
 //! Training: one call runs one epoch over the training triples, GIL released, multithreaded.
 //!
 //! - sLCWA (negative sampling): each positive gets `n_neg` negatives by replacing its head or
-//!   its tail with a random entity (the side uniform, or Bernoulli per relation: the head with
-//!   probability `tph / (tph + hpt)`, Wang et al. 2014). With `shared_negatives`, a chunk of
-//!   positives shares one set of negative entities (the side drawn per chunk), scored as
-//!   one product of the chunk's query rows with the negative rows. Losses: margin ranking,
+//!   its tail with a random other entity (never the one replaced, as PyKEEN; the side uniform,
+//!   or Bernoulli per relation: the head with probability `tph / (tph + hpt)`, Wang et al.
+//!   2014). With `shared_negatives`, a chunk of positives shares one set of negative entities
+//!   (the side drawn per chunk, uniform; one of them may be a positive's own), scored as one
+//!   product of the chunk's query rows with the negative rows. Losses: margin ranking,
 //!   softplus, self-adversarial.
 //! - 1-vs-all (`loss = Bce`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
 //!   scored against all entities with its known answers as labels (KvsAll); two GEMMs give the
@@ -189,6 +190,20 @@ fn penalise<T: Float>(
     }
 }
 
+/// A uniform entity other than `replaced` (as PyKEEN's basic sampler: a corruption never
+/// reproduces the positive), from one draw; with a single entity, that entity.
+fn other_entity(rng: &mut Rng, n_ent: usize, replaced: usize) -> usize {
+    if n_ent < 2 {
+        return rng.below(n_ent);
+    }
+    let e = rng.below(n_ent - 1);
+    if e >= replaced {
+        e + 1
+    } else {
+        e
+    }
+}
+
 /// One chunk of positives under negative sampling.
 #[allow(clippy::too_many_arguments)]
 fn slcwa_chunk<T: Float + Gemm, M: Model>(
@@ -252,7 +267,7 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
                     Sampler::Uniform => rng.uniform() < 0.5,
                     Sampler::Bernoulli => rng.uniform() < head_prob[r],
                 };
-                let e = rng.below(n_ent);
+                let e = other_entity(&mut rng, n_ent, if corrupt_head { h } else { tl });
                 negs.push(if corrupt_head { [e, r, tl] } else { [h, r, e] });
             }
         }
@@ -353,6 +368,13 @@ fn check<T: Float, M: Model>(
         }
         Loss::Bce { .. } | Loss::CrossEntropy => Ok((t.n_ent, t.n_rel)),
         _ if cfg.n_neg == 0 => Err(Error::Value("num_negatives: must be >= 1".into())),
+        _ if cfg.shared_negatives && cfg.sampler == Sampler::Bernoulli => Err(Error::Value(
+            concat!(
+                "sampler: 'bernoulli' picks the side per relation, which negatives shared ",
+                "by a chunk of positives cannot; use sampler='uniform' with shared_negatives"
+            )
+            .into(),
+        )),
         _ => Ok((t.n_ent, t.n_rel)),
     }
 }
@@ -557,4 +579,29 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         loss += penalise(cfg.regulariser, reg_scale, t.r(r), cr, r as i64, rel_g);
     }
     loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corruption_is_any_entity_but_the_one_it_replaces() {
+        let mut rng = Rng::new(7, 0, 0, 0);
+        for (n_ent, replaced) in [(2, 0), (2, 1), (14, 0), (14, 6), (14, 13)] {
+            let mut seen = vec![0usize; n_ent];
+            for _ in 0..20_000 {
+                seen[other_entity(&mut rng, n_ent, replaced)] += 1;
+            }
+            assert_eq!(seen[replaced], 0, "{n_ent} {replaced}");
+            let expected = 20_000 / (n_ent - 1);
+            for (e, &k) in seen.iter().enumerate().filter(|&(e, _)| e != replaced) {
+                assert!(
+                    k.abs_diff(expected) < expected / 5,
+                    "{n_ent} {replaced}: {e} {k}"
+                );
+            }
+        }
+        assert_eq!(other_entity(&mut rng, 1, 0), 0); // no other entity to take
+    }
 }
