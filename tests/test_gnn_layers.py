@@ -326,6 +326,16 @@ def test_readout_matches_numpy_and_finite_differences(dtype, reduce):
     pool = GlobalPool(reduce)
     np.testing.assert_array_equal(pool(x, batch, 4), out)
     np.testing.assert_array_equal(pool.backward(up), gx)
+    # Bad graph ids or arg: an exception naming the argument, never a silent floor or wrap.
+    with pytest.raises(TypeError, match="batch"):
+        readout_backward(up, batch + 0.5, reduce, arg)
+    with pytest.raises(IndexError, match="batch"):
+        readout_backward(up, np.where(batch == 1, 4, batch), reduce, arg)
+    with pytest.raises(ValueError, match="grad_out"):
+        readout_backward(up[0], batch, reduce, arg)
+    if reduce == "max":
+        with pytest.raises(ValueError, match="arg"):
+            readout_backward(up, batch, reduce, arg + 20)
 
 
 def test_iter_batches_covers_every_graph_once():

@@ -178,15 +178,27 @@ def readout_backward(grad_out: Any, batch: Any, reduce: str = "sum",
     if reduce not in READOUTS:
         raise ValueError(f"reduce: expected one of {READOUTS}, got {reduce!r}")
     g = np.asarray(grad_out)
-    b = np.asarray(batch, dtype=np.int64)
+    if g.ndim != 2 or g.dtype not in (np.float32, np.float64):
+        raise ValueError(f"grad_out: expected a float32/float64 matrix (num_graphs, "
+                         f"n_features), got {g.dtype} {g.shape}")
+    b = np.asarray(batch)
+    if b.ndim != 1:
+        raise ValueError(f"batch: expected shape (n_nodes,) (one graph id per node), got "
+                         f"{b.shape}")
+    _segments(b, b.shape[0], g.shape[0])  # integer graph ids, each in range
     if reduce == "sum":
         return g[b]
     if reduce == "mean":
         count = np.bincount(b, minlength=g.shape[0]).astype(g.dtype)
         return g[b] / count[b][:, None]
-    if arg is None or arg.shape != g.shape:
+    if arg is None or np.shape(arg) != g.shape:
         raise ValueError("arg: max readout needs the arg returned by readout, shape "
                          f"{g.shape}")
+    arg = np.asarray(arg)
+    if not np.issubdtype(arg.dtype, np.integer) or (
+            arg.size and (arg.min() < -1 or arg.max() >= b.size)):
+        raise ValueError(f"arg: expected the row ids returned by readout (-1 or in "
+                         f"[0, {b.size})), got dtype {arg.dtype}")
     out = np.zeros((b.size, g.shape[1]), g.dtype)
     gid, col = np.nonzero(arg >= 0)
     out[arg[gid, col], col] = g[gid, col]  # one winner per (graph, feature): no collisions
