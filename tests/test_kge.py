@@ -360,6 +360,21 @@ def test_checkpoint_resume_and_save_load(tmp_path):
         assert not set(row) & set(known)
     hid, _ = loaded.predict_heads(data.test[:2, 1], data.test[:2, 2], k=3)
     assert hid.shape == (2, 3)
+    # The file keeps every parameter and the labels of the rows, and the labels are checked
+    # against the data a saved model is evaluated on.
+    assert loaded.get_params() == {**full.get_params(), "dtype": "float32"}
+    assert loaded.entities_ == data.entities and loaded.relations_ == data.relations
+    loaded.check_data(data)
+    shuffled = load_kg("nations")
+    object.__setattr__(shuffled, "entities", shuffled.entities[::-1])
+    with pytest.raises(ValueError, match="entities"):
+        loaded.check_data(shuffled)
+    with pytest.raises(ValueError, match="entities"):
+        loaded.check_data(load_kg("umls"))
+    bare = kge.KGEModel("complex", dim=4, epochs=1, verbose=0).fit(data.train)
+    assert bare.entities_ is None
+    with pytest.raises(ValueError, match="has 135 entities"):
+        bare.check_data(load_kg("umls"))
 
 
 def test_training_bad_input():
@@ -461,6 +476,7 @@ def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
                  "--epochs", "2", "--save", str(out)]) == 0
     assert "MRR" in capsys.readouterr().out and out.exists()
     assert main(["kge", "eval", str(out), "--data", "nations"]) == 0
+    assert main(["kge", "eval", str(out), "--data", "umls"]) == 2  # another vocabulary
     # A diverging loss is a user error: exit 2 and a message, no traceback.
     assert main(["kge", "train", "--data", "nations", "--model", "transe_l2", "--dim", "8",
                  "--epochs", "2", "--lr", "1e30", "--loss", "softplus"]) == 2

@@ -129,6 +129,7 @@ def _kge_eval(args: argparse.Namespace) -> int:
 
     data = load_kg(args.data)
     m = KGEModel.load(args.model_file)
+    m.check_data(data)
     test = data.split(args.split)
     _print_metrics(m.evaluate(test, data.all_triples(), ties=args.ties))
     return 0

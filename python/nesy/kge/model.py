@@ -17,6 +17,7 @@ and :meth:`KGEModel.load` reads a checkpoint as well as a file written by :meth:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -147,6 +148,9 @@ class KGEModel:
         Per epoch: ``epoch``, ``loss`` and, when evaluated, ``valid_mrr``.
     best_epoch_ : int
     n_entities_, n_relations_ : int
+    entities_, relations_ : list of str or None
+        The labels of the table rows when trained on a :class:`nesy.datasets.KGData`
+        (saved with the model; :meth:`check_data` compares them with a data set).
     """
 
     def __init__(self, model: str = "rotate", dim: int = 200, loss: Optional[str] = None,
@@ -345,6 +349,10 @@ class KGEModel:
         self.n_entities_, self.n_relations_ = n_ent, n_rel
         self._args = args
         self.entity_embeddings_, self.relation_embeddings_ = ent, rel
+        # The labels of the rows, when trained on a KGData (saved with the model, checked
+        # against the data it is evaluated on).
+        self.entities_ = list(train.entities) if hasattr(train, "entities") else None
+        self.relations_ = list(train.relations) if hasattr(train, "relations") else None
         self.history_ = history
         self.best_epoch_ = best[1] if best[1] >= 0 else len(history) - 1
         return self
@@ -438,24 +446,61 @@ class KGEModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
-        """The embeddings and parameters as ``.npz`` (atomic)."""
+        """The embeddings, the parameters and (when trained on a KGData) the entity and relation
+        labels, as ``.npz`` (atomic)."""
         ent, rel = self._tables()
-        atomic_savez(path, {"model": np.array(self.model), "dim": np.array(self.dim),
-                            "entity_embeddings": ent, "relation_embeddings": rel})
+        params = {k: (str(np.dtype(v)) if k == "dtype" else v)
+                  for k, v in self.get_params().items()}
+        arrays = {"model": np.array(self.model), "dim": np.array(self.dim),
+                  "entity_embeddings": ent, "relation_embeddings": rel,
+                  "params": np.array(json.dumps(params, default=_json_value))}
+        for name in ("entities", "relations"):
+            labels = getattr(self, name + "_", None)
+            if labels is not None:
+                arrays[name] = np.array(labels, dtype=str)
+        atomic_savez(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KGEModel:
-        """A model saved by :meth:`save` (ready for scoring and evaluation)."""
+        """A model saved by :meth:`save` (ready for scoring and evaluation), with its
+        parameters and labels (files from older versions: model, dim and dtype only)."""
         with np.load(os.fspath(path), allow_pickle=False) as f:
             m = cls(str(f["model"]), int(f["dim"]), dtype=str(f["entity_embeddings"].dtype))
+            if "params" in f.files:
+                saved = json.loads(str(f["params"]))
+                m.set_params(**{k: (tuple(v) if k == "betas" else v)
+                                for k, v in saved.items() if k in cls._PARAMS})
             ent, rel = f["entity_embeddings"], f["relation_embeddings"]
             if (ent.shape[1], rel.shape[1]) != widths(m.model, m.dim):
                 raise ValueError(f"path: tables of widths {ent.shape[1]}, {rel.shape[1]} do "
                                  f"not fit {m.model} with dim {m.dim}")
             m.entity_embeddings_ = np.ascontiguousarray(ent)
             m.relation_embeddings_ = np.ascontiguousarray(rel)
+            m.entities_ = [str(x) for x in f["entities"]] if "entities" in f.files else None
+            m.relations_ = [str(x) for x in f["relations"]] if "relations" in f.files else None
         m.n_entities_, m.n_relations_ = ent.shape[0], rel.shape[0]
         return m
+
+    def check_data(self, data: Any) -> None:
+        """Raise ``ValueError`` unless ``data`` (a KGData) numbers its entities and relations as
+        the model's tables do: the same labels in the same order when the model knows them
+        (trained on a KGData), else at least the same counts."""
+        self._tables()
+        for name, n in (("entities", self.n_entities_), ("relations", self.n_relations_)):
+            labels = getattr(self, name + "_", None)
+            theirs = list(getattr(data, name))
+            if labels is not None and labels != theirs:
+                raise ValueError(f"data: its {name} are not the ones the model was trained on "
+                                 f"({len(theirs)} against {len(labels)}, or in another order)")
+            if len(theirs) != n:
+                raise ValueError(f"data: has {len(theirs)} {name}, the model's table {n}")
+
+
+def _json_value(o: Any) -> Any:
+    """NumPy scalars in the parameters as Python numbers."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"cannot save a parameter of type {type(o).__name__}")
 
 
 __all__ = ["KGEModel", "DEFAULT_LOSS", "LOSSES", "COMPLEX_MODELS"]
