@@ -477,6 +477,16 @@ def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
     assert "MRR" in capsys.readouterr().out and out.exists()
     assert main(["kge", "eval", str(out), "--data", "nations"]) == 0
     assert main(["kge", "eval", str(out), "--data", "umls"]) == 2  # another vocabulary
+    # Resume from a checkpoint: 2 epochs, then on to 4, as one run of 4.
+    ck, a, b = tmp_path / "ck.npz", tmp_path / "a.npz", tmp_path / "b.npz"
+    args = ["kge", "train", "--data", "nations", "--model", "distmult", "--dim", "8"]
+    assert main([*args, "--epochs", "4", "--save", str(a)]) == 0
+    assert main([*args, "--epochs", "2", "--checkpoint", str(ck)]) == 0
+    assert main([*args, "--epochs", "4", "--checkpoint", str(ck), "--resume",
+                 "--save", str(b)]) == 0
+    np.testing.assert_array_equal(kge.KGEModel.load(a).entity_embeddings_,
+                                  kge.KGEModel.load(b).entity_embeddings_)
+    assert main([*args, "--resume"]) == 2
     # A diverging loss is a user error: exit 2 and a message, no traceback.
     assert main(["kge", "train", "--data", "nations", "--model", "transe_l2", "--dim", "8",
                  "--epochs", "2", "--lr", "1e30", "--loss", "softplus"]) == 2

@@ -112,7 +112,10 @@ def _kge_train(args: argparse.Namespace) -> int:
             params[name] = value
     params.setdefault("dim", 200)
     print(f"{data!r}\ntraining {args.model} with {params}")
-    m = KGEModel(args.model, checkpoint=args.checkpoint, verbose=1, **params).fit(data)
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume: needs --checkpoint (the file to continue from)")
+    m = KGEModel(args.model, checkpoint=args.checkpoint, verbose=1, **params).fit(
+        data, resume=args.resume)
     for h in m.history_:
         if "valid_mrr" in h:
             print(f"  epoch {h['epoch']:4d}  loss {h['loss']:.5f}  valid MRR {h['valid_mrr']:.4f}")
@@ -204,6 +207,8 @@ def _add_domain_commands(sub: Any) -> None:
     train.add_argument("--ties", default="realistic",
                        choices=["realistic", "optimistic", "pessimistic"])
     train.add_argument("--checkpoint", help=".npz checkpoint of the best epoch")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint (its epoch, embeddings, optimizer state)")
     train.add_argument("--save", help="save the trained model (.npz)")
     train.set_defaults(func=_kge_train)
     ev = kge_sub.add_parser("eval", help="filtered link prediction of a saved model")
