@@ -313,3 +313,20 @@ def test_report_table_and_targets():
     rows[2]["accuracy"] = 0.969
     assert not report.targets_met(rows)
     assert report.format_table(rows).count("\n") == 4
+
+
+def test_a_failed_fit_leaves_distiller_student_and_extractor_as_they_were():
+    """A refit that raises (wrong feature count against the teacher, continuous labels)
+    restores every attribute: predictions, classes_ and n_features_in_ are unchanged."""
+    X, y = load_iris(return_X_y=True)
+    teacher = LogisticRegression(max_iter=500).fit(X, y)
+    models = [Distiller(teacher, DecisionTreeClassifier(max_depth=2, random_state=0)),
+              PedagogicalRuleExtractor(teacher, max_rules=4, random_state=0),
+              MLPClassifier(hidden_layer_sizes=(8,), epochs=5, random_state=0)]
+    for m in models:
+        m.fit(X, y)
+        before = (m.predict(X).copy(), m.n_features_in_, np.copy(m.classes_))
+        with pytest.raises(ValueError):
+            m.fit(X[:, :3], y + 0.5)  # 3 features, continuous labels
+        assert np.array_equal(m.predict(X), before[0]), type(m).__name__
+        assert m.n_features_in_ == before[1] and np.array_equal(m.classes_, before[2])

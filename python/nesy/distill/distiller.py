@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from nesy._fit import keeps_state_on_error
 from nesy.distill.augment import AUGMENTATIONS, augment
 from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss
 from nesy.distill.teachers import as_teacher
@@ -104,6 +105,7 @@ class Distiller(BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
+    @keeps_state_on_error
     def fit(self, X: Any, y: Any = None) -> Distiller:
         """Distil on ``X`` ``(n_samples, n_features)`` with optional true labels (or targets)
         ``y``; without ``y`` the teacher's own answers stand in for the labels."""

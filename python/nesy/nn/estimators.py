@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy import optim
+from nesy._fit import keeps_state_on_error
 from nesy.nn.activations import get_activation, softmax
 from nesy.nn.layers import Dense, Dropout, Sequential
 from nesy.nn.losses import CrossEntropyLoss, Loss, MSELoss
@@ -253,6 +254,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Only when ``X`` had string column names (a DataFrame).
     """
 
+    @keeps_state_on_error
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Fit on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
         self._check_params()  # before any fitted attribute changes
@@ -264,6 +266,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._fit_network(X, codes, len(self.classes_), CrossEntropyLoss())
         return self
 
+    @keeps_state_on_error
     def _fit_distilled(self, X: Any, classes: np.ndarray, targets: np.ndarray,
                        loss: Loss) -> MLPClassifier:
         """Fit on rows ``targets`` made for ``loss`` (used by :class:`nesy.distill.Distiller`)."""
@@ -318,6 +321,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return [(np.asarray(a, np.float64).reshape(Y.shape[0], -1) - self.y_mean_)
                 / self.y_scale_ for a in (y, *others)]
 
+    @keeps_state_on_error
     def fit(self, X: Any, y: Any) -> MLPRegressor:
         """Fit on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples[, n_targets])``."""
         self._check_params()  # before any fitted attribute changes
@@ -327,6 +331,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self._fit_network(X, Ys, Ys.shape[1], MSELoss())
         return self
 
+    @keeps_state_on_error
     def _fit_distilled(self, X: Any, y: np.ndarray, teacher_out: np.ndarray,
                        loss: Loss) -> MLPRegressor:
         """Fit on labels and teacher outputs, both standardised with the statistics of ``y``;

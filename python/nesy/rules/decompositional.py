@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from nesy._fit import keeps_state_on_error
 from nesy.distill.teachers import Teacher
 from nesy.nn.activations import ReLU
 from nesy.nn.layers import Dense, Dropout, Sequential
@@ -169,6 +170,7 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         self.size_selection = size_selection
         self.random_state = random_state
 
+    @keeps_state_on_error
     def fit(self, X: Any, y: Any = None, feature_names: Optional[Sequence[str]] = None
             ) -> DecompositionalRuleExtractor:
         """Extract rules from ``model`` using rows ``X`` ``(n_samples, n_features)``;

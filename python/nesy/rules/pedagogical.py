@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from nesy._fit import keeps_state_on_error
 from nesy.distill.teachers import Teacher, as_teacher
 from nesy.rules.ruleset import RuleSet, check_feature_names, check_rows
 from nesy.rules.simplify import (
@@ -206,6 +207,7 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
             S, SL = np.vstack([S, new]), np.concatenate([SL, self._oracle(new)])
         return S, SL
 
+    @keeps_state_on_error
     def fit(self, X: Any, y: Any = None,
             feature_names: Optional[Sequence[str]] = None) -> PedagogicalRuleExtractor:
         """Extract rules from ``model`` on ``X`` ``(n_samples, n_features)`` (or learn them from
