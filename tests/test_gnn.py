@@ -145,6 +145,18 @@ def test_to_undirected_merges_the_weights_of_every_copy(reduce):
         Graph(ei, 6, w).to_undirected("sum")
 
 
+def test_to_undirected_leaves_an_undirected_graph_as_it_is_by_default():
+    sym = Graph(np.array([[0, 1, 2, 2], [1, 0, 2, 0]]), 3,
+                np.array([2.0, 2.0, 5.0, 1.0], np.float32))
+    once = sym.to_undirected()
+    twice = once.to_undirected()
+    assert once.edge_weight.dtype == np.float32
+    for g in (once, twice):
+        got = {(int(a), int(b)): float(w) for (a, b), w in zip(g.edge_index().T, g.edge_weight)}
+        assert got == {(0, 1): 2.0, (1, 0): 2.0, (2, 2): 5.0, (2, 0): 1.0, (0, 2): 1.0}
+    assert sym.to_undirected("add").edge_weight.max() == 10.0  # PyG's default doubles
+
+
 def test_graph_constructors_and_transforms():
     A = sp.random(20, 20, density=0.2, random_state=0, format="csr")
     g = Graph.from_scipy(A)

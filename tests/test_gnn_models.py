@@ -250,8 +250,10 @@ def test_a_failed_fit_leaves_the_classifiers_as_they_were():
             gc.set_params(**bad).fit(graphs, feats, np.where(gy == "star", "x", gy))
         assert np.array_equal(gc.predict_proba(graphs, feats), proba)
         assert list(gc.classes_) == ["cycle", "path", "star"]
-    gc.set_params(validation_fraction=0.5, patience=None).fit(graphs, feats, gy)
-    assert len(gc.history_) == 2  # patience None: all epochs
+    gc.set_params(validation_fraction=0.5, patience=0, epochs=4).fit(graphs, feats, gy)
+    assert len(gc.history_) == 1  # patience 0: stops after the first epoch
+    gc.set_params(patience=None).fit(graphs, feats, gy)
+    assert len(gc.history_) == 4  # patience None: all epochs
 
 
 @pytest.mark.parametrize("sparse", [True, False])

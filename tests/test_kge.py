@@ -362,7 +362,12 @@ def test_checkpoint_resume_and_save_load(tmp_path):
     assert hid.shape == (2, 3)
     # The file keeps every parameter and the labels of the rows, and the labels are checked
     # against the data a saved model is evaluated on.
-    assert loaded.get_params() == {**full.get_params(), "dtype": "float32"}
+    assert loaded.get_params() == {**full.get_params(), "dtype": "float32", "checkpoint": None}
+    # Parameters JSON cannot hold directly still save (a Path, NumPy betas).
+    full.set_params(checkpoint=tmp_path / "other.npz", betas=np.array([0.8, 0.9]))
+    full.save(path)
+    assert kge.KGEModel.load(path).betas == (0.8, 0.9)
+    full.set_params(checkpoint=str(ck), betas=(0.9, 0.999))
     assert loaded.entities_ == data.entities and loaded.relations_ == data.relations
     loaded.check_data(data)
     shuffled = load_kg("nations")
@@ -476,7 +481,17 @@ def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
                  "--epochs", "2", "--save", str(out)]) == 0
     assert "MRR" in capsys.readouterr().out and out.exists()
     assert main(["kge", "eval", str(out), "--data", "nations"]) == 0
-    assert main(["kge", "eval", str(out), "--data", "umls"]) == 2  # another vocabulary
+    assert main(["kge", "eval", str(out), "--data", "umls"]) == 2  # another data set
+    # Same counts, other labels: refused by the labels saved with the model.
+    data, other = load_kg("nations"), tmp_path / "renamed"
+    other.mkdir()
+    for split in ("train", "valid", "test"):
+        rows = [f"x{data.entities[h]}\t{data.relations[r]}\tx{data.entities[t]}"
+                for h, r, t in data.split(split)]
+        (other / f"{split}.txt").write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    assert main(["kge", "eval", str(out), "--data", str(other)]) == 2
+    assert "entities are not the ones the model was trained on" in capsys.readouterr().err
     # Resume from a checkpoint: 2 epochs, then on to 4, as one run of 4.
     ck, a, b = tmp_path / "ck.npz", tmp_path / "a.npz", tmp_path / "b.npz"
     args = ["kge", "train", "--data", "nations", "--model", "distmult", "--dim", "8"]

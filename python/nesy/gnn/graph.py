@@ -153,12 +153,12 @@ class Graph:
         return Graph(edges, self.num_nodes,
                      np.concatenate([self._weights_or_ones()[~loop], loop_w]))
 
-    def to_undirected(self, reduce: str = "add") -> Graph:
-        """A new graph with the reverse of every edge added and duplicate edges merged, as
-        PyG's ``to_undirected``: the weights of all copies of an edge ``s -> d`` (given ones
-        and reverses of ``d -> s``) are combined by ``reduce`` ("add", as PyG, "mean", "max" or
-        "min"), so both directions get the same weight. ("add" doubles the weights of a graph
-        that is already undirected; "mean" and "max" leave it as it is.)"""
+    def to_undirected(self, reduce: str = "mean") -> Graph:
+        """A new graph with the reverse of every edge added and duplicate edges merged: the
+        weights of all copies of an edge ``s -> d`` (given ones and reverses of ``d -> s``) are
+        combined by ``reduce``, so both directions get the same weight. The default "mean"
+        leaves a graph that is already undirected as it is (calling it twice changes nothing);
+        "add" is PyG's default (it doubles the weights of an undirected graph); "max", "min"."""
         reducers = {"add": np.add, "max": np.maximum, "min": np.minimum, "mean": np.add}
         if reduce not in reducers:
             raise ValueError(f"reduce: expected one of {sorted(reducers)}, got {reduce!r}")
@@ -176,7 +176,7 @@ class Graph:
         reducers[reduce].at(acc, inverse, w2)
         if reduce == "mean":
             acc /= np.bincount(inverse, minlength=first.size)
-        return Graph(edges, self.num_nodes, acc[order])
+        return Graph(edges, self.num_nodes, acc[order].astype(self.edge_weight.dtype))
 
     def gcn_norm(self, add_self_loops: bool = True) -> Graph:
         """Kipf and Welling's normalisation: weights ``w_sd / sqrt(deg(s) deg(d))`` with the

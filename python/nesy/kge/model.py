@@ -447,13 +447,17 @@ class KGEModel:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """The embeddings, the parameters and (when trained on a KGData) the entity and relation
-        labels, as ``.npz`` (atomic)."""
+        labels, as ``.npz`` (atomic). Parameters JSON cannot hold (other than NumPy values and
+        paths) are left out; :meth:`load` does not restore ``checkpoint``."""
         ent, rel = self._tables()
-        params = {k: (str(np.dtype(v)) if k == "dtype" else v)
-                  for k, v in self.get_params().items()}
+        params = {}
+        for k, v in self.get_params().items():
+            v = str(np.dtype(v)) if k == "dtype" else _json_value(v)
+            if v is not _SKIP:
+                params[k] = v
         arrays = {"model": np.array(self.model), "dim": np.array(self.dim),
                   "entity_embeddings": ent, "relation_embeddings": rel,
-                  "params": np.array(json.dumps(params, default=_json_value))}
+                  "params": np.array(json.dumps(params))}
         for name in ("entities", "relations"):
             labels = getattr(self, name + "_", None)
             if labels is not None:
@@ -468,8 +472,11 @@ class KGEModel:
             m = cls(str(f["model"]), int(f["dim"]), dtype=str(f["entity_embeddings"].dtype))
             if "params" in f.files:
                 saved = json.loads(str(f["params"]))
+                # Not the checkpoint: a later fit of the loaded model must not overwrite (or
+                # resume from) the file of the run that trained it.
                 m.set_params(**{k: (tuple(v) if k == "betas" else v)
-                                for k, v in saved.items() if k in cls._PARAMS})
+                                for k, v in saved.items()
+                                if k in cls._PARAMS and k != "checkpoint"})
             ent, rel = f["entity_embeddings"], f["relation_embeddings"]
             if (ent.shape[1], rel.shape[1]) != widths(m.model, m.dim):
                 raise ValueError(f"path: tables of widths {ent.shape[1]}, {rel.shape[1]} do "
@@ -496,11 +503,25 @@ class KGEModel:
                 raise ValueError(f"data: has {len(theirs)} {name}, the model's table {n}")
 
 
-def _json_value(o: Any) -> Any:
-    """NumPy scalars in the parameters as Python numbers."""
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"cannot save a parameter of type {type(o).__name__}")
+_SKIP = object()
+
+
+def _json_value(v: Any) -> Any:
+    """A parameter as JSON can hold it: NumPy scalars and arrays as numbers and lists, paths as
+    strings; ``_SKIP`` for anything else (not saved, so that saving a trained model never
+    fails on an exotic parameter value)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, (tuple, list)):
+        items = [_json_value(x) for x in v]
+        return _SKIP if any(x is _SKIP for x in items) else items
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return _SKIP
 
 
 __all__ = ["KGEModel", "DEFAULT_LOSS", "LOSSES", "COMPLEX_MODELS"]

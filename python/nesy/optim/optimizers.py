@@ -77,7 +77,10 @@ class Adagrad(Optimizer):
 
     def _check_group(self, gi: int, group: Mapping[str, Any]) -> None:
         v = group["initial_accumulator_value"]
-        if not (isinstance(v, (Real, np.number)) and 0.0 <= float(v) < float("inf")):
+        if not isinstance(v, (Real, np.number)) or isinstance(v, np.complexfloating):
+            raise TypeError(f"param_groups[{gi}]['initial_accumulator_value'] must be a real "
+                            f"number, got {v!r}")
+        if not 0.0 <= float(v) < float("inf"):
             raise ValueError(f"param_groups[{gi}]['initial_accumulator_value'] must be a "
                              f"finite number >= 0, got {v!r}")
 

@@ -124,7 +124,7 @@ impl Access {
             && self
                 .regions
                 .iter()
-                .all(|r| r.start < 1 << (u64::BITS - IDX_BITS));
+                .all(|r| (r.start as u64) < 1u64 << (u64::BITS - IDX_BITS));
         if fits {
             let mut keys: Vec<u64> = (self.regions.iter().enumerate())
                 .map(|(i, r)| ((r.start as u64) << IDX_BITS) | i as u64)

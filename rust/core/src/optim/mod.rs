@@ -195,8 +195,9 @@ impl<'a, T: Send + Sync> Run for Piece<'a, T> {
         let mut s0: State<'a, T> = Default::default();
         let mut s1: State<'a, T> = Default::default();
         for ((a, b), whole) in s0.iter_mut().zip(s1.iter_mut()).zip(state) {
-            if !whole.is_empty() {
-                (*a, *b) = whole.split_at_mut(k); // unused (empty) buffers stay empty
+            // Unused buffers (empty, or any length a rule does not read) are dropped.
+            if whole.len() >= k {
+                (*a, *b) = whole.split_at_mut(k);
             }
         }
         let piece = |param, grad, state| Piece {
@@ -239,7 +240,7 @@ impl<T: Sync> Run for PieceRef<'_, T> {
         let mut s0: ReadState<'_, T> = [&[]; MAX_STATE];
         let mut s1: ReadState<'_, T> = [&[]; MAX_STATE];
         for ((a, b), whole) in s0.iter_mut().zip(s1.iter_mut()).zip(self.state) {
-            if !whole.is_empty() {
+            if whole.len() >= k {
                 (*a, *b) = whole.split_at(k);
             }
         }
