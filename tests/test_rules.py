@@ -119,6 +119,18 @@ def test_text_names_the_features_and_the_default():
     assert rs.n_rules == 1 and rs.mean_rule_length == 1.0
 
 
+def test_exported_source_is_safe_for_any_feature_or_class_name():
+    """Names go into the generated source only as literals: a newline in a feature name
+    cannot end the comment and run code when to_function compiles it."""
+    evil = "a\n        print('INJECTED')\n        raise SystemExit"
+    rs = RuleSet([Rule((Condition(1, ">", 2.5),), 1, (0.1, 0.9))], Rule((), 0, (0.8, 0.2)),
+                 ["w\nx", evil], np.array(["no'\n", "yes\"\n"]))
+    source = rs.to_python()
+    assert "INJECTED" in source and len(source.splitlines()) == 5
+    fn = rs.to_function()
+    assert fn([0.0, 3.0]) == "yes\"\n" and fn([0.0, 1.0]) == "no'\n"
+
+
 def test_rule_stats_coverage_precision_support():
     rs = RuleSet([Rule((Condition(0, "<=", 0.0),), 1, (0.5, 0.5))], Rule((), 0, (0.5, 0.5)),
                  ["x", "z"], np.array([0, 1]))

@@ -304,7 +304,9 @@ class RuleSet:
                 lines.append(f"    return {labels[r.label]!r}")
                 return "\n".join(lines) + "\n"
             cond = " and ".join(f"x[{c.feature}] {c.op} {c.threshold!r}" for c in r.conditions)
-            names = ", ".join(self.feature_names[c.feature] for c in r.conditions)
+            # Names as literals: a name holding a newline must not end the comment (the text
+            # is compiled by to_function).
+            names = ", ".join(repr(self.feature_names[c.feature]) for c in r.conditions)
             lines.append(f"    if {cond}:  # {names}")
             lines.append(f"        return {labels[r.label]!r}")
         lines.append(f"    return {labels[self.default.label]!r}")
