@@ -83,6 +83,27 @@ def test_exact_miner_finds_every_rule_the_brute_force_finds(seed, confidence):
         np.testing.assert_array_equal(rs.metrics[k][order], m[k], err_msg=k)
 
 
+def test_head_coverage_at_the_threshold_is_kept_and_heads_are_mined_once():
+    """A rule whose head coverage equals min_head_coverage passes, as AMIE and the metrics
+    filter test it (support / facts >= threshold; 0.28 * 25 rounds above 7), for closed and
+    acyclic rules; a head relation given twice is mined once."""
+    facts = [(i, 0, i + 100) for i in range(25)]
+    t = np.array(facts + [(i, 1, i + 100) for i in range(7)]
+                 + [(i, 2, 200) for i in range(7)])
+    kw = dict(min_support=1, min_confidence=0.0, relations=[0], verbose=0)
+    for length, acyclic in ((1, 0), (0, 1)):
+        at = mine(t, max_length=length, max_length_acyclic=acyclic, min_head_coverage=0.28,
+                  **kw)
+        every = mine(t, max_length=length, max_length_acyclic=acyclic, min_head_coverage=0.0,
+                     **kw)
+        kept = every.metrics["head_coverage"] >= 0.28
+        assert kept.any() and len(at.rules) == int(kept.sum()), (length, acyclic)
+    twice = mine(t, max_length=1, max_length_acyclic=1, min_head_coverage=0.0,
+                 **{**kw, "relations": [0, 0]})
+    once = mine(t, max_length=1, max_length_acyclic=1, min_head_coverage=0.0, **kw)
+    np.testing.assert_array_equal(twice.rules, once.rules)
+
+
 def test_sampling_miner_is_deterministic_and_exact():
     n_ent, n_rel = 10, 2
     t = _graph(n_ent, n_rel, 40, 4)

@@ -244,7 +244,7 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
                      min_confidence, confidence, method, time_budget, paths)
     g = KGGraph.of(graph)
     heads = (list(range(g.n_relations)) if relations is None
-             else [g.relation(r) for r in relations])
+             else list(dict.fromkeys(g.relation(r) for r in relations)))  # each once
     if not heads:
         raise ValueError("relations: no head relations to mine")
     start = time.perf_counter()

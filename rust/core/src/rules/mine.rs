@@ -206,7 +206,7 @@ pub fn mine_exact(par: Par, index: &Index, heads: &[u32], opts: &MineOptions) ->
     n_candidates += closed.len() as u64;
     for ((head, sig), support) in closed {
         let facts = index.facts(head as usize) as f64;
-        if support >= opts.min_support && support as f64 >= opts.min_head_coverage * facts {
+        if support >= opts.min_support && support as f64 / facts >= opts.min_head_coverage {
             candidates.push(Rule::closed(head, &unpack(sig)));
         }
     }
@@ -304,6 +304,19 @@ fn closed_counts(
     }
 }
 
+/// The least support `s` with `s / n >= min_hc`, the test [`MineOptions::keeps`] applies to
+/// head coverage (`ceil(min_hc * n)` can be one more: 0.28 * 25 = 7.000000000000001).
+fn least_support(min_hc: f64, n: usize) -> u64 {
+    if n == 0 || min_hc.is_nan() {
+        return 0;
+    }
+    let mut s = (min_hc * n as f64).ceil().max(0.0) as u64;
+    while s > 0 && (s - 1) as f64 / n as f64 >= min_hc {
+        s -= 1;
+    }
+    s
+}
+
 /// Acyclic rules `q(X, constant) <- ...` with enough support and head coverage.
 fn acyclic_candidates(
     index: &Index,
@@ -315,7 +328,7 @@ fn acyclic_candidates(
     let xs = index.step(head as usize, !inverse, constant as usize);
     let need = opts
         .min_support
-        .max((opts.min_head_coverage * xs.len() as f64).ceil() as u64)
+        .max(least_support(opts.min_head_coverage, xs.len()))
         .max(1);
     if (xs.len() as u64) < need {
         return Counted {
