@@ -330,3 +330,35 @@ def test_a_failed_fit_leaves_distiller_student_and_extractor_as_they_were():
             m.fit(X[:, :3], y + 0.5)  # 3 features, continuous labels
         assert np.array_equal(m.predict(X), before[0]), type(m).__name__
         assert m.n_features_in_ == before[1] and np.array_equal(m.classes_, before[2])
+
+
+def test_plain_students_learn_the_teacher_and_outputs_follow_classes():
+    """A plain estimator student learns the teacher's labels (as documented), with or without
+    y; predict_proba has a column per class of the teacher even when the student saw fewer; a
+    refit with a regressor teacher drops classes_; score takes a column of labels."""
+    X, y = load_iris(return_X_y=True)
+    teacher = LogisticRegression(max_iter=500).fit(X[:, :1], y)  # on feature 0 only
+
+    def tree():
+        return DecisionTreeClassifier(max_depth=3, random_state=0)
+
+    d = Distiller(lambda Z: teacher.predict_proba(Z[:, :1]), tree())
+    t_labels = teacher.predict(X[:, :1])
+    for fit_y in (None, y):
+        d.fit(X, fit_y)
+        assert np.mean(d.predict(X) == t_labels) > 0.95  # y given: 0.75 before
+    part = Distiller(LogisticRegression(max_iter=500).fit(X, y), tree()).fit(X[40:60])
+    assert list(part.classes_) == [0, 1, 2]
+    proba = part.predict_proba(X)
+    assert proba.shape == (150, 3) and np.allclose(proba.sum(1), 1.0)
+    assert np.array_equal(part.classes_[proba.argmax(1)], part.predict(X))
+    with pytest.warns(Warning):
+        assert part.score(X, y[:, None]) == part.score(X, y)
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    r = part.set_params(teacher=Ridge().fit(X, X[:, 0]), student=DecisionTreeRegressor())
+    r.fit(X, X[:, 0])
+    assert not hasattr(r, "classes_") and r.score(X, X[:, 0]) > 0.9
+    with pytest.raises(AttributeError):
+        r.predict_proba(X)

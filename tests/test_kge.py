@@ -502,6 +502,8 @@ def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
     np.testing.assert_array_equal(kge.KGEModel.load(a).entity_embeddings_,
                                   kge.KGEModel.load(b).entity_embeddings_)
     assert main([*args, "--resume"]) == 2
+    # A directory where a file is expected (an OSError) is a user error too: exit 2.
+    assert main(["kge", "eval", str(tmp_path), "--data", "nations"]) == 2
     # A diverging loss is a user error: exit 2 and a message, no traceback.
     assert main(["kge", "train", "--data", "nations", "--model", "transe_l2", "--dim", "8",
                  "--epochs", "2", "--lr", "1e30", "--loss", "softplus"]) == 2

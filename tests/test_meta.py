@@ -485,6 +485,8 @@ def test_bad_arguments():
         DigitsTasks(n_way=5, k_shot=170, k_query=15)
     with pytest.raises(ValueError, match="n_way"):
         DigitsTasks(n_way=6, digits=(0, 1, 2))
+    with pytest.raises(ValueError, match="rotations"):
+        DigitsTasks(n_way=2, digits=(3,), rotations=(0, 4))  # 4 quarter turns = 0
     with pytest.raises(ValueError, match="k_shot"):
         SineTasks(k_shot=0)
     learner = MetaLearner(net, verbose=0)

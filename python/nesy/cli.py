@@ -309,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         code = int(args.func(args))
-    except (ValueError, TypeError, IndexError, KeyError, FileNotFoundError,
-            FloatingPointError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, FloatingPointError,
+            OSError) as exc:  # OSError: missing, unreadable or unwritable files, directories
         print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
         return 2
     if args.command != "info":

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy._fit import keeps_state_on_error
@@ -109,6 +109,8 @@ class Distiller(BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> Distiller:
         """Distil on ``X`` ``(n_samples, n_features)`` with optional true labels (or targets)
         ``y``; without ``y`` the teacher's own answers stand in for the labels."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)  # a previous fit's classes_ must not outlive a regressor refit
         teacher = as_teacher(self.teacher)
         if not (isinstance(self.student, Module) or hasattr(self.student, "fit")):
             raise TypeError(f"student: expected a nesy Module or an estimator with fit, got "
@@ -152,8 +154,9 @@ class Distiller(BaseEstimator):
             loss = self._loss()
             self.student_ = clone(student)._fit_distilled(X, classes, loss.pack(hard, logits),
                                                           loss)
-        else:
-            self.student_ = clone(student).fit(X, classes[hard])
+        else:  # hard labels only: the teacher's, as documented (y weighs in through alpha,
+            # which only a student trained with the distillation loss has)
+            self.student_ = clone(student).fit(X, classes[np.argmax(logits, axis=1)])
 
     def _fit_regressor(self, X: np.ndarray, out: np.ndarray, y: Any,
                        rng: np.random.Generator) -> None:
@@ -208,7 +211,11 @@ class Distiller(BaseEstimator):
             raise AttributeError("predict_proba: the teacher is a regressor")
         if isinstance(self.student_, Module):
             return softmax(_predict_module(self.student_, X).astype(np.float64), axis=-1)
-        return self.student_.predict_proba(X)
+        # Columns in classes_ order, also when the student saw only some of the classes.
+        proba = self.student_.predict_proba(X)
+        out = np.zeros((proba.shape[0], len(self.classes_)), np.float64)
+        out[:, label_indices(np.asarray(self.student_.classes_), self.classes_)] = proba
+        return out
 
     def fidelity(self, X: Any) -> float:
         """Fraction of rows where the student and the teacher agree (classification), or the
@@ -225,6 +232,6 @@ class Distiller(BaseEstimator):
         pred = self.predict(X)
         y = np.asarray(y)
         if hasattr(self, "classes_"):
-            return float(np.mean(pred == y))
+            return float(np.mean(pred == column_or_1d(y, warn=True)))
         y = y.astype(np.float64).reshape(np.shape(pred))
         return float(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean(0)) ** 2))

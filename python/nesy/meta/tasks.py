@@ -236,8 +236,11 @@ class DigitsTasks:
         self.rotations = tuple(int(r) % 4 for r in rotations)
         if not self.digits or any(not 0 <= d <= 9 for d in self.digits):
             raise ValueError(f"digits: expected digits in 0..9, got {digits!r}")
-        if len(set(self.digits)) != len(self.digits) or not self.rotations:
-            raise ValueError("digits and rotations: expected non-empty lists without repeats")
+        if (len(set(self.digits)) != len(self.digits) or not self.rotations
+                or len(set(self.rotations)) != len(self.rotations)):
+            raise ValueError("digits and rotations: expected non-empty lists without repeats "
+                             f"(rotations in quarter turns, mod 4), got {digits!r}, "
+                             f"{rotations!r}")
         self.dtype = _dtype(dtype)
         data = load_digits()
         images = data.images.astype(self.dtype) / self.dtype.type(16.0)
