@@ -13,9 +13,12 @@ import numpy as np
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
                  text: bool = False, suffix: str = "") -> None:
-    """Call ``write(fh)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    """Call ``write(fh)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    A symbolic link is written through (its target is replaced, the link kept), and a file
+    that exists keeps its permissions; a new file gets the usual ``0o666 & ~umask``."""
+    path = os.path.realpath(os.fspath(path))
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     try:
         mode = "w" if text else "wb"
@@ -23,9 +26,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # the replaced file's permissions
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
         if hasattr(os, "O_DIRECTORY"):
             dfd = os.open(directory, os.O_DIRECTORY)
