@@ -182,8 +182,20 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         if not 0.0 <= float(self.validation_fraction) < 1.0:
             raise ValueError(f"validation_fraction: expected a number in [0, 1), got "
                              f"{self.validation_fraction!r}")
-        if float(self.n_synthetic) < 0 or int(self.sampling_rounds) < 0:
+        if not float(self.n_synthetic) >= 0 or int(self.sampling_rounds) < 0:
             raise ValueError("n_synthetic and sampling_rounds: expected numbers >= 0")
+        if int(self.min_leaf_samples) < 0:
+            raise ValueError(f"min_leaf_samples: expected an int >= 0, got "
+                             f"{self.min_leaf_samples!r}")
+        if not 0.0 <= float(self.prune_tolerance) < float("inf"):
+            raise ValueError(f"prune_tolerance: expected a finite number >= 0, got "
+                             f"{self.prune_tolerance!r}")
+        if not float(self.bandwidth) >= 0 or float(self.bandwidth) == float("inf"):
+            raise ValueError(f"bandwidth: expected a finite number >= 0, got {self.bandwidth!r}")
+        if self.max_rule_length is not None and (isinstance(self.max_rule_length, bool)
+                                                 or int(self.max_rule_length) < 1):
+            raise ValueError(f"max_rule_length: expected None or an int >= 1, got "
+                             f"{self.max_rule_length!r}")
         return int(self.max_leaf_nodes or 3 * int(self.max_rules) + 2)
 
     def _query_set(self, X: np.ndarray, L: np.ndarray, biggest: int,
@@ -217,7 +229,8 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         S, SL = self._query_set(X, L, biggest, rng)
         self.n_queries_ = len(S) if self.teacher_ is not None else 0
-        n_val = int(round(float(self.validation_fraction) * len(S)))
+        # Hold out a fraction, but never all rows but one (a tiny X): at least 2 to fit on.
+        n_val = min(int(round(float(self.validation_fraction) * len(S))), max(len(S) - 2, 0))
         perm = rng.permutation(len(S))
         fit_idx, val_idx = perm[n_val:], perm[:n_val]
         if not n_val:
