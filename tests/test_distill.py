@@ -330,6 +330,13 @@ def test_a_failed_fit_leaves_distiller_student_and_extractor_as_they_were():
             m.fit(X[:, :3], y + 0.5)  # 3 features, continuous labels
         assert np.array_equal(m.predict(X), before[0]), type(m).__name__
         assert m.n_features_in_ == before[1] and np.array_equal(m.classes_, before[2])
+    # A Module student is trained in place: a refit whose loss diverges puts its weights back.
+    net = Sequential(Dense(4, 3, rng=0))
+    d = Distiller(teacher, net, epochs=3, random_state=0).fit(X)
+    proba = d.predict_proba(X)
+    with pytest.raises(FloatingPointError), np.errstate(invalid="ignore", over="ignore"):
+        d.set_params(learning_rate=1e200, solver="sgd").fit(X)
+    np.testing.assert_array_equal(d.predict_proba(X), proba)
 
 
 def test_plain_students_learn_the_teacher_and_outputs_follow_classes():

@@ -298,12 +298,20 @@ def test_extraction_bad_input(nets):
         PedagogicalRuleExtractor(net).fit(X)
     with pytest.raises(ValueError, match="max_rules"):
         PedagogicalRuleExtractor(net, max_rules=0).fit(Xtr)
-    for bad in (dict(min_leaf_samples=-5), dict(prune_tolerance=float("nan")),
-                dict(max_rule_length=0), dict(bandwidth=-1.0), dict(n_synthetic=float("nan"))):
+    for bad in (dict(min_leaf_samples=-5), dict(min_leaf_samples=float("nan")),
+                dict(prune_tolerance=float("nan")), dict(max_rule_length=0),
+                dict(bandwidth=-1.0), dict(n_synthetic=float("nan")),
+                dict(n_synthetic=float("inf")), dict(sampling_rounds=1.5),
+                dict(max_leaf_nodes=1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PedagogicalRuleExtractor(net, **bad).fit(Xtr)
+    for bad in (dict(bandwidth=-1.0), dict(prune_tolerance=float("nan")),
+                dict(max_rule_length=0), dict(max_terms=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DecompositionalRuleExtractor(net, **bad).fit(Xtr)
     # Two rows and a large held-out fraction: still rows to fit on.
     PedagogicalRuleExtractor(validation_fraction=0.75).fit(Xtr[:2], [0, 1])
+    DecompositionalRuleExtractor(net, n_synthetic=0, validation_fraction=0.75).fit(Xtr[:2])
     with pytest.raises(TypeError, match="teacher"):
         PedagogicalRuleExtractor(object()).fit(Xtr)
     with pytest.raises(ValueError, match="y: required"):

@@ -87,20 +87,21 @@ def test_head_coverage_at_the_threshold_is_kept_and_heads_are_mined_once():
     """A rule whose head coverage equals min_head_coverage passes, as AMIE and the metrics
     filter test it (support / facts >= threshold; 0.28 * 25 rounds above 7), for closed and
     acyclic rules; a head relation given twice is mined once."""
-    facts = [(i, 0, i + 100) for i in range(25)]
-    t = np.array(facts + [(i, 1, i + 100) for i in range(7)]
-                 + [(i, 2, 200) for i in range(7)])
+    # Closed: r0(X, Y) <- r1(X, Y) holds for 7 of r0's 25 facts. Acyclic: r0(X, 500) <-
+    # r1(X, 600) holds for 7 of the 25 facts r0(X, 500) (acyclic head coverage is per constant).
+    closed = np.array([(i, 0, i + 100) for i in range(25)] + [(i, 1, i + 100) for i in range(7)])
+    acyclic = np.array([(i, 0, 500) for i in range(25)] + [(i, 1, 600) for i in range(7)])
     kw = dict(min_support=1, min_confidence=0.0, relations=[0], verbose=0)
-    for length, acyclic in ((1, 0), (0, 1)):
-        at = mine(t, max_length=length, max_length_acyclic=acyclic, min_head_coverage=0.28,
+    for t, length, n_acyclic in ((closed, 1, 0), (acyclic, 0, 1)):
+        at = mine(t, max_length=length, max_length_acyclic=n_acyclic, min_head_coverage=0.28,
                   **kw)
-        every = mine(t, max_length=length, max_length_acyclic=acyclic, min_head_coverage=0.0,
+        every = mine(t, max_length=length, max_length_acyclic=n_acyclic, min_head_coverage=0.0,
                      **kw)
-        kept = every.metrics["head_coverage"] >= 0.28
-        assert kept.any() and len(at.rules) == int(kept.sum()), (length, acyclic)
-    twice = mine(t, max_length=1, max_length_acyclic=1, min_head_coverage=0.0,
+        hc = every.metrics["head_coverage"]
+        assert np.any(hc == 0.28) and len(at.rules) == int(np.sum(hc >= 0.28)), n_acyclic
+    twice = mine(closed, max_length=1, max_length_acyclic=1, min_head_coverage=0.0,
                  **{**kw, "relations": [0, 0]})
-    once = mine(t, max_length=1, max_length_acyclic=1, min_head_coverage=0.0, **kw)
+    once = mine(closed, max_length=1, max_length_acyclic=1, min_head_coverage=0.0, **kw)
     np.testing.assert_array_equal(twice.rules, once.rules)
 
 
@@ -381,3 +382,5 @@ def test_command_line_mine_and_eval(tmp_path, capsys):
                  "--out", str(bad)]) == 2
     assert not bad.exists()
     assert main(["rules", "eval", "--data", "umls", "--rules", str(out)]) == 2
+    assert main(["rules", "mine", "--data", "nations", "--max-length", "1",
+                 "--min-support", "99999999999999999999999"]) == 2  # OverflowError

@@ -41,6 +41,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
                 os.close(dfd)
     except BaseException:
         if os.path.exists(tmp):
+            os.chmod(tmp, 0o600)  # it may have copied a read-only mode (Windows cannot unlink)
             os.unlink(tmp)
         raise
 

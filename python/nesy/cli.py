@@ -309,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         code = int(args.func(args))
-    except (ValueError, TypeError, IndexError, KeyError, OverflowError, FloatingPointError,
-            OSError) as exc:  # OSError: missing, unreadable or unwritable files, directories
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a file the user named: a real failure, with its traceback
+        print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError,
+            FloatingPointError) as exc:
         print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
         return 2
     if args.command != "info":

@@ -184,8 +184,14 @@ class Distiller(BaseEstimator):
         trainer = Trainer(model, loss, opt, batch_size=int(self.batch_size),
                           epochs=int(self.epochs), seed=int(rng.integers(2**31)),
                           verbose=int(self.verbose))
-        with threadpool_limits(limits=1, user_api="blas"):  # see nesy.nn.estimators
-            self.history_ = trainer.fit(X, targets)
+        # The Module is trained in place: on an error (a diverging loss) its weights go back.
+        saved = {k: v.copy() for k, v in model.state_dict().items()}
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):  # see nesy.nn.estimators
+                self.history_ = trainer.fit(X, targets)
+        except Exception:
+            model.load_state_dict(saved)
+            raise
         model.eval()
         self.student_ = model
 
@@ -213,8 +219,11 @@ class Distiller(BaseEstimator):
             return softmax(_predict_module(self.student_, X).astype(np.float64), axis=-1)
         # Columns in classes_ order, also when the student saw only some of the classes.
         proba = self.student_.predict_proba(X)
+        seen = getattr(self.student_, "classes_", None)
+        if seen is None or proba.shape[1] == len(self.classes_):
+            return proba
         out = np.zeros((proba.shape[0], len(self.classes_)), np.float64)
-        out[:, label_indices(np.asarray(self.student_.classes_), self.classes_)] = proba
+        out[:, label_indices(np.asarray(seen), self.classes_)] = proba
         return out
 
     def fidelity(self, X: Any) -> float:

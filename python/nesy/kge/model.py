@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -453,7 +454,10 @@ class KGEModel:
         params = {}
         for k, v in self.get_params().items():
             v = str(np.dtype(v)) if k == "dtype" else _json_value(v)
-            if v is not _SKIP:
+            if v is _SKIP:
+                warnings.warn(f"save: parameter {k!r} cannot be stored; load gives its default",
+                              stacklevel=2)
+            else:
                 params[k] = v
         arrays = {"model": np.array(self.model), "dim": np.array(self.dim),
                   "entity_embeddings": ent, "relation_embeddings": rel,
@@ -514,8 +518,8 @@ def _json_value(v: Any) -> Any:
         return v.item()
     if isinstance(v, np.ndarray):
         return v.tolist()
-    if isinstance(v, os.PathLike):
-        return os.fspath(v)
+    if isinstance(v, (os.PathLike, bytes)):
+        return os.fsdecode(v)
     if isinstance(v, (tuple, list)):
         items = [_json_value(x) for x in v]
         return _SKIP if any(x is _SKIP for x in items) else items

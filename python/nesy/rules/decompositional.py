@@ -32,7 +32,7 @@ from nesy.distill.teachers import Teacher
 from nesy.nn.activations import ReLU
 from nesy.nn.layers import Dense, Dropout, Sequential
 from nesy.nn.module import Identity
-from nesy.rules.pedagogical import RuleExtractorMixin
+from nesy.rules.pedagogical import RuleExtractorMixin, _held_out, _option
 from nesy.rules.ruleset import Condition
 from nesy.rules.simplify import Candidate, Evaluator, choose_default, prune, select_size
 from nesy.rules.trees import Conj, fit_tree, merge, sample_near, tree_leaves
@@ -177,8 +177,10 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         ``feature_names`` name the columns in the rules (``y`` is ignored)."""
         if self.model is None:
             raise ValueError("model: the decompositional extractor needs a network")
-        if isinstance(self.max_rules, bool) or int(self.max_rules) < 1:
-            raise ValueError(f"max_rules: expected a positive int, got {self.max_rules!r}")
+        self._check_common_options()
+        _option(self, "max_output_leaves", 2, integer=True, optional=True)
+        _option(self, "term_depth", 1, integer=True)
+        _option(self, "max_terms", 1, integer=True)
         net = relu_network(self.model)
         self.network_ = net
         X, _, classes = self._prepare(X, None, feature_names,
@@ -190,7 +192,7 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         hidden, logits = net.activations(S)
         SL = np.argmax(logits, axis=1).astype(np.intp)
         reps = [S, *hidden]  # reps[l] is the input of layer l + 1
-        n_val = int(round(float(self.validation_fraction) * len(S)))
+        n_val = _held_out(float(self.validation_fraction), len(S))
         perm = rng.permutation(len(S))
         fit_idx, val_idx = perm[n_val:], perm[:n_val]
         if not n_val:

@@ -16,6 +16,7 @@ With ``model=None`` the extractor is a plain rule learner on ``y`` (a student fo
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -40,9 +41,43 @@ from nesy.rules.trees import box, fit_tree, sample_in_boxes, sample_near, tree_l
 __all__ = ["PedagogicalRuleExtractor", "RuleExtractorMixin"]
 
 
+def _option(est: Any, name: str, low: float, integer: bool = False,
+            optional: bool = False) -> Any:
+    """``est.<name>`` checked: a finite number >= ``low`` (an int when ``integer``; None when
+    ``optional``); ValueError naming the option otherwise."""
+    v = getattr(est, name)
+    if v is None and optional:
+        return None
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    ok = ok and math.isfinite(float(v)) and float(v) >= low
+    if ok and integer:
+        ok = float(v).is_integer()
+    if not ok:
+        kind = "an int" if integer else "a finite number"
+        raise ValueError(f"{name}: expected {kind} >= {low:g}"
+                         f"{' or None' if optional else ''}, got {v!r}")
+    return int(v) if integer else float(v)
+
+
+def _held_out(fraction: float, n: int) -> int:
+    """Rows held out to choose the tree size: the fraction, but at least 2 rows stay to fit."""
+    return min(int(round(fraction * n)), max(n - 2, 0))
+
+
 class RuleExtractorMixin(ClassifierMixin):
     """``predict`` / ``predict_proba`` / ``fidelity`` through the fitted ``ruleset_`` and the
     oracle-querying steps both extractors share."""
+
+    def _check_common_options(self) -> None:
+        """The options both extractors take (ValueError naming the option)."""
+        _option(self, "max_rules", 1, integer=True)
+        _option(self, "n_synthetic", 0)
+        _option(self, "bandwidth", 0)
+        _option(self, "prune_tolerance", 0)
+        _option(self, "max_rule_length", 1, integer=True, optional=True)
+        if not 0.0 <= _option(self, "validation_fraction", 0) < 1.0:
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), got "
+                             f"{self.validation_fraction!r}")  # type: ignore[attr-defined]
 
     ruleset_: RuleSet
     teacher_: Optional[Teacher]
@@ -177,26 +212,11 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_params(self) -> int:
-        if isinstance(self.max_rules, bool) or int(self.max_rules) < 1:
-            raise ValueError(f"max_rules: expected a positive int, got {self.max_rules!r}")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise ValueError(f"validation_fraction: expected a number in [0, 1), got "
-                             f"{self.validation_fraction!r}")
-        if not float(self.n_synthetic) >= 0 or int(self.sampling_rounds) < 0:
-            raise ValueError("n_synthetic and sampling_rounds: expected numbers >= 0")
-        if int(self.min_leaf_samples) < 0:
-            raise ValueError(f"min_leaf_samples: expected an int >= 0, got "
-                             f"{self.min_leaf_samples!r}")
-        if not 0.0 <= float(self.prune_tolerance) < float("inf"):
-            raise ValueError(f"prune_tolerance: expected a finite number >= 0, got "
-                             f"{self.prune_tolerance!r}")
-        if not float(self.bandwidth) >= 0 or float(self.bandwidth) == float("inf"):
-            raise ValueError(f"bandwidth: expected a finite number >= 0, got {self.bandwidth!r}")
-        if self.max_rule_length is not None and (isinstance(self.max_rule_length, bool)
-                                                 or int(self.max_rule_length) < 1):
-            raise ValueError(f"max_rule_length: expected None or an int >= 1, got "
-                             f"{self.max_rule_length!r}")
-        return int(self.max_leaf_nodes or 3 * int(self.max_rules) + 2)
+        self._check_common_options()
+        _option(self, "sampling_rounds", 0, integer=True)
+        _option(self, "min_leaf_samples", 0, integer=True)
+        biggest = _option(self, "max_leaf_nodes", 2, integer=True, optional=True)
+        return int(biggest or 3 * int(self.max_rules) + 2)
 
     def _query_set(self, X: np.ndarray, L: np.ndarray, biggest: int,
                    rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
@@ -229,8 +249,7 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         S, SL = self._query_set(X, L, biggest, rng)
         self.n_queries_ = len(S) if self.teacher_ is not None else 0
-        # Hold out a fraction, but never all rows but one (a tiny X): at least 2 to fit on.
-        n_val = min(int(round(float(self.validation_fraction) * len(S))), max(len(S) - 2, 0))
+        n_val = _held_out(float(self.validation_fraction), len(S))
         perm = rng.permutation(len(S))
         fit_idx, val_idx = perm[n_val:], perm[:n_val]
         if not n_val:
