@@ -76,6 +76,43 @@ impl<T: Float> Kernel for Refine<'_, T> {
     }
 }
 
+/// The magnitude a `form`'s expansion rounds against: `|q|^2` (L2) or `sum |q|` (L1).
+fn magnitude<T: Float>(form: Form, q: &[T]) -> T {
+    if form == Form::NegL2 {
+        q.iter().fold(T::ZERO, |a, &v| a + v * v)
+    } else {
+        q.iter().fold(T::ZERO, |a, &v| a + v.abs())
+    }
+}
+
+/// Recomputes the distances of one block of query rows `q` that cancelled ([`REFINE`]); `out`
+/// holds L2's squared distances or L1's scores, `e_mags` every entity's [`magnitude`].
+fn refine_block<T: Float>(
+    level: Level,
+    form: Form,
+    q: &[T],
+    e_mags: &[T],
+    tables: &Tables<'_, T>,
+    out: &mut [T],
+) {
+    let q_mags: Vec<T> = q
+        .chunks_exact(tables.d_e)
+        .map(|qi| magnitude(form, qi))
+        .collect();
+    let refine = T::of(REFINE);
+    let q_mags = &q_mags[..];
+    let kernel = Refine {
+        form,
+        q,
+        q_mags,
+        e_mags,
+        tables,
+        refine,
+        out,
+    };
+    simd::dispatch(level, kernel);
+}
+
 /// Scores of `triples (n, 3)` into `out (n)`.
 pub fn score_triples<T: Float, M: Model>(
     par: Par,
@@ -278,31 +315,19 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 let EntityPrep::Norms(norms) = prep else {
                     panic!("form_rows: L2 needs the entity norms from `prepare`");
                 };
-                let (two, refine) = (T::of(2.0), T::of(REFINE));
+                let two = T::of(2.0);
                 let blocks: Vec<_> = out
                     .chunks_mut(QUERY_BLOCK * n_ent)
                     .zip(q.chunks(QUERY_BLOCK * d))
                     .collect();
                 par.for_work(nq * n_ent).for_each(blocks, |(out, q)| {
-                    let q_mags: Vec<T> = (q.chunks_exact(d))
-                        .map(|qi| qi.iter().fold(T::ZERO, |a, &v| a + v * v))
-                        .collect();
-                    for (row, &qn) in out.chunks_mut(n_ent).zip(&q_mags) {
+                    for (row, qi) in out.chunks_mut(n_ent).zip(q.chunks_exact(d)) {
+                        let qn = magnitude(Form::NegL2, qi);
                         for (s, &en) in row.iter_mut().zip(norms) {
                             *s = qn + en - two * *s;
                         }
                     }
-                    let (form, q_mags, e_mags) = (Form::NegL2, &q_mags[..], &norms[..]);
-                    let kernel = Refine {
-                        form,
-                        q,
-                        q_mags,
-                        e_mags,
-                        tables,
-                        refine,
-                        out,
-                    };
-                    simd::dispatch(level, kernel);
+                    refine_block(level, Form::NegL2, q, norms, tables, out);
                     for s in out.iter_mut() {
                         *s = -(if *s > T::ZERO { *s } else { T::ZERO }).sqrt();
                     }
@@ -319,23 +344,9 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 let EntityPrep::L1(table) = prep else {
                     panic!("form_rows: L1 needs the entity panels from `prepare`");
                 };
-                let refine = T::of(REFINE);
                 par.for_each(jobs, |(out, q)| {
                     l1::block(level, q, table, out);
-                    let q_mags: Vec<T> = (q.chunks_exact(d))
-                        .map(|qi| qi.iter().fold(T::ZERO, |a, &v| a + v.abs()))
-                        .collect();
-                    let (form, q_mags, e_mags) = (Form::NegL1, &q_mags[..], &table.abs_sums[..]);
-                    let kernel = Refine {
-                        form,
-                        q,
-                        q_mags,
-                        e_mags,
-                        tables,
-                        refine,
-                        out,
-                    };
-                    simd::dispatch(level, kernel);
+                    refine_block(level, Form::NegL1, q, &table.abs_sums, tables, out);
                 });
             } else {
                 par.for_each(jobs, |(out, q)| {
