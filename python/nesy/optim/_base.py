@@ -68,6 +68,8 @@ class Optimizer:
         self._used: list[int] = []
         self._n_alloc = 0
         self._last_hyper: np.ndarray | None = None
+        #: The rows `_last_hyper` was made from (a step compares lists, not arrays).
+        self._last_rows: list[list[float]] | None = None
         #: SIMD level for the kernels (None: the best this CPU has); tests pin it.
         self._simd: str | None = None
         groups = list(params)
@@ -122,27 +124,25 @@ class Optimizer:
     # ------------------------------------------------------------------------------ state
     def _row(self, gi: int, group: Mapping[str, Any]) -> list[float]:
         """Group ``gi``'s options as one row of numbers; a value that is not a real number
-        raises ``TypeError`` naming the group and option (range checks are the kernels')."""
-        def number(name: str, v: Any) -> float:
-            if isinstance(v, np.ndarray) and v.ndim == 0:
-                v = v[()]
-            if not isinstance(v, (Real, np.number, np.bool_)) or isinstance(v, np.complexfloating):
-                raise TypeError(f"param_groups[{gi}]['{name}'] must be a real number, "
-                                f"got {v!r}")
-            return float(v)
-
+        raises ``TypeError`` naming the group and option (range checks are the kernels').
+        Runs at every step (to see options changed since the last one), so plain ints and
+        floats take a fast path."""
         row = []
         for col in self._columns:
             if col in self._fixed:
                 row.append(float(self._fixed[col]))
-            elif col in ("beta1", "beta2"):
+                continue
+            if col == "beta1" or col == "beta2":
                 betas = group["betas"]
-                if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-                    raise ValueError(f"param_groups[{gi}]['betas']: expected a pair "
-                                     f"(beta1, beta2), got {betas!r}")
-                row.append(number("betas", betas[col == "beta2"]))
+                if type(betas) is not tuple or len(betas) != 2:
+                    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                        raise ValueError(f"param_groups[{gi}]['betas']: expected a pair "
+                                         f"(beta1, beta2), got {betas!r}")
+                name, v = "betas", betas[col == "beta2"]
             else:
-                row.append(number(col, group[col]))
+                name, v = col, group[col]
+            t = type(v)
+            row.append(float(v) if t is float or t is int else _real(gi, name, v))
         self._check_group(gi, group)
         return row
 
@@ -155,15 +155,14 @@ class Optimizer:
         Rows are validated, and the state buffers each group needs looked up, only when the
         options changed since the last step, so a step stays one call into Rust.
         """
-        hyper = np.array([self._row(gi, g) for gi, g in enumerate(self.param_groups)],
-                         dtype=np.float64)
-        hyper = hyper.reshape(len(self.param_groups), -1)
-        last = self._last_hyper
-        if last is None or last.shape != hyper.shape or not np.array_equal(last, hyper):
-            names, used = _core.optim_state(self._kind, hyper)
-            self._state_names = list(names)
-            self._used = used
-            self._last_hyper = hyper
+        rows = [self._row(gi, g) for gi, g in enumerate(self.param_groups)]
+        if rows == self._last_rows and self._last_hyper is not None:
+            return self._last_hyper  # unchanged options (NaN never compares equal)
+        hyper = np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+        names, used = _core.optim_state(self._kind, hyper)
+        self._state_names = list(names)
+        self._used = used
+        self._last_hyper, self._last_rows = hyper, rows
         return hyper
 
     def _state_init(self, name: str, group: Mapping[str, Any]) -> float:
@@ -371,6 +370,7 @@ class Optimizer:
             mine.clear()
             mine.update(g)
         self._state_names, self._used, self._last_hyper = names, used, hyper
+        self._last_rows = None  # recomputed at the next step
         self._flat = {d: [np.zeros(0, d) for _ in names] for d in _FLOATS}
         try:
             self._alloc_state()
@@ -391,6 +391,16 @@ class Optimizer:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"{type(self).__name__}({len(self._params)} parameters, {opts})"
+
+
+def _real(gi: int, name: str, v: Any) -> float:
+    """Option ``name`` of group ``gi`` as a float: any real number (a NumPy scalar, a 0-d
+    array, a bool for a flag); ``TypeError`` naming it otherwise (a string, None, complex)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+    if not isinstance(v, (Real, np.number, np.bool_)) or isinstance(v, np.complexfloating):
+        raise TypeError(f"param_groups[{gi}]['{name}'] must be a real number, got {v!r}")
+    return float(v)
 
 
 def _check_param(p: Any, where: str) -> None:

@@ -8,12 +8,9 @@ the gradient (negated when ``maximize``), ``t`` the parameter's update count sta
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from numbers import Real
 from typing import Any
 
-import numpy as np
-
-from nesy.optim._base import Optimizer
+from nesy.optim._base import Optimizer, _real
 
 Betas = tuple[float, float]
 
@@ -77,9 +74,8 @@ class Adagrad(Optimizer):
 
     def _check_group(self, gi: int, group: Mapping[str, Any]) -> None:
         v = group["initial_accumulator_value"]
-        if not isinstance(v, (Real, np.number)) or isinstance(v, np.complexfloating):
-            raise TypeError(f"param_groups[{gi}]['initial_accumulator_value'] must be a real "
-                            f"number, got {v!r}")
+        if type(v) is not float and type(v) is not int:  # checked at every step: fast path
+            v = _real(gi, "initial_accumulator_value", v)
         if not 0.0 <= float(v) < float("inf"):
             raise ValueError(f"param_groups[{gi}]['initial_accumulator_value'] must be a "
                              f"finite number >= 0, got {v!r}")
