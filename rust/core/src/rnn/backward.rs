@@ -190,8 +190,30 @@ pub fn backward<T: Gemm>(
         }
         let work = d.t * d.b * gh * (h + 8);
         let w_hh = Recurrent::rows(simd::detect(), w.w_hh, gh, h);
-        let run = |job: BackChunk<'_, T>| job.run(d, w, &w_hh, dhn, dcn, lengths, reverse);
-        Par::Rayon.for_work(work / 64).for_each(jobs, run);
+        let sums = out.db_ih.is_some() || out.db_hh.is_some();
+        let run = |job: BackChunk<'_, T>| job.run(d, w, &w_hh, dhn, dcn, lengths, reverse, sums);
+        // Jobs were pushed last chunk first: the bias sums are added back in chunk order.
+        let mut chunk_sums = Par::Rayon.for_work(work / 64).map(jobs, run);
+        chunk_sums.reverse();
+        add_bias_sums(
+            cell,
+            &chunk_sums,
+            out.db_ih.as_deref_mut(),
+            out.db_hh.as_deref_mut(),
+        );
+    } else if out.db_ih.is_some() || out.db_hh.is_some() {
+        // The split path (one chunk): the same sums, in the same order, after the recurrence.
+        let recurrent = match cell {
+            Cell::Gru => bias_sums(d, gh, &dg_h, reverse),
+            _ => Vec::new(), // the same as the input path's
+        };
+        let sums = [bias_sums(d, gh, &dg_x, reverse), recurrent];
+        add_bias_sums(
+            cell,
+            &[sums],
+            out.db_ih.as_deref_mut(),
+            out.db_hh.as_deref_mut(),
+        );
     }
     let dg_h_all: &[T] = if cell == Cell::Gru { &dg_h } else { &dg_x };
     // dx = dG_x W_ih;  dW_ih += dG_x^T x;  dW_hh += dG_h^T h_prev.
@@ -219,13 +241,44 @@ pub fn backward<T: Gemm>(
         T::ONE,
         MatMut::new(out.dw_hh, gh, h),
     );
-    if let Some(db) = out.db_ih {
-        column_sums(&dg_x, gh, db);
-    }
-    if let Some(db) = out.db_hh {
-        column_sums(dg_h_all, gh, db);
-    }
     Ok(())
+}
+
+/// The bias gradients of one row chunk, `[input path, recurrent path]` (the recurrent path's
+/// only for the GRU; the other cells' are the input path's): its rows' gate gradients summed
+/// step by step in the order the recurrence visits them (last step first), each step's rows
+/// in order.
+type ChunkSums<T> = [Vec<T>; 2];
+
+/// Adds the chunks' bias sums to `db_ih` and `db_hh`, chunk by chunk in order. The chunks
+/// depend only on the batch size, so the bits do not depend on the thread count.
+fn add_bias_sums<T: Float>(
+    cell: Cell,
+    chunks: &[ChunkSums<T>],
+    db_ih: Option<&mut [T]>,
+    db_hh: Option<&mut [T]>,
+) {
+    for (db, path) in [(db_ih, 0), (db_hh, if cell == Cell::Gru { 1 } else { 0 })] {
+        if let Some(db) = db {
+            for sums in chunks {
+                for (a, &v) in db.iter_mut().zip(&sums[path]) {
+                    *a = *a + v;
+                }
+            }
+        }
+    }
+}
+
+/// The bias sums of a batch that is one row chunk (the split path), from its gate gradients
+/// `dg (T, B, G*H)`, in the order [`BackChunk::run`] adds them.
+fn bias_sums<T: Float>(d: Dims, gh: usize, dg: &[T], reverse: bool) -> Vec<T> {
+    debug_assert_eq!(n_chunks(d.b), 1);
+    let mut acc = vec![T::ZERO; gh];
+    for step in (0..d.t).rev() {
+        let t = time(step, d.t, reverse);
+        column_sums(&dg[t * d.b * gh..(t + 1) * d.b * gh], gh, &mut acc);
+    }
+    acc
 }
 
 /// The rows of one chunk in the backward pass.
@@ -253,9 +306,15 @@ impl<T: Gemm> BackChunk<'_, T> {
         dcn: Option<&[T]>,
         lengths: Option<&[i64]>,
         reverse: bool,
-    ) {
+        sums: bool,
+    ) -> ChunkSums<T> {
         let (cell, h) = (w.cell, d.h);
+        let gh = cell.gates() * h;
         let rb = self.rows.len();
+        // Bias gradients: each step's gate gradients are added while they are in cache.
+        let n_sums = if sums { gh } else { 0 };
+        let n_rec = if cell == Cell::Gru { n_sums } else { 0 };
+        let mut db = [vec![T::ZERO; n_sums], vec![T::ZERO; n_rec]];
         let span = self.rows.start * h..self.rows.end * h;
         let mut dh = dhn[span.clone()].to_vec();
         let mut dc = dcn.map(|c| c[span].to_vec()).unwrap_or_default();
@@ -297,6 +356,12 @@ impl<T: Gemm> BackChunk<'_, T> {
             } else {
                 &*self.dgx[t]
             };
+            if sums {
+                column_sums(self.dgx[t], gh, &mut db[0]);
+                if cell == Cell::Gru {
+                    column_sums(dgh_t, gh, &mut db[1]);
+                }
+            }
             w_hh.apply(dgh_t, None, &mut back, &mut scratch);
             for (b, &a) in on.iter().enumerate() {
                 if !a {
@@ -316,6 +381,7 @@ impl<T: Gemm> BackChunk<'_, T> {
         if !self.dc0.is_empty() {
             self.dc0.copy_from_slice(&dc);
         }
+        db
     }
 }
 

@@ -421,13 +421,13 @@ fn gru<T: Float>(
         &mut ghn[..h],
     );
     let (pr, pz, pn) = (&p[0][..h], &p[1][..h], &p[2][..h]);
+    // One activation per loop (see `lstm`; 1.3x faster than one loop for all three).
+    activate::<T, false>(gr, pr, T::sigmoid);
+    activate::<T, false>(gz, pz, T::sigmoid);
     for j in 0..h {
-        let r = (gr[j] + pr[j]).sigmoid();
-        let z = (gz[j] + pz[j]).sigmoid();
+        let (r, z) = (gr[j], gz[j]);
         let n = (gn[j] + r * pn[j]).tanh();
         let v = (T::ONE - z) * n + z * hb[j];
-        gr[j] = r;
-        gz[j] = z;
         gn[j] = n;
         ghn[j] = pn[j];
         hb[j] = v;
@@ -452,20 +452,33 @@ fn lstm<T: Float, const FUSED: bool>(
     let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
     let (y, cb) = (&mut y[..h], &mut cb[..h]);
     let [pi, pf, pg, po] = p.map(|q| if FUSED { q } else { &q[..h] });
-    let pre = |g: T, p: &[T], j: usize| if FUSED { g } else { g + p[j] };
+    // One activation per loop (as in `gru`): each element's chain of dependent operations is
+    // then short enough for the out-of-order core to overlap many elements. One loop with all
+    // five activations waited on its chain: 1.3x slower for rows of 256 units (about the same
+    // at 128). Every element sees the same operations either way, so the bits do not change.
+    activate::<T, FUSED>(gi, pi, T::sigmoid);
+    activate::<T, FUSED>(gf, pf, T::sigmoid);
+    activate::<T, FUSED>(gg, pg, T::tanh);
+    activate::<T, FUSED>(go, po, T::sigmoid);
     for j in 0..h {
-        let i = pre(gi[j], pi, j).sigmoid();
-        let f = pre(gf[j], pf, j).sigmoid();
-        let gv = pre(gg[j], pg, j).tanh();
-        let o = pre(go[j], po, j).sigmoid();
-        let c = f * cb[j] + i * gv;
-        let v = o * c.tanh();
-        gi[j] = i;
-        gf[j] = f;
-        gg[j] = gv;
-        go[j] = o;
+        let c = gf[j] * cb[j] + gi[j] * gg[j];
+        let v = go[j] * c.tanh();
         cb[j] = c;
         hb[j] = v;
         y[j] = v;
+    }
+}
+
+/// `g = f(g + p)` element-wise (`FUSED`: `g = f(g)`, `p` unused).
+#[inline(always)]
+fn activate<T: Float, const FUSED: bool>(g: &mut [T], p: &[T], f: impl Fn(T) -> T) {
+    if FUSED {
+        for v in g.iter_mut() {
+            *v = f(*v);
+        }
+    } else {
+        for (v, &q) in g.iter_mut().zip(p) {
+            *v = f(*v + q);
+        }
     }
 }
