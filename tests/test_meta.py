@@ -458,8 +458,14 @@ class BadTasks:
 def test_bad_task_samplers(kind, exc, match):
     learner = MetaLearner(mlp([1, 8, 1], ReLU, np.float32), "fomaml", inner_lr=1.0,
                           meta_batch_size=4, verbose=0)
+    before = [p.copy() for p in learner.model.parameters()]
     with pytest.raises(exc, match=match):
         learner.fit(BadTasks(kind), 2)
+    # Every bad batch is refused in the first meta-iteration: no update reached the model.
+    after = learner.model.parameters()
+    assert len(after) == len(before) == 4
+    for p, q in zip(after, before):
+        assert p.dtype == q.dtype and np.array_equal(p, q)
 
 
 def test_sklearn_params():
@@ -556,3 +562,40 @@ def test_rust_loss_grad_refuses_bad_shapes():
     with pytest.raises(IndexError, match=r"y\[1\]"):
         _core.meta_mlp_loss_grad([W1, b1, W2, b2], x, np.array([[0, 3, 0, 0, 0]] * 2),
                                  ["relu", "identity"], "cross_entropy")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_rust_loss_grad_does_not_depend_on_the_thread_count(dtype, loss):
+    """32 tasks x 64 points through widths [3, 40, 40, 4]: enough work for the parallel path
+    (rust/core/src/meta/mlp.rs, one job per task); 1 and 2 threads give the same bits."""
+    import nesy
+    from nesy.meta.functional import BatchedMLP
+
+    n_tasks, n_points = 32, 64
+    n_out = 4
+    net = Sequential(Dense(3, 40, rng=0, dtype=dtype), Tanh(), Dense(40, 40, rng=1, dtype=dtype),
+                     ReLU(), Dense(40, n_out, rng=2, dtype=dtype))
+    b = BatchedMLP(net)
+    rng = np.random.default_rng(1)
+    params = [p + rng.standard_normal(p.shape).astype(dtype) * 0.1
+              for p in broadcast_params(net.parameters(), n_tasks)]
+    x = rng.standard_normal((n_tasks, n_points, 3)).astype(dtype)
+    y = (rng.standard_normal((n_tasks, n_points, n_out)).astype(dtype) if loss == "mse"
+         else rng.integers(0, n_out, (n_tasks, n_points)))
+    before = nesy.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            nesy.set_num_threads(threads)
+            assert nesy.get_num_threads() == threads
+            losses, grads = b.loss_grad(params, x, y, loss)
+            results.append((losses, *grads))
+    finally:
+        nesy.set_num_threads(before)
+    assert len(results[0]) == 1 + len(params)
+    for a, c in zip(*results):
+        assert a.dtype == dtype and np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, c)
+    # Tasks differ (their parameters do), so equal bits are not a constant output.
+    assert len(np.unique(results[0][0])) == n_tasks

@@ -374,20 +374,31 @@ def test_nothing_written_when_invalid(tmp_path):
     for name in ("keep.txt", "keep.json"):
         path = tmp_path / name
         path.write_text("old content", encoding="utf-8")
+        # Each case with the exception and the message it must give (naming what is wrong).
         bad_args = [
-            (rows, {**good, "support": [2]}, RELS, ENTS),
-            (rows, {k: v for k, v in good.items() if k != "head_facts"}, RELS, ENTS),
-            (rows, {**good, "head_coverage": [0.5, float("nan")]}, RELS, ENTS),
-            (rows, {**good, "support": [2.5, 0]}, RELS, ENTS),
-            (rows, good, RELS, None),  # an acyclic rule and no entity labels
-            (rows, good, RELS[:1], ENTS),  # relation id out of range
-            (np.array([PINNED[0][0], [0] * 11]), good, RELS, ENTS),
-            (rows[:, :10], good, RELS, ENTS),
-            (rows, good, RELS, ENTS, "yaml"),
+            ((rows, {**good, "support": [2]}, RELS, ENTS),
+             ValueError, r"metrics\['support'\]: expected shape \(2,\), got \(1,\)"),
+            ((rows, {k: v for k, v in good.items() if k != "head_facts"}, RELS, ENTS),
+             ValueError, r"metrics: missing \['head_facts'\]"),
+            ((rows, {**good, "head_coverage": [0.5, float("nan")]}, RELS, ENTS),
+             ValueError, r"metrics\['head_coverage'\]: ratios must be in \[0, 1\]"),
+            ((rows, {**good, "support": [2.5, 0]}, RELS, ENTS),
+             ValueError, r"metrics\['support'\]: expected integer counts"),
+            ((rows, good, RELS, None),  # an acyclic rule and no entity labels
+             ValueError, r"entity labels are needed .*\(entity id 0\)"),
+            ((rows, good, RELS[:1], ENTS),  # relation id out of range
+             IndexError, r"relation id 1 out of range \[0, 1\)"),
+            ((np.array([PINNED[0][0], [0] * 11]), good, RELS, ENTS),
+             ValueError, r"rule row \[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0\]: a closed rule"),
+            ((rows[:, :10], good, RELS, ENTS),
+             ValueError, r"rows: expected shape \(m, 11\), got \(2, 10\)"),
+            ((rows, good, RELS, ENTS, "yaml"),
+             ValueError, r"format: expected 'text' or 'json', got 'yaml'"),
         ]
-        for args in bad_args:
-            with pytest.raises((ValueError, IndexError, TypeError)):
+        for args, exc, match in bad_args:
+            with pytest.raises(exc, match=match) as info:
                 save_rules(path, *args)
+            assert info.type is exc  # not a subclass standing in for it
             assert path.read_text(encoding="utf-8") == "old content"
     assert _leftovers(tmp_path) == []
 
