@@ -160,6 +160,9 @@ def test_random_hyper_parameters_match_reference(cls):
         _, mine, r = _run_pair(cls, refcls, opts, dtype, [size], steps=20, seed=seed)
         a, b = mine[0], r.params[0]
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(b))
+        inf = np.isinf(b)
+        np.testing.assert_array_equal(np.sign(a[inf]), np.sign(b[inf]))
         fin = np.isfinite(b)
         assert _rel(a[fin], b[fin]) <= 10 * TOL[dtype]
 
@@ -414,12 +417,18 @@ def test_load_state_dict_rejects_mismatches_without_changing_anything():
     bad = {"state": {0: {**sd["state"][0], "exp_avg": np.ones(4)}},
            "param_groups": sd["param_groups"]}
     before = opt.state_dict()
-    with pytest.raises(ValueError, match="exp_avg"):
-        opt.load_state_dict(bad)
-    with pytest.raises(ValueError, match="groups"):
-        opt.load_state_dict({"state": {}, "param_groups": sd["param_groups"] * 2})
-    after = opt.state_dict()
-    assert np.array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+    a_before = a.copy()
+    for bad_sd, needle in [(bad, "exp_avg"),
+                           ({"state": {}, "param_groups": sd["param_groups"] * 2}, "groups")]:
+        with pytest.raises(ValueError, match=needle):
+            opt.load_state_dict(bad_sd)
+        after = opt.state_dict()
+        assert after["param_groups"] == before["param_groups"]
+        assert set(after["state"]) == set(before["state"])
+        assert set(after["state"][0]) == set(before["state"][0])
+        for k, v in before["state"][0].items():
+            assert np.array_equal(after["state"][0][k], v), k
+        assert np.array_equal(a, a_before) and opt.param_groups[0]["params"][0] is a
 
 
 # ----------------------------------------------------------------------------- gradient utils

@@ -314,3 +314,115 @@ def test_matches_torch(cell, bias, reverse, lengths, dtype):
     diffs = compare_with_torch(cell, bias, lengths, reverse, dtype)
     bad = {k: v for k, v in diffs.items() if not v <= tol}
     assert not bad, f"relative differences above {tol}: {bad}"
+
+
+# -------------------------------------------------------------- cell equations, written by hand
+
+
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def textbook_step(cell, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One step of one cell in float64, written from the torch.nn.RNN/GRU/LSTM documentation.
+
+    ``x`` (I,), ``h`` and ``c`` (H,) for ONE sequence; the stacked weights are split into the
+    documented per-gate blocks (GRU: r, z, n; LSTM: i, f, g, o) and every gate is spelt out.
+    Returns ``(h_new, c_new)`` (``c_new`` None except for lstm).
+    """
+    x, h = np.asarray(x, np.float64), np.asarray(h, np.float64)
+    w_ih, w_hh = np.asarray(w_ih, np.float64), np.asarray(w_hh, np.float64)
+    G = GATES[cell]
+    b_ih = np.zeros(w_ih.shape[0]) if b_ih is None else np.asarray(b_ih, np.float64)
+    b_hh = np.zeros(w_hh.shape[0]) if b_hh is None else np.asarray(b_hh, np.float64)
+    Wi, Wh = np.split(w_ih, G), np.split(w_hh, G)
+    bi, bh = np.split(b_ih, G), np.split(b_hh, G)
+    if cell == "rnn_tanh":  # h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+        return np.tanh(Wi[0] @ x + bi[0] + Wh[0] @ h + bh[0]), None
+    if cell == "rnn_relu":  # h' = relu(W_ih x + b_ih + W_hh h + b_hh)
+        return np.maximum(Wi[0] @ x + bi[0] + Wh[0] @ h + bh[0], 0.0), None
+    if cell == "gru":
+        W_ir, W_iz, W_in = Wi
+        W_hr, W_hz, W_hn = Wh
+        b_ir, b_iz, b_in = bi
+        b_hr, b_hz, b_hn = bh
+        r = _sig(W_ir @ x + b_ir + W_hr @ h + b_hr)
+        z = _sig(W_iz @ x + b_iz + W_hz @ h + b_hz)
+        n = np.tanh(W_in @ x + b_in + r * (W_hn @ h + b_hn))  # reset gate on (W_hn h + b_hn)
+        return (1.0 - z) * n + z * h, None
+    W_ii, W_if, W_ig, W_io = Wi
+    W_hi, W_hf, W_hg, W_ho = Wh
+    b_ii, b_if, b_ig, b_io = bi
+    b_hi, b_hf, b_hg, b_ho = bh
+    i = _sig(W_ii @ x + b_ii + W_hi @ h + b_hi)
+    f = _sig(W_if @ x + b_if + W_hf @ h + b_hf)
+    g = np.tanh(W_ig @ x + b_ig + W_hg @ h + b_hg)
+    o = _sig(W_io @ x + b_io + W_ho @ h + b_ho)
+    c_new = f * np.asarray(c, np.float64) + i * g
+    return o * np.tanh(c_new), c_new
+
+
+def textbook_layer(cell, case, reverse=False):
+    """:func:`textbook_step` over every time step and row of ``case``: ``(y, h_n, c_n)``."""
+    x = case["x"]
+    T, B, _ = x.shape
+    H = case["h0"].shape[1]
+    y = np.zeros((T, B, H))
+    h_n, c_n = np.zeros((B, H)), np.zeros((B, H))
+    for b in range(B):
+        h = case["h0"][b]
+        c = None if case["c0"] is None else case["c0"][b]
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            h, c = textbook_step(cell, x[t, b], h, c, case["w_ih"], case["w_hh"], case["b_ih"],
+                                 case["b_hh"])
+            y[t, b] = h
+        h_n[b] = h
+        if c is not None:
+            c_n[b] = c
+    return y, h_n, (c_n if cell == "lstm" else None)
+
+
+def test_textbook_step_pins_gate_order_and_the_gru_reset_gate():
+    """The hand-written step is itself discriminating: permuting the gate blocks, or applying
+    the GRU reset gate to ``W_hn h`` only (not to ``b_hn``), changes the result."""
+    for cell in ("gru", "lstm"):
+        case, _ = make_case(cell, 1, 1, 3, 4, True, np.float64, seed=5)
+        args = [case[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+        c0 = None if case["c0"] is None else case["c0"][0]
+        h, _ = textbook_step(cell, case["x"][0, 0], case["h0"][0], c0, *args)
+        G = GATES[cell]
+        for perm in ([1, 0, *range(2, G)], [*range(G - 2), G - 1, G - 2]):
+            swapped = [np.concatenate([np.split(a, G)[k] for k in perm]) for a in args]
+            h2, _ = textbook_step(cell, case["x"][0, 0], case["h0"][0], c0, *swapped)
+            assert np.max(np.abs(h2 - h)) > 1e-3, (cell, perm)
+    # GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), not ... + r * W_hn h + b_hn
+    case, _ = make_case("gru", 1, 1, 3, 4, True, np.float64, seed=5)
+    H = 4
+    b_hh = case["b_hh"]
+    b_ih_moved = case["b_ih"].copy()
+    b_ih_moved[2 * H :] += b_hh[2 * H :]
+    b_hh_moved = b_hh.copy()
+    b_hh_moved[2 * H :] = 0
+    a = textbook_step("gru", case["x"][0, 0], case["h0"][0], None, case["w_ih"], case["w_hh"],
+                      case["b_ih"], b_hh)[0]
+    b = textbook_step("gru", case["x"][0, 0], case["h0"][0], None, case["w_ih"], case["w_hh"],
+                      b_ih_moved, b_hh_moved)[0]
+    assert np.max(np.abs(a - b)) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B", [(1, 1), (3, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cell", CELLS)
+def test_reference_equals_the_textbook_equations(cell, bias, T, B, dtype):
+    """``rnn_layer_forward`` against the documented cell equations (no torch needed)."""
+    case, _ = make_case(cell, T, B, 3, 4, bias, dtype, seed=20 + CELLS.index(cell))
+    tol = 1e-14 if dtype == np.float64 else 2e-6
+    for reverse in (False, True):
+        y, h_n, c_n = forward(cell, case, None, reverse)
+        wy, wh, wc = textbook_layer(cell, case, reverse)
+        if cell == "rnn_relu":
+            assert np.any(wy == 0) and np.any(wy > 0)  # both sides of the kink are exercised
+        assert rel_diff(y, wy) <= tol and rel_diff(h_n, wh) <= tol
+        if cell == "lstm":
+            assert rel_diff(c_n, wc) <= tol

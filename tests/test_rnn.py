@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from test_reference_rnn import textbook_layer
 
 import nesy
 from nesy import _core
@@ -332,13 +333,191 @@ def test_lstm_state_must_be_a_pair_and_kernel_checks_shapes():
 
 @pytest.mark.parametrize("batch_first,unbatched", [(False, False), (True, False), (False, True)])
 def test_a_wrong_grad_out_is_named_with_the_outputs_shape(batch_first, unbatched):
-    m = GRU(3, 5, batch_first=batch_first)
-    x = np.zeros((4, 3) if unbatched else (2, 4, 3) if batch_first else (4, 2, 3), np.float32)
+    m = GRU(3, 5, num_layers=2, bidirectional=True, batch_first=batch_first, rng=0)
+    shape = (4, 3) if unbatched else (2, 4, 3) if batch_first else (4, 2, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    m.zero_grad()
     out, _ = m(x)
+    m.backward(np.ones_like(out))  # gradients that a partial accumulation would change
+    out, _ = m(x)
+    before = [g.copy() for g in m.gradients()]
+    assert all(np.any(g != 0) for g in before)
     with pytest.raises(ValueError, match=re.escape(f"shape {out.shape}")):
         m.backward(np.zeros(out.shape[::-1], np.float32))
+    with pytest.raises(ValueError, match="grad_hn"):
+        m.backward(np.ones_like(out), np.ones((3, 1, 5) if unbatched else (3, 2, 5), np.float32))
+    for a, b in zip(m.gradients(), before):
+        assert np.array_equal(a, b)
     assert m.backward(np.ones_like(out)).shape == x.shape
+    assert any(not np.array_equal(a, b) for a, b in zip(m.gradients(), before))
 
+
+
+# -------------------------------------------------------------- rnn_backward: bad input
+def _backward_args(cell, dtype):
+    """Valid arguments of ``_core.rnn_backward`` for a small layer, as a dict; the gradient
+    buffers hold random values (accumulation into them is in place)."""
+    inp, up = _layer(cell, dtype)
+    lens = np.array([5, 2, 1, 3], np.int64)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    _, _, _, ws = _core.rnn_forward(cell, *args, lengths=lens)
+    rng = np.random.default_rng(9)
+    grads = {f"d{k}": rng.standard_normal(inp[k].shape).astype(dtype)
+             for k in ("w_ih", "w_hh", "b_ih", "b_hh")}
+    return dict(inp, workspace=ws, dy=up["dy"], dh_n=up["dh_n"], dc_n=up["dc_n"], **grads,
+                lengths=lens)
+
+
+def _other(dtype):
+    return np.float64 if dtype == np.float32 else np.float32
+
+
+def _readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# (name, change to the valid arguments, exception, the argument the message must name)
+BACKWARD_BAD = [
+    ("dy-shape", lambda a: {"dy": a["dy"][:, :, :-1].copy()}, ValueError, "dy"),
+    ("dy-dtype", lambda a: {"dy": a["dy"].astype(_other(a["dy"].dtype))}, TypeError, "dy"),
+    ("dh_n-shape", lambda a: {"dh_n": a["dh_n"][:-1].copy()}, ValueError, "dh_n"),
+    ("workspace-truncated", lambda a: {"workspace": a["workspace"][:-1].copy()}, ValueError,
+     "workspace"),
+    ("workspace-dtype", lambda a: {"workspace": a["workspace"].astype(
+        _other(a["workspace"].dtype))}, TypeError, "workspace"),
+    ("db_hh-dtype", lambda a: {"db_hh": a["db_hh"].astype(_other(a["db_hh"].dtype))}, TypeError,
+     "db_hh"),
+    ("db_hh-size", lambda a: {"db_hh": np.append(a["db_hh"], a["db_hh"][:1])}, ValueError,
+     "db_hh"),
+    ("db_hh-missing", lambda a: {"db_hh": None}, ValueError, "db_hh"),
+    ("dw_ih-shape", lambda a: {"dw_ih": a["dw_ih"][:, :-1].copy()}, ValueError, "dw_ih"),
+    ("dw_ih-strided", lambda a: {"dw_ih": np.asfortranarray(a["dw_ih"])}, ValueError, "dw_ih"),
+    ("dw_hh-read-only", lambda a: {"dw_hh": _readonly(a["dw_hh"])}, ValueError, "dw_hh"),
+    ("lengths-range", lambda a: {"lengths": np.array([5, 2, 0, 3])}, ValueError, "lengths"),
+]
+BACKWARD_BAD_CASES = [pytest.param(cell, *case, id=f"{cell}-{case[0]}")
+                      for cell in ("gru", "lstm") for case in BACKWARD_BAD]
+BACKWARD_BAD_CASES += [
+    pytest.param("lstm", "dc_n-transposed", lambda a: {"dc_n": a["dc_n"].T.copy()}, ValueError,
+                 "dc_n", id="lstm-dc_n-transposed", marks=pytest.mark.xfail(
+                     strict=True, reason="rnn_backward checks only the length of dc_n (rust/core/"
+                     "src/rnn/backward.rs), so a (H, B) array is accepted for (B, H)")),
+    pytest.param("gru", "dc_n-given", lambda a: {"dc_n": a["dh_n"].copy()}, ValueError, "dc_n",
+                 id="gru-dc_n-given", marks=pytest.mark.xfail(
+                     strict=True, reason="the message names 'dcn' (the core's name), not the "
+                     "argument dc_n")),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell,case,change,exc,needle", BACKWARD_BAD_CASES)
+def test_rnn_backward_bad_input_names_the_argument_and_changes_no_buffer(
+        cell, case, change, exc, needle, dtype):
+    a = _backward_args(cell, dtype)
+    a.update(change(a))
+    names = ("dw_ih", "dw_hh", "db_ih", "db_hh")
+    before = {k: None if a[k] is None else a[k].copy() for k in names}
+    with pytest.raises(exc) as info:
+        _core.rnn_backward(cell, *[a[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih",
+                                                  "b_hh", "workspace", "dy", "dh_n", "dc_n")],
+                           *[a[k] for k in names], lengths=a["lengths"])
+    assert re.search(rf"\b{needle}\b", str(info.value)), str(info.value)
+    for k in names:
+        assert (a[k] is None) == (before[k] is None) and (a[k] is None or np.array_equal(
+            a[k], before[k])), k
+
+
+def test_rnn_backward_valid_arguments_of_the_bad_input_test_are_accepted():
+    """The arguments the bad-input cases start from are valid (so each case fails for the one
+    change it makes) and the buffers accumulate the reference gradients."""
+    for cell in ("gru", "lstm"):
+        a = _backward_args(cell, np.float64)
+        names = ("dw_ih", "dw_hh", "db_ih", "db_hh")
+        before = {k: a[k].copy() for k in names}
+        keys = ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")
+        _core.rnn_backward(cell, *[a[k] for k in keys], a["workspace"], a["dy"], a["dh_n"],
+                           a["dc_n"], *[a[k] for k in names], lengths=a["lengths"])
+        want = ref.rnn_layer_backward(cell, *[a[k] for k in keys], a["dy"], a["dh_n"], a["dc_n"],
+                                      lengths=a["lengths"])
+        for k in names:
+            assert _rel(a[k] - before[k], want[k]) <= 1e-11, k
+
+
+# -------------------------------------------------------------- modules vs textbook equations
+def _cell_of(cls, kw):
+    return {RNN: f"rnn_{kw.get('nonlinearity', 'tanh')}", GRU: "gru", LSTM: "lstm"}[cls]
+
+
+def _module_params(case):
+    """One layer's arrays under torch's parameter names (layer 0, forward direction)."""
+    out = {"weight_ih_l0": case["w_ih"], "weight_hh_l0": case["w_hh"]}
+    if case["b_ih"] is not None:
+        out.update({"bias_ih_l0": case["b_ih"], "bias_hh_l0": case["b_hh"]})
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B", [(1, 1), (3, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cls,kw", MODULES, ids=["rnn", "rnn_relu", "gru", "lstm"])
+def test_module_equals_the_textbook_equations(cls, kw, bias, T, B, dtype):
+    """Single-layer modules against the documented cell equations, written out by hand in
+    ``test_reference_rnn.textbook_step`` (no torch, no ``reference.py``)."""
+    m = cls(3, 4, bias=bias, dtype=dtype, rng=0, **kw)
+    cell = _cell_of(cls, kw)
+    case, _ = _layer(cell, dtype, T=T, B=B, I=3, H=4, bias=bias, seed=30 + T)
+    m.load_state_dict(_module_params(case))
+    h0 = case["h0"][None]
+    out, hn = m(case["x"], (h0, case["c0"][None]) if cell == "lstm" else h0)
+    wy, wh, wc = textbook_layer(cell, case)
+    tol = TOL[dtype]
+    assert out.dtype == dtype and _rel(out, wy) <= tol
+    if cell == "lstm":
+        assert _rel(hn[0][0], wh) <= tol and _rel(hn[1][0], wc) <= tol
+    else:
+        assert _rel(hn[0], wh) <= tol
+
+
+@pytest.mark.parametrize("lengths", [None, [5, 2, 4]])
+@pytest.mark.parametrize("cls,kw", MODULES, ids=["rnn", "rnn_relu", "gru", "lstm"])
+def test_stacked_bidirectional_module_is_the_composition_of_reference_layers(cls, kw, lengths):
+    """Layer 2 reads concat[forward, backward] of layer 1; the output is concat[forward,
+    backward] of the last layer; h_n (and c_n) are ordered l0 forward, l0 backward, l1 forward,
+    l1 backward."""
+    T, B, I, H = 5, 3, 2, 4  # noqa: E741
+    m = cls(I, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=0, **kw)
+    cell = _cell_of(cls, kw)
+    lstm = cell == "lstm"
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((4, B, H))
+    c0 = rng.standard_normal((4, B, H)) if lstm else None
+    lens = None if lengths is None else np.array(lengths)
+    out, hn = m(x, (h0, c0) if lstm else h0, lengths=lens)
+    sd = m.state_dict()
+    inp, want_h, want_c = x, [], []
+    for layer in range(2):
+        ys = []
+        for d, sfx in enumerate(["", "_reverse"]):
+            k = 2 * layer + d
+            w = [sd[f"{n}_l{layer}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                    "bias_hh")]
+            y, h, c = ref.rnn_layer_forward(cell, inp, h0[k], None if c0 is None else c0[k], *w,
+                                            lengths=lens, reverse=d == 1)
+            ys.append(y)
+            want_h.append(h)
+            want_c.append(c)
+        inp = np.concatenate(ys, axis=2)
+    assert out.shape == (T, B, 2 * H)
+    np.testing.assert_allclose(out, inp, rtol=1e-12, atol=1e-14)
+    hs = hn if lstm else (hn,)
+    np.testing.assert_allclose(hs[0], np.stack(want_h), rtol=1e-12, atol=1e-14)
+    if lstm:
+        np.testing.assert_allclose(hs[1], np.stack(want_c), rtol=1e-12, atol=1e-14)
+    # the four final states differ, so a different order would be caught
+    assert min(np.max(np.abs(want_h[i] - want_h[j])) for i in range(4) for j in range(i)) > 1e-3
 
 # ------------------------------------------------------------------------------ estimators
 def _toy(n=200, T=10, seed=0):
