@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 
@@ -939,10 +940,7 @@ def test_digits_mlp_stub_sgd_momentum():
 
 
 def test_digits_mlp_nesy_adam():
-    try:
-        from nesy.optim import Adam
-    except ImportError:
-        pytest.skip("nesy.optim.Adam not available")
+    from nesy.optim import Adam
     X_tr, X_te, y_tr, y_te = load_digits_split()
     model = _digits_mlp()
     trainer = nn.Trainer(model, nn.CrossEntropyLoss(), Adam(model.parameters(), lr=1e-3),
@@ -950,3 +948,198 @@ def test_digits_mlp_nesy_adam():
     trainer.fit(X_tr, y_tr)
     acc = nn.accuracy(y_te, trainer.predict(X_te))
     assert acc >= 0.95, acc
+
+
+# ---------------------------------------------------------------------- NumPy references
+# Written from the formulas in the torch.nn documentation, element by element in float64; the
+# gradients they are compared with are central differences of these references (not of nesy).
+
+
+def _ref_log_softmax(z):
+    """log_softmax(z)_c = z_c - log sum_j exp(z_j), row by row (z: (n, c))."""
+    z = np.asarray(z, np.float64)
+    out = np.empty_like(z)
+    for i, row in enumerate(z):
+        m = max(row)
+        out[i] = row - (m + math.log(sum(math.exp(v - m) for v in row)))
+    return out
+
+
+def ref_cross_entropy(z, y, weight=None, label_smoothing=0.0, reduction="mean"):
+    """torch.nn.CrossEntropyLoss with class-index targets:
+    ``l_n = (1 - eps) * (-w_{y_n} log p_{n,y_n}) + eps / C * sum_c (-w_c log p_{n,c})``,
+    ``mean = sum_n l_n / sum_n w_{y_n}``."""
+    logp = _ref_log_softmax(z)
+    n, c = logp.shape
+    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    eps = label_smoothing
+    losses = [(1 - eps) * -w[y[i]] * logp[i, y[i]]
+              + eps / c * sum(-w[k] * logp[i, k] for k in range(c)) for i in range(n)]
+    total = sum(losses)
+    return total / sum(w[y[i]] for i in range(n)) if reduction == "mean" else total
+
+
+def ref_bce_with_logits(x, t, pos_weight=None, reduction="mean"):
+    """torch.nn.BCEWithLogitsLoss: ``l = -[p t log s(x) + (1 - t) log(1 - s(x))]``, ``p`` the
+    pos_weight of the element's column (1 without), averaged over all elements."""
+    x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    p = np.ones(x.shape[-1]) if pos_weight is None else np.asarray(pos_weight, np.float64)
+    total = 0.0
+    for idx in np.ndindex(x.shape):
+        s = 1.0 / (1.0 + math.exp(-x[idx]))
+        total += -(p[idx[-1]] * t[idx] * math.log(s) + (1 - t[idx]) * math.log(1 - s))
+    return total / x.size if reduction == "mean" else total
+
+
+def ref_soft_cross_entropy(z, q, temperature=1.0, reduction="mean"):
+    """``-sum_i sum_c q_ic log softmax(z_i / T)_c``, divided by n for "mean"."""
+    logp = _ref_log_softmax(np.asarray(z, np.float64) / temperature)
+    total = -float(np.sum(np.asarray(q, np.float64) * logp))
+    return total / logp.shape[0] if reduction == "mean" else total
+
+
+def ref_gelu(x, approximate="none"):
+    """``x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))``; tanh form
+    ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``."""
+    if approximate == "tanh":
+        f = lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))  # noqa: E731
+    else:
+        f = lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2)))  # noqa: E731
+    return np.vectorize(f, otypes=[np.float64])(np.asarray(x, np.float64))
+
+
+def ref_leaky_relu(x, negative_slope):
+    """``max(0, x) + negative_slope * min(0, x)``."""
+    x = np.asarray(x, np.float64)
+    return np.maximum(0, x) + negative_slope * np.minimum(0, x)
+
+
+def ref_softmax(x):
+    """``exp(x_i) / sum_j exp(x_j)`` along the last axis."""
+    x = np.asarray(x, np.float64)
+    rows = x.reshape(-1, x.shape[-1])
+    return np.exp(_ref_log_softmax(rows)).reshape(x.shape)
+
+
+def ref_log_softmax(x):
+    x = np.asarray(x, np.float64)
+    return _ref_log_softmax(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def fd_grad(f, x):
+    """Central differences of the scalar ``f(x)`` at a float64 copy of ``x``."""
+    x = np.array(x, np.float64)
+    return numerical_grad(lambda: f(x), x)
+
+
+def _logits(dtype, n=6, c=4, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, c)) * 3
+    z[0] += 40.0  # a shifted row: the result must not depend on the shift
+    return z.astype(dtype), rng
+
+
+NN_TOL = {np.float32: 2e-6, np.float64: 1e-13}
+GRAD_TOL = {np.float32: 2e-6, np.float64: 1e-8}  # against central differences
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weight,smoothing", [(None, 0.0), ([0.5, 2.0, 1.0, 3.0], 0.0),
+                                              (None, 0.2), ([0.5, 2.0, 0.0, 3.0], 0.15)])
+def test_cross_entropy_matches_numpy_reference(weight, smoothing, reduction, dtype):
+    z, rng = _logits(dtype)
+    y = np.array([0, 1, 2, 3, 2, 1])
+    loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing, reduction=reduction)
+    value = loss(z, y)
+    want = ref_cross_entropy(z, y, weight, smoothing, reduction)
+    assert value == pytest.approx(want, rel=NN_TOL[dtype])
+    g = loss.backward()
+    assert g.dtype == dtype
+    fd = fd_grad(lambda v: ref_cross_entropy(v, y, weight, smoothing, reduction), z)
+    np.testing.assert_allclose(g, fd, rtol=0, atol=GRAD_TOL[dtype])
+
+
+def test_cross_entropy_reference_values_by_hand():
+    """The reference itself on numbers small enough to check by hand: logits 0, log 2, log 3
+    (p = 1/6, 2/6, 3/6), label 2, weights (1, 2, 4), smoothing 0.3:
+    l = 0.7 * 4 * log 2 + 0.1 * (log 6 + 2 log 3 + 4 log 2), mean divides by w_2 = 4."""
+    z = np.log([[1.0, 2.0, 3.0]])
+    want = 0.7 * 4 * math.log(2) + 0.1 * (math.log(6) + 2 * math.log(3) + 4 * math.log(2))
+    assert ref_cross_entropy(z, [2], [1, 2, 4], 0.3, "sum") == pytest.approx(want, rel=1e-14)
+    assert ref_cross_entropy(z, [2], [1, 2, 4], 0.3) == pytest.approx(want / 4, rel=1e-14)
+    assert nn.CrossEntropyLoss([1, 2, 4], 0.3)(z, [2]) == pytest.approx(want / 4, rel=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("pos_weight", [None, [1.0, 3.0, 0.5, 2.0]])
+def test_bce_with_logits_matches_numpy_reference(pos_weight, reduction, dtype):
+    z, rng = _logits(dtype)
+    z[0] -= 40.0
+    t = rng.random(z.shape)  # soft targets in [0, 1]
+    t[:3] = np.round(t[:3])
+    loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction=reduction)
+    assert loss(z, t) == pytest.approx(ref_bce_with_logits(z, t, pos_weight, reduction),
+                                       rel=NN_TOL[dtype])
+    g = loss.backward()
+    fd = fd_grad(lambda v: ref_bce_with_logits(v, t, pos_weight, reduction), z)
+    np.testing.assert_allclose(g, fd, rtol=0, atol=GRAD_TOL[dtype])
+    # by hand: pos_weight p, target 1, logit 0 gives p log 2
+    assert nn.BCEWithLogitsLoss(pos_weight=[3.0])(np.zeros((1, 1)), np.ones((1, 1))) == \
+        pytest.approx(3 * math.log(2), rel=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.5])
+def test_soft_cross_entropy_matches_numpy_reference(temperature, reduction, dtype):
+    z, rng = _logits(dtype)
+    q = rng.random(z.shape)
+    q /= q.sum(axis=1, keepdims=True)
+    loss = nn.SoftCrossEntropyLoss(temperature=temperature, reduction=reduction)
+    assert loss(z, q) == pytest.approx(ref_soft_cross_entropy(z, q, temperature, reduction),
+                                       rel=NN_TOL[dtype])
+    fd = fd_grad(lambda v: ref_soft_cross_entropy(v, q, temperature, reduction), z)
+    np.testing.assert_allclose(loss.backward(), fd, rtol=0, atol=GRAD_TOL[dtype])
+
+
+ACT_REFS = [
+    ("gelu", lambda: nn.GELU(), lambda x: ref_gelu(x)),
+    ("gelu-tanh", lambda: nn.GELU(approximate="tanh"), lambda x: ref_gelu(x, "tanh")),
+    ("leaky_relu", lambda: nn.LeakyReLU(), lambda x: ref_leaky_relu(x, 0.01)),
+    ("leaky_relu-0.3", lambda: nn.LeakyReLU(0.3), lambda x: ref_leaky_relu(x, 0.3)),
+    ("softmax", lambda: nn.Softmax(), ref_softmax),
+    ("log_softmax", lambda: nn.LogSoftmax(), ref_log_softmax),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,make,reference", ACT_REFS, ids=[a[0] for a in ACT_REFS])
+def test_activation_matches_numpy_reference(name, make, reference, dtype):
+    rng = np.random.default_rng(4)
+    x = _away_from_zero(rng.standard_normal((2, 3, 5)) * 3)
+    x[0, 0] += 30.0  # softmax of a shifted row
+    x = x.astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    m = make()
+    y = m(x)
+    assert y.dtype == dtype
+    scale = max(1.0, float(np.max(np.abs(reference(x)))))
+    np.testing.assert_allclose(y, reference(x), rtol=0, atol=NN_TOL[dtype] * scale)
+    dx = m.backward(g)
+    assert dx.dtype == dtype
+    fd = fd_grad(lambda v: float(np.sum(g.astype(np.float64) * reference(v))), x)
+    np.testing.assert_allclose(dx, fd, rtol=0, atol=GRAD_TOL[dtype] * max(1.0, np.max(np.abs(fd))))
+
+
+def test_activation_references_by_hand():
+    """A few values of the references, from tables: Phi(1) = 0.841344746..., so gelu(1) =
+    0.841344746; gelu(-1) = -0.158655254; softmax of (0, log 3) = (1/4, 3/4)."""
+    np.testing.assert_allclose(ref_gelu([1.0, -1.0, 0.0]), [0.8413447460685429,
+                                                             -0.15865525393145707, 0.0],
+                               rtol=1e-15, atol=0)
+    assert ref_gelu([1.0], "tanh")[0] == pytest.approx(0.5 * (1 + math.tanh(
+        math.sqrt(2 / math.pi) * 1.044715)), rel=1e-15)
+    np.testing.assert_allclose(ref_softmax([[0.0, math.log(3)]]), [[0.25, 0.75]], rtol=1e-15)
+    np.testing.assert_allclose(ref_leaky_relu([-2.0, 3.0], 0.1), [-0.2, 3.0], rtol=1e-15)
