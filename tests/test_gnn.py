@@ -72,16 +72,59 @@ def test_aggregate_matches_references(dtype, reduce, weighted):
         assert arg is None
 
 
+def _backward_reference(src, dst, n, x, w, up, reduce):
+    """``(grad_x, grad_w)`` of ``sum(aggregate(x) * up)`` by a loop over destination nodes
+    (float64). ``w`` has shape ``(n_edges, heads)``; head ``h`` weighs its own group of
+    columns; max/min route the gradient to the edge that wins each column."""
+    heads = w.shape[1]
+    fh = x.shape[1] // heads
+    wf = np.repeat(w, fh, axis=1)  # (n_edges, n_features): the weight of every column
+    gx = np.zeros_like(x)
+    gwf = np.zeros_like(wf)
+    cols = np.arange(x.shape[1])
+    for d in range(n):
+        edges = np.flatnonzero(dst == d)
+        if edges.size == 0:
+            continue
+        vals = wf[edges] * x[src[edges]]
+        if reduce in ("sum", "mean"):
+            dvals = np.tile(up[d] / (edges.size if reduce == "mean" else 1), (edges.size, 1))
+        else:
+            win = vals.argmax(0) if reduce == "max" else vals.argmin(0)
+            dvals = np.zeros_like(vals)
+            dvals[win, cols] = up[d]
+        np.add.at(gx, src[edges], dvals * wf[edges])
+        gwf[edges] += dvals * x[src[edges]]
+    return gx, gwf.reshape(-1, heads, fh).sum(axis=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
-def test_backward_matches_scipy_and_finite_differences(reduce):
+def test_backward_matches_scipy_and_finite_differences(dtype, reduce):
+    """Both dtypes against the NumPy reference (and SciPy for sum); float32 against the float64
+    backward on the same (float32-representable) inputs; float64 against finite differences."""
     g, ei, w = _random_graph(n=15, e=50, seed=2)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((15, 3))
-    up = rng.standard_normal((15, 3))
+    x64 = rng.standard_normal((15, 3)).astype(np.float32).astype(np.float64)
+    up64 = rng.standard_normal((15, 3)).astype(np.float32).astype(np.float64)
+    x, up = x64.astype(dtype), up64.astype(dtype)
     out, arg = aggregate(g, x, reduce)
     gx, gw = aggregate_backward(g, x, up, reduce, arg=arg, weight_grad=True)
+    assert gx.dtype == gw.dtype == dtype and gw.shape == (g.num_edges,)
+    src, dst = _csr_src_dst(g)
+    want_x, want_w = _backward_reference(src, dst, 15, x64, g.edge_weight[:, None], up64,
+                                         reduce)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gx, want_x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, want_w[:, 0], rtol=tol, atol=tol)
     if reduce == "sum":
-        np.testing.assert_allclose(gx, _dense(ei, w, 15).T @ up, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gx, _dense(ei, w, 15).T @ up64, rtol=tol, atol=tol)
+    if dtype == np.float32:
+        _, arg64 = aggregate(g, x64, reduce)
+        gx64, gw64 = aggregate_backward(g, x64, up64, reduce, arg=arg64, weight_grad=True)
+        np.testing.assert_allclose(gx, gx64, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gw, gw64, rtol=1e-5, atol=1e-6)
+        return
     eps = 1e-6
 
     def loss_x(xx):
@@ -101,26 +144,111 @@ def test_backward_matches_scipy_and_finite_differences(reduce):
         assert gw[e] == pytest.approx((up_ - down) / (2 * eps), abs=1e-6)
 
 
-def test_results_do_not_depend_on_threads_or_simd_level():
-    g, _, _ = _random_graph(n=3000, e=60_000, seed=4)
-    x = np.random.default_rng(5).standard_normal((3000, 32)).astype(np.float32)
+def _at_every_thread_count_and_simd_level(run):
+    """``run(level)`` at 1 and 2 threads and every SIMD level; the thread count is restored."""
     before = nesy.get_num_threads()
     results = []
     try:
         for threads in (1, 2):
             nesy.set_num_threads(threads)
             for level in _core.simd_levels():
-                w = g.edge_weight.astype(np.float32)
-                out, _ = _core.gnn_aggregate(g.indptr, g.indices, x, "mean", w, simd=level)
-                gx, gw = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr,
-                                                      g.t_indices, g.perm, x, out, "mean", w,
-                                                      None, True, simd=level)
-                results.append((out, gx, gw))
+                results.append(run(level))
     finally:
         nesy.set_num_threads(before)
+    return results
+
+
+def _assert_all_identical(results):
+    """Every run's arrays bitwise equal to the first run's (``None`` where it gave ``None``)."""
     for r in results[1:]:
         for a, b in zip(r, results[0]):
-            assert np.array_equal(a, b)
+            assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_results_do_not_depend_on_threads_or_simd_level():
+    g, _, _ = _random_graph(n=3000, e=60_000, seed=4)
+    x = np.random.default_rng(5).standard_normal((3000, 32)).astype(np.float32)
+    w = g.edge_weight.astype(np.float32)
+
+    def run(level):
+        out, _ = _core.gnn_aggregate(g.indptr, g.indices, x, "mean", w, simd=level)
+        gx, gw = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices,
+                                              g.perm, x, out, "mean", w, None, True, simd=level)
+        return out, gx, gw
+
+    _assert_all_identical(_at_every_thread_count_and_simd_level(run))
+
+
+@pytest.fixture(scope="module")
+def big_graph():
+    """20k nodes and 200k weighted edges (duplicates, a node without in-edges): the kernels below
+    get edges x features well above MIN_PARALLEL_WORK (1 << 15) and cut it into many blocks."""
+    return _random_graph(n=20_000, e=200_000, seed=30)[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("weights", ["none", "shared", "heads"])
+def test_aggregation_at_scale_does_not_depend_on_threads_or_simd_level(big_graph, dtype, reduce,
+                                                                       weights):
+    """Forward and backward (with the weight gradient) bitwise equal for 1 and 2 threads."""
+    g = big_graph
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((g.num_nodes, 16)).astype(dtype)
+    up = rng.standard_normal(x.shape).astype(dtype)
+    w = {"none": None, "shared": g.edge_weight.astype(dtype),
+         "heads": (rng.random((g.num_edges, 4)) + 0.5).astype(dtype)}[weights]
+
+    def run(level):
+        out, arg = _core.gnn_aggregate(g.indptr, g.indices, x, reduce, w, simd=level)
+        gx, gw = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices,
+                                              g.perm, x, up, reduce, w, arg, True, simd=level)
+        return out, arg, gx, gw
+
+    results = _at_every_thread_count_and_simd_level(run)
+    out, arg, gx, gw = results[0]
+    assert out.dtype == gx.dtype == gw.dtype == dtype
+    assert gw.shape == ((g.num_edges, 4) if weights == "heads" else (g.num_edges,))
+    assert (arg is not None) == (reduce in ("max", "min"))
+    if reduce == "sum" and weights != "heads":  # not a run of zeros: the sum against SciPy
+        a = sp.csr_matrix((np.ones(g.num_edges) if w is None else w.astype(np.float64),
+                           g.indices, g.indptr), shape=(g.num_nodes, g.num_nodes))
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(out, a @ x.astype(np.float64), rtol=tol, atol=tol)
+        np.testing.assert_allclose(gx, a.T @ up.astype(np.float64), rtol=tol, atol=tol)
+    _assert_all_identical(results)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_additive_attention_at_scale_does_not_depend_on_threads_or_simd_level(big_graph,
+                                                                              dtype):
+    """SDDMM "add" (GAT's scores) and edge softmax over flat and per-head scores, forward and
+    backward, bitwise equal for 1 and 2 threads (the "dot" form: test_attention_kernels_...)."""
+    g = big_graph
+    rng = np.random.default_rng(32)
+    heads = 8
+    u = rng.standard_normal((g.num_nodes, heads)).astype(dtype)
+    v = rng.standard_normal((g.num_nodes, heads)).astype(dtype)
+    up = rng.standard_normal((g.num_edges, heads)).astype(dtype)
+    flat = np.ascontiguousarray(up[:, 0] * 4)
+
+    def run(level):
+        e = _core.gnn_sddmm(g.indptr, g.indices, u, v, "add", heads, simd=level)
+        gu, gv = _core.gnn_sddmm_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
+                                          u, v, up, "add", heads, simd=level)
+        alpha = _core.gnn_edge_softmax(g.indptr, g.indices, e, simd=level)
+        gs = _core.gnn_edge_softmax_backward(g.indptr, g.indices, alpha, up, simd=level)
+        alpha1 = _core.gnn_edge_softmax(g.indptr, g.indices, flat, simd=level)
+        gs1 = _core.gnn_edge_softmax_backward(g.indptr, g.indices, alpha1, flat, simd=level)
+        return e, gu, gv, alpha, gs, alpha1, gs1
+
+    results = _at_every_thread_count_and_simd_level(run)
+    e, gu, gv, alpha, gs, alpha1, gs1 = results[0]
+    src, dst = _csr_src_dst(g)
+    np.testing.assert_array_equal(e, u[src] + v[dst])  # one rounding either way
+    assert alpha.shape == gs.shape == (g.num_edges, heads) and alpha1.shape == (g.num_edges,)
+    assert np.all(alpha > 0) and np.all(alpha1 > 0) and np.any(gs1 != 0)
+    _assert_all_identical(results)
 
 
 @pytest.mark.parametrize("reduce", ["add", "mean", "max", "min"])
@@ -257,12 +385,23 @@ def test_per_head_weights_match_reference(dtype, reduce):
         want = _reference(np.vstack([src, dst]), w[:, h].astype(np.float64), 60,
                           x[:, cols].astype(np.float64), reduce)
         np.testing.assert_allclose(out[:, cols], want, rtol=tol, atol=tol)
-    gx, gw = aggregate_backward(g, x, np.ones_like(out), reduce, arg=arg, weight_grad=True,
-                                edge_weight=w)
-    assert gx.shape == x.shape and gw.shape == (g.num_edges, heads) and gw.dtype == dtype
+    up = rng.standard_normal(out.shape).astype(dtype)
+    gx, gw = aggregate_backward(g, x, up, reduce, arg=arg, weight_grad=True, edge_weight=w)
+    assert gx.shape == x.shape and gw.shape == (g.num_edges, heads)
+    assert gx.dtype == gw.dtype == dtype
+    x64, w64, up64 = x.astype(np.float64), w.astype(np.float64), up.astype(np.float64)
+    want_x, want_w = _backward_reference(src, dst, 60, x64, w64, up64, reduce)
+    np.testing.assert_allclose(gx, want_x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, want_w, rtol=tol, atol=tol)
+    if dtype == np.float32:  # the same inputs in float64
+        _, arg64 = aggregate(g, x64, reduce, edge_weight=w64)
+        gx64, gw64 = aggregate_backward(g, x64, up64, reduce, arg=arg64, weight_grad=True,
+                                        edge_weight=w64)
+        np.testing.assert_allclose(gx, gx64, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gw, gw64, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
 def test_per_head_weight_gradients_match_finite_differences(reduce):
     g, _, _ = _random_graph(n=12, e=40, seed=13)
     heads, fh = 2, 3
@@ -365,12 +504,16 @@ def test_edge_softmax_matches_numpy_and_sums_to_one(dtype, shape):
     assert np.all(sums[~has_in] == 0)  # node 3: no in-edges, no entries
     up = rng.standard_normal(size).astype(dtype)
     gs = edge_softmax_backward(g, alpha, up)
+    assert gs.shape == s.shape and gs.dtype == dtype
+    # alpha * (up - sum over the destination's in-edges of alpha * up), every head, in NumPy.
     a64 = alpha.astype(np.float64).reshape(g.num_edges, -1)
     u64 = up.astype(np.float64).reshape(g.num_edges, -1)
-    row_dot = aggregate(g, np.ones((60, 1)), "sum", edge_weight=(a64 * u64)[:, :1].copy())[0]
     _, dst = _csr_src_dst(g)
-    want = a64[:, :1] * (u64[:, :1] - row_dot[dst])
-    np.testing.assert_allclose(gs.reshape(g.num_edges, -1)[:, :1], want, rtol=1e-4, atol=tol)
+    rd = np.zeros((60, a64.shape[1]))
+    np.add.at(rd, dst, a64 * u64)
+    want = (a64 * (u64 - rd[dst])).reshape(s.shape)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gs, want, rtol=tol, atol=tol)
 
 
 def test_edge_softmax_gradient_matches_finite_differences():
@@ -390,24 +533,17 @@ def test_attention_kernels_do_not_depend_on_threads_or_simd_level(dtype):
     heads = 4
     u = rng.standard_normal((3000, heads * 8)).astype(dtype)
     v = rng.standard_normal((3000, heads * 8)).astype(dtype)
-    before = nesy.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            nesy.set_num_threads(threads)
-            for level in _core.simd_levels():
-                e = _core.gnn_sddmm(g.indptr, g.indices, u, v, "dot", heads, simd=level)
-                alpha = _core.gnn_edge_softmax(g.indptr, g.indices, e, simd=level)
-                gs = _core.gnn_edge_softmax_backward(g.indptr, g.indices, alpha, e, simd=level)
-                gu, gv = _core.gnn_sddmm_backward(g.indptr, g.indices, g.t_indptr, g.t_indices,
-                                                  g.perm, u, v, gs, "dot", heads, simd=level)
-                out, _ = _core.gnn_aggregate(g.indptr, g.indices, u, "sum", alpha, simd=level)
-                results.append((e, alpha, gs, gu, gv, out))
-    finally:
-        nesy.set_num_threads(before)
-    for r in results[1:]:
-        for a, b in zip(r, results[0]):
-            assert np.array_equal(a, b)
+
+    def run(level):
+        e = _core.gnn_sddmm(g.indptr, g.indices, u, v, "dot", heads, simd=level)
+        alpha = _core.gnn_edge_softmax(g.indptr, g.indices, e, simd=level)
+        gs = _core.gnn_edge_softmax_backward(g.indptr, g.indices, alpha, e, simd=level)
+        gu, gv = _core.gnn_sddmm_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
+                                          u, v, gs, "dot", heads, simd=level)
+        out, _ = _core.gnn_aggregate(g.indptr, g.indices, u, "sum", alpha, simd=level)
+        return e, alpha, gs, gu, gv, out
+
+    _assert_all_identical(_at_every_thread_count_and_simd_level(run))
 
 
 def test_attention_on_empty_graph_and_isolated_nodes():
