@@ -131,6 +131,12 @@ def _formula(name, t, b):
     if name == "Warmup+Cosine":
         inner = b * (1 + math.cos(math.pi * t / 120)) / 2
         return inner * (0.1 + 0.9 * t / 15) if t < 15 else inner
+    if name == "Warmup+Restarts":  # cycles of 4, 12, 36, ... from 0, 4, 16, 52, ...; the
+        start, length = 0, 4  # warm-up (from 0, over 10 steps) scales the first 10 steps
+        while t >= start + length:
+            start, length = start + length, length * 3
+        inner = b * (1 + math.cos(math.pi * (t - start) / length)) / 2
+        return inner * t / 10 if t < 10 else inner
     raise KeyError(name)
 
 
@@ -149,6 +155,7 @@ def _formula(name, t, b):
         "WarmRestarts",
         "WarmRestarts1",
         "Warmup+Cosine",
+        "Warmup+Restarts",
     ],
 )
 def test_closed_form_matches_textbook_formula(name):
@@ -156,6 +163,62 @@ def test_closed_form_matches_textbook_formula(name):
     for t in range(200):
         for b in sched.base_lrs:
             assert math.isclose(sched.lr_at(t, b), _formula(name, t, b), rel_tol=1e-13), t
+    # ... and so does what step() writes into the optimizer
+    for t, row in enumerate(_run(CLOSED[name](_Opt()), 151)):
+        for g, b in zip(row, BASE_LRS):
+            assert math.isclose(g, _formula(name, t, b), rel_tol=1e-13), t
+
+
+def _onecycle_formula(t, max_lr, n, pct, strategy, three_phase, div=25.0, final_div=1e4):
+    """Smith's 1cycle as torch documents it: from initial = max_lr / div up to max_lr at step
+    pct * n - 1, then (three_phase) back to initial at step 2 pct n - 2, then down to
+    initial / final_div at step n - 1; each phase a half cosine or a straight line."""
+    initial = max_lr / div
+    low = initial / final_div
+    if three_phase:
+        knots = [(0.0, initial), (pct * n - 1, max_lr), (2 * pct * n - 2, initial),
+                 (n - 1.0, low)]
+    else:
+        knots = [(0.0, initial), (pct * n - 1, max_lr), (n - 1.0, low)]
+    for (t0, a), (t1, b) in zip(knots, knots[1:]):
+        if t <= t1 or t1 == n - 1.0:
+            p = (t - t0) / (t1 - t0)
+            if strategy == "linear":
+                return a + (b - a) * p
+            return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
+    raise AssertionError(t)
+
+
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("n,pct,max_lrs", [(150, 0.3, (0.5, 0.3)), (97, 0.2, (0.9, 0.9)),
+                                           (40, 0.45, (1.0, 0.02))])
+def test_onecycle_matches_textbook_formula(strategy, three_phase, n, pct, max_lrs):
+    opt = _Opt(max_lrs)
+    sched = S.OneCycleLR(opt, max_lr=list(max_lrs), total_steps=n, pct_start=pct,
+                         anneal_strategy=strategy, three_phase=three_phase, div_factor=8.0,
+                         final_div_factor=300.0)
+    for t, row in enumerate(_run(sched, n)):
+        for g, m in zip(row, max_lrs):
+            want = _onecycle_formula(t, m, n, pct, strategy, three_phase, 8.0, 300.0)
+            assert math.isclose(g, want, rel_tol=1e-12), (t, g, want)
+
+
+@pytest.mark.parametrize("strategy,three_phase,want", [
+    # total 40, pct_start 0.25: knots at steps 9 (max) [18 (initial)] 39 (min);
+    # max_lr 1, div_factor 10 (initial 0.1), final_div_factor 100 (min 0.001)
+    ("linear", True, {0: 0.1, 3: 0.4, 9: 1.0, 12: 0.7, 18: 0.1, 25: 0.067, 39: 0.001}),
+    ("cos", True, {0: 0.1, 3: 0.325, 9: 1.0, 15: 0.325, 18: 0.1, 39: 0.001}),
+    ("linear", False, {0: 0.1, 6: 0.7, 9: 1.0, 19: 1.0 - 0.999 / 3, 39: 0.001}),
+    ("cos", False, {0: 0.1, 3: 0.325, 9: 1.0, 24: 0.5005, 39: 0.001}),
+])
+def test_onecycle_values_by_hand(strategy, three_phase, want):
+    sched = S.OneCycleLR(_Opt((1.0,)), max_lr=1.0, total_steps=40, pct_start=0.25,
+                         anneal_strategy=strategy, three_phase=three_phase, div_factor=10.0,
+                         final_div_factor=100.0)
+    seq = [row[0] for row in _run(sched, 40)]
+    for t, lr in want.items():
+        assert math.isclose(seq[t], lr, rel_tol=1e-12), (t, seq[t], lr)
 
 
 def test_onecycle_shape():
@@ -594,6 +657,47 @@ def test_plateau_scripted_by_hand():
     assert _lrs(opt) == [0.05, 0.005]
     s.step(5.0)  # 2 bad: reduce
     assert _lrs(opt) == [0.025, 0.0025]
+
+
+# mode="max", threshold_mode="abs": better means a > best + 0.5 (strictly); patience 1,
+# factor 0.5, cooldown 1, min_lr (0.03, 0), eps 1e-3. Columns: metric, then after the step
+# the two learning rates, best, num_bad_epochs, cooldown_counter.
+PLATEAU_MAX_ABS = [
+    (10.0, 0.1, 0.01, 10.0, 0, 0),  # first value: best
+    (10.5, 0.1, 0.01, 10.0, 1, 0),  # 10.5 is not > 10 + 0.5
+    (10.6, 0.1, 0.01, 10.6, 0, 0),  # better by more than 0.5 (relative 0.5 would need 15)
+    (10.0, 0.1, 0.01, 10.6, 1, 0),
+    (11.0, 0.05, 0.005, 10.6, 0, 1),  # 2 bad > patience: halve, cooldown 1
+    (9.0, 0.05, 0.005, 10.6, 0, 0),  # cooldown: not counted
+    (9.0, 0.05, 0.005, 10.6, 1, 0),
+    (9.0, 0.03, 0.0025, 10.6, 0, 1),  # 0.025 is below min_lr 0.03
+    (11.2, 0.03, 0.0025, 11.2, 0, 0),  # better, during cooldown
+    (11.0, 0.03, 0.0025, 11.2, 1, 0),
+    (11.0, 0.03, 0.00125, 11.2, 0, 1),  # group 0 at min_lr; group 1 drops 0.00125 > eps
+    (11.0, 0.03, 0.00125, 11.2, 0, 0),
+    (11.0, 0.03, 0.00125, 11.2, 1, 0),
+    (11.0, 0.03, 0.00125, 11.2, 0, 1),  # 0.000625 <= eps: skipped, cooldown starts anyway
+]
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_plateau_max_abs_scripted_by_hand(mode):
+    sign = 1.0 if mode == "max" else -1.0  # "min" on the negated metric: the same rates
+    opt = _Opt()
+    s = S.ReduceLROnPlateau(opt, mode=mode, threshold_mode="abs", threshold=0.5, patience=1,
+                            factor=0.5, cooldown=1, min_lr=[0.03, 0.0], eps=1e-3)
+    for i, (m, lr0, lr1, best, bad, cooldown) in enumerate(PLATEAU_MAX_ABS):
+        s.step(sign * m)
+        got = (_lrs(opt), s.best, s.num_bad_epochs, s.cooldown_counter, s.last_epoch)
+        assert got == ([lr0, lr1], sign * best, bad, cooldown, i + 1), i
+        assert s.get_last_lr() == [lr0, lr1]
+    if mode == "max":  # relative threshold 0.5: 10.6 is no improvement on 10 (needs > 15)
+        opt = _Opt()
+        s = S.ReduceLROnPlateau(opt, mode=mode, threshold_mode="rel", threshold=0.5, patience=1,
+                                factor=0.5, cooldown=1, min_lr=[0.03, 0.0], eps=1e-3)
+        for m, *_ in PLATEAU_MAX_ABS[:3]:
+            s.step(m)
+        assert _lrs(opt) == [0.05, 0.005]
 
 
 @HYP
