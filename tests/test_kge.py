@@ -149,19 +149,17 @@ def test_one_vs_all_matches_torch(model):
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("complex_rows", [False, True])
-@pytest.mark.parametrize("kind", ["l2", "n3"])
+# L2 is the same with or without complex rows: only N3 is tried both ways.
+@pytest.mark.parametrize("kind,complex_rows", [("l2", False), ("n3", False), ("n3", True)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_regularisers_match_reference(kind, complex_rows, dtype):
-    if kind == "l2" and complex_rows:
-        pytest.skip("L2 is the same with or without complex rows")
     x = np.random.default_rng(6).standard_normal((9, 8)).astype(dtype)
     value, grad = kge.regulariser(x, kind, 0.25, complex_rows)
     if kind == "l2":
         want_v, want_g = ref.l2_regulariser(x, 0.25)
     else:
         want_v, want_g = ref.n3_regulariser(x, 0.25, complex=complex_rows)
-    assert value == pytest.approx(want_v, rel=1e-5)
+    assert value == pytest.approx(want_v, rel=1e-5 if dtype == np.float32 else 1e-12)
     np.testing.assert_allclose(grad, want_g, **_tol(dtype))
 
 
@@ -449,26 +447,66 @@ def test_patience_eval_every_checkpoint_load_and_filtered_padding(tmp_path):
     assert np.sum(ids[0] == -1) == n_known and np.all(np.isneginf(scores[0][ids[0] == -1]))
 
 
-def test_training_kernel_checks_state_shapes_and_step():
+def _train_args(**kw):
+    """The kernel's hyper-parameters (``_TrainArgs``), softplus + Adam unless overridden."""
     from nesy.kge.model import _TrainArgs
 
+    args = dict(loss="softplus", margin=1.0, gamma=0.0, adversarial_temperature=1.0,
+                label_smoothing=0.0, num_negatives=4, sampler="uniform", shared_negatives=False,
+                batch_size=64, optimizer="adam", lr=0.01, betas=(0.9, 0.999), eps=1e-8,
+                regulariser=None, regulariser_weight=0.0, normalize_entities=False, seed=0)
+    args.update(kw)
+    return _TrainArgs(**args)
+
+
+def test_training_kernel_checks_state_shapes_and_step():
+    """Every refused call leaves the tables and the optimizer state as they were (random, not
+    zero, so that a write would show), even when the bad id is in the LAST triple: the checks
+    run before any batch is trained."""
     data = load_kg("nations")
-    ent = np.zeros((14, 8), np.float32)
-    rel = np.zeros((55, 8), np.float32)
-    args = _TrainArgs(loss="softplus", margin=1.0, gamma=0.0, adversarial_temperature=1.0,
-                      label_smoothing=0.0, num_negatives=4, sampler="uniform",
-                      shared_negatives=False, batch_size=64, optimizer="adam", lr=0.01,
-                      betas=(0.9, 0.999), eps=1e-8, regulariser=None, regulariser_weight=0.0,
-                      normalize_entities=False, seed=0)
+    rng = np.random.default_rng(0)
+    ent = rng.standard_normal((14, 8)).astype(np.float32)
+    rel = rng.standard_normal((55, 8)).astype(np.float32)
+    ent_state = rng.random((2, 14, 8)).astype(np.float32)
+    rel_state = rng.random((2, 55, 8)).astype(np.float32)
+    arrays = (ent, rel, ent_state, rel_state)
+    snapshot = [a.copy() for a in arrays]
+    args = _train_args()
     hp = np.full(55, 0.5)
-    bad_state = np.zeros((1, 28, 8), np.float32)  # Adam needs (2, 14, 8)
+
+    def unchanged():
+        return all(np.array_equal(a, b) for a, b in zip(arrays, snapshot))
+
+    bad_state = rng.random((1, 28, 8)).astype(np.float32)  # Adam needs (2, 14, 8)
     with pytest.raises(ValueError, match="ent_state"):
-        _core.kge_train_epoch("distmult", ent, rel, bad_state, np.zeros((2, 55, 8), np.float32),
-                              0, data.train, hp, 0, args)
-    with pytest.raises(ValueError, match="step"):
-        _core.kge_train_epoch("distmult", ent, rel, np.zeros((2, 14, 8), np.float32),
-                              np.zeros((2, 55, 8), np.float32), 2**64 - 1, data.train, hp, 0,
+        _core.kge_train_epoch("distmult", ent, rel, bad_state, rel_state, 0, data.train, hp, 0,
                               args)
+    assert unchanged()
+    with pytest.raises(ValueError, match="step"):
+        _core.kge_train_epoch("distmult", *arrays, 2**64 - 1, data.train, hp, 0, args)
+    assert unchanged()
+    bad = data.train.copy()
+    bad[-1, 2] = 99
+    with pytest.raises(IndexError, match=rf"triples\[{len(bad) - 1}\] \(tail\)"):
+        _core.kge_train_epoch("distmult", *arrays, 0, bad, hp, 0, args)
+    assert unchanged()
+    bad = data.train.copy()
+    bad[-1, 1] = -1
+    with pytest.raises(IndexError, match=rf"triples\[{len(bad) - 1}\] \(relation\)"):
+        _core.kge_train_epoch("distmult", *arrays, 0, bad, hp, 0, args)
+    assert unchanged()
+    with pytest.raises(ValueError, match="head_prob"):
+        _core.kge_train_epoch("distmult", *arrays, 0, data.train, hp[:-1], 0,
+                              _train_args(sampler="bernoulli"))
+    assert unchanged()
+    with pytest.raises(ValueError, match="loss"):
+        _core.kge_train_epoch("rotate", ent, rel[:, :4].copy(), ent_state, rel_state[:, :, :4]
+                              .copy(), 0, data.train, hp, 0, _train_args(loss="bce"))
+    assert unchanged()
+    # The same arrays and a good call: trained in place (so the checks above could fail).
+    loss, step = _core.kge_train_epoch("distmult", *arrays, 0, data.train, hp, 0, args)
+    assert np.isfinite(loss) and step == -(-len(data.train) // 64)
+    assert not np.array_equal(ent, snapshot[0]) and not np.array_equal(ent_state, snapshot[2])
     with pytest.raises(IndexError, match="relation"):
         _core.kge_bernoulli_probs(data.train, 3)
 
@@ -508,3 +546,309 @@ def test_command_line_train_save_eval_and_errors(tmp_path, capsys):
     assert main(["kge", "train", "--data", "nations", "--model", "transe_l2", "--dim", "8",
                  "--epochs", "2", "--lr", "1e30", "--loss", "softplus"]) == 2
     assert "error: loss: not finite" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- thread-count invariance
+@pytest.fixture
+def restore_threads():
+    """Puts back the thread count a test changes."""
+    before = nesy.get_num_threads()
+    yield
+    nesy.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model", MODELS)
+def test_row_gradients_do_not_depend_on_threads(model, dtype, restore_threads):
+    """kge.score_grad over 3000 triples of a 900 x 40 table: three blocks of 1024 triples, far
+    above the parallel threshold; 1 and 2 threads give the same bits."""
+    ent, rel, tr = _setup(model, dtype, n_ent=900, n_rel=7, rank=20, n=3000, seed=12)
+    up = np.random.default_rng(13).standard_normal(3000).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        nesy.set_num_threads(threads)
+        assert nesy.get_num_threads() == threads
+        results.append(kge.score_grad(model, ent, rel, tr, up))
+    for a, b in zip(*results):
+        assert a.dtype == dtype and a.shape[0] == 3000
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(results[0][0], ref.score_triples_grad(model, ent, rel, tr, up)[0],
+                               **_tol(dtype))
+
+
+def _big_graph(n_ent=500, n_rel=10, n=40_000, seed=21):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, n_ent, n), rng.integers(0, n_rel, n),
+                     rng.integers(0, n_ent, n)], axis=1).astype(np.int64)
+
+
+@pytest.mark.parametrize("model,loss,extra", [
+    ("rotate", "self_adversarial", {}),
+    ("distmult", "ce", {"batch_size": 4000}),
+    ("distmult", "bce", {"batch_size": 4000, "label_smoothing": 0.1}),
+    ("complex", "bce", {"batch_size": 4000, "regulariser": "n3", "regulariser_weight": 0.01}),
+    ("transe_l1", "margin", {"sampler": "bernoulli"}),
+    ("transe_l2", "softplus", {"optimizer": "adagrad"}),
+    ("distmult", "softplus", {"shared_negatives": True}),
+], ids=["rotate-sa", "distmult-ce", "distmult-bce", "complex-bce-n3", "transe_l1-margin",
+        "transe_l2-softplus-adagrad", "distmult-softplus-shared"])
+def test_large_batches_train_the_same_for_any_thread_count(model, loss, extra, restore_threads):
+    """40,000 triples over 500 entities in batches of 20,000 positives x 4 negatives (1-vs-all:
+    ~10,000 queries in batches of 4,000): hundreds of chunks per batch whose row gradients are
+    merged, run on the pool (far above the parallel threshold). 1 and 2 threads: the same
+    embeddings and losses, bit for bit."""
+    triples = _big_graph()
+    args = dict(model=model, loss=loss, dim=16, epochs=1, batch_size=20_000, num_negatives=4,
+                lr=0.01, eval_every=0, verbose=0, seed=5)
+    args.update(extra)
+    fits = []
+    for threads in (1, 2):
+        nesy.set_num_threads(threads)
+        assert nesy.get_num_threads() == threads
+        fits.append(kge.KGEModel(**args).fit(triples))
+    a, b = fits
+    assert a.n_entities_ == 500 and a.n_relations_ == 10
+    np.testing.assert_array_equal(a.entity_embeddings_, b.entity_embeddings_)
+    np.testing.assert_array_equal(a.relation_embeddings_, b.relation_embeddings_)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    # It trained: every table moved away from its initial values.
+    ent0, rel0 = a._init_tables(500, 10, a._resolved())
+    assert np.isfinite(a.history_[0]["loss"])
+    assert np.mean(a.entity_embeddings_ != ent0) > 0.9
+    assert np.mean(a.relation_embeddings_ != rel0) > 0.9
+
+
+# ---------------------------------------------------------------- training against NumPy
+def _queries(triples):
+    """The 1-vs-all queries of a training set as the kernel builds them: every distinct
+    ``(h, r)`` (tail queries) and ``(t, r)`` (head queries), with 0/1 label rows."""
+    tq = np.unique(triples[:, [0, 1]], axis=0)
+    hq = np.unique(triples[:, [2, 1]], axis=0)
+    return tq, hq
+
+
+def _labels(queries, triples, fixed_col, answer_col, n_ent):
+    y = np.zeros((len(queries), n_ent))
+    index = {(int(x), int(r)): i for i, (x, r) in enumerate(queries)}
+    for t in triples:
+        y[index[int(t[fixed_col]), int(t[1])], t[answer_col]] = 1.0
+    return y
+
+
+def _ce_1vsall_loss(scores, labels):
+    """Softmax cross-entropy ``-log softmax(row)[a]`` for every known answer ``a`` of every
+    row, averaged over the (row, answer) pairs, and its gradient w.r.t. the scores."""
+    m = scores.max(axis=1, keepdims=True)
+    log_z = m + np.log(np.exp(scores - m).sum(axis=1, keepdims=True))
+    n_answers = labels.sum()
+    loss = np.sum(labels * (log_z - scores)) / n_answers
+    p = np.exp(scores - log_z)
+    return float(loss), (labels.sum(axis=1, keepdims=True) * p - labels) / n_answers
+
+
+def _ref_one_vs_all_step(model, ent, rel, triples, loss, smoothing=0.0, reg=None):
+    """Loss and table gradients of one 1-vs-all batch holding every query (float64), from the
+    references: 1-vs-all scores, BCE or CE, the scatter-added table gradients and (``reg =
+    (kind, weight, batch_size)``) the penalty of each query's fixed entity and relation rows,
+    weighted by ``1 / batch_size``."""
+    n_ent = ent.shape[0]
+    tq, hq = _queries(triples)
+    scores = np.vstack([ref.score_tails(model, ent, rel, tq[:, 0], tq[:, 1]),
+                        ref.score_heads(model, ent, rel, hq[:, 1], hq[:, 0])])
+    labels = np.vstack([_labels(tq, triples, 0, 2, n_ent), _labels(hq, triples, 2, 0, n_ent)])
+    if loss == "bce":
+        value, ds = ref.bce_1vsall_loss(scores, labels, label_smoothing=smoothing)
+    else:
+        value, ds = _ce_1vsall_loss(scores, labels)
+    nt = len(tq)
+    d_ent, d_rel = ref.score_tails_grad(model, ent, rel, tq[:, 0], tq[:, 1], ds[:nt])
+    e2, r2 = ref.score_heads_grad(model, ent, rel, hq[:, 1], hq[:, 0], ds[nt:])
+    d_ent, d_rel = d_ent + e2, d_rel + r2
+    if reg is not None:
+        kind, weight, batch_size = reg
+        w = weight / batch_size
+        ce, cr = model in ("complex", "rotate"), model == "complex"
+        for table, grad, ids, cplx in ((ent, d_ent, np.concatenate([tq[:, 0], hq[:, 0]]), ce),
+                                       (rel, d_rel, np.concatenate([tq[:, 1], hq[:, 1]]), cr)):
+            for i in ids:
+                v, g = (ref.l2_regulariser(table[i:i + 1], w) if kind == "l2"
+                        else ref.n3_regulariser(table[i:i + 1], w, complex=cplx))
+                value += v
+                grad[i] += g[0]
+    return value, d_ent, d_rel
+
+
+def _adagrad(p, state, g, lr, eps):
+    """torch's Adagrad step (no lr decay) on whole tables: a row with a zero gradient stays."""
+    state += g * g
+    p -= lr * g / (np.sqrt(state) + eps)
+
+
+def _adam(p, m, v, g, touched, step, lr, betas, eps):
+    """torch's SparseAdam on the ``touched`` rows only (the others keep their moments)."""
+    b1, b2 = betas
+    bc1, bc2 = 1 - b1 ** step, np.sqrt(1 - b2 ** step)
+    gt = g[touched]
+    m[touched] = b1 * m[touched] + (1 - b1) * gt
+    v[touched] = b2 * v[touched] + (1 - b2) * gt * gt
+    p[touched] -= (lr / bc1) * m[touched] / (np.sqrt(v[touched]) / bc2 + eps)
+
+
+def _assert_step(dtype, got_loss, want_loss, pairs, tol32):
+    """The reported loss and every ``(got, want)`` array of a training step: float64 to 1e-12
+    (loss) and 1e-10 (arrays), float32 to 1e-5 (loss, computed in float64 by the kernel) and
+    ``tol32`` (arrays)."""
+    f64 = dtype == np.float64
+    assert got_loss == pytest.approx(want_loss, rel=1e-12 if f64 else 1e-5)
+    for got, want in pairs:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **(dict(rtol=1e-10, atol=1e-12) if f64 else tol32))
+
+
+def _small_kg(n_ent=23, n_rel=4, n=90, seed=30):
+    rng = np.random.default_rng(seed)
+    t = np.stack([rng.integers(0, n_ent, n), rng.integers(0, n_rel, n),
+                  rng.integers(0, n_ent, n)], axis=1).astype(np.int64)
+    return np.concatenate([t, t[:4]])  # repeated facts: the same labels
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model,loss,optimizer,extra", [
+    ("distmult", "bce", "adagrad", {}),
+    ("complex", "bce", "adagrad", {"label_smoothing": 0.2}),
+    ("complex", "ce", "adam", {}),
+    ("distmult", "ce", "adagrad", {"regulariser": "l2", "regulariser_weight": 0.05}),
+    ("complex", "bce", "adam", {"regulariser": "n3", "regulariser_weight": 0.05}),
+], ids=["distmult-bce-adagrad", "complex-bce-smoothing", "complex-ce-adam",
+        "distmult-ce-l2", "complex-bce-n3-adam"])
+def test_one_vs_all_training_matches_numpy(model, loss, optimizer, extra, dtype):
+    """Two epochs of 1-vs-all training, each one batch holding every query, from random tables:
+    the reported losses, the tables and the optimizer state equal a NumPy reproduction built
+    from tests/reference_kge.py (scores, BCE / cross-entropy, scatter-added gradients,
+    regularisers) and the Adagrad / SparseAdam updates. float64 to 1e-10, float32 (against
+    the same float64 reproduction) to ~1e-4."""
+    triples = _small_kg()
+    n_ent, n_rel = 23, 4
+    tq, hq = _queries(triples)
+    n_queries = len(tq) + len(hq)
+    ent0, rel0 = ref.random_embeddings(model, n_ent, n_rel, 3, np.float64, seed=31)
+    ent0 *= 0.7
+    k = 2 if optimizer == "adam" else 1
+    lr, eps, betas = 0.05, 1e-3, (0.8, 0.95)
+    # batch_size = the number of queries: one batch per epoch, the penalty weighted 1 / batch.
+    args = _train_args(loss=loss, optimizer=optimizer, lr=lr, eps=eps, betas=betas,
+                       batch_size=n_queries, seed=4, **extra)
+    ent, rel = ent0.astype(dtype), rel0.astype(dtype)
+    ent_state = np.zeros((k,) + ent.shape, dtype)
+    rel_state = np.zeros((k,) + rel.shape, dtype)
+    # The reproduction starts from the tables the kernel gets (float32: rounded), in float64.
+    want_ent, want_rel = ent.astype(np.float64), rel.astype(np.float64)
+    want_es, want_rs = np.zeros((k,) + ent.shape), np.zeros((k,) + rel.shape)
+    reg = None
+    if extra.get("regulariser"):
+        reg = (extra["regulariser"], extra["regulariser_weight"], n_queries)
+    used_rel = np.isin(np.arange(n_rel), triples[:, 1])
+    step = 0
+    for epoch in range(2):
+        got_loss, step = _core.kge_train_epoch(model, ent, rel, ent_state, rel_state, step,
+                                               triples, np.full(n_rel, 0.5), epoch, args)
+        assert step == epoch + 1
+        want_loss, d_ent, d_rel = _ref_one_vs_all_step(
+            model, want_ent, want_rel, triples, loss, extra.get("label_smoothing", 0.0), reg)
+        if optimizer == "adagrad":
+            _adagrad(want_ent, want_es[0], d_ent, lr, eps)
+            _adagrad(want_rel, want_rs[0], d_rel, lr, eps)
+        else:
+            every = np.ones(n_ent, bool)  # 1-vs-all: every entity row gets a gradient
+            _adam(want_ent, want_es[0], want_es[1], d_ent, every, step, lr, betas, eps)
+            _adam(want_rel, want_rs[0], want_rs[1], d_rel, used_rel, step, lr, betas, eps)
+        _assert_step(dtype, got_loss, want_loss, [(ent, want_ent), (rel, want_rel),
+                                                   (ent_state, want_es), (rel_state, want_rs)],
+                     tol32=dict(rtol=2e-4, atol=2e-5))
+    # The updates were not negligible against the tolerances.
+    assert np.max(np.abs(want_ent - ent0)) > 1e-2 and np.max(np.abs(want_rel - rel0)) > 1e-2
+
+
+def test_fit_starts_from_its_initial_tables_and_trains_as_numpy():
+    """KGEModel.fit: one epoch of 1-vs-all BCE with Adagrad from the tables ``_init_tables``
+    makes (float64), reproduced in NumPy: the history's loss and the fitted tables."""
+    triples = _small_kg()
+    n_queries = sum(len(q) for q in _queries(triples))
+    m = kge.KGEModel("complex", dim=3, loss="bce", optimizer="adagrad", lr=0.1, eps=1e-3,
+                     batch_size=n_queries, epochs=1, init_scale=0.5, dtype="float64",
+                     eval_every=0, verbose=0, seed=8)
+    ent, rel = m._init_tables(23, 4, m._resolved())
+    m.fit(triples)
+    want_loss, d_ent, d_rel = _ref_one_vs_all_step("complex", ent, rel, triples, "bce")
+    _adagrad(ent, np.zeros_like(ent), d_ent, 0.1, 1e-3)
+    _adagrad(rel, np.zeros_like(rel), d_rel, 0.1, 1e-3)
+    assert m.history_[0]["loss"] == pytest.approx(want_loss, rel=1e-12)
+    np.testing.assert_allclose(m.entity_embeddings_, ent, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.relation_embeddings_, rel, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model,loss,temperature", [
+    ("rotate", "self_adversarial", 1.0),
+    ("distmult", "self_adversarial", 2.0),
+    ("transe_l2", "self_adversarial", 0.5),
+    ("complex", "softplus", 0.0),
+    ("transe_l1", "margin", 0.0),
+])
+def test_negative_sampling_step_matches_numpy_losses(model, loss, temperature, dtype):
+    """One positive ``(0, 0, 0)`` and 12 negatives that replace its tail (the Bernoulli sampler
+    with probability 0 of corrupting the head): each negative is one of entities 1..4, and the
+    gradient an entity row gets is (its number of draws) x (the loss's weight of its score) x
+    (the row gradient of the score). One Adagrad step from a zero state leaves ``g ** 2`` in
+    the state, so the draws are recovered from the state; they must be whole numbers summing to
+    12 (a wrong self-adversarial weighting would not give that). With those negatives the
+    reported loss, the tables and the state equal ref.self_adversarial_loss (at temperature >
+    0: the softmax weights matter), ref.softplus_loss or ref.margin_ranking_loss, scattered
+    into the tables by ref.table_grads, and the Adagrad update."""
+    n_ent, n_neg, gamma, margin, lr, eps = 5, 12, 2.0, 50.0, 0.1, 1e-3
+    ent0, rel0 = ref.random_embeddings(model, n_ent, 1, 4, np.float64, seed=40)
+    ent, rel = ent0.astype(dtype), rel0.astype(dtype)
+    e64, r64 = ent.astype(np.float64), rel.astype(np.float64)
+    ent_state, rel_state = np.zeros((1,) + ent.shape, dtype), np.zeros((1,) + rel.shape, dtype)
+    args = _train_args(loss=loss, gamma=gamma, margin=margin,
+                       adversarial_temperature=temperature, num_negatives=n_neg,
+                       sampler="bernoulli", batch_size=1, optimizer="adagrad", lr=lr, eps=eps,
+                       seed=9)
+    positive = np.array([[0, 0, 0]])
+    got_loss, step = _core.kge_train_epoch(model, ent, rel, ent_state, rel_state, 0, positive,
+                                           np.zeros(1), 0, args)
+    assert step == 1
+    # Scores of the candidate negatives (0, 0, e) and the row gradient of each score in e.
+    cand = np.array([[0, 0, e] for e in range(1, n_ent)])
+    s = ref.score_triples(model, e64, r64, cand)
+    _, _, d_tail = ref.score_triples_grad(model, e64, r64, cand, np.ones(len(cand)))
+    # |g_e| = draws_e * weight(s_e) * |d score / d e|.
+    g_norm = np.sqrt(ent_state[0, 1:].astype(np.float64).sum(axis=1))
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    per_draw = {"self_adversarial": np.exp(temperature * (s - s.max())) * sigmoid(gamma + s),
+                "softplus": sigmoid(s), "margin": np.ones_like(s)}[loss]
+    u = g_norm / np.linalg.norm(d_tail, axis=1) / per_draw
+    draws = n_neg * u / u.sum()
+    assert np.allclose(draws, np.round(draws), atol=1e-6 if dtype == np.float64 else 1e-3), draws
+    draws = np.round(draws).astype(int)
+    assert draws.sum() == n_neg and np.count_nonzero(draws) >= 3
+    negatives = np.repeat(cand, draws, axis=0)
+    pos = ref.score_triples(model, e64, r64, positive)
+    neg = ref.score_triples(model, e64, r64, negatives)[None, :]
+    if loss == "self_adversarial":
+        want_loss, dpos, dneg = ref.self_adversarial_loss(pos, neg, gamma, temperature)
+        uniform, _, _ = ref.self_adversarial_loss(pos, neg, gamma, 0.0)
+        assert abs(uniform - want_loss) > 1e-3 * abs(want_loss)  # the weighting matters here
+    elif loss == "softplus":
+        want_loss, dpos, dneg = ref.softplus_loss(pos, neg)
+    else:
+        want_loss, dpos, dneg = ref.margin_ranking_loss(pos, neg, margin)
+        assert np.all(margin - pos[:, None] + neg > 0)  # every pair active: draws recoverable
+    d_ent, d_rel = ref.table_grads(model, e64, r64, np.concatenate([positive, negatives]),
+                                   np.concatenate([dpos, dneg[0]]))
+    want_es, want_rs = d_ent * d_ent, d_rel * d_rel
+    _adagrad(e64, np.zeros_like(e64), d_ent, lr, eps)
+    _adagrad(r64, np.zeros_like(r64), d_rel, lr, eps)
+    _assert_step(dtype, got_loss, want_loss, [(ent_state[0], want_es), (rel_state[0], want_rs),
+                                              (ent, e64), (rel, r64)],
+                 tol32=dict(rtol=1e-4, atol=1e-6))

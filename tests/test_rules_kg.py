@@ -256,7 +256,36 @@ def test_filter_and_top():
     assert 1 <= len(top) <= 3 and all(d.relations[0] in line for line in top)
 
 
+def _thread_outputs(d, known):
+    """Everything the miners, the metrics and the rule application return on ``d``, flattened
+    to a list of ``(name, array)`` in a fixed order."""
+    rs = mine(d, max_length=2, max_length_acyclic=1, min_confidence=0.5, verbose=0)
+    sampled = mine(d, method="sample", max_batches=3, paths=300, max_length=3, verbose=0)
+    out = [("rules", rs.rules), ("sampled.rules", sampled.rules)]
+    for name, s in (("rules", rs), ("sampled", sampled)):
+        assert sorted(s.metrics) == sorted(ref.METRIC_KEYS)
+        out += [(f"{name}.metrics[{k}]", s.metrics[k]) for k in ref.METRIC_KEYS]
+    strong = rs.filter(min_confidence=0.9)  # ~40k rules: the other aggregations, predictions
+    for agg, s in (("maxplus", rs), ("max_noisy_or", strong), ("noisy_or", strong)):
+        r = KGRuleSet(s.rules, s.metrics, s.graph, aggregation=agg).ranks(d.test, known)
+        out += [(f"ranks[{agg}][{side}][{ties}]", r[side][ties])
+                for side in ("head", "tail") for ties in ("optimistic", "pessimistic",
+                                                          "realistic")]
+    rows, m = length2_metrics(d)
+    out += [("length2.rows", rows)] + [(f"length2[{k}]", m[k]) for k in ref.METRIC_KEYS]
+    q = d.test[:60]
+    for name, (ids, scores) in (("predict_tails", strong.predict_tails(q[:, 0], q[:, 1], k=10)),
+                                ("predict_heads", strong.predict_heads(q[:, 1], q[:, 2],
+                                                                       k=10))):
+        out += [(f"{name}.ids", ids), (f"{name}.scores", scores)]
+    for i, (ids, level, mx) in enumerate(strong.candidates(q[:, 0], q[:, 1])):
+        out += [(f"candidates[{i}]", np.concatenate([ids, level, mx]))]
+    return out
+
+
 def test_results_do_not_depend_on_the_thread_count():
+    """Mining (exact and sampled), every metric, ranks under every aggregation and tie mode,
+    all length-2 rules and the predictions on UMLS: the same bits with 1 and 2 threads."""
     d = load_kg("umls")
     known = d.all_triples()
     before = nesy.get_num_threads()
@@ -264,16 +293,19 @@ def test_results_do_not_depend_on_the_thread_count():
     try:
         for threads in (1, 2):
             nesy.set_num_threads(threads)
-            rs = mine(d, max_length=2, max_length_acyclic=1, min_confidence=0.5, verbose=0)
-            sampled = mine(d, method="sample", max_batches=3, paths=300, max_length=3,
-                           verbose=0)
-            r = rs.ranks(d.test, known)
-            out.append((rs.rules, sampled.rules, r["head"]["optimistic"],
-                        r["tail"]["pessimistic"]))
+            assert nesy.get_num_threads() == threads
+            out.append(_thread_outputs(d, known))
     finally:
         nesy.set_num_threads(before)
-    for a, b in zip(*out):
-        np.testing.assert_array_equal(a, b)
+    assert [n for n, _ in out[0]] == [n for n, _ in out[1]]
+    for (name, a), (_, b) in zip(*out):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    got = dict(out[0])
+    # Not trivially equal: rules were mined, queries have candidates, ranks vary.
+    assert len(got["rules"]) > 50 and len(got["sampled.rules"]) > 0
+    assert np.any(got["predict_tails.ids"][:, 0] >= 0)
+    assert len(np.unique(got["ranks[maxplus][tail][realistic]"])) > 3
 
 
 def test_bad_input_is_refused(tmp_path):
