@@ -16,6 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reference import (
+    TEXTBOOK_CASES,
+    TEXTBOOK_GRADS,
+    TEXTBOOK_IDS,
+    TEXTBOOK_THETA,
+    textbook_trajectory,
+)
 
 import nesy
 from nesy import _core, optim
@@ -168,6 +175,24 @@ def test_random_hyper_parameters_match_reference(cls):
 
     check()
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "opts"), TEXTBOOK_CASES, ids=TEXTBOOK_IDS)
+def test_two_steps_match_textbook(name, opts, dtype):
+    """Two steps on three scalars against the torch.optim pseudo-code written out in
+    test_reference.py (no torch needed): centred RMSprop with momentum, Adadelta, NAdam's
+    mu_product schedule, Adamax's infinity norm, Adagrad's lr_decay and initial accumulator,
+    SGD's Nesterov and dampening, Adam's AMSGrad."""
+    want = textbook_trajectory(name, opts)
+    p = np.array(TEXTBOOK_THETA, dtype)
+    opt = getattr(optim, name)([p], **opts)
+    for k, g in enumerate(TEXTBOOK_GRADS):
+        opt.step([np.array(g, dtype)])
+        assert p.dtype == dtype
+        assert _rel(p, want[k]) <= (1e-13 if dtype == np.float64 else 1e-6), (k, p, want[k])
+    if name == "SGD" and opts.get("dampening"):
+        with pytest.raises(ValueError, match="nesterov"):  # as torch
+            optim.SGD([p], **{**opts, "nesterov": True})
 
 # ----------------------------------------------------------------------------- torch parity
 TORCH_CONFIGS = [c for c in CONFIGS if c[0] not in (optim.Lion, optim.SGDHD, optim.AdamHD)]

@@ -711,3 +711,195 @@ def test_penalty(dtype):
     assert zero == 0.0 and all(np.array_equal(a, b) for a, b in zip(same, grads))
     only_l2, v2 = ref.penalty(grads, params, 0.0, l2)
     assert v2 == pytest.approx(0.5 * l2 * (flat**2).sum(), rel=1e-14)
+
+
+# ------------------------------------------------------- two-step textbook optimizers (no torch)
+# Each algorithm as the pseudo-code in the torch.optim documentation, for ONE scalar parameter in
+# Python floats: ``textbook(theta, grads, **options)`` returns theta after every step.
+
+
+def _tb_sgd(theta, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+            maximize=False):
+    out, b = [], None
+    for g in grads:
+        g = (-g if maximize else g) + weight_decay * theta
+        if momentum:
+            b = g if b is None else momentum * b + (1 - dampening) * g
+            g = g + momentum * b if nesterov else b
+        theta = theta - lr * g
+        out.append(theta)
+    return out
+
+
+def _tb_adagrad(theta, grads, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                eps=1e-10, maximize=False):
+    out, state_sum = [], initial_accumulator_value
+    for t, g in enumerate(grads, 1):
+        g = (-g if maximize else g) + weight_decay * theta
+        clr = lr / (1 + (t - 1) * lr_decay)
+        state_sum += g * g
+        theta = theta - clr * g / (math.sqrt(state_sum) + eps)
+        out.append(theta)
+    return out
+
+
+def _tb_rmsprop(theta, grads, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                centered=False, maximize=False):
+    out, v, g_ave, b = [], 0.0, 0.0, 0.0
+    for g in grads:
+        g = (-g if maximize else g) + weight_decay * theta
+        v = alpha * v + (1 - alpha) * g * g
+        v_tilde = v
+        if centered:
+            g_ave = alpha * g_ave + (1 - alpha) * g
+            v_tilde = v - g_ave * g_ave
+        if momentum > 0:
+            b = momentum * b + g / (math.sqrt(v_tilde) + eps)
+            theta = theta - lr * b
+        else:
+            theta = theta - lr * g / (math.sqrt(v_tilde) + eps)
+        out.append(theta)
+    return out
+
+
+def _tb_adadelta(theta, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
+    out, v, u = [], 0.0, 0.0
+    for g in grads:
+        g = (-g if maximize else g) + weight_decay * theta
+        v = rho * v + (1 - rho) * g * g
+        dx = math.sqrt(u + eps) / math.sqrt(v + eps) * g
+        u = rho * u + (1 - rho) * dx * dx
+        theta = theta - lr * dx
+        out.append(theta)
+    return out
+
+
+def _tb_adam(theta, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+             maximize=False):
+    (b1, b2), out, m, v, v_max = betas, [], 0.0, 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        g = (-g if maximize else g) + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        v_max = max(v_max, v)
+        v_hat = (v_max if amsgrad else v) / (1 - b2**t)
+        theta = theta - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append(theta)
+    return out
+
+
+def _tb_adamax(theta, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+               maximize=False):
+    (b1, b2), out, m, u = betas, [], 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        g = (-g if maximize else g) + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        u = max(b2 * u, abs(g) + eps)  # the infinity norm
+        theta = theta - lr * m / ((1 - b1**t) * u)
+        out.append(theta)
+    return out
+
+
+def _tb_nadam(theta, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              momentum_decay=4e-3, maximize=False):
+    (b1, b2), out, m, v = betas, [], 0.0, 0.0
+
+    def mu(t):  # the momentum schedule mu_t
+        return b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+
+    for t, g in enumerate(grads, 1):
+        g = (-g if maximize else g) + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        prod_t = math.prod(mu(i) for i in range(1, t + 1))
+        m_hat = mu(t + 1) * m / (1 - prod_t * mu(t + 1)) + (1 - mu(t)) * g / (1 - prod_t)
+        v_hat = v / (1 - b2**t)
+        theta = theta - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append(theta)
+    return out
+
+
+TEXTBOOK = {
+    "SGD": _tb_sgd, "Adagrad": _tb_adagrad, "RMSprop": _tb_rmsprop, "Adadelta": _tb_adadelta,
+    "Adam": _tb_adam, "Adamax": _tb_adamax, "NAdam": _tb_nadam,
+}
+TEXTBOOK_CASES = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.5, "dampening": 0.3, "nesterov": False, "maximize": True}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.75}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.5, "initial_accumulator_value": 0.2,
+                 "weight_decay": 0.1, "eps": 1e-3}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "momentum": 0.8, "centered": True}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.6, "momentum": 0.5, "centered": True,
+                 "weight_decay": 0.1, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.6, "eps": 1e-3, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.1, "betas": (0.8, 0.9), "amsgrad": True}),
+    ("Adam", {"lr": 0.1, "betas": (0.5, 0.6), "amsgrad": True, "weight_decay": 0.1}),
+    ("Adamax", {"lr": 0.1, "betas": (0.8, 0.5)}),
+    ("Adamax", {"lr": 0.1, "betas": (0.8, 0.9), "eps": 0.1, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.1, "betas": (0.8, 0.9)}),
+    ("NAdam", {"lr": 0.1, "betas": (0.8, 0.9), "momentum_decay": 0.5, "weight_decay": 0.1}),
+]
+TEXTBOOK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(TEXTBOOK_CASES)]
+# three independent scalars: the parameter's elements and their two gradients. The second
+# gradient of element 1 is small (AMSGrad keeps the larger first v; Adamax's max keeps the decayed
+# u) and of element 2 changes sign (momentum, centring and Nesterov terms all matter).
+TEXTBOOK_THETA = [1.0, -0.5, 2.0]
+TEXTBOOK_GRADS = [[0.5, 1.5, -0.8], [0.75, 0.1, 0.6]]
+
+
+def textbook_trajectory(name, kwargs):
+    """Parameter values after steps 1 and 2, shape (2, 3), from the scalar textbook code."""
+    per_elem = [TEXTBOOK[name](th, [g[k] for g in TEXTBOOK_GRADS], **kwargs)
+                for k, th in enumerate(TEXTBOOK_THETA)]
+    return np.array(per_elem).T
+
+
+@pytest.mark.parametrize(("name", "kwargs"), TEXTBOOK_CASES, ids=TEXTBOOK_IDS)
+def test_two_steps_match_textbook(name, kwargs):
+    want = textbook_trajectory(name, kwargs)
+    opt = getattr(ref, "Ref" + name)([np.array(TEXTBOOK_THETA)], **kwargs)
+    for k, g in enumerate(TEXTBOOK_GRADS):
+        opt.step([np.array(g)])
+        assert max_rel(opt.params[0], want[k]) <= 1e-14, (k, opt.params[0], want[k])
+    assert np.all(np.abs(want[1] - want[0]) > 1e-4)  # both steps move every element
+
+
+def test_textbook_values_by_hand():
+    """The scalar textbook code on numbers worked out by hand."""
+    # SGD, Nesterov: b = 0.5, theta = 1 - 0.1 (0.5 + 0.9 * 0.5) = 0.905; then
+    # b = 0.45 - 0.25 = 0.2, theta = 0.905 - 0.1 (-0.25 + 0.18) = 0.912
+    assert _tb_sgd(1.0, [0.5, -0.25], 0.1, 0.9, nesterov=True) == pytest.approx([0.905, 0.912],
+                                                                                 rel=1e-15)
+    # SGD, dampening 0.3: b = 0.5 (no dampening on the first step), theta = 0.95; then
+    # b = 0.45 + 0.7 * (-0.25) = 0.275, theta = 0.9225
+    assert _tb_sgd(1.0, [0.5, -0.25], 0.1, 0.9, 0.3) == pytest.approx([0.95, 0.9225], rel=1e-15)
+    # Adagrad, accumulator 0.75: sum = 1, theta = 1 - 0.1 * 0.5 = 0.95; then the rate is
+    # 0.1 / (1 + 0.1), sum = 1 + 0.5625 = 1.25**2, theta = 0.95 - (0.1 / 1.1) * 0.75 / 1.25
+    assert _tb_adagrad(1.0, [0.5, 0.75], 0.1, 0.1, initial_accumulator_value=0.75, eps=0.0) == \
+        pytest.approx([0.95, 0.95 - 0.06 / 1.1], rel=1e-15)
+    # Adamax, beta1 0.5, beta2 0.5, eps 0: m = 0.25, u = 0.5, theta = 1 - 0.1 * 0.25 / (0.5 * 0.5)
+    # = 0.9; then m = 0.125 + 0.05 = 0.175, u = max(0.25, 0.1) = 0.25 (the decayed old maximum),
+    # theta = 0.9 - 0.1 * 0.175 / (0.75 * 0.25)
+    assert _tb_adamax(1.0, [0.5, 0.1], 0.1, (0.5, 0.5), eps=0.0) == \
+        pytest.approx([0.9, 0.9 - 0.0175 / 0.1875], rel=1e-15)
+    # Adam, AMSGrad, betas 0.5: m = 0.25, v = 0.125, theta = 1 - 0.1 (0.5 / sqrt(0.25)) = 0.9;
+    # then g = 0: m = 0.125, v = 0.0625 but v_max = 0.125, m_hat = 0.125 / 0.75,
+    # v_hat = 0.125 / 0.75, theta = 0.9 - 0.1 * sqrt(0.125 / 0.75)
+    assert _tb_adam(1.0, [0.5, 0.0], 0.1, (0.5, 0.5), eps=0.0, amsgrad=True) == \
+        pytest.approx([0.9, 0.9 - 0.1 * math.sqrt(0.125 / 0.75)], rel=1e-15)
+    # NAdam, first step, momentum_decay 0: mu = mu_next = 0.5 beta1 = 0.4 (beta1 0.8),
+    # m = 0.2 g, v = 0.1 g^2, v_hat = g^2, m_hat = 0.4 * 0.2 g / (1 - 0.16) + 0.6 g / 0.6
+    # = (0.08 / 0.84 + 1) g, theta = 1 - 0.1 (0.08 / 0.84 + 1)
+    assert _tb_nadam(1.0, [0.5], 0.1, (0.8, 0.9), eps=0.0, momentum_decay=0.0)[0] == \
+        pytest.approx(1 - 0.1 * (0.08 / 0.84 + 1), rel=1e-15)
+    # Adadelta, first step, rho 0.5, eps 0.01: v = 0.5 * 0.25, dx = sqrt(0.01) / sqrt(0.135) g
+    assert _tb_adadelta(1.0, [0.5], rho=0.5, eps=0.01)[0] == \
+        pytest.approx(1 - 0.1 / math.sqrt(0.135) * 0.5, rel=1e-15)
+    # centered RMSprop, first step, alpha 0.5, momentum 0.9: v = 0.125, g_ave = 0.25,
+    # v_tilde = 0.125 - 0.0625 = 0.0625, b = 0.5 / 0.25 = 2, theta = 1 - 0.01 * 2
+    assert _tb_rmsprop(1.0, [0.5], 0.01, 0.5, eps=0.0, momentum=0.9, centered=True)[0] == \
+        pytest.approx(0.98, rel=1e-15)
