@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{on_three_threads, Rng};
 use nesy_core::gnn::{
     aggregate, aggregate_backward, edge_softmax, edge_softmax_backward, sddmm, sddmm_backward, Csr,
     Reduce, SddmmOp, Weights,
@@ -603,4 +603,93 @@ fn edge_softmax_matches_naive_and_finite_differences() {
         &mut gs,
     );
     assert!(err.unwrap_err().to_string().contains("scores"));
+}
+
+#[test]
+fn kernels_split_over_threads_give_the_sequential_bits() {
+    // Large enough that every kernel runs in parallel (work above `MIN_PARALLEL_WORK`) over
+    // several blocks of edges; the small tests above stay below that and run sequentially.
+    let g = graph(3000, 2500, 60_000, 51);
+    let (heads, fh) = (2, 8);
+    let f = heads * fh;
+    assert!(g.indices.len() * f >= 16 * nesy_core::par::MIN_PARALLEL_WORK);
+    let mut r = Rng::new(52);
+    let x = r.vec(g.n_src * f);
+    let v = r.vec(g.n_dst * f);
+    let w_shared: Vec<f64> = r.vec(g.indices.len()).iter().map(|v| v + 1.5).collect();
+    let w_heads = r.vec(g.indices.len() * heads);
+    let up = r.vec(g.n_dst * f);
+    let up_edges = r.vec(g.indices.len() * heads);
+    let level = nesy_core::simd::detect();
+    let all = |par: Par| {
+        let mut results: Vec<Vec<f64>> = Vec::new();
+        let mut args: Vec<Vec<i64>> = Vec::new();
+        for red in REDUCES {
+            let shared = Weights::shared(&w_shared);
+            let per_head = Weights { w: &w_heads, heads };
+            for wt in [None, Some(shared), Some(per_head)] {
+                let mut out = vec![f64::NAN; g.n_dst * f];
+                let mut arg = vec![-7i64; g.n_dst * f];
+                aggregate(
+                    par,
+                    level,
+                    g.csr(),
+                    &x,
+                    f,
+                    wt,
+                    red,
+                    &mut out,
+                    Some(&mut arg),
+                )
+                .unwrap();
+                let mut gx = vec![f64::NAN; x.len()];
+                let mut gw = vec![f64::NAN; wt.map_or(0, |w| w.w.len())];
+                let argr = Some(&arg[..]).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
+                let gw_arg = wt.is_some().then_some(&mut gw[..]);
+                aggregate_backward(
+                    par,
+                    level,
+                    g.csr(),
+                    g.csr_t(),
+                    &g.perm,
+                    &x,
+                    f,
+                    wt,
+                    red,
+                    argr,
+                    &up,
+                    &mut gx,
+                    gw_arg,
+                )
+                .unwrap();
+                results.extend([out, gx, gw]);
+                args.push(arg);
+            }
+        }
+        // Add: one value per node and head; Dot: a head's `fh` features.
+        for (op, fo) in [(SddmmOp::Add, heads), (SddmmOp::Dot, f)] {
+            let (u, v) = (&x[..g.n_src * fo], &v[..g.n_dst * fo]);
+            let mut s = vec![f64::NAN; g.indices.len() * heads];
+            sddmm(par, level, g.csr(), u, v, fo, heads, op, &mut s).unwrap();
+            let (mut gu, mut gv) = (vec![f64::NAN; u.len()], vec![f64::NAN; v.len()]);
+            let (csr, csr_t) = (g.csr(), g.csr_t());
+            sddmm_backward(
+                par, level, csr, csr_t, &g.perm, u, v, fo, heads, op, &up_edges, &mut gu, &mut gv,
+            )
+            .unwrap();
+            let mut alpha = vec![f64::NAN; s.len()];
+            edge_softmax(par, level, g.csr(), &s, heads, &mut alpha).unwrap();
+            let mut gs = vec![f64::NAN; s.len()];
+            edge_softmax_backward(par, level, g.csr(), &alpha, &up_edges, heads, &mut gs).unwrap();
+            results.extend([s, gu, gv, alpha, gs]);
+        }
+        (results, args)
+    };
+    let seq = all(Par::Seq);
+    let par = on_three_threads(|| all(Par::Rayon));
+    assert!(seq.0.iter().flatten().all(|v| v.is_finite()));
+    for (k, (a, b)) in seq.0.iter().zip(&par.0).enumerate() {
+        assert!(a == b, "result {k} differs between 1 and 3 threads");
+    }
+    assert_eq!(seq.1, par.1);
 }

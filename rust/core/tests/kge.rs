@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{on_three_threads, Rng};
 use nesy_core::kge::{
     filtered_ranks, regularise, score_all, score_triples, score_triples_grad, Filter, Kind, Model,
     Regulariser, Side, Tables,
@@ -378,24 +378,26 @@ fn toy_triples(n: i64) -> Vec<i64> {
         .collect()
 }
 
+/// Trains on `toy_triples(n_ent)` (3 relations) in batches of `batch`.
 fn train(
     kind: Kind,
     loss: Loss,
     shared: bool,
     par: Par,
     epochs: u64,
+    (n_ent, batch): (usize, usize),
 ) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
     with_model!(kind, m => {
         let rank = 16;
         let d_e = if matches!(kind, Kind::ComplEx | Kind::RotatE) { 2 * rank } else { rank };
         let d_r = m.rel_width(d_e).unwrap();
         let mut r = Rng::new(14);
-        let mut ent: Vec<f32> = r.vec(40 * d_e).iter().map(|v| (0.3 * v) as f32).collect();
+        let mut ent: Vec<f32> = r.vec(n_ent * d_e).iter().map(|v| (0.3 * v) as f32).collect();
         let mut rel: Vec<f32> = r.vec(3 * d_r).iter().map(|v| (0.3 * v) as f32).collect();
         let opt = SparseOpt::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
         let mut es = vec![0.0f32; 2 * ent.len()];
         let mut rs = vec![0.0f32; 2 * rel.len()];
-        let tr = toy_triples(40);
+        let tr = toy_triples(n_ent as i64);
         let cfg = Config {
             loss,
             n_neg: 8,
@@ -406,7 +408,7 @@ fn train(
                 Sampler::Bernoulli
             },
             shared_negatives: shared,
-            batch_size: 50,
+            batch_size: batch,
             opt,
             regulariser: None,
             normalize_entities: false,
@@ -450,11 +452,15 @@ fn training_is_deterministic_across_threads_and_learns() {
             true,
         ),
     ] {
-        let seq = train(kind, loss, shared, Par::Seq, 3);
-        let ray = train(kind, loss, shared, Par::Rayon, 3);
+        // Batches of 256 x 8 negatives x 16+ values are above `MIN_PARALLEL_WORK`: each runs
+        // as 8 chunks of positives on three threads (the last batch, 88, sequentially).
+        let big = (200, 256);
+        let seq = train(kind, loss, shared, Par::Seq, 2, big);
+        let ray = on_three_threads(|| train(kind, loss, shared, Par::Rayon, 2, big));
         assert_eq!(seq.0, ray.0, "{kind:?} entities");
         assert_eq!(seq.1, ray.1, "{kind:?} relations");
-        let long = train(kind, loss, shared, Par::Rayon, 60);
+        assert_eq!(seq.2, ray.2, "{kind:?} losses");
+        let long = train(kind, loss, shared, Par::Rayon, 60, (40, 50));
         let (first, last) = (long.2[0], *long.2.last().unwrap());
         assert!(
             last < 0.7 * first,
@@ -542,6 +548,40 @@ fn prepared_relations_give_the_same_scores_and_gradients() {
             for (x, y) in a.0.iter().chain(&a.1).chain(&a.2).zip(b.0.iter().chain(&b.1).chain(&b.2)) {
                 assert!((x - y).abs() < 1e-12, "{kind:?}");
             }
+        })
+    }
+}
+
+#[test]
+fn scoring_and_ranking_split_over_threads_give_the_sequential_bits() {
+    // Sizes above `MIN_PARALLEL_WORK` for every kernel (the tests above run sequentially).
+    let (n_ent, n_rel, n) = (700, 5, 3000);
+    for kind in KINDS {
+        with_model!(kind, m => {
+            let g = kg(&m, n_ent, n_rel, 8, 61);
+            let t = g.tables(&m);
+            let (de, dr) = (g.d_e, g.d_r);
+            let tr = triples(n, n_ent, n_rel, 62);
+            let up = Rng::new(63).vec(n);
+            let known = [tr.clone(), triples(2000, n_ent, n_rel, 64)].concat();
+            let filter = Filter::new(&known, n_ent, n_rel).unwrap();
+            let fixed: Vec<i64> = tr.chunks_exact(3).map(|t| t[0]).collect();
+            let rels: Vec<i64> = tr.chunks_exact(3).map(|t| t[1]).collect();
+            let level = nesy_core::simd::detect();
+            let all = |par: Par| {
+                let mut s = vec![0.0; n];
+                score_triples(par, m, t, &tr, &mut s).unwrap();
+                let mut grads = (vec![0.0; n * de], vec![0.0; n * dr], vec![0.0; n * de]);
+                let (gh, gr, gt) = (&mut grads.0, &mut grads.1, &mut grads.2);
+                score_triples_grad(par, m, t, &tr, &up, gh, gr, gt).unwrap();
+                let mut one_vs_all = vec![0.0; n * n_ent];
+                score_all(par, level, m, t, &fixed, &rels, Side::Tail, &mut one_vs_all).unwrap();
+                let (mut opt, mut pess) = (vec![0; 2 * n], vec![0; 2 * n]);
+                filtered_ranks(par, level, m, t, &tr, &filter, &mut opt, &mut pess).unwrap();
+                (s, grads, one_vs_all, opt, pess)
+            };
+            let seq = all(Par::Seq);
+            assert_eq!(on_three_threads(|| all(Par::Rayon)), seq, "{kind:?}");
         })
     }
 }

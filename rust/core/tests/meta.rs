@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{on_three_threads, Rng};
 use nesy_core::meta::{loss_grad, Act, Labels, MetaLoss};
 use nesy_core::Par;
 
@@ -86,6 +86,28 @@ fn gradients_match_finite_differences_for_every_task() {
             }
         }
         assert_eq!(run(&p, &x, y, loss, t, Par::Rayon), (losses, grads));
+    }
+}
+
+#[test]
+fn tasks_split_over_threads_give_the_sequential_bits() {
+    // 40 tasks x 60 points x 14 units x 16 is above `MIN_PARALLEL_WORK` (the finite-difference
+    // test above runs sequentially).
+    let (t, n) = (40, 60);
+    let mut r = Rng::new(5);
+    let x = r.vec(t * n * SIZES[0]);
+    let yv = r.vec(t * n * SIZES[3]);
+    let yc: Vec<i64> = (0..t * n).map(|i| (i % 2) as i64).collect();
+    let p = params(t, 6);
+    for (loss, y) in [
+        (MetaLoss::Mse, Labels::Values(&yv[..])),
+        (MetaLoss::CrossEntropy, Labels::Classes(&yc[..])),
+    ] {
+        let seq = run(&p, &x, y, loss, t, Par::Seq);
+        assert_eq!(
+            on_three_threads(|| run(&p, &x, y, loss, t, Par::Rayon)),
+            seq
+        );
     }
 }
 

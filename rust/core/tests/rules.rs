@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::Rng;
+use common::{on_three_threads, Rng};
 use nesy_core::kge::rank::Filter;
 use nesy_core::rules::apply::{Aggregation, Applier};
 use nesy_core::rules::mine::{mine_exact, sample_rules, MineOptions, SampleOptions};
@@ -485,4 +485,62 @@ fn all_length2_rules_match_their_one_by_one_metrics() {
         nesy_core::rules::all_length2_with(Par::Rayon, &index, 0),
         all
     );
+}
+
+#[test]
+fn mining_metrics_and_ranks_split_over_threads_give_the_sequential_bits() {
+    // A graph large enough that every kernel runs in parallel (work above
+    // `MIN_PARALLEL_WORK`); the brute-force tests above are small and run sequentially.
+    let (n_ent, n_rel) = (1500, 4);
+    let t = random_graph(n_ent, n_rel, 20_000, 91);
+    let index = Index::new(&t, n_ent, n_rel).unwrap();
+    let heads: Vec<u32> = (0..n_rel as u32).collect();
+    let mine = MineOptions {
+        max_length: 2,
+        max_length_acyclic: 1,
+        min_support: 2,
+        min_head_coverage: 0.0,
+        min_confidence: 0.0,
+        pca: false,
+    };
+    let sample = SampleOptions {
+        max_length: 3,
+        max_length_acyclic: 2,
+        paths: 2000,
+        seed: 3,
+    };
+    let test = random_graph(n_ent, n_rel, 400, 92);
+    let filter = Filter::new(&t, n_ent, n_rel).unwrap();
+    let run = |par: Par| {
+        let mined = mine_exact(par, &index, &heads, &mine).unwrap();
+        let metrics = rule_metrics(par, &index, &mined.rules);
+        let sampled = sample_rules(par, &index, &heads, 0, &sample).unwrap();
+        let length2 = nesy_core::rules::all_length2(par, &index);
+        let conf: Vec<f64> = metrics.iter().map(|m| m.std_confidence).collect();
+        let app = Applier::new(&index, &mined.rules, &conf, true).unwrap();
+        let mut ranks = Vec::new();
+        for agg in [
+            Aggregation::MaxPlus,
+            Aggregation::MaxNoisyOr,
+            Aggregation::NoisyOr,
+        ] {
+            let n = test.len() / 3 * 2;
+            let (mut opt, mut pess) = (vec![0; n], vec![0; n]);
+            app.filtered_ranks(par, &test, &filter, agg, &mut opt, &mut pess)
+                .unwrap();
+            ranks.push((opt, pess));
+        }
+        let queries: Vec<[i64; 2]> = test.chunks_exact(3).map(|f| [f[0], f[1]]).collect();
+        let predicted = app
+            .predict(par, &queries, false, Aggregation::MaxPlus, 10)
+            .unwrap();
+        (
+            (mined.rules, mined.metrics, metrics),
+            (sampled, length2),
+            (ranks, predicted),
+        )
+    };
+    let seq = run(Par::Seq);
+    assert!(seq.0 .0.len() > 20, "{} rules mined", seq.0 .0.len());
+    assert_eq!(on_three_threads(|| run(Par::Rayon)), seq);
 }

@@ -24,5 +24,15 @@ impl Rng {
     }
 }
 
+/// Runs `f` on a pool of three threads (more than one whatever the machine), so that a
+/// `Par::Rayon` call above `MIN_PARALLEL_WORK` really splits its work.
+pub fn on_three_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 /// Awkward sizes: empty, one, odd, just over a chunk.
 pub const SIZES: &[usize] = &[0, 1, 7, 1023, nesy_core::par::CHUNK + 3, 70_001];
