@@ -102,6 +102,42 @@ fn forward(
     (out, arg)
 }
 
+/// `aggregate_backward` into fresh buffers: the gradients of `x` and (with weights) of `w`.
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    g: &Graph,
+    x: &[f64],
+    f: usize,
+    wt: Option<Weights<'_, f64>>,
+    red: Reduce,
+    arg: &[i64],
+    up: &[f64],
+    par: Par,
+    level: Level,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut gx = vec![f64::NAN; x.len()];
+    let mut gw = vec![f64::NAN; wt.map_or(0, |w| w.w.len())];
+    let argr = Some(arg).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
+    let gw_arg = wt.is_some().then_some(&mut gw[..]);
+    aggregate_backward(
+        par,
+        level,
+        g.csr(),
+        g.csr_t(),
+        &g.perm,
+        x,
+        f,
+        wt,
+        red,
+        argr,
+        up,
+        &mut gx,
+        gw_arg,
+    )
+    .unwrap();
+    (gx, gw)
+}
+
 fn naive(g: &Graph, x: &[f64], f: usize, w: Option<&[f64]>, red: Reduce) -> Vec<f64> {
     let mut out = vec![0.0; g.n_dst * f];
     for d in 0..g.n_dst {
@@ -390,26 +426,9 @@ fn per_head_weights_forward_and_gradients() {
                 (out.clone(), arg.clone())
             );
         }
-        let mut gx = vec![f64::NAN; x.len()];
-        let mut gw = vec![f64::NAN; w.len()];
-        let argr = Some(&arg[..]).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
         let wt = Some(Weights { w: &w, heads });
-        aggregate_backward(
-            Par::Rayon,
-            nesy_core::simd::detect(),
-            g.csr(),
-            g.csr_t(),
-            &g.perm,
-            &x,
-            f,
-            wt,
-            red,
-            argr,
-            &up,
-            &mut gx,
-            Some(&mut gw),
-        )
-        .unwrap();
+        let level = nesy_core::simd::detect();
+        let (gx, gw) = backward(&g, &x, f, wt, red, &arg, &up, Par::Rayon, level);
         let loss = |x: &[f64], w: &[f64]| -> f64 {
             let out = run(x, w, red, Par::Seq, Level::Scalar).0;
             out.iter().zip(&up).map(|(a, b)| a * b).sum()
@@ -642,26 +661,7 @@ fn kernels_split_over_threads_give_the_sequential_bits() {
                     Some(&mut arg),
                 )
                 .unwrap();
-                let mut gx = vec![f64::NAN; x.len()];
-                let mut gw = vec![f64::NAN; wt.map_or(0, |w| w.w.len())];
-                let argr = Some(&arg[..]).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
-                let gw_arg = wt.is_some().then_some(&mut gw[..]);
-                aggregate_backward(
-                    par,
-                    level,
-                    g.csr(),
-                    g.csr_t(),
-                    &g.perm,
-                    &x,
-                    f,
-                    wt,
-                    red,
-                    argr,
-                    &up,
-                    &mut gx,
-                    gw_arg,
-                )
-                .unwrap();
+                let (gx, gw) = backward(&g, &x, f, wt, red, &arg, &up, par, level);
                 results.extend([out, gx, gw]);
                 args.push(arg);
             }

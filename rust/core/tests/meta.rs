@@ -51,13 +51,19 @@ fn run(
     (losses, grads)
 }
 
+/// Inputs `(t * n, 3)`, regression targets `(t * n, 2)` and class labels for `t` tasks of `n`
+/// points.
+fn data(t: usize, n: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<i64>) {
+    let mut r = Rng::new(seed);
+    let x = r.vec(t * n * SIZES[0]);
+    let yv = r.vec(t * n * SIZES[3]);
+    (x, yv, (0..t * n).map(|i| (i % 2) as i64).collect())
+}
+
 #[test]
 fn gradients_match_finite_differences_for_every_task() {
     let (t, n) = (3, 6);
-    let mut r = Rng::new(1);
-    let x = r.vec(t * n * SIZES[0]);
-    let yv = r.vec(t * n * SIZES[3]);
-    let yc: Vec<i64> = (0..t * n).map(|i| (i % 2) as i64).collect();
+    let (x, yv, yc) = data(t, n, 1);
     for (loss, y) in [
         (MetaLoss::Mse, Labels::Values(&yv[..])),
         (MetaLoss::CrossEntropy, Labels::Classes(&yc[..])),
@@ -94,10 +100,7 @@ fn tasks_split_over_threads_give_the_sequential_bits() {
     // 40 tasks x 60 points x 14 units x 16 is above `MIN_PARALLEL_WORK` (the finite-difference
     // test above runs sequentially).
     let (t, n) = (40, 60);
-    let mut r = Rng::new(5);
-    let x = r.vec(t * n * SIZES[0]);
-    let yv = r.vec(t * n * SIZES[3]);
-    let yc: Vec<i64> = (0..t * n).map(|i| (i % 2) as i64).collect();
+    let (x, yv, yc) = data(t, n, 5);
     let p = params(t, 6);
     for (loss, y) in [
         (MetaLoss::Mse, Labels::Values(&yv[..])),
