@@ -344,8 +344,6 @@ def test_a_failed_forward_keeps_the_state_of_the_last_good_one(k):
     _assert_failed_forwards_keep_the_last_state(layer, g, x, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="GINConv.forward saves its context before running the "
-                   "MLP, so an MLP that rejects x leaves the layer half-updated")
 @pytest.mark.parametrize("train_eps", [False, True])
 def test_gin_failed_mlp_forward_keeps_the_state_of_the_last_good_one(train_eps):
     """x of the wrong width passes GIN's own check (it has no in_features) and fails in the

@@ -318,8 +318,9 @@ class GINConv(_Conv):
         eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)  # type: ignore[index]
         h = _g.aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
+        out = self.mlp.forward(h)  # its first layer checks x's width: save only after it
         self._save(graph, x, eps)
-        return self.mlp.forward(h)
+        return out
 
     def backward(self, grad_out: np.ndarray) -> Any:
         graph, x, eps = self._saved()

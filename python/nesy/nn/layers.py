@@ -216,8 +216,9 @@ class Sequential(Module):
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for m in self._modules.values():
-            x = m.forward(x)
+        with self._keeps_saved_state():  # a layer failing halfway leaves the others as they were
+            for m in self._modules.values():
+                x = m.forward(x)
         self._save(True)
         return x
 
