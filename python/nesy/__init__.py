@@ -1,7 +1,9 @@
 """nesy: Rust-accelerated adaptive optimisation and neuro-symbolic learning on NumPy arrays.
 
 Subpackages: :mod:`nesy.optim` (optimizers, schedules, gradient utilities), :mod:`nesy.nn`
-(modules, losses, Trainer). Kernels live in the compiled extension :mod:`nesy._core`.
+(modules, losses, Trainer), :mod:`nesy.rnn`, :mod:`nesy.gnn`, :mod:`nesy.kge`,
+:mod:`nesy.distill`, :mod:`nesy.rules`, :mod:`nesy.meta`, :mod:`nesy.datasets`. Kernels live in
+the compiled extension :mod:`nesy._core`.
 """
 
 from __future__ import annotations

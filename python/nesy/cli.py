@@ -61,7 +61,8 @@ def _rnn_demo(args: argparse.Namespace) -> int:
     from nesy.rnn.forecast import sunspot_demo
 
     print("One-step-ahead forecasts of the sunspot series, final 20 % held out; GRU/LSTM are")
-    print("the mean of 3 seeds of nesy.rnn.SequenceRegressor on the same windows as AR(p).")
+    print("the average forecast of 3 seeds of nesy.rnn.SequenceRegressor on the same windows")
+    print("as AR(p).")
     results = sunspot_demo(tuple(args.series))
     beaten = all(r.mse["GRU"] < min(r.mse["persistence"], r.mse[k])
                  for r in results.values() for k in r.mse if k.startswith("AR"))
@@ -270,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, SIMD level, threads").set_defaults(func=_info)
     demo = sub.add_parser("demo", help="train an MLP on digits, then a short benchmark")
-    demo.add_argument("--verbose", type=int, default=1)
+    demo.add_argument("--verbose", type=int, default=1,
+                      help="0: no progress bar; 1: progress bar (default)")
     demo.set_defaults(func=_demo)
     rnn = sub.add_parser("rnn", help="recurrent networks")
     rnn_sub = rnn.add_subparsers(dest="rnn_command", required=True)

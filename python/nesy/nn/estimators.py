@@ -230,6 +230,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Hold out ``validation_fraction`` of the rows and stop after ``patience`` epochs in which
         the validation loss did not fall by ``tol``, restoring the best parameters. Without it
         (as in scikit-learn) the same rule watches the training loss.
+    validation_fraction : float, default 0.1
+        Rows held out with ``early_stopping``.
+    patience : int, default 10
+        Epochs without an improvement of ``tol`` before stopping.
     tol : float, default 1e-4
     dtype : {"float64", "float32"}
         Dtype of the parameters and of the computation.

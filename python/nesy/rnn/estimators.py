@@ -193,6 +193,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         many steps, the state carried from chunk to chunk (long sequences).
     random_state : int, optional
         Seeds initialisation, the validation split and shuffling.
+    verbose : int, default 0
+        1: a progress bar over the epochs.
 
     Attributes
     ----------

@@ -1,7 +1,7 @@
 """Rules combined with knowledge-graph embeddings.
 
 - :class:`HybridPredictor`: a mined :class:`~nesy.rules.kg.KGRuleSet` and a trained
-  :class:`~nesy.kge.KGEModel` answer the same queries. Two ways to combine them:
+  :class:`~nesy.kge.KGEModel` answer the same queries. Three ways to combine them:
 
   * ``"rules_first"``: candidates in the rules' order (their aggregation levels); entities the
     rules rank equally, and those no rule reaches, ordered by the embedding score;

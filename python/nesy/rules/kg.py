@@ -229,6 +229,8 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
         ``method="sample"``: stop after this many batches. The sampler is deterministic per
         batch: ``(seed, max_batches)`` gives the same rules for any thread count; a time
         budget gives a prefix of that same sequence of batches.
+    seed : int, default 0
+        Seeds the path sampler (``method="sample"``).
     relations : sequence of ids or labels, optional
         Head relations to mine rules for (default: all).
     verbose : int
