@@ -556,10 +556,6 @@ def test_refused_training_options_leave_everything_unchanged(bad, exc, match):
         assert np.array_equal(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kge::train_epoch checks the step counter in update(), per batch: an epoch whose batches "
-    "would overflow it fails after the first batch's update, leaving the tables and the state "
-    "half-updated (DESIGN: nothing is half-updated when a call fails)"))
 def test_a_step_counter_that_would_overflow_within_the_epoch_is_refused_up_front():
     data = load_kg("nations")  # 1592 triples: 25 batches of 64
     rng = np.random.default_rng(2)
@@ -571,6 +567,55 @@ def test_a_step_counter_that_would_overflow_within_the_epoch_is_refused_up_front
                               _train_args())
     for a, b in zip(arrays, snapshot):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss,extra", [("bce", {}), ("softplus", {"num_negatives": 2})])
+def test_a_batch_penalty_does_not_depend_on_the_configured_batch_size(loss, extra):
+    """The loss and the penalty are both means over the batch's own rows: one batch of all of
+    nations trains the same with batch_size = its size and with twice that (before, the
+    penalty was divided by batch_size, weakening it on an epoch's last, short batch)."""
+    data = load_kg("nations")
+    n = len(data.train) * (2 if loss == "bce" else 1)  # 1-vs-all: a query per direction
+    rng = np.random.default_rng(4)
+    start = (rng.standard_normal((14, 8)), rng.standard_normal((55, 8)), np.zeros((1, 14, 8)),
+             np.zeros((1, 55, 8)))
+    out = []
+    for batch_size in (n, 2 * n):
+        arrays = [a.copy() for a in start]
+        args = _train_args(loss=loss, optimizer="adagrad", lr=0.1, regulariser="n3",
+                           regulariser_weight=0.05, batch_size=batch_size, **extra)
+        loss_value, step = _core.kge_train_epoch("distmult", *arrays, 0, data.train,
+                                                 np.full(55, 0.5), 0, args)
+        assert step == 1
+        out.append((loss_value, arrays))
+    assert out[0][0] == out[1][0]
+    for a, b in zip(out[0][1], out[1][1]):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"ent": np.nan}, "ent: contains NaN"), ({"rel": np.inf}, "rel: contains NaN or infinity"),
+    ({"ent_state": np.nan}, "ent_state"), ({"rel_state": np.nan}, "rel_state"),
+    ({"head_prob": 1.5}, r"head_prob\[3\]"), ({"head_prob": np.nan}, r"head_prob\[3\]"),
+])
+def test_training_refuses_non_finite_tables_and_bad_head_probabilities(bad, match):
+    data = load_kg("nations")
+    rng = np.random.default_rng(5)
+    arrays = {"ent": rng.standard_normal((14, 8)), "rel": rng.standard_normal((55, 8)),
+              "ent_state": rng.random((2, 14, 8)), "rel_state": rng.random((2, 55, 8))}
+    head_prob = np.full(55, 0.5)
+    ((name, value),) = bad.items()
+    if name == "head_prob":
+        head_prob[3] = value
+    else:
+        arrays[name][(0,) * arrays[name].ndim] = value
+    snapshot = {k: a.copy() for k, a in arrays.items()}
+    with pytest.raises(ValueError, match=match):
+        _core.kge_train_epoch("distmult", arrays["ent"], arrays["rel"], arrays["ent_state"],
+                              arrays["rel_state"], 0, data.train, head_prob, 0,
+                              _train_args(sampler="bernoulli"))
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(a, snapshot[k])
 
 
 def test_command_line_train_save_eval_and_errors(tmp_path, capsys):

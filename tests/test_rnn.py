@@ -401,13 +401,9 @@ BACKWARD_BAD_CASES = [pytest.param(cell, *case, id=f"{cell}-{case[0]}")
                       for cell in ("gru", "lstm") for case in BACKWARD_BAD]
 BACKWARD_BAD_CASES += [
     pytest.param("lstm", "dc_n-transposed", lambda a: {"dc_n": a["dc_n"].T.copy()}, ValueError,
-                 "dc_n", id="lstm-dc_n-transposed", marks=pytest.mark.xfail(
-                     strict=True, reason="rnn_backward checks only the length of dc_n (rust/core/"
-                     "src/rnn/backward.rs), so a (H, B) array is accepted for (B, H)")),
+                 "dc_n", id="lstm-dc_n-transposed"),
     pytest.param("gru", "dc_n-given", lambda a: {"dc_n": a["dh_n"].copy()}, ValueError, "dc_n",
-                 id="gru-dc_n-given", marks=pytest.mark.xfail(
-                     strict=True, reason="the message names 'dcn' (the core's name), not the "
-                     "argument dc_n")),
+                 id="gru-dc_n-given"),
 ]
 
 

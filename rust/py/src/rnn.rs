@@ -321,6 +321,22 @@ fn backward_typed<'py, T: Element + Gemm>(
             )));
         }
     }
+    match (&dcn, l.cell.has_c()) {
+        (Some(a), true) if a.shape() != [d.b, d.h] => {
+            return Err(value_error(format!(
+                "dc_n: expected shape {}, got {}",
+                py_shape(&[d.b, d.h]),
+                py_shape(a.shape())
+            )))
+        }
+        (None, true) => return Err(value_error("dc_n: required for the LSTM")),
+        (Some(_), false) => {
+            return Err(value_error(
+                "dc_n: only the LSTM has a cell state (pass None)",
+            ))
+        }
+        _ => {}
+    }
     for (a, src, name) in [(&dw_ih, &l.w_ih, "dw_ih"), (&dw_hh, &l.w_hh, "dw_hh")] {
         if a.shape() != src.shape() {
             return Err(value_error(format!(

@@ -214,7 +214,7 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
     positives: &[[usize; 3]],
     head_prob: &[f64],
     cfg: &Config,
-    scale: f64,
+    (scale, reg_scale): (f64, f64),
     mut rng: Rng,
 ) -> ChunkOut<T> {
     let (c, n_neg, n_ent) = (positives.len(), cfg.n_neg, t.n_ent);
@@ -286,7 +286,6 @@ fn slcwa_chunk<T: Float + Gemm, M: Model>(
         scratch.add_triple(model, t, prep, (h, r, tl), up, &mut ent, &mut rel);
     }
     let (ce, cr) = model.complex_rows();
-    let reg_scale = 1.0 / cfg.batch_size as f64;
     for &[h, r, tl] in positives {
         loss += penalise(cfg.regulariser, reg_scale, t.e(h), ce, h as i64, &mut ent);
         loss += penalise(cfg.regulariser, reg_scale, t.r(r), cr, r as i64, &mut rel);
@@ -358,6 +357,18 @@ fn check<T: Float, M: Model>(
     if triples.is_empty() {
         return Err(Error::Value("triples: the training set is empty".into()));
     }
+    // A NaN or infinity would spread through every row it touches, and the loss with it.
+    let arrays = [
+        ("ent", &*p.ent),
+        ("rel", &*p.rel),
+        ("ent_state", &*p.ent_state),
+        ("rel_state", &*p.rel_state),
+    ];
+    for (name, a) in arrays {
+        if !crate::optim::grad::all_finite(Par::Seq, crate::simd::detect(), &[a]) {
+            return Err(Error::Value(format!("{name}: contains NaN or infinity")));
+        }
+    }
     match cfg.loss {
         Loss::Bce { .. } | Loss::CrossEntropy if model.form() != Form::Dot => {
             Err(Error::Value(format!(
@@ -377,6 +388,17 @@ fn check<T: Float, M: Model>(
         )),
         _ => Ok((t.n_ent, t.n_rel)),
     }
+}
+
+/// Refuses an epoch of `items` in batches of `batch_size` whose updates would take the step
+/// counter past `u64::MAX`, before the first batch changes anything.
+fn check_steps(step: u64, items: usize, batch_size: usize) -> Result<()> {
+    let batches = items.div_ceil(batch_size) as u64;
+    step.checked_add(batches).map(|_| ()).ok_or_else(|| {
+        Error::Value(format!(
+            "step: {step} + {batches} updates of this epoch overflow the update counter"
+        ))
+    })
 }
 
 /// Applies the batch's gradients and advances the step.
@@ -423,8 +445,16 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
     cfg: &Config,
 ) -> Result<f64> {
     let (n_ent, n_rel) = check(&model, p, triples, cfg)?;
-    if cfg.sampler == Sampler::Bernoulli && head_prob.len() != n_rel {
-        return Err(Error::len("head_prob", n_rel, head_prob.len()));
+    if cfg.sampler == Sampler::Bernoulli {
+        if head_prob.len() != n_rel {
+            return Err(Error::len("head_prob", n_rel, head_prob.len()));
+        }
+        if let Some(r) = head_prob.iter().position(|q| !(0.0..=1.0).contains(q)) {
+            return Err(Error::Value(format!(
+                "head_prob[{r}]: must be a probability in [0, 1], got {}",
+                head_prob[r]
+            )));
+        }
     }
     let (d_e, d_r) = (p.d_e, p.d_r);
     let mut ent_g = RowGrads::new(n_ent, d_e);
@@ -433,6 +463,7 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
     let mut batches = 0usize;
     if matches!(cfg.loss, Loss::Bce { .. } | Loss::CrossEntropy) {
         let q = one_vs_all_queries(triples);
+        check_steps(p.step, q.keys.len(), cfg.batch_size)?;
         let mut order: Vec<usize> = (0..q.keys.len()).collect();
         Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
@@ -448,11 +479,15 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
         .chunks_exact(3)
         .map(|t| [t[0] as usize, t[1] as usize, t[2] as usize])
         .collect();
+    check_steps(p.step, all.len(), cfg.batch_size)?;
     let mut order: Vec<usize> = (0..all.len()).collect();
     Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
     for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
         let positives: Vec<[usize; 3]> = batch.iter().map(|&i| all[i]).collect();
+        // The loss is a mean over the batch; so is the penalty (over the batch's own size: the
+        // last batch of an epoch may be short).
         let scale = cfg.loss.mean_scale(positives.len(), cfg.n_neg);
+        let reg_scale = 1.0 / positives.len() as f64;
         let outs = {
             let t = Tables::new(&model, &*p.ent, d_e, &*p.rel, d_r)?;
             let prep = Prepared::new(&model, &t);
@@ -460,7 +495,8 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
             par.for_work(positives.len() * cfg.n_neg * d_e)
                 .map(jobs, |(c, chunk)| {
                     let rng = Rng::new(cfg.seed, epoch, b as u64, c as u64);
-                    slcwa_chunk(level, model, &t, &prep, chunk, head_prob, cfg, scale, rng)
+                    let scales = (scale, reg_scale);
+                    slcwa_chunk(level, model, &t, &prep, chunk, head_prob, cfg, scales, rng)
                 })
         };
         for out in &outs {
@@ -567,7 +603,7 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
     }
     let (mut dx, mut dr) = (vec![T::ZERO; d], vec![T::ZERO; t.d_r]);
     let (ce, cr) = model.complex_rows();
-    let reg_scale = 1.0 / cfg.batch_size as f64;
+    let reg_scale = 1.0 / b as f64; // a mean over the batch, as the loss
     for (row, &k) in dq.chunks_exact(d).zip(batch) {
         let (side, x, r) = q.keys[k];
         dx.fill(T::ZERO);
