@@ -221,6 +221,8 @@ class RefSGD(_RefOptimizer):
         nesterov: bool = False,
         maximize: bool = False,
     ) -> None:
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov: needs momentum > 0 and dampening = 0 (as torch.optim.SGD)")
         super().__init__(params)
         self.lr = lr
         self.momentum = momentum

@@ -346,6 +346,31 @@ fn backward_typed<'py, T: Element + Gemm>(
             )));
         }
     }
+    for (a, src, name, bias) in [
+        (&db_ih, &l.b_ih, "db_ih", "b_ih"),
+        (&db_hh, &l.b_hh, "db_hh", "b_hh"),
+    ] {
+        match (a, src) {
+            (Some(a), Some(b)) if a.shape() != b.shape() => {
+                return Err(value_error(format!(
+                    "{name}: shape {} differs from {bias}'s {}",
+                    py_shape(a.shape()),
+                    py_shape(b.shape())
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(value_error(format!(
+                    "{name}: required (the layer has {bias})"
+                )))
+            }
+            (Some(_), None) => {
+                return Err(value_error(format!(
+                    "{name}: the layer has no {bias} (pass None)"
+                )))
+            }
+            _ => {}
+        }
+    }
     let mut acc = Access::with_capacity(16);
     l.add_reads(&mut acc)?;
     acc.add(&ws, false, "workspace", 0)?;
@@ -416,7 +441,9 @@ fn backward_typed<'py, T: Element + Gemm>(
 
 /// Backward pass of one recurrent layer in one direction (BPTT), from the workspace of the
 /// matching `rnn_forward(..., training=True)`. Returns `(dx, dh0, dc0)`; ACCUMULATES the weight
-/// and bias gradients into `dw_ih`, `dw_hh`, `db_ih`, `db_hh` in place.
+/// and bias gradients into `dw_ih`, `dw_hh`, `db_ih`, `db_hh` in place. The inputs, weights,
+/// `lengths` and `reverse` must be those of that forward call: the workspace does not record
+/// them (`nesy.rnn` layers keep them from their forward pass).
 #[pyfunction]
 #[pyo3(signature = (cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, lengths=None, reverse=false))]
 #[allow(clippy::too_many_arguments)]
