@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 
-from nesy._io import atomic_write
+from nesy._io import atomic_write, read_npz
 
 
 def _write(text):
@@ -45,3 +46,53 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, boom, text=True)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+@pytest.mark.parametrize("where,exc", [
+    ("missing/x.npz", FileNotFoundError),   # the folder does not exist
+    (".", IsADirectoryError),               # the target is a folder
+    ("file.txt/x.npz", NotADirectoryError),  # the "folder" is a file
+])
+def test_atomic_write_errors_name_the_target_and_write_nothing(tmp_path, where, exc):
+    (tmp_path / "file.txt").write_text("keep")
+    target = os.path.join(tmp_path, where)
+    with pytest.raises(exc) as err:
+        atomic_write(target, _write("x"), text=True, suffix=".npz")
+    assert err.value.filename == target and ".tmp-" not in str(err.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]  # no temporary left anywhere
+    assert [p.name for p in tmp_path.parent.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="POSIX permissions")
+def test_atomic_write_permission_error_names_the_target(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        with pytest.raises(PermissionError) as err:
+            atomic_write(locked / "x.txt", _write("x"), text=True)
+        assert err.value.filename == str(locked / "x.txt")
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_read_npz_refuses_files_that_are_not_archives(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, a=np.arange(3))
+    assert read_npz(good, "test", ("a",))["a"].tolist() == [0, 1, 2]
+    (tmp_path / "text.npz").write_text("hello")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.save(tmp_path / "one.npy", np.zeros(2))
+    np.savez(tmp_path / "obj.npz", a=np.array([1, None], dtype=object))
+    for name, keys, why in [("text.npz", (), "not an .npz archive"),
+                            ("empty.npz", (), "empty or truncated"),
+                            ("one.npy", (), "a single .npy array"),
+                            ("obj.npz", (), "array 'a' cannot be read"),
+                            ("good.npz", ("b",), "no 'b' in the archive")]:
+        path = tmp_path / name
+        with pytest.raises(ValueError) as err:
+            read_npz(path, "test", keys)
+        message = str(err.value)
+        assert message.startswith(f"{str(path)!r}: not a nesy test file (") and why in message
+    with pytest.raises(FileNotFoundError):
+        read_npz(tmp_path / "absent.npz", "test", ())

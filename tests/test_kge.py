@@ -959,3 +959,181 @@ def test_negative_sampling_step_matches_numpy_losses(model, loss, temperature, d
     _assert_step(dtype, got_loss, want_loss, [(ent_state[0], want_es), (rel_state[0], want_rs),
                                               (ent, e64), (rel, r64)],
                  tol32=dict(rtol=1e-4, atol=1e-6))
+
+
+# ---------------------------------------------------------------- bad input found by fuzzing
+def _tiny_model():
+    tr = np.array([[i % 20, 0, (i + 1) % 20] for i in range(40)])
+    return kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(tr)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ([[0, 0, -3]], r"filter_triples\[0\] \(tail\): index -3"),  # NumPy wrapped it to 17
+    ([[0, 0, 999]], r"filter_triples\[0\] \(tail\): index 999"),
+    ([[0, 5, 1]], r"filter_triples\[0\] \(relation\): index 5"),
+    ([[-1, 0, 1]], r"filter_triples\[0\] \(head\): index -1"),
+])
+def test_prediction_filters_are_range_checked(bad, match):
+    m = _tiny_model()
+    for call in (lambda: m.predict_tails([0], [0], k=20, filter_triples=np.array(bad)),
+                 lambda: m.predict_heads([0], [1], k=20, filter_triples=np.array(bad))):
+        with pytest.raises(IndexError, match=match):
+            call()
+
+
+def test_uint64_ids_above_int64_are_refused_not_wrapped():
+    from nesy.kge.scoring import check_triples
+
+    big = np.array([[2**63, 0, 1], [1, 0, 2]], dtype=np.uint64)
+    with pytest.raises(IndexError, match=r"triples\[0, 0\]: index 9223372036854775808"):
+        check_triples(big)
+    with pytest.raises(IndexError, match=r"train\[0, 0\]: index 9223372036854775808"):
+        kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(big)
+    m = _tiny_model()
+    with pytest.raises(IndexError, match=r"heads\[0\]: index 9223372036854775808"):
+        m.predict_tails(np.array([2**63], np.uint64), [0])
+    ok = np.array([[2**63 - 1, 0, 1]], dtype=np.uint64)  # the largest id int64 holds passes
+    assert check_triples(ok)[0, 0] == 2**63 - 1
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(seed=-1), ValueError, r"seed: expected an integer in \[0, 2\*\*64\)"),
+    (dict(seed=2**70), ValueError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(betas=0.9), TypeError, "betas: expected a pair"),
+    (dict(betas=(0.9, "x")), TypeError, "betas"),
+    (dict(lr="a"), TypeError, "lr: expected a number"),
+    (dict(eps=None), TypeError, "eps"),
+    (dict(margin=[1.0]), TypeError, "margin"),
+    (dict(gamma="x"), TypeError, "gamma"),
+    (dict(regulariser_weight="0.1"), TypeError, "regulariser_weight"),
+    (dict(regulariser=5, regulariser_weight=0.1), ValueError, "regulariser"),
+])
+def test_bad_parameter_types_name_the_parameter(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        kge.KGEModel("distmult", dim=4, epochs=1, verbose=0, **kw).fit(
+            np.array([[0, 0, 1], [1, 0, 2]]))
+
+
+def _rewrite(src, dst, **changes):
+    with np.load(src) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays.update(changes)
+    for k in [k for k, v in arrays.items() if v is None]:
+        del arrays[k]
+    np.savez(dst, **arrays)
+    return dst
+
+
+def test_model_files_that_are_not_models_name_the_path(tmp_path):
+    m = _tiny_model()
+    good = tmp_path / "m.npz"
+    m.save(good)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not an archive at all\n")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.zeros(3))
+    cases = {
+        garbage: "not an .npz archive",
+        empty: "empty or truncated",
+        npy: "single .npy array",
+        _rewrite(good, tmp_path / "other.npz", model=None): "no 'model' in the archive",
+        _rewrite(good, tmp_path / "json.npz", params=np.array("{bad")): "'params' is not valid",
+        _rewrite(good, tmp_path / "list.npz", params=np.array("[1]")): "not a JSON object",
+        _rewrite(good, tmp_path / "flat.npz", entity_embeddings=np.zeros(20, np.float32)):
+            "'entity_embeddings': expected a 2-D",
+        _rewrite(good, tmp_path / "dim.npz", dim=np.array("x")): "'dim': expected a single int",
+        _rewrite(good, tmp_path / "model.npz", model=np.array(3)): "'model': expected a single",
+        _rewrite(good, tmp_path / "name.npz", model=np.array("nope"),
+                 params=None): "model: expected one of",
+        _rewrite(good, tmp_path / "wide.npz", dim=np.array(5), params=None): "widths 4, 4",
+        _rewrite(good, tmp_path / "labels.npz", entities=np.array(["a", "b"])):
+            "'entities': expected 20 labels",
+    }
+    for path, why in cases.items():
+        with pytest.raises(ValueError, match="not a nesy KGEModel file") as err:
+            kge.KGEModel.load(path)
+        assert repr(str(path)) in str(err.value) and why in str(err.value), str(err.value)
+    with pytest.raises(FileNotFoundError) as err:
+        kge.KGEModel.load(tmp_path / "missing.npz")
+    assert err.value.filename == str(tmp_path / "missing.npz")
+    assert kge.KGEModel.load(good).n_entities_ == 20  # the good file still loads
+
+
+def test_checkpoints_that_are_not_checkpoints_name_the_path(tmp_path):
+    tr = np.array([[i % 20, 0, (i + 1) % 20] for i in range(40)])
+    ck = tmp_path / "ck.npz"
+    kw = dict(dim=4, epochs=2, verbose=0)
+    kge.KGEModel("distmult", checkpoint=str(ck), **kw).fit(tr)
+    saved = tmp_path / "saved.npz"
+    kge.KGEModel("distmult", **kw).fit(tr).save(saved)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("garbage")
+    cases = {
+        garbage: "not an .npz archive",
+        saved: "no 'ent_state' in the archive",  # a saved model is no checkpoint
+        _rewrite(ck, tmp_path / "h.npz", history=np.zeros(5)): "'history': expected",
+        _rewrite(ck, tmp_path / "b.npz", best=np.array([0.5, np.nan])): "'best': expected",
+        _rewrite(ck, tmp_path / "s.npz", step=np.array(-1)): "step -1",
+        _rewrite(ck, tmp_path / "e.npz", epoch=np.array([1, 2])): "'epoch': expected a single",
+    }
+    for path, why in cases.items():
+        m = kge.KGEModel("distmult", checkpoint=str(path), **kw)
+        with pytest.raises(ValueError, match="not a nesy KGEModel checkpoint file") as err:
+            m.fit(tr, resume=True)
+        assert repr(str(path)) in str(err.value) and why in str(err.value), str(err.value)
+        assert not hasattr(m, "entity_embeddings_")
+    with pytest.raises(FileNotFoundError) as err:
+        kge.KGEModel("distmult", checkpoint=str(tmp_path / "no.npz"), **kw).fit(tr, resume=True)
+    assert err.value.filename == str(tmp_path / "no.npz")
+    kge.KGEModel("distmult", checkpoint=str(ck), **kw).fit(tr, resume=True)  # the good one
+
+
+def test_missing_data_files_are_file_not_found_errors_naming_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a shipped") as err:
+        load_kg(tmp_path / "nowhere")
+    assert err.value.filename == str(tmp_path / "nowhere")
+    (tmp_path / "train.txt").write_text("a\tr\tb\n")
+    (tmp_path / "valid.txt").write_text("a\tr\tb\n")
+    with pytest.raises(FileNotFoundError, match=r"test\.txt: no such file") as err:
+        load_kg(tmp_path)
+    assert err.value.filename == f"{tmp_path}/test.txt"
+
+
+def test_command_line_refuses_missing_files_and_bad_counts_with_exit_2(tmp_path, capsys):
+    from nesy.cli import main
+
+    (tmp_path / "train.txt").write_text("a\tr\tb\n")
+    (tmp_path / "valid.txt").write_text("a\tr\tb\n")
+    base = ["kge", "train", "--model", "distmult", "--dim", "4", "--epochs", "1"]
+    for argv, message in [
+        ([*base, "--data", "/nonexistent/kg"], "'/nonexistent/kg'"),
+        ([*base, "--data", str(tmp_path)], f"'{tmp_path}/test.txt'"),
+        ([*base, "--data", "nations", "--resume", "--checkpoint", str(tmp_path / "no.npz")],
+         "--checkpoint: no file to resume from"),
+        # The folder --save writes in is checked before training, not after it.
+        ([*base, "--data", "nations", "--save", str(tmp_path / "missing" / "m.npz")],
+         "no folder"),
+        ([*base, "--data", "nations", "--save", str(tmp_path)], "is a folder, not a file"),
+        ([*base, "--data", "nations", "--checkpoint", str(tmp_path / "missing" / "c.npz")],
+         "no folder"),
+    ]:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        assert "nesy kge: error:" in captured.err and message in captured.err, captured.err
+        assert "training" not in captured.out  # refused before any training
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt", "valid.txt"]
+    for argv in (["bench", "optim", "--quick", "--repeat", "0"],
+                 ["bench", "rnn", "--quick", "--repeat", "-2"],
+                 ["bench", "kge", "--repeat", "x"],
+                 ["rules", "extract-demo", "--seeds", "0"],
+                 ["gnn", "cora", "--seeds", "0"],
+                 ["distill", "demo", "--seeds", "0"],
+                 [*base, "--epochs", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2, argv
+        assert "expected a positive integer" in capsys.readouterr().err

@@ -416,3 +416,22 @@ def test_command_line_mine_and_eval(tmp_path, capsys):
     assert main(["rules", "eval", "--data", "umls", "--rules", str(out)]) == 2
     assert main(["rules", "mine", "--data", "nations", "--max-length", "1",
                  "--min-support", "99999999999999999999999"]) == 2  # OverflowError
+
+
+def test_bad_seeds_counts_and_path_budgets_name_the_argument():
+    tr = np.array([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
+    for seed, exc in ((-1, ValueError), (2**64, ValueError), (1.5, TypeError)):
+        with pytest.raises(exc, match="seed"):
+            mine(tr, method="sample", max_batches=1, seed=seed, verbose=0)
+    # Refused up front (it allocated, and hung or aborted, in the sampler before).
+    with pytest.raises(ValueError, match="paths: expected 1 to 10,000,000"):
+        mine(tr, method="sample", paths=10**12, max_batches=1, verbose=0)
+    mine(tr, method="sample", max_batches=1, seed=2**64 - 1, verbose=0)  # the largest seed
+    for kw, exc, match in ((dict(n_entities=-5), ValueError, "n_entities: -5 is too small"),
+                           (dict(n_entities=2), ValueError, "n_entities: 2 is too small"),
+                           (dict(n_relations=2.5), TypeError, "n_relations: expected an int"),
+                           (dict(n_relations=True), TypeError, "n_relations")):
+        with pytest.raises(exc, match=match):
+            KGGraph.of(tr, **kw)
+    g = KGGraph.of(tr, n_entities=np.int64(5), n_relations=4)
+    assert (g.n_entities, g.n_relations) == (5, 4) and g.index.n_entities == 5

@@ -4,8 +4,11 @@ crash leaves either the old file or the new one, never half of either."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+import zipfile
+import zlib
 from typing import IO, Any, Callable, Mapping
 
 import numpy as np
@@ -16,10 +19,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
     """Call ``write(fh)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     A symbolic link is written through (its target is replaced, the link kept), and a file
-    that exists keeps its permissions; a new file gets the usual ``0o666 & ~umask``."""
-    path = os.path.realpath(os.fspath(path))
+    that exists keeps its permissions; a new file gets the usual ``0o666 & ~umask``.
+
+    Raises
+    ------
+    OSError
+        Before anything is written, naming ``path`` (``filename``): ``FileNotFoundError`` when
+        its folder does not exist, ``IsADirectoryError`` when ``path`` is a folder, and any
+        error creating the temporary file (e.g. ``PermissionError``)."""
+    target = os.fspath(path)
+    path = check_target(target)
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    except OSError as exc:  # it names the temporary file: name the user's instead
+        raise OSError(exc.errno, exc.strerror, target) from None
     try:
         mode = "w" if text else "wb"
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if text else {})) as fh:
@@ -44,6 +58,64 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
             os.chmod(tmp, 0o600)  # it may have copied a read-only mode (Windows cannot unlink)
             os.unlink(tmp)
         raise
+
+
+def check_target(path: str | os.PathLike[str]) -> str:
+    """The real path ``path`` will be written to, after checking that its folder exists and
+    that it is not itself a folder (so that a long run can check where it saves first).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError, IsADirectoryError
+        With ``filename`` the path as given."""
+    target = os.fspath(path)
+    real = os.path.realpath(target)
+    directory = os.path.dirname(real)
+    if os.path.isdir(real):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", target)
+    if not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} is not a folder", target)
+        raise FileNotFoundError(errno.ENOENT, f"no folder {directory!r} to write in", target)
+    return real
+
+
+def read_npz(path: str | os.PathLike[str], kind: str, keys: tuple[str, ...]
+             ) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive ``path`` (no pickles), after checking that it holds
+    ``keys``.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened (not found, a folder, no permission).
+    ValueError
+        ``"'<path>': not a nesy <kind> file (<why>)"``: not an ``.npz`` archive, a damaged one,
+        an object array, or a key of ``keys`` missing."""
+    shown = os.fspath(path)
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{shown!r}: not a nesy {kind} file ({why})")
+
+    try:
+        archive = np.load(shown, allow_pickle=False)
+    except EOFError:
+        raise bad("empty or truncated") from None
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise bad("not an .npz archive" if "pickled" in str(exc) else str(exc)) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise bad("a single .npy array, not an .npz archive")
+    with archive:
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise bad(f"no {missing[0]!r} in the archive")
+        out = {}
+        for k in archive.files:
+            try:
+                out[k] = archive[k]
+            except (ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+                raise bad(f"array {k!r} cannot be read: {exc}") from None
+    return out
 
 
 def atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:

@@ -6,9 +6,22 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of counts (``--repeat``, ``--seeds``): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -100,10 +113,19 @@ def _gnn_cora(args: argparse.Namespace) -> int:
 
 
 def _kge_train(args: argparse.Namespace) -> int:
+    from nesy._io import check_target
     from nesy.datasets import load_kg
     from nesy.kge import KGEModel
     from nesy.kge.report import PRESETS
 
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume: needs --checkpoint (the file to continue from)")
+    if args.resume and not os.path.exists(args.checkpoint):
+        raise FileNotFoundError(errno.ENOENT, "--checkpoint: no file to resume from",
+                                args.checkpoint)
+    for path in (args.save, args.checkpoint):
+        if path:
+            check_target(path)  # before the run, not after it
     data = load_kg(args.data)
     params = dict(PRESETS[args.model])
     for name in ("dim", "loss", "epochs", "lr", "optimizer", "batch_size", "num_negatives",
@@ -113,8 +135,6 @@ def _kge_train(args: argparse.Namespace) -> int:
             params[name] = value
     params.setdefault("dim", 200)
     print(f"{data!r}\ntraining {args.model} with {params}")
-    if args.resume and not args.checkpoint:
-        raise ValueError("--resume: needs --checkpoint (the file to continue from)")
     m = KGEModel(args.model, checkpoint=args.checkpoint, verbose=1, **params).fit(
         data, resume=args.resume)
     for h in m.history_:
@@ -183,7 +203,7 @@ def _add_domain_commands(sub: Any) -> None:
     gnn = sub.add_parser("gnn", help="graph neural networks")
     gnn_sub = gnn.add_subparsers(dest="gnn_command", required=True)
     gnn_cora = gnn_sub.add_parser("cora", help="GCN/GAT/GraphSAGE accuracy on Cora (10 seeds)")
-    gnn_cora.add_argument("--seeds", type=int, default=10)
+    gnn_cora.add_argument("--seeds", type=_positive_int, default=10)
     gnn_cora.add_argument("--models", nargs="+", default=["gcn", "gat", "sage"],
                           choices=["gcn", "gat", "sage"])
     gnn_cora.set_defaults(func=_gnn_cora)
@@ -194,13 +214,13 @@ def _add_domain_commands(sub: Any) -> None:
     train.add_argument("--data", default="umls",
                        help="nations, umls, kinship, or a folder with train/valid/test.txt")
     train.add_argument("--model", default="complex", choices=MODELS)
-    train.add_argument("--dim", type=int)
+    train.add_argument("--dim", type=_positive_int)
     train.add_argument("--loss", choices=["margin", "softplus", "self_adversarial", "bce", "ce"])
-    train.add_argument("--epochs", type=int)
+    train.add_argument("--epochs", type=_positive_int)
     train.add_argument("--lr", type=float)
     train.add_argument("--optimizer", choices=["adam", "adagrad"])
-    train.add_argument("--batch-size", dest="batch_size", type=int)
-    train.add_argument("--num-negatives", dest="num_negatives", type=int)
+    train.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    train.add_argument("--num-negatives", dest="num_negatives", type=_positive_int)
     train.add_argument("--regulariser", choices=["l2", "n3"])
     train.add_argument("--regulariser-weight", dest="regulariser_weight", type=float)
     train.add_argument("--gamma", type=float)
@@ -232,7 +252,7 @@ def _add_domain_commands(sub: Any) -> None:
     add_kg_rules(rules_sub)
     r_demo = rules_sub.add_parser(
         "extract-demo", help="fidelity / accuracy / size of extracted rules against CART")
-    r_demo.add_argument("--seeds", type=int, default=5)
+    r_demo.add_argument("--seeds", type=_positive_int, default=5)
     r_demo.add_argument("--datasets", nargs="+", default=["iris", "wine", "breast_cancer"],
                         choices=["iris", "wine", "breast_cancer"])
     r_demo.add_argument("--profile", action="store_true",
@@ -243,7 +263,7 @@ def _add_domain_commands(sub: Any) -> None:
     distill_sub = distill.add_subparsers(dest="distill_command", required=True)
     d_demo = distill_sub.add_parser(
         "demo", help="digits: teacher MLP, small student on labels vs distilled")
-    d_demo.add_argument("--seeds", type=int, default=5)
+    d_demo.add_argument("--seeds", type=_positive_int, default=5)
     d_demo.add_argument("--temperature", type=float, default=4.0)
     d_demo.add_argument("--alpha", type=float, default=0.5)
     d_demo.set_defaults(func=_distill_demo)
@@ -285,24 +305,24 @@ def main(argv: list[str] | None = None) -> int:
     bench_sub = bench.add_subparsers(dest="domain", required=True)
     b_optim = bench_sub.add_parser("optim", help="optimizer steps")
     b_optim.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_optim.add_argument("--repeat", type=int, default=20)
+    b_optim.add_argument("--repeat", type=_positive_int, default=20)
     b_optim.set_defaults(func=_bench_optim)
     b_rnn = bench_sub.add_parser("rnn", help="recurrent layers (RNN, GRU, LSTM)")
     b_rnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_rnn.add_argument("--repeat", type=int, default=10)
+    b_rnn.add_argument("--repeat", type=_positive_int, default=10)
     b_rnn.set_defaults(func=_bench_rnn)
     b_gnn = bench_sub.add_parser("gnn", help="graph aggregation")
     b_gnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_gnn.add_argument("--repeat", type=int, default=10)
+    b_gnn.add_argument("--repeat", type=_positive_int, default=10)
     b_gnn.set_defaults(func=_bench_gnn)
     b_kge = bench_sub.add_parser("kge", help="knowledge-graph scoring, evaluation, training")
     b_kge.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_kge.add_argument("--repeat", type=int, default=5)
+    b_kge.add_argument("--repeat", type=_positive_int, default=5)
     b_kge.set_defaults(func=_bench_kge)
     b_rules = bench_sub.add_parser(
         "rules", help="knowledge-graph rules: length-2 confidences vs SciPy, rule application")
     b_rules.add_argument("--quick", action="store_true", help="UMLS only (seconds)")
-    b_rules.add_argument("--repeat", type=int, default=3)
+    b_rules.add_argument("--repeat", type=_positive_int, default=3)
     b_rules.set_defaults(func=_bench_rules)
     b_meta = bench_sub.add_parser("meta", help="FOMAML meta-iterations/s, sine protocol")
     b_meta.add_argument("--quick", action="store_true", help="small sizes (seconds)")
@@ -312,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = int(args.func(args))
     except OSError as exc:
-        if exc.filename is None:
+        if exc.filename is None and not isinstance(exc, FileNotFoundError):
             raise  # not about a file the user named: a real failure, with its traceback
         print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
         return 2

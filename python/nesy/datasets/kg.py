@@ -12,6 +12,7 @@ occurs only in valid or test, and the same files always give the same ids.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -256,8 +257,8 @@ def _read_split(path: Any, shown: str) -> list[tuple[str, str, str]]:
         fh = path.open("rb")
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"{shown}: no such file (expected train.txt, valid.txt and test.txt in the folder)"
-        ) from None
+            errno.ENOENT, f"{path.name}: no such file (expected train.txt, valid.txt and "
+            f"test.txt in the folder)", shown) from None
     with fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
@@ -291,9 +292,8 @@ def _resolve(name_or_path: Union[str, os.PathLike]) -> tuple[str, str, Any]:
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"name_or_path: {str(name_or_path)!r} is neither a shipped knowledge graph "
-            f"{SHIPPED_KG} nor an existing folder"
-        )
+            errno.ENOENT, f"name_or_path: neither a shipped knowledge graph {SHIPPED_KG} nor an "
+            f"existing folder", os.fspath(name_or_path))
     return folder.resolve().name, str(folder), folder
 
 

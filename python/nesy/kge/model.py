@@ -17,20 +17,22 @@ and :meth:`KGEModel.load` reads a checkpoint as well as a file written by :meth:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from nesy import _core
-from nesy._io import atomic_savez
+from nesy._io import atomic_savez, read_npz
 from nesy.kge.evaluate import TIES, evaluate
 from nesy.kge.scoring import (
     COMPLEX_MODELS,
     check_model,
+    check_seed,
     check_triples,
     score,
     score_heads,
@@ -75,6 +77,29 @@ def _check_ids(triples: np.ndarray, n_ent: int, n_rel: int, name: str) -> None:
             k = int(bad[0])
             raise IndexError(f"{name}[{k}] ({what}): index {int(triples[k, col])} is out of "
                              f"range for size {size}")
+
+
+_CHECKPOINT_KEYS = ("model", "entity_embeddings", "relation_embeddings", "ent_state",
+                    "rel_state", "step", "epoch", "history", "best")
+
+
+def _scalar(arrays: dict[str, np.ndarray], key: str, kinds: str,
+            bad: Callable[[str], ValueError]) -> Any:
+    """The value of a 0-d array of a dtype kind in ``kinds`` ("U" text, "iu" integers) read
+    from a file; ``bad(why)`` otherwise."""
+    a = arrays[key]
+    if a.ndim != 0 or a.dtype.kind not in kinds:
+        raise bad(f"{key!r}: expected a single {'text' if kinds == 'U' else 'integer'}, got "
+                  f"shape {a.shape} {a.dtype}")
+    return a.item()
+
+
+def _number(name: str, v: Any) -> float:
+    """Parameter ``name`` as a float; TypeError naming it when ``v`` is not a real number."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+        raise TypeError(f"{name}: expected a number, got {v!r}")
+    return float(v)
 
 
 def _data_parts(train: Any, valid: Any) -> tuple[np.ndarray, Optional[np.ndarray], int, int]:
@@ -220,7 +245,7 @@ class KGEModel:
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
         distance = model in ("transe_l1", "transe_l2", "rotate")
-        gamma = (12.0 if distance else 0.0) if self.gamma is None else float(self.gamma)
+        gamma = (12.0 if distance else 0.0) if self.gamma is None else self.gamma
         for name in ("num_negatives", "batch_size", "epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -234,16 +259,22 @@ class KGEModel:
             raise ValueError(f"patience: must be None or an integer >= 1, got {pt!r}")
         normalize = (model.startswith("transe") if self.normalize_entities is None
                      else bool(self.normalize_entities))
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise TypeError(f"betas: expected a pair of numbers, got {betas!r}")
         return _TrainArgs(
-            loss=loss, margin=float(self.margin), gamma=gamma,
-            adversarial_temperature=float(self.adversarial_temperature),
-            label_smoothing=float(self.label_smoothing),
+            loss=loss, margin=_number("margin", self.margin), gamma=_number("gamma", gamma),
+            adversarial_temperature=_number("adversarial_temperature",
+                                            self.adversarial_temperature),
+            label_smoothing=_number("label_smoothing", self.label_smoothing),
             num_negatives=int(self.num_negatives), sampler=str(self.sampler),
             shared_negatives=bool(self.shared_negatives), batch_size=int(self.batch_size),
-            optimizer=str(self.optimizer), lr=float(self.lr),
-            betas=(float(self.betas[0]), float(self.betas[1])), eps=float(self.eps),
-            regulariser=self.regulariser, regulariser_weight=float(self.regulariser_weight),
-            normalize_entities=normalize, seed=int(self.seed))
+            optimizer=str(self.optimizer), lr=_number("lr", self.lr),
+            betas=(_number("betas", betas[0]), _number("betas", betas[1])),
+            eps=_number("eps", self.eps),
+            regulariser=None if self.regulariser is None else str(self.regulariser),
+            regulariser_weight=_number("regulariser_weight", self.regulariser_weight),
+            normalize_entities=normalize, seed=check_seed(self.seed))
 
     def _init_tables(self, n_ent: int, n_rel: int, args: _TrainArgs
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -370,23 +401,41 @@ class KGEModel:
             "best": np.array(best, dtype=np.float64)})
 
     def _load_checkpoint(self, ent, rel, ent_state, rel_state):
-        if not self.checkpoint or not os.path.exists(self.checkpoint):
-            raise FileNotFoundError(f"checkpoint: no file to resume from ({self.checkpoint!r})")
-        with np.load(self.checkpoint, allow_pickle=False) as f:
-            if str(f["model"]) != self.model:
-                raise ValueError(f"checkpoint: holds a {f['model']} model, not {self.model}")
-            loaded = [f["entity_embeddings"], f["relation_embeddings"], f["ent_state"],
-                      f["rel_state"]]
-            for name, a, b in zip(("entity_embeddings", "relation_embeddings", "ent_state",
-                                   "rel_state"), loaded, (ent, rel, ent_state, rel_state)):
-                if a.shape != b.shape or a.dtype != b.dtype:
-                    raise ValueError(f"checkpoint: {name} has shape {a.shape} {a.dtype}, this "
-                                     f"model needs {b.shape} {b.dtype}")
-            history = [{"epoch": int(e), "loss": float(loss_), **(
-                {} if np.isnan(m) else {"valid_mrr": float(m)})} for e, loss_, m in f["history"]]
-            best_mrr, best_epoch = (float(v) for v in f["best"])
-            return (*[np.ascontiguousarray(a) for a in loaded], int(f["step"]),
-                    int(f["epoch"]) + 1, history, (best_mrr, int(best_epoch)))
+        if not self.checkpoint:
+            raise FileNotFoundError(errno.ENOENT, "checkpoint: resume=True needs a checkpoint "
+                                    "file to resume from", self.checkpoint)
+        path = os.fspath(self.checkpoint)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "checkpoint: no file to resume from", path)
+        f = read_npz(path, "KGEModel checkpoint", _CHECKPOINT_KEYS)
+
+        def bad(why: str) -> ValueError:
+            return ValueError(f"{path!r}: not a nesy KGEModel checkpoint file ({why})")
+
+        model = _scalar(f, "model", "U", bad)
+        if model != self.model:
+            raise ValueError(f"checkpoint: {path!r} holds a {model} model, not {self.model}")
+        names = ("entity_embeddings", "relation_embeddings", "ent_state", "rel_state")
+        loaded = [f[name] for name in names]
+        for name, a, b in zip(names, loaded, (ent, rel, ent_state, rel_state)):
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise ValueError(f"checkpoint: {name} has shape {a.shape} {a.dtype}, this "
+                                 f"model needs {b.shape} {b.dtype}")
+        step, epoch = _scalar(f, "step", "iu", bad), _scalar(f, "epoch", "iu", bad)
+        if not 0 <= step < 2**64 or not -1 <= epoch < 2**63:
+            raise bad(f"step {step} or epoch {epoch} out of range")
+        hist, best = f["history"], f["best"]
+        if (hist.ndim != 2 or hist.shape[1] != 3 or hist.dtype != np.float64
+                or not np.isfinite(hist[:, :2]).all()):
+            raise bad(f"'history': expected finite (n, 3) float64 rows, got shape {hist.shape} "
+                      f"{hist.dtype}")
+        if best.shape != (2,) or best.dtype != np.float64 or not np.isfinite(best[1]):
+            raise bad(f"'best': expected (mrr, epoch) float64, got shape {best.shape} "
+                      f"{best.dtype}")
+        history = [{"epoch": int(e), "loss": float(loss_), **(
+            {} if np.isnan(m) else {"valid_mrr": float(m)})} for e, loss_, m in hist]
+        return (*[np.ascontiguousarray(a) for a in loaded], step, epoch + 1, history,
+                (float(best[0]), int(best[1])))
 
     # ------------------------------------------------------------------ inference
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -421,6 +470,7 @@ class KGEModel:
         exclude = None
         if filter_triples is not None:
             f = check_triples(filter_triples, "filter_triples")
+            _check_ids(f, self.n_entities_, self.n_relations_, "filter_triples")
             h = np.broadcast_to(np.atleast_1d(heads), (s.shape[0],))
             r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
             exclude = [f[(f[:, 0] == a) & (f[:, 1] == b), 2] for a, b in zip(h, r)]
@@ -433,6 +483,7 @@ class KGEModel:
         exclude = None
         if filter_triples is not None:
             f = check_triples(filter_triples, "filter_triples")
+            _check_ids(f, self.n_entities_, self.n_relations_, "filter_triples")
             t = np.broadcast_to(np.atleast_1d(tails), (s.shape[0],))
             r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
             exclude = [f[(f[:, 1] == b) & (f[:, 2] == a), 0] for a, b in zip(t, r)]
@@ -471,24 +522,55 @@ class KGEModel:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KGEModel:
         """A model saved by :meth:`save` (ready for scoring and evaluation), with its
-        parameters and labels (files from older versions: model, dim and dtype only)."""
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            m = cls(str(f["model"]), int(f["dim"]), dtype=str(f["entity_embeddings"].dtype))
-            if "params" in f.files:
-                saved = json.loads(str(f["params"]))
-                # Not the checkpoint: a later fit of the loaded model must not overwrite (or
-                # resume from) the file of the run that trained it.
-                m.set_params(**{k: (tuple(v) if k == "betas" else v)
-                                for k, v in saved.items()
-                                if k in cls._PARAMS and k != "checkpoint"})
-            ent, rel = f["entity_embeddings"], f["relation_embeddings"]
-            if (ent.shape[1], rel.shape[1]) != widths(m.model, m.dim):
-                raise ValueError(f"path: tables of widths {ent.shape[1]}, {rel.shape[1]} do "
-                                 f"not fit {m.model} with dim {m.dim}")
-            m.entity_embeddings_ = np.ascontiguousarray(ent)
-            m.relation_embeddings_ = np.ascontiguousarray(rel)
-            m.entities_ = [str(x) for x in f["entities"]] if "entities" in f.files else None
-            m.relations_ = [str(x) for x in f["relations"]] if "relations" in f.files else None
+        parameters and labels (files from older versions: model, dim and dtype only).
+
+        Raises
+        ------
+        OSError
+            The file cannot be read.
+        ValueError
+            It is not a model (or checkpoint) file; the message names ``path``."""
+        shown = os.fspath(path)
+        f = read_npz(path, "KGEModel", ("model", "dim", "entity_embeddings",
+                                        "relation_embeddings"))
+
+        def bad(why: str) -> ValueError:
+            return ValueError(f"{shown!r}: not a nesy KGEModel file ({why})")
+
+        model, dim = _scalar(f, "model", "U", bad), _scalar(f, "dim", "iu", bad)
+        ent, rel = f["entity_embeddings"], f["relation_embeddings"]
+        for name, a in (("entity_embeddings", ent), ("relation_embeddings", rel)):
+            if a.ndim != 2 or a.dtype not in (np.float32, np.float64) or a.dtype != ent.dtype:
+                raise bad(f"{name!r}: expected a 2-D float32 or float64 table (both of one "
+                          f"dtype), got shape {a.shape} {a.dtype}")
+        m = cls(model, dim, dtype=str(ent.dtype))
+        if "params" in f:
+            try:
+                saved = json.loads(_scalar(f, "params", "U", bad))
+            except json.JSONDecodeError as exc:
+                raise bad(f"'params' is not valid JSON: {exc}") from None
+            if not isinstance(saved, dict):
+                raise bad("'params' is not a JSON object")
+            # Not the checkpoint: a later fit of the loaded model must not overwrite (or
+            # resume from) the file of the run that trained it.
+            m.set_params(**{k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
+                            for k, v in saved.items()
+                            if k in cls._PARAMS and k != "checkpoint"})
+        try:
+            fits = (ent.shape[1], rel.shape[1]) == widths(m.model, m.dim)
+        except (TypeError, ValueError) as exc:
+            raise bad(str(exc)) from None
+        if not fits:
+            raise bad(f"tables of widths {ent.shape[1]}, {rel.shape[1]} do not fit {m.model} "
+                      f"with dim {m.dim}")
+        m.entity_embeddings_ = np.ascontiguousarray(ent)
+        m.relation_embeddings_ = np.ascontiguousarray(rel)
+        for name, n in (("entities", ent.shape[0]), ("relations", rel.shape[0])):
+            labels = f.get(name)
+            if labels is not None and (labels.dtype.kind != "U" or labels.shape != (n,)):
+                raise bad(f"{name!r}: expected {n} labels, got shape {labels.shape} "
+                          f"{labels.dtype}")
+            setattr(m, name + "_", None if labels is None else [str(x) for x in labels])
         m.n_entities_, m.n_relations_ = ent.shape[0], rel.shape[0]
         return m
 

@@ -72,7 +72,28 @@ def check_triples(triples: Any, name: str = "triples") -> np.ndarray:
         raise TypeError(f"{name}: expected integer ids, got dtype {t.dtype}")
     if t.ndim != 2 or t.shape[1] != 3:
         raise ValueError(f"{name}: expected shape (n, 3) (head, relation, tail), got {t.shape}")
-    return np.ascontiguousarray(t, dtype=np.int64)
+    return _int64(t, name)
+
+
+def _int64(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` (integer) as C-contiguous int64; IndexError naming the first id int64 cannot hold
+    (a uint64 id >= 2**63, which the cast would wrap to a negative one)."""
+    if a.dtype.kind == "u" and a.dtype.itemsize >= 8 and a.size:
+        big = np.argwhere(a > np.iinfo(np.int64).max)
+        if big.size:
+            where = ", ".join(map(str, big[0]))
+            raise IndexError(f"{name}[{where}]: index {int(a[tuple(big[0])])} is out of range "
+                             f"(above the int64 maximum)")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed: an integer in ``[0, 2**64)``, else TypeError/ValueError naming ``name``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{name}: expected an integer in [0, 2**64), got {int(seed)}")
+    return int(seed)
 
 
 def _ids(x: Any, name: str, n: int) -> np.ndarray:
@@ -83,7 +104,7 @@ def _ids(x: Any, name: str, n: int) -> np.ndarray:
         raise ValueError(f"{name}: expected a 1-D array of ids, got shape {a.shape}")
     if a.shape[0] == 1 and n > 1:
         a = np.repeat(a, n)
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return _int64(a, name)
 
 
 def score(model: str, ent: Any, rel: Any, triples: Any) -> np.ndarray:

@@ -37,12 +37,15 @@ import numpy as np
 
 from nesy import _core
 from nesy.kge.evaluate import TIES, summarise_ranks
+from nesy.kge.scoring import check_seed
 from nesy.kge.scoring import check_triples as _triples
 
 ROW = 11
 KINDS = ("closed", "end_constant", "dangling")
 AGGREGATIONS = ("maxplus", "max_noisy_or", "noisy_or")
 METHODS = ("exact", "sample")
+#: Most random walks per head relation per batch :func:`mine` accepts (``paths``).
+MAX_PATHS = 10**7
 METRICS = ("support", "body_pairs", "pca_body_pairs", "head_facts", "head_coverage",
            "std_confidence", "pca_confidence")
 
@@ -87,9 +90,10 @@ class KGGraph:
             raise ValueError("graph: the graph is empty (0 triples)")
         if t.shape[0] and t.min() < 0:
             raise IndexError("graph: negative ids")
-        n_ent = int(max(t[:, 0].max(), t[:, 2].max())) + 1 if n_entities is None else n_entities
-        n_rel = int(t[:, 1].max()) + 1 if n_relations is None else n_relations
-        return cls(t, int(n_ent), int(n_rel))
+        n_ent = int(max(t[:, 0].max(), t[:, 2].max())) + 1 if t.shape[0] else 0
+        n_rel = int(t[:, 1].max()) + 1 if t.shape[0] else 0
+        return cls(t, _count(n_entities, n_ent, "n_entities"),
+                   _count(n_relations, n_rel, "n_relations"))
 
     @property
     def index(self) -> Any:
@@ -135,6 +139,19 @@ class KGGraph:
 
     def entity_names(self) -> list[str]:
         return self.entities or [str(k) for k in range(self.n_entities)]
+
+
+def _count(given: Optional[int], needed: int, name: str) -> int:
+    """``given`` (or ``needed`` when None): an integer at least ``needed``, the largest id in
+    the graph plus one."""
+    if given is None:
+        return needed
+    if isinstance(given, (bool, np.bool_)) or not isinstance(given, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(given).__name__}")
+    if int(given) < needed:
+        raise ValueError(f"{name}: {int(given)} is too small for the ids of graph (which need "
+                         f"at least {needed})")
+    return int(given)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -188,8 +205,8 @@ def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
             raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
     if time_budget is not None and not float(time_budget) > 0:
         raise ValueError(f"time_budget: expected a positive number of seconds, got {time_budget}")
-    if int(paths) < 1:
-        raise ValueError(f"paths: expected at least 1, got {paths}")
+    if not 1 <= int(paths) <= MAX_PATHS:
+        raise ValueError(f"paths: expected 1 to {MAX_PATHS:,}, got {paths}")
 
 
 def _keep(m: dict[str, np.ndarray], min_support: int, min_head_coverage: float,
@@ -224,13 +241,14 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
         ``method="sample"``: seconds of sampling (required unless ``max_batches`` is given);
         checked between batches, so a run may overrun by one batch.
     paths : int
-        ``method="sample"``: random walks per head relation per batch.
+        ``method="sample"``: random walks per head relation per batch (1 to
+        :data:`MAX_PATHS`).
     max_batches : int, optional
         ``method="sample"``: stop after this many batches. The sampler is deterministic per
         batch: ``(seed, max_batches)`` gives the same rules for any thread count; a time
         budget gives a prefix of that same sequence of batches.
     seed : int, default 0
-        Seeds the path sampler (``method="sample"``).
+        Seeds the path sampler (``method="sample"``); an integer in ``[0, 2**64)``.
     relations : sequence of ids or labels, optional
         Head relations to mine rules for (default: all).
     verbose : int
@@ -244,6 +262,7 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     """
     _check_mine_args(max_length, max_length_acyclic, min_support, min_head_coverage,
                      min_confidence, confidence, method, time_budget, paths)
+    seed = check_seed(seed)
     g = KGGraph.of(graph)
     heads = (list(range(g.n_relations)) if relations is None
              else list(dict.fromkeys(g.relation(r) for r in relations)))  # each once
