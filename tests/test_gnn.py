@@ -319,10 +319,21 @@ def test_graph_constructors_and_transforms():
     (np.array([[0, 1, 2]]), {}, ValueError, "edge_index"),
     (np.array([[0, 1], [1, 2]]), dict(edge_weight=[1.0, np.nan]), ValueError, "edge_weight"),
     (np.array([[0, 1], [1, 2]]), dict(edge_weight=[1.0]), ValueError, "edge_weight"),
+    (np.array([[0, 1], [1, 2]]), dict(num_nodes="a"), TypeError, "num_nodes"),
+    (np.array([[0, 1], [1, 2]]), dict(num_nodes=3.5), TypeError, "num_nodes"),
+    (np.array([[0, 1], [1, 2]]), dict(num_nodes=-1), ValueError, "num_nodes"),
+    # checked before the cast to int64, so the message shows the value given, not a wrap
+    (np.array([[0], [2**63]], np.uint64), {}, IndexError, "edge_index: node index "
+     "9223372036854775808"),
 ])
 def test_bad_graphs_name_the_argument(edge_index, kwargs, exc, needle):
     with pytest.raises(exc, match=needle):
         Graph(edge_index, **kwargs)
+
+
+def test_from_scipy_rejects_a_dense_array():
+    with pytest.raises(TypeError, match="matrix: expected a SciPy sparse matrix"):
+        Graph.from_scipy(np.eye(3))
 
 
 def test_bad_features_and_raw_kernel_input():

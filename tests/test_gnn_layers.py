@@ -311,6 +311,33 @@ def test_layers_reject_bad_features(k):
             np.zeros((13, 2)))
 
 
+@pytest.mark.parametrize("k", range(6))
+def test_bad_grad_out_is_refused_before_any_gradient_changes(k):
+    """A grad_out of the wrong shape (rows or columns), dtype or with NaN raises naming
+    grad_out; the parameter gradients are untouched and a good backward still works."""
+    layers = _all_layers() + [GATConv(3, 2, heads=2, concat=False, dtype=np.float64, rng=0)]
+    layer = layers[k]
+    g, _, _ = _graph()
+    x = np.random.default_rng(0).standard_normal((13, 3))
+    out = layer(g, x)
+    up = np.random.default_rng(1).standard_normal(out.shape)
+    layer.zero_grad()
+    nan = up.copy()
+    nan[3, 1] = np.nan
+    bad = [(up[:12], ValueError, rf"grad_out.*\(13, {out.shape[1]}\).*\(12, "),
+           (up[:, :1], ValueError, r"grad_out.*\(13, 1\)"),
+           (up[:, :, None], ValueError, "grad_out"),
+           (up.astype(complex), TypeError, "grad_out"),
+           (nan, ValueError, "grad_out")]
+    for grad, exc, needle in bad:
+        with pytest.raises(exc, match=needle):
+            layer.backward(grad)
+        for name, a in layer.named_gradients():
+            assert not a.any(), (name, grad.shape)
+    dx = layer.backward(up)
+    assert dx.shape == x.shape and all(a.any() for _, a in layer.named_gradients())
+
+
 def _assert_failed_forwards_keep_the_last_state(layer, graph, x, bad):
     """Forward and backward on ``(graph, x)``, then every ``(graph, x)`` of ``bad`` must raise
     and change nothing: the gradients stay, and a following backward (after ``zero_grad``)
@@ -366,6 +393,11 @@ def test_bad_layer_arguments():
         GINConv(lambda h: h)
     with pytest.raises(ValueError, match="positive"):
         GCNConv(0, 2)
+    for eps in (float("nan"), np.inf):
+        with pytest.raises(ValueError, match="eps"):
+            GINConv(_mlp(3, 4, 2, np.float64, 0), eps=eps)
+    with pytest.raises(TypeError, match="eps"):
+        GINConv(_mlp(3, 4, 2, np.float64, 0), eps="a", train_eps=True)
 
 
 # ---------------------------------------------------------------------- batching and readout
@@ -468,6 +500,10 @@ def test_batch_and_readout_bad_input():
         readout(x, np.zeros(5), 1)
     with pytest.raises(ValueError, match="reduce"):
         readout(x, np.zeros(5, np.int64), 1, "min")
+    with pytest.raises(TypeError, match="num_graphs"):
+        readout(x, np.zeros(5, np.int64), "a")
+    with pytest.raises(ValueError, match="num_graphs"):
+        readout(np.zeros((0, 2)), np.zeros(0, np.int64), -2)
     with pytest.raises(ValueError, match="batch_size"):
         next(iter_batches(graphs, feats, batch_size=0))
 

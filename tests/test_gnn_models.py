@@ -227,6 +227,28 @@ def test_graph_classifier_bad_input():
         clf.predict(graphs, [np.ones((g.num_nodes, 2)) for g in graphs])
 
 
+@pytest.mark.parametrize("bad", [dict(epochs=-5), dict(epochs=0), dict(epochs=2.5),
+                                 dict(patience=-3), dict(patience=1.5),
+                                 dict(learning_rate=float("nan")), dict(learning_rate=0.0),
+                                 dict(learning_rate=np.inf), dict(weight_decay=-1e-3),
+                                 dict(weight_decay=float("nan"))])
+@pytest.mark.parametrize("which", ["node", "graph"])
+def test_both_classifiers_reject_the_same_training_parameters(which, bad):
+    """One shared check: a bad epochs / patience / learning_rate / weight_decay raises naming
+    it (not an untrained 'fitted' model, an epoch-1 stop or an optimizer's param_groups)."""
+    name = next(iter(bad))
+    if which == "node":
+        g, X, y, (tr, va, _) = _communities(n=40)
+        clf = NodeClassifier(**bad)
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            clf.fit(g, X, y, tr, va)
+    else:
+        graphs, feats, gy = _shapes(12)
+        clf = GraphClassifier(**bad)
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            clf.fit(graphs, feats, gy)
+    assert not hasattr(clf, "model_")
+
 
 def test_a_failed_fit_leaves_the_classifiers_as_they_were():
     """Bad options or labels raise before any fitted attribute changes (a refit that failed

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,13 @@ def test_citeseer_isolated_test_nodes_get_zero_rows(tmp_path):
     assert g.num_edges == 6 and list(g.in_degree()[[8, 10]]) == [0, 1]
 
 
+def test_citeseer_test_ids_must_start_after_allx(tmp_path):
+    _write_planetoid(tmp_path, "citeseer", test_ids=(9, 7, 11))  # allx: nodes 0..5
+    with pytest.raises(ValueError, match=r"ind\.citeseer\.test\.index: .*start right after "
+                                         r"allx, at 6; the smallest is 7"):
+        load_planetoid("citeseer", root=tmp_path)
+
+
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="name"):
         load_planetoid("reddit")
@@ -106,5 +115,70 @@ def test_bad_input(tmp_path):
     _write_planetoid(tmp_path, "cora")
     with open(tmp_path / "ind.cora.graph", "wb") as fh:  # a pickle that would run code
         pickle.dump(os.system, fh)
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+    with pytest.raises(ValueError, match=r"ind\.cora\.graph: .*refusing"):
         load_planetoid("cora", root=tmp_path)
+
+
+@pytest.fixture
+def cora(tmp_path):
+    """A copy of the shipped Cora files in ``tmp_path`` (to be damaged by a test)."""
+    src = resources.files("nesy.datasets") / "data" / "planetoid"
+    for part in ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"):
+        shutil.copyfile(str(src / f"ind.cora.{part}"), tmp_path / f"ind.cora.{part}")
+    assert load_planetoid("cora", root=tmp_path).X.shape == (2708, 1433)  # intact copy loads
+    return tmp_path
+
+
+def _index(root):
+    return np.loadtxt(root / "ind.cora.test.index", dtype=np.int64)
+
+
+def _write_index(root, ids):
+    np.savetxt(root / "ind.cora.test.index", ids, fmt="%d")
+
+
+@pytest.mark.parametrize("change,exc,needle", [
+    (lambda ids: np.r_[-1, ids[1:]], IndexError, "test node id -1 is out of range"),
+    (lambda ids: np.r_[ids[1:], 2708], IndexError, "test node id 2708 is out of range"),
+    (lambda ids: ids[:-1], ValueError, "999 test ids for the 1000 rows of tx"),
+    (lambda ids: np.r_[ids, ids[0]], ValueError, "1001 test ids"),
+    (lambda ids: np.r_[ids[:-1], ids[0]], ValueError, "appears more than once"),
+])
+def test_a_bad_test_index_names_the_file(cora, change, exc, needle):
+    """Negative ids used to wrap around, a short index to load without error."""
+    _write_index(cora, change(_index(cora)))
+    with pytest.raises(exc, match=r"ind\.cora\.test\.index: .*" + needle):
+        load_planetoid("cora", root=cora)
+
+
+def test_an_unparsable_test_index_names_the_file(cora):
+    (cora / "ind.cora.test.index").write_text("1708\nabc\n")
+    with pytest.raises(ValueError, match=r"ind\.cora\.test\.index: expected one integer"):
+        load_planetoid("cora", root=cora)
+
+
+@pytest.mark.parametrize("part", ["tx", "graph", "ally"])
+@pytest.mark.parametrize("keep", [0, 0.5])
+def test_a_truncated_pickle_names_the_file(cora, part, keep):
+    path = cora / f"ind.cora.{part}"
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ValueError, match=rf"ind\.cora\.{part}: not a readable Planetoid "
+                                         r"pickle \((UnpicklingError|EOFError)"):
+        load_planetoid("cora", root=cora)
+
+
+@pytest.mark.parametrize("part,value,needle", [
+    ("graph", [[1, 2], [0]], r"ind\.cora\.graph: expected a dict of adjacency lists, got list"),
+    ("graph", {0: [1], 1: ["a"]}, r"ind\.cora\.graph: expected integer node ids"),
+    ("graph", {0: [-1]}, r"ind\.cora\.graph: node id -1 is out of range"),
+    ("ty", np.zeros((999, 7), np.int32), r"ind\.cora\.ty: 999 label rows .*ind\.cora\.tx"),
+    ("ty", np.zeros((1000, 6), np.int32), r"ind\.cora\.ty: 6 columns"),
+    ("tx", np.zeros(1000, np.float32), r"ind\.cora\.tx: expected a numeric matrix"),
+    ("allx", {"a": 1}, r"ind\.cora\.allx: expected a numeric matrix"),
+])
+def test_a_pickle_of_the_wrong_content_names_the_file(cora, part, value, needle):
+    with open(cora / f"ind.cora.{part}", "wb") as fh:
+        pickle.dump(value, fh, protocol=2)
+    with pytest.raises((ValueError, IndexError), match=needle):
+        load_planetoid("cora", root=cora)

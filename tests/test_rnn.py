@@ -302,6 +302,9 @@ def test_load_state_dict_checks_names_and_shapes():
     (dict(lengths=np.array([0, 1])), ValueError, "lengths"),
     (dict(lengths=np.array([-1, 1])), ValueError, "lengths"),
     (dict(lengths=np.array([1, 2, 3])), ValueError, "lengths"),
+    # checked before the cast to int64: the value given, not a wrapped negative one
+    (dict(lengths=np.array([5, 2**63], np.uint64)), ValueError,
+     r"lengths\[1\]: .* got 9223372036854775808"),
     (dict(x=np.full((5, 2, 3), np.nan)), ValueError, "NaN"),
     (dict(x=np.zeros((5, 2, 3), np.int32)), TypeError, "x"),
     (dict(x=np.zeros((0, 2, 3))), ValueError, "x"),
@@ -312,6 +315,31 @@ def test_bad_input_names_the_argument(bad, exc, needle):
     args.update(bad)
     with pytest.raises(exc, match=needle):
         m(args["x"], args["h0"], lengths=args["lengths"])
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_unbatched_states_of_the_wrong_shape_name_the_argument(cls):
+    """A 1-D initial state or state gradient for unbatched input used to fail with NumPy's
+    'too many indices'."""
+    m = cls(3, 5, num_layers=2)
+    x = np.zeros((4, 3), np.float32)
+    good, flat = np.zeros((2, 5), np.float32), np.zeros(5, np.float32)
+    lstm = cls is LSTM
+    for name, h0 in [("h0", (flat, good) if lstm else flat), ("c0", (good, flat))][:1 + lstm]:
+        with pytest.raises(ValueError, match=rf"^{name}: expected shape \(2, 5\)"):
+            m(x, h0)
+    out, _ = m(x, (good, good) if lstm else good)
+    for name, g in [("grad_hn", (flat, good) if lstm else flat),
+                    ("grad_cn", (good, flat))][:1 + lstm]:
+        with pytest.raises(ValueError, match=rf"^{name}: expected shape \(2, 5\)"):
+            m.backward(np.zeros_like(out), g)
+
+
+@pytest.mark.parametrize("dropout,exc", [("a", TypeError), (None, TypeError),
+                                         (float("nan"), ValueError), (1.0, ValueError)])
+def test_bad_dropout_names_the_argument(dropout, exc):
+    with pytest.raises(exc, match="^dropout: "):
+        RNN(3, 5, num_layers=2, dropout=dropout)
 
 
 def test_lstm_state_must_be_a_pair_and_kernel_checks_shapes():

@@ -10,6 +10,7 @@ each with its backward. Kernels: ``rust/core/src/gnn``.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Optional
 
 import numpy as np
@@ -17,6 +18,16 @@ import numpy as np
 from nesy import _core
 
 REDUCES = ("sum", "mean", "max", "min")
+
+
+def check_count(value: Any, name: str) -> int:
+    """``value`` as a non-negative ``int``; ``TypeError`` / ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name}: expected a non-negative integer, got "
+                        f"{type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 class Graph:
@@ -52,15 +63,15 @@ class Graph:
             raise TypeError(f"edge_index: expected an integer array, got dtype {ei.dtype}")
         if ei.ndim != 2 or ei.shape[0] != 2:
             raise ValueError(f"edge_index: expected shape (2, n_edges), got {ei.shape}")
-        ei = ei.astype(np.int64)
         if ei.size and ei.min() < 0:
             raise ValueError(f"edge_index: node indices must be >= 0, found {int(ei.min())}")
+        if ei.size and int(ei.max()) > np.iinfo(np.int64).max:  # uint64: before the cast
+            raise IndexError(f"edge_index: node index {int(ei.max())} does not fit in int64")
+        ei = ei.astype(np.int64)
         top = int(ei.max()) + 1 if ei.size else 0
         if num_nodes is None:
             num_nodes = top
-        if isinstance(num_nodes, bool) or int(num_nodes) < 0:
-            raise ValueError(f"num_nodes: must be a non-negative integer, got {num_nodes!r}")
-        num_nodes = int(num_nodes)
+        num_nodes = check_count(num_nodes, "num_nodes")
         if top > num_nodes:
             raise IndexError(f"edge_index: node index {top - 1} is out of range for "
                              f"num_nodes={num_nodes}")
@@ -103,6 +114,9 @@ class Graph:
     def from_scipy(cls, matrix: Any) -> Graph:
         """From a SciPy sparse matrix ``A`` where ``A[d, s] != 0`` is an edge ``s -> d`` with
         weight ``A[d, s]`` (rows are destinations, so ``A @ x`` is the weighted sum)."""
+        if not hasattr(matrix, "tocoo"):
+            raise TypeError(f"matrix: expected a SciPy sparse matrix, got "
+                            f"{type(matrix).__name__}")
         coo = matrix.tocoo()
         if coo.shape[0] != coo.shape[1]:
             raise ValueError(f"matrix: expected a square adjacency, got shape {coo.shape}")

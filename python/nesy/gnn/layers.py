@@ -16,6 +16,8 @@ after it was passed to a layer (build a new one instead).
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -82,7 +84,8 @@ def _sizes(in_features: int, out_features: int) -> tuple[int, int]:
 
 
 class _Conv(Module):
-    """Shared plumbing: dtype, initialiser, the per-graph cache and the input-grad switch."""
+    """Shared plumbing: dtype, initialiser, the per-graph cache, the input-grad switch and the
+    check of ``grad_out``."""
 
     def _setup(self, dtype: Any, rng: _init.RngLike, input_grad: bool) -> np.random.Generator:
         self.dtype = _float_dtype(dtype)
@@ -100,6 +103,19 @@ class _Conv(Module):
         value = build(graph)
         object.__setattr__(self, "_cache", (graph, value))
         return value
+
+    def _check_grad(self, grad_out: Any, want: tuple[int, ...]) -> np.ndarray:
+        """``grad_out`` as a C-contiguous array of the layer's dtype, checked to have the
+        output's shape ``want`` and to be finite before any parameter gradient is touched."""
+        g = np.asarray(grad_out)
+        if not (np.issubdtype(g.dtype, np.number) or g.dtype == np.bool_) or np.iscomplexobj(g):
+            raise TypeError(f"grad_out: expected real numbers, got dtype {g.dtype}")
+        if g.shape != want:
+            raise ValueError(f"grad_out: expected the output's shape {want}, got {g.shape}")
+        g = np.ascontiguousarray(g, dtype=self.dtype)
+        if not _core.all_finite([g]):
+            raise ValueError("grad_out: contains NaN or infinity")
+        return g
 
 
 class GCNConv(_Conv):
@@ -164,7 +180,7 @@ class GCNConv(_Conv):
 
     def backward(self, grad_out: np.ndarray) -> Any:
         g, x, mid, aggregate_first = self._saved()
-        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        grad = self._check_grad(grad_out, (g.num_nodes, self.out_features))
         if self.use_bias:
             self._grads["bias"] += grad.sum(axis=0)
         if aggregate_first:
@@ -249,7 +265,7 @@ class SAGEConv(_Conv):
 
     def backward(self, grad_out: np.ndarray) -> Any:
         graph, x, agg, arg, transform_first, out, norm = self._saved()
-        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        grad = self._check_grad(grad_out, out.shape)
         if norm is not None:  # y = o / max(|o|, eps)
             inside = norm > 1e-12
             grad = (grad - np.where(inside, out * np.sum(grad * out, axis=1, keepdims=True),
@@ -306,6 +322,10 @@ class GINConv(_Conv):
         if not isinstance(mlp, Module):
             raise TypeError(f"mlp: expected a nesy.nn.Module, got {type(mlp).__name__}")
         self._setup(dtype, None, input_grad)
+        if isinstance(eps, bool) or not isinstance(eps, Real):
+            raise TypeError(f"eps: expected a real number, got {type(eps).__name__} {eps!r}")
+        if not math.isfinite(eps):
+            raise ValueError(f"eps: expected a finite number, got {eps!r}")
         self.train_eps = bool(train_eps)
         if self.train_eps:
             self.register_parameter("eps", np.array([eps], dtype=self.dtype))
@@ -319,11 +339,12 @@ class GINConv(_Conv):
         h = _g.aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
         out = self.mlp.forward(h)  # its first layer checks x's width: save only after it
-        self._save(graph, x, eps)
+        self._save(graph, x, eps, out.shape)
         return out
 
     def backward(self, grad_out: np.ndarray) -> Any:
-        graph, x, eps = self._saved()
+        graph, x, eps, out_shape = self._saved()
+        self._check_grad(grad_out, out_shape)  # the MLP keeps its own dtype
         gh = np.ascontiguousarray(self.mlp.backward(grad_out), dtype=self.dtype)
         if self.train_eps:
             self._grads["eps"] += np.sum(gh * x, dtype=np.float64)
@@ -434,7 +455,7 @@ class GATConv(_Conv):
     def backward(self, grad_out: np.ndarray) -> Any:
         g, x, h, s_src, s_dst, e, alpha, mask, weights = self._saved()
         n, heads, f = h.shape[0], self.heads, self.out_features
-        grad = np.ascontiguousarray(grad_out, dtype=self.dtype)
+        grad = self._check_grad(grad_out, (n, heads * f if self.concat else f))
         if self.use_bias:
             self._grads["bias"] += grad.sum(axis=0)
         if not self.concat:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, Optional
 
 import numpy as np
@@ -31,6 +31,7 @@ from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_inpu
 from nesy.gnn.sparse import SparseFeatures
 from nesy.nn import CrossEntropyLoss, Dense, Dropout, History, ReLU, Sequential
 from nesy.nn.activations import softmax
+from nesy.nn.estimators import _check_param
 from nesy.nn.module import Module, ModuleList
 from nesy.optim import Adam
 
@@ -223,6 +224,20 @@ def _check_fraction(value: float, name: str, upper: float = 1.0) -> float:
     return v
 
 
+def _check_training(est: Any) -> None:
+    """The training parameters both classifiers share, checked before anything is built:
+    ``epochs >= 1``, ``patience`` ``None`` or ``>= 0``, a finite ``learning_rate > 0`` and
+    ``weight_decay >= 0``."""
+    _check_param("epochs", est.epochs, Integral, 1)
+    if est.patience is not None:
+        _check_param("patience", est.patience, Integral, 0)
+    for name, low_open in (("learning_rate", True), ("weight_decay", False)):
+        value = getattr(est, name)
+        _check_param(name, value, Real, 0.0, low_open=low_open)
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+
+
 # ---------------------------------------------------------------------- node classification
 class NodeClassifier(ClassifierMixin, BaseEstimator):
     """Transductive node classifier: a GCN, GraphSAGE, GAT or GIN network trained full-batch
@@ -361,6 +376,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         """
         if self.model not in MODELS:
             raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
+        _check_training(self)
         x = self._features(graph, X, fitting=True)
         n = graph.num_nodes
         y = np.asarray(y)
@@ -379,8 +395,6 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
             y_va = np.full(int(va.sum()), -1, np.int64)
             y_va[known] = enc.transform(y[va][known])
         epochs = int(self.epochs)
-        if epochs < 1:
-            raise ValueError(f"epochs: expected a positive integer, got {self.epochs!r}")
         _check_fraction(self.dropout, "dropout")
         att = self.dropout if self.attention_dropout is None else self.attention_dropout
         _check_fraction(att, "attention_dropout")
@@ -596,6 +610,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> GraphClassifier:
         """Train on ``graphs`` with node features ``X[i]`` of shape ``(graphs[i].num_nodes,
         n_features)`` and one label per graph in ``y``; returns self."""
+        _check_training(self)
         graphs, feats = self._inputs(graphs, X, fitting=True)
         y = np.asarray(y)
         if y.shape != (len(graphs),):
@@ -605,11 +620,6 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         enc = LabelEncoder().fit(y)
         labels = enc.transform(y).astype(np.int64)
         frac = _check_fraction(self.validation_fraction, "validation_fraction")
-        if self.patience is not None and (isinstance(self.patience, bool)
-                                          or not isinstance(self.patience, Integral)
-                                          or self.patience < 0):
-            raise ValueError(f"patience: expected an integer >= 0 or None, got "
-                             f"{self.patience!r}")
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(len(graphs))
         n_val = int(round(frac * len(graphs))) if len(graphs) >= 10 else 0

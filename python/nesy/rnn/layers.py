@@ -14,6 +14,7 @@ final states or gradients, so the reverse direction starts at each sequence's ow
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
@@ -48,6 +49,9 @@ class RNNBase(Module):
                         ("num_layers", num_layers)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, Real):
+            raise TypeError(f"dropout: must be a real number in [0, 1), got "
+                            f"{type(dropout).__name__} {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
         self.dtype = np.dtype(dtype)
@@ -107,6 +111,17 @@ class RNNBase(Module):
             raise ValueError(f"{name}: expected shape {shape}, got {s.shape}")
         return np.ascontiguousarray(s, dtype=self.dtype)
 
+    def _unbatched_state(self, s: Optional[np.ndarray], name: str) -> Optional[np.ndarray]:
+        """An unbatched state ``(num_layers * D, hidden_size)`` as a batch of one."""
+        if s is None:
+            return None
+        s = np.asarray(s)
+        if s.ndim != 2:
+            shape = (self.num_layers * self._dirs, self.hidden_size)
+            raise ValueError(f"{name}: expected shape {shape} for unbatched input, got "
+                             f"{s.shape}")
+        return s[:, None, :]
+
     # -------------------------------------------------------------- forward
     def forward(  # type: ignore[override]
         self, x: np.ndarray, h0: Optional[State] = None, lengths: Optional[np.ndarray] = None
@@ -157,21 +172,24 @@ class RNNBase(Module):
             else:
                 raise ValueError("h0: the LSTM takes a pair (h0, c0)")
             if unbatched:
-                h0 = None if h0 is None else np.asarray(h0)[:, None, :]
-                c0 = None if c0 is None else np.asarray(c0)[:, None, :]
+                h0, c0 = self._unbatched_state(h0, "h0"), self._unbatched_state(c0, "c0")
             h0s = self._check_state(h0, "h0", B)
             c0s: Optional[np.ndarray] = self._check_state(c0, "c0", B)
         else:
             if isinstance(h0, tuple):
                 raise ValueError("h0: only the LSTM takes a pair (h0, c0)")
-            if unbatched and h0 is not None:
-                h0 = np.asarray(h0)[:, None, :]
+            if unbatched:
+                h0 = self._unbatched_state(h0, "h0")
             h0s, c0s = self._check_state(h0, "h0", B), None
         lens = None
         if lengths is not None:
             lens = np.asarray(lengths)
             if lens.shape != (B,) or not np.issubdtype(lens.dtype, np.integer):
                 raise ValueError(f"lengths: expected {B} integers, got {lens!r}")
+            bad = np.flatnonzero((lens < 1) | (lens > T))  # before the cast: no uint64 wrap
+            if bad.size:
+                raise ValueError(f"lengths[{bad[0]}]: must be in 1..={T} (the number of time "
+                                 f"steps), got {lens[bad[0]]}")
             lens = np.ascontiguousarray(lens, dtype=np.int64)
 
         hn = np.empty_like(h0s)
@@ -254,8 +272,8 @@ class RNNBase(Module):
             raise ValueError("grad_hn: only the LSTM takes a pair; pass the gradient of h_n")
         ghn, gcn = (grad_hn if isinstance(grad_hn, tuple) else (grad_hn, None))
         if unbatched:
-            ghn = None if ghn is None else np.asarray(ghn)[:, None, :]
-            gcn = None if gcn is None else np.asarray(gcn)[:, None, :]
+            ghn = self._unbatched_state(ghn, "grad_hn")
+            gcn = self._unbatched_state(gcn, "grad_cn")
         dhn = self._check_state(ghn, "grad_hn", B)
         dcn = self._check_state(gcn, "grad_cn", B) if lstm else None
         dh0 = np.empty(shape, self.dtype)
