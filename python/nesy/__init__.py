@@ -8,6 +8,8 @@ the compiled extension :mod:`nesy._core`.
 
 from __future__ import annotations
 
+import operator
+
 from nesy import _core
 
 __version__: str = _core.build_info()["version"]
@@ -22,8 +24,13 @@ def info() -> dict:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads nesy's kernels use (default: ``NESY_NUM_THREADS`` or all CPUs)."""
-    _core.set_num_threads(int(n))
+    """Set the number of threads nesy's kernels use (default: ``NESY_NUM_THREADS`` or all CPUs;
+    at most four per CPU, or 64 on small machines)."""
+    try:
+        k = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n: expected a whole number of threads, got {n!r}") from None
+    _core.set_num_threads(k)
 
 
 def get_num_threads() -> int:

@@ -2,6 +2,7 @@
 //!
 //! Layout (mirrored by `rust/py/src`, `python/nesy`, `tests/` and `benches/`):
 //! - [`error`]: the one error type every kernel returns.
+//! - [`mem`]: fallible allocation (an error, not an abort, when a buffer cannot fit).
 //! - [`par`]: sequential or rayon execution over fixed chunks (same bits for any thread count).
 //! - [`simd`]: run-time ISA detection and dispatch; the scalar path is always compiled.
 //! - [`optim`]: optimizer update rules and fused gradient utilities.
@@ -16,6 +17,7 @@ pub mod float;
 pub mod gnn;
 pub mod kge;
 pub mod linalg;
+pub mod mem;
 pub mod meta;
 pub mod optim;
 pub mod par;

@@ -275,6 +275,48 @@ fn bad_graphs_are_refused() {
     assert_eq!(out, vec![0.0; 6]);
 }
 
+#[test]
+fn max_backward_refuses_winners_that_are_not_in_edges() {
+    let g = graph(6, 5, 20, 71);
+    let f = 2;
+    let x = Rng::new(72).vec(g.n_src * f);
+    let up = vec![1.0; g.n_dst * f];
+    let (_, arg) = forward(&g, &x, f, None, Reduce::Max, Par::Seq, Level::Scalar);
+    let level = nesy_core::simd::detect();
+    let good = backward(&g, &x, f, None, Reduce::Max, &arg, &up, Par::Seq, level);
+    let d = (0..g.n_dst)
+        .find(|&d| g.indptr[d + 1] > g.indptr[d])
+        .unwrap();
+    let other = (g.indptr[d + 1]) % g.indices.len() as i64; // an edge of another node
+    for bad in [99, -5, other] {
+        let mut a = arg.clone();
+        a[d * f + 1] = bad;
+        let mut gx = vec![7.0; x.len()];
+        let err = aggregate_backward(
+            Par::Seq,
+            level,
+            g.csr(),
+            g.csr_t(),
+            &g.perm,
+            &x,
+            f,
+            None,
+            Reduce::Max,
+            Some(&a),
+            &up,
+            &mut gx,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("arg[{d}, 1]")),
+            "{err}"
+        );
+        assert_eq!(gx, vec![7.0; x.len()], "nothing written");
+    }
+    assert!(good.0.iter().all(|v| v.is_finite()));
+}
+
 /// f32 aggregation of `x (n_cols, f)` along `g`, on the scalar level (the lazily checked paths
 /// are the same code at every level).
 fn aggregate_f32(g: Csr<'_>, x: &[f32], f: usize, red: Reduce) -> nesy_core::Result<Vec<f32>> {

@@ -251,6 +251,64 @@ fn regularisers_match_finite_differences() {
 }
 
 #[test]
+fn impossible_sizes_are_errors_not_aborts() {
+    // Too many negatives per positive (a chunk holds 32 x num_negatives of them).
+    let mut r = Rng::new(81);
+    let mut ent: Vec<f32> = r.vec(10 * 4).iter().map(|&v| v as f32).collect();
+    let mut rel: Vec<f32> = r.vec(3 * 4).iter().map(|&v| v as f32).collect();
+    let (mut es, mut rs) = (vec![0.0f32; 2 * ent.len()], vec![0.0f32; 2 * rel.len()]);
+    let before = (ent.clone(), rel.clone());
+    let cfg = Config {
+        loss: Loss::Softplus,
+        n_neg: nesy_core::kge::train::MAX_NEGATIVES + 1,
+        sampler: Sampler::Uniform,
+        shared_negatives: false,
+        batch_size: 8,
+        opt: SparseOpt::Adam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        regulariser: None,
+        normalize_entities: false,
+        seed: 0,
+    };
+    let mut p = Params {
+        ent: &mut ent,
+        rel: &mut rel,
+        d_e: 4,
+        d_r: 4,
+        ent_state: &mut es,
+        rel_state: &mut rs,
+        step: 0,
+    };
+    let m = nesy_core::kge::DistMult;
+    let err = train_epoch(
+        Par::Seq,
+        Level::Scalar,
+        m,
+        &mut p,
+        &toy_triples(10),
+        &[],
+        0,
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("num_negatives: at most"),
+        "{err}"
+    );
+    assert_eq!((ent, rel), before);
+    // Bernoulli probabilities for more relations than memory holds.
+    let err = bernoulli_probs(&[0, 0, 1], usize::MAX / 4).unwrap_err();
+    assert!(
+        err.to_string().starts_with("n_relations: cannot allocate"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_ids_and_widths_are_refused() {
     let m = nesy_core::kge::RotatE;
     let ent = vec![0.0f32; 10 * 8];
@@ -366,7 +424,7 @@ fn bernoulli_probabilities_follow_tph_and_hpt() {
     // Relation 0: one head with three tails (1-to-N: corrupt the head more often).
     // Relation 1: three heads with one tail (N-to-1).
     let tr = [0, 0, 1, 0, 0, 2, 0, 0, 3, 1, 1, 0, 2, 1, 0, 3, 1, 0];
-    let p = bernoulli_probs(&tr, 3);
+    let p = bernoulli_probs(&tr, 3).unwrap();
     assert!((p[0] - 0.75).abs() < 1e-12 && (p[1] - 0.25).abs() < 1e-12 && p[2] == 0.5);
 }
 
@@ -414,7 +472,7 @@ fn train(
             normalize_entities: false,
             seed: 5,
         };
-        let probs = bernoulli_probs(&tr, 3);
+        let probs = bernoulli_probs(&tr, 3).unwrap();
         let mut p = Params { ent: &mut ent, rel: &mut rel, d_e, d_r, ent_state: &mut es, rel_state: &mut rs, step: 0 };
         let losses: Vec<f64> = (0..epochs)
             .map(|e| train_epoch(par, nesy_core::simd::detect(), m, &mut p, &tr, &probs, e, &cfg).unwrap())

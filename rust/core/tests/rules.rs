@@ -418,6 +418,29 @@ fn explanations_are_groundings_in_the_graph() {
 }
 
 #[test]
+fn sizes_beyond_memory_are_errors_not_aborts() {
+    // Declared sizes whose lists cannot be allocated: an error naming them.
+    let err = Index::new(&[0, 0, 1], (1 << 31) + 7, (1 << 19) + 3).unwrap_err();
+    assert!(
+        err.to_string().starts_with("n_entities x n_relations"),
+        "{err}"
+    );
+    // 10^5 relations: 4 x 10^15 length-2 rules.
+    let index = Index::new(&[0, 0, 1, 1, 3, 2], 20, 100_000).unwrap();
+    let err = nesy_core::rules::all_length2(Par::Seq, &index).unwrap_err();
+    assert!(err.to_string().starts_with("n_relations"), "{err}");
+    // The sampler's walks per batch are bounded.
+    let opts = SampleOptions {
+        max_length: 2,
+        max_length_acyclic: 1,
+        paths: nesy_core::rules::mine::MAX_PATHS + 1,
+        seed: 0,
+    };
+    let err = sample_rules(Par::Seq, &index, &[0], 0, &opts).unwrap_err();
+    assert!(err.to_string().starts_with("paths:"), "{err}");
+}
+
+#[test]
 fn bad_input_is_refused() {
     assert!(Index::new(&[0, 0, 5], 5, 1).is_err());
     assert!(Index::new(&[0, 1, 2], 5, 1)
@@ -470,7 +493,7 @@ fn all_length2_rules_match_their_one_by_one_metrics() {
     let (n_ent, n_rel) = (25, 3);
     let t = random_graph(n_ent, n_rel, 120, 77);
     let index = Index::new(&t, n_ent, n_rel).unwrap();
-    let all = nesy_core::rules::all_length2(Par::Seq, &index);
+    let all = nesy_core::rules::all_length2(Par::Seq, &index).unwrap();
     let n = n_rel * (2 * n_rel) * (2 * n_rel);
     assert_eq!(all.support.len(), n);
     let rules: Vec<Rule> = (0..n).map(|k| Length2::rule(n_rel, k)).collect();
@@ -479,10 +502,13 @@ fn all_length2_rules_match_their_one_by_one_metrics() {
     sorted.sort_unstable();
     assert_eq!(sorted, rules, "head-major, then a1, then a2");
     assert_eq!(metrics, rule_metrics(Par::Seq, &index, &rules));
-    assert_eq!(nesy_core::rules::all_length2(Par::Rayon, &index), all);
+    assert_eq!(
+        nesy_core::rules::all_length2(Par::Rayon, &index).unwrap(),
+        all
+    );
     // De-duplicating by sorting (large graphs) counts the same as by stamps (small ones).
     assert_eq!(
-        nesy_core::rules::all_length2_with(Par::Rayon, &index, 0),
+        nesy_core::rules::all_length2_with(Par::Rayon, &index, 0).unwrap(),
         all
     );
 }
@@ -515,7 +541,7 @@ fn mining_metrics_and_ranks_split_over_threads_give_the_sequential_bits() {
         let mined = mine_exact(par, &index, &heads, &mine).unwrap();
         let metrics = rule_metrics(par, &index, &mined.rules);
         let sampled = sample_rules(par, &index, &heads, 0, &sample).unwrap();
-        let length2 = nesy_core::rules::all_length2(par, &index);
+        let length2 = nesy_core::rules::all_length2(par, &index).unwrap();
         let conf: Vec<f64> = metrics.iter().map(|m| m.std_confidence).collect();
         let app = Applier::new(&index, &mined.rules, &conf, true).unwrap();
         let mut ranks = Vec::new();

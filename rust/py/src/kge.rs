@@ -591,5 +591,5 @@ pub fn kge_bernoulli_probs(triples: &Bound<'_, PyAny>, n_relations: usize) -> Py
             "triples[{k}] (relation): index {r} is out of range for size {n_relations}"
         )));
     }
-    Ok(kge::train::bernoulli_probs(ts, n_relations))
+    kge::train::bernoulli_probs(ts, n_relations).map_err(to_py)
 }

@@ -169,7 +169,7 @@ pub fn rules_length2<'py>(
     graph: &RuleGraph,
 ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyDict>)> {
     let index = &graph.index;
-    let all = run_kernel(py, usize::MAX, || Ok(all_length2(Par::Rayon, index)))?;
+    let all = run_kernel(py, usize::MAX, || all_length2(Par::Rayon, index))?;
     let n = all.support.len();
     // Rows straight from the order (head, a1, a2), without intermediate rule structs.
     let codes = 2 * index.n_rel as i64;

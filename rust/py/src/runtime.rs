@@ -36,12 +36,29 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-fn default_threads() -> usize {
-    std::env::var("NESY_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Threads at most: four per CPU, and at least 64. More only oversubscribes the machine, and a
+/// pool of thousands of threads takes seconds to start (5,000: 38 s).
+fn max_threads() -> usize {
+    (4 * cpus()).max(64)
+}
+
+/// `NESY_NUM_THREADS`, or all CPUs; a value that is not a whole number from 1 to
+/// [`max_threads`] is an error naming the variable.
+fn default_threads() -> PyResult<usize> {
+    let Some(v) = std::env::var_os("NESY_NUM_THREADS") else {
+        return Ok(cpus());
+    };
+    let max = max_threads();
+    match v.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(value_error(format!(
+            "NESY_NUM_THREADS: expected a whole number from 1 to {max}, got {v:?}"
+        ))),
+    }
 }
 
 /// The CPU of each of `threads` threads when they are to be pinned (see the module docs).
@@ -141,7 +158,7 @@ fn pool() -> PyResult<Arc<ThreadPool>> {
         match guard.as_ref() {
             Some(p) if p.pid == pid => return Ok(p.pool.clone()),
             Some(p) => p.threads,
-            None => default_threads(),
+            None => default_threads()?,
         }
     };
     install(build(threads)?, false)
@@ -183,12 +200,15 @@ pub fn thread_cpus() -> PyResult<Option<Vec<usize>>> {
         .and_then(|p| p.cpus.clone()))
 }
 
-/// Sets the number of threads kernels use (>= 1).
+/// Sets the number of threads kernels use (1 to four per CPU, at least 64 allowed).
 #[pyfunction]
-pub fn set_num_threads(n: usize) -> PyResult<()> {
-    if n == 0 {
-        return Err(value_error("n: the number of threads must be >= 1"));
-    }
+pub fn set_num_threads(n: i64) -> PyResult<()> {
+    let max = max_threads();
+    let Some(n) = usize::try_from(n).ok().filter(|n| (1..=max).contains(n)) else {
+        return Err(value_error(format!(
+            "n: the number of threads must be from 1 to {max}, got {n}"
+        )));
+    };
     install(build(n)?, true).map(|_| ())
 }
 

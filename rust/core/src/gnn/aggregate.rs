@@ -553,6 +553,22 @@ pub fn aggregate_backward<T: Float>(
         }
         (false, _) => &[],
     };
+    // Each winner must be one of its node's in-edges (or -1): the gradient is routed by it.
+    for (d, (w, winners)) in g
+        .indptr()
+        .windows(2)
+        .zip(arg.chunks_exact(f.max(1)))
+        .enumerate()
+    {
+        let edges = w[0]..w[1];
+        if let Some(j) = winners.iter().position(|&a| a != -1 && !edges.contains(&a)) {
+            return Err(Error::Value(format!(
+                "arg[{d}, {j}]: {} is neither one of node {d}'s in-edges ({}..{}) nor -1; pass \
+                 the arg of the forward pass",
+                winners[j], edges.start, edges.end
+            )));
+        }
+    }
     if grad_w.is_some() && x.len() != g.n_cols() * f {
         return Err(Error::Shape {
             arg: "x".into(),

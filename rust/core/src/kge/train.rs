@@ -31,6 +31,9 @@ use crate::simd::Level;
 
 /// Positives (or 1-vs-all queries) per parallel chunk.
 const CHUNK: usize = 32;
+/// Negatives per positive at most: a chunk's buffers hold `CHUNK * n_neg` negatives, so the
+/// bound keeps them to tens of MB (papers use up to a few thousand).
+pub const MAX_NEGATIVES: usize = 1 << 16;
 
 /// How the corrupted side of a negative is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,13 +73,13 @@ pub struct Params<'a, T> {
 
 /// Per relation: the probability of corrupting the head under the Bernoulli sampler,
 /// `tph / (tph + hpt)` (average tails per head, heads per tail).
-pub fn bernoulli_probs(triples: &[i64], n_rel: usize) -> Vec<f64> {
+pub fn bernoulli_probs(triples: &[i64], n_rel: usize) -> Result<Vec<f64>> {
     let mut pairs: Vec<(i64, i64, i64)> = triples
         .chunks_exact(3)
         .map(|t| (t[1], t[0], t[2]))
         .collect();
     pairs.sort_unstable();
-    let mut probs = vec![0.5; n_rel];
+    let mut probs = crate::mem::try_vec(n_rel, 0.5, "n_relations")?;
     let mut start = 0;
     while start < pairs.len() {
         let r = pairs[start].0;
@@ -93,7 +96,7 @@ pub fn bernoulli_probs(triples: &[i64], n_rel: usize) -> Vec<f64> {
         probs[r as usize] = tph / (tph + hpt);
         start = end;
     }
-    probs
+    Ok(probs)
 }
 
 /// What one chunk hands back: its loss and row gradients.
@@ -379,6 +382,10 @@ fn check<T: Float, M: Model>(
         }
         Loss::Bce { .. } | Loss::CrossEntropy => Ok((t.n_ent, t.n_rel)),
         _ if cfg.n_neg == 0 => Err(Error::Value("num_negatives: must be >= 1".into())),
+        _ if cfg.n_neg > MAX_NEGATIVES => Err(Error::Value(format!(
+            "num_negatives: at most {MAX_NEGATIVES} per positive, got {}",
+            cfg.n_neg
+        ))),
         _ if cfg.shared_negatives && cfg.sampler == Sampler::Bernoulli => Err(Error::Value(
             concat!(
                 "sampler: 'bernoulli' picks the side per relation, which negatives shared ",
@@ -467,7 +474,10 @@ pub fn train_epoch<T: Float + Gemm, M: Model>(
         let mut order: Vec<usize> = (0..q.keys.len()).collect();
         Rng::new(cfg.seed, epoch, u64::MAX, 0).shuffle(&mut order);
         for batch in order.chunks(cfg.batch_size) {
-            total += one_vs_all_batch(par, level, model, p, &q, batch, cfg, &mut ent_g, &mut rel_g);
+            // Fallible buffers: the first batch is the largest, so running out of memory is an
+            // error before anything is updated.
+            total +=
+                one_vs_all_batch(par, level, model, p, &q, batch, cfg, &mut ent_g, &mut rel_g)?;
             update(par, p, cfg, &ent_g, &rel_g)?;
             ent_g.clear();
             rel_g.clear();
@@ -526,7 +536,7 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
     cfg: &Config,
     ent_g: &mut RowGrads<T>,
     rel_g: &mut RowGrads<T>,
-) -> f64 {
+) -> Result<f64> {
     let t = Tables {
         ent: &*p.ent,
         rel: &*p.rel,
@@ -536,12 +546,16 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         d_r: p.d_r,
     };
     let (b, n_ent, d) = (batch.len(), t.n_ent, t.d_e);
-    let mut qm = vec![T::ZERO; b * d];
+    let buffer = |n: usize| -> Result<Vec<T>> {
+        let len = crate::mem::elements(&[b, n], "batch_size")?;
+        crate::mem::try_vec(len, T::ZERO, "batch_size (1-vs-all scores of a batch)")
+    };
+    let mut qm = buffer(d)?;
     for (row, &k) in qm.chunks_exact_mut(d).zip(batch) {
         let (side, x, r) = q.keys[k];
         model.query(t.e(x), t.r(r), side, row);
     }
-    let mut scores = vec![T::ZERO; b * n_ent];
+    let mut scores = buffer(n_ent)?;
     form_rows(
         par,
         level,
@@ -559,7 +573,7 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         Loss::CrossEntropy => cfg.loss.mean_scale(answers, 1),
         _ => cfg.loss.mean_scale(b, n_ent),
     };
-    let mut dscores = vec![T::ZERO; b * n_ent];
+    let mut dscores = buffer(n_ent)?;
     let rows: Vec<_> = scores
         .chunks(CHUNK * n_ent)
         .zip(dscores.chunks_mut(CHUNK * n_ent))
@@ -579,7 +593,7 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
     });
     let mut loss: f64 = losses.iter().sum();
     // dQ (b, d) = dS (b, n_ent) E (n_ent, d); dE (n_ent, d) = dS^T Q.
-    let mut dq = vec![T::ZERO; b * d];
+    let mut dq = buffer(d)?;
     let ds = Mat::new(&dscores, b, n_ent);
     gemm(
         par,
@@ -614,7 +628,7 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         loss += penalise(cfg.regulariser, reg_scale, t.e(x), ce, x as i64, ent_g);
         loss += penalise(cfg.regulariser, reg_scale, t.r(r), cr, r as i64, rel_g);
     }
-    loss
+    Ok(loss)
 }
 
 #[cfg(test)]

@@ -302,14 +302,7 @@ pub(crate) fn chunk_state_mut<T>(buf: &mut [T], b: usize, w: usize) -> Vec<&mut 
 
 /// A zeroed buffer of `n` elements, or an error (not an abort) when memory runs out.
 pub(crate) fn zeroed<T: Float>(n: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::Value(format!(
-            "{what}: cannot allocate {n} elements (out of memory)"
-        ))
-    })?;
-    v.resize(n, T::ZERO);
-    Ok(v)
+    crate::mem::try_vec(n, T::ZERO, what)
 }
 
 /// Whether row `b` is active at time `t`.

@@ -50,9 +50,12 @@ impl Index {
         }
         facts.sort_unstable();
         facts.dedup();
-        let lists = 2 * n_rel * (n_ent + 1);
-        let mut offsets = vec![0usize; lists];
-        let mut count = vec![0usize; 2 * n_rel * n_ent];
+        // Offsets and counts per (relation, direction, entity): refused, not aborted, when the
+        // declared sizes cannot fit in memory.
+        let what = "n_entities x n_relations (the index's lists)";
+        let lists = crate::mem::elements(&[2, n_rel, n_ent + 1], what)?;
+        let mut offsets = crate::mem::try_vec(lists, 0usize, what)?;
+        let mut count = crate::mem::try_vec(lists - 2 * n_rel, 0usize, what)?;
         let mut per_rel = vec![0usize; n_rel];
         for &(r, h, t) in &facts {
             let r = r as usize;
@@ -69,10 +72,11 @@ impl Index {
             }
             offsets[block * (n_ent + 1) + n_ent] = total;
         }
-        let mut fill: Vec<usize> = (0..2 * n_rel)
-            .flat_map(|b| (0..n_ent).map(move |x| (b, x)))
-            .map(|(b, x)| offsets[b * (n_ent + 1) + x])
-            .collect();
+        let mut fill = crate::mem::try_vec(lists - 2 * n_rel, 0usize, what)?;
+        for (k, f) in fill.iter_mut().enumerate() {
+            let (b, x) = (k / n_ent, k % n_ent);
+            *f = offsets[b * (n_ent + 1) + x];
+        }
         let mut neighbours = vec![0u32; total];
         // `facts` is sorted by (r, h, t): tails of each (r, h) arrive sorted; heads of each
         // (r, t) arrive sorted by h too, since h is the second key.

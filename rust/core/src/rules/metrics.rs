@@ -12,6 +12,7 @@
 use super::rule::{reversed, Atom, Kind, Rule};
 use super::walk::Walker;
 use super::Index;
+use crate::error::{Error, Result};
 use crate::par::Par;
 
 /// Sources of a first atom per work item of [`all_length2`].
@@ -186,16 +187,47 @@ impl Length2 {
 /// `(a2, y)` de-duplicated by a stamp array on small graphs, by sorting on large ones), and each
 /// reached `y` is looked up among the facts
 /// `(x, h, y)` for the support of every head at once.
-pub fn all_length2(par: Par, index: &Index) -> Length2 {
+pub fn all_length2(par: Par, index: &Index) -> Result<Length2> {
     all_length2_with(par, index, STAMP_LIMIT)
 }
 
 /// [`all_length2`] with the stamp-array limit given (0: always sort), so both ways of
 /// de-duplicating can be tested on one graph.
-pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 {
+pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Result<Length2> {
     let n_rel = index.n_rel;
     let codes = 2 * n_rel;
     let n_ent = index.n_ent;
+    // `n_rel (2 n_rel)^2` rules: the results, and the per-atom sums below, are allocated before
+    // any work, so that too many relations is an error rather than an abort.
+    let what = "n_relations (all length-2 rules: n_relations^3 x 4 of them)";
+    let total = crate::mem::elements(&[n_rel, codes, codes], what)?;
+    let reserve = |v: &mut Vec<u64>| {
+        v.try_reserve_exact(total)
+            .map_err(|_| Error::Value(format!("{what}: cannot allocate {total} rules")))
+    };
+    let mut out = Length2 {
+        support: Vec::new(),
+        body_pairs: Vec::new(),
+        pca_body_pairs: Vec::new(),
+        head_facts: Vec::new(),
+    };
+    for v in [
+        &mut out.support,
+        &mut out.body_pairs,
+        &mut out.pca_body_pairs,
+        &mut out.head_facts,
+    ] {
+        reserve(v)?;
+    }
+    let per_atom = crate::mem::elements(&[codes, n_rel], what)?;
+    let mut per_a1 = crate::mem::try_vec(codes, (Vec::new(), Vec::new(), Vec::new()), what)?;
+    for acc in per_a1.iter_mut() {
+        *acc = (
+            crate::mem::try_vec(codes, 0u64, what)?,
+            crate::mem::try_vec(per_atom, 0u64, what)?,
+            crate::mem::try_vec(per_atom, 0u64, what)?,
+        );
+    }
     let work = codes * n_ent * 16;
     // Items: (first atom, a chunk of its sources), so that heavy atoms spread over threads.
     let mut items = Vec::new();
@@ -289,14 +321,6 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
         (a1, body, support, pca)
     });
     // Sum the chunks of each first atom (integer sums: any order gives the same counts).
-    let mut per_a1 = vec![
-        (
-            vec![0u64; codes],
-            vec![0u64; codes * n_rel],
-            vec![0u64; codes * n_rel]
-        );
-        codes
-    ];
     for (a1, body, support, pca) in parts {
         let acc = &mut per_a1[a1];
         for (t, v) in acc.0.iter_mut().zip(body) {
@@ -309,13 +333,6 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
             *t += v;
         }
     }
-    let total = n_rel * codes * codes;
-    let mut out = Length2 {
-        support: Vec::with_capacity(total),
-        body_pairs: Vec::with_capacity(total),
-        pca_body_pairs: Vec::with_capacity(total),
-        head_facts: Vec::with_capacity(total),
-    };
     for h in 0..n_rel {
         for (body, support, pca) in &per_a1 {
             for a2 in 0..codes {
@@ -326,5 +343,5 @@ pub fn all_length2_with(par: Par, index: &Index, stamp_limit: usize) -> Length2 
             }
         }
     }
-    out
+    Ok(out)
 }

@@ -380,6 +380,10 @@ fn acyclic_candidates(
     }
 }
 
+/// Walks per head relation per batch at most (a batch is meant to take seconds; the rules a
+/// batch finds are held in memory until it ends).
+pub const MAX_PATHS: usize = 1 << 24;
+
 /// What the path sampler draws.
 #[derive(Clone, Copy, Debug)]
 pub struct SampleOptions {
@@ -409,10 +413,11 @@ pub fn sample_rules(
     }
     .check()?;
     check_heads(index, heads)?;
-    if opts.paths == 0 {
-        return Err(Error::Value(
-            "paths: expected at least 1 walk per batch".into(),
-        ));
+    if opts.paths == 0 || opts.paths > MAX_PATHS {
+        return Err(Error::Value(format!(
+            "paths: expected 1 to {MAX_PATHS} walks per head relation per batch, got {}",
+            opts.paths
+        )));
     }
     let longest = opts.max_length.max(opts.max_length_acyclic);
     let per_head = par
