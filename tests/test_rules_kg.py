@@ -416,6 +416,15 @@ def test_command_line_mine_and_eval(tmp_path, capsys):
     assert main(["rules", "eval", "--data", "umls", "--rules", str(out)]) == 2
     assert main(["rules", "mine", "--data", "nations", "--max-length", "1",
                  "--min-support", "99999999999999999999999"]) == 2  # OverflowError
+    # Counts must be positive (argparse exits 2), and --out's folder is checked before mining.
+    for option in ("--show", "--top", "--paths", "--max-batches"):
+        with pytest.raises(SystemExit) as info:
+            main(["rules", "mine", "--data", "nations", option, "0"])
+        assert info.value.code == 2
+        assert f"argument {option}: expected a positive integer" in capsys.readouterr().err
+    assert main(["rules", "mine", "--data", "nations", "--out",
+                 str(tmp_path / "missing" / "r.json")]) == 2
+    assert "no folder" in capsys.readouterr().err
 
 
 def test_bad_seeds_counts_and_path_budgets_name_the_argument():

@@ -21,7 +21,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from nesy._io import check_target
 from nesy.bench import format_table
+from nesy.cli import _positive_int
 
 #: Mining settings per data set (``"default"`` for any other).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -59,8 +61,9 @@ def add_mine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", choices=["std", "pca"])
     p.add_argument("--time-budget", dest="time_budget", type=float,
                    help="seconds of sampling (--method sample)")
-    p.add_argument("--paths", type=int, help="walks per relation per batch (--method sample)")
-    p.add_argument("--max-batches", dest="max_batches", type=int,
+    p.add_argument("--paths", type=_positive_int,
+                   help="walks per relation per batch (--method sample)")
+    p.add_argument("--max-batches", dest="max_batches", type=_positive_int,
                    help="stop sampling after this many batches (deterministic)")
     p.add_argument("--seed", type=int)
 
@@ -116,6 +119,8 @@ def mine_command(args: argparse.Namespace) -> int:
     """``nesy rules mine``: mine, print a summary and the top rules, save with ``--out``."""
     from nesy.datasets import load_kg
 
+    if args.out:
+        check_target(args.out)  # a missing folder fails now, not after the mining
     data = load_kg(args.data)
     rs = _mine(args, data)
     print(f"{len(rs):,} rules\n{summary(rs)}")
@@ -251,8 +256,9 @@ def add_commands(rules_sub: Any) -> None:
     m = rules_sub.add_parser("mine", help="mine Horn rules from a knowledge graph")
     add_mine_arguments(m)
     m.add_argument("--out", help="save the rules (.txt readable text, .json)")
-    m.add_argument("--show", type=int, default=3, help="relations whose top rules to print")
-    m.add_argument("--top", type=int, default=5, help="rules printed per relation")
+    m.add_argument("--show", type=_positive_int, default=3,
+                   help="relations whose top rules to print")
+    m.add_argument("--top", type=_positive_int, default=5, help="rules printed per relation")
     m.set_defaults(func=mine_command)
     e = rules_sub.add_parser("eval", help="filtered link prediction by rules (and hybrid)")
     add_mine_arguments(e)
