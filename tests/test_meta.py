@@ -444,6 +444,8 @@ class BadTasks:
             return b
         if self.kind == "type":
             return (b.support_x, b.support_y)
+        if self.kind == "complex":
+            return TaskBatch(b.support_x, b.support_y * (1 + 0j), b.query_x, b.query_y)
         return TaskBatch(b.support_x, b.support_y * 1e30, b.query_x, b.query_y)
 
 
@@ -453,6 +455,7 @@ class BadTasks:
     ("features", ValueError, "support_x"),
     ("nan", ValueError, "query_y"),
     ("type", TypeError, "TaskBatch"),
+    ("complex", TypeError, "task_sampler: support_y: expected real numbers"),
     ("huge", FloatingPointError, "meta-iteration 1"),
 ])
 def test_bad_task_samplers(kind, exc, match):
@@ -466,6 +469,15 @@ def test_bad_task_samplers(kind, exc, match):
     assert len(after) == len(before) == 4
     for p, q in zip(after, before):
         assert p.dtype == q.dtype and np.array_equal(p, q)
+
+
+def test_adapt_refuses_complex_data():
+    learner = MetaLearner(mlp([1, 4, 1]), "fomaml", meta_batch_size=2, verbose=0)
+    learner.fit(SineTasks(5), 1)
+    with pytest.raises(TypeError, match="support_x: expected real numbers"):
+        learner.adapt(np.zeros((5, 1)) * 1j, np.zeros((5, 1)))
+    with pytest.raises(TypeError, match="support_y: expected real numbers"):
+        learner.adapt(np.zeros((5, 1)), np.zeros((5, 1)) * 1j)
 
 
 def test_sklearn_params():

@@ -6,6 +6,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -1143,3 +1144,119 @@ def test_activation_references_by_hand():
         math.sqrt(2 / math.pi) * 1.044715)), rel=1e-15)
     np.testing.assert_allclose(ref_softmax([[0.0, math.log(3)]]), [[0.25, 0.75]], rtol=1e-15)
     np.testing.assert_allclose(ref_leaky_relu([-2.0, 3.0], 0.1), [-0.2, 3.0], rtol=1e-15)
+
+
+# ---------------------------------------------------------------------- bad input (fuzz review)
+def test_failed_fit_leaves_model_optimizer_and_schedule_as_they_were():
+    from nesy.optim import Adam, schedules
+
+    X, y = blobs(n=40)
+    y = y.copy()
+    y[-1] = 7  # out of range in the last batch: 4 updates would already be applied
+    model = mlp()
+    opt = Adam(model.parameters(), lr=0.1)
+    sched = schedules.StepLR(opt, step_size=1, gamma=0.5)
+    es = nn.EarlyStopping(monitor="loss")
+    t = nn.Trainer(model, nn.CrossEntropyLoss(), opt, schedule=sched, batch_size=8, epochs=2,
+                   shuffle=False, verbose=0, early_stopping=es, schedule_interval="batch")
+    t.fit(X[:16], y[:16])  # a first good fit: state to keep
+    params = model.state_dict()
+    opt_state, sched_state = opt.state_dict(), sched.state_dict()
+    history, es_best = t.history_, es.best_
+    with pytest.raises(IndexError, match=r"target\[7\] = 7"):
+        t.fit(X, y)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, params[k], err_msg=k)
+    after = opt.state_dict()
+    assert after["param_groups"] == opt_state["param_groups"]
+    for i, entry in opt_state["state"].items():
+        for k, v in entry.items():
+            np.testing.assert_array_equal(after["state"][i][k], v)
+    assert sched.state_dict() == sched_state
+    assert t.history_ is history and es.best_ == es_best
+
+
+def test_fit_keeps_training_after_keyboard_interrupt():
+    X, y = blobs(n=40)
+
+    class Interrupt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            self._save(True)
+            return x
+
+        def backward(self, g):
+            return g
+
+    model = nn.Sequential(mlp(), Interrupt())
+    before = model.state_dict()
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(model, epochs=1).fit(X, y)  # 3 batches of 16: 2 updates, then ^C
+    assert not np.array_equal(model.state_dict()["0.0.weight"], before["0.0.weight"])
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: nn.Dense(2, 3).forward(np.ones((4, 2)) * 1j), "x"),
+    (lambda: nn.Dense(2, 3).forward(np.array([[None, 1]])), "x"),
+    (lambda: nn.MSELoss()(np.ones(3) * 1j, np.ones(3)), "pred"),
+    (lambda: nn.MSELoss()(np.ones(3), np.ones(3) * 1j), "target"),
+    (lambda: nn.BCEWithLogitsLoss()(np.ones(3), np.array([1, 0, 1j])), "target"),
+    (lambda: nn.SoftCrossEntropyLoss()(np.ones((1, 2)), np.ones((1, 2)) * 1j), "target"),
+    (lambda: nn.CrossEntropyLoss()(np.ones((1, 2)), np.array([1 + 0j])), "target"),
+    (lambda: make_trainer(mlp()).fit(blobs(n=20)[0] * 1j, blobs(n=20)[1]), "X"),
+    (lambda: make_trainer(mlp()).fit(blobs(n=20)[0], blobs(n=20)[1] * 1j), "y"),
+])
+def test_complex_and_object_input_refused(call, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        with pytest.raises(TypeError, match=f"^{name}: expected real numbers"):
+            call()
+
+
+def test_bce_pos_weight_and_targets_checked():
+    with pytest.raises(ValueError, match="target"):
+        nn.BCEWithLogitsLoss()(np.ones(3), np.array([2.0, -1, 0.5]))
+    with pytest.raises(ValueError, match="target"):
+        nn.BCEWithLogitsLoss()(np.ones(2), np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match="pos_weight"):
+        nn.BCEWithLogitsLoss(pos_weight=-1)
+    with pytest.raises(ValueError, match="pos_weight"):
+        nn.BCEWithLogitsLoss(pos_weight=[1.0, np.inf])
+    with pytest.raises(ValueError, match=r"pos_weight: has shape \(2,\)"):
+        nn.BCEWithLogitsLoss(pos_weight=[1.0, 2.0])(np.ones((4, 3)), np.ones((4, 3)))
+    # soft targets and a per-output pos_weight of the right shape are fine
+    loss = nn.BCEWithLogitsLoss(pos_weight=[1.0, 2.0, 0.0])
+    assert np.isfinite(loss(np.zeros((4, 3)), np.full((4, 3), 0.25)))
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: nn.Dense("a", 3), TypeError, "in_features"),
+    (lambda: nn.Dense(3, 0), ValueError, "out_features"),
+    (lambda: nn.Trainer(mlp(), nn.CrossEntropyLoss(), StubSGD([]), batch_size="a"), TypeError,
+     "batch_size"),
+    (lambda: nn.Trainer(mlp(), nn.CrossEntropyLoss(), StubSGD([]), epochs=1.5), TypeError,
+     "epochs"),
+    (lambda: nn.EarlyStopping(patience="a"), TypeError, "patience"),
+    (lambda: nn.Trainer(mlp(), 5, StubSGD([])), TypeError, "loss"),
+    (lambda: nn.accuracy([0, 1, 2], np.ones((2, 3))), ValueError, "y_true"),
+    (lambda: nn.accuracy([0, 1], np.ones((2, 3, 4))), ValueError, "y_pred"),
+    (lambda: nn.CrossEntropyLoss()(np.zeros((1, 3)), np.array([1e30])), IndexError,
+     r"target\[0\] = 1e\+30"),
+])
+def test_constructor_and_helper_errors_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_flatten_backward_checks_shape():
+    f = nn.Flatten()
+    f.forward(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"grad_out has shape \(2, 13\), expected \(2, 12\)"):
+        f.backward(np.ones((2, 13)))
+    assert f.backward(np.ones((2, 12))).shape == (2, 3, 4)

@@ -802,3 +802,73 @@ def test_bookkeeping_arrays_may_not_alias_parameters():
                          np.zeros(1), np.array([[0.1, 0, 0, 0, 0, 0]], np.float64),
                          [np.zeros(0, np.float32)], [np.zeros(0)])
     assert steps[0] == 0
+
+
+def test_decay_and_clip_refuse_non_finite_or_non_numbers():
+    p = np.ones(3)
+    with pytest.raises(ValueError, match="lr"):
+        optim.decay([p], lr=float("inf"), weight_decay=1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        optim.decay([p], lr=0.1, weight_decay=float("nan"))
+    with pytest.raises(ValueError, match="weight_decay"):
+        optim.decay([p], lr=0.1, weight_decay=-1.0)
+    with pytest.raises(TypeError, match="lr"):
+        optim.decay([p], lr="x", weight_decay=1.0)
+    with pytest.raises(ValueError, match="overflows"):
+        optim.decay([p], lr=1e200, weight_decay=1e200)
+    with pytest.raises(TypeError, match="max_norm"):
+        optim.clip_grad_norm([p], "a")
+    with pytest.raises(TypeError, match="norm_type"):
+        optim.clip_grad_norm([p], 1.0, norm_type=None)
+    with pytest.raises(TypeError, match="clip_value"):
+        optim.clip_grad_value([p], "a")
+    with pytest.raises(ValueError, match="l1"):
+        optim.penalty([np.zeros(3)], [p], l1=float("inf"))
+    assert np.array_equal(p, np.ones(3))
+    optim.decay([p], lr=np.float32(0.5), weight_decay=np.array(0.5))
+    np.testing.assert_array_equal(p, np.full(3, 0.75))
+
+
+def _stepped_adam():
+    p = np.ones(3)
+    opt = optim.Adam([p], lr=0.1)
+    opt.step([np.full(3, 0.5)])
+    return p, opt
+
+
+@pytest.mark.parametrize("change,exc,name", [
+    (lambda sd: None, TypeError, "state_dict"),
+    (lambda sd: {**sd, "param_groups": [5]}, TypeError, r"param_groups\[0\]"),
+    (lambda sd: {**sd, "param_groups": [{**sd["param_groups"][0], "params": 3}]}, TypeError,
+     r"param_groups\[0\]"),
+    (lambda sd: {**sd, "param_groups": [{**sd["param_groups"][0], "betas": 0.9}]}, ValueError,
+     "betas"),
+    (lambda sd: {**sd, "state": {0.7: sd["state"][0]}}, TypeError, "state key 0.7"),
+    (lambda sd: {**sd, "state": {"x": sd["state"][0]}}, TypeError, "state key 'x'"),
+])
+def test_load_state_dict_bad_entries_name_them_and_change_nothing(change, exc, name):
+    p, opt = _stepped_adam()
+    before = opt.state_dict()
+    with pytest.raises(exc, match=name):
+        opt.load_state_dict(change(opt.state_dict()))
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+    assert after["state"][0]["step"] == before["state"][0]["step"]
+
+
+def test_load_state_dict_accepts_json_string_keys():
+    p, opt = _stepped_adam()
+    sd = opt.state_dict()
+    other = optim.Adam([np.ones(3)], lr=0.1)
+    other.load_state_dict({**sd, "state": {"0": sd["state"][0]}})
+    assert other.state_dict()["state"][0]["step"] == 1
+
+
+def test_step_refuses_a_non_list():
+    p, opt = _stepped_adam()
+    with pytest.raises(TypeError, match="grads"):
+        opt.step(None)
+    with pytest.raises(TypeError, match="grads"):
+        opt.step(5)
+    assert opt.state_dict()["state"][0]["step"] == 1

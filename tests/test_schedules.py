@@ -865,3 +865,58 @@ def test_bad_arguments_leave_optimizer_untouched():
     with pytest.raises(ValueError):
         S.OneCycleLR(opt, max_lr=0.1, total_steps=10, pct_start=2.0)
     assert opt.param_groups == [{"lr": 0.1}, {"lr": 0.01}]
+
+
+# ------------------------------------------------------------------------------ bad state dicts
+BAD_STATES = [
+    # (make, changes to a valid state dict, exception, the key the message names)
+    (lambda o: S.StepLR(o, 2), {"step_size": 5, "last_epoch": "x"}, TypeError, "last_epoch"),
+    (lambda o: S.StepLR(o, 2), {"step_size": 0}, ValueError, "step_size"),
+    (lambda o: S.StepLR(o, 2), {"gamma": "abc"}, TypeError, "gamma"),
+    (lambda o: S.StepLR(o, 2), {"base_lrs": ["x", 0.1], "last_epoch": 9}, TypeError,
+     r"base_lrs'\]\[0\]"),
+    (lambda o: S.StepLR(o, 2), {"base_lrs": 0.1}, TypeError, "base_lrs"),
+    (lambda o: S.StepLR(o, 2), {"last_lr": [0.1, -0.2]}, ValueError, r"last_lr'\]\[1\]"),
+    (lambda o: S.StepLR(o, 2), {"last_epoch": -2}, ValueError, "last_epoch"),
+    (lambda o: S.MultiStepLR(o, [2, 4]), {"milestones": [1, -1]}, ValueError, "milestones"),
+    (lambda o: S.ConstantLR(o, 0.5, 3), {"factor": 2.0}, ValueError, "factor"),
+    (lambda o: S.PolynomialLR(o), {"power": None}, TypeError, "power"),
+    (lambda o: S.CosineAnnealingWarmRestarts(o, 3), {"T_0": 0}, ValueError, "T_0"),
+    (lambda o: S.CosineAnnealingWarmRestarts(o, 3), {"T_i": 0}, ValueError, "T_i"),
+    (lambda o: S.CosineAnnealingWarmRestarts(o, 3), {"T_cur": 3}, ValueError, "T_cur"),
+    (lambda o: S.OneCycleLR(o, 0.5, 10), {"last_epoch": 11}, ValueError, "last_epoch"),
+    (lambda o: S.OneCycleLR(o, 0.5, 10), {"max_lrs": [0.5]}, ValueError, "max_lrs"),
+    (lambda o: S.OneCycleLR(o, 0.5, 10), {"three_phase": "yes"}, TypeError, "three_phase"),
+    (lambda o: S.OneCycleLR(o, 0.5, 10), {"anneal_strategy": "exp"}, ValueError, "anneal"),
+    (lambda o: S.LinearWarmup(S.StepLR(o, 2), 3), {"warmup_steps": -3}, ValueError,
+     "warmup_steps"),
+    (lambda o: S.LinearWarmup(S.StepLR(o, 2), 3), {"schedule": {"gamma": -1.0}}, ValueError,
+     r"schedule'\]: state_dict\['gamma'\]"),
+    (lambda o: S.ReduceLROnPlateau(o), {"factor": 5.0}, ValueError, "factor"),
+    (lambda o: S.ReduceLROnPlateau(o), {"patience": "a"}, TypeError, "patience"),
+    (lambda o: S.ReduceLROnPlateau(o), {"best": "x"}, TypeError, "best"),
+    (lambda o: S.ReduceLROnPlateau(o), {"min_lrs": [0.0]}, ValueError, "min_lrs"),
+    (lambda o: S.ReduceLROnPlateau(o), {"num_bad_epochs": -1}, ValueError, "num_bad_epochs"),
+]
+
+
+@pytest.mark.parametrize("make,change,exc,key", BAD_STATES,
+                         ids=[f"bad_state{i}" for i in range(len(BAD_STATES))])
+def test_load_state_dict_checks_like_the_constructor_and_changes_nothing(make, change, exc,
+                                                                          key):
+    opt = _Opt()
+    sched = make(opt)
+    for _ in range(3):
+        sched.step(1.0) if isinstance(sched, S.ReduceLROnPlateau) else sched.step()
+    before, lrs = sched.state_dict(), _lrs(opt)
+    bad = json.loads(json.dumps(before))
+    for k, v in change.items():
+        if isinstance(v, dict):
+            bad[k].update(v)
+        else:
+            bad[k] = v
+    with pytest.raises(exc, match=key):
+        sched.load_state_dict(bad)
+    assert sched.state_dict() == before and _lrs(opt) == lrs
+    sched.load_state_dict(before)  # still loads a good state
+    assert sched.state_dict() == before

@@ -24,7 +24,7 @@ from nesy.meta.algorithms import (
 )
 from nesy.meta.functional import LOSSES, Params, batched_loss, broadcast_params, make_backend
 from nesy.meta.tasks import TaskBatch, check_task_batch
-from nesy.nn.module import Module
+from nesy.nn.module import Module, real_array
 from nesy.nn.trainer import History
 from nesy.optim import Adam, clip_grad_norm
 
@@ -199,8 +199,11 @@ class MetaLearner(BaseEstimator):
     def _lr(self) -> Any:
         return self.inner_lrs_ if self.algorithm == "metasgd" else float(self.inner_lr)
 
-    def _cast(self, batch: TaskBatch, loss: str) -> TaskBatch:
+    def _cast(self, batch: TaskBatch, loss: str, where: str = "") -> TaskBatch:
         dt = self.dtype_
+        for name in ("support_x", "support_y", "query_x", "query_y"):
+            # a complex part would be dropped silently by the cast
+            real_array(getattr(batch, name), f"{where}: {name}" if where else name)
         sx = batch.support_x.astype(dt, copy=False)
         qx = batch.query_x.astype(dt, copy=False)
         if loss == "cross_entropy":
@@ -227,7 +230,8 @@ class MetaLearner(BaseEstimator):
         if not callable(getattr(sampler, "sample", None)):
             raise TypeError(f"{where}: expected an object with a sample(n_tasks, rng) method, "
                             f"got {type(sampler).__name__}")
-        return self._cast(check_task_batch(sampler.sample(n_tasks, rng), n_tasks, where), loss)
+        return self._cast(check_task_batch(sampler.sample(n_tasks, rng), n_tasks, where), loss,
+                          where)
 
     # ------------------------------------------------------------------ training
     def fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:

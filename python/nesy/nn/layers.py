@@ -7,7 +7,7 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from nesy.nn import init as _init
-from nesy.nn.module import Module
+from nesy.nn.module import Module, check_int, real_array
 
 __all__ = ["Dense", "Dropout", "Flatten", "Sequential"]
 
@@ -29,7 +29,8 @@ class Dense(Module):
     bias : bool, default True
         Whether to learn the additive bias ``b``.
     dtype : {np.float32, np.float64}, default np.float32
-        Dtype of the parameters; inputs are cast to it.
+        Dtype of the parameters; inputs are cast to it (real dtypes only: a complex or
+        object input raises ``TypeError``).
     init : str or callable, default "glorot_uniform"
         Weight initialiser: a name known to :func:`nesy.nn.init.get_initializer`
         (``"glorot_uniform"``, ``"he_normal"``, ``"orthogonal"``, ...) or a callable
@@ -62,12 +63,8 @@ class Dense(Module):
         rng: _init.RngLike = None,
     ) -> None:
         super().__init__()
-        in_features, out_features = int(in_features), int(out_features)
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(
-                f"in_features and out_features must be positive, got {in_features}, "
-                f"{out_features}"
-            )
+        in_features = check_int("in_features", in_features, 1)
+        out_features = check_int("out_features", out_features, 1)
         self.in_features = in_features
         self.out_features = out_features
         self.dtype = _float_dtype(dtype)
@@ -84,7 +81,7 @@ class Dense(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Apply the layer to ``x`` of shape ``(*, in_features)``."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = real_array(x, "x").astype(self.dtype, copy=False)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Dense: x has shape {x.shape}, expected (*, {self.in_features})"
@@ -186,7 +183,13 @@ class Flatten(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         (shape,) = self._saved()
-        return np.asarray(grad_out).reshape(shape)
+        grad_out = np.asarray(grad_out)
+        flat = shape[: self.start_axis] + (int(np.prod(shape[self.start_axis :])),)
+        if grad_out.shape != flat:
+            raise ValueError(
+                f"Flatten.backward: grad_out has shape {grad_out.shape}, expected {flat}"
+            )
+        return grad_out.reshape(shape)
 
     def extra_repr(self) -> str:
         return f"start_axis={self.start_axis}"

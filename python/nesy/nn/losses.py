@@ -13,12 +13,13 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from nesy.nn.activations import log_softmax, sigmoid
+from nesy.nn.module import real_array
 
 __all__ = ["Loss", "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "SoftCrossEntropyLoss"]
 
 
 def _float_pred(pred: Any, name: str = "pred") -> np.ndarray:
-    pred = np.asarray(pred)
+    pred = real_array(pred, name)
     if not np.issubdtype(pred.dtype, np.floating):
         pred = pred.astype(np.float64)
     if pred.size == 0:
@@ -28,7 +29,7 @@ def _float_pred(pred: Any, name: str = "pred") -> np.ndarray:
 
 def _match_target(pred: np.ndarray, target: Any) -> np.ndarray:
     """Target as a float array of ``pred``'s shape; ``(n,)`` is accepted for ``(n, 1)``."""
-    t = np.asarray(target, dtype=pred.dtype)
+    t = real_array(target, "target").astype(pred.dtype, copy=False)
     if t.shape == pred.shape:
         return t
     if pred.ndim >= 1 and pred.shape[-1] == 1 and t.shape == pred.shape[:-1]:
@@ -127,7 +128,7 @@ class CrossEntropyLoss(Loss):
         self.label_smoothing = float(label_smoothing)
         self.reduction = _check_reduction(reduction)
         if weight is not None:
-            weight = np.asarray(weight, dtype=np.float64)
+            weight = real_array(weight, "weight").astype(np.float64)
             if weight.ndim != 1 or np.any(weight < 0) or not np.all(np.isfinite(weight)):
                 raise ValueError("weight must be a 1-D array of finite non-negative numbers")
         self.weight = weight
@@ -172,19 +173,17 @@ class CrossEntropyLoss(Loss):
 
 
 def _labels(target: Any, n: int, c: int) -> np.ndarray:
-    y = np.asarray(target)
+    y = real_array(target, "target")
     if y.shape != (n,):
         raise ValueError(f"target must have shape ({n},) of class labels, got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         integral = np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y))
-        if integral and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
+        if not (integral and np.all(y == np.round(y))):
             raise ValueError(f"target must hold integer class labels, got dtype {y.dtype}")
-    bad = np.flatnonzero((y < 0) | (y >= c))
+    bad = np.flatnonzero((y < 0) | (y >= c))  # before any cast, which could wrap 1e30
     if bad.size:
         i = int(bad[0])
-        raise IndexError(f"target[{i}] = {int(y[i])} is out of range for {c} classes")
+        raise IndexError(f"target[{i}] = {y[i]} is out of range for {c} classes")
     return y.astype(np.intp, copy=False)
 
 
@@ -201,17 +200,33 @@ class BCEWithLogitsLoss(Loss):
     Notes
     -----
     ``pred`` and ``target`` have the same shape, e.g. ``(n_samples, n_outputs)``; targets are
-    in ``[0, 1]``. A target of shape ``(n_samples,)`` is accepted for ``(n_samples, 1)``.
+    probabilities in ``[0, 1]`` (checked: PyTorch accepts any target, but outside ``[0, 1]``
+    the loss is unbounded below). A target of shape ``(n_samples,)`` is accepted for
+    ``(n_samples, 1)``. ``pos_weight`` holds finite numbers ``>= 0``.
     """
 
     def __init__(self, pos_weight: Optional[np.ndarray] = None, reduction: str = "mean") -> None:
         super().__init__()
-        self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, np.float64)
+        if pos_weight is not None:
+            pos_weight = real_array(pos_weight, "pos_weight").astype(np.float64)
+            if not np.all(np.isfinite(pos_weight) & (pos_weight >= 0)):
+                raise ValueError("pos_weight: must hold finite numbers >= 0")
+        self.pos_weight = pos_weight
         self.reduction = _check_reduction(reduction)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         z = _float_pred(pred)
         t = _match_target(z, target)
+        if not np.all((t >= 0) & (t <= 1)):
+            raise ValueError("target: must hold probabilities in [0, 1] (NaN is not one)")
+        pw_shape = () if self.pos_weight is None else self.pos_weight.shape
+        try:
+            fits = np.broadcast_shapes(pw_shape, z.shape) == z.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"pos_weight: has shape {pw_shape}, which does not broadcast to "
+                             f"pred's shape {z.shape}")
         # log(1 + exp(-z)) = softplus(-z), stable
         softplus_neg = np.log1p(np.exp(-np.abs(z))) + np.maximum(-z, 0)
         if self.pos_weight is None:
@@ -261,7 +276,7 @@ class SoftCrossEntropyLoss(Loss):
         z = _float_pred(pred)
         if z.ndim != 2:
             raise ValueError(f"pred must have shape (n_samples, n_classes), got {z.shape}")
-        q = np.asarray(target, dtype=z.dtype)
+        q = real_array(target, "target").astype(z.dtype, copy=False)
         if q.shape != z.shape:
             raise ValueError(f"target has shape {q.shape}, expected pred's shape {z.shape}")
         logp = log_softmax(z / z.dtype.type(self.temperature))

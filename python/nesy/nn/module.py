@@ -14,6 +14,8 @@ order, recursively; an array reachable twice (weight tying) is listed once.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -23,6 +25,31 @@ import numpy as np
 from nesy._io import atomic_savez
 
 __all__ = ["Module", "ModuleList", "Identity"]
+
+
+def real_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as an array of real numbers (bool, integer or floating dtype).
+
+    Raises ``TypeError`` naming ``name`` for any other dtype: a complex array would lose its
+    imaginary part when cast to float, an object array turns ``None`` into NaN, strings fail
+    later with an unrelated message.
+    """
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    return a
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int ``>= minimum`` (an integer, or a float with an integral value);
+    ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not integral:
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
 
 
 class Module:

@@ -9,8 +9,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from nesy._fit import keeps_state_on_error
 from nesy.nn.losses import Loss
-from nesy.nn.module import Module
+from nesy.nn.module import Module, check_int, real_array
 
 __all__ = ["Trainer", "EarlyStopping", "History", "accuracy", "predict"]
 
@@ -30,13 +31,20 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
-    n = y_pred.shape[0]
+    n = y_pred.shape[0] if y_pred.ndim else 0
     if y_pred.ndim == 2 and y_pred.shape[1] > 1:
         labels = np.argmax(y_pred, axis=1)
-    else:
+    elif y_pred.ndim and y_pred.size == n:
         labels = (y_pred.reshape(n) > 0).astype(np.int64)
+    else:
+        raise ValueError(f"y_pred: has shape {y_pred.shape}, expected (n_samples,), "
+                         "(n_samples, 1) or (n_samples, n_classes)")
+    shape = y_true.shape
     if y_true.ndim == 2 and y_true.shape[1] > 1:
         y_true = np.argmax(y_true, axis=1)
+    if y_true.size != n:
+        raise ValueError(f"y_true: has shape {shape}, expected {n} labels (or one-hot rows) "
+                         f"like y_pred {y_pred.shape}")
     if n == 0:
         return float("nan")
     return float(np.mean(labels == y_true.reshape(n)))
@@ -59,9 +67,7 @@ def predict(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         The model outputs.
     """
     X = np.asarray(X)
-    batch_size = int(batch_size)
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch_size = check_int("batch_size", batch_size, 1)
     was_training = model.training
     model.eval()
     try:
@@ -187,8 +193,7 @@ class EarlyStopping:
         mode: str = "min",
         restore_best: bool = True,
     ) -> None:
-        if int(patience) < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
+        patience = check_int("patience", patience, 0)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if float(min_delta) < 0:
@@ -237,12 +242,10 @@ class EarlyStopping:
 
 
 def _check_xy(X: Any, y: Any, xname: str, yname: str) -> Tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X)
-    y = np.asarray(y)
+    X = real_array(X, xname)
+    y = real_array(y, yname)
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"{xname} is empty (shape {X.shape})")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-        raise ValueError(f"{xname} must be numeric, got dtype {X.dtype}")
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         raise ValueError(
             f"{xname} and {yname} have different lengths: {X.shape[0]} and "
@@ -267,6 +270,30 @@ def _current_lr(optimizer: Any) -> float:
         return float(lr) if lr is not None else math.nan
     except (TypeError, ValueError):
         return math.nan
+
+
+def _snapshot(trainer: Trainer) -> Callable[[], None]:
+    """A function that puts back what a fit changes in place, as it is now: the model's
+    parameters, buffers and mode, the optimizer's and the schedule's state (when they have
+    ``state_dict`` and ``load_state_dict``) and the early stopping's attributes."""
+    model = trainer.model
+    model_state, training = model.state_dict(), model.training
+    saved = [(o, o.state_dict()) for o in (trainer.optimizer, trainer.schedule)
+             if callable(getattr(o, "state_dict", None))
+             and callable(getattr(o, "load_state_dict", None))]
+    es = trainer.early_stopping
+    es_vars = None if es is None else dict(vars(es))
+
+    def restore() -> None:
+        model.load_state_dict(model_state)
+        model.train(training)
+        for obj, state in saved:
+            obj.load_state_dict(state)
+        if es is not None and es_vars is not None:
+            vars(es).clear()
+            vars(es).update(es_vars)
+
+    return restore
 
 
 def _is_plateau(schedule: Any) -> bool:
@@ -340,12 +367,12 @@ class Trainer:
             raise ValueError(f"tbptt must be a positive number of steps, got {tbptt!r}")
         if not isinstance(model, Module):
             raise TypeError(f"model must be a nesy.nn.Module, got {type(model).__name__}")
+        if not callable(loss):
+            raise TypeError(f"loss must be callable (a nesy.nn Loss), got {type(loss).__name__}")
         if not hasattr(optimizer, "step"):
             raise TypeError("optimizer must have a step(grads) method")
-        if int(batch_size) <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if int(epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        batch_size = check_int("batch_size", batch_size, 1)
+        epochs = check_int("epochs", epochs, 0)
         if grad_clip is not None and not float(grad_clip) > 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}")
         if schedule_interval not in ("epoch", "batch"):
@@ -376,6 +403,7 @@ class Trainer:
         self.tbptt = None if tbptt is None else int(tbptt)
 
     # ------------------------------------------------------------------ public API
+    @keeps_state_on_error
     def fit(
         self,
         X: np.ndarray,
@@ -398,11 +426,21 @@ class Trainer:
 
         Raises
         ------
+        TypeError
+            Complex, object or string data (naming the argument).
         ValueError
             Empty ``X``, ``X``/``y`` length mismatch, NaN or infinity in the data (the message
             names the argument), or an early-stopping monitor that will not be logged.
         FloatingPointError
             When the training loss becomes NaN or infinite (naming the epoch and batch).
+
+        Notes
+        -----
+        A fit that raises an ``Exception`` (a bad target in a late batch, a diverging loss)
+        leaves the model's parameters and buffers, the optimizer's and the schedule's state
+        (through their ``state_dict`` / ``load_state_dict``, when they have them), the early
+        stopping and :attr:`history_` as they were before the call. A ``KeyboardInterrupt``
+        is not an error: the training done so far is kept.
         """
         X, y = _check_xy(X, y, "X", "y")
         val = None
@@ -423,9 +461,24 @@ class Trainer:
                     f"early_stopping monitors {es.monitor!r}, which is not logged; "
                     f"available: {keys}"
                 )
-            es.reset()
         clip = self._clipper()
+        restore = _snapshot(self)
+        try:
+            return self._fit(X, y, val, clip)
+        except Exception:
+            restore()
+            raise
 
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: Optional[Tuple[np.ndarray, np.ndarray]],
+        clip: Optional[Callable[..., Any]],
+    ) -> History:
+        es = self.early_stopping
+        if es is not None:
+            es.reset()
         history = History(
             params={
                 "batch_size": self.batch_size,
@@ -480,7 +533,7 @@ class Trainer:
         X = np.asarray(X)
         if X.ndim == 0 or X.shape[0] == 0:
             raise ValueError(f"X is empty (shape {X.shape})")
-        bs = max(self.batch_size, 1024) if batch_size is None else int(batch_size)
+        bs = max(self.batch_size, 1024) if batch_size is None else batch_size
         return predict(self.model, X, bs)
 
     def evaluate(

@@ -224,7 +224,11 @@ class Optimizer:
             If true, raise ``FloatingPointError`` and change nothing when any gradient holds NaN
             or infinity. By default non-finite values propagate, as in PyTorch.
         """
-        grads = grads if isinstance(grads, list) else list(grads)
+        if not isinstance(grads, list):
+            if not isinstance(grads, Iterable) or isinstance(grads, (str, bytes, Mapping)):
+                raise TypeError(f"grads: expected a list with one array (or None) per "
+                                f"parameter, got {type(grads).__name__}")
+            grads = list(grads)
         hyper = self._hyper()
         if max(self._used, default=0) > self._n_alloc:
             self._alloc_state()  # an option turned on a state buffer (amsgrad, momentum, ...)
@@ -286,6 +290,9 @@ class Optimizer:
         Everything is checked, and the new state built aside, before anything changes: a
         failing call leaves the optimizer as it was.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a dict with keys 'state' and 'param_groups', "
+                            f"got {type(state_dict).__name__}")
         groups = state_dict.get("param_groups")
         state = state_dict.get("state")
         if not isinstance(groups, list) or not isinstance(state, Mapping):
@@ -297,6 +304,10 @@ class Optimizer:
             )
         new_groups = []
         for gi, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            if not isinstance(saved, Mapping) or not isinstance(saved.get("params", []),
+                                                                (list, tuple)):
+                raise TypeError(f"state_dict: param_groups[{gi}] must be a dict with a "
+                                f"'params' list, got {saved!r}")
             if len(saved.get("params", [])) != len(mine["params"]):
                 raise ValueError(
                     f"state_dict: param_groups[{gi}] has {len(saved.get('params', []))} "
@@ -312,8 +323,8 @@ class Optimizer:
                 raise ValueError(f"state_dict: param_groups[{gi}] has unknown option(s) "
                                  f"{sorted(unknown)}")
             g = dict(mine)
-            g.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items()
-                      if k != "params"})
+            g.update({k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
+                      for k, v in saved.items() if k != "params"})
             new_groups.append(g)
         # Validate the options (names group and option) without touching the optimizer.
         hyper = np.array([self._row(gi, g) for gi, g in enumerate(new_groups)],
@@ -324,7 +335,7 @@ class Optimizer:
         scalars = np.full_like(self._scalars, self._scalar_init)
         entries: dict[int, dict[str, np.ndarray]] = {}
         for key, entry in state.items():
-            i = int(key)
+            i = _state_index(key)
             if not 0 <= i < len(self._params):
                 raise IndexError(f"state_dict: state index {i} out of range")
             if not isinstance(entry, Mapping):
@@ -396,11 +407,28 @@ class Optimizer:
 def _real(gi: int, name: str, v: Any) -> float:
     """Option ``name`` of group ``gi`` as a float: any real number (a NumPy scalar, a 0-d
     array, a bool for a flag); ``TypeError`` naming it otherwise (a string, None, complex)."""
+    return _number(f"param_groups[{gi}]['{name}']", v)
+
+
+def _number(where: str, v: Any, finite: bool = False) -> float:
+    """``v`` as a float: any real number (a NumPy scalar, a 0-d array, a bool); ``TypeError``
+    naming ``where`` otherwise, and ``ValueError`` for NaN or infinity if ``finite``."""
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v[()]
     if not isinstance(v, (Real, np.number, np.bool_)) or isinstance(v, np.complexfloating):
-        raise TypeError(f"param_groups[{gi}]['{name}'] must be a real number, got {v!r}")
+        raise TypeError(f"{where} must be a real number, got {v!r}")
+    if finite and not np.isfinite(v):
+        raise ValueError(f"{where} must be a finite number, got {v!r}")
     return float(v)
+
+
+def _state_index(key: Any) -> int:
+    """A key of ``state_dict['state']``: an integer, or its decimal string (after JSON)."""
+    if isinstance(key, str) and key.isdigit():
+        return int(key)
+    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+        raise TypeError(f"state_dict: state key {key!r} is not a parameter index (an integer)")
+    return int(key)
 
 
 def _check_param(p: Any, where: str) -> None:

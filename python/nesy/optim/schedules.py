@@ -31,9 +31,11 @@ Examples
 from __future__ import annotations
 
 import bisect
+import copy
+import functools
 import math
 import numbers
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -95,6 +97,63 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
+def _check_bool(name: str, value: Any) -> bool:
+    """A bool (Python's or NumPy's), or the integer 0 or 1."""
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(
+        value, "shape", ()
+    ):
+        return bool(value)
+    raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+
+
+def _check_list(name: str, value: Any, item: Callable[[str, Any], Any]) -> list[Any]:
+    """A list (or tuple) whose entries each pass ``item(f"{name}[i]", entry)``."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name}: expected a list, got {type(value).__name__} {value!r}")
+    return [item(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _check_milestones(name: str, value: Any) -> list[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name}: expected an iterable of integers, got {type(value).__name__}")
+    return sorted(_check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value))
+
+
+def _saved_float(name: str, value: Any) -> float:
+    """A float from a state dict: a real number or one of the strings of :func:`_enc`."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _saved_lr(name: str, value: Any) -> float:
+    """A learning rate from a state dict: ``>= 0`` (infinity included, after an overflow)."""
+    v = _saved_float(name, value)
+    if not v >= 0:
+        raise ValueError(f"{name}: expected a learning rate >= 0, got {v}")
+    return v
+
+
+#: Checks shared by the constructors and ``load_state_dict``: ``check(name, value)`` returns
+#: the value to store or raises naming ``name``.
+Check = Callable[[str, Any], Any]
+_positive: Check = functools.partial(_check_real, lo=0.0, lo_open=True)
+_nonneg: Check = functools.partial(_check_real, lo=0.0)
+_fraction: Check = functools.partial(_check_real, lo=0.0, hi=1.0)
+
+
+def _int_min(minimum: int) -> Check:
+    return functools.partial(_check_int, minimum=minimum)
+
+
+def _choice(*choices: str) -> Check:
+    return functools.partial(_check_choice, choices=choices)
+
+
 def _param_groups(optimizer: Any) -> list[MutableMapping[str, Any]]:
     """The optimizer's groups, each checked to be a dict with a finite ``lr`` >= 0."""
     groups = getattr(optimizer, "param_groups", None)
@@ -132,17 +191,27 @@ def _enc(x: Any) -> Any:
     return x
 
 
-def _floats(x: Any) -> list[float]:
-    return [float(v) for v in x]
-
-
 class _Base:
-    """What every schedule shares: the optimizer, ``base_lrs`` and the last learning rates."""
+    """What every schedule shares: the optimizer, ``base_lrs`` and the last learning rates.
+
+    Hyper-parameters are declared in ``_hyper``, name -> check: the constructor sets them
+    with :meth:`_set_hyper` and ``load_state_dict`` runs the same checks on the loaded values.
+    """
 
     optimizer: Any
     base_lrs: list[float]
     last_epoch: int
     _last_lr: list[float]
+    _hyper: Mapping[str, Check] = {}
+    #: Hyper-parameters that are lists with one entry per parameter group.
+    _per_group: tuple[str, ...] = ()
+    #: Smallest ``last_epoch`` a state may hold.
+    _min_last_epoch = -1
+
+    def _set_hyper(self, **values: Any) -> None:
+        """Check hyper-parameters given to the constructor (names as the arguments)."""
+        for k, v in values.items():
+            setattr(self, k, self._hyper[k](k, v))
 
     def get_last_lr(self) -> list[float]:
         """The learning rate of every group, as last written by this schedule.
@@ -168,7 +237,11 @@ class _Base:
                 "(was a group added after the schedule was created?)"
             )
 
-    def _check_state(self, state_dict: Any, keys: Iterable[str]) -> None:
+    def _loaded(self, state_dict: Any, keys: Iterable[str]) -> Any:
+        """A copy of the schedule holding the hyper-parameters, ``last_epoch``, ``base_lrs``
+        and ``last_lr`` of ``state_dict``, each checked as the constructor checks it (errors
+        name the key). ``self`` is not touched: the caller checks the rest on the copy and
+        then swaps it in with :meth:`_swap`."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
         kind = state_dict.get("type", type(self).__name__)
@@ -179,15 +252,30 @@ class _Base:
         missing = [k for k in keys if k not in state_dict]
         if missing:
             raise ValueError(f"state_dict: missing key(s) {missing}")
-        self._check_n_groups(len(state_dict["base_lrs"]), "state_dict['base_lrs']")
-        self._check_n_groups(len(state_dict["last_lr"]), "state_dict['last_lr']")
+        new = copy.copy(self)
+        for k, check in self._hyper.items():
+            setattr(new, k, check(f"state_dict[{k!r}]", state_dict[k]))
+        new.last_epoch = _check_int(
+            "state_dict['last_epoch']", state_dict["last_epoch"], self._min_last_epoch
+        )
+        new.base_lrs = _check_list("state_dict['base_lrs']", state_dict["base_lrs"], _nonneg)
+        new._last_lr = _check_list("state_dict['last_lr']", state_dict["last_lr"], _saved_lr)
+        for k in ("base_lrs", "last_lr", *self._per_group):
+            have = getattr(new, "_last_lr" if k == "last_lr" else k)
+            self._check_n_groups(len(have), f"state_dict[{k!r}]")
+        return new
+
+    def _swap(self, new: Any) -> None:
+        """Take over the (checked) attributes of ``new`` and write its learning rates."""
+        vars(self).update(vars(new))
+        self._write(self._last_lr)
 
 
 class LRSchedule(_Base):
     """Base class of the closed-form schedules.
 
-    A subclass sets its hyper-parameters (validated), lists their names in ``_hyper`` and
-    implements :meth:`lr_at`; this class does the rest.
+    A subclass declares its hyper-parameters and their checks in ``_hyper``, sets them with
+    :meth:`_set_hyper` and implements :meth:`lr_at`; this class does the rest.
 
     Parameters
     ----------
@@ -208,8 +296,6 @@ class LRSchedule(_Base):
     last_epoch : int
         The step whose learning rate is currently set (0 right after construction).
     """
-
-    _hyper: tuple[str, ...] = ()
 
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
         groups = _param_groups(optimizer)
@@ -267,7 +353,8 @@ class LRSchedule(_Base):
         return {}
 
     def _load_extra(self, state_dict: Any) -> None:
-        pass
+        """Check and set extra counters from ``state_dict`` (called on the copy being
+        loaded, after its hyper-parameters and ``last_epoch``)."""
 
     # -- public ---------------------------------------------------------------------------------
     def step(self) -> None:
@@ -312,19 +399,22 @@ class LRSchedule(_Base):
         learning rates are written into the optimizer's groups, so resuming does not depend on
         the order in which the optimizer's and the schedule's states are loaded.
 
+        Every value is checked as the constructor checks it before anything changes: a
+        failing call (``TypeError`` / ``ValueError`` naming the key) leaves the schedule and
+        the optimizer as they were.
+
         Parameters
         ----------
         state_dict : dict
             As returned by :meth:`state_dict` (possibly after a JSON round trip).
         """
-        self._check_state(state_dict, ("last_epoch", "base_lrs", "last_lr", *self._hyper))
-        for k in self._hyper:
-            v = state_dict[k]
-            setattr(self, k, list(v) if isinstance(v, (list, tuple)) else v)
-        self._load_extra(state_dict)
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.base_lrs = _floats(state_dict["base_lrs"])
-        self._write(_floats(state_dict["last_lr"]))
+        new = self._loaded(state_dict, ("last_epoch", "base_lrs", "last_lr", *self._hyper))
+        new._load_extra(state_dict)
+        try:
+            new._pre_step_check(new.last_epoch)
+        except ValueError as exc:
+            raise ValueError(f"state_dict['last_epoch']: {exc}") from None
+        self._swap(new)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper)
@@ -369,13 +459,12 @@ class ConstantLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("factor", "total_iters")
+    _hyper = {"factor": _fraction, "total_iters": _int_min(0)}
 
     def __init__(
         self, optimizer: Any, factor: float = 1.0, total_iters: int = 0, last_epoch: int = -1
     ) -> None:
-        self.factor = _check_real("factor", factor, 0.0, 1.0)
-        self.total_iters = _check_int("total_iters", total_iters, 0)
+        self._set_hyper(factor=factor, total_iters=total_iters)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -400,13 +489,12 @@ class StepLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("step_size", "gamma")
+    _hyper = {"step_size": _int_min(1), "gamma": _positive}
 
     def __init__(
         self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        self.step_size = _check_int("step_size", step_size, 1)
-        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        self._set_hyper(step_size=step_size, gamma=gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -433,7 +521,7 @@ class MultiStepLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("milestones", "gamma")
+    _hyper = {"milestones": _check_milestones, "gamma": _positive}
 
     def __init__(
         self,
@@ -442,14 +530,7 @@ class MultiStepLR(LRSchedule):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
-            raise TypeError(
-                f"milestones: expected an iterable of integers, got {type(milestones).__name__}"
-            )
-        self.milestones = sorted(
-            _check_int(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones)
-        )
-        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        self._set_hyper(milestones=milestones, gamma=gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -472,10 +553,10 @@ class ExponentialLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("gamma",)
+    _hyper = {"gamma": _positive}
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1) -> None:
-        self.gamma = _check_real("gamma", gamma, lo=0.0, lo_open=True)
+        self._set_hyper(gamma=gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -498,10 +579,10 @@ class InverseTimeLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("decay",)
+    _hyper = {"decay": _nonneg}
 
     def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
-        self.decay = _check_real("decay", decay, lo=0.0)
+        self._set_hyper(decay=decay)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -524,10 +605,10 @@ class InverseSqrtLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("decay",)
+    _hyper = {"decay": _nonneg}
 
     def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
-        self.decay = _check_real("decay", decay, lo=0.0)
+        self._set_hyper(decay=decay)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -552,13 +633,12 @@ class PolynomialLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("total_iters", "power")
+    _hyper = {"total_iters": _int_min(1), "power": _nonneg}
 
     def __init__(
         self, optimizer: Any, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
     ) -> None:
-        self.total_iters = _check_int("total_iters", total_iters, 1)
-        self.power = _check_real("power", power, lo=0.0)
+        self._set_hyper(total_iters=total_iters, power=power)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -593,13 +673,12 @@ class CosineAnnealingLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
-    _hyper = ("T_max", "eta_min")
+    _hyper = {"T_max": _int_min(1), "eta_min": _nonneg}
 
     def __init__(
         self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
-        self.T_max = _check_int("T_max", T_max, 1)
-        self.eta_min = _check_real("eta_min", eta_min, lo=0.0)
+        self._set_hyper(T_max=T_max, eta_min=eta_min)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -641,7 +720,7 @@ class CosineAnnealingWarmRestarts(LRSchedule):
         Length of the current cycle.
     """
 
-    _hyper = ("T_0", "T_mult", "eta_min")
+    _hyper = {"T_0": _int_min(1), "T_mult": _int_min(1), "eta_min": _nonneg}
 
     def __init__(
         self,
@@ -651,9 +730,7 @@ class CosineAnnealingWarmRestarts(LRSchedule):
         eta_min: float = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        self.T_0 = _check_int("T_0", T_0, 1)
-        self.T_mult = _check_int("T_mult", T_mult, 1)
-        self.eta_min = _check_real("eta_min", eta_min, lo=0.0)
+        self._set_hyper(T_0=T_0, T_mult=T_mult, eta_min=eta_min)
         self.T_cur = -1
         self.T_i = self.T_0
         super().__init__(optimizer, last_epoch)
@@ -697,9 +774,13 @@ class CosineAnnealingWarmRestarts(LRSchedule):
 
     def _load_extra(self, state_dict: Any) -> None:
         if "T_cur" in state_dict and "T_i" in state_dict:
-            self.T_cur, self.T_i = int(state_dict["T_cur"]), int(state_dict["T_i"])
+            self.T_i = _check_int("state_dict['T_i']", state_dict["T_i"], 1)
+            self.T_cur = _check_int("state_dict['T_cur']", state_dict["T_cur"], -1)
+            if self.T_cur >= self.T_i:
+                raise ValueError(f"state_dict['T_cur']: must be < T_i = {self.T_i}, "
+                                 f"got {self.T_cur}")
         else:
-            self.T_cur, self.T_i = self._cycle(int(state_dict["last_epoch"]))
+            self.T_cur, self.T_i = self._cycle(self.last_epoch)
 
 
 class OneCycleLR(LRSchedule):
@@ -753,15 +834,16 @@ class OneCycleLR(LRSchedule):
     exact per-group ``max_lr``.
     """
 
-    _hyper = (
-        "max_lrs",
-        "total_steps",
-        "pct_start",
-        "anneal_strategy",
-        "div_factor",
-        "final_div_factor",
-        "three_phase",
-    )
+    _hyper = {
+        "max_lrs": functools.partial(_check_list, item=_positive),
+        "total_steps": _int_min(1),
+        "pct_start": _fraction,
+        "anneal_strategy": _choice("cos", "linear"),
+        "div_factor": _positive,
+        "final_div_factor": _positive,
+        "three_phase": _check_bool,
+    }
+    _per_group = ("max_lrs",)
 
     def __init__(
         self,
@@ -776,25 +858,18 @@ class OneCycleLR(LRSchedule):
         last_epoch: int = -1,
     ) -> None:
         groups = _param_groups(optimizer)
-        self.total_steps = _check_int("total_steps", total_steps, 1)
-        self.pct_start = _check_real("pct_start", pct_start, 0.0, 1.0)
-        self.anneal_strategy = _check_choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
-        self.div_factor = _check_real("div_factor", div_factor, lo=0.0, lo_open=True)
-        self.final_div_factor = _check_real(
-            "final_div_factor", final_div_factor, lo=0.0, lo_open=True
-        )
-        self.three_phase = bool(three_phase)
+        self._set_hyper(total_steps=total_steps, pct_start=pct_start,
+                        anneal_strategy=anneal_strategy, div_factor=div_factor,
+                        final_div_factor=final_div_factor, three_phase=three_phase)
         if isinstance(max_lr, (list, tuple)):
             if len(max_lr) != len(groups):
                 raise ValueError(
                     f"max_lr: expected {len(groups)} values (one per parameter group), "
                     f"got {len(max_lr)}"
                 )
-            max_lrs = [
-                _check_real(f"max_lr[{i}]", m, lo=0.0, lo_open=True) for i, m in enumerate(max_lr)
-            ]
+            max_lrs = self._hyper["max_lrs"]("max_lr", max_lr)
         else:
-            max_lrs = [_check_real("max_lr", max_lr, lo=0.0, lo_open=True)] * len(groups)
+            max_lrs = [_positive("max_lr", max_lr)] * len(groups)
         self.max_lrs = max_lrs
         _check_int("last_epoch", last_epoch, -1)
         self._pre_step_check(last_epoch + 1)
@@ -891,7 +966,7 @@ class LinearWarmup(LRSchedule):
         The inner schedule.
     """
 
-    _hyper = ("warmup_steps", "start_factor")
+    _hyper = {"warmup_steps": _int_min(0), "start_factor": _fraction}
 
     def __init__(self, schedule: LRSchedule, warmup_steps: int, start_factor: float = 0.0) -> None:
         if not isinstance(schedule, LRSchedule):
@@ -899,8 +974,7 @@ class LinearWarmup(LRSchedule):
                 "schedule: expected a closed-form schedule from nesy.optim.schedules (not "
                 f"ReduceLROnPlateau), got {type(schedule).__name__}"
             )
-        self.warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
-        self.start_factor = _check_real("start_factor", start_factor, 0.0, 1.0)
+        self._set_hyper(warmup_steps=warmup_steps, start_factor=start_factor)
         self.schedule = schedule
         self.optimizer = schedule.optimizer
         self.base_lrs = list(schedule.base_lrs)
@@ -928,15 +1002,16 @@ class LinearWarmup(LRSchedule):
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._check_state(
+        """Restore the warm-up and the inner schedule (see :meth:`LRSchedule.load_state_dict`);
+        a failing call changes neither."""
+        new = self._loaded(
             state_dict, ("last_epoch", "base_lrs", "last_lr", "schedule", *self._hyper)
         )
-        self.schedule.load_state_dict(state_dict["schedule"])
-        self.warmup_steps = int(state_dict["warmup_steps"])
-        self.start_factor = float(state_dict["start_factor"])
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.base_lrs = _floats(state_dict["base_lrs"])
-        self._write(_floats(state_dict["last_lr"]))
+        try:
+            self.schedule.load_state_dict(state_dict["schedule"])  # checks all before changing
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict['schedule']: {exc}") from None
+        self._swap(new)
 
     def __repr__(self) -> str:
         return (
@@ -1003,13 +1078,8 @@ class ReduceLROnPlateau(_Base):
         eps: float = 1e-8,
     ) -> None:
         groups = _param_groups(optimizer)
-        self.mode = _check_choice("mode", mode, ("min", "max"))
-        self.factor = _check_real("factor", factor, 0.0, 1.0, hi_open=True)
-        self.patience = _check_int("patience", patience, 0)
-        self.threshold = _check_real("threshold", threshold, lo=0.0)
-        self.threshold_mode = _check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.cooldown = _check_int("cooldown", cooldown, 0)
-        self.eps = _check_real("eps", eps, lo=0.0)
+        self._set_hyper(mode=mode, factor=factor, patience=patience, threshold=threshold,
+                        threshold_mode=threshold_mode, cooldown=cooldown, eps=eps)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(groups):
                 raise ValueError(
@@ -1017,9 +1087,9 @@ class ReduceLROnPlateau(_Base):
                     f"got {len(min_lr)}"
                 )
             self.default_min_lr: float | None = None
-            self.min_lrs = [_check_real(f"min_lr[{i}]", m, lo=0.0) for i, m in enumerate(min_lr)]
+            self.min_lrs = _check_list("min_lr", min_lr, _nonneg)
         else:
-            self.default_min_lr = _check_real("min_lr", min_lr, lo=0.0)
+            self.default_min_lr = _nonneg("min_lr", min_lr)
             self.min_lrs = [self.default_min_lr] * len(groups)
         for g in groups:
             g.setdefault("initial_lr", g["lr"])
@@ -1096,6 +1166,17 @@ class ReduceLROnPlateau(_Base):
             if old_lr - new_lr > self.eps:
                 g["lr"] = new_lr
 
+    _hyper = {
+        "mode": _choice("min", "max"),
+        "factor": functools.partial(_check_real, lo=0.0, hi=1.0, hi_open=True),
+        "patience": _int_min(0),
+        "threshold": _nonneg,
+        "threshold_mode": _choice("rel", "abs"),
+        "cooldown": _int_min(0),
+        "eps": _nonneg,
+    }
+    _min_last_epoch = 0
+
     _keys = (
         "mode",
         "factor",
@@ -1125,32 +1206,27 @@ class ReduceLROnPlateau(_Base):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict` and write its learning rates.
 
+        Every value is checked as the constructor checks it before anything changes: a
+        failing call (naming the key) leaves the schedule and the optimizer as they were.
+
         Parameters
         ----------
         state_dict : dict
             As returned by :meth:`state_dict` (possibly after a JSON round trip).
         """
-        self._check_state(state_dict, self._keys)
-        self._check_n_groups(len(state_dict["min_lrs"]), "state_dict['min_lrs']")
-        mode = _check_choice("state_dict['mode']", state_dict["mode"], ("min", "max"))
-        tmode = _check_choice(
-            "state_dict['threshold_mode']", state_dict["threshold_mode"], ("rel", "abs")
-        )
-        self.mode, self.threshold_mode = mode, tmode
-        self.factor = float(state_dict["factor"])
-        self.patience = int(state_dict["patience"])
-        self.threshold = float(state_dict["threshold"])
-        self.cooldown = int(state_dict["cooldown"])
-        self.eps = float(state_dict["eps"])
-        self.min_lrs = _floats(state_dict["min_lrs"])
+        new = self._loaded(state_dict, self._keys)
+        new.min_lrs = _check_list("state_dict['min_lrs']", state_dict["min_lrs"], _nonneg)
+        self._check_n_groups(len(new.min_lrs), "state_dict['min_lrs']")
         d = state_dict["default_min_lr"]
-        self.default_min_lr = None if d is None else float(d)
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.best = float(state_dict["best"])
-        self.num_bad_epochs = int(state_dict["num_bad_epochs"])
-        self.cooldown_counter = int(state_dict["cooldown_counter"])
-        self.base_lrs = _floats(state_dict["base_lrs"])
-        self._write(_floats(state_dict["last_lr"]))
+        new.default_min_lr = None if d is None else _nonneg("state_dict['default_min_lr']", d)
+        new.best = _saved_float("state_dict['best']", state_dict["best"])
+        new.num_bad_epochs = _check_int(
+            "state_dict['num_bad_epochs']", state_dict["num_bad_epochs"], 0
+        )
+        new.cooldown_counter = _check_int(
+            "state_dict['cooldown_counter']", state_dict["cooldown_counter"], 0
+        )
+        self._swap(new)
 
     def __repr__(self) -> str:
         return (
