@@ -421,6 +421,21 @@ def test_save_load_round_trip(tmp_path, dtype):
     with pytest.raises(ValueError, match="theta/0.weight"):
         wrong.load(path)
     assert all(np.array_equal(p, q) for p, q in zip(wrong.model.parameters(), keep))
+    # Files that are not MetaLearner files: a ValueError naming the path, nothing copied (the
+    # config is read before the parameters).
+    saved = dict(np.load(path))
+    keep = [p.copy() for p in other.model.parameters()]
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not an archive")
+    no_config = tmp_path / "no_config.npz"
+    np.savez(no_config, **{k: v for k, v in saved.items() if k != "config"})
+    bad_json = tmp_path / "bad_json.npz"
+    np.savez(bad_json, **{**saved, "config": np.frombuffer(b"{oops", np.uint8)})
+    for bad, why in ((garbage, "not an .npz"), (no_config, "no 'config'"),
+                     (bad_json, "not UTF-8 JSON")):
+        with pytest.raises(ValueError, match=f"{bad.name}.*not a nesy MetaLearner file.*{why}"):
+            other.load(bad)
+        assert all(np.array_equal(p, q) for p, q in zip(other.model.parameters(), keep))
 
 
 # ---------------------------------------------------------------------- bad input

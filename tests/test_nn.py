@@ -1260,3 +1260,16 @@ def test_flatten_backward_checks_shape():
     with pytest.raises(ValueError, match=r"grad_out has shape \(2, 13\), expected \(2, 12\)"):
         f.backward(np.ones((2, 13)))
     assert f.backward(np.ones((2, 12))).shape == (2, 3, 4)
+
+
+def test_module_load_of_a_file_that_is_not_names_the_path(tmp_path):
+    layer = nn.Dense(2, 3, rng=0)
+    keep = [p.copy() for p in layer.parameters()]
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not an archive")
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    for path, why in ((garbage, "not an .npz archive"), (single, "a single .npy array")):
+        with pytest.raises(ValueError, match=f"{path.name}.*not a nesy Module state file.*{why}"):
+            layer.load(path)
+        assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))

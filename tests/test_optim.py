@@ -661,6 +661,23 @@ def test_num_threads_from_environment():
         nesy.set_num_threads(0)
 
 
+def test_thread_counts_are_bounded_and_named():
+    before = nesy.get_num_threads()
+    # Thousands of threads took seconds to start (10**6 hung): at most four per CPU, or 64.
+    for n in (0, -1, 10**6):
+        with pytest.raises(ValueError, match=r"^n: the number of threads must be from 1 to \d+"):
+            nesy.set_num_threads(n)
+    with pytest.raises(TypeError, match="^n: expected a whole number"):
+        nesy.set_num_threads("2")
+    assert nesy.get_num_threads() == before
+    code = "import nesy; print(nesy.get_num_threads())"
+    for value in ("abc", "0", "100000"):
+        env = {**os.environ, "NESY_NUM_THREADS": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True)
+        assert out.returncode != 0 and "NESY_NUM_THREADS: expected a whole number" in out.stderr
+
+
 _PLACEMENT = """
 import json, os, time, numpy as np, nesy
 from nesy import optim
@@ -872,3 +889,27 @@ def test_step_refuses_a_non_list():
     with pytest.raises(TypeError, match="grads"):
         opt.step(5)
     assert opt.state_dict()["state"][0]["step"] == 1
+
+
+def test_state_dict_files_that_are_not_name_the_path(tmp_path):
+    a = np.ones(3)
+    opt = optim.Adam([a])
+    opt.step([np.ones(3)])
+    good = tmp_path / "good.npz"
+    optim.save_state_dict(opt.state_dict(), good)
+    saved = dict(np.load(good))
+    cases = {"garbage.npz": None, "other.npz": {"x": np.zeros(2)},
+             "json.npz": {**saved, "meta": np.frombuffer(b"{oops", np.uint8)},
+             "key.npz": {**saved, "state/abc/x": np.zeros(1)}}
+    whys = {"garbage.npz": "not an .npz", "other.npz": "no 'meta'", "json.npz": "not UTF-8 JSON",
+            "key.npz": "'state/abc/x' is not 'state/<index>/<name>'"}
+    for name, arrays in cases.items():
+        path = tmp_path / name
+        if arrays is None:
+            path.write_text("not an archive")
+        else:
+            np.savez(path, **arrays)
+        with pytest.raises(ValueError, match=f"{name}.*not a nesy optimizer state file") as info:
+            optim.load_state_dict_file(path)
+        assert whys[name] in str(info.value)
+    assert optim.load_state_dict_file(good)["state"][0]["step"] == 1

@@ -434,25 +434,31 @@ class MetaLearner(BaseEstimator):
             Naming the key, when a parameter is missing or its shape or dtype differs; nothing
             is changed then.
         """
+        from nesy._io import read_npz
+
         self._check_fitted()
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-        if "config" not in data:
-            raise ValueError(f"path: {os.fspath(path)!r} has no 'config' entry; not a "
-                             "MetaLearner file")
+        shown = os.fspath(path)
+        data = read_npz(path, "MetaLearner", ("config",))
+        try:  # the config is read before anything is copied: a bad one changes nothing
+            config = json.loads(data["config"].tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' is not UTF-8 "
+                             f"JSON: {exc})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' is not a JSON "
+                             "object)")
         pairs = []
         for (name, p), lr in zip(self.model.named_parameters(), self.inner_lrs_):
             for key, dst in ((f"theta/{name}", p), (f"inner_lr/{name}", lr)):
                 if key not in data:
-                    raise ValueError(f"path: missing key {key!r}")
+                    raise ValueError(f"{shown!r}: missing key {key!r}")
                 src = data[key]
                 if src.shape != dst.shape or src.dtype != dst.dtype:
-                    raise ValueError(f"path: key {key!r} has {src.dtype}{src.shape}, expected "
-                                     f"{dst.dtype}{dst.shape}")
+                    raise ValueError(f"{shown!r}: key {key!r} has {src.dtype}{src.shape}, "
+                                     f"expected {dst.dtype}{dst.shape}")
                 pairs.append((dst, src))
         for dst, src in pairs:
             np.copyto(dst, src)
-        config = json.loads(bytes(data["config"]).decode())
         if config.get("loss") in LOSSES:
             self.loss_ = config["loss"]
         return self

@@ -344,9 +344,11 @@ class Module:
         atomic_savez(path, self.state_dict())
 
     def load(self, path: os.PathLike[str] | str, strict: bool = True) -> None:
-        """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`)."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            self.load_state_dict({k: data[k] for k in data.files}, strict=strict)
+        """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`).
+        A file that is not an ``.npz`` archive: ValueError naming ``path``."""
+        from nesy._io import read_npz
+
+        self.load_state_dict(read_npz(path, "Module state", ()), strict=strict)
 
     # ------------------------------------------------------------------ display
     def extra_repr(self) -> str:

@@ -479,16 +479,41 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state dict written by :func:`save_state_dict`."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(bytes(f["meta"]).decode())
-        state: dict[int, dict[str, Any]] = {}
-        for i, entry in meta["scalars"].items():
-            state.setdefault(int(i), {}).update(entry)
-        for key in f.files:
-            if key.startswith("state/"):
-                _, i, name = key.split("/", 2)
-                state.setdefault(int(i), {})[name] = f[key]
+    """Read a state dict written by :func:`save_state_dict`.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        It is not a state-dict file; the message names ``path``."""
+    from nesy._io import read_npz
+
+    shown = os.fspath(path)
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{shown!r}: not a nesy optimizer state file ({why})")
+
+    f = read_npz(path, "optimizer state", ("meta",))
+    try:
+        meta = json.loads(f["meta"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad(f"'meta' is not UTF-8 JSON: {exc}") from None
+    if (not isinstance(meta, dict) or not isinstance(meta.get("scalars"), dict)
+            or not isinstance(meta.get("param_groups"), list)
+            or not all(isinstance(g, dict) for g in meta["param_groups"])):
+        raise bad("'meta' lacks the 'scalars' object or the 'param_groups' list")
+    state: dict[int, dict[str, Any]] = {}
+    for i, entry in meta["scalars"].items():
+        if not i.isdigit() or not isinstance(entry, dict):
+            raise bad(f"scalars key {i!r} is not a parameter index")
+        state.setdefault(int(i), {}).update(entry)
+    for key, a in f.items():
+        if key.startswith("state/"):
+            parts = key.split("/", 2)
+            if len(parts) != 3 or not parts[1].isdigit():
+                raise bad(f"key {key!r} is not 'state/<index>/<name>'")
+            state.setdefault(int(parts[1]), {})[parts[2]] = a
     groups = meta["param_groups"]
     for g in groups:
         if "betas" in g:
