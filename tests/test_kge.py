@@ -1079,6 +1079,9 @@ def test_checkpoints_that_are_not_checkpoints_name_the_path(tmp_path):
         _rewrite(ck, tmp_path / "s.npz", step=np.array(-1)): "step -1",
         _rewrite(ck, tmp_path / "e.npz", epoch=np.array([1, 2])): "'epoch': expected a single",
     }
+    state = np.load(ck)["ent_state"].copy()
+    state[0, 0, 0] = np.nan
+    cases[_rewrite(ck, tmp_path / "n.npz", ent_state=state)] = "'ent_state' holds NaN"
     for path, why in cases.items():
         m = kge.KGEModel("distmult", checkpoint=str(path), **kw)
         with pytest.raises(ValueError, match="not a nesy KGEModel checkpoint file") as err:

@@ -667,15 +667,27 @@ def test_thread_counts_are_bounded_and_named():
     for n in (0, -1, 10**6):
         with pytest.raises(ValueError, match=r"^n: the number of threads must be from 1 to \d+"):
             nesy.set_num_threads(n)
-    with pytest.raises(TypeError, match="^n: expected a whole number"):
-        nesy.set_num_threads("2")
+    for bad in ("2", True, 2.0):
+        with pytest.raises(TypeError, match="^n: expected a whole number"):
+            nesy.set_num_threads(bad)
+    with pytest.raises(ValueError, match="^n: the number of threads must be"):
+        nesy.set_num_threads(2**70)
     assert nesy.get_num_threads() == before
-    code = "import nesy; print(nesy.get_num_threads())"
-    for value in ("abc", "0", "100000"):
+    # A bad NESY_NUM_THREADS never makes nesy unusable: unset, empty or 0 mean all CPUs; too
+    # many are clamped and anything else falls back to all CPUs, each with a warning.
+    code = ("import warnings; warnings.simplefilter('error')\n"
+            "try:\n import nesy; print(nesy.get_num_threads())\n"
+            "except RuntimeWarning as w: print('warned', w)")
+    unset = {k: v for k, v in os.environ.items() if k != "NESY_NUM_THREADS"}
+    cpus = subprocess.run([sys.executable, "-c", code], env=unset, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    for value, want in (("", cpus), ("0", cpus), ("2", "2"),
+                        ("100000", "warned NESY_NUM_THREADS=100000 is above the maximum"),
+                        ("abc", "warned NESY_NUM_THREADS=\"abc\" is not a whole number")):
         env = {**os.environ, "NESY_NUM_THREADS": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True)
-        assert out.returncode != 0 and "NESY_NUM_THREADS: expected a whole number" in out.stderr
+                             text=True, check=True)
+        assert out.stdout.strip().startswith(want), (value, out.stdout, out.stderr)
 
 
 _PLACEMENT = """
@@ -913,3 +925,5 @@ def test_state_dict_files_that_are_not_name_the_path(tmp_path):
             optim.load_state_dict_file(path)
         assert whys[name] in str(info.value)
     assert optim.load_state_dict_file(good)["state"][0]["step"] == 1
+    with open(good, "rb") as fh:  # an open file works too, as np.load's
+        assert optim.load_state_dict_file(fh)["state"][0]["step"] == 1

@@ -417,11 +417,16 @@ def test_command_line_mine_and_eval(tmp_path, capsys):
     assert main(["rules", "mine", "--data", "nations", "--max-length", "1",
                  "--min-support", "99999999999999999999999"]) == 2  # OverflowError
     # Counts must be positive (argparse exits 2), and --out's folder is checked before mining.
-    for option in ("--show", "--top", "--paths", "--max-batches"):
+    for option, value, want in (("--show", "-1", "an integer >= 0"),
+                                ("--top", "x", "an integer >= 0"),
+                                ("--paths", "0", "a positive integer"),
+                                ("--max-batches", "0", "a positive integer")):
         with pytest.raises(SystemExit) as info:
-            main(["rules", "mine", "--data", "nations", option, "0"])
+            main(["rules", "mine", "--data", "nations", option, value])
         assert info.value.code == 2
-        assert f"argument {option}: expected a positive integer" in capsys.readouterr().err
+        assert f"argument {option}: expected {want}" in capsys.readouterr().err
+    assert main(["rules", "mine", "--data", "nations", "--max-length", "1", "--show", "0"]) == 0
+    assert "top rules for" not in capsys.readouterr().out
     assert main(["rules", "mine", "--data", "nations", "--out",
                  str(tmp_path / "missing" / "r.json")]) == 2
     assert "no folder" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, BinaryIO, Callable, Mapping
 
 import numpy as np
 
@@ -80,10 +80,10 @@ def check_target(path: str | os.PathLike[str]) -> str:
     return real
 
 
-def read_npz(path: str | os.PathLike[str], kind: str, keys: tuple[str, ...]
+def read_npz(path: str | os.PathLike[str] | BinaryIO, kind: str, keys: tuple[str, ...]
              ) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` archive ``path`` (no pickles), after checking that it holds
-    ``keys``.
+    """Every array of the ``.npz`` archive ``path`` (a path or an open binary file; no pickles),
+    after checking that it holds ``keys``.
 
     Raises
     ------
@@ -92,13 +92,14 @@ def read_npz(path: str | os.PathLike[str], kind: str, keys: tuple[str, ...]
     ValueError
         ``"'<path>': not a nesy <kind> file (<why>)"``: not an ``.npz`` archive, a damaged one,
         an object array, or a key of ``keys`` missing."""
-    shown = os.fspath(path)
+    is_path = isinstance(path, (str, bytes, os.PathLike))
+    shown = os.fspath(path) if is_path else getattr(path, "name", path)
 
     def bad(why: str) -> ValueError:
         return ValueError(f"{shown!r}: not a nesy {kind} file ({why})")
 
     try:
-        archive = np.load(shown, allow_pickle=False)
+        archive = np.load(shown if is_path else path, allow_pickle=False)
     except EOFError:
         raise bad("empty or truncated") from None
     except (ValueError, zipfile.BadZipFile) as exc:

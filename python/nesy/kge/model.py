@@ -421,6 +421,8 @@ class KGEModel:
             if a.shape != b.shape or a.dtype != b.dtype:
                 raise ValueError(f"checkpoint: {name} has shape {a.shape} {a.dtype}, this "
                                  f"model needs {b.shape} {b.dtype}")
+            if not _core.all_finite([np.ascontiguousarray(a)]):
+                raise bad(f"{name!r} holds NaN or infinity")
         step, epoch = _scalar(f, "step", "iu", bad), _scalar(f, "epoch", "iu", bad)
         if not 0 <= step < 2**64 or not -1 <= epoch < 2**63:
             raise bad(f"step {step} or epoch {epoch} out of range")

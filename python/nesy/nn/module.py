@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -176,19 +175,6 @@ class Module:
     def _save(self, *values: Any) -> None:
         """Keep values from ``forward`` for ``backward`` (see :meth:`_saved`)."""
         object.__setattr__(self, "_ctx", values)
-
-    @contextmanager
-    def _keeps_saved_state(self) -> Iterator[None]:
-        """Runs a block that calls the forward passes of this module and its submodules; if it
-        raises, every one of them gets back the values its last good forward kept, so that a
-        failed forward leaves nothing for ``backward`` to half-apply."""
-        kept = [(m, m.__dict__.get("_ctx")) for _, m in self.named_modules()]
-        try:
-            yield
-        except BaseException:
-            for m, ctx in kept:
-                object.__setattr__(m, "_ctx", ctx)
-            raise
 
     def _saved(self) -> Tuple[Any, ...]:
         """Values kept by the last ``forward``; RuntimeError if there was none."""

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -478,8 +478,8 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
     atomic_savez(path, arrays)
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state dict written by :func:`save_state_dict`.
+def load_state_dict(path: str | os.PathLike[str] | BinaryIO) -> dict[str, Any]:
+    """Read a state dict written by :func:`save_state_dict` (a path or an open binary file).
 
     Raises
     ------
@@ -489,7 +489,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
         It is not a state-dict file; the message names ``path``."""
     from nesy._io import read_npz
 
-    shown = os.fspath(path)
+    shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", path)
 
     def bad(why: str) -> ValueError:
         return ValueError(f"{shown!r}: not a nesy optimizer state file ({why})")

@@ -251,14 +251,25 @@ def table_command(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _count(text: str) -> int:
+    """argparse type of ``--show`` / ``--top``: an integer >= 0 (0 prints none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def add_commands(rules_sub: Any) -> None:
     """``nesy rules mine|eval|table`` on the ``nesy rules`` sub-parser."""
     m = rules_sub.add_parser("mine", help="mine Horn rules from a knowledge graph")
     add_mine_arguments(m)
     m.add_argument("--out", help="save the rules (.txt readable text, .json)")
-    m.add_argument("--show", type=_positive_int, default=3,
-                   help="relations whose top rules to print")
-    m.add_argument("--top", type=_positive_int, default=5, help="rules printed per relation")
+    m.add_argument("--show", type=_count, default=3,
+                   help="relations whose top rules to print (0: none)")
+    m.add_argument("--top", type=_count, default=5, help="rules printed per relation")
     m.set_defaults(func=mine_command)
     e = rules_sub.add_parser("eval", help="filtered link prediction by rules (and hybrid)")
     add_mine_arguments(e)

@@ -23,6 +23,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("simd_levels", simd_levels())?;
     d.set_item("threads", runtime::get_num_threads()?)?;
     d.set_item("thread_cpus", runtime::thread_cpus()?)?;
+    d.set_item("thread_env_problem", runtime::env_problem())?;
     d.set_item("arch", std::env::consts::ARCH)?;
     Ok(d)
 }

@@ -46,19 +46,47 @@ fn max_threads() -> usize {
     (4 * cpus()).max(64)
 }
 
-/// `NESY_NUM_THREADS`, or all CPUs; a value that is not a whole number from 1 to
-/// [`max_threads`] is an error naming the variable.
-fn default_threads() -> PyResult<usize> {
-    let Some(v) = std::env::var_os("NESY_NUM_THREADS") else {
-        return Ok(cpus());
+/// What was wrong with `NESY_NUM_THREADS`, if anything (reported by `build_info`, which
+/// `import nesy` turns into a warning: a bad variable must not make nesy unusable).
+static ENV_PROBLEM: Mutex<Option<String>> = Mutex::new(None);
+
+/// `NESY_NUM_THREADS`, or all CPUs when it is unset, empty or 0; a value above
+/// [`max_threads`] is clamped to it, one that is not a whole number means all CPUs (both noted
+/// in [`ENV_PROBLEM`]).
+fn default_threads() -> usize {
+    let Some(raw) = std::env::var_os("NESY_NUM_THREADS") else {
+        return cpus();
     };
-    let max = max_threads();
-    match v.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(value_error(format!(
-            "NESY_NUM_THREADS: expected a whole number from 1 to {max}, got {v:?}"
-        ))),
-    }
+    let text = raw.to_string_lossy();
+    let (value, max) = (text.trim(), max_threads());
+    let (n, problem) = match value.parse::<usize>() {
+        _ if value.is_empty() => (cpus(), None),
+        Ok(0) => (cpus(), None),
+        Ok(n) if n <= max => (n, None),
+        Ok(n) => (
+            max,
+            Some(format!(
+                "NESY_NUM_THREADS={n} is above the maximum {max}: using {max} threads"
+            )),
+        ),
+        Err(_) => (
+            cpus(),
+            Some(format!(
+                "NESY_NUM_THREADS={text:?} is not a whole number: using all {} CPUs",
+                cpus()
+            )),
+        ),
+    };
+    *ENV_PROBLEM.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    n
+}
+
+/// The problem with `NESY_NUM_THREADS` found when the pool was built, if any.
+pub fn env_problem() -> Option<String> {
+    ENV_PROBLEM
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// The CPU of each of `threads` threads when they are to be pinned (see the module docs).
@@ -158,7 +186,7 @@ fn pool() -> PyResult<Arc<ThreadPool>> {
         match guard.as_ref() {
             Some(p) if p.pid == pid => return Ok(p.pool.clone()),
             Some(p) => p.threads,
-            None => default_threads()?,
+            None => default_threads(),
         }
     };
     install(build(threads)?, false)

@@ -381,8 +381,8 @@ fn acyclic_candidates(
 }
 
 /// Walks per head relation per batch at most (a batch is meant to take seconds; the rules a
-/// batch finds are held in memory until it ends).
-pub const MAX_PATHS: usize = 1 << 24;
+/// batch finds are held in memory until it ends). `nesy.rules.kg.MAX_PATHS` is the same.
+pub const MAX_PATHS: usize = 10_000_000;
 
 /// What the path sampler draws.
 #[derive(Clone, Copy, Debug)]
