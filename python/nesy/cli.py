@@ -13,15 +13,23 @@ import time
 from typing import Any
 
 
-def _positive_int(text: str) -> int:
-    """argparse type of counts (``--repeat``, ``--seeds``): an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, what: str) -> Any:
+    """An argparse type: an integer >= ``minimum``, else an error "expected ``what``"."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse type of counts (``--repeat``, ``--seeds``): an integer >= 1.
+_positive_int = _int_at_least(1, "a positive integer")
 
 
 def _info(_: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 
 from nesy._io import check_target
 from nesy.bench import format_table
-from nesy.cli import _positive_int
+from nesy.cli import _int_at_least, _positive_int
 
 #: Mining settings per data set (``"default"`` for any other).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -251,15 +251,8 @@ def table_command(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _count(text: str) -> int:
-    """argparse type of ``--show`` / ``--top``: an integer >= 0 (0 prints none)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+#: argparse type of ``--show`` / ``--top``: an integer >= 0 (0 prints none).
+_count = _int_at_least(0, "an integer >= 0")
 
 
 def add_commands(rules_sub: Any) -> None:
