@@ -486,6 +486,37 @@ def test_bad_task_samplers(kind, exc, match):
         assert p.dtype == q.dtype and np.array_equal(p, q)
 
 
+class LaterBadTasks:
+    """Sine tasks for ``good`` meta-batches, then a batch with NaN targets."""
+
+    loss = "mse"
+
+    def __init__(self, good):
+        self.good, self.calls, self.sine = good, 0, SineTasks(5)
+
+    def sample(self, n_tasks, rng):
+        self.calls += 1
+        batch = self.sine.sample(n_tasks, rng)
+        if self.calls > self.good:
+            batch.query_y[...] = np.nan
+        return batch
+
+
+def test_a_fit_failing_after_some_updates_leaves_the_learner_as_it_was():
+    learner = MetaLearner(mlp([1, 8, 1], Tanh), "metasgd", meta_batch_size=2, verbose=0,
+                          random_state=0)
+    learner.fit(SineTasks(5), 2)  # fitted: parameters, inner learning rates, history
+    before = [p.copy() for p in learner.model.parameters()]
+    lrs = [a.copy() for a in learner.inner_lrs_]
+    attrs = {k: v for k, v in vars(learner).items() if k.endswith("_")}
+    with pytest.raises((ValueError, FloatingPointError)):
+        learner.fit(LaterBadTasks(good=3), 6)  # three meta-updates, then a refused batch
+    assert all(np.array_equal(p, q) for p, q in zip(learner.model.parameters(), before))
+    assert all(np.array_equal(a, b) for a, b in zip(learner.inner_lrs_, lrs))
+    assert {k: v for k, v in vars(learner).items() if k.endswith("_")}.keys() == attrs.keys()
+    assert learner.n_iter_ == attrs["n_iter_"]
+
+
 def test_adapt_refuses_complex_data():
     learner = MetaLearner(mlp([1, 4, 1]), "fomaml", meta_batch_size=2, verbose=0)
     learner.fit(SineTasks(5), 1)

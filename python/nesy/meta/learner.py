@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from nesy._fit import keeps_state_on_error
 from nesy._io import atomic_savez
 from nesy.meta.algorithms import (
     ALGORITHMS,
@@ -234,6 +235,7 @@ class MetaLearner(BaseEstimator):
                           where)
 
     # ------------------------------------------------------------------ training
+    @keeps_state_on_error
     def fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
         """Meta-train for ``n_iterations`` meta-batches drawn from ``task_sampler``.
 
@@ -253,7 +255,21 @@ class MetaLearner(BaseEstimator):
             Bad arguments, or a sampler batch with inconsistent shapes (naming the array).
         FloatingPointError
             A non-finite loss during adaptation, naming the meta-iteration.
+
+        A fit that raises leaves the learner, its model's parameters and the learned inner
+        learning rates as they were before it.
         """
+        before = (self.model.state_dict(), list(getattr(self, "inner_lrs_", ())))
+        lrs = [a.copy() for a in before[1]]
+        try:
+            return self._fit(task_sampler, n_iterations)
+        except Exception:
+            self.model.load_state_dict(before[0])
+            for a, b in zip(before[1], lrs):
+                np.copyto(a, b)
+            raise
+
+    def _fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
         self._validate()
         n_iterations = _check_int("n_iterations", n_iterations, 1)
         self._setup()
