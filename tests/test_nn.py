@@ -1273,3 +1273,15 @@ def test_module_load_of_a_file_that_is_not_names_the_path(tmp_path):
         with pytest.raises(ValueError, match=f"{path.name}.*not a nesy Module state file.*{why}"):
             layer.load(path)
         assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
+
+
+def test_early_stopping_and_trainer_name_non_numeric_options():
+    with pytest.raises(TypeError, match="min_delta must be a real number"):
+        nn.EarlyStopping(min_delta="a")
+    with pytest.raises(ValueError, match="min_delta must be a finite number"):
+        nn.EarlyStopping(min_delta=float("nan"))
+    m = nn.Sequential(nn.Dense(2, 2, rng=0))
+    from nesy.optim import SGD
+
+    with pytest.raises(TypeError, match="grad_clip must be a real number"):
+        nn.Trainer(m, nn.MSELoss(), SGD(m.parameters(), lr=0.1), grad_clip="a")

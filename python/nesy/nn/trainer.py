@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from nesy._fit import keeps_state_on_error
 from nesy.nn.losses import Loss
 from nesy.nn.module import Module, check_int, real_array
+from nesy.optim._base import _number
 
 __all__ = ["Trainer", "EarlyStopping", "History", "accuracy", "predict"]
 
@@ -196,7 +197,7 @@ class EarlyStopping:
         patience = check_int("patience", patience, 0)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if float(min_delta) < 0:
+        if _number("min_delta", min_delta, finite=True) < 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
         self.patience = int(patience)
         self.min_delta = float(min_delta)
@@ -373,7 +374,7 @@ class Trainer:
             raise TypeError("optimizer must have a step(grads) method")
         batch_size = check_int("batch_size", batch_size, 1)
         epochs = check_int("epochs", epochs, 0)
-        if grad_clip is not None and not float(grad_clip) > 0:
+        if grad_clip is not None and not _number("grad_clip", grad_clip) > 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}")
         if schedule_interval not in ("epoch", "batch"):
             raise ValueError(
