@@ -14,9 +14,9 @@ import warnings
 from nesy import _core
 
 _build = _core.build_info()
-__version__: str = _build["version"]
+__version__: str = str(_build["version"])
 if _build["thread_env_problem"]:  # a bad NESY_NUM_THREADS falls back, with a warning
-    warnings.warn(_build["thread_env_problem"], RuntimeWarning, stacklevel=2)
+    warnings.warn(str(_build["thread_env_problem"]), RuntimeWarning, stacklevel=2)
 del _build
 
 

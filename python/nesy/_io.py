@@ -92,8 +92,8 @@ def read_npz(path: str | os.PathLike[str] | BinaryIO, kind: str, keys: tuple[str
     ValueError
         ``"'<path>': not a nesy <kind> file (<why>)"``: not an ``.npz`` archive, a damaged one,
         an object array, or a key of ``keys`` missing."""
-    is_path = isinstance(path, (str, bytes, os.PathLike))
-    shown = os.fspath(path) if is_path else getattr(path, "name", path)
+    is_path = isinstance(path, (str, os.PathLike))
+    shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", path)
 
     def bad(why: str) -> ValueError:
         return ValueError(f"{shown!r}: not a nesy {kind} file ({why})")

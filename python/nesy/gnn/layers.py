@@ -316,6 +316,10 @@ class GINConv(_Conv):
     Edge weights are ignored (a plain sum over in-edges, duplicates counted).
     """
 
+    mlp: Module
+    train_eps: bool
+    eps: Any  # a float, or a trainable (1,) parameter with train_eps
+
     def __init__(self, mlp: Module, eps: float = 0.0, train_eps: bool = False,
                  dtype: Any = np.float32, input_grad: bool = True) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ Subclasses only declare the rule name, the defaults and, where needed, how a sta
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
@@ -417,9 +418,13 @@ def _number(where: str, v: Any, finite: bool = False) -> float:
         v = v[()]
     if not isinstance(v, (Real, np.number, np.bool_)) or isinstance(v, np.complexfloating):
         raise TypeError(f"{where} must be a real number, got {v!r}")
-    if finite and not np.isfinite(v):
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond the float range
+        f = math.inf if int(v) > 0 else -math.inf
+    if finite and not math.isfinite(f):
         raise ValueError(f"{where} must be a finite number, got {v!r}")
-    return float(v)
+    return f
 
 
 def _state_index(key: Any) -> int:

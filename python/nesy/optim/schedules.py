@@ -459,6 +459,8 @@ class ConstantLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    factor: float
+    total_iters: int
     _hyper = {"factor": _fraction, "total_iters": _int_min(0)}
 
     def __init__(
@@ -489,6 +491,8 @@ class StepLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    step_size: int
+    gamma: float
     _hyper = {"step_size": _int_min(1), "gamma": _positive}
 
     def __init__(
@@ -521,6 +525,8 @@ class MultiStepLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    milestones: list[int]
+    gamma: float
     _hyper = {"milestones": _check_milestones, "gamma": _positive}
 
     def __init__(
@@ -553,6 +559,7 @@ class ExponentialLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    gamma: float
     _hyper = {"gamma": _positive}
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1) -> None:
@@ -579,6 +586,7 @@ class InverseTimeLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    decay: float
     _hyper = {"decay": _nonneg}
 
     def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
@@ -605,6 +613,7 @@ class InverseSqrtLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    decay: float
     _hyper = {"decay": _nonneg}
 
     def __init__(self, optimizer: Any, decay: float, last_epoch: int = -1) -> None:
@@ -633,6 +642,8 @@ class PolynomialLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    total_iters: int
+    power: float
     _hyper = {"total_iters": _int_min(1), "power": _nonneg}
 
     def __init__(
@@ -673,6 +684,8 @@ class CosineAnnealingLR(LRSchedule):
         See :class:`LRSchedule`.
     """
 
+    T_max: int
+    eta_min: float
     _hyper = {"T_max": _int_min(1), "eta_min": _nonneg}
 
     def __init__(
@@ -720,6 +733,9 @@ class CosineAnnealingWarmRestarts(LRSchedule):
         Length of the current cycle.
     """
 
+    T_0: int
+    T_mult: int
+    eta_min: float
     _hyper = {"T_0": _int_min(1), "T_mult": _int_min(1), "eta_min": _nonneg}
 
     def __init__(
@@ -834,6 +850,13 @@ class OneCycleLR(LRSchedule):
     exact per-group ``max_lr``.
     """
 
+    max_lrs: list[float]
+    total_steps: int
+    pct_start: float
+    anneal_strategy: str
+    div_factor: float
+    final_div_factor: float
+    three_phase: bool
     _hyper = {
         "max_lrs": functools.partial(_check_list, item=_positive),
         "total_steps": _int_min(1),
@@ -966,6 +989,8 @@ class LinearWarmup(LRSchedule):
         The inner schedule.
     """
 
+    warmup_steps: int
+    start_factor: float
     _hyper = {"warmup_steps": _int_min(0), "start_factor": _fraction}
 
     def __init__(self, schedule: LRSchedule, warmup_steps: int, start_factor: float = 0.0) -> None:
@@ -1166,6 +1191,13 @@ class ReduceLROnPlateau(_Base):
             if old_lr - new_lr > self.eps:
                 g["lr"] = new_lr
 
+    mode: str
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: str
+    cooldown: int
+    eps: float
     _hyper = {
         "mode": _choice("min", "max"),
         "factor": functools.partial(_check_real, lo=0.0, hi=1.0, hi_open=True),

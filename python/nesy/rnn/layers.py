@@ -30,6 +30,14 @@ class RNNBase(Module):
     """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM`."""
 
     _gates = 1
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    dropout: float
+    bidirectional: bool
+    dtype: np.dtype
 
     def __init__(
         self,
