@@ -553,21 +553,8 @@ pub fn aggregate_backward<T: Float>(
         }
         (false, _) => &[],
     };
-    // Each winner must be one of its node's in-edges (or -1): the gradient is routed by it.
-    for (d, (w, winners)) in g
-        .indptr()
-        .windows(2)
-        .zip(arg.chunks_exact(f.max(1)))
-        .enumerate()
-    {
-        let edges = w[0]..w[1];
-        if let Some(j) = winners.iter().position(|&a| a != -1 && !edges.contains(&a)) {
-            return Err(Error::Value(format!(
-                "arg[{d}, {j}]: {} is neither one of node {d}'s in-edges ({}..{}) nor -1; pass \
-                 the arg of the forward pass",
-                winners[j], edges.start, edges.end
-            )));
-        }
+    if reduce.extremum() {
+        check_winners(par, g, arg, f)?;
     }
     if grad_w.is_some() && x.len() != g.n_cols() * f {
         return Err(Error::Shape {
@@ -668,6 +655,41 @@ pub fn aggregate_backward<T: Float>(
         par.for_each(jobs, |job| dispatch(level, job));
     }
     Ok(())
+}
+
+/// Each winner `arg[d, j]` must be -1 or one of node `d`'s in-edges: the gradient is routed by
+/// it. Rows in blocks, in parallel; each row's test is branch-free (it vectorises), the
+/// offending column is looked for only in a failing row (the first one, in row order).
+fn check_winners(par: Par, g: Csr<'_>, arg: &[i64], f: usize) -> Result<()> {
+    const ROWS: usize = 4096;
+    let (ip, rows) = (g.indptr(), g.n_rows());
+    if f == 0 {
+        return Ok(());
+    }
+    let fits = |d: usize| {
+        let (lo, hi) = (ip[d], ip[d + 1]);
+        arg[d * f..(d + 1) * f]
+            .iter()
+            .fold(true, |ok, &a| ok & ((a == -1) | ((a >= lo) & (a < hi))))
+    };
+    let blocks: Vec<usize> = (0..rows).step_by(ROWS).collect();
+    let bad = par
+        .for_work(rows * f)
+        .map(blocks, |s| (s..(s + ROWS).min(rows)).find(|&d| !fits(d)));
+    let Some(d) = bad.into_iter().flatten().next() else {
+        return Ok(());
+    };
+    let (lo, hi) = (ip[d], ip[d + 1]);
+    let winners = &arg[d * f..(d + 1) * f];
+    let j = winners
+        .iter()
+        .position(|&a| a != -1 && !(lo..hi).contains(&a))
+        .unwrap_or(0);
+    Err(Error::Value(format!(
+        "arg[{d}, {j}]: {} is neither one of node {d}'s in-edges ({lo}..{hi}) nor -1; pass the \
+         arg of the forward pass",
+        winners[j]
+    )))
 }
 
 #[cfg(test)]
