@@ -596,12 +596,85 @@ def test_sequence_classifier_probabilities_and_labels():
     assert clf.score(X[150:], labels[150:]) > 0.85
 
 
+# Checks of scikit-learn's suite that read 2-D X as (n_samples, n_features). A sequence
+# estimator reads it as (n_samples, n_steps) of a univariate series: its second axis is time,
+# which a recurrent model takes at any length, so `n_features_in_` counts the features per step
+# (1 here) and a predict-time X with another number of columns is valid input.
+_TIME_AXIS = ("2-D X is (n_samples, n_steps) of a univariate series: n_features_in_ counts "
+              "features per step, and any number of steps is valid at predict time")
+_NOT_APPLICABLE = {"check_n_features_in": _TIME_AXIS,
+                   "check_n_features_in_after_fitting": _TIME_AXIS}
+
+
+@pytest.mark.parametrize("name", ["SequenceRegressor", "SequenceClassifier"])
+def test_check_estimator(name):
+    """scikit-learn's estimator checks (default hyper-parameters) all pass, except those that
+    take X's second axis for features; the classifier's training check is run below without
+    its one such assertion."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from nesy import rnn
+
+    expected = dict(_NOT_APPLICABLE)
+    if name == "SequenceClassifier":
+        expected["check_classifiers_train"] = (
+            _TIME_AXIS + "; its other assertions: test_classifier_training_checks")
+    check_estimator(getattr(rnn, name)(), expected_failed_checks=expected)
+
+
+def test_classifier_training_checks():
+    """scikit-learn's check_classifiers_train on its own data (blobs, binary and 3 classes),
+    without the assertion that predict refuses X.T (for a sequence model, 2 sequences of 300
+    steps)."""
+    from sklearn.datasets import make_blobs
+    from sklearn.preprocessing import StandardScaler
+
+    from nesy.rnn import SequenceClassifier
+
+    X_m, y_m = make_blobs(n_samples=300, random_state=0)
+    X_m = StandardScaler().fit_transform(X_m)
+    for X, y in [(X_m[y_m != 2], y_m[y_m != 2]), (X_m, y_m)]:
+        clf = SequenceClassifier(random_state=0)
+        with pytest.raises(ValueError, match="y"):
+            clf.fit(X, y[:-1])
+        clf.fit(X.tolist(), y.tolist())
+        pred = clf.predict(X)
+        assert pred.shape == y.shape and np.mean(pred == y) > 0.83
+        proba = clf.predict_proba(X)
+        assert proba.shape == (len(y), len(np.unique(y)))
+        assert np.array_equal(np.argmax(proba, axis=1), pred)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_sklearn_input_messages():
+    """Inputs scikit-learn's tools send get scikit-learn's messages (which name X or y)."""
+    import scipy.sparse as sp
+    from sklearn.exceptions import DataConversionWarning
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    y = X[:, 0]
+    for bad, needle in [(sp.csr_matrix(X), "Sparse data"), (X + 1j, "Complex data not supported"),
+                        (X[:, 0], "Reshape your data"), (X[:, :0], r"0 feature\(s\)"),
+                        (np.zeros((20, 4, 0)), "at least one step and one feature")]:
+        with pytest.raises((TypeError, ValueError), match=needle):
+            SequenceRegressor(epochs=1).fit(bad, y)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        SequenceRegressor(epochs=1).fit(X, None)
+    with pytest.warns(DataConversionWarning):
+        clf = SequenceClassifier(epochs=1).fit(X, (y > 0)[:, None])
+    assert clf.predict(X).shape == (20,)
+    reg = SequenceRegressor(epochs=1).fit(X, np.c_[y, -y])
+    assert reg.predict(X).dtype == np.float64 and reg.predict(X).shape == (20, 2)
+
+
 @pytest.mark.parametrize("X,y,needle", [
     (np.zeros((5, 3, 2, 1)), np.zeros(5), "X"),
     (np.full((5, 3), np.nan), np.zeros(5), "X"),
     (np.zeros((5, 3)), np.zeros(4), "y"),
     (np.zeros((5, 3)), np.full(5, np.inf), "y"),
-    (np.zeros((0, 3)), np.zeros(0), "X"),
+    (np.zeros((0, 3)), np.zeros(0), "^X: Found array with 0 sample"),
 ])
 def test_estimator_bad_input(X, y, needle):
     from nesy.rnn import SequenceRegressor

@@ -10,11 +10,13 @@ training uses nesy's Adam, mini-batches and early stopping on a held-out fractio
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -25,6 +27,22 @@ from nesy.optim import Adam
 from nesy.rnn.layers import GRU, LSTM, RNN
 
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+
+
+def _check_array(a: Any, name: str, est: Any, **kwargs: Any) -> np.ndarray:
+    """scikit-learn's ``check_array`` as float32, its messages (which scikit-learn's own checks
+    and users recognise) prefixed with the argument's name where they do not give it."""
+    dtype = getattr(a, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "c":
+        # scikit-learn's wording, without its dump of the whole array
+        raise ValueError(f"{name}: Complex data not supported; expected real numbers, got "
+                         f"dtype {dtype}")
+    try:
+        return check_array(a, dtype=np.float32, input_name=name, estimator=est, **kwargs)
+    except (TypeError, ValueError) as e:
+        if re.search(rf"\b{name}\b", str(e)):
+            raise
+        raise type(e)(f"{name}: {e}") from e
 
 
 class SequenceNet(Module):
@@ -108,25 +126,27 @@ class _SequenceEstimator(BaseEstimator):
     # ------------------------------------------------------------------ input handling
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
         """``X`` as float32 ``(n, T, F)``; scaled with the fitted statistics unless ``fitting``
-        (then unscaled: :meth:`_fit` computes the statistics and scales it)."""
-        X = np.asarray(X)
-        if X.dtype == object or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-            raise ValueError(f"X: expected real numbers, got dtype {X.dtype}")
+        (then unscaled: :meth:`_fit` computes the statistics and scales it). scikit-learn's
+        ``check_array`` refuses sparse, complex, non-numeric, 1-D, empty and non-finite input
+        with its standard messages (which name ``X``)."""
+        X = _check_array(X, "X", self, accept_sparse=False, allow_nd=True)
         if X.ndim == 2:
-            X = X[:, :, None]
+            X = X[:, :, None]  # univariate sequences: the second axis is time
         if X.ndim != 3:
             raise ValueError(f"X: expected (n_samples, n_steps[, n_features]), got {X.shape}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X: needs at least one sample and one step, got {X.shape}")
-        X = X.astype(np.float32)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X: contains NaN or infinity")
+        if X.shape[1] == 0 or X.shape[2] == 0:
+            raise ValueError(f"X: needs at least one step and one feature, got {X.shape}")
         if fitting:
             return X
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
                              f"{self.n_features_in_}")
         return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=np.float32)
+
+    def _check_y_given(self, y: Any) -> None:
+        if y is None:  # scikit-learn's wording, which its tools recognise
+            raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the "
+                             "target y is None")
 
     def _check_options(self) -> None:
         if self.tbptt is not None and self.output != "sequence":
@@ -206,16 +226,15 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def fit(self, X: Any, y: Any) -> SequenceRegressor:
         """Fit on sequences ``X`` and targets ``y``; returns self."""
         self._check_options()
+        self._check_y_given(y)
         Xs = self._check_X(X, fitting=True)
-        y = np.asarray(y, dtype=np.float32)
+        y = _check_array(y, "y", self, ensure_2d=False, allow_nd=True)
         want = 1 if self.output == "last" else 2
         if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
             shape = "(n_samples[, n_targets])" if want == 1 else "(n_samples, n_steps[, n_targets])"
             raise ValueError(f"y: expected {shape} matching X {Xs.shape[:2]}, got {y.shape}")
         if self.output == "sequence" and y.shape[1] != Xs.shape[1]:
             raise ValueError(f"y: has {y.shape[1]} steps, X has {Xs.shape[1]}")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y: contains NaN or infinity")
         Y = y.reshape(*y.shape[:want], -1)
         axes = tuple(range(Y.ndim - 1))
         y_mean = Y.mean(axis=axes)
@@ -225,9 +244,15 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                   {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale})
         return self
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y may be (n_samples, n_targets)
+        return tags
+
     def predict(self, X: Any) -> np.ndarray:
         """Predictions, shaped like the ``y`` given to :meth:`fit`."""
-        out = self._raw(X) * self.y_scale_ + self.y_mean_
+        # float64, as scikit-learn's regressors return (the network itself runs in float32)
+        out = self._raw(X).astype(np.float64) * self.y_scale_ + self.y_mean_
         single = self._y_ndim == (1 if self.output == "last" else 2)  # y had no target axis
         return out[..., 0] if single else out
 
@@ -247,8 +272,11 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
         if self.output != "last":
             raise ValueError("output: a SequenceClassifier labels whole sequences ('last')")
         self._check_options()
+        self._check_y_given(y)
         Xs = self._check_X(X, fitting=True)
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # DataConversionWarning, as scikit-learn's own
         if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
             raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
         check_classification_targets(y)  # refuses continuous targets, NaN labels
