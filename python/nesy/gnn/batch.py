@@ -13,7 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from nesy import _core
-from nesy.gnn.graph import Graph, check_count
+from nesy._checks import check_int
+from nesy.gnn.graph import Graph
 from nesy.nn.module import Module
 
 __all__ = ["GraphBatch", "batch_graphs", "readout", "readout_backward", "GlobalPool",
@@ -158,7 +159,7 @@ def readout(x: Any, batch: Any, num_graphs: Optional[int] = None, reduce: str = 
     b = np.asarray(batch)
     if num_graphs is None:
         num_graphs = int(b.max()) + 1 if b.size else 0
-    indptr, indices = _segments(b, x.shape[0], check_count(num_graphs, "num_graphs"))
+    indptr, indices = _segments(b, x.shape[0], check_int("num_graphs", num_graphs, 0))
     x = np.ascontiguousarray(x)
     if not _core.all_finite([x]):
         raise ValueError("x: contains NaN or infinity")

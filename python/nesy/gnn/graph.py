@@ -10,24 +10,14 @@ each with its backward. Kernels: ``rust/core/src/gnn``.
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any, Optional
 
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 
 REDUCES = ("sum", "mean", "max", "min")
-
-
-def check_count(value: Any, name: str) -> int:
-    """``value`` as a non-negative ``int``; ``TypeError`` / ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name}: expected a non-negative integer, got "
-                        f"{type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 class Graph:
@@ -71,7 +61,7 @@ class Graph:
         top = int(ei.max()) + 1 if ei.size else 0
         if num_nodes is None:
             num_nodes = top
-        num_nodes = check_count(num_nodes, "num_nodes")
+        num_nodes = check_int("num_nodes", num_nodes, 0)
         if top > num_nodes:
             raise IndexError(f"edge_index: node index {top - 1} is out of range for "
                              f"num_nodes={num_nodes}")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 
 MODELS = ("transe_l1", "transe_l2", "distmult", "complex", "rotate")
 #: Models whose entity rows are ``2k`` reals (``[re | im]``).
@@ -89,11 +90,7 @@ def _int64(a: np.ndarray, name: str) -> np.ndarray:
 
 def check_seed(seed: Any, name: str = "seed") -> int:
     """A random seed: an integer in ``[0, 2**64)``, else TypeError/ValueError naming ``name``."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"{name}: expected an integer in [0, 2**64), got {int(seed)}")
-    return int(seed)
+    return check_int(name, seed, 0, 2**64 - 1)
 
 
 def _ids(x: Any, name: str, n: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
+from nesy._checks import check_int
 from nesy._fit import keeps_state_on_error
 from nesy._io import atomic_savez
 from nesy.meta.algorithms import (
@@ -30,12 +31,6 @@ from nesy.nn.trainer import History
 from nesy.optim import Adam, clip_grad_norm
 
 __all__ = ["MetaLearner"]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_pos(name: str, value: Any) -> float:
@@ -157,13 +152,13 @@ class MetaLearner(BaseEstimator):
             raise ValueError(f"loss: expected 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
         _check_pos("inner_lr", self.inner_lr)
         _check_pos("outer_lr", self.outer_lr)
-        _check_int("inner_steps", self.inner_steps, 0)
-        _check_int("meta_batch_size", self.meta_batch_size, 1)
-        _check_int("n_val_tasks", self.n_val_tasks, 1)
+        check_int("inner_steps", self.inner_steps, 0)
+        check_int("meta_batch_size", self.meta_batch_size, 1)
+        check_int("n_val_tasks", self.n_val_tasks, 1)
         if self.grad_clip is not None:
             _check_pos("grad_clip", self.grad_clip)
         if self.eval_every is not None:
-            _check_int("eval_every", self.eval_every, 1)
+            check_int("eval_every", self.eval_every, 1)
         second = self.algorithm == "maml" or (self.algorithm == "metasgd"
                                               and not self.first_order)
         if self.inner_optimizer is not None and (second or self.algorithm == "metasgd"):
@@ -271,7 +266,7 @@ class MetaLearner(BaseEstimator):
 
     def _fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
         self._validate()
-        n_iterations = _check_int("n_iterations", n_iterations, 1)
+        n_iterations = check_int("n_iterations", n_iterations, 1)
         self._setup()
         loss = self._resolve_loss(task_sampler)
         self.loss_ = loss
@@ -345,7 +340,7 @@ class MetaLearner(BaseEstimator):
             A deep copy of ``model`` holding the adapted parameters.
         """
         self._check_fitted()
-        steps = self.inner_steps if steps is None else _check_int("steps", steps, 0)
+        steps = self.inner_steps if steps is None else check_int("steps", steps, 0)
         sx, sy = np.asarray(support_x), np.asarray(support_y)
         if sx.ndim < 2 or sx.shape[0] == 0:
             raise ValueError(f"support_x: expected shape (n_support, ...) with n_support >= 1, "
@@ -389,9 +384,9 @@ class MetaLearner(BaseEstimator):
             for classification ``"accuracy"``, ``"accuracy_ci95"``.
         """
         self._check_fitted()
-        n_tasks = _check_int("n_tasks", n_tasks, 1)
-        chunk = _check_int("chunk", chunk, 1)
-        steps = self.inner_steps if steps is None else _check_int("steps", steps, 0)
+        n_tasks = check_int("n_tasks", n_tasks, 1)
+        chunk = check_int("chunk", chunk, 1)
+        steps = self.inner_steps if steps is None else check_int("steps", steps, 0)
         loss = loss or self._resolve_loss(task_sampler)
         gen = np.random.default_rng(rng)
         before: List[np.ndarray] = []

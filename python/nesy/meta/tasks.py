@@ -29,11 +29,12 @@ and meta-tested on disjoint classes).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+
+from nesy._checks import check_int
 
 __all__ = ["TaskBatch", "SineTasks", "DigitsTasks", "check_task_batch"]
 
@@ -114,12 +115,6 @@ def check_task_batch(batch: Any, n_tasks: Optional[int] = None, where: str = "ta
     return TaskBatch(sx, sy, qx, qy, dict(batch.info))
 
 
-def _pos_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _interval(name: str, value: Any) -> Tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
@@ -165,8 +160,8 @@ class SineTasks:
     def __init__(self, k_shot: int = 5, k_query: Optional[int] = None,
                  amplitude: Sequence[float] = (0.1, 5.0), phase: Sequence[float] = (0.0, math.pi),
                  x_range: Sequence[float] = (-5.0, 5.0), dtype: Any = np.float32) -> None:
-        self.k_shot = _pos_int("k_shot", k_shot)
-        self.k_query = self.k_shot if k_query is None else _pos_int("k_query", k_query)
+        self.k_shot = check_int("k_shot", k_shot, 1)
+        self.k_query = self.k_shot if k_query is None else check_int("k_query", k_query, 1)
         self.amplitude = _interval("amplitude", amplitude)
         self.phase = _interval("phase", phase)
         self.x_range = _interval("x_range", x_range)
@@ -174,7 +169,7 @@ class SineTasks:
 
     def sample(self, n_tasks: int, rng: np.random.Generator) -> TaskBatch:
         """Draw ``n_tasks`` sine tasks (see the class notes for the shapes)."""
-        n_tasks = _pos_int("n_tasks", n_tasks)
+        n_tasks = check_int("n_tasks", n_tasks, 1)
         amp = rng.uniform(*self.amplitude, n_tasks)
         phase = rng.uniform(*self.phase, n_tasks)
         x = rng.uniform(*self.x_range, (n_tasks, self.k_shot + self.k_query, 1))
@@ -229,9 +224,9 @@ class DigitsTasks:
                  dtype: Any = np.float32) -> None:
         from sklearn.datasets import load_digits
 
-        self.n_way = _pos_int("n_way", n_way, 2)
-        self.k_shot = _pos_int("k_shot", k_shot)
-        self.k_query = _pos_int("k_query", k_query)
+        self.n_way = check_int("n_way", n_way, 2)
+        self.k_shot = check_int("k_shot", k_shot, 1)
+        self.k_query = check_int("k_query", k_query, 1)
         self.digits = tuple(int(d) for d in digits)
         self.rotations = tuple(int(r) % 4 for r in rotations)
         if not self.digits or any(not 0 <= d <= 9 for d in self.digits):
@@ -274,7 +269,7 @@ class DigitsTasks:
 
     def sample(self, n_tasks: int, rng: np.random.Generator) -> TaskBatch:
         """Draw ``n_tasks`` episodes (see the class notes for the shapes)."""
-        n_tasks = _pos_int("n_tasks", n_tasks)
+        n_tasks = check_int("n_tasks", n_tasks, 1)
         n, k, q = self.n_way, self.k_shot, self.k_query
         # classes: the n smallest of random keys per task = n distinct classes in random order
         chosen = np.argsort(rng.random((n_tasks, len(self.classes_))), axis=1)[:, :n]

@@ -6,8 +6,9 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
+from nesy._checks import check_int
 from nesy.nn import init as _init
-from nesy.nn.module import Module, check_int, real_array
+from nesy.nn.module import Module, real_array
 
 __all__ = ["Dense", "Dropout", "Flatten", "Sequential"]
 

@@ -14,8 +14,6 @@ order, recursively; an array reachable twice (weight tying) is listed once.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -37,18 +35,6 @@ def real_array(x: Any, name: str) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
     return a
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int ``>= minimum`` (an integer, or a float with an integral value);
-    ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
-    integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer())
-    if isinstance(value, (bool, np.bool_)) or not integral:
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
-    return int(value)
 
 
 class Module:

@@ -9,9 +9,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
+from nesy._checks import check_int
 from nesy._fit import keeps_state_on_error
 from nesy.nn.losses import Loss
-from nesy.nn.module import Module, check_int, real_array
+from nesy.nn.module import Module, real_array
 from nesy.optim._base import _number
 
 __all__ = ["Trainer", "EarlyStopping", "History", "accuracy", "predict"]

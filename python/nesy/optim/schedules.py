@@ -38,6 +38,8 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from nesy._checks import check_int
+
 __all__ = [
     "LRSchedule",
     "Constant",
@@ -57,14 +59,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------- validation
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_real(
     name: str,
     value: Any,
@@ -118,7 +112,7 @@ def _check_list(name: str, value: Any, item: Callable[[str, Any], Any]) -> list[
 def _check_milestones(name: str, value: Any) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(f"{name}: expected an iterable of integers, got {type(value).__name__}")
-    return sorted(_check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value))
+    return sorted(check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value))
 
 
 def _saved_float(name: str, value: Any) -> float:
@@ -147,7 +141,7 @@ _fraction: Check = functools.partial(_check_real, lo=0.0, hi=1.0)
 
 
 def _int_min(minimum: int) -> Check:
-    return functools.partial(_check_int, minimum=minimum)
+    return functools.partial(check_int, minimum=minimum)
 
 
 def _choice(*choices: str) -> Check:
@@ -178,7 +172,7 @@ def _param_groups(optimizer: Any) -> list[MutableMapping[str, Any]]:
 
 
 def _check_t(t: Any) -> int:
-    return _check_int("t", t, 0)
+    return check_int("t", t, 0)
 
 
 # ---------------------------------------------------------------------------------- state dicts
@@ -255,7 +249,7 @@ class _Base:
         new = copy.copy(self)
         for k, check in self._hyper.items():
             setattr(new, k, check(f"state_dict[{k!r}]", state_dict[k]))
-        new.last_epoch = _check_int(
+        new.last_epoch = check_int(
             "state_dict['last_epoch']", state_dict["last_epoch"], self._min_last_epoch
         )
         new.base_lrs = _check_list("state_dict['base_lrs']", state_dict["base_lrs"], _nonneg)
@@ -299,7 +293,7 @@ class LRSchedule(_Base):
 
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
         groups = _param_groups(optimizer)
-        last_epoch = _check_int("last_epoch", last_epoch, -1)
+        last_epoch = check_int("last_epoch", last_epoch, -1)
         if last_epoch != -1:
             for i, g in enumerate(groups):
                 if "initial_lr" not in g:
@@ -790,8 +784,8 @@ class CosineAnnealingWarmRestarts(LRSchedule):
 
     def _load_extra(self, state_dict: Any) -> None:
         if "T_cur" in state_dict and "T_i" in state_dict:
-            self.T_i = _check_int("state_dict['T_i']", state_dict["T_i"], 1)
-            self.T_cur = _check_int("state_dict['T_cur']", state_dict["T_cur"], -1)
+            self.T_i = check_int("state_dict['T_i']", state_dict["T_i"], 1)
+            self.T_cur = check_int("state_dict['T_cur']", state_dict["T_cur"], -1)
             if self.T_cur >= self.T_i:
                 raise ValueError(f"state_dict['T_cur']: must be < T_i = {self.T_i}, "
                                  f"got {self.T_cur}")
@@ -894,7 +888,7 @@ class OneCycleLR(LRSchedule):
         else:
             max_lrs = [_positive("max_lr", max_lr)] * len(groups)
         self.max_lrs = max_lrs
-        _check_int("last_epoch", last_epoch, -1)
+        check_int("last_epoch", last_epoch, -1)
         self._pre_step_check(last_epoch + 1)
         if last_epoch == -1:
             for g, m in zip(groups, max_lrs):
@@ -1252,10 +1246,10 @@ class ReduceLROnPlateau(_Base):
         d = state_dict["default_min_lr"]
         new.default_min_lr = None if d is None else _nonneg("state_dict['default_min_lr']", d)
         new.best = _saved_float("state_dict['best']", state_dict["best"])
-        new.num_bad_epochs = _check_int(
+        new.num_bad_epochs = check_int(
             "state_dict['num_bad_epochs']", state_dict["num_bad_epochs"], 0
         )
-        new.cooldown_counter = _check_int(
+        new.cooldown_counter = check_int(
             "state_dict['cooldown_counter']", state_dict["cooldown_counter"], 0
         )
         self._swap(new)

@@ -1,0 +1,34 @@
+"""Checks of scalar arguments shared by every Python module of nesy.
+
+Each check returns the value in its plain Python type or raises ``TypeError`` (the wrong kind
+of value) or ``ValueError`` (the right kind, out of range), with a message that starts with the
+argument's name, as every error of nesy does.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+
+def check_int(name: str, value: Any, minimum: Optional[int] = None,
+              maximum: Optional[int] = None) -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]`` (either bound optional).
+
+    Python and NumPy integers are accepted; booleans and floats are not, even integral ones
+    (as scikit-learn's and PyTorch's integer options).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        if maximum is None:
+            want = f">= {minimum}"
+        elif minimum is None:
+            want = f"<= {maximum}"
+        else:
+            want = f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name}: expected an integer {want}, got {v}")
+    return v
