@@ -1,6 +1,7 @@
 """nesy.rules: RuleSet semantics against a per-row Python reference, JSON round trip, exported
 Python function, pedagogical and decompositional extraction on iris / wine / breast_cancer
-(the issue's fidelity targets, seeded, with margins), bad input.
+(the issue's fidelity targets, seeded, with margins), bad input, scikit-learn's
+check_estimator and clone / FrozenEstimator behaviour of the extractors.
 
 Mirrors python/nesy/rules/.
 """
@@ -11,9 +12,12 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLP
+from sklearn.utils.estimator_checks import check_estimator
 
 from nesy.nn import Dense, MLPClassifier, ReLU, Sequential, Tanh
 from nesy.rules import (
@@ -294,7 +298,7 @@ def test_extraction_bad_input(nets):
         PedagogicalRuleExtractor(net).fit(Xtr, feature_names=feats[:3])
     X = Xtr.copy()
     X[5, 2] = np.nan
-    with pytest.raises(ValueError, match="X: contains NaN"):
+    with pytest.raises(ValueError, match="X contains NaN"):
         PedagogicalRuleExtractor(net).fit(X)
     with pytest.raises(ValueError, match="max_rules"):
         PedagogicalRuleExtractor(net, max_rules=0).fit(Xtr)
@@ -314,7 +318,7 @@ def test_extraction_bad_input(nets):
     DecompositionalRuleExtractor(net, n_synthetic=0, validation_fraction=0.75).fit(Xtr[:2])
     with pytest.raises(TypeError, match="teacher"):
         PedagogicalRuleExtractor(object()).fit(Xtr)
-    with pytest.raises(ValueError, match="y: required"):
+    with pytest.raises(ValueError, match="requires y to be passed"):
         PedagogicalRuleExtractor().fit(Xtr)
 
 
@@ -330,3 +334,75 @@ def test_report_and_profile_smoke():
     prof = report.evaluation_profile(n_rows=3000, n_features=8, n_rules=12, repeats=1)
     assert len(prof) == 5 and all(r["seconds"] > 0 for r in prof)
     assert "rows / s" in report.format_profile(prof)
+
+
+# ---------------------------------------------------------------------- scikit-learn conventions
+
+
+def first_feature_logits(X):
+    """A fitted model for any number of features: class 1 where the first feature is positive
+    (a module-level function, so that an extractor holding it pickles)."""
+    return np.column_stack([-X[:, 0], X[:, 0]])
+
+
+def check_estimator_with(est, expected_failures):
+    """check_estimator raising on any unexpected failure; every expected one must still fail
+    (an exemption that no longer applies is reported, not kept)."""
+    status = {}
+    for r in check_estimator(est, expected_failed_checks=expected_failures):
+        status.setdefault(r["check_name"], set()).add(r["status"])
+    assert {k: v for k, v in status.items() if k in expected_failures} == {
+        k: {"xfail"} for k in expected_failures}
+
+
+SMALL_NET = dict(hidden_layer_sizes=(8,), epochs=30, learning_rate=0.01, random_state=0)
+FEW = dict(max_rules=3, n_synthetic=1, random_state=0)
+
+
+@pytest.mark.parametrize("est,expected_failures", [
+    pytest.param(PedagogicalRuleExtractor(max_rules=3, random_state=0), {}, id="P-from-y"),
+    pytest.param(PedagogicalRuleExtractor(MLPClassifier(**SMALL_NET), **FEW), {}, id="P-net"),
+    pytest.param(PedagogicalRuleExtractor(first_feature_logits, **FEW), {
+        "check_classifiers_classes": "classes_ are the fitted model's classes, not y's labels",
+        "check_classifiers_train": "the rules imitate the fitted model, not y, so their "
+                                   "accuracy on y is the model's"}, id="P-fitted-callable"),
+    pytest.param(DecompositionalRuleExtractor(**FEW), {}, id="D-default-net"),
+    pytest.param(DecompositionalRuleExtractor(MLPClassifier(**SMALL_NET), **FEW), {},
+                 id="D-nesy-net"),
+    pytest.param(DecompositionalRuleExtractor(
+        SkMLP(hidden_layer_sizes=(8,), max_iter=200, learning_rate_init=0.01, random_state=0),
+        **FEW), {}, id="D-sklearn-net"),
+])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_check_estimator(est, expected_failures):
+    # Checks skipped by scikit-learn itself (pandas not installed) are environment skips.
+    check_estimator_with(est, expected_failures)
+
+
+@pytest.mark.parametrize("Extractor", [PedagogicalRuleExtractor, DecompositionalRuleExtractor])
+def test_clone_keeps_a_frozen_model_and_refits_an_unfitted_one(nets, Extractor):
+    net, Xtr, Xte, ytr, _, _ = nets["iris"]
+    bare = Extractor(net, max_rules=4, random_state=0).fit(Xtr)
+    frozen = clone(Extractor(FrozenEstimator(net), max_rules=4, random_state=0)).fit(Xtr)
+    np.testing.assert_array_equal(frozen.predict(Xte), bare.predict(Xte))
+    assert bare.model_ is net and frozen.fidelity(Xte) == bare.fidelity(Xte)
+    # clone unfits a bare network: the extractor then trains its own copy on (X, y), the same
+    # network as `net` (seeded), and leaves its parameter unfitted
+    unfitted = clone(Extractor(net, max_rules=4, random_state=0))
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        unfitted.fit(Xtr)
+    refit = unfitted.fit(Xtr, ytr)
+    assert refit.model_ is not refit.model and not hasattr(refit.model, "model_")
+    np.testing.assert_array_equal(refit.model_.predict_proba(Xte), net.predict_proba(Xte))
+    np.testing.assert_array_equal(refit.predict(Xte), bare.predict(Xte))
+
+
+def test_decompositional_default_network_and_fixed_width():
+    X, y = load_iris(return_X_y=True)
+    default = DecompositionalRuleExtractor(max_rules=4, random_state=3).fit(X, y)
+    assert isinstance(default.model_, MLPClassifier) and default.model_.activation == "relu"
+    explicit = DecompositionalRuleExtractor(MLPClassifier(random_state=3), max_rules=4,
+                                            random_state=3).fit(X, y)
+    np.testing.assert_array_equal(default.predict(X), explicit.predict(X))
+    with pytest.raises(ValueError, match="X: has 3 features, the model takes 4"):
+        DecompositionalRuleExtractor(FrozenEstimator(explicit.model_)).fit(X[:, :3])

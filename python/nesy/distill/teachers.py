@@ -11,6 +11,11 @@
 
 Probabilities become logits as ``log p`` (clipped at ``1e-12``), so every classification teacher
 answers :meth:`Teacher.logits`.
+
+An estimator that is not fitted yet is trained first: :func:`fitted_model` returns a clone
+fitted on the training rows (so ``sklearn.base.clone`` of a distiller or rule extractor, which
+unfits its model, gives an estimator that refits it, as cross-validation needs). Wrap an
+already fitted model in ``sklearn.frozen.FrozenEstimator`` to keep it through clones.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import numpy as np
-from sklearn.base import is_regressor
+from sklearn.base import clone, is_regressor
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from nesy.nn.module import Module
 from nesy.nn.trainer import predict as _predict_module
 
-__all__ = ["Teacher", "as_teacher"]
+__all__ = ["Teacher", "as_teacher", "fitted_model", "is_unfitted_estimator"]
 
 _KINDS = ("logits", "proba", "values")
 
@@ -171,3 +178,23 @@ def as_teacher(teacher: Any, output: str = "auto") -> Teacher:
         f"callable returning logits or probabilities; got {type(teacher).__name__} with none "
         f"of these"
     )
+
+
+def is_unfitted_estimator(model: Any) -> bool:
+    """Whether ``model`` is an estimator (it has ``fit``; nesy Modules, PyTorch modules and
+    plain callables are used as they are) that ``check_is_fitted`` finds unfitted."""
+    if model is None or isinstance(model, Module) or not hasattr(model, "fit"):
+        return False
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        return True
+    except TypeError:  # fit is not an estimator's (check_is_fitted refuses the object)
+        return False
+    return False
+
+
+def fitted_model(model: Any, X: np.ndarray, y: Any) -> Any:
+    """``model`` itself, or for an unfitted estimator a clone fitted on ``X``
+    ``(n_samples, n_features)`` and ``y`` ``(n_samples,)`` (``model`` is left as it is)."""
+    return clone(model).fit(X, y) if is_unfitted_estimator(model) else model

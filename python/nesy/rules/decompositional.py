@@ -17,7 +17,9 @@ structure instead of treating it as a black box:
 
 Supported networks: :class:`nesy.nn.MLPClassifier` and ``Sequential`` stacks of
 :class:`~nesy.nn.Dense` / :class:`~nesy.nn.ReLU` (/ ``Dropout``) from :mod:`nesy.nn`, and
-scikit-learn's ``MLPClassifier``, all with ReLU hidden layers.
+scikit-learn's ``MLPClassifier``, all with ReLU hidden layers. An unfitted ``MLPClassifier`` (and
+``model=None``: a default nesy one) is first fitted on ``(X, y)``, as in
+:class:`~nesy.rules.PedagogicalRuleExtractor`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.frozen import FrozenEstimator
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 from nesy._fit import keeps_state_on_error
 from nesy.distill.teachers import Teacher
 from nesy.nn.activations import ReLU
+from nesy.nn.estimators import MLPClassifier
 from nesy.nn.layers import Dense, Dropout, Sequential
 from nesy.nn.module import Identity
 from nesy.rules.pedagogical import RuleExtractorMixin, _held_out, _option
@@ -61,6 +66,11 @@ class ReluNetwork:
         self.classes = np.asarray(classes)
         self.preprocess = preprocess
 
+    @property
+    def n_features(self) -> int:
+        """Input width of the network."""
+        return int(self.layers[0][0].shape[0])
+
     def activations(self, X: np.ndarray) -> Tuple[List[np.ndarray], np.ndarray]:
         """Hidden activations ``[h_1 .. h_L]`` (each ``(n_samples, width)``) and the logits."""
         h = self.preprocess(X) if self.preprocess is not None else X
@@ -73,6 +83,18 @@ class ReluNetwork:
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return self.activations(X)[1]
+
+
+class _Standardise:
+    """``(X - mean) / scale``: the input step of a nesy ``MLPClassifier`` (a class, not a
+    closure, so that a fitted extractor pickles)."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        self.mean = mean
+        self.scale = scale
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean) / self.scale
 
 
 def _from_sequential(seq: Sequential) -> Layers:
@@ -96,20 +118,22 @@ def _from_sequential(seq: Sequential) -> Layers:
 
 def relu_network(model: Any) -> ReluNetwork:
     """:class:`ReluNetwork` of a nesy ``MLPClassifier`` / ``Sequential`` or a scikit-learn
-    ``MLPClassifier``; TypeError naming ``model`` for anything else."""
-    from nesy.nn.estimators import MLPClassifier
-
+    ``MLPClassifier``, also inside a ``sklearn.frozen.FrozenEstimator``; TypeError naming
+    ``model`` for anything else."""
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
     if isinstance(model, ReluNetwork):
         return model
     if isinstance(model, MLPClassifier):
         if model.activation != "relu" or not hasattr(model, "model_"):
             raise TypeError("model: needs a fitted MLPClassifier with activation='relu'")
-        mean, scale = model.x_mean_, model.x_scale_
         return ReluNetwork(_from_sequential(model.model_), model.classes_,
-                           lambda X: (X - mean) / scale)
+                           _Standardise(model.x_mean_, model.x_scale_))
     if isinstance(model, Sequential):
         layers = _from_sequential(model)
         return ReluNetwork(layers, np.arange(layers[-1][0].shape[1]))
+    if isinstance(model, SkMLPClassifier) and not hasattr(model, "coefs_"):
+        raise TypeError("model: needs a fitted scikit-learn MLPClassifier")
     if hasattr(model, "coefs_") and hasattr(model, "intercepts_"):
         if getattr(model, "activation", None) != "relu":
             raise TypeError("model: scikit-learn MLP must use activation='relu'")
@@ -127,8 +151,10 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : object
-        A fitted ReLU network (see :func:`relu_network`).
+    model : object, optional
+        A ReLU network (see :func:`relu_network`). An unfitted ``MLPClassifier`` is first
+        fitted (a clone) on ``(X, y)``; None fits a nesy
+        ``MLPClassifier(activation="relu", random_state=random_state)``.
     max_rules : int, default 10
     max_rule_length : int, optional
         As :class:`~nesy.rules.PedagogicalRuleExtractor`.
@@ -144,7 +170,7 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
 
     Attributes
     ----------
-    ruleset_, classes_, fidelity_, n_rules_, feature_names_, n_features_in_
+    ruleset_, classes_, model_, fidelity_, n_rules_, feature_names_, n_features_in_
         As :class:`~nesy.rules.PedagogicalRuleExtractor`.
     network_ : ReluNetwork
     n_terms_ : int
@@ -173,18 +199,19 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     @keeps_state_on_error
     def fit(self, X: Any, y: Any = None, feature_names: Optional[Sequence[str]] = None
             ) -> DecompositionalRuleExtractor:
-        """Extract rules from ``model`` using rows ``X`` ``(n_samples, n_features)``;
-        ``feature_names`` name the columns in the rules (``y`` is ignored)."""
-        if self.model is None:
-            raise ValueError("model: the decompositional extractor needs a network")
+        """Extract rules from ``model`` using rows ``X`` ``(n_samples, n_features)``; labels
+        ``y`` ``(n_samples,)`` fit an unfitted ``model`` (and are only validated otherwise).
+        ``feature_names`` name the columns in the rules."""
         self._check_common_options()
         _option(self, "max_output_leaves", 2, integer=True, optional=True)
         _option(self, "term_depth", 1, integer=True)
         _option(self, "max_terms", 1, integer=True)
-        net = relu_network(self.model)
+        X, y = self._validate(X, y, feature_names)
+        net = relu_network(self.model_)
+        if X.shape[1] != net.n_features:
+            raise ValueError(f"X: has {X.shape[1]} features, the model takes {net.n_features}")
         self.network_ = net
-        X, _, classes = self._prepare(X, None, feature_names,
-                                      Teacher(net.logits, "logits", net.classes))
+        _, classes = self._prepare(X, y, Teacher(net.logits, "logits", net.classes))
         rng = np.random.default_rng(self.random_state)
         extra = sample_near(X, int(round(float(self.n_synthetic) * len(X))),
                             float(self.bandwidth), rng)
@@ -211,6 +238,9 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         self._finish(rules, default, S, SL, classes,
                      {"method": "decompositional", "output_leaves": self.tree_size_})
         return self
+
+    def _default_model(self) -> Any:
+        return MLPClassifier(activation="relu", random_state=self.random_state)
 
     # ------------------------------------------------------------------ internals
     def _candidate(self, evs: List[Evaluator], leaves: int,

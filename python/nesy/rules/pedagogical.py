@@ -11,7 +11,11 @@
 3. Round thresholds to short numbers where no row changes side.
 
 With ``model=None`` the extractor is a plain rule learner on ``y`` (a student for
-:class:`nesy.distill.Distiller`).
+:class:`nesy.distill.Distiller`). An unfitted estimator as ``model`` is first fitted (a clone) on
+``(X, y)``, so the extractor is a scikit-learn classifier that clones, cross-validates and
+passes ``check_estimator``; a fitted model is used as it is (``y`` is then only validated).
+``sklearn.base.clone`` unfits a fitted model: wrap it in ``sklearn.frozen.FrozenEstimator`` to
+keep it.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nesy._fit import keeps_state_on_error
-from nesy.distill.teachers import Teacher, as_teacher
-from nesy.rules.ruleset import RuleSet, check_feature_names, check_rows
+from nesy.distill.teachers import Teacher, as_teacher, fitted_model, is_unfitted_estimator
+from nesy.rules.ruleset import RuleSet, check_feature_names
 from nesy.rules.simplify import (
     Candidate,
     Evaluator,
@@ -82,28 +86,44 @@ class RuleExtractorMixin(ClassifierMixin):
     ruleset_: RuleSet
     teacher_: Optional[Teacher]
 
-    def _prepare(self, X: Any, y: Any, feature_names: Optional[Sequence[str]], model: Any
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Validated ``X``, the reference labels (the model's, or ``y`` when ``model`` is
-        None) as indices into the classes, and the classes."""
-        X = np.asarray(X)
-        n_features = X.shape[1] if X.ndim == 2 else -1
-        X = check_rows(X, n_features)
-        if X.shape[0] < 2:
-            raise ValueError(f"X: need at least 2 rows, got {X.shape[0]}")
-        self.n_features_in_ = X.shape[1]
-        self.feature_names_ = check_feature_names(feature_names, X.shape[1])
-        if model is None:
-            if y is None:
-                raise ValueError("y: required when no model is given")
-            y = np.asarray(y)
-            if y.shape != (X.shape[0],):
-                raise ValueError(f"y: expected shape ({X.shape[0]},), got {y.shape}")
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        # y is needed to learn rules without a model, or to fit an unfitted one first
+        model = getattr(self, "model", None)
+        tags.target_tags.required = model is None or is_unfitted_estimator(model)
+        return tags
+
+    def _validate(self, X: Any, y: Any, feature_names: Optional[Sequence[str]]
+                  ) -> Tuple[np.ndarray, Any]:
+        """Validated ``X`` and ``y`` (``y`` is checked whenever given, but only used without a
+        model or to fit an unfitted one); sets ``n_features_in_``, ``feature_names_`` and
+        ``model_``."""
+        kw = dict(dtype=np.float64, ensure_min_samples=2)
+        if y is not None or self.__sklearn_tags__().target_tags.required:
+            X, y = validate_data(self, X, y, **kw)  # type: ignore[arg-type]
             check_classification_targets(y)
+        else:
+            X = validate_data(self, X, **kw)  # type: ignore[arg-type]
+        self.feature_names_ = check_feature_names(feature_names, X.shape[1])
+        model = getattr(self, "model", None)
+        if model is None:
+            model = self._default_model()
+        self.model_ = None if model is None else fitted_model(model, X, y)
+        return X, y
+
+    def _default_model(self) -> Any:
+        """The model used when ``model`` is None (None: rules are learned from ``y``)."""
+        return None
+
+    def _prepare(self, X: np.ndarray, y: Any, model: Any
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+        """The reference labels of validated ``X`` (the model's, or ``y`` when ``model`` is
+        None) as indices into the classes, and the classes."""
+        if model is None:
             self.teacher_ = None
             classes, idx = np.unique(y, return_inverse=True)
             self.classes_ = classes
-            return X, idx.astype(np.intp), classes
+            return idx.astype(np.intp), classes
         teacher = as_teacher(model)
         teacher(X[:1])
         if not teacher.is_classifier:
@@ -111,7 +131,7 @@ class RuleExtractorMixin(ClassifierMixin):
                              "probabilities), the model gives regression values")
         self.teacher_ = teacher
         self.classes_ = np.asarray(teacher.classes)
-        return X, self._oracle(X), self.classes_
+        return self._oracle(X), self.classes_
 
     def _oracle(self, X: np.ndarray) -> np.ndarray:
         """The model's labels of ``X`` as indices into ``classes_``."""
@@ -127,22 +147,26 @@ class RuleExtractorMixin(ClassifierMixin):
         self.fidelity_ = Evaluator(S, L).fidelity(
             [(r.conditions, r.label) for r in self.ruleset_.rules], self.ruleset_.default.label)
 
+    def _check_X(self, X: Any) -> np.ndarray:
+        """Validated ``X`` of a fitted extractor (checks the feature count)."""
+        check_is_fitted(self, "ruleset_")
+        return validate_data(self, X, reset=False, dtype=np.float64)  # type: ignore[arg-type]
+
     def predict(self, X: Any) -> np.ndarray:
         """Labels of the rule list, ``(n_samples,)``."""
-        check_is_fitted(self, "ruleset_")
+        X = self._check_X(X)
         return self.ruleset_.predict(X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of the deciding rules, ``(n_samples, n_classes)``."""
-        check_is_fitted(self, "ruleset_")
+        X = self._check_X(X)
         return self.ruleset_.predict_proba(X)
 
     def fidelity(self, X: Any) -> float:
         """Agreement of the rules with the model on ``X`` ``(n_samples, n_features)``."""
-        check_is_fitted(self, "ruleset_")
+        X = self._check_X(X)
         if self.teacher_ is None:
             raise ValueError("fidelity: no model was given (the rules were learned from y)")
-        X = check_rows(X, self.n_features_in_)
         return self.ruleset_.fidelity(X, self.teacher_.predict(X))
 
 
@@ -153,8 +177,9 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     ----------
     model : object, optional
         The network (anything :func:`nesy.distill.as_teacher` accepts: a nesy network or
-        estimator, an estimator with ``predict_proba``, a PyTorch module, a callable). None
-        learns rules from ``y`` directly.
+        estimator, an estimator with ``predict_proba``, a PyTorch module, a callable). An
+        unfitted estimator is first fitted (a clone) on ``(X, y)``. None learns rules from
+        ``y`` directly.
     max_rules : int, default 10
         Upper bound on the number of rules (besides the default rule).
     max_rule_length : int, optional
@@ -182,6 +207,8 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     ----------
     ruleset_ : RuleSet
     classes_ : ndarray
+    model_ : object or None
+        The model the rules imitate: ``model``, or the fitted clone of an unfitted one.
     teacher_ : Teacher or None
     fidelity_ : float
         Fidelity on the training and synthetic rows.
@@ -190,6 +217,8 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         Rows the model was asked about.
     feature_names_ : list of str
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names (a DataFrame).
     """
 
     def __init__(self, model: Any = None, max_rules: int = 10,
@@ -243,9 +272,11 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None,
             feature_names: Optional[Sequence[str]] = None) -> PedagogicalRuleExtractor:
         """Extract rules from ``model`` on ``X`` ``(n_samples, n_features)`` (or learn them from
-        ``y`` when ``model`` is None). ``feature_names`` name the columns in the rules."""
+        labels ``y`` ``(n_samples,)`` when ``model`` is None; ``y`` also fits an unfitted
+        ``model``). ``feature_names`` name the columns in the rules (default ``x0, x1, ...``)."""
         biggest = self._check_params()
-        X, L, classes = self._prepare(X, y, feature_names, self.model)
+        X, y = self._validate(X, y, feature_names)
+        L, classes = self._prepare(X, y, self.model_)
         rng = np.random.default_rng(self.random_state)
         S, SL = self._query_set(X, L, biggest, rng)
         self.n_queries_ = len(S) if self.teacher_ is not None else 0
