@@ -1,5 +1,6 @@
 """nesy.distill: Hinton's loss and gradient against NumPy and finite differences, the T^2
-scaling, teacher adapters, augmentation, Distiller end to end, bad input.
+scaling, teacher adapters, augmentation, Distiller end to end, bad input, scikit-learn's
+check_estimator and an unfitted teacher fitted on y.
 
 Mirrors python/nesy/distill/.
 """
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.datasets import load_digits, load_iris
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import check_estimator
 
 from nesy.distill import (
     DistillationLoss,
@@ -283,8 +287,12 @@ def test_regression_distillation(iris):
                   augment="mixup", random_state=0).fit(Xtr, ytr)
     assert d.predict(Xte).shape == (len(Xte),)
     assert d.fidelity(Xte) > 0.9
-    with pytest.raises(AttributeError, match="regressor"):
+    # as scikit-learn's regressors: no predict_proba at all (hasattr is False), the reason
+    # is the cause of the AttributeError
+    assert not hasattr(d, "predict_proba")
+    with pytest.raises(AttributeError, match="predict_proba") as err:
         d.predict_proba(Xte)
+    assert "the teacher is a regressor" in str(err.value.__cause__)
 
 
 def test_digits_distilled_student_is_at_least_as_accurate_as_labels_only():
@@ -369,3 +377,67 @@ def test_plain_students_learn_the_teacher_and_outputs_follow_classes():
     assert not hasattr(r, "classes_") and r.score(X, X[:, 0]) > 0.9
     with pytest.raises(AttributeError):
         r.predict_proba(X)
+
+
+# ---------------------------------------------------------------------- scikit-learn conventions
+
+SMALL_NET = dict(hidden_layer_sizes=(8,), epochs=30, learning_rate=0.01, random_state=0)
+#: A nesy Module student is trained in place with its fixed input and output widths (here 4
+#: features, 3 classes), so these checks, which fit on other shapes, fail by design.
+FIXED_WIDTH = {name: "a Module student has fixed input and output widths (4 features, 3 "
+                     "classes) and the check fits on other shapes" for name in (
+    "check_classifier_data_not_an_array", "check_classifiers_classes",
+    "check_classifiers_one_label", "check_classifiers_train", "check_dict_unchanged",
+    "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes",
+    "check_estimators_fit_returns_self", "check_estimators_nan_inf",
+    "check_estimators_overwrite_params", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
+    "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent",
+    "check_fit_score_takes_y", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_n_features_in", "check_pipeline_consistency",
+    "check_readonly_memmap_input", "check_supervised_y_2d")}
+
+
+@pytest.mark.parametrize("est,expected_failures", [
+    pytest.param(Distiller(MLPClassifier(**SMALL_NET),
+                           DecisionTreeClassifier(max_depth=3, random_state=0)), {},
+                 id="net-to-tree"),
+    pytest.param(Distiller(MLPClassifier(**SMALL_NET), MLPClassifier(**SMALL_NET),
+                           random_state=0), {}, id="net-to-net"),
+    pytest.param(Distiller(LogisticRegression(), PedagogicalRuleExtractor(max_rules=3,
+                                                                          random_state=0)),
+                 {}, id="logistic-to-rules"),
+    pytest.param(Distiller(MLPRegressor(**SMALL_NET), MLPRegressor(**SMALL_NET),
+                           random_state=0), {}, id="regression"),
+    pytest.param(Distiller(MLPClassifier(**SMALL_NET),
+                           Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1)),
+                           epochs=5, random_state=0), FIXED_WIDTH, id="net-to-Module"),
+])
+def test_check_estimator(est, expected_failures):
+    # Checks skipped by scikit-learn itself (pandas not installed) are environment skips.
+    status = {}
+    for r in check_estimator(est, expected_failed_checks=expected_failures):
+        status.setdefault(r["check_name"], set()).add(r["status"])
+    # every exemption still applies: the check fails in each of its runs
+    assert {k: v for k, v in status.items() if k in expected_failures} == {
+        k: {"xfail"} for k in expected_failures}
+
+
+def test_unfitted_teacher_is_fitted_on_y_and_the_distiller_cross_validates(iris):
+    Xtr, Xte, ytr, _ = iris
+    teacher = MLPClassifier(hidden_layer_sizes=(16,), learning_rate=1e-2, random_state=0)
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0)
+    d = Distiller(teacher, tree).fit(Xtr, ytr)
+    assert not hasattr(teacher, "classes_") and is_classifier(d)  # the parameter is untouched
+    fitted = clone(teacher).fit(Xtr, ytr)
+    np.testing.assert_array_equal(d.teacher_model_.predict_proba(Xte), fitted.predict_proba(Xte))
+    # the same as distilling the fitted teacher, which FrozenEstimator keeps through a clone
+    frozen = clone(Distiller(FrozenEstimator(fitted), tree)).fit(Xtr)
+    np.testing.assert_array_equal(d.predict(Xte), frozen.predict(Xte))
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        clone(d).fit(Xtr)
+    X, y = load_iris(return_X_y=True)
+    scores = cross_val_score(d, X, y, cv=3)  # stratified folds: the distiller is a classifier
+    assert scores.shape == (3,) and scores.min() > 0.85
+    reg = Distiller(MLPRegressor(), MLPRegressor())
+    assert is_regressor(reg) and not hasattr(reg, "predict_proba")

@@ -6,13 +6,15 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils import ClassifierTags, RegressorTags, get_tags
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy._fit import keeps_state_on_error
 from nesy.distill.augment import AUGMENTATIONS, augment
 from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss
-from nesy.distill.teachers import as_teacher
+from nesy.distill.teachers import as_teacher, fitted_model, is_unfitted_estimator
 from nesy.nn.activations import softmax
 from nesy.nn.estimators import SOLVERS
 from nesy.nn.module import Module
@@ -45,7 +47,10 @@ class Distiller(BaseEstimator):
     teacher : object
         Anything :func:`nesy.distill.as_teacher` accepts: a nesy network, an estimator with
         ``predict_proba`` (or a regressor), a PyTorch module, or a callable returning logits,
-        probabilities or regression values.
+        probabilities or regression values. An unfitted estimator is first fitted (a clone)
+        on ``(X, y)``; the distiller then is a classifier (or regressor) for scikit-learn, and
+        clones and cross-validates. ``sklearn.base.clone`` unfits a fitted teacher: wrap it in
+        ``sklearn.frozen.FrozenEstimator`` to keep it.
     student : object
         - a :class:`nesy.nn.MLPClassifier` / :class:`~nesy.nn.MLPRegressor`: a clone is trained
           with :class:`~nesy.distill.DistillationLoss` (its own solver, epochs, ...);
@@ -71,7 +76,10 @@ class Distiller(BaseEstimator):
 
     Attributes
     ----------
+    teacher_model_ : object
+        ``teacher``, or the fitted clone of an unfitted one.
     teacher_ : Teacher
+        :func:`~nesy.distill.as_teacher` of ``teacher_model_``.
     student_ : object
         The trained student.
     classes_ : ndarray
@@ -80,6 +88,8 @@ class Distiller(BaseEstimator):
     history_ : nesy.nn.History
         Module students only.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names (a DataFrame).
     """
 
     def __init__(self, teacher: Any, student: Any, temperature: float = 4.0,
@@ -104,24 +114,45 @@ class Distiller(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # y is needed to fit an unfitted teacher; a classifier / regressor teacher makes the
+        # distiller one (cross-validation splits and scikit-learn's checks follow)
+        tags.target_tags.required = is_unfitted_estimator(self.teacher)
+        if hasattr(self.teacher, "fit") and not isinstance(self.teacher, Module):
+            try:
+                teacher_tags = get_tags(self.teacher)
+            except (AttributeError, TypeError):  # a non-scikit-learn object with fit
+                return tags
+            tags.estimator_type = teacher_tags.estimator_type
+            if tags.estimator_type == "classifier":
+                tags.classifier_tags = ClassifierTags()
+            elif tags.estimator_type == "regressor":
+                tags.regressor_tags = RegressorTags()
+                tags.target_tags.multi_output = teacher_tags.target_tags.multi_output
+        return tags
+
     # ------------------------------------------------------------------ fitting
     @keeps_state_on_error
     def fit(self, X: Any, y: Any = None) -> Distiller:
         """Distil on ``X`` ``(n_samples, n_features)`` with optional true labels (or targets)
-        ``y``; without ``y`` the teacher's own answers stand in for the labels."""
+        ``y``; without ``y`` the teacher's own answers stand in for the labels (an unfitted
+        teacher needs ``y``: it is fitted on it first)."""
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)  # a previous fit's classes_ must not outlive a regressor refit
-        teacher = as_teacher(self.teacher)
+        as_teacher(self.teacher)  # TypeError naming teacher before anything else
         if not (isinstance(self.student, Module) or hasattr(self.student, "fit")):
             raise TypeError(f"student: expected a nesy Module or an estimator with fit, got "
                             f"{type(self.student).__name__}")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment: expected None or one of {AUGMENTATIONS}, "
                              f"got {self.augment!r}")
-        if y is None:
-            X = validate_data(self, X, dtype=np.float64)
+        if y is None:  # ValueError if the teacher must be fitted first (see __sklearn_tags__)
+            X = validate_data(self, X, y, dtype=np.float64)
         else:
             X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True)
+        self.teacher_model_ = fitted_model(self.teacher, X, y)
+        teacher = as_teacher(self.teacher_model_)
         rng = np.random.default_rng(self.random_state)
         extra = np.empty((0, X.shape[1]))
         if self.augment is not None:
@@ -146,7 +177,7 @@ class Distiller(BaseEstimator):
         self.classes_ = classes
         hard = np.argmax(logits, axis=1)
         if y is not None:
-            hard[: len(y)] = label_indices(np.ravel(y), classes)
+            hard[: len(y)] = label_indices(column_or_1d(y, warn=True), classes)
         student = self.student
         if isinstance(student, Module):
             self._train_module(X, DistillationLoss.pack(hard, logits), self._loss(), rng)
@@ -210,11 +241,21 @@ class Distiller(BaseEstimator):
             return out[:, 0] if out.shape[1] == 1 else out
         return self.student_.predict(X)
 
+    def _gives_classes(self) -> bool:
+        """Whether the teacher is a classifier: known after a fit, and before one from an
+        estimator teacher's tags; AttributeError (``predict_proba`` is absent) if not."""
+        if hasattr(self, "teacher_"):
+            regressor = not hasattr(self, "classes_")
+        else:
+            regressor = self.__sklearn_tags__().estimator_type == "regressor"
+        if regressor:
+            raise AttributeError("predict_proba: the teacher is a regressor")
+        return True
+
+    @available_if(_gives_classes)
     def predict_proba(self, X: Any) -> np.ndarray:
         """The student's class probabilities ``(n_samples, n_classes)``."""
         X = self._check_X(X)
-        if not hasattr(self, "classes_"):
-            raise AttributeError("predict_proba: the teacher is a regressor")
         if isinstance(self.student_, Module):
             return softmax(_predict_module(self.student_, X).astype(np.float64), axis=-1)
         # Columns in classes_ order, also when the student saw only some of the classes.
