@@ -528,14 +528,49 @@ def test_load_state_dict_errors_change_nothing():
         model.load_state_dict({k: v for k, v in bad().items() if k != "2.bias"})
     with pytest.raises(ValueError, match="unexpected key 'extra'"):
         model.load_state_dict(bad(extra=np.zeros(1)))
-    with pytest.raises(ValueError, match=r"'2.weight' has shape \(3, 16\), expected \(16, 3\)"):
-        model.load_state_dict(bad(**{"2.weight": np.zeros((3, 16))}))
-    with pytest.raises(ValueError, match="'0.bias' has dtype float32"):
-        model.load_state_dict(bad(**{"0.bias": np.zeros(16, dtype=np.float32)}))
+    with pytest.raises(ValueError, match=r"'2.weight' has shape \(16, 3\), expected \(3, 16\) "
+                                         r"\(torch.nn.Linear's \(out_features, in_features\)"):
+        model.load_state_dict(bad(**{"2.weight": np.zeros((16, 3))}))  # Dense's own layout
+    with pytest.raises(ValueError, match="'0.bias' has dtype int32, expected float64"):
+        model.load_state_dict(bad(**{"0.bias": np.zeros(16, dtype=np.int32)}))
     for p, s in zip(model.parameters(), snapshot):
         assert np.array_equal(p, s)
     model.load_state_dict({"0.bias": good["0.bias"] + 1}, strict=False)
     assert np.array_equal(model[0].bias, good["0.bias"] + 1)
+
+
+def test_state_dict_uses_torch_layouts_and_casts_floats():
+    """A Dense weight (held (in, out) for x @ W) is (out, in) in state dicts, as torch.nn.Linear's:
+    a square layer cannot load transposed by accident. Floating values are cast on load."""
+    model = mlp(seed=0)  # float64, Dense(8, 16) ... Dense(16, 3)
+    state = model.state_dict()
+    assert state["0.weight"].shape == (16, 8) and state["2.weight"].shape == (3, 16)
+    np.testing.assert_array_equal(state["2.weight"], model[2].weight.T)
+    assert state["2.weight"].flags.c_contiguous
+    other = mlp(seed=1)
+    other.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((5, 8))
+    np.testing.assert_array_equal(other(x), model(x))
+    sq = nn.Sequential(nn.Dense(3, 3, rng=0, dtype=np.float64))
+    w = np.arange(9.0).reshape(3, 3)  # torch layout: row i holds output i's weights
+    sq.load_state_dict({"0.weight": w.astype(np.float32), "0.bias": np.zeros(3)})
+    np.testing.assert_array_equal(sq(np.eye(3)), np.eye(3) @ w.T)  # y = x W^T, as torch
+    assert sq[0].weight.dtype == np.float64
+
+
+def test_torch_linear_state_dict_loads_into_dense():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    n = nn.Sequential(nn.Dense(16, 16), nn.ReLU(), nn.Dense(16, 8))
+    n.load_state_dict(t.state_dict())  # tensors as they are
+    x = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)
+    np.testing.assert_allclose(n(x), t(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    back = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    back.load_state_dict({k: torch.from_numpy(v) for k, v in n.state_dict().items()})
+    np.testing.assert_allclose(back(torch.from_numpy(x)).detach().numpy(), n(x), rtol=1e-5,
+                               atol=1e-6)
 
 
 # ---------------------------------------------------------------------- initialisers

@@ -42,6 +42,10 @@ class Dense(Module):
     Attributes
     ----------
     weight : ndarray of shape (in_features, out_features)
+        Held for ``x @ W``; :meth:`~nesy.nn.Module.state_dict` gives (and
+        :meth:`~nesy.nn.Module.load_state_dict` takes) it transposed, ``(out_features,
+        in_features)``, as ``torch.nn.Linear``'s ``weight``: a torch ``Linear``'s state dict loads
+        into the matching ``Dense`` unchanged.
     bias : ndarray of shape (out_features,)
         Present only when ``bias=True``.
 
@@ -53,6 +57,7 @@ class Dense(Module):
 
     weight: np.ndarray
     bias: np.ndarray
+    _state_dict_transposed = ("weight",)
 
     def __init__(
         self,

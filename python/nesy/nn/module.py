@@ -51,6 +51,8 @@ class Module:
     """
 
     training: bool
+    #: Names of 2-D parameters that state dicts hold transposed (PyTorch's layout).
+    _state_dict_transposed: Tuple[str, ...] = ()
     _parameters: Dict[str, np.ndarray]
     _grads: Dict[str, np.ndarray]
     _buffers: Dict[str, np.ndarray]
@@ -256,32 +258,54 @@ class Module:
         return self.train(False)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> Dict[str, np.ndarray]:
-        """Copies of all parameters and buffers, keyed by dotted name."""
-        out: Dict[str, np.ndarray] = {n: p.copy() for n, p in self.named_parameters()}
-        for n, b in self.named_buffers():
-            out[n] = b.copy()
-        return out
+    def _state_arrays(self) -> List[Tuple[str, np.ndarray, bool]]:
+        """``(dotted_name, array, transposed)`` for every parameter, then every buffer, where
+        ``transposed`` says that the state dict holds the 2-D array transposed (names a module
+        lists in ``_state_dict_transposed``)."""
+        out = []
+        for pre, mod in self.named_modules():
+            flip = type(mod)._state_dict_transposed
+            for name, arr in [*mod._parameters.items(), *mod._buffers.items()]:
+                out.append(((f"{pre}.{name}" if pre else name), arr, name in flip))
+        seen: set = set()
+        unique = []
+        for entry in out:  # an array reachable twice (weight tying) is listed once
+            if id(entry[1]) not in seen:
+                seen.add(id(entry[1]))
+                unique.append(entry)
+        return unique
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Copies of all parameters and buffers, keyed by dotted name.
+
+        Layouts are PyTorch's: a :class:`~nesy.nn.Dense` weight, held as ``(in, out)`` for
+        ``x @ W``, appears as ``(out_features, in_features)`` like ``torch.nn.Linear``'s, so that
+        state dicts move between the two libraries unchanged.
+        """
+        return {n: (a.T.copy() if t else a.copy()) for n, a, t in self._state_arrays()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy arrays from ``state`` into the existing parameters and buffers.
 
         Everything is checked before anything is written, so a failing call changes nothing.
 
         Parameters
         ----------
-        state : mapping of str to ndarray
-            As returned by :meth:`state_dict` (an ``np.load`` result of an ``.npz`` works too).
+        state : mapping of str to array
+            As returned by :meth:`state_dict` (an ``np.load`` result of an ``.npz`` works too),
+            or a PyTorch module's ``state_dict()`` (CPU tensors, or their ``.numpy()``) with the
+            same names and layouts (e.g. ``torch.nn.Linear`` for :class:`~nesy.nn.Dense`).
+            Floating-point values are cast to the parameter's dtype, as PyTorch does.
         strict : bool, default True
             If true, missing and unexpected keys are errors; otherwise they are skipped.
 
         Raises
         ------
         ValueError
-            Naming the key, for a missing or unexpected key, a shape or a dtype mismatch.
+            Naming the key, for a missing or unexpected key, a shape mismatch or a value that is
+            not floating point.
         """
-        targets = dict(self.named_parameters())
-        targets.update(self.named_buffers())
+        targets = {n: (a, t) for n, a, t in self._state_arrays()}
         keys = list(state.keys())
         if strict:
             missing = [k for k in targets if k not in keys]
@@ -295,21 +319,24 @@ class Module:
                     f"load_state_dict: unexpected key {unexpected[0]!r} (unexpected: {unexpected})"
                 )
         pairs = []
-        for k, dst in targets.items():
+        for k, (dst, transposed) in targets.items():
             if k not in keys:
                 continue
             src = np.asarray(state[k])
-            if src.shape != dst.shape:
+            want = dst.T.shape if transposed else dst.shape
+            if src.shape != want:
+                layout = " (torch.nn.Linear's (out_features, in_features) layout)" \
+                    if transposed else ""
                 raise ValueError(
-                    f"load_state_dict: key {k!r} has shape {src.shape}, expected {dst.shape}"
+                    f"load_state_dict: key {k!r} has shape {src.shape}, expected {want}{layout}"
                 )
-            if src.dtype != dst.dtype:
+            if src.dtype != dst.dtype and not (src.dtype.kind == "f" and dst.dtype.kind == "f"):
                 raise ValueError(
                     f"load_state_dict: key {k!r} has dtype {src.dtype}, expected {dst.dtype}"
                 )
-            pairs.append((dst, src))
+            pairs.append((dst, src.T if transposed else src))
         for dst, src in pairs:
-            np.copyto(dst, src)
+            np.copyto(dst, src, casting="unsafe")
 
     def save(self, path: os.PathLike[str] | str) -> None:
         """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename)."""
