@@ -95,7 +95,8 @@ def test_gcn_matches_numpy_layer(dtype, weighted, sizes):
 
 
 @pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])
-@pytest.mark.parametrize("normalize,loops", [(True, True), (False, False), (True, False)])
+@pytest.mark.parametrize("normalize,loops", [(True, True), (False, False), (True, False),
+                                             (False, None)])
 def test_gcn_gradients(sizes, normalize, loops):
     g, ei, w = _graph(weighted=True)
     layer = GCNConv(*sizes, dtype=np.float64, rng=1, normalize=normalize, add_self_loops=loops)
@@ -105,6 +106,21 @@ def test_gcn_gradients(sizes, normalize, loops):
                   normalize=normalize)
     np.testing.assert_allclose(layer(g, x), want, rtol=1e-12, atol=1e-12)
     _check_gradients(layer, g, x)
+
+
+def test_gcn_without_normalisation_adds_no_loops_as_pyg():
+    """PyG: add_self_loops defaults to normalize, and loops without normalisation are refused;
+    GCNConv(normalize=False) is A x W (nesy added loops there before)."""
+    g = Graph(np.array([[0, 1, 2], [1, 2, 0]]), num_nodes=3)
+    layer = GCNConv(3, 3, normalize=False, bias=False, dtype=np.float64)
+    assert layer.add_self_loops is False
+    layer.weight[...] = np.eye(3)
+    a = np.zeros((3, 3))
+    a[[1, 2, 0], [0, 1, 2]] = 1  # a[dst, src]
+    np.testing.assert_array_equal(layer(g, np.eye(3)), a)
+    assert GCNConv(3, 3).add_self_loops is True
+    with pytest.raises(ValueError, match="^add_self_loops: .*normalize=True"):
+        GCNConv(3, 3, normalize=False, add_self_loops=True)
 
 
 def test_gcn_caches_the_normalised_graph_per_graph_object():

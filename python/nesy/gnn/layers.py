@@ -125,9 +125,11 @@ class GCNConv(_Conv):
     ----------
     in_features, out_features : int
     bias : bool, default True
-    add_self_loops : bool, default True
+    add_self_loops : bool, optional
         Give every node without one a loop ``i -> i`` (weight 1) before normalising; existing
-        loops are kept as they are (PyG's ``add_remaining_self_loops``).
+        loops are kept as they are (PyG's ``add_remaining_self_loops``). Defaults to
+        ``normalize``; loops without normalisation are refused, as in PyG (``normalize=False``
+        is ``A x W + b``: add loops to the graph itself if you want them).
     normalize : bool, default True
         Symmetric normalisation with the weighted in-degree (see :meth:`Graph.gcn_norm`); the
         graph's own edge weights are used when it has them.
@@ -146,9 +148,16 @@ class GCNConv(_Conv):
     bias: np.ndarray
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 add_self_loops: bool = True, normalize: bool = True, dtype: Any = np.float32,
-                 rng: _init.RngLike = None, input_grad: bool = True) -> None:
+                 add_self_loops: Optional[bool] = None, normalize: bool = True,
+                 dtype: Any = np.float32, rng: _init.RngLike = None,
+                 input_grad: bool = True) -> None:
         super().__init__()
+        normalize = bool(normalize)
+        add_self_loops = normalize if add_self_loops is None else bool(add_self_loops)
+        if add_self_loops and not normalize:
+            raise ValueError("add_self_loops: GCNConv adds self-loops only with normalize=True "
+                             "(as PyG); add them to the graph (Graph.add_remaining_self_loops) "
+                             "for an unnormalised (A + I) x W")
         self.in_features, self.out_features = _sizes(in_features, out_features)
         gen = self._setup(dtype, rng, input_grad)
         self.use_bias, self.add_self_loops, self.normalize = bias, add_self_loops, normalize
@@ -157,9 +166,7 @@ class GCNConv(_Conv):
             self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
 
     def _prepare(self, graph: Graph) -> Graph:
-        if self.normalize:
-            return graph.gcn_norm(self.add_self_loops)
-        return graph.add_remaining_self_loops() if self.add_self_loops else graph
+        return graph.gcn_norm(self.add_self_loops) if self.normalize else graph
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         """``(n_nodes, in_features)`` -> ``(n_nodes, out_features)``."""

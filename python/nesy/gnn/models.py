@@ -278,7 +278,9 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         Keep ``X`` as :class:`~nesy.gnn.sparse.SparseFeatures` for the first layer (its
         products with the weights, and input dropout, then cost O(non-zeros)). ``"auto"``: when
         ``X`` is a SciPy sparse matrix or at most 10 % of its entries are non-zero, except
-        for GIN. The model is the same either way.
+        for GIN. The architecture is the same either way, and without input dropout so is the
+        result; with it, the sparse and dense paths draw different dropout masks (one per
+        non-zero, one per entry), so a seed gives a different (equally good) model on each.
     dtype : {np.float32, np.float64}, default np.float32
     random_state : int, optional
         Seeds initialisation and dropout.
