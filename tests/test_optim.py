@@ -606,9 +606,11 @@ def test_torch_sgd_state_without_step_keeps_its_momentum():
                                        ("Adam", dict(lr=0.01, amsgrad=True)),
                                        ("AdamW", dict(lr=0.01)),
                                        ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.1))])
-def test_torch_state_dicts_load_and_continue_as_torch(name, opts):
-    """A torch optimizer's state dict, tensors converted with ``.numpy()``, loads into the nesy
-    optimizer (torch's execution flags ignored) and the next steps agree with torch's."""
+@pytest.mark.parametrize("as_is", [False, True], ids=["numpy", "tensors"])
+def test_torch_state_dicts_load_and_continue_as_torch(name, opts, as_is):
+    """A torch optimizer's state dict, as it is (tensors, a 0-d tensor step) or converted with
+    ``.numpy()``, loads into the nesy optimizer (torch's execution flags ignored) and the next
+    steps agree with torch's."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     p0 = rng.standard_normal(6)
@@ -623,12 +625,41 @@ def test_torch_state_dicts_load_and_continue_as_torch(name, opts):
              for i, e in sd["state"].items()}
     p = tp.detach().numpy().copy()
     opt = getattr(optim, name)([p], **opts)
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+    opt.load_state_dict(sd if as_is else {"state": state, "param_groups": sd["param_groups"]})
     for g in grads[4:]:
         tp.grad = torch.tensor(g)
         topt.step()
         opt.step([g])
     assert _rel(p, tp.detach().numpy()) <= TOL[np.float64]
+
+
+def test_save_state_dict_names_a_wrong_argument_and_writes_nothing(tmp_path):
+    opt = optim.SGD([np.zeros(2)], lr=0.1)
+    path = tmp_path / "s.npz"
+    with pytest.raises(ValueError, match=r"^state_dict: .*'state' and 'param_groups', got keys "
+                                         r"\['opt', 'sched'\]"):
+        optim.save_state_dict({"opt": opt.state_dict(), "sched": {}}, path)
+    with pytest.raises(TypeError, match="^state_dict: expected an optimizer's state dict"):
+        optim.save_state_dict([1, 2], path)
+    assert not path.exists()
+
+
+def test_torch_parameters_get_a_hint_to_their_numpy_views():
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match=r"got Parameter; .*p.detach\(\).numpy\(\)"):
+        optim.SGD(list(model.parameters()), lr=0.1)
+    optim.SGD([p.detach().numpy() for p in model.parameters()], lr=0.1)
+
+
+def test_repr_shows_each_groups_current_options():
+    opt = optim.Adam([{"params": [np.zeros(3)], "lr": 0.5}, {"params": [np.zeros(2)]}], lr=1e-2)
+    opt.param_groups[0]["lr"] = 1e-4  # as a schedule does
+    text = repr(opt)
+    assert text.startswith("Adam (\nParameter Group 0\n") and text.endswith("\n)")
+    g0, g1 = text.split("Parameter Group 1")
+    assert "    lr: 0.0001\n" in g0 and "    lr: 0.01\n" in g1
+    assert "betas: (0.9, 0.999)" in g1 and "params" not in text
 
 
 # ----------------------------------------------------------------------------- threads

@@ -344,8 +344,10 @@ class Optimizer:
             # torch's SGD keeps no step count: an entry with buffers has made at least one.
             buffers = set(entry) - {"step", self._scalar_name}
             step = entry.get("step", 1 if buffers else 0)
+            if not isinstance(step, (int, float, np.generic)) and hasattr(step, "__array__"):
+                step = np.asarray(step)  # torch keeps the step as a 0-d float tensor
             if isinstance(step, np.ndarray) and step.ndim == 0:
-                step = step[()]  # torch keeps the step as a 0-d float tensor
+                step = step[()]
             integral = isinstance(step, (int, np.integer)) or (
                 isinstance(step, (float, np.floating)) and float(step).is_integer())
             if isinstance(step, (bool, np.bool_)) or not integral or not 0 <= step < 2**62:
@@ -401,8 +403,12 @@ class Optimizer:
         self._steps, self._scalars = steps, scalars
 
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
-        return f"{type(self).__name__}({len(self._params)} parameters, {opts})"
+        """Each group's current options (a schedule's learning rate shows), as torch prints."""
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]!r}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])
 
 
 def _real(gi: int, name: str, v: Any) -> float:
@@ -438,7 +444,11 @@ def _state_index(key: Any) -> int:
 
 def _check_param(p: Any, where: str) -> None:
     if not isinstance(p, np.ndarray):
-        raise TypeError(f"{where}: expected a numpy array, got {type(p).__name__}")
+        hint = ""
+        if type(p).__module__.startswith("torch"):  # a Parameter or tensor: its NumPy view
+            hint = ("; for PyTorch parameters pass their NumPy views, "
+                    "[p.detach().numpy() for p in model.parameters()]")
+        raise TypeError(f"{where}: expected a numpy array, got {type(p).__name__}{hint}")
     if p.dtype not in _FLOATS:
         raise TypeError(f"{where}: dtype must be float32 or float64, got {p.dtype}")
     if not p.flags.c_contiguous:
@@ -468,7 +478,17 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
     """Write an optimizer state dict to ``path`` as ``.npz`` (atomically: temp file + rename).
 
     Arrays are stored as ``state/<i>/<name>``; the parameter groups and scalar state as JSON.
+    Only an optimizer's state dict (``{"state": ..., "param_groups": ...}``; a schedule's
+    state dict is plain JSON-able values, a module's ``Module.save``); ``TypeError`` /
+    ``ValueError`` naming ``state_dict`` otherwise, before anything is written.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict: expected an optimizer's state dict, got "
+                        f"{type(state_dict).__name__}")
+    missing = [k for k in ("state", "param_groups") if k not in state_dict]
+    if missing or not isinstance(state_dict["state"], Mapping):
+        raise ValueError(f"state_dict: expected an optimizer's state dict with 'state' and "
+                         f"'param_groups', got keys {sorted(map(str, state_dict))}")
     arrays: dict[str, np.ndarray] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for i, entry in state_dict["state"].items():
