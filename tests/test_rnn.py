@@ -317,6 +317,14 @@ def test_bad_input_names_the_argument(bad, exc, needle):
         m(args["x"], args["h0"], lengths=args["lengths"])
 
 
+@pytest.mark.parametrize("batch_first,x", [(True, np.zeros((2, 5, 4))), (False, np.zeros((5, 4))),
+                                           (True, np.zeros((2, 0, 3)))])
+def test_shape_errors_show_the_shape_given(batch_first, x):
+    """Messages report x as passed, not the time-major view made of it."""
+    with pytest.raises(ValueError, match=rf"^x: .*got shape \({x.shape[0]}, {x.shape[1]}"):
+        GRU(3, 4, batch_first=batch_first)(x.astype(np.float32))
+
+
 @pytest.mark.parametrize("cls", [RNN, LSTM])
 def test_unbatched_states_of_the_wrong_shape_name_the_argument(cls):
     """A 1-D initial state or state gradient for unbatched input used to fail with NumPy's

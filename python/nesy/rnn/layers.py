@@ -161,15 +161,17 @@ class RNNBase(Module):
         unbatched = x.ndim == 2
         if x.ndim not in (2, 3):
             raise ValueError(f"x: expected 2 or 3 dimensions, got shape {x.shape}")
+        given = x.shape  # messages show the caller's shape, not the transposed one
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected {self.input_size} features, got shape {given}")
         if unbatched:
             x = x[:, None, :]
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
-        if x.shape[2] != self.input_size:
-            raise ValueError(f"x: expected {self.input_size} features, got shape {x.shape}")
         T, B = x.shape[0], x.shape[1]
         if T == 0 or B == 0:
-            raise ValueError(f"x: needs at least one time step and one sequence, got {x.shape}")
+            raise ValueError(f"x: needs at least one time step and one sequence, got shape "
+                             f"{given}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         lstm = self._gates == 4
         if lstm:
