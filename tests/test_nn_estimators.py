@@ -135,3 +135,10 @@ def test_model_is_a_plain_nesy_network(iris):
     assert isinstance(clf.model_, Sequential)
     z = clf.model_.forward((Xte - clf.x_mean_) / clf.x_scale_)
     np.testing.assert_allclose(z, clf.decision_function(Xte), rtol=1e-12)
+
+
+def test_a_schedule_name_as_learning_rate_points_to_the_nesy_options():
+    """scikit-learn's MLP takes learning_rate="constant"/"adaptive"; nesy's is a step size."""
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="^learning_rate: .*learning_rate_init.*schedule="):
+        MLPClassifier(learning_rate="adaptive").fit(X, y)

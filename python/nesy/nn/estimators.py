@@ -136,6 +136,11 @@ class _BaseMLP(BaseEstimator):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         _check_param("dropout", self.dropout, Real, 0.0, 1.0)
+        if isinstance(self.learning_rate, str):  # scikit-learn's MLP takes a schedule name here
+            raise ValueError(
+                f"learning_rate: the optimizer's step size, a number (scikit-learn's "
+                f"learning_rate_init); a schedule is chosen with schedule=None, 'cosine' or "
+                f"'plateau', got {self.learning_rate!r}")
         _check_param("learning_rate", self.learning_rate, Real, 0.0, low_open=True)
         _check_param("weight_decay", self.weight_decay, Real, 0.0)
         _check_param("batch_size", self.batch_size, Integral, 1)
@@ -241,6 +246,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Seeds initialisation, the validation split and shuffling.
     verbose : int, default 0
         Progress bars of :class:`~nesy.nn.Trainer`.
+
+    Notes
+    -----
+    Differences from ``sklearn.neural_network.MLPClassifier``: ``learning_rate`` is the step
+    size (scikit-learn's ``learning_rate_init``; a schedule is ``schedule``), ``epochs`` is
+    ``max_iter`` and ``patience`` ``n_iter_no_change``. ``weight_decay`` is the optimizer's (as
+    torch's): ``weight_decay * p`` added to every parameter's gradient (decoupled for
+    ``"adamw"``), where scikit-learn's ``alpha`` adds ``alpha * W / batch_size`` to the weights'
+    gradients only. No ``sample_weight``, ``partial_fit``, ``warm_start`` or multilabel ``y``.
 
     Attributes
     ----------
