@@ -630,6 +630,22 @@ def test_check_estimator(name):
     check_estimator(getattr(rnn, name)(), expected_failed_checks=expected)
 
 
+def test_sequence_estimators_run_in_the_dtype_asked():
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    X, y = _toy(n=60)
+    a = SequenceRegressor(epochs=3, dtype="float64", random_state=0).fit(X, y)
+    assert all(p.dtype == np.float64 for p in a.model_.parameters())
+    assert a.predict(X).dtype == np.float64
+    b = SequenceRegressor(epochs=3, random_state=0).fit(X, y)  # float32 by default
+    assert all(p.dtype == np.float32 for p in b.model_.parameters())
+    assert b.predict(X).dtype == np.float64  # scikit-learn's regressors return float64
+    c = SequenceClassifier(epochs=2, dtype=np.float64, random_state=0).fit(X, y > 0)
+    assert c.predict_proba(X).shape == (60, 2)
+    with pytest.raises(ValueError, match="^dtype: expected 'float32' or 'float64'"):
+        SequenceRegressor(dtype="float16").fit(X, y)
+
+
 def test_classifier_training_checks():
     """scikit-learn's check_classifiers_train on its own data (blobs, binary and 3 classes),
     without the assertion that predict refuses X.T (for a sequence model, 2 sequences of 300

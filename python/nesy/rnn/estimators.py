@@ -29,16 +29,16 @@ from nesy.rnn.layers import GRU, LSTM, RNN
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 
-def _check_array(a: Any, name: str, est: Any, **kwargs: Any) -> np.ndarray:
-    """scikit-learn's ``check_array`` as float32, its messages (which scikit-learn's own checks
+def _check_array(a: Any, name: str, est: Any, dtype: Any, **kwargs: Any) -> np.ndarray:
+    """scikit-learn's ``check_array`` as ``dtype``, its messages (which scikit-learn's own checks
     and users recognise) prefixed with the argument's name where they do not give it."""
-    dtype = getattr(a, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind == "c":
+    given = getattr(a, "dtype", None)
+    if isinstance(given, np.dtype) and given.kind == "c":
         # scikit-learn's wording, without its dump of the whole array
         raise ValueError(f"{name}: Complex data not supported; expected real numbers, got "
-                         f"dtype {dtype}")
+                         f"dtype {given}")
     try:
-        return check_array(a, dtype=np.float32, input_name=name, estimator=est, **kwargs)
+        return check_array(a, dtype=dtype, input_name=name, estimator=est, **kwargs)
     except (TypeError, ValueError) as e:
         if re.search(rf"\b{name}\b", str(e)):
             raise
@@ -105,8 +105,8 @@ class _SequenceEstimator(BaseEstimator):
                  bidirectional: bool = False, dropout: float = 0.0, output: str = "last",
                  learning_rate: float = 1e-2, weight_decay: float = 0.0, epochs: int = 200,
                  batch_size: int = 32, validation_fraction: float = 0.1, patience: int = 20,
-                 tbptt: Optional[int] = None, random_state: Optional[int] = None,
-                 verbose: int = 0) -> None:
+                 tbptt: Optional[int] = None, dtype: str = "float32",
+                 random_state: Optional[int] = None, verbose: int = 0) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -120,16 +120,18 @@ class _SequenceEstimator(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.tbptt = tbptt
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ input handling
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
-        """``X`` as float32 ``(n, T, F)``; scaled with the fitted statistics unless ``fitting``
-        (then unscaled: :meth:`_fit` computes the statistics and scales it). scikit-learn's
-        ``check_array`` refuses sparse, complex, non-numeric, 1-D, empty and non-finite input
-        with its standard messages (which name ``X``)."""
-        X = _check_array(X, "X", self, accept_sparse=False, allow_nd=True)
+        """``X`` as ``(n, T, F)`` of the estimator's dtype; scaled with the fitted statistics
+        unless ``fitting`` (then unscaled: :meth:`_fit` computes the statistics and scales it).
+        scikit-learn's ``check_array`` refuses sparse, complex, non-numeric, 1-D, empty and
+        non-finite input with its standard messages (which name ``X``)."""
+        dt = self._dtype()
+        X = _check_array(X, "X", self, dt, accept_sparse=False, allow_nd=True)
         if X.ndim == 2:
             X = X[:, :, None]  # univariate sequences: the second axis is time
         if X.ndim != 3:
@@ -141,14 +143,24 @@ class _SequenceEstimator(BaseEstimator):
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
                              f"{self.n_features_in_}")
-        return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=np.float32)
+        return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=dt)
 
     def _check_y_given(self, y: Any) -> None:
         if y is None:  # scikit-learn's wording, which its tools recognise
             raise ValueError(f"y: {type(self).__name__} requires y to be passed, but the "
                              "target y is None")
 
+    def _dtype(self) -> np.dtype:
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        return dt
+
     def _check_options(self) -> None:
+        self._dtype()
         if self.tbptt is not None and self.output != "sequence":
             raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
         if self.tbptt is not None and self.bidirectional:
@@ -160,16 +172,17 @@ class _SequenceEstimator(BaseEstimator):
         """Trains a new model on unscaled ``X`` and prepared targets ``Y``, then sets every
         fitted attribute at once (``fitted`` holds the target-side ones): a fit that raises
         leaves a fitted estimator as it was, and an unfitted one unfitted."""
+        dt = X.dtype
         x_mean = X.mean(axis=(0, 1))
-        x_scale = X.std(axis=(0, 1)) + np.float32(1e-8)
-        X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=np.float32)
+        x_scale = X.std(axis=(0, 1)) + dt.type(1e-8)
+        X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=dt)
         rng = np.random.default_rng(self.random_state)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
         model = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out, self.num_layers,
-                            self.bidirectional, self.dropout, self.output, rng=rng)
+                            self.bidirectional, self.dropout, self.output, dtype=dt, rng=rng)
         opt = Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
         trainer = Trainer(model, loss, opt, batch_size=self.batch_size,
@@ -211,6 +224,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     tbptt : int, optional
         With ``output="sequence"``: truncated backpropagation through time in chunks of this
         many steps, the state carried from chunk to chunk (long sequences).
+    dtype : {"float32", "float64"}, default "float32"
+        Dtype of the parameters and of the computation (float64: for gradient checks or
+        ill-conditioned data, at about half the speed).
     random_state : int, optional
         Seeds initialisation, the validation split and shuffling.
     verbose : int, default 0
@@ -228,7 +244,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self._check_options()
         self._check_y_given(y)
         Xs = self._check_X(X, fitting=True)
-        y = _check_array(y, "y", self, ensure_2d=False, allow_nd=True)
+        y = _check_array(y, "y", self, Xs.dtype, ensure_2d=False, allow_nd=True)
         want = 1 if self.output == "last" else 2
         if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
             shape = "(n_samples[, n_targets])" if want == 1 else "(n_samples, n_steps[, n_targets])"
@@ -238,8 +254,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         Y = y.reshape(*y.shape[:want], -1)
         axes = tuple(range(Y.ndim - 1))
         y_mean = Y.mean(axis=axes)
-        y_scale = Y.std(axis=axes) + np.float32(1e-8)
-        Ys = ((Y - y_mean) / y_scale).astype(np.float32)
+        y_scale = Y.std(axis=axes) + Y.dtype.type(1e-8)
+        Ys = ((Y - y_mean) / y_scale).astype(Y.dtype)
         self._fit(Xs, Ys, Y.shape[-1], MSELoss(),
                   {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale})
         return self
@@ -251,7 +267,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions, shaped like the ``y`` given to :meth:`fit`."""
-        # float64, as scikit-learn's regressors return (the network itself runs in float32)
+        # float64, as scikit-learn's regressors return (the network may run in float32)
         out = self._raw(X).astype(np.float64) * self.y_scale_ + self.y_mean_
         single = self._y_ndim == (1 if self.output == "last" else 2)  # y had no target axis
         return out[..., 0] if single else out
