@@ -198,6 +198,52 @@ def pykeen_training_and_eval(epochs: int = 2) -> dict[str, dict[str, float]]:
     return out
 
 
+def scoring_table(rows: list[dict[str, Any]], peak: float) -> str:
+    """The 1-vs-all table of :func:`scoring`'s rows (the torch columns only when torch ran)."""
+    torch_ran = any("torch" in r for r in rows)
+    header = ["model", "nesy ms"] + (["torch ms", "x faster"] if torch_ran else []) + [
+        "nesy G element-ops/s", "how close to the limit"]
+    body = []
+    for r in rows:
+        gops = r["macs"] / r["nesy"] / 1e9
+        if r["model"] in ("transe_l2", "distmult", "complex"):  # GEMM forms
+            limit = f"{100 * 2 * gops / peak:.0f} % of the GEMM peak"
+        elif r["model"] == "transe_l1":
+            # Two vector operations per element (max, add) at the FMA units' issue rate: a
+            # GEMM peak of P GFLOP/s issues P / 2 G lane-operations/s, so P / 4 G elements/s.
+            limit = f"{100 * gops / (peak / 4):.0f} % of the max/add limit"
+        else:
+            limit = "-"
+        torch_cols = []
+        if torch_ran:
+            note = r.get("torch note", "")
+            torch_cols = ([f"{1e3 * r['torch']:.1f}" + (f" ({note})" if note else ""),
+                           f"{r['torch'] / r['nesy']:.1f}"] if "torch" in r else ["-", "-"])
+        body.append([r["model"], f"{1e3 * r['nesy']:.1f}", *torch_cols, f"{gops:.1f}", limit])
+    return format_table(header, body)
+
+
+def kinship_table(ev: list[dict[str, Any]], tr: list[dict[str, Any]],
+                  pk: dict[str, dict[str, float]]) -> str:
+    """The Kinship evaluation and training table (the PyKEEN columns only when ``pk`` has
+    PyKEEN's results)."""
+    header = ["model", "nesy eval s"] + (["PyKEEN eval s", "x faster"] if pk else []) + [
+        "nesy triples/s"] + (["PyKEEN triples/s", "x faster"] if pk else [])
+    body = []
+    for e in ev:
+        t = next((x for x in tr if x["model"] == e["model"]), None)
+        p = pk.get(e["model"], {})
+        row = [e["model"], f"{e['nesy']:.3f}"]
+        if pk:
+            row += [f"{p['eval']:.3f}", f"{p['eval'] / e['nesy']:.1f}"] if p else ["-", "-"]
+        row.append(f"{t['nesy']:,.0f}" if t else "1-vs-all only")
+        if pk:
+            row += ([f"{p['train']:,.0f}", f"{t['nesy'] / p['train']:.1f}"] if p and t
+                    else ["-", "-"])
+        body.append(row)
+    return format_table(header, body)
+
+
 def main(quick: bool = False, repeat: int = 5) -> None:
     import nesy
 
@@ -206,30 +252,11 @@ def main(quick: bool = False, repeat: int = 5) -> None:
     print(f"threads: {threads}; float32 GEMM peak (2048^3, torch or NumPy, {threads} threads): "
           f"{peak:.0f} GFLOP/s")
     if not available("torch"):
-        print("(torch is not importable: PyTorch columns omitted)")
+        print("(torch is not importable: the PyTorch columns are omitted)")
     rows = scoring(quick, repeat)
     n_ent, nq, dim = QUICK if quick else (N_ENT, N_QUERIES, DIM)
     print(f"\n1-vs-all tail scores: {nq} queries x {n_ent} entities, d = {dim}, best of {repeat}")
-    body = []
-    for r in rows:
-        gops = r["macs"] / r["nesy"] / 1e9
-        torch_ms = f"{1e3 * r['torch']:.1f}" if "torch" in r else "-"
-        ratio = f"{r['torch'] / r['nesy']:.1f}" if "torch" in r else "-"
-        note = r.get("torch note", "")
-        torch_ms += f" ({note})" if note else ""
-        gemm_form = r["model"] in ("transe_l2", "distmult", "complex")
-        if gemm_form:
-            limit = f"{100 * 2 * gops / peak:.0f} % of the GEMM peak"
-        elif r["model"] == "transe_l1":
-            # Two vector operations per element (max, add) at the FMA units' issue rate: a
-            # GEMM peak of P GFLOP/s issues P / 2 G lane-operations/s, so P / 4 G elements/s.
-            limit = f"{100 * gops / (peak / 4):.0f} % of the max/add limit"
-        else:
-            limit = "-"
-        body.append([r["model"], f"{1e3 * r['nesy']:.1f}", torch_ms, ratio, f"{gops:.1f}",
-                     limit])
-    print(format_table(["model", "nesy ms", "torch ms", "x faster",
-                        "nesy G element-ops/s", "how close to the limit"], body))
+    print(scoring_table(rows, peak))
     print("GEMM forms count 2 flops per element-op; TransE-L1 sums max(q, e) (|a - b| = "
           "2 max(a, b) - a - b): two vector operations per element, whose limit is a quarter of "
           "the GEMM peak in elements/s.")
@@ -237,21 +264,11 @@ def main(quick: bool = False, repeat: int = 5) -> None:
     tr = training(epochs=1 if quick else 2, quick=quick)
     pk = pykeen_training_and_eval() if (available("pykeen") and not quick) else {}
     if not pk:
-        print("\n(PyKEEN is not importable: its columns omitted)")
+        why = "not run with --quick" if quick and available("pykeen") else "not importable"
+        print(f"\n(PyKEEN {why}: the PyKEEN columns are omitted)")
     print("\nKinship: filtered evaluation of the test split (1,074 triples, both directions) and "
           f"sLCWA training (d = {64 if quick else DIM}, 64 negatives, batch 512, Adam)")
-    body = []
-    for e in ev:
-        t = next((x for x in tr if x["model"] == e["model"]), None)
-        p = pk.get(e["model"], {})
-        body.append([e["model"], f"{e['nesy']:.3f}",
-                     f"{p['eval']:.3f}" if p else "-",
-                     f"{p['eval'] / e['nesy']:.1f}" if p else "-",
-                     f"{t['nesy']:,.0f}" if t else "1-vs-all only",
-                     f"{p['train']:,.0f}" if p and t else "-",
-                     f"{t['nesy'] / p['train']:.1f}" if p and t else "-"])
-    print(format_table(["model", "nesy eval s", "PyKEEN eval s", "x faster",
-                        "nesy triples/s", "PyKEEN triples/s", "x faster"], body))
+    print(kinship_table(ev, tr, pk))
     if pk:
         print("PyKEEN 1.11's RotatE scores with the L2 norm of the complex difference (not Sun et "
               "al.'s sum of moduli); the cost per score is the same.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,7 +23,8 @@ from typing import Any, Union
 
 import numpy as np
 
-__all__ = ["KGData", "UnseenReport", "UnknownLabelError", "load_kg", "SHIPPED_KG", "SPLITS"]
+__all__ = ["KGData", "UnseenReport", "UnknownLabelError", "MissingFileError", "load_kg",
+           "SHIPPED_KG", "SPLITS"]
 
 #: Knowledge graphs shipped in ``nesy/datasets/data/kg/`` (source and licence in data/README.md).
 SHIPPED_KG = ("nations", "umls", "kinship")
@@ -35,6 +37,16 @@ class UnknownLabelError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(FileNotFoundError):
+    """A ``FileNotFoundError`` whose message is one sentence naming the argument and the path
+    (``str`` gives ``strerror`` alone, without Python's ``"[Errno 2] ...: 'path'"`` frame).
+    Raise it as ``MissingFileError(errno.ENOENT, message, path)``: ``errno`` and ``filename``
+    are those of any ``FileNotFoundError``."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,10 @@ class KGData:
         ``relations[j]`` is the label of relation ``j``.
     entity_to_id, relation_to_id : dict of str to int
         The inverse maps (built from the lists when not given).
+    location : str
+        What :func:`load_kg` reads this data set from again: the shipped name, or the folder's
+        absolute path ("" for a data set built in memory). :meth:`nesy.kge.KGEModel.save`
+        keeps it, so that ``nesy kge eval`` finds the data a model was trained on.
     """
 
     name: str
@@ -102,6 +118,7 @@ class KGData:
     relations: list[str]
     entity_to_id: dict[str, int] = field(default_factory=dict)
     relation_to_id: dict[str, int] = field(default_factory=dict)
+    location: str = ""
 
     def __post_init__(self) -> None:
         # The label -> id maps are derived from the label lists when not given.
@@ -256,9 +273,9 @@ def _read_split(path: Any, shown: str) -> list[tuple[str, str, str]]:
     try:
         fh = path.open("rb")
     except FileNotFoundError:
-        raise FileNotFoundError(
-            errno.ENOENT, f"{path.name}: no such file (expected train.txt, valid.txt and "
-            f"test.txt in the folder)", shown) from None
+        raise MissingFileError(
+            errno.ENOENT, f"name_or_path: {shown}: no such file (a knowledge-graph folder "
+            f"holds train.txt, valid.txt and test.txt)", shown) from None
     with fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
@@ -291,9 +308,10 @@ def _resolve(name_or_path: Union[str, os.PathLike]) -> tuple[str, str, Any]:
         raise TypeError(f"name_or_path: expected a str or path, got {type(name_or_path).__name__}")
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT, f"name_or_path: neither a shipped knowledge graph {SHIPPED_KG} nor an "
-            f"existing folder", os.fspath(name_or_path))
+        shown = os.fspath(name_or_path)
+        raise MissingFileError(
+            errno.ENOENT, f"name_or_path: {shown!r} is neither a shipped knowledge graph "
+            f"({', '.join(SHIPPED_KG)}) nor an existing folder", shown)
     return folder.resolve().name, str(folder), folder
 
 
@@ -318,9 +336,18 @@ def load_kg(name_or_path: Union[str, os.PathLike]) -> KGData:
     Raises
     ------
     FileNotFoundError
-        The folder or one of its three files does not exist.
+        The folder or one of its three files does not exist (``filename`` is the path).
     ValueError
         A malformed line (the message names the file and line number) or an empty split.
+
+    Warns
+    -----
+    UserWarning
+        Once, when valid or test triples have an entity or relation that never occurs in
+        train. They are kept: :meth:`nesy.kge.KGEModel.evaluate` and the rules rank them like
+        any other triple (an embedding training never updated; PyKEEN drops such triples
+        instead). :attr:`KGData.unseen_test` and ``KGData.unseen("valid")`` list them, e.g. to
+        evaluate without them: ``np.delete(data.test, data.unseen_test.rows, axis=0)``.
     """
     name, source, folder = _resolve(name_or_path)
     labelled = {s: _read_split(folder / f"{s}.txt", f"{source}/{s}.txt") for s in SPLITS}
@@ -335,7 +362,7 @@ def load_kg(name_or_path: Union[str, os.PathLike]) -> KGData:
             out[i, 1] = rel.setdefault(r, len(rel))
             out[i, 2] = ent.setdefault(t, len(ent))
         arrays[s] = out
-    return KGData(
+    data = KGData(
         name=name,
         source=source,
         train=arrays["train"],
@@ -345,4 +372,20 @@ def load_kg(name_or_path: Union[str, os.PathLike]) -> KGData:
         relations=list(rel),
         entity_to_id=ent,
         relation_to_id=rel,
+        location=name if source.startswith("nesy.datasets:") else str(Path(folder).resolve()),
     )
+    _warn_unseen(data)
+    return data
+
+
+def _warn_unseen(data: KGData) -> None:
+    """One UserWarning (pointing at the caller of :func:`load_kg`) when valid or test triples
+    have an entity or relation never seen in train."""
+    reports = [r for r in (data.unseen("test"), data.unseen("valid")) if len(r)]
+    if reports:
+        warnings.warn(
+            f"load_kg: {data.name!r}: {'; '.join(map(str, reports))}. They are kept, and "
+            f"evaluation ranks them like the others although training never saw that entity or "
+            f"relation; KGData.unseen_test and KGData.unseen('valid') list them (.rows), to "
+            f"leave them out or report them separately",
+            UserWarning, stacklevel=3)

@@ -13,6 +13,13 @@ embeddings; ``checkpoint`` saves them (and the optimizer state) atomically as ``
 the validation MRR improves (and at the end of a run without validation), so that
 ``fit(..., resume=True)`` continues from the best epoch saved (epochs after it are run again),
 and :meth:`KGEModel.load` reads a checkpoint as well as a file written by :meth:`save`.
+
+A model trained on a :class:`nesy.datasets.KGData` keeps the entity and relation labels (in its
+saved files and checkpoints too): its queries take labels as well as ids.
+
+>>> ids, scores = m.predict_tails("usa", "intergovorgs", k=3, filter_triples=data.train)
+>>> len(m.entity_label(ids[0]))
+3
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 from nesy._io import atomic_savez, read_npz
+from nesy.datasets.kg import MissingFileError, UnknownLabelError, _labels
 from nesy.kge.evaluate import TIES, evaluate
 from nesy.kge.scoring import (
     COMPLEX_MODELS,
@@ -77,6 +86,17 @@ def _check_ids(triples: np.ndarray, n_ent: int, n_rel: int, name: str) -> None:
             k = int(bad[0])
             raise IndexError(f"{name}[{k}] ({what}): index {int(triples[k, col])} is out of "
                              f"range for size {size}")
+
+
+def _provenance(data: Any) -> dict[str, np.ndarray]:
+    """What a saved model or a checkpoint records about the data it was trained on, when
+    ``data`` (a KGData) knows it: the row labels (``"entities"``, ``"relations"``) and where
+    :func:`nesy.datasets.load_kg` reads the data again (``"data"``)."""
+    out = {name: np.array(list(getattr(data, name)), dtype=str)
+           for name in ("entities", "relations") if getattr(data, name, None) is not None}
+    if getattr(data, "location", ""):
+        out["data"] = np.array(str(data.location))
+    return out
 
 
 _CHECKPOINT_KEYS = ("model", "entity_embeddings", "relation_embeddings", "ent_state",
@@ -176,7 +196,13 @@ class KGEModel:
     n_entities_, n_relations_ : int
     entities_, relations_ : list of str or None
         The labels of the table rows when trained on a :class:`nesy.datasets.KGData`
-        (saved with the model; :meth:`check_data` compares them with a data set).
+        (saved with the model and in checkpoints; :meth:`check_data` compares them with a
+        data set). With them, :meth:`score`, :meth:`predict_tails`, :meth:`predict_heads` and
+        :meth:`evaluate` take labels as well as ids.
+    data_location_ : str or None
+        What :func:`nesy.datasets.load_kg` reads the training data from again (a shipped name
+        or a folder's absolute path), when trained on data read by ``load_kg``; saved with the
+        model (``nesy kge eval`` evaluates on it unless ``--data`` is given).
     """
 
     def __init__(self, model: str = "rotate", dim: int = 200, loss: Optional[str] = None,
@@ -319,6 +345,7 @@ class KGEModel:
         """
         args = self._resolved()
         tr, va, n_ent, n_rel = _data_parts(train, valid)
+        meta = _provenance(train)
         if tr.shape[0] == 0:
             raise ValueError("train: the training set is empty")
         if hasattr(train, "all_triples") and known is None:
@@ -340,56 +367,73 @@ class KGEModel:
         best = (-np.inf, -1)
         if resume:
             ent, rel, ent_state, rel_state, step, start, history, best = self._load_checkpoint(
-                ent, rel, ent_state, rel_state)
+                ent, rel, ent_state, rel_state, meta)
         head_prob = np.asarray(_core.kge_bernoulli_probs(tr, n_rel), dtype=np.float64)
         best_tables = (ent.copy(), rel.copy())
+        bar = self._progress_bar(start)
         waited = 0
-        epochs = range(start, int(self.epochs))
-        bar = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-            bar = tqdm(epochs, desc=f"{self.model} epochs", leave=False)
-            epochs = bar
-        for epoch in epochs:
-            loss, step = _core.kge_train_epoch(self.model, ent, rel, ent_state, rel_state, step,
-                                               tr, head_prob, epoch, args)
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"loss: not finite ({loss}) at epoch {epoch}; lower lr")
-            record: dict[str, Any] = {"epoch": epoch, "loss": float(loss)}
-            last = epoch == int(self.epochs) - 1
-            if va is not None and va.size and self.eval_every and (
-                    (epoch + 1) % self.eval_every == 0 or last):
-                mrr = evaluate(self.model, ent, rel, va, known, per_relation=False)["both"]["mrr"]
-                record["valid_mrr"] = mrr
-                if mrr > best[0]:
-                    best, waited = (mrr, epoch), 0
-                    best_tables = (ent.copy(), rel.copy())
-                    self._save_checkpoint(ent, rel, ent_state, rel_state, step, epoch, history
-                                          + [record], best)
-                else:
-                    waited += 1
-            history.append(record)
+        try:
+            for epoch in range(start, int(self.epochs)):
+                loss, step = _core.kge_train_epoch(self.model, ent, rel, ent_state, rel_state,
+                                                   step, tr, head_prob, epoch, args)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"loss: not finite ({loss}) at epoch {epoch}; "
+                                             f"lower lr")
+                record: dict[str, Any] = {"epoch": epoch, "loss": float(loss)}
+                last = epoch == int(self.epochs) - 1
+                if va is not None and va.size and self.eval_every and (
+                        (epoch + 1) % self.eval_every == 0 or last):
+                    mrr = evaluate(self.model, ent, rel, va, known,
+                                   per_relation=False)["both"]["mrr"]
+                    record["valid_mrr"] = mrr
+                    if mrr > best[0]:
+                        best, waited = (mrr, epoch), 0
+                        best_tables = (ent.copy(), rel.copy())
+                        self._save_checkpoint(ent, rel, ent_state, rel_state, step, epoch,
+                                              history + [record], best, meta)
+                    else:
+                        waited += 1
+                history.append(record)
+                if bar is not None:
+                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"},
+                                    refresh=False)
+                    bar.update(1)
+                if self.patience is not None and waited >= self.patience:
+                    break
+        finally:
             if bar is not None:
-                bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if self.patience is not None and waited >= self.patience:
-                break
+                bar.close()
         if best[1] >= 0:
             ent[...], rel[...] = best_tables
         elif self.checkpoint:
             self._save_checkpoint(ent, rel, ent_state, rel_state, step, len(history) - 1,
-                                  history, best)
+                                  history, best, meta)
         self.n_entities_, self.n_relations_ = n_ent, n_rel
         self._args = args
         self.entity_embeddings_, self.relation_embeddings_ = ent, rel
         # The labels of the rows, when trained on a KGData (saved with the model, checked
-        # against the data it is evaluated on).
+        # against the data it is evaluated on), and where load_kg reads that data again.
         self.entities_ = list(train.entities) if hasattr(train, "entities") else None
         self.relations_ = list(train.relations) if hasattr(train, "relations") else None
+        self.data_location_ = str(meta["data"]) if "data" in meta else None
         self.history_ = history
         self.best_epoch_ = best[1] if best[1] >= 0 else len(history) - 1
         return self
 
-    def _save_checkpoint(self, ent, rel, ent_state, rel_state, step, epoch, history, best):
+    def _progress_bar(self, start: int) -> Any:
+        """A tqdm bar over the epochs (None with ``verbose=0``), at ``start`` when resuming;
+        :meth:`_epochs` moves it by one after each epoch, so that it ends at N/N."""
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=int(self.epochs), initial=start, desc=f"{self.model} epochs",
+                    unit="epoch")
+
+    def _save_checkpoint(self, ent, rel, ent_state, rel_state, step, epoch, history, best,
+                         meta):
+        """``meta``: the labels and data location of :func:`_provenance` (stored too, so that
+        :meth:`load` of a checkpoint keeps the labels)."""
         if not self.checkpoint:
             return
         hist = np.array([[h["epoch"], h["loss"], h.get("valid_mrr", np.nan)] for h in history],
@@ -398,15 +442,16 @@ class KGEModel:
             "model": np.array(self.model), "dim": np.array(self.dim), "entity_embeddings": ent,
             "relation_embeddings": rel, "ent_state": ent_state, "rel_state": rel_state,
             "step": np.array(step), "epoch": np.array(epoch), "history": hist,
-            "best": np.array(best, dtype=np.float64)})
+            "best": np.array(best, dtype=np.float64), **meta})
 
-    def _load_checkpoint(self, ent, rel, ent_state, rel_state):
+    def _load_checkpoint(self, ent, rel, ent_state, rel_state, meta):
         if not self.checkpoint:
-            raise FileNotFoundError(errno.ENOENT, "checkpoint: resume=True needs a checkpoint "
-                                    "file to resume from", self.checkpoint)
+            raise MissingFileError(errno.ENOENT, "checkpoint: resume=True needs a checkpoint "
+                                   "file to resume from (checkpoint is None)", None)
         path = os.fspath(self.checkpoint)
         if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, "checkpoint: no file to resume from", path)
+            raise MissingFileError(errno.ENOENT, f"checkpoint: no file {path!r} to resume from",
+                                   path)
         f = read_npz(path, "KGEModel checkpoint", _CHECKPOINT_KEYS)
 
         def bad(why: str) -> ValueError:
@@ -423,6 +468,10 @@ class KGEModel:
                                  f"model needs {b.shape} {b.dtype}")
             if not _core.all_finite([np.ascontiguousarray(a)]):
                 raise bad(f"{name!r} holds NaN or infinity")
+        for name in ("entities", "relations"):  # checkpoints of older versions have none
+            if name in f and name in meta and not np.array_equal(f[name], meta[name]):
+                raise ValueError(f"checkpoint: {path!r} was trained on other {name} than the "
+                                 f"data given to fit (same count, other labels or order)")
         step, epoch = _scalar(f, "step", "iu", bad), _scalar(f, "epoch", "iu", bad)
         if not 0 <= step < 2**64 or not -1 <= epoch < 2**63:
             raise bad(f"step {step} or epoch {epoch} out of range")
@@ -439,70 +488,198 @@ class KGEModel:
         return (*[np.ascontiguousarray(a) for a in loaded], step, epoch + 1, history,
                 (float(best[0]), int(best[1])))
 
-    # ------------------------------------------------------------------ inference
+    # ------------------------------------------------------------------ fitted state
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "entity_embeddings_"):
             raise RuntimeError("KGEModel: call fit (or load) before using the model")
         return self.entity_embeddings_, self.relation_embeddings_
 
+    # ------------------------------------------------------------------ labels
+    def _vocabulary(self, kind: str, name: str) -> dict[str, int]:
+        """Label -> id of the ``kind`` ("entity" or "relation") rows; ValueError naming the
+        argument ``name`` when the model has no labels."""
+        labels = getattr(self, "entities_" if kind == "entity" else "relations_", None)
+        if labels is None:
+            raise ValueError(f"{name}: got a label, but this model has no {kind} labels (it was "
+                             f"trained on id arrays, or read from a file without them): pass "
+                             f"ids")
+        cached = self.__dict__.get("_vocabularies", {}).get(kind)
+        if cached is None or cached[0] is not labels:  # built once per fit or load
+            cached = (labels, {lab: i for i, lab in enumerate(labels)})
+            self.__dict__.setdefault("_vocabularies", {})[kind] = cached
+        return cached[1]
+
+    def _label_id(self, label: str, kind: str, name: str) -> int:
+        table = self._vocabulary(kind, name)
+        try:
+            return table[label]
+        except KeyError:
+            raise UnknownLabelError(f"{name}: unknown {kind} label {label!r} (not among the "
+                                    f"model's {len(table):,} {kind} labels)") from None
+
+    def _query_ids(self, values: Any, kind: str, name: str) -> Any:
+        """``values`` (ids, a label, or a sequence of ids and labels) with each label replaced
+        by its id; anything without a label is returned as it is (checked by the kernels)."""
+        if isinstance(values, np.ndarray) and values.ndim == 0 and values.dtype.kind in "UO":
+            values = values.item()
+        if isinstance(values, str):
+            return self._label_id(values, kind, name)
+        if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "UO":
+            items = values.tolist()
+        elif isinstance(values, (list, tuple)):
+            items = list(values)
+        else:
+            return values
+        if not any(isinstance(v, str) for v in items):
+            return values
+        return np.array([self._label_id(v, kind, f"{name}[{i}]") if isinstance(v, str) else v
+                         for i, v in enumerate(items)])
+
+    def _triple_ids(self, triples: Any, name: str) -> Any:
+        """``triples`` with labels replaced by ids (rows of ``(head, relation, tail)`` ids or
+        labels); triples without a label are returned as they are."""
+        if isinstance(triples, np.ndarray) and triples.dtype.kind in "UO":
+            rows = triples.tolist()
+        elif isinstance(triples, (list, tuple)):
+            rows = list(triples)
+        else:
+            return triples
+        if not any(isinstance(v, str) for row in rows if isinstance(row, (list, tuple))
+                   for v in row):
+            return triples
+        out = np.empty((len(rows), 3), dtype=np.int64)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or len(row) != 3:
+                raise ValueError(f"{name}[{i}]: expected a (head, relation, tail) triple, got "
+                                 f"{row!r}")
+            for j, (v, kind) in enumerate(zip(row, ("entity", "relation", "entity"))):
+                if isinstance(v, str):
+                    out[i, j] = self._label_id(v, kind, f"{name}[{i}, {j}]")
+                elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                    out[i, j] = v
+                else:
+                    raise TypeError(f"{name}[{i}, {j}]: expected an id or a label, got {v!r}")
+        return out
+
+    def entity_label(self, ids: Any) -> Any:
+        """Label of one entity id (str), or list of labels of an array of ids (as
+        :meth:`nesy.datasets.KGData.entity_label`; -1, the padding of :meth:`predict_tails`,
+        is out of range)."""
+        self._vocabulary("entity", "ids")
+        return _labels(self.entities_, ids, "entity")
+
+    def relation_label(self, ids: Any) -> Any:
+        """Label of one relation id (str), or list of labels of an array of ids."""
+        self._vocabulary("relation", "ids")
+        return _labels(self.relations_, ids, "relation")
+
+    # ------------------------------------------------------------------ inference
     def score(self, triples: Any) -> np.ndarray:
-        """Scores of ``triples (n, 3)`` (higher is more plausible)."""
-        return score(self.model, *self._tables(), triples)
+        """Scores of ``triples (n, 3)`` (higher is more plausible): ids, or with a model that
+        has labels, ``(head, relation, tail)`` label triples (ids and labels may mix)."""
+        return score(self.model, *self._tables(), self._triple_ids(triples, "triples"))
 
     def _top(self, scores: np.ndarray, k: int, exclude: Optional[list[np.ndarray]]
              ) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(k, bool) or int(k) < 1:
-            raise ValueError(f"k: must be a positive integer, got {k!r}")
-        k = min(int(k), scores.shape[1])
+        k = check_int("k", k, 1)
         if exclude is not None:
             scores = scores.copy()
             for row, ids in zip(scores, exclude):
                 row[ids] = -np.inf
-        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        m = min(k, scores.shape[1])
+        idx = np.argsort(-scores, axis=1, kind="stable")[:, :m]
         top = np.take_along_axis(scores, idx, axis=1)
-        # Rows with fewer than k candidates left after filtering: padding id -1, score -inf.
-        return np.where(np.isneginf(top), -1, idx), top
+        # Always k columns: a row with fewer than k candidates (k > n_entities, or entities
+        # filtered out) is padded with id -1 and score -inf.
+        ids = np.full((scores.shape[0], k), -1, dtype=np.int64)
+        out = np.full((scores.shape[0], k), -np.inf, dtype=scores.dtype)
+        ids[:, :m] = np.where(np.isneginf(top), -1, idx)
+        out[:, :m] = top
+        return ids, out
+
+    def _predict(self, entities: Any, relations: Any, side: str, k: int,
+                 filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_tails` (``side="tail"``, ``entities`` the heads) or
+        :meth:`predict_heads` (``"head"``, ``entities`` the tails)."""
+        tails = side == "tail"
+        name = "heads" if tails else "tails"
+        entities = self._query_ids(entities, "entity", name)
+        relations = self._query_ids(relations, "relation", "relations")
+        if tails:
+            s = score_tails(self.model, *self._tables(), entities, relations)
+        else:
+            s = score_heads(self.model, *self._tables(), relations, entities)
+        exclude = None
+        if filter_triples is not None:
+            f = check_triples(self._triple_ids(filter_triples, "filter_triples"),
+                              "filter_triples")
+            _check_ids(f, self.n_entities_, self.n_relations_, "filter_triples")
+            e = np.broadcast_to(np.atleast_1d(entities), (s.shape[0],))
+            r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
+            given, wanted = (0, 2) if tails else (2, 0)
+            exclude = [f[(f[:, given] == a) & (f[:, 1] == b), wanted] for a, b in zip(e, r)]
+        return self._top(s, k, exclude)
 
     def predict_tails(self, heads: Any, relations: Any, k: int = 10,
                       filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best tails of ``(h, r, ?)``: ``(ids (n, k), scores (n, k))``, best first;
-        entities with ``(h, r, e)`` in ``filter_triples`` are left out (a row with fewer than
-        ``k`` candidates left is padded with id -1 and score ``-inf``)."""
-        s = score_tails(self.model, *self._tables(), heads, relations)
-        exclude = None
-        if filter_triples is not None:
-            f = check_triples(filter_triples, "filter_triples")
-            _check_ids(f, self.n_entities_, self.n_relations_, "filter_triples")
-            h = np.broadcast_to(np.atleast_1d(heads), (s.shape[0],))
-            r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
-            exclude = [f[(f[:, 0] == a) & (f[:, 1] == b), 2] for a, b in zip(h, r)]
-        return self._top(s, k, exclude)
+        """The ``k`` best tails of ``(h, r, ?)``, best first.
+
+        Parameters
+        ----------
+        heads, relations : int, str, or sequence of them (n,)
+            Ids, or labels when the model has them (trained on a KGData, or loaded from a file
+            that keeps them); one of the two may be a single value, used for every query.
+        k : int
+        filter_triples : array of shape (p, 3), optional
+            Known triples (ids, or label triples): entities with ``(h, r, e)`` in it are left
+            out.
+
+        Returns
+        -------
+        ids : ndarray of shape (n, k), int64
+            Entity ids (:meth:`entity_label` gives their labels), as the rules'
+            :meth:`nesy.rules.kg.KGRuleSet.predict_tails` returns them. Always ``k`` columns:
+            a row with fewer than ``k`` candidates (``k > n_entities``, or entities filtered
+            out) is padded with id -1.
+        scores : ndarray of shape (n, k)
+            Their scores (dtype of the tables); ``-inf`` where the id is -1.
+
+        Raises
+        ------
+        KeyError (UnknownLabelError, also a ValueError)
+            An unknown label; the message names the argument and the label.
+        ValueError
+            A label given to a model without labels.
+        IndexError
+            An id out of range; the message names the argument.
+        """
+        return self._predict(heads, relations, "tail", k, filter_triples)
 
     def predict_heads(self, relations: Any, tails: Any, k: int = 10,
                       filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best heads of ``(?, r, t)``, as :meth:`predict_tails`."""
-        s = score_heads(self.model, *self._tables(), relations, tails)
-        exclude = None
-        if filter_triples is not None:
-            f = check_triples(filter_triples, "filter_triples")
-            _check_ids(f, self.n_entities_, self.n_relations_, "filter_triples")
-            t = np.broadcast_to(np.atleast_1d(tails), (s.shape[0],))
-            r = np.broadcast_to(np.atleast_1d(relations), (s.shape[0],))
-            exclude = [f[(f[:, 1] == b) & (f[:, 2] == a), 0] for a, b in zip(t, r)]
-        return self._top(s, k, exclude)
+        """The ``k`` best heads of ``(?, r, t)``, as :meth:`predict_tails` (entities with
+        ``(e, r, t)`` in ``filter_triples`` are left out)."""
+        return self._predict(tails, relations, "head", k, filter_triples)
 
     def evaluate(self, test: Any, filter_triples: Any, ties: str = "realistic",
                  per_relation: bool = True) -> dict[str, Any]:
-        """Filtered link-prediction metrics of ``test`` (see :func:`nesy.kge.evaluate`)."""
+        """Filtered link-prediction metrics of ``test`` (see :func:`nesy.kge.evaluate`); both
+        arguments are id triples or, with a model that has labels, label triples.
+
+        Every test triple is ranked, also one whose entity or relation never occurs in
+        training (its embedding is the initial one): :func:`nesy.datasets.load_kg` warns about
+        them, and ``data.unseen_test.rows`` lists them to leave out."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
-        return evaluate(self.model, *self._tables(), test, filter_triples, ties, per_relation)
+        return evaluate(self.model, *self._tables(), self._triple_ids(test, "test"),
+                        self._triple_ids(filter_triples, "filter_triples"), ties, per_relation)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """The embeddings, the parameters and (when trained on a KGData) the entity and relation
-        labels, as ``.npz`` (atomic). Parameters JSON cannot hold (other than NumPy values and
-        paths) are left out; :meth:`load` does not restore ``checkpoint``."""
+        labels and the data set's location (:attr:`data_location_`), as ``.npz`` (atomic).
+        Parameters JSON cannot hold (other than NumPy values and paths) are left out;
+        :meth:`load` does not restore ``checkpoint``."""
         ent, rel = self._tables()
         params = {}
         for k, v in self.get_params().items():
@@ -519,12 +696,16 @@ class KGEModel:
             labels = getattr(self, name + "_", None)
             if labels is not None:
                 arrays[name] = np.array(labels, dtype=str)
+        if getattr(self, "data_location_", None):
+            arrays["data"] = np.array(str(self.data_location_))
         atomic_savez(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KGEModel:
-        """A model saved by :meth:`save` (ready for scoring and evaluation), with its
-        parameters and labels (files from older versions: model, dim and dtype only).
+        """A model saved by :meth:`save` or a checkpoint (ready for scoring and evaluation),
+        with its parameters, labels and data location as far as the file has them (files from
+        older versions: model, dim and dtype only, ``data_location_`` None; checkpoints of
+        older versions: no labels either).
 
         Raises
         ------
@@ -573,6 +754,7 @@ class KGEModel:
                 raise bad(f"{name!r}: expected {n} labels, got shape {labels.shape} "
                           f"{labels.dtype}")
             setattr(m, name + "_", None if labels is None else [str(x) for x in labels])
+        m.data_location_ = _scalar(f, "data", "U", bad) if "data" in f else None
         m.n_entities_, m.n_relations_ = ent.shape[0], rel.shape[0]
         return m
 

@@ -93,15 +93,20 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return check_int(name, seed, 0, 2**64 - 1)
 
 
-def _ids(x: Any, name: str, n: int) -> np.ndarray:
+def _ids(x: Any, name: str, n: int, size: int) -> np.ndarray:
+    """Ids ``x`` as a C-contiguous int64 vector of ``n`` (one id is repeated); IndexError naming
+    ``name`` and the position of the first id outside ``[0, size)``."""
     a = np.atleast_1d(np.asarray(x))
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"{name}: expected integer ids, got dtype {a.dtype}")
     if a.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of ids, got shape {a.shape}")
-    if a.shape[0] == 1 and n > 1:
-        a = np.repeat(a, n)
-    return _int64(a, name)
+    a = _int64(a, name)
+    bad = np.flatnonzero((a < 0) | (a >= size))
+    if bad.size:
+        k = int(bad[0])
+        raise IndexError(f"{name}[{k}]: index {int(a[k])} is out of range for size {size}")
+    return np.repeat(a, n) if a.shape[0] == 1 and n > 1 else a
 
 
 def score(model: str, ent: Any, rel: Any, triples: Any) -> np.ndarray:
@@ -125,7 +130,8 @@ def score_tails(model: str, ent: Any, rel: Any, heads: Any, relations: Any) -> n
     A scalar head or relation is repeated for every query."""
     ent, rel = check_tables(ent, rel)
     n = max(np.size(heads), np.size(relations))
-    h, r = _ids(heads, "heads", n), _ids(relations, "relations", n)
+    h = _ids(heads, "heads", n, ent.shape[0])
+    r = _ids(relations, "relations", n, rel.shape[0])
     if h.shape != r.shape:
         raise ValueError(f"relations: expected {h.shape[0]} ids (one per head), got {r.shape[0]}")
     return _core.kge_score_all(check_model(model), ent, rel, h, r, "tail")
@@ -135,7 +141,8 @@ def score_heads(model: str, ent: Any, rel: Any, relations: Any, tails: Any) -> n
     """1-vs-all: ``out[i, e] = score(e, relations[i], tails[i])``, shape ``(n, n_entities)``."""
     ent, rel = check_tables(ent, rel)
     n = max(np.size(tails), np.size(relations))
-    t, r = _ids(tails, "tails", n), _ids(relations, "relations", n)
+    t = _ids(tails, "tails", n, ent.shape[0])
+    r = _ids(relations, "relations", n, rel.shape[0])
     if t.shape != r.shape:
         raise ValueError(f"relations: expected {t.shape[0]} ids (one per tail), got {r.shape[0]}")
     return _core.kge_score_all(check_model(model), ent, rel, t, r, "head")
