@@ -7,6 +7,9 @@ Mirrors python/nesy/kge/ and rust/core/src/kge/.
 
 from __future__ import annotations
 
+import errno
+import warnings
+
 import numpy as np
 import pytest
 import reference_kge as ref
@@ -262,8 +265,13 @@ def test_bad_input_names_the_argument():
     bad_tr[2, 1] = 99
     with pytest.raises(IndexError, match=r"triples\[2\] \(relation\)"):
         kge.score("rotate", ent, rel, bad_tr)
-    with pytest.raises(IndexError, match="heads|entities"):
+    # Out-of-range ids name the caller's argument and position (not the kernel's "entities").
+    with pytest.raises(IndexError, match=r"^heads\[1\]: index 41 is out of range for size 41"):
         kge.score_tails("rotate", ent, rel, [0, 41], [0, 1])
+    with pytest.raises(IndexError, match=r"^tails\[0\]: index -1 is out"):
+        kge.score_heads("rotate", ent, rel, [0, 1], [-1, 1])
+    with pytest.raises(IndexError, match=r"^relations\[0\]: index 5 is out of range for size 5"):
+        kge.score_tails("rotate", ent, rel, [0, 1], 5)
     with pytest.raises(IndexError, match="known"):
         kge.filtered_ranks("rotate", ent, rel, tr, np.array([[0, 0, 41]]))
     with pytest.raises(ValueError, match="ties"):
@@ -1095,14 +1103,28 @@ def test_checkpoints_that_are_not_checkpoints_name_the_path(tmp_path):
 
 
 def test_missing_data_files_are_file_not_found_errors_naming_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a shipped") as err:
+    # One clean sentence naming the argument and the path (no "[Errno 2] ...: 'path'" frame);
+    # still a FileNotFoundError with errno and filename.
+    nowhere = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError) as err:
         load_kg(tmp_path / "nowhere")
-    assert err.value.filename == str(tmp_path / "nowhere")
+    assert str(err.value) == (f"name_or_path: {nowhere!r} is neither a shipped knowledge graph "
+                              f"(nations, umls, kinship) nor an existing folder")
+    assert err.value.filename == nowhere and err.value.errno == errno.ENOENT
     (tmp_path / "train.txt").write_text("a\tr\tb\n")
     (tmp_path / "valid.txt").write_text("a\tr\tb\n")
-    with pytest.raises(FileNotFoundError, match=r"test\.txt: no such file") as err:
+    with pytest.raises(FileNotFoundError) as err:
         load_kg(tmp_path)
+    assert str(err.value).startswith(f"name_or_path: {tmp_path}/test.txt: no such file (")
     assert err.value.filename == f"{tmp_path}/test.txt"
+    tr = np.array([[0, 0, 1], [1, 0, 2]])
+    for ck, text in ((None, "checkpoint: resume=True needs a checkpoint file"),
+                     (str(tmp_path / "no.npz"), f"checkpoint: no file '{tmp_path}/no.npz'")):
+        with pytest.raises(FileNotFoundError) as err:
+            kge.KGEModel("distmult", dim=4, epochs=1, verbose=0, checkpoint=ck).fit(
+                tr, resume=True)
+        assert str(err.value).startswith(text) and "Errno" not in str(err.value)
+        assert err.value.filename == ck
 
 
 def test_command_line_refuses_missing_files_and_bad_counts_with_exit_2(tmp_path, capsys):
@@ -1112,21 +1134,25 @@ def test_command_line_refuses_missing_files_and_bad_counts_with_exit_2(tmp_path,
     (tmp_path / "valid.txt").write_text("a\tr\tb\n")
     base = ["kge", "train", "--model", "distmult", "--dim", "4", "--epochs", "1"]
     for argv, message in [
-        ([*base, "--data", "/nonexistent/kg"], "'/nonexistent/kg'"),
-        ([*base, "--data", str(tmp_path)], f"'{tmp_path}/test.txt'"),
+        ([*base, "--data", "/nonexistent/kg"],
+         "--data: '/nonexistent/kg' is neither a shipped knowledge graph"),
+        ([*base, "--data", str(tmp_path)], f"--data: {tmp_path}/test.txt: no such file"),
         ([*base, "--data", "nations", "--resume", "--checkpoint", str(tmp_path / "no.npz")],
-         "--checkpoint: no file to resume from"),
+         f"--checkpoint: no file '{tmp_path}/no.npz' to resume from"),
         # The folder --save writes in is checked before training, not after it.
         ([*base, "--data", "nations", "--save", str(tmp_path / "missing" / "m.npz")],
-         "no folder"),
-        ([*base, "--data", "nations", "--save", str(tmp_path)], "is a folder, not a file"),
+         f"--save: no folder '{tmp_path}/missing'"),
+        ([*base, "--data", "nations", "--save", str(tmp_path)],
+         f"--save: is a folder, not a file: '{tmp_path}'"),
         ([*base, "--data", "nations", "--checkpoint", str(tmp_path / "missing" / "c.npz")],
-         "no folder"),
+         "--checkpoint: no folder"),
+        (["kge", "eval", str(tmp_path / "m.npz")], f"model_file: no file '{tmp_path}/m.npz'"),
     ]:
         capsys.readouterr()
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
-        assert "nesy kge: error:" in captured.err and message in captured.err, captured.err
+        assert f"nesy kge: error: {message}" in captured.err, captured.err
+        assert "Errno" not in captured.err
         assert "training" not in captured.out  # refused before any training
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt", "valid.txt"]
     for argv in (["bench", "optim", "--quick", "--repeat", "0"],
@@ -1140,3 +1166,242 @@ def test_command_line_refuses_missing_files_and_bad_counts_with_exit_2(tmp_path,
             main(argv)
         assert exit_.value.code == 2, argv
         assert "expected a positive integer" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- labels, shapes, provenance
+def test_predictions_take_labels_as_well_as_ids():
+    data = load_kg("nations")
+    m = _fit(data, model="distmult", epochs=2)
+    usa, rel = data.entity_id("usa"), data.relation_id("intergovorgs")
+    ids, scores = m.predict_tails([usa], [rel], k=3, filter_triples=data.train)
+    # A label, a list of labels, labels mixed with ids, and label triples as the filter.
+    for heads, rels, known in (("usa", "intergovorgs", data.train),
+                               (["usa"], np.array(["intergovorgs"]), data.decode(data.train)),
+                               ([usa], ["intergovorgs"], data.train)):
+        got_ids, got_scores = m.predict_tails(heads, rels, k=3, filter_triples=known)
+        np.testing.assert_array_equal(got_ids, ids)
+        np.testing.assert_array_equal(got_scores, scores)
+    assert got_ids.dtype == np.int64 and got_ids.shape == (1, 3)  # ids, as the rules return
+    assert m.entity_label(ids[0]) == data.entity_label(ids[0])
+    assert m.relation_label(rel) == "intergovorgs"
+    hid, hsc = m.predict_heads(rel, [usa, 0], k=4)
+    np.testing.assert_array_equal(m.predict_heads("intergovorgs", ["usa", data.entities[0]],
+                                                  k=4)[0], hid)
+    triples = data.test[:5]
+    np.testing.assert_array_equal(m.score(data.decode(triples)), m.score(triples))
+    mixed = [(data.entities[h], int(r), int(t)) for h, r, t in triples]
+    np.testing.assert_array_equal(m.score(mixed), m.score(triples))
+    assert (m.evaluate(data.decode(data.test), data.decode(data.all_triples()))["both"]
+            == m.evaluate(data.test, data.all_triples())["both"])
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m: m.predict_tails("atlantis", "intergovorgs"),
+     r"^heads: unknown entity label 'atlantis' \(not among the model's 14 entity labels\)"),
+    (lambda m: m.predict_tails(["usa", "atlantis"], 0), r"^heads\[1\]: unknown entity label"),
+    (lambda m: m.predict_heads("nope", "usa"), r"^relations: unknown relation label 'nope'"),
+    (lambda m: m.predict_heads(0, ["usa", "x"]), r"^tails\[1\]: unknown entity label 'x'"),
+    (lambda m: m.score([("usa", "nope", "uk")]), r"^triples\[0, 1\]: unknown relation label"),
+    (lambda m: m.predict_tails(0, 0, filter_triples=[("usa", "intergovorgs", "x")]),
+     r"^filter_triples\[0, 2\]: unknown entity label 'x'"),
+])
+def test_unknown_labels_name_the_argument_and_the_label(call, match):
+    m = _fit(load_kg("nations"), model="distmult", epochs=1)
+    with pytest.raises(KeyError, match=match) as err:
+        call(m)
+    assert isinstance(err.value, ValueError)  # UnknownLabelError, as KGData's lookups
+
+
+def test_labels_need_a_model_with_labels_and_ids_are_named_when_out_of_range(tmp_path):
+    m = _tiny_model()  # trained on an id array: no labels
+    with pytest.raises(ValueError, match="^heads: got a label, but this model has no entity "
+                                         "labels"):
+        m.predict_tails("usa", 0)
+    with pytest.raises(ValueError, match="^relations: got a label.* no relation labels"):
+        m.predict_heads("r", 0)
+    with pytest.raises(ValueError, match="no entity labels"):
+        m.entity_label(0)
+    # Out-of-range ids name the argument, not the kernel's "entities".
+    for call, match in ((lambda: m.predict_tails([99], [0]), r"^heads\[0\]: index 99"),
+                        (lambda: m.predict_tails([0, -1], 0), r"^heads\[1\]: index -1"),
+                        (lambda: m.predict_heads([0], [99]), r"^tails\[0\]: index 99"),
+                        (lambda: m.predict_tails([0], [1]), r"^relations\[0\]: index 1 is out "
+                                                            r"of range for size 1")):
+        with pytest.raises(IndexError, match=match):
+            call()
+    # A saved model keeps its labels: labels work after load, without the KGData.
+    data = load_kg("nations")
+    path = tmp_path / "m.npz"
+    trained = _fit(data, model="distmult", epochs=1)
+    trained.save(path)
+    loaded = kge.KGEModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_tails("usa", "intergovorgs", k=5)[0],
+                                  trained.predict_tails("usa", "intergovorgs", k=5)[0])
+
+
+def test_predictions_always_have_k_columns_padded_with_minus_one():
+    m = _tiny_model()  # 20 entities
+    for k in (5, 20, 25):
+        for ids, scores in (m.predict_tails([0, 3], 0, k=k), m.predict_heads(0, [1, 2], k=k)):
+            assert ids.shape == scores.shape == (2, k)
+            n = min(k, 20)
+            assert np.all(ids[:, :n] >= 0) and np.all(np.isfinite(scores[:, :n]))
+            assert np.all(ids[:, n:] == -1) and np.all(np.isneginf(scores[:, n:]))
+            assert all(len(set(row[:n])) == n for row in ids)
+    filtered, _ = m.predict_tails([0], 0, k=25, filter_triples=np.array([[0, 0, 1], [0, 0, 2]]))
+    assert filtered.shape == (1, 25) and np.sum(filtered == -1) == 7
+    with pytest.raises(ValueError, match="k: expected an integer >= 1"):
+        m.predict_tails(0, 0, k=0)
+
+
+def test_progress_bar_counts_every_epoch(monkeypatch):
+    """The bar's counter follows the epochs (it stayed at 0 when iterating a tqdm over quick
+    epochs) and ends at N/N; a resumed run starts at the checkpoint's epoch."""
+    import tqdm.auto
+
+    seen = []
+
+    class Recording(tqdm.auto.tqdm):
+        def update(self, n=1):
+            out = super().update(n)
+            seen.append((self.n, self.total))
+            return out
+
+        def close(self):
+            if not self.disable:  # tqdm's __del__ closes it again
+                seen.append(("closed", self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    tr = np.array([[i % 20, 0, (i + 1) % 20] for i in range(40)])
+    kge.KGEModel("distmult", dim=4, epochs=5, verbose=1).fit(tr)
+    assert seen == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5), ("closed", 5, 5)]
+
+
+def test_resumed_progress_bar_starts_at_the_checkpoint(monkeypatch, tmp_path):
+    import tqdm.auto
+
+    starts = []
+
+    class Recording(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            starts.append(self.n)
+
+        def close(self):
+            if not self.disable:
+                starts.append(self.n)
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    data, ck = load_kg("nations"), str(tmp_path / "ck.npz")
+    kw = dict(model="distmult", dim=4, eval_every=1, checkpoint=ck, verbose=1)
+    kge.KGEModel(epochs=2, **kw).fit(data)
+    resume_at = int(np.load(ck)["epoch"]) + 1  # after the best epoch saved
+    kge.KGEModel(epochs=4, **kw).fit(data, resume=True)
+    assert starts == [0, 2, resume_at, 4]
+
+
+def _folder(path, splits):
+    path.mkdir()
+    for name, rows in splits.items():
+        (path / f"{name}.txt").write_text("".join("\t".join(r) + "\n" for r in rows))
+    return path
+
+
+def test_load_kg_warns_once_about_test_triples_unseen_in_training(tmp_path):
+    train = [("a", "r1", "b"), ("b", "r2", "c"), ("c", "r1", "a")]
+    folder = _folder(tmp_path / "kg", {"train": train, "valid": [("a", "r1", "c")],
+                                       "test": [("a", "r2", "b"), ("e", "r1", "a"),
+                                                ("a", "r3", "b")]})
+    with pytest.warns(UserWarning) as record:
+        data = load_kg(folder)
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
+    text = str(record[0].message)
+    assert "test: 2 of 3 triples have an entity or relation never seen in train" in text
+    assert "KGData.unseen_test" in text and "valid" not in text.split("KGData")[0]
+    assert len(data.unseen_test) == 2  # kept, and still ranked (documented)
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(data)
+    assert m.evaluate(data.test, data.all_triples())["both"]["count"] == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("nations", "umls", "kinship"):
+            load_kg(name)  # nothing unseen: no warning
+
+
+def test_checkpoints_and_saved_models_keep_labels_and_the_data_location(tmp_path):
+    data = load_kg("nations")
+    ck = tmp_path / "ck.npz"
+    m = _fit(data, model="distmult", epochs=2, eval_every=1, checkpoint=str(ck))
+    assert m.data_location_ == "nations"
+    from_ck = kge.KGEModel.load(ck)
+    assert from_ck.entities_ == data.entities and from_ck.relations_ == data.relations
+    assert from_ck.data_location_ == "nations"
+    from_ck.check_data(data)
+    np.testing.assert_array_equal(from_ck.predict_tails("usa", "intergovorgs")[0],
+                                  m.predict_tails("usa", "intergovorgs")[0])
+    # Resuming with data of other labels (same counts) is refused.
+    renamed = load_kg("nations")
+    object.__setattr__(renamed, "entities", [f"x{e}" for e in renamed.entities])
+    resumed = kge.KGEModel(**{**m.get_params(), "epochs": 3})
+    with pytest.raises(ValueError, match="checkpoint: .* other entities than the data"):
+        resumed.fit(renamed, resume=True)
+    resumed.fit(data, resume=True)
+    # Files of older versions (no labels, no data location) still load and resume.
+    old = _rewrite(ck, tmp_path / "old.npz", entities=None, relations=None, data=None)
+    loaded = kge.KGEModel.load(old)
+    assert loaded.entities_ is None and loaded.data_location_ is None
+    kge.KGEModel(**{**m.get_params(), "epochs": 3, "checkpoint": str(old)}).fit(data,
+                                                                              resume=True)
+    # A folder data set is recorded by its absolute path; id arrays record nothing.
+    folder = _folder(tmp_path / "kg", {s: data.decode(data.split(s)) for s in ("train", "valid",
+                                                                           "test")})
+    assert _fit(load_kg(folder), model="distmult", epochs=1).data_location_ == str(folder)
+    assert _tiny_model().data_location_ is None
+    path = tmp_path / "m.npz"
+    _fit(load_kg(folder), model="distmult", epochs=1).save(path)
+    assert kge.KGEModel.load(path).data_location_ == str(folder)
+
+
+def test_command_line_eval_defaults_to_the_data_the_model_was_trained_on(tmp_path, capsys,
+                                                                          monkeypatch):
+    from nesy.cli import main
+
+    data = load_kg("nations")
+    folder = _folder(tmp_path / "renamed", {
+        s: [(f"x{h}", r, f"x{t}") for h, r, t in data.decode(data.split(s))]
+        for s in ("train", "valid", "test")})
+    model = tmp_path / "m.npz"
+    monkeypatch.chdir(tmp_path)  # a relative --data is stored as an absolute path
+    assert main(["kge", "train", "--data", "renamed", "--model", "distmult", "--dim", "8",
+                 "--epochs", "1", "--save", str(model)]) == 0
+    monkeypatch.chdir("/")
+    capsys.readouterr()
+    assert main(["kge", "eval", str(model)]) == 0  # was: UMLS, exit 2
+    assert f"data: {folder} (stored in the model file" in capsys.readouterr().out
+    assert main(["kge", "eval", str(model), "--data", "nations"]) == 2  # --data still wins
+    # A file without the data location: UMLS, as before (said on the output).
+    old = _rewrite(model, tmp_path / "old.npz", data=None)
+    capsys.readouterr()
+    assert main(["kge", "eval", str(old)]) == 2
+    captured = capsys.readouterr()
+    assert "data: umls (the file names no data set" in captured.out
+    assert "entities are not the ones the model was trained on" in captured.err
+
+
+def test_bench_tables_omit_the_columns_of_libraries_that_did_not_run():
+    from nesy.bench import kge as bench
+
+    ev = [{"model": "distmult", "nesy": 0.01}, {"model": "complex", "nesy": 0.02}]
+    tr = [{"model": "distmult", "nesy": 1000.0}]
+    table = bench.kinship_table(ev, tr, {})
+    assert "PyKEEN" not in table and "x faster" not in table and " - " not in table
+    assert table.splitlines()[0].split("|")[1:-1] == [" model    ", " nesy eval s ",
+                                                       " nesy triples/s "]
+    pk = {"distmult": {"eval": 0.05, "train": 500.0}}
+    with_pk = bench.kinship_table(ev, tr, pk)
+    assert "| distmult | 0.010       | 0.050         | 5.0      | 1,000          | 500" in with_pk
+    rows = [{"model": "distmult", "nesy": 0.001, "macs": 10**9}]
+    assert "torch" not in bench.scoring_table(rows, 100.0)
+    rows[0].update(torch=0.004)
+    assert "torch ms" in bench.scoring_table(rows, 100.0)

@@ -32,6 +32,102 @@ def _int_at_least(minimum: int, what: str) -> Any:
 _positive_int = _int_at_least(1, "a positive integer")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help followed by its default, unless the help already says it or the
+    default is None or False (the help then says what an unset option means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS
+                or "default" in text or not (action.option_strings or action.nargs == "*")):
+            return text
+        if isinstance(default, (list, tuple)):
+            return f"{text} (default: {' '.join(map(str, default))})"
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``--help`` shows the defaults (so do its sub-parsers: argparse
+    makes them of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+#: Help of options other modules add without one (``nesy rules mine|eval|table``, from
+#: ``nesy.rules.kg_report``), by option string.
+_SHARED_HELP = {
+    "--method": "exact: every rule up to the lengths; sample: AnyBURL-style random walks "
+                "(default: the data set's preset)",
+    "--min-support": "minimum number of correct predictions (default: the data set's preset)",
+    "--min-head-coverage": "minimum head coverage (default: the data set's preset)",
+    "--min-confidence": "minimum confidence (default: the data set's preset)",
+    "--confidence": "standard or PCA confidence as the rule weight (default: the data set's "
+                    "preset)",
+    "--seed": "random seed of --method sample (default: the data set's preset, else 0)",
+    "--aggregation": "how the rules that fire for a candidate combine",
+    "--split": "the split to evaluate",
+    "--ties": "how a tie of scores ranks: realistic (the mean rank of the tied), optimistic, "
+              "pessimistic",
+    "--datasets": "data sets to run",
+    "--no-wn18rr": "skip WN18RR (read from $NESY_WN18RR when present)",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every option of ``parser`` and its sub-parsers without a help text the one of
+    :data:`_SHARED_HELP`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _fill_help(sub)
+        elif not action.help:
+            action.help = next((_SHARED_HELP[o] for o in action.option_strings
+                                if o in _SHARED_HELP), None)
+
+
+def _missing(message: str, filename: Any) -> FileNotFoundError:
+    """A FileNotFoundError whose message is ``message`` alone (no ``[Errno 2]``)."""
+    from nesy.datasets.kg import MissingFileError
+
+    return MissingFileError(errno.ENOENT, message, filename)
+
+
+def _load_data(value: str) -> Any:
+    """``load_kg(value)`` for the ``--data`` option (its errors name ``--data``)."""
+    from nesy.datasets import load_kg
+
+    try:
+        return load_kg(value)
+    except FileNotFoundError as exc:
+        text = str(exc).removeprefix("name_or_path: ")
+        raise _missing(f"--data: {text}", exc.filename) from None
+
+
+def _check_output(option: str, path: Any) -> None:
+    """The folder an output option (``--save``, ``--checkpoint``) writes in exists, before a
+    long run; the error names the option."""
+    from nesy._io import check_target
+
+    try:
+        check_target(path)
+    except OSError as exc:
+        exc.strerror = f"{option}: {exc.strerror}"
+        raise
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One sentence for an OSError about a file the user named: its text and the path, without
+    Python's ``[Errno N]`` (and without the path twice when the text names it already)."""
+    if exc.strerror is None:
+        return str(exc)
+    if exc.filename is None or repr(exc.filename) in exc.strerror:
+        return str(exc.strerror)
+    return f"{exc.strerror}: {exc.filename!r}"
+
+
 def _info(_: argparse.Namespace) -> int:
     import nesy
 
@@ -121,20 +217,18 @@ def _gnn_cora(args: argparse.Namespace) -> int:
 
 
 def _kge_train(args: argparse.Namespace) -> int:
-    from nesy._io import check_target
-    from nesy.datasets import load_kg
     from nesy.kge import KGEModel
     from nesy.kge.report import PRESETS
 
     if args.resume and not args.checkpoint:
         raise ValueError("--resume: needs --checkpoint (the file to continue from)")
     if args.resume and not os.path.exists(args.checkpoint):
-        raise FileNotFoundError(errno.ENOENT, "--checkpoint: no file to resume from",
-                                args.checkpoint)
-    for path in (args.save, args.checkpoint):
+        raise _missing(f"--checkpoint: no file {args.checkpoint!r} to resume from",
+                       args.checkpoint)
+    for option, path in (("--save", args.save), ("--checkpoint", args.checkpoint)):
         if path:
-            check_target(path)  # before the run, not after it
-    data = load_kg(args.data)
+            _check_output(option, path)  # before the run, not after it
+    data = _load_data(args.data)
     params = dict(PRESETS[args.model])
     for name in ("dim", "loss", "epochs", "lr", "optimizer", "batch_size", "num_negatives",
                  "regulariser", "regulariser_weight", "gamma", "seed"):
@@ -156,11 +250,19 @@ def _kge_train(args: argparse.Namespace) -> int:
 
 
 def _kge_eval(args: argparse.Namespace) -> int:
-    from nesy.datasets import load_kg
     from nesy.kge import KGEModel
 
-    data = load_kg(args.data)
+    if not os.path.exists(args.model_file):
+        raise _missing(f"model_file: no file {args.model_file!r}", args.model_file)
     m = KGEModel.load(args.model_file)
+    where = args.data
+    if where is None:
+        # The data the model was trained on, when its file says (files written before nesy
+        # kept it, and models trained on id arrays: UMLS, as before).
+        where = m.data_location_ or "umls"
+        how = "stored in the model file" if m.data_location_ else "the file names no data set"
+        print(f"data: {where} ({how}; --data to choose another)")
+    data = _load_data(where)
     m.check_data(data)
     test = data.split(args.split)
     _print_metrics(m.evaluate(test, data.all_triples(), ties=args.ties))
@@ -204,53 +306,78 @@ def _meta_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_domain_commands(sub: Any) -> None:
-    """``nesy gnn|kge|rules|distill|meta ...``."""
-    from nesy.kge import MODELS
+_DATA_HELP = "nations, umls, kinship (shipped), or a folder with train.txt, valid.txt, test.txt"
+_PRESET = "(default: the model's preset, nesy.kge.report.PRESETS, else KGEModel's default)"
+_TIES_HELP = ("how a tie of scores ranks: realistic (the mean rank of the tied), optimistic, "
+              "pessimistic")
 
-    gnn = sub.add_parser("gnn", help="graph neural networks")
-    gnn_sub = gnn.add_subparsers(dest="gnn_command", required=True)
-    gnn_cora = gnn_sub.add_parser("cora", help="GCN/GAT/GraphSAGE accuracy on Cora (10 seeds)")
-    gnn_cora.add_argument("--seeds", type=_positive_int, default=10)
-    gnn_cora.add_argument("--models", nargs="+", default=["gcn", "gat", "sage"],
-                          choices=["gcn", "gat", "sage"])
-    gnn_cora.set_defaults(func=_gnn_cora)
+
+def _add_kge_commands(sub: Any) -> None:
+    """``nesy kge train|eval|table``."""
+    from nesy.kge import LOSSES, MODELS
 
     kge = sub.add_parser("kge", help="knowledge-graph embeddings")
     kge_sub = kge.add_subparsers(dest="kge_command", required=True)
     train = kge_sub.add_parser("train", help="train a model on a data set, report test metrics")
-    train.add_argument("--data", default="umls",
-                       help="nations, umls, kinship, or a folder with train/valid/test.txt")
-    train.add_argument("--model", default="complex", choices=MODELS)
-    train.add_argument("--dim", type=_positive_int)
-    train.add_argument("--loss", choices=["margin", "softplus", "self_adversarial", "bce", "ce"])
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=["adam", "adagrad"])
-    train.add_argument("--batch-size", dest="batch_size", type=_positive_int)
-    train.add_argument("--num-negatives", dest="num_negatives", type=_positive_int)
-    train.add_argument("--regulariser", choices=["l2", "n3"])
-    train.add_argument("--regulariser-weight", dest="regulariser_weight", type=float)
-    train.add_argument("--gamma", type=float)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--data", default="umls", help=_DATA_HELP)
+    train.add_argument("--model", default="complex", choices=MODELS,
+                       help="the scoring function")
+    train.add_argument("--dim", type=_positive_int,
+                       help="rank: real (TransE, DistMult) or complex (ComplEx, RotatE) "
+                            "dimensions (default: 200)")
+    train.add_argument("--loss", choices=LOSSES, help=f"training loss {_PRESET}")
+    train.add_argument("--epochs", type=_positive_int, help=f"training epochs {_PRESET}")
+    train.add_argument("--lr", type=float, help=f"learning rate {_PRESET}")
+    train.add_argument("--optimizer", choices=["adam", "adagrad"], help=f"optimizer {_PRESET}")
+    train.add_argument("--batch-size", dest="batch_size", type=_positive_int,
+                       help=f"positive triples per batch {_PRESET}")
+    train.add_argument("--num-negatives", dest="num_negatives", type=_positive_int,
+                       help=f"negatives per positive {_PRESET}")
+    train.add_argument("--regulariser", choices=["l2", "n3"], help=f"penalty {_PRESET}")
+    train.add_argument("--regulariser-weight", dest="regulariser_weight", type=float,
+                       help=f"weight of the penalty {_PRESET}")
+    train.add_argument("--gamma", type=float,
+                       help=f"margin of the self-adversarial loss {_PRESET}")
+    train.add_argument("--seed", type=int, help="random seed (default: 0)")
     train.add_argument("--ties", default="realistic",
-                       choices=["realistic", "optimistic", "pessimistic"])
-    train.add_argument("--checkpoint", help=".npz checkpoint of the best epoch")
+                       choices=["realistic", "optimistic", "pessimistic"], help=_TIES_HELP)
+    train.add_argument("--checkpoint",
+                       help=".npz checkpoint of the best epoch, written during training")
     train.add_argument("--resume", action="store_true",
                        help="continue from --checkpoint (its epoch, embeddings, optimizer state)")
-    train.add_argument("--save", help="save the trained model (.npz)")
+    train.add_argument("--save", help="save the trained model (.npz), with its labels and "
+                                      "--data (the default data of 'nesy kge eval')")
     train.set_defaults(func=_kge_train)
     ev = kge_sub.add_parser("eval", help="filtered link prediction of a saved model")
-    ev.add_argument("model_file")
-    ev.add_argument("--data", default="umls")
-    ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ev.add_argument("model_file", help="a model saved by 'nesy kge train --save', or a "
+                                       "checkpoint")
+    ev.add_argument("--data", help=f"{_DATA_HELP} (default: the data set the model was trained "
+                                   f"on, as its file records; umls for files without it)")
+    ev.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                    help="the split to evaluate")
     ev.add_argument("--ties", default="realistic",
-                    choices=["realistic", "optimistic", "pessimistic"])
+                    choices=["realistic", "optimistic", "pessimistic"], help=_TIES_HELP)
     ev.set_defaults(func=_kge_eval)
     tab = kge_sub.add_parser("table", help="every model on Nations, UMLS, Kinship (minutes)")
-    tab.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"])
-    tab.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    tab.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"],
+                     help="data sets to run")
+    tab.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                     help="models to train (their presets)")
     tab.set_defaults(func=_kge_table)
+
+
+def _add_domain_commands(sub: Any) -> None:
+    """``nesy gnn|kge|rules|distill|meta ...``."""
+    gnn = sub.add_parser("gnn", help="graph neural networks")
+    gnn_sub = gnn.add_subparsers(dest="gnn_command", required=True)
+    gnn_cora = gnn_sub.add_parser("cora", help="GCN/GAT/GraphSAGE accuracy on Cora (10 seeds)")
+    gnn_cora.add_argument("--seeds", type=_positive_int, default=10,
+                          help="training runs per model (seeds 0, 1, ...)")
+    gnn_cora.add_argument("--models", nargs="+", default=["gcn", "gat", "sage"],
+                          choices=["gcn", "gat", "sage"], help="models to train")
+    gnn_cora.set_defaults(func=_gnn_cora)
+
+    _add_kge_commands(sub)
 
     from nesy.rules.kg_report import add_commands as add_kg_rules
 
@@ -260,9 +387,10 @@ def _add_domain_commands(sub: Any) -> None:
     add_kg_rules(rules_sub)
     r_demo = rules_sub.add_parser(
         "extract-demo", help="fidelity / accuracy / size of extracted rules against CART")
-    r_demo.add_argument("--seeds", type=_positive_int, default=5)
+    r_demo.add_argument("--seeds", type=_positive_int, default=5,
+                        help="runs per data set (seeds 0, 1, ...)")
     r_demo.add_argument("--datasets", nargs="+", default=["iris", "wine", "breast_cancer"],
-                        choices=["iris", "wine", "breast_cancer"])
+                        choices=["iris", "wine", "breast_cancer"], help="data sets to run")
     r_demo.add_argument("--profile", action="store_true",
                         help="time rule evaluation on 1e6 rows x 50 rules instead")
     r_demo.set_defaults(func=_rules_demo)
@@ -271,9 +399,13 @@ def _add_domain_commands(sub: Any) -> None:
     distill_sub = distill.add_subparsers(dest="distill_command", required=True)
     d_demo = distill_sub.add_parser(
         "demo", help="digits: teacher MLP, small student on labels vs distilled")
-    d_demo.add_argument("--seeds", type=_positive_int, default=5)
-    d_demo.add_argument("--temperature", type=float, default=4.0)
-    d_demo.add_argument("--alpha", type=float, default=0.5)
+    d_demo.add_argument("--seeds", type=_positive_int, default=5,
+                        help="runs (seeds 0, 1, ...)")
+    d_demo.add_argument("--temperature", type=float, default=4.0,
+                        help="softmax temperature of the soft targets")
+    d_demo.add_argument("--alpha", type=float, default=0.5,
+                        help="weight of the loss on the true labels (1 - alpha: the teacher's "
+                             "soft targets)")
     d_demo.set_defaults(func=_distill_demo)
 
     meta = sub.add_parser("meta", help="meta-learning (Reptile, MAML, Meta-SGD)")
@@ -281,7 +413,8 @@ def _add_domain_commands(sub: Any) -> None:
     meta_tables = meta_sub.add_parser("tables", help="the README tables (minutes each)")
     meta_tables.add_argument("tables", nargs="*",
                              default=["speed", "sine", "adaptive", "digits"],
-                             choices=["speed", "sine", "adaptive", "digits", "profile"])
+                             choices=["speed", "sine", "adaptive", "digits", "profile"],
+                             help="tables to print")
     meta_tables.add_argument("--quick", action="store_true",
                              help="a few iterations: checks the plumbing, numbers meaningless")
     meta_tables.set_defaults(func=_meta_tables)
@@ -293,48 +426,53 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``nesy`` console script."""
-    parser = argparse.ArgumentParser(prog="nesy", description=__doc__)
+def _add_bench_commands(sub: Any) -> None:
+    """``nesy bench optim|rnn|gnn|kge|rules|meta``."""
+    bench = sub.add_parser("bench", help="benchmarks against NumPy and PyTorch")
+    bench_sub = bench.add_subparsers(dest="domain", required=True)
+    for name, what, repeat, quick, func in (
+            ("optim", "optimizer steps", 20, "small sizes (seconds)", _bench_optim),
+            ("rnn", "recurrent layers (RNN, GRU, LSTM)", 10, "small sizes (seconds)",
+             _bench_rnn),
+            ("gnn", "graph aggregation", 10, "small sizes (seconds)", _bench_gnn),
+            ("kge", "knowledge-graph scoring, evaluation, training", 5,
+             "small sizes, no PyKEEN (seconds)", _bench_kge),
+            ("rules", "knowledge-graph rules: length-2 confidences vs SciPy, rule application",
+             3, "UMLS only (seconds)", _bench_rules),
+            ("meta", "FOMAML meta-iterations/s, sine protocol", None, "small sizes (seconds)",
+             _bench_meta)):
+        b = bench_sub.add_parser(name, help=what)
+        b.add_argument("--quick", action="store_true", help=quick)
+        if repeat is not None:
+            b.add_argument("--repeat", type=_positive_int, default=repeat,
+                           help="timed runs per case (the best is reported)")
+        b.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``nesy`` command (every sub-command's ``--help`` shows the defaults)."""
+    parser = _Parser(prog="nesy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, SIMD level, threads").set_defaults(func=_info)
     demo = sub.add_parser("demo", help="train an MLP on digits, then a short benchmark")
     demo.add_argument("--verbose", type=int, default=1,
-                      help="0: no progress bar; 1: progress bar (default)")
+                      help="0: no progress bar; 1: progress bar")
     demo.set_defaults(func=_demo)
     rnn = sub.add_parser("rnn", help="recurrent networks")
     rnn_sub = rnn.add_subparsers(dest="rnn_command", required=True)
     rnn_demo = rnn_sub.add_parser("demo", help="forecast the sunspot series against baselines")
     rnn_demo.add_argument("--series", nargs="+", default=["yearly", "monthly"],
-                          choices=["yearly", "monthly"])
+                          choices=["yearly", "monthly"], help="series to forecast")
     rnn_demo.set_defaults(func=_rnn_demo)
     _add_domain_commands(sub)
-    bench = sub.add_parser("bench", help="benchmarks against NumPy and PyTorch")
-    bench_sub = bench.add_subparsers(dest="domain", required=True)
-    b_optim = bench_sub.add_parser("optim", help="optimizer steps")
-    b_optim.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_optim.add_argument("--repeat", type=_positive_int, default=20)
-    b_optim.set_defaults(func=_bench_optim)
-    b_rnn = bench_sub.add_parser("rnn", help="recurrent layers (RNN, GRU, LSTM)")
-    b_rnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_rnn.add_argument("--repeat", type=_positive_int, default=10)
-    b_rnn.set_defaults(func=_bench_rnn)
-    b_gnn = bench_sub.add_parser("gnn", help="graph aggregation")
-    b_gnn.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_gnn.add_argument("--repeat", type=_positive_int, default=10)
-    b_gnn.set_defaults(func=_bench_gnn)
-    b_kge = bench_sub.add_parser("kge", help="knowledge-graph scoring, evaluation, training")
-    b_kge.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_kge.add_argument("--repeat", type=_positive_int, default=5)
-    b_kge.set_defaults(func=_bench_kge)
-    b_rules = bench_sub.add_parser(
-        "rules", help="knowledge-graph rules: length-2 confidences vs SciPy, rule application")
-    b_rules.add_argument("--quick", action="store_true", help="UMLS only (seconds)")
-    b_rules.add_argument("--repeat", type=_positive_int, default=3)
-    b_rules.set_defaults(func=_bench_rules)
-    b_meta = bench_sub.add_parser("meta", help="FOMAML meta-iterations/s, sine protocol")
-    b_meta.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    b_meta.set_defaults(func=_bench_meta)
+    _add_bench_commands(sub)
+    _fill_help(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nesy`` console script."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -342,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.filename is None and not isinstance(exc, FileNotFoundError):
             raise  # not about a file the user named: a real failure, with its traceback
-        print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nesy {args.command}: error: {_os_error_message(exc)}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, IndexError, KeyError, OverflowError,
             FloatingPointError) as exc:

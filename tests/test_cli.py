@@ -1,0 +1,67 @@
+"""nesy.cli: every option of every sub-command has a help text and ``--help`` shows its
+default.
+
+Mirrors python/nesy/cli.py (the commands themselves are tested with their domains:
+tests/test_kge.py, tests/test_rules_kg.py, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from nesy.cli import build_parser, main
+
+
+def _commands(parser, path=()):
+    """``(path, parser)`` of the command and each sub-command, depth first."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def _options(parser):
+    return [a for a in parser._actions
+            if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+
+
+COMMANDS = [path for path, p in _commands(build_parser()) if _options(p)]
+
+
+def test_the_walk_finds_every_command_with_options():
+    assert {("kge", "train"), ("kge", "eval"), ("rules", "mine"), ("rules", "eval"),
+            ("bench", "kge"), ("meta", "tables"), ("demo",)} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_option_has_help_and_its_default_in_help(path, capsys):
+    parser = dict(_commands(build_parser()))[path]
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for action in _options(parser):
+        name = action.option_strings[-1] if action.option_strings else action.dest
+        assert action.help, f"nesy {' '.join(path)} {name}: no help text"
+        default = action.default
+        if default is None or default is False:
+            continue  # the help says what unset means (checked below for the ones that matter)
+        shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
+        assert f"(default: {shown})" in text, f"nesy {' '.join(path)} {name}: {text}"
+
+
+def test_options_without_a_fixed_default_say_what_unset_means(capsys):
+    with pytest.raises(SystemExit):
+        main(["kge", "eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: the data set the model was trained on, as its file records; umls for " \
+           "files without it)" in text
+    with pytest.raises(SystemExit):
+        main(["kge", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS training epochs (default: the model's preset" in text
+    assert "--dim DIM rank: real (TransE, DistMult) or complex (ComplEx, RotatE) dimensions " \
+           "(default: 200)" in text
