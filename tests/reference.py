@@ -66,6 +66,7 @@ __all__ = [
     "RefAdamW",
     "RefAdamax",
     "RefNAdam",
+    "RefRAdam",
     "RefLion",
     "RefSGDHD",
     "RefAdamHD",
@@ -669,6 +670,80 @@ class RefNAdam(_RefOptimizer):
         mu_product_next = mu_product * mu_next
         p[...] = addcdiv(p, g, denom, -lr * (1.0 - mu) / (1.0 - mu_product))
         p[...] = addcdiv(p, m, denom, (-lr * mu_next) / (1.0 - mu_product_next))
+
+
+# --------------------------------------------------------------------------------------- RAdam
+
+
+class RefRAdam(_RefOptimizer):
+    """RAdam, as ``torch.optim.RAdam`` (its operation order).
+
+    Update rule at step ``t`` (1-based); ``bc1``, ``bc2``, ``rho_inf``, ``rho_t`` and ``rect``
+    are Python floats::
+
+        g = -grad if maximize else grad
+        p = p * (1 - lr * weight_decay)              (if decoupled_weight_decay, wd != 0)
+        g = g + weight_decay * p                     (otherwise, if wd != 0)
+        exp_avg = lerp(exp_avg, g, 1 - beta1)
+        exp_avg_sq = exp_avg_sq * beta2 + ((1 - beta2) * g) * g
+        bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 * t * beta2**t / bc2
+        m_hat = exp_avg / bc1
+        rho_t > 5:  rect = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+                    p = p - ((m_hat * lr) * ((1 / (sqrt(exp_avg_sq) + eps)) * bc2**0.5)) * rect
+        otherwise:  p = p - m_hat * lr
+
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params)
+        self.lr = lr
+        self.betas = (betas[0], betas[1])
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.decoupled_weight_decay = decoupled_weight_decay
+        self.maximize = maximize
+
+    def _update(self, i: int, p: np.ndarray, grad: np.ndarray, st: dict) -> None:
+        if not st:
+            st["step"] = 0
+            st["exp_avg"] = np.zeros_like(p)
+            st["exp_avg_sq"] = np.zeros_like(p)
+        beta1, beta2 = self.betas
+        lr = self.lr
+        st["step"] += 1
+        step = st["step"]
+        g = -grad if self.maximize else grad
+        if self.weight_decay != 0:
+            if self.decoupled_weight_decay:
+                p[...] = p * _s(1 - lr * self.weight_decay, p)
+            else:
+                g = _add(g, p, self.weight_decay)
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        m[...] = lerp(m, g, 1 - beta1)
+        v[...] = addcmul(v * _s(beta2, v), g, g, 1 - beta2)
+        bc1, bc2 = 1 - beta1**step, 1 - beta2**step
+        m_hat = m / _s(bc1, m)
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2**step) / bc2
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                    / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            # torch's scalar / tensor is reciprocal(tensor) * scalar
+            adaptive = (1 / (np.sqrt(v) + _s(self.eps, v))) * _s(bc2**0.5, v)
+            p[...] = p - ((m_hat * _s(lr, p)) * adaptive) * _s(rect, p)
+        else:
+            p[...] = p - m_hat * _s(lr, p)
 
 
 # ---------------------------------------------------------------------------------------- Lion

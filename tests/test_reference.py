@@ -175,6 +175,12 @@ CASES = {
         {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True},
         {"momentum_decay": 0.1, "betas": (0.3, 0.9)},
     ],
+    "RAdam": [
+        {},
+        {"lr": 1e-2, "betas": (0.8, 0.9), "weight_decay": 0.1},
+        {"lr": 1e-2, "betas": (0.5, 0.99), "weight_decay": 0.1, "decoupled_weight_decay": True,
+         "maximize": True, "eps": 1e-3},
+    ],
 }
 
 TORCH_CASES = [(name, i) for name, cases in CASES.items() for i in range(len(cases))]
@@ -290,6 +296,7 @@ ALL = [
     (ref.RefAdamW, {}),
     (ref.RefAdamax, {}),
     (ref.RefNAdam, {}),
+    (ref.RefRAdam, {}),
     (ref.RefLion, {"weight_decay": 0.1}),
     (ref.RefSGDHD, {"momentum": 0.9}),
     (ref.RefAdamHD, {}),
@@ -820,9 +827,30 @@ def _tb_nadam(theta, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
     return out
 
 
+def _tb_radam(theta, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              maximize=False):
+    (b1, b2), out, m, v = betas, [], 0.0, 0.0
+    rho_inf = 2 / (1 - b2) - 1
+    for t, g in enumerate(grads, 1):
+        g = (-g if maximize else g) + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho_t > 5:
+            r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                          / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            v_hat = v / (1 - b2**t)
+            theta = theta - lr * r * m_hat / (math.sqrt(v_hat) + eps / math.sqrt(1 - b2**t))
+        else:
+            theta = theta - lr * m_hat
+        out.append(theta)
+    return out
+
+
 TEXTBOOK = {
     "SGD": _tb_sgd, "Adagrad": _tb_adagrad, "RMSprop": _tb_rmsprop, "Adadelta": _tb_adadelta,
-    "Adam": _tb_adam, "Adamax": _tb_adamax, "NAdam": _tb_nadam,
+    "Adam": _tb_adam, "Adamax": _tb_adamax, "NAdam": _tb_nadam, "RAdam": _tb_radam,
 }
 TEXTBOOK_CASES = [
     ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
@@ -842,6 +870,7 @@ TEXTBOOK_CASES = [
     ("Adamax", {"lr": 0.1, "betas": (0.8, 0.9), "eps": 0.1, "weight_decay": 0.1}),
     ("NAdam", {"lr": 0.1, "betas": (0.8, 0.9)}),
     ("NAdam", {"lr": 0.1, "betas": (0.8, 0.9), "momentum_decay": 0.5, "weight_decay": 0.1}),
+    ("RAdam", {"lr": 0.1, "betas": (0.8, 0.9)}),  # two steps: both unrectified (rho_t <= 5)
 ]
 TEXTBOOK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(TEXTBOOK_CASES)]
 # three independent scalars: the parameter's elements and their two gradients. The second
@@ -866,6 +895,21 @@ def test_two_steps_match_textbook(name, kwargs):
         opt.step([np.array(g)])
         assert max_rel(opt.params[0], want[k]) <= 1e-14, (k, opt.params[0], want[k])
     assert np.all(np.abs(want[1] - want[0]) > 1e-4)  # both steps move every element
+
+
+@pytest.mark.parametrize("kwargs", [{"lr": 0.05, "betas": (0.8, 0.9)},
+                                    {"lr": 0.05, "betas": (0.5, 0.9), "weight_decay": 0.1,
+                                     "maximize": True}])
+def test_radam_matches_textbook_through_rectification(kwargs):
+    """RAdam changes form at rho_t > 5 (step 6 for beta2 = 0.9): 12 steps cover both."""
+    rng = np.random.default_rng(3)
+    grads = rng.standard_normal((12, 3))
+    opt = ref.RefRAdam([np.array(TEXTBOOK_THETA)], **kwargs)
+    want = np.array([_tb_radam(th, list(grads[:, k]), **kwargs)
+                     for k, th in enumerate(TEXTBOOK_THETA)]).T
+    for t, g in enumerate(grads):
+        opt.step([g.copy()])
+        assert max_rel(opt.params[0], want[t]) <= 1e-13, (t, opt.params[0], want[t])
 
 
 def test_textbook_values_by_hand():

@@ -37,7 +37,7 @@ __all__ = ["MLPClassifier", "MLPRegressor", "make_mlp"]
 SOLVERS = {
     "adam": optim.Adam, "adamw": optim.AdamW, "nadam": optim.NAdam, "adamax": optim.Adamax,
     "adamhd": optim.AdamHD, "sgd": optim.SGD, "sgdhd": optim.SGDHD, "rmsprop": optim.RMSprop,
-    "adagrad": optim.Adagrad, "lion": optim.Lion,
+    "adagrad": optim.Adagrad, "lion": optim.Lion, "radam": optim.RAdam,
 }
 SCHEDULES = (None, "cosine", "plateau")
 

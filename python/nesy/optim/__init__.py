@@ -29,11 +29,12 @@ from nesy.optim.optimizers import (
     AdamW,
     Lion,
     NAdam,
+    RAdam,
     RMSprop,
 )
 
 __all__ = [
     "Optimizer", "SGD", "SGDHD", "Adadelta", "Adagrad", "Adam", "AdamHD", "Adamax", "AdamW",
-    "Lion", "NAdam", "RMSprop", "all_finite", "clip_grad_norm", "clip_grad_value", "decay",
+    "Lion", "NAdam", "RAdam", "RMSprop", "all_finite", "clip_grad_norm", "clip_grad_value", "decay",
     "grad_norm", "penalty", "save_state_dict", "load_state_dict_file", "schedules",
 ]

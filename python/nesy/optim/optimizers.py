@@ -239,6 +239,38 @@ class NAdam(Optimizer):
                                       maximize=maximize))
 
 
+class RAdam(Optimizer):
+    """RAdam (``torch.optim.RAdam``; Liu et al. 2020, "On the Variance of the Adaptive Learning
+    Rate and Beyond"): Adam whose adaptive step is switched on, and scaled, only once the
+    variance of ``v`` is tractable.
+
+    ``m``, ``v`` as Adam; ``rho_inf = 2 / (1 - beta2) - 1``,
+    ``rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)``. While ``rho_t <= 5``:
+    ``p -= lr / (1 - beta1**t) * m``; then with
+    ``r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``:
+    ``p -= lr * r * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)``. Weight decay
+    is L2 or, with ``decoupled_weight_decay``, ``p *= 1 - lr * weight_decay``.
+    """
+
+    _kind = "radam"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+
 class Lion(Optimizer):
     """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms").
 

@@ -12,6 +12,7 @@ use nesy_core::optim::adamax::Adamax;
 use nesy_core::optim::hd::{hd_step, AdamHd, SgdHd};
 use nesy_core::optim::lion::Lion;
 use nesy_core::optim::nadam::Nadam;
+use nesy_core::optim::radam::Radam;
 use nesy_core::optim::rmsprop::Rmsprop;
 use nesy_core::optim::sgd::Sgd;
 use nesy_core::optim::{self, Rule, Slot, State, MAX_STATE};
@@ -110,14 +111,14 @@ fn slots<'a, T: Float>(
         .collect()
 }
 
-/// Runs 5 steps of a rule and returns the final problem. State buffers start at `init`, the
-/// per-tensor scalar at `scalar0` (NAdam's product 1, SGD's "momentum started" flag 0).
+/// Runs 5 steps of a rule, numbered from `first`, and returns the final problem. State buffers
+/// start at `init`, the per-tensor scalar at `scalar0` (NAdam's product 1, SGD's "momentum
+/// started" flag 0).
 fn run<T: Float, R: Rule<T>>(
     rows: &[&[f64]],
     par: Par,
     level: Level,
-    init: f64,
-    scalar0: f64,
+    (init, scalar0, first): (f64, f64, u64),
 ) -> Problem<T> {
     let rule = R::from_rows(rows).unwrap();
     let (mut pr, grads) = problem::<T>(42, init);
@@ -127,7 +128,7 @@ fn run<T: Float, R: Rule<T>>(
             par,
             level,
             &rule,
-            slots(&mut pr, g, t as u64 + 1, rows.len()),
+            slots(&mut pr, g, t as u64 + first, rows.len()),
         )
         .unwrap();
     }
@@ -136,19 +137,26 @@ fn run<T: Float, R: Rule<T>>(
 
 /// Seq/scalar vs Rayon at every level: same bits; and something changed.
 fn check_deterministic<R: Rule<f32> + Rule<f64>>(rows: &[&[f64]], init: f64, scalar0: f64) {
-    let base32 = run::<f32, R>(rows, Par::Seq, Level::Scalar, init, scalar0);
-    let base64 = run::<f64, R>(rows, Par::Seq, Level::Scalar, init, scalar0);
-    let (start, _) = problem::<f64>(42, init);
-    assert_ne!(base64.params, start.params, "the rule changed nothing");
+    check_deterministic_from::<R>(rows, (init, scalar0, 1));
+}
+
+/// As [`check_deterministic`], the steps numbered from `start.2` (a rule whose update changes
+/// form after some steps, as RAdam's rectification).
+fn check_deterministic_from<R: Rule<f32> + Rule<f64>>(rows: &[&[f64]], start: (f64, f64, u64)) {
+    let (init, _, _) = start;
+    let base32 = run::<f32, R>(rows, Par::Seq, Level::Scalar, start);
+    let base64 = run::<f64, R>(rows, Par::Seq, Level::Scalar, start);
+    let (before, _) = problem::<f64>(42, init);
+    assert_ne!(base64.params, before.params, "the rule changed nothing");
     for level in supported_levels() {
         for par in [Par::Seq, Par::Rayon] {
             assert_eq!(
-                run::<f32, R>(rows, par, level, init, scalar0),
+                run::<f32, R>(rows, par, level, start),
                 base32,
                 "f32 {par:?} {level:?}"
             );
             assert_eq!(
-                run::<f64, R>(rows, par, level, init, scalar0),
+                run::<f64, R>(rows, par, level, start),
                 base64,
                 "f64 {par:?} {level:?}"
             );
@@ -209,6 +217,13 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
         0.0,
         1.0,
     );
+    // Steps 1-5 (not rectified: plain momentum) and 9-13 (rectified, at beta2 = 0.9).
+    let radam = two(
+        &[1e-3, 0.9, 0.9, 1e-8, 0.0, 0.0, 0.0],
+        &[1e-3, 0.9, 0.9, 1e-8, 0.1, 1.0, 1.0],
+    );
+    check_deterministic_from::<Radam>(&radam, (0.0, 0.0, 1));
+    check_deterministic_from::<Radam>(&radam, (0.0, 0.0, 9));
     check_deterministic::<Lion>(
         &two(&[1e-4, 0.9, 0.99, 0.0, 0.0], &[1e-4, 0.9, 0.99, 0.1, 1.0]),
         0.0,
@@ -219,7 +234,7 @@ fn every_rule_is_bitwise_identical_across_threads_and_simd_levels() {
 #[test]
 fn adam_matches_a_naive_f64_loop() {
     let row: &[f64] = &[1e-2, 0.9, 0.999, 1e-8, 0.05, 0.0, 0.0, 0.0];
-    let got = run::<f64, Adam>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0, 1.0);
+    let got = run::<f64, Adam>(&[row], Par::Rayon, nesy_core::simd::detect(), (0.0, 1.0, 1));
     let (mut want, grads) = problem::<f64>(42, 0.0);
     for (t, gs) in grads.iter().enumerate() {
         let t = t as f64 + 1.0;
@@ -250,7 +265,7 @@ fn adam_matches_a_naive_f64_loop() {
 #[test]
 fn sgd_momentum_matches_a_naive_loop() {
     let row: &[f64] = &[0.1, 0.9, 0.1, 0.0, 0.0, 0.0];
-    let got = run::<f64, Sgd>(&[row], Par::Rayon, nesy_core::simd::detect(), 0.0, 0.0);
+    let got = run::<f64, Sgd>(&[row], Par::Rayon, nesy_core::simd::detect(), (0.0, 0.0, 1));
     let (mut want, grads) = problem::<f64>(42, 0.0);
     for (t, gs) in grads.iter().enumerate() {
         for (i, g) in gs.iter().enumerate() {

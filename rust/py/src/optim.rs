@@ -13,6 +13,7 @@ use nesy_core::optim::adamax::Adamax;
 use nesy_core::optim::hd::{hd_step, AdamHd, SgdHd};
 use nesy_core::optim::lion::Lion;
 use nesy_core::optim::nadam::Nadam;
+use nesy_core::optim::radam::Radam;
 use nesy_core::optim::rmsprop::Rmsprop;
 use nesy_core::optim::sgd::Sgd;
 use nesy_core::optim::{self, Rule, Slot, State};
@@ -59,6 +60,10 @@ macro_rules! for_kind {
             }
             "nadam" => {
                 type $R = Nadam;
+                $plain
+            }
+            "radam" => {
+                type $R = Radam;
                 $plain
             }
             "lion" => {

@@ -20,6 +20,7 @@ pub mod grad;
 pub mod hd;
 pub mod lion;
 pub mod nadam;
+pub mod radam;
 pub mod rmsprop;
 pub mod sgd;
 
