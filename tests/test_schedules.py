@@ -61,6 +61,24 @@ def _assert_close(got, want, rel=1e-12):
 
 
 # ------------------------------------------------------------------------------ closed forms
+def _lam(t):
+    """A LambdaLR factor (a function: torch saves no state for it)."""
+    return 0.9 ** (t // 3) + 0.05 * (t % 2)
+
+
+def _mul(t):
+    """A MultiplicativeLR factor."""
+    return 0.97 if t % 4 else 1.05
+
+
+def _restarts(t, b, t_0, mult, eta_min=0.0):
+    """SGDR by hand: cycles of t_0, t_0 * mult, ... starting at 0, t_0, ..."""
+    start, length = 0, t_0
+    while t >= start + length:
+        start, length = start + length, length * mult
+    return eta_min + (b - eta_min) * (1 + math.cos(math.pi * (t - start) / length)) / 2
+
+
 CLOSED = {
     "Constant": lambda o: S.Constant(o),
     "ConstantLR": lambda o: S.ConstantLR(o, factor=0.25, total_iters=7),
@@ -80,6 +98,29 @@ CLOSED = {
     "Warmup+Cosine": lambda o: S.LinearWarmup(S.CosineAnnealingLR(o, T_max=120), 15, 0.1),
     "Warmup+Restarts": lambda o: S.LinearWarmup(
         S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=3), 10
+    ),
+    "LinearLR": lambda o: S.LinearLR(o, start_factor=0.2, end_factor=0.7, total_iters=13),
+    "LambdaLR": lambda o: S.LambdaLR(o, _lam),
+    "MultiplicativeLR": lambda o: S.MultiplicativeLR(o, _mul),
+    "SequentialLR": lambda o: S.SequentialLR(
+        o,
+        [
+            S.LinearLR(o, start_factor=0.1, total_iters=8),
+            S.CosineAnnealingLR(o, T_max=15, eta_min=1e-3),
+            S.MultiplicativeLR(o, _mul),
+        ],
+        milestones=[8, 20],
+    ),
+    "Sequential(nested)": lambda o: S.SequentialLR(
+        o,
+        [
+            S.ChainedScheduler([S.ConstantLR(o, 0.5, 3), S.LinearLR(o, 0.25, total_iters=6)]),
+            S.LinearWarmup(S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2), 5),
+        ],
+        milestones=[12],
+    ),
+    "Chained": lambda o: S.ChainedScheduler(
+        [S.ConstantLR(o, 0.5, 6), S.ExponentialLR(o, 0.97), S.LinearLR(o, 0.3, total_iters=10)]
     ),
 }
 
@@ -124,10 +165,7 @@ def _formula(name, t, b):
     if name == "WarmRestarts1":
         return (b) * (1 + math.cos(math.pi * (t % 11) / 11)) / 2
     if name == "WarmRestarts":  # cycles of 3, 6, 12, 24, ... starting at 0, 3, 9, 21, 45, ...
-        start, length = 0, 3
-        while t >= start + length:
-            start, length = start + length, length * 2
-        return 1e-5 + (b - 1e-5) * (1 + math.cos(math.pi * (t - start) / length)) / 2
+        return _restarts(t, b, 3, 2, 1e-5)
     if name == "Warmup+Cosine":
         inner = b * (1 + math.cos(math.pi * t / 120)) / 2
         return inner * (0.1 + 0.9 * t / 15) if t < 15 else inner
@@ -137,6 +175,25 @@ def _formula(name, t, b):
             start, length = start + length, length * 3
         inner = b * (1 + math.cos(math.pi * (t - start) / length)) / 2
         return inner * t / 10 if t < 10 else inner
+    if name == "LinearLR":
+        return b * (0.2 + 0.5 * min(t, 13) / 13)
+    if name == "LambdaLR":
+        return b * _lam(t)
+    if name == "MultiplicativeLR":
+        return b * math.prod(_mul(s) for s in range(1, t + 1))
+    if name == "SequentialLR":  # each schedule from its own step 0 at its milestone
+        if t < 8:
+            return b * (0.1 + 0.9 * t / 8)
+        if t < 20:
+            return 1e-3 + (b - 1e-3) * (1 + math.cos(math.pi * (t - 8) / 15)) / 2
+        return b * math.prod(_mul(s) for s in range(1, t - 20 + 1))
+    if name == "Sequential(nested)":
+        if t < 12:
+            return b * (0.5 if t < 3 else 1.0) * (0.25 + 0.75 * min(t, 6) / 6)
+        u = t - 12
+        return _restarts(u, b, 4, 2) * (u / 5 if u < 5 else 1.0)
+    if name == "Chained":  # the product of the three factors
+        return b * (0.5 if t < 6 else 1.0) * 0.97**t * (0.3 + 0.7 * min(t, 10) / 10)
     raise KeyError(name)
 
 
@@ -156,6 +213,12 @@ def _formula(name, t, b):
         "WarmRestarts1",
         "Warmup+Cosine",
         "Warmup+Restarts",
+        "LinearLR",
+        "LambdaLR",
+        "MultiplicativeLR",
+        "SequentialLR",
+        "Sequential(nested)",
+        "Chained",
     ],
 )
 def test_closed_form_matches_textbook_formula(name):
@@ -389,7 +452,73 @@ TORCH = {
         ),
         lambda o: S.LinearWarmup(S.CosineAnnealingLR(o, T_max=60), 20, start_factor=0.05),
     ),
+    "LambdaLR": (
+        lambda L: lambda o: L.LambdaLR(o, [_lam, _inv]),
+        lambda o: S.LambdaLR(o, [_lam, _inv]),
+    ),
+    "MultiplicativeLR": (
+        lambda L: lambda o: L.MultiplicativeLR(o, [_mul, _inv]),
+        lambda o: S.MultiplicativeLR(o, (_mul, _inv)),
+    ),
+    "LinearLR": (
+        lambda L: lambda o: L.LinearLR(o, start_factor=0.2, end_factor=0.7, total_iters=13),
+        lambda o: S.LinearLR(o, start_factor=0.2, end_factor=0.7, total_iters=13),
+    ),
+    "LinearLR-defaults": (lambda L: L.LinearLR, S.LinearLR),
+    "LinearLR-down": (
+        lambda L: lambda o: L.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=100),
+        lambda o: S.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=100),
+    ),
+    "SequentialLR": (
+        lambda L: lambda o: L.SequentialLR(o, _seq(L, o), milestones=[8, 20, 31]),
+        lambda o: S.SequentialLR(o, _seq(S, o), milestones=[8, 20, 31]),
+    ),
+    "SequentialLR-doc": (  # torch's docstring example: 0.005 up to 19, then 0.05 * 0.9**(t-20)
+        lambda L: lambda o: L.SequentialLR(
+            o, [L.ConstantLR(o, factor=0.1, total_iters=20), L.ExponentialLR(o, gamma=0.9)], [20]
+        ),
+        lambda o: S.SequentialLR(
+            o, [S.ConstantLR(o, factor=0.1, total_iters=20), S.ExponentialLR(o, gamma=0.9)], [20]
+        ),
+    ),
+    "ChainedScheduler": (
+        lambda L: lambda o: L.ChainedScheduler(_chain(L, o)),
+        lambda o: S.ChainedScheduler(_chain(S, o)),
+    ),
+    "OneCycle-epochs": (
+        lambda L: lambda o: L.OneCycleLR(
+            o, max_lr=[0.5, 0.05], epochs=3, steps_per_epoch=50, cycle_momentum=False
+        ),
+        lambda o: S.OneCycleLR(o, max_lr=[0.5, 0.05], epochs=3, steps_per_epoch=50),
+    ),
 }
+NEW_TORCH = ["LambdaLR", "MultiplicativeLR", "LinearLR", "SequentialLR", "ChainedScheduler",
+             "OneCycle-epochs"]
+
+
+def _inv(t):
+    return 1.0 / (1.0 + 0.05 * t)
+
+
+def _seq(M, o):
+    """Four schedules for SequentialLR, from torch.optim.lr_scheduler or nesy (module M)."""
+    return [
+        M.LinearLR(o, start_factor=0.1, total_iters=8),
+        M.CosineAnnealingLR(o, T_max=15, eta_min=1e-3),
+        M.StepLR(o, step_size=4, gamma=0.5),
+        M.LambdaLR(o, [_lam, _inv]),
+    ]
+
+
+def _chain(M, o):
+    """Multiplicative schedules for ChainedScheduler (module M: torch's or nesy's)."""
+    return [
+        M.ConstantLR(o, factor=0.5, total_iters=6),
+        M.ExponentialLR(o, gamma=0.97),
+        M.LinearLR(o, start_factor=0.3, total_iters=10),
+        M.MultiplicativeLR(o, [_mul, _inv]),
+        M.StepLR(o, step_size=25, gamma=0.8),
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(TORCH))
@@ -825,7 +954,7 @@ BAD = [
     (lambda: S.CosineAnnealingWarmRestarts(_opt(), T_0=2, T_mult=1.5), TypeError, "T_mult"),
     (lambda: S.OneCycleLR(_opt(), max_lr=0.1, total_steps=0), ValueError, "total_steps"),
     (lambda: S.OneCycleLR(_opt(), max_lr=0.1, total_steps=-5), ValueError, "total_steps"),
-    (lambda: S.OneCycleLR(_opt(), max_lr=0.1, total_steps=None), TypeError, "total_steps"),
+    (lambda: S.OneCycleLR(_opt(), max_lr=0.1, total_steps=None), ValueError, "total_steps"),
     (lambda: S.OneCycleLR(_opt(), max_lr=[0.1], total_steps=10), ValueError, "max_lr"),
     (lambda: S.OneCycleLR(_opt(), max_lr=0.0, total_steps=10), ValueError, "max_lr"),
     (lambda: S.OneCycleLR(_opt(), 0.1, 10, pct_start=1.5), ValueError, "pct_start"),
@@ -920,3 +1049,386 @@ def test_load_state_dict_checks_like_the_constructor_and_changes_nothing(make, c
     assert sched.state_dict() == before and _lrs(opt) == lrs
     sched.load_state_dict(before)  # still loads a good state
     assert sched.state_dict() == before
+
+
+# ------------------------------------------------------------------------------ lambdas, linear,
+# ------------------------------------------------------------------------------ sequential, chained
+def test_linear_lr_by_hand():
+    # factor from 0.2 to 0.7 in 5 steps: 0.2, 0.3, ..., 0.7, then 0.7; torch's defaults
+    # (1/3 to 1 in 5 steps) on base 0.3: 0.1, 0.14, 0.18, 0.22, 0.26, 0.3
+    seq = [row[0] for row in _run(S.LinearLR(_Opt((1.0,)), 0.2, 0.7, 5), 9)]
+    for got, want in zip(seq, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7]):
+        assert math.isclose(got, want, rel_tol=1e-14), seq
+    seq = [row[0] for row in _run(S.LinearLR(_Opt((0.3,))), 8)]
+    for got, want in zip(seq, [0.1, 0.14, 0.18, 0.22, 0.26, 0.3, 0.3, 0.3]):
+        assert math.isclose(got, want, rel_tol=1e-14), seq
+
+
+def test_lambda_lr_per_group_by_hand():
+    opt = _Opt((0.1, 0.01))
+    sched = S.LambdaLR(opt, [lambda t: t // 3, lambda t: 0.5**t])
+    seq = _run(sched, 7)
+    assert [r[0] for r in seq] == [0.1 * (t // 3) for t in range(7)]
+    assert [r[1] for r in seq] == [0.01 * 0.5**t for t in range(7)]
+    assert sched.lr_at(5, 2.0, group=1) == 2.0 / 32 and sched.lr_at(5, 2.0) == 2.0
+    with pytest.raises(ValueError, match="group"):
+        sched.lr_at(5, 2.0, group=2)
+
+
+def test_multiplicative_lr_per_group_by_hand():
+    calls = []
+
+    def half(t):
+        calls.append(t)
+        return 0.5
+
+    opt = _Opt((0.1, 0.01))
+    sched = S.MultiplicativeLR(opt, [half, lambda t: 1.0 + t])
+    assert calls == []  # not called at step 0 (as torch)
+    seq = _run(sched, 5)
+    assert [r[0] for r in seq] == [0.1, 0.05, 0.025, 0.0125, 0.00625]
+    assert [r[1] for r in seq] == [0.01, 0.01 * 2, 0.01 * 2 * 3, 0.01 * 24, 0.01 * 120]
+    assert calls == [1, 2, 3, 4, 5]
+    assert sched.lr_at(4, 0.01, group=1) == seq[4][1]
+
+
+def test_sequential_and_chained_torch_doc_examples_by_hand():
+    # torch's docstrings (lr 0.05): ConstantLR(0.1, 20) then ExponentialLR(0.9)
+    seq = [r[0] for r in _run(S.SequentialLR(*_doc_pair()), 23)]
+    want = [0.005] * 20 + [0.05, 0.045, 0.0405]
+    assert all(math.isclose(g, w, rel_tol=1e-14) for g, w in zip(seq, want)), seq
+    chain = [r[0] for r in _run(S.ChainedScheduler(_doc_pair()[1]), 22)]
+    for t, w in {0: 0.005, 1: 0.0045, 2: 0.00405, 19: 0.05 * 0.1 * 0.9**19,
+                 20: 0.05 * 0.9**20, 21: 0.05 * 0.9**21}.items():
+        assert math.isclose(chain[t], w, rel_tol=1e-13), (t, chain[t], w)
+    assert f"{chain[19]:.6f} {chain[20]:.7f}" == "0.000675 0.0060788"  # torch's doc: 0.006078
+
+
+def _doc_pair():
+    opt = _Opt((0.05,))
+    pair = [S.ConstantLR(opt, factor=0.1, total_iters=20), S.ExponentialLR(opt, gamma=0.9)]
+    return opt, pair, [20]
+
+
+def test_onecycle_epochs_times_steps_per_epoch():
+    a = _run(S.OneCycleLR(_Opt(), max_lr=0.4, epochs=7, steps_per_epoch=13), 91)
+    b = _run(S.OneCycleLR(_Opt(), max_lr=0.4, total_steps=91), 91)
+    assert a == b
+    c = S.OneCycleLR(_Opt(), max_lr=0.4, total_steps=91, epochs=7, steps_per_epoch=13)
+    assert c.total_steps == 91
+    # torch uses total_steps when given, a lone epochs / steps_per_epoch is ignored
+    assert S.OneCycleLR(_Opt(), 0.4, total_steps=50, epochs=3).total_steps == 50
+    assert S.OneCycleLR(_Opt(), 0.4, None, 4, 5).total_steps == 20  # torch's argument order
+
+
+def test_sequential_resume_with_last_epoch():
+    full = _run(CLOSED["SequentialLR"](_Opt()), 60)
+    for k in (0, 7, 8, 19, 33):
+        opt = _Opt()
+        inner = [S.LinearLR(opt, start_factor=0.1, total_iters=8),
+                 S.CosineAnnealingLR(opt, T_max=15, eta_min=1e-3), S.MultiplicativeLR(opt, _mul)]
+        sched = S.SequentialLR(opt, inner, milestones=[8, 20], last_epoch=k)
+        assert sched.last_epoch == k + 1
+        got = _run(sched, 60 - k - 1)
+        _assert_close(got, full[k + 1:], rel=1e-13)
+
+
+class _Scaled:
+    """A callable object with state: torch's LambdaLR saves and restores its __dict__."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.calls = 0
+
+    def __call__(self, t):
+        self.calls += 1
+        return self.rate**t
+
+
+@pytest.mark.parametrize("kind", ["LambdaLR", "MultiplicativeLR"])
+def test_lambda_state_dict_saves_callable_objects_like_torch(kind):
+    fns = [_Scaled(0.9), _lam]
+    a = getattr(S, kind)(_Opt(), fns)
+    for _ in range(6):
+        a.step()
+    fns[0].rate = 0.8  # the state to carry over
+    sd = json.loads(json.dumps(a.state_dict(), allow_nan=False))
+    assert sd["lr_lambdas"] == [{"rate": 0.8, "calls": fns[0].calls}, None]
+    fresh = _Scaled(0.5)
+    b = getattr(S, kind)(_Opt((0.3, 0.3)), [fresh, _lam])
+    b.load_state_dict(sd)
+    assert (fresh.rate, fresh.calls) == (0.8, fns[0].calls)
+    assert _run(b, 20) == _run(a, 20)
+    torch = pytest.importorskip("torch")
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    topt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, BASE_LRS)])
+    t_fns = [_Scaled(0.9), _lam]
+    ts = getattr(torch.optim.lr_scheduler, kind)(topt, t_fns)
+    t_fns[0].calls = fns[0].calls
+    t_fns[0].rate = 0.8
+    assert ts.state_dict()["lr_lambdas"] == a.state_dict()["lr_lambdas"]
+
+
+@pytest.mark.parametrize("name", NEW_TORCH)
+@pytest.mark.parametrize("k", [1, 9, 21, 40])
+def test_new_schedules_resume_from_state_dict_like_torch(name, k):
+    # k steps, a JSON round trip into a fresh schedule on a fresh optimizer, then the rest:
+    # the same values as torch's uninterrupted run (and as ours)
+    L = _lr_sched()
+    make_torch, make_ours = TORCH[name]
+    n = 48
+    want = _torch_run(make_torch(L), n)
+    a = make_ours(_Opt())
+    head = _run(a, k)
+    b = make_ours(_Opt((0.7, 0.07)))
+    b.load_state_dict(json.loads(json.dumps(a.state_dict(), allow_nan=False)))
+    assert b.state_dict() == a.state_dict()
+    tail = _run(b, n - k)
+    _assert_close(head + tail, want)
+    assert tail == _run(a, n - k)
+
+
+@HYP
+@given(lrs=lrs_st, start=st.floats(0.01, 1.0), end=st.floats(0.0, 1.0), total=st.integers(1, 60))
+def test_linear_lr_matches_torch_random(lrs, start, end, total):
+    L = _lr_sched()
+    want = _torch_run(lambda o: L.LinearLR(o, start, end, total), 80, lrs)
+    got = _run(S.LinearLR(_Opt(lrs), start, end, total), 80)
+    for g_row, w_row, in zip(got, want):
+        for b, g, w in zip(lrs, g_row, w_row):
+            # torch's recursive form drifts by ulps of the scale b * max(start, end)
+            assert math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-13 * b), (g, w)
+
+
+@HYP
+@given(lrs=lrs_st, cuts=st.lists(st.integers(1, 25), min_size=1, max_size=3),
+       gamma=st.floats(0.5, 1.0))
+def test_sequential_matches_torch_random(lrs, cuts, gamma):
+    milestones = [sum(cuts[: i + 1]) for i in range(len(cuts))]
+    L = _lr_sched()
+
+    def make(M, o):
+        pool = [lambda: M.ExponentialLR(o, gamma), lambda: M.LinearLR(o, 0.25, total_iters=7),
+                lambda: M.CosineAnnealingLR(o, T_max=9), lambda: M.MultiStepLR(o, [2, 5], gamma)]
+        return M.SequentialLR(o, [pool[i % 4]() for i in range(len(cuts) + 1)], milestones)
+
+    want = _torch_run(lambda o: make(L, o), 90, lrs)
+    _assert_close(_run(make(S, _Opt(lrs)), 90), want)
+
+
+# ------------------------------------------------------------------------------ their bad input
+def _two():
+    opt = _Opt()
+    return opt, S.StepLR(opt, 3), S.ExponentialLR(opt, 0.9)
+
+
+BAD_NEW = [
+    (lambda: S.LambdaLR(_opt(), 0.5), TypeError, "lr_lambda"),
+    (lambda: S.LambdaLR(_opt(), [_lam]), ValueError, "lr_lambda: expected 2"),
+    (lambda: S.LambdaLR(_opt(), [_lam, _lam, _lam]), ValueError, "lr_lambda"),
+    (lambda: S.LambdaLR(_opt(), [_lam, "x"]), TypeError, r"lr_lambda\[1\]"),
+    (lambda: S.LambdaLR(_opt(), lambda t: -1.0), ValueError, r"lr_lambda\[0\]\(epoch=0\)"),
+    (lambda: S.LambdaLR(_opt(), lambda t: math.nan), ValueError, "lr_lambda"),
+    (lambda: S.LambdaLR(_opt(), lambda t: "1"), TypeError, "lr_lambda"),
+    (lambda: S.MultiplicativeLR(_opt(), None), TypeError, "lr_lambda"),
+    (lambda: S.MultiplicativeLR(_opt(), (_mul,)), ValueError, "lr_lambda"),
+    (lambda: S.LinearLR(_opt(), start_factor=0.0), ValueError, "start_factor"),
+    (lambda: S.LinearLR(_opt(), start_factor=1.5), ValueError, "start_factor"),
+    (lambda: S.LinearLR(_opt(), end_factor=-0.1), ValueError, "end_factor"),
+    (lambda: S.LinearLR(_opt(), end_factor=1.1), ValueError, "end_factor"),
+    (lambda: S.LinearLR(_opt(), total_iters=0), ValueError, "total_iters"),
+    (lambda: S.LinearLR(_opt(), total_iters=2.0), TypeError, "total_iters"),
+    (lambda: S.SequentialLR(_opt(), [], []), ValueError, "schedulers"),
+    (lambda: S.SequentialLR(_opt(), S.Constant(_opt()), []), TypeError, "schedulers"),
+    (lambda: S.SequentialLR(_opt(), [S.Constant(_opt())], []), ValueError,
+     r"schedulers\[0\]: is bound to another optimizer"),
+    (lambda: S.SequentialLR(_two()[0], list(_two()[1:]), [3]), ValueError,
+     r"schedulers\[0\]: is bound to another optimizer"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b], []))(*_two()), ValueError, "milestones"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b], [2, 5]))(*_two()), ValueError,
+     "expected 1 milestones"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b, S.Constant(o)], [4, 4]))(*_two()),
+     ValueError, "strictly increasing"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b, b], [5, 9]))(*_two()), ValueError,
+     r"schedulers\[2\]: is schedulers\[1\] again"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b], [-1]))(*_two()), ValueError,
+     "milestones"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b], 3))(*_two()), TypeError, "milestones"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, S.ReduceLROnPlateau(o)], [3]))(*_two()),
+     TypeError, r"schedulers\[1\].*ReduceLROnPlateau"),
+    (lambda: (lambda o, a, b: S.SequentialLR(o, [a, b], [3], last_epoch=-2))(*_two()),
+     ValueError, "last_epoch"),
+    (lambda: S.ChainedScheduler([]), ValueError, "schedulers"),
+    (lambda: S.ChainedScheduler([_two()[1], _two()[2]]), ValueError, r"schedulers\[1\]"),
+    (lambda: S.ChainedScheduler(list(_two()[1:]), optimizer=_opt()), ValueError,
+     r"schedulers\[0\]: is bound to another optimizer"),
+    (lambda: S.ChainedScheduler([_two()[1], 3]), TypeError, r"schedulers\[1\]"),
+    (lambda: S.ChainedScheduler(_two()[1]), TypeError, "schedulers"),
+    (lambda: S.OneCycleLR(_opt(), 0.1), ValueError, "total_steps"),
+    (lambda: S.OneCycleLR(_opt(), 0.1, epochs=3), ValueError, "steps_per_epoch"),
+    (lambda: S.OneCycleLR(_opt(), 0.1, steps_per_epoch=3), ValueError, "epochs"),
+    (lambda: S.OneCycleLR(_opt(), 0.1, 10, 3, 4), ValueError, "total_steps: is 10"),
+    (lambda: S.OneCycleLR(_opt(), 0.1, epochs=0, steps_per_epoch=4), ValueError, "epochs"),
+    (lambda: S.OneCycleLR(_opt(), 0.1, epochs=2, steps_per_epoch=1.5), TypeError,
+     "steps_per_epoch"),
+]
+
+
+@pytest.mark.parametrize("call,exc,name", BAD_NEW, ids=[f"bad_new{i}" for i in range(len(BAD_NEW))])
+def test_bad_arguments_of_new_schedules(call, exc, name):
+    with pytest.raises(exc, match=name):
+        call()
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: S.LambdaLR(o, [_lam, lambda t: -1.0]),
+    lambda o: S.LambdaLR(o, lambda t: 1 / t),  # ZeroDivisionError at step 0
+    lambda o: S.MultiplicativeLR(o, [_mul, _mul, _mul]),
+    lambda o: S.LinearLR(o, total_iters=0),
+])
+def test_bad_new_schedule_leaves_optimizer_untouched(make):
+    opt = _Opt()
+    with pytest.raises((TypeError, ValueError, ZeroDivisionError)):
+        make(opt)
+    assert opt.param_groups == [{"lr": 0.1}, {"lr": 0.01}]
+
+
+def test_multiplicative_resume_with_last_epoch():
+    # resuming continues from the groups' current lr (a loaded optimizer state), as torch, and
+    # multiplies it by lr_lambda(k + 1) at once (torch's first step leaves it as is)
+    opt = _Opt((0.3, 0.03))
+    for g, lr in zip(opt.param_groups, BASE_LRS):
+        g["initial_lr"] = lr
+    got = _run(S.MultiplicativeLR(opt, [_mul, _inv], last_epoch=6), 20)
+    assert got[0] == [0.3 * _mul(7), 0.03 * _inv(7)]
+    torch = pytest.importorskip("torch")
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    topt = torch.optim.SGD([{"params": [p], "lr": lr, "initial_lr": b}
+                            for p, lr, b in zip(params, (0.3, 0.03), BASE_LRS)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts = torch.optim.lr_scheduler.MultiplicativeLR(topt, [_mul, _inv], last_epoch=6)
+        want = []
+        for _ in range(20):
+            want.append([g["lr"] for g in topt.param_groups])
+            topt.step()
+            ts.step()
+    _assert_close(got, [[w * _mul(7), v * _inv(7)] for w, v in want])
+
+
+def test_sequential_chained_clock_mismatch():
+    opt, a, b = _two()
+    a.step()
+    with pytest.raises(ValueError, match=r"schedulers\[1\]: is at step 0"):
+        S.ChainedScheduler([a, b])
+
+
+def _states(scheds):
+    return [s.state_dict() for s in scheds]
+
+
+def test_bad_composites_change_nothing():
+    opt, a, b = _two()
+    for s in (a, b, a):
+        s.step()
+    before = (_states([a, b]), _lrs(opt))
+    bad = [
+        lambda: S.SequentialLR(opt, [a, b], [3, 4]),
+        lambda: S.SequentialLR(opt, [a, b], [0, 0]),
+        lambda: S.SequentialLR(opt, [a, b, S.StepLR(_Opt(), 2)], [3, 4]),
+        lambda: S.ChainedScheduler([a, b]),  # different clocks
+        lambda: S.ChainedScheduler([a, a]),
+    ]
+    for call in bad:
+        with pytest.raises((TypeError, ValueError)):
+            call()
+        assert (_states([a, b]), _lrs(opt)) == before
+
+
+class _Boom:
+    """A factor that fails at one step."""
+
+    def __init__(self, at, value=0.5):
+        self.at, self.value = at, value
+
+    def __call__(self, t):
+        if t == self.at:
+            if self.value is None:
+                raise RuntimeError("boom")
+            return self.value
+        return 0.9
+
+
+def _fails_cleanly(sched, k, exc):
+    """After k steps, the next step raises ``exc`` and changes nothing."""
+    for _ in range(k):
+        sched.step()
+    before = (sched.state_dict(), _lrs(sched.optimizer))
+    with pytest.raises(exc):
+        sched.step()
+    assert (sched.state_dict(), _lrs(sched.optimizer)) == before
+
+
+@pytest.mark.parametrize("value,exc", [(None, RuntimeError), (-0.5, ValueError)])
+def test_failing_step_changes_nothing(value, exc):
+    # ChainedScheduler: the 2nd schedule fails after the 1st stepped: both are put back
+    opt = _Opt()
+    chain = S.ChainedScheduler([S.StepLR(opt, 2, 0.5), S.MultiplicativeLR(opt, _Boom(4, value))])
+    _fails_cleanly(chain, 3, exc)
+    # SequentialLR: the next schedule fails when it restarts at its milestone
+    opt = _Opt()
+    boom = _Boom(-1, value)  # harmless while constructed, fails at step 0 (the milestone)
+    seq = S.SequentialLR(opt, [S.StepLR(opt, 2), S.LambdaLR(opt, boom)], [3])
+    boom.at = 0
+    _fails_cleanly(seq, 2, exc)
+
+
+BAD_NEW_STATES = [
+    (lambda o: S.LambdaLR(o, _lam), {"lr_lambdas": [None]}, ValueError, "lr_lambdas"),
+    (lambda o: S.LambdaLR(o, _lam), {"lr_lambdas": None}, TypeError, "lr_lambdas"),
+    (lambda o: S.LambdaLR(o, _lam), {"lr_lambdas": [{"rate": 1.0}, None]}, ValueError,
+     r"lr_lambdas'\]\[0\].*function"),
+    (lambda o: S.MultiplicativeLR(o, [_Scaled(0.9), _mul]), {"lr_lambdas": [3, None]},
+     TypeError, r"lr_lambdas'\]\[0\]"),
+    (lambda o: S.MultiplicativeLR(o, _mul), {"last_lr": [0.1, -1.0]}, ValueError, "last_lr"),
+    (lambda o: S.LinearLR(o), {"start_factor": 0.0}, ValueError, "start_factor"),
+    (lambda o: S.LinearLR(o), {"total_iters": 0}, ValueError, "total_iters"),
+    (CLOSED["SequentialLR"], {"milestones": [8]}, ValueError, "milestones"),
+    (CLOSED["SequentialLR"], {"milestones": [20, 8]}, ValueError, "increasing"),
+    (CLOSED["SequentialLR"], {"schedulers": None}, TypeError, "schedulers"),
+    (CLOSED["Chained"], {"schedulers": [{}, {}]}, ValueError, r"schedulers'\]: has 2 states"),
+]
+
+
+@pytest.mark.parametrize("make,change,exc,key", BAD_NEW_STATES,
+                         ids=[f"bad_new_state{i}" for i in range(len(BAD_NEW_STATES))])
+def test_load_state_dict_of_new_schedules_checks_and_changes_nothing(make, change, exc, key):
+    opt = _Opt()
+    sched = make(opt)
+    for _ in range(3):
+        sched.step()
+    before, lrs = sched.state_dict(), _lrs(opt)
+    bad = {**json.loads(json.dumps(before)), **change}
+    with pytest.raises(exc, match=key):
+        sched.load_state_dict(bad)
+    assert sched.state_dict() == before and _lrs(opt) == lrs
+
+
+@pytest.mark.parametrize("name", ["SequentialLR", "Chained", "Sequential(nested)"])
+def test_composite_load_rolls_back_inner_schedules(name):
+    # the first inner state is good (a later step), the last one is bad: nothing is loaded
+    opt = _Opt()
+    sched = CLOSED[name](opt)
+    for _ in range(3):
+        sched.step()
+    before, lrs = sched.state_dict(), _lrs(opt)
+    other = CLOSED[name](_Opt())
+    for _ in range(30):
+        other.step()
+    bad = json.loads(json.dumps(other.state_dict()))
+    bad["schedulers"][-1]["last_epoch"] = "x"
+    with pytest.raises(TypeError, match=r"schedulers'\]\[\d\]: .*last_epoch"):
+        sched.load_state_dict(bad)
+    assert sched.state_dict() == before and _lrs(opt) == lrs
+    sched.load_state_dict(other.state_dict())
+    assert _run(sched, 40) == _run(other, 40)

@@ -10,12 +10,32 @@ The interface follows :mod:`torch.optim.lr_scheduler`:
 - :meth:`state_dict` / :meth:`load_state_dict` use plain dicts of Python numbers, lists and
   strings that ``json.dumps(..., allow_nan=False)`` accepts.
 
-Every schedule except :class:`ReduceLROnPlateau` also has a pure closed form
-``lr_at(t, base_lr)``, the learning rate at step ``t`` of a group whose initial learning rate is
-``base_lr``. :meth:`step` evaluates that closed form, so no error accumulates from repeated
-multiplication (torch's chainable ``get_lr`` multiplies; the two agree to a few ulps per step).
+The schedules, with torch's names, arguments and formulas unless their docstrings say
+otherwise:
+
+- fixed shapes: :class:`Constant`, :class:`ConstantLR`, :class:`LinearLR`, :class:`StepLR`,
+  :class:`MultiStepLR`, :class:`ExponentialLR`, :class:`InverseTimeLR`, :class:`InverseSqrtLR`,
+  :class:`PolynomialLR`, :class:`CosineAnnealingLR`, :class:`CosineAnnealingWarmRestarts`,
+  :class:`OneCycleLR`;
+- user functions of the step: :class:`LambdaLR`, :class:`MultiplicativeLR`;
+- compositions of other schedules: :class:`LinearWarmup` (a warm-up in front of any schedule),
+  :class:`SequentialLR` (one after another, switching at milestones),
+  :class:`ChainedScheduler` (the product of their factors);
+- driven by a metric: :class:`ReduceLROnPlateau`.
+
+Every schedule except :class:`ReduceLROnPlateau` also has a closed form ``lr_at(t, base_lr)``,
+the learning rate at step ``t`` of a group whose initial learning rate is ``base_lr`` (pure,
+except that :class:`LambdaLR` and :class:`MultiplicativeLR` call the user's function).
+:meth:`step` evaluates that closed form, so no error accumulates from repeated multiplication
+(torch's chainable ``get_lr`` multiplies; the two agree to a few ulps per step).
 :class:`CosineAnnealingWarmRestarts` keeps torch's ``T_cur`` / ``T_i`` counters, but they are
-integers, so its :meth:`step` and ``lr_at`` agree bit for bit.
+integers, so its :meth:`step` and ``lr_at`` agree bit for bit; :class:`MultiplicativeLR`
+multiplies at every step as torch does, and its ``lr_at`` multiplies in the same order.
+
+A schedule's rate is its own: it writes it into the groups at every step rather than scaling
+the groups' current ``"lr"`` (torch's chainable form scales it). Use
+:class:`ChainedScheduler`, :class:`SequentialLR` or :class:`LinearWarmup` to combine schedules;
+two schedules stepped side by side on one optimizer overwrite each other.
 
 Examples
 --------
@@ -31,11 +51,13 @@ Examples
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import functools
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from nesy._checks import check_int
@@ -44,6 +66,9 @@ __all__ = [
     "LRSchedule",
     "Constant",
     "ConstantLR",
+    "LinearLR",
+    "LambdaLR",
+    "MultiplicativeLR",
     "StepLR",
     "MultiStepLR",
     "ExponentialLR",
@@ -54,6 +79,8 @@ __all__ = [
     "CosineAnnealingWarmRestarts",
     "OneCycleLR",
     "LinearWarmup",
+    "SequentialLR",
+    "ChainedScheduler",
     "ReduceLROnPlateau",
 ]
 
@@ -113,6 +140,16 @@ def _check_milestones(name: str, value: Any) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(f"{name}: expected an iterable of integers, got {type(value).__name__}")
     return sorted(check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value))
+
+
+def _check_increasing(name: str, value: Any) -> list[int]:
+    """Integers ``>= 0`` in strictly increasing order (kept as given, not sorted)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name}: expected an iterable of integers, got {type(value).__name__}")
+    out = [check_int(f"{name}[{i}]", m, 0) for i, m in enumerate(value)]
+    if any(a >= b for a, b in zip(out, out[1:])):
+        raise ValueError(f"{name}: expected strictly increasing steps, got {out}")
+    return out
 
 
 def _saved_float(name: str, value: Any) -> float:
@@ -183,6 +220,75 @@ def _enc(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_enc(v) for v in x]
     return x
+
+
+def _check_lambdas(lr_lambda: Any, n_groups: int) -> list[Callable[[int], Any]]:
+    """One callable per parameter group: ``lr_lambda`` for all, or the entries of a list."""
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != n_groups:
+            raise ValueError(
+                f"lr_lambda: expected {n_groups} callables (one per parameter group), "
+                f"got {len(lr_lambda)}"
+            )
+        named = [(f"lr_lambda[{i}]", fn) for i, fn in enumerate(lr_lambda)]
+    else:
+        named = [("lr_lambda", lr_lambda)] * n_groups
+    for name, fn in named:
+        if not callable(fn):
+            raise TypeError(
+                f"{name}: expected a callable (epoch -> factor), got {type(fn).__name__} {fn!r}"
+            )
+    return [fn for _, fn in named]
+
+
+def _attrs(fn: Any) -> dict[str, Any] | None:
+    """The attributes of a callable object, or None for a function or lambda (as torch saves
+    ``lr_lambda``: only callable objects have a state worth saving)."""
+    if isinstance(fn, types.FunctionType):
+        return None
+    attrs = getattr(fn, "__dict__", None)
+    return attrs if isinstance(attrs, dict) else None
+
+
+def _lambda_updates(fns: Sequence[Any], saved: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Check ``state_dict['lr_lambdas']`` against the schedule's callables and return the
+    attribute updates to apply (nothing is changed here)."""
+    key = "state_dict['lr_lambdas']"
+    if not isinstance(saved, (list, tuple)):
+        raise TypeError(f"{key}: expected a list, got {type(saved).__name__}")
+    if len(saved) != len(fns):
+        raise ValueError(f"{key}: has {len(saved)} entries but the schedule has {len(fns)} "
+                         "lr_lambdas (one per parameter group)")
+    updates = []
+    for i, (fn, attrs) in enumerate(zip(fns, saved)):
+        if attrs is None:
+            continue
+        if not isinstance(attrs, Mapping):
+            raise TypeError(f"{key}[{i}]: expected None or a dict of the callable's "
+                            f"attributes, got {type(attrs).__name__}")
+        if _attrs(fn) is None:
+            raise ValueError(f"{key}[{i}]: holds the attributes of a callable object, but "
+                             f"lr_lambda of group {i} is a function (which has no state)")
+        updates.append((fn, dict(attrs)))
+    return updates
+
+
+@contextlib.contextmanager
+def _all_or_nothing(sched: LRSchedule) -> Iterator[None]:
+    """If the block raises, put back the attributes of ``sched`` and of every schedule and
+    callable object inside it, and the learning rates of the optimizer's groups."""
+    saved = [(obj, dict(vars(obj))) for obj in sched._parts()]
+    groups = sched.optimizer.param_groups
+    lrs = [g["lr"] for g in groups]
+    try:
+        yield
+    except BaseException:
+        for obj, attrs in saved:
+            vars(obj).clear()
+            vars(obj).update(attrs)
+        for g, lr in zip(groups, lrs):
+            g["lr"] = lr
+        raise
 
 
 class _Base:
@@ -308,14 +414,20 @@ class LRSchedule(_Base):
             for i, g in enumerate(groups)
         ]
         self._pre_step_check(last_epoch + 1)
-        for g in groups:
-            g.setdefault("initial_lr", g["lr"])
+        added = [g for g in groups if "initial_lr" not in g]
+        for g in added:
+            g["initial_lr"] = g["lr"]
         self.optimizer = optimizer
         self.base_lrs = base
         self.last_epoch = last_epoch
         self._last_lr = [float(g["lr"]) for g in groups]
         self._init_state()
-        self.step()
+        try:
+            self.step()  # raises before writing (e.g. an lr_lambda's bad value)
+        except BaseException:
+            for g in added:
+                del g["initial_lr"]
+            raise
 
     # -- to override --------------------------------------------------------------------------
     def lr_at(self, t: int, base_lr: float) -> float:
@@ -364,6 +476,31 @@ class LRSchedule(_Base):
     def _advance(self, t: int) -> None:
         """Update extra counters to step ``t`` (after the learning rates were computed)."""
 
+    # -- composition (SequentialLR, ChainedScheduler, LinearWarmup) ----------------------------
+    def _children(self) -> list[LRSchedule]:
+        """The schedules this one drives (composites)."""
+        return []
+
+    def _parts(self) -> list[Any]:
+        """This schedule and every object whose attributes are part of its state: inner
+        schedules (recursively) and callable objects (lambda schedules)."""
+        out: list[Any] = [self]
+        for child in self._children():
+            out += child._parts()
+        return out
+
+    def _restart(self, t: int) -> None:
+        """Jump to step ``t >= 0`` and write its learning rates: the state of the same
+        schedule constructed with ``last_epoch=t - 1``. All or nothing."""
+        with _all_or_nothing(self):
+            self.last_epoch = t - 1
+            self._restart_state()
+            self.step()
+
+    def _restart_state(self) -> None:
+        """Set extra counters for :meth:`_restart` (``last_epoch`` is already ``t - 1``)."""
+        self._init_state()
+
     def state_dict(self) -> dict[str, Any]:
         """The schedule's state: counters, base learning rates and hyper-parameters.
 
@@ -411,8 +548,8 @@ class LRSchedule(_Base):
         self._swap(new)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._hyper)
-        return f"{type(self).__name__}({args}, last_epoch={self.last_epoch})"
+        args = [f"{k}={getattr(self, k)!r}" for k in self._hyper]
+        return f"{type(self).__name__}({', '.join([*args, f'last_epoch={self.last_epoch}'])})"
 
 
 # ---------------------------------------------------------------------------------- schedules
@@ -466,6 +603,185 @@ class ConstantLR(LRSchedule):
     def lr_at(self, t: int, base_lr: float) -> float:
         _check_t(t)
         return base_lr * self.factor if t < self.total_iters else float(base_lr)
+
+
+class LinearLR(LRSchedule):
+    r"""Scale the learning rate by a factor that moves linearly from ``start_factor`` to
+    ``end_factor`` over ``total_iters`` steps, then stays there (torch's ``LinearLR``).
+
+    .. math:: \eta_t = \eta_0 \left(s + (e - s) \frac{\min(t, T)}{T}\right)
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    start_factor : float
+        Factor ``s`` in ``(0, 1]`` at step 0. Default 1/3.
+    end_factor : float
+        Factor ``e`` in ``[0, 1]`` from step ``T`` on. Default 1.0.
+    total_iters : int
+        Number of steps ``T >= 1`` of the linear change. Default 5. (torch also takes 0, and
+        then keeps ``start_factor`` forever.)
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    start_factor: float
+    end_factor: float
+    total_iters: int
+    _hyper = {
+        "start_factor": functools.partial(_check_real, lo=0.0, hi=1.0, lo_open=True),
+        "end_factor": _fraction,
+        "total_iters": _int_min(1),
+    }
+
+    def __init__(
+        self,
+        optimizer: Any,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        self._set_hyper(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        s, e, n = self.start_factor, self.end_factor, self.total_iters
+        return base_lr * (s + (e - s) * min(n, t) / n)
+
+
+class _LambdaSchedule(LRSchedule):
+    """What :class:`LambdaLR` and :class:`MultiplicativeLR` share: one callable per group,
+    its value checked at every call, and torch's way of saving the callables."""
+
+    lr_lambdas: list[Callable[[int], Any]]
+
+    def __init__(
+        self,
+        optimizer: Any,
+        lr_lambda: Callable[[int], Any] | Sequence[Callable[[int], Any]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.lr_lambdas = _check_lambdas(lr_lambda, len(_param_groups(optimizer)))
+        super().__init__(optimizer, last_epoch)
+
+    def _group(self, group: Any) -> int:
+        return check_int("group", group, 0, len(self.lr_lambdas) - 1)
+
+    def _factor(self, t: int, group: int) -> float:
+        """``lr_lambdas[group](t)``, which must be a finite real number ``>= 0``."""
+        return _check_real(f"lr_lambda[{group}](epoch={t})", self.lr_lambdas[group](t), lo=0.0)
+
+    def _lrs_for_step(self, t: int) -> list[float]:
+        return [self.lr_at(t, b, i) for i, b in enumerate(self.base_lrs)]
+
+    def lr_at(self, t: int, base_lr: float, group: int = 0) -> float:
+        """Learning rate at step ``t`` of group ``group`` (whose ``lr_lambda`` is used) if its
+        initial learning rate is ``base_lr``. See :meth:`LRSchedule.lr_at`."""
+        raise NotImplementedError
+
+    def _parts(self) -> list[Any]:
+        objects = {id(f): f for f in self.lr_lambdas if _attrs(f) is not None}
+        return [*super()._parts(), *objects.values()]
+
+    def _extra_state(self) -> dict[str, Any]:
+        states = [_attrs(f) for f in self.lr_lambdas]
+        return {"lr_lambdas": [None if a is None else dict(a) for a in states]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` (see :meth:`LRSchedule.load_state_dict`).
+
+        The attributes saved for callable objects in ``state_dict['lr_lambdas']`` are set on
+        this schedule's callables (as torch does); functions and lambdas keep no state. A
+        failing call changes neither the schedule, nor its callables, nor the optimizer.
+        """
+        new = self._loaded(state_dict, ("last_epoch", "base_lrs", "last_lr", "lr_lambdas"))
+        updates = _lambda_updates(self.lr_lambdas, state_dict["lr_lambdas"])
+        self._swap(new)
+        for fn, attrs in updates:
+            vars(fn).update(attrs)
+
+    def __repr__(self) -> str:
+        name, fns = type(self).__name__, self.lr_lambdas
+        return f"{name}(lr_lambdas={fns!r}, last_epoch={self.last_epoch})"
+
+
+class LambdaLR(_LambdaSchedule):
+    r"""The initial learning rate times a function of the step (torch's ``LambdaLR``).
+
+    .. math:: \eta_t = \eta_0 \, \lambda(t)
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    lr_lambda : callable or list of callable
+        ``lr_lambda(t) -> factor`` for all groups, or one per parameter group. Each factor
+        must be a finite real number ``>= 0`` (else ``TypeError`` / ``ValueError`` naming
+        ``lr_lambda``, with nothing changed). It is called once per group and step.
+    last_epoch : int
+        See :class:`LRSchedule`.
+
+    Notes
+    -----
+    :meth:`state_dict` saves, as torch does, the attributes (``__dict__``) of every
+    ``lr_lambda`` that is a callable object, and ``None`` for functions and lambdas, whose
+    code is not saved: load the state into a schedule constructed with the same functions. The
+    state is JSON-serialisable when those attributes are.
+    """
+
+    def lr_at(self, t: int, base_lr: float, group: int = 0) -> float:
+        _check_t(t)
+        return base_lr * self._factor(t, self._group(group))
+
+
+class MultiplicativeLR(_LambdaSchedule):
+    r"""Multiply the learning rate by a function of the step at every step (torch's
+    ``MultiplicativeLR``).
+
+    .. math:: \eta_t = \eta_{t-1} \, \lambda(t) \quad (t \ge 1), \text{ from } \eta_0
+
+    :meth:`step` multiplies the rate this schedule last wrote (torch multiplies the group's
+    current ``"lr"``; the two are the same unless something else changes it between steps),
+    so that it composes with :class:`SequentialLR`, :class:`ChainedScheduler` and
+    :class:`LinearWarmup` as every other schedule here. Resuming with ``last_epoch = k``
+    continues from the groups' current ``"lr"``, as torch does, and writes it times
+    ``lr_lambda(k + 1)`` (torch's first step leaves it unchanged, so from then on its rates
+    lack that factor). :meth:`lr_at` computes
+    :math:`\eta_0 \prod_{s=1}^{t} \lambda(s)` in the same order, so it agrees with
+    :meth:`step` bit for bit (if ``lr_lambda`` has no state); it calls ``lr_lambda`` ``t``
+    times.
+
+    Parameters
+    ----------
+    optimizer : object
+        Anything with ``param_groups`` (see :class:`LRSchedule`).
+    lr_lambda : callable or list of callable
+        ``lr_lambda(t) -> factor``, for all groups or one per group; see :class:`LambdaLR`
+        (the same checks, and the same way of saving it). Not called at step 0.
+    last_epoch : int
+        See :class:`LRSchedule`.
+    """
+
+    def lr_at(self, t: int, base_lr: float, group: int = 0) -> float:
+        _check_t(t)
+        g = self._group(group)
+        lr = float(base_lr)
+        for s in range(1, t + 1):
+            lr *= self._factor(s, g)
+        return lr
+
+    def _lrs_for_step(self, t: int) -> list[float]:
+        if t == 0:
+            return list(self.base_lrs)
+        return [lr * self._factor(t, i) for i, lr in enumerate(self._last_lr)]
+
+    def _restart_state(self) -> None:
+        t = self.last_epoch
+        if t >= 0:
+            self._last_lr = [self.lr_at(t, b, i) for i, b in enumerate(self.base_lrs)]
 
 
 class StepLR(LRSchedule):
@@ -793,6 +1109,26 @@ class CosineAnnealingWarmRestarts(LRSchedule):
             self.T_cur, self.T_i = self._cycle(self.last_epoch)
 
 
+def _total_steps(total_steps: Any, epochs: Any, steps_per_epoch: Any) -> int:
+    """OneCycleLR's length: ``total_steps``, or ``epochs * steps_per_epoch`` (torch's rule)."""
+    if epochs is None and steps_per_epoch is None:
+        if total_steps is None:
+            raise ValueError("total_steps: give total_steps, or both epochs and steps_per_epoch")
+        return check_int("total_steps", total_steps, 1)
+    if epochs is None or steps_per_epoch is None:
+        if total_steps is not None:  # torch ignores a lone epochs / steps_per_epoch here
+            return check_int("total_steps", total_steps, 1)
+        missing = "epochs" if epochs is None else "steps_per_epoch"
+        raise ValueError(f"{missing}: is needed too (or give total_steps instead)")
+    product = check_int("epochs", epochs, 1) * check_int("steps_per_epoch", steps_per_epoch, 1)
+    if total_steps is not None and check_int("total_steps", total_steps, 1) != product:
+        raise ValueError(
+            f"total_steps: is {total_steps} but epochs * steps_per_epoch = {product}; "
+            "give one or the other"
+        )
+    return product
+
+
 class OneCycleLR(LRSchedule):
     r"""The 1cycle policy (Smith & Topsakal, 2018), as torch; learning rate only.
 
@@ -822,8 +1158,14 @@ class OneCycleLR(LRSchedule):
         Anything with ``param_groups`` (see :class:`LRSchedule`).
     max_lr : float or list of float
         Peak learning rate ``> 0``, one for all groups or one per group.
-    total_steps : int
-        Number of steps ``>= 1`` in the cycle.
+    total_steps : int, optional
+        Number of steps ``>= 1`` in the cycle. If None (default), ``epochs * steps_per_epoch``
+        (as torch); give either ``total_steps`` or both of those (else ``ValueError``).
+    epochs : int, optional
+        Number of epochs ``>= 1`` (with ``steps_per_epoch``, when ``total_steps`` is None).
+    steps_per_epoch : int, optional
+        Steps per epoch ``>= 1`` (with ``epochs``). If all three are given, ``total_steps``
+        must equal ``epochs * steps_per_epoch`` (torch silently uses ``total_steps``).
     pct_start : float
         Fraction in ``[0, 1]`` of the cycle spent increasing the rate. Default 0.3.
     anneal_strategy : {"cos", "linear"}
@@ -866,7 +1208,9 @@ class OneCycleLR(LRSchedule):
         self,
         optimizer: Any,
         max_lr: float | Sequence[float],
-        total_steps: int,
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
         pct_start: float = 0.3,
         anneal_strategy: str = "cos",
         div_factor: float = 25.0,
@@ -875,6 +1219,7 @@ class OneCycleLR(LRSchedule):
         last_epoch: int = -1,
     ) -> None:
         groups = _param_groups(optimizer)
+        total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
         self._set_hyper(total_steps=total_steps, pct_start=pct_start,
                         anneal_strategy=anneal_strategy, div_factor=div_factor,
                         final_div_factor=final_div_factor, three_phase=three_phase)
@@ -997,8 +1342,7 @@ class LinearWarmup(LRSchedule):
         self.schedule = schedule
         self.optimizer = schedule.optimizer
         self.base_lrs = list(schedule.base_lrs)
-        self.last_epoch = schedule.last_epoch
-        self._write([self._factor(self.last_epoch) * lr for lr in schedule.get_last_lr()])
+        self._follow()
 
     def _factor(self, t: int) -> float:
         if t >= self.warmup_steps:
@@ -1012,8 +1356,18 @@ class LinearWarmup(LRSchedule):
     def step(self) -> None:
         """Step the inner schedule and write its learning rate, scaled during warm-up."""
         self.schedule.step()
+        self._follow()
+
+    def _follow(self) -> None:
         self.last_epoch = self.schedule.last_epoch
         self._write([self._factor(self.last_epoch) * lr for lr in self.schedule.get_last_lr()])
+
+    def _children(self) -> list[LRSchedule]:
+        return [self.schedule]
+
+    def _restart(self, t: int) -> None:
+        self.schedule._restart(t)
+        self._follow()
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
@@ -1037,6 +1391,234 @@ class LinearWarmup(LRSchedule):
             f"LinearWarmup({self.schedule!r}, warmup_steps={self.warmup_steps}, "
             f"start_factor={self.start_factor})"
         )
+
+
+def _check_schedules(schedulers: Any, optimizer: Any) -> list[LRSchedule]:
+    """A non-empty list of distinct closed-form schedules, all bound to ``optimizer`` (to the
+    first one's optimizer if None), each with one learning rate per parameter group."""
+    if not isinstance(schedulers, (list, tuple)):
+        raise TypeError(
+            f"schedulers: expected a list of schedules, got {type(schedulers).__name__}"
+        )
+    if len(schedulers) == 0:
+        raise ValueError("schedulers: expected at least one schedule, got none")
+    seen: dict[int, int] = {}
+    for i, s in enumerate(schedulers):
+        if not isinstance(s, LRSchedule):
+            raise TypeError(
+                f"schedulers[{i}]: expected a schedule from nesy.optim.schedules other than "
+                f"ReduceLROnPlateau (whose step needs a metric), got {type(s).__name__}"
+            )
+        if optimizer is None:
+            optimizer = s.optimizer
+        if s.optimizer is not optimizer:
+            raise ValueError(f"schedulers[{i}]: is bound to another optimizer")
+        if id(s) in seen:
+            raise ValueError(f"schedulers[{i}]: is schedulers[{seen[id(s)]}] again")
+        seen[id(s)] = i
+        n = len(_param_groups(optimizer))
+        if len(s.base_lrs) != n:
+            raise ValueError(f"schedulers[{i}]: has {len(s.base_lrs)} learning rates but the "
+                             f"optimizer has {n} parameter groups")
+    return list(schedulers)
+
+
+def _product(rates: Sequence[Sequence[float]], bases: Sequence[Sequence[float]]) -> list[float]:
+    """Per group: the first schedule's rate times every other schedule's factor rate / base
+    (factor 0 for a base of 0)."""
+    out = [float(r) for r in rates[0]]
+    for row, base in zip(rates[1:], bases[1:]):
+        out = [v * (r / b) if b > 0 else 0.0 for v, r, b in zip(out, row, base)]
+    return out
+
+
+class _Composite(LRSchedule):
+    """What :class:`SequentialLR` and :class:`ChainedScheduler` share: the inner schedules,
+    saved and loaded with the composite."""
+
+    _schedulers: list[LRSchedule]
+
+    def _children(self) -> list[LRSchedule]:
+        return list(self._schedulers)
+
+    def _check_structure(self, name: str) -> None:
+        """Check hyper-parameters against the number of inner schedules."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`, inner schedules included (see
+        :meth:`LRSchedule.load_state_dict`); a failing call changes none of them."""
+        new = self._loaded(
+            state_dict, ("last_epoch", "base_lrs", "last_lr", "schedulers", *self._hyper)
+        )
+        new._check_structure("state_dict['milestones']")
+        key = "state_dict['schedulers']"
+        saved = state_dict["schedulers"]
+        if not isinstance(saved, (list, tuple)):
+            raise TypeError(f"{key}: expected a list, got {type(saved).__name__}")
+        if len(saved) != len(self._schedulers):
+            raise ValueError(f"{key}: has {len(saved)} states but this schedule has "
+                             f"{len(self._schedulers)} schedulers")
+        with _all_or_nothing(self):
+            for i, (s, sd) in enumerate(zip(self._schedulers, saved)):
+                try:
+                    s.load_state_dict(sd)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{key}[{i}]: {exc}") from None
+            self._swap(new)
+
+    def __repr__(self) -> str:
+        args = [f"{k}={getattr(self, k)!r}" for k in self._hyper]
+        return (f"{type(self).__name__}(schedulers={self._schedulers!r}, "
+                f"{', '.join([*args, f'last_epoch={self.last_epoch}'])})")
+
+
+class SequentialLR(_Composite):
+    r"""Run one schedule after another, switching at the milestones (torch's ``SequentialLR``).
+
+    With milestones :math:`m_1 < m_2 < \dots` (and :math:`m_0 = 0`), step ``t`` in
+    :math:`[m_i, m_{i+1})` gets the learning rate of ``schedulers[i]`` at its own step
+    :math:`t - m_i`: each schedule restarts from its step 0 at its milestone, as in torch.
+
+    Parameters
+    ----------
+    optimizer : object
+        The optimizer all the schedules are bound to.
+    schedulers : list of LRSchedule
+        The schedules (already constructed on ``optimizer``; not :class:`ReduceLROnPlateau`).
+        This schedule steps them; do not step them yourself.
+    milestones : list of int
+        Strictly increasing steps ``>= 0``, one fewer than ``schedulers``.
+    last_epoch : int
+        Index of the last step taken; ``-1`` (default) starts from scratch, ``k >= 0`` puts
+        the schedule for step ``k + 1`` at its own step (torch would restart the first one).
+
+    Notes
+    -----
+    Torch restarts a :class:`MultiplicativeLR` at its milestone from the rate left by the
+    previous schedule times ``lr_lambda(0)``; here it restarts from its initial rate, as
+    every other schedule.
+    """
+
+    milestones: list[int]
+    _hyper = {"milestones": _check_increasing}
+
+    def __init__(
+        self,
+        optimizer: Any,
+        schedulers: Sequence[LRSchedule],
+        milestones: Iterable[int],
+        last_epoch: int = -1,
+    ) -> None:
+        groups = _param_groups(optimizer)
+        self._schedulers = _check_schedules(schedulers, optimizer)
+        self._set_hyper(milestones=milestones)
+        self._check_structure("milestones")
+        last_epoch = check_int("last_epoch", last_epoch, -1)
+        self.optimizer = optimizer
+        self.base_lrs = list(self._schedulers[0].base_lrs)
+        self.last_epoch = last_epoch
+        self._last_lr = [float(g["lr"]) for g in groups]
+        self._restart(last_epoch + 1)
+
+    def _check_structure(self, name: str) -> None:
+        want = len(self._schedulers) - 1
+        if len(self.milestones) != want:
+            raise ValueError(f"{name}: expected {want} milestones (one fewer than schedulers), "
+                             f"got {len(self.milestones)}")
+
+    def _active(self, t: int) -> tuple[int, int]:
+        """Index of the schedule in charge of step ``t`` and its own step."""
+        i = bisect.bisect_right(self.milestones, t)
+        return i, t - (self.milestones[i - 1] if i else 0)
+
+    def _follow(self, i: int, t: int) -> None:
+        self.last_epoch = t
+        self._write(self._schedulers[i].get_last_lr())
+
+    def step(self) -> None:
+        """Step the schedule in charge (restarting it at its milestone) and write its rate."""
+        t = self.last_epoch + 1
+        i, local = self._active(t)
+        if local == 0:
+            self._schedulers[i]._restart(0)
+        else:
+            self._schedulers[i].step()
+        self._follow(i, t)
+
+    def _restart(self, t: int) -> None:
+        i, local = self._active(t)
+        self._schedulers[i]._restart(local)
+        self._follow(i, t)
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        i, local = self._active(_check_t(t))
+        return self._schedulers[i].lr_at(local, base_lr)
+
+
+class ChainedScheduler(_Composite):
+    r"""Multiply the factors of several schedules that share one clock (torch's
+    ``ChainedScheduler``).
+
+    Every :meth:`step` steps all the schedules; a group's rate is the first schedule's rate
+    times, for every other schedule, its rate divided by its initial rate:
+
+    .. math:: \eta_t = \eta^{(1)}_t \prod_{i \ge 2} \eta^{(i)}_t / \eta^{(i)}_0
+
+    (a factor of 0 for a group whose initial rate is 0). This is what torch computes when the
+    schedules are multiplicative (``StepLR``, ``MultiStepLR``, ``ConstantLR``, ``LinearLR``,
+    ``ExponentialLR``, ``PolynomialLR``, ``MultiplicativeLR``, and ``CosineAnnealingLR`` with
+    ``eta_min=0`` up to ``T_max``); for the others (``eta_min > 0``, warm restarts,
+    ``LambdaLR``, ``OneCycleLR``) torch's result depends on their order, and is not copied.
+
+    Parameters
+    ----------
+    schedulers : list of LRSchedule
+        The schedules (already constructed, all at the same step, all on one optimizer; not
+        :class:`ReduceLROnPlateau`). This schedule steps them; do not step them yourself.
+    optimizer : object, optional
+        The optimizer they are bound to; default the first schedule's.
+    """
+
+    def __init__(self, schedulers: Sequence[LRSchedule], optimizer: Any = None) -> None:
+        if optimizer is not None:
+            _param_groups(optimizer)
+        self._schedulers = _check_schedules(schedulers, optimizer)
+        first = self._schedulers[0]
+        for i, s in enumerate(self._schedulers):
+            if s.last_epoch != first.last_epoch:
+                raise ValueError(
+                    f"schedulers[{i}]: is at step {s.last_epoch} but schedulers[0] is at step "
+                    f"{first.last_epoch} (chained schedules share one clock)"
+                )
+        self.optimizer = first.optimizer
+        self.base_lrs = list(first.base_lrs)
+        self._follow()
+
+    def _follow(self) -> None:
+        self.last_epoch = self._schedulers[0].last_epoch
+        rates = [s.get_last_lr() for s in self._schedulers]
+        self._write(_product(rates, [s.base_lrs for s in self._schedulers]))
+
+    def step(self) -> None:
+        """Step every schedule and write the product of their factors."""
+        with _all_or_nothing(self):
+            for s in self._schedulers:
+                s.step()
+            self._follow()
+
+    def _restart(self, t: int) -> None:
+        with _all_or_nothing(self):
+            for s in self._schedulers:
+                s._restart(t)
+            self._follow()
+
+    def lr_at(self, t: int, base_lr: float) -> float:
+        _check_t(t)
+        rates = [[s.lr_at(t, base_lr)] for s in self._schedulers]
+        return _product(rates, [[float(base_lr)]] * len(rates))[0]
 
 
 class ReduceLROnPlateau(_Base):
