@@ -583,7 +583,8 @@ def test_wn18rr_by_path_reports_unseen_test_entities():
     folder = SHARED_KG / "wn18rr"
     if not folder.is_dir():
         pytest.skip("../shared/data/kg/wn18rr not present")
-    kg = load_kg(str(folder))
+    with pytest.warns(UserWarning, match="never seen in train"):
+        kg = load_kg(str(folder))
     assert (kg.n_entities, kg.n_relations) == (40943, 11)
     assert (len(kg.train), len(kg.valid), len(kg.test)) == (86835, 3034, 3134)
     rep = kg.unseen_test
@@ -616,7 +617,9 @@ TRAIN = "a\tr\tb\nb\ts\tc\nc\tr\ta\n"
 
 
 def test_first_appearance_ids_and_unseen_report(tmp_path):
-    kg = load_kg(write_kg(tmp_path / "g", TRAIN, valid="c\tt\td\n", test="d\tr\te\na\tr\tc\n"))
+    with pytest.warns(UserWarning, match="never seen in train"):
+        kg = load_kg(write_kg(tmp_path / "g", TRAIN, valid="c\tt\td\n",
+                              test="d\tr\te\na\tr\tc\n"))
     assert kg.entities == ["a", "b", "c", "d", "e"] and kg.relations == ["r", "s", "t"]
     np.testing.assert_array_equal(kg.train, [[0, 0, 1], [1, 1, 2], [2, 0, 0]])
     np.testing.assert_array_equal(kg.test, [[3, 0, 4], [0, 0, 2]])

@@ -56,38 +56,6 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-#: Help of options other modules add without one (``nesy rules mine|eval|table``, from
-#: ``nesy.rules.kg_report``), by option string.
-_SHARED_HELP = {
-    "--method": "exact: every rule up to the lengths; sample: AnyBURL-style random walks "
-                "(default: the data set's preset)",
-    "--min-support": "minimum number of correct predictions (default: the data set's preset)",
-    "--min-head-coverage": "minimum head coverage (default: the data set's preset)",
-    "--min-confidence": "minimum confidence (default: the data set's preset)",
-    "--confidence": "standard or PCA confidence as the rule weight (default: the data set's "
-                    "preset)",
-    "--seed": "random seed of --method sample (default: the data set's preset, else 0)",
-    "--aggregation": "how the rules that fire for a candidate combine",
-    "--split": "the split to evaluate",
-    "--ties": "how a tie of scores ranks: realistic (the mean rank of the tied), optimistic, "
-              "pessimistic",
-    "--datasets": "data sets to run",
-    "--no-wn18rr": "skip WN18RR (read from $NESY_WN18RR when present)",
-}
-
-
-def _fill_help(parser: argparse.ArgumentParser) -> None:
-    """Give every option of ``parser`` and its sub-parsers without a help text the one of
-    :data:`_SHARED_HELP`."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in set(action.choices.values()):
-                _fill_help(sub)
-        elif not action.help:
-            action.help = next((_SHARED_HELP[o] for o in action.option_strings
-                                if o in _SHARED_HELP), None)
-
-
 def _missing(message: str, filename: Any) -> FileNotFoundError:
     """A FileNotFoundError whose message is ``message`` alone (no ``[Errno 2]``)."""
     from nesy.datasets.kg import MissingFileError
@@ -466,7 +434,6 @@ def build_parser() -> argparse.ArgumentParser:
     rnn_demo.set_defaults(func=_rnn_demo)
     _add_domain_commands(sub)
     _add_bench_commands(sub)
-    _fill_help(parser)
     return parser
 
 

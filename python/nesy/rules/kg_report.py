@@ -51,21 +51,31 @@ def add_mine_arguments(p: argparse.ArgumentParser) -> None:
     """The mining options shared by ``mine`` and ``eval`` (unset: the data set's preset)."""
     p.add_argument("--data", default="umls",
                    help="nations, umls, kinship, or a folder with train/valid/test.txt")
-    p.add_argument("--method", choices=["exact", "sample"])
-    p.add_argument("--max-length", dest="max_length", type=int, help="closed paths, 1-3")
+    preset = "(default: the data set's preset)"
+    p.add_argument("--method", choices=["exact", "sample"],
+                   help=f"exact: every rule up to the lengths; sample: AnyBURL-style random "
+                        f"walks {preset}")
+    p.add_argument("--max-length", dest="max_length", type=int,
+                   help=f"closed paths, 1-3 {preset}")
     p.add_argument("--max-length-acyclic", dest="max_length_acyclic", type=int,
-                   help="acyclic rules with a constant, 0-2")
-    p.add_argument("--min-support", dest="min_support", type=int)
-    p.add_argument("--min-head-coverage", dest="min_head_coverage", type=float)
-    p.add_argument("--min-confidence", dest="min_confidence", type=float)
-    p.add_argument("--confidence", choices=["std", "pca"])
+                   help=f"acyclic rules with a constant, 0-2 {preset}")
+    p.add_argument("--min-support", dest="min_support", type=int,
+                   help=f"minimum number of correct predictions {preset}")
+    p.add_argument("--min-head-coverage", dest="min_head_coverage", type=float,
+                   help=f"minimum head coverage {preset}")
+    p.add_argument("--min-confidence", dest="min_confidence", type=float,
+                   help=f"minimum confidence {preset}")
+    p.add_argument("--confidence", choices=["std", "pca"],
+                   help=f"standard or PCA confidence as the rule weight {preset}")
     p.add_argument("--time-budget", dest="time_budget", type=float,
-                   help="seconds of sampling (--method sample)")
+                   help=f"seconds of sampling (--method sample) {preset}")
     p.add_argument("--paths", type=_positive_int,
-                   help="walks per relation per batch (--method sample)")
+                   help=f"walks per relation per batch (--method sample) {preset}")
     p.add_argument("--max-batches", dest="max_batches", type=_positive_int,
-                   help="stop sampling after this many batches (deterministic)")
-    p.add_argument("--seed", type=int)
+                   help=f"stop sampling after this many batches (deterministic) {preset}")
+    p.add_argument("--seed", type=int,
+                   help="random seed of --method sample (default: the data set's preset, "
+                        "else 0)")
 
 
 def _mine(args: argparse.Namespace, data: Any, verbose: int = 1) -> Any:
@@ -268,19 +278,25 @@ def add_commands(rules_sub: Any) -> None:
     add_mine_arguments(e)
     e.add_argument("--rules", help="a rule file saved by 'nesy rules mine --out'")
     e.add_argument("--aggregation", default="maxplus",
-                   choices=["maxplus", "max_noisy_or", "noisy_or"])
+                   choices=["maxplus", "max_noisy_or", "noisy_or"],
+                   help="how the rules that fire for a candidate combine")
     e.add_argument("--pc", type=float, default=5.0,
                    help="rule weight support / (body pairs + pc)")
-    e.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="the split to evaluate")
     e.add_argument("--ties", default="realistic",
-                   choices=["realistic", "optimistic", "pessimistic"])
+                   choices=["realistic", "optimistic", "pessimistic"],
+                   help="how a tie of scores ranks: realistic (the mean rank of the tied), "
+                        "optimistic, pessimistic")
     e.add_argument("--hybrid", action="store_true",
                    help=f"also train {HYBRID_MODEL} embeddings and report the hybrid")
     e.set_defaults(func=eval_command)
     t = rules_sub.add_parser("table", help="rules / embeddings / hybrid on Nations, UMLS, "
                                            "Kinship, and rules on WN18RR (minutes)")
-    t.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"])
-    t.add_argument("--no-wn18rr", dest="wn18rr", action="store_false")
+    t.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"],
+                   help="data sets to run")
+    t.add_argument("--no-wn18rr", dest="wn18rr", action="store_false",
+                   help="skip WN18RR (read from $NESY_WN18RR when present)")
     t.set_defaults(func=table_command)
 
 
