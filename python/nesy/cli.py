@@ -44,7 +44,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return text
         if isinstance(default, (list, tuple)):
             return f"{text} (default: {' '.join(map(str, default))})"
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or text
 
 
 class _Parser(argparse.ArgumentParser):

@@ -565,13 +565,13 @@ class KGEModel:
         """Label of one entity id (str), or list of labels of an array of ids (as
         :meth:`nesy.datasets.KGData.entity_label`; -1, the padding of :meth:`predict_tails`,
         is out of range)."""
-        self._vocabulary("entity", "ids")
-        return _labels(self.entities_, ids, "entity")
+        self._vocabulary("entity", "ids")  # ValueError without labels
+        return _labels(self.entities_ or [], ids, "entity")
 
     def relation_label(self, ids: Any) -> Any:
         """Label of one relation id (str), or list of labels of an array of ids."""
-        self._vocabulary("relation", "ids")
-        return _labels(self.relations_, ids, "relation")
+        self._vocabulary("relation", "ids")  # ValueError without labels
+        return _labels(self.relations_ or [], ids, "relation")
 
     # ------------------------------------------------------------------ inference
     def score(self, triples: Any) -> np.ndarray:
