@@ -558,6 +558,26 @@ def test_state_dict_uses_torch_layouts_and_casts_floats():
     assert sq[0].weight.dtype == np.float64
 
 
+def test_snapshot_restores_the_arrays_as_held():
+    """snapshot/restore (the Trainer's rollback and best-epoch copies) copy arrays as the module
+    holds them: no transpose, and state_dict's layout is not involved."""
+    model = mlp(seed=0)
+    snap = model.snapshot()
+    assert snap["2.weight"].shape == model[2].weight.shape == (16, 3)
+    before = [p.copy() for p in model.parameters()]
+    for p in model.parameters():
+        p += 1.0
+    model.restore(snap)
+    assert all(np.array_equal(p, b) for p, b in zip(model.parameters(), before))
+    with pytest.raises(ValueError, match="^restore: snapshot: not a snapshot of this module"):
+        model.restore(mlp(hidden=5).snapshot())
+    big = nn.Dense(150, 70, rng=0, dtype=np.float32)  # tiles of 64: ragged edges both ways
+    np.testing.assert_array_equal(big.state_dict()["weight"], big.weight.T)
+    other = nn.Dense(150, 70, rng=1, dtype=np.float32)
+    other.load_state_dict(big.state_dict())
+    np.testing.assert_array_equal(other.weight, big.weight)
+
+
 def test_torch_linear_state_dict_loads_into_dense():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)

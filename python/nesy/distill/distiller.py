@@ -216,12 +216,12 @@ class Distiller(BaseEstimator):
                           epochs=int(self.epochs), seed=int(rng.integers(2**31)),
                           verbose=int(self.verbose))
         # The Module is trained in place: on an error (a diverging loss) its weights go back.
-        saved = {k: v.copy() for k, v in model.state_dict().items()}
+        saved = model.snapshot()
         try:
             with threadpool_limits(limits=1, user_api="blas"):  # see nesy.nn.estimators
                 self.history_ = trainer.fit(X, targets)
         except Exception:
-            model.load_state_dict(saved)
+            model.restore(saved)
             raise
         model.eval()
         self.student_ = model

@@ -197,13 +197,13 @@ class _Best:
     def update(self, epoch: int, acc: float, loss: float) -> None:
         if acc > self.acc or (acc == self.acc and loss < self.loss):
             self.acc, self.loss, self.epoch, self.wait = acc, loss, epoch, 0
-            self.state = self.model.state_dict()
+            self.state = self.model.snapshot()
         else:
             self.wait += 1
 
     def restore(self) -> None:
         if self.state is not None:
-            self.model.load_state_dict(self.state)
+            self.model.restore(self.state)
 
 
 def _adam(first: Module, rest: list[Module], lr: float, weight_decay: float,

@@ -254,12 +254,12 @@ class MetaLearner(BaseEstimator):
         A fit that raises leaves the learner, its model's parameters and the learned inner
         learning rates as they were before it.
         """
-        before = (self.model.state_dict(), list(getattr(self, "inner_lrs_", ())))
+        before = (self.model.snapshot(), list(getattr(self, "inner_lrs_", ())))
         lrs = [a.copy() for a in before[1]]
         try:
             return self._fit(task_sampler, n_iterations)
         except Exception:
-            self.model.load_state_dict(before[0])
+            self.model.restore(before[0])
             for a, b in zip(before[1], lrs):
                 np.copyto(a, b)
             raise

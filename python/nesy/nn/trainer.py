@@ -185,6 +185,8 @@ class EarlyStopping:
     best_ : float
     best_epoch_ : int or None
     stopped_epoch_ : int or None
+    best_state_ : dict or None
+        With ``restore_best``: the model's :meth:`~nesy.nn.Module.snapshot` at the best epoch.
     """
 
     def __init__(
@@ -228,7 +230,7 @@ class EarlyStopping:
             self.best_epoch_ = epoch
             self.wait_ = 0
             if self.restore_best:
-                self.best_state_ = model.state_dict()
+                self.best_state_ = model.snapshot()
             return False
         self.wait_ += 1
         if self.wait_ >= self.patience:
@@ -279,7 +281,7 @@ def _snapshot(trainer: Trainer) -> Callable[[], None]:
     parameters, buffers and mode, the optimizer's and the schedule's state (when they have
     ``state_dict`` and ``load_state_dict``) and the early stopping's attributes."""
     model = trainer.model
-    model_state, training = model.state_dict(), model.training
+    model_state, training = model.snapshot(), model.training
     saved = [(o, o.state_dict()) for o in (trainer.optimizer, trainer.schedule)
              if callable(getattr(o, "state_dict", None))
              and callable(getattr(o, "load_state_dict", None))]
@@ -287,7 +289,7 @@ def _snapshot(trainer: Trainer) -> Callable[[], None]:
     es_vars = None if es is None else dict(vars(es))
 
     def restore() -> None:
-        model.load_state_dict(model_state)
+        model.restore(model_state)
         model.train(training)
         for obj, state in saved:
             obj.load_state_dict(state)
@@ -524,7 +526,7 @@ class Trainer:
         if es is not None:
             history.best_epoch = es.best_epoch_
             if es.restore_best and es.best_state_ is not None:
-                self.model.load_state_dict(es.best_state_)
+                self.model.restore(es.best_state_)
         return history
 
     def predict(self, X: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
