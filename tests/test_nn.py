@@ -558,6 +558,39 @@ def test_state_dict_uses_torch_layouts_and_casts_floats():
     assert sq[0].weight.dtype == np.float64
 
 
+def test_dense_without_input_grad_gives_the_same_parameter_gradients():
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((6, 5)), rng.standard_normal((6, 3))
+    a = nn.Dense(5, 3, rng=1, dtype=np.float64)
+    b = nn.Dense(5, 3, rng=1, dtype=np.float64, input_grad=False)
+    a(x), b(x)
+    assert a.backward(g).shape == (6, 5) and b.backward(g) is None
+    for ga, gb in zip(a.gradients(), b.gradients()):
+        np.testing.assert_array_equal(ga, gb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_branch_free_select_is_np_where_bit_for_bit(dtype):
+    """select (ReLU / leaky ReLU forward and backward) against np.where, with NaN, inf, -0.0
+    and ties at 0; and its fallbacks (broadcasting, strided input)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 9)).astype(dtype)
+    g = rng.standard_normal((40, 9)).astype(dtype)
+    x[0, :4] = [-1, 0, 2, -0.0]
+    g[0, :4] = [np.nan, np.inf, -0.0, np.nan]
+    slope = dtype(0.2)
+    def same(a, b):
+        return np.array_equal(np.ascontiguousarray(a).view(np.uint8),
+                              np.ascontiguousarray(b).view(np.uint8))
+
+    assert same(act.relu_backward(g, x), np.where(x > 0, g, dtype(0)))
+    assert same(act.leaky_relu_backward(g, x, 0.2), np.where(x > 0, g, g * slope))
+    assert same(act.leaky_relu(x, 0.2), np.where(x > 0, x, x * slope))
+    cond = (x > 0)[:, :1]
+    assert same(act.select(cond, g[:, :1].copy()), np.where(cond, g[:, :1], dtype(0)))
+    assert same(act.select((x > 0).T, g.T), np.where((x > 0).T, g.T, dtype(0)))
+
+
 def test_snapshot_restores_the_arrays_as_held():
     """snapshot/restore (the Trainer's rollback and best-epoch copies) copy arrays as the module
     holds them: no transpose, and state_dict's layout is not involved."""

@@ -142,3 +142,9 @@ def test_a_schedule_name_as_learning_rate_points_to_the_nesy_options():
     X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
     with pytest.raises(ValueError, match="^learning_rate: .*learning_rate_init.*schedule="):
         MLPClassifier(learning_rate="adaptive").fit(X, y)
+
+
+def test_fit_skips_the_data_gradient_and_leaves_a_plain_network():
+    X, y = np.random.default_rng(0).standard_normal((40, 3)), np.arange(40) % 2
+    clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, random_state=0).fit(X, y)
+    assert clf.model_[0].input_grad is True  # switched off during fit only

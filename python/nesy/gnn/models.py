@@ -30,7 +30,7 @@ from nesy.gnn.graph import Graph
 from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_input
 from nesy.gnn.sparse import SparseFeatures
 from nesy.nn import CrossEntropyLoss, Dense, Dropout, History, ReLU, Sequential
-from nesy.nn.activations import softmax
+from nesy.nn.activations import select, softmax
 from nesy.nn.estimators import _check_param
 from nesy.nn.module import Module, ModuleList
 from nesy.optim import Adam
@@ -50,12 +50,12 @@ class ELU(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         neg = self.alpha * np.expm1(np.minimum(x, 0))
         self._save(x, neg)
-        return np.where(x > 0, x, neg).astype(x.dtype, copy=False)
+        return select(x > 0, x, neg.astype(x.dtype, copy=False))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x, neg = self._saved()
-        return np.where(x > 0, grad_out, grad_out * (neg + self.alpha)).astype(x.dtype,
-                                                                                copy=False)
+        g = np.asarray(grad_out, dtype=x.dtype)
+        return select(x > 0, g, (g * (neg + self.alpha)).astype(x.dtype, copy=False))
 
 
 def _gin_mlp(i: int, o: int, hidden: int, dtype: Any, rng: np.random.Generator) -> Sequential:

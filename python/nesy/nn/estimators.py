@@ -194,8 +194,13 @@ class _BaseMLP(BaseEstimator):
         # Mini-batch products are small: one BLAS thread is faster, and far faster on a busy
         # machine (digits, 256x128 network: 0.4 s with one OpenBLAS thread against 8-20 s
         # with the default pool on a loaded 2-core box).
-        with threadpool_limits(limits=1, user_api="blas"):
-            self.history_ = trainer.fit(Xs[tr], targets[tr], validation_data=vdata)
+        first = self.model_[0]
+        first.input_grad = False  # the data's gradient is never used: skip its product
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                self.history_ = trainer.fit(Xs[tr], targets[tr], validation_data=vdata)
+        finally:
+            first.input_grad = True  # model_ is a plain network again
         self.n_iter_ = len(self.history_)
         self.loss_curve_ = list(self.history_.history.get("loss", []))
         self.model_.eval()
