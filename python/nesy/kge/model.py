@@ -24,12 +24,13 @@ saved files and checkpoints too): its queries take labels as well as ids.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -574,10 +575,25 @@ class KGEModel:
         return _labels(self.relations_ or [], ids, "relation")
 
     # ------------------------------------------------------------------ inference
+    @contextlib.contextmanager
+    def _sized_hint(self) -> Iterator[None]:
+        """An out-of-range id's IndexError says, for a model fit on id arrays, where its table
+        sizes came from (the largest ids of those triples)."""
+        try:
+            yield
+        except IndexError as e:
+            if getattr(self, "entities_", None) is not None:
+                raise
+            raise IndexError(
+                f"{e} (this model has {self.n_entities_} entities and {self.n_relations_} "
+                f"relations, sized from the largest ids of the triples it was fit on: fit on "
+                f"the KGData, which knows every id of the data set)") from None
+
     def score(self, triples: Any) -> np.ndarray:
         """Scores of ``triples (n, 3)`` (higher is more plausible): ids, or with a model that
         has labels, ``(head, relation, tail)`` label triples (ids and labels may mix)."""
-        return score(self.model, *self._tables(), self._triple_ids(triples, "triples"))
+        with self._sized_hint():
+            return score(self.model, *self._tables(), self._triple_ids(triples, "triples"))
 
     def _top(self, scores: np.ndarray, k: int, exclude: Optional[list[np.ndarray]]
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -605,6 +621,11 @@ class KGEModel:
         name = "heads" if tails else "tails"
         entities = self._query_ids(entities, "entity", name)
         relations = self._query_ids(relations, "relation", "relations")
+        with self._sized_hint():
+            return self._predict_ids(entities, relations, tails, k, filter_triples)
+
+    def _predict_ids(self, entities: Any, relations: Any, tails: bool, k: int,
+                     filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
         if tails:
             s = score_tails(self.model, *self._tables(), entities, relations)
         else:
@@ -671,8 +692,10 @@ class KGEModel:
         them, and ``data.unseen_test.rows`` lists them to leave out."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
-        return evaluate(self.model, *self._tables(), self._triple_ids(test, "test"),
-                        self._triple_ids(filter_triples, "filter_triples"), ties, per_relation)
+        with self._sized_hint():
+            return evaluate(self.model, *self._tables(), self._triple_ids(test, "test"),
+                            self._triple_ids(filter_triples, "filter_triples"), ties,
+                            per_relation)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:

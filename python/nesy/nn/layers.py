@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class Dense(Module):
         self._save(x)
         return y
 
-    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+    def backward(self, grad_out: np.ndarray) -> Any:
         """Accumulate ``dW += x^T g`` and ``db += sum(g)``; return ``g @ W^T`` (None with
         ``input_grad=False``)."""
         (x,) = self._saved()
