@@ -214,6 +214,9 @@ pub fn ce_rows<T: Float>(
     dscores: &mut [T],
 ) -> f64 {
     let mut total = 0.0;
+    // exp(s - m) once per score, kept in f64 for the gradient (two exps per score before: a
+    // fifth of a 1-vs-all epoch on WN18RR).
+    let mut e = vec![0.0f64; n_ent];
     for (i, (row, drow)) in scores
         .chunks_exact(n_ent)
         .zip(dscores.chunks_exact_mut(n_ent))
@@ -222,11 +225,15 @@ pub fn ce_rows<T: Float>(
         let m = row
             .iter()
             .fold(f64::NEG_INFINITY, |m, &s| m.max(s.to_f64()));
-        let z: f64 = row.iter().map(|&s| (s.to_f64() - m).exp()).sum();
+        let mut z = 0.0;
+        for (&s, e) in row.iter().zip(e.iter_mut()) {
+            *e = (s.to_f64() - m).exp();
+            z += *e;
+        }
         let log_z = m + z.ln();
-        let k = labels[i].len() as f64;
-        for (&s, d) in row.iter().zip(drow.iter_mut()) {
-            *d = T::of(k * (s.to_f64() - log_z).exp() * scale);
+        let c = labels[i].len() as f64 / z * scale;
+        for (&e, d) in e.iter().zip(drow.iter_mut()) {
+            *d = T::of(c * e);
         }
         for &a in labels[i] {
             total += log_z - row[a as usize].to_f64();

@@ -574,10 +574,13 @@ fn one_vs_all_batch<T: Float + Gemm, M: Model>(
         _ => cfg.loss.mean_scale(b, n_ent),
     };
     let mut dscores = buffer(n_ent)?;
+    // Row blocks of about 8 CHUNK scores (sizes only: the same blocks, and loss, for any thread
+    // count). Blocks of CHUNK rows put a whole batch's loss on one thread.
+    let per = (8 * CHUNK / n_ent.max(1)).max(1);
     let rows: Vec<_> = scores
-        .chunks(CHUNK * n_ent)
-        .zip(dscores.chunks_mut(CHUNK * n_ent))
-        .zip(batch.chunks(CHUNK))
+        .chunks(per * n_ent)
+        .zip(dscores.chunks_mut(per * n_ent))
+        .zip(batch.chunks(per))
         .collect();
     let losses = par.for_work(b * n_ent * 16).map(rows, |((s, ds), keys)| {
         let labels: Vec<&[i64]> = keys
