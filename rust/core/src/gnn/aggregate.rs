@@ -513,25 +513,7 @@ pub fn aggregate_backward<T: Float>(
     grad_x: &mut [T],
     grad_w: Option<&mut [T]>,
 ) -> Result<()> {
-    if gt.n_rows() != g.n_cols() || gt.n_cols() != g.n_rows() || gt.nnz() != g.nnz() {
-        return Err(Error::Value(
-            "graph: the transposed CSR does not match the graph".into(),
-        ));
-    }
-    if perm.len() != g.nnz() {
-        return Err(Error::len("perm", g.nnz(), perm.len()));
-    }
-    if let Some((k, &p)) = perm
-        .iter()
-        .enumerate()
-        .find(|(_, &p)| p < 0 || p as usize >= g.nnz())
-    {
-        return Err(Error::Index {
-            arg: format!("perm[{k}]"),
-            index: p,
-            size: g.nnz(),
-        });
-    }
+    check_transposed(&g, &gt, perm)?;
     if grad.len() != g.n_rows() * f {
         return Err(Error::Shape {
             arg: "grad_out".into(),
@@ -683,6 +665,30 @@ fn check_winners(par: Par, g: Csr<'_>, arg: &[i64], f: usize) -> Result<()> {
          arg of the forward pass",
         winners[j]
     )))
+}
+
+/// That `gt` is shaped as `g`'s transpose and `perm` maps its edges to `g`'s (in range).
+pub(super) fn check_transposed(g: &Csr<'_>, gt: &Csr<'_>, perm: &[i64]) -> Result<()> {
+    if gt.n_rows() != g.n_cols() || gt.n_cols() != g.n_rows() || gt.nnz() != g.nnz() {
+        return Err(Error::Value(
+            "graph: the transposed CSR does not match the graph".into(),
+        ));
+    }
+    if perm.len() != g.nnz() {
+        return Err(Error::len("perm", g.nnz(), perm.len()));
+    }
+    if let Some((k, &p)) = perm
+        .iter()
+        .enumerate()
+        .find(|(_, &p)| p < 0 || p as usize >= g.nnz())
+    {
+        return Err(Error::Index {
+            arg: format!("perm[{k}]"),
+            index: p,
+            size: g.nnz(),
+        });
+    }
+    Ok(())
 }
 
 /// `w`'s rows of `heads` values in the order `perm` (checked in range): the weights in

@@ -11,6 +11,7 @@
 //! an aggregation over in-edges weighted by the upstream edge gradient, the gradient of `u` the
 //! same gather over the transposed graph; both are deterministic for any thread count.
 
+use super::aggregate::check_transposed;
 use super::{aggregate, aggregate_backward, Csr, Reduce, Weights};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -185,6 +186,38 @@ pub fn sddmm<T: Float>(
     Ok(())
 }
 
+/// `out (n_rows, heads)`: per row of `csr`, the sum of `grad (E, heads)` over the row's edges
+/// (edge `perm[k]` for the row's `k`-th entry when given). Rows in blocks of balanced edge
+/// counts; each sum in edge order (same bits for any thread count).
+fn edge_sums<T: Float>(
+    par: Par,
+    csr: &Csr<'_>,
+    perm: Option<&[i64]>,
+    grad: &[T],
+    heads: usize,
+    out: &mut [T],
+) {
+    let ip = csr.indptr();
+    let mut jobs = Vec::new();
+    let mut rest = out;
+    for rows in csr.blocks(BLOCK_EDGES) {
+        let (o, r) = std::mem::take(&mut rest).split_at_mut(rows.len() * heads);
+        rest = r;
+        jobs.push((rows, o));
+    }
+    par.for_work(csr.nnz() * heads).for_each(jobs, |(rows, o)| {
+        for (row, acc) in rows.zip(o.chunks_exact_mut(heads)) {
+            acc.fill(T::ZERO);
+            for k in ip[row] as usize..ip[row + 1] as usize {
+                let e = perm.map_or(k, |p| p[k] as usize);
+                for (a, &x) in acc.iter_mut().zip(&grad[e * heads..(e + 1) * heads]) {
+                    *a = *a + x;
+                }
+            }
+        }
+    });
+}
+
 /// Backward of [`sddmm`]: `grad_u (n_src, f)` and `grad_v (n_dst, f)` from `grad (E, heads)`,
 /// with the transposed graph `gt` and `perm` as in [`aggregate_backward`].
 #[allow(clippy::too_many_arguments)]
@@ -240,25 +273,14 @@ pub fn sddmm_backward<T: Float>(
             )
         }
         SddmmOp::Add => {
-            // The same with a feature of 1 per head: sums of the edge gradients per node.
-            let ones_src = vec![T::ONE; g.n_cols() * f];
-            let ones_dst = vec![T::ONE; g.n_rows() * f];
-            aggregate(par, level, g, &ones_src, f, w, Reduce::Sum, grad_v, None)?;
-            aggregate_backward(
-                par,
-                level,
-                g,
-                gt,
-                perm,
-                &ones_src,
-                f,
-                w,
-                Reduce::Sum,
-                None,
-                &ones_dst,
-                grad_u,
-                None,
-            )
+            // Sums of the edge gradients per node: over each destination's in-edges in forward
+            // order, and over each source's out-edges in transposed order (the sums the
+            // aggregation kernels make of a feature of ones, without the aggregation: 9x the
+            // forward's time that way).
+            check_transposed(&g, &gt, perm)?;
+            edge_sums(par, &g, None, grad, heads, grad_v); // f == heads for 'add'
+            edge_sums(par, &gt, Some(perm), grad, heads, grad_u);
+            Ok(())
         }
     }
 }
