@@ -312,6 +312,42 @@ def test_graph_constructors_and_transforms():
     assert Graph(np.zeros((2, 0), np.int64)).num_nodes == 0
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.uint64])
+@pytest.mark.parametrize("n,e", [(0, 0), (1, 5), (7, 0), (60, 400), (3000, 20000)])
+def test_graph_arrays_are_the_stable_sorts_of_the_edge_list(n, e, dtype):
+    # The CSR arrays (two counting sorts in Rust) against their definition by NumPy's stable
+    # argsort, with duplicates, self-loops and isolated nodes, from a non-contiguous edge index.
+    rng = np.random.default_rng(e)
+    pairs = rng.integers(0, max(n, 1), (e, 2)).astype(dtype)
+    if e:
+        pairs[: e // 10] = pairs[0]  # duplicates
+    g = Graph(pairs.T, n)
+    src, dst = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    order = np.argsort(dst, kind="stable")
+    indices = src[order]
+    perm = np.argsort(indices, kind="stable")
+    want = dict(
+        indptr=np.r_[0, np.cumsum(np.bincount(dst, minlength=n))], order=order, indices=indices,
+        t_indptr=np.r_[0, np.cumsum(np.bincount(indices, minlength=n))], perm=perm,
+        t_indices=dst[order][perm])
+    for name, a in want.items():
+        got = getattr(g, name)
+        assert got.dtype == np.int64 and got.flags.c_contiguous, name
+        np.testing.assert_array_equal(got, a, err_msg=name)
+
+
+@pytest.mark.parametrize("src,dst,n,exc,needle", [
+    ([0, 3], [1, 0], 3, IndexError, "edge_index: index 3 is out of range for size 3"),
+    ([0, 1], [-1, 0], 3, IndexError, "edge_index: index -1"),
+    ([0, 1], [1], 3, ValueError, "edge_index: 2 sources but 1 destinations"),
+])
+def test_csr_build_kernel_refuses_bad_edges(src, dst, n, exc, needle):
+    with pytest.raises(exc, match=needle):
+        _core.gnn_build_csr(np.array(src, np.int64), np.array(dst, np.int64), n)
+    with pytest.raises(TypeError, match="src: expected a 1-D int64"):
+        _core.gnn_build_csr(np.array(src, np.int32), np.array(dst, np.int64), n)
+
+
 @pytest.mark.parametrize("edge_index,kwargs,exc,needle", [
     (np.array([[0, 1], [1, 5]]), dict(num_nodes=3), IndexError, "edge_index"),
     (np.array([[0, -1], [1, 2]]), {}, ValueError, "edge_index"),

@@ -52,6 +52,18 @@ def penalty(
 ) -> float: ...
 
 # gnn: neighbourhood aggregation over CSR graphs (rust/py/src/gnn.rs)
+def gnn_build_csr(
+    src: npt.NDArray[np.int64],
+    dst: npt.NDArray[np.int64],
+    num_nodes: int,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]: ...
 def gnn_aggregate(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int64],
@@ -302,6 +314,7 @@ __all__ = [
     "clip_grad_value",
     "get_num_threads",
     "gnn_aggregate",
+    "gnn_build_csr",
     "gnn_aggregate_backward",
     "gnn_edge_softmax",
     "gnn_edge_softmax_backward",

@@ -520,3 +520,48 @@ pub fn gnn_edge_softmax_backward<'py>(
         softmax_typed(py, indptr, indices, alpha, Some(grad), simd)
     )
 }
+
+/// Six int64 arrays: `(indptr, order, indices, t_indptr, perm, t_indices)`.
+type CsrOut<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// Sorts the edges `src (E) -> dst (E)` (int64, every id in `0..num_nodes`) into CSR by
+/// destination and its transpose, both stable: returns `(indptr, order, indices, t_indptr,
+/// perm, t_indices)` as `nesy_core::gnn::build` documents them.
+#[pyfunction]
+pub fn gnn_build_csr<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    dst: &Bound<'py, PyAny>,
+    num_nodes: usize,
+) -> PyResult<CsrOut<'py>> {
+    let ids = index_arrays(&[src, dst], &["src", "dst"])?;
+    let mut acc = Access::with_capacity(2);
+    acc.add(&ids[0], false, "src", 0)?;
+    acc.add(&ids[1], false, "dst", 0)?;
+    acc.check()?;
+    let (n1, e) = (num_nodes + 1, ids[0].len());
+    let new = |len: usize| empty::<i64, _>(py, &[len], "int64");
+    let out = (new(n1)?, new(e)?, new(e)?, new(n1)?, new(e)?, new(e)?);
+    // SAFETY: inputs covered by `acc`; the outputs are fresh arrays, each borrowed once.
+    let (s, d) = unsafe { (slice(&ids[0]), slice(&ids[1])) };
+    let arrays = unsafe {
+        gnn::CsrArrays {
+            indptr: slice_mut(&out.0),
+            order: slice_mut(&out.1),
+            indices: slice_mut(&out.2),
+            t_indptr: slice_mut(&out.3),
+            perm: slice_mut(&out.4),
+            t_indices: slice_mut(&out.5),
+        }
+    };
+    // One pass of scattered writes per order: sequential, on the calling thread.
+    run_kernel(py, 0, || gnn::build_csr(s, d, num_nodes, arrays))?;
+    Ok(out)
+}

@@ -52,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grad::all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(grad::penalty, m)?)?;
     m.add_function(wrap_pyfunction!(grad::scale, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_build_csr, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_sddmm, m)?)?;
