@@ -196,6 +196,16 @@ class Graph:
         np.add.at(deg, dst, w)
         return Graph(self.edge_index(), self.num_nodes, w / np.where(deg > 0, deg, 1.0)[dst])
 
+    def _with_weight_dtype(self, dtype: Any) -> Graph:
+        """This graph, or a shallow copy sharing its index arrays with the edge weights
+        converted to ``dtype`` (the layers' kernels take weights of the features' dtype)."""
+        if self.edge_weight is None or self.edge_weight.dtype == dtype:
+            return self
+        out = object.__new__(Graph)
+        out.__dict__.update(self.__dict__)
+        out.edge_weight = np.ascontiguousarray(self.edge_weight, dtype=dtype)
+        return out
+
     def __repr__(self) -> str:
         weighted = ", weighted" if self.edge_weight is not None else ""
         return f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges}{weighted})"
@@ -395,3 +405,47 @@ def edge_softmax_backward(graph: Graph, alpha: Any, grad: Any) -> np.ndarray:
     if g.shape != a.shape:
         raise ValueError(f"grad: expected the shape of alpha {a.shape}, got {g.shape}")
     return _core.gnn_edge_softmax_backward(graph.indptr, graph.indices, a, g)
+
+
+# ---------------------------------------------------------------------- the layers' entry points
+# The layers (layers.py) call the kernels through these with arrays they made or checked
+# themselves: C-contiguous, all of one float dtype (the graph's edge weights included), shaped
+# for the graph. They skip the public functions' conversions and their pass over every array
+# for NaN (GAT's per-edge arrays are E x heads: six such passes per training step); the kernels
+# still check every shape and index.
+
+def _layer_aggregate(graph: Graph, x: np.ndarray, reduce: str = "sum",
+                     edge_weight: Optional[np.ndarray] = None, use_weights: bool = True
+                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    w = edge_weight if edge_weight is not None or not use_weights else graph.edge_weight
+    return _core.gnn_aggregate(graph.indptr, graph.indices, x, reduce, w)
+
+
+def _layer_aggregate_backward(graph: Graph, x: np.ndarray, grad: np.ndarray,
+                              reduce: str = "sum", arg: Optional[np.ndarray] = None,
+                              edge_weight: Optional[np.ndarray] = None, use_weights: bool = True,
+                              weight_grad: bool = False
+                              ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    w = edge_weight if edge_weight is not None or not use_weights else graph.edge_weight
+    return _core.gnn_aggregate_backward(
+        graph.indptr, graph.indices, graph.t_indptr, graph.t_indices, graph.perm, x, grad,
+        reduce, w, arg, weight_grad)
+
+
+def _layer_sddmm(graph: Graph, u: np.ndarray, v: np.ndarray, op: str, heads: int) -> np.ndarray:
+    return _core.gnn_sddmm(graph.indptr, graph.indices, u, v, op, heads)
+
+
+def _layer_sddmm_backward(graph: Graph, u: np.ndarray, v: np.ndarray, grad: np.ndarray, op: str,
+                          heads: int) -> tuple[np.ndarray, np.ndarray]:
+    return _core.gnn_sddmm_backward(graph.indptr, graph.indices, graph.t_indptr,
+                                    graph.t_indices, graph.perm, u, v, grad, op, heads)
+
+
+def _layer_edge_softmax(graph: Graph, scores: np.ndarray) -> np.ndarray:
+    return _core.gnn_edge_softmax(graph.indptr, graph.indices, scores)
+
+
+def _layer_edge_softmax_backward(graph: Graph, alpha: np.ndarray, grad: np.ndarray
+                                 ) -> np.ndarray:
+    return _core.gnn_edge_softmax_backward(graph.indptr, graph.indices, alpha, grad)

@@ -166,7 +166,8 @@ class GCNConv(_Conv):
             self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
 
     def _prepare(self, graph: Graph) -> Graph:
-        return graph.gcn_norm(self.add_self_loops) if self.normalize else graph
+        g = graph.gcn_norm(self.add_self_loops) if self.normalize else graph
+        return g._with_weight_dtype(self.dtype)
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         """``(n_nodes, in_features)`` -> ``(n_nodes, out_features)``."""
@@ -174,12 +175,12 @@ class GCNConv(_Conv):
         g = self._cached(graph, self._prepare)
         # The product with the narrower side first: (A x) W when in <= out, else A (x W).
         if self.in_features <= self.out_features and not isinstance(x, SparseFeatures):
-            ax = _g.aggregate(g, x)[0]
+            ax = _g._layer_aggregate(g, x)[0]
             out = ax @ self.weight
             self._save(g, x, ax, True)
         else:
             h = matmul(x, self.weight)
-            out = _g.aggregate(g, h)[0]
+            out = _g._layer_aggregate(g, h)[0]
             self._save(g, x, h, False)
         if self.use_bias:
             out += self.bias
@@ -194,8 +195,8 @@ class GCNConv(_Conv):
             self._grads["weight"] += mid.T @ grad
             if not self.input_grad:
                 return None
-            return _g.aggregate_backward(g, mid, grad @ self.weight.T)[0]
-        gh = _g.aggregate_backward(g, mid, grad)[0]
+            return _g._layer_aggregate_backward(g, mid, grad @ self.weight.T)[0]
+        gh = _g._layer_aggregate_backward(g, mid, grad)[0]
         self._grads["weight"] += t_matmul(x, gh)
         return gh @ self.weight.T if self.input_grad else None
 
@@ -252,11 +253,11 @@ class SAGEConv(_Conv):
         transform_first = self.aggr == "mean" and (sparse or self.out_features < self.in_features)
         if transform_first:
             h = matmul(x, self.weight_neigh)
-            out, arg = _g.aggregate(graph, h, "mean", use_weights=False)
+            out, arg = _g._layer_aggregate(graph, h, "mean", use_weights=False)
             agg = h
         else:
             x = densify(x)
-            agg, arg = _g.aggregate(graph, x, self.aggr, use_weights=False)
+            agg, arg = _g._layer_aggregate(graph, x, self.aggr, use_weights=False)
             out = agg @ self.weight_neigh
         if self.root_weight:
             out += matmul(x, self.weight_root)
@@ -285,15 +286,16 @@ class SAGEConv(_Conv):
             if self.input_grad:
                 dx = grad @ self.weight_root.T
         if transform_first:
-            gh = _g.aggregate_backward(graph, agg, grad, "mean", use_weights=False)[0]
+            gh = _g._layer_aggregate_backward(graph, agg, grad, "mean", use_weights=False)[0]
             self._grads["weight_neigh"] += t_matmul(x, gh)
             d_neigh = gh @ self.weight_neigh.T if self.input_grad else None
         else:
             self._grads["weight_neigh"] += agg.T @ grad
             d_neigh = None
             if self.input_grad:
-                d_neigh = _g.aggregate_backward(graph, x, grad @ self.weight_neigh.T, self.aggr,
-                                                arg=arg, use_weights=False)[0]
+                d_neigh = _g._layer_aggregate_backward(
+                    graph, x, grad @ self.weight_neigh.T, self.aggr, arg=arg,
+                    use_weights=False)[0]
         if not self.input_grad:
             return None
         return d_neigh if dx is None else dx + d_neigh
@@ -347,7 +349,7 @@ class GINConv(_Conv):
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         x = densify(check_node_input(graph, x, None, self.dtype))
         eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)  # type: ignore[index]
-        h = _g.aggregate(graph, x, "sum", use_weights=False)[0]
+        h = _g._layer_aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
         out = self.mlp.forward(h)  # its first layer checks x's width: save only after it
         self._save(graph, x, eps, out.shape)
@@ -361,7 +363,7 @@ class GINConv(_Conv):
             self._grads["eps"] += np.sum(gh * x, dtype=np.float64)
         if not self.input_grad:
             return None
-        dx = _g.aggregate_backward(graph, x, gh, "sum", use_weights=False)[0]
+        dx = _g._layer_aggregate_backward(graph, x, gh, "sum", use_weights=False)[0]
         dx += (1 + eps) * gh
         return dx
 
@@ -445,9 +447,9 @@ class GATConv(_Conv):
         h3 = h.reshape(n, heads, f)
         s_src = np.einsum("nhf,hf->nh", h3, self.att_src)
         s_dst = np.einsum("nhf,hf->nh", h3, self.att_dst)
-        e = _g.sddmm(g, np.ascontiguousarray(s_src), np.ascontiguousarray(s_dst), "add",
-                     heads=heads)
-        alpha = _g.edge_softmax(g, leaky_relu(e, self.negative_slope))
+        s_src, s_dst = np.ascontiguousarray(s_src), np.ascontiguousarray(s_dst)
+        e = _g._layer_sddmm(g, s_src, s_dst, "add", heads)
+        alpha = _g._layer_edge_softmax(g, leaky_relu(e, self.negative_slope))
         mask = None
         if self.training and self.dropout > 0:
             keep = self.rng.random(alpha.shape, dtype=np.float32) >= self.dropout
@@ -455,7 +457,7 @@ class GATConv(_Conv):
             weights = alpha * mask
         else:
             weights = alpha
-        out = _g.aggregate(g, h, "sum", edge_weight=np.ascontiguousarray(weights))[0]
+        out = _g._layer_aggregate(g, h, "sum", edge_weight=weights)[0]
         if not self.concat:
             out = out.reshape(n, heads, f).mean(axis=1)
         if self.use_bias:
@@ -472,13 +474,12 @@ class GATConv(_Conv):
         if not self.concat:
             grad = np.repeat(grad[:, None, :] / self.dtype.type(heads), heads, axis=1)
             grad = np.ascontiguousarray(grad.reshape(n, heads * f))
-        gh, g_weights = _g.aggregate_backward(g, h, grad, "sum", weight_grad=True,
-                                              edge_weight=weights)
+        gh, g_weights = _g._layer_aggregate_backward(g, h, grad, "sum", edge_weight=weights,
+                                                     weight_grad=True)
         g_alpha = g_weights if mask is None else g_weights * mask
-        g_scores = _g.edge_softmax_backward(g, alpha, np.ascontiguousarray(g_alpha))
+        g_scores = _g._layer_edge_softmax_backward(g, alpha, g_alpha)
         g_e = leaky_relu_backward(g_scores, e, self.negative_slope)
-        g_src, g_dst = _g.sddmm_backward(g, s_src, s_dst, np.ascontiguousarray(g_e), "add",
-                                         heads)
+        g_src, g_dst = _g._layer_sddmm_backward(g, s_src, s_dst, g_e, "add", heads)
         h3 = h.reshape(n, heads, f)
         self._grads["att_src"] += np.einsum("nh,nhf->hf", g_src, h3)
         self._grads["att_dst"] += np.einsum("nh,nhf->hf", g_dst, h3)
