@@ -3,7 +3,8 @@
 //!
 //! With one chunk of rows (up to 8) there is no parallelism across rows, and the step is a thin
 //! product that reads all of `[W_ih; W_hh]` once: from one core's L2 cache while it fits there,
-//! from L3 beyond (the LSTM's weights are 1.2 MB at 256 hidden units, 4.7 MB at 512).
+//! from L3 beyond (the LSTM's weights are 328 KB at 128 hidden units and 32 inputs, 1.3 MB at
+//! 256 and 64, 4.7 MB at 512).
 //!
 //! Forward ([`forward`]): task `p` of a step computes the gates of its half `U_p` of the units,
 //! `[x_t | h] [W_ih; W_hh]_{U_p}^T + b_{U_p}` with the rows of every gate for those units packed
@@ -34,15 +35,18 @@ use super::{active, time, Cell, Dims, Weights};
 use crate::linalg::Gemm;
 use crate::simd::{self, Level};
 
-/// Packed weights of at least this many bytes are split: one core's L2 cache (2 MB here) no
-/// longer holds them with everything else, each half does. Measured in one process, the same
-/// build with and without the split, forward only, 100 steps, two runs: LSTM (B, I, H) =
-/// (1, 64, 512) 2.6-2.7x faster, (8, 64, 512) 2.0x, (8, 64, 256) 1.5-1.7x, (4, 64, 256)
-/// 1.35-1.6x, (1, 32, 256) 1.2-1.7x; Elman (1, 64, 512) 1.3-1.7x, (8, 64, 512) 1.1-1.25x. Below
-/// it the hand-over between the cores (each step's second half of `h` comes from the other
-/// core's cache) eats most of the gain: LSTM (1, 32, 128) 1.0-1.1x, Elman (8, 64, 256)
-/// 0.94-1.08x, Elman (4, 32, 128) 0.65x.
-const MIN_SPLIT_BYTES: usize = 1 << 20;
+/// Packed weights of at least this many bytes are split. Each step then streams half of the
+/// weights per core (from L2: 1 MB per core on this machine kind, an AMD EPYC Zen 4), and the
+/// hand-over of the halves of `h` between the cores costs less than the streaming it halves.
+/// Measured in one process, the same build with and without the split, calls interleaved, 100
+/// steps (200 for H = 32), 40 rounds, best times, 2026-11-26 (`python /tmp/s10/split_ab.py`;
+/// forward, forward + backward): GRU (B, I, H) = (8, 64, 256) (983 KB) 1.71x, 1.10x; (1, 64,
+/// 256) 1.55x, 1.37x; (8, 32, 128) (246 KB) 1.53x, 1.24x; (1, 32, 128) 1.33x, 1.21x; LSTM
+/// (8, 32, 128) (328 KB) 1.49x, 1.04x; (1, 32, 128) 1.39x, 1.15x; Elman (4, 64, 256) (328 KB)
+/// 1.42x, 1.17x. Below, the hand-over eats the gain: at 61-82 KB (LSTM/GRU/Elman at (16, 64),
+/// Elman at (32, 128)) 0.81-1.21x, at 15-20 KB (H = 32) 0.54-0.96x. Earlier measurements on
+/// larger weights (LSTM (1, 64, 512) 2.6-2.7x faster forward) stand.
+const MIN_SPLIT_BYTES: usize = 128 << 10;
 
 /// Whether [`forward`] and [`backward`] take a call: one row chunk, weights of at least
 /// [`MIN_SPLIT_BYTES`], and running on a pool thread (not on the caller's thread, where a small
