@@ -8,6 +8,9 @@
 //! - [`optim`]: optimizer update rules and fused gradient utilities.
 //! - [`rnn`], [`gnn`], [`kge`]: recurrent networks, graph message passing, knowledge-graph
 //!   embeddings.
+//! - [`rules`], [`meta`]: rule mining and application over knowledge graphs; batched per-task
+//!   MLP passes for meta-learning.
+//! - [`linalg`]: dense products through the `gemm` crate. [`float`]: the f32/f64 element trait.
 //!
 //! Kernels hold no global state: every input arrives as an argument, so they can run inside any
 //! thread pool or process.

@@ -7,9 +7,11 @@
 //!   h, :]>` (dot-product attention).
 //!
 //! Edges come in CSR order (`k` runs over destination rows), so every row block writes its own
-//! slice of the output. The backward pass reuses the aggregation kernels: the gradient of `v` is
-//! an aggregation over in-edges weighted by the upstream edge gradient, the gradient of `u` the
-//! same gather over the transposed graph; both are deterministic for any thread count.
+//! slice of the output. The backward pass of `Dot` reuses the aggregation kernels: the gradient
+//! of `v` is an aggregation over in-edges weighted by the upstream edge gradient, the gradient of
+//! `u` the same gather over the transposed graph. `Add` sums each node's edge gradients directly
+//! (`edge_sums`: per destination over its in-edges, per source over its out-edges in transposed
+//! order). Both are deterministic for any thread count.
 
 use super::aggregate::check_transposed;
 use super::{aggregate, aggregate_backward, Csr, Reduce, Weights};

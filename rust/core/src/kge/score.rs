@@ -3,9 +3,10 @@
 //! ComplEx) and the squared-L2 expansion (TransE-L2), SIMD distance kernels for L1 (TransE-L1)
 //! and complex moduli (RotatE).
 //!
-//! The distance kernels (`distance.rs`) keep a block of query rows in L1 cache and stream the
-//! entity table past it, with sums of a fixed shape, so every SIMD level and thread count gives
-//! the same bits.
+//! The RotatE distance kernel (`distance.rs`) keeps a block of query rows in L1 cache and
+//! streams the entity table past it; TransE-L1 (`l1.rs`) transposes the entity table into
+//! panels with entities in the vector lanes. Both sum in a fixed shape, so every SIMD level and
+//! thread count gives the same bits. The GEMM forms follow the `gemm` crate's ISA choice.
 
 use super::l1::{self, L1Table};
 use super::{distance, Form, Model, Side, Tables};

@@ -7,7 +7,7 @@
 //!   (the side drawn per chunk, uniform; one of them may be a positive's own), scored as one
 //!   product of the chunk's query rows with the negative rows. Losses: margin ranking,
 //!   softplus, self-adversarial.
-//! - 1-vs-all (`loss = Bce`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
+//! - 1-vs-all (`loss = Bce` or `CrossEntropy`): every `(h, r, ?)` and `(?, r, t)` query of the training set is
 //!   scored against all entities with its known answers as labels (KvsAll); two GEMMs give the
 //!   gradients (BCE, or softmax cross-entropy per answer). Dot-product models (DistMult,
 //!   ComplEx) only.
@@ -51,7 +51,8 @@ pub struct Config {
     pub shared_negatives: bool,
     pub batch_size: usize,
     pub opt: SparseOpt,
-    /// Penalty on the rows of each positive (or query), divided by the batch size.
+    /// Penalty on the rows of each positive (or query): a mean over the batch's own positives
+    /// (or queries), as the loss (the last batch of an epoch may be short).
     pub regulariser: Option<(Regulariser, f64)>,
     /// Rescale touched entity rows to unit L2 norm after each update (TransE's constraint).
     pub normalize_entities: bool,

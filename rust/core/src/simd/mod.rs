@@ -1,14 +1,21 @@
 //! Run-time SIMD dispatch.
 //!
-//! Kernels are written once as plain `#[inline(always)]` loops and compiled several times: for the
-//! baseline ISA (always, and always tested) and, on x86-64, inside functions that enable AVX2+FMA
-//! or AVX-512, where LLVM vectorises them with the wider registers. [`detect`] picks the best level
-//! the CPU supports at run time, so a wheel runs on any x86-64 or aarch64 machine. No kernel is
-//! built for the build machine's own CPU (no native `target-cpu` flag).
+//! Most kernels are written once as plain `#[inline(always)]` loops and compiled several times:
+//! for the baseline ISA (always, and always tested) and, on x86-64, inside functions that enable
+//! AVX2+FMA or AVX-512, where LLVM vectorises them with the wider registers. A few hot kernels
+//! also have hand-written intrinsics for AVX-512/AVX2 (the f32 per-step recurrent product,
+//! `rnn/product.rs`; the TransE-L1 and RotatE distances, `kge/l1.rs` and `kge/distance.rs`).
+//! [`detect`] picks the best level the CPU supports at run time, so a wheel runs on any x86-64 or
+//! aarch64 machine. No kernel is built for the build machine's own CPU (no native `target-cpu`
+//! flag).
 //!
 //! Floating-point contraction (fusing `a * b + c` into an FMA) is never enabled by Rust, and the
-//! kernels reduce in a fixed lane order, so every level gives the same bits as the scalar path;
-//! `tests/simd.rs` checks that for every kernel.
+//! loop kernels reduce in a fixed lane order, so for the element-wise, graph and distance kernels
+//! every level gives the same bits as the scalar path (tested across levels in
+//! `tests/{optim,grad,gnn,kge}.rs`). The f32 recurrent layers' packed AVX-512 product uses FMAs:
+//! it agrees with the other levels to ~1e-6, not bitwise (checked against a plain loop in
+//! `rnn/product.rs`). Products that go through the `gemm` crate (`linalg.rs`) follow that crate's
+//! own run-time ISA choice, not [`Level`].
 
 pub mod math;
 
