@@ -627,3 +627,59 @@ def test_attention_bad_input_names_the_argument(call, exc, needle):
     u = np.random.default_rng(26).standard_normal((10, 6))
     with pytest.raises(exc, match=needle):
         call(g, u)
+
+
+# ---------------------------------------------------------------------- s10 bad-input review
+def test_an_empty_list_of_edges_is_an_empty_graph():
+    """np.asarray([[], []]) is float64: it used to be refused as a non-integer edge_index."""
+    g = Graph([[], []])
+    assert (g.num_nodes, g.num_edges) == (0, 0) and g.indices.dtype == np.int64
+    assert Graph([[], []], num_nodes=3).num_nodes == 3
+    with pytest.raises(TypeError, match="^edge_index: expected an integer array"):
+        Graph([[0.0], [1.0]])  # non-empty floats still are
+    with pytest.raises(ValueError, match=r"^edge_index: expected shape \(2, n_edges\)"):
+        Graph([])
+
+
+@pytest.mark.parametrize("edge_index,kwargs,name", [
+    (np.array([[2**63 - 1], [0]]), {}, "edge_index: node id 9223372036854775807"),
+    (np.array([[10**13], [0]]), {}, "edge_index: node id 10000000000000"),
+    (np.zeros((2, 0), np.int64), dict(num_nodes=2**62), "num_nodes: a graph of"),
+    (np.zeros((2, 0), np.int64), dict(num_nodes=2**40), "num_nodes: a graph of"),
+])
+def test_huge_node_ids_are_refused_before_allocating(edge_index, kwargs, name):
+    """Used to end in NumPy's 'Maximum allowed dimension exceeded' / 'array is too big' or a
+    MemoryError for an 8 TiB array, naming nothing."""
+    with pytest.raises(MemoryError, match=f"^{name}.*node ids must be 0..n-1: remap"):
+        Graph(edge_index, **kwargs)
+
+
+def test_complex_adjacency_is_refused():
+    """The imaginary part used to be dropped with a ComplexWarning at most."""
+    with pytest.raises(TypeError, match="^matrix: expected real values, got dtype complex128"):
+        Graph.from_scipy(sp.csr_matrix(np.eye(3) * (1 + 1j)))
+    assert Graph.from_scipy(sp.csr_matrix(np.eye(3, dtype=np.int32))).num_edges == 3
+
+
+@pytest.mark.parametrize("heads,exc", [(2.7, TypeError), ("2", TypeError), (True, TypeError),
+                                       (0, ValueError)])
+def test_sddmm_heads_must_be_an_integer(heads, exc):
+    """2.7 used to become 2 heads, "2" was accepted."""
+    g = Graph(np.array([[0, 1, 2, 3], [1, 2, 3, 0]]))
+    u = np.ones((4, 4))
+    for f in (lambda: sddmm(g, u, u, "dot", heads=heads),
+              lambda: sddmm_backward(g, u, u, np.ones((4, 2)), "dot", heads=heads)):
+        with pytest.raises(exc, match="^heads: expected an integer"):
+            f()
+    assert sddmm(g, u, u, "dot", heads=np.int64(2)).shape == (4, 2)
+
+
+def test_a_graph_whose_num_nodes_was_changed_by_hand_is_refused():
+    """g.num_nodes = 10 on a 4-node graph used to let aggregate(g, ones((10, 2))) return 4 rows."""
+    g = Graph(np.array([[0, 1, 2, 3], [1, 2, 3, 0]]))
+    g.num_nodes = 10
+    x = np.ones((10, 2))
+    for f in (lambda: aggregate(g, x), lambda: aggregate_backward(g, x, np.ones((4, 2))),
+              lambda: sddmm(g, x, x)):
+        with pytest.raises(ValueError, match="^graph: num_nodes is 10 but its CSR .* 4 rows"):
+            f()

@@ -407,7 +407,7 @@ def test_bad_layer_arguments():
         GATConv(3, 2, dropout=1.0)
     with pytest.raises(TypeError, match="mlp"):
         GINConv(lambda h: h)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"^in_features: expected an integer >= 1, got 0"):
         GCNConv(0, 2)
     for eps in (float("nan"), np.inf):
         with pytest.raises(ValueError, match="eps"):
@@ -577,3 +577,44 @@ def test_layers_match_torch_autograd(which):
     for name, t in tp.items():
         np.testing.assert_allclose(layer.grad(name), t.grad.numpy(), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+# ---------------------------------------------------------------------- s10 bad-input review
+@pytest.mark.parametrize("make", [lambda i, o: GCNConv(i, o), lambda i, o: SAGEConv(i, o),
+                                  lambda i, o: GATConv(i, o)])
+def test_layer_sizes_must_be_integers(make):
+    """GCNConv(2.9, 2) used to be GCNConv(2, 2); GCNConv("2", 2) was accepted."""
+    for i, o, exc, name in [(2.9, 2, TypeError, "in_features"), ("2", 2, TypeError, "in_features"),
+                            (2, 2.0, TypeError, "out_features"), (0, 2, ValueError, "in_features"),
+                            (2, -1, ValueError, "out_features")]:
+        with pytest.raises(exc, match=f"^{name}: expected an integer"):
+            make(i, o)
+    assert make(np.int64(2), 3).in_features == 2
+
+
+@pytest.mark.parametrize("heads,exc", [(2.5, TypeError), ("2", TypeError), (0, ValueError)])
+def test_gat_heads_must_be_an_integer(heads, exc):
+    with pytest.raises(exc, match="^heads: expected an integer"):
+        GATConv(3, 2, heads=heads)
+
+
+def test_iter_batches_checks_its_arguments_when_called():
+    """Too few feature matrices used to raise IndexError during iteration; batch_size="a" a
+    NumPy message, 1.5 ran with batches of 1."""
+    graphs, feats = _small_graphs()
+    with pytest.raises(ValueError, match=r"^features: expected one matrix per graph \(5\), got 4"):
+        iter_batches(graphs, feats[:-1])  # no next(): raised at the call
+    for bad, exc in (("a", TypeError), (1.5, TypeError), (0, ValueError)):
+        with pytest.raises(exc, match="^batch_size: expected an integer"):
+            iter_batches(graphs, feats, batch_size=bad)
+    assert sum(len(idx) for idx, _ in iter_batches(graphs, feats, batch_size=np.int32(2))) == 5
+
+
+def test_layers_refuse_a_graph_whose_num_nodes_was_changed_by_hand():
+    g, _, _ = _graph()
+    g.num_nodes += 2
+    x = np.ones((g.num_nodes, 3))
+    for layer in (GCNConv(3, 2), SAGEConv(3, 2), GATConv(3, 2),
+                  GINConv(_mlp(3, 4, 2, np.float32, 0))):
+        with pytest.raises(ValueError, match="^graph: num_nodes is 15 but its CSR"):
+            layer(g, x)

@@ -303,3 +303,79 @@ def test_cora_report_and_digits_graphs():
     assert len(graphs) == len(feats) == len(y) == 1797
     assert graphs[0].num_nodes == 64 and graphs[0].num_edges == 2 * 2 * 7 * 8  # 4-neighbours
     assert feats[0].shape == (64, 3) and feats[0][:, 0].max() <= 1
+
+
+# ---------------------------------------------------------------------- s10 bad-input review
+def test_sparse_features_check_shape_indices_and_complex_input():
+    """SparseFeatures([], [], [], (-1, 2)) used to fail with NumPy's IndexError, a float
+    column index 0.7 became 0, complex SciPy values lost their imaginary part."""
+    with pytest.raises(ValueError, match=r"^shape\[0\]: expected an integer >= 0, got -1"):
+        SparseFeatures([], [], [], (-1, 2))
+    with pytest.raises(TypeError, match=r"^shape\[1\]: expected an integer"):
+        SparseFeatures([0, 0], [], np.zeros(0), (1, 2.5))
+    with pytest.raises(ValueError, match="^shape: expected"):
+        SparseFeatures([0], [], np.zeros(0), 3)
+    with pytest.raises(TypeError, match="^indices: expected an integer array, got dtype float64"):
+        SparseFeatures([0, 1], [0.7], np.ones(1), (1, 2))
+    with pytest.raises(TypeError, match="^indptr: expected an integer array"):
+        SparseFeatures([0.0, 1.0], [0], np.ones(1), (1, 2))
+    empty = SparseFeatures([0], [], np.zeros(0), (0, 2))  # empty lists are fine
+    assert empty.shape == (0, 2) and empty.nnz == 0
+    with pytest.raises(TypeError, match="^matrix: expected real values, got dtype complex128"):
+        SparseFeatures.from_scipy(sp.csr_matrix(np.eye(3) * (1 + 1j)))
+
+
+@pytest.mark.parametrize("bad,exc,pattern", [
+    (dict(hidden_size="a"), TypeError, "^hidden_size: expected an integer"),
+    (dict(hidden_size=2.7), TypeError, "^hidden_size: expected an integer"),  # was 2
+    (dict(num_layers=2.5), TypeError, "^num_layers: expected an integer"),
+    (dict(model="gat", heads=2.5), TypeError, "^heads: expected an integer"),
+    (dict(model="gat", output_heads="1"), TypeError, "^output_heads: expected an integer"),
+    (dict(dropout="a"), TypeError, r"^dropout: expected a number in \[0, 1"),
+    (dict(attention_dropout="a"), TypeError, "^attention_dropout: expected a number"),
+    (dict(dtype="foo"), ValueError, "^dtype: expected np.float32 or np.float64, got 'foo'"),
+    (dict(dtype=np.int32), ValueError, "^dtype: expected np.float32 or np.float64"),  # was xs[0]
+])
+def test_node_classifier_options_name_themselves(bad, exc, pattern):
+    g, X, y, (tr, va, _) = _communities(n=40)
+    clf = NodeClassifier(epochs=2, random_state=0).fit(g, X, y, tr, va)
+    params, model, before = clf.get_params(), clf.model_, clf.predict_proba(g, X)
+    clf.set_params(**bad)
+    with pytest.raises(exc, match=pattern):
+        clf.fit(g, X, y, tr, va)
+    clf.set_params(**params)
+    assert clf.model_ is model and np.array_equal(clf.predict_proba(g, X), before)
+
+
+def test_node_classifier_input_without_features_or_complex_is_named():
+    """X of shape (n, 0) used to blame 'in_features and out_features'; complex SciPy X lost its
+    imaginary part."""
+    g, X, y, (tr, _, _) = _communities(n=40)
+    clf = NodeClassifier(epochs=2)
+    with pytest.raises(ValueError, match=r"^X: has no features \(shape \(40, 0\)\)"):
+        clf.fit(g, X[:, :0], y, tr)
+    with pytest.raises(TypeError, match="^X: expected real numbers, got dtype complex128"):
+        clf.fit(g, sp.csr_matrix(X * (1 + 1j)), y, tr)
+    assert not hasattr(clf, "model_")
+
+
+@pytest.mark.parametrize("bad,exc,pattern", [
+    (dict(readout="median"), ValueError, "^readout: expected one of"),  # was 'reduce'
+    (dict(hidden_size=2.5), TypeError, "^hidden_size: expected an integer"),  # was 2
+    (dict(num_layers=1.5), TypeError, "^num_layers: expected an integer"),
+    (dict(batch_size="a"), TypeError, "^batch_size: expected an integer"),
+    (dict(dropout="a"), TypeError, "^dropout: expected a number"),
+    (dict(validation_fraction="a"), TypeError, "^validation_fraction: expected a number"),
+    (dict(dtype="foo"), ValueError, "^dtype: expected np.float32 or np.float64"),
+])
+def test_graph_classifier_options_name_themselves(bad, exc, pattern):
+    graphs, feats, gy = _shapes(12)
+    gc = GraphClassifier(epochs=1, random_state=0).fit(graphs, feats, gy)
+    params, model, before = gc.get_params(), gc.model_, gc.predict_proba(graphs, feats)
+    gc.set_params(**bad)
+    with pytest.raises(exc, match=pattern):
+        gc.fit(graphs, feats, gy)
+    gc.set_params(**params)
+    assert gc.model_ is model and np.array_equal(gc.predict_proba(graphs, feats), before)
+    with pytest.raises(ValueError, match=r"^X\[0\]: has no features"):
+        GraphClassifier(epochs=1).fit(graphs, [f[:, :0] for f in feats], gy)

@@ -915,3 +915,95 @@ def test_batches_split_into_row_chunks_match_the_reference(B, dtype):
         assert _rel(grads[1], want["dw_hh"]) <= 10 * tol
         y_inf, *_ = _core.rnn_forward(cell, *args, lengths=lens, reverse=True, training=False)
         assert np.array_equal(y_inf, y)
+
+
+# ------------------------------------------------------------------------ s10 bad-input review
+_BAD_SEQUENCE_OPTIONS = [
+    # a negative fraction used to swap training and validation sets silently
+    (dict(validation_fraction=-0.5), ValueError,
+     r"^validation_fraction: expected a value in \[0, 1\)"),
+    (dict(validation_fraction=1.0), ValueError, r"^validation_fraction: .*\[0, 1\)"),
+    (dict(validation_fraction="x"), TypeError, "^validation_fraction: expected a number"),
+    (dict(learning_rate=-1.0), ValueError, "^learning_rate: "),  # was param_groups[0]['lr']
+    (dict(learning_rate=np.inf), ValueError, "^learning_rate: "),
+    (dict(learning_rate="a"), ValueError, "^learning_rate: "),
+    (dict(weight_decay=-1e-3), ValueError, "^weight_decay: "),
+    (dict(weight_decay=float("nan")), ValueError, "^weight_decay: "),
+    (dict(epochs=2.0), TypeError, "^epochs: expected an integer"),
+    (dict(epochs=0), ValueError, "^epochs: expected an integer >= 1"),
+    (dict(batch_size="a"), TypeError, "^batch_size: expected an integer"),
+    (dict(hidden_size=2.5), TypeError, "^hidden_size: expected an integer"),
+    (dict(num_layers=0), ValueError, "^num_layers: expected an integer >= 1"),
+    (dict(patience=-1), ValueError, "^patience: expected an integer >= 0"),
+    (dict(patience=1.5), TypeError, "^patience: expected an integer"),
+    (dict(dropout=1.0), ValueError, r"^dropout: expected a value in \[0, 1\)"),
+    (dict(dropout="a"), TypeError, "^dropout: expected a number"),
+    (dict(output="all"), ValueError, "^output: expected 'last' or 'sequence'"),  # was y
+    (dict(cell="cnn"), ValueError, "^cell: expected one of"),
+    (dict(tbptt=2.5, output="sequence"), TypeError, "^tbptt: expected an integer"),
+    (dict(tbptt=0, output="sequence"), ValueError, "^tbptt: expected an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("bad,exc,pattern", _BAD_SEQUENCE_OPTIONS)
+def test_sequence_estimator_options_are_checked_before_fitting(bad, exc, pattern):
+    """Every option is checked at the start of fit with an error naming it; a fitted
+    estimator is left as it was."""
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _toy(n=24, T=4)
+    Y = X[:, :, 0] if bad.get("output") == "sequence" else y
+    est = SequenceRegressor(hidden_size=3, epochs=1, random_state=0).fit(X, y)
+    params, model, before = est.get_params(), est.model_, est.predict(X)
+    est.set_params(**bad)
+    with pytest.raises(exc, match=pattern):
+        est.fit(X, Y)
+    est.set_params(**params)
+    assert est.model_ is model and np.array_equal(est.predict(X), before)
+
+
+def test_sequence_classifier_checks_its_options_too():
+    from nesy.rnn import SequenceClassifier
+
+    X, y = _toy(n=24, T=4)
+    for bad, exc in [(dict(validation_fraction=-0.5), ValueError),
+                     (dict(learning_rate=np.inf), ValueError), (dict(hidden_size=2.0), TypeError)]:
+        clf = SequenceClassifier(epochs=1, **bad)
+        with pytest.raises(exc, match=f"^{next(iter(bad))}: "):
+            clf.fit(X, y > 0)
+        assert not hasattr(clf, "model_")
+
+
+def test_validation_fraction_that_leaves_no_training_sample_names_it():
+    """0.96 of 10 samples rounds to all 10: named, instead of 'X is empty'."""
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _toy(n=10, T=3)
+    est = SequenceRegressor(epochs=1, validation_fraction=0.96)
+    with pytest.raises(ValueError, match="^validation_fraction: 0.96 of 10 samples leaves none"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_complex_or_non_numeric_states_and_gradients_are_refused(cls):
+    """A complex h0 / c0 / grad_hn / grad_out used to lose its imaginary part (a ComplexWarning
+    at most); strings failed with NumPy's message, object arrays turned None into NaN."""
+    m = cls(3, 4)
+    x = np.ones((5, 2, 3), np.float32)
+    good = np.zeros((1, 2, 4), np.float32)
+    lstm = cls is LSTM
+    for bad in (good + 1j, np.full(good.shape, "a"), np.full(good.shape, None)):
+        for name, h0 in [("h0", (bad, good) if lstm else bad), ("c0", (good, bad))][:1 + lstm]:
+            with pytest.raises(TypeError, match=f"^{name}: expected real numbers"):
+                m(x, h0)
+    m(x, (good.astype(int), good) if lstm else good.astype(int))  # integers stay accepted
+    out, _ = m(x)
+    grads = {k: v.copy() for k, v in m._grads.items()}
+    with pytest.raises(TypeError, match="^grad_out: expected real numbers"):
+        m.backward(out + 1j)
+    for name, g in [("grad_hn", (good + 1j, good) if lstm else good + 1j),
+                    ("grad_cn", (good, good + 1j))][:1 + lstm]:
+        with pytest.raises(TypeError, match=f"^{name}: expected real numbers"):
+            m.backward(np.zeros_like(out), g)
+    assert all(np.array_equal(m._grads[k], v) for k, v in grads.items())

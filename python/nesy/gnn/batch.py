@@ -238,11 +238,21 @@ def iter_batches(graphs: Sequence[Graph], features: Sequence[Any], batch_size: i
                  shuffle: bool = True, rng: Any = None, dtype: Any = None
                  ) -> Iterator[tuple[np.ndarray, GraphBatch]]:
     """Yield ``(indices, GraphBatch)`` over ``graphs`` in batches of ``batch_size`` graphs,
-    in a random order (``numpy.random.default_rng(rng)``) when ``shuffle``."""
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    in a random order (``numpy.random.default_rng(rng)``) when ``shuffle``.
+
+    ``batch_size`` and the lengths of ``graphs`` and ``features`` are checked when it is
+    called, not at the first batch."""
+    size = check_int("batch_size", batch_size, 1)
+    if len(features) != len(graphs):
+        raise ValueError(f"features: expected one matrix per graph ({len(graphs)}), got "
+                         f"{len(features)}")
+    return _iter_batches(graphs, features, size, shuffle, rng, dtype)
+
+
+def _iter_batches(graphs: Sequence[Graph], features: Sequence[Any], size: int, shuffle: bool,
+                  rng: Any, dtype: Any) -> Iterator[tuple[np.ndarray, GraphBatch]]:
     n = len(graphs)
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, int(batch_size)):
-        idx = order[start:start + int(batch_size)]
+    for start in range(0, n, size):
+        idx = order[start:start + size]
         yield idx, batch_graphs([graphs[i] for i in idx], [features[i] for i in idx], dtype)

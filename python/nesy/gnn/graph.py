@@ -10,6 +10,7 @@ each with its backward. Kernels: ``rust/core/src/gnn``.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -49,6 +50,8 @@ class Graph:
     def __init__(self, edge_index: Any, num_nodes: Optional[int] = None,
                  edge_weight: Optional[Any] = None) -> None:
         ei = np.asarray(edge_index)
+        if ei.size == 0 and ei.dtype.kind == "f":  # [[], []]: an empty list is float64
+            ei = ei.astype(np.int64)
         if ei.dtype == bool or not np.issubdtype(ei.dtype, np.integer):
             raise TypeError(f"edge_index: expected an integer array, got dtype {ei.dtype}")
         if ei.ndim != 2 or ei.shape[0] != 2:
@@ -59,12 +62,14 @@ class Graph:
             raise IndexError(f"edge_index: node index {int(ei.max())} does not fit in int64")
         ei = np.ascontiguousarray(ei, dtype=np.int64)
         top = int(ei.max()) + 1 if ei.size else 0
-        if num_nodes is None:
+        from_ids = num_nodes is None
+        if from_ids:
             num_nodes = top
         num_nodes = check_int("num_nodes", num_nodes, 0)
         if top > num_nodes:
             raise IndexError(f"edge_index: node index {top - 1} is out of range for "
                              f"num_nodes={num_nodes}")
+        _check_node_count(num_nodes, from_ids)
         n_edges = ei.shape[1]
         w = None
         if edge_weight is not None:
@@ -77,8 +82,11 @@ class Graph:
                 raise ValueError("edge_weight: contains NaN or infinity")
         self.num_nodes = num_nodes
         # Two stable counting sorts (by destination, then the CSR edges by source), O(E + n).
-        (self.indptr, self.order, self.indices, self.t_indptr, self.perm,
-         self.t_indices) = _core.gnn_build_csr(ei[0], ei[1], num_nodes)
+        try:
+            (self.indptr, self.order, self.indices, self.t_indptr, self.perm,
+             self.t_indices) = _core.gnn_build_csr(ei[0], ei[1], num_nodes)
+        except MemoryError as e:
+            raise MemoryError(_too_many_nodes(num_nodes, from_ids)) from e
         self.edge_weight = None if w is None else np.ascontiguousarray(w[self.order])
 
     # ------------------------------------------------------------------ constructors
@@ -101,6 +109,8 @@ class Graph:
             raise TypeError(f"matrix: expected a SciPy sparse matrix, got "
                             f"{type(matrix).__name__}")
         coo = matrix.tocoo()
+        if coo.dtype.kind not in "biuf":  # a complex weight would lose its imaginary part
+            raise TypeError(f"matrix: expected real values, got dtype {coo.dtype}")
         if coo.shape[0] != coo.shape[1]:
             raise ValueError(f"matrix: expected a square adjacency, got shape {coo.shape}")
         return cls(np.vstack([coo.col, coo.row]), coo.shape[0],
@@ -211,7 +221,41 @@ class Graph:
         return f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges}{weighted})"
 
 
+def _too_many_nodes(num_nodes: int, from_ids: bool) -> str:
+    what = (f"edge_index: node id {num_nodes - 1} implies a graph of {num_nodes} nodes"
+            if from_ids else f"num_nodes: a graph of {num_nodes} nodes")
+    return (f"{what}, whose CSR offsets alone take {16 * (num_nodes + 1) / 2**30:.3g} GiB; "
+            "node ids must be 0..n-1: remap sparse ids first (for example "
+            "np.unique(edge_index, return_inverse=True))")
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory, or the largest NumPy array size where it is unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return int(np.iinfo(np.intp).max)
+
+
+def _check_node_count(num_nodes: int, from_ids: bool) -> None:
+    """Refuses, before anything is allocated, a node count whose CSR offsets (two int64 arrays
+    of ``num_nodes + 1``) exceed the machine's memory: a huge id (a hash, a raw database key)
+    would otherwise end in NumPy's "array is too big" or a MemoryError naming no argument."""
+    if 16 * (num_nodes + 1) > _memory_bytes():
+        raise MemoryError(_too_many_nodes(num_nodes, from_ids))
+
+
+def _check_consistent(graph: Graph) -> None:
+    """``graph.num_nodes`` agrees with its CSR (``len(indptr) - 1``): an attribute assigned by
+    hand would otherwise make the kernels read the features of another node count."""
+    rows = np.shape(graph.indptr)[0] - 1 if np.ndim(graph.indptr) == 1 else None
+    if rows is None or graph.num_nodes != rows:
+        raise ValueError(f"graph: num_nodes is {graph.num_nodes!r} but its CSR (indptr) has "
+                         f"{rows} rows; a Graph must not be modified in place, build a new one")
+
+
 def _check_x(graph: Graph, x: Any) -> np.ndarray:
+    _check_consistent(graph)
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] != graph.num_nodes:
         raise ValueError(f"x: expected shape ({graph.num_nodes}, n_features) for a graph of "
@@ -305,6 +349,7 @@ SDDMM_OPS = ("add", "dot")
 
 def _check_node_array(graph: Graph, a: Any, name: str, dtype: Optional[np.dtype] = None
                       ) -> np.ndarray:
+    _check_consistent(graph)
     a = np.asarray(a)
     if a.ndim != 2 or a.shape[0] != graph.num_nodes:
         raise ValueError(f"{name}: expected shape ({graph.num_nodes}, n) for a graph of "
@@ -331,9 +376,7 @@ def _sddmm_inputs(graph: Graph, u: Any, v: Any, op: str, heads: Optional[int]
         raise ValueError(f"v: expected the shape of u {u.shape}, got {v.shape}")
     if heads is None:
         heads = u.shape[1] if op == "add" else 1
-    if isinstance(heads, bool) or int(heads) < 1:
-        raise ValueError(f"heads: must be a positive integer, got {heads!r}")
-    return u, v, int(heads)
+    return u, v, check_int("heads", heads, 1)
 
 
 def sddmm(graph: Graph, u: Any, v: Any, op: str = "dot", heads: Optional[int] = None

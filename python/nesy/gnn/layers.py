@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 from nesy.gnn import graph as _g
 from nesy.gnn.graph import Graph
 from nesy.gnn.sparse import SparseFeatures, densify, matmul, t_matmul
@@ -47,6 +48,7 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}")
+    _g._check_consistent(graph)
     if isinstance(x, SparseFeatures):
         return _check_sparse(graph, x, in_features, dtype, name)
     x = np.asarray(x)
@@ -77,10 +79,8 @@ def _check_sparse(graph: Graph, x: SparseFeatures, in_features: Optional[int], d
 
 
 def _sizes(in_features: int, out_features: int) -> tuple[int, int]:
-    i, o = int(in_features), int(out_features)
-    if i <= 0 or o <= 0:
-        raise ValueError(f"in_features and out_features must be positive, got {i}, {o}")
-    return i, o
+    """Both sizes as ints >= 1; floats and strings are refused, not truncated (as Dense)."""
+    return check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)
 
 
 class _Conv(Module):
@@ -422,8 +422,7 @@ class GATConv(_Conv):
                  input_grad: bool = True) -> None:
         super().__init__()
         self.in_features, self.out_features = _sizes(in_features, out_features)
-        if isinstance(heads, bool) or int(heads) < 1:
-            raise ValueError(f"heads: expected a positive integer, got {heads!r}")
+        heads = check_int("heads", heads, 1)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         self.heads, self.concat = int(heads), bool(concat)

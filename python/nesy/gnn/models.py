@@ -25,7 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nesy.gnn.batch import GlobalPool, GraphBatch, batch_graphs, iter_batches
+from nesy._checks import check_int
+from nesy.gnn.batch import READOUTS, GlobalPool, GraphBatch, batch_graphs, iter_batches
 from nesy.gnn.graph import Graph
 from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_input
 from nesy.gnn.sparse import SparseFeatures
@@ -107,10 +108,10 @@ class NodeNet(Module):
                  aggr: str = "mean", dropout: float = 0.5, attention_dropout: float = 0.0,
                  dtype: Any = np.float32, rng: Any = None) -> None:
         super().__init__()
-        if isinstance(num_layers, bool) or int(num_layers) < 1:
-            raise ValueError(f"num_layers: expected a positive integer, got {num_layers!r}")
+        n = check_int("num_layers", num_layers, 1)
+        hidden_size = check_int("hidden_size", hidden_size, 1)
+        heads = check_int("heads", heads, 1)
         gen = np.random.default_rng(rng)
-        n = int(num_layers)
         width = hidden_size * heads if model == "gat" else hidden_size
         self.convs = ModuleList()
         self.drops = ModuleList()
@@ -218,10 +219,30 @@ def _adam(first: Module, rest: list[Module], lr: float, weight_decay: float,
 
 
 def _check_fraction(value: float, name: str, upper: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name}: expected a number in [0, {upper}), got "
+                        f"{type(value).__name__} {value!r}")
     v = float(value)
     if not 0.0 <= v < upper:
         raise ValueError(f"{name}: expected a value in [0, {upper}), got {value!r}")
     return v
+
+
+def _check_dtype(value: Any) -> np.dtype:
+    """The ``dtype`` option as np.float32 or np.float64 (the error names ``dtype``, not NumPy's
+    'data type not understood' or an internal array)."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected np.float32 or np.float64, got {value!r}")
+    return dt
+
+
+def _check_readout(value: Any) -> None:
+    if value not in READOUTS:
+        raise ValueError(f"readout: expected one of {READOUTS}, got {value!r}")
 
 
 def _check_training(est: Any) -> None:
@@ -331,14 +352,19 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _features(self, graph: Any, X: Any, fitting: bool) -> Any:
         graph = _check_graph(graph)
-        dtype = np.dtype(self.dtype)
+        dtype = _check_dtype(self.dtype)
         if self.sparse_features not in ("auto", True, False):
             raise ValueError(f"sparse_features: expected 'auto', True or False, got "
                              f"{self.sparse_features!r}")
         if hasattr(X, "tocsr") and not isinstance(X, SparseFeatures):  # SciPy sparse
+            if X.dtype.kind not in "biuf":  # complex: the cast would drop the imaginary part
+                raise TypeError(f"X: expected real numbers, got dtype {X.dtype}")
             X = SparseFeatures.from_scipy(X, dtype)
         x = check_node_input(graph, X, None if fitting else self.n_features_in_, dtype,
                              name="X")
+        if fitting and x.shape[1] == 0:
+            raise ValueError(f"X: has no features (shape {x.shape}); a node classifier needs "
+                             "at least one column")
         want = self.sparse_features
         if want == "auto":
             want = self.model != "gin" and (isinstance(x, SparseFeatures)
@@ -379,6 +405,11 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         if self.model not in MODELS:
             raise ValueError(f"model: expected one of {MODELS}, got {self.model!r}")
         _check_training(self)
+        for name in ("hidden_size", "num_layers", "heads", "output_heads"):
+            check_int(name, getattr(self, name), 1)
+        _check_fraction(self.dropout, "dropout")
+        att = self.dropout if self.attention_dropout is None else self.attention_dropout
+        _check_fraction(att, "attention_dropout")
         x = self._features(graph, X, fitting=True)
         n = graph.num_nodes
         y = np.asarray(y)
@@ -397,9 +428,6 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
             y_va = np.full(int(va.sum()), -1, np.int64)
             y_va[known] = enc.transform(y[va][known])
         epochs = int(self.epochs)
-        _check_fraction(self.dropout, "dropout")
-        att = self.dropout if self.attention_dropout is None else self.attention_dropout
-        _check_fraction(att, "attention_dropout")
         model = NodeNet(self.model, x.shape[1], int(self.hidden_size), len(enc.classes_),
                         int(self.num_layers), int(self.heads), int(self.output_heads),
                         self.aggr, float(self.dropout), float(att), np.dtype(self.dtype),
@@ -505,12 +533,13 @@ class GraphNet(Module):
         super().__init__()
         if model not in ("gin", "gcn", "sage"):
             raise ValueError(f"model: expected 'gin', 'gcn' or 'sage', got {model!r}")
-        if isinstance(num_layers, bool) or int(num_layers) < 1:
-            raise ValueError(f"num_layers: expected a positive integer, got {num_layers!r}")
+        num_layers = check_int("num_layers", num_layers, 1)
+        hidden_size = check_int("hidden_size", hidden_size, 1)
+        _check_readout(readout)
         gen = np.random.default_rng(rng)
         self.convs = ModuleList()
         self.acts = ModuleList()
-        for k in range(int(num_layers)):
+        for k in range(num_layers):
             i = in_features if k == 0 else hidden_size
             self.convs.append(make_conv(model, i, hidden_size, first=k == 0, last=False,
                                         dtype=dtype, rng=gen))
@@ -601,10 +630,14 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         if not graphs:
             raise ValueError("graphs: empty")
         width = None if fitting else self.n_features_in_
+        dtype = _check_dtype(self.dtype)
         feats = []
         for i, (g, x) in enumerate(zip(graphs, X)):
             _check_graph(g, f"graphs[{i}]")
-            f = check_node_input(g, x, width, np.dtype(self.dtype), name=f"X[{i}]")
+            f = check_node_input(g, x, width, dtype, name=f"X[{i}]")
+            if f.shape[1] == 0:
+                raise ValueError(f"X[{i}]: has no features (shape {f.shape}); a graph "
+                                 "classifier needs at least one column")
             width = f.shape[1]
             feats.append(f)
         return graphs, feats
@@ -613,6 +646,11 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         """Train on ``graphs`` with node features ``X[i]`` of shape ``(graphs[i].num_nodes,
         n_features)`` and one label per graph in ``y``; returns self."""
         _check_training(self)
+        for name in ("hidden_size", "num_layers", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        _check_readout(self.readout)
+        _check_fraction(self.dropout, "dropout")
+        _check_fraction(self.validation_fraction, "validation_fraction")
         graphs, feats = self._inputs(graphs, X, fitting=True)
         y = np.asarray(y)
         if y.shape != (len(graphs),):

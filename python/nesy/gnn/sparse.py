@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 
 __all__ = ["SparseFeatures"]
 
@@ -37,10 +38,12 @@ class SparseFeatures:
     def __init__(self, indptr: Any, indices: Any, data: Any, shape: tuple[int, int],
                  _transpose: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
                  ) -> None:
-        self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        self.indices = np.ascontiguousarray(indices, dtype=np.int64)
+        self.indptr = _index_array(indptr, "indptr")
+        self.indices = _index_array(indices, "indices")
         self.data = np.ascontiguousarray(data)
-        self.shape = (int(shape[0]), int(shape[1]))
+        if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+            raise ValueError(f"shape: expected (n_rows, n_cols), got {shape!r}")
+        self.shape = (check_int("shape[0]", shape[0], 0), check_int("shape[1]", shape[1], 0))
         if self.data.dtype not in (np.float32, np.float64):
             raise TypeError(f"data: expected float32 or float64, got {self.data.dtype}")
         nnz = self.indices.size
@@ -69,6 +72,8 @@ class SparseFeatures:
     def from_scipy(cls, matrix: Any, dtype: Any = np.float32) -> SparseFeatures:
         """From any SciPy sparse matrix (converted to CSR, duplicates summed)."""
         m = matrix.tocsr()
+        if m.dtype.kind not in "biuf":  # a complex value would lose its imaginary part
+            raise TypeError(f"matrix: expected real values, got dtype {m.dtype}")
         m.sum_duplicates()
         return cls(m.indptr, m.indices, np.asarray(m.data, dtype=dtype), m.shape)
 
@@ -141,6 +146,17 @@ class SparseFeatures:
 
     def __repr__(self) -> str:
         return f"SparseFeatures(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+
+def _index_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as int64, refusing floats (0.7 would silently become 0); an empty list, which
+    NumPy makes float64, is an empty index array."""
+    a = np.asarray(a)
+    if a.size == 0 and a.dtype.kind == "f":
+        a = a.astype(np.int64)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name}: expected an integer array, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def matmul(x: Any, w: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ training uses nesy's Adam, mini-batches and early stopping on a held-out fractio
 
 from __future__ import annotations
 
+import math
 import re
+from numbers import Real
 from typing import Any, Optional
 
 import numpy as np
@@ -20,8 +22,10 @@ from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from nesy._checks import check_int
 from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
 from nesy.nn.activations import softmax
+from nesy.nn.estimators import _check_param
 from nesy.nn.module import Module
 from nesy.optim import Adam
 from nesy.rnn.layers import GRU, LSTM, RNN
@@ -43,6 +47,17 @@ def _check_array(a: Any, name: str, est: Any, dtype: Any, **kwargs: Any) -> np.n
         if re.search(rf"\b{name}\b", str(e)):
             raise
         raise type(e)(f"{name}: {e}") from e
+
+
+def _check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float in ``[0, 1)`` (as ``GraphClassifier``'s fractions)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name}: expected a number in [0, 1), got {type(value).__name__} "
+                        f"{value!r}")
+    v = float(value)
+    if not 0.0 <= v < 1.0:  # NaN fails too
+        raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
+    return v
 
 
 class SequenceNet(Module):
@@ -160,7 +175,25 @@ class _SequenceEstimator(BaseEstimator):
         return dt
 
     def _check_options(self) -> None:
+        """Every option, checked before anything is built or changed (the errors name it)."""
         self._dtype()
+        if self.cell not in _CELLS:
+            raise ValueError(f"cell: expected one of {sorted(_CELLS)}, got {self.cell!r}")
+        if self.output not in ("last", "sequence"):
+            raise ValueError(f"output: expected 'last' or 'sequence', got {self.output!r}")
+        for name in ("hidden_size", "num_layers", "epochs", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        check_int("patience", self.patience, 0)  # as EarlyStopping: 0 stops at the first miss
+        if self.tbptt is not None:
+            check_int("tbptt", self.tbptt, 1)
+        _check_fraction(self.dropout, "dropout")
+        _check_fraction(self.validation_fraction, "validation_fraction")
+        # as GraphClassifier: the optimizer's own check would name param_groups[0]['lr']
+        for name, low_open in (("learning_rate", True), ("weight_decay", False)):
+            value = getattr(self, name)
+            _check_param(name, value, Real, 0.0, low_open=low_open)
+            if not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value!r}")
         if self.tbptt is not None and self.output != "sequence":
             raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
         if self.tbptt is not None and self.bidirectional:
@@ -179,6 +212,9 @@ class _SequenceEstimator(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        if n_val >= n:  # a fraction close to 1 of a few samples
+            raise ValueError(f"validation_fraction: {self.validation_fraction} of {n} samples "
+                             "leaves none to train on")
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
         model = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out, self.num_layers,

@@ -21,7 +21,7 @@ import numpy as np
 
 from nesy import _core
 from nesy.nn import init as _init
-from nesy.nn.module import Module
+from nesy.nn.module import Module, real_array
 
 State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
 
@@ -114,7 +114,7 @@ class RNNBase(Module):
         shape = (self.num_layers * self._dirs, batch, self.hidden_size)
         if s is None:
             return np.zeros(shape, self.dtype)
-        s = np.asarray(s)
+        s = real_array(s, name)  # a complex state would lose its imaginary part in the cast
         if s.shape != shape:
             raise ValueError(f"{name}: expected shape {shape}, got {s.shape}")
         return np.ascontiguousarray(s, dtype=self.dtype)
@@ -265,7 +265,7 @@ class RNNBase(Module):
         if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
             raise RuntimeError("backward() needs the last forward pass to run in training mode "
                                "(call train() before forward)")
-        g = np.asarray(grad_out, dtype=self.dtype)
+        g = real_array(grad_out, "grad_out").astype(self.dtype, copy=False)
         T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
         H = self._dirs * self.hidden_size
         want = (T, H) if unbatched else (B, T, H) if self.batch_first else (T, B, H)
