@@ -3,13 +3,15 @@ atomic_write; the writers' own tests check what they write."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import threading
 
 import numpy as np
 import pytest
 
-from nesy._io import atomic_write, read_npz
+from nesy._io import atomic_savez, atomic_write, check_target, read_npz
 
 
 def _write(text):
@@ -96,3 +98,71 @@ def test_read_npz_refuses_files_that_are_not_archives(tmp_path):
         assert message.startswith(f"{str(path)!r}: not a nesy test file (") and why in message
     with pytest.raises(FileNotFoundError):
         read_npz(tmp_path / "absent.npz", "test", ())
+
+
+def _drain(fifo, out):
+    """A daemon thread that reads ``fifo`` to its end into ``out`` (a list)."""
+    def run():
+        with open(fifo, "rb") as fh:
+            out.append(fh.read())
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("text", [False, True])
+def test_atomic_write_writes_through_to_a_fifo_and_keeps_it(tmp_path, text):
+    # Renaming a temporary file over a FIFO or a device (/dev/null as root) replaces it: a
+    # non-regular target is opened and written instead, as np.save does.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list = []
+    reader = _drain(fifo, got)
+    atomic_write(fifo, _write("through" if text else b"through"), text=text, suffix=".npz")
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not a regular file
+    assert got == [b"through"]
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary left
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_atomic_savez_to_a_fifo_streams_a_readable_archive(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    got: list = []
+    reader = _drain(fifo, got)
+    atomic_savez(fifo, {"a": np.arange(4.0)})
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert np.load(io.BytesIO(got[0]))["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("bad", [None, 3, 2.5])
+def test_atomic_write_and_check_target_name_path_when_it_is_not_one(tmp_path, bad):
+    for call in (lambda: atomic_write(bad, _write("x"), text=True), lambda: check_target(bad)):
+        with pytest.raises(TypeError, match=f"^path: expected a file path .*{type(bad).__name__}"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_accepts_a_bytes_path(tmp_path):
+    target = tmp_path / "b.txt"
+    atomic_write(os.fsencode(target), _write("bytes"), text=True)
+    assert target.read_text() == "bytes"
+    assert check_target(os.fsencode(target)) == os.path.realpath(target)
+
+
+def test_a_path_ending_with_a_separator_is_a_folder_not_a_file(tmp_path):
+    # "out/sub/" used to write a file named "sub"
+    target = str(tmp_path / "sub") + os.sep
+    for call in (lambda: atomic_write(target, _write("x"), text=True),
+                 lambda: check_target(target)):
+        with pytest.raises(IsADirectoryError) as err:
+            call()
+        assert err.value.filename == target
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(IsADirectoryError):
+        atomic_write(str(tmp_path / "file") + os.sep, _write("x"), text=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+    assert (tmp_path / "file").read_text() == "keep"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
 import warnings
@@ -1373,3 +1374,98 @@ def test_early_stopping_and_trainer_name_non_numeric_options():
 
     with pytest.raises(TypeError, match="grad_clip must be a real number"):
         nn.Trainer(m, nn.MSELoss(), SGD(m.parameters(), lr=0.1), grad_clip="a")
+
+
+def test_trainer_tbptt_must_be_an_integer():
+    m = mlp()
+    with pytest.raises(TypeError, match=r"^tbptt: expected an integer, got float 2.5"):
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), tbptt=2.5)
+    with pytest.raises(TypeError, match="^tbptt: "):
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), tbptt="x")
+    with pytest.raises(ValueError, match="^tbptt: expected an integer >= 1"):
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), tbptt=0)
+    assert nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), tbptt=3).tbptt == 3
+
+
+def test_trainer_refuses_an_optimizer_over_another_models_parameters():
+    from nesy.optim import SGD, Adam
+
+    X, y = blobs(n=32)
+    model, other = mlp(seed=0), mlp(seed=5)
+    with pytest.raises(ValueError, match=r"^optimizer: none of its 4 parameter arrays is a "
+                                         r"parameter of the model"):
+        nn.Trainer(model, nn.CrossEntropyLoss(), Adam(other.parameters()), verbose=0)
+    mixed = Adam([model.parameters()[0], other.parameters()[1]])
+    with pytest.raises(ValueError, match=r"^optimizer: its parameter array 1 is not a parameter"):
+        nn.Trainer(model, nn.CrossEntropyLoss(), mixed, verbose=0)
+    # an optimizer over some of the parameters trains those only (fine-tuning the last layer)
+    before = [p.copy() for p in model.parameters()]
+    head = model.parameters()[2:]
+    nn.Trainer(model, nn.CrossEntropyLoss(), SGD(head[::-1], lr=0.1), epochs=2,
+               verbose=0).fit(X, y)
+    after = model.parameters()
+    assert all(np.array_equal(a, b) for a, b in zip(before[:2], after[:2]))
+    assert not any(np.array_equal(a, b) for a, b in zip(before[2:], after[2:]))
+    # views of the whole parameters are the parameters; the usual optimizer is unchanged
+    nn.Trainer(model, nn.CrossEntropyLoss(), SGD([p[...] for p in model.parameters()], lr=0.1),
+               epochs=1, verbose=0).fit(X, y)
+    assert not np.array_equal(after[0], before[0])
+
+
+def test_module_load_state_dict_of_a_non_mapping_names_state():
+    layer = nn.Dense(2, 3, rng=0)
+    keep = [p.copy() for p in layer.parameters()]
+    for bad in ([1, 2], 5, None):
+        with pytest.raises(TypeError, match="^load_state_dict: state: expected a mapping"):
+            layer.load_state_dict(bad)
+    assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
+
+
+def test_module_save_checks_its_path(tmp_path):
+    layer = nn.Dense(2, 3, rng=0)
+    for bad in (None, 5):
+        with pytest.raises(TypeError, match="^path: expected a file path"):
+            layer.save(bad)
+    layer.save(os.fsencode(tmp_path / "b.npz"))  # bytes, as np.save takes
+    other = nn.Dense(2, 3, rng=1)
+    other.load(tmp_path / "b.npz")
+    assert np.array_equal(other.weight, layer.weight)
+    target = str(tmp_path / "sub") + os.sep
+    with pytest.raises(IsADirectoryError) as err:  # used to write a file named "sub"
+        layer.save(target)
+    assert err.value.filename == target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npz"]
+
+
+@pytest.mark.parametrize("fn", [act.softmax, act.log_softmax])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_softmax_of_an_empty_axis_is_empty(fn, dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = fn(np.ones((2, 0), dtype))
+        assert out.shape == (2, 0)
+        assert out.dtype == (np.float32 if dtype == np.float32 else np.float64)
+        assert fn(np.ones((0, 3), dtype)).shape == (0, 3)
+        assert fn(np.ones((2, 0), dtype), axis=0).shape == (2, 0)
+    with pytest.raises(np.exceptions.AxisError):
+        fn(np.ones((2, 0)), axis=2)
+    assert nn.Softmax().forward(np.ones((2, 0))).shape == (2, 0)
+
+
+@pytest.mark.parametrize("grad", [np.ones((4, 3)) * 1j, np.array([[None, 1.0, 2.0]] * 4)])
+def test_dense_backward_refuses_complex_and_object_gradients(grad):
+    layer = nn.Dense(2, 3, rng=0)
+    layer.forward(np.ones((4, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning either
+        with pytest.raises(TypeError, match=r"^grad_out: expected real numbers"):
+            layer.backward(grad)
+    assert not any(g.any() for g in layer.gradients())  # nothing accumulated
+
+
+def test_star_import_exports_the_estimators():
+    for name in ("MLPClassifier", "MLPRegressor", "make_mlp"):
+        assert name in nn.__all__
+    namespace: dict = {}
+    exec("from nesy.nn import *", namespace)
+    assert namespace["MLPClassifier"] is nn.MLPClassifier

@@ -148,3 +148,30 @@ def test_fit_skips_the_data_gradient_and_leaves_a_plain_network():
     X, y = np.random.default_rng(0).standard_normal((40, 3)), np.arange(40) % 2
     clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, random_state=0).fit(X, y)
     assert clf.model_[0].input_grad is True  # switched off during fit only
+
+
+@pytest.mark.parametrize("param", ["learning_rate", "weight_decay", "tol"])
+def test_infinite_options_are_refused_by_their_name(param):
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=rf"^{param}: expected a Real in [\[(]0.0, inf\), "
+                                         r"got inf"):
+        MLPClassifier(epochs=1, **{param: np.inf}).fit(X, y)
+
+
+def test_values_too_large_to_standardise_are_named_not_called_infinite():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), np.arange(20) % 2
+    clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, y)
+    w = clf.model_[0].weight.copy()
+    big = np.c_[X, np.full(20, 1e308)]  # finite, but its mean overflows
+    with pytest.raises(ValueError, match=r"^X: values too large to standardise \(column 3"):
+        clf.fit(big, y)
+    assert clf.n_features_in_ == 3 and np.array_equal(clf.model_[0].weight, w)  # kept
+    spread = X.copy()
+    spread[0, 1] = 1e200  # the mean is finite, the variance overflows
+    with pytest.raises(ValueError, match=r"^X: .*column 1"):
+        MLPClassifier(epochs=1).fit(spread, y)
+    with pytest.raises(ValueError, match=r"^y: values too large to standardise \(column 0"):
+        MLPRegressor(epochs=1).fit(X, X[:, 0] * 1e307)
+    with pytest.raises(ValueError, match=r"^y: .*column 1"):
+        MLPRegressor(epochs=1).fit(X, np.c_[X[:, 0], X[:, 1] * 1e307])

@@ -6,6 +6,7 @@ Mirrors python/nesy/optim/ and rust/core/src/optim/.
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing as mp
 import os
@@ -966,3 +967,74 @@ def test_state_dict_files_that_are_not_name_the_path(tmp_path):
     assert optim.load_state_dict_file(good)["state"][0]["step"] == 1
     with open(good, "rb") as fh:  # an open file works too, as np.load's
         assert optim.load_state_dict_file(fh)["state"][0]["step"] == 1
+
+
+def test_save_state_dict_refuses_a_state_entry_that_is_not_a_dict(tmp_path):
+    path = tmp_path / "s.npz"
+    with pytest.raises(TypeError, match=r"^state_dict: state\[0\]: expected a dict.*got int 5"):
+        optim.save_state_dict({"state": {0: 5}, "param_groups": []}, path)
+    assert not path.exists()
+
+
+def test_state_dict_file_with_betas_that_are_not_a_list_names_them(tmp_path):
+    path = tmp_path / "betas.npz"
+    meta = {"param_groups": [{"lr": 1, "betas": 5}], "scalars": {}}
+    np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with pytest.raises(TypeError, match=r"betas\.npz.*param_groups\[0\]\['betas'\]: expected a "
+                                        r"list \(beta1, beta2\), got int 5"):
+        optim.load_state_dict_file(path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda g, b: g["params"].append(b),                # torch would follow this append
+    lambda g, b: g["params"].extend([b]),
+    lambda g, b: g["params"].insert(0, b),
+    lambda g, b: g["params"].pop(),
+    lambda g, b: g["params"].remove(g["params"][0]),
+    lambda g, b: g["params"].__setitem__(0, b),        # same length, another array
+    lambda g, b: g["params"].__delitem__(0),
+    lambda g, b: g["params"].__iadd__([b]),
+    lambda g, b: g["params"].clear(),
+])
+def test_editing_a_groups_params_list_is_refused_where_it_happens(edit):
+    a, b = np.ones(2), np.full(2, 5.0)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(2)])
+    before = a.copy()
+    with pytest.raises(ValueError, match=r"^param_groups\[i\]\['params'\]: .*add_param_group"):
+        edit(opt.param_groups[0], b)
+    assert opt.param_groups[0]["params"] == [a] and isinstance(opt.param_groups[0]["params"],
+                                                                list)
+    assert np.array_equal(a, before) and b.tolist() == [5.0, 5.0]
+    opt.step([np.ones(2)])  # still the optimizer it was
+    assert opt._steps.tolist() == [2]
+    # the list pickles and copies as a list of the same arrays
+    assert copy.deepcopy(opt.param_groups[0]["params"])[0].tolist() == a.tolist()
+
+
+def test_replacing_a_groups_params_list_is_refused_not_ignored():
+    a, b = np.ones(2), np.full(2, 5.0)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(2)])
+    before, state = a.copy(), opt.state_dict()
+    opt.param_groups[0]["params"] = [b]
+    for call in (lambda: opt.step([np.ones(2)]), opt.state_dict,
+                 lambda: opt.load_state_dict(state)):
+        with pytest.raises(ValueError, match=r"^param_groups\[0\]\['params'\]: replaced after .*"
+                                             r"add_param_group"):
+            call()
+    assert np.array_equal(a, before) and b.tolist() == [5.0, 5.0]
+    assert opt._steps.tolist() == [1]
+
+
+def test_a_group_appended_to_param_groups_by_hand_is_refused():
+    a = np.ones(2)
+    opt = optim.SGD([a], lr=0.1)
+    opt.param_groups.append({"params": [np.ones(2)], "lr": 0.1})
+    with pytest.raises(ValueError, match=r"^param_groups: has 2 groups.*add_param_group"):
+        opt.step([np.ones(2), np.ones(2)])
+    assert a.tolist() == [1.0, 1.0]
+    opt.param_groups.pop()
+    opt.add_param_group({"params": [np.ones(2)]})  # the supported way
+    opt.step([np.ones(2), np.ones(2)])
+    assert a.tolist() == [0.9, 0.9]

@@ -114,8 +114,9 @@ def test_results_do_not_depend_on_thread_count():
 def test_small_batch_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
     # Weights of >= 128 KiB and at most 8 rows: the forward pass with two threads splits the
     # hidden units between them (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as
-    # 160 + 170, 128 as 64 + 64; the GRU at (32, 128) has 240 KiB, just above the threshold). Outputs, workspace and the gradients computed from it must equal one thread's,
-    # and the outputs the reference.
+    # 160 + 170, 128 as 64 + 64; the GRU at (32, 128) has 240 KiB, just above the threshold).
+    # Outputs, workspace and the gradients computed from it must equal one thread's, and the
+    # outputs the reference.
     inp, up = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
     for k in ("w_ih", "w_hh"):  # torch's init scale: not saturated, not chaotic
         inp[k] = (inp[k] * np.float32(2 / np.sqrt(H))).astype(np.float32)

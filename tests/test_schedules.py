@@ -1432,3 +1432,40 @@ def test_composite_load_rolls_back_inner_schedules(name):
     assert sched.state_dict() == before and _lrs(opt) == lrs
     sched.load_state_dict(other.state_dict())
     assert _run(sched, 40) == _run(other, 40)
+
+
+@pytest.mark.parametrize("make,name,gamma,steps", [
+    (lambda o: S.ExponentialLR(o, gamma=1.5), "ExponentialLR", 1.5, 2000),
+    (lambda o: S.StepLR(o, step_size=1, gamma=10.0), "StepLR", 10.0, 400),
+    (lambda o: S.MultiStepLR(o, milestones=range(1, 400), gamma=10.0), "MultiStepLR", 10.0, 400),
+])
+def test_a_growing_gamma_that_overflows_raises_a_named_value_error(make, name, gamma, steps):
+    # gamma > 1 is the learning-rate range test; Python's ** used to raise a bare OverflowError
+    opt = _Opt()
+    sched = make(opt)
+    with pytest.raises(ValueError, match=rf"^{name}: the learning rate overflows at step \d+ "
+                                         rf"\(gamma={gamma}"):
+        for _ in range(steps):
+            sched.step()
+    t, lrs = sched.last_epoch, _lrs(opt)
+    assert all(math.isfinite(lr) for lr in lrs) and lrs == sched.get_last_lr()
+    with pytest.raises(ValueError, match=f"overflows at step {t + 1} "):
+        sched.step()
+    assert sched.last_epoch == t and _lrs(opt) == lrs  # nothing changed
+    with pytest.raises(ValueError, match=f"^{name}: .*overflows"):
+        sched.lr_at(t + 1, 0.1)
+    assert sched.lr_at(t + 1, 0.0) == 0.0  # a rate of 0 stays 0
+
+
+def test_multiplicative_lr_that_overflows_raises_a_named_value_error():
+    opt = _Opt()
+    sched = S.MultiplicativeLR(opt, lambda epoch: 10.0)
+    with pytest.raises(ValueError, match=r"^MultiplicativeLR: the learning rate overflows at "
+                                         r"step \d+"):
+        for _ in range(400):
+            sched.step()
+    t, lrs = sched.last_epoch, _lrs(opt)
+    assert all(math.isfinite(lr) for lr in lrs)
+    with pytest.raises(ValueError, match="MultiplicativeLR"):
+        sched.step()
+    assert sched.last_epoch == t and _lrs(opt) == lrs

@@ -1,11 +1,14 @@
 """Atomic file writes: every file nesy saves (checkpoints, state dicts, rule sets) goes to a
 temporary file in the target's folder, is flushed to disk, then renamed over the target, so a
-crash leaves either the old file or the new one, never half of either."""
+crash leaves either the old file or the new one, never half of either. A target that exists
+and is not a regular file (``/dev/null``, a FIFO) is written through instead, as ``np.save``
+and ``torch.save`` do: renaming over it would replace the device or pipe with a file."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -14,21 +17,36 @@ from typing import IO, Any, BinaryIO, Callable, Mapping
 import numpy as np
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
+def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]], None],
                  text: bool = False, suffix: str = "") -> None:
     """Call ``write(fh)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     A symbolic link is written through (its target is replaced, the link kept), and a file
     that exists keeps its permissions; a new file gets the usual ``0o666 & ~umask``.
 
+    A target that exists and is not a regular file (a character device such as
+    ``/dev/null``, a FIFO) is opened and written directly, as ``np.save`` and ``torch.save``
+    do, never replaced: that write is not atomic (a failing ``write`` leaves what it wrote),
+    and opening a FIFO waits for a reader.
+
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str``, ``bytes`` or ``os.PathLike`` (the message names ``path``).
     OSError
         Before anything is written, naming ``path`` (``filename``): ``FileNotFoundError`` when
-        its folder does not exist, ``IsADirectoryError`` when ``path`` is a folder, and any
-        error creating the temporary file (e.g. ``PermissionError``)."""
-    target = os.fspath(path)
+        its folder does not exist, ``IsADirectoryError`` when ``path`` is a folder or ends with
+        a path separator, and any error creating the temporary file (e.g.
+        ``PermissionError``)."""
+    target = _fspath(path)
     path = check_target(target)
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        _write_through(target, path, write, text)
+        return
     directory = os.path.dirname(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
@@ -60,19 +78,53 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
         raise
 
 
-def check_target(path: str | os.PathLike[str]) -> str:
+def _write_through(target: str, real: str, write: Callable[[IO[Any]], None],
+                   text: bool) -> None:
+    """``write(fh)`` on the existing non-regular file ``real`` opened for writing (no
+    ``O_CREAT``: if it vanished meanwhile, nothing is created); errors name ``target``."""
+    try:
+        fd = os.open(real, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, target) from None
+    fh: IO[Any] = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
+    with fh:
+        write(fh)
+        fh.flush()
+
+
+def _fspath(path: Any) -> str:
+    """``path`` as a ``str`` (``bytes`` decoded with ``os.fsdecode``); ``TypeError`` naming
+    ``path`` for anything that is not a path."""
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a file path (str, bytes or os.PathLike), got "
+                        f"{type(path).__name__} {path!r}") from None
+    return os.fsdecode(p)
+
+
+def check_target(path: str | bytes | os.PathLike[str]) -> str:
     """The real path ``path`` will be written to, after checking that its folder exists and
     that it is not itself a folder (so that a long run can check where it saves first).
 
+    An existing target that is not a regular file (``/dev/null``, a FIFO) is accepted:
+    :func:`atomic_write` writes through to it.
+
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str``, ``bytes`` or ``os.PathLike`` (the message names ``path``).
     FileNotFoundError, NotADirectoryError, IsADirectoryError
-        With ``filename`` the path as given."""
-    target = os.fspath(path)
+        With ``filename`` the path as given; ``IsADirectoryError`` also for a path that ends
+        with a separator (``"out/sub/"`` names a folder, not a file to write)."""
+    target = _fspath(path)
     real = os.path.realpath(target)
     directory = os.path.dirname(real)
     if os.path.isdir(real):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", target)
+    if target.endswith(os.sep) or (os.altsep is not None and target.endswith(os.altsep)):
+        raise IsADirectoryError(errno.EISDIR, "ends with a path separator, so it names a "
+                                "folder, not a file", target)
     if not os.path.isdir(directory):
         if os.path.exists(directory):
             raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} is not a folder", target)
@@ -119,6 +171,6 @@ def read_npz(path: str | os.PathLike[str] | BinaryIO, kind: str, keys: tuple[str
     return out
 
 
-def atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+def atomic_savez(path: str | bytes | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     """``np.savez`` to ``path``, atomically."""
     atomic_write(path, lambda fh: np.savez(fh, **arrays), suffix=".npz")

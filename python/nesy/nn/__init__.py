@@ -41,7 +41,7 @@ from nesy.nn.activations import (
     tanh,
     tanh_backward,
 )
-from nesy.nn.estimators import MLPClassifier, MLPRegressor, make_mlp  # noqa: F401
+from nesy.nn.estimators import MLPClassifier, MLPRegressor, make_mlp
 from nesy.nn.layers import Dense, Dropout, Flatten, Sequential
 from nesy.nn.losses import (
     BCEWithLogitsLoss,
@@ -99,4 +99,8 @@ __all__ = [
     "History",
     "accuracy",
     "predict",
+    # scikit-learn estimators
+    "MLPClassifier",
+    "MLPRegressor",
+    "make_mlp",
 ]

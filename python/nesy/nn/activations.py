@@ -187,10 +187,19 @@ def gelu_backward(grad_out: np.ndarray, x: np.ndarray, approximate: str = "none"
     return grad_out * d
 
 
+def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` minus its maximum along ``axis``. An empty array has no maximum (NumPy raises):
+    nothing is subtracted, so the softmax of an empty axis is empty, as torch's."""
+    if x.size == 0:
+        return x - np.sum(x, axis=axis, keepdims=True)  # checks the axis; an empty result
+    return x - np.max(x, axis=axis, keepdims=True)
+
+
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Softmax along ``axis``, shifted by the maximum so it never overflows."""
+    """Softmax along ``axis``, shifted by the maximum so it never overflows (an empty input
+    gives an empty output)."""
     x = np.asarray(x)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(_shifted(x, axis))
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
 
@@ -201,9 +210,12 @@ def softmax_backward(grad_out: np.ndarray, y: np.ndarray, axis: int = -1) -> np.
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``log(softmax(x))`` computed stably as ``x - max - log(sum(exp(x - max)))``."""
+    """``log(softmax(x))`` computed stably as ``x - max - log(sum(exp(x - max)))`` (an empty
+    input gives an empty output)."""
     x = np.asarray(x)
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = _shifted(x, axis)
+    if x.size == 0:
+        return np.exp(shifted)  # empty, in the result's dtype (no log(0) of the empty sums)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 

@@ -82,13 +82,35 @@ def make_mlp(n_in: int, hidden_layer_sizes: Sequence[int], n_out: int,
 
 def _check_param(name: str, value: Any, kind: type, low: float, high: float = np.inf,
                  low_open: bool = False) -> None:
+    """``value`` is a ``kind`` in the range (finite: an unbounded range excludes infinity)."""
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
+        ok = (value > low if low_open else value >= low) and (
+            value <= high if high < np.inf else value < np.inf)
     if not ok:
         lo = "(" if low_open else "["
-        raise ValueError(f"{name}: expected a {kind.__name__} in {lo}{low}, {high}], "
+        hi = "]" if high < np.inf else ")"
+        raise ValueError(f"{name}: expected a {kind.__name__} in {lo}{low}, {high}{hi}, "
                          f"got {value!r}")
+
+
+def _standardisation(A: np.ndarray, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Column means and scales (standard deviations, 1 where 0) of ``A`` (n_samples, n_columns).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the column, when a mean or standard deviation overflows (values
+        near the float range are finite, but cannot be standardised)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = A.mean(axis=0)
+        scale = A.std(axis=0)
+    bad = ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: values too large to standardise (column {j}: its mean or "
+                         f"standard deviation overflows {A.dtype}); rescale it first")
+    return mean, np.where(scale > 0, scale, 1.0)
 
 
 class _BaseMLP(BaseEstimator):
@@ -163,9 +185,7 @@ class _BaseMLP(BaseEstimator):
         dtype = self._check_params()
         self._dtype = dtype
         rng = np.random.default_rng(self.random_state)
-        self.x_mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.x_scale_ = np.where(scale > 0, scale, 1.0)
+        self.x_mean_, self.x_scale_ = _standardisation(X, "X")
         Xs = np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=dtype)
         n = Xs.shape[0]
         n_val = int(round(self.validation_fraction * n)) if self.early_stopping else 0
@@ -338,9 +358,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y = np.asarray(y, dtype=np.float64)
         self._y_ndim = y.ndim
         Y = y.reshape(y.shape[0], -1)
-        self.y_mean_ = Y.mean(axis=0)
-        scale = Y.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        self.y_mean_, self.y_scale_ = _standardisation(Y, "y")
         return [(np.asarray(a, np.float64).reshape(Y.shape[0], -1) - self.y_mean_)
                 / self.y_scale_ for a in (y, *others)]
 

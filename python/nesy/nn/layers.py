@@ -105,9 +105,11 @@ class Dense(Module):
 
     def backward(self, grad_out: np.ndarray) -> Any:
         """Accumulate ``dW += x^T g`` and ``db += sum(g)``; return ``g @ W^T`` (None with
-        ``input_grad=False``)."""
+        ``input_grad=False``). ``grad_out`` must hold real numbers (``TypeError`` naming it
+        otherwise, as :meth:`forward` for ``x``: a complex gradient would lose its imaginary
+        part, an object ``None`` would become NaN)."""
         (x,) = self._saved()
-        g = np.asarray(grad_out, dtype=self.dtype)
+        g = real_array(grad_out, "grad_out").astype(self.dtype, copy=False)
         expected = x.shape[:-1] + (self.out_features,)
         if g.shape != expected:
             raise ValueError(f"Dense.backward: grad_out has shape {g.shape}, expected {expected}")

@@ -331,10 +331,16 @@ class Module:
 
         Raises
         ------
+        TypeError
+            ``state`` is not a mapping (the message names ``state``).
         ValueError
             Naming the key, for a missing or unexpected key, a shape mismatch or a value that is
             not floating point.
         """
+        if not isinstance(state, Mapping) and not (
+                callable(getattr(state, "keys", None)) and hasattr(state, "__getitem__")):
+            raise TypeError(f"load_state_dict: state: expected a mapping of names to arrays "
+                            f"(a state_dict()), got {type(state).__name__}")
         targets = {n: (a, t) for n, a, t in self._state_arrays()}
         keys = list(state.keys())
         if strict:
@@ -371,8 +377,14 @@ class Module:
             else:
                 np.copyto(dst, src, casting="unsafe")
 
-    def save(self, path: os.PathLike[str] | str) -> None:
-        """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename)."""
+    def save(self, path: os.PathLike[str] | str | bytes) -> None:
+        """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename).
+
+        ``path`` is a ``str``, ``bytes`` or ``os.PathLike`` (else ``TypeError`` naming it);
+        an existing target that is not a regular file (``/dev/null``, a FIFO) is written
+        through, not replaced. A path that is a folder or ends with a separator raises
+        ``IsADirectoryError``, a missing folder ``FileNotFoundError``, before anything is
+        written."""
         atomic_savez(path, self.state_dict())
 
     def load(self, path: os.PathLike[str] | str, strict: bool = True) -> None:

@@ -300,6 +300,60 @@ def _snapshot(trainer: Trainer) -> Callable[[], None]:
     return restore
 
 
+def _optimizer_arrays(optimizer: Any) -> Optional[List[np.ndarray]]:
+    """The arrays in ``optimizer.param_groups`` (groups concatenated), or None when it has no
+    such groups or holds something else than NumPy arrays (e.g. torch tensors)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, (list, tuple)):
+        return None
+    arrays: List[np.ndarray] = []
+    for g in groups:
+        ps = g.get("params") if isinstance(g, Mapping) else None
+        if not isinstance(ps, (list, tuple)) or not all(isinstance(p, np.ndarray) for p in ps):
+            return None
+        arrays.extend(ps)
+    return arrays or None
+
+
+def _optimizer_grads(model: Module, optimizer: Any) -> List[np.ndarray]:
+    """The gradient arrays to pass to ``optimizer.step``: ``model.gradients()`` when the
+    optimizer holds the model's parameters in order (or its arrays cannot be read), else the
+    gradients of its arrays in its order (an optimizer over some of the parameters, to train
+    only those; an array that views all of a parameter counts as that parameter).
+
+    Raises
+    ------
+    ValueError
+        When an array of the optimizer is not a parameter of the model (an optimizer built on
+        another model's parameters would update that model with this one's gradients)."""
+    grads = model.gradients()
+    arrays = _optimizer_arrays(optimizer)
+    if arrays is None:
+        return grads
+    params = model.parameters()
+    if len(arrays) == len(params) and all(a is p for a, p in zip(arrays, params)):
+        return grads
+    index = {_memory(p): i for i, p in enumerate(params)}  # an exact view is the parameter
+    foreign = [j for j, a in enumerate(arrays) if _memory(a) not in index]
+    if len(foreign) == len(arrays):
+        raise ValueError(
+            f"optimizer: none of its {len(arrays)} parameter arrays is a parameter of the model "
+            "(was it built on another model?); build it from model.parameters()"
+        )
+    if foreign:
+        raise ValueError(
+            f"optimizer: its parameter array {foreign[0]} is not a parameter of the model "
+            f"({len(foreign)} of {len(arrays)} are not), and the Trainer only computes the "
+            "model's gradients; build it from (some of) model.parameters()"
+        )
+    return [grads[index[_memory(a)]] for a in arrays]
+
+
+def _memory(a: np.ndarray) -> Tuple[int, Tuple[int, ...], Tuple[int, ...], str]:
+    """Where an array's elements are: the same for a parameter and a view of all of it."""
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
+
+
 def _is_plateau(schedule: Any) -> bool:
     names = {cls.__name__ for cls in type(schedule).__mro__}
     return "ReduceLROnPlateau" in names or getattr(schedule, "mode", None) in ("min", "max")
@@ -318,7 +372,10 @@ class Trainer:
         E.g. :class:`~nesy.nn.losses.CrossEntropyLoss`; called as ``loss(output, y_batch)``.
     optimizer : object
         Anything with ``step(grads)`` updating ``model.parameters()`` in place, e.g.
-        ``nesy.optim.Adam(model.parameters(), lr=1e-3)``.
+        ``nesy.optim.Adam(model.parameters(), lr=1e-3)``. An optimizer whose ``param_groups``
+        hold some of the parameters only (fine-tuning) gets the gradients of those, in its
+        order; one holding an array that is not a parameter of ``model`` raises
+        ``ValueError``.
     schedule : object, optional
         Learning-rate schedule; ``schedule.step()`` is called once per epoch (or per batch with
         ``schedule_interval="batch"``). A ReduceLROnPlateau-like schedule (class of that name,
@@ -367,14 +424,15 @@ class Trainer:
         schedule_interval: str = "epoch",
         tbptt: Optional[int] = None,
     ) -> None:
-        if tbptt is not None and (isinstance(tbptt, bool) or int(tbptt) < 1):
-            raise ValueError(f"tbptt must be a positive number of steps, got {tbptt!r}")
+        if tbptt is not None:
+            tbptt = check_int("tbptt", tbptt, 1)
         if not isinstance(model, Module):
             raise TypeError(f"model must be a nesy.nn.Module, got {type(model).__name__}")
         if not callable(loss):
             raise TypeError(f"loss must be callable (a nesy.nn Loss), got {type(loss).__name__}")
         if not hasattr(optimizer, "step"):
             raise TypeError("optimizer must have a step(grads) method")
+        _optimizer_grads(model, optimizer)  # ValueError if it holds none of the model's arrays
         batch_size = check_int("batch_size", batch_size, 1)
         epochs = check_int("epochs", epochs, 0)
         if grad_clip is not None and not _number("grad_clip", grad_clip) > 0:
@@ -571,7 +629,7 @@ class Trainer:
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         model = self.model
         model.train()
-        grads = model.gradients()
+        grads = _optimizer_grads(model, self.optimizer)
         total = 0.0
         outputs: List[np.ndarray] = []
         starts = range(0, n, self.batch_size)

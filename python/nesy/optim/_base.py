@@ -28,6 +28,24 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _TORCH_EXECUTION = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
+class _ParamList(list):  # type: ignore[type-arg]
+    """A param group's ``"params"``: a list (torch code reads it as one) that refuses to be
+    edited. torch's optimizers follow an array appended to this list; nesy's state is laid out
+    for the arrays it was given, so an edit raises at once, naming :meth:`add_param_group`,
+    instead of being ignored."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("param_groups[i]['params']: the optimizer's arrays cannot be edited "
+                         "in place; add parameters with add_param_group({'params': [...]}), "
+                         "or build a new optimizer")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and copy without calling append
+        return (_ParamList, (list(self),))
+
+
 class Optimizer:
     """Base class: parameter groups, flat state, one fused step.
 
@@ -62,6 +80,9 @@ class Optimizer:
         self._columns: list[str] = list(_core.optim_columns(self._kind))
         self._params: list[np.ndarray] = []
         self._group_of: list[int] = []
+        #: Each group's ``"params"`` list as added: a step checks that the group still holds
+        #: that list (the flat state follows ``_params``; the lists refuse edits themselves).
+        self._group_params: list[_ParamList] = []
         self._steps = np.zeros(0, dtype=np.int64)
         self._scalars = np.zeros(0, dtype=np.float64)
         self._state_names: list[str] = []
@@ -105,6 +126,7 @@ class Optimizer:
                 raise ValueError(f"{where}: the same array appears more than once")
             seen.add(id(p))
         _check_disjoint(self._params, ps, len(self.param_groups))
+        ps = _ParamList(ps)
         group["params"] = ps
         g_index = len(self.param_groups)
         self.param_groups.append(group)
@@ -114,6 +136,7 @@ class Optimizer:
             self.param_groups.pop()
             raise
         self._params.extend(ps)
+        self._group_params.append(ps)
         self._group_of.extend([g_index] * len(ps))
         self._steps = np.concatenate([self._steps, np.zeros(len(ps), np.int64)])
         self._scalars = np.concatenate(
@@ -121,6 +144,30 @@ class Optimizer:
         )
         self._group_idx = np.asarray(self._group_of, dtype=np.int64)
         self._alloc_state()
+
+    def _check_groups_unchanged(self) -> None:
+        """``ValueError`` if ``param_groups`` or a group's ``"params"`` entry was replaced since
+        the arrays were added: the optimizer's state is laid out for the arrays it was given,
+        so it cannot follow another list. (Edits of the list itself are refused where they
+        happen: it is a :class:`_ParamList`.) O(groups): it runs at every step."""
+        groups, snaps = self.param_groups, self._group_params
+        if len(groups) != len(snaps):
+            raise ValueError(
+                f"param_groups: has {len(groups)} groups, but the optimizer was given "
+                f"{len(snaps)}; add a group with add_param_group({{'params': [...]}}), not by "
+                "editing the list"
+            )
+        for gi, (g, snap) in enumerate(zip(groups, snaps)):
+            ps = g.get("params") if isinstance(g, Mapping) else None
+            if ps is snap and len(ps) == len(snap):
+                continue
+            have = f"{len(ps)} arrays" if isinstance(ps, (list, tuple)) else repr(ps)
+            raise ValueError(
+                f"param_groups[{gi}]['params']: replaced after it was added ({have}, the "
+                f"optimizer holds {len(snap)}); the optimizer does not follow another list: add "
+                "new parameters with add_param_group({'params': [...]}), or build a new "
+                "optimizer"
+            )
 
     # ------------------------------------------------------------------------------ state
     def _row(self, gi: int, group: Mapping[str, Any]) -> list[float]:
@@ -224,12 +271,20 @@ class Optimizer:
         check_finite : bool
             If true, raise ``FloatingPointError`` and change nothing when any gradient holds NaN
             or infinity. By default non-finite values propagate, as in PyTorch.
+
+        Raises
+        ------
+        ValueError
+            Before anything changes, if a group's ``"params"`` list was edited since it was
+            added (an array appended, removed or replaced; torch would follow the edit, this
+            optimizer's flat state cannot): add parameters with :meth:`add_param_group`.
         """
         if not isinstance(grads, list):
             if not isinstance(grads, Iterable) or isinstance(grads, (str, bytes, Mapping)):
                 raise TypeError(f"grads: expected a list with one array (or None) per "
                                 f"parameter, got {type(grads).__name__}")
             grads = list(grads)
+        self._check_groups_unchanged()
         hyper = self._hyper()
         if max(self._used, default=0) > self._n_alloc:
             self._alloc_state()  # an option turned on a state buffer (amsgrad, momentum, ...)
@@ -267,6 +322,7 @@ class Optimizer:
 
         Parameters are referred to by their index in the order of all groups concatenated.
         """
+        self._check_groups_unchanged()
         state: dict[int, dict[str, Any]] = {}
         for i, views in enumerate(self._views()):
             if self._steps[i] == 0:
@@ -294,6 +350,7 @@ class Optimizer:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict with keys 'state' and 'param_groups', "
                             f"got {type(state_dict).__name__}")
+        self._check_groups_unchanged()
         groups = state_dict.get("param_groups")
         state = state_dict.get("state")
         if not isinstance(groups, list) or not isinstance(state, Mapping):
@@ -492,6 +549,9 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
     arrays: dict[str, np.ndarray] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for i, entry in state_dict["state"].items():
+        if not isinstance(entry, Mapping):
+            raise TypeError(f"state_dict: state[{i!r}]: expected a dict of the parameter's "
+                            f"state (step and buffers), got {type(entry).__name__} {entry!r}")
         for name, v in entry.items():
             if isinstance(v, np.ndarray):
                 arrays[f"state/{i}/{name}"] = v
@@ -511,7 +571,9 @@ def load_state_dict(path: str | os.PathLike[str] | BinaryIO) -> dict[str, Any]:
     OSError
         The file cannot be read.
     ValueError
-        It is not a state-dict file; the message names ``path``."""
+        It is not a state-dict file; the message names ``path``.
+    TypeError
+        A group's ``betas`` is not a list; the message names ``path`` and the group."""
     from nesy._io import read_npz
 
     shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", path)
@@ -540,8 +602,11 @@ def load_state_dict(path: str | os.PathLike[str] | BinaryIO) -> dict[str, Any]:
                 raise bad(f"key {key!r} is not 'state/<index>/<name>'")
             state.setdefault(int(parts[1]), {})[parts[2]] = a
     groups = meta["param_groups"]
-    for g in groups:
+    for gi, g in enumerate(groups):
         if "betas" in g:
+            if not isinstance(g["betas"], list):
+                raise TypeError(f"{shown!r}: param_groups[{gi}]['betas']: expected a list "
+                                f"(beta1, beta2), got {type(g['betas']).__name__} {g['betas']!r}")
             g["betas"] = tuple(g["betas"])
     return {"state": state, "param_groups": groups}
 

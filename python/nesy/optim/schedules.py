@@ -212,6 +212,26 @@ def _check_t(t: Any) -> int:
     return check_int("t", t, 0)
 
 
+def _gamma_power(sched: Any, t: int, base_lr: float, k: int) -> float:
+    """``base_lr * gamma**k`` of a decay schedule at step ``t``. With ``gamma > 1`` (a
+    learning-rate range test) it leaves the float range after enough steps: ``ValueError``
+    naming the schedule, the step and ``gamma`` (Python's ``**`` raises ``OverflowError``, a
+    product that overflows gives infinity), raised before the schedule changes."""
+    try:
+        lr = base_lr * sched.gamma**k
+    except OverflowError:
+        if base_lr == 0:
+            return 0.0
+        lr = math.inf
+    if lr == math.inf and math.isfinite(base_lr):
+        raise ValueError(
+            f"{type(sched).__name__}: the learning rate overflows at step {t} "
+            f"(gamma={sched.gamma} to the power {k}, initial learning rate {base_lr}); stop "
+            "the schedule earlier or use a smaller gamma"
+        )
+    return lr
+
+
 # ---------------------------------------------------------------------------------- state dicts
 def _enc(x: Any) -> Any:
     """JSON-safe copy: non-finite floats become the strings 'inf', '-inf', 'nan'."""
@@ -770,13 +790,24 @@ class MultiplicativeLR(_LambdaSchedule):
         g = self._group(group)
         lr = float(base_lr)
         for s in range(1, t + 1):
-            lr *= self._factor(s, g)
+            lr = self._grown(s, lr, lr * self._factor(s, g))
         return lr
 
     def _lrs_for_step(self, t: int) -> list[float]:
         if t == 0:
             return list(self.base_lrs)
-        return [lr * self._factor(t, i) for i, lr in enumerate(self._last_lr)]
+        return [self._grown(t, lr, lr * self._factor(t, i)) for i, lr in enumerate(self._last_lr)]
+
+    def _grown(self, t: int, before: float, lr: float) -> float:
+        """``lr``, the rate of step ``t`` (``before`` times a factor), unless the product
+        overflowed: ``ValueError`` naming the schedule and the step (factors above 1 grow the
+        rate without bound), raised before the schedule changes."""
+        if lr == math.inf and math.isfinite(before):
+            raise ValueError(
+                f"MultiplicativeLR: the learning rate overflows at step {t} ({before} times "
+                f"lr_lambda's factor); stop the schedule earlier or use smaller factors"
+            )
+        return lr
 
     def _restart_state(self) -> None:
         t = self.last_epoch
@@ -797,6 +828,8 @@ class StepLR(LRSchedule):
         Period ``s >= 1`` of the decay.
     gamma : float
         Multiplicative factor ``> 0``. Default 0.1.
+        Above 1 the rate grows; a step whose rate leaves the float range raises
+        ``ValueError`` naming the step and ``gamma``, with nothing changed.
     last_epoch : int
         See :class:`LRSchedule`.
     """
@@ -813,7 +846,7 @@ class StepLR(LRSchedule):
 
     def lr_at(self, t: int, base_lr: float) -> float:
         _check_t(t)
-        return base_lr * self.gamma ** (t // self.step_size)
+        return _gamma_power(self, t, base_lr, t // self.step_size)
 
 
 class MultiStepLR(LRSchedule):
@@ -831,6 +864,8 @@ class MultiStepLR(LRSchedule):
         Steps ``>= 0`` at which the decay happens (any order; stored sorted).
     gamma : float
         Multiplicative factor ``> 0``. Default 0.1.
+        Above 1 the rate grows; a step whose rate leaves the float range raises
+        ``ValueError`` naming the step and ``gamma``, with nothing changed.
     last_epoch : int
         See :class:`LRSchedule`.
     """
@@ -851,7 +886,7 @@ class MultiStepLR(LRSchedule):
 
     def lr_at(self, t: int, base_lr: float) -> float:
         _check_t(t)
-        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, t)
+        return _gamma_power(self, t, base_lr, bisect.bisect_right(self.milestones, t))
 
 
 class ExponentialLR(LRSchedule):
@@ -865,6 +900,8 @@ class ExponentialLR(LRSchedule):
         Anything with ``param_groups`` (see :class:`LRSchedule`).
     gamma : float
         Multiplicative factor ``> 0``.
+        Above 1 the rate grows; a step whose rate leaves the float range raises
+        ``ValueError`` naming the step and ``gamma``, with nothing changed.
     last_epoch : int
         See :class:`LRSchedule`.
     """
@@ -878,7 +915,7 @@ class ExponentialLR(LRSchedule):
 
     def lr_at(self, t: int, base_lr: float) -> float:
         _check_t(t)
-        return base_lr * self.gamma**t
+        return _gamma_power(self, t, base_lr, t)
 
 
 class InverseTimeLR(LRSchedule):
