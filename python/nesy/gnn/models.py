@@ -266,8 +266,11 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
 
     The defaults are the GCN paper's (Kipf and Welling 2017): 2 layers, 16 hidden units,
     dropout 0.5, learning rate 0.01, weight decay 5e-4 on the first layer, 200 epochs, features
-    row-normalised. For GAT (Velickovic et al. 2018) use ``hidden_size=8, heads=8,
-    dropout=0.6, attention_dropout=0.6, learning_rate=0.005, weight_decay_layers="all"``.
+    row-normalised; early stopping (``patience=100``) is not the paper's (``patience=None``
+    trains all epochs, as the README's GCN row). For GAT (Velickovic et al. 2018) use
+    ``hidden_size=8, heads=8, dropout=0.6, attention_dropout=0.6, learning_rate=0.005,
+    weight_decay_layers="all", epochs=1000, patience=100``. The exact settings of the README's
+    Cora table are ``nesy.gnn.report.CONFIGS``.
 
     Parameters
     ----------

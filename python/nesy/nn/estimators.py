@@ -253,7 +253,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Passed to the optimizer as ``lr`` and ``weight_decay``.
     schedule : {None, "cosine", "plateau"}
         Per-epoch learning-rate schedule: cosine annealing over ``epochs``, or halving on a
-        plateau of the validation loss.
+        plateau of the validation loss (of the training loss without ``early_stopping``, which
+        is what holds a validation split out).
     batch_size, epochs : int
         Mini-batch size and maximum number of passes over the data.
     early_stopping : bool, default False
