@@ -441,3 +441,57 @@ def test_unfitted_teacher_is_fitted_on_y_and_the_distiller_cross_validates(iris)
     assert scores.shape == (3,) and scores.min() > 0.85
     reg = Distiller(MLPRegressor(), MLPRegressor())
     assert is_regressor(reg) and not hasattr(reg, "predict_proba")
+
+
+# ---------------------------------------------------------------------- bad inputs (s10)
+def test_float64_torch_teacher_gets_float64_input():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2).double()
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    want = model(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_array_equal(as_teacher(model).logits(X), want)  # no float32 rounding
+    d = Distiller(model, DecisionTreeClassifier(random_state=0)).fit(X)
+    assert d.fidelity(X) == 1.0
+    # a module without parameters runs on float32, as before
+    assert as_teacher(torch.nn.Softmax(dim=1))(X.astype(np.float32)).shape == (30, 3)
+
+
+def test_augment_refuses_bad_counts_and_options_by_name():
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    with pytest.raises(TypeError, match=r"^n_samples: expected an integer, got float 2\.5"):
+        augment(X, "noise", 2.5)
+    with pytest.raises(ValueError, match=r"^n_samples: expected an integer >= 0"):
+        augment(X, "noise", -1)
+    with pytest.raises(TypeError, match=r"^noise_scale: expected a number, got str 'a'"):
+        augment(X, "noise", 2, noise_scale="a")
+    with pytest.raises(ValueError, match=r"^noise_scale: expected a finite number >= 0"):
+        augment(X, "noise", 2, noise_scale=float("inf"))
+    with pytest.raises(TypeError, match=r"^mixup_alpha: expected a number"):
+        augment(X, "mixup", 2, mixup_alpha=None)
+    with pytest.raises(ValueError, match=r"^X: no rows to make 2 rows near"):
+        augment(np.ones((0, 3)), "mixup", 2)
+    with pytest.raises(ValueError, match=r"^X: expected \(n_samples, n_features\)"):
+        augment(np.ones(3), "noise", 2)
+    assert augment(X, "both", np.int64(5), rng=0).shape == (5, 3)
+    assert augment(np.ones((0, 3)), "both", 0).shape == (0, 3)
+
+
+def test_distiller_and_loss_name_bad_hyper_parameters():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    teacher = lambda X: np.c_[X[:, 0], -X[:, 0]]  # noqa: E731
+    with pytest.raises(TypeError, match=r"^temperature: expected a number, got str 'a'"):
+        distillation_loss(np.zeros((2, 2)), np.zeros((2, 2)), [0, 1], temperature="a")
+    with pytest.raises(ValueError, match=r"^temperature: expected a finite positive number"):
+        distillation_loss(np.zeros((2, 2)), np.zeros((2, 2)), [0, 1], temperature=np.inf)
+    with pytest.raises(TypeError, match=r"^alpha: expected a number"):
+        DistillationLoss(alpha="0.5")
+    for kw, exc, match in [
+            (dict(augment="noise", n_augment="x"), TypeError, r"^n_augment: expected a number"),
+            (dict(augment="noise", n_augment=-1.0), ValueError, r"^n_augment: expected a finite"),
+            (dict(temperature="a"), TypeError, r"^temperature: expected a number"),
+            (dict(alpha=2.0), ValueError, r"^alpha: expected a number in \[0, 1\]")]:
+        d = Distiller(teacher, DecisionTreeClassifier(), **kw)
+        with pytest.raises(exc, match=match):
+            d.fit(X)
+        assert not hasattr(d, "student_")

@@ -1418,3 +1418,103 @@ def test_a_model_fit_on_id_arrays_says_where_its_sizes_came_from():
                  lambda: m.predict_tails([0], [2])):
         with pytest.raises(IndexError, match=r"out of range.*sized from the largest ids.*KGData"):
             call()
+
+
+# --------------------------------------------------------------------------- bad inputs (s10)
+_T3 = np.array([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
+
+
+@pytest.mark.parametrize("dim", [4.0, "4", np.float64(4), 2.5, True])
+def test_a_dim_that_is_not_an_integer_is_refused_before_training(dim, tmp_path):
+    m = kge.KGEModel("distmult", dim=dim, epochs=1, verbose=0, checkpoint=tmp_path / "c.npz")
+    with pytest.raises(TypeError, match=r"^dim: expected an integer"):
+        m.fit(_T3)
+    assert not hasattr(m, "entity_embeddings_") and not (tmp_path / "c.npz").exists()
+    with pytest.raises(TypeError, match=r"^dim: expected an integer"):
+        kge.widths("distmult", dim)
+
+
+def test_numpy_integer_dims_train_save_and_load(tmp_path):
+    m = kge.KGEModel("complex", dim=np.int32(3), epochs=1, verbose=0).fit(_T3)
+    m.save(tmp_path / "m.npz")
+    back = kge.KGEModel.load(tmp_path / "m.npz")
+    assert back.dim == 3 and type(back.dim) is int
+    np.testing.assert_array_equal(back.entity_embeddings_, m.entity_embeddings_)
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(model="rotate", gamma=-20), ValueError, r"^gamma: expected a number >= -2 for rotate"),
+    (dict(model="rotate", gamma=float("nan")), ValueError, r"^gamma: expected a finite number"),
+    (dict(model="transe_l2", gamma=float("inf")), ValueError, r"^gamma: expected a finite"),
+    (dict(model="distmult", init_scale=-1), ValueError, r"^init_scale: expected None or a"),
+    (dict(model="transe_l1", init_scale=0), ValueError, r"^init_scale: expected None or a"),
+    (dict(model="rotate", init_scale=float("nan")), ValueError, r"^init_scale: expected"),
+    (dict(model="complex", init_scale="a"), TypeError, r"^init_scale: expected a number"),
+    (dict(model="distmult", dtype="foo"), ValueError,
+     r"^dtype: expected 'float32' or 'float64', got 'foo'"),
+    (dict(model="distmult", dtype=object), ValueError, r"^dtype: expected 'float32'"),
+])
+def test_bad_gamma_init_scale_and_dtype_are_named_before_training(kw, exc, match):
+    m = kge.KGEModel(dim=4, epochs=1, verbose=0, **kw)
+    with pytest.raises(exc, match=match):
+        m.fit(_T3)
+    assert not hasattr(m, "entity_embeddings_")
+
+
+def test_rotate_takes_a_low_gamma_with_its_own_init_scale():
+    m = kge.KGEModel("rotate", dim=4, gamma=-20, init_scale=0.1, epochs=1, verbose=0).fit(_T3)
+    assert np.all(np.isfinite(m.entity_embeddings_))
+
+
+@pytest.mark.parametrize("col,kind", [(2, "entity"), (1, "relation")])
+def test_a_huge_id_is_refused_before_its_table_is_allocated(col, kind):
+    t = _T3.copy()
+    t[0, col] = 10**12
+    with pytest.raises(ValueError, match=rf"^train: {kind} id 1,000,000,000,000 implies a table "
+                                         r"of 1,000,000,000,001 rows .*ids must be 0\.\.n-1 "
+                                         r"\(remap them, or use load_kg\)"):
+        kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(t)
+
+
+def test_evaluate_names_test_and_filter_triples():
+    m = _tiny_model()
+    good = np.array([[0, 0, 1]])
+    with pytest.raises(IndexError, match=r"^filter_triples\[0\] \(tail\): index 99 is out"):
+        m.evaluate(good, [[0, 0, 99]])
+    with pytest.raises(IndexError, match=r"^filter_triples\[1\] \(head\): index -1 is out"):
+        m.evaluate(good, [[0, 0, 1], [-1, 0, 1]])
+    with pytest.raises(IndexError, match=r"^test\[0\] \(relation\): index 7 is out"):
+        m.evaluate([[0, 7, 1]], good)
+    with pytest.raises(ValueError, match=r"^test: nothing to evaluate"):
+        m.evaluate(np.zeros((0, 3), np.int64), good)
+    with pytest.raises(TypeError, match=r"^filter_triples: expected integer ids"):
+        m.evaluate(good, np.ones((1, 3)))
+    assert m.evaluate(good, good)["both"]["count"] == 2
+
+
+@pytest.mark.parametrize("ranks,bad", [([1, 0], "0.0 at position 1"),
+                                       ([np.nan, 2], "nan at position 0"),
+                                       ([1, np.inf], "inf at position 1"),
+                                       ([[1, 2], [0.5, 3]], "0.5 at position 2")])
+def test_rank_metrics_requires_finite_ranks_of_at_least_one(ranks, bad):
+    with pytest.raises(ValueError, match=rf"^ranks: expected finite ranks >= 1, got {bad}"):
+        kge.rank_metrics(ranks)
+    assert kge.rank_metrics([1, 1.5, 4])["mrr"] == pytest.approx((1 + 1 / 1.5 + 0.25) / 3)
+
+
+@pytest.mark.parametrize("change", [dict(model="transe_l2"), dict(dim=2)])
+def test_load_refuses_params_that_contradict_the_file(tmp_path, change):
+    import json
+
+    m = kge.KGEModel("transe_l1", dim=4, epochs=1, verbose=0).fit(_T3)
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    params = json.loads(str(arrays["params"]))
+    params.update(change)
+    arrays["params"] = np.array(json.dumps(params))
+    np.savez(tmp_path / "x.npz", **arrays)
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=rf"x\.npz': not a nesy KGEModel file \('params' says "
+                                         rf"{key} {change[key]!r}, the file's '{key}' key"):
+        kge.KGEModel.load(tmp_path / "x.npz")

@@ -657,3 +657,83 @@ def test_rust_loss_grad_does_not_depend_on_the_thread_count(dtype, loss):
         np.testing.assert_array_equal(a, c)
     # Tasks differ (their parameters do), so equal bits are not a constant output.
     assert len(np.unique(results[0][0])) == n_tasks
+
+
+# ---------------------------------------------------------------------- bad inputs (s10)
+class _DivergingSine:
+    """Sine-like tasks whose targets explode after ``after`` sample calls (the validation
+    draws count too), so that a fit raises FloatingPointError part-way."""
+
+    loss = "mse"
+
+    def __init__(self, after):
+        self.after, self.calls = after, 0
+
+    def sample(self, n, rng):
+        self.calls += 1
+        x = np.ones((n, 5, 1))
+        y = x * (1e300 if self.calls > self.after else 1.0)
+        return TaskBatch(x, y, x, y)
+
+
+def test_a_fit_that_diverges_part_way_leaves_history_and_counts_as_they_were():
+    net = mlp([1, 8, 1])
+    learner = MetaLearner(net, "metasgd", inner_lr=0.1, outer_lr=0.1, eval_every=1,
+                          n_val_tasks=2, meta_batch_size=2, verbose=0, random_state=0)
+    sampler = _DivergingSine(after=13)
+    learner.fit(sampler, 3)
+    history = learner.history_
+    entries = (list(history.epoch), history.to_dict())
+    params = [p.copy() for p in net.parameters()]
+    lrs = [a.copy() for a in learner.inner_lrs_]
+    state = {k: v for k, v in vars(learner).items() if k.endswith("_")}
+    with pytest.raises(FloatingPointError):
+        learner.fit(sampler, 20)
+    assert sampler.calls > 8  # the second fit ran several iterations before diverging
+    assert learner.history_ is history and len(learner.history_) == 3
+    assert (list(history.epoch), history.to_dict()) == entries
+    assert learner.n_iter_ == 3
+    assert {k: v for k, v in vars(learner).items() if k.endswith("_")} == state
+    assert all(np.array_equal(a, b) for a, b in zip(net.parameters(), params))
+    assert all(np.array_equal(a, b) for a, b in zip(learner.inner_lrs_, lrs))
+    learner.fit(SineTasks(3), 2)  # and a later fit that succeeds appends to it
+    assert len(learner.history_) == 5 and learner.n_iter_ == 5
+
+
+def test_fit_with_a_model_that_is_not_a_module_names_model():
+    learner = MetaLearner(5, verbose=0)
+    with pytest.raises(TypeError, match=r"^model: expected a nesy Module, got int"):
+        learner.fit(SineTasks(3), 1)
+    assert not hasattr(learner, "history_")
+
+
+@pytest.mark.parametrize("saved_by,loaded_by", [("metasgd", "fomaml"), ("fomaml", "metasgd"),
+                                                ("reptile", "maml")])
+def test_load_refuses_a_file_of_another_algorithm(tmp_path, saved_by, loaded_by):
+    learner = MetaLearner(mlp([1, 5, 1], Tanh), saved_by, meta_batch_size=2, verbose=0,
+                          random_state=0)
+    learner.fit(SineTasks(3), 2)
+    path = tmp_path / "m.npz"
+    learner.save(path)
+    other = MetaLearner(mlp([1, 5, 1], Tanh, seed=4), loaded_by, verbose=0)
+    keep = [p.copy() for p in other.model.parameters()]
+    with pytest.raises(ValueError, match=rf"m\.npz': saved by a '{saved_by}' learner, this one "
+                                         rf"is '{loaded_by}' \(algorithm\)"):
+        other.load(path)
+    assert all(np.array_equal(p, q) for p, q in zip(other.model.parameters(), keep))
+    # The learner's own hyper-parameters are kept (as torch's load_state_dict does).
+    same = MetaLearner(mlp([1, 5, 1], Tanh, seed=4), saved_by, inner_lr=0.5, inner_steps=3,
+                       verbose=0).load(path)
+    assert same.inner_lr == 0.5 and same.inner_steps == 3
+    assert all(np.array_equal(p, q) for p, q in zip(same.model.parameters(),
+                                                     learner.model.parameters()))
+
+
+def test_adapt_names_support_x_when_its_features_do_not_fit_the_model():
+    learner = MetaLearner(mlp([1, 5, 1]), verbose=0)
+    with pytest.raises(ValueError, match=r"^support_x: expected shape \(n_support, 1\) for the "
+                                         r"model, got \(5, 2\)"):
+        learner.adapt(np.ones((5, 2)), np.ones((5, 1)))
+    clf = MetaLearner(mlp([2, 5, 3]), loss="cross_entropy", verbose=0)
+    with pytest.raises(ValueError, match=r"^support_y has labels outside \[0, 3\)"):
+        clf.adapt(np.ones((4, 2)), np.array([0, 1, 2, 3]))

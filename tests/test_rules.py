@@ -9,6 +9,7 @@ Mirrors python/nesy/rules/.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -406,3 +407,51 @@ def test_decompositional_default_network_and_fixed_width():
     np.testing.assert_array_equal(default.predict(X), explicit.predict(X))
     with pytest.raises(ValueError, match="X: has 3 features, the model takes 4"):
         DecompositionalRuleExtractor(FrozenEstimator(explicit.model_)).fit(X[:, :3])
+
+
+# ---------------------------------------------------------------------- bad inputs (s10)
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: Condition(0, "<=", "a"), TypeError, r"^threshold: expected a number, got str 'a'"),
+    (lambda: Condition(0, "<=", None), TypeError, r"^threshold: expected a number"),
+    (lambda: Condition("a", "<=", 1), TypeError, r"^feature: expected an integer, got str"),
+    (lambda: Condition(True, "<=", 1), TypeError, r"^feature: expected an integer, got bool"),
+    (lambda: Condition(1.5, "<=", 1), ValueError, r"^feature: expected an integer, got 1\.5"),
+    (lambda: Condition(-1, "<=", 1), ValueError, r"^feature: expected a column index >= 0"),
+    (lambda: Rule((), "x", (1.0,)), TypeError, r"^label: expected an integer, got str 'x'"),
+    (lambda: Rule((), 0, (1.0, "a")), TypeError, r"^proba\[1\]: expected a number"),
+    (lambda: Rule((), 0, 1.0), TypeError, r"^proba: expected a sequence of numbers"),
+    (lambda: Rule((), 0, (1.0,), support="3"), TypeError, r"^support: expected an integer"),
+    (lambda: Rule((), 0, (1.0,), coverage="a"), TypeError, r"^coverage: expected a number"),
+    (lambda: Rule((), 0, (1.0,), precision=None), TypeError, r"^precision: expected a number"),
+    (lambda: Rule(("x <= 1",), 0, (1.0,)), TypeError, r"^conditions\[0\]: expected a Condition"),
+])
+def test_conditions_and_rules_name_the_field_of_a_bad_value(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_conditions_and_rules_take_numpy_and_integral_float_values():
+    c = Condition(np.int64(2), ">", np.float32(0.5))
+    assert c == Condition(2, ">", 0.5) and type(c.feature) is int and type(c.threshold) is float
+    assert Condition(2.0, "<=", 1).feature == 2  # as JSON may give
+    r = Rule((c,), np.int64(1), np.array([0.25, 0.75]), np.int32(3), np.float64(0.5), 1)
+    assert (r.label, r.proba, r.support, r.coverage, r.precision) == (1, (0.25, 0.75), 3, 0.5,
+                                                                       1.0)
+    assert type(r.label) is int and type(r.support) is int
+
+
+def test_load_names_the_file_that_is_not_a_ruleset(tmp_path):
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(binary))}: not a UTF-8 text file"):
+        RuleSet.load(binary)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(broken))}: not valid JSON"):
+        RuleSet.load(broken)
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "something else", "version": 1}')
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(other))}: malformed RuleSet"):
+        RuleSet.load(other)
+    with pytest.raises(ValueError, match=r"^rules JSON: malformed RuleSet"):  # not from a file
+        RuleSet.from_json(other.read_text())

@@ -449,3 +449,52 @@ def test_bad_seeds_counts_and_path_budgets_name_the_argument():
             KGGraph.of(tr, **kw)
     g = KGGraph.of(tr, n_entities=np.int64(5), n_relations=4)
     assert (g.n_entities, g.n_relations) == (5, 4) and g.index.n_entities == 5
+
+
+# --------------------------------------------------------------------------- bad inputs (s10)
+def _small_rules():
+    return mine(_graph(14, 3, 80, 1), max_length=2, max_length_acyclic=0, min_support=1,
+                min_head_coverage=0.0, min_confidence=0.0, verbose=0)
+
+
+def test_rule_set_queries_name_bad_counts_and_indices():
+    rs = _small_rules()
+    assert len(rs) > 0
+    with pytest.raises(TypeError, match=r"^k: expected an integer, got float 2\.5"):
+        rs.predict_tails(0, 0, k=2.5)
+    with pytest.raises(ValueError, match=r"^k: expected an integer >= 1, got 0"):
+        rs.predict_heads(0, 0, k=0)
+    with pytest.raises(IndexError, match=rf"^k: rule 1000000000 is out of range for {len(rs):,} "
+                                         "rules"):
+        rs.text(10**9)
+    with pytest.raises(IndexError, match=r"^k: rule -1 is out of range"):
+        rs.text(-1)
+    with pytest.raises(TypeError, match=r"^k: expected an integer"):
+        rs.text(1.0)
+    with pytest.raises(TypeError, match=r"^k: expected an integer"):
+        rs.top(0, k=2.5)
+    with pytest.raises(TypeError, match=r"^limit: expected an integer"):
+        rs.explain(0, 0, 1, limit=1.5)
+    assert rs.text(np.int64(0)) == rs.text(0)
+    with pytest.raises(IndexError, match=r"^entity: id 14 is out of range for 14 entities$"):
+        rs.predict_tails(14, 0)
+    with pytest.raises(IndexError, match=r"^relation: id 3 is out of range for 3 relations$"):
+        rs.predict_tails(0, 3)
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(min_head_coverage=float("nan")), ValueError, r"^min_head_coverage: expected a value in"),
+    (dict(min_confidence=1.5), ValueError, r"^min_confidence: expected a value in \[0, 1\]"),
+    (dict(min_confidence="a"), TypeError, r"^min_confidence: expected a number"),
+    (dict(min_support=-1), ValueError, r"^min_support: expected an integer >= 0"),
+    (dict(min_support=2.5), TypeError, r"^min_support: expected an integer"),
+    (dict(max_length=1.5), TypeError, r"^max_length: expected an integer"),
+])
+def test_filter_checks_its_thresholds_as_mine_does(kw, exc, match):
+    rs = _small_rules()
+    with pytest.raises(exc, match=match):
+        rs.filter(**kw)
+    if "max_length" not in kw:
+        with pytest.raises(exc, match=match.replace(">= 0", ">= 1")):
+            mine(_graph(14, 3, 80, 1), max_length=1, max_length_acyclic=0, verbose=0, **kw)
+    assert len(rs.filter(min_support=0, min_head_coverage=0.0, min_confidence=0.0)) == len(rs)

@@ -171,6 +171,17 @@ def read_npz(path: str | os.PathLike[str] | BinaryIO, kind: str, keys: tuple[str
     return out
 
 
+def read_text(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
+    """The whole text of ``path``; a file that is not in ``encoding`` raises ``ValueError``
+    naming it (``UnicodeDecodeError`` alone does not say which file)."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding=encoding) as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: not a UTF-8 text file ({exc})") from None
+
+
 def atomic_savez(path: str | bytes | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     """``np.savez`` to ``path``, atomically."""
     atomic_write(path, lambda fh: np.savez(fh, **arrays), suffix=".npz")

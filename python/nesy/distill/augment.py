@@ -10,13 +10,24 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
+from nesy._checks import check_int
+
 __all__ = ["augment", "AUGMENTATIONS"]
 
 AUGMENTATIONS = ("noise", "mixup", "both")
+
+
+def _real(name: str, value: Any) -> float:
+    """``value`` as a float; TypeError naming ``name`` unless it is a real number (booleans
+    and strings are not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def _noise(X: np.ndarray, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
@@ -40,7 +51,7 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
     X : ndarray of shape (n_samples, n_features)
     kind : {"noise", "mixup", "both"}
     n_samples : int
-        Number of rows to make.
+        Number of rows to make (an integer: 2.5 is refused, not truncated).
     noise_scale : float
         Noise standard deviation as a fraction of each feature's standard deviation.
     mixup_alpha : float > 0
@@ -54,19 +65,23 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
     """
     if kind not in AUGMENTATIONS:
         raise ValueError(f"augment: expected one of {AUGMENTATIONS}, got {kind!r}")
-    if not float(noise_scale) >= 0:
-        raise ValueError(f"noise_scale: expected a number >= 0, got {noise_scale!r}")
-    if not float(mixup_alpha) > 0:
-        raise ValueError(f"mixup_alpha: expected a positive number, got {mixup_alpha!r}")
-    n = int(n_samples)
-    if n < 0:
-        raise ValueError(f"n_samples: expected >= 0, got {n_samples!r}")
+    scale, alpha = _real("noise_scale", noise_scale), _real("mixup_alpha", mixup_alpha)
+    if not (np.isfinite(scale) and scale >= 0):
+        raise ValueError(f"noise_scale: expected a finite number >= 0, got {noise_scale!r}")
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"mixup_alpha: expected a finite number > 0, got {mixup_alpha!r}")
+    n = check_int("n_samples", n_samples, 0)
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X: expected (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0 and n > 0:
+        raise ValueError(f"X: no rows to make {n} rows near (shape {X.shape})")
     rng = np.random.default_rng(rng)
+    if n == 0:
+        return np.empty((0, X.shape[1]))
     if kind == "noise":
-        return _noise(X, n, float(noise_scale), rng)
+        return _noise(X, n, scale, rng)
     if kind == "mixup":
-        return _mixup(X, n, float(mixup_alpha), rng)
+        return _mixup(X, n, alpha, rng)
     half = n // 2
-    return np.vstack([_noise(X, half, float(noise_scale), rng),
-                      _mixup(X, n - half, float(mixup_alpha), rng)])
+    return np.vstack([_noise(X, half, scale, rng), _mixup(X, n - half, alpha, rng)])

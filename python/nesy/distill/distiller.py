@@ -12,8 +12,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from threadpoolctl import threadpool_limits
 
 from nesy._fit import keeps_state_on_error
-from nesy.distill.augment import AUGMENTATIONS, augment
-from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss
+from nesy.distill.augment import AUGMENTATIONS, _real, augment
+from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss, _check_hyper
 from nesy.distill.teachers import as_teacher, fitted_model, is_unfitted_estimator
 from nesy.nn.activations import softmax
 from nesy.nn.estimators import SOLVERS
@@ -147,6 +147,10 @@ class Distiller(BaseEstimator):
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment: expected None or one of {AUGMENTATIONS}, "
                              f"got {self.augment!r}")
+        n_augment = _real("n_augment", self.n_augment)
+        if not (np.isfinite(n_augment) and n_augment >= 0):
+            raise ValueError(f"n_augment: expected a finite number >= 0, got {self.n_augment!r}")
+        _check_hyper(self.temperature, self.alpha)  # before an unfitted teacher is trained
         if y is None:  # ValueError if the teacher must be fitted first (see __sklearn_tags__)
             X = validate_data(self, X, y, dtype=np.float64)
         else:
@@ -156,7 +160,7 @@ class Distiller(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         extra = np.empty((0, X.shape[1]))
         if self.augment is not None:
-            n_new = int(round(float(self.n_augment) * X.shape[0]))
+            n_new = int(round(n_augment * X.shape[0]))
             extra = augment(X, self.augment, n_new, self.noise_scale, self.mixup_alpha, rng)
         X_all = np.vstack([X, extra])
         self.n_augmented_ = extra.shape[0]

@@ -19,6 +19,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from nesy.distill.augment import _real
 from nesy.nn.activations import log_softmax
 from nesy.nn.losses import Loss
 
@@ -26,11 +27,12 @@ __all__ = ["distillation_loss", "DistillationLoss", "RegressionDistillationLoss"
 
 
 def _check_hyper(temperature: Any, alpha: Any) -> Tuple[float, float]:
-    if isinstance(temperature, bool) or not float(temperature) > 0:
-        raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
-    if isinstance(alpha, bool) or not 0.0 <= float(alpha) <= 1.0:
+    T, a = _real("temperature", temperature), _real("alpha", alpha)
+    if not (np.isfinite(T) and T > 0):
+        raise ValueError(f"temperature: expected a finite positive number, got {temperature!r}")
+    if not 0.0 <= a <= 1.0:
         raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
-    return float(temperature), float(alpha)
+    return T, a
 
 
 def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, y: np.ndarray,

@@ -5,7 +5,8 @@
 - a :class:`nesy.nn.Module` (its outputs are logits, or values for regression);
 - any estimator with ``predict_proba`` (scikit-learn, :class:`nesy.nn.MLPClassifier`, ...);
 - a scikit-learn regressor (``predict``);
-- a PyTorch ``nn.Module`` (run on a float32 tensor without gradients);
+- a PyTorch ``nn.Module`` (run without gradients on a tensor of the dtype and device of its
+  first parameter, float32 when it has none);
 - any callable ``f(X) -> ndarray`` returning logits or probabilities ``(n_samples, n_classes)``
   or regression values ``(n_samples,)``/``(n_samples, n_outputs)``.
 
@@ -128,8 +129,14 @@ def _torch_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     import torch
 
     def run(X: np.ndarray) -> np.ndarray:
+        # The dtype and device of the module's first parameter (float32 on the CPU when it
+        # has none): a float64 module refuses float32 input.
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        dtype = torch.float32 if first is None else first.dtype
+        device = None if first is None else first.device
+        x = torch.as_tensor(np.asarray(X, np.float64), dtype=dtype, device=device)
         with torch.no_grad():
-            return model(torch.as_tensor(np.asarray(X, np.float32))).detach().cpu().numpy()
+            return model(x).detach().cpu().numpy()
 
     return run
 

@@ -83,10 +83,16 @@ def ranks_of_scores(scores: Any, triples: Any, known: Any, side: str
 
 
 def rank_metrics(ranks: Any) -> dict[str, float]:
-    """``count``, MR, MRR (mean of ``1 / rank``) and Hits@1/3/10 of a set of ranks."""
+    """``count``, MR, MRR (mean of ``1 / rank``) and Hits@1/3/10 of a set of ranks (finite,
+    ``>= 1``; ValueError naming ``ranks`` otherwise)."""
     r = np.asarray(ranks, dtype=np.float64)
     if r.size == 0:
         raise ValueError("ranks: no ranks to summarise")
+    bad = np.flatnonzero(~(r >= 1) | ~np.isfinite(r))  # NaN fails both
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"ranks: expected finite ranks >= 1, got {float(r.flat[i])} at position "
+                         f"{i}")
     out = {"count": int(r.size), "mr": float(np.mean(r)), "mrr": float(np.mean(1.0 / r))}
     for k in HITS_AT:
         out[f"hits@{k}"] = float(np.mean(r <= k))

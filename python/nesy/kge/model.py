@@ -123,6 +123,25 @@ def _number(name: str, v: Any) -> float:
     return float(v)
 
 
+def _table_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as float32 or float64; ValueError naming ``dtype`` otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def _physical_memory() -> Optional[int]:
+    """Bytes of physical memory, or None where the system does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _data_parts(train: Any, valid: Any) -> tuple[np.ndarray, Optional[np.ndarray], int, int]:
     """Training triples, validation triples and the table sizes from a KGData or arrays."""
     if hasattr(train, "train") and hasattr(train, "n_entities"):
@@ -147,7 +166,8 @@ class KGEModel:
     ----------
     model : {"transe_l1", "transe_l2", "distmult", "complex", "rotate"}
     dim : int
-        Rank: real dimensions (TransE, DistMult) or complex dimensions (ComplEx, RotatE).
+        Rank: real dimensions (TransE, DistMult) or complex dimensions (ComplEx, RotatE). An
+        integer (NumPy integers too); a float, even ``4.0``, is refused.
     loss : {"margin", "softplus", "self_adversarial", "bce", "ce"}, optional
         Default per model (:data:`DEFAULT_LOSS`). ``"bce"`` (binary cross-entropy, KvsAll) and
         ``"ce"`` (softmax cross-entropy per known answer, Lacroix et al. 2018) are 1-vs-all
@@ -166,7 +186,9 @@ class KGEModel:
     margin : float
         Margin of the ranking loss.
     gamma : float, optional
-        Margin of the self-adversarial loss (default 12 for distance models, 0 otherwise).
+        Margin of the self-adversarial loss (default 12 for distance models, 0 otherwise);
+        finite, and for RotatE without ``init_scale`` at least -2 (its entities start uniform in
+        ``+-(gamma + 2) / dim``).
     adversarial_temperature : float
         Self-adversarial weighting (0: uniform weights).
     label_smoothing : float
@@ -176,7 +198,8 @@ class KGEModel:
     normalize_entities : bool, optional
         Unit-norm entity rows after each update (default: True for TransE).
     init_scale : float, optional
-        Spread of the initial embeddings (default per model, see :meth:`_init_tables`).
+        Spread of the initial embeddings, finite and > 0 (default per model, see
+        :meth:`_init_tables`).
     eval_every : int
         Epochs between validation evaluations (with ``valid``); 0 never.
     patience : int, optional
@@ -273,6 +296,19 @@ class KGEModel:
             raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
         distance = model in ("transe_l1", "transe_l2", "rotate")
         gamma = (12.0 if distance else 0.0) if self.gamma is None else self.gamma
+        gamma = _number("gamma", gamma)
+        if not np.isfinite(gamma):
+            raise ValueError(f"gamma: expected a finite number, got {gamma!r}")
+        if model == "rotate" and self.init_scale is None and gamma < -2:
+            raise ValueError(f"gamma: expected a number >= -2 for rotate, whose entities start "
+                             f"uniform in +-(gamma + 2) / dim (or set init_scale), got {gamma!r}")
+        if self.init_scale is not None:
+            scale = _number("init_scale", self.init_scale)
+            if not (np.isfinite(scale) and scale > 0):
+                raise ValueError(f"init_scale: expected None or a finite number > 0, got "
+                                 f"{self.init_scale!r}")
+        check_int("dim", self.dim, 1)  # a float dim would be saved in a file load refuses
+        _table_dtype(self.dtype)
         for name in ("num_negatives", "batch_size", "epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -290,7 +326,7 @@ class KGEModel:
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"betas: expected a pair of numbers, got {betas!r}")
         return _TrainArgs(
-            loss=loss, margin=_number("margin", self.margin), gamma=_number("gamma", gamma),
+            loss=loss, margin=_number("margin", self.margin), gamma=gamma,
             adversarial_temperature=_number("adversarial_temperature",
                                             self.adversarial_temperature),
             label_smoothing=_number("label_smoothing", self.label_smoothing),
@@ -308,11 +344,9 @@ class KGEModel:
         """TransE: uniform(+-6/sqrt(k)) rows, entities normalised (Bordes et al.); RotatE:
         entities uniform(+-(gamma + 2) / k), phases uniform(-pi, pi) (Sun et al.); DistMult and
         ComplEx: normal with std ``init_scale`` (default 0.1)."""
-        dt = np.dtype(self.dtype)
-        if dt not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        dt = _table_dtype(self.dtype)
         d_e, d_r = widths(self.model, self.dim)
-        k = int(self.dim)
+        k = check_int("dim", self.dim, 1)
         rng = np.random.default_rng(self.seed)
         if self.model.startswith("transe"):
             b = 6 / np.sqrt(k) if self.init_scale is None else self.init_scale
@@ -346,6 +380,7 @@ class KGEModel:
         """
         args = self._resolved()
         tr, va, n_ent, n_rel = _data_parts(train, valid)
+        self._check_table_sizes(n_ent, n_rel, args, hasattr(train, "n_entities"))
         meta = _provenance(train)
         if tr.shape[0] == 0:
             raise ValueError("train: the training set is empty")
@@ -421,6 +456,30 @@ class KGEModel:
         self.best_epoch_ = best[1] if best[1] >= 0 else len(history) - 1
         return self
 
+    def _check_table_sizes(self, n_ent: int, n_rel: int, args: _TrainArgs,
+                           from_data: bool) -> None:
+        """ValueError before anything is allocated when the tables (with the optimizer state
+        and the copy of the best ones) cannot fit in this machine's memory: from id arrays,
+        that is an id far beyond the number of entities or relations (the tables have a row
+        for every id up to the largest)."""
+        mem = _physical_memory()
+        if mem is None:
+            return
+        d_e, d_r = widths(self.model, self.dim)
+        copies = 2 + (2 if args.optimizer == "adam" else 1)  # tables, best copy, state
+        size = np.dtype(self.dtype).itemsize * copies
+        need = (n_ent * d_e + n_rel * d_r) * size
+        if need <= mem:
+            return
+        kind, n = ("entity", n_ent) if n_ent * d_e >= n_rel * d_r else ("relation", n_rel)
+        gib = f"{need / 2**30:,.1f} GiB with the optimizer state, more than this machine's " \
+              f"{mem / 2**30:,.1f} GiB"
+        if from_data:
+            raise ValueError(f"train: {n:,} {kind} rows of width "
+                             f"{d_e if kind == 'entity' else d_r} need {gib}")
+        raise ValueError(f"train: {kind} id {n - 1:,} implies a table of {n:,} rows ({gib}); "
+                         f"ids must be 0..n-1 (remap them, or use load_kg)")
+
     def _progress_bar(self, start: int) -> Any:
         """A tqdm bar over the epochs (None with ``verbose=0``), at ``start`` when resuming;
         :meth:`_epochs` moves it by one after each epoch, so that it ends at N/N."""
@@ -440,8 +499,9 @@ class KGEModel:
         hist = np.array([[h["epoch"], h["loss"], h.get("valid_mrr", np.nan)] for h in history],
                         dtype=np.float64).reshape(-1, 3)
         atomic_savez(self.checkpoint, {
-            "model": np.array(self.model), "dim": np.array(self.dim), "entity_embeddings": ent,
-            "relation_embeddings": rel, "ent_state": ent_state, "rel_state": rel_state,
+            "model": np.array(self.model), "dim": np.array(check_int("dim", self.dim, 1)),
+            "entity_embeddings": ent, "relation_embeddings": rel, "ent_state": ent_state,
+            "rel_state": rel_state,
             "step": np.array(step), "epoch": np.array(epoch), "history": hist,
             "best": np.array(best, dtype=np.float64), **meta})
 
@@ -692,10 +752,17 @@ class KGEModel:
         them, and ``data.unseen_test.rows`` lists them to leave out."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+        tables = self._tables()
         with self._sized_hint():
-            return evaluate(self.model, *self._tables(), self._triple_ids(test, "test"),
-                            self._triple_ids(filter_triples, "filter_triples"), ties,
-                            per_relation)
+            # Checked here, so that errors name these arguments (not the kernel's names)
+            t = check_triples(self._triple_ids(test, "test"), "test")
+            if t.shape[0] == 0:
+                raise ValueError("test: nothing to evaluate (0 triples)")
+            known = check_triples(self._triple_ids(filter_triples, "filter_triples"),
+                                  "filter_triples")
+            _check_ids(t, self.n_entities_, self.n_relations_, "test")
+            _check_ids(known, self.n_entities_, self.n_relations_, "filter_triples")
+            return evaluate(self.model, *tables, t, known, ties, per_relation)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -712,7 +779,8 @@ class KGEModel:
                               stacklevel=2)
             else:
                 params[k] = v
-        arrays = {"model": np.array(self.model), "dim": np.array(self.dim),
+        arrays = {"model": np.array(self.model),
+                  "dim": np.array(check_int("dim", self.dim, 1)),
                   "entity_embeddings": ent, "relation_embeddings": rel,
                   "params": np.array(json.dumps(params))}
         for name in ("entities", "relations"):
@@ -757,6 +825,11 @@ class KGEModel:
                 raise bad(f"'params' is not valid JSON: {exc}") from None
             if not isinstance(saved, dict):
                 raise bad("'params' is not a JSON object")
+            for key, value in (("model", model), ("dim", dim)):
+                if key in saved and not (type(saved[key]) is type(value)
+                                         and saved[key] == value):
+                    raise bad(f"'params' says {key} {saved[key]!r}, the file's {key!r} key "
+                              f"{value!r}")
             # Not the checkpoint: a later fit of the loaded model must not overwrite (or
             # resume from) the file of the run that trained it.
             m.set_params(**{k: (tuple(v) if k == "betas" and isinstance(v, list) else v)

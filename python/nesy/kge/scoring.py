@@ -40,9 +40,7 @@ def check_model(model: str) -> str:
 def widths(model: str, rank: int) -> tuple[int, int]:
     """``(d_e, d_r)``: the entity and relation table widths of a model of rank ``k``."""
     check_model(model)
-    if isinstance(rank, bool) or int(rank) < 1:
-        raise ValueError(f"dim: must be a positive integer, got {rank!r}")
-    k = int(rank)
+    k = check_int("dim", rank, 1)  # a float dim (4.0, 2.5) is refused, not truncated
     return {"complex": (2 * k, 2 * k), "rotate": (2 * k, k)}.get(model, (k, k))
 
 

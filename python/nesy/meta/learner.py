@@ -196,7 +196,10 @@ class MetaLearner(BaseEstimator):
         return self.inner_lrs_ if self.algorithm == "metasgd" else float(self.inner_lr)
 
     def _cast(self, batch: TaskBatch, loss: str, where: str = "") -> TaskBatch:
+        """``batch`` in the model's dtype; errors name the arrays after ``where`` (the sampler
+        argument), or alone without it (:meth:`adapt`'s own arguments)."""
         dt = self.dtype_
+        pre = f"{where}: " if where else ""
         for name in ("support_x", "support_y", "query_x", "query_y"):
             # a complex part would be dropped silently by the cast
             real_array(getattr(batch, name), f"{where}: {name}" if where else name)
@@ -207,17 +210,22 @@ class MetaLearner(BaseEstimator):
             n_out = getattr(self.backend_, "out_features", None)
             for name, yy in (("support_y", sy), ("query_y", qy)):
                 if yy.ndim != 2 or not np.all(yy == np.round(yy)):
-                    raise ValueError(f"task_sampler: {name} must hold integer class labels of "
-                                     f"shape (n_tasks, n_points), got {yy.shape}")
+                    shape = "(n_tasks, n_points)" if where else "(n_support,)"
+                    got = yy.shape if where else yy.shape[1:]
+                    raise ValueError(f"{pre}{name} must hold integer class labels of shape "
+                                     f"{shape}, got {got}")
                 if n_out is not None and (yy.min() < 0 or yy.max() >= n_out):
-                    raise ValueError(f"task_sampler: {name} has labels outside [0, {n_out}) "
-                                     "for a model with that many outputs")
+                    raise ValueError(f"{pre}{name} has labels outside [0, {n_out}) for a model "
+                                     "with that many outputs")
         else:
             sy = batch.support_y.astype(dt, copy=False)
             qy = batch.query_y.astype(dt, copy=False)
         n_in = getattr(self.backend_, "in_features", None)
         if n_in is not None and sx.shape[2:] != (n_in,):
-            raise ValueError(f"task_sampler: support_x has shape {sx.shape}, expected "
+            if not where:
+                raise ValueError(f"support_x: expected shape (n_support, {n_in}) for the "
+                                 f"model, got {sx.shape[1:]}")
+            raise ValueError(f"{pre}support_x has shape {sx.shape}, expected "
                              f"(n_tasks, n_points, {n_in}) for the model")
         return TaskBatch(sx, sy, qx, qy, batch.info)
 
@@ -251,9 +259,10 @@ class MetaLearner(BaseEstimator):
         FloatingPointError
             A non-finite loss during adaptation, naming the meta-iteration.
 
-        A fit that raises leaves the learner, its model's parameters and the learned inner
-        learning rates as they were before it.
+        A fit that raises leaves the learner (its ``history_`` and ``n_iter_`` included), its
+        model's parameters and the learned inner learning rates as they were before it.
         """
+        self._validate()  # a model that is no Module is named before it is snapshot
         before = (self.model.snapshot(), list(getattr(self, "inner_lrs_", ())))
         lrs = [a.copy() for a in before[1]]
         try:
@@ -265,9 +274,11 @@ class MetaLearner(BaseEstimator):
             raise
 
     def _fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
-        self._validate()
         n_iterations = check_int("n_iterations", n_iterations, 1)
         self._setup()
+        # Entries go to a copy, assigned at the end: keeps_state_on_error restores attributes
+        # by reference, so appending to self.history_ would outlive a fit that raises.
+        history = copy.deepcopy(self.history_)
         loss = self._resolve_loss(task_sampler)
         self.loss_ = loss
         rng, val_rng = np.random.default_rng(self.random_state).spawn(2)
@@ -305,10 +316,11 @@ class MetaLearner(BaseEstimator):
                     logs["val_accuracy"] = val["accuracy"]
                 logs["lr"] = float(opt.param_groups[0]["lr"])
                 logs["time"] = time.perf_counter() - t0
-                self.history_.append(it, logs)
+                history.append(it, logs)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", val_loss=f"{logs['val_loss']:.4g}")
                 window = []
         bar.close()
+        self.history_ = history
         return self
 
     # ------------------------------------------------------------------ adaptation
@@ -439,11 +451,19 @@ class MetaLearner(BaseEstimator):
     def load(self, path: os.PathLike[str] | str) -> MetaLearner:
         """Load a file written by :meth:`save` into ``model`` (bit-identical); returns self.
 
+        As PyTorch's ``load_state_dict``, this loads the learned state (the meta-parameters
+        and the inner learning rates) and keeps the learner's own hyper-parameters
+        (``inner_lr``, ``inner_steps``, ...; the file's are in its ``config``). The file must
+        come from a learner of the same ``algorithm``: a Meta-SGD file holds learned
+        per-parameter rates that another algorithm would ignore, and another algorithm's
+        file holds no learned rates for Meta-SGD. To reuse such a file on purpose, load it into
+        a learner of the file's algorithm, then ``set_params(algorithm=...)``.
+
         Raises
         ------
         ValueError
-            Naming the key, when a parameter is missing or its shape or dtype differs; nothing
-            is changed then.
+            Naming the file: it was saved by a learner of another ``algorithm``, or a parameter
+            is missing or its shape or dtype differs (naming the key); nothing is changed then.
         """
         from nesy._io import read_npz
 
@@ -458,6 +478,11 @@ class MetaLearner(BaseEstimator):
         if not isinstance(config, dict):
             raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' is not a JSON "
                              "object)")
+        saved_by = config.get("algorithm", self.algorithm)
+        if saved_by != self.algorithm:
+            raise ValueError(f"{shown!r}: saved by a {saved_by!r} learner, this one is "
+                             f"{self.algorithm!r} (algorithm); load it into a learner of "
+                             f"algorithm={saved_by!r}")
         pairs = []
         for (name, p), lr in zip(self.model.named_parameters(), self.inner_lrs_):
             for key, dst in ((f"theta/{name}", p), (f"inner_lr/{name}", lr)):

@@ -28,6 +28,7 @@ below every candidate.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_int
 from nesy.kge.evaluate import TIES, summarise_ranks
 from nesy.kge.scoring import check_seed
 from nesy.kge.scoring import check_triples as _triples
@@ -125,7 +127,8 @@ class KGGraph:
         if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
             raise TypeError(f"{kind}: expected an id or a label, got {type(x).__name__}")
         if not 0 <= int(x) < n:
-            raise IndexError(f"{kind}: id {int(x)} is out of range for {n} {kind}s")
+            plural = "entities" if kind == "entity" else f"{kind}s"
+            raise IndexError(f"{kind}: id {int(x)} is out of range for {n} {plural}")
         return int(x)
 
     def entity_name(self, x: int) -> str:
@@ -184,6 +187,19 @@ def length2_metrics(graph: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 # --------------------------------------------------------------------------- mining
+def _check_thresholds(min_support: Any, min_head_coverage: Any, min_confidence: Any,
+                      least_support: int) -> None:
+    """The thresholds of :func:`mine` and :meth:`KGRuleSet.filter`: ``min_support`` an integer
+    of at least ``least_support``, the two ratios numbers in [0, 1] (NaN refused)."""
+    check_int("min_support", min_support, least_support)
+    for name, v in (("min_head_coverage", min_head_coverage),
+                    ("min_confidence", min_confidence)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
+
+
 def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
                      min_head_coverage: float, min_confidence: float, confidence: str,
                      method: str, time_budget: Optional[float], paths: int) -> None:
@@ -197,12 +213,7 @@ def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
         raise ValueError(f"max_length_acyclic: expected 0 to 2, got {max_length_acyclic}")
     if max_length == 0 and max_length_acyclic == 0:
         raise ValueError("max_length and max_length_acyclic are both 0: nothing to mine")
-    if int(min_support) < 1:
-        raise ValueError(f"min_support: expected at least 1, got {min_support}")
-    for name, v in (("min_head_coverage", min_head_coverage),
-                    ("min_confidence", min_confidence)):
-        if not 0.0 <= float(v) <= 1.0:
-            raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
+    _check_thresholds(min_support, min_head_coverage, min_confidence, 1)
     if time_budget is not None and not float(time_budget) > 0:
         raise ValueError(f"time_budget: expected a positive number of seconds, got {time_budget}")
     if not 1 <= int(paths) <= MAX_PATHS:
@@ -432,9 +443,13 @@ class KGRuleSet:
                min_confidence: float = 0.0, confidence: str = "std",
                kinds: Optional[Sequence[str]] = None, max_length: Optional[int] = None,
                relations: Optional[Sequence[Any]] = None) -> KGRuleSet:
-        """The rules passing every given threshold (``kinds`` among :data:`KINDS`)."""
+        """The rules passing every given threshold (``kinds`` among :data:`KINDS`); the
+        thresholds are checked as :func:`mine` checks them (``min_support`` may be 0 here)."""
         if confidence not in ("std", "pca"):
             raise ValueError(f"confidence: expected 'std' or 'pca', got {confidence!r}")
+        _check_thresholds(min_support, min_head_coverage, min_confidence, 0)
+        if max_length is not None:
+            check_int("max_length", max_length, 0)
         keep = _keep(self.metrics, min_support, min_head_coverage, min_confidence, confidence)
         if kinds is not None:
             bad = [k for k in kinds if k not in KINDS]
@@ -452,8 +467,12 @@ class KGRuleSet:
         return (self.rules[:, 5:11:2] >= 0).sum(axis=1)
 
     def text(self, k: int) -> str:
-        """Rule ``k`` as readable text with labels."""
+        """Rule ``k`` (``0 <= k < len(self)``) as readable text with labels; IndexError naming
+        ``k`` out of that range."""
         from nesy.rules.kg_format import rule_text
+        k = check_int("k", k)
+        if not 0 <= k < len(self):
+            raise IndexError(f"k: rule {k} is out of range for {len(self):,} rules")
         return rule_text(self.rules[k], self.graph.relation_names(), self.graph.entity_names())
 
     def top(self, relation: Any, k: int = 10, by: str = "std_confidence") -> list[str]:
@@ -461,6 +480,7 @@ class KGRuleSet:
         ``"conf support rule"``."""
         if by not in self.metrics:
             raise ValueError(f"by: expected one of {sorted(self.metrics)}, got {by!r}")
+        k = check_int("k", k, 0)
         r = self.graph.relation(relation)
         idx = np.flatnonzero(self.rules[:, 1] == r)
         idx = idx[np.argsort(-self.metrics[by][idx], kind="stable")][:k]
@@ -489,8 +509,7 @@ class KGRuleSet:
 
     def _top(self, entities: Any, relations: Any, inverse: bool, k: int,
              filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
-        if int(k) < 1:
-            raise ValueError(f"k: expected at least 1, got {k}")
+        k = check_int("k", k, 1)
         # Ask for more than k when filtering: filtered candidates are dropped afterwards.
         f = None if filter_triples is None else _triples(filter_triples, "filter_triples")
         q, cands, _, maxes = self._predict(entities, relations, inverse, 0 if f is not None else k)
@@ -544,8 +563,7 @@ class KGRuleSet:
         """
         if direction not in ("head", "tail"):
             raise ValueError(f"direction: expected 'head' or 'tail', got {direction!r}")
-        if int(limit) < 1:
-            raise ValueError(f"limit: expected at least 1, got {limit}")
+        limit = check_int("limit", limit, 1)
         g = self.graph
         h, r, t = g.entity(head), g.relation(relation), g.entity(tail)
         inverse = direction == "head"

@@ -41,7 +41,7 @@ from typing import IO, Any, Optional, Union
 
 import numpy as np
 
-from nesy._io import atomic_write
+from nesy._io import atomic_write, read_text
 from nesy.datasets.kg import UnknownLabelError
 
 __all__ = ["FORMAT", "VERSION", "METRIC_KEYS", "rule_text", "parse_rule", "save_rules",
@@ -590,11 +590,7 @@ def load_rules(path: PathLike, relations: Labels, entities: Optional[Labels] = N
         A rule names a relation or entity not in the vocabulary.
     """
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8-sig") as fh:
-            content = fh.read()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{name}: not a UTF-8 text file ({exc})") from None
+    content = read_text(name, "utf-8-sig")
     rel_ids = _id_map(relations)
     ent_ids = None if entities is None else _id_map(entities)
     load = _load_json if content.lstrip()[:1] in ("{", "[") else _load_text

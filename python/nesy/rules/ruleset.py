@@ -16,19 +16,40 @@ function::
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nesy._io import atomic_write
+from nesy._io import atomic_write, read_text
 
 __all__ = ["Condition", "Rule", "RuleSet", "check_feature_names", "check_rows"]
 
 FORMAT = "nesy.rules.RuleSet"
 VERSION = 1
 OPS = ("<=", ">")
+
+
+def _real(name: str, value: Any) -> float:
+    """``value`` as a float; TypeError naming ``name`` unless it is a real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _whole(name: str, value: Any) -> int:
+    """``value`` as an int: an integer, or a float with an integral value (as JSON may give);
+    TypeError naming ``name`` for anything else, ValueError for a fractional number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    v = float(value)
+    if not (np.isfinite(v) and v == int(v)):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    return int(v)
 
 
 @dataclass(frozen=True)
@@ -42,13 +63,14 @@ class Condition:
     def __post_init__(self) -> None:
         if self.op not in OPS:
             raise ValueError(f"op: expected '<=' or '>', got {self.op!r}")
-        if isinstance(self.feature, bool) or int(self.feature) != self.feature \
-                or self.feature < 0:
+        feature = _whole("feature", self.feature)
+        if feature < 0:
             raise ValueError(f"feature: expected a column index >= 0, got {self.feature!r}")
-        if not np.isfinite(self.threshold):
+        threshold = _real("threshold", self.threshold)
+        if not np.isfinite(threshold):
             raise ValueError(f"threshold: expected a finite number, got {self.threshold!r}")
-        object.__setattr__(self, "feature", int(self.feature))
-        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "feature", feature)
+        object.__setattr__(self, "threshold", threshold)
 
     def mask(self, X: np.ndarray) -> np.ndarray:
         """Boolean ``(n_samples,)``: rows of ``X`` ``(n_samples, n_features)`` that satisfy it."""
@@ -90,12 +112,20 @@ class Rule:
     precision: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "conditions", tuple(self.conditions))
-        object.__setattr__(self, "proba", tuple(float(p) for p in self.proba))
-        object.__setattr__(self, "label", int(self.label))
-        object.__setattr__(self, "support", int(self.support))
-        object.__setattr__(self, "coverage", float(self.coverage))
-        object.__setattr__(self, "precision", float(self.precision))
+        conditions = tuple(self.conditions)
+        for i, c in enumerate(conditions):
+            if not isinstance(c, Condition):
+                raise TypeError(f"conditions[{i}]: expected a Condition, got "
+                                f"{type(c).__name__} {c!r}")
+        object.__setattr__(self, "conditions", conditions)
+        if isinstance(self.proba, (str, bytes)) or not hasattr(self.proba, "__iter__"):
+            raise TypeError(f"proba: expected a sequence of numbers, got {self.proba!r}")
+        object.__setattr__(self, "proba", tuple(_real(f"proba[{i}]", p)
+                                                for i, p in enumerate(self.proba)))
+        object.__setattr__(self, "label", _whole("label", self.label))
+        object.__setattr__(self, "support", _whole("support", self.support))
+        object.__setattr__(self, "coverage", _real("coverage", self.coverage))
+        object.__setattr__(self, "precision", _real("precision", self.precision))
 
     def __len__(self) -> int:
         return len(self.conditions)
@@ -336,9 +366,10 @@ class RuleSet:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: Any, feature_names: Optional[Sequence[str]] = None) -> RuleSet:
+    def from_dict(cls, d: Any, feature_names: Optional[Sequence[str]] = None, *,
+                  where: str = "rules JSON") -> RuleSet:
         """Inverse of :meth:`to_dict`; with ``feature_names``, refuse rules over other
-        features. ValueError on anything malformed."""
+        features. ValueError on anything malformed (its message starts with ``where``)."""
         try:
             if d.get("format") != FORMAT or d.get("version") != VERSION:
                 raise ValueError(f"not a {FORMAT} version {VERSION} document")
@@ -358,7 +389,7 @@ class RuleSet:
             out = cls([rule(r) for r in d["rules"]], rule(d["default"]), names, classes,
                       dict(d.get("metadata", {})))
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
-            raise ValueError(f"rules JSON: malformed RuleSet ({type(exc).__name__}: {exc})") \
+            raise ValueError(f"{where}: malformed RuleSet ({type(exc).__name__}: {exc})") \
                 from exc
         if feature_names is not None and list(map(str, feature_names)) != names:
             raise ValueError(f"feature_names: the rules were made for features {names}, "
@@ -386,9 +417,23 @@ class RuleSet:
     @classmethod
     def load(cls, path: os.PathLike[str] | str,
              feature_names: Optional[Sequence[str]] = None) -> RuleSet:
-        """Read a file written by :meth:`save` (see :meth:`from_dict`)."""
-        with open(os.fspath(path), encoding="utf-8") as fh:
-            return cls.from_json(fh.read(), feature_names)
+        """Read a file written by :meth:`save` (see :meth:`from_dict`).
+
+        Raises
+        ------
+        OSError
+            The file cannot be read.
+        ValueError
+            It is not UTF-8 text, not JSON, or not a RuleSet (the message names the file), or
+            its rules use other features than ``feature_names``.
+        """
+        name = os.fspath(path)
+        text = read_text(name)
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name}: not valid JSON ({exc})") from None
+        return cls.from_dict(d, feature_names, where=name)
 
     # ------------------------------------------------------------------ equality
     def __eq__(self, other: object) -> bool:
