@@ -4,7 +4,8 @@ metrics of rule rows, an exact miner that enumerates every possible rule, rule a
 against them; they are checked themselves in ``tests/test_reference_rules_kg.py`` (hand-worked
 graphs and an independent enumeration of every variable binding).
 
-Everything follows the contract in ``notes/rules_kg_spec.md`` word for word, and is meant to be
+Everything follows the contract of ``rust/core/src/rules/rule.rs`` and :mod:`nesy.rules.kg` (rule
+rows, metrics, application) word for word, and is meant to be
 obviously right, not fast: one dense boolean adjacency matrix per relation, boolean matrix
 products for body paths, Python loops over rules and queries.
 

@@ -47,7 +47,7 @@ def test_every_option_has_help_and_its_default_in_help(path, capsys):
         name = action.option_strings[-1] if action.option_strings else action.dest
         assert action.help, f"nesy {' '.join(path)} {name}: no help text"
         default = action.default
-        if default is None or default is False:
+        if default is None or default is False or isinstance(action, argparse._StoreFalseAction):
             continue  # the help says what unset means (checked below for the ones that matter)
         shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
         assert f"(default: {shown})" in text, f"nesy {' '.join(path)} {name}: {text}"

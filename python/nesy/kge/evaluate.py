@@ -66,6 +66,10 @@ def ranks_of_scores(scores: Any, triples: Any, known: Any, side: str
         Row ``i`` scores every entity as the answer of the ``side`` query of ``triples[i]``
         (``"tail"``: ``(h, r, ?)``, ``"head"``: ``(?, r, t)``); higher is better.
     triples, known : ndarray of int, shape (n, 3) and (m, 3)
+    side : {"head", "tail"}
+        Which entity of each triple is ranked: ``"tail"`` ranks ``t`` among the answers of
+        ``(h, r, ?)``, filtering every ``(h, r, e)`` in ``known``; ``"head"`` ranks ``h`` among
+        those of ``(?, r, t)``.
 
     Returns
     -------

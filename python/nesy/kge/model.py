@@ -50,7 +50,8 @@ from nesy.kge.scoring import (
     widths,
 )
 
-#: Loss of each model when ``loss=None`` (the losses their papers trained with).
+#: Loss of each model when ``loss=None``: TransE and RotatE, their papers' losses; DistMult and
+#: ComplEx, the 1-vs-all cross-entropy of Lacroix et al. 2018, which trains them best.
 DEFAULT_LOSS = {"transe_l1": "margin", "transe_l2": "margin", "distmult": "ce",
                 "complex": "ce", "rotate": "self_adversarial"}
 LOSSES = ("margin", "softplus", "self_adversarial", "bce", "ce")
@@ -173,7 +174,7 @@ class KGEModel:
         ``"ce"`` (softmax cross-entropy per known answer, Lacroix et al. 2018) are 1-vs-all
         training over both directions and need a dot-product model (DistMult, ComplEx).
     num_negatives : int
-        Negatives per positive (not for ``"bce"``).
+        Negatives per positive (not for the 1-vs-all losses ``"bce"`` and ``"ce"``).
     sampler : {"uniform", "bernoulli"}
         Which side a negative corrupts (it replaces that entity by a uniform other one).
     shared_negatives : bool
@@ -371,6 +372,9 @@ class KGEModel:
 
         Parameters
         ----------
+        train : KGData or ndarray of int, shape (n, 3)
+            Training triples ``(head, relation, tail)``. From an array, the tables have a row
+            for every id up to the largest one in ``train`` and ``valid``.
         valid : ndarray of int, shape (m, 3), optional
             Validation triples for early stopping on filtered MRR.
         known : ndarray of int, shape (p, 3), optional
@@ -482,7 +486,7 @@ class KGEModel:
 
     def _progress_bar(self, start: int) -> Any:
         """A tqdm bar over the epochs (None with ``verbose=0``), at ``start`` when resuming;
-        :meth:`_epochs` moves it by one after each epoch, so that it ends at N/N."""
+        :meth:`fit` moves it by one after each epoch, so that it ends at N/N."""
         if not self.verbose:
             return None
         from tqdm.auto import tqdm

@@ -2,8 +2,11 @@
 
 Meta-learning spends its time in many tiny forward and backward passes, one per task and inner
 step. Here the parameters carry a leading task axis, ``params[i]`` of shape ``(n_tasks, *shape)``,
-and every layer is one :func:`numpy.matmul` over all tasks, so the Python overhead is paid once per
-layer rather than once per task.
+so one call serves all tasks and the Python overhead is paid once, not once per task. In
+:class:`BatchedMLP`, ``loss_grad`` (every inner and outer gradient) runs every task's forward and
+backward pass in one Rust call (``_core.meta_mlp_loss_grad``, ``rust/core/src/meta/mlp.rs``,
+tasks in parallel); ``forward``, ``backward``, ``predict`` and the Hessian-vector product are
+batched NumPy, one :func:`numpy.matmul` over all tasks per layer.
 
 Two backends share one interface (``loss_grad``, ``predict``, ``hvp``, ``parameters``):
 

@@ -328,11 +328,13 @@ def speed_table(n_batches: int = 50, repeat: int = 3, inner_steps: int = 1,
 
     All implementations run the same pre-drawn batches (task sampling is not timed) and the
     same update: ``inner_steps`` SGD steps of rate 0.01 per task, the query gradient averaged
-    over tasks, one Adam step. Rows: nesy (batched NumPy), nesy's full ``MetaLearner.fit``
+    over tasks, one Adam step. Rows: nesy (batched over tasks: each step's losses and gradients
+    of all tasks are one Rust call,
+    :meth:`~nesy.meta.functional.BatchedMLP.loss_grad`), nesy's full ``MetaLearner.fit``
     (sampling and bookkeeping included), plain PyTorch looping over tasks, and PyTorch batched
-    over tasks. PyTorch runs with ``torch_threads`` intra-op threads (default 1, like the
-    effectively single-threaded tiny NumPy calls; on a busy 2-core machine 2 torch threads made
-    both torch rows 2-10x slower through thread contention).
+    over tasks. PyTorch runs with ``torch_threads`` intra-op threads
+    (default 1, as the products are tiny; on a busy 2-core machine 2 torch threads made both
+    torch rows 2-10x slower through thread contention).
     """
     with_torch = torch_available() if with_torch is None else with_torch
     batches = sine_batches(n_batches)

@@ -57,7 +57,7 @@ class HybridPredictor:
     rules : KGRuleSet
     model : KGEModel
         Trained on the same entity and relation ids as ``rules.graph``.
-    method : ``"rules_first"``, ``"weighted"`` or ``"auto"``
+    method : {"rules_first", "weighted", "log_linear", "auto"}
         ``"auto"``: chosen by :meth:`fit`.
     weight : float, optional
         ``w`` of ``"weighted"`` or ``lam`` of ``"log_linear"`` (chosen by :meth:`fit` when not

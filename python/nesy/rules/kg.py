@@ -394,6 +394,9 @@ class KGRuleSet:
     aggregation : ``"maxplus"``, ``"max_noisy_or"`` or ``"noisy_or"``
     exclude_query : bool
         Never propose the query entity itself.
+    info : dict, optional
+        Notes on how the rules were made (:func:`mine` passes its statistics), copied into
+        ``info_`` (:meth:`ranks` adds ``"widest_query"``) and kept by :meth:`filter`.
     """
 
     def __init__(self, rules: Any, metrics: dict[str, Any], graph: Any, pc: float = 5.0,

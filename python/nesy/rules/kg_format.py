@@ -1,8 +1,9 @@
 """Readable text and JSON formats of knowledge-graph rule sets (rules mined by ``nesy.rules.kg``).
 
 A rule is a row of 11 int64 ``(kind, head, head_inverse, constant, end, r1, i1, r2, i2, r3,
-i3)`` (``notes/rules_kg_spec.md``): ``kind 0`` a closed path, ``kind 1`` an acyclic rule whose
-body ends at a constant (AnyBURL's AC1), ``kind 2`` an acyclic rule with a dangling end (AC2).
+i3)`` (see ``rust/core/src/rules/rule.rs`` and :mod:`nesy.rules.kg`): ``kind 0`` a closed
+path, ``kind 1`` an acyclic rule whose body ends at a constant (AnyBURL's AC1), ``kind 2`` an
+acyclic rule with a dangling end (AC2).
 Its text names relations and entities by their labels::
 
     hypernym(X,Y) <- hypernym(X,A), similar_to(A,Y)        closed, variables X, A, B, Y

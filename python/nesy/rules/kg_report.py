@@ -33,8 +33,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: The embedding model the hybrid uses (its :data:`nesy.kge.report.PRESETS` settings).
 HYBRID_MODEL = "complex"
+#: Where WN18RR is read from when ``NESY_WN18RR`` is not set.
+WN18RR_DEFAULT = "/work/shared/data/kg/wn18rr"
 #: Where WN18RR is read from (``NESY_WN18RR`` overrides).
-WN18RR = os.environ.get("NESY_WN18RR", "/work/shared/data/kg/wn18rr")
+WN18RR = os.environ.get("NESY_WN18RR", WN18RR_DEFAULT)
 #: Issue 9's WN18RR targets for rules alone.
 WN18RR_TARGETS = {"hits@1": 0.43, "hits@10": 0.53}
 MINE_OPTIONS = ("method", "max_length", "max_length_acyclic", "min_support",
@@ -47,8 +49,22 @@ def preset(data: Any) -> dict[str, Any]:
     return dict(PRESETS.get(name, PRESETS["default"]))
 
 
+def _threshold_default(name: str) -> str:
+    """``--help``'s default of a :func:`~nesy.rules.kg.mine` option no ``"default"`` preset
+    sets: ``mine``'s own, and the value of every preset that sets it."""
+    import inspect
+
+    from nesy.rules.kg import mine
+
+    own = inspect.signature(mine).parameters[name].default
+    sets = [f"{v} in the {k} preset" for k, p in PRESETS.items() if k != "default"
+            for n, v in p.items() if n == name]
+    return f"(default: {'; '.join([str(own)] + sets)})"
+
+
 def add_mine_arguments(p: argparse.ArgumentParser) -> None:
-    """The mining options shared by ``mine`` and ``eval`` (unset: the data set's preset)."""
+    """The mining options shared by ``mine`` and ``eval`` (unset: the data set's preset, else
+    :func:`~nesy.rules.kg.mine`'s default)."""
     p.add_argument("--data", default="umls",
                    help="nations, umls, kinship, or a folder with train/valid/test.txt")
     preset = "(default: the data set's preset)"
@@ -56,17 +72,19 @@ def add_mine_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"exact: every rule up to the lengths; sample: AnyBURL-style random "
                         f"walks {preset}")
     p.add_argument("--max-length", dest="max_length", type=int,
-                   help=f"closed paths, 1-3 {preset}")
+                   help=f"closed paths, 0-3 (0: none) {preset}")
     p.add_argument("--max-length-acyclic", dest="max_length_acyclic", type=int,
-                   help=f"acyclic rules with a constant, 0-2 {preset}")
+                   help=f"acyclic rules with a constant, 0-2 (0: none) {preset}")
     p.add_argument("--min-support", dest="min_support", type=int,
-                   help=f"minimum number of correct predictions {preset}")
+                   help=f"minimum number of correct predictions "
+                        f"{_threshold_default('min_support')}")
     p.add_argument("--min-head-coverage", dest="min_head_coverage", type=float,
-                   help=f"minimum head coverage {preset}")
+                   help=f"minimum head coverage {_threshold_default('min_head_coverage')}")
     p.add_argument("--min-confidence", dest="min_confidence", type=float,
-                   help=f"minimum confidence {preset}")
+                   help=f"minimum confidence {_threshold_default('min_confidence')}")
     p.add_argument("--confidence", choices=["std", "pca"],
-                   help=f"standard or PCA confidence as the rule weight {preset}")
+                   help=f"which confidence --min-confidence applies to: standard or PCA "
+                        f"{_threshold_default('confidence')}")
     p.add_argument("--time-budget", dest="time_budget", type=float,
                    help=f"seconds of sampling (--method sample) {preset}")
     p.add_argument("--paths", type=_positive_int,
@@ -296,7 +314,8 @@ def add_commands(rules_sub: Any) -> None:
     t.add_argument("--datasets", nargs="+", default=["nations", "umls", "kinship"],
                    help="data sets to run")
     t.add_argument("--no-wn18rr", dest="wn18rr", action="store_false",
-                   help="skip WN18RR (read from $NESY_WN18RR when present)")
+                   help=f"skip WN18RR (default: run it when its folder, $NESY_WN18RR or else "
+                        f"{WN18RR_DEFAULT}, exists)")
     t.set_defaults(func=table_command)
 
 

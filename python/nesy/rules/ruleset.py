@@ -214,6 +214,10 @@ class RuleSet:
         One per column of ``X``.
     classes : ndarray of shape (n_classes,)
         Labels; rules predict ``classes[rule.label]``.
+    metadata : dict, optional
+        Free-form, JSON-serialisable notes on how the rules were made (the extractors store
+        ``method`` and the tree size); kept by :meth:`with_stats`, saved in the JSON and
+        compared by ``==``.
     """
 
     rules: List[Rule]
