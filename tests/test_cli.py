@@ -65,3 +65,26 @@ def test_options_without_a_fixed_default_say_what_unset_means(capsys):
     assert "--epochs EPOCHS training epochs (default: the model's preset" in text
     assert "--dim DIM rank: real (TransE, DistMult) or complex (ComplEx, RotatE) dimensions " \
            "(default: 200)" in text
+
+
+@pytest.mark.parametrize("command", ["mine", "eval"])
+def test_rules_sampling_options_show_their_real_defaults(command, capsys):
+    """--time-budget, --paths, --max-batches and --seed said "(default: the data set's preset)",
+    but only the wn18rr preset sets any of them (and none sets the seed)."""
+    from nesy.rules.kg_report import PRESETS, SAMPLE_TIME_BUDGET
+
+    with pytest.raises(SystemExit):
+        main(["rules", command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    wn = PRESETS["wn18rr"]
+    assert (f"--time-budget TIME_BUDGET seconds of sampling (--method sample) (default: "
+            f"{SAMPLE_TIME_BUDGET:g} without --max-batches, else none; {wn['time_budget']} in "
+            "the wn18rr preset)") in text
+    assert "--paths PATHS walks per relation per batch (--method sample) (default: 2000)" in text
+    assert ("--max-batches MAX_BATCHES stop sampling after this many batches (deterministic) "
+            f"(default: none, until the time budget; {wn['max_batches']} in the wn18rr "
+            "preset)") in text
+    assert "--seed SEED random seed of --method sample (default: 0)" in text
+    for option in ("--time-budget", "--paths", "--max-batches", "--seed"):
+        tail = text.split(f"{option} ", 1)[1].split(" --", 1)[0]
+        assert "the data set's preset" not in tail, option

@@ -683,3 +683,24 @@ def test_a_graph_whose_num_nodes_was_changed_by_hand_is_refused():
               lambda: sddmm(g, x, x)):
         with pytest.raises(ValueError, match="^graph: num_nodes is 10 but its CSR .* 4 rows"):
             f()
+
+
+def test_edge_index_and_batching_refuse_a_graph_whose_num_nodes_was_changed_by_hand():
+    """These raised NumPy's "operands could not be broadcast together with shape (10,) (4,)"."""
+    from nesy.gnn import batch_graphs
+
+    g = Graph(np.array([[0, 1, 2, 3], [1, 2, 3, 0]]))
+    ok = Graph(np.array([[0], [1]]))
+    ei = g.edge_index()
+    for n in (10, 2):
+        g.num_nodes = n
+        for f in (g.edge_index, g.add_self_loops, g.add_remaining_self_loops):
+            with pytest.raises(ValueError, match=rf"^graph: num_nodes is {n} but its CSR "
+                                                 r"\(indptr\) has 4 rows"):
+                f()
+        with pytest.raises(ValueError, match=rf"^graphs\[1\]: num_nodes is {n} but its CSR "
+                                             r"\(indptr\) has 4 rows; a Graph must not be"):
+            batch_graphs([ok, g], [np.ones((2, 3)), np.ones((n, 3))])
+    g.num_nodes = 4  # put back, it is whole again
+    np.testing.assert_array_equal(g.edge_index(), ei)
+    assert batch_graphs([ok, g]).graph.num_nodes == 6

@@ -737,3 +737,72 @@ def test_adapt_names_support_x_when_its_features_do_not_fit_the_model():
     clf = MetaLearner(mlp([2, 5, 3]), loss="cross_entropy", verbose=0)
     with pytest.raises(ValueError, match=r"^support_y has labels outside \[0, 3\)"):
         clf.adapt(np.ones((4, 2)), np.array([0, 1, 2, 3]))
+
+
+def test_a_fit_that_raises_closes_its_progress_bar(monkeypatch):
+    """fit closed its tqdm bar only after a fit that succeeded. A failing fit relied on the
+    finaliser of tqdm's iterator, which CPython runs when the generator is freed but other
+    Pythons (PyPy) only at a garbage collection: ``Bar`` below iterates without it."""
+    import nesy.meta.learner as learner_module
+
+    bars = []
+
+    class Bar(learner_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.closed_ = False
+            bars.append(self)
+
+        def __iter__(self):  # no try/finally closing the bar, as a freed generator does
+            yield from self.iterable
+
+        def close(self):
+            self.closed_ = True
+            super().close()
+
+    monkeypatch.setattr(learner_module, "tqdm", Bar)
+    learner = MetaLearner(mlp([1, 8, 1], Tanh), meta_batch_size=2, verbose=1, random_state=0)
+    with pytest.raises(ValueError, match="query_y") as info:
+        learner.fit(LaterBadTasks(good=2), 5)
+    assert len(bars) == 1 and bars[0].closed_  # while the traceback still holds the bar
+    assert info.value is not None
+    learner.fit(SineTasks(3), 2)
+    assert len(bars) == 2 and bars[1].closed_
+
+
+def test_load_restores_n_iter_from_the_file(tmp_path):
+    """save wrote n_iter into the file's config, but load ignored it."""
+    learner = MetaLearner(mlp([1, 5, 1], Tanh), meta_batch_size=2, verbose=0, random_state=0)
+    learner.fit(SineTasks(3), 3)
+    path = tmp_path / "m.npz"
+    learner.save(path)
+    other = MetaLearner(mlp([1, 5, 1], Tanh, seed=4), verbose=0)
+    assert other.load(path).n_iter_ == 3
+    other.fit(SineTasks(3), 2)  # meta-training continues from the loaded count
+    assert other.n_iter_ == 5 and list(other.history_.epoch)[-1] == 5
+    saved = dict(np.load(path))
+
+    def with_config(name, **changes):
+        import json
+        config = json.loads(saved["config"].tobytes().decode())
+        config.update(changes)
+        config = {k: v for k, v in config.items() if v is not None}
+        file = tmp_path / name
+        np.savez(file, **{**saved, "config": np.frombuffer(json.dumps(config).encode(),
+                                                           np.uint8)})
+        return file
+
+    # A file written before n_iter was saved still loads, and keeps the learner's count.
+    fresh = MetaLearner(mlp([1, 5, 1], Tanh, seed=4), verbose=0)
+    fresh.load(with_config("old.npz", n_iter=None))
+    assert fresh.n_iter_ == 0
+    assert all(np.array_equal(p, q) for p, q in zip(fresh.model.parameters(),
+                                                     learner.model.parameters()))
+    # A bad count is refused before anything is copied.
+    for bad in (-1, 2.5, "3", True):
+        keep = [p.copy() for p in other.model.parameters()]
+        with pytest.raises(ValueError, match=r"bad\.npz': not a nesy MetaLearner file \('config' "
+                                             r"has n_iter .*expected an integer >= 0"):
+            other.load(with_config("bad.npz", n_iter=bad))
+        assert other.n_iter_ == 5
+        assert all(np.array_equal(p, q) for p, q in zip(other.model.parameters(), keep))

@@ -1469,3 +1469,44 @@ def test_star_import_exports_the_estimators():
     namespace: dict = {}
     exec("from nesy.nn import *", namespace)
     assert namespace["MLPClassifier"] is nn.MLPClassifier
+
+
+def test_module_save_writes_to_a_binary_file_object(tmp_path):
+    """Module.load took a file object but save refused one (TypeError: path: expected a file
+    path)."""
+    import io
+
+    layer = nn.Sequential(nn.Dense(2, 3, rng=0), nn.ReLU(), nn.Dense(3, 1, rng=1))
+    buf = io.BytesIO(b"head")
+    buf.seek(4)
+    layer.save(buf)  # written at the file's position, the file left open
+    assert not buf.closed and buf.getvalue()[:4] == b"head"
+    layer.save(tmp_path / "m.npz")
+    buf.seek(4)
+    from_file, from_path = dict(np.load(buf)), dict(np.load(tmp_path / "m.npz"))
+    assert from_file.keys() == from_path.keys() == layer.state_dict().keys()
+    assert all(np.array_equal(from_file[k], from_path[k]) for k in from_path)
+    other = nn.Sequential(nn.Dense(2, 3, rng=5), nn.ReLU(), nn.Dense(3, 1, rng=6))
+    buf.seek(4)
+    other.load(buf)
+    assert all(np.array_equal(a, b) for a, b in zip(other.parameters(), layer.parameters()))
+    with open(tmp_path / "f.npz", "wb") as fh:  # a real file
+        layer.save(fh)
+    other.load(tmp_path / "f.npz")
+    # A text-mode, read-only or closed file object is refused before anything is written.
+    with open(tmp_path / "t.txt", "w") as fh:
+        with pytest.raises(TypeError, match=r"^path: expected a binary file object \(opened "
+                                             r"with 'wb'\), got a text file"):
+            layer.save(fh)
+    assert (tmp_path / "t.txt").read_bytes() == b""
+    (tmp_path / "r.bin").write_bytes(b"keep")
+    with open(tmp_path / "r.bin", "rb") as fh:
+        with pytest.raises(ValueError, match=r"^path: the file object .*r\.bin' is not open for "
+                                             r"writing"):
+            layer.save(fh)
+    assert (tmp_path / "r.bin").read_bytes() == b"keep"
+    closed = io.BytesIO()
+    closed.close()
+    with pytest.raises(ValueError, match=r"^path: the file object .* is closed"):
+        layer.save(closed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz", "m.npz", "r.bin", "t.txt"]

@@ -498,3 +498,66 @@ def test_filter_checks_its_thresholds_as_mine_does(kw, exc, match):
         with pytest.raises(exc, match=match.replace(">= 0", ">= 1")):
             mine(_graph(14, 3, 80, 1), max_length=1, max_length_acyclic=0, verbose=0, **kw)
     assert len(rs.filter(min_support=0, min_head_coverage=0.0, min_confidence=0.0)) == len(rs)
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(max_length="a"), TypeError, r"^max_length: expected an integer, got str 'a'"),
+    (dict(max_length=2.0), TypeError, r"^max_length: expected an integer, got float"),
+    (dict(max_length=True), TypeError, r"^max_length: expected an integer, got bool"),
+    (dict(max_length=-1), ValueError, r"^max_length: expected an integer in \[0, 3\], got -1"),
+    (dict(max_length_acyclic=1.5), TypeError, r"^max_length_acyclic: expected an integer"),
+    (dict(max_length_acyclic=3), ValueError, r"^max_length_acyclic: expected an integer in "
+                                             r"\[0, 2\]"),
+    (dict(method="x"), ValueError, r"^method: expected one of"),
+    (dict(method=np.array(["exact"])), ValueError, r"^method: expected one of"),
+    (dict(confidence=np.array(["std"])), ValueError, r"^confidence: expected 'std' or 'pca'"),
+    (dict(method="sample", time_budget="a"), TypeError,
+     r"^time_budget: expected a number of seconds or None, got str 'a'"),
+    (dict(time_budget="a"), TypeError, r"^time_budget: expected a number"),
+    (dict(method="sample", time_budget=True), TypeError, r"^time_budget: expected a number"),
+    (dict(method="sample", time_budget=float("nan")), ValueError,
+     r"^time_budget: expected a positive number of seconds"),
+    (dict(method="sample", max_batches=1, paths="a"), TypeError,
+     r"^paths: expected an integer, got str"),
+    (dict(method="sample", max_batches=1, paths=2.5), TypeError, r"^paths: expected an integer"),
+    (dict(method="sample", max_batches=1, paths=0), ValueError,
+     r"^paths: expected 1 to 10,000,000, got 0"),
+    (dict(paths="a"), TypeError, r"^paths: expected an integer"),
+    (dict(method="sample", max_batches="a"), TypeError, r"^max_batches: expected an integer"),
+    (dict(method="sample", max_batches=1.5), TypeError, r"^max_batches: expected an integer"),
+    (dict(method="sample", max_batches=0), ValueError,
+     r"^max_batches: expected an integer >= 1, got 0"),
+    (dict(method="sample", max_batches=-1), ValueError, r"^max_batches: expected an integer"),
+    (dict(max_batches="x"), TypeError, r"^max_batches: expected an integer"),
+    (dict(method="sample", max_batches=1, seed="a"), TypeError, r"^seed: expected an integer"),
+    (dict(relations=0), TypeError, r"^relations: expected a sequence of relation ids or labels, "
+                                   r"got int 0 \(for one relation: \[0\]\)"),
+    (dict(relations="r0"), TypeError, r"^relations: expected a sequence"),
+    (dict(relations=np.int64(0)), TypeError, r"^relations: expected a sequence"),
+    (dict(relations=np.array(0)), TypeError, r"^relations: expected a sequence"),
+    (dict(verbose="a"), TypeError, r"^verbose: expected an integer"),
+    (dict(verbose=None), TypeError, r"^verbose: expected an integer"),
+])
+def test_every_mine_option_is_checked_up_front_and_named(kw, exc, match):
+    """These leaked Python errors ('<=' not supported, could not convert string to float,
+    'int' object is not iterable) or were taken silently (paths=2.5 as 2 walks, max_batches=1.5
+    as 2 batches, max_batches=0 as an empty rule set, relations="r0" as the labels "r", "0")."""
+    tr = _graph(14, 3, 80, 1)
+    before = tr.copy()
+    opts = dict(max_length=1, max_length_acyclic=0, verbose=0)
+    opts.update(kw)
+    with pytest.raises(exc, match=match):
+        mine(tr, **opts)
+    np.testing.assert_array_equal(tr, before)
+
+
+def test_mine_accepts_numpy_integers_and_bools_where_they_fit():
+    tr = _graph(14, 3, 80, 1)
+    want = mine(tr, max_length=2, max_length_acyclic=1, verbose=0)
+    got = mine(tr, max_length=np.int64(2), max_length_acyclic=np.int32(1), verbose=False)
+    np.testing.assert_array_equal(got.rules, want.rules)
+    a = mine(tr, method="sample", paths=np.int64(50), max_batches=np.int64(2), verbose=0,
+             relations=np.array([0, 1]), time_budget=np.float64(600))
+    b = mine(tr, method="sample", paths=50, max_batches=2, verbose=0, relations=[0, 1])
+    np.testing.assert_array_equal(a.rules, b.rules)
+    assert a.info_["batches"] == 2

@@ -14,7 +14,7 @@ import numpy as np
 
 from nesy import _core
 from nesy._checks import check_int
-from nesy.gnn.graph import Graph
+from nesy.gnn.graph import Graph, _check_consistent
 from nesy.nn.module import Module
 
 __all__ = ["GraphBatch", "batch_graphs", "readout", "readout_backward", "GlobalPool",
@@ -71,13 +71,18 @@ def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = No
     TypeError
         An element of ``graphs`` is not a Graph.
     ValueError
-        ``features`` has a different length than ``graphs``, a feature matrix has the wrong
-        number of rows or columns, or holds NaN / infinity.
+        A graph's ``num_nodes`` was changed by hand (it no longer fits its CSR), naming
+        ``graphs[i]``; ``features`` has a different length than ``graphs``; a feature matrix
+        has the wrong number of rows or columns, or holds NaN / infinity.
     """
     graphs = list(graphs)
     for i, g in enumerate(graphs):
         if not isinstance(g, Graph):
             raise TypeError(f"graphs[{i}]: expected a nesy.gnn.Graph, got {type(g).__name__}")
+        try:
+            _check_consistent(g)
+        except ValueError as exc:  # name the graph of the list
+            raise ValueError(f"graphs[{i}]: {str(exc).removeprefix('graph: ')}") from None
     sizes = np.array([g.num_nodes for g in graphs], dtype=np.int64)
     ptr = np.zeros(len(graphs) + 1, np.int64)
     np.cumsum(sizes, out=ptr[1:])

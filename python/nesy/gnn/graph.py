@@ -122,7 +122,9 @@ class Graph:
         return int(self.indices.size)
 
     def edge_index(self) -> np.ndarray:
-        """``(2, n_edges)`` in CSR order."""
+        """``(2, n_edges)`` in CSR order. ValueError naming ``graph`` when ``num_nodes`` was
+        changed by hand and no longer fits the CSR."""
+        _check_consistent(self)
         dst = np.repeat(np.arange(self.num_nodes), np.diff(self.indptr))
         return np.vstack([self.indices, dst])
 

@@ -291,35 +291,35 @@ class MetaLearner(BaseEstimator):
         every = self.eval_every or max(1, n_iterations // 50)
         window: List[float] = []
         t0 = time.perf_counter()
-        bar = tqdm(range(n_iterations), desc=f"meta-fit ({self.algorithm})", unit="it",
-                   disable=int(self.verbose) <= 0)
-        for i in bar:
-            it = self.n_iter_ + 1
-            batch = self._sample(task_sampler, self.meta_batch_size, rng, loss)
-            step = meta_gradient(self.algorithm, self.backend_, theta, batch, loss,
-                                 self.inner_steps, self._lr(), self._inner_opt,
-                                 self.first_order, where=f"meta-iteration {it}")
-            grads = [g.astype(p.dtype) for g, p in
-                     zip(step.grads + (step.lr_grads or []), meta_params)]
-            if self.grad_clip is not None:
-                clip_grad_norm(grads, self.grad_clip)
-            opt.step(grads)
-            if sched is not None:
-                sched.step()
-            self.n_iter_ = it
-            window.append(step.loss)
-            if (i + 1) % every == 0 or i + 1 == n_iterations:
-                logs = {"loss": float(np.mean(window))}
-                val = self.evaluate(val_sampler, self.n_val_tasks, rng=val_rng, loss=loss)
-                logs["val_loss"] = val["loss"]
-                if "accuracy" in val:
-                    logs["val_accuracy"] = val["accuracy"]
-                logs["lr"] = float(opt.param_groups[0]["lr"])
-                logs["time"] = time.perf_counter() - t0
-                history.append(it, logs)
-                bar.set_postfix(loss=f"{logs['loss']:.4g}", val_loss=f"{logs['val_loss']:.4g}")
-                window = []
-        bar.close()
+        with tqdm(range(n_iterations), desc=f"meta-fit ({self.algorithm})", unit="it",
+                  disable=int(self.verbose) <= 0) as bar:  # closed when a fit raises, too
+            for i in bar:
+                it = self.n_iter_ + 1
+                batch = self._sample(task_sampler, self.meta_batch_size, rng, loss)
+                step = meta_gradient(self.algorithm, self.backend_, theta, batch, loss,
+                                     self.inner_steps, self._lr(), self._inner_opt,
+                                     self.first_order, where=f"meta-iteration {it}")
+                grads = [g.astype(p.dtype) for g, p in
+                         zip(step.grads + (step.lr_grads or []), meta_params)]
+                if self.grad_clip is not None:
+                    clip_grad_norm(grads, self.grad_clip)
+                opt.step(grads)
+                if sched is not None:
+                    sched.step()
+                self.n_iter_ = it
+                window.append(step.loss)
+                if (i + 1) % every == 0 or i + 1 == n_iterations:
+                    logs = {"loss": float(np.mean(window))}
+                    val = self.evaluate(val_sampler, self.n_val_tasks, rng=val_rng, loss=loss)
+                    logs["val_loss"] = val["loss"]
+                    if "accuracy" in val:
+                        logs["val_accuracy"] = val["accuracy"]
+                    logs["lr"] = float(opt.param_groups[0]["lr"])
+                    logs["time"] = time.perf_counter() - t0
+                    history.append(it, logs)
+                    bar.set_postfix(loss=f"{logs['loss']:.4g}",
+                                    val_loss=f"{logs['val_loss']:.4g}")
+                    window = []
         self.history_ = history
         return self
 
@@ -451,8 +451,9 @@ class MetaLearner(BaseEstimator):
     def load(self, path: os.PathLike[str] | str) -> MetaLearner:
         """Load a file written by :meth:`save` into ``model`` (bit-identical); returns self.
 
-        As PyTorch's ``load_state_dict``, this loads the learned state (the meta-parameters
-        and the inner learning rates) and keeps the learner's own hyper-parameters
+        As PyTorch's ``load_state_dict``, this loads the learned state (the meta-parameters,
+        the inner learning rates, and ``n_iter_`` when the file records it: files written
+        before it was saved keep the learner's) and keeps the learner's own hyper-parameters
         (``inner_lr``, ``inner_steps``, ...; the file's are in its ``config``). The file must
         come from a learner of the same ``algorithm``: a Meta-SGD file holds learned
         per-parameter rates that another algorithm would ignore, and another algorithm's
@@ -462,8 +463,9 @@ class MetaLearner(BaseEstimator):
         Raises
         ------
         ValueError
-            Naming the file: it was saved by a learner of another ``algorithm``, or a parameter
-            is missing or its shape or dtype differs (naming the key); nothing is changed then.
+            Naming the file: it was saved by a learner of another ``algorithm``, its
+            ``n_iter`` is not an integer >= 0, or a parameter is missing or its shape or dtype
+            differs (naming the key); nothing is changed then.
         """
         from nesy._io import read_npz
 
@@ -478,6 +480,11 @@ class MetaLearner(BaseEstimator):
         if not isinstance(config, dict):
             raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' is not a JSON "
                              "object)")
+        n_iter = config.get("n_iter")  # files written before save recorded it have none
+        if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int)
+                                   or n_iter < 0):
+            raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' has n_iter "
+                             f"{n_iter!r}, expected an integer >= 0)")
         saved_by = config.get("algorithm", self.algorithm)
         if saved_by != self.algorithm:
             raise ValueError(f"{shown!r}: saved by a {saved_by!r} learner, this one is "
@@ -497,4 +504,6 @@ class MetaLearner(BaseEstimator):
             np.copyto(dst, src)
         if config.get("loss") in LOSSES:
             self.loss_ = config["loss"]
+        if n_iter is not None:
+            self.n_iter_ = n_iter
         return self

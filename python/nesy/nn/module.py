@@ -14,8 +14,9 @@ order, recursively; an array reachable twice (weight tying) is listed once.
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -377,19 +378,39 @@ class Module:
             else:
                 np.copyto(dst, src, casting="unsafe")
 
-    def save(self, path: os.PathLike[str] | str | bytes) -> None:
+    def save(self, path: os.PathLike[str] | str | bytes | BinaryIO) -> None:
         """Write :meth:`state_dict` to an ``.npz`` file atomically (temporary file + rename).
 
-        ``path`` is a ``str``, ``bytes`` or ``os.PathLike`` (else ``TypeError`` naming it);
-        an existing target that is not a regular file (``/dev/null``, a FIFO) is written
+        ``path`` is a ``str``, ``bytes`` or ``os.PathLike``, or a binary file object open for
+        writing (as for ``np.savez`` and ``torch.save``; :meth:`load` reads one back); else
+        ``TypeError`` naming it. A file object is written at its position, directly: that
+        write is not atomic (a failure part-way leaves what was written), and the caller
+        closes the file. A text-mode, read-only or closed file object is refused before
+        anything is written.
+
+        An existing target path that is not a regular file (``/dev/null``, a FIFO) is written
         through, not replaced. A path that is a folder or ends with a separator raises
         ``IsADirectoryError``, a missing folder ``FileNotFoundError``, before anything is
         written."""
-        atomic_savez(path, self.state_dict())
+        state = self.state_dict()
+        if isinstance(path, (str, bytes, os.PathLike)) or not hasattr(path, "write"):
+            atomic_savez(path, state)
+            return
+        if isinstance(path, io.TextIOBase):
+            raise TypeError("path: expected a binary file object (opened with 'wb'), got a "
+                            f"text file {getattr(path, 'name', path)!r}")
+        if getattr(path, "closed", False):
+            raise ValueError(f"path: the file object {getattr(path, 'name', path)!r} is closed")
+        writable = getattr(path, "writable", None)
+        if callable(writable) and not writable():
+            raise ValueError(f"path: the file object {getattr(path, 'name', path)!r} is not "
+                             "open for writing")
+        np.savez(path, **state)
 
-    def load(self, path: os.PathLike[str] | str, strict: bool = True) -> None:
-        """Load a file written by :meth:`save` into this module (see :meth:`load_state_dict`).
-        A file that is not an ``.npz`` archive: ValueError naming ``path``."""
+    def load(self, path: os.PathLike[str] | str | BinaryIO, strict: bool = True) -> None:
+        """Load a file written by :meth:`save` (a path or a binary file object) into this
+        module (see :meth:`load_state_dict`). A file that is not an ``.npz`` archive:
+        ValueError naming ``path``."""
         from nesy._io import read_npz
 
         self.load_state_dict(read_npz(path, "Module state", ()), strict=strict)

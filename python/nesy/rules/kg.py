@@ -31,6 +31,7 @@ from __future__ import annotations
 import numbers
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
@@ -200,24 +201,48 @@ def _check_thresholds(min_support: Any, min_head_coverage: Any, min_confidence: 
             raise ValueError(f"{name}: expected a value in [0, 1], got {v}")
 
 
-def _check_mine_args(max_length: int, max_length_acyclic: int, min_support: int,
-                     min_head_coverage: float, min_confidence: float, confidence: str,
-                     method: str, time_budget: Optional[float], paths: int) -> None:
-    if method not in METHODS:
+def _check_mine_args(max_length: Any, max_length_acyclic: Any, min_support: Any,
+                     min_head_coverage: Any, min_confidence: Any, confidence: Any, method: Any,
+                     time_budget: Any, paths: Any, max_batches: Any, relations: Any,
+                     verbose: Any) -> tuple[int, int, Optional[float], int, Optional[int]]:
+    """Every option of :func:`mine` but ``graph`` and ``seed``, checked before any work:
+    ``(max_length, max_length_acyclic, time_budget, paths, max_batches)`` in plain types, else
+    TypeError (the wrong kind of value) or ValueError (out of range) naming the option."""
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if confidence not in ("std", "pca"):
+    if not isinstance(confidence, str) or confidence not in ("std", "pca"):
         raise ValueError(f"confidence: expected 'std' or 'pca', got {confidence!r}")
-    if not 0 <= max_length <= 3:
-        raise ValueError(f"max_length: expected 0 to 3, got {max_length}")
-    if not 0 <= max_length_acyclic <= 2:
-        raise ValueError(f"max_length_acyclic: expected 0 to 2, got {max_length_acyclic}")
+    max_length = check_int("max_length", max_length, 0, 3)
+    max_length_acyclic = check_int("max_length_acyclic", max_length_acyclic, 0, 2)
     if max_length == 0 and max_length_acyclic == 0:
         raise ValueError("max_length and max_length_acyclic are both 0: nothing to mine")
     _check_thresholds(min_support, min_head_coverage, min_confidence, 1)
-    if time_budget is not None and not float(time_budget) > 0:
-        raise ValueError(f"time_budget: expected a positive number of seconds, got {time_budget}")
-    if not 1 <= int(paths) <= MAX_PATHS:
+    if time_budget is not None:
+        if isinstance(time_budget, (bool, np.bool_)) or not isinstance(time_budget,
+                                                                       numbers.Real):
+            raise TypeError(f"time_budget: expected a number of seconds or None, got "
+                            f"{type(time_budget).__name__} {time_budget!r}")
+        if not float(time_budget) > 0:
+            raise ValueError(f"time_budget: expected a positive number of seconds, got "
+                             f"{time_budget}")
+        time_budget = float(time_budget)
+    paths = check_int("paths", paths)
+    if not 1 <= paths <= MAX_PATHS:
         raise ValueError(f"paths: expected 1 to {MAX_PATHS:,}, got {paths}")
+    if max_batches is not None:
+        max_batches = check_int("max_batches", max_batches, 1)
+    if method == "sample" and time_budget is None and max_batches is None:
+        raise ValueError("time_budget: the sampling miner needs a time budget or max_batches")
+    one = (isinstance(relations, (str, bytes)) or not isinstance(relations, Iterable)
+           or (isinstance(relations, np.ndarray) and relations.ndim == 0))
+    if relations is not None and one:
+        raise TypeError(f"relations: expected a sequence of relation ids or labels, got "
+                        f"{type(relations).__name__} {relations!r} (for one relation: "
+                        f"[{relations!r}])")
+    if not isinstance(verbose, (numbers.Integral, np.bool_)):
+        raise TypeError(f"verbose: expected an integer (0: silent, 1: a progress bar), got "
+                        f"{type(verbose).__name__} {verbose!r}")
+    return max_length, max_length_acyclic, time_budget, paths, max_batches
 
 
 def _keep(m: dict[str, np.ndarray], min_support: int, min_head_coverage: float,
@@ -249,15 +274,15 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     method : ``"exact"`` or ``"sample"``
         Exact enumeration (every rule above the thresholds) or the anytime path sampler.
     time_budget : float, optional
-        ``method="sample"``: seconds of sampling (required unless ``max_batches`` is given);
-        checked between batches, so a run may overrun by one batch.
+        ``method="sample"``: seconds of sampling, a number > 0 (required unless
+        ``max_batches`` is given); checked between batches, so a run may overrun by one batch.
     paths : int
         ``method="sample"``: random walks per head relation per batch (1 to
         :data:`MAX_PATHS`).
     max_batches : int, optional
-        ``method="sample"``: stop after this many batches. The sampler is deterministic per
-        batch: ``(seed, max_batches)`` gives the same rules for any thread count; a time
-        budget gives a prefix of that same sequence of batches.
+        ``method="sample"``: stop after this many batches (at least 1). The sampler is
+        deterministic per batch: ``(seed, max_batches)`` gives the same rules for any thread
+        count; a time budget gives a prefix of that same sequence of batches.
     seed : int, default 0
         Seeds the path sampler (``method="sample"``); an integer in ``[0, 2**64)``.
     relations : sequence of ids or labels, optional
@@ -270,9 +295,16 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     KGRuleSet
         With ``info_``: method, seconds, candidates, measured, index bytes and the peak memory
         of the miner's tables.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Before any work, naming the option: a value of the wrong kind (a float or string
+        count, a string ``time_budget``, one label as ``relations``) or out of its range.
     """
-    _check_mine_args(max_length, max_length_acyclic, min_support, min_head_coverage,
-                     min_confidence, confidence, method, time_budget, paths)
+    max_length, max_length_acyclic, time_budget, paths, max_batches = _check_mine_args(
+        max_length, max_length_acyclic, min_support, min_head_coverage, min_confidence,
+        confidence, method, time_budget, paths, max_batches, relations, verbose)
     seed = check_seed(seed)
     g = KGGraph.of(graph)
     heads = (list(range(g.n_relations)) if relations is None
@@ -285,8 +317,6 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
                                           int(min_support), float(min_head_coverage),
                                           float(min_confidence), confidence, verbose)
     else:
-        if time_budget is None and max_batches is None:
-            raise ValueError("time_budget: the sampling miner needs a time budget or max_batches")
         rows, metrics, info = _mine_sampled(
             g, heads, max_length, max_length_acyclic, int(min_support),
             float(min_head_coverage), float(min_confidence), confidence, time_budget,

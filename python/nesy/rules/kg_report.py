@@ -39,6 +39,9 @@ WN18RR_DEFAULT = "/work/shared/data/kg/wn18rr"
 WN18RR = os.environ.get("NESY_WN18RR", WN18RR_DEFAULT)
 #: Issue 9's WN18RR targets for rules alone.
 WN18RR_TARGETS = {"hits@1": 0.43, "hits@10": 0.53}
+#: Seconds ``--method sample`` runs when neither a preset nor the command line gives
+#: ``--time-budget`` or ``--max-batches``.
+SAMPLE_TIME_BUDGET = 60.0
 MINE_OPTIONS = ("method", "max_length", "max_length_acyclic", "min_support",
                 "min_head_coverage", "min_confidence", "confidence", "time_budget", "paths",
                 "max_batches", "seed")
@@ -49,17 +52,18 @@ def preset(data: Any) -> dict[str, Any]:
     return dict(PRESETS.get(name, PRESETS["default"]))
 
 
-def _threshold_default(name: str) -> str:
+def _mine_default(name: str, own: Optional[str] = None) -> str:
     """``--help``'s default of a :func:`~nesy.rules.kg.mine` option no ``"default"`` preset
-    sets: ``mine``'s own, and the value of every preset that sets it."""
+    sets: ``own`` (else ``mine``'s own default), and the value of every preset that sets it
+    to something else."""
     import inspect
 
     from nesy.rules.kg import mine
 
-    own = inspect.signature(mine).parameters[name].default
+    value = inspect.signature(mine).parameters[name].default
     sets = [f"{v} in the {k} preset" for k, p in PRESETS.items() if k != "default"
-            for n, v in p.items() if n == name]
-    return f"(default: {'; '.join([str(own)] + sets)})"
+            for n, v in p.items() if n == name and v != value]
+    return f"(default: {'; '.join([str(value) if own is None else own] + sets)})"
 
 
 def add_mine_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,23 +81,26 @@ def add_mine_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"acyclic rules with a constant, 0-2 (0: none) {preset}")
     p.add_argument("--min-support", dest="min_support", type=int,
                    help=f"minimum number of correct predictions "
-                        f"{_threshold_default('min_support')}")
+                        f"{_mine_default('min_support')}")
     p.add_argument("--min-head-coverage", dest="min_head_coverage", type=float,
-                   help=f"minimum head coverage {_threshold_default('min_head_coverage')}")
+                   help=f"minimum head coverage {_mine_default('min_head_coverage')}")
     p.add_argument("--min-confidence", dest="min_confidence", type=float,
-                   help=f"minimum confidence {_threshold_default('min_confidence')}")
+                   help=f"minimum confidence {_mine_default('min_confidence')}")
     p.add_argument("--confidence", choices=["std", "pca"],
                    help=f"which confidence --min-confidence applies to: standard or PCA "
-                        f"{_threshold_default('confidence')}")
+                        f"{_mine_default('confidence')}")
+    budget = _mine_default("time_budget", f"{SAMPLE_TIME_BUDGET:g} without --max-batches, "
+                                          "else none")
     p.add_argument("--time-budget", dest="time_budget", type=float,
-                   help=f"seconds of sampling (--method sample) {preset}")
+                   help=f"seconds of sampling (--method sample) {budget}")
     p.add_argument("--paths", type=_positive_int,
-                   help=f"walks per relation per batch (--method sample) {preset}")
+                   help=f"walks per relation per batch (--method sample) "
+                        f"{_mine_default('paths')}")
     p.add_argument("--max-batches", dest="max_batches", type=_positive_int,
-                   help=f"stop sampling after this many batches (deterministic) {preset}")
+                   help=f"stop sampling after this many batches (deterministic) "
+                        f"{_mine_default('max_batches', 'none, until the time budget')}")
     p.add_argument("--seed", type=int,
-                   help="random seed of --method sample (default: the data set's preset, "
-                        "else 0)")
+                   help=f"random seed of --method sample {_mine_default('seed')}")
 
 
 def _mine(args: argparse.Namespace, data: Any, verbose: int = 1) -> Any:
@@ -108,7 +115,7 @@ def _mine(args: argparse.Namespace, data: Any, verbose: int = 1) -> Any:
         for k in ("time_budget", "paths", "max_batches"):
             opts.pop(k, None)
     elif opts.get("time_budget") is None and opts.get("max_batches") is None:
-        opts["time_budget"] = 60.0
+        opts["time_budget"] = SAMPLE_TIME_BUDGET
     print(f"{data!r}\nmining with {opts}", flush=True)
     return mine(data, verbose=verbose, **opts)
 

@@ -38,9 +38,10 @@ use crate::simd::{self, Level};
 /// Packed weights of at least this many bytes are split. Each step then streams half of the
 /// weights per core (from L2: 1 MB per core on this machine kind, an AMD EPYC Zen 4), and the
 /// hand-over of the halves of `h` between the cores costs less than the streaming it halves.
-/// Measured in one process, the same build with and without the split, calls interleaved, 100
-/// steps (200 for H = 32), 40 rounds, best times, 2026-11-26 (`python /tmp/s10/split_ab.py`;
-/// forward, forward + backward): GRU (B, I, H) = (8, 64, 256) (983 KB) 1.71x, 1.10x; (1, 64,
+/// Measured in one process (an experimental build that read this threshold from the
+/// environment at each call, toggled between the calls; `nesy.bench.rnn.nesy_fns` cases),
+/// with and without the split, calls interleaved, 100 steps (200 for H = 32), 40 rounds, best
+/// times, 2026-11-26 (forward, forward + backward): GRU (B, I, H) = (8, 64, 256) (983 KB) 1.71x, 1.10x; (1, 64,
 /// 256) 1.55x, 1.37x; (8, 32, 128) (246 KB) 1.53x, 1.24x; (1, 32, 128) 1.33x, 1.21x; LSTM
 /// (8, 32, 128) (328 KB) 1.49x, 1.04x; (1, 32, 128) 1.39x, 1.15x; Elman (4, 64, 256) (328 KB)
 /// 1.42x, 1.17x. Below, the hand-over eats the gain: at 61-82 KB (LSTM/GRU/Elman at (16, 64),
