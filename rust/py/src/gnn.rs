@@ -542,6 +542,11 @@ pub fn gnn_build_csr<'py>(
     num_nodes: usize,
 ) -> PyResult<CsrOut<'py>> {
     let ids = index_arrays(&[src, dst], &["src", "dst"])?;
+    if num_nodes > i64::MAX as usize {
+        return Err(value_error(format!(
+            "num_nodes: {num_nodes} nodes cannot be indexed by int64 ids"
+        )));
+    }
     let mut acc = Access::with_capacity(2);
     acc.add(&ids[0], false, "src", 0)?;
     acc.add(&ids[1], false, "dst", 0)?;

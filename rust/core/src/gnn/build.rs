@@ -33,6 +33,11 @@ pub struct CsrArrays<'a> {
 /// outputs are written only once the input is valid.
 pub fn build_csr(src: &[i64], dst: &[i64], n: usize, out: CsrArrays<'_>) -> Result<()> {
     let e = src.len();
+    let Some(n1) = n.checked_add(1).filter(|_| n <= i64::MAX as usize) else {
+        return Err(Error::Value(format!(
+            "num_nodes: {n} nodes cannot be indexed by int64 ids"
+        )));
+    };
     if dst.len() != e {
         return Err(Error::Value(format!(
             "edge_index: {e} sources but {} destinations",
@@ -43,8 +48,8 @@ pub fn build_csr(src: &[i64], dst: &[i64], n: usize, out: CsrArrays<'_>) -> Resu
         ("indptr", out.indptr.len()),
         ("t_indptr", out.t_indptr.len()),
     ] {
-        if len != n + 1 {
-            return Err(Error::len(arg, n + 1, len));
+        if len != n1 {
+            return Err(Error::len(arg, n1, len));
         }
     }
     for (arg, len) in [
@@ -182,5 +187,16 @@ mod tests {
         }
         let err = run(&[0, 1], &[0], 2).unwrap_err();
         assert!(err.to_string().contains("edge_index"), "{err}");
+        // A node count whose offsets int64 cannot hold: an error, not an overflow.
+        let empty = CsrArrays {
+            indptr: &mut [],
+            order: &mut [],
+            indices: &mut [],
+            t_indptr: &mut [],
+            perm: &mut [],
+            t_indices: &mut [],
+        };
+        let err = build_csr(&[], &[], usize::MAX, empty).unwrap_err();
+        assert!(err.to_string().starts_with("num_nodes:"), "{err}");
     }
 }
