@@ -28,3 +28,37 @@ def test_check_int_range_messages(value, lo, hi, want):
     with pytest.raises(ValueError, match=want):
         check_int("n", value, lo, hi)
     assert check_int("n", 5, None, None) == 5
+
+
+def test_physical_memory_bytes_is_the_machines_or_none(monkeypatch):
+    import os
+
+    from nesy._checks import physical_memory_bytes
+
+    mem = physical_memory_bytes()
+    if hasattr(os, "sysconf"):
+        assert type(mem) is int and mem > 0
+    monkeypatch.delattr(os, "sysconf", raising=False)  # Windows has none
+    assert physical_memory_bytes() is None
+
+
+def test_graph_and_kge_refuse_ids_beyond_memory_with_one_exception_type(monkeypatch):
+    """Both compare against nesy._checks.physical_memory_bytes; a huge node id raised
+    MemoryError and a huge entity id ValueError. Both are ValueError: ids must be 0..n-1."""
+    import nesy.gnn.graph
+    import nesy.kge.model
+    from nesy.gnn import Graph
+    from nesy.kge import KGEModel
+
+    monkeypatch.setattr(nesy.gnn.graph, "physical_memory_bytes", lambda: 1000)
+    monkeypatch.setattr(nesy.kge.model, "physical_memory_bytes", lambda: 1000)
+    with pytest.raises(ValueError, match=r"^edge_index: node id 99 implies a graph of 100 "
+                                         r"nodes.*ids must be 0..n-1") as err:
+        Graph(np.array([[99], [0]]))
+    assert type(err.value) is ValueError
+    model = KGEModel("distmult", dim=4, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^train: entity id 99 implies a table of 100 rows "
+                                         r".*ids must be 0\.\.n-1") as err:
+        model.fit(np.array([[0, 0, 99], [1, 0, 2]]))
+    assert type(err.value) is ValueError and not hasattr(model, "entity_embeddings_")
+    assert Graph(np.array([[9], [0]])).num_nodes == 10  # 16 * 11 bytes fit

@@ -495,3 +495,30 @@ def test_distiller_and_loss_name_bad_hyper_parameters():
         with pytest.raises(exc, match=match):
             d.fit(X)
         assert not hasattr(d, "student_")
+
+
+def test_temperature_none_is_taken_where_it_is_unused():
+    """temperature=None worked before the options were checked up front wherever the
+    temperature is unused: a regression teacher, a student fitted on hard labels. A student
+    trained on a classifier's soft targets still needs one, refused before the teacher is
+    fitted when its tags say it is a classifier."""
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = X[:, 0] - X[:, 1]
+    want = Distiller(Ridge().fit(X, y), DecisionTreeRegressor(random_state=0)).fit(X)
+    got = Distiller(Ridge().fit(X, y), DecisionTreeRegressor(random_state=0),
+                    temperature=None).fit(X)
+    np.testing.assert_array_equal(got.predict(X), want.predict(X))
+    assert Distiller(Ridge(), DecisionTreeRegressor(), temperature=None).fit(X, y).n_augmented_ == 0
+    hard = Distiller(LogisticRegression(), DecisionTreeClassifier(), temperature=None).fit(X, y > 0)
+    assert set(hard.predict(X)) <= {False, True}
+    teacher = LogisticRegression()
+    for t in (teacher, lambda X: np.c_[X[:, 0], -X[:, 0]]):
+        d = Distiller(t, MLPClassifier(epochs=1), temperature=None)
+        with pytest.raises(TypeError, match=r"^temperature: expected a finite positive number "
+                                            r"for a classifier teacher .*got None$"):
+            d.fit(X, y > 0)
+        assert not hasattr(d, "student_") and not hasattr(d, "teacher_model_")
+    assert not hasattr(teacher, "coef_")  # refused before the teacher was fitted

@@ -227,26 +227,31 @@ def test_graph_classifier_bad_input():
         clf.predict(graphs, [np.ones((g.num_nodes, 2)) for g in graphs])
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=-5), dict(epochs=0), dict(epochs=2.5),
-                                 dict(patience=-3), dict(patience=1.5),
-                                 dict(learning_rate=float("nan")), dict(learning_rate=0.0),
-                                 dict(learning_rate=np.inf), dict(weight_decay=-1e-3),
-                                 dict(weight_decay=float("nan"))])
+@pytest.mark.parametrize("bad,exc", [
+    (dict(epochs=-5), ValueError), (dict(epochs=0), ValueError), (dict(epochs=2.5), TypeError),
+    (dict(epochs="a"), TypeError), (dict(patience=-3), ValueError),
+    (dict(patience=1.5), TypeError), (dict(learning_rate=float("nan")), ValueError),
+    (dict(learning_rate=0.0), ValueError), (dict(learning_rate=np.inf), ValueError),
+    (dict(learning_rate="a"), TypeError), (dict(weight_decay=-1e-3), ValueError),
+    (dict(weight_decay=float("nan")), ValueError), (dict(weight_decay=False), TypeError)])
 @pytest.mark.parametrize("which", ["node", "graph"])
-def test_both_classifiers_reject_the_same_training_parameters(which, bad):
+def test_both_classifiers_reject_the_same_training_parameters(which, bad, exc):
     """One shared check: a bad epochs / patience / learning_rate / weight_decay raises naming
-    it (not an untrained 'fitted' model, an epoch-1 stop or an optimizer's param_groups)."""
+    it (not an untrained 'fitted' model, an epoch-1 stop or an optimizer's param_groups):
+    TypeError for the wrong kind of value (as hidden_size's), ValueError out of range."""
     name = next(iter(bad))
+    want = "an integer" if name in ("epochs", "patience") else "a number"
     if which == "node":
         g, X, y, (tr, va, _) = _communities(n=40)
         clf = NodeClassifier(**bad)
-        with pytest.raises(ValueError, match=f"^{name}:"):
+        with pytest.raises(exc, match=f"^{name}: expected {want} in ") as err:
             clf.fit(g, X, y, tr, va)
     else:
         graphs, feats, gy = _shapes(12)
         clf = GraphClassifier(**bad)
-        with pytest.raises(ValueError, match=f"^{name}:"):
+        with pytest.raises(exc, match=f"^{name}: expected {want} in ") as err:
             clf.fit(graphs, feats, gy)
+    assert type(err.value) is exc
     assert not hasattr(clf, "model_")
 
 
@@ -323,6 +328,22 @@ def test_sparse_features_check_shape_indices_and_complex_input():
     assert empty.shape == (0, 2) and empty.nnz == 0
     with pytest.raises(TypeError, match="^matrix: expected real values, got dtype complex128"):
         SparseFeatures.from_scipy(sp.csr_matrix(np.eye(3) * (1 + 1j)))
+
+
+@pytest.mark.parametrize("shape", [np.array([2, 3]), np.array([2, 3], np.int32), [2, 3],
+                                   (np.int64(2), np.uint8(3)), range(2, 4)])
+def test_sparse_features_take_any_pair_of_integers_as_shape(shape):
+    """np.array([5, 4]) worked until the shape check took only tuples and lists."""
+    x = SparseFeatures([0, 1, 2], [0, 2], np.ones(2), shape)
+    assert x.shape == (2, 3) and all(type(n) is int for n in x.shape)
+    np.testing.assert_array_equal(x.to_dense(), [[1, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("shape", [np.array([2, 3, 1]), np.array([[2, 3]]), np.array(2), "23",
+                                   b"23", {2: 3, 3: 2}])
+def test_sparse_features_refuse_a_shape_that_is_not_a_pair(shape):
+    with pytest.raises(ValueError, match="^shape: expected \\(n_rows, n_cols\\), got "):
+        SparseFeatures([0, 1, 2], [0, 2], np.ones(2), shape)
 
 
 @pytest.mark.parametrize("bad,exc,pattern", [

@@ -166,3 +166,99 @@ def test_a_path_ending_with_a_separator_is_a_folder_not_a_file(tmp_path):
         atomic_write(str(tmp_path / "file") + os.sep, _write("x"), text=True)
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
     assert (tmp_path / "file").read_text() == "keep"
+
+
+_LINUX_FDS = pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or os.name != "posix",
+                                reason="Linux /proc/self/fd and /dev/stdout")
+
+# Prints, saves to the path given in argv[1] (text, or an .npz of a Dense layer), prints again.
+_SAVE_TO = """
+import sys
+print("first")
+if sys.argv[2] == "npz":
+    from nesy.nn import Dense
+    Dense(2, 3, rng=0).save(sys.argv[1])
+else:
+    from nesy._io import atomic_write, check_target
+    assert check_target(sys.argv[1]) == sys.argv[1]
+    atomic_write(sys.argv[1], lambda fh: fh.write("saved\\n"), text=True)
+print("last")
+"""
+
+
+def _run_saving(path, kind, stdout):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NESY_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", _SAVE_TO, path, kind], stdout=stdout, check=True,
+                   env=env, timeout=120)
+
+
+@_LINUX_FDS
+@pytest.mark.parametrize("path", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_saving_to_dev_stdout_writes_to_a_pipe(path):
+    # realpath turned /dev/stdout into /proc/<pid>/fd/pipe:[N], which does not exist: the
+    # save failed with FileNotFoundError after check_target had accepted the path.
+    r, w = os.pipe()
+    got: list = []
+
+    def drain():
+        with os.fdopen(r, "rb") as fh:
+            got.append(fh.read())
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    try:
+        _run_saving(path, "text", w)
+    finally:
+        os.close(w)
+    t.join(30)
+    assert got == [b"first\nsaved\nlast\n"]
+
+
+@_LINUX_FDS
+def test_an_npz_saved_to_dev_stdout_streams_a_readable_archive():
+    import subprocess
+    import sys
+
+    from nesy.nn import Dense
+
+    script = "import sys; from nesy.nn import Dense; Dense(2, 3, rng=0).save('/dev/stdout')"
+    got = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, check=True,
+                         env=dict(os.environ, NESY_NUM_THREADS="1"), timeout=120).stdout
+    want = Dense(2, 3, rng=0)
+    with np.load(io.BytesIO(got)) as archive:
+        assert sorted(archive.files) == sorted(want.state_dict())
+        assert all(np.array_equal(archive[k], v) for k, v in want.state_dict().items())
+
+
+@_LINUX_FDS
+@pytest.mark.parametrize("mode", ["ab", "wb"])
+def test_saving_to_dev_stdout_redirected_to_a_file_writes_at_its_position(tmp_path, mode):
+    # Redirected to a file (`> log`, `>> log`), /dev/stdout resolved to that file, which a
+    # temporary file was renamed over: what the shell wrote before and after went to the
+    # unlinked inode. Now the bytes go where stdout writes, in order; `>>` appends.
+    log = tmp_path / "log"
+    log.write_bytes(b"before\n")
+    link = tmp_path / "out"
+    link.symlink_to("/dev/stdout")  # a link to /dev/stdout is the same descriptor
+    for path in ("/dev/stdout", str(link)):
+        with open(log, mode) as fh:
+            _run_saving(path, "text", fh)
+            fh.write(b"after\n")
+        ran = b"first\nsaved\nlast\nafter\n"
+        assert log.read_bytes() == (b"before\n" + ran if mode == "ab" else ran)
+        assert link.is_symlink()
+        log.write_bytes(b"before\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "out"]  # no temporary
+
+
+@_LINUX_FDS
+def test_check_target_refuses_a_file_descriptor_that_is_not_open():
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)  # now a number no file uses
+    target = f"/dev/fd/{fd}"
+    for call in (lambda: check_target(target), lambda: atomic_write(target, _write("x"))):
+        with pytest.raises(FileNotFoundError, match="is not open") as err:
+            call()
+        assert err.value.filename == target

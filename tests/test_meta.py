@@ -708,8 +708,9 @@ def test_fit_with_a_model_that_is_not_a_module_names_model():
 
 
 @pytest.mark.parametrize("saved_by,loaded_by", [("metasgd", "fomaml"), ("fomaml", "metasgd"),
-                                                ("reptile", "maml")])
-def test_load_refuses_a_file_of_another_algorithm(tmp_path, saved_by, loaded_by):
+                                                ("reptile", "metasgd"), ("metasgd", "maml")])
+def test_load_refuses_a_metasgd_file_into_another_algorithm_and_the_reverse(tmp_path, saved_by,
+                                                                           loaded_by):
     learner = MetaLearner(mlp([1, 5, 1], Tanh), saved_by, meta_batch_size=2, verbose=0,
                           random_state=0)
     learner.fit(SineTasks(3), 2)
@@ -727,6 +728,27 @@ def test_load_refuses_a_file_of_another_algorithm(tmp_path, saved_by, loaded_by)
     assert same.inner_lr == 0.5 and same.inner_steps == 3
     assert all(np.array_equal(p, q) for p, q in zip(same.model.parameters(),
                                                      learner.model.parameters()))
+
+
+@pytest.mark.parametrize("saved_by,loaded_by", [("maml", "fomaml"), ("reptile", "maml"),
+                                                ("fomaml", "reptile")])
+def test_load_takes_a_file_of_another_algorithm_without_learned_rates(tmp_path, saved_by,
+                                                                      loaded_by):
+    """maml, fomaml and reptile save the same state (theta and the rates filled with
+    inner_lr), so their files load into each other's learners, as they did before the
+    algorithm was checked; only Meta-SGD's learned rates make a file algorithm-specific."""
+    learner = MetaLearner(mlp([1, 5, 1], Tanh), saved_by, meta_batch_size=2, verbose=0,
+                          random_state=0)
+    learner.fit(SineTasks(3), 2)
+    path = tmp_path / "m.npz"
+    learner.save(path)
+    other = MetaLearner(mlp([1, 5, 1], Tanh, seed=4), loaded_by, verbose=0).load(path)
+    assert other.algorithm == loaded_by and other.n_iter_ == 2
+    assert all(np.array_equal(p, q) for p, q in zip(other.model.parameters(),
+                                                     learner.model.parameters()))
+    assert all(np.array_equal(p, q) for p, q in zip(other.inner_lrs_, learner.inner_lrs_))
+    x, y = np.linspace(-1, 1, 5)[:, None], np.sin(np.linspace(-1, 1, 5))[:, None]
+    assert np.array_equal(other.adapt(x, y).forward(x), learner.adapt(x, y).forward(x))
 
 
 def test_adapt_names_support_x_when_its_features_do_not_fit_the_model():

@@ -1416,7 +1416,8 @@ def test_module_load_state_dict_of_a_non_mapping_names_state():
     layer = nn.Dense(2, 3, rng=0)
     keep = [p.copy() for p in layer.parameters()]
     for bad in ([1, 2], 5, None):
-        with pytest.raises(TypeError, match="^load_state_dict: state: expected a mapping"):
+        with pytest.raises(TypeError, match=r"^state: expected a mapping of names to arrays "
+                                            r"\(a state_dict\(\)\), got "):
             layer.load_state_dict(bad)
     assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
 

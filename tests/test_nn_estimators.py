@@ -140,7 +140,7 @@ def test_model_is_a_plain_nesy_network(iris):
 def test_a_schedule_name_as_learning_rate_points_to_the_nesy_options():
     """scikit-learn's MLP takes learning_rate="constant"/"adaptive"; nesy's is a step size."""
     X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
-    with pytest.raises(ValueError, match="^learning_rate: .*learning_rate_init.*schedule="):
+    with pytest.raises(TypeError, match="^learning_rate: .*learning_rate_init.*schedule="):
         MLPClassifier(learning_rate="adaptive").fit(X, y)
 
 
@@ -153,9 +153,29 @@ def test_fit_skips_the_data_gradient_and_leaves_a_plain_network():
 @pytest.mark.parametrize("param", ["learning_rate", "weight_decay", "tol"])
 def test_infinite_options_are_refused_by_their_name(param):
     X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
-    with pytest.raises(ValueError, match=rf"^{param}: expected a Real in [\[(]0.0, inf\), "
+    with pytest.raises(ValueError, match=rf"^{param}: expected a number in [\[(]0.0, inf\), "
                                          r"got inf"):
         MLPClassifier(epochs=1, **{param: np.inf}).fit(X, y)
+
+
+@pytest.mark.parametrize("param,value,want", [
+    ("learning_rate", [0.1], r"a number in \(0.0, inf\), got list \[0.1\]"),
+    ("weight_decay", None, r"a number in \[0.0, inf\), got NoneType None"),
+    ("dropout", True, r"a number in \[0.0, 1.0\], got bool True"),
+    ("batch_size", 2.0, r"an integer in \[1, inf\), got float 2.0"),
+    ("epochs", "3", r"an integer in \[0, inf\), got str '3'"),
+    ("tol", "0", r"a number in \[0.0, inf\), got str '0'"),
+    ("patience", np.True_, r"an integer in \[0, inf\), got bool (np\.)?True_?"),
+    ("validation_fraction", "0.1", r"a number in \[0.0, 0.5\], got str '0.1'"),
+])
+def test_an_option_of_the_wrong_kind_raises_type_error(param, value, want):
+    """TypeError for the wrong kind of value, ValueError out of range (nesy._checks' rule, as
+    the recurrent and graph estimators' hidden_size): these all raised ValueError."""
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    clf = MLPClassifier(**{"epochs": 1, param: value})
+    with pytest.raises(TypeError, match=rf"^{param}: expected {want}$"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
 
 
 def test_values_too_large_to_standardise_are_named_not_called_infinite():

@@ -1038,3 +1038,62 @@ def test_a_group_appended_to_param_groups_by_hand_is_refused():
     opt.add_param_group({"params": [np.ones(2)]})  # the supported way
     opt.step([np.ones(2), np.ones(2)])
     assert a.tolist() == [0.9, 0.9]
+
+
+class _PickledAtF093027:
+    """Pickles as ``opt`` did before groups kept a ``_ParamList`` (commit f093027): the same
+    instance dict without ``_group_params``, each group's ``"params"`` a plain list."""
+
+    def __init__(self, opt, edit=None):
+        state = {k: v for k, v in vars(opt).items() if k != "_group_params"}
+        state["param_groups"] = [dict(g, params=list(g["params"])) for g in opt.param_groups]
+        if edit is not None:
+            edit(state["param_groups"][0]["params"])  # that version ignored such edits
+        self.cls, self.state = type(opt), state
+
+    def __reduce__(self):
+        import copyreg
+
+        return copyreg._reconstructor, (self.cls, object, None), self.state  # cls.__new__
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "NAdam"])
+def test_an_optimizer_pickled_before_group_lists_were_kept_unpickles_and_steps(kind):
+    import pickle
+
+    a, b = np.ones(3), np.full(2, 2.0)
+    opt = getattr(optim, kind)([{"params": [a]}, {"params": [b], "lr": 0.05}], lr=0.1)
+    opt.step([np.ones(3), np.ones(2)])
+    twin = copy.deepcopy(opt)
+    old = pickle.loads(pickle.dumps(_PickledAtF093027(opt)))
+    assert type(old) is type(opt) and not any(isinstance(g["params"], optim._base._ParamList)
+                                              for g in _PickledAtF093027(opt).state["param_groups"])
+    for o in (old, twin):
+        o.step([np.full(3, 0.5), np.full(2, -1.0)])  # AttributeError: no _group_params
+    assert all(np.array_equal(p, q) for p, q in zip(old._params, twin._params))
+    for gi, g in enumerate(old.param_groups):
+        assert isinstance(g["params"], optim._base._ParamList)
+        assert g["params"] is old._group_params[gi] and g["params"][0] is old._params[gi]
+    with pytest.raises(ValueError, match=r"^param_groups\[i\]\['params'\]: .*add_param_group"):
+        old.param_groups[0]["params"].append(np.ones(3))
+    assert old.state_dict()["state"][0]["step"] == 2
+
+
+def test_a_group_list_edited_before_an_old_pickle_is_refused_at_the_step():
+    import pickle
+
+    a = np.ones(2)
+    opt = optim.SGD([a], lr=0.1)
+    old = pickle.loads(pickle.dumps(_PickledAtF093027(opt, edit=lambda ps: ps.append(np.ones(2)))))
+    with pytest.raises(ValueError, match=r"^param_groups\[0\]\['params'\]: replaced after it was "
+                                         r"added \(2 arrays, the optimizer holds 1\)"):
+        old.step([np.ones(2)])
+    assert old._params[0].tolist() == [1.0, 1.0]
+    opt = optim.SGD([{"params": [a]}, {"params": [np.ones(2)]}], lr=0.1)
+    old = pickle.loads(pickle.dumps(_PickledAtF093027(opt, edit=lambda ps: None)))
+    old.param_groups.pop()  # as if popped before pickling
+    old = pickle.loads(pickle.dumps(_PickledAtF093027(old)))
+    with pytest.raises(ValueError, match=r"^param_groups: has 1 groups, but the optimizer was "
+                                         r"given 2"):
+        old.step([np.ones(2), np.ones(2)])
+    assert old._params[0].tolist() == [1.0, 1.0]

@@ -927,7 +927,9 @@ _BAD_SEQUENCE_OPTIONS = [
     (dict(validation_fraction="x"), TypeError, "^validation_fraction: expected a number"),
     (dict(learning_rate=-1.0), ValueError, "^learning_rate: "),  # was param_groups[0]['lr']
     (dict(learning_rate=np.inf), ValueError, "^learning_rate: "),
-    (dict(learning_rate="a"), ValueError, "^learning_rate: "),
+    (dict(learning_rate="a"), TypeError, r"^learning_rate: expected a number in \(0.0, inf\), "
+                                         "got str 'a'"),  # was ValueError, as no sibling
+    (dict(weight_decay=True), TypeError, "^weight_decay: expected a number .*got bool"),
     (dict(weight_decay=-1e-3), ValueError, "^weight_decay: "),
     (dict(weight_decay=float("nan")), ValueError, "^weight_decay: "),
     (dict(epochs=2.0), TypeError, "^epochs: expected an integer"),

@@ -536,7 +536,7 @@ def test_filter_checks_its_thresholds_as_mine_does(kw, exc, match):
     (dict(relations=np.int64(0)), TypeError, r"^relations: expected a sequence"),
     (dict(relations=np.array(0)), TypeError, r"^relations: expected a sequence"),
     (dict(verbose="a"), TypeError, r"^verbose: expected an integer"),
-    (dict(verbose=None), TypeError, r"^verbose: expected an integer"),
+    (dict(verbose=1.0), TypeError, r"^verbose: expected an integer \(0 or None: silent"),
 ])
 def test_every_mine_option_is_checked_up_front_and_named(kw, exc, match):
     """These leaked Python errors ('<=' not supported, could not convert string to float,
@@ -549,6 +549,16 @@ def test_every_mine_option_is_checked_up_front_and_named(kw, exc, match):
     with pytest.raises(exc, match=match):
         mine(tr, **opts)
     np.testing.assert_array_equal(tr, before)
+
+
+def test_mine_takes_verbose_none_as_silent(capsys):
+    """verbose=None was silent before the options were checked up front (tqdm's disable=not
+    None), as it is for KGEModel; the check refused it."""
+    tr = _graph(14, 3, 80, 1)
+    want = mine(tr, max_length=2, max_length_acyclic=1, verbose=0)
+    got = mine(tr, max_length=2, max_length_acyclic=1, verbose=None)
+    np.testing.assert_array_equal(got.rules, want.rules)
+    assert capsys.readouterr().err == ""
 
 
 def test_mine_accepts_numpy_integers_and_bools_where_they_fit():

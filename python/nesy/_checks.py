@@ -8,6 +8,7 @@ argument's name, as every error of nesy does.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -32,3 +33,13 @@ def check_int(name: str, value: Any, minimum: Optional[int] = None,
             want = f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name}: expected an integer {want}, got {v}")
     return v
+
+
+def physical_memory_bytes() -> Optional[int]:
+    """Bytes of this machine's physical memory, or ``None`` where the system does not say (no
+    ``os.sysconf``, as on Windows). The checks that refuse a huge id before allocating a table
+    with a row per id (``Graph``, ``KGEModel.fit``) compare against it."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf, or no such name
+        return None

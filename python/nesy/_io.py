@@ -1,14 +1,18 @@
 """Atomic file writes: every file nesy saves (checkpoints, state dicts, rule sets) goes to a
 temporary file in the target's folder, is flushed to disk, then renamed over the target, so a
 crash leaves either the old file or the new one, never half of either. A target that exists
-and is not a regular file (``/dev/null``, a FIFO) is written through instead, as ``np.save``
-and ``torch.save`` do: renaming over it would replace the device or pipe with a file."""
+and is not a regular file (``/dev/null``, a FIFO), and an open file descriptor named by path
+(``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/3``, whatever it refers to), are written
+through instead, as ``np.save`` and ``torch.save`` do: renaming over them would replace the
+device or pipe with a file, or the file that stdout was redirected to."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -25,9 +29,16 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
     that exists keeps its permissions; a new file gets the usual ``0o666 & ~umask``.
 
     A target that exists and is not a regular file (a character device such as
-    ``/dev/null``, a FIFO) is opened and written directly, as ``np.save`` and ``torch.save``
-    do, never replaced: that write is not atomic (a failing ``write`` leaves what it wrote),
-    and opening a FIFO waits for a reader.
+    ``/dev/null``, a FIFO; checked on the path as given, following links) is opened and
+    written directly, as ``np.save`` and ``torch.save`` do, never replaced: that write is not
+    atomic (a failing ``write`` leaves what it wrote), and opening a FIFO waits for a reader.
+    A path that names one of this process's open file descriptors (``/dev/stdout``,
+    ``/dev/fd/N``, ``/proc/self/fd/N``, or a link to one) is written to that descriptor,
+    whatever it refers to: a pipe, a terminal, or a file stdout was redirected to, which gets
+    the bytes at its current position (appended under ``>>``) and is neither truncated nor
+    replaced; ``sys.stdout`` and ``sys.stderr`` are flushed first when they use it. Another
+    process's descriptor (``/proc/<pid>/fd/N``) is opened for writing, appending to a
+    regular file.
 
     Raises
     ------
@@ -39,13 +50,9 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
         a path separator, and any error creating the temporary file (e.g.
         ``PermissionError``)."""
     target = _fspath(path)
-    path = check_target(target)
-    try:
-        special = not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        special = False
-    if special:
-        _write_through(target, path, write, text)
+    how, path = _plan(target)
+    if how != "replace":
+        _write_through(target, how, write, text)
         return
     directory = os.path.dirname(path)
     try:
@@ -78,12 +85,25 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
         raise
 
 
-def _write_through(target: str, real: str, write: Callable[[IO[Any]], None],
+def _write_through(target: str, how: str, write: Callable[[IO[Any]], None],
                    text: bool) -> None:
-    """``write(fh)`` on the existing non-regular file ``real`` opened for writing (no
-    ``O_CREAT``: if it vanished meanwhile, nothing is created); errors name ``target``."""
+    """``write(fh)`` on ``target`` without replacing it (``how`` from :func:`_plan`): on a
+    duplicate of this process's descriptor ``how`` (``"fd:N"``), else on ``target`` opened for
+    writing (no ``O_CREAT``: if it vanished meanwhile, nothing is created; ``"append"``: at
+    the end of a regular file). Errors name ``target``."""
     try:
-        fd = os.open(real, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+        if how.startswith("fd:"):
+            n = int(how[3:])
+            for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
+                try:
+                    if stream is not None and stream.fileno() == n:
+                        stream.flush()
+                except (AttributeError, OSError, ValueError):  # replaced, closed or detached
+                    pass
+            fd = os.dup(n)
+        else:
+            flags = os.O_WRONLY | getattr(os, "O_NOCTTY", 0)
+            fd = os.open(target, flags | (os.O_APPEND if how == "append" else 0))
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, target) from None
     fh: IO[Any] = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
@@ -107,8 +127,9 @@ def check_target(path: str | bytes | os.PathLike[str]) -> str:
     """The real path ``path`` will be written to, after checking that its folder exists and
     that it is not itself a folder (so that a long run can check where it saves first).
 
-    An existing target that is not a regular file (``/dev/null``, a FIFO) is accepted:
-    :func:`atomic_write` writes through to it.
+    An existing target that is not a regular file (``/dev/null``, a FIFO) and an open file
+    descriptor (``/dev/stdout``, ``/dev/fd/N``) are accepted, and returned as given:
+    :func:`atomic_write` writes through to them.
 
     Raises
     ------
@@ -116,20 +137,70 @@ def check_target(path: str | bytes | os.PathLike[str]) -> str:
         ``path`` is not a ``str``, ``bytes`` or ``os.PathLike`` (the message names ``path``).
     FileNotFoundError, NotADirectoryError, IsADirectoryError
         With ``filename`` the path as given; ``IsADirectoryError`` also for a path that ends
-        with a separator (``"out/sub/"`` names a folder, not a file to write)."""
-    target = _fspath(path)
+        with a separator (``"out/sub/"`` names a folder, not a file to write);
+        ``FileNotFoundError`` also for a file descriptor that is not open (``/dev/fd/9``)."""
+    return _plan(_fspath(path))[1]
+
+
+# /proc/<pid>/fd and /proc/<pid>/task/<tid>/fd, as realpath gives /proc/self/fd, /dev/fd and
+# /proc/thread-self/fd on Linux
+_FD_DIR = re.compile(r"/proc/(\d+)(?:/task/\d+)?/fd")
+
+
+def _fd_link(target: str) -> tuple[int, int] | None:
+    """``(pid, n)`` when ``target``, or a symbolic link it leads to, is the entry of file
+    descriptor ``n`` in ``/proc/<pid>/fd`` (``/dev/stdout``, ``/dev/fd/N``). ``realpath``
+    cannot resolve these: they point to ``pipe:[N]``, or to the file stdout was redirected
+    to, which must not be replaced."""
+    p = target if os.path.isabs(target) else os.path.join(os.getcwd(), target)
+    for _ in range(40):  # the kernel's limit on nested links
+        head, tail = os.path.split(p)
+        head = os.path.realpath(head)
+        m = _FD_DIR.fullmatch(head)
+        if m is not None and tail.isdigit():
+            return int(m.group(1)), int(tail)
+        p = os.path.join(head, tail)
+        if not os.path.islink(p):
+            return None
+        p = os.path.join(head, os.readlink(p))  # an absolute link replaces head
+    return None
+
+
+def _plan(target: str) -> tuple[str, str]:
+    """How :func:`atomic_write` writes ``target``, after :func:`check_target`'s checks:
+    ``("replace", real path)``, or a write-through (``"fd:N"`` for this process's descriptor
+    ``N``, ``"open"`` for a non-regular file, ``"append"`` for a regular file reached through
+    another process's descriptor) with ``target`` as given."""
     real = os.path.realpath(target)
-    directory = os.path.dirname(real)
     if os.path.isdir(real):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", target)
     if target.endswith(os.sep) or (os.altsep is not None and target.endswith(os.altsep)):
         raise IsADirectoryError(errno.EISDIR, "ends with a path separator, so it names a "
                                 "folder, not a file", target)
+    try:
+        mode: int | None = os.stat(target).st_mode  # the path as given, following links
+    except OSError:
+        mode = None
+    link = _fd_link(target) if os.name == "posix" else None
+    if link is not None:
+        if mode is None:
+            raise FileNotFoundError(errno.ENOENT, f"file descriptor {link[1]} is not open",
+                                    target)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", target)
+        if link[0] == os.getpid():
+            return f"fd:{link[1]}", target
+        return ("append" if stat.S_ISREG(mode) else "open"), target
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", target)
+        return "open", target
+    directory = os.path.dirname(real)
     if not os.path.isdir(directory):
         if os.path.exists(directory):
             raise NotADirectoryError(errno.ENOTDIR, f"{directory!r} is not a folder", target)
         raise FileNotFoundError(errno.ENOENT, f"no folder {directory!r} to write in", target)
-    return real
+    return "replace", real
 
 
 def read_npz(path: str | os.PathLike[str] | BinaryIO, kind: str, keys: tuple[str, ...]

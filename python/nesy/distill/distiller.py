@@ -39,6 +39,11 @@ def label_indices(y: np.ndarray, classes: np.ndarray, name: str = "y") -> np.nda
     return order[pos]
 
 
+def _no_temperature() -> TypeError:
+    return TypeError("temperature: expected a finite positive number for a classifier teacher "
+                     "and a student trained on its soft targets, got None")
+
+
 class Distiller(BaseEstimator):
     """Knowledge distillation from a teacher into a student (Hinton et al. 2015).
 
@@ -59,7 +64,10 @@ class Distiller(BaseEstimator):
         - any other estimator with ``fit`` (a decision tree, a rule learner from
           :mod:`nesy.rules`, ...): a clone is fitted on the teacher's labels (hard labels, or
           values for regression) of the training and augmented rows.
-    temperature : float, default 4.0
+    temperature : float or None, default 4.0
+        Softens the teacher's and the student's class probabilities (a finite number > 0).
+        None where it is unused: for a regression teacher, and for a student that is neither
+        a nesy Module nor a nesy MLP (it learns the teacher's hard labels).
     alpha : float, default 0.5
         Weight of the loss on the true labels (the rest goes to the teacher's soft targets).
     t2_scaling : bool, default True
@@ -150,7 +158,12 @@ class Distiller(BaseEstimator):
         n_augment = _real("n_augment", self.n_augment)
         if not (np.isfinite(n_augment) and n_augment >= 0):
             raise ValueError(f"n_augment: expected a finite number >= 0, got {self.n_augment!r}")
-        _check_hyper(self.temperature, self.alpha)  # before an unfitted teacher is trained
+        # before an unfitted teacher is trained; None only where the temperature is unused (a
+        # regression teacher, a hard-label student), as it was before the options were checked
+        _check_hyper(1.0 if self.temperature is None else self.temperature, self.alpha)
+        soft = isinstance(self.student, Module) or hasattr(self.student, "_fit_distilled")
+        if self.temperature is None and soft and self._teacher_type() == "classifier":
+            raise _no_temperature()
         if y is None:  # ValueError if the teacher must be fitted first (see __sklearn_tags__)
             X = validate_data(self, X, y, dtype=np.float64)
         else:
@@ -166,11 +179,20 @@ class Distiller(BaseEstimator):
         self.n_augmented_ = extra.shape[0]
         out = teacher(X_all)  # decides the teacher's kind
         self.teacher_ = teacher
+        if teacher.is_classifier and self.temperature is None and soft:  # a Module, a function
+            raise _no_temperature()
         if teacher.is_classifier:
             self._fit_classifier(X_all, teacher.logits(X_all), y, rng)
         else:
             self._fit_regressor(X_all, out, y, rng)
         return self
+
+    def _teacher_type(self) -> Any:
+        """``"classifier"`` or ``"regressor"`` for an estimator teacher (from its tags), else
+        None (a Module or a function says what it is when it is called)."""
+        if hasattr(self.teacher, "fit") and not isinstance(self.teacher, Module):
+            return self.__sklearn_tags__().estimator_type
+        return None
 
     def _loss(self) -> Any:
         return DistillationLoss(self.temperature, self.alpha, self.t2_scaling)

@@ -10,13 +10,12 @@ each with its backward. Kernels: ``rust/core/src/gnn``.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
+from nesy._checks import check_int, physical_memory_bytes
 
 REDUCES = ("sum", "mean", "max", "min")
 
@@ -231,20 +230,14 @@ def _too_many_nodes(num_nodes: int, from_ids: bool) -> str:
             "np.unique(edge_index, return_inverse=True))")
 
 
-def _memory_bytes() -> int:
-    """The machine's physical memory, or the largest NumPy array size where it is unknown."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
-        return int(np.iinfo(np.intp).max)
-
-
 def _check_node_count(num_nodes: int, from_ids: bool) -> None:
     """Refuses, before anything is allocated, a node count whose CSR offsets (two int64 arrays
     of ``num_nodes + 1``) exceed the machine's memory: a huge id (a hash, a raw database key)
-    would otherwise end in NumPy's "array is too big" or a MemoryError naming no argument."""
-    if 16 * (num_nodes + 1) > _memory_bytes():
-        raise MemoryError(_too_many_nodes(num_nodes, from_ids))
+    would otherwise end in NumPy's "array is too big" or a MemoryError naming no argument.
+    ValueError, as KGEModel's for a huge entity id: ids must be 0..n-1."""
+    mem = physical_memory_bytes()
+    if 16 * (num_nodes + 1) > (mem if mem is not None else np.iinfo(np.intp).max):
+        raise ValueError(_too_many_nodes(num_nodes, from_ids))
 
 
 def _check_consistent(graph: Graph) -> None:

@@ -7,6 +7,7 @@ distribution of dense dropout (a zero stays zero either way).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -26,7 +27,8 @@ class SparseFeatures:
     indices : ndarray of int, shape (nnz,)
         Column of every stored value.
     data : ndarray of float32 or float64, shape (nnz,)
-    shape : tuple (n_rows, n_cols)
+    shape : pair of int (n_rows, n_cols)
+        A tuple, list or 1-d array of two integers (NumPy integers too).
 
     Notes
     -----
@@ -41,7 +43,11 @@ class SparseFeatures:
         self.indptr = _index_array(indptr, "indptr")
         self.indices = _index_array(indices, "indices")
         self.data = np.ascontiguousarray(data)
-        if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        # any pair: a tuple, a list, a NumPy array (np.array([5, 4]), a SciPy matrix's shape)
+        pair = (shape.ndim == 1 and len(shape) == 2 if isinstance(shape, np.ndarray)
+                else isinstance(shape, Sequence) and not isinstance(shape, (str, bytes))
+                and len(shape) == 2)
+        if not pair:
             raise ValueError(f"shape: expected (n_rows, n_cols), got {shape!r}")
         self.shape = (check_int("shape[0]", shape[0], 0), check_int("shape[1]", shape[1], 0))
         if self.data.dtype not in (np.float32, np.float64):

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
+from nesy._checks import check_int, physical_memory_bytes
 from nesy._io import atomic_savez, read_npz
 from nesy.datasets.kg import MissingFileError, UnknownLabelError, _labels
 from nesy.kge.evaluate import TIES, evaluate
@@ -133,14 +133,6 @@ def _table_dtype(dtype: Any) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     return dt
-
-
-def _physical_memory() -> Optional[int]:
-    """Bytes of physical memory, or None where the system does not say."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _data_parts(train: Any, valid: Any) -> tuple[np.ndarray, Optional[np.ndarray], int, int]:
@@ -466,7 +458,7 @@ class KGEModel:
         and the copy of the best ones) cannot fit in this machine's memory: from id arrays,
         that is an id far beyond the number of entities or relations (the tables have a row
         for every id up to the largest)."""
-        mem = _physical_memory()
+        mem = physical_memory_bytes()
         if mem is None:
             return
         d_e, d_r = widths(self.model, self.dim)

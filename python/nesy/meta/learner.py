@@ -454,18 +454,20 @@ class MetaLearner(BaseEstimator):
         As PyTorch's ``load_state_dict``, this loads the learned state (the meta-parameters,
         the inner learning rates, and ``n_iter_`` when the file records it: files written
         before it was saved keep the learner's) and keeps the learner's own hyper-parameters
-        (``inner_lr``, ``inner_steps``, ...; the file's are in its ``config``). The file must
-        come from a learner of the same ``algorithm``: a Meta-SGD file holds learned
-        per-parameter rates that another algorithm would ignore, and another algorithm's
-        file holds no learned rates for Meta-SGD. To reuse such a file on purpose, load it into
-        a learner of the file's algorithm, then ``set_params(algorithm=...)``.
+        (``inner_lr``, ``inner_steps``, ...; the file's are in its ``config``). Files of
+        ``"maml"``, ``"fomaml"`` and ``"reptile"`` hold the same state and load into each
+        other's learners (train with one, fine-tune or evaluate with another). A Meta-SGD file
+        loads only into a Meta-SGD learner and the reverse: it holds learned per-parameter
+        rates that another algorithm would ignore, and another algorithm's file holds no
+        learned rates for Meta-SGD. To reuse such a file on purpose, load it into a learner of
+        the file's algorithm, then ``set_params(algorithm=...)``.
 
         Raises
         ------
         ValueError
-            Naming the file: it was saved by a learner of another ``algorithm``, its
-            ``n_iter`` is not an integer >= 0, or a parameter is missing or its shape or dtype
-            differs (naming the key); nothing is changed then.
+            Naming the file: it was saved by a Meta-SGD learner and this one is not (or the
+            reverse), its ``n_iter`` is not an integer >= 0, or a parameter is missing or its
+            shape or dtype differs (naming the key); nothing is changed then.
         """
         from nesy._io import read_npz
 
@@ -486,7 +488,7 @@ class MetaLearner(BaseEstimator):
             raise ValueError(f"{shown!r}: not a nesy MetaLearner file ('config' has n_iter "
                              f"{n_iter!r}, expected an integer >= 0)")
         saved_by = config.get("algorithm", self.algorithm)
-        if saved_by != self.algorithm:
+        if (saved_by == "metasgd") != (self.algorithm == "metasgd"):  # learned rates or none
             raise ValueError(f"{shown!r}: saved by a {saved_by!r} learner, this one is "
                              f"{self.algorithm!r} (algorithm); load it into a learner of "
                              f"algorithm={saved_by!r}")

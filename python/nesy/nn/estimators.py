@@ -82,16 +82,18 @@ def make_mlp(n_in: int, hidden_layer_sizes: Sequence[int], n_out: int,
 
 def _check_param(name: str, value: Any, kind: type, low: float, high: float = np.inf,
                  low_open: bool = False) -> None:
-    """``value`` is a ``kind`` in the range (finite: an unbounded range excludes infinity)."""
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value <= high if high < np.inf else value < np.inf)
-    if not ok:
-        lo = "(" if low_open else "["
-        hi = "]" if high < np.inf else ")"
-        raise ValueError(f"{name}: expected a {kind.__name__} in {lo}{low}, {high}{hi}, "
-                         f"got {value!r}")
+    """``value`` is a ``kind`` (``Integral`` or ``Real``) in the range (finite: an unbounded
+    range excludes infinity): ``TypeError`` for another kind of value (a string, a bool),
+    ``ValueError`` for one out of the range (NaN included), as :mod:`nesy._checks`."""
+    what = "an integer" if kind is Integral else "a number"
+    lo = "(" if low_open else "["
+    hi = "]" if high < np.inf else ")"
+    want = f"{name}: expected {what} in {lo}{low}, {high}{hi}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise TypeError(f"{want}, got {type(value).__name__} {value!r}")
+    if not ((value > low if low_open else value >= low) and (
+            value <= high if high < np.inf else value < np.inf)):
+        raise ValueError(f"{want}, got {value!r}")
 
 
 def _standardisation(A: np.ndarray, name: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -159,7 +161,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         _check_param("dropout", self.dropout, Real, 0.0, 1.0)
         if isinstance(self.learning_rate, str):  # scikit-learn's MLP takes a schedule name here
-            raise ValueError(
+            raise TypeError(
                 f"learning_rate: the optimizer's step size, a number (scikit-learn's "
                 f"learning_rate_init); a schedule is chosen with schedule=None, 'cosine' or "
                 f"'plateau', got {self.learning_rate!r}")

@@ -340,7 +340,7 @@ class Module:
         """
         if not isinstance(state, Mapping) and not (
                 callable(getattr(state, "keys", None)) and hasattr(state, "__getitem__")):
-            raise TypeError(f"load_state_dict: state: expected a mapping of names to arrays "
+            raise TypeError(f"state: expected a mapping of names to arrays "
                             f"(a state_dict()), got {type(state).__name__}")
         targets = {n: (a, t) for n, a, t in self._state_arrays()}
         keys = list(state.keys())

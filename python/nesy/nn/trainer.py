@@ -363,7 +363,11 @@ class Trainer:
     """Fit a :class:`~nesy.nn.module.Module` with mini-batch gradient descent.
 
     Every batch: ``zero_grad``, ``forward``, loss, ``backward``, optional gradient clipping
-    (``nesy.optim.clip_grad_norm``), ``optimizer.step(model.gradients())``.
+    (``nesy.optim.clip_grad_norm``), ``optimizer.step(grads)``, where ``grads`` are the
+    gradients of the optimizer's arrays in the optimizer's order: ``model.gradients()`` for an
+    optimizer over all of ``model.parameters()``, the matching subset for one over some of
+    them (fine-tuning). Clipping sees only those gradients, as ``clip_grad_norm_`` over the
+    optimizer's parameters does in PyTorch fine-tuning.
 
     Parameters
     ----------
@@ -393,7 +397,7 @@ class Trainer:
     verbose : int, default 1
         0: silent; 1: a progress bar over epochs; 2: also a bar over the batches of each epoch.
     grad_clip : float, optional
-        Maximum global gradient norm.
+        Maximum global norm of the gradients passed to the optimizer (those of its arrays).
     schedule_interval : {"epoch", "batch"}, default "epoch"
     tbptt : int, optional
         Truncated backpropagation through time for sequence-to-sequence models: every batch

@@ -145,6 +145,29 @@ class Optimizer:
         self._group_idx = np.asarray(self._group_of, dtype=np.int64)
         self._alloc_state()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling. An optimizer pickled before groups kept their ``"params"`` list as a
+        :class:`_ParamList` (nesy up to f093027) has no ``_group_params``: it is rebuilt from
+        the arrays each group holds in the flat state, and each group's list becomes a
+        :class:`_ParamList` when it still holds exactly those arrays (a list edited before
+        pickling, which that version ignored, is left as it is: a step then refuses it)."""
+        self.__dict__.update(state)
+        if "_group_params" in state:
+            return
+        # as many groups as were added (a group popped from param_groups by hand still holds
+        # its arrays, so the step's group count check refuses it)
+        n_groups = max(len(self.param_groups), max(self._group_of, default=-1) + 1)
+        held: list[list[np.ndarray]] = [[] for _ in range(n_groups)]
+        for p, gi in zip(self._params, self._group_of):
+            held[gi].append(p)
+        self._group_params = [_ParamList(arrays) for arrays in held]
+        for gi, g in enumerate(self.param_groups):
+            ps = g.get("params") if isinstance(g, Mapping) else None
+            arrays = held[gi]
+            if (isinstance(g, dict) and isinstance(ps, list) and len(ps) == len(arrays)
+                    and all(a is b for a, b in zip(ps, arrays))):
+                g["params"] = self._group_params[gi]
+
     def _check_groups_unchanged(self) -> None:
         """``ValueError`` if ``param_groups`` or a group's ``"params"`` entry was replaced since
         the arrays were added: the optimizer's state is laid out for the arrays it was given,
@@ -159,7 +182,7 @@ class Optimizer:
             )
         for gi, (g, snap) in enumerate(zip(groups, snaps)):
             ps = g.get("params") if isinstance(g, Mapping) else None
-            if ps is snap and len(ps) == len(snap):
+            if ps is snap:  # a _ParamList: its length cannot have changed
                 continue
             have = f"{len(ps)} arrays" if isinstance(ps, (list, tuple)) else repr(ps)
             raise ValueError(
@@ -275,9 +298,11 @@ class Optimizer:
         Raises
         ------
         ValueError
-            Before anything changes, if a group's ``"params"`` list was edited since it was
-            added (an array appended, removed or replaced; torch would follow the edit, this
-            optimizer's flat state cannot): add parameters with :meth:`add_param_group`.
+            Before anything changes, if a group's ``"params"`` list was replaced by another
+            list, or a group was added or removed by editing ``param_groups`` (torch would
+            follow the change, this optimizer's flat state cannot): add parameters with
+            :meth:`add_param_group`. Edits of a group's ``"params"`` list itself (an array
+            appended, removed or replaced) are refused at the edit, with the same advice.
         """
         if not isinstance(grads, list):
             if not isinstance(grads, Iterable) or isinstance(grads, (str, bytes, Mapping)):

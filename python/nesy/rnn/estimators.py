@@ -10,7 +10,6 @@ training uses nesy's Adam, mini-batches and early stopping on a held-out fractio
 
 from __future__ import annotations
 
-import math
 import re
 from numbers import Real
 from typing import Any, Optional
@@ -191,9 +190,7 @@ class _SequenceEstimator(BaseEstimator):
         # as GraphClassifier: the optimizer's own check would name param_groups[0]['lr']
         for name, low_open in (("learning_rate", True), ("weight_decay", False)):
             value = getattr(self, name)
-            _check_param(name, value, Real, 0.0, low_open=low_open)
-            if not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+            _check_param(name, value, Real, 0.0, low_open=low_open)  # refuses inf and NaN
         if self.tbptt is not None and self.output != "sequence":
             raise ValueError("tbptt: truncated BPTT needs a target per step (output='sequence')")
         if self.tbptt is not None and self.bidirectional:

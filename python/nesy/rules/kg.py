@@ -239,9 +239,9 @@ def _check_mine_args(max_length: Any, max_length_acyclic: Any, min_support: Any,
         raise TypeError(f"relations: expected a sequence of relation ids or labels, got "
                         f"{type(relations).__name__} {relations!r} (for one relation: "
                         f"[{relations!r}])")
-    if not isinstance(verbose, (numbers.Integral, np.bool_)):
-        raise TypeError(f"verbose: expected an integer (0: silent, 1: a progress bar), got "
-                        f"{type(verbose).__name__} {verbose!r}")
+    if verbose is not None and not isinstance(verbose, (numbers.Integral, np.bool_)):
+        raise TypeError(f"verbose: expected an integer (0 or None: silent, 1: a progress bar), "
+                        f"got {type(verbose).__name__} {verbose!r}")
     return max_length, max_length_acyclic, time_budget, paths, max_batches
 
 
@@ -287,8 +287,8 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
         Seeds the path sampler (``method="sample"``); an integer in ``[0, 2**64)``.
     relations : sequence of ids or labels, optional
         Head relations to mine rules for (default: all).
-    verbose : int
-        0: silent; 1: a progress bar.
+    verbose : int or None
+        0 or None: silent; 1: a progress bar.
 
     Returns
     -------
