@@ -109,6 +109,9 @@ def test_close_neighbours_keep_their_distances_and_ranks_in_float32(model):
     exact = -np.linalg.norm(ent.astype(np.float64) - q32, ord=p, axis=1)
     got = kge.score_tails(model, ent, rel, [0], [0])[0]
     np.testing.assert_allclose(got[1:n_close + 1], exact[1:n_close + 1], rtol=1e-4)
+    # Six queries: the vectorised kernels' path (L1: blocks of four) refines the same way.
+    for row in kge.score_tails(model, ent, rel, [0] * 6, [0] * 6):
+        np.testing.assert_allclose(row[1:n_close + 1], exact[1:n_close + 1], rtol=1e-4)
     # Each close entity as the answer, the other close ones as competitors: exact ranks.
     triples = np.array([[0, 0, 1 + i] for i in range(n_close)])
     ranks = kge.filtered_ranks(model, ent, rel, triples, triples[:1])["tail"]["optimistic"]
@@ -1401,6 +1404,10 @@ def test_bench_tables_omit_the_columns_of_libraries_that_did_not_run():
     pk = {"distmult": {"eval": 0.05, "train": 500.0}}
     with_pk = bench.kinship_table(ev, tr, pk)
     assert "| distmult | 0.010       | 0.050         | 5.0      | 1,000          | 500" in with_pk
+    assert "PyKEEN" not in bench.eval_table(ev, {})
+    umls = bench.eval_table(ev, pk)
+    assert "| distmult | 0.010       | 0.050         | 5.0      |" in umls
+    assert "| complex  | 0.020       | -             | -        |" in umls
     rows = [{"model": "distmult", "nesy": 0.001, "macs": 10**9}]
     assert "torch" not in bench.scoring_table(rows, 100.0)
     rows[0].update(torch=0.004)

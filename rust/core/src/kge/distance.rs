@@ -99,16 +99,22 @@ fn add_modulus<T: Float>(acc: &mut [T; LANES], xr: &[T], xi: &[T], yr: &[T], yi:
 /// `sum_j v_j` in the fixed lane order (the same order as every distance sum).
 #[inline(always)]
 pub(crate) fn lane_sum<T: Float>(v: &[T]) -> T {
+    lane_sum_by(v, |x| x)
+}
+
+/// `sum_j f(v_j)` in the fixed lane order of [`lane_sum`].
+#[inline(always)]
+pub(crate) fn lane_sum_by<T: Float>(v: &[T], f: impl Fn(T) -> T) -> T {
     let n = v.len();
     let full = n - n % LANES;
     let mut acc = [T::ZERO; LANES];
     for c in (0..full).step_by(LANES) {
         for l in 0..LANES {
-            acc[l] = acc[l] + v[c + l];
+            acc[l] = acc[l] + f(v[c + l]);
         }
     }
     for (l, &x) in v[full..].iter().enumerate() {
-        acc[l] = acc[l] + x;
+        acc[l] = acc[l] + f(x);
     }
     reduce_lanes(acc)
 }

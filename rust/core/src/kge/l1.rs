@@ -5,8 +5,9 @@
 //! operations per element, max and add, instead of three: subtract, absolute value, add); the
 //! score is `-((M - Q) + (M - E))` with `M = sum_j max(q_j, e_j)` and the row sums `Q = sum q`,
 //! `E = sum e` computed once per row. The rounding error of `M - Q` is relative to the row
-//! magnitudes, not to the distance: `score.rs` recomputes directly the scores small enough
-//! for that to matter (its `REFINE`).
+//! magnitudes, not to the distance: a score small enough for that to matter (`score.rs`'s
+//! `REFINE`) is recomputed directly, `sum_j |q_j - e_j|`, as soon as it is formed (in the
+//! kernel's last step, while its lanes are in registers: no second pass over the output).
 //!
 //! Entities run in the vector lanes: the entity table is transposed once per call into panels
 //! of 32 entities ([`L1Table`]: per panel, `d` rows of 32 values, contiguous, the last panel
@@ -15,9 +16,12 @@
 //! one entity's sum over `j = 0..d` in order, the same order as the portable code, so every
 //! SIMD level gives the same bits; there is no horizontal reduction, and 16 consecutive scores
 //! are stored at once. The AVX-512 kernel holds four queries x 32 entities (eight registers) per
-//! block: two loads and four broadcasts per sixteen vector operations.
+//! block: two loads and four broadcasts per sixteen vector operations. Zen 4 runs `max` and
+//! `add` on the same two pipes, so the sums are accumulated with `fma(max, 1, acc)` on the
+//! other two (the same bits as `add`: `max * 1` is exact); 1.2x faster there.
 
-use super::distance::lane_sum;
+use super::distance::{lane_distance, lane_sum, lane_sum_by};
+use super::score::REFINE;
 use crate::float::Float;
 use crate::par::Par;
 use crate::simd::{self, Kernel, Level};
@@ -35,34 +39,46 @@ pub(crate) struct L1Table<T> {
     panels: Vec<T>,
     /// `sum_j ent[e, j]` (in [`lane_sum`] order), zero-padded to whole panels.
     sums: Vec<T>,
-    /// `sum_j |ent[e, j]|`: the magnitude against which `score.rs` judges the cancellation in
-    /// a score (and recomputes it directly when it is too small).
-    pub(crate) abs_sums: Vec<T>,
+    /// `sum_j |ent[e, j]|`, zero-padded to whole panels: the magnitude against which a score's
+    /// cancellation is judged ([`REFINE`]).
+    abs_sums: Vec<T>,
     n_ent: usize,
     d: usize,
 }
 
 impl<T: Float> L1Table<T> {
-    /// Transposes `ent (n_ent, d)` into panels (in parallel over panels) and sums its rows.
+    /// Transposes `ent (n_ent, d)` into panels and sums its rows, in the same parallel jobs
+    /// (one per panel); the panels are written once, not zeroed first.
     pub(crate) fn new(par: Par, ent: &[T], d: usize) -> Self {
         let n_ent = ent.len().checked_div(d).unwrap_or(0);
         let n_panels = n_ent.div_ceil(P);
-        let mut panels = vec![T::ZERO; n_panels * d * P];
-        let jobs: Vec<(usize, &mut [T])> = panels.chunks_mut((d * P).max(1)).enumerate().collect();
-        par.for_work(n_ent * d).for_each(jobs, |(b, panel)| {
-            for l in 0..P.min(n_ent - b * P) {
-                let row = &ent[(b * P + l) * d..(b * P + l + 1) * d];
-                for (j, &v) in row.iter().enumerate() {
-                    panel[j * P + l] = v;
-                }
-            }
-        });
-        let mut sums: Vec<T> = ent.chunks_exact(d.max(1)).map(lane_sum).collect();
-        sums.resize(n_panels * P, T::ZERO);
-        let abs_sums = (ent.chunks_exact(d.max(1)))
-            .map(|row| row.iter().fold(T::ZERO, |a, &v| a + v.abs()))
-            .take(n_ent)
+        let mut panels: Vec<T> = Vec::with_capacity(n_panels * d * P);
+        let mut sums = vec![T::ZERO; n_panels * P];
+        let mut abs_sums = vec![T::ZERO; n_panels * P];
+        let jobs: Vec<_> = (panels.spare_capacity_mut()[..n_panels * d * P])
+            .chunks_mut((d * P).max(1))
+            .zip(sums.chunks_mut(P).zip(abs_sums.chunks_mut(P)))
+            .enumerate()
             .collect();
+        par.for_work(n_ent * d)
+            .for_each(jobs, |(b, (panel, (sums, abs_sums)))| {
+                let rows = &ent[b * P * d..((b + 1) * P).min(n_ent) * d];
+                for (l, row) in rows.chunks_exact(d).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        panel[j * P + l].write(v);
+                    }
+                    sums[l] = lane_sum(row);
+                    abs_sums[l] = abs_sum(row);
+                }
+                for l in rows.len() / d..P {
+                    for j in 0..d {
+                        panel[j * P + l].write(T::ZERO);
+                    }
+                }
+            });
+        // SAFETY: the jobs above wrote every element of the first `n_panels * d * P` (each
+        // panel's `d` rows of P lanes, padding lanes as zero).
+        unsafe { panels.set_len(n_panels * d * P) };
         L1Table {
             panels,
             sums,
@@ -71,6 +87,25 @@ impl<T: Float> L1Table<T> {
             d,
         }
     }
+}
+
+/// `sum_j |v_j|` (in lane order): a row's magnitude for [`REFINE`].
+#[inline(always)]
+fn abs_sum<T: Float>(v: &[T]) -> T {
+    lane_sum_by(v, T::abs)
+}
+
+/// Whether the score `s` of a query and an entity with magnitudes `q_abs`, `e_abs` lost too
+/// many digits to cancellation ([`REFINE`]; `s <= 0`, so `-s` is the distance).
+#[inline(always)]
+fn needs_refine<T: Float>(s: T, q_abs: T, e_abs: T) -> bool {
+    -s < T::of(REFINE) * (q_abs + e_abs)
+}
+
+/// The score computed directly, `-sum_j |q_j - e_j|` (used where [`needs_refine`]).
+#[inline(always)]
+fn direct<T: Float>(q: &[T], e: &[T]) -> T {
+    -lane_distance(q, e, T::abs)
 }
 
 /// `-sum_j |q_j - e_j|` from `m = sum_j max(q_j, e_j)` and the row sums (module notes).
@@ -89,15 +124,29 @@ fn max<T: Float>(q: T, e: T) -> T {
     }
 }
 
-/// `out[i * n_ent + e] = -sum_j |q[i, j] - ent[e, j]|` for the query rows `q (nq, d)`.
-pub(crate) fn block<T: Float>(level: Level, q: &[T], table: &L1Table<T>, out: &mut [T]) {
+/// `out[i * n_ent + e] = -sum_j |q[i, j] - ent[e, j]|` for the query rows `q (nq, d)`;
+/// `ent (n_ent, d)` is the table `table` was made from (its rows recompute the scores that
+/// cancelled).
+pub(crate) fn block<T: Float>(level: Level, q: &[T], table: &L1Table<T>, ent: &[T], out: &mut [T]) {
     let d = table.d;
     let q_sums: Vec<T> = q.chunks_exact(d.max(1)).map(lane_sum).collect();
+    let q_abs: Vec<T> = q.chunks_exact(d.max(1)).map(abs_sum).collect();
     assert_eq!(
         out.len(),
         q_sums.len() * table.n_ent,
         "l1 block: out has the wrong size"
     );
+    assert_eq!(
+        ent.len(),
+        table.n_ent * d,
+        "l1 block: ent is not the table's"
+    );
+    let rows = Rows {
+        q,
+        q_sums: &q_sums,
+        q_abs: &q_abs,
+        ent,
+    };
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<T>() == TypeId::of::<f32>()
         && level.min(simd::detect()) == Level::Avx512
@@ -105,39 +154,56 @@ pub(crate) fn block<T: Float>(level: Level, q: &[T], table: &L1Table<T>, out: &m
     {
         // SAFETY: T is f32 (same type, same layout); the CPU has AVX-512 (checked just above).
         unsafe {
-            let f = |s: &[T]| std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len());
+            let rows = &*(&rows as *const Rows<'_, T> as *const Rows<'_, f32>);
+            let table = &*(table as *const L1Table<T> as *const L1Table<f32>);
             let o = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
-            let (et, es) = (f(&table.panels), f(&table.sums));
-            x86::block_avx512(f(q), f(&q_sums), et, es, table.n_ent, d, o);
+            x86::block_avx512(rows, table, o);
         }
         return;
     }
-    simd::dispatch(
-        level,
-        Portable {
-            q,
-            q_sums: &q_sums,
-            table,
-            out,
-        },
-    )
+    simd::dispatch(level, Portable { rows, table, out })
 }
 
-/// Scores of entities `e0..e0 + w` (`e0` a multiple of [`W`], `w <= W`) for query `i` (`q_i`
-/// its row), in lanes.
+/// A block's query rows with their sums and magnitudes, and the entity rows.
+struct Rows<'a, T> {
+    q: &'a [T],
+    q_sums: &'a [T],
+    q_abs: &'a [T],
+    ent: &'a [T],
+}
+
+impl<T: Float> Rows<'_, T> {
+    fn q(&self, i: usize) -> &[T] {
+        let d = self.q.len() / self.q_sums.len();
+        &self.q[i * d..(i + 1) * d]
+    }
+
+    /// Replaces the score of query `i` and entity `e` (`*s`) by its direct value if it
+    /// cancelled ([`needs_refine`]).
+    #[inline(always)]
+    fn refine(&self, i: usize, e: usize, e_abs: T, s: &mut T) {
+        if needs_refine(*s, self.q_abs[i], e_abs) {
+            let q = self.q(i);
+            *s = direct(q, &self.ent[e * q.len()..(e + 1) * q.len()]);
+        }
+    }
+}
+
+/// Scores of entities `e0..e0 + w` (`e0` a multiple of [`W`], `w <= W`) for query `i`, in
+/// lanes.
 #[inline(always)]
 fn tile<T: Float>(
-    q_i: &[T],
-    q_sum: T,
-    table_panels: &[T],
-    sums: &[T],
+    rows: &Rows<'_, T>,
+    i: usize,
+    table: &L1Table<T>,
     e0: usize,
     w: usize,
     out_i: &mut [T],
 ) {
+    let q_i = rows.q(i);
     let d = q_i.len();
     let (b, l0) = (e0 / P, e0 % P);
-    let panel = &table_panels[b * d * P..(b + 1) * d * P];
+    let panel = &table.panels[b * d * P..(b + 1) * d * P];
     let mut acc = [T::ZERO; W];
     for (j, &qj) in q_i.iter().enumerate() {
         let row: &[T; W] = panel[j * P + l0..j * P + l0 + W]
@@ -147,15 +213,16 @@ fn tile<T: Float>(
             acc[l] = acc[l] + max(qj, row[l]);
         }
     }
-    for l in 0..w {
-        out_i[e0 + l] = neg_l1_from_max(acc[l], q_sum, sums[e0 + l]);
+    for (l, &m) in acc.iter().enumerate().take(w) {
+        let e = e0 + l;
+        out_i[e] = neg_l1_from_max(m, rows.q_sums[i], table.sums[e]);
+        rows.refine(i, e, table.abs_sums[e], &mut out_i[e]);
     }
 }
 
 /// The portable kernel (every type and level; compiled per level by `dispatch`).
 struct Portable<'a, T> {
-    q: &'a [T],
-    q_sums: &'a [T],
+    rows: Rows<'a, T>,
     table: &'a L1Table<T>,
     out: &'a mut [T],
 }
@@ -164,13 +231,11 @@ impl<T: Float> Kernel for Portable<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let (n_ent, d) = (self.table.n_ent, self.table.d);
-        let (et, es) = (&self.table.panels, &self.table.sums);
+        let n_ent = self.table.n_ent;
         for e0 in (0..n_ent).step_by(W) {
             let w = W.min(n_ent - e0);
             for (i, out_i) in self.out.chunks_exact_mut(n_ent.max(1)).enumerate() {
-                let q_i = &self.q[i * d..(i + 1) * d];
-                tile(q_i, self.q_sums[i], et, es, e0, w, out_i);
+                tile(&self.rows, i, self.table, e0, w, out_i);
             }
         }
     }
@@ -178,26 +243,23 @@ impl<T: Float> Kernel for Portable<'_, T> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{tile, P, W};
+    use super::{tile, L1Table, Rows, P, REFINE, W};
     use std::arch::x86_64::*;
 
     /// Blocks of four queries x one panel of 32 entities (the last panel's padding lanes are
     /// computed but not stored); the queries past the last group of four go through the
     /// portable tile.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) fn block_avx512(
-        q: &[f32],
-        q_sums: &[f32],
-        panels: &[f32],
-        sums: &[f32],
-        n_ent: usize,
-        d: usize,
-        out: &mut [f32],
-    ) {
+    pub(super) fn block_avx512(rows: &Rows<'_, f32>, table: &L1Table<f32>, out: &mut [f32]) {
+        let (n_ent, d) = (table.n_ent, table.d);
+        let q_sums = rows.q_sums;
         let nq = q_sums.len();
         let full_q = nq - nq % 4;
         let sign = _mm512_set1_epi32(i32::MIN);
-        for (b, panel) in panels.chunks_exact(d * P).enumerate() {
+        // An opaque 1: the compiler would turn `fma(x, 1, acc)` back into `add` (module notes).
+        let one = _mm512_set1_ps(std::hint::black_box(1.0f32));
+        let refine = _mm512_set1_ps(REFINE as f32);
+        for (b, panel) in table.panels.chunks_exact(d * P).enumerate() {
             let e0 = b * P;
             let width = P.min(n_ent - e0);
             let masks = [
@@ -206,44 +268,57 @@ mod x86 {
             ];
             for i0 in (0..full_q).step_by(4) {
                 let mut acc = [[_mm512_setzero_ps(); 2]; 4];
-                let rows: [&[f32]; 4] = std::array::from_fn(|g| &q[(i0 + g) * d..(i0 + g + 1) * d]);
-                for (j, y) in panel.chunks_exact(P).enumerate() {
-                    // SAFETY: `y` holds P = 32 floats: two 16-float loads.
-                    let (y0, y1) = unsafe {
-                        (
-                            _mm512_loadu_ps(y.as_ptr()),
-                            _mm512_loadu_ps(y.as_ptr().add(16)),
-                        )
-                    };
-                    for (acc_g, row) in acc.iter_mut().zip(&rows) {
-                        let x = _mm512_set1_ps(row[j]);
-                        acc_g[0] = _mm512_add_ps(acc_g[0], _mm512_max_ps(x, y0));
-                        acc_g[1] = _mm512_add_ps(acc_g[1], _mm512_max_ps(x, y1));
+                let q0 = rows.q(i0).as_ptr();
+                // SAFETY: the four rows `i0..i0 + 4` of `d` floats each are inside `q`
+                // (`i0 + 4 <= full_q <= nq`); `panel` holds `d` rows of P = 32 floats.
+                unsafe {
+                    let qr = [q0, q0.add(d), q0.add(2 * d), q0.add(3 * d)];
+                    let mut y = panel.as_ptr();
+                    for j in 0..d {
+                        let (y0, y1) = (_mm512_loadu_ps(y), _mm512_loadu_ps(y.add(16)));
+                        y = y.add(P);
+                        for (acc_g, row) in acc.iter_mut().zip(qr) {
+                            let x = _mm512_set1_ps(*row.add(j));
+                            acc_g[0] = _mm512_fmadd_ps(_mm512_max_ps(x, y0), one, acc_g[0]);
+                            acc_g[1] = _mm512_fmadd_ps(_mm512_max_ps(x, y1), one, acc_g[1]);
+                        }
                     }
                 }
                 for (g, acc_g) in acc.iter().enumerate() {
-                    let qs = _mm512_set1_ps(q_sums[i0 + g]);
-                    let row = &mut out[(i0 + g) * n_ent + e0..(i0 + g) * n_ent + e0 + width];
+                    let i = i0 + g;
+                    let (qs, qa) = (_mm512_set1_ps(q_sums[i]), _mm512_set1_ps(rows.q_abs[i]));
+                    let row = &mut out[i * n_ent + e0..i * n_ent + e0 + width];
                     for h in 0..2 {
-                        // SAFETY: `sums` is padded to whole panels (16 floats at e0 + 16 h);
-                        // the masked store writes only the `width` lanes inside `row`.
-                        unsafe {
-                            let es = _mm512_loadu_ps(sums.as_ptr().add(e0 + 16 * h));
+                        // SAFETY: `sums` and `abs_sums` are padded to whole panels (16 floats
+                        // at e0 + 16 h); the masked store writes only the `width` lanes inside
+                        // `row`.
+                        let refined = unsafe {
+                            let es = _mm512_loadu_ps(table.sums.as_ptr().add(e0 + 16 * h));
+                            let ea = _mm512_loadu_ps(table.abs_sums.as_ptr().add(e0 + 16 * h));
                             let m = acc_g[h];
                             let s = _mm512_add_ps(_mm512_sub_ps(m, qs), _mm512_sub_ps(m, es));
                             // Negation as a sign flip (as `-x`; `0 - x` differs at zero).
                             let neg =
                                 _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s), sign));
                             _mm512_mask_storeu_ps(row.as_mut_ptr().add(16 * h), masks[h], neg);
+                            // `needs_refine`: distance `s` < REFINE (q_abs + e_abs).
+                            let limit = _mm512_mul_ps(refine, _mm512_add_ps(qa, ea));
+                            _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(masks[h], s, limit)
+                        };
+                        let mut bits = refined;
+                        while bits != 0 {
+                            let l = 16 * h + bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            let e = e0 + l;
+                            row[l] = super::direct(rows.q(i), &rows.ent[e * d..(e + 1) * d]);
                         }
                     }
                 }
             }
         }
         for (i, out_i) in out.chunks_exact_mut(n_ent).enumerate().skip(full_q) {
-            let q_i = &q[i * d..(i + 1) * d];
             for e0 in (0..n_ent).step_by(W) {
-                tile(q_i, q_sums[i], panels, sums, e0, W.min(n_ent - e0), out_i);
+                tile(rows, i, table, e0, W.min(n_ent - e0), out_i);
             }
         }
     }
@@ -269,7 +344,7 @@ mod tests {
             let (q, ent) = (values(nq * d, 1), values(n_ent * d, 2));
             let table = L1Table::new(Par::Rayon, &ent, d);
             let mut want = vec![0f32; nq * n_ent];
-            block(Level::Scalar, &q, &table, &mut want);
+            block(Level::Scalar, &q, &table, &ent, &mut want);
             for i in 0..nq {
                 for e in 0..n_ent {
                     let direct: f64 = (0..d)
@@ -284,10 +359,40 @@ mod tests {
             }
             for level in supported_levels() {
                 let mut got = vec![f32::NAN; nq * n_ent];
-                block(level, &q, &table, &mut got);
+                block(level, &q, &table, &ent, &mut got);
                 assert_eq!(got, want, "{level:?} ({nq}, {n_ent}, {d})");
             }
             assert_eq!(L1Table::new(Par::Seq, &ent, d).panels, table.panels);
+        }
+    }
+
+    #[test]
+    fn cancelled_scores_are_recomputed_at_every_level() {
+        // Values around 10; some entities 1e-3 per component from a query, in the first and
+        // second half of a panel and in the last, partial one: their expansions cancel.
+        let (nq, n_ent, d) = (9, 70, 33);
+        let q: Vec<f32> = values(nq * d, 3).iter().map(|v| 10.0 + v).collect();
+        let mut ent: Vec<f32> = values(n_ent * d, 4).iter().map(|v| 10.0 - v).collect();
+        let close = [(0, 3), (2, 20), (5, 31), (8, 69), (4, 40)];
+        for &(i, e) in &close {
+            for j in 0..d {
+                ent[e * d + j] = q[i * d + j] + if j % 2 == 0 { 1e-3 } else { -1e-3 };
+            }
+        }
+        let table = L1Table::new(Par::Seq, &ent, d);
+        let mut want = vec![0f32; nq * n_ent];
+        block(Level::Scalar, &q, &table, &ent, &mut want);
+        for &(i, e) in &close {
+            let direct: f64 = (0..d)
+                .map(|j| (q[i * d + j] as f64 - ent[e * d + j] as f64).abs())
+                .sum();
+            let got = -want[i * n_ent + e] as f64;
+            assert!((got - direct).abs() <= 1e-4 * direct, "{got} vs {direct}");
+        }
+        for level in supported_levels() {
+            let mut got = vec![f32::NAN; nq * n_ent];
+            block(level, &q, &table, &ent, &mut got);
+            assert_eq!(got, want, "{level:?}");
         }
     }
 }

@@ -27,91 +27,55 @@ pub(crate) const QUERY_BLOCK: usize = 16;
 /// is small against that magnitude, which is where the answer of a query usually lies, loses
 /// its digits to cancellation (in f32, a TransE-L2 distance of 2e-3 between unit vectors came
 /// out 10 % wrong and reordered neighbours). Every distance below this fraction of the
-/// magnitude is recomputed directly, `sum_j (q_j - e_j)^2` or `sum_j |q_j - e_j|` (in the
-/// lane order of `distance::lane_distance`), whose error
+/// magnitude is recomputed directly, `sum_j (q_j - e_j)^2` (here, in a pass over each block of
+/// scores) or `sum_j |q_j - e_j|` (in `l1.rs`'s kernel, as each score is formed), in the
+/// lane order of `distance::lane_distance`, whose error
 /// is relative to the distance itself. Above it the expansion's error relative to the distance
 /// is at most `d eps / REFINE` (8e-4 in f32 at d = 200), typically `sqrt(d) eps / REFINE`
 /// (5e-5). Cost, measured on 1,000 queries x 14,541 entities at d = 200: within noise (0-3 %)
 /// for spread-out tables, where few distances qualify; 12-20x slower (0.7 s, about
 /// `torch.cdist`'s time) in the worst case, a table whose entities all lie close together
 /// against their norms, where every distance is recomputed.
-const REFINE: f64 = 1.0 / 64.0;
+pub(crate) const REFINE: f64 = 1.0 / 64.0;
 
-/// Recomputes directly the distances of a block of query rows whose expansion lost too much
-/// to cancellation (module notes of [`REFINE`]); compiled per SIMD level by `dispatch`.
-/// Entities outside, queries inside: each entity row is read once per block, so that a block
-/// where every distance needs it (all entities close together) still streams the table once.
-struct Refine<'a, T> {
-    form: Form,
+/// Recomputes directly the squared L2 distances of a block of query rows whose expansion lost
+/// too much to cancellation (module notes of [`REFINE`]); compiled per SIMD level by
+/// `dispatch`. Entities outside, queries inside: each entity row is read once per block, so
+/// that a block where every distance needs it (all entities close together) still streams the
+/// table once.
+struct RefineL2<'a, T> {
     /// The block's query rows `(nb, d)`.
     q: &'a [T],
-    /// `|q|^2` (L2) or `sum |q|` (L1) of each row.
-    q_mags: &'a [T],
-    /// The same for every entity.
-    e_mags: &'a [T],
+    /// `|q|^2` of each row.
+    q_norms: &'a [T],
+    /// `|e|^2` of every entity.
+    e_norms: &'a [T],
     tables: &'a Tables<'a, T>,
-    refine: T,
-    /// `(nb, n_ent)` distances: L2 squared (before the root), L1 negated (the scores).
+    /// `(nb, n_ent)` squared distances (before the root).
     out: &'a mut [T],
 }
 
-impl<T: Float> Kernel for Refine<'_, T> {
+impl<T: Float> Kernel for RefineL2<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let (d, n_ent) = (self.tables.d_e, self.e_mags.len());
-        for (e, &e_mag) in self.e_mags.iter().enumerate() {
-            for (i, &q_mag) in self.q_mags.iter().enumerate() {
+        let (d, n_ent) = (self.tables.d_e, self.e_norms.len());
+        let refine = T::of(REFINE);
+        for (e, &e_norm) in self.e_norms.iter().enumerate() {
+            for (i, &q_norm) in self.q_norms.iter().enumerate() {
                 let s = &mut self.out[i * n_ent + e];
-                let limit = self.refine * (q_mag + e_mag);
-                let (q, er) = (&self.q[i * d..(i + 1) * d], self.tables.e(e));
-                if self.form == Form::NegL2 {
-                    if *s < limit {
-                        *s = distance::lane_distance(q, er, |v| v * v);
-                    }
-                } else if -*s < limit {
-                    *s = -distance::lane_distance(q, er, T::abs);
+                if *s < refine * (q_norm + e_norm) {
+                    let (q, er) = (&self.q[i * d..(i + 1) * d], self.tables.e(e));
+                    *s = distance::lane_distance(q, er, |v| v * v);
                 }
             }
         }
     }
 }
 
-/// The magnitude a `form`'s expansion rounds against: `|q|^2` (L2) or `sum |q|` (L1).
-fn magnitude<T: Float>(form: Form, q: &[T]) -> T {
-    if form == Form::NegL2 {
-        q.iter().fold(T::ZERO, |a, &v| a + v * v)
-    } else {
-        q.iter().fold(T::ZERO, |a, &v| a + v.abs())
-    }
-}
-
-/// Recomputes the distances of one block of query rows `q` that cancelled ([`REFINE`]); `out`
-/// holds L2's squared distances or L1's scores, `e_mags` every entity's [`magnitude`].
-fn refine_block<T: Float>(
-    level: Level,
-    form: Form,
-    q: &[T],
-    e_mags: &[T],
-    tables: &Tables<'_, T>,
-    out: &mut [T],
-) {
-    let q_mags: Vec<T> = q
-        .chunks_exact(tables.d_e)
-        .map(|qi| magnitude(form, qi))
-        .collect();
-    let refine = T::of(REFINE);
-    let q_mags = &q_mags[..];
-    let kernel = Refine {
-        form,
-        q,
-        q_mags,
-        e_mags,
-        tables,
-        refine,
-        out,
-    };
-    simd::dispatch(level, kernel);
+/// `|v|^2`, summed in order: the magnitude TransE-L2's expansion rounds against.
+fn sq_norm<T: Float>(v: &[T]) -> T {
+    v.iter().fold(T::ZERO, |a, &x| a + x * x)
 }
 
 /// Scores of `triples (n, 3)` into `out (n)`.
@@ -282,7 +246,7 @@ pub(crate) fn prepare<T: Float>(par: Par, form: Form, tables: &Tables<'_, T>) ->
             (0..tables.n_ent)
                 .map(|e| {
                     let row = tables.e(e);
-                    row.iter().fold(T::ZERO, |a, &v| a + v * v)
+                    sq_norm(row)
                 })
                 .collect(),
         ),
@@ -323,12 +287,20 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                     .collect();
                 par.for_work(nq * n_ent).for_each(blocks, |(out, q)| {
                     for (row, qi) in out.chunks_mut(n_ent).zip(q.chunks_exact(d)) {
-                        let qn = magnitude(Form::NegL2, qi);
+                        let qn = sq_norm(qi);
                         for (s, &en) in row.iter_mut().zip(norms) {
                             *s = qn + en - two * *s;
                         }
                     }
-                    refine_block(level, Form::NegL2, q, norms, tables, out);
+                    let q_norms: Vec<T> = q.chunks_exact(d).map(sq_norm).collect();
+                    let kernel = RefineL2 {
+                        q,
+                        q_norms: &q_norms,
+                        e_norms: norms,
+                        tables,
+                        out,
+                    };
+                    simd::dispatch(level, kernel);
                     for s in out.iter_mut() {
                         *s = -(if *s > T::ZERO { *s } else { T::ZERO }).sqrt();
                     }
@@ -345,10 +317,7 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 let EntityPrep::L1(table) = prep else {
                     panic!("form_rows: L1 needs the entity panels from `prepare`");
                 };
-                par.for_each(jobs, |(out, q)| {
-                    l1::block(level, q, table, out);
-                    refine_block(level, Form::NegL1, q, &table.abs_sums, tables, out);
-                });
+                par.for_each(jobs, |(out, q)| l1::block(level, q, table, tables.ent, out));
             } else {
                 par.for_each(jobs, |(out, q)| {
                     distance::block(level, q, tables.ent, d, out)
