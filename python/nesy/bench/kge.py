@@ -291,12 +291,14 @@ def main(quick: bool = False, repeat: int = 5) -> None:
     import nesy
 
     threads = nesy.get_num_threads()
+    # The GEMM peak after the scores: right after a 2048^3 product the first scores ran
+    # ~10 % slower for seconds (no thread left spinning: the cores' state, not a thread).
+    rows = scoring(quick, repeat)
     peak = gemm_peak()
     print(f"threads: {threads}; float32 GEMM peak (2048^3, torch or NumPy, {threads} threads): "
           f"{peak:.0f} GFLOP/s")
     if not available("torch"):
         print("(torch is not importable: the PyTorch columns are omitted)")
-    rows = scoring(quick, repeat)
     n_ent, nq, dim = QUICK if quick else (N_ENT, N_QUERIES, DIM)
     print(f"\n1-vs-all tail scores: {nq} queries x {n_ent} entities, d = {dim}, best of {repeat}")
     print(scoring_table(rows, peak))
