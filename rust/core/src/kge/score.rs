@@ -29,47 +29,55 @@ const L1_QUERY_BLOCK: usize = 128;
 /// is small against that magnitude, which is where the answer of a query usually lies, loses
 /// its digits to cancellation (in f32, a TransE-L2 distance of 2e-3 between unit vectors came
 /// out 10 % wrong and reordered neighbours). Every distance below this fraction of the
-/// magnitude is recomputed directly, `sum_j (q_j - e_j)^2` (here, in a pass over each block of
-/// scores) or `sum_j |q_j - e_j|` (in `l1.rs`'s kernel, as each score is formed), in the
+/// magnitude is recomputed directly, `sum_j (q_j - e_j)^2` (here, in the rows where one
+/// cancelled) or `sum_j |q_j - e_j|` (in `l1.rs`'s kernel, as each score is formed), in the
 /// lane order of `distance::lane_distance`, whose error
 /// is relative to the distance itself. Above it the expansion's error relative to the distance
 /// is at most `d eps / REFINE` (8e-4 in f32 at d = 200), typically `sqrt(d) eps / REFINE`
-/// (5e-5). Cost, measured on 1,000 queries x 14,541 entities at d = 200: within noise (0-3 %)
-/// for spread-out tables, where few distances qualify; 12-20x slower (0.7 s, about
-/// `torch.cdist`'s time) in the worst case, a table whose entities all lie close together
-/// against their norms, where every distance is recomputed.
+/// (5e-5). Cost, measured on 1,000 queries x 14,541 entities at d = 200: within noise for
+/// spread-out tables, where few distances qualify; in the worst case, a table whose entities
+/// all lie close together against their norms, every distance is recomputed: 0.52 s for L2
+/// and 0.74 s for L1 against 37 and 41 ms (`torch.cdist`: 0.09 and 0.92 s).
 pub(crate) const REFINE: f64 = 1.0 / 64.0;
 
-/// Recomputes directly the squared L2 distances of a block of query rows whose expansion lost
-/// too much to cancellation (module notes of [`REFINE`]); compiled per SIMD level by
-/// `dispatch`. Entities outside, queries inside: each entity row is read once per block, so
-/// that a block where every distance needs it (all entities close together) still streams the
-/// table once.
-struct RefineL2<'a, T> {
+/// TransE-L2's scores of a block of query rows from their GEMM products, compiled per SIMD
+/// level by `dispatch`: row by row, `d2 = |q|^2 + |e|^2 - 2 q.e` (vectorised, noting whether
+/// any lost too much to cancellation, module notes of [`REFINE`]); in the rare rows where one
+/// did, those distances recomputed directly; then `-sqrt(max(d2, 0))`.
+struct PostL2<'a, T> {
     /// The block's query rows `(nb, d)`.
     q: &'a [T],
-    /// `|q|^2` of each row.
-    q_norms: &'a [T],
     /// `|e|^2` of every entity.
     e_norms: &'a [T],
     tables: &'a Tables<'a, T>,
-    /// `(nb, n_ent)` squared distances (before the root).
+    /// `(nb, n_ent)`: the products `q.e` in, the scores out.
     out: &'a mut [T],
 }
 
-impl<T: Float> Kernel for RefineL2<'_, T> {
+impl<T: Float> Kernel for PostL2<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let (d, n_ent) = (self.tables.d_e, self.e_norms.len());
-        let refine = T::of(REFINE);
-        for (e, &e_norm) in self.e_norms.iter().enumerate() {
-            for (i, &q_norm) in self.q_norms.iter().enumerate() {
-                let s = &mut self.out[i * n_ent + e];
-                if *s < refine * (q_norm + e_norm) {
-                    let (q, er) = (&self.q[i * d..(i + 1) * d], self.tables.e(e));
-                    *s = distance::lane_distance(q, er, |v| v * v);
+        let (two, refine) = (T::of(2.0), T::of(REFINE));
+        let n_ent = self.e_norms.len();
+        let d = self.tables.d_e;
+        for (row, qi) in self.out.chunks_mut(n_ent).zip(self.q.chunks_exact(d)) {
+            let qn = sq_norm(qi);
+            let mut cancelled = false;
+            for (s, &en) in row.iter_mut().zip(self.e_norms) {
+                let d2 = qn + en - two * *s;
+                *s = d2;
+                cancelled |= d2 < refine * (qn + en);
+            }
+            if cancelled {
+                for (e, (s, &en)) in row.iter_mut().zip(self.e_norms).enumerate() {
+                    if *s < refine * (qn + en) {
+                        *s = distance::lane_distance(qi, self.tables.e(e), |v| v * v);
+                    }
                 }
+            }
+            for s in row.iter_mut() {
+                *s = -(if *s > T::ZERO { *s } else { T::ZERO }).sqrt();
             }
         }
     }
@@ -282,30 +290,18 @@ pub(crate) fn form_rows<T: Float + Gemm>(
                 let EntityPrep::Norms(norms) = prep else {
                     panic!("form_rows: L2 needs the entity norms from `prepare`");
                 };
-                let two = T::of(2.0);
                 let blocks: Vec<_> = out
                     .chunks_mut(QUERY_BLOCK * n_ent)
                     .zip(q.chunks(QUERY_BLOCK * d))
                     .collect();
                 par.for_work(nq * n_ent).for_each(blocks, |(out, q)| {
-                    for (row, qi) in out.chunks_mut(n_ent).zip(q.chunks_exact(d)) {
-                        let qn = sq_norm(qi);
-                        for (s, &en) in row.iter_mut().zip(norms) {
-                            *s = qn + en - two * *s;
-                        }
-                    }
-                    let q_norms: Vec<T> = q.chunks_exact(d).map(sq_norm).collect();
-                    let kernel = RefineL2 {
+                    let kernel = PostL2 {
                         q,
-                        q_norms: &q_norms,
                         e_norms: norms,
                         tables,
                         out,
                     };
                     simd::dispatch(level, kernel);
-                    for s in out.iter_mut() {
-                        *s = -(if *s > T::ZERO { *s } else { T::ZERO }).sqrt();
-                    }
                 });
             }
         }
