@@ -605,6 +605,67 @@ def test_sequence_classifier_probabilities_and_labels():
     assert clf.score(X[150:], labels[150:]) > 0.85
 
 
+
+def _ragged_toy(n=240, seed=0):
+    """Sequences of 3 to 14 steps, 2 features; label: is the first feature's sum positive."""
+    rng = np.random.default_rng(seed)
+    X = [rng.standard_normal((int(rng.integers(3, 15)), 2)) for _ in range(n)]
+    return X, np.array([int(x[:, 0].sum() > 0) for x in X])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_sequences_of_different_lengths(cell):
+    """A list of sequences of different lengths (many-to-one): the classifier learns a task
+    that depends on every step of each sequence, padding never reaches a prediction, and each
+    prediction is the one of its sequence alone."""
+    from nesy.rnn import SequenceClassifier
+
+    X, y = _ragged_toy()
+    clf = SequenceClassifier(cell=cell, hidden_size=16, epochs=40, random_state=0)
+    clf.fit(X[:200], y[:200])
+    assert clf.model_.masked and clf.n_features_in_ == 2
+    assert clf.score(X[200:], y[200:]) > 0.85
+    proba = clf.predict_proba(X[200:])
+    for i in (0, 7, 39):  # one sequence at a time, unpadded
+        alone = clf.predict_proba([X[200 + i]] * 2)[0]  # two of one length: a regular batch
+        np.testing.assert_allclose(proba[i], alone, rtol=1e-5, atol=1e-6)
+    # Padding values do not matter: the masked network on a padded batch with garbage in the
+    # padding gives the same outputs as on clean padding.
+    Xs, lengths = clf._check_X(X[200:], fitting=False)
+    mask = np.arange(Xs.shape[1])[None, :] < lengths[:, None]
+    packed = np.concatenate([Xs, mask[:, :, None].astype(Xs.dtype)], axis=2)
+    dirty = packed.copy()
+    dirty[:, :, :-1][~mask] = 1e3
+    clf.model_.eval()
+    np.testing.assert_array_equal(clf.model_(dirty), clf.model_(packed))
+    # The input statistics are those of the sequences' own steps, not of the padding.
+    steps = np.concatenate(X[:200])
+    np.testing.assert_allclose(clf.x_mean_, steps.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(clf.x_scale_, steps.std(0), rtol=1e-4)
+
+
+def test_sequences_of_different_lengths_regression_and_errors():
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _ragged_toy(seed=1)
+    uni = [x[:, 0] for x in X]  # univariate sequences (n_steps_i,)
+    reg = SequenceRegressor(epochs=30, random_state=0).fit(uni[:200], y[:200].astype(float))
+    assert reg.n_features_in_ == 1 and reg.score(uni[200:], y[200:].astype(float)) > 0.5
+    # Fitted on sequences of one length, it still predicts a list of different lengths
+    # (each group of one length runs on its own).
+    Xe = np.stack([x[:3] for x in X[:200]])
+    even = SequenceRegressor(epochs=3, random_state=0).fit(Xe, y[:200].astype(float))
+    assert not even.model_.masked and even.predict(X[200:]).shape == (40,)
+    with pytest.raises(ValueError, match="X\\[1\\]: has 3 features, X\\[0\\] has 2"):
+        SequenceRegressor(epochs=1).fit([np.zeros((4, 2)), np.zeros((5, 3))], [0.0, 1.0])
+    with pytest.raises(ValueError, match="X\\[1\\]"):
+        SequenceRegressor(epochs=1).fit([np.zeros((4, 2)), np.full((5, 2), np.nan)], [0, 1.0])
+    with pytest.raises(ValueError, match="X\\[1\\]: Found array with 0 sample"):
+        SequenceRegressor(epochs=1).fit([np.zeros((4, 2)), np.zeros((0, 2))], [0.0, 1.0])
+    with pytest.raises(ValueError, match="different lengths need output='last'"):
+        SequenceRegressor(output="sequence", epochs=1).fit(
+            [np.zeros((4, 2)), np.zeros((5, 2))], [np.zeros(4), np.zeros(5)])
+
 # Checks of scikit-learn's suite that read 2-D X as (n_samples, n_features). A sequence
 # estimator reads it as (n_samples, n_steps) of a univariate series: its second axis is time,
 # which a recurrent model takes at any length, so `n_features_in_` counts the features per step

@@ -2,10 +2,18 @@
 many-to-one and many-to-many) and :class:`SequenceClassifier`.
 
 ``X`` is ``(n_samples, n_steps, n_features)``, or ``(n_samples, n_steps)`` for univariate
-sequences. A stack of recurrent layers (:mod:`nesy.rnn`) reads each sequence; a linear head maps
-the final state (``output="last"``) or every step's state (``output="sequence"``) to the
+sequences, or (many-to-one, ``output="last"``) a list of sequences of different lengths, each
+``(n_steps_i, n_features)`` or ``(n_steps_i,)``. A stack of recurrent layers (:mod:`nesy.rnn`)
+reads each sequence; a linear head maps the final state (``output="last"``; for a shorter
+sequence, its state at its own last step) or every step's state (``output="sequence"``) to the
 targets. Inputs and regression targets are standardised with the training statistics;
 training uses nesy's Adam, mini-batches and early stopping on a held-out fraction.
+
+Sequences of different lengths are padded to the longest for training, with their lengths
+passed to the recurrent layers (padding never reaches an output, a final state or a gradient);
+inside the estimator a padded batch carries its mask as one extra input channel, so that the
+trainer's mini-batches slice it with the data. Predictions run each group of equal length
+unpadded.
 """
 
 from __future__ import annotations
@@ -59,21 +67,66 @@ def _check_fraction(value: Any, name: str) -> float:
     return v
 
 
+def _ragged(X: Any) -> Optional[list[Any]]:
+    """The sequences of ``X`` when it is a list (or tuple, or 1-D object array) of sequences
+    of different lengths; None otherwise (one array, or sequences of one length)."""
+    if isinstance(X, np.ndarray) and not (X.dtype == object and X.ndim == 1):
+        return None
+    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
+        return None
+    try:
+        firsts = {np.shape(x)[0] if np.ndim(x) else None for x in X}
+    except (TypeError, ValueError):  # left to check_array, which names the problem
+        return None
+    return list(X) if len(firsts) > 1 else None
+
+
+def _pad(seqs: list[Any], est: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences ``(n_steps_i[, n_features])`` as ``(n, max n_steps_i, n_features)``, zero
+    after each one's end, and their lengths; each checked as scikit-learn checks an array
+    (the messages name ``X[i]``)."""
+    arrs: list[np.ndarray] = []
+    for i, x in enumerate(seqs):
+        a = _check_array(x, f"X[{i}]", est, dtype, ensure_2d=False)
+        a = a[:, None] if a.ndim == 1 else a
+        if arrs and a.shape[1] != arrs[0].shape[1]:
+            raise ValueError(f"X[{i}]: has {a.shape[1]} features, X[0] has {arrs[0].shape[1]}")
+        arrs.append(a)
+    lengths = np.array([a.shape[0] for a in arrs], dtype=np.int64)
+    out = np.zeros((len(arrs), int(lengths.max()), arrs[0].shape[1]), dtype)
+    for row, a in zip(out, arrs):
+        row[: a.shape[0]] = a
+    return out, lengths
+
+
+def _steps_mask(lengths: np.ndarray, n_steps: int) -> np.ndarray:
+    """``(n, n_steps)`` booleans: True at each sequence's own steps."""
+    return np.arange(n_steps)[None, :] < lengths[:, None]
+
+
 class SequenceNet(Module):
     """Recurrent layers and a linear head: ``(B, T, F) -> (B, n_out)`` (``output="last"``, from
     the top layer's final states, both directions when bidirectional) or ``(B, T, n_out)``
-    (``output="sequence"``)."""
+    (``output="sequence"``).
+
+    With ``masked=True`` (``output="last"`` only) the input is ``(B, T, F + 1)``: the last
+    channel is 1 at a sequence's steps and 0 at its padding, which must follow them; each
+    sequence's length is its count of ones, and the batch is cut to its longest sequence."""
 
     def __init__(self, cell: str, n_features: int, hidden_size: int, n_out: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 output: str = "last", dtype: Any = np.float32, rng: Any = None) -> None:
+                 output: str = "last", dtype: Any = np.float32, rng: Any = None,
+                 masked: bool = False) -> None:
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell: expected one of {sorted(_CELLS)}, got {cell!r}")
         if output not in ("last", "sequence"):
             raise ValueError(f"output: expected 'last' or 'sequence', got {output!r}")
+        if masked and output != "last":
+            raise ValueError("masked: sequences of different lengths need output='last'")
         rng = np.random.default_rng(rng)
         self.output = output
+        self.masked = bool(masked)
         self.rnn = _CELLS[cell](n_features, hidden_size, num_layers, batch_first=True,
                                 dropout=dropout, bidirectional=bidirectional, dtype=dtype,
                                 rng=rng)
@@ -83,22 +136,32 @@ class SequenceNet(Module):
     def forward(self, x: np.ndarray, state: Any = None) -> np.ndarray:  # type: ignore[override]
         """Outputs for ``x`` ``(B, T, F)`` from the initial ``state`` (zeros when None; for the
         LSTM a pair); the state reached is kept in ``state_`` (for truncated BPTT)."""
-        out, hn = self.rnn(x, state)
+        lengths, in_shape = None, None
+        if self.masked:
+            x = np.asarray(x)
+            if x.ndim != 3 or x.shape[2] < 2:
+                raise ValueError(f"x: a masked batch is (B, T, F + 1), got shape {x.shape}")
+            lengths = np.count_nonzero(x[:, :, -1], axis=1)
+            if lengths.min(initial=1) < 1:
+                raise ValueError("x: a masked batch needs at least one step per sequence")
+            in_shape = x.shape
+            x = x[:, : int(lengths.max()), :-1]
+        out, hn = self.rnn(x, state, lengths)
         self.state_ = (hn[0].copy(), hn[1].copy()) if isinstance(hn, tuple) else hn.copy()
         if self.output == "sequence":
             B, T, _ = out.shape
             y = self.head(out.reshape(B * T, -1))
-            self._save(out.shape, None)
+            self._save(out.shape, None, None)
             return y.reshape(B, T, -1)
         h = hn[0] if isinstance(hn, tuple) else hn
         dirs = 2 if self.rnn.bidirectional else 1
         top = h[-dirs:]  # (D, B, H): the top layer's final states
         feats = np.ascontiguousarray(top.transpose(1, 0, 2).reshape(top.shape[1], -1))
-        self._save(out.shape, hn)
+        self._save(out.shape, hn, in_shape)
         return self.head(feats)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        out_shape, hn = self._saved()
+        out_shape, hn, in_shape = self._saved()
         if self.output == "sequence":
             B, T, _ = out_shape
             g = self.head.backward(np.asarray(grad_out).reshape(B * T, -1))
@@ -109,7 +172,12 @@ class SequenceNet(Module):
         gh = np.zeros_like(h)
         gh[-dirs:] = g.reshape(g.shape[0], dirs, -1).transpose(1, 0, 2)
         grad_hn = (gh, np.zeros_like(gh)) if isinstance(hn, tuple) else gh
-        return self.rnn.backward(np.zeros(out_shape, gh.dtype), grad_hn)
+        gx = self.rnn.backward(np.zeros(out_shape, gh.dtype), grad_hn)
+        if in_shape is None:
+            return gx
+        full = np.zeros(in_shape, gx.dtype)  # the mask channel and the cut steps: 0
+        full[:, : gx.shape[1], :-1] = gx
+        return full
 
 
 class _SequenceEstimator(BaseEstimator):
@@ -139,25 +207,38 @@ class _SequenceEstimator(BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ input handling
-    def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
-        """``X`` as ``(n, T, F)`` of the estimator's dtype; scaled with the fitted statistics
-        unless ``fitting`` (then unscaled: :meth:`_fit` computes the statistics and scales it).
-        scikit-learn's ``check_array`` refuses sparse, complex, non-numeric, 1-D, empty and
-        non-finite input with its standard messages (which name ``X``)."""
+    def _check_X(self, X: Any, fitting: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(X, lengths)``: ``X`` as ``(n, T, F)`` of the estimator's dtype and ``lengths``
+        None, or, for sequences of different lengths, zero-padded to the longest with each
+        one's length. Scaled with the fitted statistics unless ``fitting`` (then unscaled:
+        :meth:`_fit` computes the statistics and scales it). scikit-learn's ``check_array``
+        refuses sparse, complex, non-numeric, 1-D, empty and non-finite input with its standard
+        messages (which name ``X``, or ``X[i]`` for one sequence of a list)."""
         dt = self._dtype()
-        X = _check_array(X, "X", self, dt, accept_sparse=False, allow_nd=True)
-        if X.ndim == 2:
-            X = X[:, :, None]  # univariate sequences: the second axis is time
+        seqs = _ragged(X)
+        lengths = None
+        if seqs is not None:
+            X, lengths = _pad(seqs, self, dt)
+        else:
+            X = _check_array(X, "X", self, dt, accept_sparse=False, allow_nd=True)
+            if X.ndim == 2:
+                X = X[:, :, None]  # univariate sequences: the second axis is time
         if X.ndim != 3:
             raise ValueError(f"X: expected (n_samples, n_steps[, n_features]), got {X.shape}")
         if X.shape[1] == 0 or X.shape[2] == 0:
             raise ValueError(f"X: needs at least one step and one feature, got {X.shape}")
+        if lengths is not None and self.output != "last":
+            raise ValueError("X: sequences of different lengths need output='last' (one "
+                             "target per sequence)")
         if fitting:
-            return X
+            return X, lengths
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
                              f"{self.n_features_in_}")
-        return np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=dt)
+        X = (X - self.x_mean_) / self.x_scale_
+        if lengths is not None:
+            X *= _steps_mask(lengths, X.shape[1])[:, :, None]
+        return np.ascontiguousarray(X, dtype=dt), lengths
 
     def _check_y_given(self, y: Any) -> None:
         if y is None:  # scikit-learn's wording, which its tools recognise
@@ -198,14 +279,22 @@ class _SequenceEstimator(BaseEstimator):
                              "which chunks of it cannot; use bidirectional=False")
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any,
-             fitted: dict[str, Any]) -> None:
-        """Trains a new model on unscaled ``X`` and prepared targets ``Y``, then sets every
-        fitted attribute at once (``fitted`` holds the target-side ones): a fit that raises
-        leaves a fitted estimator as it was, and an unfitted one unfitted."""
+             fitted: dict[str, Any], lengths: Optional[np.ndarray] = None) -> None:
+        """Trains a new model on unscaled ``X`` (zero-padded sequences of ``lengths`` when
+        given) and prepared targets ``Y``, then sets every fitted attribute at once
+        (``fitted`` holds the target-side ones): a fit that raises leaves a fitted estimator
+        as it was, and an unfitted one unfitted."""
         dt = X.dtype
-        x_mean = X.mean(axis=(0, 1))
-        x_scale = X.std(axis=(0, 1)) + dt.type(1e-8)
-        X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=dt)
+        if lengths is None:
+            x_mean = X.mean(axis=(0, 1))
+            x_scale = X.std(axis=(0, 1)) + dt.type(1e-8)
+            X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=dt)
+        else:  # statistics of the sequences' own steps; padding stays 0, the mask appended
+            mask = _steps_mask(lengths, X.shape[1])
+            x_mean = X[mask].mean(axis=0)
+            x_scale = X[mask].std(axis=0) + dt.type(1e-8)
+            X = np.concatenate([(X - x_mean) / x_scale * mask[:, :, None], mask[:, :, None]],
+                               axis=2).astype(dt)
         rng = np.random.default_rng(self.random_state)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
@@ -214,8 +303,10 @@ class _SequenceEstimator(BaseEstimator):
                              "leaves none to train on")
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
-        model = SequenceNet(self.cell, X.shape[2], self.hidden_size, n_out, self.num_layers,
-                            self.bidirectional, self.dropout, self.output, dtype=dt, rng=rng)
+        n_features = X.shape[2] - (lengths is not None)
+        model = SequenceNet(self.cell, n_features, self.hidden_size, n_out, self.num_layers,
+                            self.bidirectional, self.dropout, self.output, dtype=dt, rng=rng,
+                            masked=lengths is not None)
         opt = Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
         trainer = Trainer(model, loss, opt, batch_size=self.batch_size,
@@ -225,16 +316,32 @@ class _SequenceEstimator(BaseEstimator):
         history = trainer.fit(X[tr], Y[tr], validation_data=vdata)
         for name, value in fitted.items():
             setattr(self, name, value)
-        self.n_features_in_ = X.shape[2]
+        self.n_features_in_ = n_features
         self.x_mean_, self.x_scale_ = x_mean, x_scale
         self.model_, self.history_ = model, history
 
     def _raw(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = self._check_X(X, fitting=False)
-        self.model_.eval()
-        outs = [self.model_(X[i:i + 1024]) for i in range(0, X.shape[0], 1024)]
-        return np.concatenate(outs, axis=0)
+        X, lengths = self._check_X(X, fitting=False)
+        model = self.model_
+        model.eval()
+
+        def run(x: np.ndarray) -> np.ndarray:
+            if getattr(model, "masked", False):  # every step of x is a sequence's own
+                x = np.concatenate([x, np.ones((*x.shape[:2], 1), x.dtype)], axis=2)
+            return np.concatenate([model(x[i:i + 1024]) for i in range(0, x.shape[0], 1024)])
+
+        if lengths is None:
+            return run(X)
+        out = None
+        for n_steps in np.unique(lengths):  # each group of one length unpadded
+            rows = np.flatnonzero(lengths == n_steps)
+            got = run(np.ascontiguousarray(X[rows, :n_steps]))
+            if out is None:
+                out = np.empty((X.shape[0], *got.shape[1:]), got.dtype)
+            out[rows] = got
+        assert out is not None
+        return out
 
 
 class SequenceRegressor(RegressorMixin, _SequenceEstimator):
@@ -273,10 +380,11 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> SequenceRegressor:
-        """Fit on sequences ``X`` and targets ``y``; returns self."""
+        """Fit on sequences ``X`` and targets ``y``; returns self. ``X`` may be a list of
+        sequences of different lengths (``output="last"``)."""
         self._check_options()
         self._check_y_given(y)
-        Xs = self._check_X(X, fitting=True)
+        Xs, lengths = self._check_X(X, fitting=True)
         y = _check_array(y, "y", self, Xs.dtype, ensure_2d=False, allow_nd=True)
         want = 1 if self.output == "last" else 2
         if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
@@ -290,7 +398,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         y_scale = Y.std(axis=axes) + Y.dtype.type(1e-8)
         Ys = ((Y - y_mean) / y_scale).astype(Y.dtype)
         self._fit(Xs, Ys, Y.shape[-1], MSELoss(),
-                  {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale})
+                  {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale}, lengths)
         return self
 
     def __sklearn_tags__(self) -> Any:
@@ -317,12 +425,13 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     """
 
     def fit(self, X: Any, y: Any) -> SequenceClassifier:
-        """Fit on sequences ``X`` and labels ``y`` (n_samples,); returns self."""
+        """Fit on sequences ``X`` (an array, or a list of sequences of different lengths) and
+        labels ``y`` (n_samples,); returns self."""
         if self.output != "last":
             raise ValueError("output: a SequenceClassifier labels whole sequences ('last')")
         self._check_options()
         self._check_y_given(y)
-        Xs = self._check_X(X, fitting=True)
+        Xs, lengths = self._check_X(X, fitting=True)
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # DataConversionWarning, as scikit-learn's own
@@ -331,7 +440,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
         check_classification_targets(y)  # refuses continuous targets, NaN labels
         encoder = LabelEncoder().fit(y)
         self._fit(Xs, encoder.transform(y), len(encoder.classes_), CrossEntropyLoss(),
-                  {"_encoder": encoder, "classes_": encoder.classes_})
+                  {"_encoder": encoder, "classes_": encoder.classes_}, lengths)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
