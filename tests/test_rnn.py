@@ -662,6 +662,20 @@ def test_sequences_of_different_lengths_regression_and_errors():
         SequenceRegressor(epochs=1).fit([np.zeros((4, 2)), np.full((5, 2), np.nan)], [0, 1.0])
     with pytest.raises(ValueError, match="X\\[1\\]: Found array with 0 sample"):
         SequenceRegressor(epochs=1).fit([np.zeros((4, 2)), np.zeros((0, 2))], [0.0, 1.0])
+    # A 1-D object array of sequences, of one length or several, and a list mixing
+    # (n_steps,) with (n_steps, 1) (review of the first version: these failed).
+    objs = np.empty(len(uni), dtype=object)
+    objs[:] = uni
+    np.testing.assert_array_equal(reg.predict(objs[200:]), reg.predict(uni[200:]))
+    same = [i for i in range(200, 240) if len(uni[i]) == len(uni[200])]
+    np.testing.assert_array_equal(reg.predict(objs[same]), reg.predict(np.stack(
+        [uni[i] for i in same])))
+    mixed = [uni[200], uni[201][:, None]]
+    np.testing.assert_array_equal(reg.predict(mixed), reg.predict(uni[200:202]))
+    with pytest.raises(ValueError, match=r"^Input X\[1\] contains NaN"):  # named once
+        reg.predict([np.zeros(3), np.array([0.0, np.nan])])
+    with pytest.raises(ValueError, match=r"matching X \(2 sequences\)"):
+        SequenceRegressor(epochs=1).fit([np.zeros(3), np.zeros(4)], np.zeros(3))
     with pytest.raises(ValueError, match="different lengths need output='last'"):
         SequenceRegressor(output="sequence", epochs=1).fit(
             [np.zeros((4, 2)), np.zeros((5, 2))], [np.zeros(4), np.zeros(5)])

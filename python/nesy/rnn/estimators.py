@@ -51,7 +51,7 @@ def _check_array(a: Any, name: str, est: Any, dtype: Any, **kwargs: Any) -> np.n
     try:
         return check_array(a, dtype=dtype, input_name=name, estimator=est, **kwargs)
     except (TypeError, ValueError) as e:
-        if re.search(rf"\b{name}\b", str(e)):
+        if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", str(e)):
             raise
         raise type(e)(f"{name}: {e}") from e
 
@@ -68,17 +68,19 @@ def _check_fraction(value: Any, name: str) -> float:
 
 
 def _ragged(X: Any) -> Optional[list[Any]]:
-    """The sequences of ``X`` when it is a list (or tuple, or 1-D object array) of sequences
-    of different lengths; None otherwise (one array, or sequences of one length)."""
-    if isinstance(X, np.ndarray) and not (X.dtype == object and X.ndim == 1):
-        return None
-    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
+    """The sequences of ``X`` when it is a 1-D object array or Series of sequences, or a list
+    (or tuple) of sequences of different shapes; None otherwise (one array, or a list that
+    stacks into one), for scikit-learn's ``check_array``."""
+    dt = getattr(X, "dtype", None)
+    if isinstance(dt, np.dtype) and dt.kind == "O" and np.ndim(X) == 1 and len(X) > 0:
+        return list(X)
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
         return None
     try:
-        firsts = {np.shape(x)[0] if np.ndim(x) else None for x in X}
+        shapes = {np.shape(x) for x in X}
     except (TypeError, ValueError):  # left to check_array, which names the problem
         return None
-    return list(X) if len(firsts) > 1 else None
+    return list(X) if len(shapes) > 1 else None
 
 
 def _pad(seqs: list[Any], est: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +114,8 @@ class SequenceNet(Module):
     With ``masked=True`` (``output="last"`` only) the input is ``(B, T, F + 1)``: the last
     channel is 1 at a sequence's steps and 0 at its padding, which must follow them; each
     sequence's length is its count of ones, and the batch is cut to its longest sequence."""
+
+    masked = False  # the default of networks pickled before the option existed
 
     def __init__(self, cell: str, n_features: int, hidden_size: int, n_out: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
@@ -219,6 +223,8 @@ class _SequenceEstimator(BaseEstimator):
         lengths = None
         if seqs is not None:
             X, lengths = _pad(seqs, self, dt)
+            if (lengths == X.shape[1]).all():
+                lengths = None  # one length after all: an ordinary array
         else:
             X = _check_array(X, "X", self, dt, accept_sparse=False, allow_nd=True)
             if X.ndim == 2:
@@ -389,7 +395,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         want = 1 if self.output == "last" else 2
         if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
             shape = "(n_samples[, n_targets])" if want == 1 else "(n_samples, n_steps[, n_targets])"
-            raise ValueError(f"y: expected {shape} matching X {Xs.shape[:2]}, got {y.shape}")
+            of = Xs.shape[:2] if lengths is None else f"({Xs.shape[0]} sequences)"
+            raise ValueError(f"y: expected {shape} matching X {of}, got {y.shape}")
         if self.output == "sequence" and y.shape[1] != Xs.shape[1]:
             raise ValueError(f"y: has {y.shape[1]} steps, X has {Xs.shape[1]}")
         Y = y.reshape(*y.shape[:want], -1)

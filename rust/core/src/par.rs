@@ -26,6 +26,15 @@ pub enum Par {
 }
 
 impl Par {
+    /// Threads this mode runs on: 1, or the size of the current rayon pool (for sizing work
+    /// pieces only; results never depend on it).
+    pub fn threads(self) -> usize {
+        match self {
+            Par::Seq => 1,
+            Par::Rayon => rayon::current_num_threads(),
+        }
+    }
+
     /// `Seq` when `elements` is too little work to share, else `self`. Never changes results.
     pub fn for_work(self, elements: usize) -> Par {
         if elements < MIN_PARALLEL_WORK {

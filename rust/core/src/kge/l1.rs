@@ -170,6 +170,7 @@ pub(crate) fn block<T: Float>(level: Level, q: &[T], table: &L1Table<T>, ent: &[
     if TypeId::of::<T>() == TypeId::of::<f32>()
         && level.min(simd::detect()) == Level::Avx512
         && d > 0
+        && table.n_ent > 0
     {
         // SAFETY: T is f32 (same type, same layout); the CPU has AVX-512 (checked just above).
         unsafe {
@@ -285,7 +286,8 @@ mod x86 {
                 r = lateout(zmm_reg) r,
                 y = in(zmm_reg) y,
                 x = in(reg) x,
-                options(pure, readonly, nostack, preserves_flags),
+                // Not `preserves_flags`: vmaxps may set MXCSR's exception flags.
+                options(pure, readonly, nostack),
             );
         }
         r
@@ -334,6 +336,9 @@ mod x86 {
                     let (qs, qa) = (_mm512_set1_ps(q_sums[i]), _mm512_set1_ps(rows.q_abs[i]));
                     let row = &mut out[i * n_ent + e0..i * n_ent + e0 + width];
                     for h in 0..2 {
+                        if masks[h] == 0 {
+                            continue; // a last panel of <= 16 entities: no second half
+                        }
                         // SAFETY: `sums` and `abs_sums` are padded to whole panels (16 floats
                         // at e0 + 16 h); the masked store writes only the `width` lanes inside
                         // `row`.

@@ -308,10 +308,14 @@ pub(crate) fn form_rows<T: Float + Gemm>(
         Form::NegL1 | Form::NegModulus => {
             // Each job of the TransE-L1 kernel streams the whole panel table (11.6 MB at
             // 14,541 x 200): up to 128 query rows per job read it 8x less often than 16 (from
-            // L3, or from memory when other processes crowd the L3), while >= 8 jobs keep the
-            // threads busy. A score's arithmetic does not depend on the job size.
+            // L3, or from memory when other processes crowd the L3), while >= 4 jobs per thread
+            // keep the threads busy. A score's arithmetic does not depend on the job size, so
+            // the bits do not depend on the thread count either.
             let rows = match form {
-                Form::NegL1 => (nq / 8).clamp(QUERY_BLOCK, L1_QUERY_BLOCK) / 4 * 4,
+                Form::NegL1 => {
+                    let jobs = 4 * par.threads();
+                    (nq / jobs).clamp(QUERY_BLOCK, L1_QUERY_BLOCK) / 4 * 4
+                }
                 _ => QUERY_BLOCK,
             };
             let jobs: Vec<_> = out
