@@ -32,6 +32,16 @@ def test_nesy_forward(benchmark, case):
     benchmark(aggregate, g, x)
 
 
+def test_gather_limit(benchmark, case):
+    """The physical limit: every edge's source row read by the forward's own gather loop, with
+    nothing written (``nesy._core.gnn_gather_sum``)."""
+    from nesy import _core
+
+    (n, e, f), g, x, _, _ = case
+    benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
+    benchmark(_core.gnn_gather_sum, g.indptr, g.indices, x)
+
+
 def test_scipy_forward(benchmark, case):
     (n, e, f), _, x, A, _ = case
     benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"

@@ -396,15 +396,62 @@ def test_bad_features_and_raw_kernel_input():
         _core.gnn_aggregate(np.array([0, 1, 2, 2]), np.array([0.0, 1.0]), np.ones((3, 2)))
 
 
-@pytest.mark.parametrize("f", [1, 8, 16, 24, 40, 77])
-def test_every_feature_tiling_matches_scipy(f):
-    """Features run in register tiles of 32, 16 and 8 and a remainder: every split is checked."""
-    g, ei, w = _random_graph(n=80, e=600, seed=f)
-    x = np.random.default_rng(f).standard_normal((80, f)).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("f", [1, 8, 16, 24, 40, 77, 136, 300, 520])
+def test_every_feature_tiling_matches_scipy(f, dtype):
+    """Features run in register tiles (float32: 256, 128, 64, 32, 16, 8; float64: 32, 16, 8) and
+    a remainder, each over a block's edges in one pass: every split is checked against the
+    reference, with weights shared and per head, and bitwise at every thread count and SIMD
+    level (blocks of many rows and edges at the wide tiles)."""
+    g, ei, w = _random_graph(n=80, e=600 if f < 100 else 6000, seed=f)
+    rng = np.random.default_rng(f)
+    x = rng.standard_normal((80, f)).astype(dtype)
+    heads = 4 if f % 4 == 0 else 1
+    wh = rng.random((ei.shape[1], heads)) + 0.5
+    tol = 1e-5 if dtype == np.float32 else 1e-12
     for reduce in ("sum", "mean"):
         out, _ = aggregate(g, x, reduce)
         want = _reference(ei, w, 80, x.astype(np.float64), reduce)
-        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+        # Per-head weights: head h scales its own f / heads columns.
+        want_h = np.hstack([_reference(ei, wh[:, h], 80, x.astype(np.float64)[:, cols], reduce)
+                            for h, cols in enumerate(np.split(np.arange(f), heads))])
+
+        w_csr = wh.astype(dtype)[_edge_order(ei)]
+
+        def run(level, reduce=reduce, w_csr=w_csr):
+            return _core.gnn_aggregate(g.indptr, g.indices, x, reduce, w_csr, simd=level)[:1]
+
+        results = _at_every_thread_count_and_simd_level(run)
+        np.testing.assert_allclose(results[0][0], want_h, rtol=tol, atol=tol)
+        _assert_all_identical(results)
+
+
+def _edge_order(ei):
+    """Indices that put per-edge arrays of the edge list ``ei`` into its graph's CSR edge order
+    (a stable sort by destination)."""
+    return np.lexsort((np.arange(ei.shape[1]), ei[1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("f", [3, 16, 64, 300])
+def test_gather_sum_limit_kernel_sums_every_gathered_row(f, dtype):
+    """The benchmark's gather limit reads every edge's source row: the column sums of the sum
+    aggregation, the same bits at every thread count and SIMD level; bad input is refused."""
+    g, ei, _ = _random_graph(n=500, e=40_000, seed=f, weighted=False)
+    x = np.random.default_rng(f).standard_normal((500, f)).astype(dtype)
+    results = _at_every_thread_count_and_simd_level(
+        lambda level: (_core.gnn_gather_sum(g.indptr, g.indices, x, simd=level),))
+    _assert_all_identical(results)
+    got = results[0][0]
+    assert got.dtype == dtype and got.shape == (f,)
+    np.testing.assert_allclose(got, x.astype(np.float64)[ei[0]].sum(0), rtol=1e-4, atol=1e-2)
+    bad = g.indices.copy()
+    bad[7] = 500
+    with pytest.raises(IndexError, match=r"indices\[7\]"):
+        _core.gnn_gather_sum(g.indptr, bad, x)
+    with pytest.raises(ValueError, match="x"):
+        _core.gnn_gather_sum(g.indptr, g.indices, x.ravel())
 
 
 # ---------------------------------------------------------------- attention: SDDMM, edge softmax

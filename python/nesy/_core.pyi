@@ -86,6 +86,12 @@ def gnn_aggregate_backward(
     weight_grad: bool = False,
     simd: str | None = None,
 ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
+def gnn_gather_sum(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    x: npt.NDArray[np.floating],
+    simd: str | None = None,
+) -> npt.NDArray[np.floating]: ...
 def gnn_sddmm(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int64],
@@ -318,6 +324,7 @@ __all__ = [
     "gnn_aggregate_backward",
     "gnn_edge_softmax",
     "gnn_edge_softmax_backward",
+    "gnn_gather_sum",
     "gnn_sddmm",
     "gnn_sddmm_backward",
     "kge_bernoulli_probs",

@@ -3,7 +3,12 @@ torch.sparse.mm (CSR) vs torch gather + index_add_ (PyG's scatter path), forward
 forward + backward, float32, on random graphs with power-law sources.
 
 Effective GB/s counts the bytes an aggregation must move: every edge reads its source row
-(F floats) and index (8 bytes), every node writes its output row.
+(F floats) and index (8 bytes), every node writes its output row. The physical limit is measured
+in the same run: ``gather limit`` reads every edge's source row with the forward kernel's own
+gather loop and does nothing else (no output, no row ends; ``nesy._core.gnn_gather_sum``), so no
+sum aggregation that reads the rows can be faster on this machine; ``% of limit`` is its time
+over nesy's forward time, and ``5x scipy needs`` the share of it that five times SciPy's speed
+would take (above 100 %: beyond the limit).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
     import scipy.sparse as sp
 
     import nesy
+    from nesy import _core
     from nesy.gnn import Graph, aggregate, aggregate_backward
 
     ei = random_graph(n, e)
@@ -47,6 +53,8 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
     # Every column after a pause and warm-up calls (`settled_time`): the memory measurement
     # and the other libraries leave worker threads spinning.
     row["nesy fwd"] = settled_time(lambda: aggregate(g, x), repeat)
+    row["gather limit"] = settled_time(
+        lambda: _core.gnn_gather_sum(g.indptr, g.indices, x), repeat)
     row["nesy fwd+bwd"] = settled_time(
         lambda: aggregate_backward(g, x, aggregate(g, x)[0]), repeat)
     A = sp.csr_matrix((np.ones(e, np.float32), (ei[1], ei[0])), shape=(n, n))
@@ -81,17 +89,22 @@ def run(cases: list[tuple[int, int, int]] | None = None, repeat: int = 10,
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    cols = [c for c in ("nesy fwd", "scipy fwd", "torch.sparse fwd", "torch index_add fwd",
-                        "nesy fwd+bwd", "torch index_add fwd+bwd") if c in rows[0]]
+    own = ("nesy fwd", "gather limit", "nesy fwd+bwd")
+    cols = [c for c in ("nesy fwd", "gather limit", "scipy fwd", "torch.sparse fwd",
+                        "torch index_add fwd", "nesy fwd+bwd", "torch index_add fwd+bwd")
+            if c in rows[0]]
     header = ["(nodes, edges, F)", *[f"{c} ms" for c in cols], "nesy fwd GB/s",
-              *[f"x vs {c}" for c in cols if c not in ("nesy fwd", "nesy fwd+bwd")]]
+              "% of limit", "5x scipy needs %", *[f"x vs {c}" for c in cols if c not in own]]
     out = []
     for r in rows:
         t = {c: float(r[c]) for c in cols}  # type: ignore[arg-type]
         gbs = float(r["bytes"]) / t["nesy fwd"] / 1e9  # type: ignore[arg-type]
+        limit = [f"{100 * t['gather limit'] / t['nesy fwd']:.0f}",
+                 f"{100 * t['gather limit'] / (t['scipy fwd'] / 5):.0f}"]
         ratios = [f"{t[c] / t['nesy fwd+bwd' if 'bwd' in c else 'nesy fwd']:.1f}"
-                  for c in cols if c not in ("nesy fwd", "nesy fwd+bwd")]
-        out.append([str(r["case"]), *[f"{t[c] * 1e3:.2f}" for c in cols], f"{gbs:.1f}", *ratios])
+                  for c in cols if c not in own]
+        out.append([str(r["case"]), *[f"{t[c] * 1e3:.2f}" for c in cols], f"{gbs:.1f}", *limit,
+                    *ratios])
     return format_table(header, out)
 
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::{on_three_threads, Rng};
 use nesy_core::gnn::{
-    aggregate, aggregate_backward, edge_softmax, edge_softmax_backward, sddmm, sddmm_backward, Csr,
-    Reduce, SddmmOp, Weights,
+    aggregate, aggregate_backward, edge_softmax, edge_softmax_backward, gather_sum, sddmm,
+    sddmm_backward, Csr, Reduce, SddmmOp, Weights,
 };
 use nesy_core::simd::{supported_levels, Level};
 use nesy_core::Par;
@@ -734,4 +734,48 @@ fn kernels_split_over_threads_give_the_sequential_bits() {
         assert!(a == b, "result {k} differs between 1 and 3 threads");
     }
     assert_eq!(seq.1, par.1);
+}
+
+#[test]
+fn gather_sum_is_the_column_sum_of_the_aggregation() {
+    // The benchmark's limit kernel reads every edge's source row: its result is the column sum
+    // of the sum aggregation, the same bits for 1 and 3 threads and every SIMD level, and a bad
+    // index is an error. Large enough for several blocks of edges at every tile width.
+    let g = graph(3_000, 2_000, 60_000, 11);
+    let mut r = Rng::new(12);
+    for f in [3usize, 8, 16, 64, 70] {
+        let x: Vec<f32> = r.vec(g.n_src * f).iter().map(|&v| v as f32).collect();
+        let out = aggregate_f32(g.csr(), &x, f, Reduce::Sum).unwrap();
+        let mut want = vec![0f64; f];
+        for (k, v) in out.iter().enumerate() {
+            want[k % f] += *v as f64;
+        }
+        let seq = gather_sum(Par::Seq, Level::Scalar, g.csr(), &x, f).unwrap();
+        for (a, b) in seq.iter().zip(&want) {
+            assert!(
+                (*a as f64 - b).abs() <= 1e-3 * (1.0 + b.abs()),
+                "f={f}: {a} vs {b}"
+            );
+        }
+        for level in supported_levels() {
+            let par = on_three_threads(|| gather_sum(Par::Rayon, level, g.csr(), &x, f).unwrap());
+            assert_eq!(
+                par.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                seq.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "f={f} {level:?}"
+            );
+        }
+        let mut bad = g.indices.clone();
+        bad[1234] = -1;
+        let err = gather_sum(Par::Rayon, Level::Scalar, lazy(&g, &bad), &x, f).unwrap_err();
+        assert!(err.to_string().contains("graph indices[1234]"), "{err}");
+        let err = gather_sum(Par::Seq, Level::Scalar, g.csr(), &x[1..], f).unwrap_err();
+        assert!(err.to_string().contains('x'), "{err}");
+    }
+    // An empty graph sums to zero.
+    let empty = Csr::new(0, 0, &[0], &[], "graph").unwrap();
+    assert_eq!(
+        gather_sum::<f64>(Par::Rayon, Level::Scalar, empty, &[], 4).unwrap(),
+        vec![0.0; 4]
+    );
 }

@@ -125,6 +125,49 @@ pub fn gnn_aggregate<'py>(
     )
 }
 
+fn gather_typed<'py, T: Element + Float>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    simd: Option<&str>,
+    dtype: &'static str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let level = level(simd)?;
+    let indptr = index_array(indptr, "indptr")?;
+    let indices = index_array(indices, "indices")?;
+    let x = typed_array::<T>(x, "x", 2, dtype)?;
+    let (n_src, f) = (x.shape()[0], x.shape()[1]);
+    let n_dst = rows_of(&indptr)?;
+    let mut acc = Access::with_capacity(3);
+    acc.add(&indptr, false, "indptr", 0)?;
+    acc.add(&indices, false, "indices", 0)?;
+    acc.add(&x, false, "x", 0)?;
+    acc.check()?;
+    // SAFETY: inputs covered by `acc`.
+    let (ip, ix, xs) = unsafe { (slice(&indptr), slice(&indices), slice(&x)) };
+    let g = Csr::with_lazy_indices(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
+    let sums = run_kernel(py, g.nnz() * f.max(1), || {
+        gnn::gather_sum(Par::Rayon, level, g, xs, f)
+    })?;
+    Ok(PyArray1::from_vec(py, sums).into_any())
+}
+
+/// Benchmark limit of the sum aggregation: reads every edge's source row with the forward
+/// kernel's gather loop and nothing else (no output rows, no row walk); returns the column sums
+/// `(F)` of `gnn_aggregate(..., "sum")`'s output.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, x, simd=None))]
+pub fn gnn_gather_sum<'py>(
+    py: Python<'py>,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    simd: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    by_dtype!(x, "x", gather_typed(py, indptr, indices, x, simd))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn backward_typed<'py, T: Element + Float>(
     py: Python<'py>,

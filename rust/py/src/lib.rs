@@ -55,6 +55,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gnn::gnn_build_csr, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_aggregate_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(gnn::gnn_gather_sum, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_sddmm, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_sddmm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(gnn::gnn_edge_softmax, m)?)?;

@@ -56,130 +56,188 @@ fn check_weights<T: Copy>(g: &Csr<'_>, weights: &Option<Weights<'_, T>>, f: usiz
     }
 }
 
-/// `acc = sum over edges of w_e * x[s, t0..t0 + N]` with the sums in registers (`h`: the head
-/// of columns `t0..t0 + N`). Returns false if a source was outside `0..n_cols` (its row is
-/// then read as row 0 and the caller reports the error).
-///
-/// Edges go in pairs into two sets of sums (even and odd edges of the row, added at the end),
-/// which halves the chain of dependent adds and the loop overhead per edge; the order of the
-/// additions depends on the graph alone. (Software prefetching of the rows ahead was measured
-/// and gained nothing on an Intel Xeon; prefetching the next rows' sources on Zen 4 made the
-/// forward 1.0-1.4x slower: the out-of-order core already overlaps these gathers.)
+/// True if every source is a row of an `n`-row matrix: one vectorised pass, made once per block
+/// of edges by the kernels that gather unchecked (so the graph's indices need no separate pass,
+/// and the gathers depend on nothing but the loaded index: a conditional move per gather was
+/// measured 30 % slower, and testing each row's sources before its gathers, a short loop of
+/// unpredictable length per row, cost a third of the forward pass on Zen 4).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn sum_tile<T: Float, const N: usize>(
-    g: &Csr<'_>,
-    edges: std::ops::Range<usize>,
-    x: &[T],
-    f: usize,
-    t0: usize,
-    w: Option<Weights<'_, T>>,
-    h: usize,
-    acc: &mut [T],
-) -> bool {
-    let first = edges.start;
-    let sources = &g.indices()[edges];
-    // The precondition of `sum_edges`.
-    assert!(
-        x.len() == g.n_cols() * f && t0 + N <= f && (g.n_cols() > 0 || sources.is_empty()),
-        "tile outside x"
-    );
-    // SAFETY: as just asserted.
-    let (sum, ok) = unsafe {
-        match w {
-            Some(w) => sum_edges::<T, N, true>(sources, x, f, t0, |k| w.at(first + k, h)),
-            None => sum_edges::<T, N, false>(sources, x, f, t0, |_| T::ONE),
-        }
-    };
-    acc[..N].copy_from_slice(&sum);
-    ok
+fn sources_in_range(sources: &[i64], n: usize) -> bool {
+    let n = n as u64;
+    sources.iter().fold(true, |ok, &s| ok & ((s as u64) < n))
 }
 
-/// The loop of [`sum_tile`] over the `sources` of one row (`weight(k)`: of its `k`-th edge),
-/// compiled once with and once without weights; false if a source is not a row of `x`. The
-/// sources are tested here, as they are used (so the graph's indices need no separate pass),
-/// and the gathers are then unchecked: the loop is bound by instruction throughput, and a
-/// bounds check would be a third of its instructions.
+/// `out[k, t0..t0 + N] = sum over edges e in indptr[k]..indptr[k + 1] of w_e * x[sources[e],
+/// t0..t0 + N]` for every row `k` of a block (`indptr`: the block's `rows + 1` offsets into
+/// `sources`), in one pass over the block's edges, the sums in registers (`weight(e)`: of edge
+/// `e`).
+///
+/// One loop over the edges, not one per row: a row's end is a branch inside the edge stream,
+/// so the gathers of the next row are already in the stream when it is taken. (A loop per row,
+/// with each row's sources tested before its gathers, ended in branches of unpredictable trip
+/// count, each mispredict draining the gathers in flight: ~90 cycles a row on Zen 4, the
+/// forward pass 2.9x slower than its gathers alone. This loop made it 1.3-2.6x faster for 16-70
+/// features, in one process with the calls interleaved, and the same for 128-256. Storing
+/// every edge's running sum with a branchless reset at row ends instead was 1.1-4x slower.)
+/// With `PAIRS`, edges alternate between two sets of sums, even and odd edges of the block,
+/// added when the row ends: half the chain of dependent adds, for tiles of up to 4 registers
+/// whose loads take fewer cycles than an add's latency; the order depends on the graph alone.
+///
+/// (Software prefetching of the rows ahead was measured and gained nothing on an Intel Xeon;
+/// prefetching the next rows' sources on Zen 4 made the forward 1.0-1.4x slower: the
+/// out-of-order core already overlaps these gathers.)
 ///
 /// # Safety
-/// `x.len()` must be `n * f` with `n >= 1` rows (or `sources` empty), and `t0 + N <= f`.
+/// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]), and
+/// `t0 + N <= f`.
 #[inline(always)]
-unsafe fn sum_edges<T: Float, const N: usize, const WEIGHTED: bool>(
+unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const PAIRS: bool>(
+    indptr: &[i64],
     sources: &[i64],
     x: &[T],
-    f: usize,
-    t0: usize,
+    (f, t0): (usize, usize),
     weight: impl Fn(usize) -> T,
-) -> ([T; N], bool) {
-    // One vectorised test of the row's sources first, so the gathers below depend on nothing
-    // but the loaded index (a conditional move per gather was measured 30 % slower).
-    let n = (x.len() / f.max(1)) as u64;
-    if !sources.iter().fold(true, |ok, &s| ok & ((s as u64) < n)) {
-        return ([T::ZERO; N], false);
-    }
-    let row = |s: i64| -> &[T; N] {
-        // SAFETY: `s < n` (tested above), so `s * f + t0 + N <= (s + 1) * f <= x.len()`.
-        unsafe { &*(x.as_ptr().add(s as usize * f + t0) as *const [T; N]) }
+    out: &mut [T],
+) {
+    let n_rows = indptr.len() - 1;
+    assert!(t0 + N <= f && out.len() == n_rows * f, "tile outside out");
+    let row = |e: usize| -> &[T; N] {
+        let s = sources[e] as usize;
+        // SAFETY: `s < x.len() / f` (the caller's guarantee), so `s * f + t0 + N <= (s + 1) * f
+        // <= x.len()`.
+        unsafe { &*(x.as_ptr().add(s * f + t0) as *const [T; N]) }
     };
+    let mut store = |k: usize, v: [T; N]| out[k * f + t0..k * f + t0 + N].copy_from_slice(&v);
+    let end_of = |k: usize| indptr[k + 1] as usize;
+    let (first, last) = (indptr[0] as usize, indptr[n_rows] as usize);
+    // Row `k` is the next to finish; rows without edges are written as they are passed.
+    let mut k = 0;
+    while k < n_rows && end_of(k) == first {
+        store(k, [T::ZERO; N]);
+        k += 1;
+    }
+    let mut end = if k < n_rows { end_of(k) } else { last };
     let (mut even, mut odd) = ([T::ZERO; N], [T::ZERO; N]);
-    let pairs = sources.chunks_exact(2);
-    let last = pairs.remainder().first().copied();
-    for (k, pair) in pairs.enumerate() {
-        let (r0, r1) = (row(pair[0]), row(pair[1]));
-        if WEIGHTED {
-            let (w0, w1) = (weight(2 * k), weight(2 * k + 1));
+    let mut e = first;
+    macro_rules! add {
+        ($acc:ident) => {{
+            let (r, we) = (row(e), weight(e));
             for j in 0..N {
-                even[j] = even[j] + w0 * r0[j];
-                odd[j] = odd[j] + w1 * r1[j];
+                $acc[j] = $acc[j] + if WEIGHTED { we * r[j] } else { r[j] };
             }
-        } else {
-            for j in 0..N {
-                even[j] = even[j] + r0[j];
-                odd[j] = odd[j] + r1[j];
+            e += 1;
+            if e == end {
+                let mut sum = [T::ZERO; N];
+                for j in 0..N {
+                    sum[j] = even[j] + odd[j];
+                }
+                store(k, sum);
+                (even, odd) = ([T::ZERO; N], [T::ZERO; N]);
+                k += 1;
+                while k < n_rows && end_of(k) == e {
+                    store(k, [T::ZERO; N]);
+                    k += 1;
+                }
+                end = if k < n_rows { end_of(k) } else { last };
             }
+        }};
+    }
+    while e < last {
+        add!(even);
+        if PAIRS && e < last {
+            add!(odd);
         }
     }
-    if let Some(s) = last {
-        let (r, we) = (row(s), weight(sources.len() - 1));
-        for j in 0..N {
-            even[j] = even[j] + if WEIGHTED { we * r[j] } else { r[j] };
-        }
-    }
-    for j in 0..N {
-        even[j] = even[j] + odd[j];
-    }
-    (even, true)
 }
 
-/// The last, narrower tile (as [`sum_tile`], with bounds-checked gathers).
+/// The last, narrower tile of one row (as [`sum_rows`], with bounds-checked gathers).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn sum_tile_dyn<T: Float>(
-    g: &Csr<'_>,
+    sources: &[i64],
     edges: std::ops::Range<usize>,
     x: &[T],
     f: usize,
     t0: usize,
-    width: usize,
     w: Option<Weights<'_, T>>,
     h: usize,
     acc: &mut [T],
-) -> bool {
-    let acc = &mut acc[..width];
+) {
     acc.fill(T::ZERO);
     for e in edges {
-        let s = g.indices()[e];
-        if s < 0 || s as usize >= g.n_cols() {
-            return false;
-        }
-        let s = s as usize;
-        let xs = &x[s * f + t0..s * f + t0 + width];
+        let s = sources[e] as usize;
+        let xs = &x[s * f + t0..s * f + t0 + acc.len()];
         let we = w.map_or(T::ONE, |w| w.at(e, h));
         for (a, &v) in acc.iter_mut().zip(xs) {
             *a = *a + we * v;
         }
     }
-    true
+}
+
+/// `out[k, cols] = sum over edges e in indptr[k]..indptr[k + 1] of w_e * x[sources[e], cols]`
+/// for every row `k` of a block, the columns in register tiles ([`sum_rows`]): float32 rows of
+/// 256 or 128 features in one set of 16 or 8 AVX-512 registers (each edge's loads outlast an
+/// add's latency), narrower tiles of up to 4 registers in two sets; narrow fixed tiles keep
+/// small feature counts in registers too.
+///
+/// # Safety
+/// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sum_tiles<T: Float>(
+    indptr: &[i64],
+    sources: &[i64],
+    x: &[T],
+    f: usize,
+    cols: std::ops::Range<usize>,
+    w: Option<Weights<'_, T>>,
+    h: usize,
+    out: &mut [T],
+) {
+    let mut t0 = cols.start;
+    while t0 < cols.end {
+        let width = cols.end - t0;
+        macro_rules! tile {
+            ($n:literal, $pairs:literal) => {{
+                // SAFETY: the caller's guarantee, and `t0 + $n <= cols.end <= f`.
+                unsafe {
+                    match w {
+                        Some(w) => {
+                            let wt = |e| w.at(e, h);
+                            sum_rows::<T, $n, true, $pairs>(indptr, sources, x, (f, t0), wt, out)
+                        }
+                        None => {
+                            let one = |_| T::ONE;
+                            sum_rows::<T, $n, false, $pairs>(indptr, sources, x, (f, t0), one, out)
+                        }
+                    }
+                }
+                $n
+            }};
+        }
+        let f32 = std::mem::size_of::<T>() <= 4;
+        let done = if width >= 256 && f32 {
+            tile!(256, false)
+        } else if width >= 128 && f32 {
+            tile!(128, false)
+        } else if width >= 64 && f32 {
+            tile!(64, true)
+        } else if width >= 32 {
+            tile!(32, true)
+        } else if width >= 16 {
+            tile!(16, true)
+        } else if width >= 8 {
+            tile!(8, true)
+        } else {
+            for k in 0..indptr.len() - 1 {
+                let edges = indptr[k] as usize..indptr[k + 1] as usize;
+                let acc = &mut out[k * f + t0..k * f + cols.end];
+                sum_tile_dyn(sources, edges, x, f, t0, w, h, acc);
+            }
+            width
+        };
+        t0 += done;
+    }
 }
 
 /// One block of destination rows of the forward pass.
@@ -195,14 +253,42 @@ struct Forward<'a, T> {
 }
 
 impl<T: Float> Kernel for Forward<'_, T> {
-    /// False if a source index was out of range (sum and mean test them as they gather).
+    /// False if a source index was out of range (sum and mean test each block's sources first).
     type Output = bool;
     #[inline(always)]
     fn run(self) -> bool {
-        let mut ok = true;
         let f = self.f;
         let heads = heads_of(&self.w);
         let fh = f / heads;
+        if matches!(self.reduce, Reduce::Sum | Reduce::Mean) {
+            if self.rows.is_empty() {
+                return true;
+            }
+            let indptr = &self.g.indptr()[self.rows.start..=self.rows.end];
+            let (sources, x, w) = (self.g.indices(), self.x, self.w);
+            let edges = indptr[0] as usize..indptr[self.rows.len()] as usize;
+            if !sources_in_range(&sources[edges], self.g.n_cols()) {
+                return false;
+            }
+            // Tiles never cross a head's columns.
+            for h in 0..heads {
+                let cols = h * fh..(h + 1) * fh;
+                // SAFETY: the block's sources were tested above.
+                unsafe { sum_tiles(indptr, sources, x, f, cols, w, h, self.out) };
+            }
+            if self.reduce == Reduce::Mean {
+                for (k, acc) in self.out.chunks_exact_mut(f.max(1)).enumerate() {
+                    let deg = indptr[k + 1] - indptr[k];
+                    if deg > 0 {
+                        let n = T::of(deg as f64);
+                        for a in acc.iter_mut() {
+                            *a = *a / n;
+                        }
+                    }
+                }
+            }
+            return true;
+        }
         // Rows in CSR order. (Visiting a block's rows by increasing in-degree, so that each
         // row's edge loop ends where the branch predictor expects, was 1.2-1.5x faster on an
         // Intel Xeon, and 1.3-1.9x slower on this machine kind's AMD EPYC (Zen 4): measured in
@@ -215,46 +301,7 @@ impl<T: Float> Kernel for Forward<'_, T> {
             let edges = self.g.row(d);
             let deg = edges.len();
             match self.reduce {
-                Reduce::Sum | Reduce::Mean => {
-                    // Features in register tiles: the running sums stay in registers while the
-                    // row's edges stream by (instead of a load and store per edge). Tiles never
-                    // cross a head's columns.
-                    for h in 0..heads {
-                        let end = (h + 1) * fh;
-                        let mut t0 = h * fh;
-                        while t0 < end {
-                            let width = end - t0;
-                            let (g, x, w) = (&self.g, self.x, self.w);
-                            let tile = &mut acc[t0..t0 + width];
-                            // Narrower fixed tiles keep small feature counts in registers too.
-                            // 256 bytes of sums (4 AVX-512 registers) at most.
-                            let wide = std::mem::size_of::<T>() <= 4;
-                            let done = if width >= 64 && wide {
-                                ok &= sum_tile::<T, 64>(g, edges.clone(), x, f, t0, w, h, tile);
-                                64
-                            } else if width >= 32 {
-                                ok &= sum_tile::<T, 32>(g, edges.clone(), x, f, t0, w, h, tile);
-                                32
-                            } else if width >= 16 {
-                                ok &= sum_tile::<T, 16>(g, edges.clone(), x, f, t0, w, h, tile);
-                                16
-                            } else if width >= 8 {
-                                ok &= sum_tile::<T, 8>(g, edges.clone(), x, f, t0, w, h, tile);
-                                8
-                            } else {
-                                ok &= sum_tile_dyn(g, edges.clone(), x, f, t0, width, w, h, tile);
-                                width
-                            };
-                            t0 += done;
-                        }
-                    }
-                    if self.reduce == Reduce::Mean && deg > 0 {
-                        let n = T::of(deg as f64);
-                        for a in acc.iter_mut() {
-                            *a = *a / n;
-                        }
-                    }
-                }
+                Reduce::Sum | Reduce::Mean => unreachable!("summed above"),
                 Reduce::Max | Reduce::Min => {
                     let arg = &mut self.arg[k * f..(k + 1) * f];
                     if deg == 0 {
@@ -281,7 +328,7 @@ impl<T: Float> Kernel for Forward<'_, T> {
                 }
             }
         }
-        ok
+        true
     }
 }
 
@@ -356,6 +403,84 @@ pub fn aggregate<T: Float>(
         ));
     }
     Ok(())
+}
+
+/// One block of edges of [`gather_sum`].
+struct Gather<'a, T> {
+    g: Csr<'a>,
+    edges: std::ops::Range<usize>,
+    x: &'a [T],
+    f: usize,
+}
+
+impl<T: Float> Kernel for Gather<'_, T> {
+    type Output = (Vec<T>, bool);
+    #[inline(always)]
+    fn run(self) -> (Vec<T>, bool) {
+        let mut acc = vec![T::ZERO; self.f];
+        let (g, x, f) = (&self.g, self.x, self.f);
+        let ok = sources_in_range(&g.indices()[self.edges.clone()], g.n_cols());
+        // The block's edges as one row.
+        let indptr = [self.edges.start as i64, self.edges.end as i64];
+        if ok {
+            // SAFETY: just tested.
+            unsafe { sum_tiles(&indptr, g.indices(), x, f, 0..f, None, 0, &mut acc) };
+        }
+        (acc, ok)
+    }
+}
+
+/// The physical limit of the sum aggregation, for benchmarks: the column sums of every edge's
+/// source row, `sum over edges e = (s -> d) of x[s]` (the column sums of [`aggregate`]'s sum),
+/// made by the forward kernel's own register-tiled gather loop ([`sum_rows`]) over the same
+/// blocks of edges in CSR order, each block taken as one row: the gathers and nothing else (no
+/// row ends, no output rows to write). Any sum aggregation must read every edge's source row;
+/// this reads them with the same loads on the same threads, so its time bounds how fast the
+/// forward pass can be on this machine. Blocks are added in order: the same bits for any thread
+/// count.
+pub fn gather_sum<T: Float>(
+    par: Par,
+    level: Level,
+    g: Csr<'_>,
+    x: &[T],
+    f: usize,
+) -> Result<Vec<T>> {
+    if x.len() != g.n_cols() * f {
+        return Err(Error::Shape {
+            arg: "x".into(),
+            expected: vec![g.n_cols(), f],
+            got: vec![x.len()],
+        });
+    }
+    if g.n_cols() == 0 && g.nnz() > 0 {
+        g.check_indices()?;
+    }
+    let block = (FORWARD_BLOCK_EDGES / f.max(1)).max(1);
+    let jobs: Vec<_> = (0..g.nnz())
+        .step_by(block)
+        .map(|e0| Gather {
+            g,
+            edges: e0..(e0 + block).min(g.nnz()),
+            x,
+            f,
+        })
+        .collect();
+    let parts = par
+        .for_work(g.nnz() * f)
+        .map(jobs, |job| dispatch(level, job));
+    if parts.iter().any(|(_, ok)| !ok) {
+        g.check_indices()?;
+        return Err(Error::Value(
+            "graph: an index out of range was not found again".into(),
+        ));
+    }
+    let mut total = vec![T::ZERO; f];
+    for (part, _) in parts {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t = *t + v;
+        }
+    }
+    Ok(total)
 }
 
 /// One block of source rows of the backward pass (a gather over the transposed graph).

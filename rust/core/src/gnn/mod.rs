@@ -11,7 +11,7 @@ pub mod build;
 pub mod sddmm;
 pub mod softmax;
 
-pub use aggregate::{aggregate, aggregate_backward, Reduce};
+pub use aggregate::{aggregate, aggregate_backward, gather_sum, Reduce};
 pub use build::{build_csr, CsrArrays};
 pub use sddmm::{sddmm, sddmm_backward, SddmmOp};
 pub use softmax::{edge_softmax, edge_softmax_backward};
