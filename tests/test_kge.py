@@ -126,6 +126,31 @@ def test_close_neighbours_keep_their_distances_and_ranks_in_float32(model):
     assert kge.score_tails(model, same, rel, [0], [0])[0, -1] == 0.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", ["transe_l1", "transe_l2"])
+def test_one_vs_all_distances_that_overflow_are_infinite_not_zero(model, dtype):
+    """Entries so large that the squares overflow (3e18-1e20 in float32, 1e155 in float64): the
+    L2 expansion turns into inf - inf, which was clamped to a distance of 0, the best score.
+    They come out as the direct formula gives them (-inf where it overflows), as ``score`` and
+    NumPy do, at every query count (the row kernels and their blocks)."""
+    rng = np.random.default_rng(3)
+    scales = [3e18, 1e19, 1e20] if dtype == np.float32 else [1e155, 1e160]
+    for scale in scales:
+        ent = (rng.standard_normal((40, 24)) * scale).astype(dtype)
+        rel = (rng.standard_normal((2, 24)) * scale).astype(dtype)
+        heads, rels = np.arange(20) % 40, np.arange(20) % 2
+        got = kge.score_tails(model, ent, rel, heads, rels)
+        tri = np.stack([np.repeat(heads, 40), np.repeat(rels, 40), np.tile(np.arange(40), 20)], 1)
+        np.testing.assert_allclose(got, kge.score(model, ent, rel, tri).reshape(20, 40),
+                                   rtol=1e-5)
+        with np.errstate(over="ignore"):
+            diff = ent[heads][:, None, :] + rel[rels][:, None, :] - ent[None, :, :]
+            want = -(np.abs(diff).sum(-1) if model == "transe_l1"
+                     else np.sqrt((diff * diff).sum(-1)))
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        assert not (got == 0).any()
+
+
 def _unit_rows(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 

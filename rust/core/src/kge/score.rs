@@ -58,26 +58,34 @@ impl<T: Float> Kernel for PostL2<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let (two, refine) = (T::of(2.0), T::of(REFINE));
+        let (two, refine, inf) = (T::of(2.0), T::of(REFINE), T::of(f64::INFINITY));
         let n_ent = self.e_norms.len();
         let d = self.tables.d_e;
         for (row, qi) in self.out.chunks_mut(n_ent).zip(self.q.chunks_exact(d)) {
             let qn = sq_norm(qi);
             let mut cancelled = false;
+            // Where the squared norms overflow (entries from ~1e18 in f32) the expansion is
+            // `inf` or `inf - inf`: those are recomputed directly too, giving what the direct
+            // formula gives (finite, or `-inf` where its own squares overflow, as `score` and
+            // torch.cdist), never a clamped 0 (the best score) or a spurious `-inf`.
+            // (False for NaN: the comparisons say what is kept.)
+            let kept = |d2: T, m: T| (d2 >= refine * m) & (m < inf);
             for (s, &en) in row.iter_mut().zip(self.e_norms) {
-                let d2 = qn + en - two * *s;
+                let m = qn + en;
+                let d2 = m - two * *s;
                 *s = d2;
-                cancelled |= d2 < refine * (qn + en);
+                cancelled |= !kept(d2, m);
             }
             if cancelled {
                 for (e, (s, &en)) in row.iter_mut().zip(self.e_norms).enumerate() {
-                    if *s < refine * (qn + en) {
+                    if !kept(*s, qn + en) {
                         *s = distance::lane_distance(qi, self.tables.e(e), |v| v * v);
                     }
                 }
             }
+            // Negative rounding clamped to 0; NaN (from NaN entries) stays NaN.
             for s in row.iter_mut() {
-                *s = -(if *s > T::ZERO { *s } else { T::ZERO }).sqrt();
+                *s = -(if *s < T::ZERO { T::ZERO } else { *s }).sqrt();
             }
         }
     }
