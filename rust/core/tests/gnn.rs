@@ -779,3 +779,45 @@ fn gather_sum_is_the_column_sum_of_the_aggregation() {
         vec![0.0; 4]
     );
 }
+
+#[test]
+fn streamed_outputs_on_whole_cache_lines_are_the_same_bits() {
+    // An output starting on a 64-byte line with rows of whole lines is written with streaming
+    // stores (tiles of 256 bytes and more): the same values as into an unaligned buffer, for
+    // every reduction that sums, every SIMD level, 1 and 3 threads.
+    let g = graph(700, 500, 20_000, 21);
+    let mut r = Rng::new(22);
+    for f in [64usize, 128, 256, 320] {
+        let x: Vec<f32> = r.vec(g.n_src * f).iter().map(|&v| v as f32).collect();
+        let n = g.n_dst * f;
+        let mut buf = vec![f32::NAN; n + 32];
+        let at = buf.as_ptr().align_offset(64);
+        for red in [Reduce::Sum, Reduce::Mean] {
+            let want = aggregate_f32(g.csr(), &x, f, red).unwrap();
+            for level in supported_levels() {
+                for (off, threads) in [(at, 1), (at, 3), (at + 1, 3)] {
+                    let out = &mut buf[off..off + n];
+                    let run = |out: &mut [f32]| {
+                        aggregate(Par::Rayon, level, g.csr(), &x, f, None, red, out, None)
+                    };
+                    if threads == 1 {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(1)
+                            .build()
+                            .unwrap()
+                            .install(|| run(out))
+                            .unwrap();
+                    } else {
+                        on_three_threads(|| run(out)).unwrap();
+                    }
+                    assert!(
+                        out.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "f={f} {red:?} {level:?} offset {off}"
+                    );
+                }
+            }
+        }
+    }
+}

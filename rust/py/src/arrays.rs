@@ -235,6 +235,36 @@ pub fn empty<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     numpy_new(py, "empty", shape, dtype)
 }
 
+/// As [`empty`], with the data starting on a 64-byte cache line (a view into a slightly larger
+/// array): a kernel writing whole rows of a multiple of 64 bytes then writes whole lines, which
+/// it can stream to memory without reading them first.
+pub fn empty_aligned<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    shape: &[usize],
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArray<T, D>>> {
+    const LINE: usize = 64;
+    let size = std::mem::size_of::<T>().max(1);
+    let total = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| value_error("internal: array size overflows"))?;
+    let base: Bound<'py, PyArray<T, numpy::Ix1>> = empty(py, &[total + LINE / size], dtype)?;
+    let addr = base.data() as usize;
+    let off = (LINE - addr % LINE) % LINE / size;
+    let view = base
+        .get_item(pyo3::types::PySlice::new(
+            py,
+            off as isize,
+            (off + total) as isize,
+            1,
+        ))?
+        .call_method1("reshape", (shape.to_vec(),))?;
+    view.cast_into::<PyArray<T, D>>().map_err(|_| {
+        value_error("internal: an aligned view of numpy.empty was not the expected array")
+    })
+}
+
 /// `numpy.<constructor>(shape, dtype)` as a typed array.
 fn numpy_new<'py, T: numpy::Element, D: numpy::ndarray::Dimension>(
     py: Python<'py>,

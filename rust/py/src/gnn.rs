@@ -8,7 +8,7 @@ use nesy_core::{Float, Par};
 use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{by_dtype, empty, slice, slice_mut, typed_array, zeros, Access};
+use crate::arrays::{by_dtype, empty, empty_aligned, slice, slice_mut, typed_array, zeros, Access};
 use crate::errors::{py_shape, to_py, type_error, value_error};
 use crate::optim::level;
 use crate::runtime::run_kernel;
@@ -76,7 +76,8 @@ fn forward_typed<'py, T: Element + Float>(
     }
     acc.check()?;
     // The kernel writes every entry of both outputs (0 and -1 for a node without in-edges).
-    let out: Bound<'py, PyArray2<T>> = empty(py, &[n_dst, f], dtype)?;
+    // Aligned: rows of a multiple of 64 bytes are then streamed to memory (`gnn::aggregate`).
+    let out: Bound<'py, PyArray2<T>> = empty_aligned(py, &[n_dst, f], dtype)?;
     let extremum = matches!(reduce, Reduce::Max | Reduce::Min);
     let arg: Option<Bound<'py, PyArray2<i64>>> = if extremum {
         Some(empty(py, &[n_dst, f], "int64")?)
@@ -225,7 +226,7 @@ fn backward_typed<'py, T: Element + Float>(
     }
     acc.check()?;
     // The kernels write every entry of grad_x (every source row) and grad_w (every edge).
-    let grad_x: Bound<'py, PyArray2<T>> = empty(py, &[n_src, f], dtype)?;
+    let grad_x: Bound<'py, PyArray2<T>> = empty_aligned(py, &[n_src, f], dtype)?;
     let n_edges = idx[1].len();
     let grad_w: Option<Bound<'py, PyArrayDyn<T>>> = match (&w, weight_grad) {
         (_, false) => None,

@@ -94,7 +94,13 @@ fn sources_in_range(sources: &[i64], n: usize) -> bool {
 /// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]), and
 /// `t0 + N <= f`.
 #[inline(always)]
-unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const PAIRS: bool>(
+unsafe fn sum_rows<
+    T: Float,
+    const N: usize,
+    const WEIGHTED: bool,
+    const PAIRS: bool,
+    const STREAM: bool,
+>(
     indptr: &[i64],
     sources: &[i64],
     x: &[T],
@@ -110,7 +116,14 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const PAIRS: 
         // <= x.len()`.
         unsafe { &*(x.as_ptr().add(s * f + t0) as *const [T; N]) }
     };
-    let mut store = |k: usize, v: [T; N]| out[k * f + t0..k * f + t0 + N].copy_from_slice(&v);
+    let mut store = |k: usize, v: [T; N]| {
+        let dst = &mut out[k * f + t0..k * f + t0 + N];
+        if STREAM {
+            store_streaming(dst, &v);
+        } else {
+            dst.copy_from_slice(&v);
+        }
+    };
     let end_of = |k: usize| indptr[k + 1] as usize;
     let (first, last) = (indptr[0] as usize, indptr[n_rows] as usize);
     // Row `k` is the next to finish; rows without edges are written as they are passed.
@@ -151,6 +164,54 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const PAIRS: 
             add!(odd);
         }
     }
+}
+
+/// Whether the tiles of `N` values at `out + k f + t0` are whole 64-byte cache lines (the output
+/// aligned, rows and tiles multiples of a line), so that [`store_streaming`] may write them.
+#[inline(always)]
+fn whole_lines<T, const N: usize>(out: *const T, f: usize, t0: usize) -> bool {
+    const LINE: usize = 64;
+    let size = std::mem::size_of::<T>();
+    cfg!(target_arch = "x86_64")
+        && (out as usize + t0 * size).is_multiple_of(LINE)
+        && (f * size).is_multiple_of(LINE)
+        && (N * size).is_multiple_of(LINE)
+        && N * size >= 4 * LINE
+}
+
+/// `dst = v` with non-temporal stores: whole lines go to memory without being read first (a
+/// normal store reads each line of the output from memory before writing it: for a 25.6 MB
+/// output, 51 MB of traffic instead of 26). The kernel that uses it ends with [`store_fence`].
+#[inline(always)]
+fn store_streaming<T: Copy, const N: usize>(dst: &mut [T], v: &[T; N]) {
+    assert_eq!(dst.len(), N, "store_streaming: a tile of the wrong size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let (d, src) = (
+            dst.as_mut_ptr() as *mut __m128i,
+            v.as_ptr() as *const __m128i,
+        );
+        for i in 0..std::mem::size_of_val(v) / 16 {
+            // SAFETY: `dst` and `v` hold `N` values each (asserted), `size_of_val(v)` bytes, a
+            // multiple of 64 ([`whole_lines`]); `dst` starts on a line ([`whole_lines`]), so
+            // each 16-byte store is aligned. SSE2 is part of x86_64.
+            unsafe { _mm_stream_si128(d.add(i), _mm_loadu_si128(src.add(i))) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(v);
+}
+
+/// Orders the streaming stores before whatever the thread does next (they are weakly ordered:
+/// the job's completion must not become visible before its output).
+#[inline(always)]
+fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
 }
 
 /// The last, narrower tile of one row (as [`sum_rows`], with bounds-checked gathers).
@@ -204,14 +265,26 @@ unsafe fn sum_tiles<T: Float>(
             ($n:literal, $pairs:literal) => {{
                 // SAFETY: the caller's guarantee, and `t0 + $n <= cols.end <= f`.
                 unsafe {
-                    match w {
-                        Some(w) => {
+                    let at = (f, t0);
+                    let stream = whole_lines::<T, $n>(out.as_ptr(), f, t0);
+                    match (w, stream) {
+                        (Some(w), false) => {
                             let wt = |e| w.at(e, h);
-                            sum_rows::<T, $n, true, $pairs>(indptr, sources, x, (f, t0), wt, out)
+                            sum_rows::<T, $n, true, $pairs, false>(indptr, sources, x, at, wt, out)
                         }
-                        None => {
+                        (Some(w), true) => {
+                            let wt = |e| w.at(e, h);
+                            sum_rows::<T, $n, true, $pairs, true>(indptr, sources, x, at, wt, out)
+                        }
+                        (None, false) => {
                             let one = |_| T::ONE;
-                            sum_rows::<T, $n, false, $pairs>(indptr, sources, x, (f, t0), one, out)
+                            sum_rows::<T, $n, false, $pairs, false>(
+                                indptr, sources, x, at, one, out,
+                            )
+                        }
+                        (None, true) => {
+                            let one = |_| T::ONE;
+                            sum_rows::<T, $n, false, $pairs, true>(indptr, sources, x, at, one, out)
                         }
                     }
                 }
@@ -279,6 +352,7 @@ impl<T: Float> Kernel for Forward<'_, T> {
                 // SAFETY: the block's sources were tested above.
                 unsafe { sum_tiles(indptr, sources, x, f, cols, w, h, self.out) };
             }
+            store_fence();
             if self.reduce == Reduce::Mean {
                 for (k, acc) in self.out.chunks_exact_mut(f.max(1)).enumerate() {
                     let deg = indptr[k + 1] - indptr[k];
@@ -428,6 +502,7 @@ impl<T: Float> Kernel for Gather<'_, T> {
         if ok {
             // SAFETY: just tested.
             unsafe { sum_tiles(&indptr, g.indices(), x, f, 0..f, None, 0, &mut acc) };
+            store_fence(); // (`acc` may sit on a cache line: then it was streamed too)
         }
         (acc, ok)
     }
