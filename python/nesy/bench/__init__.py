@@ -42,6 +42,20 @@ def settled_time(fn: Callable[[], object], repeat: int = 10, warmup: int = 5,
     return best_time(fn, repeat, 0)
 
 
+def interleaved_times(fns: dict[str, Callable[[], object]], repeat: int = 10, rounds: int = 3
+                      ) -> dict[str, float]:
+    """Best seconds of every function in ``fns`` over ``rounds`` rounds, each round timing every
+    function in turn with :func:`settled_time`: the implementations of one table then meet the
+    same minutes of a machine whose speed drifts (+-20-30 % from minute to minute on the shared
+    virtual machines nesy is measured on), and their ratios hold better than those of one block
+    of calls each."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], settled_time(fn, repeat))
+    return best
+
+
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table (readable in a terminal and pasteable into the README)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nesy.bench import best_time, format_table, settled_time
+from nesy.bench import best_time, format_table, interleaved_times, settled_time
 
 CASES = [(100_000, 1_000_000, 64), (100_000, 2_000_000, 16), (20_000, 400_000, 256)]
 QUICK_CASES = [(20_000, 200_000, 32)]
@@ -50,15 +50,14 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
     x = np.random.default_rng(1).standard_normal((n, f), dtype=np.float32)
     row: dict[str, object] = {"case": f"({n // 1000}k, {e / 1e6:g}M, {f})",
                               "bytes": e * (4 * f + 8) + n * 4 * f}
-    # Every column after a pause and warm-up calls (`settled_time`): the memory measurement
-    # and the other libraries leave worker threads spinning.
-    row["nesy fwd"] = settled_time(lambda: aggregate(g, x), repeat)
-    row["gather limit"] = settled_time(
-        lambda: _core.gnn_gather_sum(g.indptr, g.indices, x), repeat)
-    row["nesy fwd+bwd"] = settled_time(
-        lambda: aggregate_backward(g, x, aggregate(g, x)[0]), repeat)
     A = sp.csr_matrix((np.ones(e, np.float32), (ei[1], ei[0])), shape=(n, n))
-    row["scipy fwd"] = settled_time(lambda: A @ x, repeat)
+    fast: dict[str, Callable[[], object]] = {
+        "nesy fwd": lambda: aggregate(g, x),
+        "gather limit": lambda: _core.gnn_gather_sum(g.indptr, g.indices, x),
+        "scipy fwd": lambda: A @ x,
+        "nesy fwd+bwd": lambda: aggregate_backward(g, x, aggregate(g, x)[0]),
+    }
+    slow: dict[str, Callable[[], object]] = {}
     if with_torch:
         import torch
 
@@ -68,15 +67,20 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
                                      torch.from_numpy(A.data), size=(n, n))
         xt = torch.from_numpy(x)
         src, dst = torch.from_numpy(ei[0]), torch.from_numpy(ei[1])
-        row["torch.sparse fwd"] = settled_time(lambda: torch.sparse.mm(At, xt), repeat)
+        fast["torch.sparse fwd"] = lambda: torch.sparse.mm(At, xt)
 
         def index_add(xx: torch.Tensor) -> torch.Tensor:
             return torch.zeros(n, f).index_add_(0, dst, xx.index_select(0, src))
 
-        row["torch index_add fwd"] = settled_time(lambda: index_add(xt), repeat, warmup=2)
         xg = xt.clone().requires_grad_(True)
-        row["torch index_add fwd+bwd"] = settled_time(
-            lambda: index_add(xg).sum().backward(), repeat, warmup=2)
+        slow["torch index_add fwd"] = lambda: index_add(xt)
+        slow["torch index_add fwd+bwd"] = lambda: index_add(xg).sum().backward()
+    # The columns within a few times of each other in interleaved rounds (each timing after a
+    # pause and warm-up calls, `settled_time`: the memory measurement and the other libraries
+    # leave worker threads spinning); the index_add path, 20-70x slower, in one block each.
+    row.update(interleaved_times(fast, repeat))
+    for name, fn in slow.items():
+        row[name] = settled_time(fn, repeat, warmup=2)
     return row
 
 
