@@ -397,6 +397,49 @@ def test_bad_features_and_raw_kernel_input():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_aggregate_writes_into_a_given_out(dtype, reduce):
+    """``out=``: every entry overwritten (NaN before), the same bits as a fresh output, ``out``
+    itself returned, reusable; unaligned and aligned outputs alike (64 features: streamed
+    tiles when aligned)."""
+    g, _, _ = _random_graph(n=300, e=4000, seed=9)
+    x = np.random.default_rng(9).standard_normal((300, 64)).astype(dtype)
+    want, want_arg = aggregate(g, x, reduce)
+    buf = np.full(300 * 64 + 3, np.nan, dtype)
+    for start in (0, 1, 2, 3):  # one of these offsets puts the rows on cache lines
+        out = buf[start:start + 300 * 64].reshape(300, 64)
+        out[...] = np.nan
+        for _ in range(2):
+            got, arg = aggregate(g, x, reduce, out=out)
+            assert got is out
+            np.testing.assert_array_equal(got, want)
+            assert (arg is None) == (want_arg is None)
+            if arg is not None:
+                np.testing.assert_array_equal(arg, want_arg)
+
+
+def test_aggregate_refuses_a_bad_out():
+    g, _, _ = _random_graph(n=30, e=200, seed=2)
+    x = np.random.default_rng(2).standard_normal((30, 8))
+    with pytest.raises(ValueError, match="out: expected shape \\(30, 8\\)"):
+        aggregate(g, x, out=np.zeros((30, 9)))
+    with pytest.raises(TypeError, match="out"):
+        aggregate(g, x, out=np.zeros((30, 8), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        aggregate(g, x, out=np.zeros((8, 30)).T)
+    ro = np.zeros((30, 8))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out.*read-only"):
+        aggregate(g, x, out=ro)
+    # The output may not share memory with an input: x itself, or a view of it.
+    for alias in (x, x[:, :]):
+        before = x.copy()
+        with pytest.raises(ValueError, match="out"):
+            aggregate(g, x, out=alias)
+        np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("f", [1, 8, 16, 24, 40, 64, 77, 136, 256, 300, 520])
 def test_every_feature_tiling_matches_scipy(f, dtype):
     """Features run in register tiles (float32: 256, 128, 64, 32, 16, 8; float64: 32, 16, 8) and

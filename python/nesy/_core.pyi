@@ -71,6 +71,7 @@ def gnn_aggregate(
     reduce: str = "sum",
     edge_weight: npt.NDArray[np.floating] | None = None,
     simd: str | None = None,
+    out: npt.NDArray[np.floating] | None = None,
 ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.int64] | None]: ...
 def gnn_aggregate_backward(
     indptr: npt.NDArray[np.int64],

@@ -292,7 +292,8 @@ def _weights(graph: Graph, x: np.ndarray, use_weights: bool,
 
 
 def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True,
-              edge_weight: Optional[Any] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+              edge_weight: Optional[Any] = None, out: Optional[np.ndarray] = None
+              ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``out[d] = reduce over in-edges (s -> d) of w * x[s]``; 0 for a node without in-edges.
 
     Parameters
@@ -307,6 +308,12 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         Weights in CSR edge order that replace the graph's own (e.g. attention coefficients
         from :func:`edge_softmax`). With ``heads`` columns, the features form ``heads`` equal
         groups and head ``h`` weighs columns ``h * F / heads`` to ``(h + 1) * F / heads``.
+    out : ndarray, shape (n_nodes, n_features), optional
+        Where to write the result (x's dtype, C-contiguous, writeable, not sharing memory with
+        the inputs); every entry is overwritten and ``out`` itself is returned. A loop that
+        aggregates arrays of a few MB each step saves an allocation per call: freshly
+        allocated outputs of that size can cost the process a page fault per 4 KiB when the
+        C allocator returns freed memory to the system between calls.
 
     Returns
     -------
@@ -319,7 +326,7 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
     x = _check_x(graph, x)
     return _core.gnn_aggregate(graph.indptr, graph.indices, x, reduce,
-                               _weights(graph, x, use_weights, edge_weight))
+                               _weights(graph, x, use_weights, edge_weight), out=out)
 
 
 def aggregate_backward(graph: Graph, x: Any, grad_out: Any, reduce: str = "sum",

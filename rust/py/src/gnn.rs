@@ -54,6 +54,7 @@ fn forward_typed<'py, T: Element + Float>(
     x: &Bound<'py, PyAny>,
     reduce: Reduce,
     edge_weight: Option<&Bound<'py, PyAny>>,
+    out: Option<&Bound<'py, PyAny>>,
     simd: Option<&str>,
     dtype: &'static str,
 ) -> PyResult<AggOut<'py>> {
@@ -74,10 +75,24 @@ fn forward_typed<'py, T: Element + Float>(
     if let Some((w, _)) = &w {
         acc.add(w, false, "edge_weight", 0)?;
     }
-    acc.check()?;
     // The kernel writes every entry of both outputs (0 and -1 for a node without in-edges).
-    // Aligned: rows of a multiple of 64 bytes are then streamed to memory (`gnn::aggregate`).
-    let out: Bound<'py, PyArray2<T>> = empty_aligned(py, &[n_dst, f], dtype)?;
+    // A new `out` is aligned: rows of a multiple of 64 bytes are then streamed to memory
+    // (`gnn::aggregate`); a given one is written as it is.
+    let out: Bound<'py, PyArrayDyn<T>> = match out.filter(|o| !o.is_none()) {
+        Some(o) => {
+            let o = typed_array::<T>(o, "out", 2, dtype)?;
+            if o.shape() != [n_dst, f] {
+                return Err(value_error(format!(
+                    "out: expected shape ({n_dst}, {f}), got {}",
+                    py_shape(o.shape())
+                )));
+            }
+            o
+        }
+        None => empty_aligned(py, &[n_dst, f], dtype)?,
+    };
+    acc.add(&out, true, "out", 0)?;
+    acc.check()?;
     let extremum = matches!(reduce, Reduce::Max | Reduce::Min);
     let arg: Option<Bound<'py, PyArray2<i64>>> = if extremum {
         Some(empty(py, &[n_dst, f], "int64")?)
@@ -106,9 +121,12 @@ fn forward_typed<'py, T: Element + Float>(
 /// (`indptr (n_dst + 1)`, `indices (E)` = sources) with `reduce` in sum/mean/max/min and
 /// optional `edge_weight`: `(E)`, or `(E, heads)` where head `h` scales its own group of
 /// `F / heads` columns. Returns `(out (n_dst, F), arg)`; `arg (n_dst, F)` holds the winning edge
-/// of max/min (-1 for a node without in-edges) and is None for sum/mean.
+/// of max/min (-1 for a node without in-edges) and is None for sum/mean. With `out` (an array of
+/// x's dtype and shape `(n_dst, F)`, C-contiguous, writeable, overlapping no input) the result
+/// is written there, every entry, and `out` itself is returned: no allocation per call.
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, x, reduce="sum", edge_weight=None, simd=None))]
+#[pyo3(signature = (indptr, indices, x, reduce="sum", edge_weight=None, simd=None, out=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn gnn_aggregate<'py>(
     py: Python<'py>,
     indptr: &Bound<'py, PyAny>,
@@ -117,12 +135,13 @@ pub fn gnn_aggregate<'py>(
     reduce: &str,
     edge_weight: Option<&Bound<'py, PyAny>>,
     simd: Option<&str>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<AggOut<'py>> {
     let reduce = Reduce::parse(reduce).map_err(to_py)?;
     by_dtype!(
         x,
         "x",
-        forward_typed(py, indptr, indices, x, reduce, edge_weight, simd)
+        forward_typed(py, indptr, indices, x, reduce, edge_weight, out, simd)
     )
 }
 
