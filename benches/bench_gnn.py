@@ -32,8 +32,17 @@ def test_nesy_forward(benchmark, case):
     benchmark(aggregate, g, x)
 
 
+def test_nesy_kernel_forward(benchmark, case):
+    """The kernel alone, without ``aggregate``'s checks (a NaN test over x)."""
+    from nesy import _core
+
+    (n, e, f), g, x, _, _ = case
+    benchmark.group = f"{n} nodes, {e} edges, {f} features: forward"
+    benchmark(_core.gnn_aggregate, g.indptr, g.indices, x)
+
+
 def test_gather_limit(benchmark, case):
-    """The physical limit: every edge's source row read by the forward's own gather loop, with
+    """The limit of the forward's gather loop: every edge's source row read by that loop, with
     nothing written (``nesy._core.gnn_gather_sum``)."""
     from nesy import _core
 

@@ -796,6 +796,7 @@ fn streamed_outputs_on_whole_cache_lines_are_the_same_bits() {
             let want = aggregate_f32(g.csr(), &x, f, red).unwrap();
             for level in supported_levels() {
                 for (off, threads) in [(at, 1), (at, 3), (at + 1, 3)] {
+                    buf.fill(f32::NAN);
                     let out = &mut buf[off..off + n];
                     let run = |out: &mut [f32]| {
                         aggregate(Par::Rayon, level, g.csr(), &x, f, None, red, out, None)
@@ -816,6 +817,76 @@ fn streamed_outputs_on_whole_cache_lines_are_the_same_bits() {
                             .all(|(a, b)| a.to_bits() == b.to_bits()),
                         "f={f} {red:?} {level:?} offset {off}"
                     );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_tile_width_matches_a_naive_sum_around_runs_of_empty_rows() {
+    // The edge-stream kernel against plain loops, at tile widths from 8 to 128 and a remainder,
+    // sum and mean, with and without weights, both dtypes, every SIMD level: a graph whose rows
+    // without in-edges come in runs at the start, in the middle and at the end, with blocks of
+    // several rows (large f makes small blocks, so runs also straddle block boundaries).
+    let (n_dst, n_src) = (400usize, 90usize);
+    let empty = |d: usize| d < 5 || (150..170).contains(&d) || d >= 385 || d.is_multiple_of(37);
+    let mut r = Rng::new(31);
+    let mut indptr = vec![0i64];
+    let mut indices = Vec::new();
+    for d in 0..n_dst {
+        if !empty(d) {
+            for _ in 0..1 + (r.next_u64() % 9) as usize {
+                indices.push((r.next_u64() % n_src as u64) as i64);
+            }
+        }
+        indptr.push(indices.len() as i64);
+    }
+    let g = Csr::new(n_dst, n_src, &indptr, &indices, "graph").unwrap();
+    let w: Vec<f64> = (0..indices.len())
+        .map(|_| 0.5 + r.vec(1)[0].abs())
+        .collect();
+    for f in [8usize, 16, 24, 64, 128, 136, 300, 2100] {
+        let x: Vec<f64> = r.vec(n_src * f);
+        for red in [Reduce::Sum, Reduce::Mean] {
+            for weighted in [false, true] {
+                let mut want = vec![0f64; n_dst * f];
+                for d in 0..n_dst {
+                    let edges = indptr[d] as usize..indptr[d + 1] as usize;
+                    for e in edges.clone() {
+                        let s = indices[e] as usize;
+                        let we = if weighted { w[e] } else { 1.0 };
+                        for j in 0..f {
+                            want[d * f + j] += we * x[s * f + j];
+                        }
+                    }
+                    if red == Reduce::Mean && !edges.is_empty() {
+                        for j in 0..f {
+                            want[d * f + j] /= edges.len() as f64;
+                        }
+                    }
+                }
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                for level in supported_levels() {
+                    let mut out = vec![f64::NAN; n_dst * f];
+                    let wt = weighted.then(|| Weights::shared(&w[..]));
+                    aggregate(Par::Rayon, level, g, &x, f, wt, red, &mut out, None).unwrap();
+                    for (k, (a, b)) in out.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                            "f64 f={f} {red:?} w={weighted} {level:?} [{k}]: {a} vs {b}"
+                        );
+                    }
+                    let mut out = vec![f32::NAN; n_dst * f];
+                    let wt = weighted.then(|| Weights::shared(&w32[..]));
+                    aggregate(Par::Rayon, level, g, &x32, f, wt, red, &mut out, None).unwrap();
+                    for (k, (a, b)) in out.iter().zip(&want).enumerate() {
+                        assert!(
+                            (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                            "f32 f={f} {red:?} w={weighted} {level:?} [{k}]: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

@@ -82,9 +82,9 @@ fn sources_in_range(sources: &[i64], n: usize) -> bool {
 /// forward pass 2.9x slower than its gathers alone. This loop made it 1.3-2.6x faster for 16-70
 /// features, in one process with the calls interleaved, and the same for 128-256. Storing
 /// every edge's running sum with a branchless reset at row ends instead was 1.1-4x slower.)
-/// With `PAIRS`, edges alternate between two sets of sums, even and odd edges of the block,
-/// added when the row ends: half the chain of dependent adds, for tiles of up to 4 registers
-/// whose loads take fewer cycles than an add's latency; the order depends on the graph alone.
+/// Edges alternate between two sets of sums, even and odd edges of the block, added when the
+/// row ends: half the chain of dependent adds. Every tile width sums in this order, so the bits
+/// depend on the graph alone, not on the tile widths (which depend on the SIMD level).
 ///
 /// (Software prefetching of the rows ahead was measured and gained nothing on an Intel Xeon;
 /// prefetching the next rows' sources on Zen 4 made the forward 1.0-1.4x slower: the
@@ -94,18 +94,13 @@ fn sources_in_range(sources: &[i64], n: usize) -> bool {
 /// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]), and
 /// `t0 + N <= f`.
 #[inline(always)]
-unsafe fn sum_rows<
-    T: Float,
-    const N: usize,
-    const WEIGHTED: bool,
-    const PAIRS: bool,
-    const STREAM: bool,
->(
+unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM: bool>(
     indptr: &[i64],
     sources: &[i64],
     x: &[T],
     (f, t0): (usize, usize),
     weight: impl Fn(usize) -> T,
+    mean: bool,
     out: &mut [T],
 ) {
     let n_rows = indptr.len() - 1;
@@ -119,7 +114,8 @@ unsafe fn sum_rows<
     let mut store = |k: usize, v: [T; N]| {
         let dst = &mut out[k * f + t0..k * f + t0 + N];
         if STREAM {
-            store_streaming(dst, &v);
+            // SAFETY: the caller chose STREAM from `whole_lines` for this tile.
+            unsafe { store_streaming(dst, &v) };
         } else {
             dst.copy_from_slice(&v);
         }
@@ -147,6 +143,14 @@ unsafe fn sum_rows<
                 for j in 0..N {
                     sum[j] = even[j] + odd[j];
                 }
+                if mean {
+                    // Here, while the row is in registers: a pass after the streaming stores
+                    // read the lines back from memory (0.52 against 0.29 ms at 5k x 256).
+                    let n = T::of((end - indptr[k] as usize) as f64);
+                    for v in sum.iter_mut() {
+                        *v = *v / n;
+                    }
+                }
                 store(k, sum);
                 (even, odd) = ([T::ZERO; N], [T::ZERO; N]);
                 k += 1;
@@ -160,7 +164,7 @@ unsafe fn sum_rows<
     }
     while e < last {
         add!(even);
-        if PAIRS && e < last {
+        if e < last {
             add!(odd);
         }
     }
@@ -184,8 +188,11 @@ fn whole_lines<T, const N: usize>(out: *const T, f: usize, t0: usize) -> bool {
 /// `dst = v` with non-temporal stores: whole lines go to memory without being read first (a
 /// normal store reads each line of the output from memory before writing it: for a 25.6 MB
 /// output, 51 MB of traffic instead of 26). The kernel that uses it ends with [`store_fence`].
+///
+/// # Safety
+/// `dst` must start on a 64-byte line and `v` be whole lines ([`whole_lines`]).
 #[inline(always)]
-fn store_streaming<T: Copy, const N: usize>(dst: &mut [T], v: &[T; N]) {
+unsafe fn store_streaming<T: Copy, const N: usize>(dst: &mut [T], v: &[T; N]) {
     assert_eq!(dst.len(), N, "store_streaming: a tile of the wrong size");
     #[cfg(target_arch = "x86_64")]
     {
@@ -196,8 +203,8 @@ fn store_streaming<T: Copy, const N: usize>(dst: &mut [T], v: &[T; N]) {
         );
         for i in 0..std::mem::size_of_val(v) / 16 {
             // SAFETY: `dst` and `v` hold `N` values each (asserted), `size_of_val(v)` bytes, a
-            // multiple of 64 ([`whole_lines`]); `dst` starts on a line ([`whole_lines`]), so
-            // each 16-byte store is aligned. SSE2 is part of x86_64.
+            // multiple of 64, and `dst` starts on a line (the caller's guarantee), so each
+            // 16-byte store is aligned and inside `dst`. SSE2 is part of x86_64.
             unsafe { _mm_stream_si128(d.add(i), _mm_loadu_si128(src.add(i))) };
         }
     }
@@ -227,9 +234,11 @@ fn sum_tile_dyn<T: Float>(
     t0: usize,
     w: Option<Weights<'_, T>>,
     h: usize,
+    mean: bool,
     acc: &mut [T],
 ) {
     acc.fill(T::ZERO);
+    let deg = edges.len();
     for e in edges {
         let s = sources[e] as usize;
         let xs = &x[s * f + t0..s * f + t0 + acc.len()];
@@ -238,13 +247,42 @@ fn sum_tile_dyn<T: Float>(
             *a = *a + we * v;
         }
     }
+    if mean && deg > 0 {
+        let n = T::of(deg as f64);
+        for a in acc.iter_mut() {
+            *a = *a / n;
+        }
+    }
 }
 
+/// Whether the kernels run at the AVX-512 level, where float32 tiles of 128 features
+/// fit the 32 vector registers ([`Tiling`]).
+fn wide_tiles(level: Level) -> bool {
+    level.min(crate::simd::detect()) == Level::Avx512
+}
+
+/// How [`sum_tiles`] may run: `wide`, float32 tiles of 128 features (two sets of 8 AVX-512
+/// registers; at the AVX2 level, with 16 registers of half the width, tiles of at most 64: a
+/// 256-wide tile there was 1.2x slower than 64-wide ones at 256 features); `stream`, streaming
+/// stores for the tiles of whole lines (for outputs of [`STREAM_MIN_BYTES`] and more: a smaller
+/// one stays in cache for whoever reads it next); `mean`, each row divided by its in-degree as it
+/// is stored.
+#[derive(Clone, Copy, Debug)]
+struct Tiling {
+    wide: bool,
+    stream: bool,
+    mean: bool,
+}
+
+/// Outputs of at least this many bytes are streamed ([`Tiling`]): a quarter of the 32 MiB L3
+/// of this machine kind. Measured: (100k nodes, 1M edges, 64 features), 25.6 MB, 1.2x faster
+/// streamed; (20k, 0.4M, 256), 20.5 MB, unchanged.
+const STREAM_MIN_BYTES: usize = 8 << 20;
+
 /// `out[k, cols] = sum over edges e in indptr[k]..indptr[k + 1] of w_e * x[sources[e], cols]`
-/// for every row `k` of a block, the columns in register tiles ([`sum_rows`]): float32 rows of
-/// 256 or 128 features in one set of 16 or 8 AVX-512 registers (each edge's loads outlast an
-/// add's latency), narrower tiles of up to 4 registers in two sets; narrow fixed tiles keep
-/// small feature counts in registers too.
+/// for every row `k` of a block, the columns in register tiles ([`sum_rows`]) of up to 128
+/// float32 features (two sets of 8 AVX-512 registers; 16 at a single set of 256 was no faster)
+/// or 32 float64; narrow fixed tiles keep small feature counts in registers too.
 ///
 /// # Safety
 /// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]).
@@ -258,35 +296,35 @@ unsafe fn sum_tiles<T: Float>(
     cols: std::ops::Range<usize>,
     w: Option<Weights<'_, T>>,
     h: usize,
+    tiling: Tiling,
     out: &mut [T],
 ) {
     let mut t0 = cols.start;
+    let mean = tiling.mean;
     while t0 < cols.end {
         let width = cols.end - t0;
         macro_rules! tile {
-            ($n:literal, $pairs:literal) => {{
+            ($n:literal) => {{
                 // SAFETY: the caller's guarantee, and `t0 + $n <= cols.end <= f`.
                 unsafe {
                     let at = (f, t0);
-                    let stream = whole_lines::<T, $n>(out.as_ptr(), f, t0);
+                    let stream = tiling.stream && whole_lines::<T, $n>(out.as_ptr(), f, t0);
                     match (w, stream) {
                         (Some(w), false) => {
                             let wt = |e| w.at(e, h);
-                            sum_rows::<T, $n, true, $pairs, false>(indptr, sources, x, at, wt, out)
+                            sum_rows::<T, $n, true, false>(indptr, sources, x, at, wt, mean, out)
                         }
                         (Some(w), true) => {
                             let wt = |e| w.at(e, h);
-                            sum_rows::<T, $n, true, $pairs, true>(indptr, sources, x, at, wt, out)
+                            sum_rows::<T, $n, true, true>(indptr, sources, x, at, wt, mean, out)
                         }
                         (None, false) => {
                             let one = |_| T::ONE;
-                            sum_rows::<T, $n, false, $pairs, false>(
-                                indptr, sources, x, at, one, out,
-                            )
+                            sum_rows::<T, $n, false, false>(indptr, sources, x, at, one, mean, out)
                         }
                         (None, true) => {
                             let one = |_| T::ONE;
-                            sum_rows::<T, $n, false, $pairs, true>(indptr, sources, x, at, one, out)
+                            sum_rows::<T, $n, false, true>(indptr, sources, x, at, one, mean, out)
                         }
                     }
                 }
@@ -294,23 +332,22 @@ unsafe fn sum_tiles<T: Float>(
             }};
         }
         let f32 = std::mem::size_of::<T>() <= 4;
-        let done = if width >= 256 && f32 {
-            tile!(256, false)
-        } else if width >= 128 && f32 {
-            tile!(128, false)
+        let wide = f32 && tiling.wide;
+        let done = if width >= 128 && wide {
+            tile!(128)
         } else if width >= 64 && f32 {
-            tile!(64, true)
+            tile!(64)
         } else if width >= 32 {
-            tile!(32, true)
+            tile!(32)
         } else if width >= 16 {
-            tile!(16, true)
+            tile!(16)
         } else if width >= 8 {
-            tile!(8, true)
+            tile!(8)
         } else {
             for k in 0..indptr.len() - 1 {
                 let edges = indptr[k] as usize..indptr[k + 1] as usize;
                 let acc = &mut out[k * f + t0..k * f + cols.end];
-                sum_tile_dyn(sources, edges, x, f, t0, w, h, acc);
+                sum_tile_dyn(sources, edges, x, f, t0, w, h, mean, acc);
             }
             width
         };
@@ -326,6 +363,9 @@ struct Forward<'a, T> {
     f: usize,
     w: Option<Weights<'a, T>>,
     reduce: Reduce,
+    /// Wide tiles and streaming (see [`Tiling`]); `mean` follows `reduce`.
+    wide: bool,
+    stream: bool,
     out: &'a mut [T],
     arg: &'a mut [i64],
 }
@@ -348,24 +388,18 @@ impl<T: Float> Kernel for Forward<'_, T> {
             if !sources_in_range(&sources[edges], self.g.n_cols()) {
                 return false;
             }
+            let tiling = Tiling {
+                wide: self.wide,
+                stream: self.stream,
+                mean: self.reduce == Reduce::Mean,
+            };
             // Tiles never cross a head's columns.
             for h in 0..heads {
                 let cols = h * fh..(h + 1) * fh;
                 // SAFETY: the block's sources were tested above.
-                unsafe { sum_tiles(indptr, sources, x, f, cols, w, h, self.out) };
+                unsafe { sum_tiles(indptr, sources, x, f, cols, w, h, tiling, self.out) };
             }
             store_fence();
-            if self.reduce == Reduce::Mean {
-                for (k, acc) in self.out.chunks_exact_mut(f.max(1)).enumerate() {
-                    let deg = indptr[k + 1] - indptr[k];
-                    if deg > 0 {
-                        let n = T::of(deg as f64);
-                        for a in acc.iter_mut() {
-                            *a = *a / n;
-                        }
-                    }
-                }
-            }
             return true;
         }
         // Rows in CSR order. (Visiting a block's rows by increasing in-degree, so that each
@@ -448,6 +482,8 @@ pub fn aggregate<T: Float>(
     };
     // Blocks of about FORWARD_BLOCK_EDGES * 4 bytes of gathered features each.
     let blocks = g.blocks(FORWARD_BLOCK_EDGES / f.max(1));
+    let wide = wide_tiles(level);
+    let stream = std::mem::size_of_val(&*out) >= STREAM_MIN_BYTES;
     let mut jobs = Vec::with_capacity(blocks.len());
     let (mut out_rest, mut arg_rest) = (out, arg);
     for rows in blocks {
@@ -463,12 +499,14 @@ pub fn aggregate<T: Float>(
             f,
             w: weights,
             reduce,
+            wide,
+            stream,
             out: o,
             arg: a,
         });
     }
     // Max/min gather with checked indexing; with no source rows at all, every edge is bad (the
-    // sum kernel's in-loop test needs at least one row to fall back on).
+    // sum kernel's block test would find that too; this names the first one the same way).
     if reduce.extremum() || (g.n_cols() == 0 && g.nnz() > 0) {
         g.check_indices()?;
     }
@@ -490,6 +528,7 @@ struct Gather<'a, T> {
     edges: std::ops::Range<usize>,
     x: &'a [T],
     f: usize,
+    wide: bool,
 }
 
 impl<T: Float> Kernel for Gather<'_, T> {
@@ -502,22 +541,26 @@ impl<T: Float> Kernel for Gather<'_, T> {
         // The block's edges as one row.
         let indptr = [self.edges.start as i64, self.edges.end as i64];
         if ok {
+            let tiling = Tiling {
+                wide: self.wide,
+                stream: false,
+                mean: false,
+            };
             // SAFETY: just tested.
-            unsafe { sum_tiles(&indptr, g.indices(), x, f, 0..f, None, 0, &mut acc) };
-            store_fence(); // (`acc` may sit on a cache line: then it was streamed too)
+            unsafe { sum_tiles(&indptr, g.indices(), x, f, 0..f, None, 0, tiling, &mut acc) };
         }
         (acc, ok)
     }
 }
 
-/// The physical limit of the sum aggregation, for benchmarks: the column sums of every edge's
+/// The gathers of the sum aggregation alone, for benchmarks: the column sums of every edge's
 /// source row, `sum over edges e = (s -> d) of x[s]` (the column sums of [`aggregate`]'s sum),
-/// made by the forward kernel's own register-tiled gather loop ([`sum_rows`]) over the same
-/// blocks of edges in CSR order, each block taken as one row: the gathers and nothing else (no
-/// row ends, no output rows to write). Any sum aggregation must read every edge's source row;
-/// this reads them with the same loads on the same threads, so its time bounds how fast the
-/// forward pass can be on this machine. Blocks are added in order: the same bits for any thread
-/// count.
+/// made by the forward kernel's own block test and register-tiled gather loop ([`sum_rows`]) over
+/// blocks of edges of the same size as the forward's, each block taken as one row: no row ends,
+/// no output rows to write. Every sum aggregation must read every edge's source row; this reads
+/// them with the forward's loads on the same threads, so its time is the limit of the forward's
+/// gather loop on this machine (a kernel with a better loop could beat it: it is a bound on this
+/// design, measured, not a law). Blocks are added in order: the same bits for any thread count.
 pub fn gather_sum<T: Float>(
     par: Par,
     level: Level,
@@ -543,6 +586,7 @@ pub fn gather_sum<T: Float>(
             edges: e0..(e0 + block).min(g.nnz()),
             x,
             f,
+            wide: wide_tiles(level),
         })
         .collect();
     let parts = par
