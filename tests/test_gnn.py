@@ -420,7 +420,8 @@ def test_aggregate_writes_into_a_given_out(dtype, reduce):
 
 def test_check_finite_false_skips_only_the_nan_test():
     """``check_finite=False``: the same result for finite x, and a NaN feature propagates to
-    exactly the nodes it reaches (as the NumPy sum) instead of raising."""
+    exactly the nodes it reaches (as the NumPy sum) instead of raising; the same switch on the
+    backward."""
     g, ei, w = _random_graph(n=50, e=300, seed=4)
     x = np.random.default_rng(4).standard_normal((50, 16))
     np.testing.assert_array_equal(aggregate(g, x, check_finite=False)[0], aggregate(g, x)[0])
@@ -432,6 +433,13 @@ def test_check_finite_false_skips_only_the_nan_test():
     np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
     assert np.isnan(out).any()
     np.testing.assert_allclose(out[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-12)
+    # The backward likewise: refused by default, computed without the test (its sum-gradient
+    # does not read x at all, so it is the same as for a finite x).
+    up = np.ones((50, 16))
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        aggregate_backward(g, x, up)
+    gx, _ = aggregate_backward(g, x, up, check_finite=False)
+    np.testing.assert_array_equal(gx, aggregate_backward(g, np.zeros_like(x), up)[0])
 
 
 def test_aggregate_refuses_a_bad_out():

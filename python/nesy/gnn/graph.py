@@ -336,15 +336,15 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
 
 def aggregate_backward(graph: Graph, x: Any, grad_out: Any, reduce: str = "sum",
                        arg: Optional[np.ndarray] = None, use_weights: bool = True,
-                       weight_grad: bool = False, edge_weight: Optional[Any] = None
-                       ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+                       weight_grad: bool = False, edge_weight: Optional[Any] = None,
+                       check_finite: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Gradients of :func:`aggregate`: ``(grad_x, grad_weight)``; ``grad_weight`` (in CSR edge
     order, shaped as the weights: ``(n_edges,)`` or ``(n_edges, heads)``) only with
     ``weight_grad``. A gather over the transposed graph: no atomics, the same result for any
-    thread count."""
+    thread count. ``check_finite`` as in :func:`aggregate` (the test over ``x``)."""
     if reduce not in REDUCES:
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
-    x = _check_x(graph, x)
+    x = _check_x(graph, x, check_finite)
     g = np.ascontiguousarray(grad_out, dtype=x.dtype)
     return _core.gnn_aggregate_backward(
         graph.indptr, graph.indices, graph.t_indptr, graph.t_indices, graph.perm, x, g, reduce,
