@@ -88,7 +88,9 @@ fn sources_in_range(sources: &[i64], n: usize) -> bool {
 ///
 /// (Software prefetching of the rows ahead was measured and gained nothing on an Intel Xeon;
 /// prefetching the next rows' sources on Zen 4 made the forward 1.0-1.4x slower: the
-/// out-of-order core already overlaps these gathers.)
+/// out-of-order core already overlaps these gathers. Visiting rows by increasing in-degree, so
+/// that the per-row loop ended where the branch predictor expected, was 1.2-1.5x faster on the
+/// Xeon and 1.3-1.9x slower on Zen 4.)
 ///
 /// # Safety
 /// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]), and
@@ -402,40 +404,28 @@ impl<T: Float> Kernel for Forward<'_, T> {
             store_fence();
             return true;
         }
-        // Rows in CSR order. (Visiting a block's rows by increasing in-degree, so that each
-        // row's edge loop ends where the branch predictor expects, was 1.2-1.5x faster on an
-        // Intel Xeon, and 1.3-1.9x slower on this machine kind's AMD EPYC (Zen 4): measured in
-        // one process, calls interleaved, 2026-11-26, forward at (nodes, edges, F) = (100k, 2M,
-        // 16) 4.04 -> 2.13 ms, (100k, 1M, 64) 5.13 -> 2.78 ms, (20k, 0.4M, 256) 4.35 -> 3.39
-        // ms in CSR order.)
+        // Max/min: rows in CSR order, every feature compared per edge.
+        let max = self.reduce == Reduce::Max;
         for k in 0..self.rows.len() {
-            let d = self.rows.start + k;
             let acc = &mut self.out[k * f..(k + 1) * f];
-            let edges = self.g.row(d);
-            let deg = edges.len();
-            match self.reduce {
-                Reduce::Sum | Reduce::Mean => unreachable!("summed above"),
-                Reduce::Max | Reduce::Min => {
-                    let arg = &mut self.arg[k * f..(k + 1) * f];
-                    if deg == 0 {
-                        acc.fill(T::ZERO);
-                        arg.fill(-1);
-                        continue;
-                    }
-                    let max = self.reduce == Reduce::Max;
-                    for (i, e) in edges.enumerate() {
-                        let s = self.g.indices()[e] as usize;
-                        let xs = &self.x[s * f..(s + 1) * f];
-                        for h in 0..heads {
-                            let we = self.w.map_or(T::ONE, |w| w.at(e, h));
-                            for j in h * fh..(h + 1) * fh {
-                                let v = we * xs[j];
-                                // The first edge wins ties: strict comparisons.
-                                if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
-                                    acc[j] = v;
-                                    arg[j] = e as i64;
-                                }
-                            }
+            let arg = &mut self.arg[k * f..(k + 1) * f];
+            let edges = self.g.row(self.rows.start + k);
+            if edges.is_empty() {
+                acc.fill(T::ZERO);
+                arg.fill(-1);
+                continue;
+            }
+            for (i, e) in edges.enumerate() {
+                let s = self.g.indices()[e] as usize;
+                let xs = &self.x[s * f..(s + 1) * f];
+                for h in 0..heads {
+                    let we = self.w.map_or(T::ONE, |w| w.at(e, h));
+                    for j in h * fh..(h + 1) * fh {
+                        let v = we * xs[j];
+                        // The first edge wins ties: strict comparisons.
+                        if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
+                            acc[j] = v;
+                            arg[j] = e as i64;
                         }
                     }
                 }
