@@ -307,6 +307,13 @@ mod x86 {
     /// Packs the transpose of the rows `rows` of `w (_, k)` (column `c` of `B` is row `rows[c]`
     /// of `w`) into rows `kk0..kk0 + k` of panels of `k_all` rows (the layout of [`pack_rows`];
     /// two calls fill a stacked `[w1^T; w2^T]`).
+    ///
+    /// Each 16 columns of a panel take 16 values of each of their 16 rows of `w` at a time, as
+    /// 16 loads, a 16 x 16 transpose in registers ([`transpose16`]) and 16 stores; the rest (a
+    /// last group of fewer than 16 columns, the last `k % 16` values) element by element. Per
+    /// call this runs before every step: for the LSTM's weights at (I, H) = (32, 128) (82k
+    /// values) it took 7.6 us against 27 us with one 16-lane gather per `k` (Zen 4; gathers
+    /// there cost about a load per lane).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) fn pack_transposed(
         w: &[f32],
@@ -316,57 +323,80 @@ mod x86 {
         k_all: usize,
         panels: &mut [f32],
     ) {
-        if k == 0 {
-            return;
-        }
         let n = rows.len();
-        // 32-bit gather offsets (in elements from the start of `w`) reach every row used?
-        let offsets_fit = rows.iter().all(|&r| i32::try_from((r + 1) * k).is_ok());
         for (p, panel) in panels.chunks_exact_mut(k_all * NR).enumerate() {
             let c0 = p * NR;
             let width = NR.min(n - c0);
             let panel = &mut panel[kk0 * NR..(kk0 + k) * NR];
-            // Column `c` of `B` is row `rows[c]` of `w`: each 16 columns of one `k` are one
-            // gather across 16 rows of `w`, stored contiguously.
-            for h in 0..2 {
-                let cols = width.saturating_sub(16 * h).min(16);
+            for half in 0..2 {
+                let (lane0, cols) = (16 * half, width.saturating_sub(16 * half).min(16));
                 if cols == 0 {
                     break;
                 }
-                let first = c0 + 16 * h;
-                if !offsets_fit {
-                    // Rows too far in for 32-bit gather offsets: element by element.
-                    for c in 0..cols {
-                        let row = &w[rows[first + c] * k..(rows[first + c] + 1) * k];
-                        for (kk, &v) in row.iter().enumerate() {
-                            panel[kk * NR + 16 * h + c] = v;
+                let src: Vec<&[f32]> = rows[c0 + lane0..c0 + lane0 + cols]
+                    .iter()
+                    .map(|&r| &w[r * k..(r + 1) * k])
+                    .collect();
+                let mut kk = 0;
+                if cols == 16 {
+                    while kk + 16 <= k {
+                        let block: [__m512; 16] = std::array::from_fn(|c| {
+                            // SAFETY: `src[c]` has `k >= kk + 16` values.
+                            unsafe { _mm512_loadu_ps(src[c][kk..].as_ptr()) }
+                        });
+                        for (j, v) in transpose16(block).into_iter().enumerate() {
+                            let dst = &mut panel[(kk + j) * NR + lane0..(kk + j) * NR + lane0 + 16];
+                            // SAFETY: `dst` holds 16 values.
+                            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
                         }
+                        kk += 16;
                     }
-                    continue;
                 }
-                let mut lanes = [0i32; 16];
-                for (lane, &r) in lanes.iter_mut().zip(&rows[first..first + cols]) {
-                    *lane = (r * k) as i32; // fits: checked above
-                }
-                let mask = crate::simd::mask16(cols);
-                // SAFETY: lane `i < cols` reads w[rows[first + i] k + kk], inside `w` (the
-                // caller checked (rows[c] + 1) k <= len) since kk < k; masked-off lanes read
-                // nothing. The store writes 16 floats at kk * NR + 16 h <= k * NR - 16 of `panel`.
-                unsafe {
-                    let idx = _mm512_loadu_si512(lanes.as_ptr().cast());
-                    let base = w.as_ptr();
-                    for kk in 0..k {
-                        let v = _mm512_mask_i32gather_ps::<4>(
-                            _mm512_setzero_ps(),
-                            mask,
-                            idx,
-                            base.add(kk),
-                        );
-                        _mm512_storeu_ps(panel.as_mut_ptr().add(kk * NR + 16 * h), v);
+                for kk in kk..k {
+                    for (c, row) in src.iter().enumerate() {
+                        panel[kk * NR + lane0 + c] = row[kk];
                     }
                 }
             }
         }
+    }
+
+    /// The transpose of the 16 x 16 matrix whose rows are `r`: element `j` of output `i` is
+    /// element `i` of `r[j]`.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // Pairs of rows interleaved by 32-bit elements, then pairs of those by 64-bit elements:
+        // `u[4 i + j]` holds, in its 128-bit lane `l`, element `4 l + j` of rows `4 i..4 i + 4`.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let pd = _mm512_castps_pd;
+        let ps = _mm512_castpd_ps;
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..4 {
+            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            u[4 * i] = ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+            u[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+            u[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+            u[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+        }
+        // Then the 128-bit lanes: output `4 l + j` is lane `l` of `u[j], u[4 + j], u[8 + j],
+        // u[12 + j]`.
+        let mut v = [_mm512_setzero_ps(); 16];
+        for j in 0..4 {
+            let (a, b, c, d) = (u[j], u[4 + j], u[8 + j], u[12 + j]);
+            let ab_lo = _mm512_shuffle_f32x4::<0x44>(a, b); // lanes a0 a1 b0 b1
+            let ab_hi = _mm512_shuffle_f32x4::<0xee>(a, b); // a2 a3 b2 b3
+            let cd_lo = _mm512_shuffle_f32x4::<0x44>(c, d);
+            let cd_hi = _mm512_shuffle_f32x4::<0xee>(c, d);
+            v[j] = _mm512_shuffle_f32x4::<0x88>(ab_lo, cd_lo); // a0 b0 c0 d0
+            v[4 + j] = _mm512_shuffle_f32x4::<0xdd>(ab_lo, cd_lo); // a1 b1 c1 d1
+            v[8 + j] = _mm512_shuffle_f32x4::<0x88>(ab_hi, cd_hi);
+            v[12 + j] = _mm512_shuffle_f32x4::<0xdd>(ab_hi, cd_hi);
+        }
+        v
     }
 
     /// `out (rows, n) = [a1 | a2] · B + bias` with `B` (`k` rows) in panels of [`NR`] columns:
@@ -542,6 +572,45 @@ mod tests {
                     assert!(
                         (got - want).abs() < 1e-4,
                         "{rows} {k1} {k2} {n}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_panels_hold_the_transposed_rows_and_zero_padding() {
+        // Every element of a stacked pack against its definition, for row subsets like the
+        // split path's (every gate's rows of one half of the units), widths around the 16-lane
+        // groups and `k` around the 16-value blocks of the transpose.
+        for (n_all, pick_every, k1, k2) in [
+            (512, 1, 32, 128),
+            (96, 2, 15, 17),
+            (40, 1, 16, 0),
+            (70, 3, 1, 31),
+            (33, 1, 0, 40),
+            (256, 2, 8, 32),
+        ] {
+            let rows: Vec<usize> = (0..n_all).filter(|r| r % pick_every == 0).collect();
+            let (w1, w2) = (values(n_all * k1, 1), values(n_all * k2, 2));
+            let Some(p) = Recurrent::stacked_rows(crate::simd::detect(), &w1, k1, &w2, k2, &rows)
+            else {
+                return; // no packed kernel on this CPU
+            };
+            let (k, n) = (k1 + k2, rows.len());
+            assert_eq!(p.panels.len(), n.div_ceil(NR) * k * NR);
+            for c in 0..n.div_ceil(NR) * NR {
+                for kk in 0..k {
+                    let got = p.panels[(c / NR) * k * NR + kk * NR + c % NR];
+                    let want = match (c < n, kk < k1) {
+                        (false, _) => 0.0,
+                        (true, true) => w1[rows[c] * k1 + kk],
+                        (true, false) => w2[rows[c] * k2 + kk - k1],
+                    };
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{n_all} {k1} {k2}: ({kk}, {c})"
                     );
                 }
             }
