@@ -1085,3 +1085,32 @@ def test_complex_or_non_numeric_states_and_gradients_are_refused(cls):
         with pytest.raises(TypeError, match=f"^{name}: expected real numbers"):
             m.backward(np.zeros_like(out), g)
     assert all(np.array_equal(m._grads[k], v) for k, v in grads.items())
+
+
+@pytest.mark.parametrize("n", [1, 17, 1000, 82_001])
+def test_stream_floor_reads_every_weight_once_a_step(n):
+    # The bench floor of the two-thread step: both halves' sums, every step (any pool size).
+    w = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    before = nesy.get_num_threads()
+    got = []
+    try:
+        for threads in (1, 2):
+            nesy.set_num_threads(threads)
+            got.append(_core.rnn_stream_floor(w, 3))
+    finally:
+        nesy.set_num_threads(before)
+    assert got[0] == got[1]  # same bits on one and two threads
+    assert got[0] == pytest.approx(3 * float(w.astype(np.float64).sum()), rel=1e-4, abs=1e-3)
+
+
+def test_stream_floor_names_its_bad_arguments():
+    w = np.ones(64, np.float32)
+    with pytest.raises(TypeError, match="w: expected a 1-D numpy array of dtype float32"):
+        _core.rnn_stream_floor(w.astype(np.float64), 1)
+    with pytest.raises(TypeError, match="w: "):
+        _core.rnn_stream_floor(w.reshape(8, 8), 1)
+    with pytest.raises(ValueError, match="w.*C-contiguous"):
+        _core.rnn_stream_floor(w[::2], 1)
+    for steps in (0, -1):
+        with pytest.raises(ValueError, match="steps: must be at least 1"):
+            _core.rnn_stream_floor(w, steps)

@@ -313,6 +313,7 @@ def rnn_backward(
 ) -> tuple[
     npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating] | None
 ]: ...
+def rnn_stream_floor(w: npt.NDArray[np.float32], steps: int) -> float: ...
 
 __all__ = [
     "all_finite",
@@ -352,6 +353,7 @@ __all__ = [
     "penalty",
     "rnn_backward",
     "rnn_forward",
+    "rnn_stream_floor",
     "scale",
     "set_num_threads",
     "simd_levels",

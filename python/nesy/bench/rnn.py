@@ -4,17 +4,24 @@
 FLOPs are counted as 2·T·B·G·H·(I+H) for the forward and three times that for forward +
 backward; the machine's single-precision GEMM peak (NumPy's BLAS on 2048³) is measured in the
 same run.
+
+At batch 1 a step is a matrix-vector product: it reads every weight once and does one
+multiply-add with it, so the bound is the cache bandwidth, not the GEMM peak. For those cases
+the bench also times the floor of nesy's two-thread step (``_core.rnn_stream_floor``: each step,
+each of two threads reads its half of an array the size of the weights from its L2 cache, and
+the two meet once), in the same interleaved rounds as both forwards.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from nesy.bench import best_time, format_table, settled_time
+from nesy.bench import best_time, format_table, interleaved_times, settled_time
 
 CASES = [(100, 32, 32, 128), (100, 1, 32, 128), (50, 64, 64, 256), (200, 16, 8, 32)]
 QUICK_CASES = [(50, 16, 16, 64), (100, 1, 16, 64)]
@@ -114,6 +121,49 @@ def table(rows: list[dict[str, object]], peak: float) -> str:
     return format_table(header, out)
 
 
+def floor_rows(cases: list[tuple[int, int, int, int]], repeat: int = 10
+               ) -> list[dict[str, object]]:
+    """For the batch-1 cases: the weight-streaming floor of T steps and nesy's forward, timed in
+    interleaved rounds (best seconds of each; both on nesy's pool. torch's threads are timed
+    apart, in :func:`run`: run right after nesy's, they waited for its spinning threads)."""
+    from nesy import _core
+
+    rows = []
+    for cell, gates in CELLS.items():
+        for T, B, I, H in cases:  # noqa: E741
+            if B != 1:
+                continue
+            w = np.ones(gates * H * (I + H), np.float32)
+            fns: dict[str, Callable[[], object]] = {
+                "floor": functools.partial(_core.rnn_stream_floor, w, T),
+                "nesy fwd": nesy_fns(cell, T, B, I, H)[0],
+            }
+            row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
+                                      "weights KB": w.nbytes / 1024}
+            row.update(interleaved_times(fns, repeat))
+            rows.append(row)
+    return rows
+
+
+def floor_table(rows: list[dict[str, object]], main_rows: list[dict[str, object]]) -> str:
+    """The floor rows, with torch's forward from the main table's rows (``main_rows``)."""
+    torch_fwd = {(r["cell"], r["case"]): r["torch fwd"] for r in main_rows if "torch fwd" in r}
+    header = ["cell", "(T, B, I, H)", "weights KB", "floor ms", "nesy fwd ms", "% of floor"]
+    if torch_fwd:
+        header += ["torch fwd ms", "3x torch fwd needs % of floor"]
+    out = []
+    for r in rows:
+        fl, nf = float(r["floor"]), float(r["nesy fwd"])  # type: ignore[arg-type]
+        kb = float(r["weights KB"])  # type: ignore[arg-type]
+        cells = [str(r["cell"]), str(r["case"]), f"{kb:.0f}", f"{fl * 1e3:.3f}",
+                 f"{nf * 1e3:.3f}", f"{100 * fl / nf:.0f}"]
+        if torch_fwd:
+            tf = float(torch_fwd[(r["cell"], r["case"])])  # type: ignore[arg-type]
+            cells += [f"{tf * 1e3:.3f}", f"{100 * fl / (tf / 3):.0f}"]
+        out.append(cells)
+    return format_table(header, out)
+
+
 def main(quick: bool = False, repeat: int = 10) -> None:
     """Print the benchmark table (``nesy bench rnn``)."""
     import nesy
@@ -123,7 +173,12 @@ def main(quick: bool = False, repeat: int = 10) -> None:
     print(f"SGEMM peak (NumPy, 2048^3): {peak:.0f} GFLOP/s; {nesy.get_num_threads()} threads")
     if not torch_available():
         print("(torch is not importable: PyTorch columns omitted)")
-    print(table(run(QUICK_CASES if quick else CASES, repeat), peak))
+    cases = QUICK_CASES if quick else CASES
+    rows = run(cases, repeat)
+    print(table(rows, peak))
+    print("\nBatch 1: the floor of the two-thread step (the weights read once a step, each "
+          "thread its half), forward only; floor and nesy in interleaved rounds")
+    print(floor_table(floor_rows(cases, repeat), rows))
     if __name__ == "__main__":
         print(f"done in {time.perf_counter() - t0:.1f} s")
 

@@ -79,5 +79,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rules::rules_explain, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_forward, m)?)?;
     m.add_function(wrap_pyfunction!(rnn::rnn_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(rnn::rnn_stream_floor, m)?)?;
     Ok(())
 }

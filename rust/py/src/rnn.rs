@@ -486,3 +486,25 @@ pub fn rnn_backward<'py>(
         )
     }
 }
+
+/// Benchmark floor of the split forward step (one small batch on two threads): `steps` steps,
+/// in each of which each of two threads reads its half of `w` once (nothing else), with the
+/// same hand-over between steps. `w` (1-D float32) stands for a layer's weights. Returns the
+/// sum of both halves' sums over all steps.
+#[pyfunction]
+pub fn rnn_stream_floor(py: Python<'_>, w: &Bound<'_, PyAny>, steps: i64) -> PyResult<f64> {
+    let w = w.cast::<PyArray1<f32>>().map_err(|_| {
+        type_error("w: expected a 1-D numpy array of dtype float32 (the packed weights' size)")
+    })?;
+    let steps = usize::try_from(steps)
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| value_error(format!("steps: must be at least 1, got {steps}")))?;
+    let mut acc = Access::with_capacity(1);
+    acc.add(w, false, "w", 0)?;
+    acc.check()?;
+    // SAFETY: `w` is covered by `acc` (read only).
+    let ws = unsafe { slice(w) };
+    // Always on the pool (the floor of the two-thread step), however small `w` is.
+    run_kernel(py, usize::MAX, || Ok(rnn::stream_floor(ws, steps)))
+}

@@ -33,6 +33,7 @@ mod split;
 
 pub use backward::{backward, Grads};
 pub use forward::forward;
+pub use split::stream_floor;
 
 use crate::error::{Error, Result};
 use crate::float::Float;

@@ -589,6 +589,49 @@ fn two_parts(steps: usize, task: &(dyn Fn(usize, usize) + Sync)) {
     );
 }
 
+/// Benchmark floor of the two-part step: `steps` steps scheduled as [`forward`]'s are (by
+/// [`two_parts`], with its hand-over between the steps), in each of which task `p` reads half
+/// `p` of `w` once (a sum over it) and does nothing else. With `w` as large as a layer's packed
+/// weights this is the least a step of the split forward pass can take: it reads all the
+/// weights once, each thread its half from its own L2 cache, and the two threads meet once.
+///
+/// Returns the sum over all steps of both halves' sums (f64; the same bits for any thread count:
+/// each half is summed in a fixed order).
+pub fn stream_floor(w: &[f32], steps: usize) -> f64 {
+    // Halves cut on a 64-byte boundary (whole vectors).
+    let cut = (w.len() / 2).div_ceil(16) * 16;
+    let halves = [&w[..cut.min(w.len())], &w[cut.min(w.len())..]];
+    let totals = [Padded(Mutex::new(0f64)), Padded(Mutex::new(0f64))];
+    let task = |_s: usize, p: usize| {
+        let sum = simd::dispatch(simd::detect(), ReadSum(halves[p]));
+        *totals[p].0.lock().unwrap_or_else(|e| e.into_inner()) += sum;
+    };
+    two_parts(steps, &task);
+    let [t0, t1] = totals.map(|t| t.0.into_inner().unwrap_or_else(|e| e.into_inner()));
+    t0 + t1
+}
+
+/// The sum of a slice, 128 lanes at a time (eight 16-lane chains at the AVX-512 level: one
+/// vector load per add), the lanes then added in order.
+struct ReadSum<'a>(&'a [f32]);
+
+impl simd::Kernel for ReadSum<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let mut lanes = [0f32; 128];
+        let mut blocks = self.0.chunks_exact(128);
+        for block in &mut blocks {
+            for (acc, &v) in lanes.iter_mut().zip(block) {
+                *acc += v;
+            }
+        }
+        let tail: f64 = blocks.remainder().iter().map(|&v| v as f64).sum();
+        lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+    }
+}
+
 /// A value alone on its cache line(s).
 #[repr(align(128))]
 struct Padded<T>(T);
@@ -598,6 +641,29 @@ mod tests {
     use super::*;
     use crate::rnn::{workspace_len, Grads};
     use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn stream_floor_sums_both_halves_at_every_step_on_any_thread_count() {
+        // Sizes around the 64-byte cut and the 128-value blocks; one and two threads.
+        for n in [0, 1, 17, 128, 1000, 40_960, 82_001] {
+            let w = crate::testing::values(n, 9);
+            let steps = 5;
+            let on = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| stream_floor(&w, steps))
+            };
+            let (one, two) = (on(1), on(2));
+            assert_eq!(one.to_bits(), two.to_bits(), "{n}");
+            let plain: f64 = w.iter().map(|&v| v as f64).sum::<f64>() * steps as f64;
+            assert!(
+                (one - plain).abs() <= 1e-3 * (1.0 + plain.abs()),
+                "{n}: {one} vs {plain}"
+            );
+        }
+    }
 
     #[test]
     fn split_passes_equal_the_one_chunk_path() {
