@@ -30,3 +30,20 @@ def test_rnn(benchmark, cell, case, impl, mode):
 def test_gemm_peak(benchmark):
     """The machine's single-precision GEMM peak in the same run (GFLOP/s)."""
     benchmark.extra_info["gflops"] = benchmark.pedantic(bench.gemm_peak, rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][1] == 1])
+@pytest.mark.parametrize("cell", list(bench.CELLS))
+def test_stream_floor(benchmark, cell, case):
+    """Batch 1: the floor of nesy's two-thread step, T steps each reading every weight once
+    (``nesy._core.rnn_stream_floor`` on an array the size of the layer's weights); grouped with
+    the forward it bounds."""
+    import numpy as np
+
+    from nesy import _core
+
+    T, _, I, H = CASES[case]  # noqa: E741
+    w = np.ones(bench.CELLS[cell] * H * (I + H), np.float32)
+    benchmark.group = f"{cell} {case} fwd"
+    benchmark.extra_info["weights_kb"] = w.nbytes / 1024
+    benchmark(_core.rnn_stream_floor, w, T)

@@ -184,7 +184,7 @@ pub(super) fn forward<T: Gemm>(
                 .flat_map(|r| s[r * h + u0..r * h + u0 + nu].iter().copied())
                 .collect()
         };
-        parts.push(Mutex::new(Part {
+        parts.push(Padded(Mutex::new(Part {
             u0,
             nu,
             products,
@@ -193,7 +193,7 @@ pub(super) fn forward<T: Gemm>(
             c: c0.map(pick).unwrap_or_default(),
             y: vec![T::ZERO; b * nu],
             active: vec![true; b],
-        }));
+        })));
     }
     // The state before each step and after it: step `s` reads block `s % 2` and writes its
     // units of block `(s + 1) % 2`.
@@ -209,7 +209,7 @@ pub(super) fn forward<T: Gemm>(
         (sh(p.gates), sh(p.hprev), sh(p.extra))
     });
     let task = |s: usize, p: usize| {
-        let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = parts[p].0.lock().unwrap_or_else(|e| e.into_inner());
         let Part {
             u0,
             nu,
@@ -315,7 +315,7 @@ pub(super) fn forward<T: Gemm>(
     two_parts(d.t, &task);
     let mut cn = cn;
     for part in parts {
-        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+        let part = part.0.into_inner().unwrap_or_else(|e| e.into_inner());
         put_units(hn, &part.h, h, part.u0);
         if let Some(cn) = cn.as_deref_mut() {
             put_units(cn, &part.c, h, part.u0);
@@ -392,7 +392,7 @@ pub(super) fn backward<T: Gemm>(
                 .collect()
         };
         let gru = cell == Cell::Gru;
-        parts.push(Mutex::new(BackPart {
+        parts.push(Padded(Mutex::new(BackPart {
             u0,
             nu,
             product,
@@ -408,7 +408,7 @@ pub(super) fn backward<T: Gemm>(
             dgh: vec![T::ZERO; if gru { b * g * nu } else { 0 }],
             active: vec![true; b],
             scratch: Vec::new(),
-        }));
+        })));
     }
     let gx = Shared(dg_x.as_mut_ptr(), dg_x.len());
     let ghs = Shared(dg_h.as_mut_ptr(), dg_h.len());
@@ -418,7 +418,7 @@ pub(super) fn backward<T: Gemm>(
     // Backward step `k` is time `t(k)`.
     let t_of = |k: usize| time(steps - 1 - k, steps, reverse);
     let task = |s: usize, p: usize| {
-        let mut guard = parts[p].lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = parts[p].0.lock().unwrap_or_else(|e| e.into_inner());
         let part = &mut *guard;
         let (u0, nu) = (part.u0, part.nu);
         if s > 0 {
@@ -499,7 +499,7 @@ pub(super) fn backward<T: Gemm>(
     two_parts(steps + 1, &task);
     let mut dc0 = dc0;
     for part in parts {
-        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+        let part = part.0.into_inner().unwrap_or_else(|e| e.into_inner());
         put_units(dh0, &part.dh, h, part.u0);
         if let Some(dc0) = dc0.as_deref_mut() {
             put_units(dc0, &part.dc, h, part.u0);
