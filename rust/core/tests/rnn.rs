@@ -295,6 +295,12 @@ fn bad_input_is_refused_before_writing() {
     bad.x[3] = f64::NAN;
     assert!(call(&bad).contains("x: contains NaN"));
     let mut bad = clone(&c);
+    bad.x[3] = f64::NEG_INFINITY;
+    assert!(call(&bad).contains("x: contains NaN or infinity"));
+    let mut bad = clone(&c);
+    bad.h0[0] = f64::INFINITY;
+    assert!(call(&bad).contains("h0: contains NaN or infinity"));
+    let mut bad = clone(&c);
     bad.w_hh.pop();
     assert!(call(&bad).contains("w_hh"));
     c.c0 = None;

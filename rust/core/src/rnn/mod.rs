@@ -194,17 +194,17 @@ pub(crate) fn check_inputs<T: Float>(
         }
     }
     for (name, xs) in [("h0", h0), ("c0", c0.unwrap_or(&[]))] {
-        if has_nan(xs) {
-            return Err(Error::Value(format!("{name}: contains NaN")));
+        if has_non_finite(xs) {
+            return Err(Error::Value(format!("{name}: contains NaN or infinity")));
         }
     }
     // Only real (active) positions of x must be numbers: padding is never read as data.
-    if d.i > 0 && (lengths.is_some() || has_nan(x)) {
+    if d.i > 0 && (lengths.is_some() || has_non_finite(x)) {
         for (row, xs) in x.chunks_exact(d.i).enumerate() {
             let (t, b) = (row / d.b.max(1), row % d.b.max(1));
-            if active(lengths, t, b) && has_nan(xs) {
+            if active(lengths, t, b) && has_non_finite(xs) {
                 return Err(Error::Value(format!(
-                    "x: contains NaN (at step {t}, sequence {b})"
+                    "x: contains NaN or infinity (at step {t}, sequence {b})"
                 )));
             }
         }
@@ -212,9 +212,9 @@ pub(crate) fn check_inputs<T: Float>(
     Ok(())
 }
 
-/// Whether `xs` holds a NaN: one vectorised pass (an early-exit search does not vectorise and
-/// was 2-4 % of a forward call).
-fn has_nan<T: Float>(xs: &[T]) -> bool {
+/// Whether `xs` holds a NaN or an infinity (either makes every later step NaN): one vectorised
+/// pass (an early-exit search does not vectorise and was 2-4 % of a forward call).
+fn has_non_finite<T: Float>(xs: &[T]) -> bool {
     struct Scan<'a, T>(&'a [T]);
     impl<T: Float> Kernel for Scan<'_, T> {
         type Output = bool;
@@ -222,7 +222,7 @@ fn has_nan<T: Float>(xs: &[T]) -> bool {
         fn run(self) -> bool {
             self.0
                 .chunks(256)
-                .any(|c| c.iter().fold(false, |seen, v| seen | v.is_nan()))
+                .any(|c| c.iter().fold(false, |seen, v| seen | !v.is_finite()))
         }
     }
     simd::dispatch(simd::detect(), Scan(xs))
