@@ -28,7 +28,16 @@ struct Region {
     end: usize,
     write: bool,
     arg: &'static str,
-    index: usize,
+    /// Position in a list argument; `None` for an argument that is one array.
+    index: Option<usize>,
+}
+
+/// `arg` or `arg[index]`.
+fn label(arg: &str, index: Option<usize>) -> String {
+    match index {
+        Some(i) => format!("{arg}[{i}]"),
+        None => arg.to_string(),
+    }
 }
 
 /// The arrays of one call; see the module documentation.
@@ -44,8 +53,18 @@ impl Access {
         }
     }
 
-    /// Records `arr` as `arg[index]`, read-only or written. Checks contiguity (and, for written
-    /// arrays, the writeable flag) now.
+    /// Records `arr`, the argument `arg` (one array), read-only or written. Checks contiguity
+    /// (and, for written arrays, the writeable flag) now.
+    pub fn add_one<T: Element, D: numpy::ndarray::Dimension>(
+        &mut self,
+        arr: &Bound<'_, PyArray<T, D>>,
+        write: bool,
+        arg: &'static str,
+    ) -> PyResult<()> {
+        self.record(arr, write, arg, None)
+    }
+
+    /// Records `arr` as element `index` of the list argument `arg`, as [`Access::add_one`].
     pub fn add<T: Element, D: numpy::ndarray::Dimension>(
         &mut self,
         arr: &Bound<'_, PyArray<T, D>>,
@@ -53,18 +72,30 @@ impl Access {
         arg: &'static str,
         index: usize,
     ) -> PyResult<()> {
+        self.record(arr, write, arg, Some(index))
+    }
+
+    fn record<T: Element, D: numpy::ndarray::Dimension>(
+        &mut self,
+        arr: &Bound<'_, PyArray<T, D>>,
+        write: bool,
+        arg: &'static str,
+        index: Option<usize>,
+    ) -> PyResult<()> {
+        let name = || label(arg, index);
         if !arr.is_c_contiguous() {
-            return Err(value_error(format!("{arg}[{index}]: must be C-contiguous")));
+            return Err(value_error(format!("{}: must be C-contiguous", name())));
         }
         if !arr.is_aligned() {
-            return Err(value_error(format!("{arg}[{index}]: must be aligned")));
+            return Err(value_error(format!("{}: must be aligned", name())));
         }
         if write {
             // SAFETY: reads the flags of a live array object, as rust-numpy's own borrow does.
             let flags = unsafe { (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).flags };
             if flags & NPY_ARRAY_WRITEABLE == 0 {
                 return Err(value_error(format!(
-                    "{arg}[{index}]: is read-only, but it is updated in place"
+                    "{}: is read-only, but it is updated in place",
+                    name()
                 )));
             }
         }
@@ -98,9 +129,10 @@ impl Access {
             if let Some(j) = clash {
                 let o = &self.regions[j];
                 return Err(value_error(format!(
-                    "{}[{}] and {}[{}] share memory, but one of them is updated in place; pass \
-                     each array once and do not pass a parameter as its own gradient",
-                    o.arg, o.index, r.arg, r.index
+                    "{} and {} share memory, but one of them is updated in place; pass each \
+                     array once and do not pass a parameter as its own gradient",
+                    label(o.arg, o.index),
+                    label(r.arg, r.index)
                 )));
             }
             if far_any.is_none_or(|a| r.end > self.regions[a].end) {

@@ -69,11 +69,11 @@ fn forward_typed<'py, T: Element + Float>(
     let (n_src, f) = (x.shape()[0], x.shape()[1]);
     let n_dst = rows_of(&indptr)?;
     let mut acc = Access::with_capacity(4);
-    acc.add(&indptr, false, "indptr", 0)?;
-    acc.add(&indices, false, "indices", 0)?;
-    acc.add(&x, false, "x", 0)?;
+    acc.add_one(&indptr, false, "indptr")?;
+    acc.add_one(&indices, false, "indices")?;
+    acc.add_one(&x, false, "x")?;
     if let Some((w, _)) = &w {
-        acc.add(w, false, "edge_weight", 0)?;
+        acc.add_one(w, false, "edge_weight")?;
     }
     // The kernel writes every entry of both outputs (0 and -1 for a node without in-edges).
     // A new `out` is aligned: rows of a multiple of 64 bytes are then streamed to memory
@@ -91,7 +91,7 @@ fn forward_typed<'py, T: Element + Float>(
         }
         None => empty_aligned(py, &[n_dst, f], dtype)?,
     };
-    acc.add(&out, true, "out", 0)?;
+    acc.add_one(&out, true, "out")?;
     acc.check()?;
     let extremum = matches!(reduce, Reduce::Max | Reduce::Min);
     let arg: Option<Bound<'py, PyArray2<i64>>> = if extremum {
@@ -160,9 +160,9 @@ fn gather_typed<'py, T: Element + Float>(
     let (n_src, f) = (x.shape()[0], x.shape()[1]);
     let n_dst = rows_of(&indptr)?;
     let mut acc = Access::with_capacity(3);
-    acc.add(&indptr, false, "indptr", 0)?;
-    acc.add(&indices, false, "indices", 0)?;
-    acc.add(&x, false, "x", 0)?;
+    acc.add_one(&indptr, false, "indptr")?;
+    acc.add_one(&indices, false, "indices")?;
+    acc.add_one(&x, false, "x")?;
     acc.check()?;
     // SAFETY: inputs covered by `acc`.
     let (ip, ix, xs) = unsafe { (slice(&indptr), slice(&indices), slice(&x)) };
@@ -233,15 +233,15 @@ fn backward_typed<'py, T: Element + Float>(
     }
     let mut acc = Access::with_capacity(9);
     for (a, n) in idx.iter().zip(names) {
-        acc.add(a, false, n, 0)?;
+        acc.add_one(a, false, n)?;
     }
-    acc.add(&x, false, "x", 0)?;
-    acc.add(&grad, false, "grad_out", 0)?;
+    acc.add_one(&x, false, "x")?;
+    acc.add_one(&grad, false, "grad_out")?;
     if let Some((w, _)) = &w {
-        acc.add(w, false, "edge_weight", 0)?;
+        acc.add_one(w, false, "edge_weight")?;
     }
     if let Some(a) = &arg {
-        acc.add(a, false, "arg", 0)?;
+        acc.add_one(a, false, "arg")?;
     }
     acc.check()?;
     // The kernels write every entry of grad_x (every source row) and grad_w (every edge).
@@ -383,12 +383,12 @@ fn sddmm_typed<'py, T: Element + Float>(
     }
     let mut acc = Access::with_capacity(8);
     for (a, n) in idx.iter().zip(GRAPH_NAMES) {
-        acc.add(a, false, n, 0)?;
+        acc.add_one(a, false, n)?;
     }
-    acc.add(&u, false, "u", 0)?;
-    acc.add(&v, false, "v", 0)?;
+    acc.add_one(&u, false, "u")?;
+    acc.add_one(&v, false, "v")?;
     if let Some(g) = &grad {
-        acc.add(g, false, "grad", 0)?;
+        acc.add_one(g, false, "grad")?;
     }
     acc.check()?;
     // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
@@ -519,11 +519,11 @@ fn softmax_typed<'py, T: Element + Float>(
     }
     let n_dst = rows_of(&idx[0])?;
     let mut acc = Access::with_capacity(4);
-    acc.add(&idx[0], false, "indptr", 0)?;
-    acc.add(&idx[1], false, "indices", 0)?;
-    acc.add(&sc, false, name, 0)?;
+    acc.add_one(&idx[0], false, "indptr")?;
+    acc.add_one(&idx[1], false, "indices")?;
+    acc.add_one(&sc, false, name)?;
     if let Some(g) = &grad {
-        acc.add(g, false, "grad", 0)?;
+        acc.add_one(g, false, "grad")?;
     }
     acc.check()?;
     let out: Bound<'py, PyArrayDyn<T>> = zeros(py, sc.shape(), dtype)?;
@@ -611,8 +611,8 @@ pub fn gnn_build_csr<'py>(
         )));
     }
     let mut acc = Access::with_capacity(2);
-    acc.add(&ids[0], false, "src", 0)?;
-    acc.add(&ids[1], false, "dst", 0)?;
+    acc.add_one(&ids[0], false, "src")?;
+    acc.add_one(&ids[1], false, "dst")?;
     acc.check()?;
     let (n1, e) = (num_nodes + 1, ids[0].len());
     let new = |len: usize| empty::<i64, _>(py, &[len], "int64");

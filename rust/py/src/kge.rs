@@ -72,9 +72,9 @@ fn score_typed<'py, T: Element + Float>(
     let (ent, rel) = tables_of::<T>(ent, rel, dtype)?;
     let tr = int_array(triples, "triples", 2)?;
     let mut acc = Access::with_capacity(3);
-    acc.add(&ent, false, "ent", 0)?;
-    acc.add(&rel, false, "rel", 0)?;
-    acc.add(&tr, false, "triples", 0)?;
+    acc.add_one(&ent, false, "ent")?;
+    acc.add_one(&rel, false, "rel")?;
+    acc.add_one(&tr, false, "triples")?;
     acc.check()?;
     let n = tr.shape()[0];
     let out: Bound<'py, PyArray1<T>> = zeros(py, &[n], dtype)?;
@@ -123,10 +123,10 @@ fn grad_typed<'py, T: Element + Float>(
         )));
     }
     let mut acc = Access::with_capacity(4);
-    acc.add(&ent, false, "ent", 0)?;
-    acc.add(&rel, false, "rel", 0)?;
-    acc.add(&tr, false, "triples", 0)?;
-    acc.add(&up, false, "upstream", 0)?;
+    acc.add_one(&ent, false, "ent")?;
+    acc.add_one(&rel, false, "rel")?;
+    acc.add_one(&tr, false, "triples")?;
+    acc.add_one(&up, false, "upstream")?;
     acc.check()?;
     let (de, dr) = (ent.shape()[1], rel.shape()[1]);
     let gh: Bound<'py, PyArray2<T>> = zeros(py, &[n, de], dtype)?;
@@ -182,10 +182,10 @@ fn score_all_typed<'py, T: Element + Float + Gemm>(
     let fx = int_array(entities, "entities", 1)?;
     let rl = int_array(relations, "relations", 1)?;
     let mut acc = Access::with_capacity(4);
-    acc.add(&ent, false, "ent", 0)?;
-    acc.add(&rel, false, "rel", 0)?;
-    acc.add(&fx, false, "entities", 0)?;
-    acc.add(&rl, false, "relations", 0)?;
+    acc.add_one(&ent, false, "ent")?;
+    acc.add_one(&rel, false, "rel")?;
+    acc.add_one(&fx, false, "entities")?;
+    acc.add_one(&rl, false, "relations")?;
     acc.check()?;
     let (nq, n_ent, de, dr) = (
         fx.shape()[0],
@@ -252,10 +252,10 @@ fn ranks_typed<'py, T: Element + Float + Gemm>(
     let tr = int_array(triples, "triples", 2)?;
     let kn = int_array(known, "known", 2)?;
     let mut acc = Access::with_capacity(4);
-    acc.add(&ent, false, "ent", 0)?;
-    acc.add(&rel, false, "rel", 0)?;
-    acc.add(&tr, false, "triples", 0)?;
-    acc.add(&kn, false, "known", 0)?;
+    acc.add_one(&ent, false, "ent")?;
+    acc.add_one(&rel, false, "rel")?;
+    acc.add_one(&tr, false, "triples")?;
+    acc.add_one(&kn, false, "known")?;
     acc.check()?;
     let (n, n_ent, de, dr) = (
         tr.shape()[0],
@@ -318,9 +318,9 @@ fn ranks_of_scores_typed<'py, T: Element + Float>(
     let tr = int_array(triples, "triples", 2)?;
     let kn = int_array(known, "known", 2)?;
     let mut acc = Access::with_capacity(3);
-    acc.add(&sc, false, "scores", 0)?;
-    acc.add(&tr, false, "triples", 0)?;
-    acc.add(&kn, false, "known", 0)?;
+    acc.add_one(&sc, false, "scores")?;
+    acc.add_one(&tr, false, "triples")?;
+    acc.add_one(&kn, false, "known")?;
     acc.check()?;
     let (n, n_ent) = (sc.shape()[0], sc.shape()[1]);
     if tr.shape()[0] != n {
@@ -382,7 +382,7 @@ fn regularise_typed<'py, T: Element + Float>(
 ) -> PyResult<(f64, Bound<'py, PyAny>)> {
     let x = typed_array::<T>(x, "x", 2, dtype)?;
     let mut acc = Access::with_capacity(1);
-    acc.add(&x, false, "x", 0)?;
+    acc.add_one(&x, false, "x")?;
     acc.check()?;
     let d = x.shape()[1];
     let grad: Bound<'py, PyArrayDyn<T>> = zeros(py, x.shape(), dtype)?;
@@ -511,10 +511,10 @@ fn train_typed<'py, T: Element + Float + Gemm>(
         .clone();
     let mut acc = Access::with_capacity(6);
     for (x, n) in a.iter().zip(names) {
-        acc.add(x, true, n, 0)?;
+        acc.add_one(x, true, n)?;
     }
-    acc.add(&tr, false, "triples", 0)?;
-    acc.add(&hp, false, "head_prob", 0)?;
+    acc.add_one(&tr, false, "triples")?;
+    acc.add_one(&hp, false, "head_prob")?;
     acc.check()?;
     let (d_e, d_r) = (a[0].shape()[1], a[1].shape()[1]);
     let k = cfg.opt.n_states();
@@ -577,7 +577,7 @@ pub fn kge_train_epoch<'py>(
 pub fn kge_bernoulli_probs(triples: &Bound<'_, PyAny>, n_relations: usize) -> PyResult<Vec<f64>> {
     let tr = int_array(triples, "triples", 2)?;
     let mut acc = Access::with_capacity(1);
-    acc.add(&tr, false, "triples", 0)?;
+    acc.add_one(&tr, false, "triples")?;
     acc.check()?;
     // SAFETY: covered by `acc`.
     let ts = unsafe { slice(&tr) };

@@ -75,14 +75,14 @@ fn typed<'py, T: Element + Float + Gemm>(
     }
     let mut acc = Access::with_capacity(2 * n_layers + 2);
     for a in &p {
-        acc.add(a, false, "params", 0)?;
+        acc.add_one(a, false, "params")?;
     }
-    acc.add(&x, false, "x", 0)?;
+    acc.add_one(&x, false, "x")?;
     if let Some(c) = &classes {
-        acc.add(c, false, "y", 0)?;
+        acc.add_one(c, false, "y")?;
     }
     if let Some(v) = &values {
-        acc.add(v, false, "y", 0)?;
+        acc.add_one(v, false, "y")?;
     }
     acc.check()?;
     let losses: Bound<'py, PyArray1<T>> = zeros(py, &[n_tasks], dtype)?;

@@ -397,10 +397,10 @@ pub fn optim_step<'py>(
     t32.add_state(&mut acc, state32, n_state, "state32")?;
     t64.add_state(&mut acc, state64, n_state, "state64")?;
     // The bookkeeping arrays must not overlap a parameter either.
-    acc.add(&groups_arr, false, "groups", 0)?;
-    acc.add(&hyper_arr, false, "hyper", 0)?;
-    acc.add(&steps, true, "steps", 0)?;
-    acc.add(&scalars, true, "scalars", 0)?;
+    acc.add_one(&groups_arr, false, "groups")?;
+    acc.add_one(&hyper_arr, false, "hyper")?;
+    acc.add_one(&steps, true, "steps")?;
+    acc.add_one(&scalars, true, "scalars")?;
     let steps = steps
         .as_slice_mut()
         .map_err(|_| value_error("steps: must be contiguous"))?;

@@ -113,13 +113,13 @@ impl<'py, T: Element + Gemm> Layer<'py, T> {
     }
 
     fn add_reads(&self, acc: &mut Access) -> PyResult<()> {
-        acc.add(&self.x, false, "x", 0)?;
-        acc.add(&self.h0, false, "h0", 0)?;
-        acc.add(&self.w_ih, false, "w_ih", 0)?;
-        acc.add(&self.w_hh, false, "w_hh", 0)?;
+        acc.add_one(&self.x, false, "x")?;
+        acc.add_one(&self.h0, false, "h0")?;
+        acc.add_one(&self.w_ih, false, "w_ih")?;
+        acc.add_one(&self.w_hh, false, "w_hh")?;
         for (a, name) in [(&self.c0, "c0"), (&self.b_ih, "b_ih"), (&self.b_hh, "b_hh")] {
             if let Some(a) = a {
-                acc.add(a, false, name, 0)?;
+                acc.add_one(a, false, name)?;
             }
         }
         Ok(())
@@ -373,17 +373,17 @@ fn backward_typed<'py, T: Element + Gemm>(
     }
     let mut acc = Access::with_capacity(16);
     l.add_reads(&mut acc)?;
-    acc.add(&ws, false, "workspace", 0)?;
-    acc.add(&dy, false, "dy", 0)?;
-    acc.add(&dhn, false, "dh_n", 0)?;
+    acc.add_one(&ws, false, "workspace")?;
+    acc.add_one(&dy, false, "dy")?;
+    acc.add_one(&dhn, false, "dh_n")?;
     if let Some(a) = &dcn {
-        acc.add(a, false, "dc_n", 0)?;
+        acc.add_one(a, false, "dc_n")?;
     }
-    acc.add(&dw_ih, true, "dw_ih", 0)?;
-    acc.add(&dw_hh, true, "dw_hh", 0)?;
+    acc.add_one(&dw_ih, true, "dw_ih")?;
+    acc.add_one(&dw_hh, true, "dw_hh")?;
     for (a, name) in [(&db_ih, "db_ih"), (&db_hh, "db_hh")] {
         if let Some(a) = a {
-            acc.add(a, true, name, 0)?;
+            acc.add_one(a, true, name)?;
         }
     }
     acc.check()?;
@@ -501,7 +501,7 @@ pub fn rnn_stream_floor(py: Python<'_>, w: &Bound<'_, PyAny>, steps: i64) -> PyR
         .filter(|&s| s > 0)
         .ok_or_else(|| value_error(format!("steps: must be at least 1, got {steps}")))?;
     let mut acc = Access::with_capacity(1);
-    acc.add(w, false, "w", 0)?;
+    acc.add_one(w, false, "w")?;
     acc.check()?;
     // SAFETY: `w` is covered by `acc` (read only).
     let ws = unsafe { slice(w) };
