@@ -62,3 +62,19 @@ def test_graph_and_kge_refuse_ids_beyond_memory_with_one_exception_type(monkeypa
         model.fit(np.array([[0, 0, 99], [1, 0, 2]]))
     assert type(err.value) is ValueError and not hasattr(model, "entity_embeddings_")
     assert Graph(np.array([[9], [0]])).num_nodes == 10  # 16 * 11 bytes fit
+
+
+@pytest.mark.parametrize("value", ["float32", np.float64, np.dtype("f4"), "f8"])
+def test_check_float_dtype_accepts_both_float_widths(value):
+    from nesy._checks import check_float_dtype
+
+    assert check_float_dtype(value) in (np.float32, np.float64)
+
+
+@pytest.mark.parametrize("value", ["foo", np.int32, np.complex64, np.float16, object(), None])
+def test_check_float_dtype_names_dtype_with_the_error_type_asked_for(value):
+    from nesy._checks import check_float_dtype
+
+    for error in (ValueError, TypeError):
+        with pytest.raises(error, match=r"^dtype: expected float32 or float64, got "):
+            check_float_dtype(value, error)

@@ -540,6 +540,46 @@ def test_load_state_dict_errors_change_nothing():
     assert np.array_equal(model[0].bias, good["0.bias"] + 1)
 
 
+def test_load_state_dict_refuses_non_finite_and_overflowing_values():
+    """NaN and infinity were loaded into parameters, and a float64 value beyond float32's range
+    became infinity in the cast (a RuntimeWarning at most). Now a ValueError naming the key,
+    raised before any array changes; buffers may hold non-finite values (a mask of -inf)."""
+    model = mlp(dtype=np.float32, seed=0)
+    good = model.state_dict()
+    keep = [p.copy() for p in model.parameters()]
+
+    def bad(key, value):
+        state = {k: v + 1 for k, v in good.items()}  # every key changed: none may be loaded
+        state[key] = np.full(good[key].shape, value, dtype=np.float64)
+        return state
+
+    for key, value, pattern in [
+            ("2.bias", np.nan, "'2.bias' contains NaN or infinity"),
+            ("2.weight", -np.inf, "'2.weight' contains NaN or infinity"),  # a transposed one
+            ("2.bias", 1e300, r"'2.bias' holds 1e\+300, which does not fit in float32"),
+            ("2.weight", -1e39, r"'2.weight' holds -1e\+39, which does not fit in float32")]:
+        with pytest.raises(ValueError, match=rf"^load_state_dict: key {pattern}"):
+            model.load_state_dict(bad(key, value))
+        assert all(np.array_equal(p, q) for p, q in zip(model.parameters(), keep))
+    near = bad("2.bias", 3.0e38)  # large, but within float32's range
+    model.load_state_dict(near)
+    assert np.all(model[2].bias == np.float32(3.0e38))
+    model64 = mlp(dtype=np.float64, seed=0)
+    model64.load_state_dict({k: v.astype(np.float64) * 1e300 for k, v in good.items()})
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_parameter("w", np.zeros(2, np.float32))
+            self.register_buffer("mask", np.array([0.0, -np.inf], np.float32))
+
+    m = Masked()
+    m.load_state_dict(Masked().state_dict())  # its own state: -inf kept
+    assert m.mask[1] == -np.inf
+    with pytest.raises(ValueError, match=r"^load_state_dict: key 'mask' holds 1e\+300"):
+        m.load_state_dict({"w": np.zeros(2), "mask": np.array([0.0, 1e300])})
+
+
 def test_state_dict_uses_torch_layouts_and_casts_floats():
     """A Dense weight (held (in, out) for x @ W) is (out, in) in state dicts, as torch.nn.Linear's:
     a square layer cannot load transposed by accident. Floating values are cast on load."""

@@ -1114,3 +1114,208 @@ def test_stream_floor_names_its_bad_arguments():
     for steps in (0, -1):
         with pytest.raises(ValueError, match="steps: must be at least 1"):
             _core.rnn_stream_floor(w, steps)
+
+
+# ------------------------------------------------------------------------ s13 bad-input review
+def _grads_after(m, x, h0, lengths, g, ghn=None, mutate=None):
+    """The parameter gradients of one forward and backward pass from zero; ``mutate`` runs
+    between the two (the caller changing its arrays)."""
+    out, _ = m(x, h0, lengths=lengths)
+    m.zero_grad()
+    if mutate is not None:
+        mutate(out)
+    m.backward(g(out), ghn)
+    return [a.copy() for a in m.gradients()]
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+@pytest.mark.parametrize("layout", ["time-major", "batch-first-of-one", "unbatched"])
+def test_backward_uses_the_forward_values_of_arrays_the_caller_changes(cls, layout):
+    """forward kept the caller's own x, h0, c0 and lengths (np.ascontiguousarray returns them
+    when already contiguous): overwriting them (buffer reuse) before backward gave silently
+    wrong gradients, and a NaN written into them raised after the upper layer's gradients were
+    accumulated."""
+    m = cls(2, 3, num_layers=2, bidirectional=True, batch_first=layout != "time-major", rng=0)
+    rng = np.random.default_rng(1)
+    shape, state = {"time-major": ((4, 2, 2), (4, 2, 3)), "batch-first-of-one": ((1, 4, 2),
+                    (4, 1, 3)), "unbatched": ((4, 2), (4, 3))}[layout]
+    x = rng.standard_normal(shape).astype(np.float32)
+    h0, c0 = rng.standard_normal(state).astype(np.float32), rng.standard_normal(state)
+    c0 = c0.astype(np.float32)
+    lengths = np.array([4, 2]) if layout == "time-major" else None
+    lstm = cls is LSTM
+
+    def state_of(h, c):
+        return (h, c) if lstm else h
+
+    def g(out):
+        return np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape)
+
+    want = _grads_after(m, x.copy(), state_of(h0.copy(), c0.copy()),
+                        None if lengths is None else lengths.copy(), g)
+    for value in (5.0, np.nan):
+        def overwrite(out, value=value):
+            for a in (x, h0, c0):
+                a[...] = value
+            if lengths is not None:
+                lengths[...] = lengths[::-1].copy()
+            out[...] = 7.0  # the returned output is not needed either
+
+        xs, hs, cs = x.copy(), h0.copy(), c0.copy()
+        ls = None if lengths is None else lengths.copy()
+        got = _grads_after(m, x, state_of(h0, c0), lengths, g, mutate=overwrite)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        x[...], h0[...], c0[...] = xs, hs, cs
+        if lengths is not None:
+            lengths[...] = ls
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_non_finite_gradients_are_refused_before_any_gradient_changes(cls):
+    """NaN or infinity in grad_out / grad_hn / grad_cn made every parameter gradient NaN with
+    no error; now a ValueError naming it, with all gradients as they were. Padding in grad_out
+    is never read, and may hold anything."""
+    m = cls(2, 3, num_layers=2, bidirectional=True, rng=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 2)).astype(np.float32)
+    lengths = np.array([4, 2])
+    out, hn = m(x, lengths=lengths)
+    lstm = cls is LSTM
+    h = hn[0] if lstm else hn
+    m.backward(np.ones_like(out), (np.ones_like(h), np.ones_like(h)) if lstm else None)
+    before = [a.copy() for a in m.gradients()]
+    assert all(np.any(a != 0) for a in before)
+    for bad in (np.nan, np.inf, -np.inf):
+        go = np.ones_like(out)
+        go[1, 1, 4] = bad
+        with pytest.raises(ValueError, match=r"^grad_out: contains NaN or infinity \(at step 1, "
+                                             r"sequence 1\)"):
+            m.backward(go)
+        gh = np.ones_like(h)
+        gh[3, 0, 1] = bad
+        cases = [("grad_hn", (gh, np.ones_like(h)) if lstm else gh)]
+        if lstm:
+            cases.append(("grad_cn", (np.ones_like(h), gh)))
+        for name, grad_hn in cases:
+            with pytest.raises(ValueError, match=rf"^{name}: contains NaN or infinity"):
+                m.backward(np.ones_like(out), grad_hn)
+        with pytest.raises(ValueError, match=r"^grad_out: value 1e\+300 \(at step 0, sequence 0\) "
+                                             r"does not fit in float32"):
+            m.backward(np.full(out.shape, 1e300))
+    assert all(np.array_equal(a, b) for a, b in zip(m.gradients(), before))
+    go = np.ones_like(out)
+    go[2:, 1] = np.nan  # sequence 1 has 2 steps
+    m.zero_grad()
+    m.backward(go)
+    padded = [a.copy() for a in m.gradients()]
+    m.zero_grad()
+    m.backward(np.ones_like(out))
+    assert all(np.array_equal(a, b) for a, b in zip(m.gradients(), padded))
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_float64_values_too_large_for_a_float32_layer_are_named(cls):
+    """A finite float64 value beyond float32's range became infinity in the cast (NaN outputs,
+    a RuntimeWarning at most); now a ValueError naming x, h0 or c0. Padding is not read."""
+    m = cls(3, 4, rng=0)
+    x = np.zeros((5, 2, 3))
+    x[2, 1, 0] = 1e300
+    with pytest.raises(ValueError, match=r"^x: value 1e\+300 \(at step 2, sequence 1\) does not "
+                                         r"fit in float32 \(the layer's dtype\)"):
+        m(x)
+    out, _ = m(x, lengths=np.array([5, 2]))  # step 2 of sequence 1 is padding
+    assert np.all(np.isfinite(out))
+    good, big = np.zeros((1, 2, 4)), np.full((1, 2, 4), -1e39)
+    lstm = cls is LSTM
+    for name, h0 in [("h0", (big, good) if lstm else big), ("c0", (good, big))][:1 + lstm]:
+        with pytest.raises(ValueError, match=rf"^{name}: value -1e\+39 does not fit in float32"):
+            m(x[:2], h0)
+    assert np.all(np.isfinite(cls(3, 4, dtype=np.float64, rng=0)(x * 1e-300)[0]))
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+@pytest.mark.parametrize("dtype", ["foo", object()])
+def test_an_invalid_dtype_is_named(cls, dtype):
+    """dtype='foo' raised NumPy's 'data type 'foo' not understood', naming no argument."""
+    with pytest.raises(TypeError, match="^dtype: expected float32 or float64, got "):
+        cls(2, 3, dtype=dtype)
+
+
+def test_unbatched_state_errors_show_the_shape_given_and_lists_are_pairs():
+    """For unbatched input the messages showed the internal batch-of-one shape (1, 1, 5), and
+    an LSTM state [h0, c0] (a list) was refused as not being a pair."""
+    m = LSTM(2, 4, rng=0)
+    x = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    h0, c0 = np.full((1, 4), 0.5, np.float32), np.full((1, 4), -0.5, np.float32)
+    with pytest.raises(ValueError, match=r"^c0: expected shape \(1, 4\) for unbatched input, "
+                                         r"got \(1, 5\)$"):
+        m(x, (h0, np.zeros((1, 5))))
+    with pytest.raises(ValueError, match=r"^h0: expected shape \(1, 4\) for unbatched input, "
+                                         r"got \(2, 4\)$"):
+        m(x, (np.zeros((2, 4)), c0))
+    out, (hn, cn) = m(x, [h0, c0])
+    out_t, (hn_t, cn_t) = m(x, (h0, c0))
+    assert np.array_equal(out, out_t) and np.array_equal(hn, hn_t) and np.array_equal(cn, cn_t)
+    with pytest.raises(ValueError, match=r"^grad_cn: expected shape \(1, 4\) for unbatched "
+                                         r"input, got \(1, 5\)$"):
+        m.backward(np.ones_like(out), (np.ones((1, 4)), np.ones((1, 5))))
+    m.zero_grad()
+    dx = m.backward(np.ones_like(out), [np.ones_like(hn), np.ones_like(cn)])
+    m.zero_grad()
+    assert np.array_equal(dx, m.backward(np.ones_like(out), (np.ones_like(hn),
+                                                             np.ones_like(cn))))
+    with pytest.raises(ValueError, match=r"^h0: the LSTM takes a pair \(h0, c0\), got a list "
+                                         r"of 3"):
+        m(x, [h0, c0, c0])
+    with pytest.raises(ValueError, match=r"^h0: expected shape \(1, 2, 4\), got \(1, 4\)"):
+        GRU(2, 4)(x[:, None, :].repeat(2, axis=1), [[0.0] * 4])  # a list is an array here
+
+
+def test_sequence_estimators_do_not_depend_on_the_scale_of_the_data():
+    """The statistics were float32 with an absolute + 1e-8 on the std: X or y of about 1e19 and
+    up overflowed (x_scale_ inf: the model trained on zeros, or predicted inf), and features
+    with a std below about 1e-8 were scaled to about 0. Now float64 statistics, and a scale of
+    1 only where the std is (relatively) zero, as StandardScaler."""
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 6, 2))
+    y = X[:, :, 0].sum(1)
+    yc = (y > np.median(y)).astype(int)
+    kw = dict(epochs=30, hidden_size=8, random_state=0, validation_fraction=0)
+    base = SequenceRegressor(**kw).fit(X, y).score(X, y)
+    base_c = SequenceClassifier(**kw).fit(X, yc).score(X, yc)
+    assert base > 0.95 and base_c > 0.9
+    for s in (1e20, 1e-9, 1e-20):
+        reg = SequenceRegressor(**kw).fit(X * s, y)
+        assert np.all(np.isfinite(reg.x_scale_)) and reg.x_scale_.shape == (2,)
+        assert reg.score(X * s, y) == pytest.approx(base, abs=1e-3), s
+        assert SequenceClassifier(**kw).fit(X * s, yc).score(X * s, yc) == base_c, s
+        reg = SequenceRegressor(**kw).fit(X, y * s)
+        assert reg.y_scale_.shape == (1,) and reg.score(X, y * s) == pytest.approx(base, abs=1e-3)
+        ragged = [x[: 3 + i % 4] * s for i, x in enumerate(X)]
+        assert np.all(np.isfinite(SequenceRegressor(**kw).fit(ragged, y).predict(ragged)))
+    const = X.copy()
+    const[:, :, 1] = 3.0  # a constant feature: centred, scale 1
+    reg = SequenceRegressor(**kw).fit(const, y)
+    assert reg.x_scale_[1] == 1.0 and reg.x_mean_[1] == 3.0
+    with pytest.raises(ValueError, match=r"^X: values too large to standardise \(feature 1"):
+        SequenceRegressor(**kw, dtype="float64").fit(np.c_[X[:, :, :1], X[:, :, 1:] * 1e300],
+                                                     y)
+    with pytest.raises(ValueError, match=r"^y: values too large to standardise \(target 0"):
+        SequenceRegressor(**kw).fit(X, y * 1e307)
+
+
+@pytest.mark.parametrize("labels", ["continuous", "none"])
+def test_sequence_classifier_label_errors_name_y(labels):
+    """Continuous or None labels raised scikit-learn's 'Unknown label type' without naming y
+    (NaN labels: scikit-learn's 'Input y contains NaN', which does)."""
+    from nesy.rnn import SequenceClassifier
+
+    X, y = _toy(n=20, T=3)
+    bad = {"continuous": y, "none": np.array([None, 1] * 10, dtype=object)}[labels]
+    clf = SequenceClassifier(epochs=1)
+    with pytest.raises(ValueError, match="^y: Unknown label type"):
+        clf.fit(X, bad)
+    assert not hasattr(clf, "model_")
+    with pytest.raises(ValueError, match="^Input y contains NaN"):
+        clf.fit(X, np.where(y > 0, 1.0, np.nan))

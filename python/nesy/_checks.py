@@ -43,3 +43,22 @@ def physical_memory_bytes() -> Optional[int]:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):  # no sysconf, or no such name
         return None
+
+
+def check_float_dtype(value: Any, error: type[Exception] = ValueError) -> np.dtype:
+    """The ``dtype`` option as ``np.dtype(float32)`` or ``np.dtype(float64)``.
+
+    Raises ``error`` naming ``dtype`` for anything else, including a name NumPy does not know
+    (its own "data type 'foo' not understood" names no argument), integer or complex dtypes
+    (a cast to them would truncate) and None. Layer constructors pass ``TypeError``; estimators keep
+    scikit-learn's convention, a ``ValueError`` for an invalid option at ``fit``.
+    """
+    try:  # np.dtype(None) is float64: None is refused too (callers treat it first)
+        dt: Optional[np.dtype] = None if value is None else np.dtype(value)
+    except (TypeError, ValueError):
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise error(f"dtype: expected float32 or float64, got "
+                    f"{dt if dt is not None else repr(value)}")
+    assert dt is not None
+    return dt

@@ -47,6 +47,24 @@ def _copy_transposed(src: np.ndarray, dst: np.ndarray) -> None:
             np.copyto(dst[j:j + 64, i:i + 64], src[i:i + 64, j:j + 64].T, casting="unsafe")
 
 
+def _checked_values(key: str, src: np.ndarray, dtype: np.dtype, finite: bool) -> np.ndarray:
+    """``src`` (floating point, loaded into an array of float ``dtype``), cast to ``dtype``
+    when that narrows it. ``ValueError`` naming ``key`` for a finite value the cast would make
+    infinite and, with ``finite`` (a parameter), for NaN or infinity."""
+    if np.finfo(src.dtype).max > np.finfo(dtype).max:
+        with np.errstate(over="ignore"):
+            cast = src.astype(dtype)
+        over = np.isinf(cast) & np.isfinite(src)
+        if over.any():
+            value = src[tuple(np.argwhere(over)[0])]
+            raise ValueError(f"load_state_dict: key {key!r} holds {value:g}, which does not fit "
+                             f"in {dtype} (the dtype of the array it is loaded into)")
+        src = cast
+    if finite and not np.isfinite(src).all():
+        raise ValueError(f"load_state_dict: key {key!r} contains NaN or infinity")
+    return src
+
+
 def _transposed(a: np.ndarray) -> np.ndarray:
     out = np.empty(a.shape[::-1], a.dtype)
     _copy_transposed(a, out)
@@ -335,14 +353,17 @@ class Module:
         TypeError
             ``state`` is not a mapping (the message names ``state``).
         ValueError
-            Naming the key, for a missing or unexpected key, a shape mismatch or a value that is
-            not floating point.
+            Naming the key, for a missing or unexpected key, a shape mismatch, a value that is
+            not floating point, NaN or infinity in a parameter, or a finite value too large
+            for the dtype it is cast to (a float64 1e300 into a float32 parameter or buffer).
+            Buffers may hold NaN and infinity (a mask of -inf), and keep them.
         """
         if not isinstance(state, Mapping) and not (
                 callable(getattr(state, "keys", None)) and hasattr(state, "__getitem__")):
             raise TypeError(f"state: expected a mapping of names to arrays "
                             f"(a state_dict()), got {type(state).__name__}")
         targets = {n: (a, t) for n, a, t in self._state_arrays()}
+        params = {id(p) for _, p, _ in self._named_arrays()}
         keys = list(state.keys())
         if strict:
             missing = [k for k in targets if k not in keys]
@@ -371,6 +392,8 @@ class Module:
                 raise ValueError(
                     f"load_state_dict: key {k!r} has dtype {src.dtype}, expected {dst.dtype}"
                 )
+            if dst.dtype.kind == "f":
+                src = _checked_values(k, src, dst.dtype, finite=id(dst) in params)
             pairs.append((dst, src, transposed))
         for dst, src, transposed in pairs:
             if transposed:

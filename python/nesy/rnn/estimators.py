@@ -56,6 +56,35 @@ def _check_array(a: Any, name: str, est: Any, dtype: Any, **kwargs: Any) -> np.n
         raise type(e)(f"{name}: {e}") from e
 
 
+def _standardisation(A: np.ndarray, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Means and scales of the columns of ``A`` (n_values, n_columns), in float64.
+
+    The scale is the standard deviation, or 1 where it is zero or negligible next to the mean
+    (the bound of scikit-learn's ``StandardScaler`` on the rounding error of the variance):
+    a constant column is only centred, and a column of small values (a std of 1e-9) is scaled
+    like any other, not wiped out by an absolute epsilon. Float64 sums do not overflow where
+    float32 ones would (1e20 squared).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the column (``what`` ``j``), when a mean or standard deviation
+        overflows float64 (values near the float range are finite, but cannot be
+        standardised).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = A.mean(axis=0, dtype=np.float64)
+        var = A.var(axis=0, dtype=np.float64)
+        n, eps = A.shape[0], np.finfo(np.float64).eps
+        constant = var <= n * eps * var + (n * mean * eps) ** 2
+    bad = ~(np.isfinite(mean) & np.isfinite(var))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: values too large to standardise ({what} {j}: its mean or "
+                         "standard deviation overflows float64); rescale it first")
+    return mean, np.where(constant, 1.0, np.sqrt(var))
+
+
 def _check_fraction(value: Any, name: str) -> float:
     """``value`` as a float in ``[0, 1)`` (as ``GraphClassifier``'s fractions)."""
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -292,13 +321,11 @@ class _SequenceEstimator(BaseEstimator):
         as it was, and an unfitted one unfitted."""
         dt = X.dtype
         if lengths is None:
-            x_mean = X.mean(axis=(0, 1))
-            x_scale = X.std(axis=(0, 1)) + dt.type(1e-8)
+            x_mean, x_scale = _standardisation(X.reshape(-1, X.shape[2]), "X", "feature")
             X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=dt)
         else:  # statistics of the sequences' own steps; padding stays 0, the mask appended
             mask = _steps_mask(lengths, X.shape[1])
-            x_mean = X[mask].mean(axis=0)
-            x_scale = X[mask].std(axis=0) + dt.type(1e-8)
+            x_mean, x_scale = _standardisation(X[mask], "X", "feature")
             X = np.concatenate([(X - x_mean) / x_scale * mask[:, :, None], mask[:, :, None]],
                                axis=2).astype(dt)
         rng = np.random.default_rng(self.random_state)
@@ -391,7 +418,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self._check_options()
         self._check_y_given(y)
         Xs, lengths = self._check_X(X, fitting=True)
-        y = _check_array(y, "y", self, Xs.dtype, ensure_2d=False, allow_nd=True)
+        # float64: the targets are standardised before the cast to the network's dtype
+        y = _check_array(y, "y", self, np.float64, ensure_2d=False, allow_nd=True)
         want = 1 if self.output == "last" else 2
         if y.ndim not in (want, want + 1) or y.shape[0] != Xs.shape[0]:
             shape = "(n_samples[, n_targets])" if want == 1 else "(n_samples, n_steps[, n_targets])"
@@ -400,10 +428,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         if self.output == "sequence" and y.shape[1] != Xs.shape[1]:
             raise ValueError(f"y: has {y.shape[1]} steps, X has {Xs.shape[1]}")
         Y = y.reshape(*y.shape[:want], -1)
-        axes = tuple(range(Y.ndim - 1))
-        y_mean = Y.mean(axis=axes)
-        y_scale = Y.std(axis=axes) + Y.dtype.type(1e-8)
-        Ys = ((Y - y_mean) / y_scale).astype(Y.dtype)
+        y_mean, y_scale = _standardisation(Y.reshape(-1, Y.shape[-1]), "y", "target")
+        Ys = ((Y - y_mean) / y_scale).astype(Xs.dtype)
         self._fit(Xs, Ys, Y.shape[-1], MSELoss(),
                   {"_y_ndim": y.ndim, "y_mean_": y_mean, "y_scale_": y_scale}, lengths)
         return self
@@ -444,8 +470,13 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
             y = column_or_1d(y, warn=True)  # DataConversionWarning, as scikit-learn's own
         if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
             raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
-        check_classification_targets(y)  # refuses continuous targets, NaN labels
-        encoder = LabelEncoder().fit(y)
+        try:  # refuses continuous targets, NaN and None labels, mixed types
+            check_classification_targets(y)
+            encoder = LabelEncoder().fit(y)
+        except (TypeError, ValueError) as e:  # scikit-learn's message, named if it is not
+            if re.search(r"(?<!\w)y(?!\w)", str(e)):
+                raise
+            raise type(e)(f"y: {e}") from e
         self._fit(Xs, encoder.transform(y), len(encoder.classes_), CrossEntropyLoss(),
                   {"_encoder": encoder, "classes_": encoder.classes_}, lengths)
         return self

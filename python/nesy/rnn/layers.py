@@ -20,10 +20,32 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_float_dtype
 from nesy.nn import init as _init
 from nesy.nn.module import Module, real_array
 
 State = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+def _private(a: np.ndarray, given: Any, keep: bool) -> np.ndarray:
+    """``a``, made from the caller's ``given``, or, if it is kept for ``backward`` (``keep``),
+    a copy of it where the two may share memory.
+
+    ``forward`` in training mode keeps its inputs for ``backward``, which must see the values
+    of the forward pass even if the caller then changes its array (or reuses it for the next
+    batch). ``np.ascontiguousarray`` returns the caller's own array (or a view of it) when it
+    already has the layout and dtype asked for; an array that a cast or a transposition made
+    is new and is kept without a copy. Inference keeps nothing (``backward`` refuses to run
+    after it), so nothing is copied.
+    """
+    if not keep or given is None or isinstance(given, (list, tuple)):
+        return a  # np.asarray built a new array from the nested sequence
+    return a.copy() if np.may_share_memory(a, np.asarray(given)) else a
+
+
+def _steps_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """``(steps, B)``: true at each sequence's own steps (time-major)."""
+    return np.arange(steps)[:, None] < lengths[None, :]
 
 
 class RNNBase(Module):
@@ -62,9 +84,7 @@ class RNNBase(Module):
                             f"{type(dropout).__name__} {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: must be float32 or float64, got {self.dtype}")
+        self.dtype = check_float_dtype(dtype, TypeError)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional = bool(bidirectional)
@@ -110,25 +130,72 @@ class RNNBase(Module):
             return (*w, g[f"bias_ih_l{layer}{sfx}"], g[f"bias_hh_l{layer}{sfx}"])
         return (*w, None, None)
 
-    def _check_state(self, s: Optional[np.ndarray], name: str, batch: int) -> np.ndarray:
+    def _cast(self, a: np.ndarray, name: str, lengths: Optional[np.ndarray] = None,
+              finite: bool = False, steps: bool = False) -> np.ndarray:
+        """``a`` as a C-contiguous array of the layer's dtype.
+
+        Raises ``ValueError`` naming ``name`` for a finite value too large for that dtype
+        (the cast would make it infinite; float64 into a float32 layer) and, with ``finite``,
+        for NaN or infinity. ``steps``: ``a`` is time-major ``(T, B, ...)``, and the message
+        gives the first bad step and sequence; with ``lengths`` only each sequence's own steps
+        are checked (padding is never read).
+        """
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(a, dtype=self.dtype)
+        narrows = a.dtype.kind == "f" and np.finfo(a.dtype).max > np.finfo(self.dtype).max
+        if not (finite or narrows):
+            return out
+        bad = ~np.isfinite(out)
+        if not bad.any():
+            return out
+        if not finite:  # NaN and infinity given as such: the kernel's check names them
+            bad &= np.isfinite(a)
+        if lengths is not None:
+            bad &= _steps_mask(lengths, out.shape[0]).reshape(out.shape[:2] + (1,) * (a.ndim - 2))
+        if not bad.any():
+            return out
+        first = tuple(np.argwhere(bad)[0])
+        where = f" (at step {first[0]}, sequence {first[1]})" if steps else ""
+        value = a[first]
+        if np.isfinite(value):
+            raise ValueError(f"{name}: value {value:g}{where} does not fit in {self.dtype} (the "
+                             "layer's dtype)")
+        raise ValueError(f"{name}: contains NaN or infinity{where}")
+
+    def _check_state(self, s: Optional[np.ndarray], name: str, batch: int,
+                     finite: bool = False) -> np.ndarray:
+        """State ``s`` (or its gradient), ``(num_layers * D, batch, hidden_size)``, as a
+        C-contiguous array of the layer's dtype (zeros for None); see :meth:`_cast`."""
         shape = (self.num_layers * self._dirs, batch, self.hidden_size)
         if s is None:
             return np.zeros(shape, self.dtype)
         s = real_array(s, name)  # a complex state would lose its imaginary part in the cast
         if s.shape != shape:
             raise ValueError(f"{name}: expected shape {shape}, got {s.shape}")
-        return np.ascontiguousarray(s, dtype=self.dtype)
+        return self._cast(s, name, finite=finite)
 
     def _unbatched_state(self, s: Optional[np.ndarray], name: str) -> Optional[np.ndarray]:
-        """An unbatched state ``(num_layers * D, hidden_size)`` as a batch of one."""
+        """An unbatched state ``(num_layers * D, hidden_size)`` as a batch of one (a view).
+        Messages show the shape given, not that of the batch of one."""
         if s is None:
             return None
-        s = np.asarray(s)
-        if s.ndim != 2:
-            shape = (self.num_layers * self._dirs, self.hidden_size)
+        s = real_array(s, name)
+        shape = (self.num_layers * self._dirs, self.hidden_size)
+        if s.shape != shape:
             raise ValueError(f"{name}: expected shape {shape} for unbatched input, got "
                              f"{s.shape}")
         return s[:, None, :]
+
+    @staticmethod
+    def _pair(s: Any, name: str, what: str) -> tuple[Any, Any]:
+        """An LSTM state (or its gradient) as its two parts: a tuple or list of two, or None."""
+        if s is None:
+            return None, None
+        if isinstance(s, (tuple, list)) and len(s) == 2:
+            return s[0], s[1]
+        got = (f"a {type(s).__name__} of {len(s)}" if isinstance(s, (tuple, list))
+               else f"a single {type(s).__name__}")
+        raise ValueError(f"{name}: the LSTM takes a pair {what}, got {got}")
 
     # -------------------------------------------------------------- forward
     def forward(  # type: ignore[override]
@@ -143,7 +210,7 @@ class RNNBase(Module):
             ``(T, input_size)``.
         h0 : ndarray or (ndarray, ndarray), optional
             Initial state ``(num_layers * D, B, hidden_size)``; for the LSTM a pair
-            ``(h0, c0)``. Zeros when omitted.
+            ``(h0, c0)`` (a tuple or a list of two). Zeros when omitted.
         lengths : array of int, optional
             ``(B,)`` sequence lengths in ``1..T``; positions past a length are padding.
 
@@ -154,7 +221,20 @@ class RNNBase(Module):
             states at every step, 0 at padded positions.
         h_n : ndarray or (ndarray, ndarray)
             Final states ``(num_layers * D, B, hidden_size)``; for the LSTM ``(h_n, c_n)``.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a shape that does not fit, NaN or infinity at a
+            sequence's own steps, or a float64 value too large for a float32 layer.
+
+        Notes
+        -----
+        ``backward`` uses the values of this call: in training mode ``x``, the states and
+        ``lengths`` are kept as copies when they are the caller's own arrays (not when a cast
+        made new ones).
         """
+        x_given = x
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"x: expected a float array, got dtype {x.dtype}")
@@ -172,25 +252,23 @@ class RNNBase(Module):
         if T == 0 or B == 0:
             raise ValueError(f"x: needs at least one time step and one sequence, got shape "
                              f"{given}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
         lstm = self._gates == 4
         if lstm:
-            if h0 is None:
-                h0, c0 = None, None
-            elif isinstance(h0, tuple) and len(h0) == 2:
-                h0, c0 = h0
-            else:
-                raise ValueError("h0: the LSTM takes a pair (h0, c0)")
+            h0, c0 = self._pair(h0, "h0", "(h0, c0)")
+            h0_given, c0_given = h0, c0
             if unbatched:
                 h0, c0 = self._unbatched_state(h0, "h0"), self._unbatched_state(c0, "c0")
-            h0s = self._check_state(h0, "h0", B)
-            c0s: Optional[np.ndarray] = self._check_state(c0, "c0", B)
+            h0s = _private(self._check_state(h0, "h0", B), h0_given, self.training)
+            c0s: Optional[np.ndarray] = _private(self._check_state(c0, "c0", B), c0_given,
+                                                 self.training)
         else:
             if isinstance(h0, tuple):
                 raise ValueError("h0: only the LSTM takes a pair (h0, c0)")
+            h0_given = h0
             if unbatched:
                 h0 = self._unbatched_state(h0, "h0")
-            h0s, c0s = self._check_state(h0, "h0", B), None
+            h0s = _private(self._check_state(h0, "h0", B), h0_given, self.training)
+            c0s = None
         lens = None
         if lengths is not None:
             lens = np.asarray(lengths)
@@ -200,7 +278,10 @@ class RNNBase(Module):
             if bad.size:
                 raise ValueError(f"lengths[{bad[0]}]: must be in 1..={T} (the number of time "
                                  f"steps), got {lens[bad[0]]}")
-            lens = np.ascontiguousarray(lens, dtype=np.int64)
+            lens = _private(np.ascontiguousarray(lens, dtype=np.int64), lengths, self.training)
+        # the kernel refuses NaN and infinity; a float64 value too large for a float32 layer
+        # would become infinity in the cast, and is named here
+        x = _private(self._cast(x, "x", lens, steps=True), x_given, self.training)
 
         hn = np.empty_like(h0s)
         cn = np.empty_like(h0s) if lstm else None
@@ -260,12 +341,19 @@ class RNNBase(Module):
         ndarray
             Gradient w.r.t. ``x`` (same layout as ``x``). Parameter gradients are accumulated;
             the gradient w.r.t. the initial state is kept in ``grad_h0`` (LSTM: ``(dh0, dc0)``).
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a shape that does not fit, or NaN or infinity (at a
+            sequence's own steps). Every argument is checked before the first gradient is
+            accumulated, so a failing call changes no gradient.
         """
         ctx, lens, unbatched, lstm = self._saved()
         if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
             raise RuntimeError("backward() needs the last forward pass to run in training mode "
                                "(call train() before forward)")
-        g = real_array(grad_out, "grad_out").astype(self.dtype, copy=False)
+        g = real_array(grad_out, "grad_out")
         T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
         H = self._dirs * self.hidden_size
         want = (T, H) if unbatched else (B, T, H) if self.batch_first else (T, B, H)
@@ -275,17 +363,20 @@ class RNNBase(Module):
             g = g[:, None, :]
         elif self.batch_first:
             g = g.transpose(1, 0, 2)
+        g = self._cast(g, "grad_out", lens, finite=True, steps=True)
         shape = (self.num_layers * self._dirs, B, self.hidden_size)
-        if lstm and grad_hn is not None and not (isinstance(grad_hn, tuple) and len(grad_hn) == 2):
-            raise ValueError("grad_hn: the LSTM takes a pair (grad_h_n, grad_c_n)")
-        if not lstm and isinstance(grad_hn, tuple):
+        if lstm:
+            ghn, gcn = self._pair(grad_hn, "grad_hn", "(grad_h_n, grad_c_n)")
+        elif isinstance(grad_hn, tuple):
             raise ValueError("grad_hn: only the LSTM takes a pair; pass the gradient of h_n")
-        ghn, gcn = (grad_hn if isinstance(grad_hn, tuple) else (grad_hn, None))
+        else:
+            ghn, gcn = grad_hn, None
         if unbatched:
             ghn = self._unbatched_state(ghn, "grad_hn")
             gcn = self._unbatched_state(gcn, "grad_cn")
-        dhn = self._check_state(ghn, "grad_hn", B)
-        dcn = self._check_state(gcn, "grad_cn", B) if lstm else None
+        dhn = self._check_state(ghn, "grad_hn", B, finite=True)
+        dcn = self._check_state(gcn, "grad_cn", B, finite=True) if lstm else None
+        # everything the caller passed is checked: from here on gradients are accumulated
         dh0 = np.empty(shape, self.dtype)
         dc0 = np.empty(shape, self.dtype) if lstm else None
         H = self.hidden_size
