@@ -831,3 +831,109 @@ def test_edge_index_and_batching_refuse_a_graph_whose_num_nodes_was_changed_by_h
     g.num_nodes = 4  # put back, it is whole again
     np.testing.assert_array_equal(g.edge_index(), ei)
     assert batch_graphs([ok, g]).graph.num_nodes == 6
+
+
+# ---------------------------------------------------------------------- s13 bad-input review
+def test_from_scipy_drops_explicitly_stored_zeros():
+    """A[d, s] != 0 is an edge: a stored 0 (from A - B, A.multiply(mask), data[k] = 0) used to
+    be an edge of weight 0, which changed mean, max, min and the degrees."""
+    A = sp.coo_matrix(([1.0, 0.0], ([0, 0], [1, 2])), shape=(3, 3))
+    x = np.array([[0.0], [-5.0], [7.0]])
+    for m in (A, A.tocsr(), A.tocsc(), sp.csr_array(A)):
+        g = Graph.from_scipy(m)
+        assert g.num_edges == 1 and g.edge_index().tolist() == [[1], [0]]
+        assert aggregate(g, x, "max")[0][0, 0] == -5.0
+        assert aggregate(g, x, "mean")[0][0, 0] == -5.0
+        assert m.nnz == 2  # the caller's matrix keeps its stored zero
+    np.testing.assert_array_equal(A.data, [1.0, 0.0])
+
+
+def test_graph_helper_constructors_name_their_own_argument():
+    """These named edge_weight / edge_index, or gave NumPy's 'inhomogeneous shape'."""
+    bad = sp.csr_matrix(np.array([[0.0, np.nan], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="^matrix: contains NaN or infinity"):
+        Graph.from_scipy(bad)
+    with pytest.raises(TypeError, match="^edges: expected an integer array, got dtype float64"):
+        Graph.from_edge_list([(0.5, 1)])
+    with pytest.raises(ValueError, match=r"^edges: expected pairs \(source, destination\)"):
+        Graph.from_edge_list([(0, 1), (1,)])
+    with pytest.raises(ValueError, match="^edges: node indices must be >= 0"):
+        Graph.from_edge_list([(0, -1)])
+    with pytest.raises(ValueError, match="^edge_weight: expected shape"):  # given as such
+        Graph.from_edge_list([(0, 1)], edge_weight=[1.0, 2.0])
+    assert Graph.from_edge_list([], num_nodes=2).num_nodes == 2
+
+
+def test_aggregate_backward_checks_grad_out_as_aggregate_checks_x():
+    """grad_out was cast without a check: complex lost its imaginary part, object and NaN
+    passed, a string gave NumPy's message, a 0-d value was reported as shape (1,)."""
+    g = Graph(np.array([[0, 1, 2], [1, 2, 0]]))
+    x = np.random.default_rng(0).random((3, 2))
+    go = np.ones((3, 2))
+    nan = go.copy()
+    nan[1, 0] = np.nan
+    for bad, exc, needle in [
+            (go + 1j, TypeError, "^grad_out: expected floats, got dtype complex128"),
+            (go.astype(object), TypeError, "^grad_out: expected floats, got dtype object"),
+            (np.array([["a"] * 2] * 3), TypeError, "^grad_out: expected floats"),
+            (go.astype(np.int64), TypeError, "^grad_out: expected floats"),
+            (nan, ValueError, "^grad_out: contains NaN or infinity"),
+            (np.where(nan == 1, np.inf, 1.0), ValueError, "^grad_out: contains NaN or infinity"),
+            (5.0, ValueError, r"^grad_out: expected shape \(3, 2\), got \(\)$"),
+            (go[:, 0], ValueError, r"^grad_out: expected shape \(3, 2\), got \(3,\)$"),
+            (go[:2], ValueError, r"^grad_out: expected shape \(3, 2\), got \(2, 2\)$")]:
+        with pytest.raises(exc, match=needle):
+            aggregate_backward(g, x, bad)
+    # float32 x: a float64 grad_out beyond float32's range overflows in the cast
+    with pytest.raises(ValueError, match="^grad_out: .*overflow.* float32"):
+        aggregate_backward(g, x.astype(np.float32), np.full((3, 2), 1e300))
+    # still accepted: another float dtype, a list, a non-contiguous array
+    want = aggregate_backward(g, x, go)[0]
+    for ok in (go.astype(np.float32), go.tolist(), np.ones((3, 4))[:, ::2]):
+        np.testing.assert_array_equal(aggregate_backward(g, x, ok)[0], want)
+
+
+def test_aggregate_backward_takes_any_layout_of_an_integer_arg():
+    """A Fortran-ordered or strided arg was refused with 'arg[0]: must be C-contiguous'; one of
+    the wrong shape was reported as missing ('max/min need the forward pass's arg')."""
+    g = Graph(np.array([[0, 1, 2, 2], [1, 2, 0, 1]]))
+    x = np.random.default_rng(1).random((3, 4))
+    go = np.random.default_rng(2).random((3, 4))
+    for reduce in ("max", "min"):
+        _, a = aggregate(g, x, reduce)
+        want = aggregate_backward(g, x, go, reduce, arg=a)[0]
+        wide = np.zeros((3, 8), np.int64)
+        wide[:, ::2] = a
+        for ok in (np.asfortranarray(a), wide[:, ::2], a.astype(np.int32), a.tolist()):
+            np.testing.assert_array_equal(aggregate_backward(g, x, go, reduce, arg=ok)[0], want)
+        with pytest.raises(ValueError, match=r"^arg: expected shape \(3, 4\) \(the arg "
+                                             r"aggregate returned for x\), got \(2, 4\)"):
+            aggregate_backward(g, x, go, reduce, arg=a[:2])
+        with pytest.raises(TypeError, match="^arg: expected integers, got dtype float64"):
+            aggregate_backward(g, x, go, reduce, arg=a.astype(float))
+        with pytest.raises(ValueError, match="^arg: max/min need the forward pass's arg"):
+            aggregate_backward(g, x, go, reduce)
+
+
+def test_aggregate_refuses_graph_weights_that_overflow_the_features_dtype():
+    """Finite float64 weights beyond float32's range became inf in the cast (a RuntimeWarning
+    at most) and gave non-finite sums."""
+    ei = np.array([[0, 1, 2], [1, 2, 0]])
+    g = Graph(ei, edge_weight=np.array([1.0, 1e300, 2.0]))
+    x = np.ones((3, 2), np.float32)
+    for f in (lambda: aggregate(g, x), lambda: aggregate_backward(g, x, np.ones((3, 2))),
+              lambda: aggregate(g, x, edge_weight=np.array([1.0, 1e300, 2.0]))):
+        with pytest.raises(ValueError, match="^edge_weight: .*overflow.*float32"):
+            f()
+    assert aggregate(g, x, use_weights=False)[0].dtype == np.float32
+    assert np.isfinite(aggregate(g, x.astype(np.float64))[0]).all()
+
+
+@pytest.mark.parametrize("graph", ["g", None, np.array([[0, 1], [1, 0]])])
+def test_aggregation_functions_refuse_a_non_graph(graph):
+    """aggregate('g', x) raised AttributeError: 'str' object has no attribute 'indptr'."""
+    x = np.ones((2, 2))
+    for f in (lambda: aggregate(graph, x), lambda: aggregate_backward(graph, x, x),
+              lambda: sddmm(graph, x, x), lambda: edge_softmax(graph, np.ones(2))):
+        with pytest.raises(TypeError, match="^graph: expected a nesy.gnn.Graph, got "):
+            f()

@@ -7,6 +7,8 @@ Mirrors python/nesy/gnn/layers.py and python/nesy/gnn/batch.py.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import reference_gnn as rg
@@ -618,3 +620,180 @@ def test_layers_refuse_a_graph_whose_num_nodes_was_changed_by_hand():
                   GINConv(_mlp(3, 4, 2, np.float32, 0))):
         with pytest.raises(ValueError, match="^graph: num_nodes is 15 but its CSR"):
             layer(g, x)
+
+
+# ---------------------------------------------------------------------- s13 bad-input review
+def test_global_pool_backward_uses_the_batch_of_its_forward():
+    """forward kept the caller's batch array: changing it before backward routed the gradient
+    to other nodes."""
+    x = np.random.default_rng(0).standard_normal((7, 3))
+    batch = np.array([0, 0, 1, 1, 1, 3, 3])
+    up = np.random.default_rng(1).standard_normal((4, 3))
+    for reduce in ("sum", "mean", "max"):
+        pool = GlobalPool(reduce)
+        pool(x, batch.copy(), 4)
+        want = pool.backward(up)
+        b = batch.copy()
+        pool(x, b, 4)
+        b[:] = 0  # the caller reuses its buffer
+        np.testing.assert_array_equal(pool.backward(up), want)
+
+
+def test_readout_backward_refuses_non_finite_grad_out():
+    batch = np.array([0, 0, 1])
+    _, arg = readout(np.ones((3, 2)), batch, 2, "max")
+    for value in (np.nan, np.inf):
+        up = np.ones((2, 2))
+        up[1, 0] = value
+        for reduce in ("sum", "mean", "max"):
+            with pytest.raises(ValueError, match="^grad_out: contains NaN or infinity"):
+                readout_backward(up, batch, reduce, arg)
+
+
+def test_readout_backward_checks_that_every_arg_lies_in_its_own_graph():
+    """An arg of another batch of the same shape silently routed one graph's gradient to a
+    node of another."""
+    x = np.random.default_rng(0).random((7, 3))
+    b = np.array([0, 0, 1, 1, 1, 3, 3])
+    _, arg = readout(x, b, 4, "max")
+    up = np.ones((4, 3))
+    assert readout_backward(up, b, "max", arg).sum() == 9  # 3 graphs with nodes, 3 columns
+    with pytest.raises(ValueError, match=r"^arg\[1, 0\]: row 0 belongs to graph 0, not to "
+                                         r"graph 1"):
+        readout_backward(up, b, "max", np.zeros((4, 3), np.int64))
+    wrong = arg.copy()
+    wrong[2, 1] = 0  # graph 2 has no nodes: its entries must be -1
+    with pytest.raises(ValueError, match=r"^arg\[2, 1\]: row 0 belongs to graph 0, not to "
+                                         r"graph 2"):
+        readout_backward(up, b, "max", wrong)
+
+
+@pytest.mark.parametrize("num_graphs", [1, 3])
+def test_max_readout_of_graphs_without_nodes_is_zero(num_graphs):
+    """No rows but num_graphs >= 1 raised NumPy's IndexError ('index 0 is out of bounds')."""
+    out, arg = readout(np.zeros((0, 3)), np.zeros(0, np.int64), num_graphs, "max")
+    np.testing.assert_array_equal(out, np.zeros((num_graphs, 3)))
+    np.testing.assert_array_equal(arg, np.full((num_graphs, 3), -1))
+    assert readout_backward(np.ones((num_graphs, 3)), np.zeros(0, np.int64), "max",
+                            arg).shape == (0, 3)
+
+
+def test_too_few_rows_of_grad_out_are_named():
+    """readout_backward(grad_out of 3 rows) for a batch of 4 graphs blamed only batch; the
+    pool's backward, whose batch is its forward's, blamed batch too."""
+    b = np.array([0, 0, 1, 3])
+    with pytest.raises(IndexError, match="^batch: graph id 3 is out of range for the 3 rows "
+                                         "of grad_out"):
+        readout_backward(np.ones((3, 2)), b)
+    pool = GlobalPool("max")
+    pool(np.ones((4, 2)), b, 4)
+    for bad in (np.ones((3, 2)), np.ones((4, 1)), np.ones(4)):
+        with pytest.raises(ValueError, match=r"^grad_out: expected the output's shape \(4, 2\), "
+                                             f"got {re.escape(str(bad.shape))}"):
+            pool.backward(bad)
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda: readout(np.ones((2, 3)), np.array([0, 1]), 10**12), "^num_graphs: 1000000000000 "
+     "graphs"),
+    (lambda: readout(np.ones((2, 3)), np.array([0, 10**12])), "^batch: graph id 1000000000000 "
+     "implies 1000000000001 graphs"),
+    (lambda: readout(np.ones((2, 3)), np.array([0, 2**63], np.uint64)), "^batch: graph id "
+     "9223372036854775808"),
+    (lambda: GCNConv(3, 10**12), "^out_features: 1000000000000 "),
+    (lambda: SAGEConv(10**12, 3), "^in_features: 1000000000000 "),
+    (lambda: GATConv(3, 4, heads=10**12), "^heads: 1000000000000 "),
+])
+def test_huge_sizes_are_refused_before_allocating(call, needle):
+    """These ended in NumPy's 'Unable to allocate 7.28 TiB' / 'Maximum allowed dimension
+    exceeded' or a MemoryError, naming no argument."""
+    with pytest.raises(ValueError, match=needle) as err:
+        call()
+    assert type(err.value) is ValueError and "memory" in str(err.value)
+
+
+def test_batch_graphs_refuses_complex_features_and_a_lossy_dtype():
+    """Complex features were stacked as complex (or lost their imaginary part with dtype=),
+    dtype=np.int32 truncated them, float32 overflowed to inf, dtype='foo' was NumPy's message."""
+    g1, g2 = Graph(np.array([[0, 1], [1, 2]]), 3), Graph(np.array([[0], [1]]), 2)
+    rng = np.random.default_rng(0)
+    f1, f2 = rng.random((3, 2)), rng.random((2, 2))
+    for dtype in (None, np.float32):
+        with pytest.raises(TypeError, match=r"^features\[1\]: expected real numbers, got dtype "
+                                            "complex128"):
+            batch_graphs([g1, g2], [f1, f2 + 1j], dtype=dtype)
+    for dtype in (np.int32, "foo", np.complex128, np.float16):
+        with pytest.raises(ValueError, match=r"^dtype: expected float32 or float64, got "):
+            batch_graphs([g1, g2], [f1, f2], dtype=dtype)
+    with pytest.raises(ValueError, match=r"^features\[0\]: a value of magnitude 1e\+300 "
+                                         "overflows float32"):
+        batch_graphs([g1, g2], [f1 * 0 + 1e300, f2], dtype=np.float32)
+    for dtype, want in ((None, np.float64), (np.float32, np.float32), ("float64", np.float64)):
+        gb = batch_graphs([g1, g2], [f1, f2], dtype=dtype)
+        assert gb.x.dtype == want
+        np.testing.assert_allclose(gb.x, np.vstack([f1, f2]), rtol=1e-7)
+    assert batch_graphs([g1, g2], [f1.astype(int), f2.astype(int)]).x.dtype == np.int64
+    assert batch_graphs([], [], dtype=np.float32).x.dtype == np.float32
+
+
+def test_gat_checks_negative_slope_and_dropout():
+    """negative_slope=nan gave NaN outputs, 'a' NumPy's message; dropout='0.5' was accepted,
+    None raised an unnamed TypeError."""
+    for bad, exc in ((float("nan"), ValueError), (np.inf, ValueError), ("a", TypeError),
+                     (None, TypeError), (True, TypeError), (1j, TypeError)):
+        with pytest.raises(exc, match="^negative_slope: expected a finite real number"):
+            GATConv(3, 2, negative_slope=bad)
+    for bad, exc in (("0.5", TypeError), (None, TypeError), (True, TypeError),
+                     (float("nan"), ValueError), (-0.1, ValueError), (1.0, ValueError)):
+        with pytest.raises(exc, match=r"^dropout: expected a (number|probability) in \[0, 1\)"):
+            GATConv(3, 2, dropout=bad)
+    layer = GATConv(3, 2, negative_slope=np.float32(0.1), dropout=np.float64(0.5))
+    assert (layer.negative_slope, layer.dropout) == (pytest.approx(0.1), 0.5)
+    assert GATConv(3, 2, negative_slope=-1, dropout=0).dropout == 0.0
+
+
+def test_gcn_refuses_graph_weights_that_overflow_float32():
+    """A float64 weight beyond float32's range became inf: non-finite outputs."""
+    ei = np.array([[0, 1, 2], [1, 2, 0]])
+    g = Graph(ei, edge_weight=np.array([1.0, 1e300, 1.0]))
+    layer = GCNConv(2, 2, normalize=False, rng=0)
+    with pytest.raises(ValueError, match="^edge_weight: a value of magnitude 1e\\+300 "
+                                         "overflows float32"):
+        layer(g, np.ones((3, 2)))
+    assert np.isfinite(GCNConv(2, 2, normalize=False, dtype=np.float64, rng=0)(
+        g, np.ones((3, 2)))).all()
+
+
+@pytest.mark.parametrize("make", [lambda d: GCNConv(3, 2, dtype=d),
+                                  lambda d: SAGEConv(3, 2, dtype=d),
+                                  lambda d: GATConv(3, 2, dtype=d),
+                                  lambda d: GINConv(_mlp(3, 4, 2, np.float32, 0), dtype=d)])
+def test_layer_dtype_errors_name_dtype(make):
+    """dtype='foo' raised NumPy's "data type 'foo' not understood"."""
+    for bad in ("foo", np.int32, "complex64"):
+        with pytest.raises(TypeError, match="^dtype: expected float32 or float64, got "):
+            make(bad)
+    assert make("float64").dtype == np.float64
+
+
+def test_gin_names_x_when_its_width_does_not_fit_the_mlp():
+    """The MLP's own message ('Dense: x has shape (13, 2), expected (*, 3)') used to escape."""
+    g, _, _ = _graph()
+    layer = GINConv(_mlp(3, 4, 2, np.float64, 0), dtype=np.float64)
+    with pytest.raises(ValueError, match="^x: expected 3 features .*the mlp.*, got 2"):
+        layer(g, np.ones((13, 2)))
+    bare = GINConv(Dense(3, 2, dtype=np.float64, rng=0), dtype=np.float64)
+    with pytest.raises(ValueError, match="^x: expected 3 features .*the mlp.*, got 4"):
+        bare(g, np.ones((13, 4)))
+    assert layer(g, np.ones((13, 3))).shape == (13, 2)
+
+
+def test_a_single_graph_where_a_list_is_expected_is_named():
+    """batch_graphs(graph) raised "TypeError: 'Graph' object is not iterable"."""
+    g = Graph(np.array([[0], [1]]))
+    with pytest.raises(TypeError, match=r"^graphs: expected a sequence of Graphs, got one Graph "
+                                        r"\(wrap it in a list"):
+        batch_graphs(g)
+    with pytest.raises(TypeError, match="^graphs: expected a sequence of Graphs, got one Graph"):
+        iter_batches(g, [np.ones((2, 1))])
+    assert batch_graphs((g, g)).num_graphs == 2

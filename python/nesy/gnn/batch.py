@@ -13,8 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
-from nesy.gnn.graph import Graph, _check_consistent
+from nesy._checks import check_float_dtype, check_int, physical_memory_bytes
+from nesy.gnn.graph import Graph, _check_consistent, _finite_cast
 from nesy.nn.module import Module
 
 __all__ = ["GraphBatch", "batch_graphs", "readout", "readout_backward", "GlobalPool",
@@ -59,7 +59,7 @@ def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = No
     features : sequence of array, optional
         ``features[i]`` of shape ``(graphs[i].num_nodes, n_features)``, the same
         ``n_features`` for all.
-    dtype : numpy dtype, optional
+    dtype : {np.float32, np.float64}, optional
         Of the stacked features (default: NumPy's promotion of the inputs).
 
     Returns
@@ -69,13 +69,16 @@ def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = No
     Raises
     ------
     TypeError
-        An element of ``graphs`` is not a Graph.
+        ``graphs`` is a single Graph, or an element of it is not a Graph; a feature matrix is
+        complex.
     ValueError
         A graph's ``num_nodes`` was changed by hand (it no longer fits its CSR), naming
         ``graphs[i]``; ``features`` has a different length than ``graphs``; a feature matrix
-        has the wrong number of rows or columns, or holds NaN / infinity.
+        has the wrong number of rows or columns, holds NaN / infinity or a value too large for
+        ``dtype``; ``dtype`` is not float32 or float64.
     """
-    graphs = list(graphs)
+    graphs = _graph_list(graphs)
+    dtype = _check_dtype(dtype)
     for i, g in enumerate(graphs):
         if not isinstance(g, Graph):
             raise TypeError(f"graphs[{i}]: expected a nesy.gnn.Graph, got {type(g).__name__}")
@@ -96,7 +99,22 @@ def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = No
     return GraphBatch(Graph(ei, n, w), batch, ptr, x)
 
 
-def _stack_features(graphs: list[Graph], features: Sequence[Any], dtype: Any) -> np.ndarray:
+def _graph_list(graphs: Any) -> list[Graph]:
+    """``graphs`` as a list; a single Graph is refused by name (it is not iterable)."""
+    if isinstance(graphs, Graph):
+        raise TypeError("graphs: expected a sequence of Graphs, got one Graph (wrap it in a "
+                        "list: [graph])")
+    return list(graphs)
+
+
+def _check_dtype(dtype: Any) -> Optional[np.dtype]:
+    """``dtype`` of :func:`batch_graphs`: None, float32 or float64 (an integer dtype would
+    truncate the features)."""
+    return None if dtype is None else check_float_dtype(dtype)
+
+
+def _stack_features(graphs: list[Graph], features: Sequence[Any], dtype: Optional[np.dtype]
+                    ) -> np.ndarray:
     feats = [np.asarray(f) for f in features]
     if len(feats) != len(graphs):
         raise ValueError(f"features: expected one matrix per graph ({len(graphs)}), got "
@@ -110,18 +128,40 @@ def _stack_features(graphs: list[Graph], features: Sequence[Any], dtype: Any) ->
             raise ValueError(f"features[{i}]: has {f.shape[1]} features, features[0] has "
                              f"{width}")
         width = f.shape[1]
+        if np.iscomplexobj(f):  # the cast would drop the imaginary part
+            raise TypeError(f"features[{i}]: expected real numbers, got dtype {f.dtype}")
         if not np.issubdtype(f.dtype, np.number) or not np.all(np.isfinite(f)):
             raise ValueError(f"features[{i}]: expected finite real numbers")
+        if dtype is not None:
+            feats[i] = _finite_cast(f, dtype, f"features[{i}]")
     if not feats:
         return np.zeros((0, 0), dtype or np.float64)
     x = np.concatenate(feats, axis=0)
     return np.ascontiguousarray(x, dtype=dtype or x.dtype)
 
 
-def _segments(batch: Any, n_rows: int, num_graphs: int) -> tuple[np.ndarray, np.ndarray]:
-    b = np.asarray(batch)
+def _check_batch_ids(b: np.ndarray) -> None:
     if b.dtype == bool or not np.issubdtype(b.dtype, np.integer):
         raise TypeError(f"batch: expected integer graph ids, got dtype {b.dtype}")
+
+
+def _check_graph_count(num_graphs: int, n_features: int, itemsize: int, from_ids: bool) -> None:
+    """Refuses, before anything is allocated, a graph count whose output (``num_graphs x
+    n_features``) and segment offsets exceed the machine's memory: a huge id would otherwise
+    end in NumPy's "Unable to allocate 7.28 TiB" naming no argument (as Graph's
+    ``_check_node_count``)."""
+    need = 8 * (num_graphs + 1) + itemsize * num_graphs * max(n_features, 1)
+    mem = physical_memory_bytes()
+    if need > (mem if mem is not None else np.iinfo(np.intp).max):
+        what = (f"batch: graph id {num_graphs - 1} implies {num_graphs} graphs" if from_ids
+                else f"num_graphs: {num_graphs} graphs")
+        raise ValueError(f"{what}, whose readout takes {need / 2**30:.3g} GiB, more than this "
+                         "machine's memory; graph ids must be 0..num_graphs-1")
+
+
+def _segments(batch: Any, n_rows: int, num_graphs: int) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(batch)
+    _check_batch_ids(b)
     if b.shape != (n_rows,):
         raise ValueError(f"batch: expected shape ({n_rows},) (one graph id per row of x), "
                          f"got {b.shape}")
@@ -162,15 +202,20 @@ def readout(x: Any, batch: Any, num_graphs: Optional[int] = None, reduce: str = 
         raise ValueError(f"x: expected a float32/float64 matrix (n_nodes, n_features), got "
                          f"{x.dtype} {x.shape}")
     b = np.asarray(batch)
-    if num_graphs is None:
+    _check_batch_ids(b)
+    from_ids = num_graphs is None
+    if from_ids:
         num_graphs = int(b.max()) + 1 if b.size else 0
-    indptr, indices = _segments(b, x.shape[0], check_int("num_graphs", num_graphs, 0))
+    num_graphs = check_int("num_graphs", num_graphs, 0)
+    _check_graph_count(num_graphs, x.shape[1], x.dtype.itemsize, from_ids)
+    indptr, indices = _segments(b, x.shape[0], num_graphs)
     x = np.ascontiguousarray(x)
     if not _core.all_finite([x]):
         raise ValueError("x: contains NaN or infinity")
     out, arg = _core.gnn_aggregate(indptr, indices, x, reduce, None)
-    if arg is not None:
-        arg = np.where(arg >= 0, indices[np.maximum(arg, 0)], -1)
+    if arg is not None:  # segment positions -> rows of x (no rows: every entry is -1)
+        arg = (np.where(arg >= 0, indices[np.maximum(arg, 0)], -1) if indices.size
+               else np.full_like(arg, -1))
     return out, arg
 
 
@@ -179,7 +224,7 @@ def readout_backward(grad_out: Any, batch: Any, reduce: str = "sum",
     """Gradient of :func:`readout` with respect to ``x``: ``(n_nodes, n_features)``.
 
     Sum copies each graph's gradient to its nodes, mean also divides by the node count, max
-    routes it to the winning row ``arg``.
+    routes it to the winning row ``arg`` (each entry a row of its own graph, or -1).
     """
     if reduce not in READOUTS:
         raise ValueError(f"reduce: expected one of {READOUTS}, got {reduce!r}")
@@ -187,10 +232,17 @@ def readout_backward(grad_out: Any, batch: Any, reduce: str = "sum",
     if g.ndim != 2 or g.dtype not in (np.float32, np.float64):
         raise ValueError(f"grad_out: expected a float32/float64 matrix (num_graphs, "
                          f"n_features), got {g.dtype} {g.shape}")
+    g = np.ascontiguousarray(g)
+    if not _core.all_finite([g]):
+        raise ValueError("grad_out: contains NaN or infinity")
     b = np.asarray(batch)
     if b.ndim != 1:
         raise ValueError(f"batch: expected shape (n_nodes,) (one graph id per node), got "
                          f"{b.shape}")
+    _check_batch_ids(b)
+    if b.size and b.min() >= 0 and b.max() >= g.shape[0]:  # too few rows, or a wrong id
+        raise IndexError(f"batch: graph id {int(b.max())} is out of range for the "
+                         f"{g.shape[0]} rows of grad_out (one per graph)")
     _segments(b, b.shape[0], g.shape[0])  # integer graph ids, each in range
     if reduce == "sum":
         return g[b]
@@ -205,8 +257,15 @@ def readout_backward(grad_out: Any, batch: Any, reduce: str = "sum",
             arg.size and (arg.min() < -1 or arg.max() >= b.size)):
         raise ValueError(f"arg: expected the row ids returned by readout (-1 or in "
                          f"[0, {b.size})), got dtype {arg.dtype}")
-    out = np.zeros((b.size, g.shape[1]), g.dtype)
     gid, col = np.nonzero(arg >= 0)
+    home = b[arg[gid, col]]
+    stray = np.flatnonzero(home != gid)
+    if stray.size:  # an arg of another batch: it would route gradients across graphs
+        k = stray[0]
+        raise ValueError(f"arg[{gid[k]}, {col[k]}]: row {arg[gid[k], col[k]]} belongs to graph "
+                         f"{home[k]}, not to graph {gid[k]}; pass the arg readout returned for "
+                         "this batch")
+    out = np.zeros((b.size, g.shape[1]), g.dtype)
     out[arg[gid, col], col] = g[gid, col]  # one winner per (graph, feature): no collisions
     return out
 
@@ -228,11 +287,15 @@ class GlobalPool(Module):
     def forward(self, x: Any, batch: Any, num_graphs: Optional[int] = None  # type: ignore[override]
                 ) -> np.ndarray:
         out, arg = readout(x, batch, num_graphs, self.reduce)
-        self._save(np.asarray(batch), arg)
+        # A copy: the caller may reuse its batch array before backward.
+        self._save(np.array(batch, dtype=np.int64), arg, out.shape)
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        batch, arg = self._saved()
+        batch, arg, shape = self._saved()
+        if np.shape(grad_out) != shape:
+            raise ValueError(f"grad_out: expected the output's shape {shape}, got "
+                             f"{np.shape(grad_out)}")
         return readout_backward(grad_out, batch, self.reduce, arg)
 
     def extra_repr(self) -> str:
@@ -248,6 +311,7 @@ def iter_batches(graphs: Sequence[Graph], features: Sequence[Any], batch_size: i
     ``batch_size`` and the lengths of ``graphs`` and ``features`` are checked when it is
     called, not at the first batch."""
     size = check_int("batch_size", batch_size, 1)
+    graphs = _graph_list(graphs)
     if len(features) != len(graphs):
         raise ValueError(f"features: expected one matrix per graph ({len(graphs)}), got "
                          f"{len(features)}")

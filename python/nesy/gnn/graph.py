@@ -92,28 +92,43 @@ class Graph:
     @classmethod
     def from_edge_list(cls, edges: Any, num_nodes: Optional[int] = None,
                        edge_weight: Optional[Any] = None) -> Graph:
-        """From ``[(source, destination), ...]``."""
-        e = np.asarray(edges)
+        """From ``[(source, destination), ...]``. Errors about the ids name ``edges``."""
+        try:
+            e = np.asarray(edges)
+        except ValueError:  # ragged: NumPy's "inhomogeneous shape"
+            raise ValueError("edges: expected pairs (source, destination), got sequences of "
+                             "different lengths") from None
         if e.size == 0:
             e = np.zeros((0, 2), np.int64)
         if e.ndim != 2 or e.shape[1] != 2:
             raise ValueError(f"edges: expected pairs (source, destination), got shape {e.shape}")
-        return cls(e.T, num_nodes, edge_weight)
+        try:
+            return cls(e.T, num_nodes, edge_weight)
+        except (TypeError, ValueError, IndexError) as exc:  # the transpose is ours: name edges
+            msg = str(exc)
+            if not msg.startswith("edge_index: "):
+                raise
+            raise type(exc)("edges: " + msg.removeprefix("edge_index: ")) from None
 
     @classmethod
     def from_scipy(cls, matrix: Any) -> Graph:
         """From a SciPy sparse matrix ``A`` where ``A[d, s] != 0`` is an edge ``s -> d`` with
-        weight ``A[d, s]`` (rows are destinations, so ``A @ x`` is the weighted sum)."""
+        weight ``A[d, s]`` (rows are destinations, so ``A @ x`` is the weighted sum).
+        Explicitly stored zeros are no edges (``matrix`` itself is left as it is); duplicate
+        entries are kept as parallel edges."""
         if not hasattr(matrix, "tocoo"):
             raise TypeError(f"matrix: expected a SciPy sparse matrix, got "
                             f"{type(matrix).__name__}")
-        coo = matrix.tocoo()
+        coo = matrix.tocoo(copy=True)  # a COO input would otherwise be its own tocoo()
         if coo.dtype.kind not in "biuf":  # a complex weight would lose its imaginary part
             raise TypeError(f"matrix: expected real values, got dtype {coo.dtype}")
         if coo.shape[0] != coo.shape[1]:
             raise ValueError(f"matrix: expected a square adjacency, got shape {coo.shape}")
-        return cls(np.vstack([coo.col, coo.row]), coo.shape[0],
-                   np.asarray(coo.data, dtype=np.float64))
+        coo.eliminate_zeros()
+        w = np.asarray(coo.data, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("matrix: contains NaN or infinity")
+        return cls(np.vstack([coo.col, coo.row]), coo.shape[0], w)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -214,7 +229,7 @@ class Graph:
             return self
         out = object.__new__(Graph)
         out.__dict__.update(self.__dict__)
-        out.edge_weight = np.ascontiguousarray(self.edge_weight, dtype=dtype)
+        out.edge_weight = _finite_cast(self.edge_weight, dtype, "edge_weight", known_finite=True)
         return out
 
     def __repr__(self) -> str:
@@ -241,8 +256,12 @@ def _check_node_count(num_nodes: int, from_ids: bool) -> None:
 
 
 def _check_consistent(graph: Graph) -> None:
-    """``graph.num_nodes`` agrees with its CSR (``len(indptr) - 1``): an attribute assigned by
-    hand would otherwise make the kernels read the features of another node count."""
+    """``graph`` is a :class:`Graph` (TypeError naming ``graph``, not an AttributeError from
+    inside) and ``graph.num_nodes`` agrees with its CSR (``len(indptr) - 1``): an attribute
+    assigned by hand would otherwise make the kernels read the features of another node
+    count."""
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}")
     rows = np.shape(graph.indptr)[0] - 1 if np.ndim(graph.indptr) == 1 else None
     if rows is None or graph.num_nodes != rows:
         raise ValueError(f"graph: num_nodes is {graph.num_nodes!r} but its CSR (indptr) has "
@@ -263,19 +282,36 @@ def _check_x(graph: Graph, x: Any, check_finite: bool = True) -> np.ndarray:
     return x
 
 
+def _finite_cast(a: Any, dtype: Any, name: str, known_finite: bool = False) -> np.ndarray:
+    """``a`` as a C-contiguous ``dtype`` array, checked to be finite after the cast: a
+    ValueError naming ``name`` for NaN or infinity, or for a value too large for ``dtype``
+    (float64 beyond float32's range would silently become infinity). ``known_finite``: ``a``
+    was checked before (a graph's weights), so only a narrowing cast needs the pass."""
+    a = np.asarray(a)
+    if known_finite and a.dtype == dtype:
+        return np.ascontiguousarray(a)
+    with np.errstate(over="ignore"):  # refused below, with the name
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if _core.all_finite([out]):
+        return out
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    top = float(np.max(np.abs(a)))
+    raise ValueError(f"{name}: a value of magnitude {top:.3g} overflows {out.dtype} (largest "
+                     f"{float(np.finfo(out.dtype).max):.3g})")
+
+
 def _edge_array(graph: Graph, a: Any, name: str, dtype: np.dtype, ndim: tuple[int, ...] = (1, 2)
                 ) -> np.ndarray:
     """A per-edge array ``(n_edges,)`` or ``(n_edges, heads)`` in CSR order, finite."""
+    _check_consistent(graph)
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
         raise TypeError(f"{name}: expected floats, got dtype {a.dtype}")
     if a.ndim not in ndim or a.shape[0] != graph.num_edges:
         raise ValueError(f"{name}: expected shape ({graph.num_edges},) or ({graph.num_edges}, "
                          f"heads) for a graph of {graph.num_edges} edges, got {a.shape}")
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if not _core.all_finite([a]):
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return a
+    return _finite_cast(a, dtype, name)
 
 
 def _weights(graph: Graph, x: np.ndarray, use_weights: bool,
@@ -288,7 +324,7 @@ def _weights(graph: Graph, x: np.ndarray, use_weights: bool,
         return w
     if not use_weights or graph.edge_weight is None:
         return None
-    return np.ascontiguousarray(graph.edge_weight, dtype=x.dtype)
+    return _finite_cast(graph.edge_weight, x.dtype, "edge_weight", known_finite=True)
 
 
 def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = True,
@@ -341,14 +377,47 @@ def aggregate_backward(graph: Graph, x: Any, grad_out: Any, reduce: str = "sum",
     """Gradients of :func:`aggregate`: ``(grad_x, grad_weight)``; ``grad_weight`` (in CSR edge
     order, shaped as the weights: ``(n_edges,)`` or ``(n_edges, heads)``) only with
     ``weight_grad``. A gather over the transposed graph: no atomics, the same result for any
-    thread count. ``check_finite`` as in :func:`aggregate` (the test over ``x``)."""
+    thread count. ``check_finite`` as in :func:`aggregate` (the test over ``x``).
+
+    ``grad_out`` (the output's shape, floats) is checked as ``x`` is: a TypeError or
+    ValueError naming it for another dtype or shape, a value too large for ``x``'s dtype and,
+    unless ``check_finite`` is false, NaN or infinity. ``arg`` is the max/min forward's (any
+    integer dtype and memory layout; sum and mean ignore it)."""
     if reduce not in REDUCES:
         raise ValueError(f"reduce: expected one of {REDUCES}, got {reduce!r}")
     x = _check_x(graph, x, check_finite)
-    g = np.ascontiguousarray(grad_out, dtype=x.dtype)
+    want = (graph.num_nodes, x.shape[1])
+    g = np.asarray(grad_out)
+    if not np.issubdtype(g.dtype, np.floating):
+        raise TypeError(f"grad_out: expected floats, got dtype {g.dtype}")
+    if g.shape != want:
+        raise ValueError(f"grad_out: expected shape {want}, got {g.shape}")
+    if check_finite:
+        g = _finite_cast(g, x.dtype, "grad_out")
+    else:  # as for x: the caller vouches for finite values, only the cast is checked
+        g = _finite_cast(g, x.dtype, "grad_out", known_finite=True)
+    if reduce in ("max", "min") and arg is not None:
+        arg = _check_arg(arg, want)
+    else:
+        arg = None  # sum and mean do not read it
     return _core.gnn_aggregate_backward(
         graph.indptr, graph.indices, graph.t_indptr, graph.t_indices, graph.perm, x, g, reduce,
         _weights(graph, x, use_weights, edge_weight), arg, weight_grad)
+
+
+def _check_arg(arg: Any, want: tuple[int, int]) -> np.ndarray:
+    """The ``arg`` of a max/min :func:`aggregate` as the C-contiguous int64 array the kernel
+    takes (any integer dtype and layout); the kernel checks every entry against the graph."""
+    a = np.asarray(arg)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"arg: expected integers, got dtype {a.dtype}")
+    if a.shape != want:
+        raise ValueError(f"arg: expected shape {want} (the arg aggregate returned for x), got "
+                         f"{a.shape}")
+    if a.size and a.dtype == np.uint64 and int(a.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"arg: {int(a.max())} is not an edge of the graph; pass the arg of "
+                         "the forward pass")
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 SDDMM_OPS = ("add", "dot")

@@ -17,19 +17,19 @@ after it was passed to a layer (build a new one instead).
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
+from nesy._checks import check_float_dtype, check_int, physical_memory_bytes
 from nesy.gnn import graph as _g
 from nesy.gnn.graph import Graph
 from nesy.gnn.sparse import SparseFeatures, densify, matmul, t_matmul
 from nesy.nn import init as _init
 from nesy.nn.activations import leaky_relu, leaky_relu_backward
-from nesy.nn.layers import _float_dtype
+from nesy.nn.layers import Sequential
 from nesy.nn.module import Module
 
 __all__ = ["GCNConv", "SAGEConv", "GINConv", "GATConv", "check_node_input"]
@@ -83,17 +83,40 @@ def _sizes(in_features: int, out_features: int) -> tuple[int, int]:
     return check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)
 
 
+def _conv_dtype(dtype: Any) -> np.dtype:
+    """The ``dtype`` option as float32 or float64; TypeError naming ``dtype`` otherwise."""
+    return check_float_dtype(dtype, TypeError)
+
+
+def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, sizes: dict[str, int]) -> None:
+    """Refuses, before allocating, a weight larger than the machine's memory (a MemoryError or
+    NumPy's 'array is too big' would name no argument); the error names the largest of
+    ``sizes``, the arguments the shape was made of."""
+    need = math.prod(shape) * dtype.itemsize
+    mem = physical_memory_bytes()
+    if need > (mem if mem is not None else np.iinfo(np.intp).max):
+        name = max(sizes, key=lambda k: sizes[k])
+        raise ValueError(f"{name}: {sizes[name]} makes a weight of shape {shape} that takes "
+                         f"{need / 2**30:.3g} GiB, more than this machine's memory")
+
+
 class _Conv(Module):
     """Shared plumbing: dtype, initialiser, the per-graph cache, the input-grad switch and the
     check of ``grad_out``."""
 
     def _setup(self, dtype: Any, rng: _init.RngLike, input_grad: bool) -> np.random.Generator:
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _conv_dtype(dtype)
         self.input_grad = bool(input_grad)
         object.__setattr__(self, "_cache", (None, None))
         return np.random.default_rng(rng)
 
-    def _glorot(self, name: str, shape: tuple[int, ...], rng: np.random.Generator) -> None:
+    def _glorot(self, name: str, shape: tuple[int, ...], rng: np.random.Generator,
+                sizes: Optional[dict[str, int]] = None) -> None:
+        """A Glorot-uniform parameter; ``sizes`` (the arguments ``shape`` came from) are named
+        when it would not fit in memory (default: in_features and out_features)."""
+        if sizes is None:
+            sizes = {"in_features": self.in_features, "out_features": self.out_features}
+        _check_weight_size(shape, self.dtype, sizes)
         self.register_parameter(name, _init.glorot_uniform(shape, rng, self.dtype))
 
     def _cached(self, graph: Graph, build: Any) -> Graph:
@@ -347,7 +370,12 @@ class GINConv(_Conv):
         self.mlp = mlp
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
-        x = densify(check_node_input(graph, x, None, self.dtype))
+        width = _mlp_in_features(self.mlp)
+        x = check_node_input(graph, x, None, self.dtype)
+        if width is not None and x.shape[1] != width:  # named here, not by the MLP's layer
+            raise ValueError(f"x: expected {width} features (the input of the mlp), got "
+                             f"{x.shape[1]}")
+        x = densify(x)
         eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)  # type: ignore[index]
         h = _g._layer_aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
@@ -369,6 +397,15 @@ class GINConv(_Conv):
 
     def extra_repr(self) -> str:
         return f"train_eps={self.train_eps}"
+
+
+def _mlp_in_features(mlp: Module) -> Optional[int]:
+    """The input width of ``mlp`` when it says (a Dense, or a Sequential starting with one),
+    else None."""
+    while isinstance(mlp, Sequential) and len(mlp):
+        mlp = next(iter(mlp))
+    n = getattr(mlp, "in_features", None)
+    return int(n) if isinstance(n, Integral) and not isinstance(n, bool) else None
 
 
 def _with_self_loops(graph: Graph) -> Graph:
@@ -423,7 +460,16 @@ class GATConv(_Conv):
         super().__init__()
         self.in_features, self.out_features = _sizes(in_features, out_features)
         heads = check_int("heads", heads, 1)
-        if not 0.0 <= float(dropout) < 1.0:
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, Real):
+            raise TypeError(f"negative_slope: expected a finite real number, got "
+                            f"{type(negative_slope).__name__} {negative_slope!r}")
+        if not math.isfinite(negative_slope):
+            raise ValueError(f"negative_slope: expected a finite real number, got "
+                             f"{negative_slope!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, Real):
+            raise TypeError(f"dropout: expected a number in [0, 1), got "
+                            f"{type(dropout).__name__} {dropout!r}")
+        if not 0.0 <= float(dropout) < 1.0:  # NaN too
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout}")
         self.heads, self.concat = int(heads), bool(concat)
         self.negative_slope, self.dropout = float(negative_slope), float(dropout)
@@ -431,7 +477,9 @@ class GATConv(_Conv):
         gen = self._setup(dtype, rng, input_grad)
         self.rng = gen
         hf = self.heads * self.out_features
-        self._glorot("weight", (self.in_features, hf), gen)
+        self._glorot("weight", (self.in_features, hf), gen,
+                     {"in_features": self.in_features, "out_features": self.out_features,
+                      "heads": self.heads})
         self._glorot("att_src", (self.heads, self.out_features), gen)
         self._glorot("att_dst", (self.heads, self.out_features), gen)
         if bias:

@@ -25,8 +25,15 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nesy._checks import check_int
-from nesy.gnn.batch import READOUTS, GlobalPool, GraphBatch, batch_graphs, iter_batches
+from nesy._checks import check_float_dtype, check_int
+from nesy.gnn.batch import (
+    READOUTS,
+    GlobalPool,
+    GraphBatch,
+    _graph_list,
+    batch_graphs,
+    iter_batches,
+)
 from nesy.gnn.graph import Graph
 from nesy.gnn.layers import GATConv, GCNConv, GINConv, SAGEConv, check_node_input
 from nesy.gnn.sparse import SparseFeatures
@@ -229,15 +236,19 @@ def _check_fraction(value: float, name: str, upper: float = 1.0) -> float:
 
 
 def _check_dtype(value: Any) -> np.dtype:
-    """The ``dtype`` option as np.float32 or np.float64 (the error names ``dtype``, not NumPy's
-    'data type not understood' or an internal array)."""
+    """The ``dtype`` option as np.float32 or np.float64 (ValueError naming ``dtype``)."""
+    return check_float_dtype(value)
+
+
+def _label_encoder(y: Any) -> LabelEncoder:
+    """A LabelEncoder fitted on the class labels ``y``, after scikit-learn's check of them; its
+    messages ("Unknown label type: continuous", mixed strings and numbers) name no argument,
+    so they are prefixed with ``y``."""
     try:
-        dt = np.dtype(value)
-    except TypeError:
-        dt = None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype: expected np.float32 or np.float64, got {value!r}")
-    return dt
+        check_classification_targets(y)
+        return LabelEncoder().fit(y)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"y: {exc}") from None
 
 
 def _check_readout(value: Any) -> None:
@@ -420,8 +431,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         if not tr.any():
             raise ValueError("train_mask: selects no node")
         va = None if val_mask is None else _check_mask(val_mask, n, "val_mask")
-        check_classification_targets(y[tr])
-        enc = LabelEncoder().fit(y[tr])
+        enc = _label_encoder(y[tr])
         y_tr = enc.transform(y[tr])
         y_va = None
         if va is not None and va.any():
@@ -459,7 +469,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
             t0 = time.perf_counter()
             model.train()
             model.zero_grad()
-            out = model.forward(graph, x)
+            out = _forward(model, graph, x, epoch)
             loss = loss_fn(out[tr], y_tr)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss ({loss}) at epoch {epoch}")
@@ -468,7 +478,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
             model.backward(grad)
             opt.step(grads)
             model.eval()
-            out = model.forward(graph, x)
+            out = _forward(model, graph, x, epoch)
             logs = {"loss": loss, "accuracy": float(np.mean(out[tr].argmax(1) == y_tr))}
             if y_va is not None:
                 logs["val_loss"] = _masked_loss(eval_loss, out[va], y_va)
@@ -504,6 +514,22 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         if not m.any():
             raise ValueError("mask: selects no node")
         return float(np.mean(pred[m] == y[m]))
+
+
+def _forward(model: Module, graph: Any, x: Any, epoch: int) -> np.ndarray:
+    """``model.forward(graph, x)`` during training. The features were checked to be finite,
+    so a non-finite value found by a layer's or the readout's check of its input is an
+    activation that overflowed: the training diverged. Said so (as for a non-finite loss),
+    not as the layer's "x: contains NaN or infinity", which reads as if the user's X were
+    bad."""
+    try:
+        return model.forward(graph, x)
+    except ValueError as exc:
+        if "contains NaN or infinity" not in str(exc):
+            raise
+        raise FloatingPointError(f"non-finite activations at epoch {epoch}: the training "
+                                 "diverged (lower learning_rate), or the features are too "
+                                 "large for the network's dtype") from exc
 
 
 def _masked_loss(loss_fn: CrossEntropyLoss, logits: np.ndarray, labels: np.ndarray) -> float:
@@ -623,7 +649,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _inputs(self, graphs: Any, X: Any, fitting: bool) -> tuple[list[Graph], list[np.ndarray]]:
-        graphs = list(graphs)
+        graphs = _graph_list(graphs)
         X = list(X)
         if len(X) != len(graphs):
             raise ValueError(f"X: expected one feature matrix per graph ({len(graphs)}), got "
@@ -657,8 +683,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         if y.shape != (len(graphs),):
             raise ValueError(f"y: expected one label per graph, shape ({len(graphs)},), got "
                              f"{y.shape}")
-        check_classification_targets(y)
-        enc = LabelEncoder().fit(y)
+        enc = _label_encoder(y)
         labels = enc.transform(y).astype(np.int64)
         frac = _check_fraction(self.validation_fraction, "validation_fraction")
         rng = np.random.default_rng(self.random_state)
@@ -700,14 +725,19 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
             total = 0.0
             for idx, gb in iter_batches(tr_graphs, tr_feats, self.batch_size, rng=rng):
                 model.zero_grad()
-                out = model.forward(gb, gb.x)
-                total += float(loss_fn(out, labels[tr[idx]])) * len(idx)
+                out = _forward(model, gb, gb.x, epoch)
+                loss = float(loss_fn(out, labels[tr[idx]]))
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss ({loss}) at epoch "
+                                             f"{epoch}: the training diverged (lower "
+                                             "learning_rate)")
+                total += loss * len(idx)
                 model.backward(loss_fn.backward())
                 opt.step(grads)
             logs = {"loss": total / max(len(tr), 1)}
             if val_batch is not None:
                 model.eval()
-                out = model.forward(val_batch, val_batch.x)
+                out = _forward(model, val_batch, val_batch.x, epoch)
                 logs["val_loss"] = float(CrossEntropyLoss()(out, y_val))
                 logs["val_accuracy"] = float(np.mean(out.argmax(1) == y_val))
                 best.update(epoch, logs["val_accuracy"], logs["val_loss"])
