@@ -143,11 +143,9 @@ class RNNBase(Module):
         with np.errstate(over="ignore"):
             out = np.ascontiguousarray(a, dtype=self.dtype)
         narrows = a.dtype.kind == "f" and np.finfo(a.dtype).max > np.finfo(self.dtype).max
-        if not (finite or narrows):
+        if not (finite or narrows) or _core.all_finite([out]):  # one vectorised pass
             return out
         bad = ~np.isfinite(out)
-        if not bad.any():
-            return out
         if not finite:  # NaN and infinity given as such: the kernel's check names them
             bad &= np.isfinite(a)
         if lengths is not None:
