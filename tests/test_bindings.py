@@ -34,3 +34,14 @@ def test_an_element_of_a_list_argument_is_named_with_its_position():
     with pytest.raises(ValueError, match=r"^xs\[0\] and xs\[1\] share memory"):
         _core.scale([a, a[2:]], 2.0)
     assert (a == 1).all()  # nothing written before the checks failed
+
+
+def test_a_non_contiguous_parameter_of_the_meta_kernel_is_named_with_its_position():
+    W1, b1 = np.zeros((2, 3, 4), np.float32), np.zeros((2, 4), np.float32)
+    W2, b2 = np.zeros((2, 4, 1), np.float32), np.zeros((2, 1), np.float32)
+    x, y = np.zeros((2, 5, 3), np.float32), np.zeros((2, 5, 1), np.float32)
+    W2f = np.zeros((2, 4, 2), np.float32)[:, :, :1]  # (2, 4, 1), not C-contiguous
+    assert not W2f.flags.c_contiguous
+    with pytest.raises(ValueError, match=r"^params\[2\]: must be C-contiguous"):
+        _core.meta_mlp_loss_grad([W1, b1, W2f, b2], x, y, ["relu", "identity"])
+    _core.meta_mlp_loss_grad([W1, b1, W2, b2], x, y, ["relu", "identity"])

@@ -64,14 +64,15 @@ def test_graph_and_kge_refuse_ids_beyond_memory_with_one_exception_type(monkeypa
     assert Graph(np.array([[9], [0]])).num_nodes == 10  # 16 * 11 bytes fit
 
 
-@pytest.mark.parametrize("value", ["float32", np.float64, np.dtype("f4"), "f8"])
+@pytest.mark.parametrize("value", ["float32", np.float64, np.dtype("f4"), "f8", None])
 def test_check_float_dtype_accepts_both_float_widths(value):
     from nesy._checks import check_float_dtype
 
     assert check_float_dtype(value) in (np.float32, np.float64)
+    assert check_float_dtype(None) == np.float64  # as np.dtype(None), and as before the check
 
 
-@pytest.mark.parametrize("value", ["foo", np.int32, np.complex64, np.float16, object(), None])
+@pytest.mark.parametrize("value", ["foo", np.int32, np.complex64, np.float16, object()])
 def test_check_float_dtype_names_dtype_with_the_error_type_asked_for(value):
     from nesy._checks import check_float_dtype
 

@@ -937,3 +937,27 @@ def test_aggregation_functions_refuse_a_non_graph(graph):
               lambda: sddmm(graph, x, x), lambda: edge_softmax(graph, np.ones(2))):
         with pytest.raises(TypeError, match="^graph: expected a nesy.gnn.Graph, got "):
             f()
+
+
+def test_unchecked_backward_casts_grad_out_without_testing_for_nan():
+    # check_finite=False: NaN in grad_out is the caller's, also when grad_out needs a cast;
+    # an overflow of the cast is still named.
+    g = Graph(np.array([[0, 1, 2], [1, 2, 0]]))
+    x = np.ones((3, 2), np.float32)
+    go = np.ones((3, 2))  # float64: cast to float32
+    go[0, 0] = np.nan
+    gx, _ = aggregate_backward(g, x, go, check_finite=False)
+    assert np.isnan(gx).any()
+    with pytest.raises(ValueError, match="grad_out: contains NaN"):
+        aggregate_backward(g, x, go)
+    go[0, 0] = 1e300
+    for check in (True, False):
+        with pytest.raises(ValueError, match="grad_out: a value of magnitude 1e\\+300 overflows"):
+            aggregate_backward(g, x, go, check_finite=check)
+
+
+def test_gat_takes_zero_dimensional_arrays_as_numbers():
+    from nesy.gnn import GATConv
+
+    layer = GATConv(3, 2, negative_slope=np.array(0.1), dropout=np.float32(0.25))
+    assert layer.negative_slope == pytest.approx(0.1) and layer.dropout == 0.25

@@ -49,12 +49,13 @@ def check_float_dtype(value: Any, error: type[Exception] = ValueError) -> np.dty
     """The ``dtype`` option as ``np.dtype(float32)`` or ``np.dtype(float64)``.
 
     Raises ``error`` naming ``dtype`` for anything else, including a name NumPy does not know
-    (its own "data type 'foo' not understood" names no argument), integer or complex dtypes
-    (a cast to them would truncate) and None. Layer constructors pass ``TypeError``; estimators keep
-    scikit-learn's convention, a ``ValueError`` for an invalid option at ``fit``.
+    (its own "data type 'foo' not understood" names no argument) and integer or complex dtypes
+    (a cast to them would truncate). None means float64, as for ``np.dtype``. Layer
+    constructors pass ``TypeError``; estimators keep scikit-learn's convention, a
+    ``ValueError`` for an invalid option at ``fit``.
     """
-    try:  # np.dtype(None) is float64: None is refused too (callers treat it first)
-        dt: Optional[np.dtype] = None if value is None else np.dtype(value)
+    try:  # None is float64, as np.dtype(None) (and these options before this check)
+        dt: Optional[np.dtype] = np.dtype(value)
     except (TypeError, ValueError):
         dt = None
     if dt not in (np.float32, np.float64):

@@ -286,7 +286,9 @@ def _finite_cast(a: Any, dtype: Any, name: str, known_finite: bool = False) -> n
     """``a`` as a C-contiguous ``dtype`` array, checked to be finite after the cast: a
     ValueError naming ``name`` for NaN or infinity, or for a value too large for ``dtype``
     (float64 beyond float32's range would silently become infinity). ``known_finite``: ``a``
-    was checked before (a graph's weights), so only a narrowing cast needs the pass."""
+    was checked before (a graph's weights) or the caller vouches for it (``check_finite=False``):
+    only a narrowing cast needs the pass, and only finite values it makes infinite are
+    refused."""
     a = np.asarray(a)
     if known_finite and a.dtype == dtype:
         return np.ascontiguousarray(a)
@@ -294,9 +296,12 @@ def _finite_cast(a: Any, dtype: Any, name: str, known_finite: bool = False) -> n
         out = np.ascontiguousarray(a, dtype=dtype)
     if _core.all_finite([out]):
         return out
-    if not np.all(np.isfinite(a)):
+    finite = np.isfinite(a)
+    if not known_finite and not finite.all():
         raise ValueError(f"{name}: contains NaN or infinity")
-    top = float(np.max(np.abs(a)))
+    if known_finite and not (np.isinf(out) & finite).any():
+        return out  # non-finite values given as such are the caller's (check_finite=False)
+    top = float(np.max(np.abs(a[finite])))
     raise ValueError(f"{name}: a value of magnitude {top:.3g} overflows {out.dtype} (largest "
                      f"{float(np.finfo(out.dtype).max):.3g})")
 

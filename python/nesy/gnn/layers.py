@@ -83,6 +83,13 @@ def _sizes(in_features: int, out_features: int) -> tuple[int, int]:
     return check_int("in_features", in_features, 1), check_int("out_features", out_features, 1)
 
 
+def _scalar(v: Any) -> Any:
+    """A 0-d NumPy array of a real dtype as its Python value; anything else as it is."""
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "biuf":
+        return v.item()
+    return v
+
+
 def _conv_dtype(dtype: Any) -> np.dtype:
     """The ``dtype`` option as float32 or float64; TypeError naming ``dtype`` otherwise."""
     return check_float_dtype(dtype, TypeError)
@@ -460,6 +467,8 @@ class GATConv(_Conv):
         super().__init__()
         self.in_features, self.out_features = _sizes(in_features, out_features)
         heads = check_int("heads", heads, 1)
+        # 0-d NumPy arrays count as numbers (np.float32(0.2), np.array(0.2))
+        negative_slope, dropout = _scalar(negative_slope), _scalar(dropout)
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, Real):
             raise TypeError(f"negative_slope: expected a finite real number, got "
                             f"{type(negative_slope).__name__} {negative_slope!r}")

@@ -74,8 +74,8 @@ fn typed<'py, T: Element + Float + Gemm>(
         )));
     }
     let mut acc = Access::with_capacity(2 * n_layers + 2);
-    for a in &p {
-        acc.add_one(a, false, "params")?;
+    for (i, a) in p.iter().enumerate() {
+        acc.add(a, false, "params", i)?;
     }
     acc.add_one(&x, false, "x")?;
     if let Some(c) = &classes {

@@ -333,10 +333,12 @@ mod x86 {
                 if cols == 0 {
                     break;
                 }
-                let src: Vec<&[f32]> = rows[c0 + lane0..c0 + lane0 + cols]
-                    .iter()
-                    .map(|&r| &w[r * k..(r + 1) * k])
-                    .collect();
+                // The group's rows of `w` (the first `cols` entries; no allocation per group).
+                let mut src: [&[f32]; 16] = [&[]; 16];
+                for (s, &r) in src.iter_mut().zip(&rows[c0 + lane0..c0 + lane0 + cols]) {
+                    *s = &w[r * k..(r + 1) * k];
+                }
+                let src = &src[..cols];
                 let mut kk = 0;
                 if cols == 16 {
                     while kk + 16 <= k {
