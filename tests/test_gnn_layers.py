@@ -797,3 +797,17 @@ def test_a_single_graph_where_a_list_is_expected_is_named():
     with pytest.raises(TypeError, match="^graphs: expected a sequence of Graphs, got one Graph"):
         iter_batches(g, [np.ones((2, 1))])
     assert batch_graphs((g, g)).num_graphs == 2
+
+
+def test_node_features_that_overflow_the_layer_dtype_are_named_as_such():
+    # A finite float64 value too large for a float32 layer was reported as "NaN or infinity".
+    from nesy.gnn import GCNConv, Graph
+
+    g = Graph(np.array([[0, 1, 2], [1, 2, 0]]))
+    x = np.ones((3, 2))
+    x[1, 0] = 1e300
+    with pytest.raises(ValueError, match=r"^x: a value of magnitude 1e\+300 overflows float32"):
+        GCNConv(2, 2, rng=0)(g, x)
+    x[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^x: contains NaN or infinity"):
+        GCNConv(2, 2, rng=0)(g, x)

@@ -59,10 +59,8 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
                          f"n_features), got {x.shape}")
     if in_features is not None and x.shape[1] != in_features:
         raise ValueError(f"{name}: expected {in_features} features, got {x.shape[1]}")
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if not _core.all_finite([x]):
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return x
+    # NaN or infinity, or a finite value the cast to ``dtype`` makes infinite, each named
+    return _g._finite_cast(x, dtype, name)
 
 
 def _check_sparse(graph: Graph, x: SparseFeatures, in_features: Optional[int], dtype: Any,
