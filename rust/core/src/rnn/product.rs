@@ -310,10 +310,10 @@ mod x86 {
     ///
     /// Each 16 columns of a panel take 16 values of each of their 16 rows of `w` at a time, as
     /// 16 loads, a 16 x 16 transpose in registers ([`transpose16`]) and 16 stores; the rest (a
-    /// last group of fewer than 16 columns, the last `k % 16` values) element by element. Per
-    /// call this runs before every step: for the LSTM's weights at (I, H) = (32, 128) (82k
-    /// values) it took 7.6 us against 27 us with one 16-lane gather per `k` (Zen 4; gathers
-    /// there cost about a load per lane).
+    /// last group of fewer than 16 columns, the last `k % 16` values) element by element. It
+    /// runs once per call, before the first step: for the LSTM's weights at (I, H) = (32, 128)
+    /// (82k values) it took 7.6 us against 27 us with one 16-lane gather per `k` (Zen 4;
+    /// gathers there cost about a load per lane).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) fn pack_transposed(
         w: &[f32],
