@@ -79,3 +79,12 @@ def test_check_float_dtype_names_dtype_with_the_error_type_asked_for(value):
     for error in (ValueError, TypeError):
         with pytest.raises(error, match=r"^dtype: expected float32 or float64, got "):
             check_float_dtype(value, error)
+
+
+def test_check_fits_in_memory_names_the_largest_size(monkeypatch):
+    import nesy._checks as checks
+
+    monkeypatch.setattr(checks, "physical_memory_bytes", lambda: 2**30)
+    checks.check_fits_in_memory(2**30, "x", {"a": 1})  # exactly the memory: fine
+    with pytest.raises(ValueError, match=r"^b: 7 makes a weight of 2 GiB, more than this "):
+        checks.check_fits_in_memory(2**31, "a weight", {"a": 3, "b": 7})

@@ -1319,3 +1319,14 @@ def test_sequence_classifier_label_errors_name_y(labels):
     assert not hasattr(clf, "model_")
     with pytest.raises(ValueError, match="^Input y contains NaN"):
         clf.fit(X, np.where(y > 0, 1.0, np.nan))
+
+
+@pytest.mark.parametrize("sizes,name", [((2, 10**12), "hidden_size"), ((10**12, 4), "input_size"),
+                                        ((2, 64, 10**9), "num_layers")])
+def test_parameters_beyond_the_machines_memory_are_refused_naming_the_size(sizes, name):
+    # Before: NumPy's MemoryError (or a multi-GB allocation attempt) naming no argument.
+    for cls in (RNN, GRU, LSTM):
+        with pytest.raises(ValueError, match=rf"^{name}: \d+ makes parameters of .* GiB, more than "
+                                             "this machine's memory"):
+            cls(*sizes)
+

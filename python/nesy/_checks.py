@@ -63,3 +63,14 @@ def check_float_dtype(value: Any, error: type[Exception] = ValueError) -> np.dty
                     f"{dt if dt is not None else repr(value)}")
     assert dt is not None
     return dt
+
+
+def check_fits_in_memory(need_bytes: int, what: str, sizes: dict[str, int]) -> None:
+    """Refuses, before allocating, ``need_bytes`` beyond the machine's memory (a MemoryError or
+    NumPy's "array is too big" would name no argument): ``ValueError`` naming the largest of
+    ``sizes``, the arguments ``what`` (e.g. "a weight of shape (4, 5)") was made of."""
+    mem = physical_memory_bytes()
+    if need_bytes > (mem if mem is not None else np.iinfo(np.intp).max):
+        name = max(sizes, key=lambda k: sizes[k])
+        raise ValueError(f"{name}: {sizes[name]} makes {what} of {need_bytes / 2**30:.3g} GiB, "
+                         "more than this machine's memory")

@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_float_dtype, check_int, physical_memory_bytes
+from nesy._checks import check_fits_in_memory, check_float_dtype, check_int
 from nesy.gnn import graph as _g
 from nesy.gnn.graph import Graph
 from nesy.gnn.sparse import SparseFeatures, densify, matmul, t_matmul
@@ -97,12 +97,7 @@ def _check_weight_size(shape: tuple[int, ...], dtype: np.dtype, sizes: dict[str,
     """Refuses, before allocating, a weight larger than the machine's memory (a MemoryError or
     NumPy's 'array is too big' would name no argument); the error names the largest of
     ``sizes``, the arguments the shape was made of."""
-    need = math.prod(shape) * dtype.itemsize
-    mem = physical_memory_bytes()
-    if need > (mem if mem is not None else np.iinfo(np.intp).max):
-        name = max(sizes, key=lambda k: sizes[k])
-        raise ValueError(f"{name}: {sizes[name]} makes a weight of shape {shape} that takes "
-                         f"{need / 2**30:.3g} GiB, more than this machine's memory")
+    check_fits_in_memory(math.prod(shape) * dtype.itemsize, f"a weight of shape {shape}", sizes)
 
 
 class _Conv(Module):

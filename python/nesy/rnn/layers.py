@@ -20,7 +20,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_float_dtype
+from nesy._checks import check_fits_in_memory, check_float_dtype
 from nesy.nn import init as _init
 from nesy.nn.module import Module, real_array
 
@@ -92,6 +92,16 @@ class RNNBase(Module):
         # torch's initialisation: every weight and bias uniform in +-1/sqrt(hidden_size).
         k = 1.0 / math.sqrt(hidden_size)
         gh = self._gates * hidden_size
+        # per direction: layer 0 reads input_size values, the others the previous layer's output
+        per_dir = (gh * (input_size + hidden_size)
+                   + (num_layers - 1) * gh * (hidden_size * self._dirs + hidden_size)
+                   + num_layers * 2 * gh * self.bias)
+        n_params = self._dirs * per_dir
+        # the largest parameter is drawn in float64, then cast
+        largest = gh * max(input_size, hidden_size * self._dirs)
+        check_fits_in_memory(n_params * self.dtype.itemsize + 8 * largest, "parameters",
+                             {"input_size": input_size, "hidden_size": hidden_size,
+                              "num_layers": num_layers})
         for layer in range(num_layers):
             for sfx in self._suffixes():
                 in_size = input_size if layer == 0 else hidden_size * self._dirs
