@@ -35,7 +35,7 @@ from nesy.nn.activations import softmax
 from nesy.nn.estimators import _check_param
 from nesy.nn.module import Module
 from nesy.optim import Adam
-from nesy.rnn.layers import GRU, LSTM, RNN
+from nesy.rnn.layers import GRU, LSTM, RNN, _steps_mask
 
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
@@ -128,11 +128,6 @@ def _pad(seqs: list[Any], est: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray]
     for row, a in zip(out, arrs):
         row[: a.shape[0]] = a
     return out, lengths
-
-
-def _steps_mask(lengths: np.ndarray, n_steps: int) -> np.ndarray:
-    """``(n, n_steps)`` booleans: True at each sequence's own steps."""
-    return np.arange(n_steps)[None, :] < lengths[:, None]
 
 
 class SequenceNet(Module):

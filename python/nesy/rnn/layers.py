@@ -43,9 +43,10 @@ def _private(a: np.ndarray, given: Any, keep: bool) -> np.ndarray:
     return a.copy() if np.may_share_memory(a, np.asarray(given)) else a
 
 
-def _steps_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
-    """``(steps, B)``: true at each sequence's own steps (time-major)."""
-    return np.arange(steps)[:, None] < lengths[None, :]
+def _steps_mask(lengths: np.ndarray, n_steps: int) -> np.ndarray:
+    """``(B, n_steps)`` booleans: True at each sequence's own steps (batch-major; ``.T`` for
+    time-major arrays)."""
+    return np.arange(n_steps)[None, :] < lengths[:, None]
 
 
 class RNNBase(Module):
@@ -159,7 +160,7 @@ class RNNBase(Module):
         if not finite:  # NaN and infinity given as such: the kernel's check names them
             bad &= np.isfinite(a)
         if lengths is not None:
-            bad &= _steps_mask(lengths, out.shape[0]).reshape(out.shape[:2] + (1,) * (a.ndim - 2))
+            bad &= _steps_mask(lengths, out.shape[0]).T.reshape(out.shape[:2] + (1,) * (a.ndim - 2))
         if not bad.any():
             return out
         first = tuple(np.argwhere(bad)[0])
