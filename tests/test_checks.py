@@ -88,3 +88,37 @@ def test_check_fits_in_memory_names_the_largest_size(monkeypatch):
     checks.check_fits_in_memory(2**30, "x", {"a": 1})  # exactly the memory: fine
     with pytest.raises(ValueError, match=r"^b: 7 makes a weight of 2 GiB, more than this "):
         checks.check_fits_in_memory(2**31, "a weight", {"a": 3, "b": 7})
+
+
+@pytest.mark.parametrize("labels,exc,message", [
+    (np.array([0.5, 1.5, 2.5]), ValueError, "y: Unknown label type: continuous"),
+    (np.array([1.0, np.nan, 0.0]), ValueError, "y: Input y contains NaN."),
+    (np.array([None, 1], dtype=object), ValueError, "y: Unknown label type: unknown"),
+    (np.array(["a", 1], dtype=object), TypeError, "y: "),
+])
+def test_label_encoder_names_y_exactly_once(labels, exc, message):
+    """Two copies with two rules (review s13 L9): SequenceClassifier left a message that
+    mentioned y as it was ("Input y contains NaN."), GraphClassifier prefixed every one. Now
+    every classifier's message starts with "y: " exactly once, with scikit-learn's type."""
+    from nesy._checks import label_encoder
+
+    with pytest.raises(exc) as err:
+        label_encoder(labels)
+    assert type(err.value) is exc
+    text = str(err.value)
+    assert text.startswith(message) and not text.startswith("y: y: ")
+    enc = label_encoder(np.array(["b", "a", "b"]))
+    assert list(enc.classes_) == ["a", "b"] and list(enc.transform(["a", "b"])) == [0, 1]
+
+
+def test_label_encoder_does_not_prefix_a_message_that_starts_with_y(monkeypatch):
+    import sklearn.utils.multiclass as multiclass
+
+    from nesy._checks import label_encoder
+
+    def named(y):
+        raise ValueError("y: already named")
+
+    monkeypatch.setattr(multiclass, "check_classification_targets", named)
+    with pytest.raises(ValueError, match=r"^y: already named$"):
+        label_encoder(np.array([0, 1]))

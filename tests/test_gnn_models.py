@@ -454,6 +454,25 @@ def test_classifiers_name_y_for_labels_that_are_not_classes(labels):
         GraphClassifier(epochs=1).fit(graphs, feats, mixed)
 
 
+def test_classifiers_name_y_once_for_nan_labels_as_the_sequence_classifier():
+    """One rule for scikit-learn's label errors in every classifier (review s13 L9): the
+    message starts with "y: " exactly once, NaN labels included."""
+    from nesy.rnn import SequenceClassifier
+
+    g, X, y, (tr, _, _) = _communities(n=40)
+    y_node = y.astype(float)
+    y_node[np.flatnonzero(tr)[0]] = np.nan
+    msg = r"^y: Input y contains NaN\.$"
+    with pytest.raises(ValueError, match=msg):
+        NodeClassifier(epochs=1).fit(g, X, y_node, tr)
+    graphs, feats, _ = _shapes(12)
+    with pytest.raises(ValueError, match=msg):
+        GraphClassifier(epochs=1).fit(graphs, feats, np.r_[np.nan, np.arange(11.0) % 2])
+    seq = np.zeros((12, 3, 2), np.float32)
+    with pytest.raises(ValueError, match=msg):
+        SequenceClassifier(epochs=1).fit(seq, np.r_[np.nan, np.arange(11.0) % 2])
+
+
 def test_graph_classifier_names_a_single_graph_passed_as_graphs():
     """fit(graph, x, y) raised "TypeError: 'Graph' object is not iterable"."""
     graphs, feats, y = _shapes(12)

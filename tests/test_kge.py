@@ -1483,14 +1483,23 @@ def test_numpy_integer_dims_train_save_and_load(tmp_path):
     (dict(model="rotate", init_scale=float("nan")), ValueError, r"^init_scale: expected"),
     (dict(model="complex", init_scale="a"), TypeError, r"^init_scale: expected a number"),
     (dict(model="distmult", dtype="foo"), ValueError,
-     r"^dtype: expected 'float32' or 'float64', got 'foo'"),
-    (dict(model="distmult", dtype=object), ValueError, r"^dtype: expected 'float32'"),
+     r"^dtype: expected float32 or float64, got 'foo'$"),  # the shared check (review s13 L4)
+    (dict(model="distmult", dtype=object), ValueError,
+     r"^dtype: expected float32 or float64, got object$"),
+    (dict(model="distmult", dtype=np.int64), ValueError,
+     r"^dtype: expected float32 or float64, got int64$"),
 ])
 def test_bad_gamma_init_scale_and_dtype_are_named_before_training(kw, exc, match):
     m = kge.KGEModel(dim=4, epochs=1, verbose=0, **kw)
     with pytest.raises(exc, match=match):
         m.fit(_T3)
     assert not hasattr(m, "entity_embeddings_")
+
+
+def test_dtype_none_stays_float64():
+    """None was float64 before the shared dtype check (as np.dtype(None)), and stays so."""
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0, dtype=None).fit(_T3)
+    assert m.entity_embeddings_.dtype == np.float64
 
 
 def test_rotate_takes_a_low_gamma_with_its_own_init_scale():

@@ -560,6 +560,16 @@ def test_bad_arguments():
         learner.adapt(np.zeros((5, 1)), np.zeros((5, 1)), steps=-1)
 
 
+@pytest.mark.parametrize("cls", [SineTasks, DigitsTasks])
+@pytest.mark.parametrize("dtype,got", [("foo", "'foo'"), (np.int32, "int32")])
+def test_task_samplers_name_an_invalid_dtype(cls, dtype, got):
+    """SineTasks(dtype='foo') raised NumPy's unnamed "data type 'foo' not understood"
+    (review s13 L4): now the shared check, which still takes None as float64."""
+    with pytest.raises(TypeError, match=rf"^dtype: expected float32 or float64, got {got}"):
+        cls(dtype=dtype)
+    assert SineTasks(dtype=None).sample(2, np.random.default_rng(0)).support_x.dtype == np.float64
+
+
 def test_report_tables_smoke():
     from nesy.meta import report
 

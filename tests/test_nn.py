@@ -711,6 +711,22 @@ def test_initializer_lookup_and_dense_init():
     assert np.array_equal(nn.Dense(5, 4, rng=3).weight, nn.Dense(5, 4, rng=3).weight)
 
 
+@pytest.mark.parametrize("dtype,got", [("foo", "'foo'"), (np.int32, "int32"),
+                                       (np.float16, "float16"), (object(), "<object object")])
+def test_dense_and_initializers_name_an_invalid_dtype(dtype, got):
+    """Dense(2, 3, dtype='foo') raised NumPy's unnamed "data type 'foo' not understood", and
+    the other refusals said "dtype must be ..." (review s13 L4): now the shared check."""
+    msg = rf"^dtype: expected float32 or float64, got {got}"
+    with pytest.raises(TypeError, match=msg):
+        nn.Dense(2, 3, dtype=dtype)
+    for make in (init.zeros, init.constant, init.uniform, init.glorot_uniform, init.he_normal,
+                 init.orthogonal):
+        with pytest.raises(TypeError, match=msg):
+            make((2, 3), dtype=dtype)
+    assert nn.Dense(2, 3, dtype=None, rng=0).weight.dtype == np.float64  # None as np.dtype(None)
+    assert init.glorot_uniform((2, 3), 0, None).dtype == np.float64
+
+
 # ---------------------------------------------------------------------- Trainer
 
 

@@ -125,8 +125,20 @@ def test_bad_input(iris):
     clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, random_state=0).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="3 features"):
         clf.predict(Xte[:, :3])
-    with pytest.raises(ValueError, match="Unknown label type"):
-        MLPClassifier().fit(Xtr, ytr + 0.5)
+    with pytest.raises(ValueError, match="^y: Unknown label type: continuous"):
+        MLPClassifier().fit(Xtr, ytr + 0.5)  # named as every classifier's (review s13 L9)
+
+
+
+def test_mlp_classifier_label_errors_start_with_y_once(iris):
+    """MLPClassifier raised scikit-learn's label errors unnamed while the sequence and graph
+    classifiers prefixed y (review s13 L9); all of them use nesy._checks.label_encoder."""
+    Xtr, _, ytr, _ = iris
+    with pytest.raises(ValueError, match="^y: Unknown label type: continuous"):
+        MLPClassifier(epochs=1).fit(Xtr, ytr + 0.5)
+    mixed = np.array(["a", 1] * (len(ytr) // 2) + ["a"] * (len(ytr) % 2), dtype=object)
+    with pytest.raises(TypeError, match="^y: (?!y: )"):
+        MLPClassifier(epochs=1).fit(Xtr, mixed)
 
 
 def test_model_is_a_plain_nesy_network(iris):

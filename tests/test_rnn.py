@@ -338,9 +338,9 @@ def test_unbatched_states_of_the_wrong_shape_name_the_argument(cls):
         with pytest.raises(ValueError, match=rf"^{name}: expected shape \(2, 5\)"):
             m(x, h0)
     out, _ = m(x, (good, good) if lstm else good)
-    for name, g in [("grad_hn", (flat, good) if lstm else flat),
-                    ("grad_cn", (good, flat))][:1 + lstm]:
-        with pytest.raises(ValueError, match=rf"^{name}: expected shape \(2, 5\)"):
+    for name, g in ([("grad_hn[0]", (flat, good)), ("grad_hn[1]", (good, flat))] if lstm
+                    else [("grad_hn", flat)]):
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)}: expected shape \(2, 5\)"):
             m.backward(np.zeros_like(out), g)
 
 
@@ -718,8 +718,25 @@ def test_sequence_estimators_run_in_the_dtype_asked():
     assert b.predict(X).dtype == np.float64  # scikit-learn's regressors return float64
     c = SequenceClassifier(epochs=2, dtype=np.float64, random_state=0).fit(X, y > 0)
     assert c.predict_proba(X).shape == (60, 2)
-    with pytest.raises(ValueError, match="^dtype: expected 'float32' or 'float64'"):
+    with pytest.raises(ValueError, match="^dtype: expected float32 or float64, got float16$"):
         SequenceRegressor(dtype="float16").fit(X, y)
+
+
+@pytest.mark.parametrize("cls", ["SequenceRegressor", "SequenceClassifier"])
+def test_sequence_estimators_use_the_shared_dtype_check(cls):
+    """Their own dtype check said 'float32' or 'float64' in quotes, unlike every other dtype
+    message of nesy (review s13 L4); None stays float64, as np.dtype(None)."""
+    from nesy import rnn
+
+    X, y = _toy(n=20, T=3)
+    y = y > 0
+    for bad, got in (("foo", "'foo'"), (np.int64, "int64"), (object(), "<object object")):
+        est = getattr(rnn, cls)(epochs=1, dtype=bad)
+        with pytest.raises(ValueError, match=f"^dtype: expected float32 or float64, got {got}"):
+            est.fit(X, y)
+        assert not hasattr(est, "model_")
+    est = getattr(rnn, cls)(epochs=1, dtype=None, random_state=0).fit(X, y)
+    assert all(p.dtype == np.float64 for p in est.model_.parameters())
 
 
 def test_classifier_training_checks():
@@ -1080,9 +1097,9 @@ def test_complex_or_non_numeric_states_and_gradients_are_refused(cls):
     grads = {k: v.copy() for k, v in m._grads.items()}
     with pytest.raises(TypeError, match="^grad_out: expected real numbers"):
         m.backward(out + 1j)
-    for name, g in [("grad_hn", (good + 1j, good) if lstm else good + 1j),
-                    ("grad_cn", (good, good + 1j))][:1 + lstm]:
-        with pytest.raises(TypeError, match=f"^{name}: expected real numbers"):
+    for name, g in ([("grad_hn[0]", (good + 1j, good)), ("grad_hn[1]", (good, good + 1j))]
+                    if lstm else [("grad_hn", good + 1j)]):
+        with pytest.raises(TypeError, match=f"^{re.escape(name)}: expected real numbers"):
             m.backward(np.zeros_like(out), g)
     assert all(np.array_equal(m._grads[k], v) for k, v in grads.items())
 
@@ -1172,9 +1189,9 @@ def test_backward_uses_the_forward_values_of_arrays_the_caller_changes(cls, layo
 
 @pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
 def test_non_finite_gradients_are_refused_before_any_gradient_changes(cls):
-    """NaN or infinity in grad_out / grad_hn / grad_cn made every parameter gradient NaN with
-    no error; now a ValueError naming it, with all gradients as they were. Padding in grad_out
-    is never read, and may hold anything."""
+    """NaN or infinity in grad_out / grad_hn (or a part of the LSTM's pair) made every
+    parameter gradient NaN with no error; now a ValueError naming it, with all gradients as
+    they were. Padding in grad_out is never read, and may hold anything."""
     m = cls(2, 3, num_layers=2, bidirectional=True, rng=0)
     x = np.random.default_rng(0).standard_normal((4, 2, 2)).astype(np.float32)
     lengths = np.array([4, 2])
@@ -1192,11 +1209,10 @@ def test_non_finite_gradients_are_refused_before_any_gradient_changes(cls):
             m.backward(go)
         gh = np.ones_like(h)
         gh[3, 0, 1] = bad
-        cases = [("grad_hn", (gh, np.ones_like(h)) if lstm else gh)]
-        if lstm:
-            cases.append(("grad_cn", (np.ones_like(h), gh)))
+        cases = ([("grad_hn[0]", (gh, np.ones_like(h))), ("grad_hn[1]", (np.ones_like(h), gh))]
+                 if lstm else [("grad_hn", gh)])
         for name, grad_hn in cases:
-            with pytest.raises(ValueError, match=rf"^{name}: contains NaN or infinity"):
+            with pytest.raises(ValueError, match=rf"^{re.escape(name)}: contains NaN or infinity"):
                 m.backward(np.ones_like(out), grad_hn)
         with pytest.raises(ValueError, match=r"^grad_out: value 1e\+300 \(at step 0, sequence 0\) "
                                              r"does not fit in float32"):
@@ -1255,8 +1271,8 @@ def test_unbatched_state_errors_show_the_shape_given_and_lists_are_pairs():
     out, (hn, cn) = m(x, [h0, c0])
     out_t, (hn_t, cn_t) = m(x, (h0, c0))
     assert np.array_equal(out, out_t) and np.array_equal(hn, hn_t) and np.array_equal(cn, cn_t)
-    with pytest.raises(ValueError, match=r"^grad_cn: expected shape \(1, 4\) for unbatched "
-                                         r"input, got \(1, 5\)$"):
+    with pytest.raises(ValueError, match=r"^grad_hn\[1\]: expected shape \(1, 4\) for "
+                                         r"unbatched input, got \(1, 5\)$"):
         m.backward(np.ones_like(out), (np.ones((1, 4)), np.ones((1, 5))))
     m.zero_grad()
     dx = m.backward(np.ones_like(out), [np.ones_like(hn), np.ones_like(cn)])
@@ -1268,6 +1284,33 @@ def test_unbatched_state_errors_show_the_shape_given_and_lists_are_pairs():
         m(x, [h0, c0, c0])
     with pytest.raises(ValueError, match=r"^h0: expected shape \(1, 2, 4\), got \(1, 4\)"):
         GRU(2, 4)(x[:, None, :].repeat(2, axis=1), [[0.0] * 4])  # a list is an array here
+
+
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_lstm_backward_names_the_parts_of_grad_hn_as_passed(unbatched):
+    """The LSTM's messages named the second part of grad_hn=(grad_h_n, grad_c_n) 'grad_cn',
+    which is no argument (review s13 L7): the parts are grad_hn[0] and grad_hn[1]."""
+    m = LSTM(2, 3, rng=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 2) if unbatched else (4, 2, 2)).astype(np.float32)
+    out, (hn, _) = m(x)
+    ones, bad_shape = np.ones_like(hn), np.ones(hn.shape[:-1] + (5,), np.float32)
+    nan = ones.copy()
+    nan[(0,) * nan.ndim] = np.nan
+    for k in (0, 1):
+        def pair(bad: np.ndarray, k: int = k) -> tuple:
+            return (bad, ones) if k == 0 else (ones, bad)
+
+        name = re.escape(f"grad_hn[{k}]")
+        with pytest.raises(ValueError, match=rf"^{name}: expected shape "):
+            m.backward(np.ones_like(out), pair(bad_shape))
+        with pytest.raises(ValueError, match=rf"^{name}: contains NaN or infinity"):
+            m.backward(np.ones_like(out), pair(nan))
+        with pytest.raises(TypeError, match=rf"^{name}: expected real numbers"):
+            m.backward(np.ones_like(out), pair(ones + 1j))
+    with pytest.raises(ValueError, match=r"^grad_hn: the LSTM takes a pair \(grad_h_n, "
+                                         r"grad_c_n\), got a single ndarray"):
+        m.backward(np.ones_like(out), ones)
 
 
 def test_sequence_estimators_do_not_depend_on_the_scale_of_the_data():
@@ -1305,10 +1348,67 @@ def test_sequence_estimators_do_not_depend_on_the_scale_of_the_data():
         SequenceRegressor(**kw).fit(X, y * 1e307)
 
 
+
+def test_sequence_estimators_standardise_x_in_its_own_dtype():
+    """fit, predict and score standardised X in float64 (review s13 L11): a float32 X made two
+    float64 temporaries of four times its size at every call. The statistics stay float64; the
+    transform runs in X's dtype and equals the float64 one up to float32 rounding."""
+    import tracemalloc
+
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _toy(n=40, T=5)
+    reg = SequenceRegressor(epochs=1, hidden_size=4, random_state=0).fit(X, y)
+    assert reg.x_mean_.dtype == reg.x_scale_.dtype == np.float64
+    big = np.random.default_rng(1).standard_normal((4000, 50, 2)).astype(np.float32) * 3 + 1
+    want = ((big - reg.x_mean_) / reg.x_scale_).astype(np.float32)
+    tracemalloc.start()
+    try:
+        got, lengths = reg._check_X(big, fitting=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lengths is None and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    ratio = round(peak / big.nbytes, 2)
+    assert ratio < 2  # the result, and no float64 copy (4 times X each, two of them before)
+    ragged = [x[:3 + i % 3] for i, x in enumerate(big[:30])]
+    got, lengths = reg._check_X(ragged, fitting=False)
+    np.testing.assert_allclose(got, want[:30, :5] * (np.arange(5) < lengths[:, None])[:, :, None],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_standardised_keeps_a_narrow_float32_feature_and_never_overflows():
+    """The float64 statistics applied in float32: the mean is subtracted in two parts (its
+    float32 value and the rest), and values whose difference with the mean overflows float32
+    are computed in float64, so the result is the float64 one cast to float32."""
+    from nesy.rnn.estimators import _standardisation, _standardised
+
+    def check(X, mask=None):
+        m, s = _standardisation(X.reshape(-1, X.shape[2]), "X", "feature")
+        want = (X - m) / s
+        if mask is not None:
+            want = want * mask[:, :, None]
+        want = want.astype(X.dtype)
+        assert np.all(np.isfinite(want))
+        got = _standardised(X, m, s, mask)
+        assert got.dtype == X.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+
+    # two float32 steps around 1e6: the mean rounded to float32 moves every value by a std
+    check(np.array([1e6, 1e6 + 0.0625] * 10, np.float32).reshape(4, 5, 1))
+    # both signs near the float32 range: X - mean overflows float32, (X - mean) / std not
+    near = np.array([-3e38, 3e38, 3e38, 3e38], np.float32).reshape(1, 4, 1)
+    check(near)
+    check(near, np.array([[True, True, False, False]]))
+    check(np.asfortranarray(np.random.default_rng(0).standard_normal((6, 4, 3))))  # float64
+
+
 @pytest.mark.parametrize("labels", ["continuous", "none"])
 def test_sequence_classifier_label_errors_name_y(labels):
-    """Continuous or None labels raised scikit-learn's 'Unknown label type' without naming y
-    (NaN labels: scikit-learn's 'Input y contains NaN', which does)."""
+    """Continuous or None labels raised scikit-learn's 'Unknown label type' without naming y.
+    NaN labels gave scikit-learn's 'Input y contains NaN.' unprefixed, while GraphClassifier
+    said 'y: Input y contains NaN.' (review s13 L9): now one rule, "y: " once, for all."""
     from nesy.rnn import SequenceClassifier
 
     X, y = _toy(n=20, T=3)
@@ -1317,8 +1417,9 @@ def test_sequence_classifier_label_errors_name_y(labels):
     with pytest.raises(ValueError, match="^y: Unknown label type"):
         clf.fit(X, bad)
     assert not hasattr(clf, "model_")
-    with pytest.raises(ValueError, match="^Input y contains NaN"):
+    with pytest.raises(ValueError, match=r"^y: Input y contains NaN\.$"):
         clf.fit(X, np.where(y > 0, 1.0, np.nan))
+    assert not hasattr(clf, "model_")
 
 
 @pytest.mark.parametrize("sizes,name", [((2, 10**12), "hidden_size"), ((10**12, 4), "input_size"),

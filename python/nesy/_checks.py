@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numbers
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import LabelEncoder
 
 
 def check_int(name: str, value: Any, minimum: Optional[int] = None,
@@ -63,6 +66,27 @@ def check_float_dtype(value: Any, error: type[Exception] = ValueError) -> np.dty
                     f"{dt if dt is not None else repr(value)}")
     assert dt is not None
     return dt
+
+
+def label_encoder(y: Any) -> LabelEncoder:
+    """A scikit-learn ``LabelEncoder`` fitted on the class labels ``y``, after scikit-learn's
+    ``check_classification_targets``, for every classifier of nesy.
+
+    scikit-learn's messages (continuous targets, NaN or None labels, strings mixed with
+    numbers) are re-raised with their type, starting with ``"y: "`` exactly once, whether or
+    not they mention y already: a NaN label gives ``"y: Input y contains NaN."``.
+    """
+    # imported here, not with the module: most modules of nesy never need them
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils.multiclass import check_classification_targets
+
+    try:
+        check_classification_targets(y)
+        return LabelEncoder().fit(y)
+    except (TypeError, ValueError) as e:
+        if str(e).startswith("y: "):
+            raise
+        raise type(e)(f"y: {e}") from e
 
 
 def check_fits_in_memory(need_bytes: int, what: str, sizes: dict[str, int]) -> None:

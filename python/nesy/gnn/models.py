@@ -19,13 +19,11 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nesy._checks import check_float_dtype, check_int
+from nesy._checks import check_float_dtype, check_int, label_encoder
 from nesy.gnn.batch import (
     READOUTS,
     GlobalPool,
@@ -240,17 +238,6 @@ def _check_dtype(value: Any) -> np.dtype:
     return check_float_dtype(value)
 
 
-def _label_encoder(y: Any) -> LabelEncoder:
-    """A LabelEncoder fitted on the class labels ``y``, after scikit-learn's check of them; its
-    messages ("Unknown label type: continuous", mixed strings and numbers) name no argument,
-    so they are prefixed with ``y``."""
-    try:
-        check_classification_targets(y)
-        return LabelEncoder().fit(y)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"y: {exc}") from None
-
-
 def _check_readout(value: Any) -> None:
     if value not in READOUTS:
         raise ValueError(f"readout: expected one of {READOUTS}, got {value!r}")
@@ -431,7 +418,7 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         if not tr.any():
             raise ValueError("train_mask: selects no node")
         va = None if val_mask is None else _check_mask(val_mask, n, "val_mask")
-        enc = _label_encoder(y[tr])
+        enc = label_encoder(y[tr])
         y_tr = enc.transform(y[tr])
         y_va = None
         if va is not None and va.any():
@@ -683,7 +670,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         if y.shape != (len(graphs),):
             raise ValueError(f"y: expected one label per graph, shape ({len(graphs)},), got "
                              f"{y.shape}")
-        enc = _label_encoder(y)
+        enc = label_encoder(y)
         labels = enc.transform(y).astype(np.int64)
         frac = _check_fraction(self.validation_fraction, "validation_fraction")
         rng = np.random.default_rng(self.random_state)

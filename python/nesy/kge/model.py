@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int, physical_memory_bytes
+from nesy._checks import check_float_dtype, check_int, physical_memory_bytes
 from nesy._io import atomic_savez, read_npz
 from nesy.datasets.kg import MissingFileError, UnknownLabelError, _labels
 from nesy.kge.evaluate import TIES, evaluate
@@ -122,17 +122,6 @@ def _number(name: str, v: Any) -> float:
                                                              np.floating)):
         raise TypeError(f"{name}: expected a number, got {v!r}")
     return float(v)
-
-
-def _table_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` as float32 or float64; ValueError naming ``dtype`` otherwise."""
-    try:
-        dt = np.dtype(dtype)
-    except (TypeError, ValueError):
-        dt = None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return dt
 
 
 def _data_parts(train: Any, valid: Any) -> tuple[np.ndarray, Optional[np.ndarray], int, int]:
@@ -301,7 +290,7 @@ class KGEModel:
                 raise ValueError(f"init_scale: expected None or a finite number > 0, got "
                                  f"{self.init_scale!r}")
         check_int("dim", self.dim, 1)  # a float dim would be saved in a file load refuses
-        _table_dtype(self.dtype)
+        check_float_dtype(self.dtype)
         for name in ("num_negatives", "batch_size", "epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -337,7 +326,7 @@ class KGEModel:
         """TransE: uniform(+-6/sqrt(k)) rows, entities normalised (Bordes et al.); RotatE:
         entities uniform(+-(gamma + 2) / k), phases uniform(-pi, pi) (Sun et al.); DistMult and
         ComplEx: normal with std ``init_scale`` (default 0.1)."""
-        dt = _table_dtype(self.dtype)
+        dt = check_float_dtype(self.dtype)
         d_e, d_r = widths(self.model, self.dim)
         k = check_int("dim", self.dim, 1)
         rng = np.random.default_rng(self.seed)

@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nesy._checks import check_int
+from nesy._checks import check_float_dtype, check_int
 
 __all__ = ["TaskBatch", "SineTasks", "DigitsTasks", "check_task_batch"]
 
@@ -125,13 +125,6 @@ def _interval(name: str, value: Any) -> Tuple[float, float]:
     return lo, hi
 
 
-def _dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
-
-
 class SineTasks:
     """Sine-wave regression, the protocol of Finn et al. (2017, MAML).
 
@@ -165,7 +158,7 @@ class SineTasks:
         self.amplitude = _interval("amplitude", amplitude)
         self.phase = _interval("phase", phase)
         self.x_range = _interval("x_range", x_range)
-        self.dtype = _dtype(dtype)
+        self.dtype = check_float_dtype(dtype, TypeError)
 
     def sample(self, n_tasks: int, rng: np.random.Generator) -> TaskBatch:
         """Draw ``n_tasks`` sine tasks (see the class notes for the shapes)."""
@@ -236,7 +229,7 @@ class DigitsTasks:
             raise ValueError("digits and rotations: expected non-empty lists without repeats "
                              f"(rotations in quarter turns, mod 4), got {digits!r}, "
                              f"{rotations!r}")
-        self.dtype = _dtype(dtype)
+        self.dtype = check_float_dtype(dtype, TypeError)
         data = load_digits()
         images = data.images.astype(self.dtype) / self.dtype.type(16.0)
         self.classes_ = [(d, r) for d in self.digits for r in self.rotations]

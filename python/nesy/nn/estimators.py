@@ -19,12 +19,11 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy import optim
+from nesy._checks import label_encoder
 from nesy._fit import keeps_state_on_error
 from nesy.nn.activations import get_activation, softmax
 from nesy.nn.layers import Dense, Dropout, Sequential
@@ -305,8 +304,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Fit on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
         self._check_params()  # before any fitted attribute changes
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
+        encoder = label_encoder(y)
         self.classes_ = encoder.classes_
         codes = encoder.transform(y)
         self._fit_network(X, codes, len(self.classes_), CrossEntropyLoss())

@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from nesy._checks import check_float_dtype
+
 Shape = Union[int, Sequence[int]]
 RngLike = Union[None, int, np.random.Generator]
 Initializer = Callable[..., np.ndarray]
@@ -52,13 +54,6 @@ def _shape(shape: Shape) -> Tuple[int, ...]:
     if any(s < 0 for s in out):
         raise ValueError(f"shape must be non-negative, got {out}")
     return out
-
-
-def _dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
 
 
 def calculate_fans(shape: Shape) -> Tuple[int, int]:
@@ -113,19 +108,19 @@ def _normal(shp: Tuple[int, ...], std: float, rng: RngLike, dt: np.dtype) -> np.
 
 def zeros(shape: Shape, rng: RngLike = None, dtype: Any = np.float32) -> np.ndarray:
     """All zeros; ``rng`` is accepted for a uniform signature and ignored."""
-    return np.zeros(_shape(shape), dtype=_dtype(dtype))
+    return np.zeros(_shape(shape), dtype=check_float_dtype(dtype, TypeError))
 
 
 def ones(shape: Shape, rng: RngLike = None, dtype: Any = np.float32) -> np.ndarray:
     """All ones; ``rng`` is ignored."""
-    return np.ones(_shape(shape), dtype=_dtype(dtype))
+    return np.ones(_shape(shape), dtype=check_float_dtype(dtype, TypeError))
 
 
 def constant(
     shape: Shape, rng: RngLike = None, dtype: Any = np.float32, value: float = 0.0
 ) -> np.ndarray:
     """Every element equal to ``value``; ``rng`` is ignored."""
-    return np.full(_shape(shape), value, dtype=_dtype(dtype))
+    return np.full(_shape(shape), value, dtype=check_float_dtype(dtype, TypeError))
 
 
 def uniform(
@@ -133,7 +128,7 @@ def uniform(
     high: float = 0.05,
 ) -> np.ndarray:
     """Uniform on ``[low, high)``."""
-    dt = _dtype(dtype)
+    dt = check_float_dtype(dtype, TypeError)
     gen = np.random.default_rng(rng)
     out = gen.random(_shape(shape), dtype=dt)
     out *= dt.type(high - low)
@@ -146,7 +141,7 @@ def normal(
     std: float = 0.05,
 ) -> np.ndarray:
     """Normal with the given mean and standard deviation."""
-    out = _normal(_shape(shape), std, rng, _dtype(dtype))
+    out = _normal(_shape(shape), std, rng, check_float_dtype(dtype, TypeError))
     out += out.dtype.type(mean)
     return out
 
@@ -158,7 +153,7 @@ def glorot_uniform(
     shp = _shape(shape)
     fan_in, fan_out = calculate_fans(shp)
     bound = gain * math.sqrt(6.0 / max(fan_in + fan_out, 1))
-    return _uniform(shp, bound, rng, _dtype(dtype))
+    return _uniform(shp, bound, rng, check_float_dtype(dtype, TypeError))
 
 
 def glorot_normal(
@@ -168,7 +163,7 @@ def glorot_normal(
     shp = _shape(shape)
     fan_in, fan_out = calculate_fans(shp)
     std = gain * math.sqrt(2.0 / max(fan_in + fan_out, 1))
-    return _normal(shp, std, rng, _dtype(dtype))
+    return _normal(shp, std, rng, check_float_dtype(dtype, TypeError))
 
 
 def _kaiming_fan(shp: Tuple[int, ...], mode: str) -> int:
@@ -187,7 +182,7 @@ def he_uniform(
     """He/Kaiming uniform: ``U(-a, a)`` with ``a = gain * sqrt(3 / fan)`` (gain ``sqrt(2)``)."""
     shp = _shape(shape)
     bound = gain * math.sqrt(3.0 / _kaiming_fan(shp, mode))
-    return _uniform(shp, bound, rng, _dtype(dtype))
+    return _uniform(shp, bound, rng, check_float_dtype(dtype, TypeError))
 
 
 def he_normal(
@@ -197,7 +192,7 @@ def he_normal(
     """He/Kaiming normal: ``N(0, std^2)`` with ``std = gain / sqrt(fan)`` (gain ``sqrt(2)``)."""
     shp = _shape(shape)
     std = gain / math.sqrt(_kaiming_fan(shp, mode))
-    return _normal(shp, std, rng, _dtype(dtype))
+    return _normal(shp, std, rng, check_float_dtype(dtype, TypeError))
 
 
 def lecun_uniform(shape: Shape, rng: RngLike = None, dtype: Any = np.float32) -> np.ndarray:
@@ -221,7 +216,7 @@ def orthogonal(
     shp = _shape(shape)
     if len(shp) < 2:
         raise ValueError(f"orthogonal needs at least 2 dimensions, got shape {shp}")
-    dt = _dtype(dtype)
+    dt = check_float_dtype(dtype, TypeError)
     rows = int(np.prod(shp[:-1]))
     cols = shp[-1]
     if rows == 0 or cols == 0:

@@ -6,18 +6,11 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from nesy._checks import check_int
+from nesy._checks import check_float_dtype, check_int
 from nesy.nn import init as _init
 from nesy.nn.module import Module, real_array
 
 __all__ = ["Dense", "Dropout", "Flatten", "Sequential"]
-
-
-def _float_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
 
 
 class Dense(Module):
@@ -77,7 +70,7 @@ class Dense(Module):
         out_features = check_int("out_features", out_features, 1)
         self.in_features = in_features
         self.out_features = out_features
-        self.dtype = _float_dtype(dtype)
+        self.dtype = check_float_dtype(dtype, TypeError)
         self.use_bias = bool(bias)
         self.input_grad = bool(input_grad)
         initializer = _init.get_initializer(init)

@@ -24,12 +24,10 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_array, column_or_1d
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from nesy._checks import check_int
+from nesy._checks import check_float_dtype, check_int, label_encoder
 from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
 from nesy.nn.activations import softmax
 from nesy.nn.estimators import _check_param
@@ -83,6 +81,37 @@ def _standardisation(A: np.ndarray, name: str, what: str) -> tuple[np.ndarray, n
         raise ValueError(f"{name}: values too large to standardise ({what} {j}: its mean or "
                          "standard deviation overflows float64); rescale it first")
     return mean, np.where(constant, 1.0, np.sqrt(var))
+
+
+def _standardised(X: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                  mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """``(X - mean) / scale`` (zero where ``mask``, ``(n, n_steps)``, is False), a new
+    C-contiguous array of X's dtype.
+
+    The float64 statistics of :func:`_standardisation` are applied in X's dtype: in float64
+    a float32 ``X`` would make two float64 temporaries of four times its size. The mean is
+    subtracted in two parts, its value in X's dtype and the rest: the mean of a feature whose
+    spread is a few of its float32 steps (1e6 +- 0.1) would otherwise move by up to half a
+    step, a large part of a standard deviation. So the result is the float64 one cast to X's
+    dtype up to X's rounding, except where ``X - mean`` overflows float32 (values near the
+    float32 range of both signs); that is computed in float64, as the float64 result is finite.
+    """
+    dt = X.dtype
+    hi = mean.astype(dt)
+    lo = (mean - hi).astype(dt)  # zeros for a float64 X: the float64 result exactly
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught just below
+        Z = X - hi
+        Z -= lo
+        Z /= scale.astype(dt)
+        if mask is not None:
+            Z *= mask[:, :, None]
+    # one pass in float64 buffers (no temporary of X's size): finite iff every value is
+    if np.isfinite(Z.sum(dtype=np.float64)):
+        return np.ascontiguousarray(Z)  # X - mean keeps the layout of X (Fortran order)
+    Z64 = (X - mean) / scale
+    if mask is not None:
+        Z64 *= mask[:, :, None]
+    return np.ascontiguousarray(Z64, dtype=dt)
 
 
 def _check_fraction(value: Any, name: str) -> float:
@@ -265,10 +294,8 @@ class _SequenceEstimator(BaseEstimator):
         if X.shape[2] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[2]} features, the estimator was fitted with "
                              f"{self.n_features_in_}")
-        X = (X - self.x_mean_) / self.x_scale_
-        if lengths is not None:
-            X *= _steps_mask(lengths, X.shape[1])[:, :, None]
-        return np.ascontiguousarray(X, dtype=dt), lengths
+        mask = None if lengths is None else _steps_mask(lengths, X.shape[1])
+        return _standardised(X, self.x_mean_, self.x_scale_, mask), lengths
 
     def _check_y_given(self, y: Any) -> None:
         if y is None:  # scikit-learn's wording, which its tools recognise
@@ -276,13 +303,8 @@ class _SequenceEstimator(BaseEstimator):
                              "target y is None")
 
     def _dtype(self) -> np.dtype:
-        try:
-            dt = np.dtype(self.dtype)
-        except TypeError:
-            dt = None
-        if dt not in (np.float32, np.float64):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
-        return dt
+        """The ``dtype`` option (None: float64), a ValueError naming it otherwise."""
+        return check_float_dtype(self.dtype)
 
     def _check_options(self) -> None:
         """Every option, checked before anything is built or changed (the errors name it)."""
@@ -317,12 +339,12 @@ class _SequenceEstimator(BaseEstimator):
         dt = X.dtype
         if lengths is None:
             x_mean, x_scale = _standardisation(X.reshape(-1, X.shape[2]), "X", "feature")
-            X = np.ascontiguousarray((X - x_mean) / x_scale, dtype=dt)
+            X = _standardised(X, x_mean, x_scale)
         else:  # statistics of the sequences' own steps; padding stays 0, the mask appended
             mask = _steps_mask(lengths, X.shape[1])
             x_mean, x_scale = _standardisation(X[mask], "X", "feature")
-            X = np.concatenate([(X - x_mean) / x_scale * mask[:, :, None], mask[:, :, None]],
-                               axis=2).astype(dt)
+            X = np.concatenate([_standardised(X, x_mean, x_scale, mask),
+                                mask[:, :, None].astype(dt)], axis=2)
         rng = np.random.default_rng(self.random_state)
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
@@ -465,13 +487,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
             y = column_or_1d(y, warn=True)  # DataConversionWarning, as scikit-learn's own
         if y.ndim != 1 or y.shape[0] != Xs.shape[0]:
             raise ValueError(f"y: expected {Xs.shape[0]} labels, got shape {y.shape}")
-        try:  # refuses continuous targets, NaN and None labels, mixed types
-            check_classification_targets(y)
-            encoder = LabelEncoder().fit(y)
-        except (TypeError, ValueError) as e:  # scikit-learn's message, named if it is not
-            if re.search(r"(?<!\w)y(?!\w)", str(e)):
-                raise
-            raise type(e)(f"y: {e}") from e
+        encoder = label_encoder(y)  # refuses continuous, NaN and None labels, mixed types
         self._fit(Xs, encoder.transform(y), len(encoder.classes_), CrossEntropyLoss(),
                   {"_encoder": encoder, "classes_": encoder.classes_}, lengths)
         return self

@@ -380,11 +380,13 @@ class RNNBase(Module):
             raise ValueError("grad_hn: only the LSTM takes a pair; pass the gradient of h_n")
         else:
             ghn, gcn = grad_hn, None
+        # the LSTM's parts are named as passed, grad_hn=(grad_h_n, grad_c_n)
+        hname, cname = ("grad_hn[0]", "grad_hn[1]") if lstm else ("grad_hn", "")
         if unbatched:
-            ghn = self._unbatched_state(ghn, "grad_hn")
-            gcn = self._unbatched_state(gcn, "grad_cn")
-        dhn = self._check_state(ghn, "grad_hn", B, finite=True)
-        dcn = self._check_state(gcn, "grad_cn", B, finite=True) if lstm else None
+            ghn = self._unbatched_state(ghn, hname)
+            gcn = self._unbatched_state(gcn, cname)
+        dhn = self._check_state(ghn, hname, B, finite=True)
+        dcn = self._check_state(gcn, cname, B, finite=True) if lstm else None
         # everything the caller passed is checked: from here on gradients are accumulated
         dh0 = np.empty(shape, self.dtype)
         dc0 = np.empty(shape, self.dtype) if lstm else None
