@@ -11,6 +11,12 @@ that loop and does nothing else (no output, no row ends; ``nesy._core.gnn_gather
 nothing). ``% of limit`` is the limit's time over the unchecked forward's, and ``5x scipy
 needs`` the share of it that five times SciPy's speed would take (above 100 %: beyond what this
 gather loop can do).
+
+``x`` starts on a 64-byte cache line, as torch places tensors and nesy's kernels their outputs,
+and is the same array for every library. NumPy places large arrays 16 bytes past a line, where
+every 64-byte load of a row straddles two lines (F a multiple of 16): ``nesy unchecked fwd,
+x +16 B`` times nesy on a copy of ``x`` placed so (SciPy's and torch's times do not depend on
+it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from nesy._mem import aligned_copy
 from nesy.bench import best_time, format_table, interleaved_times, settled_time
 
 CASES = [(100_000, 1_000_000, 64), (100_000, 2_000_000, 16), (20_000, 400_000, 256)]
@@ -49,13 +56,15 @@ def run_case(n: int, e: int, f: int, repeat: int = 10, with_torch: bool = False
 
     ei = random_graph(n, e)
     g = Graph(ei, n)
-    x = np.random.default_rng(1).standard_normal((n, f), dtype=np.float32)
+    x = aligned_copy(np.random.default_rng(1).standard_normal((n, f), dtype=np.float32))
+    x_off = aligned_copy(x, offset=16)  # where NumPy would put it
     row: dict[str, object] = {"case": f"({n // 1000}k, {e / 1e6:g}M, {f})",
                               "bytes": e * (4 * f + 8) + n * 4 * f}
     A = sp.csr_matrix((np.ones(e, np.float32), (ei[1], ei[0])), shape=(n, n))
     fast: dict[str, Callable[[], object]] = {
         "nesy fwd": lambda: aggregate(g, x),
         "nesy unchecked fwd": lambda: aggregate(g, x, check_finite=False),
+        "nesy unchecked fwd, x +16 B": lambda: aggregate(g, x_off, check_finite=False),
         "gather limit": lambda: _core.gnn_gather_sum(g.indptr, g.indices, x),
         "scipy fwd": lambda: A @ x,
         "nesy fwd+bwd": lambda: aggregate_backward(g, x, aggregate(g, x)[0]),
@@ -96,8 +105,10 @@ def run(cases: list[tuple[int, int, int]] | None = None, repeat: int = 10,
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    own = ("nesy fwd", "nesy unchecked fwd", "gather limit", "nesy fwd+bwd")
-    cols = [c for c in ("nesy fwd", "nesy unchecked fwd", "gather limit", "scipy fwd",
+    own = ("nesy fwd", "nesy unchecked fwd", "nesy unchecked fwd, x +16 B", "gather limit",
+           "nesy fwd+bwd")
+    cols = [c for c in ("nesy fwd", "nesy unchecked fwd", "nesy unchecked fwd, x +16 B",
+                        "gather limit", "scipy fwd",
                         "torch.sparse fwd", "torch index_add fwd", "nesy fwd+bwd",
                         "torch index_add fwd+bwd")
             if c in rows[0]]
