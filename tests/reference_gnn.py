@@ -10,14 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def gcn(ei, n, x, weight, bias, edge_weight=None, add_self_loops=True, normalize=True):
+def gcn(ei, n, x, weight, bias, edge_weight=None, add_self_loops=True, normalize=True,
+        improved=False):
     """``D^-1/2 (A + I) D^-1/2 x W + b`` with a dense adjacency ``A[dst, src] += w``. With
-    ``add_self_loops``, as PyG: every node gets one loop, of weight 1, or of the weight of its
-    own loop edge if it has one (the last, if several)."""
+    ``add_self_loops``, as PyG: every node gets one loop, of weight 1 (2 with ``improved``:
+    ``A + 2I``), or of the weight of its own loop edge if it has one (the last, if several; 1
+    for an unweighted graph, whose edges all weigh 1 in PyG's gcn_norm)."""
     w = np.ones(ei.shape[1]) if edge_weight is None else np.asarray(edge_weight, float)
     a = np.zeros((n, n))
     if add_self_loops:
-        loop_w = np.ones(n)
+        loop_w = np.full(n, 2.0 if improved else 1.0)
         for (s, d), wi in zip(ei.T, w):
             if s == d:
                 loop_w[s] = wi

@@ -7,6 +7,8 @@ Mirrors python/nesy/gnn/ and rust/core/src/gnn/.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -961,3 +963,33 @@ def test_gat_takes_zero_dimensional_arrays_as_numbers():
 
     layer = GATConv(3, 2, negative_slope=np.array(0.1), dropout=np.float32(0.25))
     assert layer.negative_slope == pytest.approx(0.1) and layer.dropout == 0.25
+
+
+# ---------------------------------------------------------------------- s14 gap review
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_graph_takes_integer_and_boolean_edge_weights_as_from_scipy(dtype):
+    """Graph(..., edge_weight=[1, 2]) was a TypeError ("expected floats") while from_scipy
+    took an integer matrix: integer and boolean weights (edge counts) become float64, as
+    there, and give the graph from_scipy builds from the same matrix."""
+    ei = np.array([[0, 1, 2, 2], [1, 2, 0, 1]])
+    w = np.array([1, 3, 2, 1]).astype(dtype)
+    g = Graph(ei, 3, w)
+    assert g.edge_weight.dtype == np.float64
+    np.testing.assert_array_equal(g.edge_weight, w.astype(np.float64)[g.order])
+    ref = Graph.from_scipy(sp.csr_matrix((w, (ei[1], ei[0])), shape=(3, 3)))
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(aggregate(g, x)[0], aggregate(ref, x)[0])
+    e = Graph.from_edge_list(ei.T, 3, edge_weight=list(w))
+    np.testing.assert_array_equal(e.edge_weight, g.edge_weight)
+    assert Graph(ei, 3, w.astype(np.float32)).edge_weight.dtype == np.float32  # floats kept
+
+
+@pytest.mark.parametrize("bad", [np.array([1 + 1j, 2, 0, 1]), np.array(["a", "b", "c", "d"]),
+                                 np.array([1.0, None, 2.0, 1.0], dtype=object)])
+def test_graph_refuses_edge_weights_that_are_not_real_numbers_as_from_scipy(bad):
+    ei = np.array([[0, 1, 2, 2], [1, 2, 0, 1]])
+    with pytest.raises(TypeError, match=rf"^edge_weight: expected real numbers, got dtype "
+                                        rf"{re.escape(str(bad.dtype))}$"):
+        Graph(ei, 3, bad)
+    with pytest.raises(TypeError, match="^matrix: expected real values"):
+        Graph.from_scipy(sp.csr_matrix(np.array([[0, 1 + 1j], [0, 0]])))

@@ -811,3 +811,151 @@ def test_node_features_that_overflow_the_layer_dtype_are_named_as_such():
     x[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"^x: contains NaN or infinity"):
         GCNConv(2, 2, rng=0)(g, x)
+
+
+# ---------------------------------------------------------------------- s14 gap review (PyG)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sizes", [(5, 3), (3, 6)])
+def test_gcn_improved_matches_pyg_formula(dtype, weighted, sizes):
+    """PyG's GCNConv(improved=True): add_remaining_self_loops(fill_value=2) (a node's own loop
+    keeps its weight, 1 in an unweighted graph), then the symmetric normalisation; nesy had
+    no ``improved``. The graph has loops at nodes 5 and 7 and a node without in-edges."""
+    g, ei, w = _graph(weighted=weighted)
+    layer = GCNConv(*sizes, dtype=dtype, rng=1, improved=True)
+    layer.bias[:] = np.arange(sizes[1]) * 0.1
+    x = np.random.default_rng(2).standard_normal((13, sizes[0])).astype(dtype)
+    p = _params64(layer)
+    want = rg.gcn(ei, 13, x.astype(np.float64), p["weight"], p["bias"], w, improved=True)
+    np.testing.assert_allclose(layer(g, x), want, rtol=TOL[dtype], atol=TOL[dtype])
+    plain = rg.gcn(ei, 13, x.astype(np.float64), p["weight"], p["bias"], w)
+    assert np.abs(want - plain).max() > 1e-2  # the loops' weight matters
+    assert "improved=True" in repr(layer)
+    if dtype == np.float64:
+        _check_gradients(layer, g, x)
+
+
+def test_gcn_improved_is_a_plus_two_i_on_a_graph_without_loops():
+    """The dense formula of PyG's docstring, written out: D^-1/2 (A + 2I) D^-1/2 x W."""
+    ei = np.array([[0, 1, 1, 2, 3], [1, 0, 2, 1, 1]])
+    a = np.zeros((4, 4))
+    a[ei[1], ei[0]] = 1
+    a_hat = a + 2 * np.eye(4)
+    d = a_hat.sum(axis=1) ** -0.5
+    layer = GCNConv(3, 2, dtype=np.float64, rng=0, bias=False, improved=True)
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    np.testing.assert_allclose(layer(Graph(ei, 4), x),
+                               d[:, None] * a_hat * d[None, :] @ x @ layer.weight,
+                               rtol=1e-13, atol=1e-13)
+    # no added loops: improved changes nothing (as PyG)
+    off = GCNConv(3, 2, dtype=np.float64, rng=0, add_self_loops=False, improved=True)
+    ref = GCNConv(3, 2, dtype=np.float64, rng=0, add_self_loops=False)
+    np.testing.assert_array_equal(off(Graph(ei, 4), x), ref(Graph(ei, 4), x))
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_gcn_takes_pyg_cached_and_it_changes_nothing(cached):
+    """cached=True/False was a TypeError. nesy keeps the normalised graph per Graph object
+    either way: the results are those of cached=False for a sequence of different graphs (PyG's
+    cached=True would reuse the first graph's normalisation), and a graph passed again is
+    not normalised again."""
+    g, ei, _ = _graph()
+    g2, ei2, _ = _graph(seed=5)
+    layer = GCNConv(4, 2, dtype=np.float64, rng=0, cached=cached)
+    ref = GCNConv(4, 2, dtype=np.float64, rng=0)
+    assert layer.cached is cached
+    x = np.random.default_rng(0).standard_normal((13, 4))
+    for graph in (g, g, g2, g):
+        np.testing.assert_array_equal(layer(graph, x), ref(graph, x))
+    layer(g, x)
+    kept = layer._cache[1]
+    layer(g, x)
+    assert layer._cache[1] is kept
+    p = _params64(layer)
+    np.testing.assert_allclose(layer(g2, x), rg.gcn(ei2, 13, x, p["weight"], p["bias"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_pyg_argument_order_is_named(k):
+    """conv(x, edge_index), conv(x, graph) and conv(edge_index, x) said only "graph: expected
+    a nesy.gnn.Graph, got ndarray"."""
+    layer = _all_layers()[k]
+    g, ei, _ = _graph()
+    x = np.random.default_rng(0).standard_normal((13, 3))
+    build = re.escape("Graph(edge_index, num_nodes)")
+    with pytest.raises(TypeError, match=r"^graph: .*the arguments are \(graph, x\), not PyG's "
+                                        rf"\(x, edge_index\); build the graph with {build}"):
+        layer(x, ei)
+    with pytest.raises(TypeError, match=r"^graph: .*the arguments are \(graph, x\), not "
+                                        r"\(x, graph\); call conv\(graph, x\)"):
+        layer(x, g)
+    with pytest.raises(TypeError, match=rf"^graph: .*an edge index of shape \(2, 45\).*{build}"):
+        layer(ei, x)
+    with pytest.raises(TypeError, match=r"^graph: expected a nesy.gnn.Graph, got NoneType$"):
+        layer(None, x)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"^graph: .*got Tensor: the arguments are \(graph, x\)"):
+        layer(torch.from_numpy(x), torch.from_numpy(ei))
+    assert layer(g, x).shape[0] == 13  # the right order still works
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gin_fixed_eps_is_a_buffer_in_the_state_dict(dtype):
+    """A fixed eps was a plain float, missing from the state dict (PyG registers an 'eps'
+    buffer): saving and loading a GINConv lost it."""
+    layer = GINConv(_mlp(4, 6, 3, dtype, 7), eps=0.3, dtype=dtype)
+    state = layer.state_dict()
+    assert list(state)[0] == "eps" and state["eps"].shape == (1,)
+    assert state["eps"].dtype == dtype and state["eps"][0] == dtype(0.3)
+    assert "eps" not in dict(layer.named_parameters())
+    assert "eps" in dict(layer.named_buffers())
+    g, ei, _ = _graph()
+    x = np.random.default_rng(5).standard_normal((13, 4)).astype(dtype)
+    other = GINConv(_mlp(4, 6, 3, dtype, 7), eps=-0.4, dtype=dtype)
+    other.load_state_dict(state)
+    assert other.eps[0] == dtype(0.3)
+    np.testing.assert_array_equal(other(g, x), layer(g, x))
+    state["eps"][0] = 1.5
+    other.load_state_dict(state)
+    p = _params64(other)
+    mlp = rg.mlp2(p["mlp.0.weight"], p["mlp.0.bias"], p["mlp.2.weight"], p["mlp.2.bias"])
+    np.testing.assert_allclose(other(g, x), rg.gin(ei, 13, x.astype(np.float64), 1.5, mlp),
+                               rtol=TOL[dtype] * 2, atol=TOL[dtype] * 2)
+    trained = GINConv(_mlp(4, 6, 3, dtype, 7), eps=0.3, train_eps=True, dtype=dtype)
+    assert list(trained.state_dict()) == list(state)  # the same keys either way, as PyG
+    assert "eps" in dict(trained.named_parameters())
+
+
+def test_gnn_state_dicts_use_nesy_layouts_as_the_readme_says():
+    """The README said that Module state dicts use torch's names and layouts, without
+    excepting the GNN layers, whose weights are (in_features, out_features) under nesy's
+    names."""
+    from pathlib import Path
+
+    state = GCNConv(4, 3).state_dict()
+    assert list(state) == ["weight", "bias"] and state["weight"].shape == (4, 3)
+    assert SAGEConv(4, 3).state_dict()["weight_neigh"].shape == (4, 3)
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "Module state dicts use torch's names and layouts" not in text
+    assert ("The GNN layers (`nesy.gnn.GCNConv` and the others) use nesy's own names, with "
+            "weights as `(in_features, out_features)`") in text
+
+
+def test_gin_pickled_with_a_float_eps_loads_with_the_eps_buffer():
+    """A GINConv pickled before the fixed eps became a buffer (a plain float attribute)
+    unpickles into the current layout: eps in the state dict, the same output."""
+    import pickle
+
+    layer = GINConv(_mlp(4, 6, 3, np.float64, 7), eps=0.3, dtype=np.float64)
+    g, _, _ = _graph()
+    x = np.random.default_rng(5).standard_normal((13, 4))
+    want = layer(g, x)
+    old = pickle.loads(pickle.dumps(layer))
+    del old.__dict__["_buffers"]["eps"]  # the layout of the earlier versions
+    object.__setattr__(old, "eps", 0.3)
+    back = pickle.loads(pickle.dumps(old))
+    assert isinstance(back.eps, np.ndarray) and back.state_dict()["eps"].tolist() == [0.3]
+    np.testing.assert_array_equal(back(g, x), want)
+    same = pickle.loads(pickle.dumps(layer))  # a current pickle keeps its buffer
+    assert same.state_dict()["eps"].tolist() == [0.3] and "eps" in same._buffers

@@ -482,3 +482,87 @@ def test_graph_classifier_names_a_single_graph_passed_as_graphs():
     clf.fit(graphs, feats, y)
     with pytest.raises(TypeError, match="^graphs: expected a sequence of Graphs, got one Graph"):
         clf.predict(graphs[0], feats[0])
+
+
+# ---------------------------------------------------------------------- s14 gap review
+def test_graph_classifier_names_x_and_graphs_for_pyg_style_input():
+    """X=None gave "'NoneType' object is not iterable", a GraphBatch "'GraphBatch' object is
+    not iterable", and one stacked feature array a count of its rows."""
+    from nesy.gnn import batch_graphs
+
+    graphs, feats, y = _shapes(12)
+    clf = GraphClassifier(epochs=1, random_state=0)
+    gb = batch_graphs(graphs, feats)
+    stacked = np.vstack(feats)
+    for call in (lambda g, x: clf.fit(g, x, y), lambda g, x: clf.score(g, x, y)):
+        with pytest.raises(TypeError, match=r"^X: expected one feature matrix per graph, got "
+                                            r"None; .*np\.ones\(\(g\.num_nodes, 1\)\)"):
+            call(graphs, None)
+        with pytest.raises(TypeError, match=r"^graphs: expected a sequence of Graphs, got a "
+                                            r"GraphBatch; pass the list of Graphs and the list "
+                                            r"of their feature matrices"):
+            call(gb, gb.x)
+        with pytest.raises(ValueError, match=r"^X: expected a list of per-graph feature "
+                                             rf"matrices \(one per graph, 12\), not one stacked "
+                                             rf"array of shape \({stacked.shape[0]}, 1\); "
+                                             r"split it with np\.split"):
+            call(graphs, stacked)
+        with pytest.raises(TypeError, match="^X: expected one feature matrix per graph, got a "
+                                            "GraphBatch; pass the list of feature matrices"):
+            call(graphs, gb)
+        with pytest.raises(TypeError, match="^X: expected one feature matrix per graph, got "
+                                            "int$"):
+            call(graphs, 3)
+        with pytest.raises(TypeError, match="^graphs: expected a sequence of Graphs, got "
+                                            "NoneType$"):
+            call(None, feats)
+        if not hasattr(clf, "model_"):
+            clf.fit(graphs, feats, y)
+    with pytest.raises(TypeError, match="^graphs: expected a sequence of Graphs, got a "
+                                        "GraphBatch"):
+        clf.predict_proba(gb, gb.x)
+    with pytest.raises(TypeError, match="^graphs: .*got a GraphBatch .*list of Graphs it was "
+                                        "built from"):
+        batch_graphs(gb)
+    # the split the message suggests gives back the per-graph matrices
+    parts = np.split(stacked, np.cumsum([g.num_nodes for g in graphs])[:-1])
+    np.testing.assert_array_equal(clf.predict_proba(graphs, parts),
+                                  clf.predict_proba(graphs, feats))
+    # a 3-D array of equal-sized graphs is still one matrix per graph
+    same = [Graph(np.array([[0, 1], [1, 2]]), 3)] * 12
+    clf.fit(same, np.ones((12, 3, 1)), y)
+
+
+def test_graph_classifier_docstring_states_the_validation_rules_it_follows():
+    """The docstring said "validation_fraction ... (0: none)", silent on the 10-graph minimum
+    under which there is no validation split (and so no early stopping) whatever the
+    fraction."""
+    doc = " ".join(GraphClassifier.__doc__.split())
+    assert "Needs at least 10 graphs" in doc
+    assert "no validation split and no early stopping" in doc
+    assert "ties broken by the lower validation loss" in doc
+    graphs, feats, y = _shapes(9)
+    clf = GraphClassifier(epochs=4, validation_fraction=0.5, patience=0, random_state=0)
+    clf.fit(graphs, feats, y)
+    assert "val_loss" not in clf.history_.history and clf.history_.best_epoch is None
+    assert len(clf.history_.history["loss"]) == 4  # all epochs: no early stopping
+    graphs, feats, y = _shapes(12)
+    clf.fit(graphs, feats, y)  # 0.5 of 12: a split, monitored on accuracy
+    assert "val_accuracy" in clf.history_.history and clf.history_.best_epoch is not None
+    clf = GraphClassifier(epochs=2, validation_fraction=0.04, random_state=0)
+    assert "val_loss" not in clf.fit(graphs, feats, y).history_.history  # rounds to 0
+
+
+def test_node_classifier_docstring_states_what_is_monitored_without_validation():
+    """The docstring said the best weights were restored "when val_mask is given", but an
+    empty val_mask gives no validation: all epochs, the last weights, best_epoch_ None."""
+    doc = " ".join(NodeClassifier.__doc__.split())
+    assert "when ``val_mask`` selects at least one node" in doc
+    assert "``best_epoch_`` is None" in doc
+    g, X, y, (tr, va, _) = _communities(n=40)
+    clf = NodeClassifier(epochs=3, patience=0, random_state=0)
+    clf.fit(g, X, y, tr, np.zeros(40, bool))
+    assert clf.best_epoch_ is None and "val_accuracy" not in clf.history_.history
+    assert len(clf.history_.history["loss"]) == 3
+    clf.fit(g, X, y, tr, va)
+    assert clf.best_epoch_ is not None and "val_accuracy" in clf.history_.history

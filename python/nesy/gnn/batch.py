@@ -100,11 +100,19 @@ def batch_graphs(graphs: Sequence[Graph], features: Optional[Sequence[Any]] = No
 
 
 def _graph_list(graphs: Any) -> list[Graph]:
-    """``graphs`` as a list; a single Graph is refused by name (it is not iterable)."""
+    """``graphs`` as a list; a single Graph, a GraphBatch and anything not iterable are
+    refused by name (rather than "'Graph' object is not iterable")."""
     if isinstance(graphs, Graph):
         raise TypeError("graphs: expected a sequence of Graphs, got one Graph (wrap it in a "
                         "list: [graph])")
-    return list(graphs)
+    if isinstance(graphs, GraphBatch):
+        raise TypeError("graphs: expected a sequence of Graphs, got a GraphBatch (graphs "
+                        "already batched); pass the list of Graphs it was built from")
+    try:
+        return list(graphs)
+    except TypeError:
+        raise TypeError(f"graphs: expected a sequence of Graphs, got "
+                        f"{type(graphs).__name__}") from None
 
 
 def _check_dtype(dtype: Any) -> Optional[np.dtype]:

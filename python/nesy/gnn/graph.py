@@ -29,8 +29,10 @@ class Graph:
         Row 0: source nodes; row 1: destination nodes. Duplicate edges and self-loops are kept.
     num_nodes : int, optional
         Number of nodes (default: the largest index + 1; 0 for no edges).
-    edge_weight : array of float, shape (n_edges,), optional
-        One weight per edge, in the order of ``edge_index``.
+    edge_weight : array of real numbers, shape (n_edges,), optional
+        One weight per edge, in the order of ``edge_index``. Floating-point weights keep their
+        dtype; integer and boolean ones (edge counts) become float64, as in :meth:`from_scipy`;
+        complex, object and string arrays are refused (TypeError naming ``edge_weight``).
 
     Attributes
     ----------
@@ -73,8 +75,10 @@ class Graph:
         w = None
         if edge_weight is not None:
             w = np.asarray(edge_weight)
-            if not np.issubdtype(w.dtype, np.floating):
-                raise TypeError(f"edge_weight: expected floats, got dtype {w.dtype}")
+            if w.dtype.kind not in "biuf":  # as from_scipy: complex would lose its imaginary part
+                raise TypeError(f"edge_weight: expected real numbers, got dtype {w.dtype}")
+            if w.dtype.kind != "f":  # integer counts or booleans: float64, as from_scipy
+                w = w.astype(np.float64)
             if w.shape != (n_edges,):
                 raise ValueError(f"edge_weight: expected shape ({n_edges},), got {w.shape}")
             if not np.all(np.isfinite(w)):
@@ -201,11 +205,13 @@ class Graph:
             acc /= np.bincount(inverse, minlength=first.size)
         return Graph(edges, self.num_nodes, acc[order].astype(self.edge_weight.dtype))
 
-    def gcn_norm(self, add_self_loops: bool = True) -> Graph:
+    def gcn_norm(self, add_self_loops: bool = True, improved: bool = False) -> Graph:
         """Kipf and Welling's normalisation: weights ``w_sd / sqrt(deg(s) deg(d))`` with the
         weighted in-degree ``deg`` after giving every node one self-loop (as PyG's GCNConv:
-        :meth:`add_remaining_self_loops`, so an existing loop is not doubled)."""
-        g = self.add_remaining_self_loops() if add_self_loops else self
+        :meth:`add_remaining_self_loops`, so an existing loop is not doubled). ``improved``
+        (PyG's): the added loops weigh 2 instead of 1; existing loops keep their weight."""
+        fill = 2.0 if improved else 1.0
+        g = self.add_remaining_self_loops(fill) if add_self_loops else self
         w = g._weights_or_ones()
         deg = np.zeros(g.num_nodes)
         np.add.at(deg, g.edge_index()[1], w)

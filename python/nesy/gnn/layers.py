@@ -12,6 +12,21 @@ runs in the Rust kernels of :mod:`nesy.gnn.graph`; the dense products are NumPy 
 Derived graphs (GCN normalisation, GAT self-loops) are cached per input graph: the cache is
 keyed on the identity of the :class:`Graph` object, so a graph must not be modified in place
 after it was passed to a layer (build a new one instead).
+
+Coming from PyG (``torch_geometric.nn``):
+
+* ``in_channels`` / ``out_channels`` are ``in_features`` / ``out_features`` (the first two
+  positional arguments in both); pass the other options by keyword, as their positions
+  differ. They keep PyG's names: ``improved``, ``cached``, ``add_self_loops``,
+  ``normalize``, ``bias``, ``root_weight``, ``heads``, ``concat``, ``negative_slope``,
+  ``dropout``, ``eps``, ``train_eps``.
+* GINConv's ``nn`` is ``mlp``.
+* ``conv(x, edge_index)`` (``forward(x, edge_index)``) is ``conv(Graph(edge_index,
+  num_nodes), x)``: the graph comes first, as a :class:`Graph` built once (its derived
+  graphs are then cached, see above) rather than an edge index per call.
+* State dicts use nesy's own names, and the weights are ``(in_features, out_features)``
+  (PyG's ``lin.weight`` is ``(out, in)``), so a PyG state dict needs its keys mapped and
+  its weights transposed.
 """
 
 from __future__ import annotations
@@ -47,7 +62,8 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
         Wrong shape (naming ``name``, the node count and the shape) or NaN / infinity.
     """
     if not isinstance(graph, Graph):
-        raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}")
+        raise TypeError(f"graph: expected a nesy.gnn.Graph, got {type(graph).__name__}"
+                        f"{_swapped_hint(graph, x)}")
     _g._check_consistent(graph)
     if isinstance(x, SparseFeatures):
         return _check_sparse(graph, x, in_features, dtype, name)
@@ -61,6 +77,41 @@ def check_node_input(graph: Any, x: Any, in_features: Optional[int], dtype: Any,
         raise ValueError(f"{name}: expected {in_features} features, got {x.shape[1]}")
     # NaN or infinity, or a finite value the cast to ``dtype`` makes infinite, each named
     return _g._finite_cast(x, dtype, name)
+
+
+def _as_array(a: Any) -> Optional[np.ndarray]:
+    """``a`` as an array when it is one (an ndarray, or an object with ``__array__`` such as a
+    CPU torch tensor), else None: lists are not converted on this error path."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "__array__"):
+        try:
+            return np.asarray(a)
+        except Exception:  # a tensor on another device: no hint
+            return None
+    return None
+
+
+def _is_edge_index(a: Optional[np.ndarray]) -> bool:
+    return (a is not None and a.ndim == 2 and a.shape[0] == 2 and a.dtype != np.bool_
+            and np.issubdtype(a.dtype, np.integer))
+
+
+def _swapped_hint(graph: Any, x: Any) -> str:
+    """The end of the error for a first argument that is not a :class:`Graph`: the PyG call
+    order ``conv(x, edge_index)`` and an edge index in place of a Graph are said as such."""
+    first = _as_array(graph)
+    if first is None:
+        return ""
+    build = "build the graph with Graph(edge_index, num_nodes)"
+    if isinstance(x, Graph):
+        return ": the arguments are (graph, x), not (x, graph); call conv(graph, x)"
+    if _is_edge_index(_as_array(x)) and not _is_edge_index(first):
+        return (": the arguments are (graph, x), not PyG's (x, edge_index); "
+                f"{build} and call conv(graph, x)")
+    if _is_edge_index(first):
+        return f" (an edge index of shape {first.shape}); {build}"
+    return ""
 
 
 def _check_sparse(graph: Graph, x: SparseFeatures, in_features: Optional[int], dtype: Any,
@@ -149,13 +200,24 @@ class GCNConv(_Conv):
     in_features, out_features : int
     bias : bool, default True
     add_self_loops : bool, optional
-        Give every node without one a loop ``i -> i`` (weight 1) before normalising; existing
-        loops are kept as they are (PyG's ``add_remaining_self_loops``). Defaults to
-        ``normalize``; loops without normalisation are refused, as in PyG (``normalize=False``
-        is ``A x W + b``: add loops to the graph itself if you want them).
+        Give every node without one a loop ``i -> i`` (weight 1, or 2 with ``improved``)
+        before normalising; existing loops are kept as they are (PyG's
+        ``add_remaining_self_loops``). Defaults to ``normalize``; loops without normalisation
+        are refused, as in PyG (``normalize=False`` is ``A x W + b``: add loops to the graph
+        itself if you want them).
     normalize : bool, default True
         Symmetric normalisation with the weighted in-degree (see :meth:`Graph.gcn_norm`); the
         graph's own edge weights are used when it has them.
+    improved : bool, default False
+        PyG's ``improved``: the added self-loops weigh 2 (``A + 2I``), so a node keeps more of
+        its own features. No effect without added self-loops (as in PyG).
+    cached : bool, default False
+        Accepted for PyG code; it changes nothing. nesy always keeps the normalised graph of
+        the last :class:`Graph` object passed (keyed on its identity) and builds it again for
+        another one, so the results are those of PyG's ``cached=False`` for any sequence of
+        graphs, and a graph passed again is not normalised again (the speed of
+        ``cached=True``, without PyG's reuse of the first graph's normalisation for a
+        different graph). A graph must not be modified in place (see the module docstring).
     dtype : {np.float32, np.float64}, default np.float32
     rng : None, int or numpy.random.Generator
         Glorot-uniform weight initialisation; the bias starts at zero.
@@ -173,7 +235,8 @@ class GCNConv(_Conv):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  add_self_loops: Optional[bool] = None, normalize: bool = True,
                  dtype: Any = np.float32, rng: _init.RngLike = None,
-                 input_grad: bool = True) -> None:
+                 input_grad: bool = True, *, improved: bool = False,
+                 cached: bool = False) -> None:
         super().__init__()
         normalize = bool(normalize)
         add_self_loops = normalize if add_self_loops is None else bool(add_self_loops)
@@ -184,12 +247,13 @@ class GCNConv(_Conv):
         self.in_features, self.out_features = _sizes(in_features, out_features)
         gen = self._setup(dtype, rng, input_grad)
         self.use_bias, self.add_self_loops, self.normalize = bias, add_self_loops, normalize
+        self.improved, self.cached = bool(improved), bool(cached)
         self._glorot("weight", (self.in_features, self.out_features), gen)
         if bias:
             self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
 
     def _prepare(self, graph: Graph) -> Graph:
-        g = graph.gcn_norm(self.add_self_loops) if self.normalize else graph
+        g = graph.gcn_norm(self.add_self_loops, self.improved) if self.normalize else graph
         return g._with_weight_dtype(self.dtype)
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
@@ -224,7 +288,8 @@ class GCNConv(_Conv):
         return gh @ self.weight.T if self.input_grad else None
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, bias={self.use_bias}"
+        improved = ", improved=True" if self.improved else ""
+        return f"{self.in_features}, {self.out_features}, bias={self.use_bias}{improved}"
 
 
 class SAGEConv(_Conv):
@@ -337,6 +402,8 @@ class GINConv(_Conv):
         Applied to the ``(n_nodes, in_features)`` sums, e.g.
         ``Sequential(Dense(f, h), ReLU(), Dense(h, h))``; its parameters are the layer's.
     eps : float, default 0.0
+        Held as an array of shape ``(1,)``: a buffer (in the state dict, as PyG's ``eps``
+        buffer), or with ``train_eps`` a parameter.
     train_eps : bool, default False
         Learn ``eps`` (a parameter of shape ``(1,)``).
     dtype : {np.float32, np.float64}, default np.float32
@@ -350,7 +417,7 @@ class GINConv(_Conv):
 
     mlp: Module
     train_eps: bool
-    eps: Any  # a float, or a trainable (1,) parameter with train_eps
+    eps: np.ndarray  # (1,): a buffer, or a trainable parameter with train_eps
 
     def __init__(self, mlp: Module, eps: float = 0.0, train_eps: bool = False,
                  dtype: Any = np.float32, input_grad: bool = True) -> None:
@@ -365,9 +432,18 @@ class GINConv(_Conv):
         self.train_eps = bool(train_eps)
         if self.train_eps:
             self.register_parameter("eps", np.array([eps], dtype=self.dtype))
-        else:
-            self.eps = float(eps)
+        else:  # a buffer: saved and loaded with the state dict, as PyG's
+            self.register_buffer("eps", np.array([eps], dtype=self.dtype))
         self.mlp = mlp
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling. A layer pickled before a fixed ``eps`` was a buffer held it as a plain
+        float: it becomes the ``(1,)`` buffer of a new layer."""
+        self.__dict__.update(state)
+        if not isinstance(self.__dict__.get("eps"), np.ndarray):
+            eps = np.array([self.__dict__["eps"]], dtype=self.dtype)
+            self.__dict__["_buffers"]["eps"] = eps
+            object.__setattr__(self, "eps", eps)
 
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         width = _mlp_in_features(self.mlp)
@@ -376,7 +452,7 @@ class GINConv(_Conv):
             raise ValueError(f"x: expected {width} features (the input of the mlp), got "
                              f"{x.shape[1]}")
         x = densify(x)
-        eps = self.eps[0] if self.train_eps else self.dtype.type(self.eps)  # type: ignore[index]
+        eps = self.eps[0]
         h = _g._layer_aggregate(graph, x, "sum", use_weights=False)[0]
         h += (1 + eps) * x
         out = self.mlp.forward(h)  # its first layer checks x's width: save only after it

@@ -290,8 +290,11 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
     epochs : int, default 200
     patience : int or None, default 100
         Stop after this many epochs without a better validation accuracy (ties broken by the
-        validation loss); ``None`` runs all epochs. The best epoch's weights are restored
-        either way when ``val_mask`` is given.
+        lower validation loss); ``None`` runs all epochs. The validation metrics are those of
+        the network in evaluation mode after each epoch's step. The best epoch's weights are
+        restored either way when ``val_mask`` selects at least one node; without it (or with
+        an empty one) nothing is monitored: all epochs run, the last epoch's weights are
+        kept and ``best_epoch_`` is None.
     normalize_features : bool, default True
         Divide every feature row by its L1 norm (zero rows stay zero).
     sparse_features : {"auto", True, False}, default "auto"
@@ -315,8 +318,12 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
     history_ : nesy.nn.History
         Per epoch: ``loss``, ``accuracy`` (training nodes, evaluation mode), ``val_loss``,
         ``val_accuracy`` (with ``val_mask``) and ``time`` (seconds, including evaluation);
-        ``best_epoch`` and ``stopped_epoch``.
+        ``best_epoch`` and ``stopped_epoch``. ``val_loss`` is the cross-entropy over the
+        validation nodes whose label is a class of the training nodes (the others count as
+        wrong in ``val_accuracy``).
     best_epoch_ : int or None
+        The epoch whose weights were kept (best validation accuracy); None without
+        validation.
     """
 
     n_features_in_: int
@@ -579,6 +586,31 @@ class GraphNet(Module):
         return grad
 
 
+def _feature_list(X: Any, graphs: list[Graph]) -> list[Any]:
+    """``X`` of GraphClassifier as a list of per-graph matrices; None, one stacked 2-D array
+    (PyG's ``x`` with a ``batch`` vector) and anything not iterable are refused naming ``X``
+    (not "'NoneType' object is not iterable" or a count of rows)."""
+    if X is None:
+        raise TypeError("X: expected one feature matrix per graph, got None; for graphs "
+                        "without node features pass constant ones, [np.ones((g.num_nodes, "
+                        "1)) for g in graphs], or their degrees, [g.in_degree()[:, None] "
+                        "for g in graphs]")
+    if isinstance(X, GraphBatch):
+        raise TypeError("X: expected one feature matrix per graph, got a GraphBatch; pass "
+                        "the list of feature matrices")
+    ragged = isinstance(X, np.ndarray) and X.dtype.kind == "O"  # an object array of matrices
+    if getattr(X, "ndim", None) == 2 and not ragged:
+        raise ValueError(f"X: expected a list of per-graph feature matrices (one per graph, "
+                         f"{len(graphs)}), not one stacked array of shape "
+                         f"{tuple(X.shape)}; split it with np.split(X, np.cumsum("
+                         "[g.num_nodes for g in graphs])[:-1])")
+    try:
+        return list(X)
+    except TypeError:
+        raise TypeError(f"X: expected one feature matrix per graph, got "
+                        f"{type(X).__name__}") from None
+
+
 class GraphClassifier(ClassifierMixin, BaseEstimator):
     """Graph classification: one label per graph, from graph layers, a readout and an MLP.
 
@@ -595,10 +627,15 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default 32
         Graphs per mini-batch.
     validation_fraction : float, default 0.1
-        Held out from the training graphs for early stopping on accuracy (0: none).
+        Fraction of the training graphs held out (at random, seeded by ``random_state``, not
+        stratified) to monitor validation accuracy: ``round(validation_fraction *
+        n_graphs)`` of them. Needs at least 10 graphs: with fewer, with 0, or when that
+        product rounds to 0, there is no validation split and no early stopping: all epochs
+        run on every graph and the last epoch's weights are kept.
     patience : int or None, default 20
-        Stop after this many epochs without a better validation accuracy; ``None`` runs all
-        epochs.
+        With a validation split: stop after this many epochs without a better validation
+        accuracy (ties broken by the lower validation loss); ``None`` runs all epochs. Either
+        way the weights of the best validation epoch are restored.
     dtype : {np.float32, np.float64}, default np.float32
     random_state : int, optional
     verbose : int, default 0
@@ -609,7 +646,9 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray
     n_features_in_ : int
     history_ : nesy.nn.History
-        ``loss`` (mean over training batches), ``val_loss``, ``val_accuracy``, ``time``.
+        ``loss`` (mean over training batches), ``val_loss`` and ``val_accuracy`` (with a
+        validation split; the network in evaluation mode after the epoch), ``time``;
+        ``best_epoch`` (None without validation) and ``stopped_epoch``.
     """
 
     n_features_in_: int
@@ -636,8 +675,13 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _inputs(self, graphs: Any, X: Any, fitting: bool) -> tuple[list[Graph], list[np.ndarray]]:
+        if isinstance(graphs, GraphBatch):  # nesy's own batch: named, with what to pass
+            raise TypeError("graphs: expected a sequence of Graphs, got a GraphBatch; pass "
+                            "the list of Graphs and the list of their feature matrices "
+                            "(fit(graphs, X, y), predict(graphs, X)): the classifier "
+                            "batches them itself")
         graphs = _graph_list(graphs)
-        X = list(X)
+        X = _feature_list(X, graphs)
         if len(X) != len(graphs):
             raise ValueError(f"X: expected one feature matrix per graph ({len(graphs)}), got "
                              f"{len(X)}")
