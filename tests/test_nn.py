@@ -1567,3 +1567,125 @@ def test_module_save_writes_to_a_binary_file_object(tmp_path):
     with pytest.raises(ValueError, match=r"^path: the file object .* is closed"):
         layer.save(closed)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz", "m.npz", "r.bin", "t.txt"]
+
+
+# ---------------------------------------------------------------------- pickles (review s14)
+
+
+def test_a_pickled_module_holds_its_parameters_not_the_last_batch():
+    """A pickle carried the last forward's input and activations (``_ctx``): its size grew
+    with the batch and it held the user's data. Now it holds parameters and configuration;
+    the unpickled module predicts identically, needs a new forward before backward (as a new
+    module) and keeps training as the original does."""
+    import pickle
+
+    model = mlp(dtype=np.float64, seed=3, dropout=0.2)
+    fresh = len(pickle.dumps(model))
+    X, y = blobs(n=5000, seed=2)
+    model(X)  # training mode: every layer keeps its input, Dropout its mask
+    blob = pickle.dumps(model)
+    assert len(blob) == fresh  # 5000 x 8 float64 inputs alone are 320 kB
+    twin = pickle.loads(blob)
+    assert model.__dict__["_ctx"] is not None and twin.__dict__["_ctx"] is None
+    assert all(m.__dict__["_ctx"] is None for m in twin.modules())
+    with pytest.raises(RuntimeError, match="before forward"):
+        twin.backward(np.ones((50, 3)))
+    model.eval()
+    twin.eval()
+    np.testing.assert_array_equal(twin(X[:50]), model(X[:50]))
+    model.train()
+    twin.train()
+    # the same weights and Dropout generator state: the same training from here on
+    a, b = (make_trainer(m, epochs=3, seed=4).fit(X[:200], y[:200]) for m in (model, twin))
+    assert a["loss"] == b["loss"]
+    assert all(np.array_equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))
+
+
+def test_a_pickled_graph_layer_holds_no_graph_or_features():
+    """A GNN layer kept the last graph, its normalised copy (``_cache``) and the features
+    (``_ctx``) in its pickle."""
+    import pickle
+
+    from nesy.gnn import GCNConv, Graph
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    graph = Graph(rng.integers(0, n, size=(2, 20000)), num_nodes=n)
+    x = rng.standard_normal((n, 16))
+    layer = GCNConv(16, 4, dtype=np.float64, rng=1)
+    fresh = len(pickle.dumps(layer))
+    out = layer(graph, x)
+    assert len(pickle.dumps(layer)) == fresh  # the features alone are 384 kB
+    twin = pickle.loads(pickle.dumps(layer))
+    np.testing.assert_array_equal(twin(graph, x), out)  # the cache is rebuilt
+    grad = np.ones_like(out)
+    layer.zero_grad()
+    layer(graph, x)
+    np.testing.assert_array_equal(twin.backward(grad), layer.backward(grad))
+    for (name, g), (_, h) in zip(twin.named_gradients(), layer.named_gradients()):
+        np.testing.assert_array_equal(g, h, err_msg=name)
+
+
+# ---------------------------------------------------------------------- Module.load (review s14)
+
+
+def test_module_load_of_a_torch_file_says_so_and_how_to_convert(tmp_path):
+    """A torch.save file (a zip of pickles) was read as an .npz archive whose members are
+    bytes: 'missing key', and with strict=False nothing was loaded and nothing said."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    t = torch.nn.Linear(2, 3)
+    layer = nn.Dense(2, 3, rng=0)
+    keep = [p.copy() for p in layer.parameters()]
+    zipped, legacy = tmp_path / "lin.pt", tmp_path / "legacy.pt"
+    torch.save(t.state_dict(), zipped)
+    torch.save(t.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    for path, what in ((zipped, "a PyTorch zip archive"), (legacy, "a pickle")):
+        for strict in (True, False):
+            with pytest.raises(ValueError) as info:
+                layer.load(path, strict=strict)
+            msg = str(info.value)
+            assert msg.startswith(f"{str(path)!r}: not a nesy Module state file ({what}, as "
+                                  "torch.save writes)"), msg
+            assert "load_state_dict({k: v.numpy() for k, v in torch.load(path).items()})" in msg
+            assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
+        with open(path, "rb") as fh:  # a file object: named too, and detected the same way
+            with pytest.raises(ValueError, match=f"not a nesy Module state file \\({what}"):
+                layer.load(fh)
+    # the conversion the message gives works
+    layer.load_state_dict({k: v.numpy() for k, v in torch.load(zipped).items()})
+    np.testing.assert_allclose(layer(np.ones((1, 2))),
+                               t(torch.ones(1, 2, dtype=torch.float64).float()).detach().numpy(),
+                               rtol=1e-6)
+
+
+def test_module_load_refuses_an_archive_member_that_is_not_an_array(tmp_path):
+    import zipfile
+
+    path = tmp_path / "odd.npz"
+    np.savez(path, weight=np.zeros((3, 2)), bias=np.zeros(3))
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match=r"odd.npz'?: not a nesy Module state file \(the "
+                                         r"archive member 'notes.txt' is not a .npy array\)"):
+        nn.Dense(2, 3, rng=0).load(path)
+
+
+def test_module_load_with_strict_false_refuses_a_file_with_no_key_of_the_module(tmp_path):
+    """strict=False skipped every key of a file that had none of the module's, loading
+    nothing and saying nothing."""
+    layer = nn.Dense(2, 3, rng=0)
+    keep = [p.copy() for p in layer.parameters()]
+    path = tmp_path / "other.npz"
+    np.savez(path, **{"lin.weight": np.ones((3, 2)), "lin.bias": np.ones(3)})
+    with pytest.raises(ValueError, match=r"other.npz'?: none of the file's keys is one of this "
+                                         r"Dense's, so strict=False would load nothing \(file: "
+                                         r"\['lin.weight', 'lin.bias'\]; module: \['weight', "
+                                         r"'bias'\]\)"):
+        layer.load(path, strict=False)
+    assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
+    # one key in common is loaded, the others skipped, as before
+    np.savez(path, **{"bias": np.full(3, 2.0), "extra": np.ones(1)})
+    layer.load(path, strict=False)
+    assert np.array_equal(layer.bias, np.full(3, 2.0))
+    assert np.array_equal(layer.weight, keep[0])

@@ -207,3 +207,49 @@ def test_values_too_large_to_standardise_are_named_not_called_infinite():
         MLPRegressor(epochs=1).fit(X, X[:, 0] * 1e307)
     with pytest.raises(ValueError, match=r"^y: .*column 1"):
         MLPRegressor(epochs=1).fit(X, np.c_[X[:, 0], X[:, 1] * 1e307])
+
+
+def test_early_stopping_without_room_for_a_validation_split_warns_at_fit():
+    """With too few rows for a split (at least 2 held out, 2 left) early_stopping=True
+    silently watched the training loss."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((14, 3)), np.arange(14) % 2
+    for est, target in ((MLPClassifier, y), (MLPRegressor, X[:, 0])):
+        with pytest.warns(UserWarning, match=r"^early_stopping: validation_fraction=0.1 of 14 "
+                                             r"rows holds out 1, and a validation split needs "
+                                             r"at least 2 rows with at least 2 left to train "
+                                             r"on; training on all rows, with early stopping "
+                                             r"on the training loss$") as rec:
+            fitted = est(hidden_layer_sizes=(4,), epochs=2, early_stopping=True,
+                         random_state=0).fit(X, target)
+        assert rec[0].filename == __file__
+        assert "val_loss" not in fitted.history_.history
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est(hidden_layer_sizes=(4,), epochs=2, random_state=0).fit(X, target)
+            fitted = est(hidden_layer_sizes=(4,), epochs=2, early_stopping=True,
+                         random_state=0).fit(np.vstack([X, X[:1]]), np.r_[target, target[:1]])
+        assert "val_loss" in fitted.history_.history  # 15 rows: 2 held out
+    with pytest.warns(UserWarning, match=r"^early_stopping: validation_fraction=0.0 of 14 rows "
+                                         "holds out 0"):
+        MLPClassifier(hidden_layer_sizes=(4,), epochs=1, early_stopping=True,
+                      validation_fraction=0.0).fit(X, y)
+    assert "15 rows or more at the default" in MLPClassifier.__doc__
+
+
+def test_a_pickled_estimator_holds_no_rows_of_the_last_predict():
+    """The fitted network kept the last predict's (standardised) input, which went into the
+    estimator's pickle."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((100, 5)), np.arange(100) % 3
+    for est, target in ((MLPClassifier, y), (MLPRegressor, X[:, :2])):
+        fitted = est(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(X, target)
+        size = len(pickle.dumps(fitted))
+        fitted.predict(rng.standard_normal((20000, 5)))  # 800 kB of float64
+        assert len(pickle.dumps(fitted)) == size < 20_000
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict(X),
+                                      fitted.predict(X))

@@ -1431,3 +1431,210 @@ def test_parameters_beyond_the_machines_memory_are_refused_naming_the_size(sizes
                                              "this machine's memory"):
             cls(*sizes)
 
+
+
+# ------------------------------------------------------------------------ s14 gap review
+def test_pickled_layers_and_estimators_hold_no_data_of_the_last_pass():
+    """A pickled layer carried the last forward's input, states and workspaces (and
+    ``grad_h0``); a fitted estimator, the last predict's input: the pickle of a
+    SequenceRegressor grew from 10 kB to 3.3 MB after one predict. The unpickled objects
+    predict identically, and a layer runs forward and backward again."""
+    import pickle
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    rng = np.random.default_rng(0)
+    for cls in (RNN, GRU, LSTM):
+        layer = cls(3, 4, num_layers=2, bidirectional=True, rng=0)
+        fresh = len(pickle.dumps(layer))
+        x = rng.standard_normal((50, 40, 3)).astype(np.float32)
+        out, hn = layer(x)
+        layer.backward(np.ones_like(out))
+        assert len(pickle.dumps(layer)) <= fresh + 20  # + "grad_h0": None; x alone is 24 kB
+        twin = pickle.loads(pickle.dumps(layer))
+        assert twin.__dict__["_ctx"] is None and twin.grad_h0 is None
+        with pytest.raises(RuntimeError, match="before forward"):
+            twin.backward(np.ones_like(out))
+        out2, _ = twin(x)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(twin.backward(np.ones_like(out)),
+                                      layer.backward(np.ones_like(out)))
+    X, y = _toy(n=60, T=8)
+    big = rng.standard_normal((2000, 50, 2)).astype(np.float32)
+    for est in (SequenceRegressor(hidden_size=8, epochs=2, random_state=0).fit(X, y),
+                SequenceRegressor(hidden_size=8, epochs=2, random_state=0, tbptt=4,
+                                  output="sequence").fit(X, np.cumsum(X[:, :, 0], axis=1)),
+                SequenceClassifier(hidden_size=8, epochs=2, random_state=0).fit(X, y > 0)):
+        fitted = len(pickle.dumps(est))
+        est.predict(big)
+        assert len(pickle.dumps(est)) == fitted  # big is 800 kB
+        assert fitted < 20_000
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_dropout_with_one_layer_warns_as_torch(cls):
+    """torch warns that dropout acts between layers only; nesy accepted it silently."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"^dropout option adds dropout after all but last "
+                                         r"recurrent layer, so non-zero dropout expects "
+                                         r"num_layers greater than 1, but got dropout=0.5 and "
+                                         r"num_layers=1$") as rec:
+        cls(3, 4, dropout=0.5)
+    assert rec[0].filename == __file__  # points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cls(3, 4, num_layers=2, dropout=0.5)
+        cls(3, 4, dropout=0.0)
+
+
+def test_sequence_estimator_dropout_with_one_layer_warns_at_fit_naming_it():
+    """The estimators' dropout (default num_layers=1) changed nothing, silently: the
+    predictions with dropout=0.5 were bit-identical to those without."""
+    import warnings
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    X, y = _toy(n=40, T=5)
+    for est, target in ((SequenceRegressor(hidden_size=4, epochs=1, dropout=0.5), y),
+                        (SequenceClassifier(hidden_size=4, epochs=1, dropout=0.5), y > 0)):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            est.fit(X, target)
+        assert [str(w.message) for w in rec] == [
+            "dropout: 0.5 has no effect with num_layers=1 (dropout is applied between "
+            "recurrent layers only); use num_layers >= 2, or dropout=0"]  # once, not twice
+        assert rec[0].category is UserWarning and rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SequenceRegressor(hidden_size=4, epochs=1, num_layers=2, dropout=0.5).fit(X, y)
+
+
+def test_sequence_regressor_score_takes_every_y_that_fit_takes():
+    """score on multi-target sequences (n, T, k) raised scikit-learn's 'Found array with dim
+    3', and cross_val_score returned NaN with a warning only."""
+    import warnings
+
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import cross_val_score
+
+    from nesy.rnn import SequenceRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 8, 3)).astype(np.float32)
+    Y = np.cumsum(X[:, :, :2], axis=1)  # (60, 8, 2)
+    w = rng.uniform(0.5, 2.0, 60)
+    kw = dict(hidden_size=8, epochs=3, random_state=0)
+    cases = [("sequence", Y), ("sequence", Y[:, :, 0]), ("last", Y[:, -1]), ("last", Y[:, -1, 0])]
+    for output, target in cases:
+        est = SequenceRegressor(output=output, **kw).fit(X, target)
+        pred = est.predict(X)
+        assert pred.shape == target.shape
+        n = len(target)
+        want = r2_score(target.reshape(n, -1), pred.reshape(n, -1), sample_weight=w)
+        assert est.score(X, target, sample_weight=w) == pytest.approx(want, rel=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a failing fit or score only warns in sklearn
+            scores = cross_val_score(SequenceRegressor(output=output, **kw), X, target, cv=2)
+        assert np.isfinite(scores).all()
+    est = SequenceRegressor(output="sequence", **kw).fit(X, Y)
+    with pytest.raises(ValueError, match=r"^y: expected shape \(60, 8, 2\) \(the "
+                                         r"predictions'\), got \(60, 8, 1\)"):
+        est.score(X, Y[:, :, :1])
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_forward_takes_torchs_hx_keyword(cls):
+    rng = np.random.default_rng(0)
+    layer = cls(3, 4, num_layers=2, rng=0)
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    h = rng.standard_normal((2, 2, 4)).astype(np.float32)
+    h0 = (h, -h) if cls is LSTM else h
+    out, _ = layer(x, h0)
+    out2, _ = layer(x, hx=h0)
+    np.testing.assert_array_equal(out2, out)
+    assert not np.array_equal(layer(x)[0], out)  # hx is not ignored
+    with pytest.raises(TypeError, match=r"^forward: got both h0 and hx \(torch's name for "
+                                        r"h0\); pass one$"):
+        layer(x, h0, hx=h0)
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+@pytest.mark.parametrize("layout", ["time", "batch_first", "unbatched"])
+def test_backward_grad_out_none_means_zeros(cls, layout):
+    """A many-to-one model had to build zeros of the output's shape for grad_out."""
+    rng = np.random.default_rng(0)
+    layer = cls(3, 4, num_layers=2, bidirectional=True, batch_first=layout == "batch_first",
+                rng=0)
+    shape = {"time": (5, 2, 3), "batch_first": (2, 5, 3), "unbatched": (5, 3)}[layout]
+    x = rng.standard_normal(shape).astype(np.float32)
+    out, hn = layer(x)
+    h = hn[0] if cls is LSTM else hn
+    gh = rng.standard_normal(h.shape).astype(np.float32)
+    grad_hn = (gh, np.zeros_like(gh)) if cls is LSTM else gh
+    layer.zero_grad()
+    want = layer.backward(np.zeros_like(out), grad_hn)
+    want_grads = [g.copy() for g in layer.gradients()]
+    layer.zero_grad()
+    got = layer.backward(None, grad_hn)
+    np.testing.assert_array_equal(got, want)
+    for g, w in zip(layer.gradients(), want_grads):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(ValueError, match=r"^backward: grad_out and grad_hn are both None"):
+        layer.backward(None)
+    with pytest.raises(ValueError, match=r"^backward: grad_out and grad_hn are both None"):
+        layer.backward(None, None)
+
+
+def test_lstm_takes_proj_size_zero_and_refuses_projections():
+    """proj_size raised 'unexpected keyword argument'; torch's default 0 is now accepted and
+    a projection refused by name."""
+    assert LSTM(5, 7, proj_size=0).proj_size == 0
+    assert LSTM(5, 7, 1, True, False, 0.0, False, 0).proj_size == 0  # torch's position
+    with pytest.raises(ValueError, match=r"^proj_size: LSTM projections \(torch's proj_size > "
+                                         r"0\) are not supported, only proj_size=0; got 3$"):
+        LSTM(5, 7, proj_size=3)
+    with pytest.raises(TypeError, match="^proj_size: expected an integer"):
+        LSTM(5, 7, proj_size=True)
+    for doc in (LSTM.__doc__, nesy.rnn.layers.__doc__):
+        assert "proj_size" in doc and "device" in doc and "PackedSequence" in doc
+
+
+def test_rnn_repr_shows_a_relu_nonlinearity():
+    assert repr(RNN(3, 4, nonlinearity="relu")) == "RNN(3, 4, num_layers=1, nonlinearity='relu')"
+    assert repr(RNN(3, 4, 2, "relu", bias=False, batch_first=True)) == (
+        "RNN(3, 4, num_layers=2, nonlinearity='relu', bias=False, batch_first=True)")
+    assert repr(RNN(3, 4)) == "RNN(3, 4, num_layers=1)"  # tanh, the default, is not shown
+
+
+def test_validation_fraction_the_estimator_cannot_honour_warns_at_fit():
+    """With fewer than 10 samples (or a fraction rounding to none) no validation split was
+    made and early stopping was off, silently. The user's own fraction now warns; the
+    default's documented rule does not. The docstrings say what early stopping watches."""
+    import warnings
+
+    from nesy.rnn import SequenceClassifier, SequenceRegressor
+
+    X, y = _toy(n=20, T=4)
+    for est, target in ((SequenceRegressor(hidden_size=4, epochs=2, validation_fraction=0.5),
+                         y), (SequenceClassifier(hidden_size=4, epochs=2,
+                                                 validation_fraction=0.5), y > 0)):
+        with pytest.warns(UserWarning, match=r"^validation_fraction: a validation split needs "
+                                             r"at least 10 samples, got 9; training without "
+                                             r"validation or early stopping") as rec:
+            est.fit(X[:9], target[:9])
+        assert rec[0].filename == __file__
+        assert "val_loss" not in est.history_.history
+    with pytest.warns(UserWarning, match=r"^validation_fraction: 0.04 of 12 samples rounds to "
+                                         "none"):
+        SequenceRegressor(hidden_size=4, epochs=1, validation_fraction=0.04).fit(X[:12], y[:12])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SequenceRegressor(hidden_size=4, epochs=1).fit(X[:9], y[:9])  # the default
+        SequenceRegressor(hidden_size=4, epochs=1, validation_fraction=0).fit(X[:9], y[:9])
+        est = SequenceRegressor(hidden_size=4, epochs=2, validation_fraction=0.5).fit(X, y)
+    assert "val_loss" in est.history_.history
+    doc = SequenceRegressor.__doc__
+    assert "cross-entropy for" in doc and "at least 10 samples" in doc and "on its MSE" not in doc
+    assert "cross-entropy" in SequenceClassifier.__doc__

@@ -14,6 +14,7 @@ pass ``sklearn.utils.estimator_checks.check_estimator``::
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Any, Optional, Sequence, Tuple
 
@@ -190,7 +191,13 @@ class _BaseMLP(BaseEstimator):
         Xs = np.ascontiguousarray((X - self.x_mean_) / self.x_scale_, dtype=dtype)
         n = Xs.shape[0]
         n_val = int(round(self.validation_fraction * n)) if self.early_stopping else 0
-        n_val = n_val if n - n_val >= 2 and n_val >= 2 else 0
+        if self.early_stopping and not (n_val >= 2 and n - n_val >= 2):
+            # user -> keeps_state_on_error -> fit -> here
+            warnings.warn(f"early_stopping: validation_fraction={self.validation_fraction} of "
+                          f"{n} rows holds out {n_val}, and a validation split needs at least 2 "
+                          "rows with at least 2 left to train on; training on all rows, with "
+                          "early stopping on the training loss", UserWarning, stacklevel=4)
+            n_val = 0
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
         self.model_ = make_mlp(Xs.shape[1], self._hidden(), n_out, self.activation,
@@ -260,10 +267,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Mini-batch size and maximum number of passes over the data.
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the rows and stop after ``patience`` epochs in which
-        the validation loss did not fall by ``tol``, restoring the best parameters. Without it
-        (as in scikit-learn) the same rule watches the training loss.
+        the validation loss did not fall by ``tol``, restoring the parameters of the epoch of
+        lowest validation loss. Without it (as in scikit-learn) the same rule watches the
+        training loss, restoring the parameters of the epoch of lowest training loss.
     validation_fraction : float, default 0.1
-        Rows held out with ``early_stopping``.
+        Rows held out with ``early_stopping``. The split needs at least 2 rows, leaving at
+        least 2 to train on (15 rows or more at the default): otherwise none are held out,
+        early stopping watches the training loss, and ``fit`` warns.
     patience : int, default 10
         Epochs without an improvement of ``tol`` before stopping.
     tol : float, default 1e-4

@@ -71,6 +71,38 @@ def _transposed(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _file_head(path: Any) -> bytes:
+    """The first bytes of the file ``path`` (a path or a seekable binary file object, left at
+    its position); empty when they cannot be read (the reader then names the problem)."""
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as fh:
+                return fh.read(2)
+        if callable(getattr(path, "seekable", None)) and path.seekable():
+            pos = path.tell()
+            try:
+                head = path.read(2)
+            finally:
+                path.seek(pos)
+            return head if isinstance(head, bytes) else b""
+    except (OSError, ValueError):
+        pass
+    return b""
+
+
+def _torch_file_message(shown: Any, what: str) -> str:
+    return (f"{shown!r}: not a nesy Module state file ({what}, as torch.save writes); to load "
+            "a PyTorch state dict, convert its tensors to arrays: module.load_state_dict("
+            "{k: v.numpy() for k, v in torch.load(path).items()}), after which module.save() "
+            "writes a nesy .npz file")
+
+
+def _some(keys: List[str], n: int = 5) -> str:
+    """The first ``n`` of ``keys``, and how many more there are."""
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return f"{keys[:n]}{more}"
+
+
 class Module:
     """Base class of all layers and models.
 
@@ -92,6 +124,13 @@ class Module:
     _buffers: Dict[str, np.ndarray]
     _modules: Dict[str, Module]
     _ctx: Optional[Tuple[Any, ...]]
+    #: Attributes that hold what the last forward or backward pass left behind (its inputs and
+    #: activations in ``_ctx``, a graph layer's per-graph ``_cache``; subclasses add theirs),
+    #: each with the value a pickled or copied module gets instead: the data of the last
+    #: batch is not written into a pickle, which holds the parameters and the configuration
+    #: (as a pickled ``torch.nn.Module`` holds no autograd graph). An attribute that is not
+    #: set stays unset.
+    _per_pass: Dict[str, Any] = {"_ctx": None, "_cache": (None, None)}
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -100,6 +139,16 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_ctx", None)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """The module's attributes without what the last pass left behind (see
+        ``_per_pass``): after ``pickle`` or ``copy``, ``backward`` needs a new ``forward``,
+        as in a new module."""
+        state = self.__dict__.copy()
+        for name, empty in type(self)._per_pass.items():
+            if name in state:
+                state[name] = empty
+        return state
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -432,11 +481,42 @@ class Module:
 
     def load(self, path: os.PathLike[str] | str | BinaryIO, strict: bool = True) -> None:
         """Load a file written by :meth:`save` (a path or a binary file object) into this
-        module (see :meth:`load_state_dict`). A file that is not an ``.npz`` archive:
-        ValueError naming ``path``."""
+        module (see :meth:`load_state_dict`).
+
+        Raises
+        ------
+        ValueError
+            Naming ``path``: for a file that is not an ``.npz`` archive of arrays. A PyTorch
+            file (``torch.save`` writes a zip archive of pickles, or a pickle) is named as
+            such, with the conversion: ``module.load_state_dict({k: v.numpy() for k, v in
+            torch.load(path).items()})``. With ``strict=False``, also when no key of the file
+            is one of this module's (nothing would be loaded).
+        """
         from nesy._io import read_npz
 
-        self.load_state_dict(read_npz(path, "Module state", ()), strict=strict)
+        shown = (os.fspath(path) if isinstance(path, (str, os.PathLike))
+                 else getattr(path, "name", path))
+        head = _file_head(path)
+        try:
+            state = read_npz(path, "Module state", ())
+        except ValueError as exc:
+            if head.startswith(b"\x80"):  # a pickle (protocol 2 or later), as torch.save's
+                raise ValueError(_torch_file_message(shown, "a pickle")) from exc
+            raise
+        odd = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
+        if odd:  # np.load hands the members that are not .npy arrays over as bytes
+            if any(k == "data.pkl" or k.endswith("/data.pkl") for k in odd):
+                raise ValueError(_torch_file_message(shown, "a PyTorch zip archive"))
+            raise ValueError(f"{shown!r}: not a nesy Module state file (the archive member "
+                             f"{odd[0]!r} is not a .npy array)")
+        if not strict:
+            own = [n for n, _, _ in self._state_arrays()]
+            if own and not any(k in state for k in own):
+                raise ValueError(
+                    f"{shown!r}: none of the file's keys is one of this "
+                    f"{type(self).__name__}'s, so strict=False would load nothing (file: "
+                    f"{_some(list(state))}; module: {_some(own)})")
+        self.load_state_dict(state, strict=strict)
 
     # ------------------------------------------------------------------ display
     def extra_repr(self) -> str:

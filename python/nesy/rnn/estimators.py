@@ -19,11 +19,13 @@ unpadded.
 from __future__ import annotations
 
 import re
+import warnings
 from numbers import Real
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.validation import check_is_fitted
 
@@ -36,6 +38,11 @@ from nesy.optim import Adam
 from nesy.rnn.layers import GRU, LSTM, RNN, _steps_mask
 
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+#: The default ``validation_fraction``; another value is the user's, who is warned when it
+#: cannot be honoured.
+_VALIDATION_FRACTION = 0.1
+#: Fewest samples a validation split is made from.
+_MIN_SPLIT = 10
 
 
 def _check_array(a: Any, name: str, est: Any, dtype: Any, **kwargs: Any) -> np.ndarray:
@@ -169,6 +176,8 @@ class SequenceNet(Module):
     sequence's length is its count of ones, and the batch is cut to its longest sequence."""
 
     masked = False  # the default of networks pickled before the option existed
+    #: the state reached by the last forward pass (for truncated BPTT) is not pickled
+    _per_pass = {**Module._per_pass, "state_": None}
 
     def __init__(self, cell: str, n_features: int, hidden_size: int, n_out: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
@@ -229,7 +238,7 @@ class SequenceNet(Module):
         gh = np.zeros_like(h)
         gh[-dirs:] = g.reshape(g.shape[0], dirs, -1).transpose(1, 0, 2)
         grad_hn = (gh, np.zeros_like(gh)) if isinstance(hn, tuple) else gh
-        gx = self.rnn.backward(np.zeros(out_shape, gh.dtype), grad_hn)
+        gx = self.rnn.backward(None, grad_hn)  # only h_n reaches the head
         if in_shape is None:
             return gx
         full = np.zeros(in_shape, gx.dtype)  # the mask channel and the cut steps: 0
@@ -243,7 +252,8 @@ class _SequenceEstimator(BaseEstimator):
     def __init__(self, cell: str = "gru", hidden_size: int = 32, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, output: str = "last",
                  learning_rate: float = 1e-2, weight_decay: float = 0.0, epochs: int = 200,
-                 batch_size: int = 32, validation_fraction: float = 0.1, patience: int = 20,
+                 batch_size: int = 32, validation_fraction: float = _VALIDATION_FRACTION,
+                 patience: int = 20,
                  tbptt: Optional[int] = None, dtype: str = "float32",
                  random_state: Optional[int] = None, verbose: int = 0) -> None:
         self.cell = cell
@@ -329,6 +339,10 @@ class _SequenceEstimator(BaseEstimator):
         if self.tbptt is not None and self.bidirectional:
             raise ValueError("tbptt: a bidirectional model reads each sequence from both ends, "
                              "which chunks of it cannot; use bidirectional=False")
+        if self.dropout > 0 and self.num_layers == 1:  # called by fit: the warning names it
+            warnings.warn(f"dropout: {self.dropout} has no effect with num_layers=1 (dropout "
+                          "is applied between recurrent layers only); use num_layers >= 2, "
+                          "or dropout=0", UserWarning, stacklevel=3)
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any,
              fitted: dict[str, Any], lengths: Optional[np.ndarray] = None) -> None:
@@ -347,15 +361,24 @@ class _SequenceEstimator(BaseEstimator):
                                 mask[:, :, None].astype(dt)], axis=2)
         rng = np.random.default_rng(self.random_state)
         n = X.shape[0]
-        n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        n_val = int(round(self.validation_fraction * n)) if n >= _MIN_SPLIT else 0
         if n_val >= n:  # a fraction close to 1 of a few samples
             raise ValueError(f"validation_fraction: {self.validation_fraction} of {n} samples "
                              "leaves none to train on")
+        if n_val == 0 and self.validation_fraction > 0 \
+                and self.validation_fraction != _VALIDATION_FRACTION:  # the user's own value
+            why = (f"a validation split needs at least {_MIN_SPLIT} samples, got {n}"
+                   if n < _MIN_SPLIT else f"{self.validation_fraction} of {n} samples rounds "
+                   "to none")
+            warnings.warn(f"validation_fraction: {why}; training without validation or early "
+                          "stopping, on all samples for all epochs", UserWarning, stacklevel=3)
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
         n_features = X.shape[2] - (lengths is not None)
+        # one layer has no dropout (fit has warned): the layer would warn again
+        dropout = self.dropout if self.num_layers > 1 else 0.0
         model = SequenceNet(self.cell, n_features, self.hidden_size, n_out, self.num_layers,
-                            self.bidirectional, self.dropout, self.output, dtype=dt, rng=rng,
+                            self.bidirectional, dropout, self.output, dtype=dt, rng=rng,
                             masked=lengths is not None)
         opt = Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         es = EarlyStopping(patience=self.patience, monitor="val_loss") if n_val else None
@@ -400,17 +423,30 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     Parameters
     ----------
     cell : {"gru", "lstm", "rnn"}
-    hidden_size, num_layers, bidirectional, dropout
+    hidden_size, num_layers, bidirectional
         As :class:`nesy.rnn.GRU`.
+    dropout : float, default 0.0
+        Dropout between stacked recurrent layers in training (as torch's): it needs
+        ``num_layers >= 2``; with one layer it has no effect, and ``fit`` warns.
     output : {"last", "sequence"}
         ``"last"`` (many-to-one): ``y`` is ``(n_samples,)`` or ``(n_samples, n_targets)``.
         ``"sequence"`` (many-to-many): ``y`` is ``(n_samples, n_steps)`` or
         ``(n_samples, n_steps, n_targets)``, one target per step.
     learning_rate, weight_decay : float
         Of the Adam optimizer.
-    epochs, batch_size, validation_fraction, patience
-        Training length, mini-batch size, held-out fraction for early stopping (on its MSE),
-        epochs without improvement before stopping.
+    epochs : int, default 200
+        Largest number of passes over the training samples.
+    batch_size : int, default 32
+    validation_fraction : float, default 0.1
+        Fraction of the samples held out for early stopping on the validation loss (the mean
+        squared error of the standardised targets for the regressor, the cross-entropy for
+        the classifier): training stops after ``patience`` epochs without a lower one, and
+        the parameters of the best epoch are put back. 0: no validation, all epochs on all
+        samples. A split needs at least 10 samples: with fewer (or a fraction that rounds to
+        no sample) there is none either, and ``fit`` warns when ``validation_fraction`` is
+        not the default.
+    patience : int, default 20
+        Epochs without a lower validation loss before stopping (0: at the first).
     tbptt : int, optional
         With ``output="sequence"``: truncated backpropagation through time in chunks of this
         many steps, the state carried from chunk to chunk (long sequences).
@@ -463,10 +499,25 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         single = self._y_ndim == (1 if self.output == "last" else 2)  # y had no target axis
         return out[..., 0] if single else out
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of :meth:`predict` on ``y``, for every shape of ``y`` that :meth:`fit` takes:
+        ``(n_samples, n_steps, n_targets)`` counts each step's target as one output, as
+        ``(n_samples, n_steps)`` counts each step, and the outputs' R² are averaged
+        (scikit-learn's ``r2_score``, ``multioutput="uniform_average"``)."""
+        pred = self.predict(X)
+        if pred.ndim > 2 or np.ndim(y) > 2:
+            y = _check_array(y, "y", self, np.float64, ensure_2d=False, allow_nd=True)
+            if y.shape != pred.shape:
+                raise ValueError(f"y: expected shape {pred.shape} (the predictions'), got "
+                                 f"{y.shape}")
+            y, pred = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
+        return float(r2_score(y, pred, sample_weight=sample_weight))
+
 
 class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     """Classification of whole sequences (many-to-one): recurrent layers, a linear head and
-    cross-entropy. Parameters as :class:`SequenceRegressor` (``output`` must be ``"last"``).
+    cross-entropy. Parameters as :class:`SequenceRegressor` (``output`` must be ``"last"``);
+    early stopping watches the cross-entropy of the held-out samples.
 
     Attributes
     ----------

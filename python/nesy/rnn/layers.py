@@ -9,11 +9,17 @@ states ``(num_layers * D, B, hidden_size)`` with ``D = 2`` if bidirectional. Unb
 ``(T, input_size)`` is accepted as in torch. Variable-length batches: ``lengths`` (B,) gives each
 sequence's length; positions past it are padding, which never influences outputs (they are 0),
 final states or gradients, so the reverse direction starts at each sequence's own last element.
+
+torch's options that are not supported: LSTM projections (``proj_size`` is accepted as 0 and
+refused above it), ``device`` (arrays are NumPy's, on the CPU), torch dtypes (``dtype`` is a
+NumPy one: ``np.float32`` or ``np.float64``) and ``PackedSequence`` input (``lengths=`` takes
+its place).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 from typing import Any, Optional, Tuple, Union
 
@@ -50,9 +56,40 @@ def _steps_mask(lengths: np.ndarray, n_steps: int) -> np.ndarray:
 
 
 class RNNBase(Module):
-    """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM`."""
+    """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM`.
+
+    The parameters are torch's, in torch's order (:class:`RNN` has ``nonlinearity`` after
+    ``num_layers``).
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        Features of each input step and of the state.
+    num_layers : int, default 1
+        Stacked layers, each reading the previous one's output.
+    bias : bool, default True
+        Whether the layers have ``bias_ih`` and ``bias_hh``.
+    batch_first : bool, default False
+        Input and output ``(B, T, features)`` instead of ``(T, B, features)`` (states stay
+        ``(num_layers * D, B, hidden_size)``).
+    dropout : float, default 0.0
+        Dropout on the output of every layer but the last, in training mode: with
+        ``num_layers=1`` it has no effect, and a ``UserWarning`` says so (as torch's).
+    bidirectional : bool, default False
+        A second direction reading each sequence backwards (``D = 2``).
+    dtype : np.float32 or np.float64, keyword-only
+        A NumPy dtype (not a torch one) for the parameters and the computation.
+    rng : None, int or numpy.random.Generator, keyword-only
+        Seeds the initialisation (torch's: uniform in ``+-1/sqrt(hidden_size)``) and dropout.
+
+    :class:`LSTM` also takes torch's ``proj_size``, 0 only: projections are not supported.
+    Not supported either: ``device``, and ``PackedSequence`` input (``forward``'s
+    ``lengths=`` takes its place).
+    """
 
     _gates = 1
+    #: what a backward pass leaves behind: the gradient w.r.t. the initial state
+    _per_pass = {**Module._per_pass, "grad_h0": None}
     input_size: int
     hidden_size: int
     num_layers: int
@@ -85,6 +122,11 @@ class RNNBase(Module):
                             f"{type(dropout).__name__} {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
+        if dropout > 0 and num_layers == 1:  # torch's warning, in its words
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", UserWarning,
+                          stacklevel=2 if type(self).__init__ is RNNBase.__init__ else 3)
         self.dtype = check_float_dtype(dtype, TypeError)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
@@ -208,7 +250,8 @@ class RNNBase(Module):
 
     # -------------------------------------------------------------- forward
     def forward(  # type: ignore[override]
-        self, x: np.ndarray, h0: Optional[State] = None, lengths: Optional[np.ndarray] = None
+        self, x: np.ndarray, h0: Optional[State] = None, lengths: Optional[np.ndarray] = None,
+        *, hx: Optional[State] = None,
     ) -> tuple[np.ndarray, State]:
         """Run all layers and directions over ``x``.
 
@@ -222,6 +265,8 @@ class RNNBase(Module):
             ``(h0, c0)`` (a tuple or a list of two). Zeros when omitted.
         lengths : array of int, optional
             ``(B,)`` sequence lengths in ``1..T``; positions past a length are padding.
+        hx : ndarray or (ndarray, ndarray), optional, keyword-only
+            torch's name for ``h0``; giving both is a ``TypeError``.
 
         Returns
         -------
@@ -243,6 +288,10 @@ class RNNBase(Module):
         ``lengths`` are kept as copies when they are the caller's own arrays (not when a cast
         made new ones).
         """
+        if hx is not None:
+            if h0 is not None:
+                raise TypeError("forward: got both h0 and hx (torch's name for h0); pass one")
+            h0 = hx
         x_given = x
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
@@ -334,16 +383,18 @@ class RNNBase(Module):
 
     # -------------------------------------------------------------- backward
     def backward(  # type: ignore[override]
-        self, grad_out: np.ndarray, grad_hn: Optional[State] = None
+        self, grad_out: Optional[np.ndarray], grad_hn: Optional[State] = None
     ) -> np.ndarray:
         """Backpropagate through all layers and time steps (BPTT).
 
         Parameters
         ----------
-        grad_out : ndarray
-            Gradient of the loss w.r.t. ``output`` (same shape).
+        grad_out : ndarray or None
+            Gradient of the loss w.r.t. ``output`` (same shape); None: zeros (only ``h_n``
+            reaches the loss, as in a many-to-one model).
         grad_hn : ndarray or (ndarray, ndarray), optional
             Gradient w.r.t. ``h_n`` (LSTM: ``(grad_h_n, grad_c_n)``); zeros when omitted.
+            ``grad_out`` and ``grad_hn`` cannot both be None.
 
         Returns
         -------
@@ -362,17 +413,23 @@ class RNNBase(Module):
         if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
             raise RuntimeError("backward() needs the last forward pass to run in training mode "
                                "(call train() before forward)")
-        g = real_array(grad_out, "grad_out")
         T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
         H = self._dirs * self.hidden_size
-        want = (T, H) if unbatched else (B, T, H) if self.batch_first else (T, B, H)
-        if g.shape != want:
-            raise ValueError(f"grad_out: expected the output's shape {want}, got {g.shape}")
-        if unbatched:
-            g = g[:, None, :]
-        elif self.batch_first:
-            g = g.transpose(1, 0, 2)
-        g = self._cast(g, "grad_out", lens, finite=True, steps=True)
+        if grad_out is None:
+            if grad_hn is None:
+                raise ValueError("backward: grad_out and grad_hn are both None; pass the "
+                                 "gradient of the output, of h_n, or both")
+            g = np.zeros((T, B, H), self.dtype)
+        else:
+            g = real_array(grad_out, "grad_out")
+            want = (T, H) if unbatched else (B, T, H) if self.batch_first else (T, B, H)
+            if g.shape != want:
+                raise ValueError(f"grad_out: expected the output's shape {want}, got {g.shape}")
+            if unbatched:
+                g = g[:, None, :]
+            elif self.batch_first:
+                g = g.transpose(1, 0, 2)
+            g = self._cast(g, "grad_out", lens, finite=True, steps=True)
         shape = (self.num_layers * self._dirs, B, self.hidden_size)
         if lstm:
             ghn, gcn = self._pair(grad_hn, "grad_hn", "(grad_h_n, grad_c_n)")
@@ -436,7 +493,8 @@ class RNNBase(Module):
 class RNN(RNNBase):
     """Elman network, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` (``torch.nn.RNN``).
 
-    ``nonlinearity`` is ``"tanh"`` (default) or ``"relu"``.
+    ``nonlinearity`` is ``"tanh"`` (default) or ``"relu"``; the other parameters are those of
+    :class:`RNNBase` (torch's; no ``proj_size``, ``device`` or torch dtype).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -452,6 +510,14 @@ class RNN(RNNBase):
     @property
     def _cell(self) -> str:
         return f"rnn_{self.nonlinearity}"
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.nonlinearity == "tanh":
+            return s
+        head = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        # torch's order of the arguments: nonlinearity after num_layers
+        return f"{head}, nonlinearity={self.nonlinearity!r}{s[len(head):]}"
 
 
 class GRU(RNNBase):
@@ -473,9 +539,29 @@ class LSTM(RNNBase):
 
     ``i, f, o = s(W x + b + W h + b)``, ``g = tanh(...)``, ``c' = f * c + i * g``,
     ``h' = o * tanh(c')``. States are pairs ``(h, c)``.
+
+    The parameters are those of :class:`RNNBase` (torch's), and torch's ``proj_size`` in its
+    place after ``bidirectional``: only 0 (no projection). LSTM projections are not
+    supported, so ``proj_size > 0`` raises ``ValueError`` (and a torch state dict of a
+    projected LSTM, with its ``weight_hr_l*`` keys, does not load). Not supported either:
+    ``device``, torch dtypes and ``PackedSequence`` input (``lengths=`` takes its place).
     """
 
     _gates = 4
+    proj_size = 0
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, *, dtype: Any = np.float32,
+                 rng: _init.RngLike = None) -> None:
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)):
+            raise TypeError(f"proj_size: expected an integer (0), got "
+                            f"{type(proj_size).__name__} {proj_size!r}")
+        if proj_size != 0:
+            raise ValueError(f"proj_size: LSTM projections (torch's proj_size > 0) are not "
+                             f"supported, only proj_size=0; got {proj_size}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, rng=rng)
 
     @property
     def _cell(self) -> str:
