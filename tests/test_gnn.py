@@ -993,3 +993,24 @@ def test_graph_refuses_edge_weights_that_are_not_real_numbers_as_from_scipy(bad)
         Graph(ei, 3, bad)
     with pytest.raises(TypeError, match="^matrix: expected real values"):
         Graph.from_scipy(sp.csr_matrix(np.array([[0, 1 + 1j], [0, 0]])))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_aggregate_backward_gives_the_same_bits_for_grad_out_anywhere_in_memory(dtype, reduce):
+    """The gathers read rows of whole lines from a grad_out on a line or 16 bytes past one
+    (where NumPy puts large arrays): the same sums, and grad_out unchanged."""
+    from nesy._mem import aligned_copy
+
+    rng = np.random.default_rng(3)
+    n, f = 300, 64
+    g = Graph(rng.integers(0, n, (2, 3000)), n)
+    x = rng.standard_normal((n, f)).astype(dtype)
+    out, arg = aggregate(g, x, reduce)
+    grad = rng.standard_normal((n, f)).astype(dtype)
+    on_line, off = aligned_copy(grad), aligned_copy(grad, offset=16)
+    want = aggregate_backward(g, x, on_line, reduce, arg=arg)[0]
+    got = aggregate_backward(g, x, off, reduce, arg=arg)[0]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(off, grad)
+    assert off.ctypes.data % 64 == 16

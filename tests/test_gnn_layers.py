@@ -959,3 +959,23 @@ def test_gin_pickled_with_a_float_eps_loads_with_the_eps_buffer():
     np.testing.assert_array_equal(back(g, x), want)
     same = pickle.loads(pickle.dumps(layer))  # a current pickle keeps its buffer
     assert same.state_dict()["eps"].tolist() == [0.3] and "eps" in same._buffers
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GCNConv(48, 64, rng=0),  # aggregates first
+    lambda: GCNConv(64, 48, rng=0),  # transforms first
+    lambda: SAGEConv(64, 48, rng=0),
+    lambda: SAGEConv(64, 48, aggr="max", normalize=True, rng=0),
+    lambda: GATConv(64, 16, heads=4, rng=0),
+])
+def test_conv_layers_return_outputs_and_input_gradients_on_cache_lines(make):
+    """The layers' products feed gathers (here or in the next layer): they are written on
+    64-byte lines (nesy._mem.matmul_aligned), the aggregation outputs are already."""
+    rng = np.random.default_rng(0)
+    n = 2000  # large enough that NumPy's own arrays would sit 16 bytes past a line
+    g = Graph(rng.integers(0, n, (2, 8000)), n)
+    layer = make()
+    x = rng.standard_normal((n, layer.in_features)).astype(np.float32)
+    out = layer(g, x)
+    dx = layer.backward(np.ones_like(out))
+    assert out.ctypes.data % 64 == 0 and dx.ctypes.data % 64 == 0

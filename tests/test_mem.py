@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from nesy._mem import LINE, aligned_copy, empty_aligned, is_aligned
+from nesy._mem import (
+    LINE,
+    aligned_copy,
+    empty_aligned,
+    is_aligned,
+    matmul_aligned,
+)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
@@ -40,3 +46,16 @@ def test_aligned_copy_equals_its_source_and_owns_its_memory():
     b = aligned_copy(src, offset=16)
     assert b.ctypes.data % LINE == 16
     np.testing.assert_array_equal(b, src)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_aligned_is_numpys_product_on_a_line(dtype):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((300, 70)).astype(dtype)
+    b = rng.standard_normal((70, 48)).astype(dtype)
+    c = matmul_aligned(a, b)
+    assert is_aligned(c) and c.dtype == dtype and c.shape == (300, 48)
+    np.testing.assert_array_equal(c, a @ b)
+    t = matmul_aligned(a[:48].T, b[:48])  # a transposed view: the same as @ as well
+    np.testing.assert_array_equal(t, a[:48].T @ b[:48])
+

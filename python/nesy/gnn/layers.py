@@ -263,7 +263,7 @@ class GCNConv(_Conv):
         # The product with the narrower side first: (A x) W when in <= out, else A (x W).
         if self.in_features <= self.out_features and not isinstance(x, SparseFeatures):
             ax = _g._layer_aggregate(g, x)[0]
-            out = ax @ self.weight
+            out = matmul(ax, self.weight)
             self._save(g, x, ax, True)
         else:
             h = matmul(x, self.weight)
@@ -282,10 +282,10 @@ class GCNConv(_Conv):
             self._grads["weight"] += mid.T @ grad
             if not self.input_grad:
                 return None
-            return _g._layer_aggregate_backward(g, mid, grad @ self.weight.T)[0]
+            return _g._layer_aggregate_backward(g, mid, matmul(grad, self.weight.T))[0]
         gh = _g._layer_aggregate_backward(g, mid, grad)[0]
         self._grads["weight"] += t_matmul(x, gh)
-        return gh @ self.weight.T if self.input_grad else None
+        return matmul(gh, self.weight.T) if self.input_grad else None
 
     def extra_repr(self) -> str:
         improved = ", improved=True" if self.improved else ""
@@ -346,7 +346,7 @@ class SAGEConv(_Conv):
         else:
             x = densify(x)
             agg, arg = _g._layer_aggregate(graph, x, self.aggr, use_weights=False)
-            out = agg @ self.weight_neigh
+            out = matmul(agg, self.weight_neigh)
         if self.root_weight:
             out += matmul(x, self.weight_root)
         if self.use_bias:
@@ -355,7 +355,7 @@ class SAGEConv(_Conv):
         if self.normalize:
             norm = np.maximum(np.sqrt(np.sum(out * out, axis=1, keepdims=True)),
                               self.dtype.type(1e-12))
-            out = out / norm
+            out /= norm  # in place: out is this call's own array, on a cache line
         self._save(graph, x, agg, arg, transform_first, out, norm)
         return out
 
@@ -372,21 +372,24 @@ class SAGEConv(_Conv):
         if self.root_weight:
             self._grads["weight_root"] += t_matmul(x, grad)
             if self.input_grad:
-                dx = grad @ self.weight_root.T
+                dx = matmul(grad, self.weight_root.T)
         if transform_first:
             gh = _g._layer_aggregate_backward(graph, agg, grad, "mean", use_weights=False)[0]
             self._grads["weight_neigh"] += t_matmul(x, gh)
-            d_neigh = gh @ self.weight_neigh.T if self.input_grad else None
+            d_neigh = matmul(gh, self.weight_neigh.T) if self.input_grad else None
         else:
             self._grads["weight_neigh"] += agg.T @ grad
             d_neigh = None
             if self.input_grad:
                 d_neigh = _g._layer_aggregate_backward(
-                    graph, x, grad @ self.weight_neigh.T, self.aggr, arg=arg,
+                    graph, x, matmul(grad, self.weight_neigh.T), self.aggr, arg=arg,
                     use_weights=False)[0]
         if not self.input_grad:
             return None
-        return d_neigh if dx is None else dx + d_neigh
+        if dx is None:
+            return d_neigh
+        dx += d_neigh  # in place, keeping dx on its cache line
+        return dx
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, aggr={self.aggr!r}"
@@ -612,7 +615,7 @@ class GATConv(_Conv):
         gh += g_src[:, :, None] * self.att_src + g_dst[:, :, None] * self.att_dst
         gh = gh.reshape(n, heads * f)
         self._grads["weight"] += t_matmul(x, gh)
-        return gh @ self.weight.T if self.input_grad else None
+        return matmul(gh, self.weight.T) if self.input_grad else None
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, heads={self.heads}, "

@@ -14,6 +14,7 @@ import numpy as np
 
 from nesy import _core
 from nesy._checks import check_int
+from nesy._mem import matmul_aligned
 
 __all__ = ["SparseFeatures"]
 
@@ -166,8 +167,9 @@ def _index_array(a: Any, name: str) -> np.ndarray:
 
 
 def matmul(x: Any, w: np.ndarray) -> np.ndarray:
-    """``x @ w`` for a dense array or :class:`SparseFeatures`."""
-    return x.matmul(w) if isinstance(x, SparseFeatures) else x @ w
+    """``x @ w`` for a dense array or :class:`SparseFeatures`, on a cache line (the aggregation
+    kernels gather rows of whole lines faster from there; see :mod:`nesy._mem`)."""
+    return x.matmul(w) if isinstance(x, SparseFeatures) else matmul_aligned(x, w)
 
 
 def t_matmul(x: Any, g: np.ndarray) -> np.ndarray:
