@@ -3,10 +3,12 @@
 NumPy puts a large array wherever the C allocator does: for arrays of more than a few hundred
 KB that is 16 bytes past a 64-byte cache line (glibc's ``mmap`` chunks), smaller ones anywhere
 on 16 bytes. A kernel that loads whole rows with 64-byte vector loads then splits every load
-across two lines when the rows are multiples of 64 bytes: nesy's sum aggregation gathers rows
-of 256 float32 features 1.2x slower from such an array than from one on a line (measured on
-Zen 4; ``nesy bench gnn``). torch places tensors on 64-byte boundaries, and so do nesy's Rust
-kernels for the arrays they return; :func:`empty_aligned` does it for arrays made in Python.
+across two lines when the rows are multiples of 64 bytes: a plain gather of rows of 256 float32
+features ran 1.2x slower from such an array than from one on a line (Zen 4). nesy's float32
+aggregation at the AVX-512 level reads such rows with whole-line loads instead (rust/core
+gnn/aggregate.rs, ``sum_rows_shifted``); other kernels, dtypes and SIMD levels do not. torch
+places tensors on 64-byte boundaries, and so do nesy's Rust kernels for the arrays they return;
+:func:`empty_aligned` does it for arrays made in Python.
 """
 
 from __future__ import annotations

@@ -347,10 +347,12 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
     ----------
     graph : Graph
     x : ndarray, shape (n_nodes, n_features)
-        Its rows are gathered once per edge. Rows of whole 64-byte lines are read faster when
-        ``x`` starts on a line: 1.2x at 256 float32 features, 1.1x at 64-128, no difference at
-        16-32. torch places tensors on lines, and nesy's kernels and GNN layers their
-        outputs; NumPy puts large arrays 16 bytes past one.
+        Its rows are gathered once per edge. Where it starts in memory does not matter for
+        float32 at the AVX-512 level: rows of whole 64-byte lines that start past a line
+        (NumPy puts large arrays 16 bytes past one) are read with whole-line loads shifted
+        into place. Elsewhere (float64, or below AVX-512) such rows may be read more slowly
+        than from an ``x`` on a line, as torch places tensors and nesy's kernels and GNN
+        layers their outputs.
     reduce : {"sum", "mean", "max", "min"}
         Mean divides the (weighted) sum by the number of in-edges.
     use_weights : bool

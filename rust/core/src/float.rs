@@ -126,3 +126,17 @@ impl_float!(
     crate::simd::math::sin_cos_f32
 );
 impl_float!(f64, f64::exp, f64::tanh, f64::sin_cos);
+
+/// `s` as `&[f32]` when `T` is `f32` (for kernels with an explicit float32 SIMD path).
+pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 (same type, same layout).
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+/// `s` as `&mut [f32]` when `T` is `f32`.
+pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: T is f32 (same type, same layout); the borrow is moved into the result.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) })
+}

@@ -892,3 +892,99 @@ fn every_tile_width_matches_a_naive_sum_around_runs_of_empty_rows() {
         }
     }
 }
+
+#[test]
+fn rows_starting_anywhere_past_a_cache_line_give_the_bits_of_rows_on_lines() {
+    // float32 rows of whole lines that start `shift` floats past a 64-byte line are summed
+    // from whole-line loads shifted into place per row (AVX-512, tiles of 64 and 128): the same
+    // bits as the scalar kernel for every shift, sum and mean, shared and per-head weights,
+    // 1 and 3 threads, outputs streamed (8 MiB and more) or not; and the backward's gathers of
+    // a shifted `grad` as well.
+    let mut r = Rng::new(41);
+    for (n_dst, f, edges) in [
+        (300usize, 64usize, 3000usize),
+        (200, 256, 2500),
+        (120, 192, 900),
+    ]
+    .into_iter()
+    .chain([(8300, 256, 30_000)])
+    {
+        let g = graph(n_dst, 150, edges, f as u64);
+        let n = g.n_src * f;
+        let x: Vec<f32> = r.vec(n).iter().map(|&v| v as f32).collect();
+        let w: Vec<f32> = (0..g.indices.len() * 2)
+            .map(|_| 0.5 + r.vec(1)[0].abs() as f32)
+            .collect();
+        let up: Vec<f32> = r.vec(g.n_dst * f).iter().map(|&v| v as f32).collect();
+        let mut xbuf = vec![f32::NAN; n + 32];
+        let mut ubuf = vec![f32::NAN; up.len() + 32];
+        let (xa, ua) = (
+            xbuf.as_ptr().align_offset(64),
+            ubuf.as_ptr().align_offset(64),
+        );
+        let shifts: Vec<usize> = if n_dst > 1000 {
+            vec![4]
+        } else {
+            (0..16).collect()
+        };
+        for red in [Reduce::Sum, Reduce::Mean] {
+            for heads in [0usize, 1, 2] {
+                let wt = (heads > 0).then(|| Weights {
+                    w: &w[..g.indices.len() * heads],
+                    heads,
+                });
+                let run_fwd = |level: Level, xs: &[f32]| {
+                    let mut out = vec![f32::NAN; g.n_dst * f];
+                    aggregate(Par::Rayon, level, g.csr(), xs, f, wt, red, &mut out, None).unwrap();
+                    out
+                };
+                let run_bwd = |level: Level, us: &[f32]| {
+                    let mut gx = vec![f32::NAN; n];
+                    aggregate_backward(
+                        Par::Rayon,
+                        level,
+                        g.csr(),
+                        g.csr_t(),
+                        &g.perm,
+                        &x,
+                        f,
+                        wt,
+                        red,
+                        None,
+                        us,
+                        &mut gx,
+                        None,
+                    )
+                    .unwrap();
+                    gx
+                };
+                let (want, want_bwd) = (run_fwd(Level::Scalar, &x), run_bwd(Level::Scalar, &up));
+                for &shift in &shifts {
+                    xbuf[xa + shift..xa + shift + n].copy_from_slice(&x);
+                    ubuf[ua + shift..ua + shift + up.len()].copy_from_slice(&up);
+                    let xs = &xbuf[xa + shift..xa + shift + n];
+                    let us = &ubuf[ua + shift..ua + shift + up.len()];
+                    for level in supported_levels() {
+                        for threads in [1, 3] {
+                            let (got, got_bwd) = if threads == 1 {
+                                rayon::ThreadPoolBuilder::new()
+                                    .num_threads(1)
+                                    .build()
+                                    .unwrap()
+                                    .install(|| (run_fwd(level, xs), run_bwd(level, us)))
+                            } else {
+                                on_three_threads(|| (run_fwd(level, xs), run_bwd(level, us)))
+                            };
+                            let same = |a: &[f32], b: &[f32]| {
+                                a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+                            };
+                            let what = format!("f={f} {red:?} heads={heads} shift={shift} {level:?} {threads} threads");
+                            assert!(same(&got, &want), "forward {what}");
+                            assert!(same(&got_bwd, &want_bwd), "backward {what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

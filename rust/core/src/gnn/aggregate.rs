@@ -14,6 +14,8 @@
 use super::{heads_of, Csr, Weights};
 use crate::error::{Error, Result};
 use crate::float::Float;
+#[cfg(target_arch = "x86_64")]
+use crate::float::{as_f32, as_f32_mut};
 use crate::par::{Par, CHUNK, MIN_PARALLEL_WORK};
 use crate::simd::{dispatch, Kernel, Level};
 
@@ -172,6 +174,162 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
     }
 }
 
+/// [`sum_rows`] for float32 tiles of `16 K` features (`K` = 4 or 8) whose rows start `shift`
+/// floats (1 to 15) past a 64-byte line, at the AVX-512 level. There every 64-byte load of a
+/// row straddles two lines, and the gathers ran 1.1-1.4x slower than from rows on lines
+/// (NumPy puts large arrays 16 bytes past a line). Here each edge loads the `K + 1` whole
+/// lines its row's tile spans, the first and the last masked to the tile's lanes, into `K + 1`
+/// sums in line coordinates; a row's sums are shifted into place once, when it is stored.
+/// The same additions in the same order as [`sum_rows`]: the same bits. Its walk over the
+/// edge stream (row ends, rows without edges) is [`sum_rows`]'s, written out again on purpose:
+/// a shared driver taking the arithmetic as closures kept these sums on the stack (1.8x
+/// slower). A change to one walk belongs in both (`tests/gnn.rs` compares their bits).
+///
+/// # Safety
+/// As [`sum_rows`] with `N = 16 K`; the CPU runs AVX-512F; `x.as_ptr() + s f + t0` lies
+/// `shift` floats past a 64-byte line for every source `s` (`f` a multiple of 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: bool>(
+    indptr: &[i64],
+    sources: &[i64],
+    x: &[f32],
+    (f, t0, shift): (usize, usize, usize),
+    weight: impl Fn(usize) -> f32,
+    mean: bool,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let n_rows = indptr.len() - 1;
+    assert!(K == 4 || K == 8, "sum_rows_shifted: tiles of 4 or 8 lines");
+    assert!(
+        t0 + 16 * K <= f && out.len() == n_rows * f,
+        "tile outside out"
+    );
+    assert!((1..16).contains(&shift), "shift: 1 to 15 floats");
+    // Line 0 holds the tile's first 16 - shift floats in lanes shift..16, line K its last
+    // `shift` floats in lanes 0..shift; lines 1..K lie inside the tile.
+    let head: __mmask16 = !((1u16 << shift) - 1);
+    let tail: __mmask16 = (1u16 << shift) - 1;
+    // Output lane l of register i is lane shift + l of the sums of lines i, i + 1.
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(shift as i32));
+    let zero = _mm512_setzero_ps();
+    // The first line of the tile of source `s`. Wrapping arithmetic: for s = 0 and t0 = 0 it
+    // starts before x; the lanes there are masked off and never read.
+    let line = |e: usize| {
+        x.as_ptr()
+            .wrapping_add(sources[e] as usize * f + t0 - shift)
+    };
+    // A macro, not a closure, and accumulators reset element by element: with closures and
+    // whole-array assignments LLVM kept the sums on the stack (1.7x slower than sum_rows).
+    macro_rules! store {
+        ($k:expr, $v:expr) => {{
+            let dst = out[$k * f + t0..$k * f + t0 + 16 * K].as_mut_ptr();
+            each_line!(|i| {
+                if i < K {
+                    // SAFETY: `dst` holds 16 K floats; with STREAM the caller checked that the
+                    // tile is whole lines (`whole_lines`), so each 16-float store is aligned.
+                    unsafe {
+                        if STREAM {
+                            _mm512_stream_ps(dst.add(16 * i), $v[i]);
+                        } else {
+                            _mm512_storeu_ps(dst.add(16 * i), $v[i]);
+                        }
+                    }
+                }
+            });
+        }};
+    }
+    // `$body` for each line j = 0..=K as a constant index: loops over the lines were not
+    // unrolled, and indexing the sums with a variable kept them on the stack (1.8x slower).
+    macro_rules! each_line {
+        (|$j:ident| $body:block) => {{
+            each_line!(@ $j $body; 0 1 2 3 4 5 6 7 8)
+        }};
+        (@ $j:ident $body:block; $($n:literal)*) => {{
+            $(
+                #[allow(unused_comparisons)]
+                if $n <= K {
+                    let $j: usize = $n;
+                    $body
+                }
+            )*
+        }};
+    }
+    let end_of = |k: usize| indptr[k + 1] as usize;
+    let (first, last) = (indptr[0] as usize, indptr[n_rows] as usize);
+    let mut k = 0;
+    let zeros = [zero; 9];
+    while k < n_rows && end_of(k) == first {
+        store!(k, zeros);
+        k += 1;
+    }
+    let mut end = if k < n_rows { end_of(k) } else { last };
+    // K + 1 lines are used of 9 (generic array lengths cannot be K + 1 on stable Rust).
+    let (mut even, mut odd) = ([zero; 9], [zero; 9]);
+    let mut e = first;
+    macro_rules! add {
+        ($acc:ident) => {{
+            let (p, wv) = (line(e), _mm512_set1_ps(weight(e)));
+            let add = |acc: __m512, v: __m512| {
+                _mm512_add_ps(acc, if WEIGHTED { _mm512_mul_ps(wv, v) } else { v })
+            };
+            // SAFETY: `p` is on a line (the caller's guarantee on `shift`) and lines 1..K lie
+            // inside the row's tile, inside x; lines 0 and K load only the lanes in it. (Lines
+            // 0 and K outside the loop: with them inside, LLVM kept the sums on the stack.)
+            unsafe {
+                each_line!(|j| {
+                    let pj = p.wrapping_add(16 * j);
+                    let v = if j == 0 {
+                        _mm512_maskz_load_ps(head, pj)
+                    } else if j == K {
+                        _mm512_maskz_load_ps(tail, pj)
+                    } else {
+                        _mm512_load_ps(pj)
+                    };
+                    $acc[j] = add($acc[j], v);
+                });
+            }
+            e += 1;
+            if e == end {
+                let mut sum = [zero; 10]; // K + 1 of them (10: sum[i + 1] below stays in range)
+                each_line!(|j| {
+                    sum[j] = _mm512_add_ps(even[j], odd[j]);
+                });
+                let mut v = [zero; 9]; // K of them
+                each_line!(|i| {
+                    if i < K {
+                        v[i] = _mm512_permutex2var_ps(sum[i], idx, sum[i + 1]);
+                    }
+                });
+                if mean {
+                    let n = _mm512_set1_ps((end - indptr[k] as usize) as f64 as f32);
+                    each_line!(|i| {
+                        v[i] = _mm512_div_ps(v[i], n);
+                    });
+                }
+                store!(k, v);
+                // Constant indices: a loop here became a memset, which kept the sums in memory.
+                even = [zero, zero, zero, zero, zero, zero, zero, zero, zero];
+                odd = [zero, zero, zero, zero, zero, zero, zero, zero, zero];
+                k += 1;
+                while k < n_rows && end_of(k) == e {
+                    store!(k, zeros);
+                    k += 1;
+                }
+                end = if k < n_rows { end_of(k) } else { last };
+            }
+        }};
+    }
+    while e < last {
+        add!(even);
+        if e < last {
+            add!(odd);
+        }
+    }
+}
+
 /// Whether the tiles of `N` values at `out + k f + t0` are whole 64-byte cache lines (the output
 /// aligned, rows and tiles multiples of a line), so that [`store_streaming`] may write them,
 /// and at least four lines: streaming single-line tiles (16 float32 features) made the forward
@@ -307,26 +465,37 @@ unsafe fn sum_tiles<T: Float>(
         let width = cols.end - t0;
         macro_rules! tile {
             ($n:literal) => {{
-                // SAFETY: the caller's guarantee, and `t0 + $n <= cols.end <= f`.
-                unsafe {
-                    let at = (f, t0);
-                    let stream = tiling.stream && whole_lines::<T, $n>(out.as_ptr(), f, t0);
-                    match (w, stream) {
-                        (Some(w), false) => {
-                            let wt = |e| w.at(e, h);
-                            sum_rows::<T, $n, true, false>(indptr, sources, x, at, wt, mean, out)
-                        }
-                        (Some(w), true) => {
-                            let wt = |e| w.at(e, h);
-                            sum_rows::<T, $n, true, true>(indptr, sources, x, at, wt, mean, out)
-                        }
-                        (None, false) => {
-                            let one = |_| T::ONE;
-                            sum_rows::<T, $n, false, false>(indptr, sources, x, at, one, mean, out)
-                        }
-                        (None, true) => {
-                            let one = |_| T::ONE;
-                            sum_rows::<T, $n, false, true>(indptr, sources, x, at, one, mean, out)
+                // SAFETY (both): the caller's guarantee, and `t0 + $n <= cols.end <= f`.
+                let shifted = unsafe {
+                    sum_tile_shifted::<T, $n>(indptr, sources, x, (f, t0), w, h, tiling, out)
+                };
+                if !shifted {
+                    unsafe {
+                        let at = (f, t0);
+                        let stream = tiling.stream && whole_lines::<T, $n>(out.as_ptr(), f, t0);
+                        match (w, stream) {
+                            (Some(w), false) => {
+                                let wt = |e| w.at(e, h);
+                                sum_rows::<T, $n, true, false>(
+                                    indptr, sources, x, at, wt, mean, out,
+                                )
+                            }
+                            (Some(w), true) => {
+                                let wt = |e| w.at(e, h);
+                                sum_rows::<T, $n, true, true>(indptr, sources, x, at, wt, mean, out)
+                            }
+                            (None, false) => {
+                                let one = |_| T::ONE;
+                                sum_rows::<T, $n, false, false>(
+                                    indptr, sources, x, at, one, mean, out,
+                                )
+                            }
+                            (None, true) => {
+                                let one = |_| T::ONE;
+                                sum_rows::<T, $n, false, true>(
+                                    indptr, sources, x, at, one, mean, out,
+                                )
+                            }
                         }
                     }
                 }
@@ -354,6 +523,93 @@ unsafe fn sum_tiles<T: Float>(
             width
         };
         t0 += done;
+    }
+}
+
+/// Runs a tile of `N` features with [`sum_rows_shifted`] when that applies: float32 rows of
+/// whole lines (`f` a multiple of 16) that start past a line, tiles of 64 or 128 features, at
+/// the AVX-512 level (`tiling.wide`). False, having done nothing, otherwise.
+///
+/// # Safety
+/// As [`sum_rows`]; `t0 + N <= f`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sum_tile_shifted<T: Float, const N: usize>(
+    indptr: &[i64],
+    sources: &[i64],
+    x: &[T],
+    (f, t0): (usize, usize),
+    w: Option<Weights<'_, T>>,
+    h: usize,
+    tiling: Tiling,
+    out: &mut [T],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !tiling.wide || (N != 64 && N != 128) || !f.is_multiple_of(16) {
+            return false;
+        }
+        let (Some(x32), Some(out32)) = (as_f32(x), as_f32_mut(out)) else {
+            return false;
+        };
+        let at = x32.as_ptr() as usize + 4 * t0;
+        if !at.is_multiple_of(4) || at.is_multiple_of(64) {
+            return false; // floats off their 4 bytes, or rows on lines: sum_rows
+        }
+        let shift = (at % 64) / 4;
+        let stream = tiling.stream && whole_lines::<f32, N>(out32.as_ptr(), f, t0);
+        let w32 = w.map(|w| {
+            (
+                as_f32(w.w).expect("float32 weights with float32 x"),
+                w.heads,
+            )
+        });
+        let (at, mean) = ((f, t0, shift), tiling.mean);
+        macro_rules! run {
+            ($k:literal) => {
+                // SAFETY: the caller's guarantee; AVX-512F from `tiling.wide`; every row starts
+                // `shift` floats past a line (x does, and rows are whole lines).
+                unsafe {
+                    match (w32, stream) {
+                        (Some((ws, hs)), false) => {
+                            let wt = |e: usize| ws[e * hs + h];
+                            sum_rows_shifted::<$k, true, false>(
+                                indptr, sources, x32, at, wt, mean, out32,
+                            )
+                        }
+                        (Some((ws, hs)), true) => {
+                            let wt = |e: usize| ws[e * hs + h];
+                            sum_rows_shifted::<$k, true, true>(
+                                indptr, sources, x32, at, wt, mean, out32,
+                            )
+                        }
+                        (None, false) => {
+                            let one = |_| 1.0;
+                            sum_rows_shifted::<$k, false, false>(
+                                indptr, sources, x32, at, one, mean, out32,
+                            )
+                        }
+                        (None, true) => {
+                            let one = |_| 1.0;
+                            sum_rows_shifted::<$k, false, true>(
+                                indptr, sources, x32, at, one, mean, out32,
+                            )
+                        }
+                    }
+                }
+            };
+        }
+        if N == 128 {
+            run!(8)
+        } else {
+            run!(4)
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (indptr, sources, x, f, t0, w, h, tiling, out);
+        false
     }
 }
 

@@ -10,26 +10,11 @@
 //! that four independent sums hide the add latency; other types and levels run the portable
 //! lane code.
 
-use crate::float::Float;
+use crate::float::{as_f32, as_f32_mut, Float};
 use crate::simd::Level;
-use std::any::TypeId;
 
 /// Accumulator lanes.
 pub(crate) const LANES: usize = 16;
-
-/// `s` as `&[f32]` when `T` is `f32`.
-fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: T is f32 (same type, same layout).
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
-}
-
-/// `s` as `&mut [f32]` when `T` is `f32`.
-fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: T is f32 (same type, same layout); the borrow is moved into the result.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) })
-}
 
 /// `out[i * n_ent + e] = -dist(q_i, ent_e)` (complex modulus) for the query rows `q (nq, d)`
 /// and every entity row of `ent (n_ent, d)`.
