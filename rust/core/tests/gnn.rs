@@ -934,9 +934,13 @@ fn rows_starting_anywhere_past_a_cache_line_give_the_bits_of_rows_on_lines() {
                     heads,
                 });
                 let run_fwd = |level: Level, xs: &[f32]| {
-                    let mut out = vec![f32::NAN; g.n_dst * f];
-                    aggregate(Par::Rayon, level, g.csr(), xs, f, wt, red, &mut out, None).unwrap();
-                    out
+                    // the output on a line, so that outputs of 8 MiB and more are streamed
+                    let m = g.n_dst * f;
+                    let mut buf = vec![f32::NAN; m + 16];
+                    let at = buf.as_ptr().align_offset(64);
+                    let out = &mut buf[at..at + m];
+                    aggregate(Par::Rayon, level, g.csr(), xs, f, wt, red, out, None).unwrap();
+                    out.to_vec()
                 };
                 let run_bwd = |level: Level, us: &[f32]| {
                     let mut gx = vec![f32::NAN; n];
