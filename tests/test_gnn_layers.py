@@ -979,3 +979,24 @@ def test_conv_layers_return_outputs_and_input_gradients_on_cache_lines(make):
     out = layer(g, x)
     dx = layer.backward(np.ones_like(out))
     assert out.ctypes.data % 64 == 0 and dx.ctypes.data % 64 == 0
+
+
+def test_gin_state_saved_before_eps_was_a_buffer_still_loads():
+    """State dicts written before the fixed eps was a buffer lack 'eps': they load (strict) and
+    keep the layer's eps; a trainable eps (a parameter, always saved) must still be there."""
+    mlp = lambda: Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1))  # noqa: E731
+    old = GINConv(mlp(), eps=0.25)
+    state = {k: v for k, v in old.state_dict().items() if k != "eps"}
+    new = GINConv(mlp(), eps=0.25)
+    first = lambda layer: layer.mlp._modules["0"].weight  # noqa: E731
+    first(new)[...] = 0.0  # something the load must overwrite
+    new.load_state_dict(state)
+    np.testing.assert_array_equal(first(new), first(old))
+    assert new.eps[0] == np.float32(0.25)
+    trainable = GINConv(mlp(), train_eps=True)
+    with pytest.raises(ValueError, match="missing key 'eps'"):
+        trainable.load_state_dict({k: v for k, v in trainable.state_dict().items() if k != "eps"})
+    # nested, as in a GraphClassifier's network
+    outer = Sequential(GINConv(mlp(), eps=0.5))
+    nested = {k: v for k, v in outer.state_dict().items() if not k.endswith("eps")}
+    Sequential(GINConv(mlp(), eps=0.5)).load_state_dict(nested)

@@ -59,3 +59,8 @@ def test_matmul_aligned_is_numpys_product_on_a_line(dtype):
     t = matmul_aligned(a[:48].T, b[:48])  # a transposed view: the same as @ as well
     np.testing.assert_array_equal(t, a[:48].T @ b[:48])
 
+
+
+def test_matmul_aligned_takes_2d_arrays_only():
+    with pytest.raises(ValueError, match="2-D"):
+        matmul_aligned(np.ones(3), np.ones((3, 2)))

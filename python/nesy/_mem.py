@@ -1,13 +1,14 @@
 """Memory placement helpers of the Python layer (the Rust side's are in ``rust/core/src/mem.rs``).
 
-NumPy puts a large array wherever the C allocator does: for arrays of more than a few hundred
-KB that is 16 bytes past a 64-byte cache line (glibc's ``mmap`` chunks), smaller ones anywhere
-on 16 bytes. A kernel that loads whole rows with 64-byte vector loads then splits every load
-across two lines when the rows are multiples of 64 bytes: a plain gather of rows of 256 float32
-features ran 1.2x slower from such an array than from one on a line (Zen 4). nesy's float32
-aggregation at the AVX-512 level reads such rows with whole-line loads instead (rust/core
-gnn/aggregate.rs, ``sum_rows_shifted``); other kernels, dtypes and SIMD levels do not. torch
-places tensors on 64-byte boundaries, and so do nesy's Rust kernels for the arrays they return;
+NumPy puts an array wherever the C allocator does: anywhere on 16 bytes, and for large arrays
+that glibc maps fresh (``mmap`` chunks, the usual case for arrays of a few MB until the process
+has freed one that large) 16 bytes past a 64-byte cache line. A kernel that loads whole rows
+with 64-byte vector loads then splits every load across two lines when the rows are multiples
+of 64 bytes: a plain gather of rows of 256 float32 features ran 1.2x slower from such an array
+than from one on a line (Zen 4). nesy's float32 aggregation at the AVX-512 level reads such rows
+with whole-line loads instead (rust/core gnn/aggregate.rs, ``sum_rows_shifted``); other
+kernels, dtypes and SIMD levels do not. torch places tensors on 64-byte boundaries, and so do
+nesy's Rust kernels for the arrays they return;
 :func:`empty_aligned` does it for arrays made in Python.
 """
 
@@ -55,6 +56,9 @@ def matmul_aligned(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ``@`` would put a large result 16 bytes past one): for products that a gather kernel reads
     next, such as ``x W`` before a graph aggregation.
     """
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul_aligned: expected 2-D arrays, got shapes {a.shape} and "
+                         f"{b.shape}")
     out = empty_aligned((a.shape[0], b.shape[1]), np.result_type(a, b))
     return np.matmul(a, b, out=out)
 

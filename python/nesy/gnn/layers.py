@@ -439,6 +439,9 @@ class GINConv(_Conv):
             self.register_buffer("eps", np.array([eps], dtype=self.dtype))
         self.mlp = mlp
 
+    # A fixed eps became a buffer (in the state dict) on 2026-11-27: files saved before lack it.
+    _state_dict_optional = ("eps",)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling. A layer pickled before a fixed ``eps`` was a buffer held it as a plain
         float: it becomes the ``(1,)`` buffer of a new layer."""

@@ -119,6 +119,9 @@ class Module:
     training: bool
     #: Names of 2-D parameters that state dicts hold transposed (PyTorch's layout).
     _state_dict_transposed: Tuple[str, ...] = ()
+    #: Names of buffers that a loaded state dict may lack, as those written before the buffer
+    #: existed do (GINConv's fixed ``eps``): ``load_state_dict`` then keeps them as they are.
+    _state_dict_optional: Tuple[str, ...] = ()
     _parameters: Dict[str, np.ndarray]
     _grads: Dict[str, np.ndarray]
     _buffers: Dict[str, np.ndarray]
@@ -361,9 +364,11 @@ class Module:
     def state_dict(self) -> Dict[str, np.ndarray]:
         """Copies of all parameters and buffers, keyed by dotted name.
 
-        Layouts are PyTorch's: a :class:`~nesy.nn.Dense` weight, held as ``(in, out)`` for
-        ``x @ W``, appears as ``(out_features, in_features)`` like ``torch.nn.Linear``'s, so that
-        state dicts move between the two libraries unchanged.
+        Layouts are PyTorch's for :class:`~nesy.nn.Dense` and the recurrent layers: a ``Dense``
+        weight, held as ``(in, out)`` for ``x @ W``, appears as ``(out_features, in_features)``
+        like ``torch.nn.Linear``'s, so that their state dicts move between the two libraries
+        unchanged. The graph layers of :mod:`nesy.gnn` use nesy's own names and
+        ``(in_features, out_features)`` weights, not PyG's.
         """
         return {n: (_transposed(a) if t else a.copy()) for n, a, t in self._state_arrays()}
 
@@ -415,7 +420,10 @@ class Module:
         params = {id(p) for _, p, _ in self._named_arrays()}
         keys = list(state.keys())
         if strict:
-            missing = [k for k in targets if k not in keys]
+            optional = {(f"{pre}.{name}" if pre else name)
+                        for pre, mod in self.named_modules()
+                        for name in type(mod)._state_dict_optional if name in mod._buffers}
+            missing = [k for k in targets if k not in keys and k not in optional]
             if missing:
                 raise ValueError(
                     f"load_state_dict: missing key {missing[0]!r} (missing: {missing})"
