@@ -901,10 +901,12 @@ fn rows_starting_anywhere_past_a_cache_line_give_the_bits_of_rows_on_lines() {
     // 1 and 3 threads, outputs streamed (8 MiB and more) or not; and the backward's gathers of
     // a shifted `grad` as well.
     let mut r = Rng::new(41);
+    // f = 144 with 2 heads: head 1's tile of 64 starts at column 72, not a multiple of 16.
     for (n_dst, f, edges) in [
         (300usize, 64usize, 3000usize),
         (200, 256, 2500),
         (120, 192, 900),
+        (150, 144, 1500),
     ]
     .into_iter()
     .chain([(8300, 256, 30_000)])
