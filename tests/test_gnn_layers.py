@@ -1000,3 +1000,19 @@ def test_gin_state_saved_before_eps_was_a_buffer_still_loads():
     outer = Sequential(GINConv(mlp(), eps=0.5))
     nested = {k: v for k, v in outer.state_dict().items() if not k.endswith("eps")}
     Sequential(GINConv(mlp(), eps=0.5)).load_state_dict(nested)
+
+
+def test_gcn_settings_changed_after_a_forward_are_seen_on_the_same_graph():
+    """The normalised graph is cached per Graph object and per the settings that shape it:
+    switching improved (or normalize) between calls on one graph must change the result."""
+    rng = np.random.default_rng(5)
+    g = Graph(rng.integers(0, 30, (2, 120)), 30)
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    layer = GCNConv(4, 3, rng=0)
+    plain = layer(g, x)
+    layer.improved = True
+    improved = layer(g, x)
+    np.testing.assert_allclose(improved, GCNConv(4, 3, rng=0, improved=True)(g, x), rtol=1e-6)
+    assert not np.allclose(plain, improved)
+    layer.improved = False
+    np.testing.assert_array_equal(layer(g, x), plain)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -1640,23 +1641,36 @@ def test_module_load_of_a_torch_file_says_so_and_how_to_convert(tmp_path):
     zipped, legacy = tmp_path / "lin.pt", tmp_path / "legacy.pt"
     torch.save(t.state_dict(), zipped)
     torch.save(t.state_dict(), legacy, _use_new_zipfile_serialization=False)
-    for path, what in ((zipped, "a PyTorch zip archive"), (legacy, "a pickle")):
+    for path, what in ((zipped, "a PyTorch zip archive, as torch.save writes"),
+                       (legacy, "a pickle: pickle.dump and torch.save's legacy format")):
         for strict in (True, False):
             with pytest.raises(ValueError) as info:
                 layer.load(path, strict=strict)
             msg = str(info.value)
-            assert msg.startswith(f"{str(path)!r}: not a nesy Module state file ({what}, as "
-                                  "torch.save writes)"), msg
+            assert msg.startswith(f"{str(path)!r}: not a nesy Module state file ({what}"), msg
             assert "load_state_dict({k: v.numpy() for k, v in torch.load(path).items()})" in msg
             assert all(np.array_equal(p, q) for p, q in zip(layer.parameters(), keep))
         with open(path, "rb") as fh:  # a file object: named too, and detected the same way
-            with pytest.raises(ValueError, match=f"not a nesy Module state file \\({what}"):
+            want = re.escape(f"not a nesy Module state file ({what}")
+            with pytest.raises(ValueError, match=want):
                 layer.load(fh)
+            assert fh.tell() == 0  # left where it was
     # the conversion the message gives works
     layer.load_state_dict({k: v.numpy() for k, v in torch.load(zipped).items()})
     np.testing.assert_allclose(layer(np.ones((1, 2))),
                                t(torch.ones(1, 2, dtype=torch.float64).float()).detach().numpy(),
                                rtol=1e-6)
+
+
+def test_module_load_of_a_pickled_module_points_to_pickle_load(tmp_path):
+    """A pickle.dump'ed Module is not a torch file: the message says to use pickle.load."""
+    import pickle
+
+    path = tmp_path / "dense.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump(nn.Dense(2, 3, rng=0), fh)
+    with pytest.raises(ValueError, match="A pickled nesy Module loads with pickle.load"):
+        nn.Dense(2, 3, rng=0).load(path)
 
 
 def test_module_load_refuses_an_archive_member_that_is_not_an_array(tmp_path):

@@ -170,12 +170,16 @@ class _Conv(Module):
         _check_weight_size(shape, self.dtype, sizes)
         self.register_parameter(name, _init.glorot_uniform(shape, rng, self.dtype))
 
-    def _cached(self, graph: Graph, build: Any) -> Graph:
+    def _cached(self, graph: Graph, build: Any, options: tuple[Any, ...] = ()) -> Graph:
+        """``build(graph)``, kept for the next call with the same Graph object and the same
+        ``options`` (the layer's settings that shape the derived graph: changing one, e.g.
+        ``improved``, between calls builds it again)."""
         key, value = self.__dict__["_cache"]
-        if key is graph:
+        # (a pickle from before 2026-11-27 may hold a bare Graph as the key: built again)
+        if isinstance(key, tuple) and key[0] is graph and key[1] == options:
             return value
         value = build(graph)
-        object.__setattr__(self, "_cache", (graph, value))
+        object.__setattr__(self, "_cache", ((graph, options), value))
         return value
 
     def _check_grad(self, grad_out: Any, want: tuple[int, ...]) -> np.ndarray:
@@ -259,7 +263,8 @@ class GCNConv(_Conv):
     def forward(self, graph: Graph, x: Any) -> np.ndarray:  # type: ignore[override]
         """``(n_nodes, in_features)`` -> ``(n_nodes, out_features)``."""
         x = check_node_input(graph, x, self.in_features, self.dtype)
-        g = self._cached(graph, self._prepare)
+        g = self._cached(graph, self._prepare,
+                         (self.add_self_loops, self.improved, self.normalize, self.dtype))
         # The product with the narrower side first: (A x) W when in <= out, else A (x W).
         if self.in_features <= self.out_features and not isinstance(x, SparseFeatures):
             ax = _g._layer_aggregate(g, x)[0]

@@ -90,6 +90,25 @@ def _file_head(path: Any) -> bytes:
     return b""
 
 
+def _zip_has_torch_pickle(path: Any) -> bool:
+    """Whether the zip archive ``path`` (a path or a seekable binary file object, left at its
+    position) has a ``data.pkl`` member, as torch.save's archives do: its names only, before
+    any member is read (a checkpoint's tensors can be gigabytes)."""
+    import zipfile
+
+    pos = None
+    try:
+        if not isinstance(path, (str, os.PathLike)):
+            pos = path.tell()
+        with zipfile.ZipFile(path) as z:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
+    except (OSError, ValueError, zipfile.BadZipFile, AttributeError):
+        return False
+    finally:
+        if pos is not None:
+            path.seek(pos)
+
+
 def _torch_file_message(shown: Any, what: str) -> str:
     return (f"{shown!r}: not a nesy Module state file ({what}, as torch.save writes); to load "
             "a PyTorch state dict, convert its tensors to arrays: module.load_state_dict("
@@ -505,11 +524,18 @@ class Module:
         shown = (os.fspath(path) if isinstance(path, (str, os.PathLike))
                  else getattr(path, "name", path))
         head = _file_head(path)
+        if head.startswith(b"PK") and _zip_has_torch_pickle(path):
+            raise ValueError(_torch_file_message(shown, "a PyTorch zip archive"))
         try:
             state = read_npz(path, "Module state", ())
         except ValueError as exc:
-            if head.startswith(b"\x80"):  # a pickle (protocol 2 or later), as torch.save's
-                raise ValueError(_torch_file_message(shown, "a pickle")) from exc
+            if head.startswith(b"\x80"):  # a pickle (protocol 2 or later)
+                raise ValueError(
+                    f"{shown!r}: not a nesy Module state file (a pickle: pickle.dump and "
+                    "torch.save's legacy format write those). A pickled nesy Module loads with "
+                    "pickle.load; for a PyTorch state dict, convert its tensors to arrays: "
+                    "module.load_state_dict({k: v.numpy() for k, v in torch.load(path)"
+                    ".items()})") from exc
             raise
         odd = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
         if odd:  # np.load hands the members that are not .npy arrays over as bytes
