@@ -176,7 +176,7 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
 
 /// [`sum_rows`] for float32 tiles of `16 K` features (`K` = 4 or 8) whose rows start `shift`
 /// floats (1 to 15) past a 64-byte line, at the AVX-512 level. There every 64-byte load of a
-/// row straddles two lines, and the gathers ran 1.1-1.4x slower than from rows on lines
+/// row straddles two lines, and the gathers ran 1.1-1.3x slower than from rows on lines
 /// (NumPy puts large arrays 16 bytes past a line). Here each edge loads the `K + 1` whole
 /// lines its row's tile spans, the first and the last masked to the tile's lanes, into `K + 1`
 /// sums in line coordinates; a row's sums are shifted into place once, when it is stored.
@@ -277,8 +277,7 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
                 _mm512_add_ps(acc, if WEIGHTED { _mm512_mul_ps(wv, v) } else { v })
             };
             // SAFETY: `p` is on a line (the caller's guarantee on `shift`) and lines 1..K lie
-            // inside the row's tile, inside x; lines 0 and K load only the lanes in it. (Lines
-            // 0 and K outside the loop: with them inside, LLVM kept the sums on the stack.)
+            // inside the row's tile, inside x; lines 0 and K load only the lanes in it.
             unsafe {
                 each_line!(|j| {
                     let pj = p.wrapping_add(16 * j);
@@ -307,7 +306,9 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
                 if mean {
                     let n = _mm512_set1_ps((end - indptr[k] as usize) as f64 as f32);
                     each_line!(|i| {
-                        v[i] = _mm512_div_ps(v[i], n);
+                        if i < K {
+                            v[i] = _mm512_div_ps(v[i], n);
+                        }
                     });
                 }
                 store!(k, v);
@@ -554,8 +555,8 @@ unsafe fn sum_tile_shifted<T: Float, const N: usize>(
             return false;
         };
         let at = x32.as_ptr() as usize + 4 * t0;
-        if !at.is_multiple_of(4) || at.is_multiple_of(64) {
-            return false; // floats off their 4 bytes, or rows on lines: sum_rows
+        if at.is_multiple_of(64) {
+            return false; // rows on lines: sum_rows
         }
         let shift = (at % 64) / 4;
         let stream = tiling.stream && whole_lines::<f32, N>(out32.as_ptr(), f, t0);
