@@ -122,3 +122,33 @@ def test_label_encoder_does_not_prefix_a_message_that_starts_with_y(monkeypatch)
     monkeypatch.setattr(multiclass, "check_classification_targets", named)
     with pytest.raises(ValueError, match=r"^y: already named$"):
         label_encoder(np.array([0, 1]))
+
+
+def test_warn_user_points_at_the_users_line_however_deep_nesy_raises_it():
+    """nesy's warnings name the user's call, whichever path inside nesy reached the check:
+    directly (MLPClassifier.fit), through the distiller (Distiller.fit -> _fit_distilled),
+    and from a layer's constructor (RNN)."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from nesy.distill import Distiller
+    from nesy.nn import MLPClassifier
+    from nesy.rnn import RNN
+
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    y = np.array([0, 1, 0, 1, 0, 1])
+    tiny = dict(hidden_layer_sizes=(4,), epochs=2, early_stopping=True, random_state=0)
+    calls = {
+        "MLPClassifier.fit": lambda: MLPClassifier(**tiny).fit(X, y),
+        "Distiller.fit": lambda: Distiller(LogisticRegression().fit(X, y),
+                                           MLPClassifier(**tiny)).fit(X),
+        "RNN()": lambda: RNN(2, 3, dropout=0.5),
+    }
+    for what, call in calls.items():
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            call()
+        mine = [w for w in rec if w.category is UserWarning]
+        assert mine, what
+        assert all(w.filename == __file__ for w in mine), (what, [w.filename for w in mine])

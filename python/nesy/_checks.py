@@ -98,3 +98,19 @@ def check_fits_in_memory(need_bytes: int, what: str, sizes: dict[str, int]) -> N
         name = max(sizes, key=lambda k: sizes[k])
         raise ValueError(f"{name}: {sizes[name]} makes {what} of {need_bytes / 2**30:.3g} GiB, "
                          "more than this machine's memory")
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn(message, category)`` attributed to the user's line: the first frame
+    outside the nesy package, however deep inside nesy the warning is raised (through an
+    estimator's fit, a decorator, the distiller...). A fixed ``stacklevel`` pointed into nesy's
+    own code when the same check was reached along a longer path."""
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2  # level 2: warn_user's caller
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

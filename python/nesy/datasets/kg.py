@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+
+from nesy._checks import warn_user
 
 __all__ = ["KGData", "UnseenReport", "UnknownLabelError", "MissingFileError", "load_kg",
            "SHIPPED_KG", "SPLITS"]
@@ -383,9 +384,8 @@ def _warn_unseen(data: KGData) -> None:
     have an entity or relation never seen in train."""
     reports = [r for r in (data.unseen("test"), data.unseen("valid")) if len(r)]
     if reports:
-        warnings.warn(
+        warn_user(
             f"load_kg: {data.name!r}: {'; '.join(map(str, reports))}. They are kept, and "
             f"evaluation ranks them like the others although training never saw that entity or "
             f"relation; KGData.unseen_test and KGData.unseen('valid') list them (.rows), to "
-            f"leave them out or report them separately",
-            UserWarning, stacklevel=3)
+            f"leave them out or report them separately")

@@ -28,14 +28,13 @@ import contextlib
 import errno
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_float_dtype, check_int, physical_memory_bytes
+from nesy._checks import check_float_dtype, check_int, physical_memory_bytes, warn_user
 from nesy._io import atomic_savez, read_npz
 from nesy.datasets.kg import MissingFileError, UnknownLabelError, _labels
 from nesy.kge.evaluate import TIES, evaluate
@@ -760,8 +759,7 @@ class KGEModel:
         for k, v in self.get_params().items():
             v = str(np.dtype(v)) if k == "dtype" else _json_value(v)
             if v is _SKIP:
-                warnings.warn(f"save: parameter {k!r} cannot be stored; load gives its default",
-                              stacklevel=2)
+                warn_user(f"save: parameter {k!r} cannot be stored; load gives its default")
             else:
                 params[k] = v
         arrays = {"model": np.array(self.model),

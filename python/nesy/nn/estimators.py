@@ -14,7 +14,6 @@ pass ``sklearn.utils.estimator_checks.check_estimator``::
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import Any, Optional, Sequence, Tuple
 
@@ -24,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy import optim
-from nesy._checks import label_encoder
+from nesy._checks import label_encoder, warn_user
 from nesy._fit import keeps_state_on_error
 from nesy.nn.activations import get_activation, softmax
 from nesy.nn.layers import Dense, Dropout, Sequential
@@ -192,11 +191,10 @@ class _BaseMLP(BaseEstimator):
         n = Xs.shape[0]
         n_val = int(round(self.validation_fraction * n)) if self.early_stopping else 0
         if self.early_stopping and not (n_val >= 2 and n - n_val >= 2):
-            # user -> keeps_state_on_error -> fit -> here
-            warnings.warn(f"early_stopping: validation_fraction={self.validation_fraction} of "
-                          f"{n} rows holds out {n_val}, and a validation split needs at least 2 "
-                          "rows with at least 2 left to train on; training on all rows, with "
-                          "early stopping on the training loss", UserWarning, stacklevel=4)
+            warn_user(f"early_stopping: validation_fraction={self.validation_fraction} of "
+                      f"{n} rows holds out {n_val}, and a validation split needs at least 2 "
+                      "rows with at least 2 left to train on; training on all rows, with "
+                      "early stopping on the training loss")
             n_val = 0
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]

@@ -19,7 +19,6 @@ unpadded.
 from __future__ import annotations
 
 import re
-import warnings
 from numbers import Real
 from typing import Any, Optional
 
@@ -29,7 +28,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.validation import check_is_fitted
 
-from nesy._checks import check_float_dtype, check_int, label_encoder
+from nesy._checks import check_float_dtype, check_int, label_encoder, warn_user
 from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
 from nesy.nn.activations import softmax
 from nesy.nn.estimators import _check_param
@@ -340,9 +339,9 @@ class _SequenceEstimator(BaseEstimator):
             raise ValueError("tbptt: a bidirectional model reads each sequence from both ends, "
                              "which chunks of it cannot; use bidirectional=False")
         if self.dropout > 0 and self.num_layers == 1:  # called by fit: the warning names it
-            warnings.warn(f"dropout: {self.dropout} has no effect with num_layers=1 (dropout "
-                          "is applied between recurrent layers only); use num_layers >= 2, "
-                          "or dropout=0", UserWarning, stacklevel=3)
+            warn_user(f"dropout: {self.dropout} has no effect with num_layers=1 (dropout "
+                      "is applied between recurrent layers only); use num_layers >= 2, "
+                      "or dropout=0")
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any,
              fitted: dict[str, Any], lengths: Optional[np.ndarray] = None) -> None:
@@ -370,8 +369,8 @@ class _SequenceEstimator(BaseEstimator):
             why = (f"a validation split needs at least {_MIN_SPLIT} samples, got {n}"
                    if n < _MIN_SPLIT else f"{self.validation_fraction} of {n} samples rounds "
                    "to none")
-            warnings.warn(f"validation_fraction: {why}; training without validation or early "
-                          "stopping, on all samples for all epochs", UserWarning, stacklevel=3)
+            warn_user(f"validation_fraction: {why}; training without validation or early "
+                      "stopping, on all samples for all epochs")
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
         n_features = X.shape[2] - (lengths is not None)

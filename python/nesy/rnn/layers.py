@@ -19,14 +19,13 @@ its place).
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Real
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_fits_in_memory, check_float_dtype
+from nesy._checks import check_fits_in_memory, check_float_dtype, warn_user
 from nesy.nn import init as _init
 from nesy.nn.module import Module, real_array
 
@@ -123,10 +122,9 @@ class RNNBase(Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {dropout}")
         if dropout > 0 and num_layers == 1:  # torch's warning, in its words
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
-                          "non-zero dropout expects num_layers greater than 1, but got "
-                          f"dropout={dropout} and num_layers={num_layers}", UserWarning,
-                          stacklevel=2 if type(self).__init__ is RNNBase.__init__ else 3)
+            warn_user("dropout option adds dropout after all but last recurrent layer, so "
+                      "non-zero dropout expects num_layers greater than 1, but got "
+                      f"dropout={dropout} and num_layers={num_layers}")
         self.dtype = check_float_dtype(dtype, TypeError)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
