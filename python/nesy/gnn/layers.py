@@ -110,7 +110,8 @@ def _swapped_hint(graph: Any, x: Any) -> str:
         return (": the arguments are (graph, x), not PyG's (x, edge_index); "
                 f"{build} and call conv(graph, x)")
     if _is_edge_index(first):
-        return f" (an edge index of shape {first.shape}); {build}"
+        return (f" (integers of shape {first.shape}, as an edge index: if it is one, "
+                f"{build})")
     return ""
 
 

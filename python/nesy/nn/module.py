@@ -419,7 +419,9 @@ class Module:
             same names and layouts (e.g. ``torch.nn.Linear`` for :class:`~nesy.nn.Dense`).
             Floating-point values are cast to the parameter's dtype, as PyTorch does.
         strict : bool, default True
-            If true, missing and unexpected keys are errors; otherwise they are skipped.
+            If true, missing and unexpected keys are errors; otherwise they are skipped, as
+            torch's (which loads nothing, silently, when no key matches; :meth:`load` of a
+            file refuses that case, where it means the wrong file).
 
         Raises
         ------
