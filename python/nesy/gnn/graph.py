@@ -349,7 +349,7 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
     x : ndarray, shape (n_nodes, n_features)
         Its rows are gathered once per edge. Where it starts in memory does not matter for
         float32 at the AVX-512 level: rows of whole 64-byte lines that start past a line
-        (NumPy puts large arrays 16 bytes past one) are read with whole-line loads shifted
+        (NumPy often puts large arrays 16 bytes past one) are read with whole-line loads shifted
         into place. Elsewhere (float64, or below AVX-512) such rows may be read more slowly
         than from an ``x`` on a line, as torch places tensors and nesy's kernels and GNN
         layers their outputs.
