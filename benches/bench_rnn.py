@@ -22,8 +22,8 @@ def test_rnn(benchmark, cell, case, impl, mode):
         pytest.importorskip("torch")
     fns = (bench.nesy_fns if impl == "nesy" else bench.torch_fns)(cell, *CASES[case])
     benchmark.group = f"{cell} {case} {mode}"
-    passes = 1 if mode == "fwd" else 3
-    benchmark.extra_info["gflop"] = bench.flops(cell, *CASES[case]) * passes / 1e9
+    count = bench.flops if mode == "fwd" else bench.train_flops
+    benchmark.extra_info["gflop"] = count(cell, *CASES[case]) / 1e9
     benchmark(fns[0] if mode == "fwd" else fns[1])
 
 

@@ -1638,3 +1638,60 @@ def test_validation_fraction_the_estimator_cannot_honour_warns_at_fit():
     doc = SequenceRegressor.__doc__
     assert "cross-entropy for" in doc and "at least 10 samples" in doc and "on its MSE" not in doc
     assert "cross-entropy" in SequenceClassifier.__doc__
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+@pytest.mark.parametrize("layout", ["time", "batch_first", "unbatched"])
+def test_without_input_grad_backward_returns_none_and_the_same_gradients(cls, layout):
+    """``input_grad=False`` (a first layer on data, as Dense's and the GNN layers') skips the
+    first layer's ``dG W_ih``: backward returns None and every parameter gradient and
+    ``grad_h0`` has the bits of the full backward. Two layers, both directions, padding."""
+    rng = np.random.default_rng(3)
+    kw = dict(num_layers=2, bidirectional=True, dtype=np.float64, rng=5,
+              batch_first=layout == "batch_first")
+    a, b = cls(3, 4, **kw), cls(3, 4, input_grad=False, **kw)
+    assert a.input_grad and not b.input_grad
+    shape = {"time": (6, 5, 3), "batch_first": (5, 6, 3), "unbatched": (6, 3)}[layout]
+    x = rng.standard_normal(shape)
+    lengths = None if layout == "unbatched" else np.array([6, 2, 5, 1, 3])
+    out, _ = a(x, lengths=lengths)
+    b(x, lengths=lengths)
+    g = rng.standard_normal(out.shape)
+    assert a.backward(g).shape == x.shape
+    assert b.backward(g) is None
+    for (na, ga), (nb, gb) in zip(a.named_gradients(), b.named_gradients()):
+        assert na == nb
+        np.testing.assert_array_equal(ga, gb, err_msg=na)
+    parts = (lambda m: m.grad_h0) if cls is LSTM else (lambda m: (m.grad_h0,))
+    for ha, hb in zip(parts(a), parts(b), strict=True):
+        np.testing.assert_array_equal(ha, hb)
+
+
+def test_binding_without_input_grad_returns_no_dx():
+    p, g = _layer("gru", np.float32)
+    y, hn, cn, ws = _core.rnn_forward("gru", **p, training=True)
+    grads = [np.zeros_like(p[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+    args = ("gru", p["x"], p["h0"], None, p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], ws,
+            g["dy"], g["dh_n"], None, *grads)
+    dx, dh0, dc0 = _core.rnn_backward(*args, input_grad=False)
+    assert dx is None and dh0.shape == p["h0"].shape and dc0 is None
+
+
+def test_sequence_estimators_skip_the_inputs_gradient_during_fit_only():
+    from nesy.rnn import SequenceRegressor
+
+    X, y = _toy(n=40, T=6)
+    seen = []
+    orig = GRU.backward  # the estimator's default cell
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.input_grad)
+        return orig(self, *args, **kwargs)
+
+    GRU.backward = spy
+    try:
+        est = SequenceRegressor(hidden_size=4, epochs=1, random_state=0).fit(X, y)
+    finally:
+        del GRU.backward
+    assert seen and not any(seen)
+    assert est.model_.rnn.input_grad is True  # model_ is a plain network again

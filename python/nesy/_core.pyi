@@ -310,8 +310,9 @@ def rnn_backward(
     db_hh: npt.NDArray[np.floating] | None,
     lengths: npt.NDArray[np.integer] | None = None,
     reverse: bool = False,
+    input_grad: bool = True,
 ) -> tuple[
-    npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating] | None
+    npt.NDArray[np.floating] | None, npt.NDArray[np.floating], npt.NDArray[np.floating] | None
 ]: ...
 def rnn_stream_floor(w: npt.NDArray[np.float32], steps: int) -> float: ...
 

@@ -1,9 +1,11 @@
 """Recurrent layer benchmark: nesy vs torch.nn.RNN/GRU/LSTM on the CPU, forward only
 (inference) and forward + backward, float32, one layer, one direction.
 
-FLOPs are counted as 2·T·B·G·H·(I+H) for the forward and three times that for forward +
-backward; the machine's single-precision GEMM peak (NumPy's BLAS on 2048³) is measured in the
-same run.
+FLOPs are counted as 2·T·B·G·H·(I+H) for the forward and 2·T·B·G·H·(2I+3H) for forward +
+backward (the backward's products ``dG W_hh`` per step, ``dW_ih`` and ``dW_hh``). Neither side
+computes the gradient of the input, as for a first layer on data: torch's ``x`` does not require
+a gradient, nesy's layers run with ``input_grad=False``. The machine's single-precision GEMM
+peak (NumPy's BLAS on 2048³) is measured in the same run.
 
 At batch 1 a step is a matrix-vector product: it reads every weight once and does one
 multiply-add with it, so the bound is the cache bandwidth, not the GEMM peak. For those cases
@@ -39,13 +41,19 @@ def gemm_peak(n: int = 2048) -> float:
 
 
 def flops(cell: str, T: int, B: int, I: int, H: int) -> float:  # noqa: E741
+    """FLOPs of the forward pass."""
     return 2.0 * T * B * CELLS[cell] * H * (I + H)
+
+
+def train_flops(cell: str, T: int, B: int, I: int, H: int) -> float:  # noqa: E741
+    """FLOPs of forward + backward without the input's gradient."""
+    return 2.0 * T * B * CELLS[cell] * H * (2 * I + 3 * H)
 
 
 def nesy_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], object], ...]:  # noqa: E741
     from nesy import rnn
 
-    m = getattr(rnn, cell)(I, H, rng=0)
+    m = getattr(rnn, cell)(I, H, rng=0, input_grad=False)  # x is data, as torch's below
     x = np.random.default_rng(1).standard_normal((T, B, I), dtype=np.float32)
     go = np.ones((T, B, H), np.float32)
 
@@ -89,7 +97,7 @@ def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
     for cell in CELLS:
         for T, B, I, H in cases:  # noqa: E741
             row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
-                                      "flops": flops(cell, T, B, I, H)}
+                                      "train flops": train_flops(cell, T, B, I, H)}
             infer, train = nesy_fns(cell, T, B, I, H)
             row["nesy fwd"] = settled_time(infer, repeat)
             row["nesy fwd+bwd"] = settled_time(train, repeat)
@@ -109,9 +117,9 @@ def table(rows: list[dict[str, object]], peak: float) -> str:
         header += ["torch fwd ms", "torch fwd+bwd ms", "x fwd", "x fwd+bwd"]
     out = []
     for r in rows:
-        f = float(r["flops"])  # type: ignore[arg-type]
+        f = float(r["train flops"])  # type: ignore[arg-type]
         nf, nt = float(r["nesy fwd"]), float(r["nesy fwd+bwd"])  # type: ignore[arg-type]
-        gf = 3 * f / nt / 1e9
+        gf = f / nt / 1e9
         cells = [str(r["cell"]), str(r["case"]), f"{nf * 1e3:.2f}", f"{nt * 1e3:.2f}",
                  f"{gf:.1f}", f"{100 * gf / peak:.0f}"]
         if torch_cols:

@@ -225,7 +225,7 @@ class SequenceNet(Module):
         self._save(out.shape, hn, in_shape)
         return self.head(feats)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
         out_shape, hn, in_shape = self._saved()
         if self.output == "sequence":
             B, T, _ = out_shape
@@ -238,7 +238,7 @@ class SequenceNet(Module):
         gh[-dirs:] = g.reshape(g.shape[0], dirs, -1).transpose(1, 0, 2)
         grad_hn = (gh, np.zeros_like(gh)) if isinstance(hn, tuple) else gh
         gx = self.rnn.backward(None, grad_hn)  # only h_n reaches the head
-        if in_shape is None:
+        if in_shape is None or gx is None:
             return gx
         full = np.zeros(in_shape, gx.dtype)  # the mask channel and the cut steps: 0
         full[:, : gx.shape[1], :-1] = gx
@@ -385,7 +385,11 @@ class _SequenceEstimator(BaseEstimator):
                           epochs=self.epochs, seed=int(rng.integers(2**31)),
                           early_stopping=es, verbose=self.verbose, tbptt=self.tbptt)
         vdata = (X[val], Y[val]) if n_val else None
-        history = trainer.fit(X[tr], Y[tr], validation_data=vdata)
+        model.rnn.input_grad = False  # the data's gradient is never used: skip its product
+        try:
+            history = trainer.fit(X[tr], Y[tr], validation_data=vdata)
+        finally:
+            model.rnn.input_grad = True  # model_ is a plain network again
         for name, value in fitted.items():
             setattr(self, name, value)
         self.n_features_in_ = n_features

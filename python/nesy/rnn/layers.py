@@ -80,6 +80,12 @@ class RNNBase(Module):
         A NumPy dtype (not a torch one) for the parameters and the computation.
     rng : None, int or numpy.random.Generator, keyword-only
         Seeds the initialisation (torch's: uniform in ``+-1/sqrt(hidden_size)``) and dropout.
+    input_grad : bool, default True, keyword-only
+        Whether :meth:`backward` computes the gradient with respect to ``x`` (as the other
+        layers' ``input_grad``). A first layer, whose input is data, does not need it: False
+        skips the first layer's product ``dG W_ih`` and ``backward`` returns None (the
+        analogue of a torch input without ``requires_grad``). The parameter gradients and
+        ``grad_h0`` are the same bits either way.
 
     :class:`LSTM` also takes torch's ``proj_size``, 0 only: projections are not supported.
     Not supported either: ``device``, and ``PackedSequence`` input (``forward``'s
@@ -87,6 +93,8 @@ class RNNBase(Module):
     """
 
     _gates = 1
+    #: the default of layers pickled before the option existed
+    input_grad = True
     #: what a backward pass leaves behind: the gradient w.r.t. the initial state
     _per_pass = {**Module._per_pass, "grad_h0": None}
     input_size: int
@@ -110,6 +118,7 @@ class RNNBase(Module):
         *,
         dtype: Any = np.float32,
         rng: _init.RngLike = None,
+        input_grad: bool = True,
     ) -> None:
         super().__init__()
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -129,6 +138,7 @@ class RNNBase(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional = bool(bidirectional)
+        self.input_grad = bool(input_grad)
         self._rng = np.random.default_rng(rng)
         # torch's initialisation: every weight and bias uniform in +-1/sqrt(hidden_size).
         k = 1.0 / math.sqrt(hidden_size)
@@ -382,7 +392,7 @@ class RNNBase(Module):
     # -------------------------------------------------------------- backward
     def backward(  # type: ignore[override]
         self, grad_out: Optional[np.ndarray], grad_hn: Optional[State] = None
-    ) -> np.ndarray:
+    ) -> Optional[np.ndarray]:
         """Backpropagate through all layers and time steps (BPTT).
 
         Parameters
@@ -396,9 +406,10 @@ class RNNBase(Module):
 
         Returns
         -------
-        ndarray
-            Gradient w.r.t. ``x`` (same layout as ``x``). Parameter gradients are accumulated;
-            the gradient w.r.t. the initial state is kept in ``grad_h0`` (LSTM: ``(dh0, dc0)``).
+        ndarray or None
+            Gradient w.r.t. ``x`` (same layout as ``x``); None with ``input_grad=False``.
+            Parameter gradients are accumulated; the gradient w.r.t. the initial state is kept
+            in ``grad_h0`` (LSTM: ``(dh0, dc0)``).
 
         Raises
         ------
@@ -458,21 +469,24 @@ class RNNBase(Module):
                 dxd, dh, dc = _core.rnn_backward(
                     self._cell, inp, h0k, c0k, *self._weights(layer, sfx), ws, dy, dhn[k],
                     None if dcn is None else dcn[k], *self._grads_of(layer, sfx),
-                    lengths=lens, reverse=d == 1,
+                    lengths=lens, reverse=d == 1, input_grad=layer > 0 or self.input_grad,
                 )
                 dh0[k] = dh
                 if dc0 is not None:
                     dc0[k] = dc
-                dx = dxd if dx is None else dx + dxd
+                if dxd is not None:
+                    dx = dxd if dx is None else dx + dxd
             g = dx
-        assert g is not None
         if unbatched:
             dh0 = dh0[:, 0, :]
             dc0 = None if dc0 is None else dc0[:, 0, :]
+        self.grad_h0 = (dh0, dc0) if lstm else dh0
+        if g is None:  # input_grad=False
+            return None
+        if unbatched:
             g = g[:, 0, :]
         elif self.batch_first:
             g = g.transpose(1, 0, 2)
-        self.grad_h0 = (dh0, dc0) if lstm else dh0
         return g
 
     def extra_repr(self) -> str:
@@ -498,11 +512,11 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, dtype: Any = np.float32,
-                 rng: _init.RngLike = None) -> None:
+                 rng: _init.RngLike = None, input_grad: bool = True) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng)
+                         bidirectional, dtype=dtype, rng=rng, input_grad=input_grad)
         self.nonlinearity = nonlinearity
 
     @property
@@ -551,7 +565,7 @@ class LSTM(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, dtype: Any = np.float32,
-                 rng: _init.RngLike = None) -> None:
+                 rng: _init.RngLike = None, input_grad: bool = True) -> None:
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)):
             raise TypeError(f"proj_size: expected an integer (0), got "
                             f"{type(proj_size).__name__} {proj_size!r}")
@@ -559,7 +573,7 @@ class LSTM(RNNBase):
             raise ValueError(f"proj_size: LSTM projections (torch's proj_size > 0) are not "
                              f"supported, only proj_size=0; got {proj_size}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng)
+                         bidirectional, dtype=dtype, rng=rng, input_grad=input_grad)
 
     @property
     def _cell(self) -> str:

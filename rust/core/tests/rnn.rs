@@ -94,10 +94,15 @@ fn loss(c: &Case) -> f64 {
 }
 
 fn grads(c: &Case) -> Vec<Vec<f64>> {
+    grads_with(c, true)
+}
+
+/// The gradients of `grads`; without `dx` (`with_dx` false) its place holds an empty vector.
+fn grads_with(c: &Case, with_dx: bool) -> Vec<Vec<f64>> {
     let d = c.d;
     let gh = c.cell.gates() * d.h;
     let (_, _, _, ws) = run(c);
-    let mut dx = vec![0.0; c.x.len()];
+    let mut dx = vec![0.0; if with_dx { c.x.len() } else { 0 }];
     let mut dh0 = vec![0.0; c.h0.len()];
     let mut dc0 = c.c0.as_ref().map(|v| vec![0.0; v.len()]);
     let mut dw_ih = vec![0.0; gh * d.i];
@@ -105,7 +110,7 @@ fn grads(c: &Case) -> Vec<Vec<f64>> {
     let mut db_ih = c.b_ih.as_ref().map(|_| vec![0.0; gh]);
     let mut db_hh = c.b_hh.as_ref().map(|_| vec![0.0; gh]);
     let out = Grads {
-        dx: &mut dx,
+        dx: with_dx.then_some(&mut dx[..]),
         dh0: &mut dh0,
         dc0: dc0.as_deref_mut(),
         dw_ih: &mut dw_ih,
@@ -205,6 +210,23 @@ fn every_gradient_matches_finite_differences() {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn without_dx_every_other_gradient_has_the_same_bits() {
+    // A first layer skips `dG W_ih`; nothing else may change. Padding and both directions too.
+    for cell in [Cell::RnnTanh, Cell::RnnRelu, Cell::Gru, Cell::Lstm] {
+        for (lengths, reverse) in [(false, false), (true, true)] {
+            let c = case(cell, true, lengths, reverse, 11);
+            let (with, without) = (grads_with(&c, true), grads_with(&c, false));
+            assert_eq!(with[0].len(), c.x.len());
+            assert!(without[0].is_empty());
+            for (k, (a, b)) in with.iter().zip(&without).enumerate().skip(1) {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(b), "{cell:?} gradient {k}");
             }
         }
     }

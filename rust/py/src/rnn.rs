@@ -277,7 +277,7 @@ pub fn rnn_forward<'py>(
 }
 
 type BackwardOut<'py> = (
-    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
     Bound<'py, PyAny>,
     Option<Bound<'py, PyAny>>,
 );
@@ -296,6 +296,7 @@ fn backward_typed<'py, T: Element + Gemm>(
     dw_hh: &Bound<'py, PyAny>,
     db_ih: Option<&Bound<'py, PyAny>>,
     db_hh: Option<&Bound<'py, PyAny>>,
+    input_grad: bool,
     dtype: &str,
 ) -> PyResult<BackwardOut<'py>> {
     let d = l.d;
@@ -388,7 +389,10 @@ fn backward_typed<'py, T: Element + Gemm>(
     }
     acc.check()?;
     // Written in full by the kernel (see the forward's outputs).
-    let dx: Bound<'py, PyArray3<T>> = empty(py, &[d.t, d.b, d.i], dtype)?;
+    let dx: Option<Bound<'py, PyArray3<T>>> = match input_grad {
+        true => Some(empty(py, &[d.t, d.b, d.i], dtype)?),
+        false => None,
+    };
     let dh0: Bound<'py, PyArray2<T>> = empty(py, &[d.b, d.h], dtype)?;
     let dc0: Option<Bound<'py, PyArray2<T>>> = match l.cell.has_c() {
         true => Some(empty(py, &[d.b, d.h], dtype)?),
@@ -409,7 +413,7 @@ fn backward_typed<'py, T: Element + Gemm>(
         let dcns = dcn.as_ref().map(|c| unsafe { slice(c) });
         let out = unsafe {
             Grads {
-                dx: slice_mut(&dx),
+                dx: dx.as_ref().map(|a| slice_mut(a)),
                 dh0: slice_mut(&dh0),
                 dc0: dc0.as_ref().map(|c| slice_mut(c)),
                 dw_ih: slice_mut(&dw_ih),
@@ -436,16 +440,21 @@ fn backward_typed<'py, T: Element + Gemm>(
             )
         })?;
     }
-    Ok((dx.into_any(), dh0.into_any(), dc0.map(|c| c.into_any())))
+    Ok((
+        dx.map(|a| a.into_any()),
+        dh0.into_any(),
+        dc0.map(|c| c.into_any()),
+    ))
 }
 
 /// Backward pass of one recurrent layer in one direction (BPTT), from the workspace of the
-/// matching `rnn_forward(..., training=True)`. Returns `(dx, dh0, dc0)`; ACCUMULATES the weight
-/// and bias gradients into `dw_ih`, `dw_hh`, `db_ih`, `db_hh` in place. The inputs, weights,
+/// matching `rnn_forward(..., training=True)`. Returns `(dx, dh0, dc0)` (`dx` None with
+/// `input_grad=False`, which skips its product); ACCUMULATES the weight and bias gradients into
+/// `dw_ih`, `dw_hh`, `db_ih`, `db_hh` in place. The inputs, weights,
 /// `lengths` and `reverse` must be those of that forward call: the workspace does not record
 /// them (`nesy.rnn` layers keep them from their forward pass).
 #[pyfunction]
-#[pyo3(signature = (cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, lengths=None, reverse=false))]
+#[pyo3(signature = (cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, lengths=None, reverse=false, input_grad=true))]
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_backward<'py>(
     py: Python<'py>,
@@ -467,6 +476,7 @@ pub fn rnn_backward<'py>(
     db_hh: Option<&Bound<'py, PyAny>>,
     lengths: Option<&Bound<'py, PyAny>>,
     reverse: bool,
+    input_grad: bool,
 ) -> PyResult<BackwardOut<'py>> {
     let lengths = lengths_vec(lengths)?;
     if x.cast::<PyArrayDyn<f64>>().is_err() {
@@ -476,13 +486,13 @@ pub fn rnn_backward<'py>(
         let l = Layer::<f64>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float64")?;
         backward_typed(
             py, l, lengths, reverse, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh,
-            "float64",
+            input_grad, "float64",
         )
     } else {
         let l = Layer::<f32>::new(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, "float32")?;
         backward_typed(
             py, l, lengths, reverse, workspace, dy, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh,
-            "float32",
+            input_grad, "float32",
         )
     }
 }

@@ -13,9 +13,10 @@ use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// Gradients of one layer-direction. `dx`, `dh0`, `dc0` are overwritten; `dw_ih`, `dw_hh`,
-/// `db_ih`, `db_hh` are ACCUMULATED into (`+=`), as module parameter gradients are.
+/// `db_ih`, `db_hh` are ACCUMULATED into (`+=`), as module parameter gradients are. Without
+/// `dx` (a first layer, whose input is data) its product `dG W_ih` is not made.
 pub struct Grads<'a, T> {
-    pub dx: &'a mut [T],
+    pub dx: Option<&'a mut [T]>,
     pub dh0: &'a mut [T],
     pub dc0: Option<&'a mut [T]>,
     pub dw_ih: &'a mut [T],
@@ -61,7 +62,8 @@ pub fn backward<T: Gemm>(
             "dcn: expected {bh} values for the LSTM, none otherwise"
         )));
     }
-    let sizes_ok = out.dx.len() == tb * d.i
+    let dx_ok = out.dx.as_ref().is_none_or(|dx| dx.len() == tb * d.i);
+    let sizes_ok = dx_ok
         && out.dh0.len() == bh
         && out.dc0.as_ref().map_or(!cell.has_c(), |c| c.len() == bh)
         && out.dw_ih.len() == gh * d.i
@@ -76,7 +78,7 @@ pub fn backward<T: Gemm>(
             .map_or(w.b_hh.is_none(), |b| b.len() == gh);
     if !sizes_ok {
         let names = [
-            ("dx", out.dx.len() == tb * d.i),
+            ("dx", dx_ok),
             ("dh0", out.dh0.len() == bh),
             (
                 "dc0",
@@ -108,7 +110,9 @@ pub fn backward<T: Gemm>(
     }
     if gh == 0 {
         // No hidden units: nothing flows; the input gets no gradient.
-        out.dx.fill(T::ZERO);
+        if let Some(dx) = out.dx {
+            dx.fill(T::ZERO);
+        }
         return Ok(());
     }
     let parts = split_ws(ws, cell, d);
@@ -217,14 +221,16 @@ pub fn backward<T: Gemm>(
     }
     let dg_h_all: &[T] = if cell == Cell::Gru { &dg_h } else { &dg_x };
     // dx = dG_x W_ih;  dW_ih += dG_x^T x;  dW_hh += dG_h^T h_prev.
-    gemm(
-        Par::Rayon,
-        T::ONE,
-        Mat::new(&dg_x, tb, gh),
-        Mat::new(w.w_ih, gh, d.i),
-        T::ZERO,
-        MatMut::new(out.dx, tb, d.i),
-    );
+    if let Some(dx) = out.dx {
+        gemm(
+            Par::Rayon,
+            T::ONE,
+            Mat::new(&dg_x, tb, gh),
+            Mat::new(w.w_ih, gh, d.i),
+            T::ZERO,
+            MatMut::new(dx, tb, d.i),
+        );
+    }
     gemm(
         Par::Rayon,
         T::ONE,

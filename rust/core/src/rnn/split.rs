@@ -732,7 +732,7 @@ mod tests {
                     dw_hh.resize(g * h * h, 0.0);
                     db_hh.resize(g * h, 0.0);
                     let out = Grads {
-                        dx,
+                        dx: Some(dx),
                         dh0,
                         dc0: c0.is_some().then_some(&mut dc0[..]),
                         dw_ih,
