@@ -522,3 +522,155 @@ def test_temperature_none_is_taken_where_it_is_unused():
             d.fit(X, y > 0)
         assert not hasattr(d, "student_") and not hasattr(d, "teacher_model_")
     assert not hasattr(teacher, "coef_")  # refused before the teacher was fitted
+
+
+# ---------------------------------------------------------------------- s15 review
+def _one_logit_torch_net(torch):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    with torch.no_grad():
+        net[2].bias.fill_(0.0)
+    return net
+
+
+def test_one_column_teacher_is_regression_not_a_one_class_classifier():
+    """H1: a Dense(h, 1) network is a regressor, never the classes [0] (which trained the
+    student with loss 0 and refused real-valued y as unknown labels)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    teach = Sequential(Dense(3, 16, rng=0, dtype=np.float64), ReLU(),
+                       Dense(16, 1, rng=1, dtype=np.float64))
+
+    def student():
+        return Sequential(Dense(3, 4, rng=2, dtype=np.float64), ReLU(),
+                          Dense(4, 1, rng=3, dtype=np.float64))
+
+    t = as_teacher(teach)
+    assert t(X).shape == (200, 1) and t.kind == "values" and not t.is_classifier
+    d = Distiller(teach, student(), epochs=5, random_state=0).fit(X)
+    assert not hasattr(d, "classes_") and not hasattr(d, "predict_proba")
+    assert min(d.history_["loss"]) > 0
+    assert d.predict(X).dtype == np.float64 and np.unique(d.predict(X)).size > 100
+    y = teach(X)[:, 0] + 0.01 * rng.standard_normal(200)  # real-valued labels are taken
+    d = Distiller(teach, student(), epochs=5, random_state=0).fit(X, y)
+    assert np.isfinite(d.score(X, y)) and np.isfinite(d.fidelity(X))
+    # one column cannot be class scores: said explicitly, it is refused with what to pass
+    for kind in ("logits", "proba"):
+        with pytest.raises(ValueError, match=r"^teacher: kind .* single column .*binary_logit"):
+            Teacher(lambda X: np.full((len(X), 1), 0.5), kind)(X)
+    # a one-class estimator (classes of one label) still gives its one column
+    one = Teacher(lambda X: np.ones((len(X), 1)), "proba", classes=["a"])
+    assert list(one.predict(X[:3])) == ["a"] * 3
+
+
+def test_one_logit_binary_classifier_needs_output_binary_logit():
+    """H1: a binary torch classifier with one logit gives real rules and fidelity when given
+    as as_teacher(net, output='binary_logit'), and a clear error otherwise (it was read as a
+    one-class classifier: 0 rules, fidelity 1.0)."""
+    torch = pytest.importorskip("torch")
+    net = _one_logit_torch_net(torch)
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    z = net(torch.as_tensor(X, dtype=torch.float32)).detach().numpy()[:, 0]
+    positive = (z > 0).astype(int)
+    assert 0.1 < positive.mean() < 0.9
+    with pytest.raises(ValueError, match=r"^model: rule extraction needs a classifier.*"
+                                         r"output='binary_logit'"):
+        PedagogicalRuleExtractor(net).fit(X)
+    with pytest.raises(ValueError, match=r"^teacher: gives regression values .*student is a "
+                                         r"classifier.*output='binary_logit'"):
+        Distiller(net, DecisionTreeClassifier()).fit(X, positive)
+    t = as_teacher(net, output="binary_logit")
+    np.testing.assert_allclose(t.logits(X), np.c_[np.zeros(300), z], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(t.predict(X), positive)
+    np.testing.assert_array_equal(t.classes, [0, 1])
+    ex = PedagogicalRuleExtractor(t, random_state=0).fit(X)
+    np.testing.assert_array_equal(ex.classes_, [0, 1])
+    assert ex.n_rules_ >= 1 and 0.9 <= ex.fidelity_ < 1.0
+    assert ex.fidelity(X) == np.mean(ex.predict(X) == positive) and ex.fidelity(X) > 0.9
+    assert clone(ex).fit(X).fidelity(X) == ex.fidelity(X)
+    d = Distiller(as_teacher(net, output="binary_logit"),
+                  DecisionTreeClassifier(random_state=0)).fit(X, positive)
+    np.testing.assert_array_equal(d.classes_, [0, 1])
+    assert d.fidelity(X) == 1.0
+    # P(class 1) as one column, and a 1-D decision function, are binary teachers too
+    sig = as_teacher(lambda X: 1 / (1 + np.exp(-X[:, :1])), output="binary_proba")
+    np.testing.assert_array_equal(sig.predict(X), (X[:, 0] > 0).astype(int))
+    lr = LogisticRegression().fit(X, positive)
+    dec = as_teacher(lr.decision_function, output="binary_logit")
+    np.testing.assert_array_equal(dec.predict(X), lr.predict(X))
+    with pytest.raises(ValueError, match=r"^teacher: kind 'binary_logit' expects one score"):
+        Teacher(lambda X: np.zeros((len(X), 2)), "binary_logit")(X)
+    with pytest.raises(ValueError, match=r"^teacher: kind 'binary_proba' expects probabilities"):
+        Teacher(lambda X: X[:, 0], "binary_proba")(X)
+    with pytest.raises(ValueError, match=r"^output: expected one of"):
+        as_teacher(net, output="sigmoid")
+
+
+def test_torch_teacher_is_queried_in_eval_mode_and_keeps_its_mode():
+    """M3: dropout off and BatchNorm statistics untouched while the teacher answers; every
+    submodule's own mode back afterwards, also after an error."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                            torch.nn.Dropout(0.5), torch.nn.Linear(16, 3))
+    m[4].eval()  # a mixed mode the user chose
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    mean0, var0 = m[1].running_mean.clone(), m[1].running_var.clone()
+    t = as_teacher(m)
+    a, b = t.logits(X), t.logits(X)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(mean0, m[1].running_mean) and torch.equal(var0, m[1].running_var)
+    assert [mod.training for mod in m] == [True, True, True, True, False] and m.training
+    m.eval()
+    want = m(torch.as_tensor(X, dtype=torch.float32)).detach().numpy()
+    m.train()
+    m[4].eval()
+    np.testing.assert_array_equal(a, want)
+    with pytest.raises(RuntimeError):
+        t.logits(X[:, :2])  # wrong width: the forward fails
+    assert [mod.training for mod in m] == [True, True, True, True, False] and m.training
+
+
+def test_distiller_queries_the_teacher_once_per_fit():
+    """M3: the soft targets and the decided kind come from one teacher pass (two passes of a
+    stochastic teacher disagreed)."""
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    calls = []
+
+    def teacher(X):
+        calls.append(len(X))
+        return np.c_[X[:, 0], -X[:, 0]]
+
+    Distiller(teacher, MLPClassifier(epochs=2, random_state=0), augment="noise",
+              random_state=0).fit(X)
+    assert calls == [80]
+    calls.clear()
+    Distiller(lambda X: teacher(X)[:, 0], MLPRegressor(epochs=2, random_state=0)).fit(X)
+    assert calls == [40]
+
+
+def test_multi_output_regression_score_and_fidelity_are_sklearns_r2():
+    """M4: score is r2_score's uniform average, as MLPRegressor.score (not the variance-weighted
+    R^2); fidelity is the same R^2 against the teacher; classification scores are accuracy, with
+    sample_weight."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    Y = np.c_[X @ [1.0, 2.0, -1.0], 100 * X[:, 0] ** 2 + rng.standard_normal(80)]
+    teacher = FrozenEstimator(LinearRegression().fit(X, Y))
+    d = Distiller(teacher, MLPRegressor((4,), epochs=5, random_state=0),
+                  temperature=None).fit(X, Y)
+    pred = d.predict(X)
+    assert d.score(X, Y) == pytest.approx(r2_score(Y, pred), abs=1e-12)
+    assert d.score(X, Y) == pytest.approx(d.student_.score(X, Y), abs=1e-12)
+    variance_weighted = r2_score(Y, pred, multioutput="variance_weighted")
+    assert abs(d.score(X, Y) - variance_weighted) > 0.05  # the two differ on this data
+    assert d.fidelity(X) == pytest.approx(r2_score(teacher.predict(X), pred), abs=1e-12)
+    w = rng.uniform(0.1, 2.0, 80)
+    assert d.score(X, Y, sample_weight=w) == pytest.approx(r2_score(Y, pred, sample_weight=w))
+    y = (X[:, 0] > 0).astype(int)
+    c = Distiller(LogisticRegression().fit(X, y), DecisionTreeClassifier(max_depth=1,
+                                                                         random_state=0)).fit(X)
+    assert c.score(X, y, sample_weight=w) == pytest.approx(
+        accuracy_score(y, c.predict(X), sample_weight=w))

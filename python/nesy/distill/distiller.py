@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import ClassifierTags, RegressorTags, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -55,7 +56,10 @@ class Distiller(BaseEstimator):
         probabilities or regression values. An unfitted estimator is first fitted (a clone)
         on ``(X, y)``; the distiller then is a classifier (or regressor) for scikit-learn, and
         clones and cross-validates. ``sklearn.base.clone`` unfits a fitted teacher: wrap it in
-        ``sklearn.frozen.FrozenEstimator`` to keep it.
+        ``sklearn.frozen.FrozenEstimator`` to keep it. A network or callable with one output
+        column is a regression teacher; give a binary classifier with a single logit as
+        ``as_teacher(net, output="binary_logit")`` (a regression teacher with a classifier
+        student is refused). The teacher is queried once per fit (modules in evaluation mode).
     student : object
         - a :class:`nesy.nn.MLPClassifier` / :class:`~nesy.nn.MLPRegressor`: a clone is trained
           with :class:`~nesy.distill.DistillationLoss` (its own solver, epochs, ...);
@@ -177,15 +181,29 @@ class Distiller(BaseEstimator):
             extra = augment(X, self.augment, n_new, self.noise_scale, self.mixup_alpha, rng)
         X_all = np.vstack([X, extra])
         self.n_augmented_ = extra.shape[0]
-        out = teacher(X_all)  # decides the teacher's kind
+        out = teacher(X_all)  # decides the teacher's kind; the only query of the teacher
         self.teacher_ = teacher
         if teacher.is_classifier and self.temperature is None and soft:  # a Module, a function
             raise _no_temperature()
+        if not teacher.is_classifier and self._student_is_classifier():
+            raise ValueError(
+                f"teacher: gives regression values (output shape {out.shape}) but the student "
+                f"is a classifier; for a binary classifier with one output logit pass "
+                f"as_teacher(teacher, output='binary_logit')")
         if teacher.is_classifier:
-            self._fit_classifier(X_all, teacher.logits(X_all), y, rng)
+            self._fit_classifier(X_all, teacher.logits_from(out), y, rng)
         else:
             self._fit_regressor(X_all, out, y, rng)
         return self
+
+    def _student_is_classifier(self) -> bool:
+        """Whether ``student`` is a scikit-learn classifier (from its tags)."""
+        if isinstance(self.student, Module) or not hasattr(self.student, "fit"):
+            return False
+        try:
+            return get_tags(self.student).estimator_type == "classifier"
+        except (AttributeError, TypeError):  # a non-scikit-learn object with fit
+            return False
 
     def _teacher_type(self) -> Any:
         """``"classifier"`` or ``"regressor"`` for an estimator teacher (from its tags), else
@@ -295,19 +313,25 @@ class Distiller(BaseEstimator):
 
     def fidelity(self, X: Any) -> float:
         """Fraction of rows where the student and the teacher agree (classification), or the
-        R^2 of the student against the teacher (regression)."""
+        R^2 of the student against the teacher's outputs (regression; as
+        ``sklearn.metrics.r2_score``: the plain mean over the outputs of a multi-output
+        teacher)."""
         pred = self.predict(X)
         ref = self.teacher_.predict(self._check_X(X))
         if hasattr(self, "classes_"):
-            return float(np.mean(pred == ref))
+            return float(accuracy_score(ref, pred))
         ref = np.asarray(ref, np.float64).reshape(np.shape(pred))
-        return float(1 - np.sum((pred - ref) ** 2) / np.sum((ref - ref.mean(0)) ** 2))
+        return float(r2_score(ref, pred))
 
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy (classification) or R^2 (regression) of the student on ``(X, y)``."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy (classification) or R^2 (regression) of the student on ``(X, y)``, as
+        scikit-learn's classifiers and regressors score: ``accuracy_score`` and ``r2_score``
+        (the plain mean over the outputs of a multi-output ``y``), with optional
+        ``sample_weight`` ``(n_samples,)``."""
         pred = self.predict(X)
         y = np.asarray(y)
         if hasattr(self, "classes_"):
-            return float(np.mean(pred == column_or_1d(y, warn=True)))
+            return float(accuracy_score(column_or_1d(y, warn=True), pred,
+                                        sample_weight=sample_weight))
         y = y.astype(np.float64).reshape(np.shape(pred))
-        return float(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean(0)) ** 2))
+        return float(r2_score(y, pred, sample_weight=sample_weight))

@@ -13,6 +13,17 @@
 Probabilities become logits as ``log p`` (clipped at ``1e-12``), so every classification teacher
 answers :meth:`Teacher.logits`.
 
+One output column is never read as a softmax over one class (that would be constant): by default
+(``output="auto"``) a 1-D output or a single column is regression values, so a nesy or PyTorch
+network ending in ``Dense(h, 1)`` / ``Linear(h, 1)`` is a regression teacher. A binary classifier
+with a single logit ``z`` (``P(class 1) = sigmoid(z)``) must say so with
+``as_teacher(model, output="binary_logit")`` (logits ``[0, z]``, classes ``[0, 1]``), or
+``output="binary_proba"`` when the column is ``P(class 1)``.
+
+Modules are queried as oracles: a nesy Module, and every submodule of a PyTorch module, runs in
+evaluation mode (no dropout, BatchNorm running statistics used and left unchanged) and gets its
+previous mode back afterwards.
+
 An estimator that is not fitted yet is trained first: :func:`fitted_model` returns a clone
 fitted on the training rows (so ``sklearn.base.clone`` of a distiller or rule extractor, which
 unfits its model, gives an estimator that refits it, as cross-validation needs). Wrap an
@@ -33,7 +44,8 @@ from nesy.nn.trainer import predict as _predict_module
 
 __all__ = ["Teacher", "as_teacher", "fitted_model", "is_unfitted_estimator"]
 
-_KINDS = ("logits", "proba", "values")
+_KINDS = ("logits", "proba", "values", "binary_logit", "binary_proba")
+_BINARY = ("binary_logit", "binary_proba")
 
 
 class Teacher:
@@ -43,12 +55,23 @@ class Teacher:
     ----------
     fn : callable
         ``fn(X) -> ndarray`` for ``X`` ``(n_samples, n_features)``.
-    kind : {"logits", "proba", "values", "auto"}
-        What ``fn`` returns; ``"auto"`` decides on the first call: 1-D output is regression
-        values, rows of non-negative numbers summing to one are probabilities, anything else
-        logits.
+    kind : {"auto", "logits", "proba", "values", "binary_logit", "binary_proba"}
+        What ``fn`` returns:
+
+        - ``"logits"`` / ``"proba"``: class scores / probabilities ``(n_samples, n_classes)``,
+          at least two columns (one column only with ``classes`` of one label, a one-class
+          estimator);
+        - ``"values"``: regression values ``(n_samples,)`` or ``(n_samples, n_outputs)``;
+        - ``"binary_logit"``: a binary classifier's single logit ``z`` per row, ``(n_samples,)``
+          or ``(n_samples, 1)``, read as the logits ``[0, z]`` (class 1 when ``z > 0``);
+        - ``"binary_proba"``: the probability ``p`` of class 1, shaped the same, read as the
+          probabilities ``[1 - p, p]``;
+        - ``"auto"`` decides on the first call: 1-D output or a single column is regression
+          values, rows of non-negative numbers summing to one are probabilities, anything else
+          logits.
     classes : array-like of shape (n_classes,), optional
-        Labels of the output columns (default ``0 .. n_classes - 1``).
+        Labels of the output columns (default ``0 .. n_classes - 1``; ``[0, 1]`` for the
+        binary kinds).
     """
 
     def __init__(self, fn: Callable[[np.ndarray], Any], kind: str = "auto",
@@ -71,23 +94,55 @@ class Teacher:
             raise ValueError("teacher: returned NaN or infinity")
         if self.kind == "auto":
             self.kind = _guess_kind(out)
-        if self.classes is None and self.kind != "values":
-            self.classes = np.arange(out.shape[1])
+        if self.kind in _BINARY:
+            if out.ndim == 2 and out.shape[1] != 1:
+                raise ValueError(f"teacher: kind {self.kind!r} expects one score per row, "
+                                 f"(n_samples,) or (n_samples, 1); got shape {out.shape}")
+            if self.kind == "binary_proba" and (np.any(out < 0) or np.any(out > 1)):
+                raise ValueError("teacher: kind 'binary_proba' expects probabilities in [0, 1]")
+            if self.classes is None:
+                self.classes = np.arange(2)
+        elif self.kind != "values":
+            one_class = self.classes is not None and len(self.classes) == 1
+            if out.ndim != 2 or (out.shape[1] == 1 and not one_class):
+                raise ValueError(
+                    f"teacher: kind {self.kind!r} needs one column per class, got shape "
+                    f"{out.shape}; a single column is not a softmax over classes: pass "
+                    f"output='binary_logit' (or 'binary_proba') for a binary classifier with "
+                    f"one output, or output='values' for regression")
+            if self.classes is None:
+                self.classes = np.arange(out.shape[1])
         return out
 
     @property
     def is_classifier(self) -> bool:
         """Whether the teacher gives class scores (known after the first call unless set)."""
-        return self.kind in ("logits", "proba")
+        return self.kind in ("logits", "proba", *_BINARY)
 
-    def logits(self, X: np.ndarray) -> np.ndarray:
-        """Class logits ``(n_samples, n_classes)`` (``log p`` for a probability teacher)."""
-        out = self(X)
+    def _columns(self, out: np.ndarray) -> np.ndarray:
+        """One column per class of a raw output: logits or probabilities."""
         if self.kind == "values":
             raise ValueError("teacher: gives regression values, not class scores")
-        if self.kind == "proba":
-            return np.log(np.clip(out, 1e-12, None))
+        if self.kind == "binary_logit":
+            z = out.reshape(-1)
+            return np.column_stack([np.zeros_like(z), z])
+        if self.kind == "binary_proba":
+            p = out.reshape(-1)
+            return np.column_stack([1.0 - p, p])
         return out
+
+    def logits_from(self, out: np.ndarray) -> np.ndarray:
+        """Class logits ``(n_samples, n_classes)`` of a raw output ``out = teacher(X)`` (so
+        one query of the teacher gives both)."""
+        cols = self._columns(out)
+        if self.kind in ("proba", "binary_proba"):
+            return np.log(np.clip(cols, 1e-12, None))
+        return cols
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Class logits ``(n_samples, n_classes)`` (``log p`` for a probability teacher,
+        ``[0, z]`` for a binary one-logit teacher)."""
+        return self.logits_from(self(X))
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """Regression outputs ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
@@ -102,17 +157,20 @@ class Teacher:
         if self.kind == "values":
             return out
         assert self.classes is not None
-        if len(self.classes) != out.shape[1]:
-            raise ValueError(f"teacher: {out.shape[1]} output columns but "
+        cols = self._columns(out)
+        if len(self.classes) != cols.shape[1]:
+            raise ValueError(f"teacher: {cols.shape[1]} output columns but "
                              f"{len(self.classes)} classes")
-        return self.classes[np.argmax(out, axis=1)]
+        return self.classes[np.argmax(cols, axis=1)]
 
     def __repr__(self) -> str:
         return f"Teacher(kind={self.kind!r}, fn={self.fn!r})"
 
 
 def _guess_kind(out: np.ndarray) -> str:
-    if out.ndim == 1:
+    # one column is regression: a softmax over a single column is constant, so it is never
+    # class scores (a binary classifier with one logit passes kind "binary_logit")
+    if out.ndim == 1 or out.shape[1] == 1:
         return "values"
     sums = out.sum(axis=1)
     if np.all(out >= 0) and np.all(out <= 1) and np.allclose(sums, 1.0, atol=1e-4):
@@ -135,8 +193,17 @@ def _torch_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         dtype = torch.float32 if first is None else first.dtype
         device = None if first is None else first.device
         x = torch.as_tensor(np.asarray(X, np.float64), dtype=dtype, device=device)
-        with torch.no_grad():
-            return model(x).detach().cpu().numpy()
+        # An oracle: evaluation mode (deterministic dropout, BatchNorm statistics untouched),
+        # then every submodule's own mode back, also after an error.
+        modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+        if modes:
+            model.eval()
+        try:
+            with torch.no_grad():
+                return model(x).detach().cpu().numpy()
+        finally:
+            for m, training in modes:
+                m.training = training
 
     return run
 
@@ -156,9 +223,11 @@ def as_teacher(teacher: Any, output: str = "auto") -> Teacher:
     Parameters
     ----------
     teacher : object
-    output : {"auto", "logits", "proba", "values"}
-        What a callable (or nesy / PyTorch module) returns; estimators are recognised by their
-        methods and ignore it.
+    output : {"auto", "logits", "proba", "values", "binary_logit", "binary_proba"}
+        What a callable (or nesy / PyTorch module) returns (see :class:`Teacher`'s ``kind``);
+        estimators are recognised by their methods and ignore it, as does a :class:`Teacher`.
+        With ``"auto"`` one output column is regression values: a binary classifier with a
+        single logit needs ``"binary_logit"`` (``"binary_proba"`` for ``P(class 1)``).
 
     Raises
     ------

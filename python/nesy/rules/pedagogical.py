@@ -128,7 +128,9 @@ class RuleExtractorMixin(ClassifierMixin):
         teacher(X[:1])
         if not teacher.is_classifier:
             raise ValueError("model: rule extraction needs a classifier (logits or "
-                             "probabilities), the model gives regression values")
+                             "probabilities), the model gives regression values; for a binary "
+                             "classifier with one output logit pass "
+                             "as_teacher(model, output='binary_logit')")
         self.teacher_ = teacher
         self.classes_ = np.asarray(teacher.classes)
         return self._oracle(X), self.classes_
@@ -179,7 +181,9 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         The network (anything :func:`nesy.distill.as_teacher` accepts: a nesy network or
         estimator, an estimator with ``predict_proba``, a PyTorch module, a callable). An
         unfitted estimator is first fitted (a clone) on ``(X, y)``. None learns rules from
-        ``y`` directly.
+        ``y`` directly. A network with one output column is a regressor and is refused; a
+        binary classifier with a single logit is given as
+        ``as_teacher(net, output="binary_logit")``.
     max_rules : int, default 10
         Upper bound on the number of rules (besides the default rule).
     max_rule_length : int, optional
