@@ -49,6 +49,8 @@ def test_every_option_has_help_and_its_default_in_help(path, capsys):
         default = action.default
         if default is None or default is False or isinstance(action, argparse._StoreFalseAction):
             continue  # the help says what unset means (checked below for the ones that matter)
+        if default is argparse.SUPPRESS:
+            continue  # stores nothing (--version)
         shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
         assert f"(default: {shown})" in text, f"nesy {' '.join(path)} {name}: {text}"
 
@@ -88,3 +90,55 @@ def test_rules_sampling_options_show_their_real_defaults(command, capsys):
     for option in ("--time-budget", "--paths", "--max-batches", "--seed"):
         tail = text.split(f"{option} ", 1)[1].split(" --", 1)[0]
         assert "the data set's preset" not in tail, option
+
+
+# ---------------------------------------------------------------------- s15 review (L8)
+def test_version_prints_nesy_version_and_exits_0(capsys):
+    """L8: ``nesy --version`` said "the following arguments are required: command"."""
+    import nesy
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"nesy {nesy.__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["distill", "demo", "--alpha", "2"], "argument --alpha: expected a number in [0, 1], got 2"),
+    (["distill", "demo", "--alpha", "-0.1"],
+     "argument --alpha: expected a number in [0, 1], got -0.1"),
+    (["distill", "demo", "--alpha", "nan"],
+     "argument --alpha: expected a number in [0, 1], got nan"),
+    (["distill", "demo", "--alpha", "half"],
+     "argument --alpha: expected a number in [0, 1], got 'half'"),
+    (["distill", "demo", "--temperature", "0"],
+     "argument --temperature: expected a finite number > 0, got 0"),
+    (["distill", "demo", "--temperature", "inf"],
+     "argument --temperature: expected a finite number > 0, got inf"),
+    (["demo", "--verbose", "-3"], "argument --verbose: expected one of 0, 1, 2, got -3"),
+    (["demo", "--verbose", "yes"], "argument --verbose: expected one of 0, 1, 2, got 'yes'"),
+])
+def test_bad_option_values_fail_before_any_work(argv, message, capsys, monkeypatch):
+    """L8: ``nesy distill demo --alpha 2`` trained for ~5 s before the Distiller refused alpha;
+    ``nesy demo --verbose -3`` was accepted. Now argparse refuses them (exit 2) and the command
+    never runs."""
+    import nesy.cli as cli
+
+    ran = []
+    monkeypatch.setattr(cli, "_distill_demo", lambda args: ran.append(args) or 0)
+    monkeypatch.setattr(cli, "_demo", lambda args: ran.append(args) or 0)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and not ran
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_good_option_values_reach_the_command(monkeypatch):
+    import nesy.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_distill_demo", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(cli, "_demo", lambda args: seen.append(args) or 0)
+    assert main(["distill", "demo", "--alpha", "1", "--temperature", "0.5"]) == 0
+    assert main(["demo", "--verbose", "2"]) == 0
+    assert (seen[0].alpha, seen[0].temperature, seen[1].verbose) == (1.0, 0.5, 2)

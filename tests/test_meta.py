@@ -4,6 +4,7 @@ samplers, a short seeded sine run, persistence and bad input."""
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -22,7 +23,7 @@ from nesy.meta import (
 )
 from nesy.meta.algorithms import InnerOptimizer, inner_loop
 from nesy.meta.functional import batched_loss, broadcast_params
-from nesy.nn import GELU, CrossEntropyLoss, Dense, MSELoss, ReLU, Sequential, Tanh
+from nesy.nn import GELU, CrossEntropyLoss, Dense, Dropout, MSELoss, ReLU, Sequential, Tanh
 from nesy.optim import SGD, SGDHD, AdamHD
 
 DTYPES = [np.float32, np.float64]
@@ -838,3 +839,106 @@ def test_load_restores_n_iter_from_the_file(tmp_path):
             other.load(with_config("bad.npz", n_iter=bad))
         assert other.n_iter_ == 5
         assert all(np.array_equal(p, q) for p, q in zip(other.model.parameters(), keep))
+
+
+# ---------------------------------------------------------------------- s15 review (M2, L10)
+def dropout_net(p, seed=0):
+    return Sequential(Dense(1, 6, dtype=np.float64, rng=seed), Tanh(), Dropout(p, rng=seed),
+                      Dense(6, 1, dtype=np.float64, rng=seed + 1))
+
+
+@pytest.mark.parametrize("algorithm, steps", [("maml", 1), ("maml", 2), ("metasgd", 2)])
+def test_second_order_with_dropout_matches_finite_differences_for_fixed_masks(algorithm, steps):
+    """M2: the finite-difference HVP of ModuleLoop ran three gradient passes with fresh dropout
+    masks each, so ``(g+ - g-) / 2 eps`` divided mask noise by a tiny step (a meta-gradient
+    1000x too large). Now each inner step's HVP replays that step's masks: the meta-gradient is
+    the exact derivative of the query loss for the masks drawn, checked by central differences
+    of the whole objective with the generators reset to the same state for every evaluation."""
+    model = dropout_net(0.4)
+    backend = ModuleLoop(model)
+    batch = sine_batch(3, 5, 5, 8)
+    theta = [p.copy() for p in model.parameters()]
+    rng = np.random.default_rng(3)
+    lrs = ([np.full_like(p, 0.04) + 0.02 * rng.random(p.shape) for p in theta]
+           if algorithm == "metasgd" else None)
+    gen = backend.work[2].rng  # the private copy's Dropout generator
+    start = copy.deepcopy(gen.bit_generator.state)
+    step = meta_gradient(algorithm, backend, theta, batch, "mse", steps,
+                         lrs if lrs is not None else 0.05, first_order=False)
+    after = copy.deepcopy(gen.bit_generator.state)
+    f = meta_loss_fn(backend, batch, "mse", steps, 0.05)
+
+    def fixed_masks():
+        gen.bit_generator.state = start
+        return f(theta, lrs)
+
+    num = fd_grad(fixed_masks, theta, eps=1e-6)
+    assert_close64(step.grads, num, rtol=1e-5, atol=1e-8)
+    if lrs is not None:
+        assert_close64(step.lr_grads, fd_grad(fixed_masks, lrs, eps=1e-6), rtol=1e-5, atol=1e-8)
+    # the masks really differ between passes (else the test proves nothing), and the
+    # generators end where one pass leaves them: the next meta-batch draws fresh masks
+    fixed_masks()
+    assert gen.bit_generator.state == after != start
+    assert backend.rng_state() == [after]
+    drop0 = meta_gradient(algorithm, ModuleLoop(dropout_net(0.0)), theta, batch, "mse", steps,
+                          lrs if lrs is not None else 0.05, first_order=False)
+    assert max(np.abs(a - b).max() for a, b in zip(step.grads, drop0.grads)) > 1e-3
+    # the same size as without dropout (the old code was ~1000x off)
+    norm = lambda gs: np.sqrt(sum(np.sum(g ** 2) for g in gs))  # noqa: E731
+    assert 0.2 < norm(step.grads) / norm(drop0.grads) < 5
+
+
+def test_module_loop_hvp_with_dropout_uses_one_set_of_masks():
+    """M2: the three passes of one HVP see the same masks, so the HVP of a model with Dropout
+    is linear in the direction and equals that of the same model with its masks fixed."""
+    model = dropout_net(0.5, seed=4)
+    backend = ModuleLoop(model)
+    batch = sine_batch(2, 6, 1, 9)
+    rng = np.random.default_rng(0)
+    params = perturbed(broadcast_params(model.parameters(), 2), rng, 0.1)
+    v = [rng.standard_normal(p.shape) for p in params]
+    gen = backend.work[2].rng
+    state = copy.deepcopy(gen.bit_generator.state)
+    _, hv1 = backend.hvp(params, batch.support_x, batch.support_y, "mse", v)
+    gen.bit_generator.state = state
+    _, hv2 = backend.hvp(params, batch.support_x, batch.support_y, "mse", [2 * q for q in v])
+    for a, b in zip(hv1, hv2):
+        np.testing.assert_allclose(2 * a, b, rtol=1e-6, atol=1e-9)
+    # an explicit state (what second-order MAML passes) gives the same
+    _, hv3 = backend.hvp(params, batch.support_x, batch.support_y, "mse", v, rng_state=[state])
+    for a, b in zip(hv1, hv3):
+        np.testing.assert_array_equal(a, b)
+    # the reference: the same network with the masks of that state baked in (deterministic)
+    gen.bit_generator.state = state
+    masks = [gen.random((6, 6)) >= 0.5 for _ in range(2)]
+
+    class Fixed(Dropout):
+        """Dropout whose mask for task t (the t-th call of each pass) is ``masks[t]``."""
+
+        calls = 0
+
+        def forward(self, x):
+            mask = masks[self.calls % 2] / 0.5
+            self.calls += 1
+            self._save(mask)
+            return x * mask
+
+    ref_model = Sequential(model[0], model[1], Fixed(0.5), model[3])
+    _, hv_ref = ModuleLoop(ref_model).hvp(params, batch.support_x, batch.support_y, "mse", v)
+    for a, b in zip(hv1, hv_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_without_a_sampler_names_task_sampler():
+    """L10: ``MetaLearner(net).fit(None, 2)`` complained about ``loss='auto'``."""
+    learner = MetaLearner(mlp([1, 4, 1]), verbose=0)
+    with pytest.raises(TypeError, match=r"^task_sampler: expected an object with a "
+                                        r"sample\(n_tasks, rng\) method, got NoneType"):
+        learner.fit(None, 2)
+    with pytest.raises(TypeError, match=r"^task_sampler: .* got int"):
+        learner.evaluate(3, 5)
+    bad_val = MetaLearner(mlp([1, 4, 1]), verbose=0, validation_sampler=object())
+    with pytest.raises(TypeError, match=r"^validation_sampler: expected an object with a "
+                                        r"sample"):
+        bad_val.fit(SineTasks(), 1)

@@ -1097,3 +1097,84 @@ def test_a_group_list_edited_before_an_old_pickle_is_refused_at_the_step():
                                          r"given 2"):
         old.step([np.ones(2), np.ones(2)])
     assert old._params[0].tolist() == [1.0, 1.0]
+
+
+# ---------------------------------------------------------------------- s15 review (L3, L4, L9)
+def test_clip_grad_norm_takes_one_array_as_torch_takes_one_tensor():
+    """L3: ``clip_grad_norm(np.ones(3), 1)`` raised a TypeError about dtype float64 (``list``
+    split the array into NumPy scalars), and a 2-D array was clipped row by row by luck."""
+    g = np.ones(3)
+    assert optim.clip_grad_norm(g, 1.0) == pytest.approx(np.sqrt(3))
+    np.testing.assert_allclose(g, np.full(3, 1 / np.sqrt(3)), rtol=1e-5)
+    m = np.full((2, 2), 2.0)
+    assert optim.grad_norm(m) == pytest.approx(4.0)  # the joint norm, not per row
+    assert optim.clip_grad_norm(m, 2.0) == pytest.approx(4.0)
+    np.testing.assert_allclose(m, np.ones((2, 2)), rtol=1e-5)
+    v = np.array([3.0, -5.0])
+    optim.clip_grad_value(v, 1.0)
+    assert v.tolist() == [1.0, -1.0]
+
+
+@pytest.mark.parametrize("inf", ["inf", "Infinity", " INF", float("inf")])
+def test_norm_type_inf_may_be_a_string(inf):
+    """L3: torch accepts ``norm_type='inf'``; nesy said "must be a real number"."""
+    g = [np.array([1.0, -4.0]), np.array([3.0])]
+    assert optim.grad_norm(g, inf) == 4.0
+    assert optim.clip_grad_norm(g, 2.0, inf) == 4.0
+    np.testing.assert_allclose(g[0], [0.5, -2.0], rtol=1e-5)
+    with pytest.raises(TypeError, match="norm_type"):
+        optim.grad_norm(g, "two")
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW, optim.Adamax, optim.NAdam,
+                                 optim.RAdam, optim.Lion, optim.AdamHD])
+@pytest.mark.parametrize("betas", [0.9, np.float64(0.9), np.array(0.9), (0.9, 0.99, 0.999),
+                                   "ab", None])
+def test_betas_that_are_not_a_pair_are_named(cls, betas):
+    """L4: ``Adam(params, betas=0.9)`` raised "'float' object is not iterable"."""
+    with pytest.raises(ValueError, match=r"^betas: expected a pair \(beta1, beta2\), got "):
+        cls([np.ones(2)], betas=betas)
+    opt = cls([np.ones(2)], betas=np.array([0.8, 0.9]))  # any iterable pair, as before
+    assert opt.param_groups[0]["betas"] == (0.8, 0.9)
+
+
+ALL_OPTIMIZERS = [optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adadelta, optim.Adam,
+                  optim.AdamW, optim.Adamax, optim.NAdam, optim.RAdam, optim.Lion, optim.SGDHD,
+                  optim.AdamHD]
+
+
+@pytest.mark.parametrize("cls", ALL_OPTIMIZERS, ids=lambda c: c.__name__)
+def test_torch_execution_keywords_are_accepted_and_ignored(cls):
+    """L9: ``Adam([p], foreach=True)`` / ``SGD([p], fused=None)`` raised TypeError; they choose
+    how torch runs a step, not what it computes."""
+    kw = dict(lr=0.01, momentum=0.9) if cls in (optim.SGD, optim.SGDHD) else dict(lr=0.01)
+    a, b = np.linspace(-1, 1, 5), np.linspace(-1, 1, 5)
+    plain = cls([a], **kw)
+    torchy = cls([b], **kw, foreach=True, fused=None, capturable=False, differentiable=False)
+    assert torchy.param_groups[0].keys() == plain.param_groups[0].keys()
+    assert not set(torchy.param_groups[0]) & {"foreach", "fused", "capturable", "differentiable"}
+    for k in range(3):
+        g = np.cos(np.arange(5.0) + k)
+        plain.step([g])
+        torchy.step([g.copy()])
+    assert np.array_equal(a, b)
+    import inspect
+
+    sig = inspect.signature(cls)
+    for name in ("foreach", "fused", "capturable", "differentiable"):  # keyword-only, as torch
+        assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam])
+def test_zero_grad_says_where_the_gradients_are(cls):
+    """L9: ``opt.zero_grad()`` was an AttributeError. A nesy optimizer holds no gradients, and
+    doing nothing would let a ported torch loop accumulate them (Module.backward adds), so it
+    raises naming what to call; the optimizer is unchanged."""
+    a = np.ones(3)
+    opt = cls([a], lr=0.1)
+    opt.step([np.ones(3)])
+    before = (a.copy(), opt.state_dict())
+    with pytest.raises(RuntimeError, match=r"^\w+\.zero_grad\(\): nesy optimizers hold no "
+                                           r"gradients .*model\.zero_grad\(\)"):
+        opt.zero_grad()
+    assert np.array_equal(a, before[0]) and opt.state_dict()["state"][0]["step"] == 1

@@ -1469,3 +1469,139 @@ def test_multiplicative_lr_that_overflows_raises_a_named_value_error():
     with pytest.raises(ValueError, match="MultiplicativeLR"):
         sched.step()
     assert sched.last_epoch == t and _lrs(opt) == lrs
+
+
+# ------------------------------------------------------------------------------ s15 review
+def test_constant_lr_defaults_are_torchs():
+    """M5: ``ConstantLR(opt)`` did nothing (factor 1, total_iters 0); torch's defaults are
+    factor=1/3 for 5 steps, so a ported warm start ran at 3x the rate for those steps."""
+    import inspect
+
+    sig = inspect.signature(S.ConstantLR)
+    assert sig.parameters["factor"].default == pytest.approx(1 / 3)
+    assert sig.parameters["total_iters"].default == 5
+    got = _run(S.ConstantLR(_Opt()), 8)
+    want = [[b / 3 if t < 5 else b for b in BASE_LRS] for t in range(8)]
+    _assert_close(got, want, rel=1e-15)
+    pytest.importorskip("torch")
+    from torch.optim import lr_scheduler as L
+
+    _assert_close(got, _torch_run(lambda o: L.ConstantLR(o), 8), rel=1e-15)
+
+
+# (torch maker, nesy maker, metric for ReduceLROnPlateau)
+TORCH_STATE = {
+    "StepLR": (lambda L, o: L.StepLR(o, 3, 0.5), lambda o: S.StepLR(o, 3, 0.5)),
+    "MultiStepLR": (lambda L, o: L.MultiStepLR(o, [2, 5], 0.5),
+                    lambda o: S.MultiStepLR(o, [2, 5], 0.5)),
+    "ConstantLR": (lambda L, o: L.ConstantLR(o), lambda o: S.ConstantLR(o)),
+    "LinearLR": (lambda L, o: L.LinearLR(o), lambda o: S.LinearLR(o)),
+    "ExponentialLR": (lambda L, o: L.ExponentialLR(o, 0.9), lambda o: S.ExponentialLR(o, 0.9)),
+    "PolynomialLR": (lambda L, o: L.PolynomialLR(o, 10, 2.0),
+                     lambda o: S.PolynomialLR(o, 10, 2.0)),
+    "CosineAnnealingLR": (lambda L, o: L.CosineAnnealingLR(o, 10, 1e-3),
+                          lambda o: S.CosineAnnealingLR(o, 10, 1e-3)),
+    "WarmRestarts": (lambda L, o: L.CosineAnnealingWarmRestarts(o, 3, 2),
+                     lambda o: S.CosineAnnealingWarmRestarts(o, 3, 2)),
+    "LambdaLR": (lambda L, o: L.LambdaLR(o, _lam), lambda o: S.LambdaLR(o, _lam)),
+    "MultiplicativeLR": (lambda L, o: L.MultiplicativeLR(o, _mul),
+                         lambda o: S.MultiplicativeLR(o, _mul)),
+    "OneCycleLR": (lambda L, o: L.OneCycleLR(o, [0.5, 0.2], total_steps=20,
+                                             cycle_momentum=False),
+                   lambda o: S.OneCycleLR(o, [0.5, 0.2], total_steps=20)),
+    "SequentialLR": (lambda L, o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=3),
+                                                     L.ExponentialLR(o, 0.9)], [3]),
+                     lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, total_iters=3),
+                                                  S.ExponentialLR(o, 0.9)], [3])),
+    "ChainedScheduler": (lambda L, o: L.ChainedScheduler([L.ConstantLR(o, 0.5, 3),
+                                                          L.ExponentialLR(o, 0.9)]),
+                         lambda o: S.ChainedScheduler([S.ConstantLR(o, 0.5, 3),
+                                                       S.ExponentialLR(o, 0.9)])),
+    "ReduceLROnPlateau": (lambda L, o: L.ReduceLROnPlateau(o, patience=1),
+                          lambda o: S.ReduceLROnPlateau(o, patience=1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_STATE))
+@pytest.mark.parametrize("at", [2, 6])
+def test_a_torch_schedulers_state_dict_loads_and_continues_as_torch(name, at):
+    """L5: a torch scheduler's state dict names the last rates '_last_lr' (and carries
+    '_step_count', '_is_initial', ...); ``load_state_dict`` said "missing key(s)
+    ['last_lr']". Loaded mid-run, the nesy schedule continues with torch's rates."""
+    torch = pytest.importorskip("torch")
+    from torch.optim import lr_scheduler as L
+
+    make_torch, make_nesy = TORCH_STATE[name]
+    params = [torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)) for _ in BASE_LRS]
+    topt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, BASE_LRS)],
+                           lr=BASE_LRS[0])
+    plateau = name == "ReduceLROnPlateau"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tsched = make_torch(L, topt)
+
+        def advance():
+            topt.step()
+            tsched.step(1.0) if plateau else tsched.step()
+
+        for _ in range(at):
+            advance()
+        sd = tsched.state_dict()
+        assert "_last_lr" in sd and "last_lr" not in sd
+        nopt = _Opt()
+        nsched = make_nesy(nopt)
+        nsched.load_state_dict(sd)
+        assert _lrs(nopt) == pytest.approx([g["lr"] for g in topt.param_groups], rel=1e-14)
+        for _ in range(6):
+            advance()
+            nsched.step(1.0) if plateau else nsched.step()
+            want = [float(g["lr"]) for g in topt.param_groups]
+            assert _lrs(nopt) == pytest.approx(want, rel=1e-13, abs=1e-300)
+    json.dumps(nsched.state_dict(), allow_nan=False)  # and it saves as a nesy state again
+
+
+def test_a_torch_state_dict_with_a_bad_last_lr_is_named():
+    bad = {"step_size": 3, "gamma": 0.5, "base_lrs": [0.1, 0.01], "last_epoch": 2,
+           "_step_count": 3, "_last_lr": ["x", 0.01]}
+    opt = _Opt()
+    sched = S.StepLR(opt, 3, 0.5)
+    with pytest.raises(TypeError, match=r"state_dict\['last_lr'\]\[0\]"):
+        sched.load_state_dict(bad)
+    assert sched.last_epoch == 0 and _lrs(opt) == list(BASE_LRS)
+
+
+class _Scalar:
+    """An object with ``__float__`` and shape ``()``, like a torch scalar tensor."""
+
+    shape = ()
+
+    def __init__(self, v):
+        self.v = v
+
+    def __float__(self):
+        return float(self.v)
+
+
+@pytest.mark.parametrize("kind", ["0-d array", "scalar object", "torch scalar"])
+def test_lambda_factor_may_be_a_0d_array_or_a_scalar_object(kind):
+    """L11: ``LambdaLR(o, lambda e: np.array(0.5))`` raised "expected a real number, got
+    ndarray"; torch accepts any number-like factor."""
+    np = pytest.importorskip("numpy")
+    if kind == "torch scalar":
+        torch = pytest.importorskip("torch")
+        wrap = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    else:
+        wrap = np.array if kind == "0-d array" else _Scalar
+    got = _run(S.LambdaLR(_Opt(), lambda e: wrap(0.5 ** e)), 4)
+    _assert_close(got, [[b * 0.5 ** t for b in BASE_LRS] for t in range(4)], rel=1e-15)
+    got = _run(S.MultiplicativeLR(_Opt(), lambda e: wrap(0.5)), 4)
+    _assert_close(got, [[b * 0.5 ** t for b in BASE_LRS] for t in range(4)], rel=1e-15)
+
+
+@pytest.mark.parametrize("factor", ["np.array(True)", "np.array([0.5])", "np.array(0.5+1j)",
+                                    "np.bool_(True)", "'0.5'", "None"])
+def test_lambda_factor_that_is_not_one_real_number_is_still_refused(factor):
+    np = pytest.importorskip("numpy")
+    value = eval(factor, {"np": np})
+    with pytest.raises(TypeError, match=r"^lr_lambda\[0\]\(epoch=0\): expected a real number"):
+        S.LambdaLR(_Opt(), lambda e: value)

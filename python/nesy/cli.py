@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import sys
 import time
@@ -30,6 +31,60 @@ def _int_at_least(minimum: int, what: str) -> Any:
 
 #: argparse type of counts (``--repeat``, ``--seeds``): an integer >= 1.
 _positive_int = _int_at_least(1, "a positive integer")
+
+
+def _real_in(what: str, ok: Any) -> Any:
+    """An argparse type: a finite float for which ``ok(value)`` holds, else an error
+    "expected ``what``" (so a bad value fails before any work)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+#: ``--alpha``: a weight in [0, 1]; ``--temperature``: a finite number > 0.
+_unit_interval = _real_in("a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+_positive_real = _real_in("a finite number > 0", lambda v: v > 0.0)
+
+
+def _choice_int(*choices: int) -> Any:
+    """An argparse type: one of the integers ``choices``."""
+    what = "one of " + ", ".join(map(str, choices))
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``nesy <version>`` and exit (nesy is imported only then)."""
+
+    def __init__(self, option_strings: Any, dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str = "print nesy's version and exit",
+                 ) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Any = None) -> None:
+        import nesy
+
+        print(f"nesy {nesy.__version__}")  # stdout, as argparse's own version action
+        parser.exit()
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -369,11 +424,11 @@ def _add_domain_commands(sub: Any) -> None:
         "demo", help="digits: teacher MLP, small student on labels vs distilled")
     d_demo.add_argument("--seeds", type=_positive_int, default=5,
                         help="runs (seeds 0, 1, ...)")
-    d_demo.add_argument("--temperature", type=float, default=4.0,
-                        help="softmax temperature of the soft targets")
-    d_demo.add_argument("--alpha", type=float, default=0.5,
-                        help="weight of the loss on the true labels (1 - alpha: the teacher's "
-                             "soft targets)")
+    d_demo.add_argument("--temperature", type=_positive_real, default=4.0,
+                        help="softmax temperature of the soft targets (> 0)")
+    d_demo.add_argument("--alpha", type=_unit_interval, default=0.5,
+                        help="weight in [0, 1] of the loss on the true labels (1 - alpha: "
+                             "the teacher's soft targets)")
     d_demo.set_defaults(func=_distill_demo)
 
     meta = sub.add_parser("meta", help="meta-learning (Reptile, MAML, Meta-SGD)")
@@ -420,11 +475,13 @@ def _add_bench_commands(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``nesy`` command (every sub-command's ``--help`` shows the defaults)."""
     parser = _Parser(prog="nesy", description=__doc__)
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, SIMD level, threads").set_defaults(func=_info)
     demo = sub.add_parser("demo", help="train an MLP on digits, then a short benchmark")
-    demo.add_argument("--verbose", type=int, default=1,
-                      help="0: no progress bar; 1: progress bar")
+    demo.add_argument("--verbose", type=_choice_int(0, 1, 2), default=1,
+                      help="0: no progress bar; 1: a progress bar over epochs; 2: also one "
+                           "over each epoch's batches")
     demo.set_defaults(func=_demo)
     rnn = sub.add_parser("rnn", help="recurrent networks")
     rnn_sub = rnn.add_subparsers(dest="rnn_command", required=True)

@@ -174,7 +174,10 @@ def inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss:
 
 def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss: str,
                 steps: int, lr: Lr, optimizer: Union[None, OptimizerFactory, InnerOptimizer],
-                keep: bool, where: str) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
+                keep: bool, where: str, rng_states: Optional[list] = None,
+                ) -> Tuple[Params, List[Tuple[Params, Params]], np.ndarray]:
+    """:func:`inner_loop`; with a list ``rng_states``, the backend's random state before each
+    step's gradient is appended to it (second-order MAML replays it in the HVP)."""
     traj: List[Tuple[Params, Params]] = []
     losses = np.full(x.shape[0], np.nan)
     opt = None
@@ -182,6 +185,8 @@ def _inner_loop(backend: Any, params: Params, x: np.ndarray, y: np.ndarray, loss
         opt = optimizer if isinstance(optimizer, InnerOptimizer) else InnerOptimizer(optimizer)
         params = opt.start(params)
     for s in range(steps):
+        if rng_states is not None:
+            rng_states.append(backend.rng_state())
         losses, grads = backend.loss_grad(params, x, y, loss)
         _check_finite(losses, where, s)
         assert grads is not None
@@ -239,21 +244,35 @@ def _meta_gradient(algorithm: str, backend: Any, theta: Sequence[np.ndarray], ba
         return MetaStep(grads, None, float(np.mean(losses)), losses)
     second = algorithm == "maml" or (algorithm == "metasgd" and not first_order)
     keep = second or algorithm == "metasgd"
-    phi, traj, _ = inner_loop(backend, params, batch.support_x, batch.support_y, loss, steps, lr,
-                              optimizer, keep=keep, where=where)
+    # A backend with random modules (ModuleLoop over a model with Dropout): record the random
+    # state of each inner step, so that its Hessian-vector product uses the masks that step's
+    # gradient used (the Hessian of the loss that was differentiated, as autograd would).
+    states: Optional[list] = (
+        [] if second and callable(getattr(backend, "rng_state", None)) and backend.rng_state()
+        else None)
+    phi, traj, _ = _inner_loop(backend, params, batch.support_x, batch.support_y, loss, steps,
+                               lr, optimizer, keep, where, states)
     losses, v = backend.loss_grad(phi, batch.query_x, batch.query_y, loss)
     _check_finite(losses, where + " (query loss)", steps)
     assert v is not None
+    end_state = backend.rng_state() if states else None
     lr_grads: Optional[Params] = None
     if algorithm == "metasgd":
         lr_grads = [np.zeros_like(p) for p in theta]
-    for th_i, g_i in reversed(traj):
+    for i in range(len(traj) - 1, -1, -1):
+        th_i, g_i = traj[i]
         if lr_grads is not None:
             for j, (gi, vj) in enumerate(zip(g_i, v)):
                 lr_grads[j] -= np.einsum("t...,t...->...", gi, vj) / n_tasks
         if second:
             av = [_lr_times(lr, vj, j) for j, vj in enumerate(v)]
-            _, hv = backend.hvp(th_i, batch.support_x, batch.support_y, loss, av)
+            if states:
+                _, hv = backend.hvp(th_i, batch.support_x, batch.support_y, loss, av,
+                                    rng_state=states[i])
+            else:
+                _, hv = backend.hvp(th_i, batch.support_x, batch.support_y, loss, av)
             v = [vj - h for vj, h in zip(v, hv)]
+    if end_state is not None:
+        backend.set_rng_state(end_state)  # later passes draw fresh masks, not replayed ones
     grads = [vj.mean(axis=0) for vj in v]
     return MetaStep(grads, lr_grads, float(np.mean(losses)), losses)

@@ -386,6 +386,35 @@ class ModuleLoop:
         """The meta-parameters: the model's own arrays."""
         return self.model.parameters()
 
+    def _generators(self) -> list:
+        """The random generators of the private copy's modules (a Dropout's ``rng``; any
+        :class:`numpy.random.Generator` or :class:`numpy.random.RandomState` attribute)."""
+        gens = []
+        for m in self.work.modules():
+            for v in vars(m).values():
+                if isinstance(v, (np.random.Generator, np.random.RandomState)):
+                    gens.append(v)
+        return gens
+
+    def rng_state(self) -> list:
+        """The state of every random generator of the model's modules (see :meth:`hvp`);
+        an empty list for a deterministic model."""
+        return [copy.deepcopy(g.bit_generator.state if isinstance(g, np.random.Generator)
+                              else g.get_state()) for g in self._generators()]
+
+    def set_rng_state(self, state: Sequence) -> None:
+        """Put back a state returned by :meth:`rng_state`: the next passes draw the same
+        random numbers (the same dropout masks) as the passes that followed it."""
+        gens = self._generators()
+        if len(state) != len(gens):
+            raise ValueError(f"rng_state: has {len(state)} generator states, the model has "
+                             f"{len(gens)} generators")
+        for g, st in zip(gens, state):
+            if isinstance(g, np.random.Generator):
+                g.bit_generator.state = copy.deepcopy(st)
+            else:
+                g.set_state(st)
+
     def _load(self, params: Sequence[np.ndarray], t: int) -> None:
         for dst, src in zip(self.work.parameters(), params):
             np.copyto(dst, src[t])
@@ -417,13 +446,23 @@ class ModuleLoop:
         return losses.astype(self.dtype), grads
 
     def hvp(self, params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str,
-            v: Sequence[np.ndarray]) -> Tuple[Params, Params]:
+            v: Sequence[np.ndarray], rng_state: Optional[Sequence] = None,
+            ) -> Tuple[Params, Params]:
         """Per-task ``H_t v_t`` by central differences of gradients (see ``fd_eps``).
 
         The error is ``O(eps^2)`` for smooth networks plus rounding ``O(ulp * |g| / eps)``; with
         ReLU a difference that straddles a kink is off by up to the size of the jump (see the
         class notes for measured errors).
+
+        A model with random modules in training mode (Dropout) is differentiated for fixed
+        random draws: the three gradient evaluations start from the same state of the
+        generators its modules hold (see :meth:`rng_state`), so they use the same masks (fresh
+        masks in each would put their noise, divided by the tiny step, into the result). That
+        state is ``rng_state`` (from :meth:`rng_state`; second-order MAML passes the state of
+        the inner step, so the Hessian is that of the loss it differentiated), else the
+        current one; the generators are left as after one :meth:`loss_grad`.
         """
+        state = self.rng_state() if rng_state is None else rng_state
         n_tasks = x.shape[0]
         pn = np.sqrt(sum(np.sum(p.reshape(n_tasks, -1).astype(np.float64) ** 2, axis=1)
                          for p in params))
@@ -433,9 +472,12 @@ class ModuleLoop:
         shape = lambda p: (n_tasks,) + (1,) * (p.ndim - 1)  # noqa: E731
         plus = [p + (eps.reshape(shape(p)) * q).astype(p.dtype) for p, q in zip(params, v)]
         minus = [p - (eps.reshape(shape(p)) * q).astype(p.dtype) for p, q in zip(params, v)]
-        _, gp = self.loss_grad(plus, x, y, loss)
-        _, gm = self.loss_grad(minus, x, y, loss)
-        _, g = self.loss_grad(params, x, y, loss)
+        grads = []
+        for at in (plus, minus, params):
+            if state:
+                self.set_rng_state(state)  # the same random draws (dropout masks) each time
+            grads.append(self.loss_grad(at, x, y, loss)[1])
+        gp, gm, g = grads
         assert gp is not None and gm is not None and g is not None
         hv = [((a - b) / (2 * eps.reshape(shape(a)))).astype(a.dtype) for a, b in zip(gp, gm)]
         return g, hv

@@ -229,11 +229,17 @@ class MetaLearner(BaseEstimator):
                              f"(n_tasks, n_points, {n_in}) for the model")
         return TaskBatch(sx, sy, qx, qy, batch.info)
 
-    def _sample(self, sampler: Any, n_tasks: int, rng: np.random.Generator, loss: str,
-                where: str = "task_sampler") -> TaskBatch:
+    @staticmethod
+    def _check_sampler(sampler: Any, where: str = "task_sampler") -> None:
+        """``TypeError`` naming ``where`` unless ``sampler`` has a ``sample`` method (checked
+        first, so that a missing sampler is not reported as a problem of ``loss='auto'``)."""
         if not callable(getattr(sampler, "sample", None)):
             raise TypeError(f"{where}: expected an object with a sample(n_tasks, rng) method, "
                             f"got {type(sampler).__name__}")
+
+    def _sample(self, sampler: Any, n_tasks: int, rng: np.random.Generator, loss: str,
+                where: str = "task_sampler") -> TaskBatch:
+        self._check_sampler(sampler, where)
         return self._cast(check_task_batch(sampler.sample(n_tasks, rng), n_tasks, where), loss,
                           where)
 
@@ -274,6 +280,9 @@ class MetaLearner(BaseEstimator):
             raise
 
     def _fit(self, task_sampler: Any, n_iterations: int) -> MetaLearner:
+        self._check_sampler(task_sampler)
+        if self.validation_sampler is not None:
+            self._check_sampler(self.validation_sampler, "validation_sampler")
         n_iterations = check_int("n_iterations", n_iterations, 1)
         self._setup()
         # Entries go to a copy, assigned at the end: keeps_state_on_error restores attributes
@@ -399,6 +408,7 @@ class MetaLearner(BaseEstimator):
         n_tasks = check_int("n_tasks", n_tasks, 1)
         chunk = check_int("chunk", chunk, 1)
         steps = self.inner_steps if steps is None else check_int("steps", steps, 0)
+        self._check_sampler(task_sampler)
         loss = loss or self._resolve_loss(task_sampler)
         gen = np.random.default_rng(rng)
         before: List[np.ndarray] = []

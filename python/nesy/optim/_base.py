@@ -333,6 +333,27 @@ class Optimizer:
             for g, lr in zip(self.param_groups, lrs):
                 g["lr"] = lr
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Refuse, with what to do instead: a nesy optimizer holds no gradients.
+
+        torch's optimizers clear the ``.grad`` of their parameters. Here :meth:`step` takes the
+        gradients as an argument, so there is nothing to clear in the optimizer, and doing
+        nothing would let the gradients of a ported torch loop accumulate without a word
+        (nesy :class:`~nesy.nn.Module` backward passes add into their gradient arrays). Zero
+        the gradients where they accumulate: ``model.zero_grad()`` for a nesy Module, or
+        ``g[...] = 0`` for arrays of your own.
+
+        Raises
+        ------
+        RuntimeError
+            Always, naming ``model.zero_grad()``.
+        """
+        raise RuntimeError(
+            f"{type(self).__name__}.zero_grad(): nesy optimizers hold no gradients (step(grads) "
+            "takes them); zero them where they accumulate: model.zero_grad() for a nesy "
+            "Module, g[...] = 0 for your own arrays"
+        )
+
     def zero_state(self) -> None:
         """Forget all state: as if no step had been taken (options are kept)."""
         self._steps[:] = 0

@@ -6,6 +6,7 @@ Rust for all of them; norms are accumulated in float64.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,31 +15,48 @@ from nesy import _core
 from nesy.optim._base import _number
 
 
+def _arrays(xs: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A list of the arrays: one array alone (as torch takes one tensor) is ``[xs]``, not its
+    rows (``list(xs)`` would split it into NumPy scalars or row views)."""
+    return [xs] if isinstance(xs, np.ndarray) else list(xs)
+
+
+def _norm_type(norm_type: float | str) -> float:
+    """``norm_type`` as a float; the strings ``"inf"`` and ``"infinity"`` (any case) are
+    ``math.inf``, as torch accepts ``norm_type='inf'``."""
+    if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    return _number("norm_type", norm_type)
+
+
 def clip_grad_norm(
-    grads: Sequence[np.ndarray],
+    grads: np.ndarray | Sequence[np.ndarray],
     max_norm: float,
-    norm_type: float = 2.0,
+    norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
 ) -> float:
     """Scale ``grads`` in place so that their joint norm is at most ``max_norm``.
 
     As ``torch.nn.utils.clip_grad_norm_``: the factor is ``min(1, max_norm / (norm + 1e-6))``.
     Returns the norm before clipping. With ``error_if_nonfinite``, a NaN or infinite norm raises
-    ``ValueError`` and leaves ``grads`` unchanged. ``norm_type`` is 1, 2 or ``inf``.
+    ``ValueError`` and leaves ``grads`` unchanged. ``norm_type`` is 1, 2 or ``inf`` (also the
+    string ``"inf"``). ``grads`` is a list of arrays, or one array (as torch takes one tensor).
     """
-    return float(_core.clip_grad_norm(list(grads), _number("max_norm", max_norm),
-                                      _number("norm_type", norm_type),
-                                      bool(error_if_nonfinite)))
+    return float(_core.clip_grad_norm(_arrays(grads), _number("max_norm", max_norm),
+                                      _norm_type(norm_type), bool(error_if_nonfinite)))
 
 
-def clip_grad_value(grads: Sequence[np.ndarray], clip_value: float) -> None:
-    """Clamp every gradient element to ``[-clip_value, clip_value]`` in place (NaN stays)."""
-    _core.clip_grad_value(list(grads), _number("clip_value", clip_value))
+def clip_grad_value(grads: np.ndarray | Sequence[np.ndarray], clip_value: float) -> None:
+    """Clamp every gradient element to ``[-clip_value, clip_value]`` in place (NaN stays).
+
+    ``grads`` is a list of arrays, or one array."""
+    _core.clip_grad_value(_arrays(grads), _number("clip_value", clip_value))
 
 
-def grad_norm(xs: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
-    """The joint ``norm_type`` norm (1, 2 or ``inf``) of arrays, computed in float64."""
-    return float(_core.grad_norm(list(xs), _number("norm_type", norm_type)))
+def grad_norm(xs: np.ndarray | Sequence[np.ndarray], norm_type: float | str = 2.0) -> float:
+    """The joint ``norm_type`` norm (1, 2 or ``inf``, also the string ``"inf"``) of a list of
+    arrays (or of one array), computed in float64."""
+    return float(_core.grad_norm(_arrays(xs), _norm_type(norm_type)))
 
 
 def all_finite(xs: Sequence[np.ndarray]) -> bool:

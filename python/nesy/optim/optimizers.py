@@ -3,6 +3,13 @@
 Every class is a thin declaration over :class:`~nesy.optim._base.Optimizer`; the update rules
 run in Rust (``rust/core/src/optim/<rule>.rs``, whose header states each formula). ``g`` below is
 the gradient (negated when ``maximize``), ``t`` the parameter's update count starting at 1.
+
+torch's keyword-only options that choose how torch runs a step, not what it computes
+(``foreach``, ``fused``, ``capturable``, ``differentiable``), are accepted by every optimizer
+here and ignored: the step is always one fused call into Rust. They are not stored in the
+parameter groups (``load_state_dict`` drops them from a torch state dict too). The optimizers
+hold no gradients (:meth:`~nesy.optim._base.Optimizer.step` takes them), so ``zero_grad()``
+raises, naming what to call instead.
 """
 
 from __future__ import annotations
@@ -13,6 +20,20 @@ from typing import Any
 from nesy.optim._base import Optimizer, _real
 
 Betas = tuple[float, float]
+
+
+def _betas(betas: Any) -> tuple[Any, ...]:
+    """``betas`` as a tuple, or ``ValueError`` naming the argument when it is not a pair
+    (``betas=0.9`` is a common slip for ``betas=(0.9, 0.999)``)."""
+    if isinstance(betas, (str, bytes, Mapping)) or not isinstance(betas, Iterable):
+        raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+    try:
+        pair = tuple(betas)
+    except TypeError:  # a 0-d array
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+    return pair
 
 
 class SGD(Optimizer):
@@ -38,6 +59,10 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -63,6 +88,10 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
@@ -102,6 +131,10 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -126,6 +159,10 @@ class Adadelta(Optimizer):
         eps: float = 1e-6,
         weight_decay: float = 0.0,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
@@ -153,10 +190,14 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay))
@@ -178,6 +219,10 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
@@ -201,9 +246,13 @@ class Adamax(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps,
                                       weight_decay=weight_decay, maximize=maximize))
 
 
@@ -230,10 +279,14 @@ class NAdam(Optimizer):
         weight_decay: float = 0.0,
         momentum_decay: float = 4e-3,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps,
                                       weight_decay=weight_decay, momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
@@ -263,9 +316,13 @@ class RAdam(Optimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps,
                                       weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
@@ -287,9 +344,13 @@ class Lion(Optimizer):
         betas: Betas = (0.9, 0.99),
         weight_decay: float = 0.0,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), weight_decay=weight_decay,
                                       maximize=maximize))
 
 
@@ -315,6 +376,10 @@ class SGDHD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
         hypergrad_lr: float = 1e-3,
     ) -> None:
@@ -343,9 +408,13 @@ class AdamHD(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         maximize: bool = False,
         hypergrad_lr: float = 1e-7,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, hypergrad_lr=hypergrad_lr))

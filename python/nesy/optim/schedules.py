@@ -8,7 +8,10 @@ The interface follows :mod:`torch.optim.lr_scheduler`:
 - :meth:`step` advances one step (call it once per epoch or once per iteration, your choice) and
   writes the new learning rate into every group; :meth:`get_last_lr` returns them;
 - :meth:`state_dict` / :meth:`load_state_dict` use plain dicts of Python numbers, lists and
-  strings that ``json.dumps(..., allow_nan=False)`` accepts.
+  strings that ``json.dumps(..., allow_nan=False)`` accepts. :meth:`load_state_dict` also
+  takes the ``state_dict()`` of the matching torch scheduler (its ``'_last_lr'``, and the
+  hyper-parameters torch does not save taken from the schedule, built with the same
+  arguments; see ``_Base._from_torch``).
 
 The schedules, with torch's names, arguments and formulas unless their docstrings say
 otherwise:
@@ -94,10 +97,14 @@ def _check_real(
     lo_open: bool = False,
     hi_open: bool = False,
 ) -> float:
-    """A finite real number in [lo, hi] (ends open where asked)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """A finite real number in [lo, hi] (ends open where asked).
+
+    Besides Python and NumPy real numbers, a 0-d real array and a scalar object with
+    ``__float__`` and shape ``()`` (a torch scalar tensor) are taken, as torch takes them;
+    bools and complex values are refused."""
+    v = _as_real(value)
+    if v is None:
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
     bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (
@@ -110,6 +117,22 @@ def _check_real(
         hi_s = "inf" if hi is None else repr(hi)
         raise ValueError(f"{name}: expected a value in {left}{lo_s}, {hi_s}{right}, got {v}")
     return v
+
+
+def _as_real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (see :func:`_check_real`), else None."""
+    if isinstance(value, (bool, str, bytes)):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    dtype = str(getattr(value, "dtype", ""))
+    if ("bool" in dtype or "complex" in dtype or getattr(value, "shape", ()) != ()
+            or not hasattr(value, "__float__")):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -369,6 +392,7 @@ class _Base:
             raise ValueError(
                 f"state_dict: was saved by a {kind}, cannot load into a {type(self).__name__}"
             )
+        state_dict = self._from_torch(state_dict, keys)
         missing = [k for k in keys if k not in state_dict]
         if missing:
             raise ValueError(f"state_dict: missing key(s) {missing}")
@@ -384,6 +408,35 @@ class _Base:
             have = getattr(new, "_last_lr" if k == "last_lr" else k)
             self._check_n_groups(len(have), f"state_dict[{k!r}]")
         return new
+
+    def _from_torch(self, state_dict: Mapping[str, Any],
+                    keys: Iterable[str]) -> Mapping[str, Any]:
+        """``state_dict`` itself, or, for the state dict of a torch scheduler (it has
+        ``'_last_lr'`` and neither ``'last_lr'`` nor ``'type'``), a copy that nesy reads: the
+        last learning rates under ``'last_lr'``, and the hyper-parameters and ``base_lrs``
+        that torch keeps elsewhere (OneCycleLR's ``max_lr`` and factors are in the optimizer's
+        groups; ReduceLROnPlateau saves no ``base_lrs``) taken from this schedule, which was
+        built with the same arguments (torch's ``load_state_dict`` assumes that too). torch's
+        call counters (``'_step_count'``, ``'_is_initial'``, ``'_get_lr_called_within_step'``)
+        are not read. SequentialLR's and ChainedScheduler's ``'_schedulers'`` and
+        ``'_milestones'`` are read as ``'schedulers'`` and ``'milestones'``; a
+        ChainedScheduler's step is that of its inner schedules (torch saves none)."""
+        if (not isinstance(state_dict, Mapping) or "_last_lr" not in state_dict
+                or "last_lr" in state_dict or "type" in state_dict):
+            return state_dict
+        out = dict(state_dict)
+        for k in ("_last_lr", "_schedulers", "_milestones"):
+            if k in out and k[1:] not in out:
+                out[k[1:]] = out.pop(k)
+        inner = out.get("schedulers")
+        if ("last_epoch" not in out and isinstance(inner, (list, tuple)) and inner
+                and isinstance(inner[0], Mapping) and "last_epoch" in inner[0]):
+            out["last_epoch"] = inner[0]["last_epoch"]
+        for k in keys:
+            if k not in out and (k in self._hyper or k == "base_lrs"):
+                v = getattr(self, k)
+                out[k] = list(v) if isinstance(v, list) else v
+        return out
 
     def _swap(self, new: Any) -> None:
         """Take over the (checked) attributes of ``new`` and write its learning rates."""
@@ -601,10 +654,9 @@ class ConstantLR(LRSchedule):
     optimizer : object
         Anything with ``param_groups`` (see :class:`LRSchedule`).
     factor : float
-        Multiplier ``f`` in ``[0, 1]`` applied until ``total_iters``. Default 1.0 (torch's is
-        1/3).
+        Multiplier ``f`` in ``[0, 1]`` applied until ``total_iters``. Default 1/3, as torch's.
     total_iters : int
-        Number of steps ``T >= 0`` at the reduced rate. Default 0 (torch's is 5); with 0 the
+        Number of steps ``T >= 0`` at the reduced rate. Default 5, as torch's. With 0 the
         schedule is constant (torch would keep ``factor`` forever in that case).
     last_epoch : int
         See :class:`LRSchedule`.
@@ -615,7 +667,7 @@ class ConstantLR(LRSchedule):
     _hyper = {"factor": _fraction, "total_iters": _int_min(0)}
 
     def __init__(
-        self, optimizer: Any, factor: float = 1.0, total_iters: int = 0, last_epoch: int = -1
+        self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
     ) -> None:
         self._set_hyper(factor=factor, total_iters=total_iters)
         super().__init__(optimizer, last_epoch)
@@ -1487,9 +1539,9 @@ class _Composite(LRSchedule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict`, inner schedules included (see
         :meth:`LRSchedule.load_state_dict`); a failing call changes none of them."""
-        new = self._loaded(
-            state_dict, ("last_epoch", "base_lrs", "last_lr", "schedulers", *self._hyper)
-        )
+        keys = ("last_epoch", "base_lrs", "last_lr", "schedulers", *self._hyper)
+        state_dict = self._from_torch(state_dict, keys)  # type: ignore[assignment]
+        new = self._loaded(state_dict, keys)
         new._check_structure("state_dict['milestones']")
         key = "state_dict['schedulers']"
         saved = state_dict["schedulers"]
