@@ -1703,3 +1703,276 @@ def test_module_load_with_strict_false_refuses_a_file_with_no_key_of_the_module(
     layer.load(path, strict=False)
     assert np.array_equal(layer.bias, np.full(3, 2.0))
     assert np.array_equal(layer.weight, keep[0])
+
+
+# ---------------------------------------------------------------------- s15 review fixes
+
+
+def _tied_pair(seed=0):
+    """Two Dense layers holding one weight array (``b``'s weight tied to ``a``'s)."""
+    a = nn.Dense(3, 3, dtype=np.float64, rng=seed)
+    b = nn.Dense(3, 3, dtype=np.float64, rng=seed + 1)
+    del b.weight
+    b.register_parameter("weight", a.weight)
+    return a, b
+
+
+def test_weight_tying_sums_the_gradients_of_every_use():
+    """H2: the second layer's contribution never reached the gradient the optimizer sees
+    (max error 0.445 against finite differences); both uses now accumulate into one array,
+    as torch sums them."""
+    a, b = _tied_pair()
+    model = nn.Sequential(a, nn.Tanh(), b)
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert b.weight is a.weight and b.grad("weight") is a.grad("weight")
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    check_module_grads(model, x)
+    # a copy (pickle, deepcopy) is tied the same way, and its gradient is right too
+    import pickle
+
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone[2].weight is clone[0].weight and clone[0].weight is not a.weight
+        assert clone[2].grad("weight") is clone[0].grad("weight")
+        check_module_grads(clone, x)
+
+
+def test_weight_tying_trains_as_torch():
+    """Tied weights after two Adam steps equal torch's (which sums both uses' gradients)."""
+    torch = pytest.importorskip("torch")
+    from nesy.optim import Adam
+
+    a, b = _tied_pair(seed=3)
+    model = nn.Sequential(a, nn.Tanh(), b)
+    ta, tb = torch.nn.Linear(3, 3).double(), torch.nn.Linear(3, 3).double()
+    with torch.no_grad():
+        ta.weight.copy_(torch.from_numpy(a.weight.T.copy()))
+        ta.bias.copy_(torch.from_numpy(a.bias))
+        tb.bias.copy_(torch.from_numpy(b.bias))
+    tb.weight = ta.weight  # torch's weight tying
+    tmodel = torch.nn.Sequential(ta, torch.nn.Tanh(), tb)
+    x = np.random.default_rng(1).standard_normal((6, 3))
+    y = np.random.default_rng(2).standard_normal((6, 3))
+    opt = Adam(model.parameters(), lr=0.1)
+    topt = torch.optim.Adam(list(tmodel.parameters()), lr=0.1)
+    loss = nn.MSELoss()
+    for _ in range(2):
+        model.zero_grad()
+        loss(model(x), y)
+        model.backward(loss.backward())
+        opt.step(model.gradients())
+        topt.zero_grad()
+        torch.nn.functional.mse_loss(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        topt.step()
+    np.testing.assert_allclose(a.weight, ta.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b.bias, tb.bias.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_one_module_twice_in_a_container_is_refused():
+    """H2: ``Sequential(d, Tanh(), d)`` kept one forward context for two uses, and the first
+    use's backward got the second use's input (max gradient error 1.98), without an error."""
+    d = nn.Dense(3, 3, dtype=np.float64, rng=0)
+    with pytest.raises(ValueError, match=r"Sequential: this Dense is already held \(at "
+                                         r"position 0\).*create a separate Dense"):
+        nn.Sequential(d, nn.Tanh(), d)
+    relu = nn.ReLU()  # one activation object at two places: the same mistake
+    with pytest.raises(ValueError, match="this ReLU is already held"):
+        nn.Sequential(nn.Dense(3, 3, rng=0), relu, nn.Dense(3, 3, rng=1), relu)
+    with pytest.raises(ValueError, match="already held"):  # inside a nested Sequential
+        nn.Sequential(d, nn.Sequential(nn.Tanh(), d))
+    seq = nn.Sequential(d)
+    with pytest.raises(ValueError, match="already held"):
+        seq.append(d)
+    with pytest.raises(ValueError, match="is the container itself"):
+        seq.append(seq)
+    assert len(seq) == 1  # a refused append adds nothing
+    with pytest.raises(ValueError, match="ModuleList: this Dense is already held"):
+        nn.ModuleList([d, d])
+    # distinct objects, and one module registered under two names, are fine
+    nn.Sequential(nn.Dense(3, 3, rng=0), nn.ReLU(), nn.Dense(3, 3, rng=1), nn.ReLU())
+    assert len(list(nn.Sequential(d, nn.Tanh())[0:2])) == 2
+
+
+def test_a_parameter_array_with_two_gradient_arrays_is_refused():
+    """H2: the same array in two modules with separate gradients (set up without
+    register_parameter) would lose one use's gradient: listing the parameters refuses it."""
+    a, b = _tied_pair()
+    model = nn.Sequential(a, nn.Tanh(), b)
+    b._grads["weight"] = np.zeros_like(b.weight)
+    for listing in (model.gradients, model.parameters, model.named_parameters):
+        with pytest.raises(ValueError, match=r"parameter '2.weight' is the same array as "
+                                             r"'0.weight' but has its own gradient array"):
+            listing()
+
+
+def test_early_stopping_auto_mode_keeps_the_most_accurate_epoch():
+    """M1: monitor="val_accuracy" with the default mode ("min") kept and restored the least
+    accurate epoch."""
+    assert nn.EarlyStopping().mode == "auto"
+    for monitor in ("val_accuracy", "accuracy", "acc", "val_auc", "val_f1_score", "val_r2"):
+        assert nn.EarlyStopping(monitor=monitor).direction == "max", monitor
+    for monitor in ("val_loss", "loss", "val_mae", "mse", "val_acc_loss", "error_rate"):
+        assert nn.EarlyStopping(monitor=monitor).direction == "min", monitor
+    assert nn.EarlyStopping(monitor="val_accuracy", mode="min").direction == "min"
+    assert nn.EarlyStopping(monitor="val_loss", mode="max").direction == "max"
+    with pytest.raises(ValueError, match="mode must be 'auto', 'min' or 'max'"):
+        nn.EarlyStopping(mode="maximum")
+    with pytest.raises(TypeError, match="monitor: expected the name of a logged value"):
+        nn.EarlyStopping(monitor=None)
+
+    X, y = blobs(seed=2)
+    Xv, yv = X[:40].copy(), y[:40].copy()
+    yv[:12] = (yv[:12] + 1) % 3  # a validation accuracy that is not monotone
+    model = mlp(seed=1)
+    sched = RecordingSchedule(model)
+    es = nn.EarlyStopping(patience=3, monitor="val_accuracy")
+    hist = make_trainer(model, epochs=40, schedule=sched, early_stopping=es,
+                        metrics={"accuracy": nn.accuracy}).fit(X, y, validation_data=(Xv, yv))
+    acc = np.array(hist["val_accuracy"])
+    assert acc.max() > acc.min()
+    best = int(np.argmax(acc)) + 1
+    assert hist.best_epoch == es.best_epoch_ == best and es.best_ == acc.max()
+    for k, v in sched.states[best - 1].items():  # the most accurate epoch's weights
+        assert np.array_equal(model.state_dict()[k], v)
+    assert nn.accuracy(yv, model(Xv)) == acc.max()
+
+
+def test_trainer_names_the_argument_of_keras_style_mistakes():
+    """L1: early_stopping=True, metrics=["accuracy"] and schedule=0.1 failed with
+    AttributeError or a dict() message naming no argument (schedule after a full epoch)."""
+    X, y = blobs(n=20)
+    with pytest.raises(TypeError, match="early_stopping: expected an EarlyStopping object or "
+                                        "None, got bool True"):
+        make_trainer(mlp(), early_stopping=True)
+    with pytest.raises(TypeError, match=r"metrics: expected a dict of names to functions, such "
+                                        r"as \{'accuracy': accuracy\}.*got list \['accuracy'\]"):
+        make_trainer(mlp(), metrics=["accuracy"])
+    with pytest.raises(TypeError, match="metrics: a metric's name must be a str"):
+        make_trainer(mlp(), metrics={1: nn.accuracy})
+    with pytest.raises(TypeError, match="schedule: expected a learning-rate schedule with a "
+                                        "step.. method.*got float 0.1"):
+        make_trainer(mlp(), schedule=0.1)
+    model = mlp()
+    with pytest.raises(ValueError, match="loss: reduction='none' gives one loss per sample"):
+        nn.Trainer(model, nn.CrossEntropyLoss(reduction="none"), StubSGD(model.parameters()))
+    make_trainer(mlp(), early_stopping=None, metrics=None, schedule=None).fit(X, y)
+
+
+def _unreduced_cases():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((6, 4))
+    t = rng.random((6, 4))
+    labels = np.array([0, 3, -100, 2, 1, 3])
+    q = rng.dirichlet(np.ones(4), 6)
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    return [
+        ("mse", lambda r: nn.MSELoss(reduction=r), z, t, (6, 4)),
+        ("ce", lambda r: nn.CrossEntropyLoss(weight=w, label_smoothing=0.1, reduction=r), z,
+         labels, (6,)),
+        ("bce", lambda r: nn.BCEWithLogitsLoss(pos_weight=[1.0, 2.0, 0.5, 1.0], reduction=r), z,
+         t, (6, 4)),
+        ("soft", lambda r: nn.SoftCrossEntropyLoss(temperature=2.0, reduction=r), z, q, (6,)),
+    ]
+
+
+@pytest.mark.parametrize("case", _unreduced_cases(), ids=lambda c: c[0])
+def test_losses_reduction_none_gives_per_sample_losses_and_their_gradient(case):
+    """L2: reduction="none" was refused (it is what per-sample weights need)."""
+    _, make, z, target, shape = case
+    loss = make("none")
+    per = loss(z, target)
+    assert isinstance(per, np.ndarray) and per.shape == shape and per.dtype == z.dtype
+    assert float(per.sum()) == pytest.approx(make("sum")(z, target), rel=1e-12)
+    weights = np.random.default_rng(5).random(shape)
+    grad = loss.backward(weights)
+    assert grad.shape == z.shape and grad.dtype == z.dtype
+    fd = fd_grad(lambda v: float(np.sum(make("none")(v, target) * weights)), z)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="grad_output: required with reduction='none'"):
+        loss.backward()
+    with pytest.raises(ValueError, match="grad_output: has shape"):
+        loss.backward(np.ones(shape[0] + 1))
+    # a reduced loss takes an optional number: the gradient of that multiple of the loss
+    summed = make("sum")
+    summed(z, target)
+    np.testing.assert_allclose(summed.backward(2.5), 2.5 * summed.backward(), rtol=1e-15)
+
+
+def test_losses_reduction_none_and_ignore_index_match_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((7, 4))
+    y = np.array([0, 3, -100, 2, 1, -100, 3])
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    for reduction in ("mean", "sum", "none"):
+        for smoothing in (0.0, 0.2):
+            for weight in (None, w):
+                ours = nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing,
+                                           reduction=reduction)
+                value = ours(z, y)
+                up = rng.standard_normal(7) if reduction == "none" else None
+                grad = ours.backward(up)
+                tz = torch.tensor(z, requires_grad=True)
+                ref = F.cross_entropy(tz, torch.tensor(y), None if weight is None
+                                      else torch.tensor(weight), label_smoothing=smoothing,
+                                      reduction=reduction)
+                (ref if up is None else (ref * torch.tensor(up)).sum()).backward()
+                np.testing.assert_allclose(value, ref.detach().numpy(), rtol=1e-13, atol=1e-15)
+                np.testing.assert_allclose(grad, tz.grad.numpy(), rtol=1e-13, atol=1e-15)
+    t = rng.random((7, 4))
+    up = rng.standard_normal((7, 4))
+    for ours, ref_fn in ((nn.MSELoss(reduction="none"), F.mse_loss),
+                         (nn.BCEWithLogitsLoss(reduction="none"),
+                          F.binary_cross_entropy_with_logits)):
+        tz = torch.tensor(z, requires_grad=True)
+        ref = ref_fn(tz, torch.tensor(t), reduction="none")
+        (ref * torch.tensor(up)).sum().backward()
+        np.testing.assert_allclose(ours(z, t), ref.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(ours.backward(up), tz.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_cross_entropy_ignore_index_leaves_targets_out():
+    """L2: torch's default ignore_index=-100 raised IndexError."""
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, 3))
+    y = np.array([2, -100, 0, 1, -100, 1])
+    keep = y != -100
+    loss = nn.CrossEntropyLoss()
+    assert loss.ignore_index == -100
+    value = loss(z, y)
+    grad = loss.backward()
+    kept = nn.CrossEntropyLoss()
+    assert value == pytest.approx(kept(z[keep], y[keep]), rel=1e-14)
+    np.testing.assert_allclose(grad[keep], kept.backward(), rtol=1e-14)
+    assert not grad[~keep].any()
+    # another ignore_index, inside the class range; float labels too
+    other = nn.CrossEntropyLoss(ignore_index=1, reduction="sum")
+    mask = y == 1
+    assert other(z, np.where(y == -100, 0, y).astype(float)) == pytest.approx(
+        nn.CrossEntropyLoss(reduction="sum")(z[~mask], np.where(y == -100, 0, y)[~mask]))
+    with pytest.raises(ValueError, match=r"every target is ignore_index \(-100\)"):
+        loss(z, np.full(6, -100))
+    with pytest.raises(IndexError, match=r"target\[1\] = -1 is out of range"):
+        loss(z, np.array([0, -1, 0, 0, 0, 0]))
+    with pytest.raises(TypeError, match="ignore_index: expected an integer"):
+        nn.CrossEntropyLoss(ignore_index=1.5)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: nn.Dropout("a"), "p"),
+    (lambda: nn.CrossEntropyLoss(label_smoothing="a"), "label_smoothing"),
+    (lambda: nn.SoftCrossEntropyLoss("x"), "temperature"),
+    (lambda: nn.LeakyReLU("a"), "negative_slope"),
+    (lambda: nn.Softmax(axis="a"), "axis"),
+    (lambda: nn.LogSoftmax(axis=1.0), "axis"),
+    (lambda: nn.Flatten("a"), "start_axis"),
+])
+def test_non_numeric_hyper_parameters_name_the_argument(make, name):
+    """L2: these raised ``ValueError: could not convert string to float: 'a'``."""
+    with pytest.raises(TypeError, match=rf"^{name}\b"):
+        make()
+    for bad in (lambda: nn.Dropout(float("nan")), lambda: nn.SoftCrossEntropyLoss(math.inf)):
+        with pytest.raises(ValueError, match="finite"):
+            bad()
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
+        nn.MSELoss(reduction=3)

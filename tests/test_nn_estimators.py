@@ -253,3 +253,62 @@ def test_a_pickled_estimator_holds_no_rows_of_the_last_predict():
         assert len(pickle.dumps(fitted)) == size < 20_000
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict(X),
                                       fitted.predict(X))
+
+
+def _forward_with(est, X):
+    """The network's outputs computed from ``coefs_`` and ``intercepts_`` alone."""
+    h = np.asarray(X, dtype=np.float64)
+    last = len(est.coefs_) - 1
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        h = h @ W + b
+        if i < last:
+            h = np.maximum(h, 0) if est.activation == "relu" else np.tanh(h)
+    return h
+
+
+def test_fitted_coefs_intercepts_and_best_loss_as_scikit_learn():
+    """L7: coefs_, intercepts_ and best_loss_, which users of scikit-learn's MLP read, were
+    missing (AttributeError)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4)) * [1.0, 10.0, 0.1, 3.0] + [5.0, -2.0, 0.0, 1.0]
+    y = (X[:, 0] > 5).astype(int) + (X[:, 1] > -2)
+    with pytest.raises(NotFittedError):
+        _ = MLPClassifier().coefs_
+    clf = MLPClassifier(hidden_layer_sizes=(8, 5), epochs=5, random_state=0).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (5,), (3,)]
+    # on unstandardised X, as scikit-learn's: they give the logits
+    np.testing.assert_allclose(_forward_with(clf, X), clf._raw(X), rtol=1e-10, atol=1e-12)
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    stopped = MLPClassifier(hidden_layer_sizes=(8,), epochs=5, early_stopping=True,
+                            random_state=0).fit(X, y)
+    assert stopped.best_loss_ is None  # as scikit-learn's with early_stopping=True
+
+    Y = np.c_[X @ [1.0, 2.0, 3.0, 4.0], X[:, 0] * 100]
+    for dtype in ("float64", "float32"):
+        reg = MLPRegressor(hidden_layer_sizes=(6,), activation="tanh", epochs=5, dtype=dtype,
+                           random_state=0).fit(X, Y)
+        assert reg.coefs_[0].dtype == dtype and [c.shape for c in reg.coefs_] == [(4, 6), (6, 2)]
+        # the target scaling is folded in too: the last layer gives the predictions
+        np.testing.assert_allclose(_forward_with(reg, X), reg.predict(X),
+                                   rtol=1e-10 if dtype == "float64" else 1e-4,
+                                   atol=1e-8 if dtype == "float64" else 1e-2)
+        assert reg.best_loss_ == min(reg.loss_curve_)
+
+
+def test_patience_is_n_iter_no_change_plus_one():
+    """L7: the comment and docstring said the early stopping was "as scikit-learn", whose
+    count must exceed n_iter_no_change: patience=p stops where n_iter_no_change=p-1 does
+    (pinned here with a tol no epoch can beat, so both stop p epochs after the first)."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 3)), np.arange(60) % 2
+    for p in (2, 4):  # scikit-learn takes n_iter_no_change >= 1
+        ours = MLPClassifier(hidden_layer_sizes=(4,), patience=p, tol=1e6, epochs=50,
+                             random_state=0).fit(X, y)
+        sk = SkMLP(hidden_layer_sizes=(4,), n_iter_no_change=p - 1, tol=1e6, max_iter=50,
+                   random_state=0).fit(X, y)
+        assert ours.n_iter_ == sk.n_iter_ == p + 1
+    doc = " ".join(MLPClassifier.__doc__.split())
+    assert "``patience=p`` stops where ``n_iter_no_change=p - 1`` would" in doc

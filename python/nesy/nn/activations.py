@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nesy._checks import check_int
 from nesy.nn.module import Identity, Module
+from nesy.optim._base import _number
 
 try:  # pragma: no cover - depends on the environment
     from scipy.special import erf as _scipy_erf
@@ -256,7 +258,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _number("negative_slope", negative_slope, finite=True)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -323,7 +325,7 @@ class Softmax(_Elementwise):
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = check_int("axis", axis)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = softmax(x, self.axis)
@@ -343,7 +345,7 @@ class LogSoftmax(_Elementwise):
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = check_int("axis", axis)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = log_softmax(x, self.axis)

@@ -208,8 +208,14 @@ class _BaseMLP(BaseEstimator):
         elif self.schedule == "plateau":
             sched = optim.schedules.ReduceLROnPlateau(opt, factor=0.5,
                                                       patience=max(int(self.patience) // 2, 1))
-        # as scikit-learn: stop when the validation loss (early_stopping) or else the training
-        # loss has not improved by tol for `patience` epochs; keep the best epoch's weights
+        # Keras's rule, close to scikit-learn's MLP but not the same: stop after `patience`
+        # epochs in a row in which the validation loss (early_stopping) or else the training
+        # loss did not fall below its best by more than tol. scikit-learn stops after
+        # n_iter_no_change + 1 such epochs (its count must exceed n_iter_no_change), so
+        # patience=p stops where n_iter_no_change=p-1 would; with early_stopping it watches
+        # the validation score (accuracy, R^2), not the loss. Here the best epoch's
+        # parameters are restored in both cases; scikit-learn restores them with
+        # early_stopping only.
         es = EarlyStopping(patience=int(self.patience), min_delta=float(self.tol),
                            monitor="val_loss" if n_val else "loss")
         trainer = Trainer(self.model_, loss, opt, schedule=sched,
@@ -229,6 +235,9 @@ class _BaseMLP(BaseEstimator):
             first.input_grad = True  # model_ is a plain network again
         self.n_iter_ = len(self.history_)
         self.loss_curve_ = list(self.history_.history.get("loss", []))
+        # as scikit-learn's: None when early stopping watched a validation split
+        self.best_loss_ = (None if n_val or not self.loss_curve_
+                           else float(min(self.loss_curve_)))
         self.model_.eval()
 
     def _raw(self, X: Any) -> np.ndarray:
@@ -240,6 +249,46 @@ class _BaseMLP(BaseEstimator):
         """Number of trained scalars of the fitted network."""
         check_is_fitted(self, "model_")
         return self.model_.num_parameters()
+
+    def _output_scale(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """``(scale, shift)`` mapping the network's outputs to the estimator's (none here)."""
+        return None, None
+
+    def _raw_layers(self) -> Tuple[list, list]:
+        """Weights and biases of the network on unstandardised inputs and outputs."""
+        check_is_fitted(self, "model_")
+        dense = [m for m in self.model_ if isinstance(m, Dense)]
+        dtype = dense[0].weight.dtype
+        ws = [np.array(d.weight, dtype=np.float64) for d in dense]
+        bs = [np.array(d.bias, dtype=np.float64) if d.use_bias
+              else np.zeros(d.out_features) for d in dense]
+        # (X - mean) / scale @ W + b  ==  X @ (W / scale[:, None]) + (b - (mean / scale) @ W)
+        x_scale = np.asarray(self.x_scale_, dtype=np.float64)
+        x_mean = np.asarray(self.x_mean_, dtype=np.float64)
+        bs[0] = bs[0] - (x_mean / x_scale) @ ws[0]
+        ws[0] = ws[0] / x_scale[:, None]
+        scale, shift = self._output_scale()
+        if scale is not None:  # out * scale + shift
+            ws[-1] = ws[-1] * scale
+            bs[-1] = bs[-1] * scale + shift
+        return [w.astype(dtype) for w in ws], [b.astype(dtype) for b in bs]
+
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices, ``coefs_[i]`` of shape ``(n_in, n_out)`` for layer ``i``, as
+        scikit-learn's: ``X @ coefs_[0] + intercepts_[0]``, the activation, and so on, with
+        no activation after the last layer, give the network's outputs for unstandardised
+        ``X`` (the input standardisation, and a regressor's target scaling, are folded into
+        the first and last layers). Copies, computed from :attr:`model_` (changing them does
+        not change the model), whose own first-layer weights act on standardised inputs.
+        A classifier has ``n_classes`` outputs (logits, two for a binary problem, where
+        scikit-learn's has one logistic output)."""
+        return self._raw_layers()[0]
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors, ``intercepts_[i]`` of shape ``(n_out,)``; see :attr:`coefs_`."""
+        return self._raw_layers()[1]
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -266,8 +315,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the rows and stop after ``patience`` epochs in which
         the validation loss did not fall by ``tol``, restoring the parameters of the epoch of
-        lowest validation loss. Without it (as in scikit-learn) the same rule watches the
-        training loss, restoring the parameters of the epoch of lowest training loss.
+        lowest validation loss. Without it the same rule watches the training loss (as
+        scikit-learn's), restoring the parameters of the epoch of lowest training loss (which
+        scikit-learn does not). See the notes for how this differs from scikit-learn.
     validation_fraction : float, default 0.1
         Rows held out with ``early_stopping``. The split needs at least 2 rows, leaving at
         least 2 to train on (15 rows or more at the default): otherwise none are held out,
@@ -286,7 +336,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     -----
     Differences from ``sklearn.neural_network.MLPClassifier``: ``learning_rate`` is the step
     size (scikit-learn's ``learning_rate_init``; a schedule is ``schedule``), ``epochs`` is
-    ``max_iter`` and ``patience`` ``n_iter_no_change``. ``weight_decay`` is the optimizer's (as
+    ``max_iter``. ``patience`` plays the part of ``n_iter_no_change`` but stops one epoch
+    sooner: training stops after ``patience`` epochs in a row without an improvement of
+    ``tol``, scikit-learn's after ``n_iter_no_change + 1``, so ``patience=p`` stops where
+    ``n_iter_no_change=p - 1`` would. With ``early_stopping``, scikit-learn watches the
+    validation score (accuracy) and this estimator the validation loss; without it, this
+    estimator restores the epoch of lowest training loss, scikit-learn keeps the last
+    epoch's parameters. ``weight_decay`` is the optimizer's (as
     torch's): ``weight_decay * p`` added to every parameter's gradient (decoupled for
     ``"adamw"``), where scikit-learn's ``alpha`` adds ``alpha * W / batch_size`` to the weights'
     gradients only. No ``sample_weight``, ``partial_fit``, ``warm_start`` or multilabel ``y``.
@@ -302,6 +358,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_iter_ : int
         Epochs run.
     loss_curve_ : list of float
+        Mean training loss of each epoch.
+    best_loss_ : float or None
+        The smallest value of ``loss_curve_``; None when early stopping watched a validation
+        split (as scikit-learn's, which is None with ``early_stopping=True``). The loss is
+        this estimator's: mean cross-entropy, or a regressor's mean squared error on
+        standardised targets (scikit-learn's holds half the squared error, plus its
+        ``alpha`` penalty).
+    coefs_, intercepts_ : list of ndarray
+        Weights ``(n_in, n_out)`` and biases ``(n_out,)`` of each layer, as scikit-learn's,
+        for unstandardised inputs (see :attr:`coefs_`); computed from ``model_``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names (a DataFrame).
@@ -354,9 +420,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     model_ : Sequential
         ``(n_samples, n_features) -> (n_samples, n_targets)`` on standardised inputs and targets.
     y_mean_, y_scale_ : ndarray of shape (n_targets,)
-    x_mean_, x_scale_, history_, n_iter_, loss_curve_, n_features_in_
+    x_mean_, x_scale_, history_, n_iter_, loss_curve_, best_loss_, n_features_in_
         As :class:`MLPClassifier`.
+    coefs_, intercepts_ : list of ndarray
+        As :class:`MLPClassifier`'s, for unstandardised inputs and targets: the last layer
+        gives the predictions, ``(n_samples, n_targets)``.
     """
+
+    def _output_scale(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        return (np.asarray(self.y_scale_, dtype=np.float64),
+                np.asarray(self.y_mean_, dtype=np.float64))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -8,7 +8,8 @@ import numpy as np
 
 from nesy._checks import check_float_dtype, check_int
 from nesy.nn import init as _init
-from nesy.nn.module import Module, real_array
+from nesy.nn.module import Module, _refuse_reuse, real_array
+from nesy.optim._base import _number
 
 __all__ = ["Dense", "Dropout", "Flatten", "Sequential"]
 
@@ -134,7 +135,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: _init.RngLike = None) -> None:
         super().__init__()
-        p = float(p)
+        p = _number("p", p, finite=True)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
         self.p = p
@@ -177,7 +178,7 @@ class Flatten(Module):
 
     def __init__(self, start_axis: int = 1) -> None:
         super().__init__()
-        self.start_axis = int(start_axis)
+        self.start_axis = check_int("start_axis", start_axis)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -202,6 +203,14 @@ class Flatten(Module):
         return f"start_axis={self.start_axis}"
 
 
+def _runs(module: Module) -> Iterator[Module]:
+    """``module`` and, for a :class:`Sequential`, every module its forward pass runs."""
+    yield module
+    if isinstance(module, Sequential):
+        for child in module._modules.values():
+            yield from _runs(child)
+
+
 class Sequential(Module):
     """Chain modules: ``forward`` applies them in order, ``backward`` in reverse.
 
@@ -211,6 +220,11 @@ class Sequential(Module):
     Parameters
     ----------
     *modules : Module
+        Distinct objects: one module used twice (``Sequential(d, Tanh(), d)``, or one
+        ``ReLU()`` object at two places, also inside a nested ``Sequential``) raises
+        ``ValueError``, since a module keeps the context of one forward pass only and the
+        gradients would be wrong. Create one module per place; to share weights, register the
+        same parameter array on both (see :meth:`~nesy.nn.Module.register_parameter`).
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -219,9 +233,17 @@ class Sequential(Module):
             self.append(m)
 
     def append(self, module: Module) -> Sequential:
-        """Add ``module`` at the end; returns ``self``."""
+        """Add ``module`` at the end; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            When ``module`` (or, for a ``Sequential``, one of the modules it runs) is already
+            run by this ``Sequential`` (see the class notes).
+        """
         if not isinstance(module, Module):
             raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
+        _refuse_reuse(self, module, self._modules.values(), _runs)
         setattr(self, str(len(self._modules)), module)
         return self
 

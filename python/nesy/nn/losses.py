@@ -4,6 +4,13 @@ A loss is called as ``loss(pred, target) -> float`` (``forward``) and then ``los
 returns the gradient with respect to ``pred`` (same shape and dtype as ``pred``), ready to be
 passed to ``model.backward``. Classification losses take raw logits: the (log-)softmax or
 sigmoid is part of the loss, computed stably.
+
+``reduction="none"`` (as PyTorch's) makes ``forward`` return the unreduced losses, an array
+(one per sample, or per element for :class:`MSELoss` and :class:`BCEWithLogitsLoss`); then
+``backward(grad_output)`` takes their gradient, an array of that shape (``weights / n`` for a
+weighted mean, as ``(losses * weights).mean().backward()`` in PyTorch). With ``"mean"`` and
+``"sum"``, ``backward()`` is the gradient of the number, and ``backward(c)`` that of ``c``
+times it.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from nesy._checks import check_int
 from nesy.nn.activations import log_softmax, sigmoid
 from nesy.nn.module import real_array
+from nesy.optim._base import _number
 
 __all__ = ["Loss", "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "SoftCrossEntropyLoss"]
 
@@ -38,9 +47,27 @@ def _match_target(pred: np.ndarray, target: Any) -> np.ndarray:
 
 
 def _check_reduction(reduction: str) -> str:
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return reduction
+
+
+def _upstream(reduction: str, grad_output: Any, shape: Tuple[int, ...],
+              dtype: np.dtype) -> Any:
+    """The gradient ``backward`` receives for the loss: None (one) or a number with a reduced
+    loss; with ``reduction="none"``, an array of ``shape`` (the unreduced losses' shape)."""
+    if reduction != "none":
+        if grad_output is None:
+            return None
+        return dtype.type(_number("grad_output", grad_output, finite=True))
+    if grad_output is None:
+        raise ValueError(
+            f"grad_output: required with reduction='none': the gradient of the {shape} "
+            "unreduced losses (e.g. weights / n for a weighted mean, ones for their sum)")
+    g = real_array(grad_output, "grad_output")
+    if g.shape != shape:
+        raise ValueError(f"grad_output: has shape {g.shape}, expected the losses' shape {shape}")
+    return g.astype(dtype, copy=False)
 
 
 class Loss:
@@ -49,13 +76,13 @@ class Loss:
     def __init__(self) -> None:
         self._ctx: Optional[Tuple[Any, ...]] = None
 
-    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> Any:
         raise NotImplementedError
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad_output: Any = None) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def __call__(self, pred: np.ndarray, target: np.ndarray) -> Any:
         return self.forward(pred, target)
 
     def _saved(self) -> Tuple[Any, ...]:
@@ -74,7 +101,8 @@ class MSELoss(Loss):
 
     Parameters
     ----------
-    reduction : {"mean", "sum"}
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: ``forward`` returns the squared errors, an array of ``pred``'s shape.
 
     Notes
     -----
@@ -86,16 +114,21 @@ class MSELoss(Loss):
         super().__init__()
         self.reduction = _check_reduction(reduction)
 
-    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> Any:
         pred = _float_pred(pred)
         diff = pred - _match_target(pred, target)
         scale = 1.0 / diff.size if self.reduction == "mean" else 1.0
         self._ctx = (diff, scale)
+        if self.reduction == "none":
+            return np.square(diff)
         return float(np.sum(np.square(diff), dtype=np.float64) * scale)
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad_output: Any = None) -> np.ndarray:
         diff, scale = self._saved()
-        return diff * diff.dtype.type(2.0 * scale)
+        up = _upstream(self.reduction, grad_output, diff.shape, diff.dtype)
+        if up is None:
+            return diff * diff.dtype.type(2.0 * scale)
+        return diff * (up * diff.dtype.type(2.0 * scale))
 
 
 class CrossEntropyLoss(Loss):
@@ -108,12 +141,19 @@ class CrossEntropyLoss(Loss):
         the targets (as in PyTorch).
     label_smoothing : float in [0, 1), default 0.0
         The target becomes ``(1 - eps) * one_hot + eps / n_classes``.
-    reduction : {"mean", "sum"}
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: ``forward`` returns the ``(n_samples,)`` losses (0 for an ignored target).
+    ignore_index : int, default -100
+        Targets equal to it contribute nothing (loss and gradient 0) and do not count in the
+        mean's denominator, as PyTorch's (a mean over only ignored targets is an error, where
+        PyTorch returns NaN).
 
     Notes
     -----
     ``pred`` has shape ``(n_samples, n_classes)``, ``target`` shape ``(n_samples,)`` with
-    integer labels in ``[0, n_classes)``. Matches ``torch.nn.CrossEntropyLoss``.
+    integer labels in ``[0, n_classes)`` (or ``ignore_index``). Matches
+    ``torch.nn.CrossEntropyLoss`` with class-index targets; for probability targets use
+    :class:`SoftCrossEntropyLoss`.
     """
 
     def __init__(
@@ -121,11 +161,14 @@ class CrossEntropyLoss(Loss):
         weight: Optional[np.ndarray] = None,
         label_smoothing: float = 0.0,
         reduction: str = "mean",
+        ignore_index: int = -100,
     ) -> None:
         super().__init__()
-        if not 0.0 <= float(label_smoothing) < 1.0:
+        smoothing = _number("label_smoothing", label_smoothing, finite=True)
+        if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = smoothing
+        self.ignore_index = check_int("ignore_index", ignore_index)
         self.reduction = _check_reduction(reduction)
         if weight is not None:
             weight = real_array(weight, "weight").astype(np.float64)
@@ -138,7 +181,7 @@ class CrossEntropyLoss(Loss):
         if logits.ndim != 2:
             raise ValueError(f"pred must have shape (n_samples, n_classes), got {logits.shape}")
         n, c = logits.shape
-        labels = _labels(target, n, c)
+        labels, keep = _labels(target, n, c, self.ignore_index)
         dt = logits.dtype.type
         if self.weight is None:
             w = np.ones(c, dtype=logits.dtype)
@@ -154,25 +197,44 @@ class CrossEntropyLoss(Loss):
         else:
             q = np.zeros((n, c), dtype=logits.dtype)
         q[rows, labels] += dt(1.0 - eps) * w[labels]
-        denom = float(np.sum(w[labels], dtype=np.float64)) if self.reduction == "mean" else 1.0
+        if keep is not None:
+            q[~keep] = 0  # an ignored target: no loss, no gradient
+        if self.reduction == "mean":
+            weights = w[labels] if keep is None else w[labels][keep]
+            denom = float(np.sum(weights, dtype=np.float64))
+            if keep is not None and not keep.any():
+                raise ValueError(f"target: every target is ignore_index "
+                                 f"({self.ignore_index}), so the mean is over no sample")
+        else:
+            denom = 1.0
         if denom == 0.0:
             raise ValueError("the class weights of all targets are zero")
         logp = log_softmax(logits)
-        loss = -float(np.sum(q * logp, dtype=np.float64)) / denom
         self._ctx = (logp, q, denom)
-        return loss
+        if self.reduction == "none":
+            return -np.sum(q * logp, axis=1)
+        return -float(np.sum(q * logp, dtype=np.float64)) / denom
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad_output: Any = None) -> np.ndarray:
         logp, q, denom = self._saved()
+        up = _upstream(self.reduction, grad_output, logp.shape[:1], logp.dtype)
         grad = np.exp(logp) * q.sum(axis=1, keepdims=True) - q
-        grad *= grad.dtype.type(1.0 / denom)
+        if up is None:
+            grad *= grad.dtype.type(1.0 / denom)
+        elif self.reduction == "none":
+            grad *= up[:, None]
+        else:
+            grad *= up / grad.dtype.type(denom)
         return grad
 
     def __repr__(self) -> str:
         return f"CrossEntropyLoss(label_smoothing={self.label_smoothing})"
 
 
-def _labels(target: Any, n: int, c: int) -> np.ndarray:
+def _labels(target: Any, n: int, c: int,
+            ignore_index: Optional[int] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Class indices ``(n,)`` and, when some target is ``ignore_index``, the mask of the
+    others (an ignored target's index is then 0, and its row must be left out)."""
     y = real_array(target, "target")
     if y.shape != (n,):
         raise ValueError(f"target must have shape ({n},) of class labels, got {y.shape}")
@@ -180,11 +242,19 @@ def _labels(target: Any, n: int, c: int) -> np.ndarray:
         integral = np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y))
         if not (integral and np.all(y == np.round(y))):
             raise ValueError(f"target must hold integer class labels, got dtype {y.dtype}")
-    bad = np.flatnonzero((y < 0) | (y >= c))  # before any cast, which could wrap 1e30
+    ignored = None if ignore_index is None else (y == ignore_index)
+    if ignored is not None and not ignored.any():
+        ignored = None
+    out = (y < 0) | (y >= c)  # before any cast, which could wrap 1e30
+    if ignored is not None:
+        out &= ~ignored
+    bad = np.flatnonzero(out)
     if bad.size:
         i = int(bad[0])
         raise IndexError(f"target[{i}] = {y[i]} is out of range for {c} classes")
-    return y.astype(np.intp, copy=False)
+    if ignored is None:
+        return y.astype(np.intp, copy=False), None
+    return np.where(ignored, 0, y).astype(np.intp), ~ignored
 
 
 class BCEWithLogitsLoss(Loss):
@@ -195,7 +265,8 @@ class BCEWithLogitsLoss(Loss):
     ----------
     pos_weight : array-like, optional
         Weight of positive examples, broadcast along the last axis (as in PyTorch).
-    reduction : {"mean", "sum"}
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: ``forward`` returns the losses, an array of ``pred``'s shape.
 
     Notes
     -----
@@ -238,13 +309,18 @@ class BCEWithLogitsLoss(Loss):
             per = (1 - t) * z + lw * softplus_neg
         scale = 1.0 / z.size if self.reduction == "mean" else 1.0
         self._ctx = (z, t, lw, scale)
+        if self.reduction == "none":
+            return per
         return float(np.sum(per, dtype=np.float64) * scale)
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad_output: Any = None) -> np.ndarray:
         z, t, lw, scale = self._saved()
+        up = _upstream(self.reduction, grad_output, z.shape, z.dtype)
         s = sigmoid(z)
         grad = s - t if lw is None else (1 - t) - lw * (1 - s)
-        return grad * grad.dtype.type(scale)
+        if up is None:
+            return grad * grad.dtype.type(scale)
+        return grad * (up * grad.dtype.type(scale))
 
 
 class SoftCrossEntropyLoss(Loss):
@@ -256,8 +332,9 @@ class SoftCrossEntropyLoss(Loss):
     temperature : float, default 1.0
         Logits are divided by ``T`` before the softmax. For knowledge distillation the
         caller usually multiplies the loss (and gradient) by ``T**2`` (Hinton et al. 2015).
-    reduction : {"mean", "sum"}
-        ``"mean"`` divides by ``n_samples``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` divides by ``n_samples``; ``"none"``: ``forward`` returns the
+        ``(n_samples,)`` losses.
 
     Notes
     -----
@@ -267,9 +344,10 @@ class SoftCrossEntropyLoss(Loss):
 
     def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
-        if not float(temperature) > 0:
+        temperature = _number("temperature", temperature, finite=True)
+        if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.reduction = _check_reduction(reduction)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -282,12 +360,17 @@ class SoftCrossEntropyLoss(Loss):
         logp = log_softmax(z / z.dtype.type(self.temperature))
         scale = 1.0 / z.shape[0] if self.reduction == "mean" else 1.0
         self._ctx = (logp, q, scale)
+        if self.reduction == "none":
+            return -np.sum(q * logp, axis=1)
         return -float(np.sum(q * logp, dtype=np.float64)) * scale
 
-    def backward(self) -> np.ndarray:
+    def backward(self, grad_output: Any = None) -> np.ndarray:
         logp, q, scale = self._saved()
+        up = _upstream(self.reduction, grad_output, logp.shape[:1], logp.dtype)
         grad = np.exp(logp) * q.sum(axis=1, keepdims=True) - q
         grad *= grad.dtype.type(scale / self.temperature)
+        if up is not None:
+            grad *= up[:, None] if self.reduction == "none" else up
         return grad
 
     def __repr__(self) -> str:

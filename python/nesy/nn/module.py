@@ -9,14 +9,28 @@ attribute copies into the existing array.
 
 Submodules are registered by attribute assignment (as in PyTorch). ``parameters()`` lists a
 module's own parameters in registration order, then those of each submodule in registration
-order, recursively; an array reachable twice (weight tying) is listed once.
+order, recursively; an array reachable twice is listed once, with one gradient array:
+
+- the same submodule registered under two names (``self.tied = self.encoder``);
+- weight tying, the same parameter array registered on two modules
+  (``decoder.register_parameter("weight", encoder.weight)``, after ``del decoder.weight``):
+  both modules then share that parameter's gradient array too, so ``backward`` accumulates
+  the contribution of every use into it, as PyTorch sums them. Only the array object itself
+  ties: a view of it is a separate parameter with its own gradient (as a PyTorch Parameter
+  made from a view), and one that is not C-contiguous (``encoder.weight.T``) is copied.
+
+A module keeps what one ``forward`` needs for ``backward`` (its last pass), so one module
+object must not be called twice in one forward pass (its first use would get the second use's
+input): :class:`~nesy.nn.Sequential` and :class:`ModuleList` refuse a module they already
+hold; create one module per use, and tie their parameters to share weights.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
+import weakref
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -116,6 +130,32 @@ def _torch_file_message(shown: Any, what: str) -> str:
             "writes a nesy .npz file")
 
 
+#: The gradient array of every parameter array registered on a module, by ``id`` of the
+#: parameter, with a weak reference to it (the entry goes with the array): registering an
+#: array that already is a parameter (weight tying) gives it the same gradient array, so that
+#: the backward passes of both modules accumulate into one gradient.
+_GRAD_OF: Dict[int, Tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[np.ndarray]) -> None:
+    entry = _GRAD_OF.get(key)
+    if entry is not None and entry[0] is ref:
+        del _GRAD_OF[key]
+
+
+def _gradient_of(param: np.ndarray, grad: Optional[np.ndarray] = None) -> np.ndarray:
+    """The gradient array of ``param``: the one it already has when it is registered on some
+    module, else ``grad`` (a new zero array when None), which is recorded as its gradient."""
+    key = id(param)
+    entry = _GRAD_OF.get(key)
+    if entry is not None and entry[0]() is param:
+        return entry[1]
+    if grad is None:
+        grad = np.zeros_like(param)
+    _GRAD_OF[key] = (weakref.ref(param, lambda ref, key=key: _forget(key, ref)), grad)
+    return grad
+
+
 def _some(keys: List[str], n: int = 5) -> str:
     """The first ``n`` of ``keys``, and how many more there are."""
     more = f" and {len(keys) - n} more" if len(keys) > n else ""
@@ -172,6 +212,21 @@ class Module:
                 state[name] = empty
         return state
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """Restore a pickled or copied module; its parameters are recorded as such, so that
+        registering one on another module ties them (see :meth:`register_parameter`). Tied
+        arrays of one pickle or ``deepcopy`` come back tied: both share one gradient."""
+        self.__dict__.update(state)
+        params, grads = state.get("_parameters"), state.get("_grads")
+        if isinstance(params, dict) and isinstance(grads, dict):
+            for name, p in params.items():
+                g = grads.get(name)
+                if isinstance(p, np.ndarray) and isinstance(g, np.ndarray):
+                    shared = _gradient_of(p, g)
+                    if shared is not g:  # tied arrays saved with separate gradients
+                        shared += g
+                        grads[name] = shared
+
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
@@ -211,6 +266,9 @@ class Module:
             Attribute name; the array is then reachable as ``self.<name>``.
         array : ndarray
             Float array. Stored as given when it is C-contiguous and writeable, else copied.
+            An array that already is a parameter of a module (stored as given) ties the two:
+            it keeps its one gradient array, into which both modules' ``backward`` passes
+            accumulate (weight tying, as in PyTorch; see the module notes).
 
         Returns
         -------
@@ -224,7 +282,7 @@ class Module:
         if not (arr.flags.c_contiguous and arr.flags.writeable):
             arr = np.array(arr, order="C", copy=True)
         self.__dict__["_parameters"][name] = arr
-        self.__dict__["_grads"][name] = np.zeros_like(arr)
+        self.__dict__["_grads"][name] = _gradient_of(arr)
         object.__setattr__(self, name, arr)
         return arr
 
@@ -303,13 +361,26 @@ class Module:
             yield m
 
     def _named_arrays(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
-        seen: set = set()
+        """``(dotted_name, parameter, gradient)``, each parameter array once.
+
+        Raises ``ValueError`` for a parameter array held by two modules with two different
+        gradient arrays (put there without :meth:`register_parameter`): the optimizer would
+        only see the gradient of one of its uses."""
+        seen: Dict[int, Tuple[str, np.ndarray]] = {}
         for pre, mod in self.named_modules():
             for name, p in mod._parameters.items():
-                if id(p) in seen:
-                    continue
-                seen.add(id(p))
-                yield (f"{pre}.{name}" if pre else name), p, mod._grads[name]
+                full = f"{pre}.{name}" if pre else name
+                g = mod._grads[name]
+                first = seen.get(id(p))
+                if first is None:
+                    seen[id(p)] = (full, g)
+                    yield full, p, g
+                elif first[1] is not g:
+                    raise ValueError(
+                        f"parameter {full!r} is the same array as {first[0]!r} but has its "
+                        "own gradient array, so the gradient of one of its uses would be "
+                        "lost; tie parameters with register_parameter(name, array), which "
+                        "shares the gradient array")
 
     def named_parameters(self) -> List[Tuple[str, np.ndarray]]:
         """``(dotted_name, array)`` pairs in the order of :meth:`parameters`."""
@@ -570,6 +641,33 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
+def _refuse_reuse(container: Module, module: Module, held: Iterable[Module],
+                  expand: Optional[Callable[[Module], Iterable[Module]]] = None) -> None:
+    """``ValueError`` when ``module`` is ``container`` or one of the modules ``held`` (with
+    ``expand``, a function giving the modules a held module runs in its forward pass, which
+    are compared too): a module keeps the context of its last ``forward`` for ``backward``, so
+    one object called twice in a pass would give the first call's backward the second call's
+    input, a wrong gradient without any error."""
+    runs: Callable[[Module], Iterable[Module]] = (lambda m: (m,)) if expand is None else expand
+    have = {id(container)}
+    position = {}
+    for i, child in enumerate(held):
+        for m in runs(child):
+            have.add(id(m))
+            position.setdefault(id(m), i)
+    for m in runs(module):
+        if id(m) in have:
+            where = ("is the container itself" if m is container else
+                     f"is already held (at position {position[id(m)]})")
+            what = type(m).__name__
+            raise ValueError(
+                f"{type(container).__name__}: this {what} {where}; a module keeps the context "
+                "of its last forward pass for backward, so one object used twice in a pass "
+                f"would get wrong gradients: create a separate {what} for each use (to share "
+                "weights, register the same parameter array on both, see "
+                "Module.register_parameter)")
+
+
 class ModuleList(Module):
     """A list of submodules, registered under the names ``"0"``, ``"1"``, ...
 
@@ -582,9 +680,17 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> ModuleList:
-        """Add ``module`` at the end; returns ``self``."""
+        """Add ``module`` at the end; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            When ``module`` is already in the list: a module keeps the context of one
+            forward pass only (see the module notes).
+        """
         if not isinstance(module, Module):
             raise TypeError(f"expected a Module, got {type(module).__name__}")
+        _refuse_reuse(self, module, self._modules.values())
         setattr(self, str(len(self._modules)), module)
         return self
 

@@ -164,6 +164,20 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
+#: Parts of a metric's name that make ``EarlyStopping(mode="auto")`` maximise it.
+_LARGER_IS_BETTER = ("acc", "auc", "f1", "precision", "recall", "r2", "score")
+
+
+def _auto_mode(monitor: str) -> str:
+    """``"max"`` for the name of a score (accuracy, AUC, F1, ...), else ``"min"``."""
+    name = monitor.lower()
+    if name.startswith("val_"):
+        name = name[4:]
+    if "loss" in name or "error" in name:
+        return "min"
+    return "max" if any(w in name for w in _LARGER_IS_BETTER) else "min"
+
+
 class EarlyStopping:
     """Stop training when a monitored value stops improving.
 
@@ -175,8 +189,14 @@ class EarlyStopping:
         Smallest change that counts as an improvement.
     monitor : str, default "val_loss"
         A key of :attr:`History.history` (``"loss"``, ``"val_loss"``, ``"val_accuracy"``, ...).
-    mode : {"min", "max"}, default "min"
-        Whether smaller or larger values are better.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger values are better. ``"auto"`` (as Keras's default) is
+        ``"max"`` for a monitor that names a score, where larger is better: its name, without
+        a ``"val_"`` prefix, contains ``"acc"``, ``"auc"``, ``"f1"``, ``"precision"``,
+        ``"recall"``, ``"r2"`` or ``"score"`` and neither ``"loss"`` nor ``"error"``
+        (``"val_accuracy"``, ``"acc"``, ``"val_f1_score"``). It is ``"min"`` for every other
+        name: ``"loss"``, ``"val_loss"``, ``"mae"``, ... Pass ``"min"`` or ``"max"`` for a
+        metric that these names do not describe.
     restore_best : bool, default True
         Load the parameters of the best epoch back into the model when training ends.
 
@@ -194,12 +214,15 @@ class EarlyStopping:
         patience: int = 10,
         min_delta: float = 0.0,
         monitor: str = "val_loss",
-        mode: str = "min",
+        mode: str = "auto",
         restore_best: bool = True,
     ) -> None:
         patience = check_int("patience", patience, 0)
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected the name of a logged value (a str such as "
+                            f"'val_loss'), got {type(monitor).__name__} {monitor!r}")
+        if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         if _number("min_delta", min_delta, finite=True) < 0:
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
         self.patience = int(patience)
@@ -209,16 +232,24 @@ class EarlyStopping:
         self.restore_best = bool(restore_best)
         self.reset()
 
+    @property
+    def direction(self) -> str:
+        """``"min"`` or ``"max"``: :attr:`mode`, with ``"auto"`` resolved from the monitor's
+        name (see the class parameters)."""
+        if self.mode != "auto":
+            return self.mode
+        return _auto_mode(self.monitor)
+
     def reset(self) -> None:
         """Forget everything seen (called at the start of every fit)."""
-        self.best_ = math.inf if self.mode == "min" else -math.inf
+        self.best_ = math.inf if self.direction == "min" else -math.inf
         self.best_epoch_: Optional[int] = None
         self.stopped_epoch_: Optional[int] = None
         self.wait_ = 0
         self.best_state_: Optional[Dict[str, np.ndarray]] = None
 
     def _improved(self, value: float) -> bool:
-        if self.mode == "min":
+        if self.direction == "min":
             return value < self.best_ - self.min_delta
         return value > self.best_ + self.min_delta
 
@@ -391,9 +422,11 @@ class Trainer:
         Reshuffle the samples every epoch with ``np.random.default_rng(seed)``.
     seed : int, default 0
     early_stopping : EarlyStopping, optional
+        An :class:`EarlyStopping` object (``TypeError`` for anything else, such as ``True``).
     metrics : dict of str to callable, optional
         ``{"accuracy": accuracy}``; each called as ``fn(y_true, model_output) -> float`` on the
-        training batches of the epoch (concatenated) and on the validation data.
+        training batches of the epoch (concatenated) and on the validation data. A list of
+        names (Keras's ``["accuracy"]``) raises ``TypeError``.
     verbose : int, default 1
         0: silent; 1: a progress bar over epochs; 2: also a bar over the batches of each epoch.
     grad_clip : float, optional
@@ -436,6 +469,20 @@ class Trainer:
             raise TypeError(f"loss must be callable (a nesy.nn Loss), got {type(loss).__name__}")
         if not hasattr(optimizer, "step"):
             raise TypeError("optimizer must have a step(grads) method")
+        if getattr(loss, "reduction", None) == "none":
+            raise ValueError("loss: reduction='none' gives one loss per sample; the Trainer "
+                             "needs one number per batch: use reduction='mean' or 'sum'")
+        if schedule is not None and not callable(getattr(schedule, "step", None)):
+            raise TypeError(
+                f"schedule: expected a learning-rate schedule with a step() method (such as "
+                f"nesy.optim.schedules.StepLR(optimizer, step_size=10)), got "
+                f"{type(schedule).__name__} {schedule!r}; the learning rate itself is the "
+                "optimizer's lr")
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(
+                f"early_stopping: expected an EarlyStopping object or None, got "
+                f"{type(early_stopping).__name__} {early_stopping!r}; for example "
+                "early_stopping=EarlyStopping(patience=10), with validation_data passed to fit")
         _optimizer_grads(model, optimizer)  # ValueError if it holds none of the model's arrays
         batch_size = check_int("batch_size", batch_size, 1)
         epochs = check_int("epochs", epochs, 0)
@@ -447,8 +494,15 @@ class Trainer:
             )
         if schedule is not None and schedule_interval == "batch" and _is_plateau(schedule):
             raise ValueError("a ReduceLROnPlateau schedule can only step once per epoch")
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"metrics: expected a dict of names to functions, such as "
+                f"{{'accuracy': accuracy}} (from nesy.nn import accuracy), got "
+                f"{type(metrics).__name__} {metrics!r}")
         metrics = dict(metrics or {})
         for name, fn in metrics.items():
+            if not isinstance(name, str):
+                raise TypeError(f"metrics: a metric's name must be a str, got {name!r}")
             if not callable(fn):
                 raise TypeError(f"metric {name!r} is not callable")
             if name in ("loss", "lr", "time") or name.startswith("val_"):
