@@ -186,3 +186,107 @@ def test_compare_with_confidence_against_scipy():
     assert got["top_by_confidence"] == pytest.approx(np.sort(c)[-20:].mean())
     with pytest.raises(ValueError, match="shapes"):
         compare_with_confidence(s, c[:-1])
+
+
+# --------------------------------------------------------------------------- s15 review
+def _labelled(model, entities, relations):
+    import copy
+
+    m = copy.copy(model)
+    m.entities_, m.relations_ = list(entities), list(relations)
+    return m
+
+
+def test_a_model_numbering_entities_otherwise_is_refused(nations):
+    """s15 #2: only the table sizes were compared; a model whose entity ids were permuted was
+    accepted and ranked with the wrong rows (MRR 0.414 against 0.686)."""
+    d, rules, model = nations
+    same = _labelled(model, d.entities, d.relations)
+    HybridPredictor(rules, same)
+    HybridPredictor(rules, model)  # a model without labels: only the sizes are compared
+    with pytest.raises(ValueError, match=r"^model: its entities are not those of the rules' "
+                                         r"graph \(other labels, or the same in another order\)"):
+        HybridPredictor(rules, _labelled(model, d.entities[::-1], d.relations))
+    with pytest.raises(ValueError, match=r"^model: its relations are not those"):
+        HybridPredictor(rules, _labelled(model, d.entities, d.relations[1:] + d.relations[:1]))
+
+
+def test_repr_shows_the_combination(nations):
+    """s15 #9: repr was <nesy.rules.hybrid.HybridPredictor object at 0x...>."""
+    d, rules, model = nations
+    h = HybridPredictor(rules, model, method="weighted", weight=0.3)
+    assert repr(h) == (f"HybridPredictor(method='weighted', weight=0.3; method_='weighted', "
+                       f"weight_=0.3; {len(rules):,} rules, {model!r})")
+    assert "method_='rules_first';" in repr(HybridPredictor(rules, model))
+
+
+@pytest.mark.parametrize("method,weight", [("rules_first", 0.0), ("weighted", 0.3),
+                                           ("log_linear", 1.0)])
+def test_predictions_are_the_best_of_the_combined_scores(nations, method, weight):
+    """s15 #9: predict_tails / predict_heads as KGEModel's and KGRuleSet's: the k best of the
+    scores evaluate ranks by (ties by id), filtered, padded with -1, ids or labels."""
+    d, rules, model = nations
+    h = HybridPredictor(rules, model, method=method, weight=weight)
+    known = d.all_triples()
+    q = d.test[:7]
+    for side in ("tail", "head"):
+        got_ids, got_scores = (h.predict_tails(q[:, 0], q[:, 1], k=5, filter_triples=known)
+                               if side == "tail" else
+                               h.predict_heads(q[:, 1], q[:, 2], k=5, filter_triples=known))
+        s = h._combine(*h._parts(q, side), method, weight)
+        for i, (a, r, b) in enumerate(q.tolist()):
+            row = s[i].copy()
+            drop = (known[(known[:, 0] == a) & (known[:, 1] == r), 2] if side == "tail"
+                    else known[(known[:, 2] == b) & (known[:, 1] == r), 0])
+            row[drop] = -np.inf
+            order = np.argsort(-row, kind="stable")[:5]
+            n = int(np.isfinite(row[order]).sum())
+            np.testing.assert_array_equal(got_ids[i, :n], order[:n])
+            np.testing.assert_array_equal(got_scores[i, :n], row[order[:n]])
+            assert np.all(got_ids[i, n:] == -1) and np.all(np.isneginf(got_scores[i, n:]))
+    ids, _ = h.predict_tails(d.entities[q[0, 0]], d.relations[q[0, 1]], k=20)
+    assert ids.shape == (1, 20) and ids[0, -1] == -1  # 14 entities, padded
+    np.testing.assert_array_equal(ids, h.predict_tails(int(q[0, 0]), int(q[0, 1]), k=20)[0])
+
+
+def test_label_triples_and_errors_naming_the_arguments(nations):
+    """s15 #10 and #12: evaluate took no label triples ("expected integer ids, got dtype
+    <U12"), and an id out of range was "tails[0]"."""
+    d, rules, model = nations
+    h = HybridPredictor(rules, model, method="weighted", weight=0.2)
+    known = d.all_triples()
+    test = d.test[:15]
+    labels = [(d.entities[a], d.relations[r], d.entities[b]) for a, r, b in test.tolist()]
+    assert h.evaluate(labels, known) == h.evaluate(test, known)
+    with pytest.raises(IndexError, match=r"^test\[0\] \(tail\): index 999 is out of range"):
+        h.evaluate([[0, 0, 999]], known)
+    with pytest.raises(IndexError, match=r"^filter_triples\[0\] \(relation\): index 99"):
+        h.ranks(test, [[0, 99, 1]])
+    with pytest.raises(IndexError, match=r"^valid\[0\] \(head\): index -2"):
+        h.fit([[-2, 0, 1]], known)
+    with pytest.raises(IndexError, match=r"^filter_triples\[0\] \(tail\): index 14"):
+        h.predict_tails(0, 0, filter_triples=[[0, 0, 14]])
+    with pytest.raises(ValueError, match=r"^heads: no queries"):
+        h.predict_tails([], 0)
+    with pytest.raises(ValueError, match=r"^k: expected an integer >= 1"):
+        h.predict_heads(0, 0, k=0)
+
+
+@pytest.mark.parametrize("row,exc,match", [
+    ([0, -3, 0, -1, -1, 0, 0, -1, 0, -1, 0], IndexError, r"^rules\[0\]: relation ids .* out "
+                                                         r"of range for the model's 4"),
+    ([0, 0, 0, -1, -1, 4, 0, -1, 0, -1, 0], IndexError, r"^rules\[0\]: relation ids"),
+    ([0, 0, 0, -1, -1, 0, 0, -3, 0, -1, 0], ValueError, r"^rules\[0\]: .* is not a rule row"),
+    ([0, 0, 0, -1, -1, -1, 0, 1, 0, -1, 0], ValueError, r"^rules\[0\]: .* is not a rule row"),
+    ([0, 0, 0, -1, -1, 1, 2, -1, 0, -1, 0], ValueError, r"^rules\[0\]: .* is not a rule row"),
+    ([5, 0, 0, -1, -1, 1, 0, -1, 0, -1, 0], ValueError, r"^rules\[0\]: .* is not a rule row"),
+])
+def test_embedding_rule_scores_check_the_rows(row, exc, match):
+    """s15 #12: a negative relation id wrapped around in NumPy indexing and returned a value;
+    an id >= n was a bare NumPy IndexError."""
+    rel = np.random.default_rng(0).standard_normal((4, 6))
+    good = _closed(2, (0, 0), (1, 1))
+    with pytest.raises(exc, match=match.replace("rules\\[0\\]", "rules\\[1\\]")):
+        embedding_rule_scores(_Fake("distmult", rel), [good, row])
+    with pytest.raises(TypeError, match=r"^rules: expected integer rule rows"):
+        embedding_rule_scores(_Fake("distmult", rel), np.array([good], dtype=float))

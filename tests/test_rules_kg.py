@@ -571,3 +571,244 @@ def test_mine_accepts_numpy_integers_and_bools_where_they_fit():
     b = mine(tr, method="sample", paths=50, max_batches=2, verbose=0, relations=[0, 1])
     np.testing.assert_array_equal(a.rules, b.rules)
     assert a.info_["batches"] == 2
+
+
+# --------------------------------------------------------------------------- s15 review
+def test_mine_mines_only_the_relations_that_occur(monkeypatch):
+    """s15 #1: mine() walked range(n_relations): one relation id of 10**6 ran for minutes,
+    one of 10**9 got the process killed. Relations without facts have no rule with support,
+    so the rules are those of the same graph with its relation ids made dense."""
+    sparse = _graph(12, 2, 60, 3)
+    sparse[:, 1] *= 5  # relations 0 and 5
+    dense = sparse.copy()
+    dense[:, 1] //= 5
+    calls = []
+    real = _core.rules_mine_exact
+
+    def spy(index, heads, *args):
+        calls.extend(heads)
+        return real(index, heads, *args)
+
+    monkeypatch.setattr(_core, "rules_mine_exact", spy)
+    kw = dict(max_length=2, max_length_acyclic=1, min_support=1, verbose=0)
+    got = mine(sparse, **kw)
+    assert calls == [0, 5]
+    want = mine(dense, **kw)
+    rows = want.rules.copy()
+    for col in (1, 5, 7, 9):
+        rows[:, col] = np.where(rows[:, col] >= 0, rows[:, col] * 5, rows[:, col])
+    np.testing.assert_array_equal(got.rules, rows)
+    for k in ref.METRIC_KEYS:
+        np.testing.assert_array_equal(got.metrics[k], want.metrics[k], err_msg=k)
+    # The sampler seeds each head relation by its id: the relations without facts changed
+    # nothing (the rules of every head given, as before).
+    sampled = dict(kw, method="sample", max_batches=2, paths=50)
+    a, b = mine(sparse, **sampled), mine(sparse, relations=range(6), **sampled)
+    assert len(a) > 0 and a.info_["paths_per_batch"] == 2 * 50
+    np.testing.assert_array_equal(a.rules, b.rules)
+
+
+def test_mine_refuses_a_huge_id_up_front_saying_ids_must_be_dense(monkeypatch):
+    """s15 #1: a quick ValueError naming the id (as KGEModel.fit gives), before any work."""
+    import nesy.rules.kg as kg
+
+    for n in (2**20, 10**9):
+        with pytest.raises(ValueError, match=rf"^graph: {n + 1:,} relations, more than the rule "
+                                             rf"index takes.*relation id {n:,} implies a table "
+                                             r".*ids must be 0\.\.n-1"):
+            mine(np.array([[0, n, 1]]), verbose=0)
+    # An entity id far beyond the machine's memory (made small here) likewise.
+    monkeypatch.setattr(kg, "physical_memory_bytes", lambda: 10**6)
+    with pytest.raises(ValueError, match=r"^graph: 1 relations x 100,001 entities need .* GiB "
+                                         r"for the rule index.*entity id 100,000 implies.*ids "
+                                         r"must be 0\.\.n-1"):
+        mine(np.array([[0, 0, 10**5]]), verbose=0)
+    # Dense ids: no hint about them.
+    dense = np.array([[i, 0, i + 1] for i in range(0, 10**5, 2)])
+    with pytest.raises(ValueError, match=r"^graph: .*for the rule index, more than this "
+                                         r"machine's [0-9.]+ GiB$"):
+        _ = KGGraph.of(dense).index
+    monkeypatch.undo()
+    assert len(mine(np.array([[0, 0, 1], [1, 0, 2], [0, 10**5, 2]]), min_support=1,
+                    verbose=0)) > 0
+
+
+def _support_zero_rules():
+    t = np.array([[0, 0, 1], [1, 1, 2], [2, 0, 3], [0, 1, 1]])
+    rows = np.array([[0, 0, 0, -1, -1, 1, 0, -1, 0, -1, 0],   # r0(X,Y) <- r1(X,Y): support 1
+                     [0, 1, 0, -1, -1, 0, 1, -1, 0, -1, 0],   # r1(X,Y) <- r0(Y,X): support 0
+                     [1, 0, 0, 3, 2, 1, 0, -1, 0, -1, 0]])    # r0(X,3) <- r1(X,2): support 0
+    return t, rows
+
+
+def test_filter_with_min_support_zero_keeps_rules_without_support():
+    """s15 #3: filter(min_support=0) (its default) dropped support-0 rules, contrary to its
+    docstring, so filter(kinds=...) also changed the predictions of the kinds it kept."""
+    t, rows = _support_zero_rules()
+    m = rule_metrics(t, rows)
+    assert m["support"].tolist() == [1, 0, 0]
+    rs = KGRuleSet(rows, m, t)
+    assert len(rs.filter(min_support=0)) == len(rs.filter()) == 3
+    assert len(rs.filter(min_support=1)) == 1
+    closed = rs.filter(kinds=["closed"])
+    assert len(closed) == 2
+    test = np.array([[1, 1, 2], [0, 0, 1]])
+    only = KGRuleSet(rows[:2], {k: v[:2] for k, v in m.items()}, t)
+    for ties in ("optimistic", "pessimistic"):
+        for side in ("head", "tail"):
+            np.testing.assert_array_equal(closed.ranks(test, t)[side][ties],
+                                          only.ranks(test, t)[side][ties])
+
+
+def test_filter_refuses_one_string_for_kinds_and_relations():
+    """s15 #11: filter(kinds="closed") iterated over the characters ("unknown ['c', 'l', ...]"),
+    filter(relations="r") looked the label "r" up letter by letter."""
+    d = load_kg("nations")
+    rs = mine(d, max_length=1, max_length_acyclic=0, verbose=0)
+    with pytest.raises(TypeError, match=r"^kinds: expected a sequence of kinds among .*got str "
+                                        r"'closed' \(for one kind: \['closed'\]\)"):
+        rs.filter(kinds="closed")
+    with pytest.raises(TypeError, match=r"^relations: expected a sequence of relation ids or "
+                                        r"labels, got str 'intergovorgs' \(for one relation: "):
+        rs.filter(relations="intergovorgs")
+    with pytest.raises(TypeError, match=r"^relations: expected a sequence"):
+        rs.filter(relations=3)
+    one = rs.filter(relations=["intergovorgs"], kinds=("closed",))
+    assert len(one) > 0 and set(one.rules[:, 1]) == {d.relations.index("intergovorgs")}
+
+
+def test_rule_set_errors_name_the_arguments():
+    """s15 #12: evaluate named the kernel's "triples" and "known"; predict_tails took a filter
+    with ids out of range; an empty query list said "lengths differ"."""
+    rs = _small_rules()  # 14 entities, 3 relations
+    t = _graph(14, 3, 80, 1)
+    with pytest.raises(IndexError, match=r"^test\[0\] \(tail\): index 999 is out of range for "
+                                         r"size 14"):
+        rs.evaluate([[0, 0, 999]], t)
+    with pytest.raises(IndexError, match=r"^filter_triples\[1\] \(relation\): index 3"):
+        rs.evaluate(t[:3], [[0, 0, 1], [0, 3, 1]])
+    with pytest.raises(IndexError, match=r"^test\[0\] \(head\): index -1"):
+        rs.ranks([[-1, 0, 1]], t)
+    with pytest.raises(IndexError, match=r"^filter_triples\[0\] \(tail\): index 999"):
+        rs.predict_tails(0, 0, filter_triples=[[0, 0, 999]])
+    with pytest.raises(IndexError, match=r"^filter_triples\[0\] \(head\): index 14"):
+        rs.predict_heads(0, 1, filter_triples=[[14, 0, 1]])
+    with pytest.raises(ValueError, match=r"^heads: no queries \(an empty sequence\)"):
+        rs.predict_tails([], 0)
+    with pytest.raises(ValueError, match=r"^tails: no queries"):
+        rs.predict_heads(0, [])
+    with pytest.raises(ValueError, match=r"^heads \(2\) and relations \(3\): lengths differ"):
+        rs.predict_tails([0, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match=r"^test\[0, 0\]: got a label, but this graph has no "
+                                         r"entity labels"):
+        rs.evaluate([["a", 0, 1]], t)
+
+
+@pytest.mark.parametrize("change,exc,match", [
+    (dict(support=[-5]), ValueError, r"^metrics\['support'\]\[0\]: expected an integer count "
+                                     r">= 0, got -5"),
+    (dict(support=[np.nan]), ValueError, r"^metrics\['support'\]\[0\]: expected an integer"),
+    (dict(body_pairs=[2.5]), ValueError, r"^metrics\['body_pairs'\]\[0\]: expected an integer"),
+    (dict(head_facts=[-2]), ValueError, r"^metrics\['head_facts'\]\[0\]: expected an integer "
+                                        r"count >= -1"),
+    (dict(std_confidence=[1.5]), ValueError, r"^metrics\['std_confidence'\]\[0\]: expected a "
+                                             r"ratio in \[0, 1\]"),
+    (dict(head_coverage=[np.nan]), ValueError, r"^metrics\['head_coverage'\]\[0\]: expected a "
+                                               r"ratio"),
+    (dict(support=["2"]), TypeError, r"^metrics\['support'\]: expected numbers, got dtype"),
+    (dict(support=[True]), TypeError, r"^metrics\['support'\]: expected numbers"),
+])
+def test_rule_set_checks_metric_values(change, exc, match):
+    """s15 #13: support -5 gave a weight of 0, NaN failed at the first prediction with the
+    kernel's "confidence[0]"."""
+    t, rows = _support_zero_rules()
+    m = rule_metrics(t, rows[:1])
+    m.update({k: np.array(v) for k, v in change.items()})
+    with pytest.raises(exc, match=match):
+        KGRuleSet(rows[:1], m, t)
+
+
+def test_rule_set_checks_pc():
+    t, rows = _support_zero_rules()
+    m = rule_metrics(t, rows)
+    for pc, exc, match in (("5", TypeError, r"^pc: expected a number, got str '5'"),
+                           (True, TypeError, r"^pc: expected a number"),
+                           (np.inf, ValueError, r"^pc: expected a finite value >= 0, got inf"),
+                           (-1, ValueError, r"^pc: expected a finite value >= 0"),
+                           (np.nan, ValueError, r"^pc: expected a finite value")):
+        with pytest.raises(exc, match=match):
+            KGRuleSet(rows, m, t, pc=pc)
+    assert KGRuleSet(rows, m, t, pc=np.int64(0)).pc == 0.0
+    m["support"] = m["support"].astype(np.float64)  # integral floats are counts
+    assert len(KGRuleSet(rows, m, t)) == 3
+
+
+def test_rule_set_takes_label_triples_where_kge_models_do():
+    """s15 #10: KGEModel.evaluate takes label triples; KGRuleSet.evaluate said "test: expected
+    integer ids, got dtype <U12"."""
+    d = load_kg("nations")
+    rs = mine(d, max_length=1, max_length_acyclic=1, verbose=0)
+    test = d.test[:20]
+    labels = [(d.entities[h], d.relations[r], d.entities[t]) for h, r, t in test.tolist()]
+    mixed = [(h, r, int(test[i, 2])) for i, (h, r, _) in enumerate(labels)]
+    known = d.all_triples()
+    want = rs.evaluate(test, known)
+    assert rs.evaluate(labels, known) == want
+    assert rs.evaluate(np.array(labels), known) == want
+    assert rs.evaluate(mixed, known) == want
+    ids, _ = rs.predict_tails("usa", "intergovorgs", k=5, filter_triples=labels)
+    np.testing.assert_array_equal(ids, rs.predict_tails("usa", "intergovorgs", k=5,
+                                                        filter_triples=test)[0])
+    with pytest.raises(UnknownLabelError, match=r"^test\[0, 0\]: unknown entity label "
+                                                r"'atlantis'"):
+        rs.evaluate([("atlantis", "intergovorgs", "usa")], known)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".json"])
+def test_rule_files_keep_how_the_rules_predict(tmp_path, suffix):
+    """s15 #14: a set saved with pc=0, aggregation="noisy_or" reloaded as maxplus, pc=5.
+    Files without the settings (older versions) load with the defaults as before, and the
+    older reader (which skips '#' lines and unknown JSON keys) reads the new files."""
+    from nesy.rules import kg_format
+
+    d = load_kg("nations")
+    rs = mine(d, max_length=1, max_length_acyclic=1, verbose=0)
+    custom = KGRuleSet(rs.rules, rs.metrics, d, pc=0.5, aggregation="noisy_or",
+                       exclude_query=False)
+    path = tmp_path / f"r{suffix}"
+    custom.save(path)
+    back = KGRuleSet.load(path, d)
+    assert (back.pc, back.aggregation, back.exclude_query) == (0.5, "noisy_or", False)
+    np.testing.assert_array_equal(back.rules, custom.rules)
+    assert back.evaluate(d.test, d.all_triples()) == custom.evaluate(d.test, d.all_triples())
+    over = KGRuleSet.load(path, d, pc=2.0, exclude_query=True)
+    assert (over.pc, over.aggregation, over.exclude_query) == (2.0, "noisy_or", True)
+    rows, metrics = kg_format.load_rules(path, d.relations, d.entities)
+    np.testing.assert_array_equal(rows, custom.rules)
+    # A file without settings: the constructor's defaults.
+    old = tmp_path / f"old{suffix}"
+    kg_format.save_rules(old, rs.rules, rs.metrics, d.relations, d.entities)
+    assert "settings" not in old.read_text()
+    plain = KGRuleSet.load(old, d)
+    assert (plain.pc, plain.aggregation, plain.exclude_query) == (5.0, "maxplus", True)
+    # The file differs from one without settings by the settings alone.
+    lines = path.read_text().splitlines()
+    kept = [ln for ln in lines if "settings" in ln]
+    assert len(kept) == 1 and [ln for ln in lines if ln not in kept] == \
+        old.read_text().splitlines()
+
+
+def test_command_line_eval_uses_the_settings_of_the_rule_file(tmp_path, capsys):
+    from nesy.cli import main
+
+    d = load_kg("nations")
+    rs = mine(d, max_length=1, max_length_acyclic=0, verbose=0)
+    path = tmp_path / "r.json"
+    KGRuleSet(rs.rules, rs.metrics, d, pc=0.0, aggregation="noisy_or").save(path)
+    assert main(["rules", "eval", "--data", "nations", "--rules", str(path)]) == 0
+    assert "rules alone (noisy_or, pc=0.0), test" in capsys.readouterr().out
+    assert main(["rules", "eval", "--data", "nations", "--rules", str(path), "--pc", "1"]) == 0
+    assert "rules alone (noisy_or, pc=1.0), test" in capsys.readouterr().out
+    assert main(["rules", "eval", "--data", "nations", "--max-length", "1",
+                 "--max-length-acyclic", "0"]) == 0
+    assert "rules alone (maxplus, pc=5.0), test" in capsys.readouterr().out

@@ -74,6 +74,18 @@ def check_triples(triples: Any, name: str = "triples") -> np.ndarray:
     return _int64(t, name)
 
 
+def check_ids(triples: np.ndarray, n_ent: int, n_rel: int, name: str) -> None:
+    """IndexError naming ``name``, the first triple (``name[k]``) and its column when an id of
+    the int array ``triples (n, 3)`` is outside ``[0, n_ent)`` (heads and tails) or
+    ``[0, n_rel)`` (relations)."""
+    for col, size, what in ((0, n_ent, "head"), (1, n_rel, "relation"), (2, n_ent, "tail")):
+        bad = np.flatnonzero((triples[:, col] < 0) | (triples[:, col] >= size))
+        if bad.size:
+            k = int(bad[0])
+            raise IndexError(f"{name}[{k}] ({what}): index {int(triples[k, col])} is out of "
+                             f"range for size {size}")
+
+
 def _int64(a: np.ndarray, name: str) -> np.ndarray:
     """``a`` (integer) as C-contiguous int64; IndexError naming the first id int64 cannot hold
     (a uint64 id >= 2**63, which the cast would wrap to a negative one)."""

@@ -29,9 +29,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from nesy._checks import check_int
 from nesy.kge.evaluate import TIES, ranks_of_scores, summarise_ranks
-from nesy.kge.scoring import check_triples, score_heads, score_tails
-from nesy.rules.kg import KGRuleSet
+from nesy.kge.model import known_answers, top_k
+from nesy.kge.scoring import score_heads, score_tails
+from nesy.rules.kg import KGRuleSet, _rows
 
 METHODS = ("rules_first", "weighted", "log_linear")
 #: Weights tried by :meth:`HybridPredictor.fit`: ``w`` of ``"weighted"``, ``lam`` of
@@ -56,7 +58,9 @@ class HybridPredictor:
     ----------
     rules : KGRuleSet
     model : KGEModel
-        Trained on the same entity and relation ids as ``rules.graph``.
+        Trained on the same entity and relation ids as ``rules.graph``: ValueError when the
+        table sizes differ, or when both know their labels and those differ (other labels,
+        or the same in another order).
     method : {"rules_first", "weighted", "log_linear", "auto"}
         ``"auto"``: chosen by :meth:`fit`.
     weight : float, optional
@@ -88,6 +92,12 @@ class HybridPredictor:
         if rel.shape[0] != rules.graph.n_relations:
             raise ValueError(f"model: {rel.shape[0]} relations, but the rules' graph has "
                              f"{rules.graph.n_relations}")
+        for name in ("entities", "relations"):
+            ours, theirs = getattr(model, name + "_", None), getattr(rules.graph, name)
+            if ours is not None and theirs is not None and list(ours) != list(theirs):
+                raise ValueError(f"model: its {name} are not those of the rules' graph (other "
+                                 f"labels, or the same in another order): the model and the "
+                                 f"rules number their {name} differently")
         self.rules = rules
         self.model = model
         self.method = method
@@ -96,6 +106,18 @@ class HybridPredictor:
         self.weight_ = 0.5 if weight is None else float(weight)
         self.validation_: list[dict[str, Any]] = []
         self.selection_: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        chosen = f"method_={self.method_!r}"
+        if self.method_ != "rules_first":
+            chosen += f", weight_={self.weight_:g}"
+        return (f"HybridPredictor(method={self.method!r}, weight={self.weight!r}; {chosen}; "
+                f"{len(self.rules):,} rules, {self.model!r})")
+
+    def _triples(self, triples: Any, name: str) -> np.ndarray:
+        """Id triples (or label triples, with the labels of the rules' graph), checked
+        against its sizes with errors naming ``name``."""
+        return self.rules.graph.triple_ids(triples, name)
 
     # ------------------------------------------------------------------ the pieces
     def _parts(self, t: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,10 +176,10 @@ class HybridPredictor:
         """Choose the combination on ``valid`` (see the module docs)."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
-        v = check_triples(valid, "valid")
+        v = self._triples(valid, "valid")
         if v.shape[0] == 0:
             raise ValueError("valid: no validation triples")
-        known = check_triples(filter_triples, "filter_triples")
+        known = self._triples(filter_triples, "filter_triples")
         baselines = [("weighted", 0.0), ("rules_first", 0.0)]
         methods = METHODS if self.method == "auto" else (self.method,)
         options: list[tuple[str, float]] = list(baselines)
@@ -184,21 +206,61 @@ class HybridPredictor:
         return self
 
     def ranks(self, test: Any, filter_triples: Any) -> dict[str, dict[str, np.ndarray]]:
-        """Filtered ranks of ``test`` (as :func:`nesy.kge.evaluate.filtered_ranks`)."""
-        t = check_triples(test, "test")
-        known = check_triples(filter_triples, "filter_triples")
+        """Filtered ranks of ``test`` (as :func:`nesy.kge.evaluate.filtered_ranks`); both
+        arguments id triples or, when the rules' graph has labels, label triples."""
+        t = self._triples(test, "test")
+        known = self._triples(filter_triples, "filter_triples")
         return self._ranks(t, known, [(self.method_, self.weight_)])[0]
 
     def evaluate(self, test: Any, filter_triples: Any, ties: str = "realistic",
                  per_relation: bool = True) -> dict[str, Any]:
-        """Filtered link-prediction metrics, in the format of :func:`nesy.kge.evaluate`."""
+        """Filtered link-prediction metrics, in the format of :func:`nesy.kge.evaluate` (both
+        arguments as :meth:`ranks` takes them)."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
-        t = check_triples(test, "test")
+        t = self._triples(test, "test")
         if t.shape[0] == 0:
             raise ValueError("test: nothing to evaluate (0 triples)")
         r = self.ranks(t, filter_triples)
         return summarise_ranks(t, r["head"][ties], r["tail"][ties], per_relation)
+
+    def _predict(self, entities: Any, relations: Any, side: str, k: Any,
+                 filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
+        k = check_int("k", k, 1)
+        names = ("heads", "relations") if side == "tail" else ("tails", "relations")
+        q = self.rules.graph.queries(entities, relations, names)
+        f = None if filter_triples is None else self._triples(filter_triples, "filter_triples")
+        t = np.zeros((q.shape[0], 3), dtype=np.int64)
+        t[:, 1] = q[:, 1]
+        t[:, 0 if side == "tail" else 2] = q[:, 0]
+        ids, scores = [], []
+        for start in range(0, t.shape[0], BLOCK):
+            block = t[start:start + BLOCK]
+            s = self._combine(*self._parts(block, side), self.method_, self.weight_)
+            exclude = (None if f is None else
+                       known_answers(f, q[start:start + BLOCK, 0], block[:, 1], side == "tail",
+                                     block.shape[0]))
+            i, v = top_k(s, k, exclude)
+            ids.append(i)
+            scores.append(v)
+        return np.concatenate(ids), np.concatenate(scores)
+
+    def predict_tails(self, heads: Any, relations: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best tails of ``(h, r, ?)`` by the combination in use (``method_``,
+        ``weight_``), best first, as :meth:`nesy.kge.KGEModel.predict_tails` and
+        :meth:`nesy.rules.kg.KGRuleSet.predict_tails` return them: ``(ids (n, k), scores (n,
+        k))``, ``scores`` the combined scores (float64; equal scores by id), a row with
+        fewer than ``k`` candidates padded with id -1 and score ``-inf``, entities with ``(h,
+        r, e)`` in ``filter_triples`` left out. Heads and relations are ids, or labels when
+        the rules' graph has labels."""
+        return self._predict(heads, relations, "tail", k, filter_triples)
+
+    def predict_heads(self, relations: Any, tails: Any, k: int = 10,
+                      filter_triples: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best heads of ``(?, r, t)``, as :meth:`predict_tails` (entities with
+        ``(e, r, t)`` in ``filter_triples`` are left out)."""
+        return self._predict(tails, relations, "head", k, filter_triples)
 
 
 # --------------------------------------------------------------------------- rules x embeddings
@@ -221,10 +283,9 @@ def embedding_rule_scores(model: Any, rules: Any) -> np.ndarray:
     -------
     ndarray of float64, shape (m,)
     """
-    rows = np.asarray(rules, dtype=np.int64)
-    if rows.ndim != 2 or rows.shape[1] != 11:
-        raise ValueError(f"rules: expected shape (m, 11), got {rows.shape}")
+    rows = _rows(rules)
     _, rel = model._tables()
+    _check_rule_ids(rows, rel.shape[0])
     rel = np.asarray(rel, dtype=np.float64)
     name = model.model
     out = np.full(rows.shape[0], np.nan)
@@ -269,6 +330,30 @@ def embedding_rule_scores(model: Any, rules: Any) -> np.ndarray:
         raise ValueError(f"model: no relation composition for {name!r}")
     out[closed] = score
     return out
+
+
+def _check_rule_ids(rows: np.ndarray, n_rel: int) -> None:
+    """IndexError naming ``rules[i]`` when a row names a relation outside ``[0, n_rel)`` (the
+    head, or a used body atom: relation >= 0), ValueError when its layout is not a rule
+    row's (kind 0 to 2, 0/1 inverse flags, used atoms first, unused ones ``-1, 0``)."""
+    atoms = rows[:, 5:11:2]
+    used = atoms >= 0
+    rels = np.where(used, atoms, 0)
+    layout = ((rows[:, 0] < 0) | (rows[:, 0] > 2) | ~np.isin(rows[:, 2], (0, 1))
+              | ~np.all(np.isin(rows[:, 6:11:2], (0, 1)), axis=1) | ~used[:, 0]
+              | np.any(used[:, 1:] & ~used[:, :-1], axis=1)
+              | np.any(~used & ((atoms != -1) | (rows[:, 6:11:2] != 0)), axis=1))
+    bad = np.flatnonzero(layout)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"rules[{i}]: {rows[i].tolist()} is not a rule row (kind 0-2, 0/1 "
+                         f"inverse flags, 1 to 3 body atoms then unused atoms -1, 0)")
+    out = (rows[:, 1] < 0) | (rows[:, 1] >= n_rel) | np.any(used & (rels >= n_rel), axis=1)
+    bad = np.flatnonzero(out)
+    if bad.size:
+        i = int(bad[0])
+        raise IndexError(f"rules[{i}]: relation ids {rows[i].tolist()} out of range for the "
+                         f"model's {n_rel} relations")
 
 
 def _rank(x: np.ndarray) -> np.ndarray:

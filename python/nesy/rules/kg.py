@@ -38,9 +38,10 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
+from nesy._checks import check_int, physical_memory_bytes
 from nesy.kge.evaluate import TIES, summarise_ranks
-from nesy.kge.scoring import check_seed
+from nesy.kge.model import label_triples
+from nesy.kge.scoring import check_ids, check_seed
 from nesy.kge.scoring import check_triples as _triples
 
 ROW = 11
@@ -51,6 +52,8 @@ METHODS = ("exact", "sample")
 MAX_PATHS = 10**7
 METRICS = ("support", "body_pairs", "pca_body_pairs", "head_facts", "head_coverage",
            "std_confidence", "pca_confidence")
+#: Relations the Rust rule index takes (``rust/core/src/rules/index.rs``): fewer than 2**20.
+MAX_RELATIONS = 2**20
 
 
 # --------------------------------------------------------------------------- input checks
@@ -79,6 +82,7 @@ class KGGraph:
     entities: Optional[list[str]] = None
     relations: Optional[list[str]] = None
     _index: Any = field(default=None, repr=False)
+    _vocabularies: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, graph: Any, n_entities: Optional[int] = None,
@@ -104,8 +108,38 @@ class KGGraph:
         if self._index is None:
             if self.triples.shape[0] == 0:
                 raise ValueError("graph: the graph is empty (0 triples)")
+            self._check_sizes()
             self._index = _core.RuleGraph(self.triples, self.n_entities, self.n_relations)
         return self._index
+
+    def _check_sizes(self) -> None:
+        """ValueError before the index is built when it cannot be: more relations than it
+        takes (:data:`MAX_RELATIONS`), or lists (two per relation and entity, with the
+        temporary tables that build them) larger than this machine's memory. From id arrays
+        that is an id far beyond the number of entities or relations (the graph has a row for
+        every id up to the largest), and the message says so."""
+        n_ent, n_rel = self.n_entities, self.n_relations
+        mem = physical_memory_bytes()
+        need = 3 * 8 * 2 * n_rel * (n_ent + 1)
+        if n_rel < MAX_RELATIONS and (mem is None or need <= mem):
+            return
+        if n_rel >= MAX_RELATIONS:
+            why = (f"{n_rel:,} relations, more than the rule index takes "
+                   f"({MAX_RELATIONS - 1:,})")
+        else:
+            why = (f"{n_rel:,} relations x {n_ent:,} entities need {need / 2**30:,.1f} GiB for "
+                   f"the rule index, more than this machine's {mem / 2**30:,.1f} GiB")
+        used_rel = len(np.unique(self.triples[:, 1]))
+        used_ent = len(np.unique(self.triples[:, [0, 2]]))
+        if self.relations is None and n_rel > 2 * used_rel:
+            why += (f"; relation id {n_rel - 1:,} implies a table of {n_rel:,} rows, but the "
+                    f"graph uses only {used_rel:,} distinct relation ids")
+        elif self.entities is None and n_ent > 2 * used_ent:
+            why += (f"; entity id {n_ent - 1:,} implies a table of {n_ent:,} rows, but the "
+                    f"graph uses only {used_ent:,} distinct entity ids")
+        else:
+            raise ValueError(f"graph: {why}")
+        raise ValueError(f"graph: {why}; ids must be 0..n-1 (remap them, or use load_kg)")
 
     def entity(self, x: Any) -> int:
         """An entity id from an id or (with labels) a label."""
@@ -114,6 +148,49 @@ class KGGraph:
     def relation(self, x: Any) -> int:
         """A relation id from an id or (with labels) a label."""
         return self._id(x, self.relations, self.n_relations, "relation")
+
+    def _label_id(self, label: str, kind: str, where: str) -> int:
+        """The id of ``label`` (``kind`` "entity" or "relation") for argument position
+        ``where`` (as :meth:`nesy.kge.KGEModel` reads label triples)."""
+        labels = self.entities if kind == "entity" else self.relations
+        if labels is None:
+            raise ValueError(f"{where}: got a label, but this graph has no {kind} labels (it "
+                             f"was made from id arrays): pass ids")
+        table = self._vocabularies.get(kind)
+        if table is None:
+            table = self._vocabularies[kind] = {lab: i for i, lab in enumerate(labels)}
+        if label not in table:
+            from nesy.datasets.kg import UnknownLabelError
+            raise UnknownLabelError(f"{where}: unknown {kind} label {label!r} (not among the "
+                                    f"graph's {len(table):,} {kind} labels)")
+        return table[label]
+
+    def triple_ids(self, triples: Any, name: str) -> np.ndarray:
+        """``triples`` as int64 ``(n, 3)`` ids: id triples or, when the graph has labels,
+        ``(head, relation, tail)`` label triples (ids and labels may mix); errors name the
+        argument ``name`` (an id out of range: IndexError naming the triple and column)."""
+        t = _triples(label_triples(triples, name, self._label_id), name)
+        check_ids(t, self.n_entities, self.n_relations, name)
+        return t
+
+    def queries(self, entities: Any, relations: Any, names: tuple[str, str]) -> np.ndarray:
+        """``(n, 2)`` int64 ``(entity, relation)`` ids of queries given as ids or labels, one
+        of the two possibly a single value (used for every query); ``names``: the arguments'
+        names for the errors."""
+        e = np.atleast_1d(np.asarray(entities, dtype=object))
+        r = np.atleast_1d(np.asarray(relations, dtype=object))
+        if e.ndim != 1 or r.ndim != 1:
+            raise ValueError(f"{names[0]} and {names[1]}: expected scalars or 1-D sequences")
+        for name, a in zip(names, (e, r)):
+            if len(a) == 0:
+                raise ValueError(f"{name}: no queries (an empty sequence)")
+        n = max(len(e), len(r))
+        if len(e) not in (1, n) or len(r) not in (1, n):
+            raise ValueError(f"{names[0]} ({len(e)}) and {names[1]} ({len(r)}): lengths differ")
+        e = np.broadcast_to(e, (n,))
+        r = np.broadcast_to(r, (n,))
+        return np.array([[self.entity(a), self.relation(b)] for a, b in zip(e, r)],
+                        dtype=np.int64).reshape(-1, 2)
 
     @staticmethod
     def _id(x: Any, labels: Optional[list[str]], n: int, kind: str) -> int:
@@ -233,22 +310,29 @@ def _check_mine_args(max_length: Any, max_length_acyclic: Any, min_support: Any,
         max_batches = check_int("max_batches", max_batches, 1)
     if method == "sample" and time_budget is None and max_batches is None:
         raise ValueError("time_budget: the sampling miner needs a time budget or max_batches")
-    one = (isinstance(relations, (str, bytes)) or not isinstance(relations, Iterable)
-           or (isinstance(relations, np.ndarray) and relations.ndim == 0))
-    if relations is not None and one:
-        raise TypeError(f"relations: expected a sequence of relation ids or labels, got "
-                        f"{type(relations).__name__} {relations!r} (for one relation: "
-                        f"[{relations!r}])")
+    _check_sequence("relations", relations, "relation ids or labels", "relation")
     if verbose is not None and not isinstance(verbose, (numbers.Integral, np.bool_)):
         raise TypeError(f"verbose: expected an integer (0 or None: silent, 1: a progress bar), "
                         f"got {type(verbose).__name__} {verbose!r}")
     return max_length, max_length_acyclic, time_budget, paths, max_batches
 
 
+def _check_sequence(name: str, value: Any, what: str, one: str) -> None:
+    """TypeError naming ``name`` when ``value`` (None allowed) is not a sequence (one string
+    would be read as its characters)."""
+    single = (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)
+              or (isinstance(value, np.ndarray) and value.ndim == 0))
+    if value is not None and single:
+        raise TypeError(f"{name}: expected a sequence of {what}, got {type(value).__name__} "
+                        f"{value!r} (for one {one}: [{value!r}])")
+
+
 def _keep(m: dict[str, np.ndarray], min_support: int, min_head_coverage: float,
           min_confidence: float, confidence: str) -> np.ndarray:
+    """The rules passing the thresholds (``min_support`` as given: :func:`mine` checks it is
+    at least 1, :meth:`KGRuleSet.filter` lets 0 keep the rules without support)."""
     conf = m["pca_confidence" if confidence == "pca" else "std_confidence"]
-    return ((m["support"] >= max(min_support, 1)) & (m["head_coverage"] >= min_head_coverage)
+    return ((m["support"] >= min_support) & (m["head_coverage"] >= min_head_coverage)
             & (conf >= min_confidence))
 
 
@@ -286,7 +370,8 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     seed : int, default 0
         Seeds the path sampler (``method="sample"``); an integer in ``[0, 2**64)``.
     relations : sequence of ids or labels, optional
-        Head relations to mine rules for (default: all).
+        Head relations to mine rules for (default: every relation with a fact in the graph;
+        the others can have no rule with support).
     verbose : int or None
         0 or None: silent; 1: a progress bar.
 
@@ -300,14 +385,19 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     ------
     TypeError, ValueError
         Before any work, naming the option: a value of the wrong kind (a float or string
-        count, a string ``time_budget``, one label as ``relations``) or out of its range.
+        count, a string ``time_budget``, one label as ``relations``) or out of its range; a
+        ValueError too when the graph's index cannot be built (from id arrays: an id far
+        beyond the number of entities or relations, which must be numbered 0..n-1).
     """
     max_length, max_length_acyclic, time_budget, paths, max_batches = _check_mine_args(
         max_length, max_length_acyclic, min_support, min_head_coverage, min_confidence,
         confidence, method, time_budget, paths, max_batches, relations, verbose)
     seed = check_seed(seed)
     g = KGGraph.of(graph)
-    heads = (list(range(g.n_relations)) if relations is None
+    index = g.index  # built first: it checks the sizes (a huge id) before any other work
+    # Relations without facts can have no rule with support: mine those that occur (not
+    # range(n_relations), which is huge for one large relation id).
+    heads = ([int(r) for r in np.unique(g.triples[:, 1])] if relations is None
              else list(dict.fromkeys(g.relation(r) for r in relations)))  # each once
     if not heads:
         raise ValueError("relations: no head relations to mine")
@@ -322,7 +412,7 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
             float(min_head_coverage), float(min_confidence), confidence, time_budget,
             int(paths), max_batches, int(seed), verbose)
     info.update(method=method, seconds=time.perf_counter() - start,
-                index_bytes=int(g.index.nbytes), rules=int(rows.shape[0]))
+                index_bytes=int(index.nbytes), rules=int(rows.shape[0]))
     return KGRuleSet(rows, metrics, g, info=info)
 
 
@@ -408,6 +498,30 @@ def _mine_sampled(g: KGGraph, heads: list[int], max_length: int, max_length_acyc
 
 
 # --------------------------------------------------------------------------- the rule set
+def _check_metric(key: str, v: np.ndarray) -> None:
+    """The values of metric ``key`` of :class:`KGRuleSet`, checked as rule files are: counts
+    are integers (integral floats too), ``support`` and ``body_pairs`` at least 0, the two
+    counts text files may not know at least -1 (unknown); ratios are in [0, 1] (NaN refused).
+    Other keys are the caller's and are not checked."""
+    if key not in METRICS:
+        return
+    if v.dtype == bool or not (np.issubdtype(v.dtype, np.integer)
+                               or np.issubdtype(v.dtype, np.floating)):
+        raise TypeError(f"metrics[{key!r}]: expected numbers, got dtype {v.dtype}")
+    if not v.size:
+        return
+    if key in METRICS[:4]:
+        low = 0 if key in ("support", "body_pairs") else -1
+        bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)) | (v < low))
+        want = f"an integer count >= {low}"
+    else:
+        bad = np.flatnonzero(~((v >= 0) & (v <= 1)))
+        want = "a ratio in [0, 1]"
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"metrics[{key!r}][{i}]: expected {want}, got {v[i].item()!r}")
+
+
 class KGRuleSet:
     """Rules over one knowledge graph, with their metrics, for prediction and explanation.
 
@@ -441,10 +555,13 @@ class KGRuleSet:
             if v.shape != (self.rules.shape[0],):
                 raise ValueError(f"metrics[{k!r}]: expected shape ({self.rules.shape[0]},), "
                                  f"got {v.shape}")
+            _check_metric(k, v)
         self.graph = KGGraph.of(graph)
-        if not float(pc) >= 0:
-            raise ValueError(f"pc: expected a value >= 0, got {pc}")
-        if aggregation not in AGGREGATIONS:
+        if isinstance(pc, (bool, np.bool_)) or not isinstance(pc, numbers.Real):
+            raise TypeError(f"pc: expected a number, got {type(pc).__name__} {pc!r}")
+        if not 0 <= float(pc) < np.inf:
+            raise ValueError(f"pc: expected a finite value >= 0, got {pc}")
+        if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation: expected one of {AGGREGATIONS}, got {aggregation!r}")
         self.pc = float(pc)
         self.aggregation = aggregation
@@ -476,13 +593,18 @@ class KGRuleSet:
                min_confidence: float = 0.0, confidence: str = "std",
                kinds: Optional[Sequence[str]] = None, max_length: Optional[int] = None,
                relations: Optional[Sequence[Any]] = None) -> KGRuleSet:
-        """The rules passing every given threshold (``kinds`` among :data:`KINDS`); the
-        thresholds are checked as :func:`mine` checks them (``min_support`` may be 0 here)."""
-        if confidence not in ("std", "pca"):
+        """The rules passing every given threshold (``kinds`` among :data:`KINDS`,
+        ``relations`` ids or labels: sequences, even of one); the thresholds are checked as
+        :func:`mine` checks them, but ``min_support`` may be 0 here, which keeps the rules
+        without support too (from :func:`rule_metrics`, or :meth:`load` with ``remeasure`` on
+        another graph): with the defaults, every rule passes."""
+        if not isinstance(confidence, str) or confidence not in ("std", "pca"):
             raise ValueError(f"confidence: expected 'std' or 'pca', got {confidence!r}")
         _check_thresholds(min_support, min_head_coverage, min_confidence, 0)
         if max_length is not None:
             check_int("max_length", max_length, 0)
+        _check_sequence("kinds", kinds, f"kinds among {KINDS}", "kind")
+        _check_sequence("relations", relations, "relation ids or labels", "relation")
         keep = _keep(self.metrics, min_support, min_head_coverage, min_confidence, confidence)
         if kinds is not None:
             bad = [k for k in kinds if k not in KINDS]
@@ -521,19 +643,11 @@ class KGRuleSet:
                 f"{self.text(i)}" for i in idx]
 
     # ------------------------------------------------------------------ prediction
-    def _predict(self, entities: Any, relations: Any, inverse: bool, k: int
+    def _predict(self, entities: Any, relations: Any, inverse: bool, k: int,
+                 names: tuple[str, str] = ("entities", "relations")
                  ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        e = np.atleast_1d(np.asarray(entities, dtype=object))
-        r = np.atleast_1d(np.asarray(relations, dtype=object))
-        if e.ndim != 1 or r.ndim != 1:
-            raise ValueError("entities and relations: expected scalars or 1-D sequences")
-        n = max(len(e), len(r))
-        if len(e) not in (1, n) or len(r) not in (1, n):
-            raise ValueError(f"entities ({len(e)}) and relations ({len(r)}): lengths differ")
-        e = np.broadcast_to(e, (n,))
-        r = np.broadcast_to(r, (n,))
-        q = np.array([[self.graph.entity(a), self.graph.relation(b)] for a, b in zip(e, r)],
-                     dtype=np.int64).reshape(-1, 2)
+        q = self.graph.queries(entities, relations, names)
+        n = q.shape[0]
         off, cand, level, mx, _ = _core.rules_predict(
             self.graph.index, self.rules, self.confidence(), q, inverse, self.aggregation, k,
             self.exclude_query)
@@ -544,8 +658,11 @@ class KGRuleSet:
              filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
         k = check_int("k", k, 1)
         # Ask for more than k when filtering: filtered candidates are dropped afterwards.
-        f = None if filter_triples is None else _triples(filter_triples, "filter_triples")
-        q, cands, _, maxes = self._predict(entities, relations, inverse, 0 if f is not None else k)
+        f = (None if filter_triples is None
+             else self.graph.triple_ids(filter_triples, "filter_triples"))
+        names = ("tails", "relations") if inverse else ("heads", "relations")
+        q, cands, _, maxes = self._predict(entities, relations, inverse,
+                                           0 if f is not None else k, names)
         ids = np.full((len(cands), k), -1, dtype=np.int64)
         scores = np.full((len(cands), k), -np.inf)
         for i, (c, m) in enumerate(zip(cands, maxes)):
@@ -564,8 +681,9 @@ class KGRuleSet:
         """The ``k`` best tails of ``(h, r, ?)`` by the rules: ``(ids (n, k), scores (n, k))``,
         best first in the set's aggregation order; ``scores`` are the highest confidence of a
         rule firing for the entity. Rows with fewer than ``k`` candidates are padded with id -1
-        and score ``-inf``; entities with ``(h, r, e)`` in ``filter_triples`` are left out.
-        Heads and relations are ids, or labels when the graph has labels."""
+        and score ``-inf``; entities with ``(h, r, e)`` in ``filter_triples`` (id or label
+        triples) are left out. Heads and relations are ids, or labels when the graph has
+        labels."""
         return self._top(heads, relations, False, k, filter_triples)
 
     def predict_heads(self, relations: Any, tails: Any, k: int = 10,
@@ -620,10 +738,11 @@ class KGRuleSet:
 
     # ------------------------------------------------------------------ evaluation
     def ranks(self, test: Any, filter_triples: Any) -> dict[str, dict[str, np.ndarray]]:
-        """Filtered ranks of ``test`` as :func:`nesy.kge.evaluate.filtered_ranks` returns them.
-        Also sets ``info_["widest_query"]``, the most candidates one query had."""
-        t = _triples(test, "test")
-        k = _triples(filter_triples, "filter_triples")
+        """Filtered ranks of ``test`` as :func:`nesy.kge.evaluate.filtered_ranks` returns them
+        (both arguments id triples or, when the graph has labels, label triples). Also sets
+        ``info_["widest_query"]``, the most candidates one query had."""
+        t = self.graph.triple_ids(test, "test")
+        k = self.graph.triple_ids(filter_triples, "filter_triples")
         opt, pess, widest = _core.rules_ranks(self.graph.index, self.rules, self.confidence(),
                                               t, k, self.aggregation, self.exclude_query)
         self.info_["widest_query"] = int(widest)
@@ -637,10 +756,11 @@ class KGRuleSet:
                  per_relation: bool = True) -> dict[str, Any]:
         """Filtered link-prediction metrics of the rules on ``test``, in the format of
         :func:`nesy.kge.evaluate.evaluate` (MR, MRR, Hits@1/3/10 overall, per direction and
-        per relation)."""
+        per relation); both arguments id triples or, when the graph has labels, label
+        triples."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
-        t = _triples(test, "test")
+        t = self.graph.triple_ids(test, "test")
         if t.shape[0] == 0:
             raise ValueError("test: nothing to evaluate (0 triples)")
         r = self.ranks(t, filter_triples)
@@ -649,19 +769,31 @@ class KGRuleSet:
     # ------------------------------------------------------------------ files
     def save(self, path: Union[str, os.PathLike[str]], format: Optional[str] = None) -> None:
         """Write the rules and metrics atomically: readable text (one rule a line with its
-        metrics) or JSON when ``path`` ends in ``.json`` (or ``format="json"``)."""
+        metrics) or JSON when ``path`` ends in ``.json`` (or ``format="json"``). The file also
+        keeps ``pc``, ``aggregation`` and ``exclude_query`` (a header comment of the text
+        format, a ``"settings"`` entry of the JSON one), which :meth:`load` restores."""
         from nesy.rules.kg_format import save_rules
         save_rules(path, self.rules, self.metrics, self.graph.relation_names(),
-                   self.graph.entity_names(), format=format)
+                   self.graph.entity_names(), format=format, settings=self.settings())
+
+    def settings(self) -> dict[str, Any]:
+        """``pc``, ``aggregation`` and ``exclude_query``: how the rules predict (saved with
+        them)."""
+        return {"pc": self.pc, "aggregation": self.aggregation,
+                "exclude_query": self.exclude_query}
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike[str]], graph: Any, remeasure: bool = False,
              **kwargs: Any) -> KGRuleSet:
         """Read a rule file written by :meth:`save` (labels resolved against ``graph``). With
-        ``remeasure``, metrics are recomputed on ``graph`` instead of taken from the file."""
-        from nesy.rules.kg_format import load_rules
+        ``remeasure``, metrics are recomputed on ``graph`` instead of taken from the file.
+
+        ``kwargs`` (``pc``, ``aggregation``, ``exclude_query``, ``info``) go to the
+        constructor; ``pc``, ``aggregation`` and ``exclude_query`` not given are those the
+        file keeps (files of older versions keep none: the constructor's defaults)."""
+        from nesy.rules.kg_format import read_rule_file
         g = KGGraph.of(graph)
-        rows, metrics = load_rules(path, g.relation_names(), g.entity_names())
+        rows, metrics, settings = read_rule_file(path, g.relation_names(), g.entity_names())
         if remeasure or not {"support", "body_pairs"} <= set(metrics):
             metrics = rule_metrics(g, rows)
-        return cls(rows, metrics, g, **kwargs)
+        return cls(rows, metrics, g, **{**settings, **kwargs})

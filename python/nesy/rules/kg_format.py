@@ -29,6 +29,12 @@ Files (always UTF-8, written atomically; the reader tells them apart by their fi
 * JSON: ``{"format": "nesy-kg-rules", "version": 1, "relations": [...], "rules": [{"rule":
   text, "row": [...], "support": ..., ...}, ...]}``, one rule a line, every metric kept
   bit-exact.
+
+Both may also keep how the rules predict (``settings``: ``pc``, ``aggregation``,
+``exclude_query``, see :class:`nesy.rules.kg.KGRuleSet`): the text format as a second header
+line ``# nesy-kg-rules settings: {...}`` (a JSON object), JSON as a ``"settings"`` object after
+``"version"``. Readers of files without them, and of older versions (which ignore ``#`` lines
+and unknown keys), are unaffected; :func:`read_rule_file` returns them.
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ import numpy as np
 from nesy._io import atomic_write, read_text
 from nesy.datasets.kg import UnknownLabelError
 
-__all__ = ["FORMAT", "VERSION", "METRIC_KEYS", "rule_text", "parse_rule", "save_rules",
-           "load_rules"]
+__all__ = ["FORMAT", "VERSION", "METRIC_KEYS", "SETTINGS", "rule_text", "parse_rule",
+           "save_rules", "load_rules", "read_rule_file"]
 
 FORMAT = "nesy-kg-rules"
 VERSION = 1
@@ -58,12 +64,18 @@ METRIC_KEYS = COUNT_KEYS + RATIO_KEYS
 TEXT_COLUMNS = ("std_confidence", "support", "body_pairs", "pca_confidence", "head_coverage")
 TEXT_HEADER = ("# nesy-kg-rules v1: conf\tsupport\tbody_pairs\tpca_conf\thead_coverage\trule "
                "(conf = standard confidence)")
+#: The second header line of a text file that keeps the settings (a JSON object follows).
+SETTINGS_PREFIX = "# nesy-kg-rules settings: "
+#: Settings a file may keep, and the aggregations ``"aggregation"`` may name.
+SETTINGS = ("pc", "aggregation", "exclude_query")
+AGGREGATIONS = ("maxplus", "max_noisy_or", "noisy_or")
 ROW_WIDTH = 11
 MAX_BODY = {0: 3, 1: 2, 2: 2}
 
 _BARE = re.compile(r"[A-Za-z0-9_.\-/:]+")
 _VARIABLE = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _ESCAPE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+_COUNT = re.compile(r"[0-9]+")
 
 Labels = Union[Sequence[str], Mapping[str, int]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -342,6 +354,146 @@ def parse_rule(text: str, relation_ids: Labels, entity_ids: Optional[Labels] = N
     return row + [-1, 0] * (3 - len(atoms))
 
 
+# --------------------------------------------------------------------------- many rules
+# The texts rule_text writes, exactly (X, A, B, Y the only variables, no free whitespace):
+# read by one regular expression, their labels looked up once each. Anything else, and any
+# failure, goes to parse_rule, which gives the same row (or its error).
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_ATOM = rf'([A-Za-z0-9_.\-/:]+|{_QUOTED})\(([XYAB]|{_QUOTED}),([XYAB]|{_QUOTED})\)'
+_CANONICAL = re.compile(rf"{_ATOM} <- {_ATOM}(?:, {_ATOM})?(?:, {_ATOM})?")
+
+
+class _Reader:
+    """:func:`parse_rule` with one vocabulary for many rule texts: the texts :func:`rule_text`
+    writes are read without the general parser, each label token looked up once."""
+
+    def __init__(self, relation_ids: Labels, entity_ids: Optional[Labels]) -> None:
+        self.relation_ids = _id_map(relation_ids)
+        self.entity_ids = None if entity_ids is None else _id_map(entity_ids)
+        self.tokens: dict[tuple[bool, str], int] = {}
+
+    def _id(self, token: str, entity: bool) -> int:
+        """The id of a relation or (quoted) constant token; KeyError when it has none."""
+        key = (entity, token)
+        found = self.tokens.get(key)
+        if found is None:
+            ids = self.entity_ids if entity else self.relation_ids
+            if ids is None:
+                raise KeyError(token)
+            label = json.loads(token) if token[0] == '"' else token
+            found = self.tokens[key] = int(ids[label])
+        return found
+
+    def _fast(self, text: str) -> Optional[list[int]]:
+        match = _CANONICAL.fullmatch(text)
+        if match is None:
+            return None
+        g = match.groups()
+        head, a, b = g[0:3]
+        atoms = [g[i:i + 3] for i in range(3, 12, 3) if g[i] is not None]
+        n = len(atoms)
+        closed = (a, b) == ("X", "Y")
+        if closed:
+            hi, const = 0, None
+        elif a == "X" and b[0] == '"':
+            hi, const = 0, b
+        elif b == "X" and a[0] == '"':
+            hi, const = 1, a
+        else:
+            return None
+        if n > (3 if closed else 2):
+            return None
+        terms = ["X", "A", "B"][:n] + ["Y"]
+        if not closed:  # the end: the term of the last atom that does not continue the path
+            _, p, q = atoms[-1]
+            if p == q or terms[n - 1] not in (p, q):
+                return None
+            terms[n] = q if p == terms[n - 1] else p
+        kind = 0 if closed else 1 if terms[n][0] == '"' else 2
+        if kind == 2 and terms[n] != "AB"[n - 1]:
+            return None
+        row = [kind, self._id(head, False), hi, -1, -1]
+        if kind:
+            row[3] = self._id(const, True)
+        if kind == 1:
+            row[4] = self._id(terms[n], True)
+        for k, (rel, p, q) in enumerate(atoms):
+            if (p, q) == (terms[k], terms[k + 1]):
+                inv = 0
+            elif (q, p) == (terms[k], terms[k + 1]):
+                inv = 1
+            else:
+                return None
+            row += [self._id(rel, False), inv]
+        return row + [-1, 0] * (3 - n)
+
+    def row(self, text: str) -> list[int]:
+        """``parse_rule(text, relation_ids, entity_ids)``."""
+        if isinstance(text, str):
+            try:
+                row = self._fast(text)
+            except (KeyError, ValueError, TypeError):  # unknown labels, bad quoting
+                row = None
+            if row is not None:
+                return row
+        return parse_rule(text, self.relation_ids, self.entity_ids)
+
+
+def _valid_rows(r: np.ndarray) -> bool:
+    """Whether every row of the int array ``r (m, 11)`` passes :func:`_check_row` (which
+    names the first that does not)."""
+    kind, head, hi, c, d = r[:, :5].T
+    rel, inv = r[:, 5::2], r[:, 6::2]
+    used = rel >= 0
+    n = used.sum(axis=1)
+    prefix = used[:, 0] & (used[:, 1] | ~used[:, 2])  # the used atoms come first
+    unused = np.all(used | ((rel == -1) & (inv == 0)), axis=1)
+    flags = np.all(~used | (inv == 0) | (inv == 1), axis=1) & ((hi == 0) | (hi == 1))
+    shape = np.where(kind == 0, (hi == 0) & (c == -1) & (d == -1) & (n <= 3),
+                     (c >= 0) & (n <= 2) & np.where(kind == 1, d >= 0, d == -1))
+    ok = (kind >= 0) & (kind <= 2) & prefix & unused & flags & (head >= 0) & shape
+    return bool(ok.all())
+
+
+def _rule_texts(r: np.ndarray, relations: Sequence[str],
+                entities: Optional[Sequence[str]]) -> list[str]:
+    """``[rule_text(row, relations, entities) for row in r]``, the same texts and the same
+    first error, each label looked up once."""
+    if not _valid_rows(r):
+        return [rule_text(row, relations, entities) for row in r]
+    names: dict[int, str] = {}
+    consts: dict[int, str] = {}
+
+    def name(i: int) -> str:
+        if i not in names:
+            names[i] = _relation_name(_label(relations, i, "relation"))
+        return names[i]
+
+    def const(i: int) -> str:
+        if i not in consts:
+            consts[i] = _quote(_label(entities, i, "entity"))
+        return consts[i]
+
+    out = []
+    for kind, head, hi, c, d, r1, i1, r2, i2, r3, i3 in r.tolist():
+        body = [(r1, i1), (r2, i2), (r3, i3)][:1 + (r2 >= 0) + (r3 >= 0)]
+        rels = [name(head)] + [name(a) for a, _ in body]
+        inner = ["A", "B"][: len(body) - 1]
+        if kind == 0:
+            terms = ["X", *inner, "Y"]
+            head_args = "X,Y"
+        else:
+            value = const(c)
+            end = const(d) if kind == 1 else ["A", "B"][len(body) - 1]
+            terms = ["X", *inner, end]
+            head_args = f"{value},X" if hi else f"X,{value}"
+        atoms = [f"{rels[k + 1]}({terms[k + 1]},{terms[k]})" if inv
+                 else f"{rels[k + 1]}({terms[k]},{terms[k + 1]})"
+                 for k, (_, inv) in enumerate(body)]
+        out.append(f"{rels[0]}({head_args}) <- " + ", ".join(atoms))
+    return out
+
+
 # --------------------------------------------------------------------------- rule sets
 def _check_rule_set(rows: Any, metrics: Mapping[str, Any]
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -375,30 +527,64 @@ def _check_rule_set(rows: Any, metrics: Mapping[str, Any]
     return r.astype(np.int64), out
 
 
-def _render_text(texts: list[str], m: dict[str, np.ndarray]) -> str:
+def _check_settings(settings: Any, where: str) -> dict[str, Any]:
+    """``settings`` (a mapping of some of :data:`SETTINGS`; other keys are left out, for the
+    readers of later versions) as plain values; ValueError naming ``where`` otherwise."""
+    if not isinstance(settings, Mapping):
+        raise ValueError(f"{where}: expected an object of {list(SETTINGS)}, got "
+                         f"{type(settings).__name__}")
+    out: dict[str, Any] = {}
+    if "pc" in settings:
+        pc = settings["pc"]
+        if (isinstance(pc, (bool, np.bool_)) or not isinstance(pc, (int, float, np.integer,
+                                                                    np.floating))
+                or not 0 <= float(pc) < math.inf):
+            raise ValueError(f"{where}: 'pc' must be a finite number >= 0, got {pc!r}")
+        out["pc"] = float(pc)
+    if "aggregation" in settings:
+        agg = settings["aggregation"]
+        if not isinstance(agg, str) or agg not in AGGREGATIONS:
+            raise ValueError(f"{where}: 'aggregation' must be one of {AGGREGATIONS}, got "
+                             f"{agg!r}")
+        out["aggregation"] = agg
+    if "exclude_query" in settings:
+        ex = settings["exclude_query"]
+        if not isinstance(ex, (bool, np.bool_)):
+            raise ValueError(f"{where}: 'exclude_query' must be true or false, got {ex!r}")
+        out["exclude_query"] = bool(ex)
+    return out
+
+
+def _render_text(texts: list[str], m: dict[str, np.ndarray],
+                 settings: Optional[dict[str, Any]] = None) -> str:
     lines = [TEXT_HEADER]
-    for k, text in enumerate(texts):
-        values = [repr(float(m[key][k])) if key in RATIO_KEYS else str(int(m[key][k]))
-                  for key in TEXT_COLUMNS]
-        lines.append("\t".join(values + [text]))
+    if settings is not None:
+        lines.append(SETTINGS_PREFIX + json.dumps(settings))
+    # Columns as Python floats (repr: the shortest round-trip text) and ints.
+    cols = [[repr(v) for v in m[key].astype(np.float64).tolist()] if key in RATIO_KEYS
+            else [str(v) for v in m[key].astype(np.int64).tolist()] for key in TEXT_COLUMNS]
+    lines.extend("\t".join(values) for values in zip(*cols, texts))
     return "\n".join(lines) + "\n"
 
 
 def _render_json(texts: list[str], rows: np.ndarray, m: dict[str, np.ndarray],
-                 relations: Sequence[str]) -> str:
-    items = []
-    for k, text in enumerate(texts):
-        item: dict[str, Any] = {"rule": text, "row": [int(v) for v in rows[k]]}
-        for key in METRIC_KEYS:
-            item[key] = float(m[key][k]) if key in RATIO_KEYS else int(m[key][k])
-        items.append("  " + _json(item))
-    head = (f'{{\n "format": {json.dumps(FORMAT)},\n "version": {VERSION},\n'
+                 relations: Sequence[str], settings: Optional[dict[str, Any]] = None) -> str:
+    # As "  " + _json(item) of each item {"rule": text, "row": [...], metric: value, ...}:
+    # JSON writes ints and floats as their repr, and only the text may need escapes.
+    cols = [[f'"{key}": {v!r}' for v in (m[key].astype(np.float64) if key in RATIO_KEYS
+                                         else m[key].astype(np.int64)).tolist()]
+            for key in METRIC_KEYS]
+    items = [f'  {{"rule": {_json(text)}, "row": {row}, {", ".join(values)}}}'
+             for text, row, *values in zip(texts, rows.tolist(), *cols)]
+    kept = "" if settings is None else f' "settings": {json.dumps(settings)},\n'
+    head = (f'{{\n "format": {json.dumps(FORMAT)},\n "version": {VERSION},\n{kept}'
             f' "relations": {_json(list(relations))},\n "rules": [\n')
     return head + ",\n".join(items) + "\n ]\n}\n"
 
 
 def save_rules(path: PathLike, rows: Any, metrics: Mapping[str, Any], relations: Sequence[str],
-               entities: Optional[Sequence[str]] = None, format: Optional[str] = None) -> None:
+               entities: Optional[Sequence[str]] = None, format: Optional[str] = None,
+               settings: Optional[Mapping[str, Any]] = None) -> None:
     """Write a rule set as text or JSON, atomically (nothing is written if anything is wrong).
 
     Parameters
@@ -412,15 +598,20 @@ def save_rules(path: PathLike, rows: Any, metrics: Mapping[str, Any], relations:
         Labels by id (``entities`` needed only for acyclic rules).
     format : {"text", "json"}, optional
         Default: ``"json"`` when ``path`` ends in ``.json``, else ``"text"``.
+    settings : mapping, optional
+        How the rules predict (any of :data:`SETTINGS`), kept in the file for
+        :func:`read_rule_file` (none when not given).
     """
     if format is None:
         format = "json" if os.fspath(path).lower().endswith(".json") else "text"
     if format not in ("text", "json"):
         raise ValueError(f"format: expected 'text' or 'json', got {format!r}")
     r, m = _check_rule_set(rows, metrics)
+    kept = None if settings is None else _check_settings(settings, "settings")
     relations = list(relations)
-    texts = [rule_text(row, relations, entities) for row in r]
-    content = _render_text(texts, m) if format == "text" else _render_json(texts, r, m, relations)
+    texts = _rule_texts(r, relations, entities)
+    content = (_render_text(texts, m, kept) if format == "text"
+               else _render_json(texts, r, m, relations, kept))
 
     def write(fh: IO[Any]) -> None:
         fh.write(content)
@@ -443,13 +634,12 @@ def _parse_number(field: str, key: str) -> Union[int, float]:
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
             raise ValueError(f"{key} {field!r} is not a ratio in [0, 1]")
         return value
-    if not re.fullmatch(r"[0-9]+", field.strip()):
+    if not _COUNT.fullmatch(field.strip()):
         raise ValueError(f"{key} {field!r} is not a non-negative integer")
     return int(field)
 
 
-def _text_rule(line: str, relations: Labels, entities: Optional[Labels]
-               ) -> tuple[list[int], dict[str, Any]]:
+def _text_rule(line: str, reader: _Reader) -> tuple[list[int], dict[str, Any]]:
     fields = line.split("\t", len(TEXT_COLUMNS))
     if len(fields) != len(TEXT_COLUMNS) + 1:
         raise ValueError(f"expected {len(TEXT_COLUMNS) + 1} tab-separated fields (conf, "
@@ -459,7 +649,7 @@ def _text_rule(line: str, relations: Labels, entities: Optional[Labels]
         values = {key: _parse_number(f, key) for key, f in zip(TEXT_COLUMNS, fields)}
     except ValueError as exc:
         raise ValueError(f"{exc}: {line!r}") from None
-    row = parse_rule(fields[-1].strip(), relations, entities)
+    row = reader.row(fields[-1].strip())
     s, b = int(values["support"]), int(values["body_pairs"])
     if s > b:
         raise ValueError(f"support {s} > body_pairs {b}: {line!r}")
@@ -474,16 +664,24 @@ def _where(path: str, line: int, exc: Exception) -> Exception:
 
 
 def _load_text(path: str, content: str, relations: Labels, entities: Optional[Labels]
-               ) -> tuple[list[list[int]], list[dict[str, Any]]]:
+               ) -> tuple[list[list[int]], list[dict[str, Any]], dict[str, Any]]:
     rows: list[list[int]] = []
     metrics: list[dict[str, Any]] = []
+    settings: dict[str, Any] = {}
     first_line: dict[tuple[int, ...], int] = {}
+    reader = _Reader(relations, entities)
     for number, line in enumerate(content.split("\n"), start=1):
         line = line.rstrip("\r")
+        if line.startswith(SETTINGS_PREFIX) and not rows:
+            try:
+                settings = _check_settings(json.loads(line[len(SETTINGS_PREFIX):]), "settings")
+            except ValueError as exc:  # includes json.JSONDecodeError
+                raise ValueError(f"{path}, line {number}: {exc}") from None
+            continue
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            row, values = _text_rule(line, relations, entities)
+            row, values = _text_rule(line, reader)
         except ValueError as exc:  # includes UnknownLabelError
             raise _where(path, number, exc) from None
         if tuple(row) in first_line:
@@ -492,11 +690,10 @@ def _load_text(path: str, content: str, relations: Labels, entities: Optional[La
         first_line[tuple(row)] = number
         rows.append(row)
         metrics.append(values)
-    return rows, metrics
+    return rows, metrics, settings
 
 
-def _json_rule(item: Any, relations: Labels, entities: Optional[Labels]
-               ) -> tuple[list[int], dict[str, Any]]:
+def _json_rule(item: Any, reader: _Reader) -> tuple[list[int], dict[str, Any]]:
     if not isinstance(item, dict):
         raise ValueError(f"expected an object, got {type(item).__name__}")
     missing = [k for k in ("rule", "row", *METRIC_KEYS) if k not in item]
@@ -516,7 +713,7 @@ def _json_rule(item: Any, relations: Labels, entities: Optional[Labels]
             raise ValueError(f"{key!r} must be a number{'' if key in RATIO_KEYS else ' (int)'}, "
                              f"got {v!r}")
         values[key] = v
-    row = parse_rule(text, relations, entities)
+    row = reader.row(text)
     if row != stored:
         raise ValueError(f"'row' {stored} disagrees with the rule text {text!r}, which reads "
                          f"as {row} with these labels (saved with another vocabulary?)")
@@ -524,7 +721,7 @@ def _json_rule(item: Any, relations: Labels, entities: Optional[Labels]
 
 
 def _load_json(path: str, content: str, relations: Labels, entities: Optional[Labels]
-               ) -> tuple[list[list[int]], list[dict[str, Any]]]:
+               ) -> tuple[list[list[int]], list[dict[str, Any]], dict[str, Any]]:
     try:
         doc = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -541,15 +738,18 @@ def _load_json(path: str, content: str, relations: Labels, entities: Optional[La
     items = doc.get("rules")
     if not isinstance(items, list):
         raise ValueError(f"{path}: 'rules' must be a list")
+    settings = _check_settings(doc["settings"], f"{path}: 'settings'") if "settings" in doc \
+        else {}
     # save_rules writes one rule a line: name the line too when the file still looks like that.
     lines = [i + 1 for i, text in enumerate(content.split("\n"))
              if text.lstrip().startswith('{"rule"')]
     rows, metrics = [], []
     seen: dict[tuple[int, ...], int] = {}
+    reader = _Reader(relations, entities)
     for k, item in enumerate(items):
         where = f"rules[{k}]" + (f" (line {lines[k]})" if len(lines) == len(items) else "")
         try:
-            row, values = _json_rule(item, relations, entities)
+            row, values = _json_rule(item, reader)
         except ValueError as exc:
             cls = UnknownLabelError if isinstance(exc, UnknownLabelError) else ValueError
             raise cls(f"{path}, {where}: {exc}") from None
@@ -558,7 +758,7 @@ def _load_json(path: str, content: str, relations: Labels, entities: Optional[La
         seen[tuple(row)] = k
         rows.append(row)
         metrics.append(values)
-    return rows, metrics
+    return rows, metrics, settings
 
 
 def load_rules(path: PathLike, relations: Labels, entities: Optional[Labels] = None
@@ -590,13 +790,23 @@ def load_rules(path: PathLike, relations: Labels, entities: Optional[Labels] = N
     nesy.datasets.UnknownLabelError
         A rule names a relation or entity not in the vocabulary.
     """
+    rows, metrics, _ = read_rule_file(path, relations, entities)
+    return rows, metrics
+
+
+def read_rule_file(path: PathLike, relations: Labels, entities: Optional[Labels] = None
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`load_rules`, and the settings the file keeps: ``(rows, metrics, settings)``,
+    ``settings`` a dict of those of :data:`SETTINGS` the file has (empty for files saved
+    without them, as by older versions). A malformed settings entry is a ValueError naming the
+    file (and the line of a text file)."""
     name = os.fspath(path)
     content = read_text(name, "utf-8-sig")
     rel_ids = _id_map(relations)
     ent_ids = None if entities is None else _id_map(entities)
     load = _load_json if content.lstrip()[:1] in ("{", "[") else _load_text
-    rows, values = load(name, content, rel_ids, ent_ids)
+    rows, values, settings = load(name, content, rel_ids, ent_ids)
     out = {key: np.array([v[key] for v in values],
                          dtype=np.float64 if key in RATIO_KEYS else np.int64)
            for key in METRIC_KEYS}
-    return np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH), out
+    return np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH), out, settings

@@ -177,7 +177,8 @@ def eval_command(args: argparse.Namespace) -> int:
     from nesy.rules.kg import KGRuleSet
 
     data = load_kg(args.data)
-    kw = dict(pc=args.pc, aggregation=args.aggregation)
+    # Unset: the rule file's settings (when it keeps them), else KGRuleSet's defaults.
+    kw = {k: getattr(args, k) for k in ("pc", "aggregation") if getattr(args, k) is not None}
     if args.rules:
         rs = KGRuleSet.load(args.rules, data, **kw)
         print(f"{data!r}\nloaded {len(rs):,} rules from {args.rules}")
@@ -190,7 +191,7 @@ def eval_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     r = rs.evaluate(test, known, ties=args.ties, per_relation=False)
     seconds = time.perf_counter() - t0
-    print(f"\nrules alone ({args.aggregation}, pc={args.pc}), {args.split}: "
+    print(f"\nrules alone ({rs.aggregation}, pc={rs.pc}), {args.split}: "
           f"{2 * len(test) / seconds:,.0f} queries/s, widest query "
           f"{rs.info_['widest_query']:,} candidates")
     print(metrics_table(r))
@@ -302,11 +303,12 @@ def add_commands(rules_sub: Any) -> None:
     e = rules_sub.add_parser("eval", help="filtered link prediction by rules (and hybrid)")
     add_mine_arguments(e)
     e.add_argument("--rules", help="a rule file saved by 'nesy rules mine --out'")
-    e.add_argument("--aggregation", default="maxplus",
-                   choices=["maxplus", "max_noisy_or", "noisy_or"],
-                   help="how the rules that fire for a candidate combine")
-    e.add_argument("--pc", type=float, default=5.0,
-                   help="rule weight support / (body pairs + pc)")
+    e.add_argument("--aggregation", choices=["maxplus", "max_noisy_or", "noisy_or"],
+                   help="how the rules that fire for a candidate combine (default: the one "
+                        "the --rules file keeps, else maxplus)")
+    e.add_argument("--pc", type=float,
+                   help="rule weight support / (body pairs + pc) (default: the one the "
+                        "--rules file keeps, else 5)")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"],
                    help="the split to evaluate")
     e.add_argument("--ties", default="realistic",
