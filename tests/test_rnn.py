@@ -1695,3 +1695,32 @@ def test_sequence_estimators_skip_the_inputs_gradient_during_fit_only():
         del GRU.backward
     assert seen and not any(seen)
     assert est.model_.rnn.input_grad is True  # model_ is a plain network again
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_parameters_tied_within_one_layer_get_the_sum_of_both_gradients(cls):
+    """Weight tying (nesy.nn: one array registered twice shares one gradient) of weight_ih and
+    weight_hh of one layer (input_size == hidden_size), and of its two biases: the kernel
+    refused the shared gradient array passed twice; the tied gradient is the sum of the two
+    untied ones."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 4))
+    free = cls(4, 4, dtype=np.float64, rng=1)
+    tied = cls(4, 4, dtype=np.float64, rng=1)
+    for name in ("weight_hh_l0", "bias_hh_l0"):
+        src = name.replace("hh", "ih")
+        delattr(free, name)
+        free.register_parameter(name, getattr(free, src).copy())  # same values, untied
+        delattr(tied, name)
+        tied.register_parameter(name, getattr(tied, src))
+    out, _ = free(x)
+    out2, _ = tied(x)
+    np.testing.assert_array_equal(out, out2)
+    g = rng.standard_normal(out.shape)
+    free.backward(g)
+    tied.backward(g)
+    fg, tg = dict(free.named_gradients()), dict(tied.named_gradients())
+    np.testing.assert_allclose(tg["weight_ih_l0"], fg["weight_ih_l0"] + fg["weight_hh_l0"],
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tg["bias_ih_l0"], fg["bias_ih_l0"] + fg["bias_hh_l0"],
+                               rtol=1e-12, atol=1e-12)

@@ -191,6 +191,23 @@ class RNNBase(Module):
             return (*w, g[f"bias_ih_l{layer}{sfx}"], g[f"bias_hh_l{layer}{sfx}"])
         return (*w, None, None)
 
+    @staticmethod
+    def _untied(grads: tuple[Optional[np.ndarray], ...]
+                ) -> tuple[list[Optional[np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+        """The gradient arrays of one layer-direction for the kernel, which accumulates into
+        each and refuses one array passed twice: a parameter tied to another of the same
+        layer-direction (``weight_ih`` and ``weight_hh`` with ``input_size == hidden_size``, or
+        the two biases) shares one gradient array, so each later use gets a zero array of its
+        own, returned with the shared one to be added into it after the call."""
+        out: list[Optional[np.ndarray]] = list(grads)
+        tied: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, a in enumerate(grads):
+            if a is not None and any(a is b for b in grads[:i]):
+                part = np.zeros_like(a)
+                out[i] = part
+                tied.append((a, part))
+        return out, tied
+
     def _cast(self, a: np.ndarray, name: str, lengths: Optional[np.ndarray] = None,
               finite: bool = False, steps: bool = False) -> np.ndarray:
         """``a`` as a C-contiguous array of the layer's dtype.
@@ -466,11 +483,14 @@ class RNNBase(Module):
                 k = layer * self._dirs + d
                 h0k, c0k, ws = saved[d]
                 dy = np.ascontiguousarray(g[:, :, d * H:(d + 1) * H])
+                grads, tied = self._untied(self._grads_of(layer, sfx))
                 dxd, dh, dc = _core.rnn_backward(
                     self._cell, inp, h0k, c0k, *self._weights(layer, sfx), ws, dy, dhn[k],
-                    None if dcn is None else dcn[k], *self._grads_of(layer, sfx),
+                    None if dcn is None else dcn[k], *grads,
                     lengths=lens, reverse=d == 1, input_grad=layer > 0 or self.input_grad,
                 )
+                for shared, part in tied:
+                    shared += part
                 dh0[k] = dh
                 if dc0 is not None:
                     dc0[k] = dc
