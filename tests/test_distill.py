@@ -674,3 +674,20 @@ def test_multi_output_regression_score_and_fidelity_are_sklearns_r2():
                                                                          random_state=0)).fit(X)
     assert c.score(X, y, sample_weight=w) == pytest.approx(
         accuracy_score(y, c.predict(X), sample_weight=w))
+
+
+def test_nesy_teacher_gives_every_submodule_its_own_mode_back():
+    """s15 finding 9: a nesy Module teacher ran in eval mode, but afterwards the whole tree got
+    the root's mode, so a Dropout the user had put in eval mode came back in training mode."""
+    from nesy.nn import Dropout
+
+    net = Sequential(Dense(3, 4, rng=0), Dropout(0.5, rng=0), Dense(4, 2, rng=1))
+    net[1].eval()
+    t = as_teacher(net)
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    a, b = t.logits(X), t.logits(X)
+    np.testing.assert_array_equal(a, b)  # dropout off while it answers
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+    with pytest.raises(ValueError):
+        t.logits(X[:, :2])  # wrong width: the forward fails
+    assert [m.training for m in net.modules()] == [True, True, False, True]

@@ -1017,3 +1017,28 @@ def test_gcn_settings_changed_after_a_forward_are_seen_on_the_same_graph():
     assert not np.allclose(plain, improved)
     layer.improved = False
     np.testing.assert_array_equal(layer(g, x), plain)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copied_gin_with_trainable_eps_ties_like_any_parameter(how):
+    """s15 finding 2: GINConv.__setstate__ skipped Module.__setstate__, so a copied layer's
+    trainable eps was not recorded as a parameter: registering it on another module gave it a
+    second gradient array, and listing the parameters then raised."""
+    import copy
+    import pickle
+
+    from nesy.nn import Module
+
+    layer = GINConv(_mlp(3, 4, 2, np.float64, 0), eps=0.2, train_eps=True, dtype=np.float64)
+    clone = copy.deepcopy(layer) if how == "deepcopy" else pickle.loads(pickle.dumps(layer))
+
+    class Holder(Module):
+        def __init__(self, gin):
+            super().__init__()
+            self.gin = gin
+            self.register_parameter("e2", gin.eps)
+
+    holder = Holder(clone)
+    assert holder.grad("e2") is clone.grad("eps") is not layer.grad("eps")
+    assert [n for n, _ in holder.named_parameters()][0] == "e2"
+    assert len(holder.parameters()) == len(layer.parameters())

@@ -1976,3 +1976,232 @@ def test_non_numeric_hyper_parameters_name_the_argument(make, name):
             bad()
     with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
         nn.MSELoss(reduction=3)
+
+
+# ---------------------------------------------------------------------- s15 second review
+
+
+def test_tied_state_dict_lists_every_name_and_moves_to_torch_and_back(tmp_path):
+    """Finding 1: the tied weight was listed once ('0.weight'), so torch's tied model missed
+    '2.weight' and nesy refused it as unexpected."""
+    torch = pytest.importorskip("torch")
+    a, b = _tied_pair(seed=3)
+    model = nn.Sequential(a, nn.Tanh(), b)
+    state = model.state_dict()
+    assert sorted(state) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    np.testing.assert_array_equal(state["2.weight"], state["0.weight"])
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert sorted(model.snapshot()) == ["0.bias", "0.weight", "2.bias"]  # each array once
+
+    tmodel = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(),
+                                 torch.nn.Linear(3, 3)).double()
+    tmodel[2].weight = tmodel[0].weight
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})  # strict
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    np.testing.assert_allclose(tmodel(torch.from_numpy(x)).detach().numpy(), model(x),
+                               rtol=1e-13)
+    with torch.no_grad():
+        for p in tmodel.parameters():
+            p.mul_(0.5)
+    other_a, other_b = _tied_pair(seed=8)
+    back = nn.Sequential(other_a, nn.Tanh(), other_b)
+    back.load_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})  # strict
+    assert other_b.weight is other_a.weight
+    np.testing.assert_allclose(back(x), tmodel(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-13)
+
+    # a state dict with the first name only (as files saved before), or the other name only
+    for keep in ("0.weight", "2.weight"):
+        fresh_a, fresh_b = _tied_pair(seed=9)
+        fresh = nn.Sequential(fresh_a, nn.Tanh(), fresh_b)
+        fresh.load_state_dict({k: v for k, v in state.items()
+                               if k not in ("0.weight", "2.weight") or k == keep})
+        np.testing.assert_array_equal(fresh_a.weight, a.weight)
+        assert fresh_b.weight is fresh_a.weight
+    with pytest.raises(ValueError, match=r"missing key '0.weight' \(missing: \['0.weight', "
+                                         r"'2.weight'\]\)"):
+        fresh.load_state_dict({k: v for k, v in state.items() if not k.endswith("weight")})
+
+    # two names of one tied array with different values: an error naming both, no change
+    before = fresh.snapshot()
+    bad = dict(state)
+    bad["2.weight"] = bad["2.weight"] + 1.0
+    for strict in (True, False):
+        with pytest.raises(ValueError, match=r"keys '0.weight' and '2.weight' name one tied "
+                                             r"array .* but hold different values"):
+            fresh.load_state_dict(bad, strict=strict)
+        assert all(np.array_equal(v, fresh.snapshot()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="unexpected key 'extra'"):
+        fresh.load_state_dict({**state, "extra": np.ones(1)})
+
+    # Module.save / load: the file holds both names; a file with the first name only loads
+    path = tmp_path / "tied.npz"
+    model.save(path)
+    with np.load(path) as f:
+        assert sorted(f.files) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    fresh.load(path)
+    np.testing.assert_array_equal(fresh_a.weight, a.weight)
+    old = tmp_path / "old.npz"
+    np.savez(old, **{k: v for k, v in state.items() if k != "2.weight"})
+    c, d = _tied_pair(seed=11)
+    nn.Sequential(c, nn.Tanh(), d).load(old)
+    np.testing.assert_array_equal(d.weight, a.weight)
+
+
+def test_tied_state_dict_of_a_shared_submodule_and_of_two_layouts():
+    """Finding 1: one submodule under two names is listed under both (as torch lists it); a
+    tie between a transposed (Dense, torch's layout) and a plain name compares the values in
+    the array's own layout."""
+    torch = pytest.importorskip("torch")
+
+    class Twice(nn.Module):
+        def __init__(self, lin):
+            super().__init__()
+            self.enc = lin
+            self.dec = lin
+
+    lin = nn.Dense(3, 3, dtype=np.float64, rng=0)
+    model = Twice(lin)
+    assert list(model.state_dict()) == ["enc.weight", "enc.bias", "dec.weight", "dec.bias"]
+
+    class TorchTwice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = torch.nn.Linear(3, 3).double()
+            self.dec = self.enc
+
+    tmodel = TorchTwice()
+    assert list(tmodel.state_dict()) == list(model.state_dict())
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    model.load_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
+
+    class Raw(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.register_parameter("w", w)
+
+    dense = nn.Dense(3, 3, dtype=np.float64, rng=1)
+    mixed = nn.Sequential(dense, Raw(dense.weight))
+    state = mixed.state_dict()
+    np.testing.assert_array_equal(state["0.weight"], state["1.w"].T)
+    assert not np.array_equal(state["0.weight"], state["1.w"])
+    dense.weight[...] = 0.0
+    mixed.load_state_dict(state)  # consistent in the array's layout: accepted
+    np.testing.assert_array_equal(dense.weight, state["1.w"])
+
+
+def test_a_parameter_registered_after_its_modules_are_gone_starts_at_zero():
+    """Finding 3: the gradient table kept a deleted module's gradient for as long as the array
+    lived, and a module registering the array later started from that stale gradient."""
+    import gc
+
+    from nesy.nn import module as M
+
+    x = np.ones((1, 2))
+    a = nn.Dense(2, 2, dtype=np.float64, rng=0)
+    a(x)
+    a.backward(np.ones((1, 2)))
+    w = a.weight
+    assert a.grad("weight").any() and id(w) in M._GRAD_OF
+    del a
+    gc.collect()
+    assert id(w) not in M._GRAD_OF  # no live module holds it: its gradient is not kept
+    c = nn.Dense(2, 2, dtype=np.float64, rng=3)
+    del c.weight
+    c.register_parameter("weight", w)
+    assert c.weight is w and not c.grad("weight").any()
+
+    # a module that deletes the attribute no longer holds the array either
+    e = nn.Dense(2, 2, dtype=np.float64, rng=4)
+    v = e.weight
+    del e.weight
+    assert id(v) not in M._GRAD_OF
+
+    # while one module still holds a tied array, registering it ties to that one's gradient
+    p, q = _tied_pair()
+    p(np.ones((1, 3)))
+    p.backward(np.ones((1, 3)))
+    shared, g = p.weight, p.grad("weight")
+    del p
+    gc.collect()
+    r = nn.Dense(3, 3, dtype=np.float64, rng=5)
+    del r.weight
+    r.register_parameter("weight", shared)
+    assert r.grad("weight") is g is q.grad("weight")
+
+
+@pytest.mark.parametrize("monitor, direction", [
+    ("val_brier_score", "min"), ("brier_score", "min"), ("log_score", "min"),
+    ("val_err2", "min"), ("myacc", "min"), ("val_accuracy_error", "min"), ("val_mse", "min"),
+    ("acc_loss", "min"), ("val", "min"), ("val_rmse", "min"), ("nll", "min"),
+    ("score", "max"), ("val_score", "max"), ("val_f1_score", "max"), ("r2_score", "max"),
+    ("val_roc_auc", "max"), ("Val_Accuracy", "max"), ("top_5_accuracy", "max"),
+    ("val_precision", "max"), ("recall", "max"), ("val_r2", "max"), ("acc", "max"),
+])
+def test_early_stopping_auto_mode_matches_whole_words(monitor, direction):
+    """Finding 5: "score" and "r2" matched anywhere, so val_brier_score, log_score and
+    val_err2 (smaller is better) were maximised."""
+    assert nn.EarlyStopping(monitor=monitor).direction == direction
+
+
+def test_trainer_takes_a_duck_typed_early_stopping_again():
+    """Finding 6: an object of one's own with EarlyStopping's protocol (reset, update and the
+    attributes the Trainer reads) was refused with TypeError."""
+    X, y = blobs(n=60)
+
+    class StopAfter:
+        monitor = "loss"
+        restore_best = False
+        best_state_ = None
+
+        def __init__(self, n):
+            self.n = n
+
+        def reset(self):
+            self.seen = []
+            self.best_epoch_ = None
+
+        def update(self, epoch, logs, model):
+            self.seen.append(logs["loss"])
+            self.best_epoch_ = epoch
+            return epoch >= self.n
+
+    es = StopAfter(2)
+    hist = make_trainer(mlp(), epochs=6, early_stopping=es).fit(X, y)
+    assert len(hist) == 2 and hist.stopped_epoch == 2 and hist.best_epoch == 2
+    assert len(es.seen) == 2
+
+    class Minimal:  # only the two methods, no __dict__
+        __slots__ = ("calls",)
+
+        def reset(self):
+            self.calls = 0
+
+        def update(self, epoch, logs, model):
+            self.calls += 1
+            return self.calls == 3
+
+    hist = make_trainer(mlp(), epochs=6, early_stopping=Minimal()).fit(X, y)
+    assert len(hist) == 3 and hist.best_epoch is None
+    for bad in (True, nn.EarlyStopping, object(), "val_loss"):
+        with pytest.raises(TypeError, match="early_stopping: expected an EarlyStopping object "
+                                            "or None.*reset\\(\\) and update"):
+            make_trainer(mlp(), early_stopping=bad)
+
+
+def test_predict_gives_every_submodule_its_own_mode_back():
+    """Finding 9: predict restored the root's mode on the whole tree, so a Dropout the user had
+    put in eval mode came back in training mode."""
+    from nesy.nn.trainer import predict
+
+    net = nn.Sequential(nn.Dense(3, 4, rng=0), nn.Dropout(0.5, rng=0), nn.Dense(4, 2, rng=1))
+    net[1].eval()
+    predict(net, np.ones((5, 3)), batch_size=2)
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+    with pytest.raises(ValueError):
+        predict(net, np.ones((5, 4)))  # wrong width: the forward fails
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+    net.eval()
+    net[2].train()
+    predict(net, np.ones((5, 3)))
+    assert [m.training for m in net.modules()] == [False, False, False, True]

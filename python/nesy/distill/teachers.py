@@ -20,8 +20,8 @@ with a single logit ``z`` (``P(class 1) = sigmoid(z)``) must say so with
 ``as_teacher(model, output="binary_logit")`` (logits ``[0, z]``, classes ``[0, 1]``), or
 ``output="binary_proba"`` when the column is ``P(class 1)``.
 
-Modules are queried as oracles: a nesy Module, and every submodule of a PyTorch module, runs in
-evaluation mode (no dropout, BatchNorm running statistics used and left unchanged) and gets its
+Modules are queried as oracles: every submodule of a nesy or PyTorch module runs in evaluation
+mode (no dropout, BatchNorm running statistics used and left unchanged) and gets its own
 previous mode back afterwards.
 
 An estimator that is not fitted yet is trained first: :func:`fitted_model` returns a clone

@@ -450,8 +450,10 @@ class GINConv(_Conv):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling. A layer pickled before a fixed ``eps`` was a buffer held it as a plain
-        float: it becomes the ``(1,)`` buffer of a new layer."""
-        self.__dict__.update(state)
+        float: it becomes the ``(1,)`` buffer of a new layer. ``Module.__setstate__`` runs
+        first, so a trainable ``eps`` is recorded as a parameter (and ties when registered on
+        another module)."""
+        super().__setstate__(state)
         if not isinstance(self.__dict__.get("eps"), np.ndarray):
             eps = np.array([self.__dict__["eps"]], dtype=self.dtype)
             self.__dict__["_buffers"]["eps"] = eps

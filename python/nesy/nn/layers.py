@@ -224,7 +224,10 @@ class Sequential(Module):
         ``ReLU()`` object at two places, also inside a nested ``Sequential``) raises
         ``ValueError``, since a module keeps the context of one forward pass only and the
         gradients would be wrong. Create one module per place; to share weights, register the
-        same parameter array on both (see :meth:`~nesy.nn.Module.register_parameter`).
+        same parameter array on both (see :meth:`~nesy.nn.Module.register_parameter`). This is
+        checked when a module is added (here or by :meth:`append`) against everything this
+        ``Sequential`` runs at that moment: a module appended later to a nested ``Sequential``
+        (``inner.append(d)`` after ``Sequential(inner, d)``) is not checked again.
     """
 
     def __init__(self, *modules: Module) -> None:

@@ -17,7 +17,13 @@ order, recursively; an array reachable twice is listed once, with one gradient a
   both modules then share that parameter's gradient array too, so ``backward`` accumulates
   the contribution of every use into it, as PyTorch sums them. Only the array object itself
   ties: a view of it is a separate parameter with its own gradient (as a PyTorch Parameter
-  made from a view), and one that is not C-contiguous (``encoder.weight.T``) is copied.
+  made from a view), and one that is not C-contiguous (``encoder.weight.T``) is copied. An
+  array ties only while a module that holds it as a parameter is alive: one registered again
+  after its modules were deleted starts with a new zero gradient.
+
+``state_dict()`` lists a tied array under each of its names, as PyTorch does (so a tied
+model's state dict loads into PyTorch's tied model and back), and ``load_state_dict`` takes any
+of those names.
 
 A module keeps what one ``forward`` needs for ``backward`` (its last pass), so one module
 object must not be called twice in one forward pass (its first use would get the second use's
@@ -27,6 +33,7 @@ hold; create one module per use, and tie their parameters to share weights.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import weakref
@@ -130,29 +137,77 @@ def _torch_file_message(shown: Any, what: str) -> str:
             "writes a nesy .npz file")
 
 
-#: The gradient array of every parameter array registered on a module, by ``id`` of the
-#: parameter, with a weak reference to it (the entry goes with the array): registering an
-#: array that already is a parameter (weight tying) gives it the same gradient array, so that
-#: the backward passes of both modules accumulate into one gradient.
-_GRAD_OF: Dict[int, Tuple[weakref.ref[np.ndarray], np.ndarray]] = {}
+class _Tie:
+    """The gradient array of one parameter array, with weak references to the parameter and
+    to the modules it was registered on (its owners)."""
+
+    __slots__ = ("param", "grad", "owners")
+
+    def __init__(self, param: weakref.ref[np.ndarray], grad: np.ndarray,
+                 owners: List[weakref.ref[Module]]) -> None:
+        self.param = param
+        self.grad = grad
+        self.owners = owners
+
+
+#: The gradient array of every parameter array that a live module holds, by ``id`` of the
+#: parameter: registering an array that some live module holds as a parameter (weight tying)
+#: gives it the same gradient array, so that the backward passes of both modules accumulate
+#: into one gradient. An entry goes when its array does, or when no live module holds the
+#: array as a parameter any more (its modules were deleted, or deleted the attribute): the
+#: table keeps no gradient that no module uses, and an array registered again after that
+#: starts with a new zero gradient, as any new parameter.
+_GRAD_OF: Dict[int, _Tie] = {}
+
+
+def _holds(module: Optional[Module], param: Optional[np.ndarray], grad: np.ndarray) -> bool:
+    """Whether ``module`` (alive) holds ``param`` as a parameter with the gradient ``grad``."""
+    if module is None or param is None:
+        return False
+    params = module.__dict__.get("_parameters", {})
+    grads = module.__dict__.get("_grads", {})
+    # (a parameter without a gradient yet is being registered: register_parameter stores
+    # the gradient this table gives it right after)
+    return any(p is param and grads.get(n, grad) is grad for n, p in params.items())
 
 
 def _forget(key: int, ref: weakref.ref[np.ndarray]) -> None:
+    """Drop the entry of a parameter array that was freed."""
     entry = _GRAD_OF.get(key)
-    if entry is not None and entry[0] is ref:
+    if entry is not None and entry.param is ref:
         del _GRAD_OF[key]
 
 
-def _gradient_of(param: np.ndarray, grad: Optional[np.ndarray] = None) -> np.ndarray:
-    """The gradient array of ``param``: the one it already has when it is registered on some
-    module, else ``grad`` (a new zero array when None), which is recorded as its gradient."""
+def _prune(key: int, _ref: Any = None) -> None:
+    """Drop the owners of the entry ``key`` that are gone or no longer hold its array, and
+    the entry when none is left (an owner was freed, or deleted the parameter)."""
+    entry = _GRAD_OF.get(key)
+    if entry is None:
+        return
+    param = entry.param()
+    entry.owners = [r for r in entry.owners if _holds(r(), param, entry.grad)]
+    if not entry.owners:
+        del _GRAD_OF[key]
+
+
+def _gradient_of(param: np.ndarray, owner: Module,
+                 grad: Optional[np.ndarray] = None) -> np.ndarray:
+    """The gradient array of ``param``, which ``owner`` holds (or is about to hold) as a
+    parameter: the one it already has when a live module holds it as a parameter, else
+    ``grad`` (a new zero array when None), which is recorded as its gradient."""
     key = id(param)
     entry = _GRAD_OF.get(key)
-    if entry is not None and entry[0]() is param:
-        return entry[1]
+    if entry is not None and entry.param() is param:
+        live = [r for r in entry.owners if _holds(r(), param, entry.grad)]
+        if live:
+            if not any(r() is owner for r in live):
+                live.append(weakref.ref(owner, functools.partial(_prune, key)))
+            entry.owners = live
+            return entry.grad
     if grad is None:
         grad = np.zeros_like(param)
-    _GRAD_OF[key] = (weakref.ref(param, lambda ref, key=key: _forget(key, ref)), grad)
+    _GRAD_OF[key] = _Tie(weakref.ref(param, functools.partial(_forget, key)), grad,
+                         [weakref.ref(owner, functools.partial(_prune, key))])
     return grad
 
 
@@ -222,7 +277,7 @@ class Module:
             for name, p in params.items():
                 g = grads.get(name)
                 if isinstance(p, np.ndarray) and isinstance(g, np.ndarray):
-                    shared = _gradient_of(p, g)
+                    shared = _gradient_of(p, self, g)
                     if shared is not g:  # tied arrays saved with separate gradients
                         shared += g
                         grads[name] = shared
@@ -253,9 +308,14 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        param = self.__dict__["_parameters"].get(name)
         for key in ("_parameters", "_grads", "_buffers", "_modules"):
             self.__dict__[key].pop(name, None)
         object.__delattr__(self, name)
+        if param is not None:
+            entry = _GRAD_OF.get(id(param))
+            if entry is not None and entry.param() is param:
+                _prune(id(param))
 
     def register_parameter(self, name: str, array: np.ndarray) -> np.ndarray:
         """Register ``array`` as a trainable parameter and create its zero gradient.
@@ -282,7 +342,7 @@ class Module:
         if not (arr.flags.c_contiguous and arr.flags.writeable):
             arr = np.array(arr, order="C", copy=True)
         self.__dict__["_parameters"][name] = arr
-        self.__dict__["_grads"][name] = _gradient_of(arr)
+        self.__dict__["_grads"][name] = _gradient_of(arr, self)
         object.__setattr__(self, name, arr)
         return arr
 
@@ -434,21 +494,44 @@ class Module:
         return self.train(False)
 
     # ------------------------------------------------------------------ state
+    def _state_entries(self) -> List[Tuple[str, np.ndarray, bool, bool]]:
+        """``(dotted_name, array, transposed, optional)`` for every parameter, then every
+        buffer, of this module and of each descendant, under every name that reaches it, as
+        PyTorch's state dicts list them: a tied array (one parameter array registered on two
+        modules, or one submodule registered under two names) appears once per name.
+        ``transposed`` says that the state dict holds the 2-D array transposed (names a
+        module lists in ``_state_dict_transposed``), ``optional`` that a loaded state dict
+        may lack it (``_state_dict_optional``)."""
+        out: List[Tuple[str, np.ndarray, bool, bool]] = []
+        path: set = set()  # the modules above: a module that holds itself is not walked again
+
+        def walk(mod: Module, pre: str) -> None:
+            if id(mod) in path:
+                return
+            path.add(id(mod))
+            cls = type(mod)
+            flip, optional = cls._state_dict_transposed, cls._state_dict_optional
+            for name, arr in mod._parameters.items():
+                out.append(((f"{pre}.{name}" if pre else name), arr, name in flip, False))
+            for name, arr in mod._buffers.items():
+                out.append(((f"{pre}.{name}" if pre else name), arr, name in flip,
+                            name in optional))
+            for name, child in mod._modules.items():
+                walk(child, f"{pre}.{name}" if pre else name)
+            path.discard(id(mod))
+
+        walk(self, "")
+        return out
+
     def _state_arrays(self) -> List[Tuple[str, np.ndarray, bool]]:
-        """``(dotted_name, array, transposed)`` for every parameter, then every buffer, where
-        ``transposed`` says that the state dict holds the 2-D array transposed (names a module
-        lists in ``_state_dict_transposed``)."""
-        out = []
-        for pre, mod in self.named_modules():
-            flip = type(mod)._state_dict_transposed
-            for name, arr in [*mod._parameters.items(), *mod._buffers.items()]:
-                out.append(((f"{pre}.{name}" if pre else name), arr, name in flip))
+        """``(dotted_name, array, transposed)`` as :meth:`_state_entries`, each array once
+        (under its first name): what :meth:`snapshot` copies."""
         seen: set = set()
         unique = []
-        for entry in out:  # an array reachable twice (weight tying) is listed once
-            if id(entry[1]) not in seen:
-                seen.add(id(entry[1]))
-                unique.append(entry)
+        for name, arr, transposed, _ in self._state_entries():
+            if id(arr) not in seen:
+                seen.add(id(arr))
+                unique.append((name, arr, transposed))
         return unique
 
     def state_dict(self) -> Dict[str, np.ndarray]:
@@ -459,8 +542,13 @@ class Module:
         like ``torch.nn.Linear``'s, so that their state dicts move between the two libraries
         unchanged. The graph layers of :mod:`nesy.gnn` use nesy's own names and
         ``(in_features, out_features)`` weights, not PyG's.
+
+        A tied array (one parameter array registered on two modules, or one submodule
+        registered under two names) is listed under each of its names, as in PyTorch, so
+        that the state dict of a tied model loads into the same tied model in PyTorch and
+        back (:meth:`parameters` lists it once).
         """
-        return {n: (_transposed(a) if t else a.copy()) for n, a, t in self._state_arrays()}
+        return {n: (_transposed(a) if t else a.copy()) for n, a, t, _ in self._state_entries()}
 
     def snapshot(self) -> Dict[str, np.ndarray]:
         """Copies of all parameters and buffers as the module holds them (no layout change,
@@ -488,7 +576,10 @@ class Module:
             As returned by :meth:`state_dict` (an ``np.load`` result of an ``.npz`` works too),
             or a PyTorch module's ``state_dict()`` (CPU tensors, or their ``.numpy()``) with the
             same names and layouts (e.g. ``torch.nn.Linear`` for :class:`~nesy.nn.Dense`).
-            Floating-point values are cast to the parameter's dtype, as PyTorch does.
+            Floating-point values are cast to the parameter's dtype, as PyTorch does. A tied
+            array has several names (see :meth:`state_dict`): any one of them is enough, also
+            with ``strict`` (files saved before state dicts listed every name have the first
+            one only), and names given together must hold the same values.
         strict : bool, default True
             If true, missing and unexpected keys are errors; otherwise they are skipped, as
             torch's (which loads nothing, silently, when no key matches; :meth:`load` of a
@@ -502,48 +593,68 @@ class Module:
             Naming the key, for a missing or unexpected key, a shape mismatch, a value that is
             not floating point, NaN or infinity in a parameter, or a finite value too large
             for the dtype it is cast to (a float64 1e300 into a float32 parameter or buffer).
-            Buffers may hold NaN and infinity (a mask of -inf), and keep them.
+            Buffers may hold NaN and infinity (a mask of -inf), and keep them. Naming both
+            keys, for two names of one tied array that hold different values.
         """
         if not isinstance(state, Mapping) and not (
                 callable(getattr(state, "keys", None)) and hasattr(state, "__getitem__")):
             raise TypeError(f"state: expected a mapping of names to arrays "
                             f"(a state_dict()), got {type(state).__name__}")
-        targets = {n: (a, t) for n, a, t in self._state_arrays()}
+        entries = self._state_entries()
+        groups: Dict[int, List[Tuple[str, np.ndarray, bool, bool]]] = {}
+        for entry in entries:  # the names of each array, a tied one having several
+            groups.setdefault(id(entry[1]), []).append(entry)
         params = {id(p) for _, p, _ in self._named_arrays()}
         keys = list(state.keys())
+        present = set(keys)
         if strict:
-            optional = {(f"{pre}.{name}" if pre else name)
-                        for pre, mod in self.named_modules()
-                        for name in type(mod)._state_dict_optional if name in mod._buffers}
-            missing = [k for k in targets if k not in keys and k not in optional]
+            # A tied array is missing only when none of its names is given (a file saved
+            # before state dicts listed every name of a tied array has its first one only).
+            missing = [e[0] for group in groups.values()
+                       if not any(e[0] in present or e[3] for e in group) for e in group]
             if missing:
                 raise ValueError(
                     f"load_state_dict: missing key {missing[0]!r} (missing: {missing})"
                 )
-            unexpected = [k for k in keys if k not in targets]
+            names = {e[0] for e in entries}
+            unexpected = [k for k in keys if k not in names]
             if unexpected:
                 raise ValueError(
                     f"load_state_dict: unexpected key {unexpected[0]!r} (unexpected: {unexpected})"
                 )
         pairs = []
-        for k, (dst, transposed) in targets.items():
-            if k not in keys:
-                continue
-            src = np.asarray(state[k])
-            want = dst.T.shape if transposed else dst.shape
-            if src.shape != want:
-                layout = " (torch.nn.Linear's (out_features, in_features) layout)" \
-                    if transposed else ""
-                raise ValueError(
-                    f"load_state_dict: key {k!r} has shape {src.shape}, expected {want}{layout}"
-                )
-            if src.dtype != dst.dtype and not (src.dtype.kind == "f" and dst.dtype.kind == "f"):
-                raise ValueError(
-                    f"load_state_dict: key {k!r} has dtype {src.dtype}, expected {dst.dtype}"
-                )
-            if dst.dtype.kind == "f":
-                src = _checked_values(k, src, dst.dtype, finite=id(dst) in params)
-            pairs.append((dst, src, transposed))
+        for group in groups.values():
+            first: Optional[Tuple[str, np.ndarray]] = None  # (key, values in dst's layout)
+            for k, dst, transposed, _ in group:
+                if k not in present:
+                    continue
+                src = np.asarray(state[k])
+                want = dst.T.shape if transposed else dst.shape
+                if src.shape != want:
+                    layout = " (torch.nn.Linear's (out_features, in_features) layout)" \
+                        if transposed else ""
+                    raise ValueError(
+                        f"load_state_dict: key {k!r} has shape {src.shape}, expected {want}"
+                        f"{layout}"
+                    )
+                if src.dtype != dst.dtype and not (src.dtype.kind == "f"
+                                                   and dst.dtype.kind == "f"):
+                    raise ValueError(
+                        f"load_state_dict: key {k!r} has dtype {src.dtype}, expected {dst.dtype}"
+                    )
+                if dst.dtype.kind == "f":
+                    src = _checked_values(k, src, dst.dtype, finite=id(dst) in params)
+                if first is None:
+                    pairs.append((dst, src, transposed))
+                    if len(group) > 1:
+                        first = (k, (src.T if transposed else src).astype(dst.dtype, copy=False))
+                    continue
+                # another name of a tied array: the same values, or an error naming both
+                values = (src.T if transposed else src).astype(dst.dtype, copy=False)
+                if not np.array_equal(values, first[1], equal_nan=dst.dtype.kind == "f"):
+                    raise ValueError(
+                        f"load_state_dict: keys {first[0]!r} and {k!r} name one tied array "
+                        "(the same parameter of two modules) but hold different values")
         for dst, src, transposed in pairs:
             if transposed:
                 _copy_transposed(src, dst)
@@ -617,7 +728,7 @@ class Module:
             raise ValueError(f"{shown!r}: not a nesy Module state file (the archive member "
                              f"{odd[0]!r} is not a .npy array)")
         if not strict:
-            own = [n for n, _, _ in self._state_arrays()]
+            own = [n for n, _, _, _ in self._state_entries()]
             if own and not any(k in state for k in own):
                 raise ValueError(
                     f"{shown!r}: none of the file's keys is one of this "

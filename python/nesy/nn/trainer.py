@@ -55,7 +55,8 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def predict(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Run ``model`` in evaluation mode over ``X`` in batches and concatenate the outputs.
 
-    The model's previous training mode is restored afterwards.
+    Every submodule gets its own previous training mode back afterwards (also after an
+    error): a model with one submodule in evaluation mode (a frozen Dropout) keeps it so.
 
     Parameters
     ----------
@@ -70,12 +71,13 @@ def predict(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """
     X = np.asarray(X)
     batch_size = check_int("batch_size", batch_size, 1)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         outs = [model.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            object.__setattr__(m, "training", training)
     if not outs:
         raise ValueError("X is empty")
     return np.concatenate(outs, axis=0)
@@ -164,18 +166,26 @@ class History:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
-#: Parts of a metric's name that make ``EarlyStopping(mode="auto")`` maximise it.
-_LARGER_IS_BETTER = ("acc", "auc", "f1", "precision", "recall", "r2", "score")
+#: Words of a metric's name that make ``EarlyStopping(mode="auto")`` maximise it.
+_LARGER_IS_BETTER = frozenset({"accuracy", "acc", "auc", "f1", "precision", "recall", "r2"})
+#: Words of a metric's name that keep ``mode="auto"`` at ``"min"`` whatever else it says.
+_SMALLER_IS_BETTER = frozenset({
+    "loss", "losses", "error", "errors", "err", "brier", "mse", "mae", "rmse", "msle",
+    "rmsle", "mape", "nll", "logloss", "perplexity", "ppl", "deviance", "hinge", "ece",
+    "wer", "cer"})
 
 
 def _auto_mode(monitor: str) -> str:
-    """``"max"`` for the name of a score (accuracy, AUC, F1, ...), else ``"min"``."""
-    name = monitor.lower()
-    if name.startswith("val_"):
-        name = name[4:]
-    if "loss" in name or "error" in name:
+    """``"max"`` for the name of a score (accuracy, AUC, F1, ...), else ``"min"``: the rule
+    of :class:`EarlyStopping`'s ``mode="auto"``, on whole ``_``-separated words."""
+    words = monitor.lower().split("_")
+    if len(words) > 1 and words[0] == "val":
+        words = words[1:]
+    if any(w in _SMALLER_IS_BETTER for w in words):
         return "min"
-    return "max" if any(w in name for w in _LARGER_IS_BETTER) else "min"
+    if words == ["score"] or any(w in _LARGER_IS_BETTER for w in words):
+        return "max"
+    return "min"
 
 
 class EarlyStopping:
@@ -190,13 +200,22 @@ class EarlyStopping:
     monitor : str, default "val_loss"
         A key of :attr:`History.history` (``"loss"``, ``"val_loss"``, ``"val_accuracy"``, ...).
     mode : {"auto", "min", "max"}, default "auto"
-        Whether smaller or larger values are better. ``"auto"`` (as Keras's default) is
-        ``"max"`` for a monitor that names a score, where larger is better: its name, without
-        a ``"val_"`` prefix, contains ``"acc"``, ``"auc"``, ``"f1"``, ``"precision"``,
-        ``"recall"``, ``"r2"`` or ``"score"`` and neither ``"loss"`` nor ``"error"``
-        (``"val_accuracy"``, ``"acc"``, ``"val_f1_score"``). It is ``"min"`` for every other
-        name: ``"loss"``, ``"val_loss"``, ``"mae"``, ... Pass ``"min"`` or ``"max"`` for a
-        metric that these names do not describe.
+        Whether smaller or larger values are better. ``"auto"`` (as Keras's default) reads
+        the monitor's name, lower-cased and split at ``"_"`` into words (a leading ``"val"``
+        dropped), and compares whole words only:
+
+        - ``"min"`` when a word says smaller is better: ``loss``, ``losses``, ``error``,
+          ``errors``, ``err``, ``brier``, ``mse``, ``mae``, ``rmse``, ``msle``, ``rmsle``,
+          ``mape``, ``nll``, ``logloss``, ``perplexity``, ``ppl``, ``deviance``, ``hinge``,
+          ``ece``, ``wer`` or ``cer`` (``"val_loss"``, ``"val_brier_score"``,
+          ``"acc_loss"``);
+        - else ``"max"`` when a word is ``accuracy``, ``acc``, ``auc``, ``f1``,
+          ``precision``, ``recall`` or ``r2``, or the name is just ``"score"`` (or
+          ``"val_score"``): ``"val_accuracy"``, ``"acc"``, ``"val_f1_score"``, ``"roc_auc"``;
+        - else ``"min"``: ``"mae"``, ``"log_score"``, ``"val_err2"``, ``"myacc"`` (not a
+          whole word), ...
+
+        Pass ``"min"`` or ``"max"`` for a metric that these words do not describe.
     restore_best : bool, default True
         Load the parameters of the best epoch back into the model when training ends.
 
@@ -317,7 +336,8 @@ def _snapshot(trainer: Trainer) -> Callable[[], None]:
              if callable(getattr(o, "state_dict", None))
              and callable(getattr(o, "load_state_dict", None))]
     es = trainer.early_stopping
-    es_vars = None if es is None else dict(vars(es))
+    es_dict = getattr(es, "__dict__", None)  # an object of one's own may have none
+    es_vars = dict(es_dict) if isinstance(es_dict, dict) else None
 
     def restore() -> None:
         model.restore(model_state)
@@ -422,7 +442,13 @@ class Trainer:
         Reshuffle the samples every epoch with ``np.random.default_rng(seed)``.
     seed : int, default 0
     early_stopping : EarlyStopping, optional
-        An :class:`EarlyStopping` object (``TypeError`` for anything else, such as ``True``).
+        An :class:`EarlyStopping`, or an object of your own with its protocol: the methods
+        ``reset()`` (called at the start of every fit) and ``update(epoch, logs, model)``
+        (after every epoch; returns ``True`` to stop), and optionally the attributes
+        ``monitor`` (a logged key, checked before training), ``best_epoch_`` (copied into
+        the history), ``restore_best`` and ``best_state_`` (a
+        :meth:`~nesy.nn.Module.snapshot` restored into the model at the end when both are
+        set). ``TypeError`` for anything without ``reset`` and ``update``, such as ``True``.
     metrics : dict of str to callable, optional
         ``{"accuracy": accuracy}``; each called as ``fn(y_true, model_output) -> float`` on the
         training batches of the epoch (concatenated) and on the validation data. A list of
@@ -454,7 +480,7 @@ class Trainer:
         epochs: int = 10,
         shuffle: bool = True,
         seed: int = 0,
-        early_stopping: Optional[EarlyStopping] = None,
+        early_stopping: Any = None,
         metrics: Optional[Mapping[str, Metric]] = None,
         verbose: int = 1,
         grad_clip: Optional[float] = None,
@@ -478,11 +504,15 @@ class Trainer:
                 f"nesy.optim.schedules.StepLR(optimizer, step_size=10)), got "
                 f"{type(schedule).__name__} {schedule!r}; the learning rate itself is the "
                 "optimizer's lr")
-        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        if early_stopping is not None and (isinstance(early_stopping, type) or not (
+                callable(getattr(early_stopping, "reset", None))
+                and callable(getattr(early_stopping, "update", None)))):
             raise TypeError(
                 f"early_stopping: expected an EarlyStopping object or None, got "
                 f"{type(early_stopping).__name__} {early_stopping!r}; for example "
-                "early_stopping=EarlyStopping(patience=10), with validation_data passed to fit")
+                "early_stopping=EarlyStopping(patience=10), with validation_data passed to fit "
+                "(an object of your own needs EarlyStopping's methods reset() and "
+                "update(epoch, logs, model))")
         _optimizer_grads(model, optimizer)  # ValueError if it holds none of the model's arrays
         batch_size = check_int("batch_size", batch_size, 1)
         epochs = check_int("epochs", epochs, 0)
@@ -575,12 +605,12 @@ class Trainer:
         if val is not None:
             keys += ["val_loss", *(f"val_{m}" for m in self.metrics)]
         es = self.early_stopping
-        if es is not None:
-            if es.monitor not in keys:
-                raise ValueError(
-                    f"early_stopping monitors {es.monitor!r}, which is not logged; "
-                    f"available: {keys}"
-                )
+        monitor = getattr(es, "monitor", None)
+        if es is not None and monitor is not None and monitor not in keys:
+            raise ValueError(
+                f"early_stopping monitors {monitor!r}, which is not logged; "
+                f"available: {keys}"
+            )
         clip = self._clipper()
         restore = _snapshot(self)
         try:
@@ -640,9 +670,10 @@ class Trainer:
         finally:
             bar.close()
         if es is not None:
-            history.best_epoch = es.best_epoch_
-            if es.restore_best and es.best_state_ is not None:
-                self.model.restore(es.best_state_)
+            history.best_epoch = getattr(es, "best_epoch_", None)
+            best_state = getattr(es, "best_state_", None)
+            if getattr(es, "restore_best", False) and best_state is not None:
+                self.model.restore(best_state)
         return history
 
     def predict(self, X: np.ndarray, batch_size: Optional[int] = None) -> np.ndarray:
