@@ -142,3 +142,24 @@ def test_good_option_values_reach_the_command(monkeypatch):
     assert main(["distill", "demo", "--alpha", "1", "--temperature", "0.5"]) == 0
     assert main(["demo", "--verbose", "2"]) == 0
     assert (seen[0].alpha, seen[0].temperature, seen[1].verbose) == (1.0, 0.5, 2)
+
+
+@pytest.mark.parametrize("argv", [["kge", "train", "--epochs", "1"],
+                                  ["kge", "eval", "model.npz"]])
+def test_a_missing_split_file_of_data_is_named_once(argv, tmp_path, monkeypatch, capsys):
+    """``nesy kge train --data folder`` without ``folder/test.txt`` printed the path twice
+    ("...: folder/test.txt: no such file (...): 'folder/test.txt'"): the error message only
+    left the path out when the text had it quoted."""
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    for split in ("train", "valid"):
+        (folder / f"{split}.txt").write_text("a\tr\tb\n")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.npz").write_bytes(b"")  # never read: --data fails first
+    import nesy.kge
+
+    monkeypatch.setattr(nesy.kge.KGEModel, "load", classmethod(lambda cls, path: None))
+    assert main([*argv, "--data", "kg"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("nesy kge: error: --data: kg/test.txt: no such file (a knowledge-graph "
+                   "folder holds train.txt, valid.txt and test.txt)")

@@ -119,6 +119,14 @@ def test_bad_input(tmp_path):
         load_planetoid("cora", root=tmp_path)
 
 
+def test_a_root_that_is_not_a_folder_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"root: '.*nowhere': no such folder"):
+        load_planetoid("cora", root=tmp_path / "nowhere")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"root: '.*file': is not a folder"):
+        load_planetoid("cora", root=tmp_path / "file")
+
+
 @pytest.fixture
 def cora(tmp_path):
     """A copy of the shipped Cora files in ``tmp_path`` (to be damaged by a test)."""

@@ -146,7 +146,8 @@ def _os_error_message(exc: OSError) -> str:
     Python's ``[Errno N]`` (and without the path twice when the text names it already)."""
     if exc.strerror is None:
         return str(exc)
-    if exc.filename is None or repr(exc.filename) in exc.strerror:
+    if exc.filename is None or any(form in exc.strerror
+                                   for form in (repr(exc.filename), str(exc.filename))):
         return str(exc.strerror)
     return f"{exc.strerror}: {exc.filename!r}"
 

@@ -307,6 +307,10 @@ def _resolve(name_or_path: Union[str, os.PathLike]) -> tuple[str, str, Any]:
         return name, f"nesy.datasets:data/kg/{name}", folder
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"name_or_path: expected a str or path, got {type(name_or_path).__name__}")
+    if os.fspath(name_or_path) == "":  # Path("") is ".": never read the current folder silently
+        raise MissingFileError(
+            errno.ENOENT, "name_or_path: '' is empty, neither a shipped knowledge graph "
+            f"({', '.join(SHIPPED_KG)}) nor a folder (write '.' for the current folder)", "")
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir():
         shown = os.fspath(name_or_path)

@@ -135,7 +135,13 @@ def _files(name: str, root: Optional[Union[str, os.PathLike[str]]]
                 f"name: only 'cora' ships with nesy; pass root=<folder with ind.{name}.*>")
         paths = {p: str(base / f"ind.{name}.{p}") for p in (*_PARTS, "test.index")}
     else:
-        paths = {p: os.path.join(os.fspath(root), f"ind.{name}.{p}")
+        folder = os.fspath(root)
+        if not os.path.isdir(folder):  # say so, rather than "missing file <root>/ind..."
+            kind = NotADirectoryError if os.path.exists(folder) else FileNotFoundError
+            what = "is not a folder" if os.path.exists(folder) else "no such folder"
+            raise kind(f"root: {folder!r}: {what} (expected the folder holding "
+                       f"ind.{name}.*)")
+        paths = {p: os.path.join(folder, f"ind.{name}.{p}")
                  for p in (*_PARTS, "test.index")}
         missing = [p for p in paths.values() if not os.path.isfile(p)]
         if missing:
@@ -211,7 +217,8 @@ def load_planetoid(name: str = "cora",
     Raises
     ------
     FileNotFoundError
-        A file is missing (other ``OSError`` s of reading pass through).
+        A file is missing, or ``root`` does not exist (``NotADirectoryError`` when it is a
+        file); other ``OSError`` s of reading pass through.
     ValueError
         A file is damaged (truncated or foreign pickle, wrong content, block sizes that do not
         match, repeated or missing test ids), naming the file.
