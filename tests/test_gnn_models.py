@@ -566,3 +566,77 @@ def test_node_classifier_docstring_states_what_is_monitored_without_validation()
     assert len(clf.history_.history["loss"]) == 3
     clf.fit(g, X, y, tr, va)
     assert clf.best_epoch_ is not None and "val_accuracy" in clf.history_.history
+
+
+# ---------------------------------------------------------------------- session 15 review
+def test_node_classifier_refuses_an_integer_zero_one_mask():
+    """A uint8 / int 0/1 mask (legacy PyG, DGL) was read as node indices: training ran on
+    nodes 0 and 1 only, without a word. It is refused, naming the argument and the fix."""
+    g, X, y, (tr, va, te) = _communities(n=40)
+    clf = NodeClassifier(epochs=2, random_state=0)
+    for dtype in (np.uint8, np.int64):
+        with pytest.raises(ValueError, match=r"train_mask: .*0/1 mask.*astype\(bool\)"):
+            clf.fit(g, X, y, tr.astype(dtype))
+        with pytest.raises(ValueError, match="val_mask: .*0/1 mask"):
+            clf.fit(g, X, y, tr, va.astype(dtype))
+    clf.fit(g, X, y, tr)
+    with pytest.raises(ValueError, match="mask: .*0/1 mask"):
+        clf.score(g, X, y, te.astype(np.int32))
+    # node indices still work, including a full permutation of the nodes
+    idx = np.flatnonzero(tr)
+    a = NodeClassifier(epochs=3, random_state=0).fit(g, X, y, idx).predict_proba(g, X)
+    b = NodeClassifier(epochs=3, random_state=0).fit(g, X, y, tr).predict_proba(g, X)
+    np.testing.assert_array_equal(a, b)
+    assert clf.score(g, X, y, np.arange(40)[::-1]) == clf.score(g, X, y)
+
+
+def test_node_classifier_empty_index_list_selects_no_node():
+    """``[]`` (float64 to NumPy) was refused as "expected a boolean mask or a 1-D array of
+    node indices"; it is an empty index list: no validation, or "selects no node"."""
+    g, X, y, (tr, _, _) = _communities(n=40)
+    clf = NodeClassifier(epochs=2, random_state=0).fit(g, X, y, tr, [])
+    assert clf.best_epoch_ is None
+    with pytest.raises(ValueError, match="train_mask: selects no node"):
+        clf.fit(g, X, y, [])
+    with pytest.raises(ValueError, match="mask: selects no node"):
+        clf.score(g, X, y, [])
+
+
+def test_classifier_score_accepts_sample_weight_as_accuracy_score():
+    """``score`` of both classifiers took no ``sample_weight`` (ClassifierMixin's does); it
+    equals accuracy_score of predict with the weights (of the masked nodes)."""
+    from sklearn.metrics import accuracy_score
+
+    g, X, y, (tr, va, te) = _communities(n=90)
+    labels = np.array(["a", "b", "c"])[y]
+    w = np.random.default_rng(1).random(90)
+    clf = NodeClassifier(epochs=5, random_state=0).fit(g, X, labels, tr, va)
+    pred = clf.predict(g, X)
+    assert clf.score(g, X, labels, te, sample_weight=w) == pytest.approx(
+        accuracy_score(labels[te], pred[te], sample_weight=w[te]))
+    assert clf.score(g, X, labels, sample_weight=w) == pytest.approx(
+        accuracy_score(labels, pred, sample_weight=w))
+    assert clf.score(g, X, labels, te, sample_weight=np.ones(90)) == clf.score(g, X, labels, te)
+    with pytest.raises(ValueError, match=r"sample_weight: expected one weight per node"):
+        clf.score(g, X, labels, te, sample_weight=w[te])
+    with pytest.raises(ValueError, match="sample_weight: expected finite non-negative"):
+        clf.score(g, X, labels, sample_weight=-w)
+    graphs, feats, gy = _shapes(20)
+    gc = GraphClassifier(epochs=2, random_state=0).fit(graphs, feats, gy)
+    gw = np.random.default_rng(2).random(20)
+    assert gc.score(graphs, feats, gy, sample_weight=gw) == pytest.approx(
+        accuracy_score(gy, gc.predict(graphs, feats), sample_weight=gw))
+    with pytest.raises(ValueError, match="sample_weight: expected one weight per graph"):
+        gc.score(graphs, feats, gy, sample_weight=gw[:3])
+
+
+def test_graph_classifier_has_best_epoch_like_node_classifier():
+    """NodeClassifier exposes ``best_epoch_``; GraphClassifier had it only in
+    ``history_.best_epoch``. Both now, reset by a refit without validation."""
+    graphs, feats, y = _shapes(30)
+    clf = GraphClassifier(epochs=4, validation_fraction=0.3, patience=None, random_state=0)
+    clf.fit(graphs, feats, y)
+    assert clf.best_epoch_ is not None and clf.best_epoch_ == clf.history_.best_epoch
+    assert 1 <= clf.best_epoch_ <= 4
+    clf.set_params(validation_fraction=0.0).fit(graphs, feats, y)
+    assert clf.best_epoch_ is None

@@ -168,8 +168,20 @@ def _check_graph(graph: Any, name: str = "graph") -> Graph:
 
 
 def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
-    """A boolean mask of length ``n`` from a boolean mask or an array of node indices."""
+    """A boolean mask of length ``n`` from a boolean mask or an array of node indices.
+
+    An empty sequence (``[]``, which NumPy makes float64) selects no node. An integer array
+    of ``n`` zeros and ones with repeats is a 0/1 mask (a uint8 or int mask of PyG / DGL
+    data), not node indices: read as indices it would select nodes 0 and 1 only, so it is
+    refused, naming ``name`` and the fix."""
     m = np.asarray(mask)
+    if m.size == 0 and m.ndim == 1 and m.dtype != bool:  # [] is float64: no index
+        return np.zeros(n, bool)
+    if (m.ndim == 1 and m.size == n and np.issubdtype(m.dtype, np.integer)
+            and m.dtype != bool and np.unique(m).size < n and np.isin(m, (0, 1)).all()):
+        raise ValueError(f"{name}: got an integer array of {n} zeros and ones, a 0/1 mask: "
+                         "pass it as booleans (mask.astype(bool)), or pass node indices "
+                         "(np.flatnonzero(mask))")
     if m.dtype == bool:
         if m.shape != (n,):
             raise ValueError(f"{name}: expected a boolean mask of shape ({n},) (one entry per "
@@ -184,6 +196,33 @@ def _check_mask(mask: Any, n: int, name: str) -> np.ndarray:
     out = np.zeros(n, bool)
     out[m] = True
     return out
+
+
+def _check_sample_weight(w: Any, n: int, what: str) -> Optional[np.ndarray]:
+    """``sample_weight`` of ``score``: None, or ``n`` finite non-negative numbers, one per
+    ``what`` (errors name ``sample_weight``)."""
+    if w is None:
+        return None
+    a = np.asarray(w)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise TypeError(f"sample_weight: expected real numbers, got dtype {a.dtype}")
+    if a.shape != (n,):
+        raise ValueError(f"sample_weight: expected one weight per {what}, shape ({n},), got "
+                         f"{a.shape}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise ValueError("sample_weight: expected finite non-negative weights")
+    return a
+
+
+def _accuracy(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> float:
+    """Mean of ``pred == y``, weighted by ``w`` (as ``accuracy_score``)."""
+    hit = (pred == y).astype(np.float64)
+    if w is None:
+        return float(hit.mean())
+    if w.sum() <= 0:
+        raise ValueError("sample_weight: the weights of the scored samples sum to 0")
+    return float(np.average(hit, weights=w))
 
 
 def _row_normalize(x: np.ndarray) -> np.ndarray:
@@ -497,8 +536,11 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         logits = self._logits(graph, X)
         return self.classes_[np.argmax(logits, axis=1)]
 
-    def score(self, graph: Graph, X: Any, y: Any, mask: Any = None) -> float:  # type: ignore[override]
-        """Accuracy on the nodes of ``mask`` (default all)."""
+    def score(self, graph: Graph, X: Any, y: Any, mask: Any = None,  # type: ignore[override]
+              sample_weight: Any = None) -> float:
+        """Accuracy on the nodes of ``mask`` (default all), weighted by ``sample_weight`` (one
+        weight per node of the graph, shape ``(n_nodes,)``; those of the masked nodes are
+        used), as scikit-learn's ``accuracy_score``."""
         pred = self.predict(graph, X)
         n = graph.num_nodes
         y = np.asarray(y)
@@ -507,7 +549,8 @@ class NodeClassifier(ClassifierMixin, BaseEstimator):
         m = np.ones(n, bool) if mask is None else _check_mask(mask, n, "mask")
         if not m.any():
             raise ValueError("mask: selects no node")
-        return float(np.mean(pred[m] == y[m]))
+        w = _check_sample_weight(sample_weight, n, "node")
+        return _accuracy(y[m], pred[m], None if w is None else w[m])
 
 
 def _forward(model: Module, graph: Any, x: Any, epoch: int) -> np.ndarray:
@@ -649,6 +692,9 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         ``loss`` (mean over training batches), ``val_loss`` and ``val_accuracy`` (with a
         validation split; the network in evaluation mode after the epoch), ``time``;
         ``best_epoch`` (None without validation) and ``stopped_epoch``.
+    best_epoch_ : int or None
+        The epoch whose weights were kept (best validation accuracy); None without a
+        validation split (as :class:`NodeClassifier`'s).
     """
 
     n_features_in_: int
@@ -739,6 +785,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = n_features
         self.classes_ = enc.classes_
         self.model_, self.history_ = model, history
+        self.best_epoch_ = history.best_epoch
         return self
 
     def _train(self, model: GraphNet, graphs: list[Graph], feats: list[np.ndarray],
@@ -798,11 +845,14 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         logits = self._logits(graphs, X)
         return self.classes_[np.argmax(logits, axis=1)]
 
-    def score(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any) -> float:  # type: ignore[override]
-        """Accuracy over ``graphs``."""
+    def score(self, graphs: Sequence[Graph], X: Sequence[Any], y: Any,  # type: ignore[override]
+              sample_weight: Any = None) -> float:
+        """Accuracy over ``graphs``, weighted by ``sample_weight`` (one weight per graph), as
+        scikit-learn's ``accuracy_score``."""
         pred = self.predict(graphs, X)
         y = np.asarray(y)
         if y.shape != pred.shape:
             raise ValueError(f"y: expected one label per graph, shape {pred.shape}, got "
                              f"{y.shape}")
-        return float(np.mean(pred == y))
+        w = _check_sample_weight(sample_weight, len(pred), "graph")
+        return _accuracy(y, pred, w)
