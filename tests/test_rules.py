@@ -455,3 +455,82 @@ def test_load_names_the_file_that_is_not_a_ruleset(tmp_path):
         RuleSet.load(other)
     with pytest.raises(ValueError, match=r"^rules JSON: malformed RuleSet"):  # not from a file
         RuleSet.from_json(other.read_text())
+
+
+# ---------------------------------------------------------------------- review fixes (s15)
+
+
+def test_printed_threshold_is_the_threshold_the_rule_uses():
+    # 1.000015 does not survive six significant digits: the text printed "x <= 1.00001", so
+    # the row 1.000012 failed the printed rule but matched the real one.
+    c = Condition(0, "<=", 1.000015)
+    rs = RuleSet([Rule((c,), 1, (0.0, 1.0))], Rule((), 0, (1.0, 0.0)), ["x"],
+                 np.array(["no", "yes"]))
+    text = rs.to_text().splitlines()[0]
+    printed = float(re.search(r"x <= (\S+) THEN", text).group(1))
+    assert printed == c.threshold
+    for v in (1.00001, 1.000012, 1.000015, 1.000016, 1.00002):
+        assert rs.predict([[v]])[0] == ("yes" if v <= printed else "no")
+    # short thresholds keep their short form
+    assert Condition(1, ">", 2.45).text(["a", "b"]) == "b > 2.45"
+    assert Condition(0, "<=", 0.1 + 0.2).text(["a"]) == "a <= 0.30000000000000004"
+
+
+def test_scores_refuse_labels_of_another_shape():
+    rs = random_ruleset(np.random.default_rng(0))
+    X = np.random.default_rng(1).standard_normal((20, 5))
+    y = rs.predict(X)
+    assert rs.accuracy(X, y) == 1.0 and rs.fidelity(X, y) == 1.0
+    # a column of labels used to broadcast to (20, 20) and give a wrong score silently
+    with pytest.raises(ValueError, match=r"y: expected labels of shape \(20,\)"):
+        rs.accuracy(X, y[:, None])
+    with pytest.raises(ValueError, match=r"model_labels: .* got shape \(19,\)"):
+        rs.fidelity(X, y[:-1])
+    with pytest.raises(ValueError, match=r"y: .* got shape \(19,\)"):
+        rs.rule_stats(X, y[:-1])
+    with pytest.raises(ValueError, match=r"y: .* got shape \(\)"):
+        rs.with_stats(X, y[0])
+
+
+def test_a_rule_deciding_no_row_predicts_its_own_class_in_predict_proba():
+    from nesy.rules.simplify import build_ruleset
+
+    X = np.array([[0.0], [1.0], [2.0]])
+    labels = np.array([2, 2, 2])
+    rs = build_ruleset([((Condition(0, "<=", 5.0),), 2)], 1, X, labels,
+                       np.array(["a", "b", "c"]), ["x"])
+    assert rs.default.support == 0 and rs.default.label == 1
+    row = [[9.0]]
+    assert rs.predict(row)[0] == "b"
+    P = rs.predict_proba(row)
+    assert rs.classes[np.argmax(P[0])] == "b" and np.isclose(P.sum(), 1.0)
+    # rules that decide rows are unchanged: add-one smoothed counts
+    assert rs.rules[0].proba == pytest.approx((1 / 6, 1 / 6, 4 / 6))
+
+
+def test_relu_network_refuses_one_output_and_a_relu_on_the_logits():
+    one = Sequential(Dense(4, 5, dtype=np.float64, rng=0), ReLU(),
+                     Dense(5, 1, dtype=np.float64, rng=1))
+    with pytest.raises(ValueError, match="model: the Sequential has one output"):
+        relu_network(one)
+    X = load_iris().data
+    with pytest.raises(ValueError, match="one output"):
+        DecompositionalRuleExtractor(one).fit(X)
+    relu_out = Sequential(Dense(4, 5, dtype=np.float64, rng=0), ReLU(),
+                          Dense(5, 3, dtype=np.float64, rng=1), ReLU())
+    with pytest.raises(TypeError, match="output layer is followed by ReLU"):
+        relu_network(relu_out)
+
+
+def test_feature_names_must_be_a_sequence_of_names():
+    X, y = load_iris(return_X_y=True)
+    # "abcd" has four characters: it used to become the names a, b, c, d
+    with pytest.raises(TypeError, match="feature_names: expected a sequence of names, got str"):
+        PedagogicalRuleExtractor().fit(X, y, feature_names="abcd")
+    with pytest.raises(TypeError, match="feature_names: expected a sequence of names, got int"):
+        PedagogicalRuleExtractor().fit(X, y, feature_names=4)
+    with pytest.raises(TypeError, match="feature_names"):
+        RuleSet([], Rule((), 0, (1.0,)), "ab", np.array([0]))
+    names = np.array(["a", "b", "c", "d"])
+    ex = PedagogicalRuleExtractor(max_rules=2, random_state=0).fit(X, y, feature_names=names)
+    assert ex.feature_names_ == ["a", "b", "c", "d"]

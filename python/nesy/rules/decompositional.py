@@ -113,13 +113,18 @@ def _from_sequential(seq: Sequential) -> Layers:
                             "Dropout only)")
     if not layers:
         raise TypeError("model: the Sequential has no Dense layer")
+    if isinstance([m for m in mods if not isinstance(m, (Dropout, Identity))][-1], ReLU):
+        # argmax of relu(z) is not argmax of z when every logit is negative
+        raise TypeError("model: the output layer is followed by ReLU; decompositional "
+                        "extraction needs linear logits (drop the last ReLU)")
     return layers
 
 
 def relu_network(model: Any) -> ReluNetwork:
     """:class:`ReluNetwork` of a nesy ``MLPClassifier`` / ``Sequential`` or a scikit-learn
     ``MLPClassifier``, also inside a ``sklearn.frozen.FrozenEstimator``; TypeError naming
-    ``model`` for anything else."""
+    ``model`` for anything else (also a ``Sequential`` whose logits go through a ReLU), and
+    ValueError for a ``Sequential`` with a single output."""
     if isinstance(model, FrozenEstimator):
         model = model.estimator
     if isinstance(model, ReluNetwork):
@@ -131,6 +136,10 @@ def relu_network(model: Any) -> ReluNetwork:
                            _Standardise(model.x_mean_, model.x_scale_))
     if isinstance(model, Sequential):
         layers = _from_sequential(model)
+        if layers[-1][0].shape[1] < 2:
+            raise ValueError("model: the Sequential has one output, a regression value or a "
+                             "single binary logit; rule extraction needs one logit per class "
+                             "(two for a binary classifier)")
         return ReluNetwork(layers, np.arange(layers[-1][0].shape[1]))
     if isinstance(model, SkMLPClassifier) and not hasattr(model, "coefs_"):
         raise TypeError("model: needs a fitted scikit-learn MLPClassifier")

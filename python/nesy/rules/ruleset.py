@@ -78,8 +78,13 @@ class Condition:
         return col <= self.threshold if self.op == "<=" else col > self.threshold
 
     def text(self, names: Sequence[str]) -> str:
-        """``"petal length (cm) <= 2.45"``."""
-        return f"{names[self.feature]} {self.op} {self.threshold:.6g}"
+        """``"petal length (cm) <= 2.45"``: six significant digits when they give back the
+        threshold exactly, else its shortest exact form (``1.000015``), so that the printed
+        rule and :meth:`mask` agree on every value."""
+        t = f"{self.threshold:.6g}"
+        if float(t) != self.threshold:
+            t = repr(self.threshold)
+        return f"{names[self.feature]} {self.op} {t}"
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,14 @@ class Rule:
 
 
 def check_feature_names(feature_names: Any, n_features: int) -> List[str]:
-    """``feature_names`` as a list of ``n_features`` strings (``x0, x1, ...`` when None)."""
+    """``feature_names`` as a list of ``n_features`` unique strings (``x0, x1, ...`` when
+    None); TypeError for a single string or a non-sequence, ValueError for a wrong count."""
     if feature_names is None:
         return [f"x{i}" for i in range(n_features)]
+    if isinstance(feature_names, (str, bytes)) or not hasattr(feature_names, "__iter__"):
+        # a single string would otherwise be split into one-letter names
+        raise TypeError(f"feature_names: expected a sequence of names, got "
+                        f"{type(feature_names).__name__} {feature_names!r}")
     names = [str(n) for n in feature_names]
     if len(names) != n_features:
         raise ValueError(f"feature_names: {len(names)} names for {n_features} features")
@@ -156,6 +166,16 @@ def check_rows(X: Any, n_features: int, name: str = "X") -> np.ndarray:
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name}: contains NaN or infinity")
     return X
+
+
+def _labels(y: Any, n_samples: int, name: str) -> np.ndarray:
+    """``y`` as labels ``(n_samples,)``; ValueError naming ``name`` for another shape (a column
+    ``(n, 1)`` would otherwise broadcast against the predictions to ``(n, n)``)."""
+    y = np.asarray(y)
+    if y.shape != (n_samples,):
+        raise ValueError(f"{name}: expected labels of shape ({n_samples},) for the "
+                         f"{n_samples} rows of X, got shape {y.shape}")
+    return y
 
 
 #: Rows per block in :func:`apply_rules`: a block of a 50-feature float64 matrix (3 MiB) stays
@@ -277,17 +297,19 @@ class RuleSet:
 
     def fidelity(self, X: Any, model_labels: Any) -> float:
         """Agreement with a model's labels ``(n_samples,)`` on ``X``."""
-        return float(np.mean(self.predict(X) == np.asarray(model_labels)))
+        pred = self.predict(X)
+        return float(np.mean(pred == _labels(model_labels, len(pred), "model_labels")))
 
     def accuracy(self, X: Any, y: Any) -> float:
         """Accuracy against true labels ``y`` ``(n_samples,)``."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        pred = self.predict(X)
+        return float(np.mean(pred == _labels(y, len(pred), "y")))
 
     def rule_stats(self, X: Any, y: Any) -> List[Dict[str, Any]]:
         """``support``, ``coverage`` and ``precision`` of every rule and then the default rule
         on ``(X, y)`` (``y``: labels, e.g. the model's, to measure precision against)."""
         fired = self.apply(X)
-        y = np.asarray(y)
+        y = _labels(y, len(fired), "y")
         out = []
         for i, rule in enumerate([*self.rules, self.default]):
             m = fired == i

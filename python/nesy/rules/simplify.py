@@ -163,7 +163,8 @@ def build_ruleset(rules: Sequence[Candidate], default: int, X: np.ndarray,
     """A :class:`RuleSet` whose rules carry support, coverage and precision on
     ``(X, labels)`` and predict the class distribution of the rows they decide (add-one
     smoothed). A rule deciding any rows predicts their majority label, which can only raise
-    the fidelity on ``(X, labels)`` and keeps ``predict_proba``'s argmax equal to ``predict``."""
+    the fidelity on ``(X, labels)``; one deciding none keeps its label and counts one row of it.
+    Either way ``predict_proba``'s argmax equals ``predict``."""
     k = len(classes)
     fired = apply_rules([r for r, _ in rules], X)
     built = []
@@ -171,8 +172,11 @@ def build_ruleset(rules: Sequence[Candidate], default: int, X: np.ndarray,
         m = fired == i
         counts = np.bincount(labels[m], minlength=k).astype(np.float64)
         sup = int(m.sum())
-        label = int(np.argmax(counts)) if sup else label
-        proba = (counts + 1.0) / (sup + k)
+        if sup:
+            label = int(np.argmax(counts))
+        else:  # no row to count: one pseudo-row of its own class, so argmax(proba) == label
+            counts[label] = 1.0
+        proba = (counts + 1.0) / (counts.sum() + k)
         prec = float(counts[label] / sup) if sup else 0.0
         built.append(Rule(conds, label, tuple(proba), sup, sup / len(labels), prec))
     return RuleSet(built[:-1], built[-1], feature_names, classes, dict(metadata or {}))
