@@ -534,3 +534,20 @@ def test_feature_names_must_be_a_sequence_of_names():
     names = np.array(["a", "b", "c", "d"])
     ex = PedagogicalRuleExtractor(max_rules=2, random_state=0).fit(X, y, feature_names=names)
     assert ex.feature_names_ == ["a", "b", "c", "d"]
+
+
+def test_a_dataframes_column_names_name_the_conditions():
+    """Fitted on a DataFrame without ``feature_names``, the rules used ``x0, x1, ...`` although
+    scikit-learn had recorded the columns in ``feature_names_in_``; explicit names still win,
+    and a refit on an array goes back to ``x0, ...``."""
+    pd = pytest.importorskip("pandas")
+    d = load_iris()
+    cols = ["sepal_len", "sepal_wid", "petal_len", "petal_wid"]
+    X = pd.DataFrame(d.data, columns=cols)
+    ex = PedagogicalRuleExtractor(max_rules=3, random_state=0).fit(X, d.target)
+    assert ex.feature_names_ == cols
+    assert any(c in str(ex.ruleset_) for c in cols)
+    named = [f"f{i}" for i in range(4)]
+    assert PedagogicalRuleExtractor(max_rules=3, random_state=0).fit(
+        X, d.target, feature_names=named).feature_names_ == named
+    assert ex.fit(d.data, d.target).feature_names_ == ["x0", "x1", "x2", "x3"]

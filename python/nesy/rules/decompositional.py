@@ -210,7 +210,8 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
             ) -> DecompositionalRuleExtractor:
         """Extract rules from ``model`` using rows ``X`` ``(n_samples, n_features)``; labels
         ``y`` ``(n_samples,)`` fit an unfitted ``model`` (and are only validated otherwise).
-        ``feature_names`` name the columns in the rules."""
+        ``feature_names`` name the columns in the rules (default: a DataFrame's column names,
+        else ``x0, x1, ...``)."""
         self._check_common_options()
         _option(self, "max_output_leaves", 2, integer=True, optional=True)
         _option(self, "term_depth", 1, integer=True)

@@ -104,6 +104,8 @@ class RuleExtractorMixin(ClassifierMixin):
             check_classification_targets(y)
         else:
             X = validate_data(self, X, **kw)  # type: ignore[arg-type]
+        if feature_names is None and hasattr(self, "feature_names_in_"):
+            feature_names = list(self.feature_names_in_)  # a DataFrame's column names
         self.feature_names_ = check_feature_names(feature_names, X.shape[1])
         model = getattr(self, "model", None)
         if model is None:
@@ -277,7 +279,8 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
             feature_names: Optional[Sequence[str]] = None) -> PedagogicalRuleExtractor:
         """Extract rules from ``model`` on ``X`` ``(n_samples, n_features)`` (or learn them from
         labels ``y`` ``(n_samples,)`` when ``model`` is None; ``y`` also fits an unfitted
-        ``model``). ``feature_names`` name the columns in the rules (default ``x0, x1, ...``)."""
+        ``model``). ``feature_names`` name the columns in the rules (default: a DataFrame's column
+        names, else ``x0, x1, ...``)."""
         biggest = self._check_params()
         X, y = self._validate(X, y, feature_names)
         L, classes = self._prepare(X, y, self.model_)
