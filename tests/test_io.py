@@ -37,6 +37,25 @@ def test_atomic_write_keeps_links_and_permissions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.txt", "link.txt", "real.txt"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_new_file_gets_the_umask_without_setting_it(tmp_path, monkeypatch):
+    # Reading the umask means setting it, for the whole process: another thread creating a
+    # file meanwhile would get umask 0. The temporary file is created 0o666 instead, and the
+    # system applies the umask.
+    umask = os.umask(0o027)
+    try:
+        def refuse(mask):
+            raise AssertionError("atomic_write changed the process's umask")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        atomic_write(tmp_path / "new.txt", _write("x"), text=True)
+        monkeypatch.undo()
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["new.txt"]
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "f.txt"
     target.write_text("old")

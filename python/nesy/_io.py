@@ -13,12 +13,28 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import zipfile
 import zlib
 from typing import IO, Any, BinaryIO, Callable, Mapping
 
 import numpy as np
+
+
+def _create_temporary(directory: str, suffix: str) -> tuple[int, str]:
+    """A new file ``.tmp-XXXXXXXX<suffix>`` in ``directory``, opened for writing: its
+    descriptor and path. As ``tempfile.mkstemp`` (exclusive creation under a random name,
+    retried on a clash), but with mode 0o666, so that the system applies the umask as it does
+    for any new file: reading the umask means setting it, which is process-wide and would race
+    with other threads creating files."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".tmp-{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
 
 
 def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]], None],
@@ -56,7 +72,7 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
         return
     directory = os.path.dirname(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+        fd, tmp = _create_temporary(directory, suffix)
     except OSError as exc:  # it names the temporary file: name the user's instead
         raise OSError(exc.errno, exc.strerror, target) from None
     try:
@@ -68,9 +84,7 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
         try:
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # the replaced file's permissions
         except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+            pass  # a new file: created 0o666 & ~umask, the usual permissions
         os.replace(tmp, path)
         if hasattr(os, "O_DIRECTORY"):
             dfd = os.open(directory, os.O_DIRECTORY)
