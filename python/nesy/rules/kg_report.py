@@ -152,11 +152,11 @@ def metrics_table(r: dict[str, Any]) -> str:
 
 def mine_command(args: argparse.Namespace) -> int:
     """``nesy rules mine``: mine, print a summary and the top rules, save with ``--out``."""
-    from nesy.datasets import load_kg
+    from nesy.cli import _load_data
 
     if args.out:
         check_target(args.out)  # a missing folder fails now, not after the mining
-    data = load_kg(args.data)
+    data = _load_data(args.data)  # its errors name --data
     rs = _mine(args, data)
     print(f"{len(rs):,} rules\n{summary(rs)}")
     counts = np.bincount(rs.rules[:, 1], minlength=data.n_relations)
@@ -173,10 +173,10 @@ def mine_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     """``nesy rules eval``: filtered link prediction by rules (mined now or ``--rules`` file),
     optionally with embeddings and the hybrid."""
-    from nesy.datasets import load_kg
+    from nesy.cli import _load_data
     from nesy.rules.kg import KGRuleSet
 
-    data = load_kg(args.data)
+    data = _load_data(args.data)  # its errors name --data
     # Unset: the rule file's settings (when it keeps them), else KGRuleSet's defaults.
     kw = {k: getattr(args, k) for k in ("pc", "aggregation") if getattr(args, k) is not None}
     if args.rules:
