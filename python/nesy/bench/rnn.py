@@ -23,11 +23,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nesy.bench import best_time, format_table, interleaved_times, settled_time
+from nesy.bench import best_time, format_table, interleaved_times
 
 CASES = [(100, 32, 32, 128), (100, 1, 32, 128), (50, 64, 64, 256), (200, 16, 8, 32)]
 QUICK_CASES = [(50, 16, 16, 64), (100, 1, 16, 64)]
 CELLS = {"RNN": 1, "GRU": 3, "LSTM": 4}
+#: The issue's targets, times faster than torch: (forward, forward + backward).
+TARGETS = {"RNN": (3.0, 3.0), "GRU": (3.0, 3.0), "LSTM": (3.0, 1.5)}
 
 
 def torch_available() -> bool:
@@ -90,41 +92,52 @@ def torch_fns(cell: str, T: int, B: int, I: int, H: int) -> tuple[Callable[[], o
 
 
 def run(cases: list[tuple[int, int, int, int]] | None = None, repeat: int = 10,
-        with_torch: bool | None = None) -> list[dict[str, object]]:
+        with_torch: bool | None = None, rounds: int = 3) -> list[dict[str, object]]:
+    """One row per cell and case: the best seconds of each column over ``rounds`` interleaved
+    rounds (:func:`~nesy.bench.interleaved_times`), so that nesy and torch meet the same
+    minutes of a machine whose speed drifts."""
     cases = CASES if cases is None else cases
     with_torch = torch_available() if with_torch is None else with_torch
     rows = []
     for cell in CELLS:
         for T, B, I, H in cases:  # noqa: E741
             row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})",
+                                      "flops": flops(cell, T, B, I, H),
                                       "train flops": train_flops(cell, T, B, I, H)}
-            infer, train = nesy_fns(cell, T, B, I, H)
-            row["nesy fwd"] = settled_time(infer, repeat)
-            row["nesy fwd+bwd"] = settled_time(train, repeat)
+            fns: dict[str, Callable[[], object]] = {}
+            fns["nesy fwd"], fns["nesy fwd+bwd"] = nesy_fns(cell, T, B, I, H)
             if with_torch:
-                infer, train = torch_fns(cell, T, B, I, H)
-                row["torch fwd"] = settled_time(infer, repeat)
-                row["torch fwd+bwd"] = settled_time(train, repeat)
+                fns["torch fwd"], fns["torch fwd+bwd"] = torch_fns(cell, T, B, I, H)
+            row.update(interleaved_times(fns, repeat, rounds))
             rows.append(row)
     return rows
 
 
 def table(rows: list[dict[str, object]], peak: float) -> str:
+    """The main table. With torch's columns it also says what the issue's targets
+    (:data:`TARGETS`) need: the GFLOP/s of a forward (+ backward) ``x`` times faster than
+    torch's, as a % of the GEMM peak measured in the same run (over 100 %: no kernel can)."""
     torch_cols = "torch fwd" in rows[0]
     header = ["cell", "(T, B, I, H)", "nesy fwd ms", "nesy fwd+bwd ms", "nesy fwd+bwd GF/s",
-              "% of GEMM peak"]
+              "nesy fwd % of peak", "nesy fwd+bwd % of peak"]
     if torch_cols:
-        header += ["torch fwd ms", "torch fwd+bwd ms", "x fwd", "x fwd+bwd"]
+        header += ["torch fwd ms", "torch fwd+bwd ms", "x fwd", "x fwd+bwd",
+                   "target x fwd, fwd+bwd", "target fwd needs % of peak",
+                   "target fwd+bwd needs % of peak"]
     out = []
     for r in rows:
+        cell = str(r["cell"])
         f = float(r["train flops"])  # type: ignore[arg-type]
+        ff = float(r["flops"])  # type: ignore[arg-type]
         nf, nt = float(r["nesy fwd"]), float(r["nesy fwd+bwd"])  # type: ignore[arg-type]
-        gf = f / nt / 1e9
-        cells = [str(r["cell"]), str(r["case"]), f"{nf * 1e3:.2f}", f"{nt * 1e3:.2f}",
-                 f"{gf:.1f}", f"{100 * gf / peak:.0f}"]
+        pct = lambda flop, seconds: 100 * flop / seconds / 1e9 / peak  # noqa: E731
+        cells = [cell, str(r["case"]), f"{nf * 1e3:.2f}", f"{nt * 1e3:.2f}",
+                 f"{f / nt / 1e9:.1f}", f"{pct(ff, nf):.0f}", f"{pct(f, nt):.0f}"]
         if torch_cols:
             tf, tt = float(r["torch fwd"]), float(r["torch fwd+bwd"])  # type: ignore[arg-type]
-            cells += [f"{tf * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tf / nf:.1f}", f"{tt / nt:.1f}"]
+            xf, xt = TARGETS[cell]
+            cells += [f"{tf * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tf / nf:.1f}", f"{tt / nt:.1f}",
+                      f"{xf:g}, {xt:g}", f"{pct(ff, tf / xf):.0f}", f"{pct(f, tt / xt):.0f}"]
         out.append(cells)
     return format_table(header, out)
 
