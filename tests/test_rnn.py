@@ -112,16 +112,17 @@ def test_results_do_not_depend_on_thread_count():
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_small_batch_on_two_threads_gives_the_same_bits(cell, I, H, bias, reverse):  # noqa: E741
-    # Weights of >= 128 KiB and at most 8 rows: the forward pass with two threads splits the
-    # hidden units between them (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as
-    # 160 + 170, 128 as 64 + 64; the GRU at (32, 128) has 240 KiB, just above the threshold).
+    # Weights of >= 128 KiB, at most 8 rows and >= 16 MiB of weights streamed over the steps:
+    # the forward pass with two threads splits the hidden units between them
+    # (rust/core/src/rnn/split.rs; 520 units cut 256 + 264, 330 as 160 + 170, 128 as 64 + 64;
+    # the GRU at (32, 128) has 240 KiB, just above the threshold, and needs 69 steps).
     # Outputs, workspace and the gradients computed from it must equal one thread's, and the
     # outputs the reference.
-    inp, up = _layer(cell, np.float32, T=12, B=3, I=I, H=H, bias=bias, seed=3)
+    inp, up = _layer(cell, np.float32, T=72, B=3, I=I, H=H, bias=bias, seed=3)
     for k in ("w_ih", "w_hh"):  # torch's init scale: not saturated, not chaotic
         inp[k] = (inp[k] * np.float32(2 / np.sqrt(H))).astype(np.float32)
     args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
-    lens = np.array([12, 7, 1], np.int64)
+    lens = np.array([72, 40, 1], np.int64)
     before = nesy.get_num_threads()
     outs = {}
     try:
@@ -144,7 +145,7 @@ def test_small_batch_on_two_threads_gives_the_same_bits(cell, I, H, bias, revers
     assert np.array_equal(y, ty)  # inference and training give the same outputs
     ry, rhn, rcn = ref.rnn_layer_forward(cell, *args, lengths=lens, reverse=reverse)
     assert _rel(y, ry) <= 5 * TOL[np.float32] and _rel(hn, rhn) <= 5 * TOL[np.float32]
-    assert np.all(y[7:, 1] == 0) and np.all(y[1:, 2] == 0)  # padding
+    assert np.all(y[40:, 1] == 0) and np.all(y[1:, 2] == 0)  # padding
     if cell == "lstm":
         assert _rel(outs[2][7], rcn) <= 5 * TOL[np.float32]
 

@@ -1,11 +1,12 @@
 //! Recurrent layers: finite-difference checks of every gradient (f64), for every cell, both
 //! directions, with and without bias and variable lengths; inference equals training forward;
-//! padding never leaks; bad input is refused.
+//! padding never leaks; bad input is refused; which calls have work for a pool.
 
 mod common;
 
 use common::Rng;
-use nesy_core::rnn::{backward, forward, workspace_len, Cell, Dims, Grads, Weights};
+use nesy_core::linalg::PARALLEL_GEMM_MACS;
+use nesy_core::rnn::{backward, forward, pool_work, workspace_len, Cell, Dims, Grads, Weights};
 
 struct Case {
     cell: Cell,
@@ -328,4 +329,29 @@ fn bad_input_is_refused_before_writing() {
     c.c0 = None;
     assert!(call(&c).contains("c0"));
     assert!(y.iter().chain(&hn).chain(&cn).all(|&v| v == 7.0));
+}
+
+#[test]
+fn only_calls_with_something_to_share_go_to_the_pool() {
+    let d = |t, b, h| Dims { t, b, i: 32, h };
+    let macs = |t: usize, b: usize, h: usize| t * b * (32 + h) * 3 * h;
+    // One row chunk, a few steps: nothing to share (run on the calling thread).
+    for (t, b, h) in [(1, 1, 128), (1, 1, 256), (20, 1, 128), (8, 8, 128)] {
+        assert_eq!(pool_work::<f32>(Cell::Gru, d(t, b, h)), 0, "{t} {b} {h}");
+    }
+    // Two row chunks; enough steps to split the hidden units (246 KB of weights, 69 steps).
+    assert_eq!(pool_work::<f32>(Cell::Gru, d(1, 9, 16)), macs(1, 9, 16));
+    assert_eq!(pool_work::<f32>(Cell::Gru, d(69, 1, 128)), macs(69, 1, 128));
+    assert_eq!(pool_work::<f32>(Cell::Gru, d(68, 1, 128)), 0);
+    // Weights too small to split: only the size of a threaded GEMM counts.
+    let small = |t| Dims {
+        t,
+        b: 4,
+        i: 4,
+        h: 8,
+    };
+    let m = |t: usize| t * 4 * 12 * 8;
+    assert_eq!(pool_work::<f64>(Cell::RnnTanh, small(1000)), 0);
+    let t = PARALLEL_GEMM_MACS.div_ceil(4 * 12 * 8);
+    assert_eq!(pool_work::<f64>(Cell::RnnTanh, small(t)), m(t));
 }

@@ -221,7 +221,8 @@ fn forward_typed<'py, T: Element + Gemm>(
         let (ys, hns) = unsafe { (slice_mut(&y), slice_mut(&hn)) };
         let cns = cn.as_ref().map(|c| unsafe { slice_mut(c) });
         let wss = ws.as_ref().map(|w| unsafe { slice_mut(w) });
-        let work = d.t * d.b * (d.i + d.h) * l.cell.gates() * d.h;
+        // 0 (the calling thread) when the call has nothing to share between threads.
+        let work = rnn::pool_work::<T>(l.cell, d);
         run_kernel(py, work, || {
             rnn::forward(
                 d,
@@ -422,7 +423,7 @@ fn backward_typed<'py, T: Element + Gemm>(
                 db_hh: db_hh.as_ref().map(|b| slice_mut(b)),
             }
         };
-        let work = 3 * d.t * d.b * (d.i + d.h) * l.cell.gates() * d.h;
+        let work = 3 * rnn::pool_work::<T>(l.cell, d);
         run_kernel(py, work, || {
             rnn::backward(
                 d,

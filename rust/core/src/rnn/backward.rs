@@ -9,7 +9,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
-use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// Gradients of one layer-direction. `dx`, `dh0`, `dc0` are overwritten; `dw_ih`, `dw_hh`,
@@ -47,6 +46,8 @@ pub fn backward<T: Gemm>(
     check_inputs(d, w, x, h0, c0, lengths)?;
     let (cell, h) = (w.cell, d.h);
     let gh = cell.gates() * h;
+    // Sequential loops and products when the call has nothing to share (see `forward`).
+    let par = super::par_for::<T>(cell, d);
     let tb = d.t * d.b;
     let bh = d.b * h;
     if ws.len() != workspace_len(cell, d) {
@@ -197,7 +198,7 @@ pub fn backward<T: Gemm>(
         let sums = out.db_ih.is_some() || out.db_hh.is_some();
         let run = |job: BackChunk<'_, T>| job.run(d, w, &w_hh, dhn, dcn, lengths, reverse, sums);
         // Jobs were pushed last chunk first: the bias sums are added back in chunk order.
-        let mut chunk_sums = Par::Rayon.for_work(work / 64).map(jobs, run);
+        let mut chunk_sums = par.for_work(work / 64).map(jobs, run);
         chunk_sums.reverse();
         add_bias_sums(
             cell,
@@ -223,7 +224,7 @@ pub fn backward<T: Gemm>(
     // dx = dG_x W_ih;  dW_ih += dG_x^T x;  dW_hh += dG_h^T h_prev.
     if let Some(dx) = out.dx {
         gemm(
-            Par::Rayon,
+            par,
             T::ONE,
             Mat::new(&dg_x, tb, gh),
             Mat::new(w.w_ih, gh, d.i),
@@ -232,7 +233,7 @@ pub fn backward<T: Gemm>(
         );
     }
     gemm(
-        Par::Rayon,
+        par,
         T::ONE,
         Mat::new(&dg_x, tb, gh).t(),
         Mat::new(x, tb, d.i),
@@ -240,7 +241,7 @@ pub fn backward<T: Gemm>(
         MatMut::new(out.dw_ih, gh, d.i),
     );
     gemm(
-        Par::Rayon,
+        par,
         T::ONE,
         Mat::new(dg_h_all, tb, gh).t(),
         Mat::new(parts.hprev, tb, h),

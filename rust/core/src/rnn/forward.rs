@@ -9,7 +9,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::{gemm, Gemm, Mat, MatMut};
-use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// Runs the layer over all `T` steps.
@@ -35,6 +34,9 @@ pub fn forward<T: Gemm>(
 ) -> Result<()> {
     check_inputs(d, w, x, h0, c0, lengths)?;
     let (cell, g, h) = (w.cell, w.cell.gates(), d.h);
+    // Sequential loops and products when the call has nothing to share (it may then run on the
+    // caller's thread, outside the pool).
+    let par = super::par_for::<T>(cell, d);
     let gh = g * h;
     let tb = d.t * d.b;
     if y.len() != tb * h || hn.len() != d.b * h || cn.as_ref().is_some_and(|c| c.len() != d.b * h) {
@@ -100,7 +102,7 @@ pub fn forward<T: Gemm>(
     if !per_step {
         let all = gates.as_deref_mut().unwrap_or_default();
         gemm(
-            Par::Rayon,
+            par,
             T::ONE,
             Mat::new(x, tb, d.i),
             Mat::new(w.w_ih, gh, d.i).t(),
@@ -150,7 +152,7 @@ pub fn forward<T: Gemm>(
     }
     let work = d.t * d.b * gh * (h + d.i + 8);
     let run = |job: Chunk<'_, T>| job.run(d, w, &products, h0, c0, lengths, reverse);
-    Par::Rayon.for_work(work / 64).for_each(jobs, run);
+    par.for_work(work / 64).for_each(jobs, run);
     Ok(())
 }
 

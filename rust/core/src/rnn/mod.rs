@@ -37,6 +37,8 @@ pub use split::stream_floor;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linalg::PARALLEL_GEMM_MACS;
+use crate::par::Par;
 use crate::simd::{self, Kernel};
 
 /// The recurrent cell.
@@ -109,6 +111,35 @@ pub fn workspace_len(cell: Cell, d: Dims) -> usize {
         0
     };
     tb * cell.gates() * d.h + tb * d.h + extra
+}
+
+/// The multiply-adds of one [`forward`] call ([`backward`] makes about twice as many), or 0
+/// when the call has nothing to share between threads: one row chunk, too little streaming to
+/// split the hidden units (`split.rs`), and whole-sequence products below the threaded GEMM's
+/// size ([`PARALLEL_GEMM_MACS`]). Such a call runs its loops sequentially wherever it runs, so
+/// the bindings run it on the calling thread and skip the hand-off to a pool thread, which costs
+/// more than a short call's compute (at batch 1 and one step, a GRU or LSTM of 128-256 units took
+/// 15-74 us on the calling thread against 37-141 us through the pool, medians on a 2-vCPU
+/// virtual machine; see `split.rs`).
+pub fn pool_work<T>(cell: Cell, d: Dims) -> usize {
+    let macs = d.t * d.b * (d.i + d.h) * cell.gates() * d.h;
+    let shared =
+        n_chunks(d.b) > 1 || split::worth_splitting::<T>(cell, d) || macs >= PARALLEL_GEMM_MACS;
+    if shared {
+        macs
+    } else {
+        0
+    }
+}
+
+/// How a call's loops and whole-sequence products run: sequentially when [`pool_work`] finds
+/// nothing to share (the call may then be on a thread outside any pool).
+pub(crate) fn par_for<T>(cell: Cell, d: Dims) -> Par {
+    if pool_work::<T>(cell, d) == 0 {
+        Par::Seq
+    } else {
+        Par::Rayon
+    }
 }
 
 /// The parts of a workspace.

@@ -13,7 +13,8 @@
 //! the workspace; the halves of `h` meet in a double buffer. Backward ([`backward`]): task `p`
 //! computes its units' gate gradients and then, once both halves of the step's gate gradients
 //! exist, its units of `dh = dG W_hh[:, U_p]`. Each thread streams half of the weights, which
-//! then stay in its own L2. Used from [`MIN_SPLIT_BYTES`] of weights on.
+//! then stay in its own L2. Used from [`MIN_SPLIT_BYTES`] of weights on, when a call streams at
+//! least [`MIN_SPLIT_STREAM`] bytes of them over its steps.
 //!
 //! Scheduling ([`two_parts`]): the calling thread runs part 0 of every step, and part 1 too
 //! until a second pool thread joins; from then on that thread runs every part 1. A task of step
@@ -49,18 +50,37 @@ use crate::simd::{self, Level};
 /// larger weights (LSTM (1, 64, 512) 2.6-2.7x faster forward) stand.
 const MIN_SPLIT_BYTES: usize = 128 << 10;
 
-/// Whether [`forward`] and [`backward`] take a call: one row chunk, weights of at least
-/// [`MIN_SPLIT_BYTES`], and running on a pool thread (not on the caller's thread, where a small
-/// call runs) of a pool with at least two threads.
+/// A call is split only when it streams at least this many bytes of weights (steps x weight
+/// bytes): a split call runs on the pool, and handing a call to a pool thread and back costs
+/// 20-70 us (median, a worker waking up on this 2-vCPU virtual machine), more than the split
+/// saves over a few steps; an unsplit call of one row chunk runs on the calling thread
+/// ([`pool_work`](super::pool_work)). Measured 2026-11-27 at batch 1, split on the pool
+/// against one thread on the calling thread, calls interleaved, medians of 300-15,000 calls,
+/// T = 1-128: the split became the faster at T of about 45 (forward) and 70 (forward +
+/// backward) for the GRU at (I, H) = (32, 128) (246 KB of weights), 20 and 22 at (64, 256)
+/// (983 KB), the LSTM 50 and 60 at (32, 128) (328 KB), 22 and 16 at (64, 256) (1.3 MB), Elman 45
+/// and 55 at (64, 256) (328 KB): 11-29 MB streamed, 16-21 MB for forward + backward. At T = 1
+/// the calling thread took 15-74 us against 37-141 us through the pool.
+const MIN_SPLIT_STREAM: usize = 16 << 20;
+
+/// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
+/// running on a pool thread of a pool with at least two threads.
 pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
-    let weight_bytes = w.cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
+    worth_splitting::<T>(w.cell, d)
+        && rayon::current_thread_index().is_some()
+        && rayon::current_num_threads() >= 2
+}
+
+/// The sizes of a call worth splitting: one row chunk, at least two steps, weights of at least
+/// [`MIN_SPLIT_BYTES`], and at least [`MIN_SPLIT_STREAM`] bytes of them streamed over the steps.
+pub(super) fn worth_splitting<T>(cell: Cell, d: Dims) -> bool {
+    let weight_bytes = cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
     super::n_chunks(d.b) == 1
         && d.b > 0
         && d.h >= 32
         && d.t >= 2
         && weight_bytes >= MIN_SPLIT_BYTES
-        && rayon::current_thread_index().is_some()
-        && rayon::current_num_threads() >= 2
+        && d.t.saturating_mul(weight_bytes) >= MIN_SPLIT_STREAM
 }
 
 /// The first unit of part 1: the multiple of 16 nearest to half (part 0's gate blocks are then
@@ -677,7 +697,8 @@ mod tests {
             (Cell::RnnTanh, 8, 520, 1),
             (Cell::Gru, 16, 330, 2),
         ] {
-            let d = Dims { t: 9, b, i, h };
+            // 16 steps: each case streams at least MIN_SPLIT_STREAM bytes of weights.
+            let d = Dims { t: 16, b, i, h };
             let g = cell.gates();
             let scaled = |n, seed| -> Vec<f32> {
                 values(n, seed)
@@ -695,7 +716,7 @@ mod tests {
             };
             let (x, h0, c0) = (values(d.t * b * i, 5), values(b * h, 6), values(b * h, 7));
             let c0 = cell.has_c().then_some(&c0[..]);
-            let lengths: Vec<i64> = (0..b as i64).map(|r| (9 - 4 * r).max(1)).collect();
+            let lengths: Vec<i64> = (0..b as i64).map(|r| (16 - 7 * r).max(1)).collect();
             let lengths = Some(&lengths[..]);
             let run = |split: bool, training: bool| {
                 let mut y = vec![f32::NAN; d.t * b * h];
@@ -779,6 +800,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn splits_only_calls_that_stream_enough_weights() {
+        // The LSTM at (I, H) = (32, 128): 328 KB of f32 weights, split from 52 steps on (16 MiB
+        // streamed); one step never; more than one chunk of rows never; f64 weights stream
+        // twice the bytes.
+        let d = |t, b| Dims {
+            t,
+            b,
+            i: 32,
+            h: 128,
+        };
+        let bytes = 4 * 128 * 160 * 4;
+        let t_min = MIN_SPLIT_STREAM.div_ceil(bytes);
+        assert_eq!(t_min, 52);
+        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 1)));
+        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 8)));
+        assert!(!worth_splitting::<f32>(Cell::Lstm, d(t_min - 1, 1)));
+        assert!(!worth_splitting::<f32>(Cell::Lstm, d(1000, 9)));
+        assert!(worth_splitting::<f64>(Cell::Lstm, d(t_min.div_ceil(2), 1)));
+        // Huge weights still need two steps; small ones never split (below MIN_SPLIT_BYTES).
+        let big = Dims {
+            t: 1,
+            b: 1,
+            i: 1024,
+            h: 2048,
+        };
+        assert!(!worth_splitting::<f32>(Cell::Lstm, big));
+        assert!(worth_splitting::<f32>(Cell::Lstm, Dims { t: 2, ..big }));
+        assert!(!worth_splitting::<f32>(
+            Cell::RnnTanh,
+            Dims {
+                t: 1 << 20,
+                b: 1,
+                i: 32,
+                h: 64
+            }
+        ));
     }
 
     #[test]
