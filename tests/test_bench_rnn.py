@@ -51,3 +51,28 @@ def test_run_without_torch_fills_nesys_columns():
         assert r["nesy fwd"] > 0 and r["nesy fwd+bwd"] > 0 and "torch fwd" not in r
     cols = _columns(bench.table(rows, 100.0))
     assert "target x fwd, fwd+bwd" not in cols[0] and len(cols) == 3
+
+
+def test_step_rows_and_table_without_torch():
+    rows = bench.step_rows([(1, 1, 4, 8)], calls=3, with_torch=False)
+    assert [r["cell"] for r in rows] == list(bench.CELLS)
+    assert all(r["nesy fwd"] > 0 and "torch fwd" not in r for r in rows)
+    (first, *_) = _columns(bench.step_table(rows))
+    assert first["(T, B, I, H)"] == "(1, 1, 4, 8)"
+    assert first["nesy fwd us"] == f"{rows[0]['nesy fwd'] * 1e6:.1f}" and "x fwd" not in first
+
+
+def test_interleaved_medians_is_the_median_of_every_timed_call(monkeypatch):
+    # A fake clock: each call of the function advances it by the next of a list of durations.
+    from nesy import bench as common
+
+    durations = iter([5.0, 1.0, 3.0, 2.0, 4.0, 100.0])
+    now = [0.0]
+    monkeypatch.setattr(common, "settled_time", lambda fn, repeat: 0.0)
+    monkeypatch.setattr(common.time, "perf_counter", lambda: now[0])
+
+    def fn():
+        now[0] += next(durations)
+
+    got = common.interleaved_medians({"f": fn}, calls=3, rounds=2)
+    assert got == {"f": 4.0}  # sorted 1, 2, 3, 4, 5, 100: the upper median

@@ -23,10 +23,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nesy.bench import best_time, format_table, interleaved_times
+from nesy.bench import best_time, format_table, interleaved_medians, interleaved_times
 
 CASES = [(100, 32, 32, 128), (100, 1, 32, 128), (50, 64, 64, 256), (200, 16, 8, 32)]
 QUICK_CASES = [(50, 16, 16, 64), (100, 1, 16, 64)]
+#: One step of one sequence (online inference, step-by-step generation): the per-call cost.
+STEP_CASES = [(1, 1, 32, 128), (1, 1, 64, 256)]
+QUICK_STEP_CASES = [(1, 1, 16, 64)]
 CELLS = {"RNN": 1, "GRU": 3, "LSTM": 4}
 #: The issue's targets, times faster than torch: (forward, forward + backward).
 TARGETS = {"RNN": (3.0, 3.0), "GRU": (3.0, 3.0), "LSTM": (3.0, 1.5)}
@@ -142,6 +145,39 @@ def table(rows: list[dict[str, object]], peak: float) -> str:
     return format_table(header, out)
 
 
+def step_rows(cases: list[tuple[int, int, int, int]], calls: int = 200,
+              with_torch: bool | None = None) -> list[dict[str, object]]:
+    """Forward (inference) of each cell on the ``cases`` (one step of one sequence): median
+    seconds of a call, nesy and torch in interleaved rounds (:func:`interleaved_medians`)."""
+    with_torch = torch_available() if with_torch is None else with_torch
+    rows = []
+    for cell in CELLS:
+        for T, B, I, H in cases:  # noqa: E741
+            fns: dict[str, Callable[[], object]] = {"nesy fwd": nesy_fns(cell, T, B, I, H)[0]}
+            if with_torch:
+                fns["torch fwd"] = torch_fns(cell, T, B, I, H)[0]
+            row: dict[str, object] = {"cell": cell, "case": f"({T}, {B}, {I}, {H})"}
+            row.update(interleaved_medians(fns, calls))
+            rows.append(row)
+    return rows
+
+
+def step_table(rows: list[dict[str, object]]) -> str:
+    torch_cols = "torch fwd" in rows[0]
+    header = ["cell", "(T, B, I, H)", "nesy fwd us"]
+    if torch_cols:
+        header += ["torch fwd us", "x fwd"]
+    out = []
+    for r in rows:
+        nf = float(r["nesy fwd"])  # type: ignore[arg-type]
+        cells = [str(r["cell"]), str(r["case"]), f"{nf * 1e6:.1f}"]
+        if torch_cols:
+            tf = float(r["torch fwd"])  # type: ignore[arg-type]
+            cells += [f"{tf * 1e6:.1f}", f"{tf / nf:.1f}"]
+        out.append(cells)
+    return format_table(header, out)
+
+
 def floor_rows(cases: list[tuple[int, int, int, int]], repeat: int = 10
                ) -> list[dict[str, object]]:
     """For the batch-1 cases: the weight-streaming floor of T steps and nesy's forward, timed in
@@ -200,6 +236,8 @@ def main(quick: bool = False, repeat: int = 10) -> None:
     print("\nBatch 1: the floor of the two-thread step (the weights read once a step, each "
           "thread its half), forward only; floor and nesy in interleaved rounds")
     print(floor_table(floor_rows(cases, repeat), rows))
+    print("\nOne step of one sequence, forward: median microseconds of a call, interleaved rounds")
+    print(step_table(step_rows(QUICK_STEP_CASES if quick else STEP_CASES)))
     if __name__ == "__main__":
         print(f"done in {time.perf_counter() - t0:.1f} s")
 
