@@ -56,6 +56,29 @@ def test_a_new_file_gets_the_umask_without_setting_it(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["new.txt"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_the_new_content_of_a_private_file_is_never_readable_by_others(tmp_path):
+    # While it is written, the temporary file replacing a 0o600 file is 0o600 too (created
+    # 0o666 & ~umask, it was readable by others until the rename).
+    target = tmp_path / "secret.txt"
+    target.write_text("old")
+    os.chmod(target, 0o600)
+    umask = os.umask(0o022)
+    seen = []
+
+    def write(fh):
+        fh.write("new")
+        seen.extend(stat.S_IMODE(os.stat(p).st_mode) for p in tmp_path.iterdir()
+                    if p.name != "secret.txt")
+
+    try:
+        atomic_write(target, write, text=True)
+    finally:
+        os.umask(umask)
+    assert seen == [0o600]
+    assert target.read_text() == "new" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "f.txt"
     target.write_text("old")

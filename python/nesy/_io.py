@@ -20,18 +20,16 @@ from typing import IO, Any, BinaryIO, Callable, Mapping
 import numpy as np
 
 
-def _create_temporary(directory: str, suffix: str) -> tuple[int, str]:
-    """A new file ``.tmp-XXXXXXXX<suffix>`` in ``directory``, opened for writing: its
+def _create_temporary(directory: str, suffix: str, mode: int) -> tuple[int, str]:
+    """A new file ``.tmp-<12 hex digits><suffix>`` in ``directory``, opened for writing: its
     descriptor and path. As ``tempfile.mkstemp`` (exclusive creation under a random name,
-    retried on a clash), but with mode 0o666, so that the system applies the umask as it does
-    for any new file: reading the umask means setting it, which is process-wide and would race
-    with other threads creating files."""
+    retried on a clash), but created with ``mode``, to which the system applies the umask."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
         | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         tmp = os.path.join(directory, f".tmp-{os.urandom(6).hex()}{suffix}")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return os.open(tmp, flags, mode), tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
@@ -71,8 +69,14 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
         _write_through(target, how, write, text)
         return
     directory = os.path.dirname(path)
+    # Replacing a file: written 0o600, then given that file's permissions, so that its new
+    # content is never more readable than its old one. A new file: created 0o666 and the system
+    # applies the umask, giving the usual permissions (reading the umask means setting it, which
+    # is process-wide and would race with other threads creating files). If the file goes away
+    # while it is written, the new one stays 0o600.
+    replacing = os.path.exists(path)
     try:
-        fd, tmp = _create_temporary(directory, suffix)
+        fd, tmp = _create_temporary(directory, suffix, 0o600 if replacing else 0o666)
     except OSError as exc:  # it names the temporary file: name the user's instead
         raise OSError(exc.errno, exc.strerror, target) from None
     try:
@@ -81,10 +85,11 @@ def atomic_write(path: str | bytes | os.PathLike[str], write: Callable[[IO[Any]]
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # the replaced file's permissions
-        except FileNotFoundError:
-            pass  # a new file: created 0o666 & ~umask, the usual permissions
+        if replacing:
+            try:
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # the replaced file's permissions
+            except FileNotFoundError:
+                pass
         os.replace(tmp, path)
         if hasattr(os, "O_DIRECTORY"):
             dfd = os.open(directory, os.O_DIRECTORY)
