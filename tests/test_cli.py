@@ -144,14 +144,18 @@ def test_good_option_values_reach_the_command(monkeypatch):
     assert (seen[0].alpha, seen[0].temperature, seen[1].verbose) == (1.0, 0.5, 2)
 
 
-@pytest.mark.parametrize("command", ["mine", "eval"])
-def test_rules_name_the_data_option_of_a_missing_data_set(command, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("argv,option", [(["mine", "--data"], "--data"),
+                                         (["eval", "--data"], "--data"),
+                                         (["table", "--datasets", "nations"], "--datasets")])
+def test_rules_name_the_data_option_of_a_missing_data_set(argv, option, tmp_path, monkeypatch,
+                                                          capsys):
     """``nesy rules mine --data missing`` named ``name_or_path:``, load_kg's argument, where
-    ``nesy kge`` names ``--data:``."""
+    ``nesy kge`` names ``--data:``; ``nesy rules table`` found a missing data set only after
+    mining the ones before it."""
     monkeypatch.chdir(tmp_path)
-    assert main(["rules", command, "--data", "missing"]) == 2
+    assert main(["rules", *argv, "missing"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("nesy rules: error: --data: ") and "name_or_path" not in err
+    assert err.startswith(f"nesy rules: error: {option}: ") and "name_or_path" not in err
 
 
 @pytest.mark.parametrize("argv", [["kge", "train", "--epochs", "1"],

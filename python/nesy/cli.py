@@ -118,15 +118,15 @@ def _missing(message: str, filename: Any) -> FileNotFoundError:
     return MissingFileError(errno.ENOENT, message, filename)
 
 
-def _load_data(value: str) -> Any:
-    """``load_kg(value)`` for the ``--data`` option (its errors name ``--data``)."""
+def _load_data(value: str, option: str = "--data") -> Any:
+    """``load_kg(value)`` for a command-line option (its errors name ``option``)."""
     from nesy.datasets import load_kg
 
     try:
         return load_kg(value)
     except FileNotFoundError as exc:
         text = str(exc).removeprefix("name_or_path: ")
-        raise _missing(f"--data: {text}", exc.filename) from None
+        raise _missing(f"{option}: {text}", exc.filename) from None
 
 
 def _check_output(option: str, path: Any) -> None:

@@ -240,8 +240,11 @@ def composition_row(data: Any, model: Any) -> list[str]:
 
 def table_command(args: argparse.Namespace) -> int:
     """``nesy rules table``: the README tables. Exit 1 when a target of issue 9 is missed."""
+    from nesy.cli import _load_data
     from nesy.datasets import load_kg
 
+    for name in args.datasets:  # every name checked before the first long run
+        _load_data(name, "--datasets")
     rows: list[list[str]] = []
     composed: list[list[str]] = []
     ok = True
