@@ -354,4 +354,12 @@ fn only_calls_with_something_to_share_go_to_the_pool() {
     assert_eq!(pool_work::<f64>(Cell::RnnTanh, small(1000)), 0);
     let t = PARALLEL_GEMM_MACS.div_ceil(4 * 12 * 8);
     assert_eq!(pool_work::<f64>(Cell::RnnTanh, small(t)), m(t));
+    // Sizes whose products overflow saturate (the size checks of forward refuse them later).
+    let huge = Dims {
+        t: usize::MAX / 2,
+        b: 1,
+        i: 1,
+        h: 1 << 20,
+    };
+    assert_eq!(pool_work::<f32>(Cell::Lstm, huge), usize::MAX);
 }

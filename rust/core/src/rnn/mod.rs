@@ -119,10 +119,12 @@ pub fn workspace_len(cell: Cell, d: Dims) -> usize {
 /// size ([`PARALLEL_GEMM_MACS`]). Such a call runs its loops sequentially wherever it runs, so
 /// the bindings run it on the calling thread and skip the hand-off to a pool thread, which costs
 /// more than a short call's compute (at batch 1 and one step, a GRU or LSTM of 128-256 units took
-/// 15-74 us on the calling thread against 37-141 us through the pool, medians on a 2-vCPU
+/// 15-74 us on the calling thread against 33-141 us through the pool, medians on a 2-vCPU
 /// virtual machine; see `split.rs`).
 pub fn pool_work<T>(cell: Cell, d: Dims) -> usize {
-    let macs = d.t * d.b * (d.i + d.h) * cell.gates() * d.h;
+    let macs = [d.b, d.i.saturating_add(d.h), cell.gates(), d.h]
+        .iter()
+        .fold(d.t, |m, &v| m.saturating_mul(v));
     let shared =
         n_chunks(d.b) > 1 || split::worth_splitting::<T>(cell, d) || macs >= PARALLEL_GEMM_MACS;
     if shared {

@@ -59,8 +59,10 @@ const MIN_SPLIT_BYTES: usize = 128 << 10;
 /// T = 1-128: the split became the faster at T of about 45 (forward) and 70 (forward +
 /// backward) for the GRU at (I, H) = (32, 128) (246 KB of weights), 20 and 22 at (64, 256)
 /// (983 KB), the LSTM 50 and 60 at (32, 128) (328 KB), 22 and 16 at (64, 256) (1.3 MB), Elman 45
-/// and 55 at (64, 256) (328 KB): 11-29 MB streamed, 16-21 MB for forward + backward. At T = 1
-/// the calling thread took 15-74 us against 37-141 us through the pool.
+/// and 55 at (64, 256) (328 KB): 11-29 MB streamed forward, 16-21 MB forward + backward (MB =
+/// 10^6 bytes). 16 MiB (16.8 MB) is a compromise between the two: some forward-only calls of
+/// 17-29 MB split where one thread was up to 1.1x faster. At T = 1 the calling thread took
+/// 15-74 us against 33-141 us through the pool.
 const MIN_SPLIT_STREAM: usize = 16 << 20;
 
 /// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
@@ -74,7 +76,9 @@ pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
 /// The sizes of a call worth splitting: one row chunk, at least two steps, weights of at least
 /// [`MIN_SPLIT_BYTES`], and at least [`MIN_SPLIT_STREAM`] bytes of them streamed over the steps.
 pub(super) fn worth_splitting<T>(cell: Cell, d: Dims) -> bool {
-    let weight_bytes = cell.gates() * d.h * (d.i + d.h) * std::mem::size_of::<T>();
+    let weight_bytes = [d.h, d.i.saturating_add(d.h), std::mem::size_of::<T>()]
+        .iter()
+        .fold(cell.gates(), |m, &v| m.saturating_mul(v));
     super::n_chunks(d.b) == 1
         && d.b > 0
         && d.h >= 32
