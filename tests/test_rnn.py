@@ -76,6 +76,42 @@ def test_kernels_match_numpy_reference(cell, dtype, bias, lengths, reverse):
     assert ws2 is None and np.array_equal(y, y2) and np.array_equal(hn, hn2)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("T", [1, 2])
+@pytest.mark.parametrize("H", [6, 128])
+def test_one_sequence_of_one_or_two_steps_matches_the_reference(cell, T, H):
+    # One row and one or two steps: the per-step products skip the packed float32 kernel
+    # (rust/core/src/rnn/mod.rs, product_level) for the general GEMM. Forward and backward
+    # against the reference; inference equals training; the first steps of a longer sequence
+    # (the packed kernel) agree to float32 rounding.
+    inp, up = _layer(cell, np.float32, T=T + 3, B=1, I=5, H=H, seed=4)
+    for k in ("w_ih", "w_hh"):
+        inp[k] = (inp[k] / np.float32(np.sqrt(H))).astype(np.float32)
+    long_x = inp["x"]
+    inp["x"] = np.ascontiguousarray(long_x[:T])
+    up = {k: None if v is None else (np.ascontiguousarray(v[:T]) if k == "dy" else v)
+          for k, v in up.items()}
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    y, hn, cn, ws = _core.rnn_forward(cell, *args)
+    ry, rhn, rcn = ref.rnn_layer_forward(cell, *args)
+    assert _rel(y, ry) <= TOL[np.float32] and _rel(hn, rhn) <= TOL[np.float32]
+    if cell == "lstm":
+        assert _rel(cn, rcn) <= TOL[np.float32]
+    grads = [np.zeros_like(inp[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+    dx, dh0, dc0 = _core.rnn_backward(cell, *args, ws, up["dy"], up["dh_n"], up["dc_n"], *grads)
+    want = ref.rnn_layer_backward(cell, *args, up["dy"], up["dh_n"], up["dc_n"])
+    tol = 10 * TOL[np.float32]
+    assert _rel(dx, want["dx"]) <= tol and _rel(dh0, want["dh0"]) <= tol
+    for g, k in zip(grads, ("dw_ih", "dw_hh", "db_ih", "db_hh")):
+        assert _rel(g, want[k]) <= tol, k
+    if cell == "lstm":
+        assert _rel(dc0, want["dc0"]) <= tol
+    y2, hn2, _, _ = _core.rnn_forward(cell, *args, training=False)
+    assert np.array_equal(y, y2) and np.array_equal(hn, hn2)
+    long_y = _core.rnn_forward(cell, long_x, *args[1:], training=False)[0]
+    np.testing.assert_allclose(long_y[:T], y, rtol=0, atol=1e-6)
+
+
 def test_weight_gradients_accumulate():
     inp, up = _layer("gru", np.float64)
     args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
