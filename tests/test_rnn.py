@@ -112,6 +112,31 @@ def test_one_sequence_of_one_or_two_steps_matches_the_reference(cell, T, H):
     np.testing.assert_allclose(long_y[:T], y, rtol=0, atol=1e-6)
 
 
+def test_two_steps_with_weights_worth_splitting_give_the_same_bits_on_one_and_two_threads():
+    # B = 1, T = 2 and 8 MiB of float32 weights (16 MiB streamed): two threads split the hidden
+    # units with the packed kernel; one thread must not take the general GEMM that one- and
+    # two-step calls otherwise use (their sums run in another order).
+    inp, up = _layer("lstm", np.float32, T=2, B=1, I=512, H=512, seed=5)
+    for k in ("w_ih", "w_hh"):
+        inp[k] = (inp[k] / np.float32(16)).astype(np.float32)
+    args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]
+    before = nesy.get_num_threads()
+    outs = {}
+    try:
+        for n in (2, 1):
+            nesy.set_num_threads(n)
+            y, hn, cn, ws = _core.rnn_forward("lstm", *args)
+            y2 = _core.rnn_forward("lstm", *args, training=False)[0]
+            g = [np.zeros_like(inp[k]) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+            dx, dh0, dc0 = _core.rnn_backward("lstm", *args, ws, up["dy"], up["dh_n"],
+                                              up["dc_n"], *g)
+            outs[n] = [y, y2, hn, cn, ws, dx, dh0, dc0, *g]
+    finally:
+        nesy.set_num_threads(before)
+    for a, b in zip(outs[2], outs[1]):
+        assert np.array_equal(a, b)
+
+
 def test_weight_gradients_accumulate():
     inp, up = _layer("gru", np.float64)
     args = [inp[k] for k in ("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")]

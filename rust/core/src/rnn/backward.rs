@@ -194,7 +194,12 @@ pub fn backward<T: Gemm>(
             });
         }
         let work = d.t * d.b * gh * (h + 8);
-        let w_hh = Recurrent::rows(super::product_level(simd::detect(), d), w.w_hh, gh, h);
+        let w_hh = Recurrent::rows(
+            super::product_level::<T>(simd::detect(), cell, d),
+            w.w_hh,
+            gh,
+            h,
+        );
         let sums = out.db_ih.is_some() || out.db_hh.is_some();
         let run = |job: BackChunk<'_, T>| job.run(d, w, &w_hh, dhn, dcn, lengths, reverse, sums);
         // Jobs were pushed last chunk first: the bias sums are added back in chunk order.

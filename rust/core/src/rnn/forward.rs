@@ -84,7 +84,7 @@ pub fn forward<T: Gemm>(
     {
         return Ok(()); // one small batch on two threads (`split.rs`)
     }
-    let products = StepProducts::new(super::product_level(level, d), w, d);
+    let products = StepProducts::new(super::product_level::<T>(level, cell, d), w, d);
     let per_step = products.per_step();
     let (gates, hprev_ws, extra_ws) = match ws.map(|ws| split_ws_mut(ws, cell, d)) {
         Some(p) => (Some(p.gates), Some(p.hprev), Some(p.extra)),
