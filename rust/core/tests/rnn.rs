@@ -362,4 +362,29 @@ fn only_calls_with_something_to_share_go_to_the_pool() {
         h: 1 << 20,
     };
     assert_eq!(pool_work::<f32>(Cell::Lstm, huge), usize::MAX);
+    // ... and forward refuses them, naming x (the shape's product overflows: it fits no slice).
+    let one = vec![0f32; 1];
+    let w = Weights {
+        cell: Cell::Lstm,
+        w_ih: &one,
+        w_hh: &one,
+        b_ih: None,
+        b_hh: None,
+    };
+    let (mut y, mut hn, mut cn) = (vec![0f32; 1], vec![0f32; 1], vec![0f32; 1]);
+    let err = forward(
+        Dims { i: 3, h: 4, ..huge },
+        &w,
+        &one,
+        &one,
+        Some(&one),
+        None,
+        false,
+        &mut y,
+        &mut hn,
+        Some(&mut cn),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("x:"), "{err}");
 }

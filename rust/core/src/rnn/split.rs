@@ -59,10 +59,10 @@ const MIN_SPLIT_BYTES: usize = 128 << 10;
 /// T = 1-128: the split became the faster at T of about 45 (forward) and 70 (forward +
 /// backward) for the GRU at (I, H) = (32, 128) (246 KB of weights), 20 and 22 at (64, 256)
 /// (983 KB), the LSTM 50 and 60 at (32, 128) (328 KB), 22 and 16 at (64, 256) (1.3 MB), Elman 45
-/// and 55 at (64, 256) (328 KB): 11-29 MB streamed forward, 16-21 MB forward + backward (MB =
-/// 10^6 bytes). 16 MiB (16.8 MB) is a compromise between the two: some forward-only calls of
-/// 17-29 MB split where one thread was up to 1.1x faster. At T = 1 the calling thread took
-/// 15-74 us against 33-141 us through the pool.
+/// and 55 at (64, 256) (328 KB): 11-29 MB streamed forward, 17-22 MB forward + backward (MB =
+/// 10^6 bytes). 16 MiB (16.8 MB) is a compromise: some calls above it (forward-only calls up to
+/// 29 MB, training calls up to 22 MB) split where one thread was up to 1.1x faster. At T = 1
+/// the calling thread took 15-74 us against 33-141 us through the pool.
 const MIN_SPLIT_STREAM: usize = 16 << 20;
 
 /// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
