@@ -243,13 +243,12 @@ def table_command(args: argparse.Namespace) -> int:
     from nesy.cli import _load_data
     from nesy.datasets import load_kg
 
-    for name in args.datasets:  # every name checked before the first long run
-        _load_data(name, "--datasets")
+    # Every data set loaded before the first long run: a missing one fails now, named.
+    datasets = [_load_data(name, "--datasets") for name in args.datasets]
     rows: list[list[str]] = []
     composed: list[list[str]] = []
     ok = True
-    for name in args.datasets:
-        data = load_kg(name)
+    for name, data in zip(args.datasets, datasets):
         t0 = time.perf_counter()
         rs = _mine(argparse.Namespace(), data, verbose=0)
         mined = time.perf_counter() - t0

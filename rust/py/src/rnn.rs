@@ -423,7 +423,7 @@ fn backward_typed<'py, T: Element + Gemm>(
                 db_hh: db_hh.as_ref().map(|b| slice_mut(b)),
             }
         };
-        let work = 3 * rnn::pool_work::<T>(l.cell, d);
+        let work = rnn::pool_work::<T>(l.cell, d).saturating_mul(3);
         run_kernel(py, work, || {
             rnn::backward(
                 d,

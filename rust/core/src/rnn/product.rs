@@ -3,7 +3,8 @@
 //!
 //! `B` is the same at every step of a sequence. For `f32` on AVX-512 it is packed once per call
 //! (but for one sequence of one or two steps: `rnn::product_level`) into panels of 32 columns
-//! (two registers), each stored `k`-major with the last one zero-padded, and each step runs a register-blocked microkernel: blocks of up to 8 rows
+//! (two registers), each stored `k`-major with the last one zero-padded, and each step runs a
+//! register-blocked microkernel: blocks of up to 8 rows
 //! against 1 to 4 panels (fewer rows, more panels: at least 8 independent chains), per `k` two
 //! loads per panel, one broadcast per row and two fused multiply-adds per row and panel into
 //! accumulators that stay in registers; the tile is written once, with the bias, straight into
