@@ -122,7 +122,7 @@ pub fn workspace_len(cell: Cell, d: Dims) -> usize {
 /// more than a short call's compute (at batch 1 and one step, a GRU or LSTM of 128-256 units took
 /// 15-74 us on the calling thread against 33-141 us through the pool, medians on a 2-vCPU
 /// virtual machine; see `split.rs`).
-pub fn pool_work<T>(cell: Cell, d: Dims) -> usize {
+pub fn pool_work<T: 'static>(cell: Cell, d: Dims) -> usize {
     let macs = [d.b, d.i.saturating_add(d.h), cell.gates(), d.h]
         .iter()
         .fold(d.t, |m, &v| m.saturating_mul(v));
@@ -137,7 +137,7 @@ pub fn pool_work<T>(cell: Cell, d: Dims) -> usize {
 
 /// How a call's loops and whole-sequence products run: sequentially when [`pool_work`] finds
 /// nothing to share (the call may then be on a thread outside any pool).
-pub(crate) fn par_for<T>(cell: Cell, d: Dims) -> Par {
+pub(crate) fn par_for<T: 'static>(cell: Cell, d: Dims) -> Par {
     if pool_work::<T>(cell, d) == 0 {
         Par::Seq
     } else {
@@ -155,7 +155,7 @@ pub(crate) fn par_for<T>(cell: Cell, d: Dims) -> Par {
 /// uses: it then gives the same bits on one thread as on two. The sums run in another order, so
 /// such a call's results may differ from the first steps of a longer sequence in the last bits
 /// (1e-7 to 1e-6 of the outputs' scale in float32 at 128-256 units).
-pub(crate) fn product_level<T>(level: simd::Level, cell: Cell, d: Dims) -> simd::Level {
+pub(crate) fn product_level<T: 'static>(level: simd::Level, cell: Cell, d: Dims) -> simd::Level {
     if d.b == 1 && d.t <= 2 && !split::worth_splitting::<T>(cell, d) {
         level.min(simd::Level::Avx2)
     } else {

@@ -67,19 +67,25 @@ const MIN_SPLIT_STREAM: usize = 16 << 20;
 
 /// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
 /// running on a pool thread of a pool with at least two threads.
-pub(super) fn applies<T>(d: Dims, w: &Weights<'_, T>) -> bool {
+pub(super) fn applies<T: 'static>(d: Dims, w: &Weights<'_, T>) -> bool {
     worth_splitting::<T>(w.cell, d)
         && rayon::current_thread_index().is_some()
         && rayon::current_num_threads() >= 2
 }
 
-/// The sizes of a call worth splitting: one row chunk, at least two steps, weights of at least
-/// [`MIN_SPLIT_BYTES`], and at least [`MIN_SPLIT_STREAM`] bytes of them streamed over the steps.
-pub(super) fn worth_splitting<T>(cell: Cell, d: Dims) -> bool {
+/// Whether a call of `d` is split when it runs on a pool of two or more threads: the split's
+/// packed kernel exists (`f32` on AVX-512; elsewhere nothing splits), one row chunk, at least
+/// two steps, weights of at least [`MIN_SPLIT_BYTES`], and at least [`MIN_SPLIT_STREAM`] bytes
+/// of them streamed over the steps.
+pub(super) fn worth_splitting<T: 'static>(cell: Cell, d: Dims) -> bool {
+    let packed = cfg!(target_arch = "x86_64")
+        && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && simd::detect() == Level::Avx512;
     let weight_bytes = [d.h, d.i.saturating_add(d.h), std::mem::size_of::<T>()]
         .iter()
         .fold(cell.gates(), |m, &v| m.saturating_mul(v));
-    super::n_chunks(d.b) == 1
+    packed
+        && super::n_chunks(d.b) == 1
         && d.b > 0
         && d.h >= 32
         && d.t >= 2
@@ -785,7 +791,8 @@ mod tests {
                 });
                 for busy in [false, true] {
                     let got = two.install(|| {
-                        assert!(applies(d, &w));
+                        // Where the packed kernel exists (else `run(true, ..)` gives None).
+                        assert_eq!(applies(d, &w), level == Level::Avx512);
                         if !busy {
                             return run(true, training);
                         }
@@ -809,8 +816,20 @@ mod tests {
     #[test]
     fn splits_only_calls_that_stream_enough_weights() {
         // The LSTM at (I, H) = (32, 128): 328 KB of f32 weights, split from 52 steps on (16 MiB
-        // streamed); one step never; more than one chunk of rows never; f64 weights stream
-        // twice the bytes.
+        // streamed); one step never; more than one chunk of rows never. Only where the packed
+        // kernel exists (f32 on AVX-512).
+        if simd::detect() != Level::Avx512 {
+            assert!(!worth_splitting::<f32>(
+                Cell::Lstm,
+                Dims {
+                    t: 1000,
+                    b: 1,
+                    i: 32,
+                    h: 128
+                }
+            ));
+            return;
+        }
         let d = |t, b| Dims {
             t,
             b,
@@ -824,7 +843,8 @@ mod tests {
         assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 8)));
         assert!(!worth_splitting::<f32>(Cell::Lstm, d(t_min - 1, 1)));
         assert!(!worth_splitting::<f32>(Cell::Lstm, d(1000, 9)));
-        assert!(worth_splitting::<f64>(Cell::Lstm, d(t_min.div_ceil(2), 1)));
+        // f64 has no packed kernel: never split, however much it streams.
+        assert!(!worth_splitting::<f64>(Cell::Lstm, d(1000, 1)));
         // Huge weights still need two steps; small ones never split (below MIN_SPLIT_BYTES).
         let big = Dims {
             t: 1,
