@@ -253,6 +253,15 @@ fn gradients_match_finite_differences() {
 fn bad_graphs_are_refused() {
     let indptr = [0i64, 2, 1];
     assert!(Csr::new(2, 3, &indptr, &[0, 1], "graph").is_err());
+    // A decreasing row pointer is named by its row, short or long (the test is vectorised).
+    let err = Csr::new(3, 3, &[0, 3, 1, 4], &[0; 4], "graph").unwrap_err();
+    assert!(err.to_string().contains("decreases at row 1"), "{err}");
+    let mut long: Vec<i64> = (0..=5000).collect();
+    long[1001] = 999;
+    let err = Csr::new(5000, 1, &long, &[0; 5000], "graph").unwrap_err();
+    assert!(err.to_string().contains("decreases at row 1000"), "{err}");
+    long[1001] = 1001;
+    assert!(Csr::new(5000, 1, &long, &[0; 5000], "graph").is_ok());
     let err = Csr::new(2, 3, &[0, 1, 2], &[0, 3], "graph").unwrap_err();
     assert!(err.to_string().contains("indices[1]"), "{err}");
     assert!(Csr::new(2, 3, &[0, 1, 2], &[-1, 0], "graph").is_err());

