@@ -526,77 +526,49 @@ def test_gather_sum_limit_kernel_sums_every_gathered_row(f, dtype):
         _core.gnn_gather_sum(g.indptr, g.indices, x.ravel())
 
 
-# ---------------------------------------------------------------- checked CSR arrays
-def test_graph_arrays_are_read_only_views_of_one_checked_csr():
-    """A Graph's six CSR arrays are views of one ``_core.CheckedCsr``: read-only, and NumPy
-    refuses to make them writeable again, so the kernels may trust them unchecked."""
-    g, _, _ = _random_graph()
-    arrays = [g.indptr, g.order, g.indices, g.t_indptr, g.perm, g.t_indices]
-    for a in arrays:
-        assert isinstance(a.base, _core.CheckedCsr) and a.base is g.indptr.base
-        assert not a.flags.writeable
-        with pytest.raises(ValueError, match="WRITEABLE"):
-            a.flags.writeable = True
-        with pytest.raises(ValueError, match="read-only"):
-            a[0] = 0
-    assert g.indptr.base.num_nodes == g.num_nodes
+@pytest.mark.parametrize("f, offset", [(3, 0), (16, 0), (16, 16), (64, 0), (64, 16), (128, 16),
+                                       (200, 0)])
+@pytest.mark.parametrize("at", ["first", "middle", "last"])
+@pytest.mark.parametrize("wrong", [500, -1, 2**40])
+def test_every_gather_path_names_a_bad_source(f, offset, at, wrong):
+    """The sum kernels test each source as they gather it (narrow tiles, register tiles, rows
+    past a line at 64 and 128 features): a bad one anywhere in the graph is an IndexError naming
+    it, forward, backward and the gather limit, never a read outside ``x``."""
+    from nesy._mem import aligned_copy
+
+    g, _, _ = _random_graph(n=500, e=5_000, seed=f, weighted=False)
+    x = aligned_copy(np.random.default_rng(f).standard_normal((500, f), dtype=np.float32),
+                     offset=offset)
+    k = {"first": 0, "middle": g.num_edges // 2, "last": g.num_edges - 1}[at]
+    bad = np.array(g.indices)
+    bad[k] = wrong
+    with pytest.raises(IndexError, match=rf"indices\[{k}\]"):
+        _core.gnn_aggregate(g.indptr, bad, x, "mean")
+    with pytest.raises(IndexError, match=rf"indices\[{k}\]"):
+        _core.gnn_gather_sum(g.indptr, bad, x)
+    t_bad = np.array(g.t_indices)
+    t_bad[k] = wrong
+    with pytest.raises(IndexError, match=rf"transposed\) indices\[{k}\]"):
+        _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, t_bad, g.perm, x, x)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
-def test_checked_arrays_give_the_bits_of_copies(dtype, reduce):
-    """The kernels skip their index checks only for a Graph's own arrays (exactly them); with
-    copies, which they check, every result has the same bits."""
-    g, _, w = _random_graph(n=300, e=20_000, seed=5)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 24)).astype(dtype)
-    own = (g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm)
-    cps = tuple(np.array(a) for a in own)
-    assert all(c.base is None and c.flags.writeable for c in cps)
-    wt = w.astype(dtype)
-    go = rng.standard_normal((300, 24)).astype(dtype)
-    for graph in (own, cps):
-        out, arg = _core.gnn_aggregate(graph[0], graph[1], x, reduce, wt)
-        back = _core.gnn_aggregate_backward(*graph, x, go, reduce, wt, arg, True)
-        u = x[:, :8].copy()
-        s = _core.gnn_sddmm(graph[0], graph[1], u, u, "dot", 2)
-        gs = _core.gnn_sddmm_backward(*graph, u, u, s, "dot", 2)
-        a = _core.gnn_edge_softmax(graph[0], graph[1], s)
-        ga = _core.gnn_edge_softmax_backward(graph[0], graph[1], a, s)
-        sums = _core.gnn_gather_sum(graph[0], graph[1], x)
-        got = [out, back[0], back[1], s, *gs, a, ga, sums]
-        if graph is own:
-            want = got
-        else:
-            for p, q in zip(got, want):
-                assert p.dtype == q.dtype and np.array_equal(p.view(np.uint8), q.view(np.uint8))
-
-
-def test_checked_arrays_are_trusted_only_whole_and_together():
-    """A slice, another graph's arrays mixed in, or fewer feature rows than the checked node
-    count: the kernels check as for any array, and name what is wrong."""
-    n = 50
-    ei = np.array([[49, 0, 1], [0, 1, 2]])
-    g = Graph(ei, n)
-    other = Graph(np.array([[1, 2, 3], [0, 1, 2]]), n)
-    x = np.ones((n, 4), np.float32)
-    # the indices of another checked graph with this one's row pointers: both are in range
-    np.testing.assert_array_equal(_core.gnn_aggregate(g.indptr, other.indices, x)[0][:3],
-                                  [[1] * 4, [1] * 4, [1] * 4])
-    # a node that x does not have: refused, not read
-    with pytest.raises(IndexError, match=r"indices\[0\]"):
-        _core.gnn_aggregate(g.indptr, g.indices, x[:10])
-    with pytest.raises(IndexError, match=r"indices\[0\]"):
-        _core.gnn_sddmm(g.indptr, g.indices, x[:10], x, "dot", 1)
-    # a view that starts past the first entry is not the checked array
-    with pytest.raises(ValueError, match="indptr"):
-        _core.gnn_aggregate(g.indptr[1:], g.indices, x)
-    # the graph's own transpose with an edge map that is not its own: the map is checked
-    bad_perm = np.array(g.perm)
-    bad_perm[1] = 3
-    with pytest.raises(IndexError, match=r"perm\[1\]"):
-        _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, bad_perm, x,
-                                     np.ones((n, 4), np.float32))
+def test_backward_tests_perm_where_it_reads_it():
+    """The unweighted sum/mean backward never reads ``perm`` (no pass over it); the weighted
+    and max/min ones reorder or route by it and name a bad entry."""
+    g, _, w = _random_graph(n=60, e=400, seed=3)
+    x = np.random.default_rng(0).standard_normal((60, 4))
+    perm = np.array(g.perm)
+    perm[5] = g.num_edges
+    plain = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
+                                         x, x)[0]
+    np.testing.assert_array_equal(
+        _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, perm, x, x)[0],
+        plain)
+    out, arg = _core.gnn_aggregate(g.indptr, g.indices, x, "max")
+    for kwargs in ({"edge_weight": w}, {"reduce": "max", "arg": arg}):
+        with pytest.raises(IndexError, match=r"perm\[5\]"):
+            _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, perm, x,
+                                         x, **kwargs)
 
 
 # ---------------------------------------------------------------- attention: SDDMM, edge softmax

@@ -197,12 +197,6 @@ def meta_mlp_loss_grad(
     need_grad: bool = True,
 ) -> tuple[npt.NDArray[np.floating], list[npt.NDArray[np.floating]] | None]: ...
 
-# gnn: the arrays of a graph's CSR as gnn_build_csr made them (their base); read-only
-@final
-class CheckedCsr:
-    @property
-    def num_nodes(self) -> int: ...
-
 # rules: Horn rules over a knowledge graph (rust/py/src/rules.rs); rules are int64 rows (m, 11)
 @final
 class RuleGraph:
@@ -345,7 +339,6 @@ __all__ = [
     "kge_score_grad",
     "kge_train_epoch",
     "meta_mlp_loss_grad",
-    "CheckedCsr",
     "RuleGraph",
     "rules_explain",
     "rules_length2",

@@ -46,13 +46,6 @@ class Graph:
         Weights in CSR order.
     order : ndarray of int64
         ``order[k]`` is the position in ``edge_index`` of CSR edge ``k``.
-
-    The six index arrays are read-only views of one ``nesy._core.CheckedCsr``, checked once
-    when the graph is built; the kernels trust exactly these arrays and skip their per-call
-    checks (with copies of the arrays, which are checked, the sum aggregation at 16 features
-    took 1.2x the time, its backward 1.4x; 1.1x at 64). NumPy cannot make them writeable
-    again. Copies, slices, or the arrays of an unpickled graph work too and are checked on
-    every call.
     """
 
     def __init__(self, edge_index: Any, num_nodes: Optional[int] = None,

@@ -6,7 +6,7 @@ mod common;
 use common::{on_three_threads, Rng};
 use nesy_core::gnn::{
     aggregate, aggregate_backward, edge_softmax, edge_softmax_backward, gather_sum, sddmm,
-    sddmm_backward, Csr, Reduce, SddmmOp, Transposed, Weights,
+    sddmm_backward, Csr, Reduce, SddmmOp, Weights,
 };
 use nesy_core::simd::{supported_levels, Level};
 use nesy_core::Par;
@@ -123,7 +123,8 @@ fn backward(
         par,
         level,
         g.csr(),
-        Transposed::new(g.csr_t(), &g.perm),
+        g.csr_t(),
+        &g.perm,
         x,
         f,
         wt,
@@ -210,7 +211,8 @@ fn gradients_match_finite_differences() {
             Par::Rayon,
             nesy_core::simd::detect(),
             g.csr(),
-            Transposed::new(g.csr_t(), &g.perm),
+            g.csr_t(),
+            &g.perm,
             &x,
             f,
             Some(Weights::shared(&w)),
@@ -303,7 +305,8 @@ fn max_backward_refuses_winners_that_are_not_in_edges() {
             Par::Seq,
             level,
             g.csr(),
-            Transposed::new(g.csr_t(), &g.perm),
+            g.csr_t(),
+            &g.perm,
             &x,
             f,
             None,
@@ -395,7 +398,8 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
         Par::Rayon,
         Level::Scalar,
         lazy(&g, &g.indices),
-        Transposed::new(lazy_t, &g.perm),
+        lazy_t,
+        &g.perm,
         &x,
         f,
         None,
@@ -410,60 +414,6 @@ fn lazily_checked_graphs_match_and_refuse_bad_indices() {
         err.to_string().contains("graph (transposed) indices[3]"),
         "{err}"
     );
-}
-
-#[test]
-fn prechecked_graphs_match_checked_ones_and_still_test_their_ends() {
-    // Arrays known to be valid (as `build_csr` makes them) skip every index test: the same bits
-    // as a lazily checked graph at every SIMD level, forward (every f32 tile width) and
-    // backward; the O(1) part of the structure is still tested.
-    let g = graph(40, 30, 300, 7);
-    let mut r = Rng::new(8);
-    // SAFETY: `graph` builds valid CSR arrays, and `perm` maps the transpose's edges.
-    let (pre, pre_t) = unsafe {
-        let pre = Csr::prechecked(g.n_dst, g.n_src, &g.indptr, &g.indices, "graph").unwrap();
-        let t = Csr::prechecked(g.n_src, g.n_dst, &g.t_indptr, &g.t_indices, "graph (t)");
-        (pre, Transposed::prechecked(t.unwrap(), &g.perm))
-    };
-    assert!(pre.indices_checked() && pre_t.perm_checked());
-    let lazy_t =
-        Csr::with_lazy_indices(g.n_src, g.n_dst, &g.t_indptr, &g.t_indices, "graph (t)").unwrap();
-    for level in supported_levels() {
-        for f in [3usize, 16, 64, 70] {
-            let x: Vec<f32> = r.vec(g.n_src * f).iter().map(|&v| v as f32).collect();
-            let run = |csr: Csr<'_>, red: Reduce| {
-                let mut out = vec![0f32; g.n_dst * f];
-                let mut arg = vec![0i64; g.n_dst * f];
-                let arg = Some(&mut arg[..]).filter(|_| red == Reduce::Max);
-                aggregate(Par::Rayon, level, csr, &x, f, None, red, &mut out, arg).unwrap();
-                out
-            };
-            for red in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
-                assert_eq!(
-                    run(pre, red),
-                    run(lazy(&g, &g.indices), red),
-                    "{level:?} {f}"
-                );
-            }
-            let grad: Vec<f32> = r.vec(g.n_dst * f).iter().map(|&v| v as f32).collect();
-            let back = |csr: Csr<'_>, t: Transposed<'_>| {
-                let mut gx = vec![0f32; g.n_src * f];
-                let (red, par) = (Reduce::Mean, Par::Rayon);
-                aggregate_backward(
-                    par, level, csr, t, &x, f, None, red, None, &grad, &mut gx, None,
-                )
-                .unwrap();
-                gx
-            };
-            let checked = back(lazy(&g, &g.indices), Transposed::new(lazy_t, &g.perm));
-            assert_eq!(back(pre, pre_t), checked, "{level:?} {f}");
-        }
-    }
-    // SAFETY (all three): the arrays hold valid indices; only their ends are wrong.
-    let wrong_len = unsafe { Csr::prechecked(2, 3, &[0, 1], &[0], "graph") };
-    let wrong_start = unsafe { Csr::prechecked(2, 3, &[1, 1, 2], &[0, 1], "graph") };
-    let wrong_end = unsafe { Csr::prechecked(2, 3, &[0, 1, 3], &[0, 1], "graph") };
-    assert!(wrong_len.is_err() && wrong_start.is_err() && wrong_end.is_err());
 }
 
 /// Central finite difference of `loss` along coordinate `k` of `v`.
@@ -606,7 +556,8 @@ fn sddmm_matches_naive_loops_and_finite_differences() {
             Par::Rayon,
             level,
             csr,
-            Transposed::new(csr_t, &g.perm),
+            csr_t,
+            &g.perm,
             &u,
             &v,
             f,
@@ -774,18 +725,7 @@ fn kernels_split_over_threads_give_the_sequential_bits() {
             let (mut gu, mut gv) = (vec![f64::NAN; u.len()], vec![f64::NAN; v.len()]);
             let (csr, csr_t) = (g.csr(), g.csr_t());
             sddmm_backward(
-                par,
-                level,
-                csr,
-                Transposed::new(csr_t, &g.perm),
-                u,
-                v,
-                fo,
-                heads,
-                op,
-                &up_edges,
-                &mut gu,
-                &mut gv,
+                par, level, csr, csr_t, &g.perm, u, v, fo, heads, op, &up_edges, &mut gu, &mut gv,
             )
             .unwrap();
             let mut alpha = vec![f64::NAN; s.len()];
@@ -1019,7 +959,8 @@ fn rows_starting_anywhere_past_a_cache_line_give_the_bits_of_rows_on_lines() {
                         Par::Rayon,
                         level,
                         g.csr(),
-                        Transposed::new(g.csr_t(), &g.perm),
+                        g.csr_t(),
+                        &g.perm,
                         &x,
                         f,
                         wt,

@@ -5,8 +5,7 @@
 
 use nesy_core::gnn::{self, Csr, Reduce, SddmmOp, Weights};
 use nesy_core::{Float, Par};
-use numpy::ndarray::Array1;
-use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, PyArray1, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::arrays::{by_dtype, empty, empty_aligned, slice, slice_mut, typed_array, zeros, Access};
@@ -45,73 +44,6 @@ fn rows_of(indptr: &Bound<'_, PyArray1<i64>>) -> PyResult<usize> {
         .len()
         .checked_sub(1)
         .ok_or_else(|| value_error("indptr: must hold n_dst + 1 >= 1 entries"))
-}
-
-/// How a graph's indices are checked when its arrays are not a [`CheckedCsr`]'s.
-#[derive(Clone, Copy)]
-enum Check {
-    /// By the kernels that read them ([`Csr::with_lazy_indices`]).
-    Lazy,
-    /// Up front ([`Csr::new`]).
-    Now,
-}
-
-/// The CSR of one call: prechecked when `checked` holds the [`CheckedCsr`]'s node count (the
-/// arrays are exactly its own, [`checked_csr`]) and every index it allows is below `n_cols`;
-/// otherwise checked as `check` says.
-fn call_csr<'a>(
-    checked: Option<usize>,
-    check: Check,
-    (n_rows, n_cols): (usize, usize),
-    indptr: &'a [i64],
-    indices: &'a [i64],
-    name: &'a str,
-) -> PyResult<Csr<'a>> {
-    match (checked, check) {
-        // SAFETY: `gnn_build_csr` made these arrays with non-decreasing row pointers and every
-        // index below `num_nodes <= n_cols`, and nothing can have written them since.
-        (Some(num_nodes), _) if num_nodes <= n_cols => unsafe {
-            Csr::prechecked(n_rows, n_cols, indptr, indices, name)
-        },
-        (_, Check::Lazy) => Csr::with_lazy_indices(n_rows, n_cols, indptr, indices, name),
-        (_, Check::Now) => Csr::new(n_rows, n_cols, indptr, indices, name),
-    }
-    .map_err(to_py)
-}
-
-/// The transposed graph and its edge map for a backward call (`perm` prechecked with the rest
-/// of a [`CheckedCsr`]).
-fn call_transposed<'a>(checked: bool, gt: Csr<'a>, perm: &'a [i64]) -> gnn::Transposed<'a> {
-    if checked && gt.indices_checked() {
-        // SAFETY: `gnn_build_csr` made `perm` a permutation of the edges, unchanged since.
-        unsafe { gnn::Transposed::prechecked(gt, perm) }
-    } else {
-        gnn::Transposed::new(gt, perm)
-    }
-}
-
-/// The node count of the [`CheckedCsr`] whose row pointers and indices these are, if they are.
-fn checked_pair(
-    indptr: &Bound<'_, PyArray1<i64>>,
-    indices: &Bound<'_, PyArray1<i64>>,
-) -> Option<usize> {
-    checked_csr(&[(indptr, Part::Indptr), (indices, Part::Indices)]).map(|c| c.get().num_nodes)
-}
-
-/// As [`checked_pair`] for the five arrays of a backward call (graph, transpose, `perm`).
-fn checked_five(idx: &[Bound<'_, PyArray1<i64>>]) -> Option<usize> {
-    let parts = [
-        Part::Indptr,
-        Part::Indices,
-        Part::TIndptr,
-        Part::TIndices,
-        Part::Perm,
-    ];
-    let args: Vec<_> = idx.iter().zip(parts).collect();
-    (idx.len() == 5)
-        .then(|| checked_csr(&args))
-        .flatten()
-        .map(|c| c.get().num_nodes)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -176,10 +108,8 @@ fn forward_typed<'py, T: Element + Float>(
         });
         let os = unsafe { slice_mut(&out) };
         let args = arg.as_ref().map(|a| unsafe { slice_mut(a) });
-        // The kernel checks the indices as it reads them (one pass over them saved), unless
-        // they are a `CheckedCsr`'s.
-        let trusted = checked_pair(&indptr, &indices);
-        let g = call_csr(trusted, Check::Lazy, (n_dst, n_src), ip, ix, "graph")?;
+        // The kernel checks the indices as it reads them (one pass over them saved).
+        let g = Csr::with_lazy_indices(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
         run_kernel(py, g.nnz() * f.max(1), || {
             gnn::aggregate(Par::Rayon, level, g, xs, f, ws, reduce, os, args)
         })?;
@@ -236,8 +166,7 @@ fn gather_typed<'py, T: Element + Float>(
     acc.check()?;
     // SAFETY: inputs covered by `acc`.
     let (ip, ix, xs) = unsafe { (slice(&indptr), slice(&indices), slice(&x)) };
-    let trusted = checked_pair(&indptr, &indices);
-    let g = call_csr(trusted, Check::Lazy, (n_dst, n_src), ip, ix, "graph")?;
+    let g = Csr::with_lazy_indices(n_dst, n_src, ip, ix, "graph").map_err(to_py)?;
     let sums = run_kernel(py, g.nnz() * f.max(1), || {
         gnn::gather_sum(Par::Rayon, level, g, xs, f)
     })?;
@@ -334,14 +263,26 @@ fn backward_typed<'py, T: Element + Float>(
         let args = arg.as_ref().map(|a| unsafe { slice(a) });
         let gx = unsafe { slice_mut(&grad_x) };
         let gw = grad_w.as_ref().map(|g| unsafe { slice_mut(g) });
-        // The kernels check the indices they use (see `Csr`), unless they are a `CheckedCsr`'s.
-        let trusted = checked_five(&idx);
-        let g = call_csr(trusted, Check::Lazy, (n_dst, n_src), s[0], s[1], "graph")?;
-        let name = "graph (transposed)";
-        let gt = call_csr(trusted, Check::Lazy, (n_src, n_dst), s[2], s[3], name)?;
-        let t = call_transposed(trusted.is_some(), gt, s[4]);
+        // The kernels check the indices they use (see `Csr`).
+        let g = Csr::with_lazy_indices(n_dst, n_src, s[0], s[1], "graph").map_err(to_py)?;
+        let gt = Csr::with_lazy_indices(n_src, n_dst, s[2], s[3], "graph (transposed)")
+            .map_err(to_py)?;
         run_kernel(py, g.nnz() * f.max(1), || {
-            gnn::aggregate_backward(Par::Rayon, level, g, t, xs, f, ws, reduce, args, gs, gx, gw)
+            gnn::aggregate_backward(
+                Par::Rayon,
+                level,
+                g,
+                gt,
+                s[4],
+                xs,
+                f,
+                ws,
+                reduce,
+                args,
+                gs,
+                gx,
+                gw,
+            )
         })?;
     }
     Ok((grad_x.into_any(), grad_w.map(|g| g.into_any())))
@@ -453,11 +394,7 @@ fn sddmm_typed<'py, T: Element + Float>(
     // SAFETY: inputs covered by `acc`; outputs are fresh arrays, each taken once.
     let s: Vec<&[i64]> = idx.iter().map(|a| unsafe { slice(a) }).collect();
     let (us, vs) = unsafe { (slice(&u), slice(&v)) };
-    let trusted = match idx.len() {
-        2 => checked_pair(&idx[0], &idx[1]),
-        _ => checked_five(&idx),
-    };
-    let g = call_csr(trusted, Check::Now, (n_dst, n_src), s[0], s[1], "graph")?;
+    let g = Csr::new(n_dst, n_src, s[0], s[1], "graph").map_err(to_py)?;
     let work = n_edges * f.max(1);
     match &grad {
         None => {
@@ -469,14 +406,26 @@ fn sddmm_typed<'py, T: Element + Float>(
             Ok(vec![out.into_any()])
         }
         Some(grad) => {
-            let name = "graph (transposed)";
-            let gt = call_csr(trusted, Check::Now, (n_src, n_dst), s[2], s[3], name)?;
-            let t = call_transposed(trusted.is_some(), gt, s[4]);
+            let gt = Csr::new(n_src, n_dst, s[2], s[3], "graph (transposed)").map_err(to_py)?;
             let gu: Bound<'py, PyArray2<T>> = zeros(py, &[n_src, f], dtype)?;
             let gv: Bound<'py, PyArray2<T>> = zeros(py, &[n_dst, f], dtype)?;
             let (gs, gus, gvs) = unsafe { (slice(grad), slice_mut(&gu), slice_mut(&gv)) };
             run_kernel(py, work, || {
-                gnn::sddmm_backward(Par::Rayon, level, g, t, us, vs, f, heads, op, gs, gus, gvs)
+                gnn::sddmm_backward(
+                    Par::Rayon,
+                    level,
+                    g,
+                    gt,
+                    s[4],
+                    us,
+                    vs,
+                    f,
+                    heads,
+                    op,
+                    gs,
+                    gus,
+                    gvs,
+                )
             })?;
             Ok(vec![gu.into_any(), gv.into_any()])
         }
@@ -581,10 +530,8 @@ fn softmax_typed<'py, T: Element + Float>(
     // SAFETY: inputs covered by `acc`; the output is a fresh array.
     let (ip, ix, ss) = unsafe { (slice(&idx[0]), slice(&idx[1]), slice(&sc)) };
     let os = unsafe { slice_mut(&out) };
-    // Softmax needs only the row structure: sources are never indexed, nor checked (nor is
-    // the structure, for a `CheckedCsr`'s arrays).
-    let trusted = checked_pair(&idx[0], &idx[1]);
-    let g = call_csr(trusted, Check::Lazy, (n_dst, usize::MAX), ip, ix, "graph")?;
+    // Softmax needs only the row structure: sources are never indexed, nor checked.
+    let g = Csr::with_lazy_indices(n_dst, usize::MAX, ip, ix, "graph").map_err(to_py)?;
     let work = ss.len() * 8;
     match &grad {
         None => run_kernel(py, work, || {
@@ -647,59 +594,9 @@ type CsrOut<'py> = (
     Bound<'py, PyArray1<i64>>,
 );
 
-/// A graph's CSR and its transpose as [`gnn_build_csr`] made them, owned by nesy.
-///
-/// NumPy sees its six arrays read-only, each with this object as its base; nothing can make
-/// them writeable again (NumPy allows that only where the base exposes a writeable buffer, and
-/// this object exposes none). So a kernel handed exactly these arrays, the same memory and
-/// length, may skip the checks `gnn_build_csr` already made (row pointers that never decrease,
-/// every index below `num_nodes`, `perm` in range): [`checked_csr`]. Any other array, a copy, a
-/// slice, or an unpickled graph's, is checked as before.
-#[pyclass(frozen, module = "nesy._core")]
-pub struct CheckedCsr {
-    num_nodes: usize,
-    parts: [Array1<i64>; 6],
-}
-
-#[pymethods]
-impl CheckedCsr {
-    /// Number of nodes the indices were checked against.
-    #[getter]
-    fn num_nodes(&self) -> usize {
-        self.num_nodes
-    }
-}
-
-/// Which array of a [`CheckedCsr`] an argument is to be (its place in [`CsrOut`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    Indptr = 0,
-    Indices = 2,
-    TIndptr = 3,
-    Perm = 4,
-    TIndices = 5,
-}
-
-/// The [`CheckedCsr`] whose arrays `args` are, each exactly the given part (its data, length
-/// and contiguous layout, so no slice or view of another part passes), or None. A pass over
-/// nothing: a few attribute lookups.
-fn checked_csr<'py>(args: &[(&Bound<'py, PyArray1<i64>>, Part)]) -> Option<Bound<'py, CheckedCsr>> {
-    let (first, _) = args.first()?;
-    let csr = first.getattr("base").ok()?.cast_into::<CheckedCsr>().ok()?;
-    let exact = |(a, part): &(&Bound<'py, PyArray1<i64>>, Part)| {
-        let want = &csr.get().parts[*part as usize];
-        a.getattr("base").is_ok_and(|b| b.is(&csr))
-            && a.is_contiguous()
-            && a.len() == want.len()
-            && std::ptr::eq(a.data(), want.as_ptr())
-    };
-    args.iter().all(exact).then_some(csr)
-}
-
 /// Sorts the edges `src (E) -> dst (E)` (int64, every id in `0..num_nodes`) into CSR by
 /// destination and its transpose, both stable: returns `(indptr, order, indices, t_indptr,
-/// perm, t_indices)` as `nesy_core::gnn::build` documents them, read-only views of one
-/// [`CheckedCsr`], which the kernels then trust without checking them again.
+/// perm, t_indices)` as `nesy_core::gnn::build` documents them.
 #[pyfunction]
 pub fn gnn_build_csr<'py>(
     py: Python<'py>,
@@ -718,25 +615,21 @@ pub fn gnn_build_csr<'py>(
     acc.add_one(&ids[1], false, "dst")?;
     acc.check()?;
     let (n1, e) = (num_nodes + 1, ids[0].len());
-    let new = |len: usize| nesy_core::mem::try_vec(len, 0i64, "graph arrays").map_err(to_py);
-    let mut v = [new(n1)?, new(e)?, new(e)?, new(n1)?, new(e)?, new(e)?];
-    // SAFETY: inputs covered by `acc`.
+    let new = |len: usize| empty::<i64, _>(py, &[len], "int64");
+    let out = (new(n1)?, new(e)?, new(e)?, new(n1)?, new(e)?, new(e)?);
+    // SAFETY: inputs covered by `acc`; the outputs are fresh arrays, each borrowed once.
     let (s, d) = unsafe { (slice(&ids[0]), slice(&ids[1])) };
-    let arrays = gnn::CsrArrays::from_vecs(&mut v);
+    let arrays = unsafe {
+        gnn::CsrArrays {
+            indptr: slice_mut(&out.0),
+            order: slice_mut(&out.1),
+            indices: slice_mut(&out.2),
+            t_indptr: slice_mut(&out.3),
+            perm: slice_mut(&out.4),
+            t_indices: slice_mut(&out.5),
+        }
+    };
     // One pass of scattered writes per order: sequential, on the calling thread.
     run_kernel(py, 0, || gnn::build_csr(s, d, num_nodes, arrays))?;
-    let csr = Bound::new(
-        py,
-        CheckedCsr {
-            num_nodes,
-            parts: v.map(Array1::from_vec),
-        },
-    )?;
-    let view = |i: usize| -> Bound<'py, PyArray1<i64>> {
-        // SAFETY: the arrays live as long as `csr`, their base, and never change (frozen).
-        let a = unsafe { PyArray1::borrow_from_array(&csr.get().parts[i], csr.clone().into_any()) };
-        a.readwrite().make_nonwriteable();
-        a
-    };
-    Ok((view(0), view(1), view(2), view(3), view(4), view(5)))
+    Ok(out)
 }

@@ -70,7 +70,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kge::kge_bernoulli_probs, m)?)?;
     m.add_function(wrap_pyfunction!(meta::meta_mlp_loss_grad, m)?)?;
     m.add_class::<rules::RuleGraph>()?;
-    m.add_class::<gnn::CheckedCsr>()?;
     m.add_function(wrap_pyfunction!(rules::rules_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rules_length2, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rules_mine_exact, m)?)?;

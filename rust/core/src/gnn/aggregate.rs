@@ -11,7 +11,7 @@
 //! optionally `grad_w[e] = <g[d], x[s]>` (restricted to the winning features for max/min),
 //! gathered per destination row.
 
-use super::{heads_of, Csr, Transposed, Weights};
+use super::{heads_of, Csr, Weights};
 use crate::error::{Error, Result};
 use crate::float::Float;
 #[cfg(target_arch = "x86_64")]
@@ -58,21 +58,37 @@ fn check_weights<T: Copy>(g: &Csr<'_>, weights: &Option<Weights<'_, T>>, f: usiz
     }
 }
 
-/// True if every source is a row of an `n`-row matrix: one vectorised pass, made once per block
-/// of edges by the kernels that gather unchecked (so the graph's indices need no separate pass,
-/// and the gathers depend on nothing but the loaded index: a conditional move per gather was
-/// measured 30 % slower, and testing each row's sources before its gathers, a short loop of
-/// unpredictable length per row, cost a third of the forward pass on Zen 4). Testing each
-/// source in the gather loop as it is loaded (a branch never taken) instead read the indices
-/// once, not twice, and was no faster: 0.85-1.17x the forward time in one process, calls
-/// interleaved, and 1.4x slower for the gathers alone at 16 features.
+/// Source `s` as a row of an `n`-row matrix, tested as it is gathered; row 0 and `bad` set if it
+/// is not one (the kernel then reports an error instead of its sums; `n > 0`).
+///
+/// The test is a branch that a valid graph never takes, into a cold function (a conditional
+/// move instead put it on the gathers' address path: 30 % slower). With the sources prefetched
+/// ([`PREFETCH_EDGES`]) it cost nothing measurable: at (100k nodes, 2M edges, 16 features),
+/// one process, calls interleaved, medians, the forward took 1.55-1.61 ms with it and
+/// 1.56-1.62 ms with no test at all. The pass over each block's sources before its gathers that
+/// it replaces took 1.81 ms (it read the indices from memory ahead of the loop). Before the
+/// prefetch, the same in-loop test was no faster than that pass.
+#[inline(always)]
+fn source_row(s: i64, n: usize, bad: &mut bool) -> usize {
+    if (s as u64) < n as u64 {
+        s as usize
+    } else {
+        out_of_range(bad)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_range(bad: &mut bool) -> usize {
+    *bad = true;
+    0
+}
+
 /// How far ahead of the gathers the edge loops prefetch the sources, in edges (2 KiB of int64
-/// indices). Measured at (100k nodes, 2M edges, 16 features), 2 threads, one process, calls
-/// interleaved, the graph's own checked arrays: the forward 1.51 -> 1.26 ms (medians; 0, 64,
-/// 128 and 256 edges ahead: 1.51, 1.31, 1.29, 1.26 ms), the gather loop alone 1.16 -> 0.87 ms;
-/// at 64 features 0.86-0.93x, at 256 0.96-1.0x. A kernel that tests a block's sources first
-/// reads them into the cache with that test; a prechecked graph's loop would otherwise wait on
-/// them (the gathers' addresses depend on these loads).
+/// indices): the gathers' addresses depend on these loads. At (100k nodes, 2M edges, 16
+/// features), 2 threads, one process, calls interleaved, medians, with no test of the sources:
+/// the forward 1.51 / 1.31 / 1.29 / 1.26 ms prefetching 0 / 64 / 128 / 256 edges ahead, the
+/// gather loop alone 1.16 -> 0.87 ms; at 64 features 0.86-0.93x, at 256 0.96-1.0x.
 const PREFETCH_EDGES: usize = 256;
 
 /// Asks for the cache line of the source `PREFETCH_EDGES` edges after `e` (a hint: nothing is
@@ -93,12 +109,6 @@ fn prefetch_source(sources: &[i64], e: usize) {
     let _ = (sources, e);
 }
 
-#[inline(always)]
-fn sources_in_range(sources: &[i64], n: usize) -> bool {
-    let n = n as u64;
-    sources.iter().fold(true, |ok, &s| ok & ((s as u64) < n))
-}
-
 /// `out[k, t0..t0 + N] = sum over edges e in indptr[k]..indptr[k + 1] of w_e * x[sources[e],
 /// t0..t0 + N]` for every row `k` of a block (`indptr`: the block's `rows + 1` offsets into
 /// `sources`), in one pass over the block's edges, the sums in registers (`weight(e)`: of edge
@@ -115,20 +125,23 @@ fn sources_in_range(sources: &[i64], n: usize) -> bool {
 /// row ends: half the chain of dependent adds. Every tile width sums in this order, so the bits
 /// depend on the graph alone, not on the tile widths (which depend on the SIMD level).
 ///
-/// The loop prefetches the source indices ahead ([`PREFETCH_EDGES`]), not the feature rows
-/// they name: prefetching the rows ahead was measured and gained nothing on an Intel Xeon, and
-/// prefetching the next rows' feature rows on Zen 4 made the forward 1.0-1.4x slower (the
-/// out-of-order core already overlaps these gathers). (Visiting rows by increasing in-degree, so
+/// (Visiting rows by increasing in-degree, so
 /// that the per-row loop ended where the branch predictor expected, was 1.2-1.5x faster on the
 /// Xeon and 1.3-1.9x slower on Zen 4. On Zen 4, in a standalone AVX-512 loop of this shape at
 /// (100k, 2M, 16), one thread, against this loop in the same run: masked stores at every edge
 /// with masked resets were 1.30-1.35x slower, two rows per loop 1.19-1.36x, a fixed 32-slot
 /// loop per row with the slots past its end masked 1.08-1.13x; see the README.)
 ///
+/// Each source is tested as it is gathered ([`source_row`]); `bad` is set if one is not a row
+/// of `x` (the sums are then meaningless). The loop prefetches the sources ahead
+/// ([`PREFETCH_EDGES`]), not the feature rows they name: prefetching the rows ahead was measured
+/// and gained nothing on an Intel Xeon, and prefetching the next rows' feature rows on Zen 4
+/// made the forward 1.0-1.4x slower (the out-of-order core already overlaps these gathers).
+///
 /// # Safety
-/// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]), and
-/// `t0 + N <= f`.
+/// With `STREAM`, the tiles are whole lines ([`whole_lines`]).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM: bool>(
     indptr: &[i64],
     sources: &[i64],
@@ -137,13 +150,15 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
     weight: impl Fn(usize) -> T,
     mean: bool,
     out: &mut [T],
+    bad: &mut bool,
 ) {
     let n_rows = indptr.len() - 1;
     assert!(t0 + N <= f && out.len() == n_rows * f, "tile outside out");
-    let row = |e: usize| -> &[T; N] {
-        let s = sources[e] as usize;
-        // SAFETY: `s < x.len() / f` (the caller's guarantee), so `s * f + t0 + N <= (s + 1) * f
-        // <= x.len()`.
+    let n_src = x.len() / f;
+    let mut found_bad = false;
+    let mut row = |e: usize| -> &[T; N] {
+        let s = source_row(sources[e], n_src, &mut found_bad);
+        // SAFETY: `s < n_src = x.len() / f`, so `s * f + t0 + N <= (s + 1) * f <= x.len()`.
         unsafe { &*(x.as_ptr().add(s * f + t0) as *const [T; N]) }
     };
     let mut store = |k: usize, v: [T; N]| {
@@ -204,6 +219,7 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
             add!(odd);
         }
     }
+    *bad |= found_bad;
 }
 
 /// [`sum_rows`] for float32 tiles of `16 K` features (`K` = 4 or 8) whose rows start `shift`
@@ -219,7 +235,7 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
 ///
 /// # Safety
 /// As [`sum_rows`] with `N = 16 K`; the CPU runs AVX-512F; `x.as_ptr() + s f + t0` lies
-/// `shift` floats past a 64-byte line for every source `s` (`f` a multiple of 16).
+/// `shift` floats past a 64-byte line for every row `s` of `x` (`f` a multiple of 16).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: bool>(
@@ -230,6 +246,7 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
     weight: impl Fn(usize) -> f32,
     mean: bool,
     out: &mut [f32],
+    bad: &mut bool,
 ) {
     use std::arch::x86_64::*;
     let n_rows = indptr.len() - 1;
@@ -247,12 +264,14 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(shift as i32));
     let zero = _mm512_setzero_ps();
-    // The first line of the tile of source `s`. Wrapping arithmetic: for s = 0 and t0 = 0 it
-    // starts before x; the lanes there are masked off and never read.
-    let line = |e: usize| {
-        x.as_ptr()
-            .wrapping_add(sources[e] as usize * f + t0)
-            .wrapping_sub(shift)
+    // The first line of the tile of edge `e`'s source, a row of x ([`source_row`]). Wrapping
+    // arithmetic: for row 0 and t0 = 0 it starts before x; the lanes there are masked off and
+    // never read.
+    let n_src = x.len() / f;
+    let mut found_bad = false;
+    let mut line = |e: usize| {
+        let s = source_row(sources[e], n_src, &mut found_bad);
+        x.as_ptr().wrapping_add(s * f + t0).wrapping_sub(shift)
     };
     // A macro, not a closure: with the stores in a closure (and loops over the lines, below)
     // LLVM kept the sums on the stack (1.7x slower than sum_rows).
@@ -363,6 +382,7 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
             add!(odd);
         }
     }
+    *bad |= found_bad;
 }
 
 /// Whether the tiles of `N` values at `out + k f + t0` are whole 64-byte cache lines (the output
@@ -418,7 +438,8 @@ fn store_fence() {
     };
 }
 
-/// The last, narrower tile of one row (as [`sum_rows`], with bounds-checked gathers).
+/// The last, narrower tile of one row (as [`sum_rows`], with bounds-checked gathers). False if a
+/// source is not a row of `x`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn sum_tile_dyn<T: Float>(
@@ -431,11 +452,14 @@ fn sum_tile_dyn<T: Float>(
     h: usize,
     mean: bool,
     acc: &mut [T],
-) {
+) -> bool {
     acc.fill(T::ZERO);
     let deg = edges.len();
+    let n_src = x.len() / f;
     for e in edges {
-        let s = sources[e] as usize;
+        let Some(s) = usize::try_from(sources[e]).ok().filter(|&s| s < n_src) else {
+            return false;
+        };
         let xs = &x[s * f + t0..s * f + t0 + acc.len()];
         let we = w.map_or(T::ONE, |w| w.at(e, h));
         for (a, &v) in acc.iter_mut().zip(xs) {
@@ -448,6 +472,7 @@ fn sum_tile_dyn<T: Float>(
             *a = *a / n;
         }
     }
+    true
 }
 
 /// Whether the kernels run at the AVX-512 level, where float32 tiles of 128 features
@@ -479,11 +504,10 @@ const STREAM_MIN_BYTES: usize = 8 << 20;
 /// float32 features (two sets of 8 AVX-512 registers; 16 at a single set of 256 was no faster)
 /// or 32 float64; narrow fixed tiles keep small feature counts in registers too.
 ///
-/// # Safety
-/// Every source of the block's edges must be below `x.len() / f` ([`sources_in_range`]).
+/// Sets `bad` if a source is not a row of `x` (`x` has at least one row).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sum_tiles<T: Float>(
+fn sum_tiles<T: Float>(
     indptr: &[i64],
     sources: &[i64],
     x: &[T],
@@ -493,42 +517,49 @@ unsafe fn sum_tiles<T: Float>(
     h: usize,
     tiling: Tiling,
     out: &mut [T],
+    bad: &mut bool,
 ) {
+    // No row of x to gather: every edge is bad (the callers refuse such a graph first).
+    if x.len() < f.max(1) && indptr[0] < indptr[indptr.len() - 1] {
+        *bad = true;
+        return;
+    }
     let mut t0 = cols.start;
     let mean = tiling.mean;
     while t0 < cols.end {
         let width = cols.end - t0;
         macro_rules! tile {
             ($n:literal) => {{
-                // SAFETY (both): the caller's guarantee, and `t0 + $n <= cols.end <= f`.
-                let shifted = unsafe {
-                    sum_tile_shifted::<T, $n>(indptr, sources, x, (f, t0), w, h, tiling, out)
-                };
+                let at = (f, t0);
+                let shifted =
+                    sum_tile_shifted::<T, $n>(indptr, sources, x, at, w, h, tiling, out, bad);
                 if !shifted {
+                    // SAFETY: `stream` only for tiles of whole lines.
                     unsafe {
-                        let at = (f, t0);
                         let stream = tiling.stream && whole_lines::<T, $n>(out.as_ptr(), f, t0);
                         match (w, stream) {
                             (Some(w), false) => {
                                 let wt = |e| w.at(e, h);
                                 sum_rows::<T, $n, true, false>(
-                                    indptr, sources, x, at, wt, mean, out,
+                                    indptr, sources, x, at, wt, mean, out, bad,
                                 )
                             }
                             (Some(w), true) => {
                                 let wt = |e| w.at(e, h);
-                                sum_rows::<T, $n, true, true>(indptr, sources, x, at, wt, mean, out)
+                                sum_rows::<T, $n, true, true>(
+                                    indptr, sources, x, at, wt, mean, out, bad,
+                                )
                             }
                             (None, false) => {
                                 let one = |_| T::ONE;
                                 sum_rows::<T, $n, false, false>(
-                                    indptr, sources, x, at, one, mean, out,
+                                    indptr, sources, x, at, one, mean, out, bad,
                                 )
                             }
                             (None, true) => {
                                 let one = |_| T::ONE;
                                 sum_rows::<T, $n, false, true>(
-                                    indptr, sources, x, at, one, mean, out,
+                                    indptr, sources, x, at, one, mean, out, bad,
                                 )
                             }
                         }
@@ -553,7 +584,7 @@ unsafe fn sum_tiles<T: Float>(
             for k in 0..indptr.len() - 1 {
                 let edges = indptr[k] as usize..indptr[k + 1] as usize;
                 let acc = &mut out[k * f + t0..k * f + cols.end];
-                sum_tile_dyn(sources, edges, x, f, t0, w, h, mean, acc);
+                *bad |= !sum_tile_dyn(sources, edges, x, f, t0, w, h, mean, acc);
             }
             width
         };
@@ -563,13 +594,11 @@ unsafe fn sum_tiles<T: Float>(
 
 /// Runs a tile of `N` features with [`sum_rows_shifted`] when that applies: float32 rows of
 /// whole lines (`f` a multiple of 16) that start past a line, tiles of 64 or 128 features, at
-/// the AVX-512 level (`tiling.wide`). False, having done nothing, otherwise.
-///
-/// # Safety
-/// As [`sum_rows`]; `t0 + N <= f`.
+/// the AVX-512 level (`tiling.wide`). False, having done nothing, otherwise. Sets `bad` as
+/// [`sum_rows`] does.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sum_tile_shifted<T: Float, const N: usize>(
+fn sum_tile_shifted<T: Float, const N: usize>(
     indptr: &[i64],
     sources: &[i64],
     x: &[T],
@@ -578,6 +607,7 @@ unsafe fn sum_tile_shifted<T: Float, const N: usize>(
     h: usize,
     tiling: Tiling,
     out: &mut [T],
+    bad: &mut bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -602,32 +632,32 @@ unsafe fn sum_tile_shifted<T: Float, const N: usize>(
         let (at, mean) = ((f, t0, shift), tiling.mean);
         macro_rules! run {
             ($k:literal) => {
-                // SAFETY: the caller's guarantee; AVX-512F from `tiling.wide`; every row starts
-                // `shift` floats past a line (x does, and rows are whole lines).
+                // SAFETY: AVX-512F from `tiling.wide`; every row starts `shift` floats past a
+                // line (x does, and rows are whole lines); `stream` only for whole lines.
                 unsafe {
                     match (w32, stream) {
                         (Some((ws, hs)), false) => {
                             let wt = |e: usize| ws[e * hs + h];
                             sum_rows_shifted::<$k, true, false>(
-                                indptr, sources, x32, at, wt, mean, out32,
+                                indptr, sources, x32, at, wt, mean, out32, bad,
                             )
                         }
                         (Some((ws, hs)), true) => {
                             let wt = |e: usize| ws[e * hs + h];
                             sum_rows_shifted::<$k, true, true>(
-                                indptr, sources, x32, at, wt, mean, out32,
+                                indptr, sources, x32, at, wt, mean, out32, bad,
                             )
                         }
                         (None, false) => {
                             let one = |_| 1.0;
                             sum_rows_shifted::<$k, false, false>(
-                                indptr, sources, x32, at, one, mean, out32,
+                                indptr, sources, x32, at, one, mean, out32, bad,
                             )
                         }
                         (None, true) => {
                             let one = |_| 1.0;
                             sum_rows_shifted::<$k, false, true>(
-                                indptr, sources, x32, at, one, mean, out32,
+                                indptr, sources, x32, at, one, mean, out32, bad,
                             )
                         }
                     }
@@ -643,7 +673,7 @@ unsafe fn sum_tile_shifted<T: Float, const N: usize>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (indptr, sources, x, f, t0, w, h, tiling, out);
+        let _ = (indptr, sources, x, f, t0, w, h, tiling, out, bad);
         false
     }
 }
@@ -664,7 +694,7 @@ struct Forward<'a, T> {
 }
 
 impl<T: Float> Kernel for Forward<'_, T> {
-    /// False if a source index was out of range (sum and mean test each block's sources first).
+    /// False if a source index was out of range (sum and mean test them as they gather).
     type Output = bool;
     #[inline(always)]
     fn run(self) -> bool {
@@ -677,24 +707,21 @@ impl<T: Float> Kernel for Forward<'_, T> {
             }
             let indptr = &self.g.indptr()[self.rows.start..=self.rows.end];
             let (sources, x, w) = (self.g.indices(), self.x, self.w);
-            let edges = indptr[0] as usize..indptr[self.rows.len()] as usize;
-            // A prechecked graph's indices are known to be in range (`Csr::prechecked`).
-            if !self.g.indices_checked() && !sources_in_range(&sources[edges], self.g.n_cols()) {
-                return false;
-            }
             let tiling = Tiling {
                 wide: self.wide,
                 stream: self.stream,
                 mean: self.reduce == Reduce::Mean,
             };
-            // Tiles never cross a head's columns.
+            // Tiles never cross a head's columns. The sources are tested as they are gathered.
+            let mut bad = false;
             for h in 0..heads {
                 let cols = h * fh..(h + 1) * fh;
-                // SAFETY: the block's sources were tested above.
-                unsafe { sum_tiles(indptr, sources, x, f, cols, w, h, tiling, self.out) };
+                sum_tiles(
+                    indptr, sources, x, f, cols, w, h, tiling, self.out, &mut bad,
+                );
             }
             store_fence();
-            return true;
+            return !bad;
         }
         // Max/min: rows in CSR order, every feature compared per edge.
         let max = self.reduce == Reduce::Max;
@@ -819,26 +846,33 @@ impl<T: Float> Kernel for Gather<'_, T> {
     fn run(self) -> (Vec<T>, bool) {
         let mut acc = vec![T::ZERO; self.f];
         let (g, x, f) = (&self.g, self.x, self.f);
-        let ok =
-            g.indices_checked() || sources_in_range(&g.indices()[self.edges.clone()], g.n_cols());
         // The block's edges as one row.
         let indptr = [self.edges.start as i64, self.edges.end as i64];
-        if ok {
-            let tiling = Tiling {
-                wide: self.wide,
-                stream: false,
-                mean: false,
-            };
-            // SAFETY: just tested.
-            unsafe { sum_tiles(&indptr, g.indices(), x, f, 0..f, None, 0, tiling, &mut acc) };
-        }
-        (acc, ok)
+        let tiling = Tiling {
+            wide: self.wide,
+            stream: false,
+            mean: false,
+        };
+        let mut bad = false;
+        sum_tiles(
+            &indptr,
+            g.indices(),
+            x,
+            f,
+            0..f,
+            None,
+            0,
+            tiling,
+            &mut acc,
+            &mut bad,
+        );
+        (acc, !bad)
     }
 }
 
 /// The gathers of the sum aggregation alone, for benchmarks: the column sums of every edge's
 /// source row, `sum over edges e = (s -> d) of x[s]` (the column sums of [`aggregate`]'s sum),
-/// made by the forward kernel's own block test and register-tiled gather loop ([`sum_rows`]) over
+/// made by the forward kernel's own register-tiled gather loop ([`sum_rows`], sources tested as they are gathered) over
 /// blocks of edges of the same size as the forward's, each block taken as one row: no row ends,
 /// no output rows to write. Every sum aggregation must read every edge's source row; this reads
 /// them with the forward's loads on the same threads, so its time is the limit of the forward's
@@ -996,7 +1030,7 @@ impl<T: Float> Kernel for WeightGrad<'_, T> {
 }
 
 /// Backward of [`aggregate`]: writes `grad_x (n_src, f)` from `grad (n_dst, f)` using the
-/// transposed graph `t` (rows = sources, `indices` = destinations, `perm[k]` = the forward
+/// transposed graph `gt` (rows = sources, `indices` = destinations, `perm[k]` = the forward
 /// edge of transposed edge `k`) and, when given, the edge-weight gradient `grad_w (E, heads)`
 /// (`heads` of the weights, 1 without weights).
 /// `x` is needed only for `grad_w`; `arg` only for max/min.
@@ -1005,7 +1039,8 @@ pub fn aggregate_backward<T: Float>(
     par: Par,
     level: Level,
     g: Csr<'_>,
-    t: Transposed<'_>,
+    gt: Csr<'_>,
+    perm: &[i64],
     x: &[T],
     f: usize,
     weights: Option<Weights<'_, T>>,
@@ -1015,8 +1050,8 @@ pub fn aggregate_backward<T: Float>(
     grad_x: &mut [T],
     grad_w: Option<&mut [T]>,
 ) -> Result<()> {
-    check_transposed(&g, &t)?;
-    let (gt, perm) = (t.csr(), t.perm());
+    // `perm` is read only to reorder the weights and to route max/min.
+    check_transposed(&g, &gt, perm, weights.is_some() || reduce.extremum())?;
     if grad.len() != g.n_rows() * f {
         return Err(Error::Shape {
             arg: "grad_out".into(),
@@ -1170,10 +1205,15 @@ fn check_winners(par: Par, g: Csr<'_>, arg: &[i64], f: usize) -> Result<()> {
     )))
 }
 
-/// That `t` is shaped as `g`'s transpose and its `perm` maps its edges to `g`'s (in range; a
-/// pass over `perm` unless it is known to be, [`Transposed::prechecked`]).
-pub(super) fn check_transposed(g: &Csr<'_>, t: &Transposed<'_>) -> Result<()> {
-    let (gt, perm) = (t.csr(), t.perm());
+/// That `gt` is shaped as `g`'s transpose and, when the caller reads it (`read_perm`), that
+/// `perm` maps its edges to `g`'s (in range: one vectorised pass; the unweighted sum and mean
+/// backward never read it, and skip the pass: 16 MB at 2M edges).
+pub(super) fn check_transposed(
+    g: &Csr<'_>,
+    gt: &Csr<'_>,
+    perm: &[i64],
+    read_perm: bool,
+) -> Result<()> {
     if gt.n_rows() != g.n_cols() || gt.n_cols() != g.n_rows() || gt.nnz() != g.nnz() {
         return Err(Error::Value(
             "graph: the transposed CSR does not match the graph".into(),
@@ -1182,9 +1222,8 @@ pub(super) fn check_transposed(g: &Csr<'_>, t: &Transposed<'_>) -> Result<()> {
     if perm.len() != g.nnz() {
         return Err(Error::len("perm", g.nnz(), perm.len()));
     }
-    // One branch-free pass (vectorised); the entry is looked up only when there is one.
     let out_of_range = |p: i64| p as u64 >= g.nnz() as u64;
-    if t.perm_checked() || !perm.iter().fold(false, |bad, &p| bad | out_of_range(p)) {
+    if !read_perm || !perm.iter().fold(false, |bad, &p| bad | out_of_range(p)) {
         return Ok(());
     }
     if let Some((k, &p)) = perm.iter().enumerate().find(|(_, &p)| out_of_range(p)) {

@@ -28,22 +28,6 @@ pub struct CsrArrays<'a> {
     pub t_indices: &'a mut [i64],
 }
 
-impl<'a> CsrArrays<'a> {
-    /// The six arrays in the order of the module's table: `indptr, order, indices, t_indptr,
-    /// perm, t_indices`.
-    pub fn from_vecs(v: &'a mut [Vec<i64>; 6]) -> Self {
-        let [indptr, order, indices, t_indptr, perm, t_indices] = v;
-        CsrArrays {
-            indptr,
-            order,
-            indices,
-            t_indptr,
-            perm,
-            t_indices,
-        }
-    }
-}
-
 /// Sorts the edges `src[e] -> dst[e]` of a graph of `n` nodes into CSR by destination and its
 /// transpose. Every index must be in `0..n` (an `Index` error names `edge_index` otherwise); the
 /// outputs are written only once the input is valid.
@@ -157,7 +141,16 @@ mod tests {
     fn run_into(src: &[i64], dst: &[i64], n: usize, a: &mut [Vec<i64>; 6]) -> Result<()> {
         let e = src.len();
         *a = [n + 1, e, e, n + 1, e, e].map(|len| vec![-7; len]);
-        build_csr(src, dst, n, CsrArrays::from_vecs(a))
+        let [indptr, order, indices, t_indptr, perm, t_indices] = a;
+        let out = CsrArrays {
+            indptr,
+            order,
+            indices,
+            t_indptr,
+            perm,
+            t_indices,
+        };
+        build_csr(src, dst, n, out)
     }
 
     fn run(src: &[i64], dst: &[i64], n: usize) -> Result<[Vec<i64>; 6]> {

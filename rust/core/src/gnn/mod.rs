@@ -83,75 +83,6 @@ pub(crate) fn first_out_of_range(indices: &[i64], n: usize) -> Option<(usize, &i
     None
 }
 
-/// The O(1) part of a CSR's structure: `n_rows + 1` row pointers from 0 to the edge count.
-fn check_ends(n_rows: usize, indptr: &[i64], indices: &[i64], name: &str) -> Result<()> {
-    if indptr.len() != n_rows + 1 {
-        return Err(Error::len(
-            format!("{name} indptr"),
-            n_rows + 1,
-            indptr.len(),
-        ));
-    }
-    if indptr[0] != 0 || indptr[n_rows] as usize != indices.len() || indptr[n_rows] < 0 {
-        return Err(Error::Value(format!(
-            "{name} indptr: must start at 0 and end at the number of edges ({})",
-            indices.len()
-        )));
-    }
-    Ok(())
-}
-
-/// A graph's transpose (rows = sources) with `perm`, the map of its edges to the graph's: edge
-/// `te` of the transpose is edge `perm[te]` of the graph. The backward kernels test `perm`
-/// (one pass) unless it was made with [`Transposed::prechecked`].
-#[derive(Clone, Copy, Debug)]
-pub struct Transposed<'a> {
-    csr: Csr<'a>,
-    perm: &'a [i64],
-    perm_checked: bool,
-}
-
-impl<'a> Transposed<'a> {
-    /// The transpose and its edge map, `perm` to be tested by the kernels that use it.
-    pub fn new(csr: Csr<'a>, perm: &'a [i64]) -> Self {
-        Transposed {
-            csr,
-            perm,
-            perm_checked: false,
-        }
-    }
-
-    /// As [`Transposed::new`], `perm` known to be valid.
-    ///
-    /// # Safety
-    /// Every entry of `perm` is in `0..csr.nnz()` (as [`build_csr`] makes it).
-    pub unsafe fn prechecked(csr: Csr<'a>, perm: &'a [i64]) -> Self {
-        Transposed {
-            csr,
-            perm,
-            perm_checked: true,
-        }
-    }
-
-    /// The transposed CSR.
-    #[inline(always)]
-    pub fn csr(&self) -> Csr<'a> {
-        self.csr
-    }
-
-    /// Edge `te` of the transpose is edge `perm()[te]` of the graph.
-    #[inline(always)]
-    pub fn perm(&self) -> &'a [i64] {
-        self.perm
-    }
-
-    /// Whether `perm` is known to be in range.
-    #[inline(always)]
-    pub fn perm_checked(&self) -> bool {
-        self.perm_checked
-    }
-}
-
 /// A CSR adjacency borrowed from the caller: `indices[indptr[r]..indptr[r + 1]]` are the
 /// neighbours of row `r`, all `< n_cols`.
 ///
@@ -161,10 +92,8 @@ impl<'a> Transposed<'a> {
 /// just before gathering them (while they are in cache; a separate pass over the whole graph
 /// cost a third of the aggregation); the other
 /// kernels that index sources (max/min, SDDMM, weight gradients) call [`Csr::check_indices`]
-/// first, and edge softmax never reads them. A graph whose arrays the caller knows to be valid
-/// (built by [`build_csr`] and not changed since: the Python bindings keep such arrays
-/// read-only) is made with the unsafe [`Csr::prechecked`], and no kernel tests it again. The
-/// fields are private so that no `Csr` skips the tests otherwise.
+/// first, and edge softmax never reads them. The fields are private so that no `Csr` skips
+/// both.
 #[derive(Clone, Copy, Debug)]
 pub struct Csr<'a> {
     n_rows: usize,
@@ -203,9 +132,19 @@ impl<'a> Csr<'a> {
         indices: &'a [i64],
         name: &'a str,
     ) -> Result<Self> {
-        // SAFETY: marked unchecked below, so the kernels test the indices themselves; the row
-        // pointers are tested here.
-        let g = unsafe { Self::prechecked(n_rows, n_cols, indptr, indices, name)? };
+        if indptr.len() != n_rows + 1 {
+            return Err(Error::len(
+                format!("{name} indptr"),
+                n_rows + 1,
+                indptr.len(),
+            ));
+        }
+        if indptr[0] != 0 || indptr[n_rows] as usize != indices.len() || indptr[n_rows] < 0 {
+            return Err(Error::Value(format!(
+                "{name} indptr: must start at 0 and end at the number of edges ({})",
+                indices.len()
+            )));
+        }
         // One branch-free pass, which LLVM vectorises (a `position` over the windows did not:
         // 93 against 45 us for 100k rows, on the calling thread before every graph kernel);
         // the row is looked up only when there is one.
@@ -218,41 +157,13 @@ impl<'a> Csr<'a> {
             return Err(Error::Value(format!("{name} indptr: decreases at row {r}")));
         }
         Ok(Csr {
-            indices_checked: false,
-            ..g
-        })
-    }
-
-    /// A graph whose row pointers and indices were checked before: only the O(1) parts of the
-    /// structure are tested (lengths, first and last row pointer), and no kernel tests the
-    /// indices (with those tests, the sum aggregation of (100k nodes, 2M edges, 16 features)
-    /// took 1.2x the time, its backward 1.4x).
-    ///
-    /// # Safety
-    /// `indptr` never decreases and every index is in `0..n_cols` (as [`Csr::new`] checks): the
-    /// kernels gather with unchecked loads on that promise.
-    pub unsafe fn prechecked(
-        n_rows: usize,
-        n_cols: usize,
-        indptr: &'a [i64],
-        indices: &'a [i64],
-        name: &'a str,
-    ) -> Result<Self> {
-        check_ends(n_rows, indptr, indices, name)?;
-        Ok(Csr {
             n_rows,
             n_cols,
             indptr,
             indices,
             name,
-            indices_checked: true,
+            indices_checked: false,
         })
-    }
-
-    /// Whether the indices are known to be in range (no kernel tests them then).
-    #[inline(always)]
-    pub fn indices_checked(&self) -> bool {
-        self.indices_checked
     }
 
     /// Fails with the first index outside `0..n_cols` (one pass, unless already checked).

@@ -14,7 +14,7 @@
 //! order). Both are deterministic for any thread count.
 
 use super::aggregate::check_transposed;
-use super::{aggregate, aggregate_backward, Csr, Reduce, Transposed, Weights};
+use super::{aggregate, aggregate_backward, Csr, Reduce, Weights};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::par::Par;
@@ -221,13 +221,14 @@ fn edge_sums<T: Float>(
 }
 
 /// Backward of [`sddmm`]: `grad_u (n_src, f)` and `grad_v (n_dst, f)` from `grad (E, heads)`,
-/// with the transposed graph `t` as in [`aggregate_backward`].
+/// with the transposed graph `gt` and `perm` as in [`aggregate_backward`].
 #[allow(clippy::too_many_arguments)]
 pub fn sddmm_backward<T: Float>(
     par: Par,
     level: Level,
     g: Csr<'_>,
-    t: Transposed<'_>,
+    gt: Csr<'_>,
+    perm: &[i64],
     u: &[T],
     v: &[T],
     f: usize,
@@ -261,7 +262,8 @@ pub fn sddmm_backward<T: Float>(
                 par,
                 level,
                 g,
-                t,
+                gt,
+                perm,
                 u,
                 f,
                 w,
@@ -277,9 +279,9 @@ pub fn sddmm_backward<T: Float>(
             // order, and over each source's out-edges in transposed order (the sums the
             // aggregation kernels make of a feature of ones, without the aggregation: 9x the
             // forward's time that way).
-            check_transposed(&g, &t)?;
+            check_transposed(&g, &gt, perm, true)?;
             edge_sums(par, &g, None, grad, heads, grad_v); // f == heads for 'add'
-            edge_sums(par, &t.csr(), Some(t.perm()), grad, heads, grad_u);
+            edge_sums(par, &gt, Some(perm), grad, heads, grad_u);
             Ok(())
         }
     }
