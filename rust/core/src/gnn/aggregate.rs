@@ -58,30 +58,20 @@ fn check_weights<T: Copy>(g: &Csr<'_>, weights: &Option<Weights<'_, T>>, f: usiz
     }
 }
 
-/// Source `s` as a row of an `n`-row matrix, tested as it is gathered; row 0 and `bad` set if it
-/// is not one (the kernel then reports an error instead of its sums; `n > 0`).
+/// Source `s` as a row of an `n`-row matrix, or None: the sum kernels test each source as they
+/// gather it and stop at the first bad one (the caller then reports an error).
 ///
-/// The test is a branch that a valid graph never takes, into a cold function (a conditional
-/// move instead put it on the gathers' address path: 30 % slower). With the sources prefetched
-/// ([`PREFETCH_EDGES`]) it cost nothing measurable: at (100k nodes, 2M edges, 16 features),
-/// one process, calls interleaved, medians, the forward took 1.55-1.61 ms with it and
-/// 1.56-1.62 ms with no test at all. The pass over each block's sources before its gathers that
-/// it replaces took 1.81 ms (it read the indices from memory ahead of the loop). Before the
-/// prefetch, the same in-loop test was no faster than that pass.
+/// The test is a branch that a valid graph never takes, out of the loop (a conditional move
+/// instead put it on the gathers' address path: 30 % slower; a cold function taking the flag by
+/// reference made LLVM keep the sums on the stack: 2.5x slower). With the sources prefetched
+/// ([`PREFETCH_EDGES`]) it cost nothing measurable: at (100k nodes, 2M edges, 16 features), one
+/// process, calls interleaved, medians, the forward took 1.55-1.61 ms with it and 1.56-1.62 ms
+/// with no test at all. The pass over each block's sources before its gathers that it replaces
+/// took 1.81 ms (it read the indices from memory ahead of the loop). Before the prefetch, the
+/// same in-loop test was no faster than that pass.
 #[inline(always)]
-fn source_row(s: i64, n: usize, bad: &mut bool) -> usize {
-    if (s as u64) < n as u64 {
-        s as usize
-    } else {
-        out_of_range(bad)
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn out_of_range(bad: &mut bool) -> usize {
-    *bad = true;
-    0
+fn source_row(s: i64, n: usize) -> Option<usize> {
+    ((s as u64) < n as u64).then_some(s as usize)
 }
 
 /// How far ahead of the gathers the edge loops prefetch the sources, in edges (2 KiB of int64
@@ -132,8 +122,8 @@ fn prefetch_source(sources: &[i64], e: usize) {
 /// with masked resets were 1.30-1.35x slower, two rows per loop 1.19-1.36x, a fixed 32-slot
 /// loop per row with the slots past its end masked 1.08-1.13x; see the README.)
 ///
-/// Each source is tested as it is gathered ([`source_row`]); `bad` is set if one is not a row
-/// of `x` (the sums are then meaningless). The loop prefetches the sources ahead
+/// Each source is tested as it is gathered ([`source_row`]); at one that is not a row of `x`,
+/// `bad` is set and the loop stops (the output is then incomplete). The loop prefetches the sources ahead
 /// ([`PREFETCH_EDGES`]), not the feature rows they name: prefetching the rows ahead was measured
 /// and gained nothing on an Intel Xeon, and prefetching the next rows' feature rows on Zen 4
 /// made the forward 1.0-1.4x slower (the out-of-order core already overlaps these gathers).
@@ -155,10 +145,9 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
     let n_rows = indptr.len() - 1;
     assert!(t0 + N <= f && out.len() == n_rows * f, "tile outside out");
     let n_src = x.len() / f;
-    let mut found_bad = false;
-    let mut row = |e: usize| -> &[T; N] {
-        let s = source_row(sources[e], n_src, &mut found_bad);
-        // SAFETY: `s < n_src = x.len() / f`, so `s * f + t0 + N <= (s + 1) * f <= x.len()`.
+    let row = |s: usize| -> &[T; N] {
+        // SAFETY: `s < n_src = x.len() / f` (tested by `source_row`), so
+        // `s * f + t0 + N <= (s + 1) * f <= x.len()`.
         unsafe { &*(x.as_ptr().add(s * f + t0) as *const [T; N]) }
     };
     let mut store = |k: usize, v: [T; N]| {
@@ -183,7 +172,11 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
     let mut e = first;
     macro_rules! add {
         ($acc:ident) => {{
-            let (r, we) = (row(e), weight(e));
+            let Some(s) = source_row(sources[e], n_src) else {
+                *bad = true;
+                return;
+            };
+            let (r, we) = (row(s), weight(e));
             for j in 0..N {
                 $acc[j] = $acc[j] + if WEIGHTED { we * r[j] } else { r[j] };
             }
@@ -219,7 +212,6 @@ unsafe fn sum_rows<T: Float, const N: usize, const WEIGHTED: bool, const STREAM:
             add!(odd);
         }
     }
-    *bad |= found_bad;
 }
 
 /// [`sum_rows`] for float32 tiles of `16 K` features (`K` = 4 or 8) whose rows start `shift`
@@ -268,11 +260,7 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
     // arithmetic: for row 0 and t0 = 0 it starts before x; the lanes there are masked off and
     // never read.
     let n_src = x.len() / f;
-    let mut found_bad = false;
-    let mut line = |e: usize| {
-        let s = source_row(sources[e], n_src, &mut found_bad);
-        x.as_ptr().wrapping_add(s * f + t0).wrapping_sub(shift)
-    };
+    let line = |s: usize| x.as_ptr().wrapping_add(s * f + t0).wrapping_sub(shift);
     // A macro, not a closure: with the stores in a closure (and loops over the lines, below)
     // LLVM kept the sums on the stack (1.7x slower than sum_rows).
     macro_rules! store {
@@ -323,7 +311,11 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
     let mut e = first;
     macro_rules! add {
         ($acc:ident) => {{
-            let (p, wv) = (line(e), _mm512_set1_ps(weight(e)));
+            let Some(s) = source_row(sources[e], n_src) else {
+                *bad = true;
+                return;
+            };
+            let (p, wv) = (line(s), _mm512_set1_ps(weight(e)));
             let add = |acc: __m512, v: __m512| {
                 _mm512_add_ps(acc, if WEIGHTED { _mm512_mul_ps(wv, v) } else { v })
             };
@@ -382,7 +374,6 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
             add!(odd);
         }
     }
-    *bad |= found_bad;
 }
 
 /// Whether the tiles of `N` values at `out + k f + t0` are whole 64-byte cache lines (the output
