@@ -552,6 +552,23 @@ def test_every_gather_path_names_a_bad_source(f, offset, at, wrong):
         _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, t_bad, g.perm, x, x)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_features_aggregate_to_empty_rows(dtype):
+    """With no features there is nothing to gather: empty results, not an index error, for the
+    forward (sum, mean, max), the gather limit, the backward and SDDMM's backward."""
+    g, _, w = _random_graph(n=20, e=60, seed=1)
+    x = np.zeros((20, 0), dtype)
+    for reduce in ("sum", "mean", "max"):
+        out, arg = aggregate(g, x, reduce)
+        assert out.shape == (20, 0) and out.dtype == dtype
+        gx = aggregate_backward(g, x, np.zeros((20, 0), dtype), reduce, arg=arg)[0]
+        assert gx.shape == (20, 0)
+    assert _core.gnn_gather_sum(g.indptr, g.indices, x).shape == (0,)
+    gx, gw = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
+                                          x, x, "sum", w.astype(dtype), None, True)
+    assert gx.shape == (20, 0) and np.array_equal(gw, np.zeros(g.num_edges, dtype))
+
+
 def test_backward_tests_perm_where_it_reads_it():
     """The unweighted sum/mean backward never reads ``perm`` (no pass over it); the weighted
     and max/min ones reorder or route by it and name a bad entry."""

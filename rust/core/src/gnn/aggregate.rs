@@ -61,10 +61,11 @@ fn check_weights<T: Copy>(g: &Csr<'_>, weights: &Option<Weights<'_, T>>, f: usiz
 /// Source `s` as a row of an `n`-row matrix, or None: the sum kernels test each source as they
 /// gather it and stop at the first bad one (the caller then reports an error).
 ///
-/// The test is a branch that a valid graph never takes, out of the loop (a conditional move
-/// instead put it on the gathers' address path: 30 % slower; a cold function taking the flag by
-/// reference made LLVM keep the sums on the stack: 2.5x slower). With the sources prefetched
-/// ([`PREFETCH_EDGES`]) it cost nothing measurable: at (100k nodes, 2M edges, 16 features), one
+/// The test is a branch that a valid graph never takes, out of the loop. (A conditional move
+/// instead put it on the gathers' address path: 30 % slower. A cold function taking the flag by
+/// reference made LLVM keep the gather limit's sums on the stack: that kernel 2-5x slower.)
+/// With the sources prefetched ([`PREFETCH_EDGES`]), a first form of this test (a never-taken
+/// branch setting a flag) cost nothing measurable: at (100k nodes, 2M edges, 16 features), one
 /// process, calls interleaved, medians, the forward took 1.55-1.61 ms with it and 1.56-1.62 ms
 /// with no test at all. The pass over each block's sources before its gathers that it replaces
 /// took 1.81 ms (it read the indices from memory ahead of the loop). Before the prefetch, the
@@ -122,11 +123,11 @@ fn prefetch_source(sources: &[i64], e: usize) {
 /// with masked resets were 1.30-1.35x slower, two rows per loop 1.19-1.36x, a fixed 32-slot
 /// loop per row with the slots past its end masked 1.08-1.13x; see the README.)
 ///
-/// Each source is tested as it is gathered ([`source_row`]); at one that is not a row of `x`,
-/// `bad` is set and the loop stops (the output is then incomplete). The loop prefetches the sources ahead
+/// Each source is tested as it is gathered ([`source_row`]); at one that is not a row of `x`, `bad`
+/// is set and the loop stops (the output is then incomplete). The loop prefetches the sources ahead
 /// ([`PREFETCH_EDGES`]), not the feature rows they name: prefetching the rows ahead was measured
-/// and gained nothing on an Intel Xeon, and prefetching the next rows' feature rows on Zen 4
-/// made the forward 1.0-1.4x slower (the out-of-order core already overlaps these gathers).
+/// and gained nothing on an Intel Xeon, and prefetching the next rows' feature rows on Zen 4 made
+/// the forward 1.0-1.4x slower (the out-of-order core already overlaps these gathers).
 ///
 /// # Safety
 /// With `STREAM`, the tiles are whole lines ([`whole_lines`]).
@@ -256,7 +257,7 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(shift as i32));
     let zero = _mm512_setzero_ps();
-    // The first line of the tile of edge `e`'s source, a row of x ([`source_row`]). Wrapping
+    // The first line of the tile of row `s` of x (tested by [`source_row`]). Wrapping
     // arithmetic: for row 0 and t0 = 0 it starts before x; the lanes there are masked off and
     // never read.
     let n_src = x.len() / f;
@@ -319,8 +320,9 @@ unsafe fn sum_rows_shifted<const K: usize, const WEIGHTED: bool, const STREAM: b
             let add = |acc: __m512, v: __m512| {
                 _mm512_add_ps(acc, if WEIGHTED { _mm512_mul_ps(wv, v) } else { v })
             };
-            // SAFETY: `p` is on a line (the caller's guarantee on `shift`) and lines 1..K lie
-            // inside the row's tile, inside x; lines 0 and K load only the lanes in it.
+            // SAFETY: `s` is a row of x (`source_row`); `p` is on a line (the caller's
+            // guarantee on `shift`) and lines 1..K lie inside the row's tile, inside x; lines 0
+            // and K load only the lanes in it.
             unsafe {
                 each_line!(|j| {
                     let pj = p.wrapping_add(16 * j);
@@ -495,7 +497,7 @@ const STREAM_MIN_BYTES: usize = 8 << 20;
 /// float32 features (two sets of 8 AVX-512 registers; 16 at a single set of 256 was no faster)
 /// or 32 float64; narrow fixed tiles keep small feature counts in registers too.
 ///
-/// Sets `bad` if a source is not a row of `x` (`x` has at least one row).
+/// Sets `bad` if a source is not a row of `x`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn sum_tiles<T: Float>(
@@ -510,8 +512,9 @@ fn sum_tiles<T: Float>(
     out: &mut [T],
     bad: &mut bool,
 ) {
-    // No row of x to gather: every edge is bad (the callers refuse such a graph first).
-    if x.len() < f.max(1) && indptr[0] < indptr[indptr.len() - 1] {
+    // Features but no row of x to gather: every edge is bad (the callers refuse such a graph
+    // first). With no features nothing is gathered.
+    if f > 0 && x.len() < f && indptr[0] < indptr[indptr.len() - 1] {
         *bad = true;
         return;
     }
@@ -806,7 +809,8 @@ pub fn aggregate<T: Float>(
         });
     }
     // Max/min gather with checked indexing; with no source rows at all, every edge is bad (the
-    // sum kernel's block test would find that too; this names the first one the same way).
+    // sum kernel's test of each source would find that too; this names the first one the same
+    // way).
     if reduce.extremum() || (g.n_cols() == 0 && g.nnz() > 0) {
         g.check_indices()?;
     }
@@ -861,14 +865,15 @@ impl<T: Float> Kernel for Gather<'_, T> {
     }
 }
 
-/// The gathers of the sum aggregation alone, for benchmarks: the column sums of every edge's
-/// source row, `sum over edges e = (s -> d) of x[s]` (the column sums of [`aggregate`]'s sum),
-/// made by the forward kernel's own register-tiled gather loop ([`sum_rows`], sources tested as they are gathered) over
-/// blocks of edges of the same size as the forward's, each block taken as one row: no row ends,
-/// no output rows to write. Every sum aggregation must read every edge's source row; this reads
-/// them with the forward's loads on the same threads, so its time is the limit of the forward's
-/// gather loop on this machine (a kernel with a better loop could beat it: it is a bound on this
-/// design, measured, not a law). Blocks are added in order: the same bits for any thread count.
+/// The gathers of the sum aggregation alone, for benchmarks: the column sums of every edge's source
+/// row, `sum over edges e = (s -> d) of x[s]` (the column sums of [`aggregate`]'s sum), made by the
+/// forward kernel's own register-tiled gather loop ([`sum_rows`], sources tested as they are
+/// gathered) over blocks of edges of the same size as the forward's, each block taken as one row:
+/// no row ends, no output rows to write. Every sum aggregation must read every edge's source row;
+/// this reads them with the forward's loads on the same threads, so its time is the limit of the
+/// forward's gather loop on this machine (a kernel with a better loop could beat it: it is a bound
+/// on this design, measured, not a law). Blocks are added in order: the same bits for any thread
+/// count.
 pub fn gather_sum<T: Float>(
     par: Par,
     level: Level,

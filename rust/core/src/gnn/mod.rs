@@ -88,12 +88,10 @@ pub(crate) fn first_out_of_range(indices: &[i64], n: usize) -> Option<(usize, &i
 ///
 /// The structure (`indptr`) is always checked on construction. The indices are checked by
 /// [`Csr::new`] in one pass, or, for a graph made with [`Csr::with_lazy_indices`], by the kernels
-/// as they read them: the sum/mean aggregation tests each block's indices in one vectorised pass
-/// just before gathering them (while they are in cache; a separate pass over the whole graph
-/// cost a third of the aggregation); the other
-/// kernels that index sources (max/min, SDDMM, weight gradients) call [`Csr::check_indices`]
-/// first, and edge softmax never reads them. The fields are private so that no `Csr` skips
-/// both.
+/// as they read them: the sum/mean aggregation tests each index as it gathers it (a separate
+/// pass over the whole graph cost a third of the aggregation); the other kernels that index
+/// sources (max/min, SDDMM, weight gradients) call [`Csr::check_indices`] first, and edge
+/// softmax never reads them. The fields are private so that no `Csr` skips both.
 #[derive(Clone, Copy, Debug)]
 pub struct Csr<'a> {
     n_rows: usize,
