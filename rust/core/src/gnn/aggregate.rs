@@ -116,12 +116,12 @@ fn prefetch_source(sources: &[i64], e: usize) {
 /// row ends: half the chain of dependent adds. Every tile width sums in this order, so the bits
 /// depend on the graph alone, not on the tile widths (which depend on the SIMD level).
 ///
-/// (Visiting rows by increasing in-degree, so
-/// that the per-row loop ended where the branch predictor expected, was 1.2-1.5x faster on the
-/// Xeon and 1.3-1.9x slower on Zen 4. On Zen 4, in a standalone AVX-512 loop of this shape at
-/// (100k, 2M, 16), one thread, against this loop in the same run: masked stores at every edge
-/// with masked resets were 1.30-1.35x slower, two rows per loop 1.19-1.36x, a fixed 32-slot
-/// loop per row with the slots past its end masked 1.08-1.13x; see the README.)
+/// (Visiting rows by increasing in-degree, so that the per-row loop ended where the branch
+/// predictor expected, was 1.2-1.5x faster on the Xeon and 1.3-1.9x slower on Zen 4. On Zen 4, in a
+/// standalone AVX-512 loop of this shape at (100k, 2M, 16), one thread, against this loop in the
+/// same run: masked stores at every edge with masked resets were 1.30-1.35x slower, two rows per
+/// loop 1.19-1.36x, a fixed 32-slot loop per row with the slots past its end masked 1.08-1.13x; see
+/// the README.)
 ///
 /// Each source is tested as it is gathered ([`source_row`]); at one that is not a row of `x`, `bad`
 /// is set and the loop stops (the output is then incomplete). The loop prefetches the sources ahead
