@@ -567,6 +567,9 @@ def test_zero_features_aggregate_to_empty_rows(dtype):
     gx, gw = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
                                           x, x, "sum", w.astype(dtype), None, True)
     assert gx.shape == (20, 0) and np.array_equal(gw, np.zeros(g.num_edges, dtype))
+    grads = _core.gnn_sddmm_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm, x,
+                                     x, np.ones((g.num_edges, 1), dtype), "dot", 1)
+    assert [a.shape for a in grads] == [(20, 0), (20, 0)]
 
 
 def test_backward_tests_perm_where_it_reads_it():
