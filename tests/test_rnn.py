@@ -986,7 +986,7 @@ def test_zero_hidden_units_and_empty_shapes_do_not_crash():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("Module", [RNN, GRU, LSTM])
 def test_non_finite_padding_never_reaches_gradients(Module, dtype):
-    # float32 on AVX-512 projects the inputs step by step inside the recurrence, float64 in one
+    # float32 on AVX2 and AVX-512 projects the inputs step by step inside the recurrence, float64 in one
     # GEMM before it: padding must stay out of both (outputs 0, states and gradients finite).
     m = Module(2, 3, dtype=dtype, rng=0)
     x = np.random.default_rng(0).standard_normal((5, 2, 2)).astype(dtype)
@@ -1052,7 +1052,7 @@ def test_binding_lengths_dtypes_and_x_dtype_messages():
 @pytest.mark.parametrize("B", [12, 17, 37, 70])
 def test_batches_split_into_row_chunks_match_the_reference(B, dtype):
     """Batches run as independent chunks of rows (one up to 8 rows, 2 chunks up to 64 rows,
-    32 rows beyond); in float32 on AVX-512 each chunk also projects its own inputs."""
+    32 rows beyond); in float32 on AVX2 and AVX-512 each chunk also projects its own inputs."""
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for cell in ("gru", "lstm"):
         inp, up = _layer(cell, dtype, T=4, B=B, I=3, H=5, seed=B)

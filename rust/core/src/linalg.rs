@@ -1,8 +1,9 @@
 //! Dense matrix products through a real GEMM crate (`gemm`, faer's engine: cache-blocked
 //! micro-kernels with run-time SIMD detection up to AVX-512, small-matrix paths, rayon
 //! threading). No hand-written triple loops anywhere in nesy; the one hand-written product is the
-//! f32 AVX-512 per-step recurrent product (`rnn/product.rs`), a packed register-blocked kernel
-//! for thin products, where a general GEMM spends as long packing as multiplying.
+//! f32 per-step recurrent product on AVX2 and AVX-512 (`rnn/product.rs`), a packed
+//! register-blocked kernel for thin products, where a general GEMM spends as long packing as
+//! multiplying.
 //!
 //! Threading never changes results: `gemm` splits the output into tiles, and every output
 //! element is reduced over `k` by one thread in the same order whatever the thread count.

@@ -59,7 +59,7 @@ pub fn forward<T: Gemm>(
         return Ok(());
     }
 
-    // Gate pre-activations x W_ih^T + b_ih. Where the per-step product is packed (f32,
+    // Gate pre-activations x W_ih^T + b_ih. Where the per-step product is packed (f32, AVX2 or
     // AVX-512) each chunk projects its own rows step by step, in parallel and into a block that
     // stays in cache (inference needs no gate buffer for the whole sequence then); for Elman and
     // the LSTM, whose gates need only the sum of both parts, together with the recurrent part as

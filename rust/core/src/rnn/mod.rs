@@ -18,8 +18,8 @@
 //! Layout: `x (T, B, I)`, `y (T, B, H)`, states `(B, H)`, `w_ih (G*H, I)`, `w_hh (G*H, H)`,
 //! biases `(G*H)`, all row-major. Each step makes one recurrent product (`product.rs`), and the
 //! weight gradients are one GEMM each over all steps. The input projection of all time steps is
-//! one GEMM, except where the per-step product is packed (f32 on AVX-512, but for one sequence of
-//! one or two steps not worth splitting: [`product_level`]): there each row chunk
+//! one GEMM, except where the per-step product is packed (f32 on AVX2 and AVX-512, but for one
+//! sequence of one or two steps not worth splitting: [`product_level`]): there each row chunk
 //! projects its own rows at each step with the same register-blocked kernel, so the projection
 //! runs in parallel with the recurrence instead of before it on its own, and its block stays in
 //! cache (measured 1.1-1.6x faster forward, 1.02-1.3x forward + backward). For Elman and the
@@ -145,19 +145,20 @@ pub(crate) fn par_for<T: 'static>(cell: Cell, d: Dims) -> Par {
     }
 }
 
-/// The SIMD level for a call's per-step products. One sequence of one or two steps that is not
-/// worth splitting takes the general GEMM's matrix-vector products, which read the weights as
-/// they are, instead of the packed kernel, whose packing pass (a transpose of all the weights,
-/// per call) costs more than such a call's steps: one step of a GRU at (I, H) = (64, 256) took
-/// 23 us against 57 (median, kernel call), of an LSTM 29 against 85; at (32, 128) 9 against 16
-/// and 12 against 22; two steps 1.1-1.5x faster. From four rows on, or at eight steps, the packed
-/// kernel was as fast or faster. A call worth splitting keeps the packed kernel, which the split
-/// uses: it then gives the same bits on one thread as on two. The sums run in another order, so
-/// such a call's results may differ from the first steps of a longer sequence in the last bits
-/// (1e-7 to 1e-6 of the outputs' scale in float32 at 128-256 units).
+/// The SIMD level for a call's per-step products ([`simd::Level::Scalar`]: the general GEMM,
+/// unpacked). One sequence of one or two steps that is not worth splitting takes the general
+/// GEMM's matrix-vector products, which read the weights as they are, instead of the packed
+/// kernel, whose packing pass (a transpose of all the weights, per call) costs more than such a
+/// call's steps: one step of a GRU at (I, H) = (64, 256) took 23 us against 57 (median, kernel
+/// call, AVX-512), of an LSTM 29 against 85; at (32, 128) 9 against 16 and 12 against 22; two
+/// steps 1.1-1.5x faster. From four rows on, or at eight steps, the packed kernel was as fast or
+/// faster. A call worth splitting keeps the packed kernel, which the split uses: it then gives
+/// the same bits on one thread as on two. The sums run in another order, so such a call's
+/// results may differ from the first steps of a longer sequence in the last bits (1e-7 to 1e-6
+/// of the outputs' scale in float32 at 128-256 units).
 pub(crate) fn product_level<T: 'static>(level: simd::Level, cell: Cell, d: Dims) -> simd::Level {
     if d.b == 1 && d.t <= 2 && !split::worth_splitting::<T>(cell, d) {
-        level.min(simd::Level::Avx2)
+        simd::Level::Scalar
     } else {
         level
     }

@@ -12,9 +12,9 @@
 //! Floating-point contraction (fusing `a * b + c` into an FMA) is never enabled by Rust, and the
 //! loop kernels reduce in a fixed lane order, so for the element-wise, graph and distance kernels
 //! every level gives the same bits as the scalar path (tested across levels in
-//! `tests/{optim,grad,gnn,kge}.rs`). The f32 recurrent layers' packed AVX-512 product uses FMAs:
-//! it agrees with the other levels to ~1e-6, not bitwise (checked against a plain loop in
-//! `rnn/product.rs`). Products that go through the `gemm` crate (`linalg.rs`) follow that crate's
+//! `tests/{optim,grad,gnn,kge}.rs`). The f32 recurrent layers' packed product (AVX2 and AVX-512)
+//! uses FMAs: its two levels give the same bits (one FMA chain per element), and they agree with
+//! the baseline level's general GEMM to ~1e-6, not bitwise (checked in `rnn/product.rs`). Products that go through the `gemm` crate (`linalg.rs`) follow that crate's
 //! own run-time ISA choice, not [`Level`].
 
 pub mod math;
