@@ -986,8 +986,9 @@ def test_zero_hidden_units_and_empty_shapes_do_not_crash():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("Module", [RNN, GRU, LSTM])
 def test_non_finite_padding_never_reaches_gradients(Module, dtype):
-    # float32 on AVX2 and AVX-512 projects the inputs step by step inside the recurrence, float64 in one
-    # GEMM before it: padding must stay out of both (outputs 0, states and gradients finite).
+    # float32 on AVX2 and AVX-512 projects the inputs step by step inside the recurrence,
+    # float64 in one GEMM before it: padding must stay out of both (outputs 0, states and
+    # gradients finite).
     m = Module(2, 3, dtype=dtype, rng=0)
     x = np.random.default_rng(0).standard_normal((5, 2, 2)).astype(dtype)
     x[3:, 1] = np.inf
