@@ -65,6 +65,21 @@ const MIN_SPLIT_BYTES: usize = 128 << 10;
 /// the calling thread took 15-74 us against 33-141 us through the pool.
 const MIN_SPLIT_STREAM: usize = 16 << 20;
 
+/// Below AVX-512, a call is split only when a step multiplies at least this many bytes of
+/// weights (rows x weight bytes). Measured on an AVX2 machine (2 vCPUs of an AMD EPYC Zen 3,
+/// 512 KB of L2 per core), 2026-11-27: split against unsplit in one process (an experimental
+/// build toggling the split from the environment), 100 steps (50 at (64, 256)), calls
+/// interleaved, medians of 30 rounds, forward and forward + backward, ranges over two or three
+/// runs where repeated (`/tmp/s18/split_ab.py`). From 983 KB per step: GRU (B, I, H) = (1, 64,
+/// 256) 1.24-1.25x, 1.09-1.11x; (4, 32, 128) 1.01-1.13x, 0.89-1.11x; (6, 32, 128) 1.29x, 1.19x;
+/// (8, 32, 128) 1.63x, 1.26x; LSTM (1, 64, 256) 1.09x, 1.07x; (3, 32, 128) 1.09x, 1.04x; (4, 32,
+/// 128) 1.10-1.58x, 0.96-1.37x; (8, 32, 128) 1.42x, 1.14x; Elman (4, 64, 256) 1.18-1.22x,
+/// 1.02-1.31x; (8, 64, 256) 1.17x, 1.16x. Below, the split lost or was even: at batch 1 and
+/// (32, 128) (246-328 KB) 0.82-1.00x, 0.82-0.99x; 492-656 KB (GRU, LSTM at (2, 32, 128), Elman
+/// at (2, 64, 256)) 0.96-1.02x, 0.85-0.98x. (On the Zen 4 of [`MIN_SPLIT_BYTES`], with 1 MB of
+/// L2 per core, batch 1 at (32, 128) gained 1.3-1.4x.)
+const MIN_SPLIT_STEP_BYTES_AVX2: usize = 768 << 10;
+
 /// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
 /// running on a pool thread of a pool with at least two threads.
 pub(super) fn applies<T: 'static>(d: Dims, w: &Weights<'_, T>) -> bool {
@@ -74,13 +89,15 @@ pub(super) fn applies<T: 'static>(d: Dims, w: &Weights<'_, T>) -> bool {
 }
 
 /// Whether a call of `d` is split when it runs on a pool of two or more threads: the split's
-/// packed kernel exists (`f32` on AVX-512; elsewhere nothing splits), one row chunk, at least
-/// two steps, weights of at least [`MIN_SPLIT_BYTES`], and at least [`MIN_SPLIT_STREAM`] bytes
-/// of them streamed over the steps.
+/// packed kernel exists (`f32` on AVX2 or AVX-512; elsewhere nothing splits), one row chunk, at
+/// least two steps, weights of at least [`MIN_SPLIT_BYTES`], at least [`MIN_SPLIT_STREAM`]
+/// bytes of them streamed over the steps, and below AVX-512 at least
+/// [`MIN_SPLIT_STEP_BYTES_AVX2`] of work per step.
 pub(super) fn worth_splitting<T: 'static>(cell: Cell, d: Dims) -> bool {
+    let level = simd::detect();
     let packed = cfg!(target_arch = "x86_64")
         && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && simd::detect() == Level::Avx512;
+        && level >= Level::Avx2;
     let weight_bytes = [d.h, d.i.saturating_add(d.h), std::mem::size_of::<T>()]
         .iter()
         .fold(cell.gates(), |m, &v| m.saturating_mul(v));
@@ -91,6 +108,7 @@ pub(super) fn worth_splitting<T: 'static>(cell: Cell, d: Dims) -> bool {
         && d.t >= 2
         && weight_bytes >= MIN_SPLIT_BYTES
         && d.t.saturating_mul(weight_bytes) >= MIN_SPLIT_STREAM
+        && (level == Level::Avx512 || d.b.saturating_mul(weight_bytes) >= MIN_SPLIT_STEP_BYTES_AVX2)
 }
 
 /// The first unit of part 1: the multiple of 16 nearest to half (part 0's gate blocks are then
@@ -699,7 +717,8 @@ mod tests {
     fn split_passes_equal_the_one_chunk_path() {
         // Against the one-chunk path (a one-thread pool never splits), with lengths, reverse and
         // one bias only, inference and training (the workspace, and the backward pass from it);
-        // on two threads, and with the second thread busy (it joins late).
+        // on two threads, and with the second thread busy (it joins late). The split forward
+        // runs its products at every packed level the CPU has (the same bits at each).
         use crate::testing::values;
         let level = simd::detect();
         for (cell, i, h, b) in [
@@ -728,7 +747,7 @@ mod tests {
             let c0 = cell.has_c().then_some(&c0[..]);
             let lengths: Vec<i64> = (0..b as i64).map(|r| (16 - 7 * r).max(1)).collect();
             let lengths = Some(&lengths[..]);
-            let run = |split: bool, training: bool| {
+            let run = |split: Option<Level>, training: bool| {
                 let mut y = vec![f32::NAN; d.t * b * h];
                 let mut hn = vec![f32::NAN; b * h];
                 let mut cn = vec![f32::NAN; if c0.is_some() { b * h } else { 0 }];
@@ -736,7 +755,7 @@ mod tests {
                 let cn_arg = c0.is_some().then_some(&mut cn[..]);
                 let ws_arg = training.then_some(&mut ws[..]);
                 let (yv, hv) = (&mut y[..], &mut hn[..]);
-                if split {
+                if let Some(level) = split {
                     let ran = forward(
                         level, d, &w, &x, &h0, c0, lengths, true, yv, hv, cn_arg, ws_arg,
                     );
@@ -787,24 +806,35 @@ mod tests {
             for training in [false, true] {
                 let want = one.install(|| {
                     assert!(!applies(d, &w));
-                    run(false, training).unwrap()
+                    run(None, training).unwrap()
                 });
-                for busy in [false, true] {
+                let levels = simd::supported_levels();
+                for (busy, split_level) in [false, true]
+                    .into_iter()
+                    .flat_map(|busy| levels.iter().map(move |&l| (busy, l)))
+                {
                     let got = two.install(|| {
-                        // Where the packed kernel exists (else `run(true, ..)` gives None).
-                        assert_eq!(applies(d, &w), level == Level::Avx512);
+                        // Where the packed kernel exists (else `run(Some(..), ..)` gives None);
+                        // each case has enough work per step to split on AVX2 too.
+                        assert_eq!(applies(d, &w), level >= Level::Avx2);
                         if !busy {
-                            return run(true, training);
+                            return run(Some(split_level), training);
                         }
                         let mut got = None;
                         rayon::scope(|sc| {
                             sc.spawn(|_| std::thread::sleep(std::time::Duration::from_millis(20)));
-                            got = run(true, training);
+                            got = run(Some(split_level), training);
                         });
                         got
                     });
-                    let Some(got) = got else { return };
-                    let what = format!("{cell:?} h = {h}, training = {training}, busy = {busy}");
+                    let Some(got) = got else {
+                        assert_eq!(split_level, Level::Scalar, "no split at {split_level:?}");
+                        continue;
+                    };
+                    let what = format!(
+                        "{cell:?} h = {h}, training = {training}, busy = {busy}, \
+                         products at {split_level:?}"
+                    );
                     assert_eq!(got, want, "{what}");
                     let finite = got.0.iter().chain(&got.3).chain(got.4.iter().flatten());
                     assert!(finite.clone().all(|v| v.is_finite()), "{what}");
@@ -816,9 +846,10 @@ mod tests {
     #[test]
     fn splits_only_calls_that_stream_enough_weights() {
         // The LSTM at (I, H) = (32, 128): 328 KB of f32 weights, split from 52 steps on (16 MiB
-        // streamed); one step never; more than one chunk of rows never. Only where the packed
-        // kernel exists (f32 on AVX-512).
-        if simd::detect() != Level::Avx512 {
+        // streamed), on AVX2 from 3 rows on (983 KB a step); one step never; more than one
+        // chunk of rows never. Only where the packed kernel exists (f32 on AVX2 or AVX-512).
+        let level = simd::detect();
+        if level < Level::Avx2 {
             assert!(!worth_splitting::<f32>(
                 Cell::Lstm,
                 Dims {
@@ -839,9 +870,18 @@ mod tests {
         let bytes = 4 * 128 * 160 * 4;
         let t_min = MIN_SPLIT_STREAM.div_ceil(bytes);
         assert_eq!(t_min, 52);
-        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 1)));
+        let b_min = if level == Level::Avx512 { 1 } else { 3 };
+        assert_eq!(
+            3 * bytes >= MIN_SPLIT_STEP_BYTES_AVX2,
+            2 * bytes < MIN_SPLIT_STEP_BYTES_AVX2
+        );
+        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, b_min)));
         assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 8)));
-        assert!(!worth_splitting::<f32>(Cell::Lstm, d(t_min - 1, 1)));
+        assert!(!worth_splitting::<f32>(Cell::Lstm, d(t_min - 1, b_min)));
+        assert_eq!(
+            worth_splitting::<f32>(Cell::Lstm, d(1000, 2)),
+            level == Level::Avx512
+        );
         assert!(!worth_splitting::<f32>(Cell::Lstm, d(1000, 9)));
         // f64 has no packed kernel: never split, however much it streams.
         assert!(!worth_splitting::<f64>(Cell::Lstm, d(1000, 1)));
