@@ -348,6 +348,12 @@ fn only_calls_with_something_to_share_go_to_the_pool() {
     assert_eq!(pool_work::<f32>(Cell::Gru, d(69, 1, 128)), want);
     assert_eq!(pool_work::<f32>(Cell::Gru, d(68, 1, 128)), 0);
     assert_eq!(pool_work::<f64>(Cell::Gru, d(69, 1, 128)), 0);
+    // At (32, 256) (864 KiB of weights, above AVX2's 768 KiB a step) batch 1 splits from 19
+    // steps on at both packed levels.
+    let packs = nesy_core::simd::detect() >= nesy_core::simd::Level::Avx2;
+    let want = if packs { macs(19, 1, 256) } else { 0 };
+    assert_eq!(pool_work::<f32>(Cell::Gru, d(19, 1, 256)), want);
+    assert_eq!(pool_work::<f32>(Cell::Gru, d(18, 1, 256)), 0);
     // Weights too small to split: only the size of a threaded GEMM counts.
     let small = |t| Dims {
         t,

@@ -115,8 +115,9 @@ pub fn workspace_len(cell: Cell, d: Dims) -> usize {
 }
 
 /// The multiply-adds of one [`forward`] call ([`backward`] makes about twice as many), or 0
-/// when the call has nothing to share between threads: one row chunk, too little streaming to
-/// split the hidden units (`split.rs`), and whole-sequence products below the threaded GEMM's
+/// when the call has nothing to share between threads: one row chunk, too little streaming (or,
+/// below AVX-512, too little work per step) to split the hidden units (`split.rs`), and
+/// whole-sequence products below the threaded GEMM's
 /// size ([`PARALLEL_GEMM_MACS`]). Such a call runs its loops sequentially wherever it runs, so
 /// the bindings run it on the calling thread and skip the hand-off to a pool thread, which costs
 /// more than a short call's compute (at batch 1 and one step, a GRU or LSTM of 128-256 units took
@@ -146,16 +147,16 @@ pub(crate) fn par_for<T: 'static>(cell: Cell, d: Dims) -> Par {
 }
 
 /// The SIMD level for a call's per-step products ([`simd::Level::Scalar`]: the general GEMM,
-/// unpacked). One sequence of one or two steps that is not worth splitting takes the general
-/// GEMM's matrix-vector products, which read the weights as they are, instead of the packed
-/// kernel, whose packing pass (a transpose of all the weights, per call) costs more than such a
-/// call's steps: one step of a GRU at (I, H) = (64, 256) took 23 us against 57 (median, kernel
-/// call, AVX-512), of an LSTM 29 against 85; at (32, 128) 9 against 16 and 12 against 22; two
-/// steps 1.1-1.5x faster. From four rows on, or at eight steps, the packed kernel was as fast or
-/// faster. A call worth splitting keeps the packed kernel, which the split uses: it then gives
-/// the same bits on one thread as on two. The sums run in another order, so such a call's
-/// results may differ from the first steps of a longer sequence in the last bits (1e-7 to 1e-6
-/// of the outputs' scale in float32 at 128-256 units).
+/// unpacked). One sequence of one or two steps that is not worth splitting takes the general GEMM's
+/// matrix-vector products, which read the weights as they are, instead of the packed kernel, whose
+/// packing pass (a transpose of all the weights, per call) costs more than such a call's steps: one
+/// step of a GRU at (I, H) = (64, 256) took 23 us against 57 (median, kernel call, AVX-512 on Zen
+/// 4; not measured on AVX2), of an LSTM 29 against 85; at (32, 128) 9 against 16 and 12 against 22;
+/// two steps 1.1-1.5x faster. From four rows on, or at eight steps, the packed kernel was as fast
+/// or faster. A call worth splitting keeps the packed kernel, which the split uses: it then gives
+/// the same bits on one thread as on two. The sums run in another order, so such a call's results
+/// may differ from the first steps of a longer sequence in the last bits (1e-7 to 1e-6 of the
+/// outputs' scale in float32 at 128-256 units).
 pub(crate) fn product_level<T: 'static>(level: simd::Level, cell: Cell, d: Dims) -> simd::Level {
     if d.b == 1 && d.t <= 2 && !split::worth_splitting::<T>(cell, d) {
         simd::Level::Scalar

@@ -9,8 +9,8 @@
 //! the tile is written once, with the bias, straight into the row-major output.
 //! - AVX-512 (32 registers of 16 lanes; a panel is two): blocks of up to 8 rows against 1 to 4
 //!   panels (fewer rows, more panels: at least 8 independent chains).
-//! - AVX2 (16 registers of 8 lanes; a panel is four): blocks of 3 rows against one panel (12
-//!   accumulators), then 2 rows against one panel or 1 row against two (8).
+//! - AVX2 (16 registers of 8 lanes; a panel is four): blocks of 6 rows against 16 columns (12
+//!   accumulators), then 4 rows against 16, 2 against a panel or 1 against two (8 chains).
 //!
 //! The broadcasts read the rows of `a` where they are (a copy of the rows transposed k-major
 //! cost a fifth of the product). A general GEMM re-packs `B` at every step and, for these thin
@@ -43,6 +43,7 @@ pub(crate) struct Recurrent<'a, T> {
     /// `B` in panels of [`NR`] columns (f32 on AVX2 or AVX-512 only; empty otherwise).
     panels: Vec<f32>,
     /// The level whose kernel runs the packed product (AVX2 or AVX-512; unused when unpacked).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     level: Level,
 }
 
@@ -288,6 +289,7 @@ fn as_f32<T: 'static>(s: &[T]) -> &[f32] {
 }
 
 /// `s` as `&mut [f32]`; as [`as_f32`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn as_f32_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
     assert!(
         TypeId::of::<T>() == TypeId::of::<f32>(),
@@ -359,7 +361,15 @@ mod x86 {
             level.is_supported(),
             "packed product: {level:?} on this CPU"
         );
+        // The tiles load `n` bias values and index the rows without further checks.
         let rows = out.len() / n;
+        assert!(
+            bias.is_none_or(|b| b.len() == n)
+                && a1.len() >= rows * k1
+                && a2.len() >= rows * (k - k1)
+                && panels.len() == n.div_ceil(NR) * k * NR,
+            "packed product: operands of the wrong size"
+        );
         let mut r0 = 0;
         while r0 < rows {
             let t = Tile {
@@ -780,12 +790,14 @@ mod tests {
 
     #[test]
     fn stacked_product_is_the_product_of_the_concatenated_rows() {
-        // `[a1 | a2] [w1; w2]^T + bias` against a plain loop; k1 = 0 and odd sizes included.
+        // `[a1 | a2] [w1; w2]^T + bias` against a plain loop, and bitwise against one FMA chain
+        // over `a1`'s part, then `a2`'s, then the bias; k1 = 0 and odd sizes included.
         for (rows, k1, k2, n) in [
             (1, 32, 128, 512),
             (17, 3, 5, 33),
             (8, 0, 7, 64),
             (5, 9, 1, 70),
+            (7, 4, 6, 101),
         ] {
             let (a1, a2) = (values(rows * k1, 1), values(rows * k2, 2));
             let (w1, w2) = (values(n * k1, 3), values(n * k2, 4));
@@ -812,6 +824,15 @@ mod tests {
                             (got - want).abs() < 1e-4,
                             "{level:?} {rows} {k1} {k2} {n}: {got} vs {want}"
                         );
+                        let chain =
+                            (0..k1).fold(0f32, |s, kk| a1[r * k1 + kk].mul_add(w1[c * k1 + kk], s));
+                        let chain = (0..k2)
+                            .fold(chain, |s, kk| a2[r * k2 + kk].mul_add(w2[c * k2 + kk], s));
+                        assert_eq!(
+                            out[r * n + c].to_bits(),
+                            (chain + bias[c]).to_bits(),
+                            "{level:?} {rows} {k1} {k2} {n} at ({r}, {c})"
+                        );
                     }
                 }
             }
@@ -822,7 +843,7 @@ mod tests {
     fn packed_panels_hold_the_transposed_rows_and_zero_padding() {
         // Every element of a stacked pack against its definition, for row subsets like the
         // split path's (every gate's rows of one half of the units), widths around the 16-lane
-        // groups and `k` around the 16-value blocks of the transpose.
+        // (AVX-512) and 8-lane (AVX2) groups and `k` around the blocks of the transposes.
         for (n_all, pick_every, k1, k2) in [
             (512, 1, 32, 128),
             (96, 2, 15, 17),
@@ -861,10 +882,10 @@ mod tests {
 
     #[test]
     fn packed_and_general_products_agree_with_a_plain_loop() {
-        // Row counts around the AVX-512 (8/4/2/1) and AVX2 (6/4/2/1) blocks, column counts
-        // around the 32-wide panels, the 16-column groups and the 8-lane registers. Every packed level gives exactly the
-        // bits of one fused multiply-add chain over `k` in order, then the bias (so AVX2 and
-        // AVX-512 agree bitwise), with and without a bias.
+        // Row counts around the AVX-512 (8/4/2/1) and AVX2 (6/4/2/1) blocks, column counts around
+        // the 32-wide panels, the 16-column groups and the 8-lane registers. Every packed level
+        // gives exactly the bits of one fused multiply-add chain over `k` in order, then the bias
+        // (so AVX2 and AVX-512 agree bitwise), with and without a bias.
         for (rows, k, n) in [
             (1, 128, 512),
             (17, 7, 33),
@@ -876,6 +897,8 @@ mod tests {
             (1, 17, 97),
             (5, 16, 44),
             (4, 3, 61),
+            (7, 12, 70),
+            (1, 9, 70),
         ] {
             let a = values(rows * k, 1);
             let w = values(n * k, 2); // (n, k) for the transposed form, (k, n) for the other

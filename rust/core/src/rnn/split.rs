@@ -14,7 +14,8 @@
 //! computes its units' gate gradients and then, once both halves of the step's gate gradients
 //! exist, its units of `dh = dG W_hh[:, U_p]`. Each thread streams half of the weights, which
 //! then stay in its own L2. Used from [`MIN_SPLIT_BYTES`] of weights on, when a call streams at
-//! least [`MIN_SPLIT_STREAM`] bytes of them over its steps.
+//! least [`MIN_SPLIT_STREAM`] bytes of them over its steps, and below AVX-512 when a step
+//! multiplies at least [`MIN_SPLIT_STEP_BYTES_AVX2`] of them.
 //!
 //! Scheduling ([`two_parts`]): the calling thread runs part 0 of every step, and part 1 too
 //! until a second pool thread joins; from then on that thread runs every part 1. A task of step
@@ -36,18 +37,18 @@ use super::{active, time, Cell, Dims, Weights};
 use crate::linalg::Gemm;
 use crate::simd::{self, Level};
 
-/// Packed weights of at least this many bytes are split. Each step then streams half of the
-/// weights per core (from L2: 1 MB per core on this machine kind, an AMD EPYC Zen 4), and the
-/// hand-over of the halves of `h` between the cores costs less than the streaming it halves.
-/// Measured in one process (an experimental build that read this threshold from the
-/// environment at each call, toggled between the calls; `nesy.bench.rnn.nesy_fns` cases),
-/// with and without the split, calls interleaved, 100 steps (200 for H = 32), 40 rounds, best
-/// times, 2026-11-26 (forward, forward + backward): GRU (B, I, H) = (8, 64, 256) (983 KB) 1.71x, 1.10x; (1, 64,
-/// 256) 1.55x, 1.37x; (8, 32, 128) (246 KB) 1.53x, 1.24x; (1, 32, 128) 1.33x, 1.21x; LSTM
-/// (8, 32, 128) (328 KB) 1.49x, 1.04x; (1, 32, 128) 1.39x, 1.15x; Elman (4, 64, 256) (328 KB)
-/// 1.42x, 1.17x. Below, the hand-over eats the gain: at 61-82 KB (LSTM/GRU/Elman at (16, 64),
-/// Elman at (32, 128)) 0.81-1.21x, at 15-20 KB (H = 32) 0.54-0.96x. Earlier measurements on
-/// larger weights (LSTM (1, 64, 512) 2.6-2.7x faster forward) stand.
+/// Packed weights of at least this many bytes are split. Each step then streams half of the weights
+/// per core (from L2: 1 MB per core on the AMD EPYC Zen 4 it was measured on), and the hand-over of
+/// the halves of `h` between the cores costs less than the streaming it halves. Measured in one
+/// process (an experimental build that read this threshold from the environment at each call,
+/// toggled between the calls; `nesy.bench.rnn.nesy_fns` cases), with and without the split, calls
+/// interleaved, 100 steps (200 for H = 32), 40 rounds, best times, 2026-11-26 (forward, forward +
+/// backward): GRU (B, I, H) = (8, 64, 256) (983 KB) 1.71x, 1.10x; (1, 64, 256) 1.55x, 1.37x; (8,
+/// 32, 128) (246 KB) 1.53x, 1.24x; (1, 32, 128) 1.33x, 1.21x; LSTM (8, 32, 128) (328 KB) 1.49x,
+/// 1.04x; (1, 32, 128) 1.39x, 1.15x; Elman (4, 64, 256) (328 KB) 1.42x, 1.17x. Below, the hand-over
+/// eats the gain: at 61-82 KB (LSTM/GRU/Elman at (16, 64), Elman at (32, 128)) 0.81-1.21x, at 15-20
+/// KB (H = 32) 0.54-0.96x. Earlier measurements on larger weights (LSTM (1, 64, 512) 2.6-2.7x
+/// faster forward) stand.
 const MIN_SPLIT_BYTES: usize = 128 << 10;
 
 /// A call is split only when it streams at least this many bytes of weights (steps x weight
@@ -70,7 +71,8 @@ const MIN_SPLIT_STREAM: usize = 16 << 20;
 /// 512 KB of L2 per core), 2026-11-27: split against unsplit in one process (an experimental
 /// build toggling the split from the environment), 100 steps (50 at (64, 256)), calls
 /// interleaved, medians of 30 rounds, forward and forward + backward, ranges over two or three
-/// runs where repeated (`/tmp/s18/split_ab.py`). From 983 KB per step: GRU (B, I, H) = (1, 64,
+/// runs where repeated (an uncommitted script timing `nesy.bench.rnn.nesy_fns`). From 983 KB
+/// per step: GRU (B, I, H) = (1, 64,
 /// 256) 1.24-1.25x, 1.09-1.11x; (4, 32, 128) 1.01-1.13x, 0.89-1.11x; (6, 32, 128) 1.29x, 1.19x;
 /// (8, 32, 128) 1.63x, 1.26x; LSTM (1, 64, 256) 1.09x, 1.07x; (3, 32, 128) 1.09x, 1.04x; (4, 32,
 /// 128) 1.10-1.58x, 0.96-1.37x; (8, 32, 128) 1.42x, 1.14x; Elman (4, 64, 256) 1.18-1.22x,
@@ -94,13 +96,18 @@ pub(super) fn applies<T: 'static>(d: Dims, w: &Weights<'_, T>) -> bool {
 /// bytes of them streamed over the steps, and below AVX-512 at least
 /// [`MIN_SPLIT_STEP_BYTES_AVX2`] of work per step.
 pub(super) fn worth_splitting<T: 'static>(cell: Cell, d: Dims) -> bool {
-    let level = simd::detect();
+    worth_splitting_at::<T>(simd::detect(), cell, d)
+}
+
+/// [`worth_splitting`] on a CPU whose best level is `level` (tests ask for every level).
+fn worth_splitting_at<T: 'static>(level: Level, cell: Cell, d: Dims) -> bool {
     let packed = cfg!(target_arch = "x86_64")
         && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
         && level >= Level::Avx2;
     let weight_bytes = [d.h, d.i.saturating_add(d.h), std::mem::size_of::<T>()]
         .iter()
         .fold(cell.gates(), |m, &v| m.saturating_mul(v));
+    let step_bytes = d.b.saturating_mul(weight_bytes);
     packed
         && super::n_chunks(d.b) == 1
         && d.b > 0
@@ -108,7 +115,7 @@ pub(super) fn worth_splitting<T: 'static>(cell: Cell, d: Dims) -> bool {
         && d.t >= 2
         && weight_bytes >= MIN_SPLIT_BYTES
         && d.t.saturating_mul(weight_bytes) >= MIN_SPLIT_STREAM
-        && (level == Level::Avx512 || d.b.saturating_mul(weight_bytes) >= MIN_SPLIT_STEP_BYTES_AVX2)
+        && (level == Level::Avx512 || step_bytes >= MIN_SPLIT_STEP_BYTES_AVX2)
 }
 
 /// The first unit of part 1: the multiple of 16 nearest to half (part 0's gate blocks are then
@@ -848,61 +855,62 @@ mod tests {
         // The LSTM at (I, H) = (32, 128): 328 KB of f32 weights, split from 52 steps on (16 MiB
         // streamed), on AVX2 from 3 rows on (983 KB a step); one step never; more than one
         // chunk of rows never. Only where the packed kernel exists (f32 on AVX2 or AVX-512).
-        let level = simd::detect();
-        if level < Level::Avx2 {
-            assert!(!worth_splitting::<f32>(
-                Cell::Lstm,
-                Dims {
-                    t: 1000,
-                    b: 1,
-                    i: 32,
-                    h: 128
-                }
-            ));
-            return;
-        }
+        // The rules of every level, whatever this CPU has; then this CPU's.
         let d = |t, b| Dims {
             t,
             b,
             i: 32,
             h: 128,
         };
+        assert!(!worth_splitting_at::<f32>(
+            Level::Scalar,
+            Cell::Lstm,
+            d(1000, 1)
+        ));
         let bytes = 4 * 128 * 160 * 4;
         let t_min = MIN_SPLIT_STREAM.div_ceil(bytes);
         assert_eq!(t_min, 52);
-        let b_min = if level == Level::Avx512 { 1 } else { 3 };
         assert_eq!(
             3 * bytes >= MIN_SPLIT_STEP_BYTES_AVX2,
             2 * bytes < MIN_SPLIT_STEP_BYTES_AVX2
         );
-        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, b_min)));
-        assert!(worth_splitting::<f32>(Cell::Lstm, d(t_min, 8)));
-        assert!(!worth_splitting::<f32>(Cell::Lstm, d(t_min - 1, b_min)));
-        assert_eq!(
-            worth_splitting::<f32>(Cell::Lstm, d(1000, 2)),
-            level == Level::Avx512
-        );
-        assert!(!worth_splitting::<f32>(Cell::Lstm, d(1000, 9)));
-        // f64 has no packed kernel: never split, however much it streams.
-        assert!(!worth_splitting::<f64>(Cell::Lstm, d(1000, 1)));
-        // Huge weights still need two steps; small ones never split (below MIN_SPLIT_BYTES).
-        let big = Dims {
-            t: 1,
-            b: 1,
-            i: 1024,
-            h: 2048,
-        };
-        assert!(!worth_splitting::<f32>(Cell::Lstm, big));
-        assert!(worth_splitting::<f32>(Cell::Lstm, Dims { t: 2, ..big }));
-        assert!(!worth_splitting::<f32>(
-            Cell::RnnTanh,
-            Dims {
+        for level in [Level::Avx2, Level::Avx512] {
+            let worth = |d: Dims| worth_splitting_at::<f32>(level, Cell::Lstm, d);
+            let b_min = if level == Level::Avx512 { 1 } else { 3 };
+            assert!(worth(d(t_min, b_min)), "{level:?}");
+            assert!(worth(d(t_min, 8)), "{level:?}");
+            assert!(!worth(d(t_min - 1, b_min)), "{level:?}");
+            assert_eq!(worth(d(1000, 2)), level == Level::Avx512);
+            assert!(!worth(d(1000, 9)), "{level:?}");
+            // f64 has no packed kernel: never split, however much it streams.
+            assert!(!worth_splitting_at::<f64>(level, Cell::Lstm, d(1000, 1)));
+            // Huge weights still need two steps; small ones never split (below
+            // MIN_SPLIT_BYTES).
+            let big = Dims {
+                t: 1,
+                b: 1,
+                i: 1024,
+                h: 2048,
+            };
+            assert!(!worth(big), "{level:?}");
+            assert!(worth(Dims { t: 2, ..big }), "{level:?}");
+            let small = Dims {
                 t: 1 << 20,
                 b: 1,
                 i: 32,
-                h: 64
+                h: 64,
+            };
+            assert!(!worth_splitting_at::<f32>(level, Cell::RnnTanh, small));
+        }
+        let level = simd::detect();
+        for t in [1, 51, 52, 1000] {
+            for b in [1, 2, 3, 8, 9] {
+                assert_eq!(
+                    worth_splitting::<f32>(Cell::Lstm, d(t, b)),
+                    worth_splitting_at::<f32>(level, Cell::Lstm, d(t, b))
+                );
             }
-        ));
+        }
     }
 
     #[test]

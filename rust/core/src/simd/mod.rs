@@ -14,8 +14,9 @@
 //! every level gives the same bits as the scalar path (tested across levels in
 //! `tests/{optim,grad,gnn,kge}.rs`). The f32 recurrent layers' packed product (AVX2 and AVX-512)
 //! uses FMAs: its two levels give the same bits (one FMA chain per element), and they agree with
-//! the baseline level's general GEMM to ~1e-6, not bitwise (checked in `rnn/product.rs`). Products that go through the `gemm` crate (`linalg.rs`) follow that crate's
-//! own run-time ISA choice, not [`Level`].
+//! the baseline level's general GEMM to ~1e-6, not bitwise (checked in `rnn/product.rs`). Products
+//! that go through the `gemm` crate (`linalg.rs`) follow that crate's own run-time ISA choice, not
+//! [`Level`].
 
 pub mod math;
 
