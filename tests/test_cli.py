@@ -177,3 +177,28 @@ def test_a_missing_split_file_of_data_is_named_once(argv, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert err == ("nesy kge: error: --data: kg/test.txt: no such file (a knowledge-graph "
                    "folder holds train.txt, valid.txt and test.txt)")
+
+
+def test_every_bench_first_names_the_machine(capsys, monkeypatch):
+    # Every `nesy bench <domain>` prints one line naming the CPU, nesy's SIMD level and the
+    # versions before its tables (the domains' own output is replaced by a stub here).
+    import nesy
+    from nesy import cli
+    from nesy.bench import machine
+
+    line = machine()
+    assert line.startswith("machine: ") and "\n" not in line
+    info = nesy.info()
+    assert f"SIMD level {info['simd']}" in line and f"{info['threads']} threads" in line
+    assert "NumPy " in line
+    bench = next(a for a in build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices["bench"]
+    domains = next(a for a in bench._actions
+                   if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(domains) == {"optim", "rnn", "gnn", "kge", "rules", "meta"}
+    for domain in domains:
+        name = f"_bench_{domain}"
+        monkeypatch.setattr(cli, name, lambda args, d=domain: print(f"tables of {d}") or 0)
+        assert main(["bench", domain]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == line and out[1] == f"tables of {domain}", out

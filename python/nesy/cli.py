@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -470,7 +471,19 @@ def _add_bench_commands(sub: Any) -> None:
         if repeat is not None:
             b.add_argument("--repeat", type=_positive_int, default=repeat,
                            help="timed runs per case (the best is reported)")
-        b.set_defaults(func=func)
+        b.set_defaults(func=_after_machine_line(func))
+
+
+def _after_machine_line(func: Callable[[argparse.Namespace], int]
+                        ) -> Callable[[argparse.Namespace], int]:
+    """``func`` after printing what the bench runs on (CPU, SIMD level, versions): ratios
+    differ between machines, and a table should say which one made it."""
+    def run(args: argparse.Namespace) -> int:
+        from nesy.bench import machine
+
+        print(machine())
+        return func(args)
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:

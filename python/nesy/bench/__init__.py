@@ -11,6 +11,40 @@ import time
 from collections.abc import Callable
 
 
+def machine() -> str:
+    """One line naming what a bench ran on: the CPU (with its family and model numbers, which
+    tell e.g. AMD's Zen 3 from Zen 4 where the name does not), nesy's SIMD level and threads,
+    and the NumPy and torch versions (torch's read from its metadata, without importing it)."""
+    import os
+    import platform
+    from importlib import metadata
+
+    import numpy as np
+
+    import nesy
+
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:  # not Linux
+        pass
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        cpu += f" (family {fields['cpu family']}, model {fields['model']})"
+    info = nesy.info()
+    parts = [f"{cpu}, {os.cpu_count()} CPUs",
+             f"nesy {info['version']}, SIMD level {info['simd']}, {info['threads']} threads",
+             f"NumPy {np.__version__}"]
+    try:
+        parts.append(f"torch {metadata.version('torch')}")
+    except metadata.PackageNotFoundError:
+        pass
+    return "machine: " + "; ".join(parts)
+
+
 def best_time(fn: Callable[[], object], repeat: int = 20, warmup: int = 2) -> float:
     """Best wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
     for _ in range(warmup):
