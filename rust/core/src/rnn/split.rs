@@ -69,17 +69,17 @@ const MIN_SPLIT_STREAM: usize = 16 << 20;
 /// Below AVX-512, a call is split only when a step multiplies at least this many bytes of
 /// weights (rows x weight bytes). Measured on an AVX2 machine (2 vCPUs of an AMD EPYC Zen 3,
 /// 512 KB of L2 per core), 2026-11-27: split against unsplit in one process (an experimental
-/// build toggling the split from the environment), 100 steps (50 at (64, 256)), calls
-/// interleaved, medians of 30 rounds, forward and forward + backward, ranges over two or three
-/// runs where repeated (an uncommitted script timing `nesy.bench.rnn.nesy_fns`). From 983 KB
-/// per step: GRU (B, I, H) = (1, 64,
-/// 256) 1.24-1.25x, 1.09-1.11x; (4, 32, 128) 1.01-1.13x, 0.89-1.11x; (6, 32, 128) 1.29x, 1.19x;
-/// (8, 32, 128) 1.63x, 1.26x; LSTM (1, 64, 256) 1.09x, 1.07x; (3, 32, 128) 1.09x, 1.04x; (4, 32,
-/// 128) 1.10-1.58x, 0.96-1.37x; (8, 32, 128) 1.42x, 1.14x; Elman (4, 64, 256) 1.18-1.22x,
-/// 1.02-1.31x; (8, 64, 256) 1.17x, 1.16x. Below, the split lost or was even: at batch 1 and
-/// (32, 128) (246-328 KB) 0.82-1.00x, 0.82-0.99x; 492-656 KB (GRU, LSTM at (2, 32, 128), Elman
-/// at (2, 64, 256)) 0.96-1.02x, 0.85-0.98x. (On the Zen 4 of [`MIN_SPLIT_BYTES`], with 1 MB of
-/// L2 per core, batch 1 at (32, 128) gained 1.3-1.4x.)
+/// build toggling the split from the environment), 100 steps (50 for the GRU and the LSTM at
+/// (1, 64, 256)), calls interleaved, medians of 30 rounds, forward and forward + backward,
+/// ranges over two or three runs where repeated (an uncommitted script timing
+/// `nesy.bench.rnn.nesy_fns`). From 983 KB per step: GRU (B, I, H) = (1, 64, 256) 1.24-1.25x,
+/// 1.09-1.11x; (4, 32, 128) 1.01-1.13x, 0.89-1.11x; (6, 32, 128) 1.29x, 1.19x; (8, 32, 128)
+/// 1.63x, 1.26x; LSTM (1, 64, 256) 1.09x, 1.07x; (3, 32, 128) 1.09x, 1.04x; (4, 32, 128)
+/// 1.10-1.58x, 0.96-1.37x; (8, 32, 128) 1.42x, 1.14x; Elman (4, 64, 256) 1.18-1.22x,
+/// 1.02-1.31x; (8, 64, 256) 1.17x, 1.16x. Below: batch 1 at (32, 128) (GRU 246 KB, LSTM 328
+/// KB) 0.82-1.00x, 0.82-0.88x; Elman (1, 64, 256) (328 KB) 1.14x, 0.95x; 492-656 KB (GRU,
+/// LSTM at (2, 32, 128), Elman at (2, 64, 256)) 0.96-1.02x, 0.85-0.98x. (On the Zen 4 of
+/// [`MIN_SPLIT_BYTES`], with 1 MB of L2 per core, batch 1 at (32, 128) gained 1.3-1.4x.)
 const MIN_SPLIT_STEP_BYTES_AVX2: usize = 768 << 10;
 
 /// Whether [`forward`] and [`backward`] take a call: the sizes of [`worth_splitting`], and
