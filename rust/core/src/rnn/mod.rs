@@ -114,15 +114,14 @@ pub fn workspace_len(cell: Cell, d: Dims) -> usize {
     tb * cell.gates() * d.h + tb * d.h + extra
 }
 
-/// The multiply-adds of one [`forward`] call ([`backward`] makes about twice as many), or 0
-/// when the call has nothing to share between threads: one row chunk, too little streaming (or,
-/// below AVX-512, too little work per step) to split the hidden units (`split.rs`), and
-/// whole-sequence products below the threaded GEMM's
-/// size ([`PARALLEL_GEMM_MACS`]). Such a call runs its loops sequentially wherever it runs, so
-/// the bindings run it on the calling thread and skip the hand-off to a pool thread, which costs
-/// more than a short call's compute (at batch 1 and one step, a GRU or LSTM of 128-256 units took
-/// 15-74 us on the calling thread against 33-141 us through the pool, medians on a 2-vCPU
-/// virtual machine; see `split.rs`).
+/// The multiply-adds of one [`forward`] call ([`backward`] makes about twice as many), or 0 when
+/// the call has nothing to share between threads: one row chunk, too little streaming (or, below
+/// AVX-512, too little work per step) to split the hidden units (`split.rs`), and whole-sequence
+/// products below the threaded GEMM's size ([`PARALLEL_GEMM_MACS`]). Such a call runs its loops
+/// sequentially wherever it runs, so the bindings run it on the calling thread and skip the
+/// hand-off to a pool thread, which costs more than a short call's compute (at batch 1 and one
+/// step, a GRU or LSTM of 128-256 units took 15-74 us on the calling thread against 33-141 us
+/// through the pool, medians on a 2-vCPU virtual machine; see `split.rs`).
 pub fn pool_work<T: 'static>(cell: Cell, d: Dims) -> usize {
     let macs = [d.b, d.i.saturating_add(d.h), cell.gates(), d.h]
         .iter()
