@@ -12,10 +12,10 @@
 //! Their cost bounds the recurrent layers' gate arithmetic (a fifth to a quarter of an LSTM
 //! forward step at 128 units, half at 32). Loops of 2,048 elements, one thread, AVX2 (Zen 3):
 //! `exp` 0.38-0.51 ns an element, `sigmoid` 0.53-0.64, `tanh` 0.98-1.25. Tried there and not kept:
-//! Estrin's scheme for the `exp` polynomial (no faster: throughput, not latency, bounds these
-//! loops); `tanh` as `m / (m + 2)`, `m = expm1(2|x|)`, with no small-argument branch (1.5x
-//! faster, but 2.4 ulp below 0.625); that form with a correction for the rounding of `m + 2`
-//! (1.2x faster, 2.0 ulp below 0.625 but 3.0 ulp near 8.7).
+//! Estrin's scheme for the `exp` polynomial (no faster, so the loops seem bound by throughput
+//! rather than latency); `tanh` as `m / (m + 2)`, `m = expm1(2|x|)`, with no small-argument
+//! branch (1.5x faster, but 2.4 ulp below 0.625); that form with a correction for the rounding
+//! of `m + 2` (1.2x faster, 2.0 ulp below 0.625 but 3.0 ulp near 8.7).
 
 // Coefficients are written as published (Cephes), even where f32 rounds the last digit.
 #![allow(clippy::excessive_precision)]
