@@ -923,6 +923,27 @@ def test_windows_and_ar_baseline_recover_a_linear_process():
         windows(s[:5], 5)
 
 
+def test_forecast_inputs_are_checked_and_named():
+    from nesy.rnn.forecast import compare, windows
+
+    s = np.sin(np.arange(60) / 3.0)
+    with pytest.raises(ValueError, match=r"series: expected one value per time step"):
+        windows(s[:, None], 5)  # not "window", which is in range
+    with pytest.raises(TypeError, match="window: expected an integer"):
+        windows(s, 2.5)
+    for i, bad in ((10, np.nan), (59, np.inf)):
+        t = s.copy()
+        t[i] = bad  # a NaN made lstsq fail inside LAPACK, an inf gave an inf MSE
+        with pytest.raises(ValueError, match=rf"series: contains NaN or infinity \(at index {i}\)"):
+            compare(t, 3, cells=())
+    with pytest.raises(ValueError, match="ensemble: expected an integer >= 1"):
+        compare(s, 3, cells=("gru",), ensemble=0)  # was a NaN MSE
+    for frac in (float("nan"), 0.0, 1.0, "0.2"):
+        with pytest.raises(ValueError, match="test_fraction: expected a number in"):
+            compare(s, 3, test_fraction=frac, cells=())
+    assert set(compare(s, 3, cells=()).mse) == {"persistence", "AR(3)"}
+
+
 def test_gru_and_lstm_beat_persistence_and_ar_on_yearly_sunspots():
     """Real data: the shipped yearly series, final 20 % held out (see README)."""
     from nesy.datasets import load_sunspots
@@ -966,6 +987,56 @@ def test_tbptt_with_one_chunk_equals_full_bptt_and_learns_long_memory():
     assert r2 > 0.9  # sums over 20 steps learned from 5-step chunks: the state was carried
     with pytest.raises(ValueError, match="tbptt"):
         SequenceRegressor(tbptt=5).fit(X, Y[:, -1])
+
+
+def test_trainer_tbptt_needs_a_target_at_every_step_of_x():
+    from nesy.nn import MSELoss, Trainer
+    from nesy.optim import Adam
+    from nesy.rnn import SequenceNet
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 9, 2))
+    for y, out in ((rng.standard_normal((8, 12, 1)), "sequence"),  # 3 steps were dropped
+                   (rng.standard_normal(8), "last")):  # was an IndexError
+        net = SequenceNet("gru", 2, 3, 1, output=out, dtype=np.float64, rng=0)
+        before = [p.copy() for p in net.parameters()]
+        tr = Trainer(net, MSELoss(), Adam(net.parameters(), lr=1e-2), batch_size=8, epochs=1,
+                     verbose=0, tbptt=3)
+        with pytest.raises(ValueError, match=r"y: truncated BPTT \(tbptt\) needs a target at "
+                                             r"every step, \(n, 9, \.\.\.\)"):
+            tr.fit(X, y)
+        assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters()))
+    with pytest.raises(ValueError, match="X: truncated BPTT"):
+        Trainer(net, MSELoss(), Adam(net.parameters(), lr=1e-2), verbose=0,
+                tbptt=3).fit(X[:, 0, 0], X[:, 0, 0])
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_sequence_net_backward_checks_before_any_gradient_changes(output):
+    from nesy.rnn import SequenceNet
+
+    x = np.random.default_rng(0).standard_normal((3, 4, 2))
+    net = SequenceNet("gru", 2, 5, 2, output=output, dtype=np.float64, rng=0)
+    out = net(x)
+    net.zero_grad()
+    bad_shapes = [out.shape[::-1], (out.size,), (1, out.size)]
+    for shape in bad_shapes:  # "sequence" reshaped any of them, mixing steps and samples
+        with pytest.raises(ValueError, match=re.escape(
+                f"grad_out: expected the output's shape {out.shape}, got {shape}")):
+            net.backward(np.ones(shape))
+    g = np.ones_like(out)
+    g.flat[0] = np.nan  # was refused by the recurrent layer (as "grad_hn") after the head
+    with pytest.raises(ValueError, match="grad_out: contains NaN or infinity"):
+        net.backward(g)
+    net.eval()
+    net(x)
+    with pytest.raises(RuntimeError, match="training mode"):
+        net.backward(np.ones_like(out))
+    assert not any(g.any() for _, g in net.named_gradients())  # the head's included
+    net.train()
+    net(x)
+    net.backward(np.ones_like(out))
+    assert all(g.any() for _, g in net.named_gradients())
 
 
 # ------------------------------------------------------------------------------ review fixes

@@ -593,6 +593,15 @@ class Trainer:
         is not an error: the training done so far is kept.
         """
         X, y = _check_xy(X, y, "X", "y")
+        if self.tbptt is not None:
+            # Each chunk's loss sees only its own steps of y: a y with other steps than X
+            # would train on a part of it, unnoticed.
+            if X.ndim < 2:
+                raise ValueError(f"X: truncated BPTT (tbptt) needs (n, steps, ...) sequences, "
+                                 f"got shape {X.shape}")
+            if y.ndim < 2 or y.shape[1] != X.shape[1]:
+                raise ValueError(f"y: truncated BPTT (tbptt) needs a target at every step, "
+                                 f"(n, {X.shape[1]}, ...), got shape {y.shape}")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:

@@ -32,7 +32,7 @@ from nesy._checks import check_float_dtype, check_int, label_encoder, warn_user
 from nesy.nn import CrossEntropyLoss, Dense, EarlyStopping, MSELoss, Trainer
 from nesy.nn.activations import softmax
 from nesy.nn.estimators import _check_param
-from nesy.nn.module import Module
+from nesy.nn.module import Module, real_array
 from nesy.optim import Adam
 from nesy.rnn.layers import GRU, LSTM, RNN, _steps_mask
 
@@ -226,12 +226,22 @@ class SequenceNet(Module):
         return self.head(feats)
 
     def backward(self, grad_out: np.ndarray) -> Optional[np.ndarray]:
+        """Backpropagate ``grad_out`` (the shape of the last forward's output). Everything is
+        checked before the head or the recurrent layers accumulate a gradient."""
         out_shape, hn, in_shape = self._saved()
+        self.rnn._ready_for_backward()  # the head's gradients must not change if this fails
+        B = out_shape[0]
+        want = (B, out_shape[1], self.head.out_features) if self.output == "sequence" else (
+            B, self.head.out_features)
+        g = real_array(grad_out, "grad_out")
+        if g.shape != want:
+            raise ValueError(f"grad_out: expected the output's shape {want}, got {g.shape}")
+        if not np.isfinite(g).all():
+            raise ValueError("grad_out: contains NaN or infinity")
         if self.output == "sequence":
-            B, T, _ = out_shape
-            g = self.head.backward(np.asarray(grad_out).reshape(B * T, -1))
+            g = self.head.backward(g.reshape(B * out_shape[1], -1))
             return self.rnn.backward(g.reshape(out_shape))
-        g = self.head.backward(grad_out)  # (B, D*H)
+        g = self.head.backward(g)  # (B, D*H)
         dirs = 2 if self.rnn.bidirectional else 1
         h = hn[0] if isinstance(hn, tuple) else hn
         gh = np.zeros_like(h)

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 
+from nesy._checks import check_int
 from nesy.rnn.estimators import SequenceRegressor
 
 
 def windows(series: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(n, window)``: the ``window`` values before each target; targets ``(n,)``."""
     series = np.asarray(series, dtype=np.float64)
-    if series.ndim != 1 or not 1 <= window < series.size:
+    if series.ndim != 1:
+        raise ValueError(f"series: expected one value per time step (1 dimension), got shape "
+                         f"{series.shape}")
+    if not np.isfinite(series).all():
+        raise ValueError(f"series: contains NaN or infinity (at index "
+                         f"{np.flatnonzero(~np.isfinite(series))[0]})")
+    window = check_int("window", window, 1)
+    if not window < series.size:
         raise ValueError(f"window: must be in 1..{series.size - 1} for a series of "
                          f"{series.size} values, got {window}")
     X = np.lib.stride_tricks.sliding_window_view(series[:-1], window)
@@ -49,6 +58,9 @@ def compare(series: np.ndarray, window: int, test_fraction: float = 0.2,
     Persistence (the last value), AR(``window``) by least squares, and for every cell the mean
     of ``ensemble`` :class:`SequenceRegressor` models (seeds 0..ensemble-1) with ``params``.
     """
+    ensemble = check_int("ensemble", ensemble, 1)
+    if not isinstance(test_fraction, Real) or not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
     X, y = windows(series, window)
     n_test = int(round(test_fraction * len(y)))
     if not 1 <= n_test < len(y):

@@ -409,6 +409,16 @@ class RNNBase(Module):
         return output, hn
 
     # -------------------------------------------------------------- backward
+    def _ready_for_backward(self) -> tuple[Any, ...]:
+        """What the last forward kept for ``backward``; RuntimeError if there was none or it
+        ran in inference mode (it kept no workspace). Modules built on this layer call it
+        before they accumulate any gradient of their own."""
+        ctx, lens, unbatched, lstm = self._saved()
+        if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
+            raise RuntimeError("backward() needs the last forward pass to run in training mode "
+                               "(call train() before forward)")
+        return ctx, lens, unbatched, lstm
+
     def backward(  # type: ignore[override]
         self, grad_out: Optional[np.ndarray], grad_hn: Optional[State] = None
     ) -> Optional[np.ndarray]:
@@ -437,10 +447,7 @@ class RNNBase(Module):
             sequence's own steps). Every argument is checked before the first gradient is
             accumulated, so a failing call changes no gradient.
         """
-        ctx, lens, unbatched, lstm = self._saved()
-        if ctx and ctx[0][1] and ctx[0][1][0][2] is None:
-            raise RuntimeError("backward() needs the last forward pass to run in training mode "
-                               "(call train() before forward)")
+        ctx, lens, unbatched, lstm = self._ready_for_backward()
         T, B = ctx[0][0].shape[0], ctx[0][0].shape[1]
         H = self._dirs * self.hidden_size
         if grad_out is None:
