@@ -442,6 +442,28 @@ def test_check_finite_false_skips_only_the_nan_test():
         aggregate_backward(g, x, up)
     gx, _ = aggregate_backward(g, x, up, check_finite=False)
     np.testing.assert_array_equal(gx, aggregate_backward(g, np.zeros_like(x), up)[0])
+    # max and min, as np.max: a NaN from any in-edge, not only the first, gives NaN
+    for reduce in ("max", "min"):
+        out, _ = aggregate(g, x, reduce=reduce, check_finite=False)
+        want = _reference(ei, w, 50, x, reduce)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+        assert np.isnan(out).any()
+
+
+def test_add_self_loops_weighs_the_loops_fill_value_on_an_unweighted_graph():
+    g = Graph(np.array([[0, 1], [1, 2]]), 3)
+    x = np.array([[1.0], [10.0], [100.0]])
+    looped = g.add_self_loops(2.0)  # fill_value was dropped without edge weights
+    np.testing.assert_array_equal(aggregate(looped, x)[0][:, 0], [2.0, 21.0, 210.0])
+    np.testing.assert_array_equal(looped.edge_weight,
+                                  g.add_remaining_self_loops(2.0).edge_weight)
+    assert g.add_self_loops().edge_weight is None  # weight 1: still unweighted
+
+
+def test_a_ragged_edge_index_is_named():
+    with pytest.raises(ValueError, match=r"edge_index: expected shape \(2, n_edges\), got rows "
+                                         r"of different lengths"):
+        Graph([[0, 1, 2], [1, 2]])
 
 
 def test_aggregate_refuses_a_bad_out():

@@ -640,3 +640,13 @@ def test_graph_classifier_has_best_epoch_like_node_classifier():
     assert 1 <= clf.best_epoch_ <= 4
     clf.set_params(validation_fraction=0.0).fit(graphs, feats, y)
     assert clf.best_epoch_ is None
+
+
+def test_from_scipy_leaves_the_callers_matrix_as_it_was():
+    # tocsr() returns a CSR input itself; summing its duplicates sorted and merged them in place
+    X = sp.csr_matrix((np.array([1.0, 2.0, 1.0, 1.0, 1.0]), np.array([0, 0, 1, 0, 1]),
+                       np.array([0, 3, 4, 5])), shape=(3, 2))
+    data, indices = X.data.copy(), X.indices.copy()
+    sf = SparseFeatures.from_scipy(X)
+    assert np.array_equal(X.data, data) and np.array_equal(X.indices, indices) and X.nnz == 5
+    np.testing.assert_array_equal(sf.to_dense(), X.toarray())  # duplicates summed

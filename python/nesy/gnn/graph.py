@@ -50,7 +50,11 @@ class Graph:
 
     def __init__(self, edge_index: Any, num_nodes: Optional[int] = None,
                  edge_weight: Optional[Any] = None) -> None:
-        ei = np.asarray(edge_index)
+        try:
+            ei = np.asarray(edge_index)
+        except ValueError:  # ragged: NumPy's "inhomogeneous shape"
+            raise ValueError("edge_index: expected shape (2, n_edges), got rows of different "
+                             "lengths") from None
         if ei.size == 0 and ei.dtype.kind == "f":  # [[], []]: an empty list is float64
             ei = ei.astype(np.int64)
         if ei.dtype == bool or not np.issubdtype(ei.dtype, np.integer):
@@ -160,9 +164,10 @@ class Graph:
         """A new graph with an edge ``i -> i`` (weight ``fill_value``) added at every node."""
         loops = np.arange(self.num_nodes)
         ei = np.hstack([self.edge_index(), np.vstack([loops, loops])])
-        w = None
-        if self.edge_weight is not None:
-            w = np.concatenate([self.edge_weight, np.full(self.num_nodes, fill_value)])
+        if self.edge_weight is None and fill_value == 1.0:
+            return Graph(ei, self.num_nodes)
+        # given weights, or loops that weigh other than 1: the other edges keep theirs (1)
+        w = np.concatenate([self._weights_or_ones(), np.full(self.num_nodes, fill_value)])
         return Graph(ei, self.num_nodes, w)
 
     def add_remaining_self_loops(self, fill_value: float = 1.0) -> Graph:
@@ -371,7 +376,7 @@ def aggregate(graph: Graph, x: Any, reduce: str = "sum", use_weights: bool = Tru
         Refuse an ``x`` with NaN or infinity (a ValueError naming ``x``). One pass over ``x``:
         20 % of the forward's time at (100k nodes, 1M edges, 64 features). ``False`` skips it
         (as SciPy's ``check_finite``): a non-finite feature then only propagates into the sums
-        of the nodes it reaches, as in NumPy; nothing crashes.
+        (maxima, minima) of the nodes it reaches, as in NumPy; nothing crashes.
 
     Returns
     -------

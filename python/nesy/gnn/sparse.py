@@ -81,7 +81,11 @@ class SparseFeatures:
         m = matrix.tocsr()
         if m.dtype.kind not in "biuf":  # a complex value would lose its imaginary part
             raise TypeError(f"matrix: expected real values, got dtype {m.dtype}")
-        m.sum_duplicates()
+        if not m.has_canonical_format:
+            # `tocsr` returns a CSR input itself, which `sum_duplicates` would sort and merge
+            # in place: the caller's matrix must not change.
+            m = m.copy() if m is matrix else m
+            m.sum_duplicates()
         return cls(m.indptr, m.indices, np.asarray(m.data, dtype=dtype), m.shape)
 
     # ------------------------------------------------------------------ properties

@@ -285,6 +285,39 @@ fn bad_graphs_are_refused() {
 }
 
 #[test]
+fn max_and_min_keep_a_nan_from_any_in_edge() {
+    // As NumPy's max and min: one NaN among a node's in-edges makes its value NaN, whichever
+    // edge brings it (the kernels are reached with NaN when the caller skips the check). The
+    // winning edge is the first NaN.
+    let g = Csr::new(1, 3, &[0, 3], &[0, 1, 2], "graph").unwrap();
+    for red in [Reduce::Max, Reduce::Min] {
+        for nan_at in 0..3 {
+            let mut x = vec![1.0f32, 5.0, -2.0];
+            x[nan_at] = f32::NAN;
+            let (mut out, mut arg) = ([0.0f32], [0i64]);
+            aggregate(
+                Par::Seq,
+                Level::Scalar,
+                g,
+                &x,
+                1,
+                None,
+                red,
+                &mut out,
+                Some(&mut arg),
+            )
+            .unwrap();
+            assert!(
+                out[0].is_nan(),
+                "{red:?}, NaN from edge {nan_at}: {}",
+                out[0]
+            );
+            assert_eq!(arg[0], nan_at as i64);
+        }
+    }
+}
+
+#[test]
 fn max_backward_refuses_winners_that_are_not_in_edges() {
     let g = graph(6, 5, 20, 71);
     let f = 2;

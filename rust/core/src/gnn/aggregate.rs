@@ -735,8 +735,12 @@ impl<T: Float> Kernel for Forward<'_, T> {
                     let we = self.w.map_or(T::ONE, |w| w.at(e, h));
                     for j in h * fh..(h + 1) * fh {
                         let v = we * xs[j];
-                        // The first edge wins ties: strict comparisons.
-                        if i == 0 || (max && v > acc[j]) || (!max && v < acc[j]) {
+                        // The first edge wins ties: strict comparisons. A NaN wins over any
+                        // number, as in NumPy's max (reachable with the finiteness check off),
+                        // and the first NaN stays.
+                        let wins = !acc[j].is_nan()
+                            && (v.is_nan() || (max && v > acc[j]) || (!max && v < acc[j]));
+                        if i == 0 || wins {
                             acc[j] = v;
                             arg[j] = e as i64;
                         }
