@@ -163,16 +163,35 @@ const REDUCES: [Reduce; 4] = [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Mi
 
 #[test]
 fn forward_matches_naive_loops_and_is_deterministic() {
+    // f: single columns, tiles of 8 and of 16 (max/min), and mixes of them
+    for f in [7usize, 8, 16, 25, 40] {
+        forward_matches_naive_loops_at(f);
+    }
+}
+
+fn forward_matches_naive_loops_at(f: usize) {
     let g = graph(50, 40, 300, 1);
-    let f = 7;
     let mut r = Rng::new(2);
     let x = r.vec(g.n_src * f);
     let w = r.vec(g.indices.len());
     for red in REDUCES {
         for wt in [None, Some(&w[..])] {
-            let (out, _) = forward(&g, &x, f, wt, red, Par::Seq, Level::Scalar);
+            let (out, arg) = forward(&g, &x, f, wt, red, Par::Seq, Level::Scalar);
             for (a, b) in out.iter().zip(naive(&g, &x, f, wt, red)) {
-                assert!((a - b).abs() < 1e-12, "{red:?}");
+                assert!((a - b).abs() < 1e-12, "{red:?}, f = {f}");
+            }
+            if matches!(red, Reduce::Max | Reduce::Min) {
+                // The winner: the first in-edge whose weighted value is the result.
+                for d in 0..g.n_dst {
+                    let row = g.indptr[d] as usize..g.indptr[d + 1] as usize;
+                    for j in 0..f {
+                        let want = row.clone().find(|&e| {
+                            let we = wt.map_or(1.0, |w| w[e]);
+                            we * x[g.indices[e] as usize * f + j] == out[d * f + j]
+                        });
+                        assert_eq!(arg[d * f + j], want.map_or(-1, |e| e as i64), "f = {f}");
+                    }
+                }
             }
             assert!(
                 out[f..2 * f].iter().all(|&v| v == 0.0),
@@ -476,8 +495,14 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 /// Per-head weights: head h scales its own column group; gradients by finite differences.
 #[test]
 fn per_head_weights_forward_and_gradients() {
+    // Heads of 2 columns, and of 27: a tile of 16, one of 8 and 3 single columns (max/min)
+    for (heads, fh) in [(3, 2), (2, 27)] {
+        per_head_weights_at(heads, fh);
+    }
+}
+
+fn per_head_weights_at(heads: usize, fh: usize) {
     let g = graph(11, 9, 45, 21);
-    let (heads, fh) = (3, 2);
     let f = heads * fh;
     let mut r = Rng::new(22);
     let x = r.vec(g.n_src * f);
