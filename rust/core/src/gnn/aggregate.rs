@@ -888,7 +888,7 @@ impl<T: Float> Kernel for Forward<'_, T> {
             store_fence();
             return !bad;
         }
-        // Max/min: rows in CSR order, every feature compared per edge.
+        // Max/min: rows in CSR order, features in register tiles (`extremes`).
         if self.reduce == Reduce::Max {
             self.extremes::<true>(heads, fh);
         } else {
