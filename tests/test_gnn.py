@@ -595,22 +595,24 @@ def test_zero_features_aggregate_to_empty_rows(dtype):
 
 
 def test_backward_tests_perm_where_it_reads_it():
-    """The unweighted sum/mean backward never reads ``perm`` (no pass over it); the weighted
-    and max/min ones reorder or route by it and name a bad entry."""
+    """The unweighted sum/mean backward and the max/min backward (a scatter in destination
+    order) never read ``perm`` (no pass over it); the weighted sum/mean reorders the weights by
+    it and names a bad entry."""
     g, _, w = _random_graph(n=60, e=400, seed=3)
     x = np.random.default_rng(0).standard_normal((60, 4))
     perm = np.array(g.perm)
     perm[5] = g.num_edges
-    plain = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.perm,
-                                         x, x)[0]
-    np.testing.assert_array_equal(
-        _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, perm, x, x)[0],
-        plain)
     out, arg = _core.gnn_aggregate(g.indptr, g.indices, x, "max")
-    for kwargs in ({"edge_weight": w}, {"reduce": "max", "arg": arg}):
-        with pytest.raises(IndexError, match=r"perm\[5\]"):
+    for kwargs in ({}, {"reduce": "max", "arg": arg},
+                   {"reduce": "max", "arg": arg, "edge_weight": w}):
+        plain = _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices,
+                                             g.perm, x, x, **kwargs)[0]
+        np.testing.assert_array_equal(
             _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, perm, x,
-                                         x, **kwargs)
+                                         x, **kwargs)[0], plain)
+    with pytest.raises(IndexError, match=r"perm\[5\]"):
+        _core.gnn_aggregate_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, perm, x, x,
+                                     edge_weight=w)
 
 
 # ---------------------------------------------------------------- attention: SDDMM, edge softmax

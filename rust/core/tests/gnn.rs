@@ -104,19 +104,19 @@ fn forward(
 
 /// `aggregate_backward` into fresh buffers: the gradients of `x` and (with weights) of `w`.
 #[allow(clippy::too_many_arguments)]
-fn backward(
+fn backward<T: nesy_core::Float>(
     g: &Graph,
-    x: &[f64],
+    x: &[T],
     f: usize,
-    wt: Option<Weights<'_, f64>>,
+    wt: Option<Weights<'_, T>>,
     red: Reduce,
     arg: &[i64],
-    up: &[f64],
+    up: &[T],
     par: Par,
     level: Level,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut gx = vec![f64::NAN; x.len()];
-    let mut gw = vec![f64::NAN; wt.map_or(0, |w| w.w.len())];
+) -> (Vec<T>, Vec<T>) {
+    let mut gx = vec![T::of(f64::NAN); x.len()];
+    let mut gw = vec![T::of(f64::NAN); wt.map_or(0, |w| w.w.len())];
     let argr = Some(arg).filter(|_| matches!(red, Reduce::Max | Reduce::Min));
     let gw_arg = wt.is_some().then_some(&mut gw[..]);
     aggregate_backward(
@@ -376,6 +376,91 @@ fn max_backward_refuses_winners_that_are_not_in_edges() {
         assert_eq!(gx, vec![7.0; x.len()], "nothing written");
     }
     assert!(good.0.iter().all(|v| v.is_finite()));
+}
+
+/// Max/min backward by naive routing, in the kernel's order: each source's out-edges in
+/// transposed order, every column compared with the winner; and each edge's weight gradient
+/// over its destination's columns in increasing order.
+#[allow(clippy::too_many_arguments)]
+fn extreme_backward_naive<T: nesy_core::Float>(
+    g: &Graph,
+    x: &[T],
+    f: usize,
+    w: &[T],
+    heads: usize,
+    arg: &[i64],
+    up: &[T],
+) -> (Vec<T>, Vec<T>) {
+    let fh = f / heads;
+    let mut gx = vec![T::ZERO; g.n_src * f];
+    for s in 0..g.n_src {
+        for te in g.t_indptr[s] as usize..g.t_indptr[s + 1] as usize {
+            let (d, e) = (g.t_indices[te] as usize, g.perm[te] as usize);
+            for j in 0..f {
+                if arg[d * f + j] == e as i64 {
+                    gx[s * f + j] = gx[s * f + j] + w[e * heads + j / fh] * up[d * f + j];
+                }
+            }
+        }
+    }
+    let mut gw = vec![T::ZERO; g.indices.len() * heads];
+    for d in 0..g.n_dst {
+        for e in g.indptr[d] as usize..g.indptr[d + 1] as usize {
+            let s = g.indices[e] as usize;
+            for j in 0..f {
+                if arg[d * f + j] == e as i64 {
+                    let k = e * heads + j / fh;
+                    gw[k] = gw[k] + up[d * f + j] * x[s * f + j];
+                }
+            }
+        }
+    }
+    (gx, gw)
+}
+
+#[test]
+fn max_min_backward_route_to_the_winners_bitwise_at_every_width() {
+    // Widths from 0 to 200 columns, shared and per-head weights, few and many in-edges a
+    // node; both dtypes; one thread, and three (three source ranges, each scanning every row).
+    on_three_threads(every_width);
+}
+
+fn every_width() {
+    for (f, heads) in [
+        (0, 1),
+        (1, 1),
+        (7, 1),
+        (63, 1),
+        (64, 2),
+        (65, 1),
+        (130, 2),
+        (200, 4),
+    ] {
+        for (n, edges) in [(9, 30), (40, 1200)] {
+            let g = graph(n, n - 2, edges, 81 + f as u64);
+            let mut r = Rng::new(82);
+            let x = r.vec(g.n_src * f);
+            let w = r.vec(g.indices.len() * heads);
+            let up = r.vec(g.n_dst * f);
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let up32: Vec<f32> = up.iter().map(|&v| v as f32).collect();
+            let level = nesy_core::simd::detect();
+            for red in [Reduce::Max, Reduce::Min] {
+                let (_, arg) = forward(&g, &x, f, None, red, Par::Seq, Level::Scalar);
+                let want = extreme_backward_naive(&g, &x, f, &w, heads, &arg, &up);
+                let want32 = extreme_backward_naive(&g, &x32, f, &w32, heads, &arg, &up32);
+                for par in [Par::Seq, Par::Rayon] {
+                    let wt = Some(Weights { w: &w, heads });
+                    let got = backward(&g, &x, f, wt, red, &arg, &up, par, level);
+                    assert_eq!(got, want, "f64 {red:?} f={f} heads={heads} {par:?}");
+                    let wt32 = Some(Weights { w: &w32, heads });
+                    let got32 = backward(&g, &x32, f, wt32, red, &arg, &up32, par, level);
+                    assert_eq!(got32, want32, "f32 {red:?} f={f} heads={heads} {par:?}");
+                }
+            }
+        }
+    }
 }
 
 /// f32 aggregation of `x (n_cols, f)` along `g`, on the scalar level (the lazily checked paths
