@@ -1253,7 +1253,6 @@ pub fn aggregate_backward<T: Float>(
     if reduce.extremum() || grad_w.is_some() {
         g.check_indices()?;
     }
-    let deg: Vec<i64> = g.indptr().windows(2).map(|w| w[1] - w[0]).collect();
     let par = par.for_work(g.nnz() * f);
     if reduce.extremum() {
         // grad_x: a scatter in destination order, one range of source rows a thread, the
@@ -1289,7 +1288,8 @@ pub fn aggregate_backward<T: Float>(
         let w_t: Option<Vec<T>> = weights.map(|w| permuted(par, w.w, perm, heads));
         let scaled: Option<Vec<T>> = (reduce == Reduce::Mean).then(|| {
             let mut v = grad.to_vec();
-            for (row, &d) in v.chunks_exact_mut(f.max(1)).zip(&deg) {
+            let deg = g.indptr().windows(2).map(|w| w[1] - w[0]);
+            for (row, d) in v.chunks_exact_mut(f.max(1)).zip(deg) {
                 if d > 0 {
                     let inv = T::ONE / T::of(d as f64);
                     row.iter_mut().for_each(|x| *x = *x * inv);
