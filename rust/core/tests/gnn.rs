@@ -463,6 +463,66 @@ fn every_width() {
     }
 }
 
+#[test]
+fn sum_and_mean_weight_gradients_at_every_width() {
+    // The edge-weight gradient of the sum and mean is a dot product per edge and head, with 8
+    // accumulators: widths below, at and past 8 columns a head, against a naive f64 sum; the
+    // same bits on every SIMD level and on one or three threads.
+    on_three_threads(|| {
+        for (f, heads) in [(1, 1), (7, 1), (8, 1), (17, 1), (64, 2), (130, 2), (200, 4)] {
+            let g = graph(40, 38, 600, 91 + f as u64);
+            let mut r = Rng::new(92);
+            let x = r.vec(g.n_src * f);
+            let w = r.vec(g.indices.len() * heads);
+            let up = r.vec(g.n_dst * f);
+            let fh = f / heads;
+            for red in [Reduce::Sum, Reduce::Mean] {
+                let mut want = vec![0.0f64; g.indices.len() * heads];
+                for d in 0..g.n_dst {
+                    let edges = g.indptr[d] as usize..g.indptr[d + 1] as usize;
+                    let deg = edges.len() as f64;
+                    for e in edges {
+                        let s = g.indices[e] as usize;
+                        for j in 0..f {
+                            let v = up[d * f + j] * x[s * f + j];
+                            want[e * heads + j / fh] +=
+                                if red == Reduce::Mean { v / deg } else { v };
+                        }
+                    }
+                }
+                let wt = Some(Weights { w: &w, heads });
+                let seq = backward(&g, &x, f, wt, red, &[], &up, Par::Seq, Level::Scalar);
+                assert_close(
+                    &seq.1,
+                    &want,
+                    1e-12,
+                    &format!("{red:?} f={f} heads={heads}"),
+                );
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                let up32: Vec<f32> = up.iter().map(|&v| v as f32).collect();
+                let wt32 = Some(Weights { w: &w32, heads });
+                let seq32 = backward(&g, &x32, f, wt32, red, &[], &up32, Par::Seq, Level::Scalar);
+                let got32: Vec<f64> = seq32.1.iter().map(|&v| v as f64).collect();
+                assert_close(
+                    &got32,
+                    &want,
+                    1e-4,
+                    &format!("f32 {red:?} f={f} heads={heads}"),
+                );
+                for level in supported_levels() {
+                    for par in [Par::Seq, Par::Rayon] {
+                        let got = backward(&g, &x, f, wt, red, &[], &up, par, level);
+                        assert_eq!(got, seq, "{red:?} f={f} heads={heads} {par:?} {level:?}");
+                        let got32 = backward(&g, &x32, f, wt32, red, &[], &up32, par, level);
+                        assert_eq!(got32, seq32, "f32 {red:?} f={f} {par:?} {level:?}");
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// f32 aggregation of `x (n_cols, f)` along `g`, on the scalar level (the lazily checked paths
 /// are the same code at every level).
 fn aggregate_f32(g: Csr<'_>, x: &[f32], f: usize, red: Reduce) -> nesy_core::Result<Vec<f32>> {

@@ -87,9 +87,9 @@ fn check(
 }
 
 /// `<a, b>` with 8 accumulators added in a fixed order, then the tail (vectorises, same result
-/// at every SIMD level).
+/// at every SIMD level). Also the edge-weight gradient of the sum and mean aggregations.
 #[inline(always)]
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+pub(super) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     const L: usize = 8;
     let b = &b[..a.len()];
     let mut acc = [T::ZERO; L];
