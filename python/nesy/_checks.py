@@ -38,6 +38,21 @@ def check_int(name: str, value: Any, minimum: Optional[int] = None,
     return v
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a ``bool``: Python's or NumPy's booleans, or the integers 0 and 1.
+
+    Anything else (a string such as ``"false"``, None, 2, a float) is a TypeError rather than
+    its truth value, so that ``"no"`` read from a configuration file does not mean True.
+    """
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(
+        value, "shape", ()
+    ):
+        return bool(value)
+    raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+
+
 def physical_memory_bytes() -> Optional[int]:
     """Bytes of this machine's physical memory, or ``None`` where the system does not say (no
     ``os.sysconf``, as on Windows). The checks that refuse a huge id before allocating a table

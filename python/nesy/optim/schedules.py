@@ -63,7 +63,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from nesy._checks import check_int
+from nesy._checks import check_bool, check_int
 
 __all__ = [
     "LRSchedule",
@@ -139,17 +139,6 @@ def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
     return value
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    """A bool (Python's or NumPy's), or the integer 0 or 1."""
-    if isinstance(value, numbers.Integral) and value in (0, 1):
-        return bool(value)
-    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(
-        value, "shape", ()
-    ):
-        return bool(value)
-    raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
 
 
 def _check_list(name: str, value: Any, item: Callable[[str, Any], Any]) -> list[Any]:
@@ -1289,7 +1278,7 @@ class OneCycleLR(LRSchedule):
         "anneal_strategy": _choice("cos", "linear"),
         "div_factor": _positive,
         "final_div_factor": _positive,
-        "three_phase": _check_bool,
+        "three_phase": check_bool,
     }
     _per_group = ("max_lrs",)
 
