@@ -457,18 +457,30 @@ fn bad_input_is_refused() {
     assert!(bad(0, 3).contains("kind"));
     assert!(bad(1, 1).contains("head"));
     assert!(bad(2, 1).contains("head_inverse"));
-    assert!(bad(3, 0).contains("constant"));
+    assert!(
+        bad(3, 0).contains("a closed rule has no constant"),
+        "{}",
+        bad(3, 0)
+    );
     assert!(bad(5, 4).contains("body relation"));
     assert!(bad(6, 2).contains("inverse"));
     // A gap in the body, and an acyclic rule that is too long.
     let mut gap = ok;
     gap[9] = 0;
     assert!(parse_rows(&gap, 2, 1).is_err());
+    // Kinds are named in the Python layer's words, not the Rust enum's.
     let long = [2, 0, 0, 1, -1, 0, 0, 0, 0, 0, 0];
-    assert!(parse_rows(&long, 2, 1)
-        .unwrap_err()
-        .to_string()
-        .contains("body atoms"));
+    let err = parse_rows(&long, 2, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("a dangling rule needs 1 to 2 body atoms"),
+        "{err}"
+    );
+    let long = [1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    let err = parse_rows(&long, 2, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("an end-constant rule needs 1 to 2 body atoms"),
+        "{err}"
+    );
     let index = Index::new(&[0, 0, 1], 2, 1).unwrap();
     let opts = MineOptions {
         max_length: 4,

@@ -61,6 +61,18 @@ pub enum Kind {
     Dangling = 2,
 }
 
+impl Kind {
+    /// The kind as error messages name it, with its article, in the words of the Python
+    /// layer's `KINDS` ("closed", "end_constant", "dangling").
+    fn article_name(self) -> &'static str {
+        match self {
+            Kind::Closed => "a closed",
+            Kind::EndConstant => "an end-constant",
+            Kind::Dangling => "a dangling",
+        }
+    }
+}
+
 /// One rule; `body[..len]` are its atoms, the rest are default atoms (so equal rules compare
 /// and hash equal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,13 +223,15 @@ impl Rule {
         };
         if body.is_empty() || body.len() > max {
             return Err(bad(&format!(
-                "a {kind:?} rule needs 1 to {max} body atoms, got {}",
+                "{} rule needs 1 to {max} body atoms, got {}",
+                kind.article_name(),
                 body.len()
             )));
         }
         let none = |col: usize, what: &str| -> Result<()> {
             if row[col] != -1 {
-                return Err(bad(&format!("a {kind:?} rule has no {what} (expected -1)")));
+                let name = kind.article_name();
+                return Err(bad(&format!("{name} rule has no {what} (expected -1)")));
             }
             Ok(())
         };
