@@ -329,6 +329,35 @@ fn bad_hyper_parameters_name_group_and_option() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("lr"), "{err}");
+    // Stricter than torch: momentum, dampening and RMSprop's alpha in [0, 1] (outside, the
+    // buffers grow without bound or the square average turns negative).
+    let sgd = |m: f64, d: f64| <Sgd as Rule<f32>>::from_rows(&[&[0.1, m, d, 0.0, 0.0, 0.0]]);
+    assert!(sgd(1.0, 1.0).is_ok() && sgd(0.9, 0.0).is_ok());
+    for (m, d, name) in [
+        (1.5, 0.0, "momentum"),
+        (0.9, -0.5, "dampening"),
+        (0.9, 1.5, "dampening"),
+    ] {
+        let err = sgd(m, d).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("param_groups[0]['{name}'] must be in [0, 1]")),
+            "{err}"
+        );
+    }
+    let err = <SgdHd as Rule<f32>>::from_rows(&[&[0.1, 1.5, 0.0, 0.0, 0.0, 0.0, 1e-3]])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("'momentum'"), "{err}");
+    let rms =
+        |a: f64, m: f64| <Rmsprop as Rule<f32>>::from_rows(&[&[0.01, a, 1e-8, 0.0, m, 0.0, 0.0]]);
+    assert!(rms(1.0, 1.0).is_ok() && rms(0.99, 0.0).is_ok());
+    for (a, m, name) in [(1.5, 0.0, "alpha"), (0.99, 1.5, "momentum")] {
+        let err = rms(a, m).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("param_groups[0]['{name}'] must be in [0, 1]")),
+            "{err}"
+        );
+    }
 }
 
 /// Runs 5 hypergradient steps, half the tensors in f32 and the rest in f64; returns lrs per step.

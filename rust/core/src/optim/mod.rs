@@ -109,11 +109,6 @@ pub(crate) fn non_negative(g: usize, name: &str, v: f64) -> Result<f64> {
     Ok(v)
 }
 
-pub(crate) fn finite(g: usize, name: &str, v: f64) -> Result<f64> {
-    check(v.is_finite(), g, name, v, "a finite number")?;
-    Ok(v)
-}
-
 pub(crate) fn unit_interval(g: usize, name: &str, v: f64) -> Result<f64> {
     check((0.0..1.0).contains(&v), g, name, v, "in [0, 1)")?;
     Ok(v)

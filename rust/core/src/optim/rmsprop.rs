@@ -10,7 +10,7 @@
 //! else:         p = p - lr * g / avg
 //! ```
 
-use super::{cut, cut_mut, flag, non_negative, row, Rule, State};
+use super::{closed_unit, cut, cut_mut, flag, non_negative, row, Rule, State};
 use crate::error::Result;
 use crate::float::Float;
 
@@ -65,10 +65,12 @@ impl<T: Float> Rule<T> for Rmsprop {
                 let r = row(rows, g, COLUMNS)?;
                 Ok(RmspropGroup {
                     lr: non_negative(g, "lr", r[0])?,
-                    alpha: non_negative(g, "alpha", r[1])?,
+                    // Stricter than torch (alpha >= 0, momentum >= 0): an alpha above 1 makes
+                    // the square average negative, a momentum above 1 grows without bound.
+                    alpha: closed_unit(g, "alpha", r[1])?,
                     eps: non_negative(g, "eps", r[2])?,
                     weight_decay: non_negative(g, "weight_decay", r[3])?,
-                    momentum: non_negative(g, "momentum", r[4])?,
+                    momentum: closed_unit(g, "momentum", r[4])?,
                     centered: flag(g, "centered", r[5])?,
                     maximize: flag(g, "maximize", r[6])?,
                 })

@@ -10,7 +10,7 @@
 //! p = p - lr * g
 //! ```
 
-use super::{cut, cut_mut, finite, flag, non_negative, row, Rule, State};
+use super::{closed_unit, cut, cut_mut, flag, non_negative, row, Rule, State};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
@@ -41,8 +41,10 @@ impl SgdGroup {
     pub(crate) fn read(r: &[f64], g: usize) -> Result<Self> {
         let s = SgdGroup {
             lr: non_negative(g, "lr", r[0])?,
-            momentum: non_negative(g, "momentum", r[1])?,
-            dampening: finite(g, "dampening", r[2])?,
+            // Stricter than torch, which takes any momentum >= 0 and any finite dampening:
+            // outside [0, 1] either makes the momentum buffer grow without bound.
+            momentum: closed_unit(g, "momentum", r[1])?,
+            dampening: closed_unit(g, "dampening", r[2])?,
             weight_decay: non_negative(g, "weight_decay", r[3])?,
             nesterov: flag(g, "nesterov", r[4])?,
             maximize: flag(g, "maximize", r[5])?,
