@@ -311,7 +311,8 @@ def test_extraction_bad_input(nets):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PedagogicalRuleExtractor(net, **bad).fit(Xtr)
     for bad in (dict(bandwidth=-1.0), dict(prune_tolerance=float("nan")),
-                dict(max_rule_length=0), dict(max_terms=0)):
+                dict(max_rule_length=0), dict(max_terms=0), dict(random_state="x"),
+                dict(random_state=-1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DecompositionalRuleExtractor(net, **bad).fit(Xtr)
     # Two rows and a large held-out fraction: still rows to fit on.
@@ -551,3 +552,121 @@ def test_a_dataframes_column_names_name_the_conditions():
     assert PedagogicalRuleExtractor(max_rules=3, random_state=0).fit(
         X, d.target, feature_names=named).feature_names_ == named
     assert ex.fit(d.data, d.target).feature_names_ == ["x0", "x1", "x2", "x3"]
+
+
+# ---------------------------------------------------------------------- review fixes (s22)
+def _iris_model():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    return X, y, LogisticRegression(max_iter=500).fit(X, y)
+
+
+@pytest.mark.parametrize("kw", [dict(n_synthetic=0), dict(n_synthetic=0.0, sampling_rounds=0),
+                                dict(n_synthetic=0, min_leaf_samples=1)])
+def test_no_synthetic_rows_asks_the_model_about_no_empty_block(kw):
+    """s22 M1: n_synthetic=0 is documented as valid, but the model was asked about a (0, 4)
+    block: "Found array with 0 sample(s) ... required by LogisticRegression"."""
+    X, _, lr = _iris_model()
+    ex = PedagogicalRuleExtractor(lr, max_rules=3, random_state=0, **kw).fit(X)
+    assert ex.n_rules_ >= 1 and ex.fidelity(X) > 0.8
+    if "sampling_rounds" in kw:
+        assert ex.n_queries_ == len(X)
+
+
+def test_random_state_follows_scikit_learn():
+    """s22 M8: random_state="x" failed inside NumPy ("SeedSequence expects int or sequence of
+    ints"), naming no argument."""
+    X, _, lr = _iris_model()
+    for bad in ("x", -1, 1.5, True, [1, 2]):
+        with pytest.raises(ValueError, match=r"^random_state: expected None, an int >= 0, a "
+                                             r"np.random.RandomState or a np.random.Generator"):
+            PedagogicalRuleExtractor(lr, n_synthetic=1, random_state=bad).fit(X)
+    fit = lambda rs: PedagogicalRuleExtractor(lr, n_synthetic=1,  # noqa: E731
+                                              random_state=rs).fit(X).ruleset_
+    assert fit(3) == fit(np.int64(3))
+    assert fit(np.random.RandomState(0)) == fit(np.random.RandomState(0))
+    assert fit(np.random.default_rng(1)) == fit(np.random.default_rng(1))
+
+
+def test_rule_set_refuses_complex_rows():
+    """s22 M11: RuleSet.predict used the real part of complex X (the extractors refuse it)."""
+    rs = random_ruleset(np.random.default_rng(0))
+    X = np.random.default_rng(1).standard_normal((4, 5))
+    for method in (rs.predict, rs.apply, rs.predict_proba):
+        with pytest.raises(ValueError, match=r"^X: complex data is not supported \(got dtype "
+                                             r"complex128\)"):
+            method(X + 1j)
+    rs.predict(X.astype(np.float32))  # real dtypes are fine
+
+
+def test_exported_function_names_are_identifiers_and_not_keywords():
+    """s22 L6: to_function("class") raised SyntaxError from compile, to_python(3) an
+    AttributeError."""
+    rs = random_ruleset(np.random.default_rng(0))
+    for bad in ("class", "def", "None", "not name", "1x"):
+        with pytest.raises(ValueError, match=rf"^name: {re.escape(repr(bad))} is not a Python "
+                                             rf"identifier"):
+            rs.to_function(bad)
+    for bad in (3, None, b"f"):
+        with pytest.raises(TypeError, match=r"^name: expected a str"):
+            rs.to_python(bad)
+    assert rs.to_function("match")([0.0] * 5) == rs.predict([[0.0] * 5])[0]  # soft keyword
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: Rule((), 0, (float("nan"), 0.5, 0.5)), r"^proba\[0\]: expected a probability in "
+                                                     r"\[0, 1\], got nan"),
+    (lambda: Rule((), 0, (-1.0, 2.0, 0.0)), r"^proba\[0\]: expected a probability"),
+    (lambda: Rule((), 0, (0.5, 0.6)), r"^proba: expected probabilities summing to 1"),
+    (lambda: Rule((), 0, ()), r"^proba: expected probabilities summing to 1"),
+    (lambda: Rule((), 0, (1.0,), support=-5), r"^support: expected a count >= 0, got -5"),
+    (lambda: Rule((), 0, (1.0,), coverage=float("nan")), r"^coverage: expected a fraction in "
+                                                         r"\[0, 1\], got nan"),
+    (lambda: Rule((), 0, (1.0,), coverage=1.5), r"^coverage: expected a fraction"),
+    (lambda: Rule((), 0, (1.0,), precision=-0.1), r"^precision: expected a fraction"),
+])
+def test_rule_statistics_are_in_their_ranges(make, match):
+    """s22 L7: NaN or negative probabilities were accepted (predict_proba then returned them,
+    save failed with "Out of range float values are not JSON compliant"), as were support -5
+    and coverage NaN."""
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_rule_statistics_within_rounding_are_accepted():
+    p = np.random.default_rng(0).dirichlet(np.ones(7))
+    assert Rule((), 0, tuple(p)).proba == tuple(p)
+    assert Rule((), 0, (0.1, 0.2, 0.7 + 1e-9), 0, 0.0, 1.0).precision == 1.0
+
+
+def test_from_dict_refuses_a_classes_dtype_that_would_change_the_labels():
+    """s22 L7: "classes_dtype": "<U2" cut the labels to "se", "ve", "vi"."""
+    d = random_ruleset(np.random.default_rng(0), classes=("setosa", "versicolor",
+                                                          "virginica")).to_dict()
+    d = json.loads(json.dumps(d))
+    assert RuleSet.from_dict(d).classes.tolist() == ["setosa", "versicolor", "virginica"]
+    d["classes_dtype"] = "<U2"
+    with pytest.raises(ValueError, match=r"^rules JSON: malformed RuleSet \(ValueError: "
+                                         r"classes_dtype '<U2' does not hold the classes "
+                                         r"\['setosa', 'versicolor', 'virginica'\] \(they would "
+                                         r"become \['se', 've', 'vi'\]\)\)"):
+        RuleSet.from_dict(d)
+    d["classes_dtype"] = "<U12"  # wider than needed: the same labels
+    assert RuleSet.from_dict(d).classes.tolist() == ["setosa", "versicolor", "virginica"]
+
+
+def test_from_dict_and_load_name_feature_names_and_path(tmp_path):
+    """s22 L11 and M8: from_dict(feature_names="abcd") compared the rules' features with
+    ['a', 'b', 'c', 'd']; RuleSet.load(None) named no argument."""
+    rs = random_ruleset(np.random.default_rng(0), n_features=4)
+    d = json.loads(rs.to_json())
+    with pytest.raises(TypeError, match=r"^feature_names: expected a sequence of names, got str "
+                                        r"'abcd'"):
+        RuleSet.from_dict(d, feature_names="abcd")
+    assert RuleSet.from_dict(d, feature_names=["f0", "f1", "f2", "f3"]) == rs
+    rs.save(tmp_path / "r.json")
+    with pytest.raises(TypeError, match=r"^feature_names: expected a sequence"):
+        RuleSet.load(tmp_path / "r.json", feature_names="abcd")
+    with pytest.raises(TypeError, match=r"^path: expected a file path .* got NoneType None"):
+        RuleSet.load(None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
+from sklearn.exceptions import NotFittedError
 
 from nesy.datasets import load_kg
 from nesy.kge import KGEModel
@@ -217,7 +218,7 @@ def test_repr_shows_the_combination(nations):
     h = HybridPredictor(rules, model, method="weighted", weight=0.3)
     assert repr(h) == (f"HybridPredictor(method='weighted', weight=0.3; method_='weighted', "
                        f"weight_=0.3; {len(rules):,} rules, {model!r})")
-    assert "method_='rules_first';" in repr(HybridPredictor(rules, model))
+    assert "; not fitted;" in repr(HybridPredictor(rules, model))  # "auto" before fit
 
 
 @pytest.mark.parametrize("method,weight", [("rules_first", 0.0), ("weighted", 0.3),
@@ -290,3 +291,88 @@ def test_embedding_rule_scores_check_the_rows(row, exc, match):
         embedding_rule_scores(_Fake("distmult", rel), [good, row])
     with pytest.raises(TypeError, match=r"^rules: expected integer rule rows"):
         embedding_rule_scores(_Fake("distmult", rel), np.array([good], dtype=float))
+
+
+# --------------------------------------------------------------------------- s22 review
+@pytest.mark.parametrize("method,weight,exc,match", [
+    ("log_linear", float("inf"), ValueError, r"^weight: expected a finite number >= 0, got inf"),
+    ("log_linear", float("nan"), ValueError, r"^weight: expected a finite number >= 0, got nan"),
+    ("weighted", -0.5, ValueError, r"^weight: expected a finite number >= 0"),
+    ("log_linear", "abc", TypeError, r"^weight: expected a number, got str 'abc'"),
+    ("log_linear", True, TypeError, r"^weight: expected a number, got bool True"),
+    ("weighted", np.bool_(False), TypeError, r"^weight: expected a number, got bool"),
+    ("auto", 5.0, ValueError, r"^weight: expected a value in \[0, 1\] for 'auto' \(tried as w "
+                              r"of 'weighted' too\), got 5\.0"),
+    ("weighted", 1.5, ValueError, r"^weight: expected a value in \[0, 1\] for 'weighted'"),
+])
+def test_weight_is_a_finite_number_in_its_range(nations, method, weight, exc, match):
+    """s22 H1, L12 and M7: weight=inf made every log-linear score -inf or NaN (no candidates,
+    hits@1 0.0, no error); "abc" failed in float(); True was 1.0; with method="auto" a weight
+    of 5.0 was tried as w of "weighted" too, outside its [0, 1]."""
+    _, rules, model = nations
+    with pytest.raises(exc, match=match):
+        HybridPredictor(rules, model, method=method, weight=weight)
+
+
+def test_weight_of_auto_in_range_is_tried_by_every_method(nations):
+    d, rules, model = nations
+    h = HybridPredictor(rules, model, method="auto", weight=np.float32(0.5))
+    h.fit(d.valid[:40], d.all_triples())
+    tried = {(v["method"], v["weight"]) for v in h.validation_}
+    assert {("weighted", 0.5), ("log_linear", 0.5)} <= tried
+    assert all(0.0 <= w <= 1.0 for m, w in tried if m == "weighted")
+    assert HybridPredictor(rules, model, method="log_linear", weight=5.0).weight_ == 5.0
+
+
+def test_predicting_before_fit_chooses_nothing_silently(nations):
+    """s22 M3: HybridPredictor(rules, model) (method="auto") predicted with "rules_first"
+    before fit, and method="weighted" without a weight with w = 0.5."""
+    d, rules, model = nations
+    known = d.all_triples()
+    for h, what in ((HybridPredictor(rules, model), "method and weight"),
+                    (HybridPredictor(rules, model, method="weighted"), "weight"),
+                    (HybridPredictor(rules, model, method="log_linear"), "weight")):
+        assert h.method_ is None and h.weight_ is None
+        for name, args in (("predict_tails", (0, 0)), ("predict_heads", (0, 0)),
+                           ("ranks", (d.test[:5], known)), ("evaluate", (d.test, known))):
+            with pytest.raises(NotFittedError, match=rf"is not fitted yet: fit\(valid, "
+                                                     rf"filter_triples\) chooses its {what}"):
+                getattr(h, name)(*args)
+        h.fit(d.valid[:40], known)
+        assert h.method_ is not None and h.predict_tails(0, 0, k=3)[0].shape == (1, 3)
+    # Nothing to choose: usable at once.
+    for method, weight in (("rules_first", None), ("weighted", 0.2), ("log_linear", 1.0)):
+        h = HybridPredictor(rules, model, method=method, weight=weight)
+        assert h.method_ == method and h.predict_tails(0, 0, k=3)[0].shape == (1, 3)
+
+
+def test_a_model_or_rules_of_the_wrong_kind_are_named(nations):
+    """s22 L12: embedding_rule_scores("complex", rows) raised AttributeError "'str' object
+    has no attribute '_tables'"."""
+    _, rules, model = nations
+    rows = rules.rules[:5]
+    with pytest.raises(TypeError, match=r"^model: expected a fitted KGEModel, got str "
+                                        r"'complex'"):
+        embedding_rule_scores("complex", rows)
+    with pytest.raises(TypeError, match=r"^model: expected a fitted KGEModel, got NoneType"):
+        HybridPredictor(rules, None)
+    with pytest.raises(TypeError, match=r"^rules: expected a KGRuleSet, got ndarray"):
+        HybridPredictor(rows, model)
+
+
+@pytest.mark.parametrize("top,exc,match", [
+    (2.5, TypeError, r"^top: expected an integer, got float 2\.5"),
+    ("a", TypeError, r"^top: expected an integer, got str 'a'"),
+    (0, ValueError, r"^top: expected an integer >= 1, got 0"),
+    (-5, ValueError, r"^top: expected an integer >= 1, got -5"),
+])
+def test_compare_with_confidence_checks_top(top, exc, match):
+    """s22 M8 and M12: top=-5 averaged all rules but 5 (silently wrong), top=0 gave NaN, 2.5
+    and "a" failed inside NumPy naming no argument."""
+    s = np.array([0.3, 0.1, 0.9, 0.5])
+    c = np.array([0.2, 0.4, 0.8, 0.6])
+    with pytest.raises(exc, match=match):
+        compare_with_confidence(s, c, top=top)
+    got = compare_with_confidence(s, c, top=np.int64(2))
+    assert got["top_by_embedding"] == pytest.approx(0.7)
+    assert got["top_by_confidence"] == pytest.approx(0.7)

@@ -331,7 +331,7 @@ def test_bad_input_is_refused(tmp_path):
     rs = mine(d, max_length=1, max_length_acyclic=0, verbose=0)
     with pytest.raises(ValueError, match="aggregation"):
         KGRuleSet(rs.rules, rs.metrics, d, aggregation="sum")
-    with pytest.raises(IndexError, match="entity"):
+    with pytest.raises(IndexError, match=r"^heads\[0\]: index 10000"):
         rs.predict_tails(10_000, 0)
     with pytest.raises(UnknownLabelError):
         rs.predict_tails("atlantis", d.relations[0])
@@ -476,9 +476,10 @@ def test_rule_set_queries_name_bad_counts_and_indices():
     with pytest.raises(TypeError, match=r"^limit: expected an integer"):
         rs.explain(0, 0, 1, limit=1.5)
     assert rs.text(np.int64(0)) == rs.text(0)
-    with pytest.raises(IndexError, match=r"^entity: id 14 is out of range for 14 entities$"):
+    with pytest.raises(IndexError, match=r"^heads\[0\]: index 14 is out of range for size 14$"):
         rs.predict_tails(14, 0)
-    with pytest.raises(IndexError, match=r"^relation: id 3 is out of range for 3 relations$"):
+    with pytest.raises(IndexError, match=r"^relations\[0\]: index 3 is out of range for size "
+                                         r"3$"):
         rs.predict_tails(0, 3)
 
 
@@ -812,3 +813,107 @@ def test_command_line_eval_uses_the_settings_of_the_rule_file(tmp_path, capsys):
     assert main(["rules", "eval", "--data", "nations", "--max-length", "1",
                  "--max-length-acyclic", "0"]) == 0
     assert "rules alone (maxplus, pc=5.0), test" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- s22 review
+def test_rule_queries_name_the_argument_and_position_as_kge_models_do():
+    """s22 M4: "entity: id 99 is out of range for 14 entities", "unknown entity label
+    'atlantis'" and "entity: expected an id or a label" named no argument; ``inverse=1`` got
+    pyo3's "'int' object is not an instance of 'bool'"."""
+    d = load_kg("nations")
+    rs = mine(d, max_length=1, max_length_acyclic=0, verbose=0)
+    cases = [
+        (lambda: rs.predict_tails(99, 0), IndexError,
+         r"^heads\[0\]: index 99 is out of range for size 14$"),
+        (lambda: rs.predict_tails([0, 99], 0), IndexError, r"^heads\[1\]: index 99"),
+        (lambda: rs.predict_tails("atlantis", 0), UnknownLabelError,
+         r"^heads: unknown entity label 'atlantis' \(not among the graph's 14 entity labels\)"),
+        (lambda: rs.predict_tails(["usa", "atlantis"], 0), UnknownLabelError,
+         r"^heads\[1\]: unknown entity label 'atlantis'"),
+        (lambda: rs.predict_tails(0.0, 0), TypeError,
+         r"^heads\[0\]: expected an id or a label, got float 0\.0"),
+        (lambda: rs.predict_tails(0, 99), IndexError, r"^relations\[0\]: index 99 .* size 55"),
+        (lambda: rs.predict_heads(0, [1, 99]), IndexError, r"^tails\[1\]: index 99"),
+        (lambda: rs.predict_heads("nope", 0), UnknownLabelError,
+         r"^relations: unknown relation label 'nope'"),
+        (lambda: rs.explain(99, 0, 0), IndexError, r"^head: index 99"),
+        (lambda: rs.explain(0, "nope", 0), UnknownLabelError, r"^relation: unknown relation"),
+        (lambda: rs.explain(0, 0, "atlantis"), UnknownLabelError, r"^tail: unknown entity"),
+        (lambda: rs.filter(relations=[0, 999]), IndexError, r"^relations\[1\]: index 999"),
+        (lambda: rs.top(999), IndexError, r"^relation: index 999"),
+        (lambda: mine(d, relations=[0, "nope"], verbose=0), UnknownLabelError,
+         r"^relations\[1\]: unknown relation label 'nope'"),
+        (lambda: rs.candidates(0, 0, inverse="no"), TypeError,
+         r"^inverse: expected a bool, got str 'no'"),
+        (lambda: rs.candidates(0, 0, inverse=None), TypeError, r"^inverse: expected a bool"),
+        (lambda: rs.candidates(99, 0, inverse=True), IndexError, r"^tails\[0\]: index 99"),
+    ]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()
+    # 0/1 and NumPy booleans are booleans; labels as a NumPy string array.
+    for flag in (1, np.bool_(True)):
+        assert [c[0].tolist() for c in rs.candidates(0, 0, inverse=flag)] == \
+            [c[0].tolist() for c in rs.candidates(0, 0, inverse=True)]
+    ids, _ = rs.predict_tails(np.array(["usa", "uk"]), "intergovorgs", k=3)
+    np.testing.assert_array_equal(ids, rs.predict_tails([d.entities.index("usa"),
+                                                         d.entities.index("uk")],
+                                                        d.relations.index("intergovorgs"),
+                                                        k=3)[0])
+    # A graph of id arrays has no labels.
+    small = _small_rules()
+    with pytest.raises(ValueError, match=r"^heads: got a label, but this graph has no entity "
+                                         r"labels"):
+        small.predict_tails("a", 0)
+
+
+def test_rule_set_settings_are_checked_when_given_and_when_set():
+    """s22 H2 and L10: exclude_query="no" meant True; rs.pc = nan made every weight 0
+    silently; rs.aggregation = "foo" failed only in the kernel."""
+    t, rows = _support_zero_rules()
+    m = rule_metrics(t, rows)
+    for bad in ("no", "false", None, 2, 0.5):
+        with pytest.raises(TypeError, match=r"^exclude_query: expected a bool"):
+            KGRuleSet(rows, m, t, exclude_query=bad)
+    assert KGRuleSet(rows, m, t, exclude_query=np.bool_(False)).exclude_query is False
+    assert KGRuleSet(rows, m, t, exclude_query=0).exclude_query is False
+    rs = KGRuleSet(rows, m, t)
+    with pytest.raises(ValueError, match=r"^pc: expected a finite value >= 0, got nan"):
+        rs.pc = float("nan")
+    with pytest.raises(TypeError, match=r"^pc: expected a number"):
+        rs.pc = "1"
+    with pytest.raises(ValueError, match=r"^aggregation: expected one of"):
+        rs.aggregation = "foo"
+    with pytest.raises(TypeError, match=r"^exclude_query: expected a bool"):
+        rs.exclude_query = "no"
+    assert rs.settings() == {"pc": 5.0, "aggregation": "maxplus", "exclude_query": True}
+    rs.pc, rs.aggregation, rs.exclude_query = 1, "noisy_or", False
+    assert rs.settings() == {"pc": 1.0, "aggregation": "noisy_or", "exclude_query": False}
+    assert type(rs.pc) is float
+
+
+def test_rule_set_needs_every_metric_its_methods_use(tmp_path):
+    """s22 M6: metrics of support and body_pairs alone were accepted, then filter() failed
+    with KeyError 'std_confidence', top() and save() with other messages."""
+    g = np.array([[0, 0, 1], [1, 1, 2], [0, 2, 2], [3, 0, 4], [4, 1, 5], [3, 2, 6]])
+    rows = [[0, 2, 0, -1, -1, 0, 0, 1, 0, -1, 0]]
+    with pytest.raises(ValueError, match=r"^metrics: missing \['pca_body_pairs', 'head_facts', "
+                                         r"'head_coverage', 'std_confidence', "
+                                         r"'pca_confidence'\]"):
+        KGRuleSet(rows, {"support": [1], "body_pairs": [2]}, g)
+    with pytest.raises(TypeError, match=r"^metrics: expected a dict of arrays"):
+        KGRuleSet(rows, [1, 2], g)
+    full = KGRuleSet(rows, rule_metrics(g, rows), g)
+    assert len(full.filter()) == 1 and len(full.top(2)) == 1
+    full.save(tmp_path / "r.txt")
+
+
+def test_rule_set_files_name_a_path_that_is_not_one():
+    """s22 M8: KGRuleSet.load(None, d) said "expected str, bytes or os.PathLike object, not
+    NoneType"; save(None) too (format detection called os.fspath first)."""
+    t, rows = _support_zero_rules()
+    rs = KGRuleSet(rows, rule_metrics(t, rows), t)
+    with pytest.raises(TypeError, match=r"^path: expected a file path .* got NoneType None"):
+        rs.save(None)
+    with pytest.raises(TypeError, match=r"^path: expected a file path .* got NoneType None"):
+        KGRuleSet.load(None, t)

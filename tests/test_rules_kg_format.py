@@ -551,3 +551,105 @@ def test_saving_and_loading_do_not_go_rule_by_rule(tmp_path, monkeypatch):
         got, _ = load_rules(tmp_path / f"r{suffix}", RELS, ENTS)
         np.testing.assert_array_equal(got, rows)
     assert calls == []
+
+
+# --------------------------------------------------------------------------- s22 review
+BIG = "99999999999999999999999"  # more than int64 holds
+
+
+@pytest.mark.parametrize("line, message", [
+    (f"0.5\t{BIG}\t{BIG}\t0.5\t0.5\thypernym(X,Y) <- similar_to(X,Y)",
+     f"support {BIG} is too large (counts are at most 2**63 - 1)"),
+    (f"0.0\t0\t{BIG}\t0.0\t0.0\thypernym(X,Y) <- similar_to(X,Y)",
+     f"body_pairs {BIG} is too large"),
+    # conf is not support / body_pairs (0.625)
+    ("0.01\t10\t16\t0.625\t0.5\thypernym(X,Y) <- similar_to(X,Y)",
+     "std_confidence 0.01 is not support / body_pairs = 10 / 16 = 0.625"),
+    ("1\t1\t2\t0.5\t0.5\thypernym(X,Y) <- similar_to(X,Y)",
+     "std_confidence 1 is not support / body_pairs = 1 / 2 = 0.5"),
+    ("0.6\t2\t3\t1.0\t0.5\thypernym(X,Y) <- similar_to(X,Y)", "std_confidence 0.6 is not"),
+    ("0.5\t0\t0\t0.0\t0.0\thypernym(X,Y) <- similar_to(X,Y)",
+     "std_confidence 0.5 is not support / body_pairs = 0 / 0 = 0.0"),
+])
+def test_text_counts_beyond_int64_and_a_confidence_off_the_counts_are_refused(tmp_path, line,
+                                                                               message):
+    """s22 M5 and L5: a count too large for int64 was an OverflowError naming neither file nor
+    line; a conf column of 0.01 for support 10 of 16 body pairs was kept as it was."""
+    path = tmp_path / "bad.txt"
+    path.write_text("# header\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}, line 2: "
+                                         f"{re.escape(message)}"):
+        load_rules(path, RELS, ENTS)
+
+
+def test_text_confidence_rounded_to_its_written_digits_is_accepted(tmp_path):
+    path = tmp_path / "ok.txt"
+    path.write_text("0.6667\t2\t3\t1.0\t0.5\thypernym(X,Y) <- similar_to(X,Y)\n"
+                    "6.667e-1\t2\t3\t1.0\t0.5\thypernym(X,Y) <- \"has part\"(X,Y)\n"
+                    "0.7\t2\t3\t1.0\t0.5\thypernym(X,Y) <- hypernym(X,Y)\n"
+                    "1\t3\t3\t1.0\t0.5\tsimilar_to(X,Y) <- hypernym(X,Y)\n"
+                    "0\t0\t0\t0.0\t0.0\tsimilar_to(X,Y) <- similar_to(Y,X)\n", encoding="utf-8")
+    rows, m = load_rules(path, RELS, ENTS)
+    assert m["std_confidence"].tolist() == [0.6667, 0.6667, 0.7, 1.0, 0.0]  # kept as written
+
+
+def test_json_files_are_checked_as_text_files_are(tmp_path):
+    """s22 M5 and L5: JSON counts too large for int64 were an OverflowError; support -3,
+    NaN or 2.0 ratios were refused only by KGRuleSet, naming no file; support > body_pairs
+    was accepted; "relations" was never compared with the vocabulary."""
+    doc = _json_doc(tmp_path)
+    r0 = doc["rules"][0]  # support 2, body_pairs 3
+    cases = [
+        (dict(r0, support=10**30, body_pairs=10**30),
+         rf"'support' must be an integer count in \[0, 2\*\*63 - 1\], got {10**30}$"),
+        (dict(r0, head_facts=2**63), r"'head_facts' must be an integer count in \[-1, "),
+        (dict(r0, support=-3), r"'support' must be an integer count in \[0, "),
+        (dict(r0, pca_body_pairs=-2), r"'pca_body_pairs' must be an integer count in \[-1, "),
+        (dict(r0, std_confidence=2.0), r"'std_confidence' must be a ratio in \[0, 1\], got 2\.0"),
+        (dict(r0, head_coverage=float("nan")), r"'head_coverage' must be a ratio in \[0, 1\], "
+                                               r"got nan"),
+        (dict(r0, pca_confidence=float("-inf")), r"'pca_confidence' must be a ratio"),
+        (dict(r0, support=100), r"'support' 100 > 'body_pairs' 3"),
+        (dict(r0, std_confidence=0.5), r"std_confidence 0\.5 is not support / body_pairs = "
+                                       r"2 / 3"),
+    ]
+    for item, message in cases:
+        path = _write_json(tmp_path, dict(doc, rules=[item]))
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, rules\[0\]: {message}"):
+            load_rules(path, RELS, ENTS)
+    for file_names, graph_names, message in (
+            (RELS + ["extra"], RELS, r"\(8 labels in the file, 7 in the graph; first difference "
+                                     r"at position 7: 'extra' in the file, none in the graph\)"),
+            (RELS[::-1], RELS, r"\(7 labels in the file, 7 in the graph; first difference "
+                               r"at position 0: 'nel\\x85' in the file, 'hypernym' in the "
+                               r"graph\)")):
+        path = _write_json(tmp_path, dict(doc, relations=file_names))
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: 'relations' are not "
+                                             rf"the relations the rules are read with "
+                                             rf"{message}: the rules were saved with another "
+                                             rf"graph$"):
+            load_rules(path, graph_names, ENTS)
+    # A label -> id mapping is the same vocabulary as the labels by id.
+    path = _write_json(tmp_path, doc)
+    rows, _ = load_rules(path, {label: i for i, label in enumerate(RELS)}, ENTS)
+    assert rows.shape == (2, 11)
+
+
+def test_files_name_a_path_that_is_not_one(tmp_path):
+    """s22 M8: KGRuleSet.load(None) and save(None) said "expected str, bytes or os.PathLike
+    object, not NoneType", naming no argument."""
+    m = {k: np.zeros(0) for k in METRIC_KEYS}
+    with pytest.raises(TypeError, match=r"^path: expected a file path .* got NoneType None"):
+        save_rules(None, np.zeros((0, 11), dtype=np.int64), m, RELS, ENTS)
+    with pytest.raises(TypeError, match=r"^path: expected a file path .* got int 3"):
+        load_rules(3, RELS, ENTS)
+
+
+def test_an_empty_rule_set_still_loads_from_its_header_only_file(tmp_path):
+    """s22 L5: a file of '#' lines alone loads as 0 rules, because that is what saving an
+    empty rule set writes (the round trip must keep working)."""
+    path = tmp_path / "e.txt"
+    save_rules(path, np.zeros((0, 11), dtype=np.int64), {k: np.zeros(0) for k in METRIC_KEYS},
+               RELS, ENTS)
+    assert all(line.startswith("#") for line in path.read_text().splitlines())
+    assert load_rules(path, RELS, ENTS)[0].shape == (0, 11)

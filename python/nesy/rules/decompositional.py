@@ -37,7 +37,7 @@ from nesy.nn.activations import ReLU
 from nesy.nn.estimators import MLPClassifier
 from nesy.nn.layers import Dense, Dropout, Sequential
 from nesy.nn.module import Identity
-from nesy.rules.pedagogical import RuleExtractorMixin, _held_out, _option
+from nesy.rules.pedagogical import RuleExtractorMixin, _held_out, _option, _rng
 from nesy.rules.ruleset import Condition
 from nesy.rules.simplify import Candidate, Evaluator, choose_default, prune, select_size
 from nesy.rules.trees import Conj, fit_tree, merge, sample_near, tree_leaves
@@ -216,13 +216,13 @@ class DecompositionalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         _option(self, "max_output_leaves", 2, integer=True, optional=True)
         _option(self, "term_depth", 1, integer=True)
         _option(self, "max_terms", 1, integer=True)
+        rng = _rng(self.random_state)  # checked before any work
         X, y = self._validate(X, y, feature_names)
         net = relu_network(self.model_)
         if X.shape[1] != net.n_features:
             raise ValueError(f"X: has {X.shape[1]} features, the model takes {net.n_features}")
         self.network_ = net
         _, classes = self._prepare(X, y, Teacher(net.logits, "logits", net.classes))
-        rng = np.random.default_rng(self.random_state)
         extra = sample_near(X, int(round(float(self.n_synthetic) * len(X))),
                             float(self.bandwidth), rng)
         S = np.vstack([X, extra])

@@ -25,9 +25,11 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from nesy._checks import check_int
 from nesy.kge.evaluate import TIES, ranks_of_scores, summarise_ranks
@@ -64,12 +66,17 @@ class HybridPredictor:
     method : {"rules_first", "weighted", "log_linear", "auto"}
         ``"auto"``: chosen by :meth:`fit`.
     weight : float, optional
-        ``w`` of ``"weighted"`` or ``lam`` of ``"log_linear"`` (chosen by :meth:`fit` when not
-        given).
+        ``w`` of ``"weighted"`` (in [0, 1]) or ``lam`` of ``"log_linear"`` (a finite number
+        >= 0), chosen by :meth:`fit` when not given. With ``method="auto"`` the one weight is
+        tried as both, so it must be in [0, 1] (for a larger ``lam``, pass
+        ``method="log_linear"``).
 
     Attributes
     ----------
-    method_, weight_ : the combination in use (after :meth:`fit`, or the given ones).
+    method_, weight_ : the combination in use: the given ones, or those :meth:`fit` chose.
+        Until :meth:`fit` has chosen what was not given (``method="auto"``, or no ``weight``
+        for ``"weighted"`` or ``"log_linear"``) they are None, and predictions and
+        evaluations raise ``sklearn.exceptions.NotFittedError``.
     validation_ : list of dict
         Per option tried by :meth:`fit`: ``method``, ``weight``, validation ``mrr``.
     selection_ : dict
@@ -79,13 +86,21 @@ class HybridPredictor:
 
     def __init__(self, rules: KGRuleSet, model: Any, method: str = "auto",
                  weight: Optional[float] = None) -> None:
-        if method not in METHODS + ("auto",):
+        if not isinstance(method, str) or method not in METHODS + ("auto",):
             raise ValueError(f"method: expected one of {METHODS + ('auto',)}, got {method!r}")
-        if weight is not None and not float(weight) >= 0.0:
-            raise ValueError(f"weight: expected a value >= 0, got {weight}")
-        if weight is not None and method == "weighted" and float(weight) > 1.0:
-            raise ValueError(f"weight: expected a value in [0, 1] for 'weighted', got {weight}")
-        ent, rel = model._tables()
+        if weight is not None:
+            if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real):
+                raise TypeError(f"weight: expected a number, got {type(weight).__name__} "
+                                f"{weight!r}")
+            if not 0.0 <= float(weight) < np.inf:
+                raise ValueError(f"weight: expected a finite number >= 0, got {weight}")
+            if method in ("weighted", "auto") and float(weight) > 1.0:
+                also = " (tried as w of 'weighted' too)" if method == "auto" else ""
+                raise ValueError(f"weight: expected a value in [0, 1] for {method!r}{also}, "
+                                 f"got {weight}")
+        if not isinstance(rules, KGRuleSet):
+            raise TypeError(f"rules: expected a KGRuleSet, got {type(rules).__name__}")
+        ent, rel = _model_tables(model)
         if ent.shape[0] != rules.graph.n_entities:
             raise ValueError(f"model: {ent.shape[0]} entities, but the rules' graph has "
                              f"{rules.graph.n_entities}")
@@ -102,17 +117,30 @@ class HybridPredictor:
         self.model = model
         self.method = method
         self.weight = weight
-        self.method_ = "rules_first" if method == "auto" else method
-        self.weight_ = 0.5 if weight is None else float(weight)
+        given = method != "auto" and (weight is not None or method == "rules_first")
+        self.method_: Optional[str] = method if given else None
+        self.weight_: Optional[float] = (0.5 if weight is None else float(weight)) if given \
+            else None
         self.validation_: list[dict[str, Any]] = []
         self.selection_: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         chosen = f"method_={self.method_!r}"
-        if self.method_ != "rules_first":
+        if self.method_ is None:
+            chosen = "not fitted"
+        elif self.method_ != "rules_first":
             chosen += f", weight_={self.weight_:g}"
         return (f"HybridPredictor(method={self.method!r}, weight={self.weight!r}; {chosen}; "
                 f"{len(self.rules):,} rules, {self.model!r})")
+
+    def _check_fitted(self) -> None:
+        """NotFittedError while :meth:`fit` has still to choose the method or the weight."""
+        if self.method_ is None:
+            what = "method and weight" if self.method == "auto" else "weight"
+            raise NotFittedError(f"This HybridPredictor (method={self.method!r}, weight="
+                                 f"{self.weight!r}) is not fitted yet: fit(valid, "
+                                 f"filter_triples) chooses its {what}; call it first, or "
+                                 f"give the method and its weight")
 
     def _triples(self, triples: Any, name: str) -> np.ndarray:
         """Id triples (or label triples, with the labels of the rules' graph), checked
@@ -208,6 +236,7 @@ class HybridPredictor:
     def ranks(self, test: Any, filter_triples: Any) -> dict[str, dict[str, np.ndarray]]:
         """Filtered ranks of ``test`` (as :func:`nesy.kge.evaluate.filtered_ranks`); both
         arguments id triples or, when the rules' graph has labels, label triples."""
+        self._check_fitted()
         t = self._triples(test, "test")
         known = self._triples(filter_triples, "filter_triples")
         return self._ranks(t, known, [(self.method_, self.weight_)])[0]
@@ -218,6 +247,7 @@ class HybridPredictor:
         arguments as :meth:`ranks` takes them)."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+        self._check_fitted()
         t = self._triples(test, "test")
         if t.shape[0] == 0:
             raise ValueError("test: nothing to evaluate (0 triples)")
@@ -226,6 +256,7 @@ class HybridPredictor:
 
     def _predict(self, entities: Any, relations: Any, side: str, k: Any,
                  filter_triples: Any) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
         k = check_int("k", k, 1)
         names = ("heads", "relations") if side == "tail" else ("tails", "relations")
         q = self.rules.graph.queries(entities, relations, names)
@@ -284,7 +315,7 @@ def embedding_rule_scores(model: Any, rules: Any) -> np.ndarray:
     ndarray of float64, shape (m,)
     """
     rows = _rows(rules)
-    _, rel = model._tables()
+    _, rel = _model_tables(model)
     _check_rule_ids(rows, rel.shape[0])
     rel = np.asarray(rel, dtype=np.float64)
     name = model.model
@@ -332,6 +363,16 @@ def embedding_rule_scores(model: Any, rules: Any) -> np.ndarray:
     return out
 
 
+def _model_tables(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The entity and relation tables of ``model``, a fitted :class:`~nesy.kge.KGEModel`;
+    TypeError naming ``model`` for anything else (a model name such as ``"complex"``)."""
+    if not callable(getattr(model, "_tables", None)) or not isinstance(
+            getattr(model, "model", None), str):
+        raise TypeError(f"model: expected a fitted KGEModel, got {type(model).__name__} "
+                        f"{model!r}")
+    return model._tables()
+
+
 def _check_rule_ids(rows: np.ndarray, n_rel: int) -> None:
     """IndexError naming ``rules[i]`` when a row names a relation outside ``[0, n_rel)`` (the
     head, or a used body atom: relation >= 0), ValueError when its layout is not a rule
@@ -373,9 +414,11 @@ def compare_with_confidence(scores: Any, confidence: Any, top: int = 100) -> dic
     -------
     dict
         ``spearman`` (rank correlation), ``mean_confidence`` of all rules, and the mean
-        confidence of the ``top`` rules by embedding score (``top_by_embedding``) and by
-        confidence itself (``top_by_confidence``, the best possible).
+        confidence of the ``top`` rules (an integer >= 1; all of them when fewer) by
+        embedding score (``top_by_embedding``) and by confidence itself
+        (``top_by_confidence``, the best possible).
     """
+    top = check_int("top", top, 1)
     s = np.asarray(scores, dtype=np.float64)
     c = np.asarray(confidence, dtype=np.float64)
     if s.shape != c.shape or s.ndim != 1:

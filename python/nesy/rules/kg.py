@@ -31,14 +31,14 @@ from __future__ import annotations
 import numbers
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int, physical_memory_bytes
+from nesy._checks import check_bool, check_int, physical_memory_bytes
 from nesy.kge.evaluate import TIES, summarise_ranks
 from nesy.kge.model import label_triples
 from nesy.kge.scoring import check_ids, check_seed
@@ -141,13 +141,15 @@ class KGGraph:
             raise ValueError(f"graph: {why}")
         raise ValueError(f"graph: {why}; ids must be 0..n-1 (remap them, or use load_kg)")
 
-    def entity(self, x: Any) -> int:
-        """An entity id from an id or (with labels) a label."""
-        return self._id(x, self.entities, self.n_entities, "entity")
+    def entity(self, x: Any, name: str = "entity") -> int:
+        """An entity id from an id or (with labels) a label; errors name the argument
+        ``name``."""
+        return self._id(x, "entity", name)
 
-    def relation(self, x: Any) -> int:
-        """A relation id from an id or (with labels) a label."""
-        return self._id(x, self.relations, self.n_relations, "relation")
+    def relation(self, x: Any, name: str = "relation") -> int:
+        """A relation id from an id or (with labels) a label; errors name the argument
+        ``name``."""
+        return self._id(x, "relation", name)
 
     def _label_id(self, label: str, kind: str, where: str) -> int:
         """The id of ``label`` (``kind`` "entity" or "relation") for argument position
@@ -176,7 +178,9 @@ class KGGraph:
     def queries(self, entities: Any, relations: Any, names: tuple[str, str]) -> np.ndarray:
         """``(n, 2)`` int64 ``(entity, relation)`` ids of queries given as ids or labels, one
         of the two possibly a single value (used for every query); ``names``: the arguments'
-        names for the errors."""
+        names for the errors, which also give the position as :class:`nesy.kge.KGEModel`
+        does (``heads[0]: index 99 is out of range for size 14``; one label: ``heads: unknown
+        entity label ...``)."""
         e = np.atleast_1d(np.asarray(entities, dtype=object))
         r = np.atleast_1d(np.asarray(relations, dtype=object))
         if e.ndim != 1 or r.ndim != 1:
@@ -187,26 +191,24 @@ class KGGraph:
         n = max(len(e), len(r))
         if len(e) not in (1, n) or len(r) not in (1, n):
             raise ValueError(f"{names[0]} ({len(e)}) and {names[1]} ({len(r)}): lengths differ")
-        e = np.broadcast_to(e, (n,))
-        r = np.broadcast_to(r, (n,))
-        return np.array([[self.entity(a), self.relation(b)] for a, b in zip(e, r)],
-                        dtype=np.int64).reshape(-1, 2)
+        out = np.empty((n, 2), dtype=np.int64)
+        for col, (a, kind, name, given) in enumerate(
+                ((e, "entity", names[0], entities), (r, "relation", names[1], relations))):
+            one = np.ndim(given) == 0
+            out[:, col] = [self._id(x, kind, name if one and isinstance(x, str)
+                                    else f"{name}[{i}]") for i, x in enumerate(a)]
+        return out
 
-    @staticmethod
-    def _id(x: Any, labels: Optional[list[str]], n: int, kind: str) -> int:
-        if isinstance(x, str):
-            if labels is None:
-                raise ValueError(f"{kind} {x!r}: this graph has no labels; pass an id")
-            from nesy.datasets.kg import UnknownLabelError
-            try:
-                return labels.index(x)
-            except ValueError:
-                raise UnknownLabelError(f"unknown {kind} label {x!r}") from None
+    def _id(self, x: Any, kind: str, where: str) -> int:
+        """The id of ``x`` (an id, or a label of a graph with labels) of ``kind`` ("entity"
+        or "relation"); errors name the argument (and position) ``where``."""
+        if isinstance(x, str):  # np.str_ too
+            return self._label_id(x, kind, where)
         if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-            raise TypeError(f"{kind}: expected an id or a label, got {type(x).__name__}")
+            raise TypeError(f"{where}: expected an id or a label, got {type(x).__name__} {x!r}")
+        n = self.n_entities if kind == "entity" else self.n_relations
         if not 0 <= int(x) < n:
-            plural = "entities" if kind == "entity" else f"{kind}s"
-            raise IndexError(f"{kind}: id {int(x)} is out of range for {n} {plural}")
+            raise IndexError(f"{where}: index {int(x)} is out of range for size {n}")
         return int(x)
 
     def entity_name(self, x: int) -> str:
@@ -398,7 +400,8 @@ def mine(graph: Any, max_length: int = 3, max_length_acyclic: int = 1, min_suppo
     # Relations without facts can have no rule with support: mine those that occur (not
     # range(n_relations), which is huge for one large relation id).
     heads = ([int(r) for r in np.unique(g.triples[:, 1])] if relations is None
-             else list(dict.fromkeys(g.relation(r) for r in relations)))  # each once
+             else list(dict.fromkeys(g.relation(r, f"relations[{i}]")  # each once
+                                     for i, r in enumerate(relations))))
     if not heads:
         raise ValueError("relations: no head relations to mine")
     start = time.perf_counter()
@@ -530,26 +533,33 @@ class KGRuleSet:
     rules : ndarray of int, shape (m, 11)
         Rule rows (see the module docs).
     metrics : dict of arrays
-        Their metrics (as :func:`rule_metrics` returns).
+        Their metrics, every one of :data:`METRICS` (as :func:`rule_metrics` returns them;
+        ValueError naming ``metrics`` and the missing keys otherwise); other keys are kept.
     graph : KGData, KGGraph or ndarray (n, 3)
         The graph the rules are applied to (for KGData: its train split).
     pc : float
         Rule weight ``support / (body_pairs + pc)``.
     aggregation : ``"maxplus"``, ``"max_noisy_or"`` or ``"noisy_or"``
     exclude_query : bool
-        Never propose the query entity itself.
+        Never propose the query entity itself (a bool: ``"no"`` is a TypeError, not True).
     info : dict, optional
         Notes on how the rules were made (:func:`mine` passes its statistics), copied into
         ``info_`` (:meth:`ranks` adds ``"widest_query"``) and kept by :meth:`filter`.
+
+    ``pc``, ``aggregation`` and ``exclude_query`` are checked again whenever they are set.
     """
 
     def __init__(self, rules: Any, metrics: dict[str, Any], graph: Any, pc: float = 5.0,
                  aggregation: str = "maxplus", exclude_query: bool = True,
                  info: Optional[dict[str, Any]] = None) -> None:
         self.rules = _rows(rules)
-        missing = [k for k in ("support", "body_pairs") if k not in metrics]
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics: expected a dict of arrays (as rule_metrics returns), got "
+                            f"{type(metrics).__name__}")
+        missing = [k for k in METRICS if k not in metrics]
         if missing:
-            raise ValueError(f"metrics: missing {missing}")
+            raise ValueError(f"metrics: missing {missing} (every one of {list(METRICS)} is "
+                             f"needed, as rule_metrics returns them)")
         self.metrics = {k: np.asarray(v) for k, v in metrics.items()}
         for k, v in self.metrics.items():
             if v.shape != (self.rules.shape[0],):
@@ -557,16 +567,44 @@ class KGRuleSet:
                                  f"got {v.shape}")
             _check_metric(k, v)
         self.graph = KGGraph.of(graph)
+        self.pc = pc
+        self.aggregation = aggregation
+        self.exclude_query = exclude_query
+        self.info_ = dict(info or {})
+
+    # The settings are checked whenever they are set, not only by the constructor.
+    @property
+    def pc(self) -> float:
+        """``pc`` of the rule weight ``support / (body_pairs + pc)``: a finite number >= 0."""
+        return self._pc
+
+    @pc.setter
+    def pc(self, pc: Any) -> None:
         if isinstance(pc, (bool, np.bool_)) or not isinstance(pc, numbers.Real):
             raise TypeError(f"pc: expected a number, got {type(pc).__name__} {pc!r}")
         if not 0 <= float(pc) < np.inf:
             raise ValueError(f"pc: expected a finite value >= 0, got {pc}")
+        self._pc = float(pc)
+
+    @property
+    def aggregation(self) -> str:
+        """One of :data:`AGGREGATIONS`."""
+        return self._aggregation
+
+    @aggregation.setter
+    def aggregation(self, aggregation: Any) -> None:
         if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation: expected one of {AGGREGATIONS}, got {aggregation!r}")
-        self.pc = float(pc)
-        self.aggregation = aggregation
-        self.exclude_query = bool(exclude_query)
-        self.info_ = dict(info or {})
+        self._aggregation = aggregation
+
+    @property
+    def exclude_query(self) -> bool:
+        """Whether the query entity itself is never proposed (a bool)."""
+        return self._exclude_query
+
+    @exclude_query.setter
+    def exclude_query(self, exclude_query: Any) -> None:
+        self._exclude_query = check_bool("exclude_query", exclude_query)
 
     def __len__(self) -> int:
         return int(self.rules.shape[0])
@@ -614,7 +652,8 @@ class KGRuleSet:
         if max_length is not None:
             keep &= self.lengths() <= max_length
         if relations is not None:
-            keep &= np.isin(self.rules[:, 1], [self.graph.relation(r) for r in relations])
+            keep &= np.isin(self.rules[:, 1], [self.graph.relation(r, f"relations[{i}]")
+                                               for i, r in enumerate(relations)])
         return self._subset(keep)
 
     def lengths(self) -> np.ndarray:
@@ -644,7 +683,7 @@ class KGRuleSet:
 
     # ------------------------------------------------------------------ prediction
     def _predict(self, entities: Any, relations: Any, inverse: bool, k: int,
-                 names: tuple[str, str] = ("entities", "relations")
+                 names: tuple[str, str]
                  ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         q = self.graph.queries(entities, relations, names)
         n = q.shape[0]
@@ -694,8 +733,11 @@ class KGRuleSet:
     def candidates(self, entities: Any, relations: Any, inverse: bool = False
                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Every candidate of each query, best first: ``(ids, level, max confidence)`` per query
-        (``level`` 0 is the best; equal keys share a level)."""
-        _, c, lv, mx = self._predict(entities, relations, inverse, 0)
+        (``level`` 0 is the best; equal keys share a level). ``inverse`` (a bool): the queries
+        are ``(?, r, e)``, their candidates heads."""
+        inverse = check_bool("inverse", inverse)
+        names = ("tails", "relations") if inverse else ("heads", "relations")
+        _, c, lv, mx = self._predict(entities, relations, inverse, 0, names)
         return list(zip(c, lv, mx))
 
     def explain(self, head: Any, relation: Any, tail: Any, direction: str = "tail",
@@ -716,7 +758,8 @@ class KGRuleSet:
             raise ValueError(f"direction: expected 'head' or 'tail', got {direction!r}")
         limit = check_int("limit", limit, 1)
         g = self.graph
-        h, r, t = g.entity(head), g.relation(relation), g.entity(tail)
+        h, r = g.entity(head, "head"), g.relation(relation, "relation")
+        t = g.entity(tail, "tail")
         inverse = direction == "head"
         e, y = (t, h) if inverse else (h, t)
         found = _core.rules_explain(g.index, self.rules, self.confidence(), e, r, inverse, y,

@@ -39,6 +39,7 @@ and unknown keys), are unaffected; :func:`read_rule_file` returns them.
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import os
@@ -48,7 +49,7 @@ from typing import IO, Any, Optional, Union
 
 import numpy as np
 
-from nesy._io import atomic_write, read_text
+from nesy._io import _fspath, atomic_write, read_text
 from nesy.datasets.kg import UnknownLabelError
 
 __all__ = ["FORMAT", "VERSION", "METRIC_KEYS", "SETTINGS", "rule_text", "parse_rule",
@@ -76,6 +77,8 @@ _BARE = re.compile(r"[A-Za-z0-9_.\-/:]+")
 _VARIABLE = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _ESCAPE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
 _COUNT = re.compile(r"[0-9]+")
+#: The largest count a rule file may hold: counts are read into int64 arrays.
+MAX_COUNT = int(np.iinfo(np.int64).max)
 
 Labels = Union[Sequence[str], Mapping[str, int]]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -602,8 +605,9 @@ def save_rules(path: PathLike, rows: Any, metrics: Mapping[str, Any], relations:
         How the rules predict (any of :data:`SETTINGS`), kept in the file for
         :func:`read_rule_file` (none when not given).
     """
+    name = _fspath(path)  # a TypeError naming ``path`` for what is not a path
     if format is None:
-        format = "json" if os.fspath(path).lower().endswith(".json") else "text"
+        format = "json" if name.lower().endswith(".json") else "text"
     if format not in ("text", "json"):
         raise ValueError(f"format: expected 'text' or 'json', got {format!r}")
     r, m = _check_rule_set(rows, metrics)
@@ -636,7 +640,22 @@ def _parse_number(field: str, key: str) -> Union[int, float]:
         return value
     if not _COUNT.fullmatch(field.strip()):
         raise ValueError(f"{key} {field!r} is not a non-negative integer")
+    if int(field) > MAX_COUNT:
+        raise ValueError(f"{key} {field.strip()} is too large (counts are at most 2**63 - 1)")
     return int(field)
+
+
+def _check_confidence(written: Any, support: int, body_pairs: int, text: str) -> None:
+    """ValueError unless the standard confidence ``written`` (as read, a number or its text)
+    is ``support / body_pairs`` (0 when ``body_pairs`` is 0), to the digits it is written
+    with: ``0.6667`` stands for 2/3, ``0.01`` not for 10/16, ``1`` only for 1 (the file was
+    edited, or its columns mixed up: the stored value would disagree with the counts)."""
+    want = support / body_pairs if body_pairs else 0.0
+    digits = decimal.Decimal(text.strip()).as_tuple().exponent  # -4 for 0.6667
+    slack = 0.5 * 10.0 ** digits if isinstance(digits, int) and digits < 0 else 0.0
+    if abs(float(written) - want) > slack + 1e-12 * max(abs(want), 1.0):
+        raise ValueError(f"std_confidence {text.strip()} is not support / body_pairs = "
+                         f"{support} / {body_pairs} = {want!r}")
 
 
 def _text_rule(line: str, reader: _Reader) -> tuple[list[int], dict[str, Any]]:
@@ -653,6 +672,10 @@ def _text_rule(line: str, reader: _Reader) -> tuple[list[int], dict[str, Any]]:
     s, b = int(values["support"]), int(values["body_pairs"])
     if s > b:
         raise ValueError(f"support {s} > body_pairs {b}: {line!r}")
+    try:
+        _check_confidence(values["std_confidence"], s, b, fields[0])
+    except ValueError as exc:
+        raise ValueError(f"{exc}: {line!r}") from None
     values["pca_body_pairs"] = _recover_count(s, float(values["pca_confidence"]), "pca_conf")
     values["head_facts"] = _recover_count(s, float(values["head_coverage"]), "head_coverage")
     return row, values
@@ -712,7 +735,19 @@ def _json_rule(item: Any, reader: _Reader) -> tuple[list[int], dict[str, Any]]:
         if not ok:
             raise ValueError(f"{key!r} must be a number{'' if key in RATIO_KEYS else ' (int)'}, "
                              f"got {v!r}")
+        if key in COUNT_KEYS:  # -1: a count a text file could not recover
+            low = 0 if key in ("support", "body_pairs") else -1
+            if not low <= v <= MAX_COUNT:
+                raise ValueError(f"{key!r} must be an integer count in [{low}, 2**63 - 1], "
+                                 f"got {v!r}")
+        elif not 0.0 <= v <= 1.0:  # NaN and infinities too
+            raise ValueError(f"{key!r} must be a ratio in [0, 1], got {v!r}")
         values[key] = v
+    if values["support"] > values["body_pairs"]:
+        raise ValueError(f"'support' {values['support']} > 'body_pairs' "
+                         f"{values['body_pairs']}")
+    _check_confidence(values["std_confidence"], values["support"], values["body_pairs"],
+                      repr(values["std_confidence"]))
     row = reader.row(text)
     if row != stored:
         raise ValueError(f"'row' {stored} disagrees with the rule text {text!r}, which reads "
@@ -735,6 +770,15 @@ def _load_json(path: str, content: str, relations: Labels, entities: Optional[La
     names = doc.get("relations")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{path}: 'relations' must be a list of relation labels")
+    ours = sorted(relations, key=lambda label: relations[label])  # labels by id
+    if names != ours:  # the rules were saved with another graph's relations
+        i = next((i for i, (a, b) in enumerate(zip(names, ours)) if a != b),
+                 min(len(names), len(ours)))
+        here, there = (repr(v[i]) if i < len(v) else "none" for v in (names, ours))
+        raise ValueError(f"{path}: 'relations' are not the relations the rules are read with "
+                         f"({len(names):,} labels in the file, {len(ours):,} in the graph; "
+                         f"first difference at position {i}: {here} in the file, {there} in "
+                         f"the graph): the rules were saved with another graph")
     items = doc.get("rules")
     if not isinstance(items, list):
         raise ValueError(f"{path}: 'rules' must be a list")
@@ -786,7 +830,14 @@ def load_rules(path: PathLike, relations: Labels, entities: Optional[Labels] = N
         The file cannot be read.
     ValueError
         Not UTF-8, malformed (naming the file and the line), a wrong format or version, a row
-        that disagrees with its text, or the same rule twice.
+        that disagrees with its text, or the same rule twice. Malformed includes a count
+        outside ``[0, 2**63 - 1]`` (``-1`` is allowed for ``pca_body_pairs`` and
+        ``head_facts``), a ratio outside [0, 1], ``support > body_pairs`` and a standard
+        confidence that is not ``support / body_pairs`` to the digits it is written with, in
+        both formats; and a JSON file whose ``"relations"`` are not ``relations``, the
+        vocabulary it is read with (rules saved with another graph).
+    TypeError
+        ``path`` is not a path (naming ``path``).
     nesy.datasets.UnknownLabelError
         A rule names a relation or entity not in the vocabulary.
     """
@@ -800,7 +851,7 @@ def read_rule_file(path: PathLike, relations: Labels, entities: Optional[Labels]
     ``settings`` a dict of those of :data:`SETTINGS` the file has (empty for files saved
     without them, as by older versions). A malformed settings entry is a ValueError naming the
     file (and the line of a text file)."""
-    name = os.fspath(path)
+    name = _fspath(path)  # a TypeError naming ``path`` for what is not a path
     content = read_text(name, "utf-8-sig")
     rel_ids = _id_map(relations)
     ent_ids = None if entities is None else _id_map(entities)

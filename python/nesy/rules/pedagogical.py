@@ -63,6 +63,24 @@ def _option(est: Any, name: str, low: float, integer: bool = False,
     return int(v) if integer else float(v)
 
 
+def _rng(random_state: Any) -> np.random.Generator:
+    """The generator of ``random_state``, which takes what scikit-learn's
+    ``check_random_state`` takes: None (fresh entropy), an int >= 0 (a seed), a
+    ``np.random.RandomState`` (a seed drawn from it, so it advances) or a
+    ``np.random.Generator`` (used as it is). Anything else is a ValueError naming
+    ``random_state``, as scikit-learn's (``"x"`` used to fail inside NumPy's ``SeedSequence``)."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
+            and random_state >= 0):
+        return np.random.default_rng(int(random_state))
+    raise ValueError(f"random_state: expected None, an int >= 0, a "
+                     f"np.random.RandomState or a np.random.Generator, got "
+                     f"{type(random_state).__name__} {random_state!r}")
+
+
 def _held_out(fraction: float, n: int) -> int:
     """Rows held out to choose the tree size: the fraction, but at least 2 rows stay to fit."""
     return min(int(round(fraction * n)), max(n - 2, 0))
@@ -138,8 +156,11 @@ class RuleExtractorMixin(ClassifierMixin):
         return self._oracle(X), self.classes_
 
     def _oracle(self, X: np.ndarray) -> np.ndarray:
-        """The model's labels of ``X`` as indices into ``classes_``."""
+        """The model's labels of ``X`` as indices into ``classes_`` (an empty block, as
+        ``n_synthetic=0`` gives, is not asked: many models refuse 0 rows)."""
         assert self.teacher_ is not None
+        if X.shape[0] == 0:
+            return np.zeros(0, dtype=np.intp)
         return np.argmax(self.teacher_.logits(X), axis=1).astype(np.intp)
 
     def _finish(self, rules: List[Candidate], default: int, S: np.ndarray,
@@ -207,7 +228,9 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
     size_selection : {"best", "1se"}, default "best"
         Tree size with the best held-out fidelity, or the fewest rules within one standard
         error of it (see :func:`nesy.rules.simplify.select_size`).
-    random_state : int, optional
+    random_state : int, RandomState or Generator, optional
+        Seeds the synthetic rows and the held-out split (see scikit-learn's
+        ``check_random_state``; a ``np.random.Generator`` is taken too).
 
     Attributes
     ----------
@@ -282,9 +305,9 @@ class PedagogicalRuleExtractor(RuleExtractorMixin, BaseEstimator):
         ``model``). ``feature_names`` name the columns in the rules (default: a DataFrame's column
         names, else ``x0, x1, ...``)."""
         biggest = self._check_params()
+        rng = _rng(self.random_state)  # checked before any work
         X, y = self._validate(X, y, feature_names)
         L, classes = self._prepare(X, y, self.model_)
-        rng = np.random.default_rng(self.random_state)
         S, SL = self._query_set(X, L, biggest, rng)
         self.n_queries_ = len(S) if self.teacher_ is not None else 0
         n_val = _held_out(float(self.validation_fraction), len(S))

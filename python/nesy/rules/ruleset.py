@@ -16,6 +16,7 @@ function::
 from __future__ import annotations
 
 import json
+import keyword
 import numbers
 import os
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from nesy._io import atomic_write, read_text
+from nesy._io import _fspath, atomic_write, read_text
 
 __all__ = ["Condition", "Rule", "RuleSet", "check_feature_names", "check_rows"]
 
@@ -99,14 +100,18 @@ class Rule:
     label : int
         Index into :attr:`RuleSet.classes`.
     proba : tuple of float
-        Class probabilities the rule predicts (``predict_proba``), summing to one.
+        Class probabilities the rule predicts (``predict_proba``): each in [0, 1], summing to
+        one (within 1e-6).
     support : int
-        Rows the rule decided (the first rule that covers them), in the fit data.
+        Rows the rule decided (the first rule that covers them), in the fit data: >= 0.
     coverage : float
-        ``support / n_rows``.
+        ``support / n_rows``, in [0, 1].
     precision : float
         Fraction of those rows whose reference label (the model's, when extracted from one) is
-        ``label``.
+        ``label``, in [0, 1].
+
+    Values of the wrong kind are a TypeError, out of range (NaN included) a ValueError, each
+    naming the field.
     """
 
     conditions: Tuple[Condition, ...]
@@ -125,12 +130,24 @@ class Rule:
         object.__setattr__(self, "conditions", conditions)
         if isinstance(self.proba, (str, bytes)) or not hasattr(self.proba, "__iter__"):
             raise TypeError(f"proba: expected a sequence of numbers, got {self.proba!r}")
-        object.__setattr__(self, "proba", tuple(_real(f"proba[{i}]", p)
-                                                for i, p in enumerate(self.proba)))
+        proba = tuple(_real(f"proba[{i}]", p) for i, p in enumerate(self.proba))
+        for i, p in enumerate(proba):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"proba[{i}]: expected a probability in [0, 1], got {p!r}")
+        if abs(sum(proba) - 1.0) > 1e-6:
+            raise ValueError(f"proba: expected probabilities summing to 1, got {list(proba)} "
+                             f"(sum {sum(proba)!r})")
+        object.__setattr__(self, "proba", proba)
         object.__setattr__(self, "label", _whole("label", self.label))
-        object.__setattr__(self, "support", _whole("support", self.support))
-        object.__setattr__(self, "coverage", _real("coverage", self.coverage))
-        object.__setattr__(self, "precision", _real("precision", self.precision))
+        support = _whole("support", self.support)
+        if support < 0:
+            raise ValueError(f"support: expected a count >= 0, got {support}")
+        object.__setattr__(self, "support", support)
+        for name in ("coverage", "precision"):
+            v = _real(name, getattr(self, name))
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected a fraction in [0, 1], got {v!r}")
+            object.__setattr__(self, name, v)
 
     def __len__(self) -> int:
         return len(self.conditions)
@@ -154,10 +171,14 @@ def check_feature_names(feature_names: Any, n_features: int) -> List[str]:
 
 
 def check_rows(X: Any, n_features: int, name: str = "X") -> np.ndarray:
-    """``X`` as a finite float64 array ``(n_samples, n_features)``; ValueError naming ``name``."""
+    """``X`` as a finite float64 array ``(n_samples, n_features)``; ValueError naming ``name``
+    (complex numbers too, as scikit-learn refuses them: casting would drop the imaginary
+    part)."""
     X = np.asarray(X)
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(f"{name}: expected numbers, got dtype {X.dtype}")
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: complex data is not supported (got dtype {X.dtype})")
     X = X.astype(np.float64, copy=False)
     if X.ndim != 2:
         raise ValueError(f"{name}: expected (n_samples, n_features), got shape {X.shape}")
@@ -349,9 +370,13 @@ class RuleSet:
     # ------------------------------------------------------------------ Python export
     def to_python(self, name: str = "predict_rule") -> str:
         """Source of a plain Python function ``name(x) -> label`` for one row ``x`` (a
-        sequence of ``n_features`` numbers), equivalent to :meth:`predict`."""
-        if not name.isidentifier():
-            raise ValueError(f"name: {name!r} is not a Python identifier")
+        sequence of ``n_features`` numbers), equivalent to :meth:`predict`. ``name``: a
+        Python identifier that is not a keyword (TypeError for a non-string, ValueError
+        otherwise)."""
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__} {name!r}")
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"name: {name!r} is not a Python identifier (or is a keyword)")
         labels = self.classes.tolist()
         lines = [f"def {name}(x):",
                  f'    """{self.n_rules} rules over {self.n_features} features (nesy.rules)."""']
@@ -412,11 +437,20 @@ class RuleSet:
                             r["coverage"], r["precision"])
 
             classes = np.asarray(d["classes"], dtype=np.dtype(d["classes_dtype"]))
+            if classes.tolist() != list(d["classes"]):  # "<U2" would cut "setosa" to "se"
+                raise ValueError(f"classes_dtype {d['classes_dtype']!r} does not hold the "
+                                 f"classes {list(d['classes'])} (they would become "
+                                 f"{classes.tolist()})")
             out = cls([rule(r) for r in d["rules"]], rule(d["default"]), names, classes,
                       dict(d.get("metadata", {})))
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
             raise ValueError(f"{where}: malformed RuleSet ({type(exc).__name__}: {exc})") \
                 from exc
+        if feature_names is not None and (isinstance(feature_names, (str, bytes))
+                                          or not hasattr(feature_names, "__iter__")):
+            # a single string would otherwise be compared as its characters
+            raise TypeError(f"feature_names: expected a sequence of names, got "
+                            f"{type(feature_names).__name__} {feature_names!r}")
         if feature_names is not None and list(map(str, feature_names)) != names:
             raise ValueError(f"feature_names: the rules were made for features {names}, "
                              f"not {list(feature_names)}")
@@ -453,7 +487,7 @@ class RuleSet:
             It is not UTF-8 text, not JSON, or not a RuleSet (the message names the file), or
             its rules use other features than ``feature_names``.
         """
-        name = os.fspath(path)
+        name = _fspath(path)  # a TypeError naming ``path`` for what is not a path
         text = read_text(name)
         try:
             d = json.loads(text)
