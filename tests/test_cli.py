@@ -202,3 +202,17 @@ def test_every_bench_first_names_the_machine(capsys, monkeypatch):
         assert main(["bench", domain]) == 0
         out = capsys.readouterr().out.splitlines()
         assert out[0] == line and out[1] == f"tables of {domain}", out
+
+
+# ---------------------------------------------------------------------- s22 review (L6)
+def test_python_dash_m_nesy_runs_the_cli():
+    """L6: ``python -m nesy`` said "No module named nesy.__main__"; it runs the console
+    script's ``main`` (one run: starting Python and nesy takes seconds)."""
+    import subprocess
+    import sys
+
+    import nesy
+
+    done = subprocess.run([sys.executable, "-m", "nesy", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, f"nesy {nesy.__version__}\n")

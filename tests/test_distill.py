@@ -691,3 +691,113 @@ def test_nesy_teacher_gives_every_submodule_its_own_mode_back():
     with pytest.raises(ValueError):
         t.logits(X[:, :2])  # wrong width: the forward fails
     assert [m.training for m in net.modules()] == [True, True, False, True]
+
+
+# ---------------------------------------------------------------------- s22 review
+def test_zero_teacher_probabilities_give_a_finite_loss():
+    """M3: log-probabilities with a zero (-inf) gave a NaN loss (0 * -inf), though the
+    docstring takes log-probabilities; 0 log 0 is 0. The loss is the limit of a tiny
+    probability, and the gradient is unchanged."""
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((5, 3))
+    y = np.array([0, 2, 0, 2, 0])
+    with np.errstate(divide="ignore"):
+        zero = np.log(np.array([[0.5, 0.0, 0.5]] * 5))
+    tiny = np.log(np.array([[0.5, 1e-300, 0.5]] * 5))
+    with np.errstate(all="raise"):  # and no "invalid value" on the way
+        loss, grad = distillation_loss(s, zero, y, temperature=2.0)
+    ref, ref_grad = distillation_loss(s, tiny, y, temperature=2.0)
+    assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-12)
+    # through the Loss a Trainer calls
+    packed = DistillationLoss.pack(y, zero)
+    assert np.isfinite(DistillationLoss(temperature=2.0)(s, packed))
+
+
+@pytest.mark.parametrize("value, where", [(np.nan, r"\[1, 2\] is nan"),
+                                          (np.inf, r"\[1, 2\] is inf"),
+                                          ("row", r"row 1 is -inf in every class")])
+def test_nan_or_plus_inf_teacher_logits_are_refused(value, where):
+    """M3: NaN teacher logits gave a NaN loss ("non-finite training loss" in a Trainer)."""
+    t = np.zeros((3, 3))
+    if value == "row":
+        t[1] = -np.inf
+    else:
+        t[1, 2] = value
+    with pytest.raises(ValueError, match=rf"^teacher_logits: {where}"):
+        distillation_loss(np.zeros((3, 3)), t, [0, 1, 2])
+    with pytest.raises(ValueError, match=r"^teacher_logits: \[0, 0\] is inf as float32"):
+        distillation_loss(np.zeros((3, 3), np.float32), np.full((3, 3), 1e39), [0, 1, 2])
+
+
+def test_augment_refuses_non_finite_or_non_real_X():
+    """M6: NaN rows came out of NaN input, without an error."""
+    with pytest.raises(ValueError, match=r"^X: contains NaN or infinity"):
+        augment(np.full((3, 2), np.nan), "noise", 2)
+    with pytest.raises(ValueError, match=r"^X: contains NaN or infinity"):
+        augment(np.array([[1.0, np.inf], [0.0, 1.0]]), "mixup", 2)
+    with pytest.raises(TypeError, match=r"^X: expected real numbers, got dtype <U1"):
+        augment(np.full((3, 2), "a"), "noise", 2)
+    with pytest.raises(TypeError, match=r"^X: expected real numbers, got dtype complex128"):
+        augment(np.ones((3, 2), complex), "noise", 2)
+    with pytest.raises(TypeError, match=r"^rng: expected None, an int >= 0"):
+        augment(np.ones((3, 2)), "noise", 2, rng="a")
+    with pytest.raises(ValueError, match=r"^rng: expected an integer >= 0, got -1"):
+        augment(np.ones((3, 2)), "noise", 2, rng=-1)
+    assert augment([[1, 2], [3, 4]], "noise", 2, rng=np.random.default_rng(0)).shape == (2, 2)
+
+
+class _CountingTeacher:
+    """A fitted-teacher stand-in that counts its queries."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, X):
+        self.calls += 1
+        return np.c_[X[:, 0], -X[:, 0]]
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"epochs": 2.5}, TypeError, r"^epochs: expected an integer, got float 2.5"),
+    ({"epochs": "3"}, TypeError, r"^epochs: expected an integer, got str '3'"),
+    ({"epochs": 0}, ValueError, r"^epochs: expected an integer >= 1, got 0"),
+    ({"batch_size": 0}, ValueError, r"^batch_size: expected an integer >= 1, got 0"),
+    ({"learning_rate": "a"}, TypeError, r"^learning_rate: expected a number, got str 'a'"),
+    ({"learning_rate": -1}, ValueError, r"^learning_rate: expected a finite number > 0"),
+    ({"learning_rate": np.nan}, ValueError, r"^learning_rate: expected a finite number > 0"),
+    ({"solver": "foo"}, ValueError, r"^solver: expected one of \["),
+    ({"random_state": "a"}, TypeError, r"^random_state: expected None, an int >= 0"),
+    ({"random_state": -2}, ValueError, r"^random_state: expected an integer >= 0, got -2"),
+    ({"verbose": "x"}, TypeError, r"^verbose: expected an integer, got str 'x'"),
+    ({"t2_scaling": "no"}, TypeError, r"^t2_scaling: expected a bool, got str 'no'"),
+])
+def test_module_student_options_are_checked_before_the_teacher_works(kw, exc, match):
+    """M10, M8, M9, L5: ``epochs=2.5`` ran 2 epochs, ``"3"`` was taken, and a bad
+    learning_rate was named as ``param_groups[0]['lr']`` (or not at all), each only after the
+    teacher had been fitted or queried. Now named before the teacher answers."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    teacher = _CountingTeacher()
+    student = Sequential(Dense(3, 2, rng=0))
+    d = Distiller(teacher, student, **kw)
+    with pytest.raises(exc, match=match):
+        d.fit(X)
+    assert teacher.calls == 0 and not hasattr(d, "student_")
+
+
+def test_module_student_with_the_wrong_output_count_is_named_before_training():
+    """M11: "target: expected (n_samples, 1 + n_classes) for pred (32, 3), got (32, 3)"."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    y = (X[:, 0] > 0).astype(int)
+    net = Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1))
+    before = [p.copy() for p in net.parameters()]
+    with pytest.raises(ValueError, match=r"^student: has 3 outputs but the teacher has 2 "
+                                         r"classes; give the student 2 outputs$"):
+        Distiller(LogisticRegression().fit(X, y), net, epochs=3).fit(X, y)
+    for p, q in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p, q)
+    with pytest.raises(ValueError, match=r"^student: has 2 outputs but the teacher gives 1 "
+                                         r"value per row; give the student 1 output$"):
+        Distiller(LinearRegression().fit(X, X[:, 0]), Sequential(Dense(4, 2, rng=0)),
+                  epochs=3).fit(X)

@@ -942,3 +942,121 @@ def test_fit_without_a_sampler_names_task_sampler():
     with pytest.raises(TypeError, match=r"^validation_sampler: expected an object with a "
                                         r"sample"):
         bad_val.fit(SineTasks(), 1)
+
+
+# ---------------------------------------------------------------------- s22 review
+def _small(**kw):
+    kw = {"verbose": 0, "meta_batch_size": 2, "n_val_tasks": 2, "random_state": 0, **kw}
+    return MetaLearner(mlp([1, 8, 1], seed=3), **kw)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"random_state": "a"}, TypeError,
+     r"^random_state: expected None, an int >= 0 or a numpy.random.Generator, got str 'a'"),
+    ({"random_state": 1.5}, TypeError, r"^random_state: expected None, an int >= 0"),
+    ({"random_state": True}, TypeError, r"^random_state: expected None, an int >= 0"),
+    ({"random_state": -1}, ValueError, r"^random_state: expected an integer >= 0, got -1"),
+    ({"verbose": "x"}, TypeError, r"^verbose: expected an integer, got str 'x'"),
+    ({"verbose": None}, TypeError, r"^verbose: expected an integer, got NoneType"),
+    ({"verbose": 2.7}, TypeError, r"^verbose: expected an integer, got float 2.7"),
+    ({"verbose": -1}, ValueError, r"^verbose: expected an integer >= 0, got -1"),
+    ({"batched": "yes"}, TypeError, r"^batched: expected a bool, got str 'yes'"),
+    ({"algorithm": "metasgd", "first_order": "no"}, TypeError,
+     r"^first_order: expected a bool, got str 'no'"),
+])
+def test_seed_verbose_and_flags_are_checked_with_the_other_options(kw, exc, match):
+    """M8, M9, L5: a bad random_state failed in NumPy's SeedSequence (naming no argument),
+    verbose went through ``int()`` ("invalid literal", 2.7 truncated), and "yes" / "no" were
+    truthy flags. Now each is named by fit's checks, before any work."""
+    learner = _small(**kw)
+    with pytest.raises(exc, match=match):
+        learner.fit(SineTasks(), 2)
+    assert not hasattr(learner, "history_")
+
+
+def test_seed_options_still_take_what_numpy_takes():
+    a = _small(random_state=np.int64(3)).fit(SineTasks(), 2)
+    b = _small(random_state=np.random.default_rng(3)).fit(SineTasks(), 2)
+    assert a.history_.history["loss"] == b.history_.history["loss"]
+    _small(batched=np.bool_(False), verbose=np.int64(0)).fit(SineTasks(), 1)
+    with pytest.raises(TypeError, match=r"^rng: expected None, an int >= 0"):
+        a.evaluate(SineTasks(), 2, rng="a")
+
+
+def test_factories_that_return_no_optimizer_or_schedule_are_named():
+    """M12: a factory returning something else failed with "'int' object has no attribute
+    'step'" (or on 'param_groups'); one building its optimizer on other arrays trained
+    nothing, silently. Each is named, and the model is left as it was."""
+    from nesy.optim import Adam
+    from nesy.optim.schedules import StepLR
+
+    cases = [
+        ({"outer_optimizer": lambda ps: 3}, TypeError,
+         r"^outer_optimizer: expected a factory returning a nesy optimizer .* got int 3"),
+        ({"outer_optimizer": lambda ps: Adam([p.copy() for p in ps])}, ValueError,
+         r"^outer_optimizer: the optimizer it returned does not hold the 4 arrays it was "
+         r"given, in their order, but other arrays"),
+        ({"inner_optimizer": lambda g: None, "inner_steps": 2}, TypeError,
+         r"^inner_optimizer: expected a factory returning a nesy optimizer \(with step\(\), "
+         r"zero_state\(\) and param_groups\)"),
+        ({"inner_optimizer": lambda g: SGD([np.zeros(3)]), "inner_steps": 2}, ValueError,
+         r"^inner_optimizer: the optimizer it returned does not hold the 8 arrays it was "
+         r"given, in their order, but 1 array;"),
+        ({"schedule": lambda opt: None}, TypeError,
+         r"^schedule: expected a factory returning a schedule .* got NoneType None"),
+        ({"schedule": lambda opt: StepLR(SGD([np.zeros(2)]), 1)}, ValueError,
+         r"^schedule: the schedule it returned is bound to another optimizer"),
+    ]
+    for kw, exc, match in cases:
+        learner = _small(meta_batch_size=2, **kw)
+        before = [p.copy() for p in learner.model.parameters()]
+        with pytest.raises(exc, match=match):
+            learner.fit(SineTasks(), 2)
+        for p, q in zip(learner.model.parameters(), before):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_a_plateau_schedule_gets_the_validation_loss_of_every_history_entry():
+    """M12: ``schedule=lambda o: ReduceLROnPlateau(o)`` failed with "step() missing 1 required
+    positional argument: 'metrics'". It is stepped, as the Trainer steps it per epoch, at
+    every history entry with that entry's val_loss."""
+    from nesy.optim.schedules import ReduceLROnPlateau
+
+    seen = []
+
+    class Plateau(ReduceLROnPlateau):
+        def step(self, metrics):
+            seen.append(metrics)
+            super().step(metrics)
+
+    learner = _small(schedule=lambda o: Plateau(o, factor=0.5, patience=0, mode="max"),
+                     eval_every=2).fit(SineTasks(), 6)
+    h = learner.history_.history
+    assert seen == h["val_loss"] and len(seen) == 3
+    # mode="max" on a loss: every entry after the first is "worse", so each halves the rate
+    assert h["lr"] == pytest.approx([1e-3, 1e-3, 5e-4])
+    assert learner.history_.epoch == [2, 4, 6]
+
+
+def test_load_refuses_nan_or_infinite_parameters(tmp_path):
+    """M5: a file whose parameters (or Meta-SGD rates) hold NaN loaded silently, though
+    Module.load_state_dict refuses them. Named with the file and the key; nothing changes."""
+    learner = _small(algorithm="metasgd").fit(SineTasks(), 2)
+    path = str(tmp_path / "ml.npz")
+    learner.save(path)
+    for prefix, value in (("theta/", np.nan), ("inner_lr/", np.inf)):
+        data = dict(np.load(path))
+        key = next(k for k in data if k.startswith(prefix))
+        data[key] = data[key].copy()
+        data[key].flat[0] = value
+        bad = str(tmp_path / "bad.npz")
+        np.savez(bad, **data)
+        other = _small(algorithm="metasgd")
+        other._check_fitted()
+        before = [p.copy() for p in other.model.parameters()] + [a.copy() for a in
+                                                                   other.inner_lrs_]
+        with pytest.raises(ValueError, match=rf"^'{bad}': key '{key}' contains NaN or "
+                                             "infinity"):
+            other.load(bad)
+        for p, q in zip(other.model.parameters() + other.inner_lrs_, before):
+            np.testing.assert_array_equal(p, q)

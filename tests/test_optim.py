@@ -1178,3 +1178,92 @@ def test_zero_grad_says_where_the_gradients_are(cls):
                                            r"gradients .*model\.zero_grad\(\)"):
         opt.zero_grad()
     assert np.array_equal(a, before[0]) and opt.state_dict()["state"][0]["step"] == 1
+
+
+# ---------------------------------------------------------------------- s22 review
+def test_one_array_is_one_array_for_all_finite_and_penalty_and_refused_by_step():
+    """M14: ``all_finite`` and ``penalty`` split one array into NumPy scalars (a message that
+    said the expected dtype was received) or rows (a 2-D array with a NaN was "finite" row by
+    row... or not); grad_norm and the clips already took one array as ``[array]``. ``step``
+    given one array now says it wants a list."""
+    assert optim.all_finite(np.array([1.0, np.nan])) is False
+    assert optim.all_finite(np.array([[1.0, 2.0], [np.nan, 1.0]])) is False
+    assert optim.all_finite(np.ones((2, 3), np.float32)) is True
+    g = np.zeros(3)
+    assert optim.penalty(g, np.array([1.0, -2.0, 0.0]), l1=1.0, l2=1.0) == pytest.approx(5.5)
+    np.testing.assert_array_equal(g, [2.0, -3.0, 0.0])
+    a = np.ones(3)
+    opt = optim.Adam([a])
+    with pytest.raises(TypeError, match=r"^grads: expected a list with one array per "
+                                        r"parameter, got ndarray$"):
+        opt.step(np.ones(3))
+    np.testing.assert_array_equal(a, 1.0)
+    opt.step((np.ones(3),))  # any other iterable of arrays is still taken
+
+
+def test_an_option_deleted_or_added_after_construction_is_named_at_step():
+    """L3: a deleted option was a bare ``KeyError: 'eps'`` from the step; a misspelt option
+    added to a group was ignored, though the constructor refuses it. Both are named, and
+    nothing changes."""
+    a, b = np.ones(3), np.ones(2)
+    opt = optim.Adam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    del opt.param_groups[1]["eps"]
+    with pytest.raises(KeyError, match=r"param_groups\[1\]\['eps'\]: missing"):
+        opt.step([np.ones(3), np.ones(2)])
+    opt.param_groups[1]["eps"] = 1e-8
+    opt.param_groups[0]["weight_decy"] = 0.1
+    with pytest.raises(ValueError, match=r"^param_groups\[0\]: unknown option\(s\) "
+                                         r"\['weight_decy'\]; Adam takes \["):
+        opt.step([np.ones(3), np.ones(2)])
+    np.testing.assert_array_equal(a, 1.0)
+    assert opt.state_dict()["state"] == {}
+    del opt.param_groups[0]["weight_decy"]
+    opt.param_groups[0]["initial_lr"] = 0.1  # what a schedule adds
+    opt.step([np.ones(3), np.ones(2)])
+    assert a[0] < 1.0
+    del opt.param_groups[0]["betas"]  # a pair behind two kernel columns
+    with pytest.raises(KeyError, match=r"param_groups\[0\]\['betas'\]: missing"):
+        opt.step([np.ones(3), np.ones(2)])
+
+
+def test_flags_of_step_and_clip_are_bools():
+    """L5: ``check_finite="no"`` and ``error_if_nonfinite="no"`` were true."""
+    a = np.ones(3)
+    opt = optim.SGD([a], lr=0.1)
+    with pytest.raises(TypeError, match=r"^check_finite: expected a bool, got str 'no'"):
+        opt.step([np.full(3, np.nan)], check_finite="no")
+    np.testing.assert_array_equal(a, 1.0)
+    g = np.full(3, np.inf)
+    with pytest.raises(TypeError, match=r"^error_if_nonfinite: expected a bool, got str"):
+        optim.clip_grad_norm([g], 1.0, error_if_nonfinite="no")
+    assert optim.clip_grad_norm([np.ones(3)], 10.0, error_if_nonfinite=np.bool_(True)) > 0
+
+
+def test_save_state_dict_names_the_entry_it_cannot_save(tmp_path):
+    """L8: a torch state dict (tensor steps and buffers) gave "cannot save a value of type
+    Tensor in a state dict", without the key. Nothing is written."""
+
+    class Tensor:  # stands for torch.Tensor: neither an array nor JSON
+        pass
+
+    path = tmp_path / "opt.npz"
+    sd = {"state": {0: {"step": Tensor(), "exp_avg": np.zeros(3)}},
+          "param_groups": [{"lr": 0.1, "params": [0]}]}
+    with pytest.raises(TypeError, match=r"^state_dict\['state'\]\[0\]\['step'\]: cannot save "
+                                        r"a value of type Tensor in a state dict"):
+        optim.save_state_dict(sd, path)
+    sd = {"state": {}, "param_groups": [{"lr": Tensor(), "params": [0]}]}
+    with pytest.raises(TypeError, match=r"^state_dict\['param_groups'\]\[0\]\['lr'\]: cannot"):
+        optim.save_state_dict(sd, path)
+    assert not path.exists()
+
+
+def test_save_state_dict_of_a_torch_optimizer_names_the_tensor(tmp_path):
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.Adam([t])
+    t.grad = torch.ones(3)
+    opt.step()
+    with pytest.raises(TypeError, match=r"^state_dict\['state'\]\[0\]\['step'\]: .* Tensor .*"
+                                        r"t\.item\(\)"):
+        optim.save_state_dict(opt.state_dict(), tmp_path / "t.npz")

@@ -1605,3 +1605,61 @@ def test_lambda_factor_that_is_not_one_real_number_is_still_refused(factor):
     value = eval(factor, {"np": np})
     with pytest.raises(TypeError, match=r"^lr_lambda\[0\]\(epoch=0\): expected a real number"):
         S.LambdaLR(_Opt(), lambda e: value)
+
+
+# ---------------------------------------------------------------------- s22 review (M1)
+_CLOSED_FORM = {
+    "StepLR": lambda o: S.StepLR(o, step_size=1, gamma=0.5),
+    "CosineAnnealingLR": lambda o: S.CosineAnnealingLR(o, T_max=10),
+    "ExponentialLR": lambda o: S.ExponentialLR(o, gamma=0.99),
+    "LambdaLR": lambda o: S.LambdaLR(o, lambda t: 1.0),
+    "OneCycleLR": lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=10),
+    "Constant": S.Constant,
+}
+
+
+@pytest.mark.parametrize("hd", ["SGDHD", "AdamHD", "duck"])
+@pytest.mark.parametrize("make", list(_CLOSED_FORM.values()), ids=list(_CLOSED_FORM))
+def test_closed_form_schedules_refuse_a_hypergradient_optimizer(hd, make):
+    """M1: a schedule wrote its rate over the one SGDHD / AdamHD adapt at every step, so the
+    hypergradient was thrown away each epoch, without a word. Refused at construction, naming
+    ``optimizer``, before the groups change (OneCycleLR writes 'initial_lr' otherwise)."""
+    np = pytest.importorskip("numpy")
+    from nesy import optim
+
+    if hd == "duck":  # any optimizer whose groups hold the hypergradient rate
+        opt = _Opt([0.1])
+        opt.param_groups[0]["hypergrad_lr"] = 1e-3
+    else:
+        opt = getattr(optim, hd)([np.ones(3)], lr=0.01)
+    before = [dict(g) for g in opt.param_groups]
+    with pytest.raises(ValueError, match=r"^optimizer: \w+ adapts its learning rate itself "
+                                         r".*ReduceLROnPlateau"):
+        make(opt)
+    assert opt.param_groups == before
+
+
+def test_composites_refuse_a_hypergradient_optimizer_and_plateau_scales_its_rate():
+    """M1: SequentialLR / ChainedScheduler refuse it too (their members are checked as well);
+    ReduceLROnPlateau stays allowed: it only scales the current, adapted rate."""
+    np = pytest.importorskip("numpy")
+    from nesy import optim
+
+    hd = optim.SGDHD([np.ones(3)], lr=0.01, hypergrad_lr=0.1)
+    with pytest.raises(ValueError, match=r"^optimizer: SGDHD adapts"):
+        S.SequentialLR(hd, [S.Constant(_Opt())], milestones=[])
+    with pytest.raises(ValueError, match=r"^optimizer: SGDHD adapts"):
+        S.ChainedScheduler([S.Constant(_Opt())], optimizer=hd)
+    sched = S.Constant(_Opt([0.1]))
+    sched.optimizer.param_groups[0]["hypergrad_lr"] = 0.1  # became adaptive after the fact
+    with pytest.raises(ValueError, match=r"^optimizer: _Opt adapts"):
+        S.ChainedScheduler([sched])
+    plateau = S.ReduceLROnPlateau(hd, factor=0.5, patience=0)
+    hd.step([np.ones(3)])
+    hd.step([np.ones(3)])  # the hypergradient moves the rate
+    adapted = hd.param_groups[0]["lr"]
+    assert adapted != 0.01
+    plateau.step(1.0)
+    assert hd.param_groups[0]["lr"] == adapted  # first value: nothing to reduce
+    plateau.step(1.0)
+    assert hd.param_groups[0]["lr"] == adapted * 0.5  # the adapted rate, halved

@@ -30,6 +30,20 @@ def _real(name: str, value: Any) -> float:
     return float(value)
 
 
+def _check_seed(name: str, value: Any) -> Any:
+    """``value`` if ``np.random.default_rng`` takes it as a seed: None, an int >= 0, or a
+    NumPy ``Generator`` / ``BitGenerator`` / ``SeedSequence``. Else ``TypeError`` (another
+    kind: a string, a float, a bool) or ``ValueError`` (a negative int) naming ``name``
+    (NumPy's own messages name no argument)."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator,
+                                           np.random.SeedSequence)):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected None, an int >= 0 or a numpy.random.Generator, got "
+                        f"{type(value).__name__} {value!r}")
+    return check_int(name, value, 0)
+
+
 def _noise(X: np.ndarray, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     base = X[rng.integers(0, X.shape[0], n)]
     return base + rng.standard_normal(base.shape) * (scale * X.std(axis=0))
@@ -49,6 +63,7 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Real and finite (NaN or infinity: ``ValueError`` naming ``X``).
     kind : {"noise", "mixup", "both"}
     n_samples : int
         Number of rows to make (an integer: 2.5 is refused, not truncated).
@@ -56,7 +71,7 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
         Noise standard deviation as a fraction of each feature's standard deviation.
     mixup_alpha : float > 0
         Parameter of the Beta distribution of the mixing weights.
-    rng : None, int or numpy.random.Generator
+    rng : None, int >= 0 or numpy.random.Generator
 
     Returns
     -------
@@ -71,9 +86,18 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
     if not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"mixup_alpha: expected a finite number > 0, got {mixup_alpha!r}")
     n = check_int("n_samples", n_samples, 0)
-    X = np.asarray(X, dtype=np.float64)
+    _check_seed("rng", rng)
+    X = np.asarray(X)
+    try:
+        if X.dtype.kind == "c":  # the cast would drop the imaginary part
+            raise TypeError
+        X = X.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"X: expected real numbers, got dtype {X.dtype}") from None
     if X.ndim != 2:
         raise ValueError(f"X: expected (n_samples, n_features), got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X: contains NaN or infinity (the rows made near it would too)")
     if X.shape[0] == 0 and n > 0:
         raise ValueError(f"X: no rows to make {n} rows near (shape {X.shape})")
     rng = np.random.default_rng(rng)

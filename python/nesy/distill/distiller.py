@@ -12,8 +12,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
+from nesy._checks import check_bool, check_int
 from nesy._fit import keeps_state_on_error
-from nesy.distill.augment import AUGMENTATIONS, _real, augment
+from nesy.distill.augment import AUGMENTATIONS, _check_seed, _real, augment
 from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss, _check_hyper
 from nesy.distill.teachers import as_teacher, fitted_model, is_unfitted_estimator
 from nesy.nn.activations import softmax
@@ -82,8 +83,11 @@ class Distiller(BaseEstimator):
     noise_scale, mixup_alpha : float
         See :func:`nesy.distill.augment`.
     solver, learning_rate, epochs, batch_size, verbose
-        Training of a :class:`nesy.nn.Module` student.
-    random_state : int, optional
+        Training of a :class:`nesy.nn.Module` student, checked before the teacher is fitted
+        or queried (``epochs`` and ``batch_size`` ints >= 1, ``learning_rate`` a finite
+        number > 0, ``verbose`` an int >= 0). The student's output count must be the
+        teacher's class (or output) count: ``ValueError`` naming ``student`` before training.
+    random_state : None, int >= 0 or numpy.random.Generator
         Seeds augmentation (and the training of a Module student).
 
     Attributes
@@ -165,6 +169,11 @@ class Distiller(BaseEstimator):
         # before an unfitted teacher is trained; None only where the temperature is unused (a
         # regression teacher, a hard-label student), as it was before the options were checked
         _check_hyper(1.0 if self.temperature is None else self.temperature, self.alpha)
+        check_bool("t2_scaling", self.t2_scaling)
+        _check_seed("random_state", self.random_state)
+        check_int("verbose", self.verbose, 0)
+        if isinstance(self.student, Module):  # its training options, before the teacher works
+            self._check_module_options()
         soft = isinstance(self.student, Module) or hasattr(self.student, "_fit_distilled")
         if self.temperature is None and soft and self._teacher_type() == "classifier":
             raise _no_temperature()
@@ -196,6 +205,17 @@ class Distiller(BaseEstimator):
             self._fit_regressor(X_all, out, y, rng)
         return self
 
+    def _check_module_options(self) -> None:
+        """The options that train a Module student, named as ``MLPClassifier`` names them."""
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {sorted(SOLVERS)}, got {self.solver!r}")
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        lr = _real("learning_rate", self.learning_rate)
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate: expected a finite number > 0, got "
+                             f"{self.learning_rate!r}")
+
     def _student_is_classifier(self) -> bool:
         """Whether ``student`` is a scikit-learn classifier (from its tags)."""
         if isinstance(self.student, Module) or not hasattr(self.student, "fit"):
@@ -224,7 +244,9 @@ class Distiller(BaseEstimator):
             hard[: len(y)] = label_indices(column_or_1d(y, warn=True), classes)
         student = self.student
         if isinstance(student, Module):
-            self._train_module(X, DistillationLoss.pack(hard, logits), self._loss(), rng)
+            n = logits.shape[1]
+            self._train_module(X, DistillationLoss.pack(hard, logits), self._loss(), rng, n,
+                               f"the teacher has {n} classes")
         elif hasattr(student, "_fit_distilled"):
             loss = self._loss()
             self.student_ = clone(student)._fit_distilled(X, classes, loss.pack(hard, logits),
@@ -243,7 +265,8 @@ class Distiller(BaseEstimator):
         if isinstance(student, Module):
             k = 1 if out.ndim == 1 else out.shape[1]
             packed = np.hstack([targets.reshape(-1, k), out.reshape(-1, k)])
-            self._train_module(X, packed, RegressionDistillationLoss(self.alpha), rng)
+            self._train_module(X, packed, RegressionDistillationLoss(self.alpha), rng, k,
+                               f"the teacher gives {k} value{'s' if k > 1 else ''} per row")
         elif hasattr(student, "_fit_distilled"):
             self.student_ = clone(student)._fit_distilled(
                 X, targets, out, RegressionDistillationLoss(self.alpha))
@@ -251,10 +274,15 @@ class Distiller(BaseEstimator):
             self.student_ = clone(student).fit(X, out)
 
     def _train_module(self, X: np.ndarray, targets: np.ndarray, loss: Any,
-                      rng: np.random.Generator) -> None:
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver: expected one of {sorted(SOLVERS)}, got {self.solver!r}")
+                      rng: np.random.Generator, n_out: int, why: str) -> None:
+        """Train the Module student in place; ``n_out`` is the output count the teacher needs
+        (``why`` says so), checked on one row before training."""
         model = self.student
+        shape = _predict_module(model, X[:1]).shape
+        if len(shape) != 2 or shape[1] != n_out:
+            has = f"{shape[1]} outputs" if len(shape) == 2 else f"outputs of shape {shape}"
+            raise ValueError(f"student: has {has} but {why}; give the student {n_out} "
+                             f"output{'s' if n_out > 1 else ''}")
         opt = SOLVERS[self.solver](model.parameters(), lr=float(self.learning_rate))
         trainer = Trainer(model, loss, opt, batch_size=int(self.batch_size),
                           epochs=int(self.epochs), seed=int(rng.integers(2**31)),

@@ -19,6 +19,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from nesy._checks import check_bool
 from nesy.distill.augment import _real
 from nesy.nn.activations import log_softmax
 from nesy.nn.losses import Loss
@@ -45,7 +46,9 @@ def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, y:
     student_logits : ndarray of shape (n_samples, n_classes)
         Float32 or float64; the gradient has the same dtype.
     teacher_logits : ndarray of shape (n_samples, n_classes)
-        Teacher logits (or log-probabilities).
+        Teacher logits (or log-probabilities). ``-inf`` is a zero probability (its term of the
+        KL divergence is 0, as ``0 log 0 = 0``); NaN, ``+inf`` and a row with no finite
+        entry are refused (``ValueError`` naming ``teacher_logits``).
     y : ndarray of shape (n_samples,)
         Integer labels in ``[0, n_classes)`` for the cross-entropy term.
     temperature : float > 0
@@ -60,15 +63,27 @@ def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, y:
     grad : ndarray of shape (n_samples, n_classes)
     """
     T, a = _check_hyper(temperature, alpha)
+    t2_scaling = check_bool("t2_scaling", t2_scaling)
     s = np.asarray(student_logits)
     if not np.issubdtype(s.dtype, np.floating):
         s = s.astype(np.float64)
     if s.ndim != 2 or s.shape[0] == 0:
         raise ValueError(f"student_logits: expected (n_samples, n_classes), got {s.shape}")
-    t = np.asarray(teacher_logits, dtype=s.dtype)
+    with np.errstate(over="ignore"):  # a float64 logit beyond float32: +inf, refused below
+        t = np.asarray(teacher_logits, dtype=s.dtype)
     if t.shape != s.shape:
         raise ValueError(f"teacher_logits: shape {t.shape} differs from student_logits "
                          f"{s.shape}")
+    bad = np.isnan(t) | np.isposinf(t)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        cast = "" if s.dtype == np.float64 else f" as {s.dtype}, the student's dtype"
+        raise ValueError(f"teacher_logits: [{i}, {j}] is {t[i, j]}{cast}; a logit must be "
+                         "finite, a log-probability finite or -inf (a zero probability)")
+    empty = ~np.isfinite(t).any(axis=1)
+    if empty.any():
+        raise ValueError(f"teacher_logits: row {int(np.flatnonzero(empty)[0])} is -inf in "
+                         "every class (no class has a probability > 0)")
     n, c = s.shape
     labels = np.asarray(y)
     if labels.shape != (n,):
@@ -86,7 +101,8 @@ def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, y:
     p_t = np.exp(logp_t)
     factor = T * T if t2_scaling else 1.0
     ce = -float(np.sum(logp[rows, labels], dtype=np.float64)) / n
-    kl = float(np.sum(p_t * (logp_t - logq_T), dtype=np.float64)) / n
+    # 0 * log 0 = 0: a class the teacher gives no probability (logit -inf) adds nothing
+    kl = float(np.sum(p_t * np.where(p_t > 0, logp_t - logq_T, 0), dtype=np.float64)) / n
     loss = a * ce + (1.0 - a) * factor * kl
     hard = np.exp(logp)
     hard[rows, labels] -= 1
@@ -112,7 +128,7 @@ class DistillationLoss(Loss):
                  t2_scaling: bool = True) -> None:
         super().__init__()
         self.temperature, self.alpha = _check_hyper(temperature, alpha)
-        self.t2_scaling = bool(t2_scaling)
+        self.t2_scaling = check_bool("t2_scaling", t2_scaling)
 
     @staticmethod
     def pack(y: np.ndarray, teacher_logits: np.ndarray) -> np.ndarray:

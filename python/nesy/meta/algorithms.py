@@ -79,6 +79,30 @@ def _check_finite(losses: np.ndarray, where: str, step: int) -> None:
         )
 
 
+def _check_made_optimizer(name: str, opt: Any, params: Sequence[np.ndarray],
+                         needs: Sequence[str] = ()) -> Any:
+    """The optimizer that the factory ``name`` returned for ``params`` (the arrays of its
+    argument, groups concatenated). ``TypeError`` naming the factory if it returned no
+    optimizer (``step``, ``param_groups`` and the methods ``needs``), ``ValueError`` if the
+    optimizer holds other arrays than ``params`` in that order (its updates would go to
+    them, and the model would silently not change)."""
+    missing = [m for m in ("step", *needs) if not callable(getattr(opt, m, None))]
+    if missing or not isinstance(getattr(opt, "param_groups", None), (list, tuple)):
+        want = ", ".join(f"{m}()" for m in ("step", *needs))
+        raise TypeError(f"{name}: expected a factory returning a nesy optimizer (with {want} "
+                        f"and param_groups) for the parameters it is given, got "
+                        f"{type(opt).__name__} {opt!r}")
+    held = [p for g in opt.param_groups if isinstance(g, dict) for p in g.get("params", ())]
+    if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
+        n = len(held)
+        what = (f"{n} array{'s' if n != 1 else ''}" if n != len(params)
+                else "other arrays (copies?) or the same in another order")
+        raise ValueError(f"{name}: the optimizer it returned does not hold the {len(params)} "
+                         f"arrays it was given, in their order, but {what}; build it on the "
+                         "factory's argument")
+    return opt
+
+
 class InnerOptimizer:
     """A nesy optimizer for the inner loop, built once and reused across meta-iterations.
 
@@ -109,8 +133,10 @@ class InnerOptimizer:
         if key != self._key:
             self.buffers = [np.array(p, order="C", copy=True) for p in params]
             n_tasks = params[0].shape[0]
-            self.opt = self.factory([{"params": [b[t] for b in self.buffers]}
-                                     for t in range(n_tasks)])
+            groups = [{"params": [b[t] for b in self.buffers]} for t in range(n_tasks)]
+            self.opt = _check_made_optimizer("inner_optimizer", self.factory(groups),
+                                            [p for g in groups for p in g["params"]],
+                                            needs=("zero_state",))
             self._lr0 = [g["lr"] for g in self.opt.param_groups]
             self._key = key
             return self.buffers

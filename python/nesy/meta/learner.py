@@ -14,13 +14,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from nesy._checks import check_int
+from nesy._checks import check_bool, check_int
 from nesy._fit import keeps_state_on_error
 from nesy._io import atomic_savez
 from nesy.meta.algorithms import (
     ALGORITHMS,
     InnerOptimizer,
     OptimizerFactory,
+    _check_made_optimizer,
     inner_loop,
     meta_gradient,
 )
@@ -39,6 +40,27 @@ def _check_pos(name: str, value: Any) -> float:
     if not (math.isfinite(float(value)) and float(value) > 0):
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
+
+
+def _check_seed(name: str, value: Any) -> Any:
+    """``value`` if ``np.random.default_rng`` takes it as a seed: None, an int >= 0, or a
+    NumPy ``Generator`` / ``BitGenerator`` / ``SeedSequence``. Else ``TypeError`` (another
+    kind: a string, a float, a bool) or ``ValueError`` (a negative int) naming ``name``:
+    NumPy's own messages name no argument, and came only when the seed was used."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator,
+                                           np.random.SeedSequence)):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected None, an int >= 0 or a numpy.random.Generator, got "
+                        f"{type(value).__name__} {value!r}")
+    return check_int(name, value, 0)
+
+
+def _is_plateau(schedule: Any) -> bool:
+    """Whether ``schedule`` steps on a metric: a ReduceLROnPlateau (by class name, as
+    :class:`~nesy.nn.Trainer` decides) or anything with a ``mode`` of ``"min"``/``"max"``."""
+    names = {cls.__name__ for cls in type(schedule).__mro__}
+    return "ReduceLROnPlateau" in names or getattr(schedule, "mode", None) in ("min", "max")
 
 
 def _ci95(values: np.ndarray) -> float:
@@ -73,11 +95,18 @@ class MetaLearner(BaseEstimator):
         task. First-order algorithms only (``"fomaml"``, ``"reptile"``).
     outer_optimizer : callable, optional
         ``outer_optimizer(params) -> nesy optimizer`` for the meta-update; default
-        ``Adam(params, lr=outer_lr)``.
+        ``Adam(params, lr=outer_lr)``. A factory (inner or outer) that returns no optimizer is
+        a ``TypeError``, and one that returns an optimizer over other arrays a ``ValueError``,
+        naming the factory, raised before the first update.
     outer_lr : float, default 1e-3
     schedule : callable, optional
         ``schedule(optimizer) -> schedule`` (:mod:`nesy.optim.schedules`), stepped once per
-        meta-iteration.
+        meta-iteration. A :class:`~nesy.optim.schedules.ReduceLROnPlateau` (or any schedule
+        with a ``mode`` of ``"min"``/``"max"``, as for :class:`~nesy.nn.Trainer`) is stepped
+        instead at every history entry (every ``eval_every`` meta-iterations) with that
+        entry's ``val_loss``. A factory that returns no schedule (no ``step``) is a
+        ``TypeError``, and one bound to another optimizer a ``ValueError``, naming
+        ``schedule``.
     meta_batch_size : int, default 25
         Tasks per meta-iteration.
     first_order : bool, default True
@@ -93,8 +122,8 @@ class MetaLearner(BaseEstimator):
     batched : bool, optional
         Force (True) or forbid (False) the batched MLP path; default: batched when possible.
     verbose : int, default 1
-        0: silent; 1: progress bar.
-    random_state : None, int or numpy.random.Generator
+        0: silent; 1 (or more): progress bar. An int >= 0.
+    random_state : None, int >= 0 or numpy.random.Generator
         Seeds the task draws.
 
     Attributes
@@ -159,6 +188,11 @@ class MetaLearner(BaseEstimator):
             _check_pos("grad_clip", self.grad_clip)
         if self.eval_every is not None:
             check_int("eval_every", self.eval_every, 1)
+        check_bool("first_order", self.first_order)
+        if self.batched is not None:
+            check_bool("batched", self.batched)
+        check_int("verbose", self.verbose, 0)
+        _check_seed("random_state", self.random_state)
         second = self.algorithm == "maml" or (self.algorithm == "metasgd"
                                               and not self.first_order)
         if self.inner_optimizer is not None and (second or self.algorithm == "metasgd"):
@@ -294,9 +328,20 @@ class MetaLearner(BaseEstimator):
         val_sampler = task_sampler if self.validation_sampler is None else self.validation_sampler
         theta = self.model.parameters()
         meta_params = theta + (self.inner_lrs_ if self.algorithm == "metasgd" else [])
-        make_opt = self.outer_optimizer or (lambda ps: Adam(ps, lr=self.outer_lr))
-        opt = make_opt(meta_params)
+        if self.outer_optimizer is None:
+            opt = Adam(meta_params, lr=self.outer_lr)
+        else:
+            opt = _check_made_optimizer("outer_optimizer", self.outer_optimizer(meta_params),
+                                       meta_params)
         sched = self.schedule(opt) if self.schedule is not None else None
+        if self.schedule is not None and not callable(getattr(sched, "step", None)):
+            raise TypeError(f"schedule: expected a factory returning a schedule (with step()) "
+                            f"for the optimizer it is given, got {type(sched).__name__} "
+                            f"{sched!r}")
+        if sched is not None and getattr(sched, "optimizer", opt) is not opt:
+            raise ValueError("schedule: the schedule it returned is bound to another optimizer "
+                             "than the one it was given")
+        plateau = sched is not None and _is_plateau(sched)
         every = self.eval_every or max(1, n_iterations // 50)
         window: List[float] = []
         t0 = time.perf_counter()
@@ -313,7 +358,7 @@ class MetaLearner(BaseEstimator):
                 if self.grad_clip is not None:
                     clip_grad_norm(grads, self.grad_clip)
                 opt.step(grads)
-                if sched is not None:
+                if sched is not None and not plateau:
                     sched.step()
                 self.n_iter_ = it
                 window.append(step.loss)
@@ -326,6 +371,8 @@ class MetaLearner(BaseEstimator):
                     logs["lr"] = float(opt.param_groups[0]["lr"])
                     logs["time"] = time.perf_counter() - t0
                     history.append(it, logs)
+                    if plateau:
+                        sched.step(logs["val_loss"])
                     bar.set_postfix(loss=f"{logs['loss']:.4g}",
                                     val_loss=f"{logs['val_loss']:.4g}")
                     window = []
@@ -407,6 +454,7 @@ class MetaLearner(BaseEstimator):
         self._check_fitted()
         n_tasks = check_int("n_tasks", n_tasks, 1)
         chunk = check_int("chunk", chunk, 1)
+        _check_seed("rng", rng)
         steps = self.inner_steps if steps is None else check_int("steps", steps, 0)
         self._check_sampler(task_sampler)
         loss = loss or self._resolve_loss(task_sampler)
@@ -476,8 +524,9 @@ class MetaLearner(BaseEstimator):
         ------
         ValueError
             Naming the file: it was saved by a Meta-SGD learner and this one is not (or the
-            reverse), its ``n_iter`` is not an integer >= 0, or a parameter is missing or its
-            shape or dtype differs (naming the key); nothing is changed then.
+            reverse), its ``n_iter`` is not an integer >= 0, or a parameter is missing, its
+            shape or dtype differs, or it holds NaN or infinity (naming the key); nothing is
+            changed then.
         """
         from nesy._io import read_npz
 
@@ -511,6 +560,8 @@ class MetaLearner(BaseEstimator):
                 if src.shape != dst.shape or src.dtype != dst.dtype:
                     raise ValueError(f"{shown!r}: key {key!r} has {src.dtype}{src.shape}, "
                                      f"expected {dst.dtype}{dst.shape}")
+                if not np.isfinite(src).all():
+                    raise ValueError(f"{shown!r}: key {key!r} contains NaN or infinity")
                 pairs.append((dst, src))
         for dst, src in pairs:
             np.copyto(dst, src)

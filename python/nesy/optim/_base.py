@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_bool
 from nesy._io import atomic_savez
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -197,7 +198,11 @@ class Optimizer:
         """Group ``gi``'s options as one row of numbers; a value that is not a real number
         raises ``TypeError`` naming the group and option (range checks are the kernels').
         Runs at every step (to see options changed since the last one), so plain ints and
-        floats take a fast path."""
+        floats take a fast path. An option deleted from the group since it was added is a
+        ``KeyError``, and one added that the optimizer does not take a ``ValueError``, both
+        naming the group and the option (as the constructor refuses unknown options)."""
+        if len(group) != self._n_keys + ("initial_lr" in group):
+            self._check_keys(gi, group)
         row = []
         for col in self._columns:
             if col in self._fixed:
@@ -216,6 +221,26 @@ class Optimizer:
             row.append(float(v) if t is float or t is int else _real(gi, name, v))
         self._check_group(gi, group)
         return row
+
+    @property
+    def _n_keys(self) -> int:
+        """Keys of a complete group without ``"initial_lr"``: ``"params"`` and the options."""
+        return len(self.defaults) + 1
+
+    def _check_keys(self, gi: int, group: Mapping[str, Any]) -> None:
+        """Group ``gi`` holds ``"params"`` and every option, and no unknown option (options
+        edited after the group was added: torch ignores a misspelt one)."""
+        for k in ("params", *self.defaults):
+            if k not in group:
+                raise KeyError(f"param_groups[{gi}]['{k}']: missing (deleted after the group "
+                               f"was added?); {type(self).__name__} needs every option "
+                               f"{sorted(self.defaults)}")
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise ValueError(
+                f"param_groups[{gi}]: unknown option(s) {sorted(unknown)}; "
+                f"{type(self).__name__} takes {sorted(self.defaults)}"
+            )
 
     def _check_group(self, gi: int, group: Mapping[str, Any]) -> None:
         """Checks of options the kernels never see (Adagrad's initial accumulator)."""
@@ -302,13 +327,24 @@ class Optimizer:
             list, or a group was added or removed by editing ``param_groups`` (torch would
             follow the change, this optimizer's flat state cannot): add parameters with
             :meth:`add_param_group`. Edits of a group's ``"params"`` list itself (an array
-            appended, removed or replaced) are refused at the edit, with the same advice.
+            appended, removed or replaced) are refused at the edit, with the same advice. Also
+            for an option added to a group that the optimizer does not take (a misspelt
+            ``"weight_decy"``, which torch would ignore), naming the group.
+        KeyError
+            Before anything changes, for an option deleted from a group, naming the group
+            and the option.
+        TypeError
+            ``grads`` is not a list (or iterable) of arrays: one array is refused, not read as
+            a list of its rows.
         """
         if not isinstance(grads, list):
-            if not isinstance(grads, Iterable) or isinstance(grads, (str, bytes, Mapping)):
-                raise TypeError(f"grads: expected a list with one array (or None) per "
-                                f"parameter, got {type(grads).__name__}")
+            if (not isinstance(grads, Iterable) or isinstance(grads, (str, bytes, Mapping))
+                    or isinstance(grads, np.ndarray)):  # an array's rows are not gradients
+                raise TypeError(f"grads: expected a list with one array per parameter, got "
+                                f"{type(grads).__name__}")
             grads = list(grads)
+        if check_finite is not False and check_finite is not True:
+            check_finite = check_bool("check_finite", check_finite)
         self._check_groups_unchanged()
         hyper = self._hyper()
         if max(self._used, default=0) > self._n_alloc:
@@ -604,9 +640,36 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike[str])
             else:
                 scalars.setdefault(str(i), {})[name] = v
     meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
-    arrays["meta"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(),
-                                   dtype=np.uint8)
+    try:
+        text = json.dumps(meta, default=_json_default)
+    except TypeError:
+        _name_unsaveable(state_dict)
+        raise
+    arrays["meta"] = np.frombuffer(text.encode(), dtype=np.uint8)
     atomic_savez(path, arrays)
+
+
+def _name_unsaveable(state_dict: Mapping[str, Any]) -> None:
+    """``TypeError`` naming the first entry of ``state_dict`` that neither is an array nor
+    converts to JSON (a torch tensor: pass ``.numpy()`` / ``.item()`` values)."""
+    entries: list[tuple[str, Any]] = []
+    groups = state_dict["param_groups"]
+    if isinstance(groups, (list, tuple)):
+        for gi, g in enumerate(groups):
+            items = g.items() if isinstance(g, Mapping) else [(None, g)]
+            entries += [(f"state_dict['param_groups'][{gi}]"
+                         + ("" if k is None else f"[{k!r}]"), v) for k, v in items]
+    for i, entry in state_dict["state"].items():
+        entries += [(f"state_dict['state'][{i!r}][{name!r}]", v) for name, v in entry.items()
+                    if not isinstance(v, np.ndarray)]
+    for where, v in entries:
+        try:
+            json.dumps(v, default=_json_default)
+        except TypeError:
+            hint = (" (a torch tensor: save t.numpy() for a buffer, t.item() for a number)"
+                    if type(v).__module__.startswith("torch") else "")
+            raise TypeError(f"{where}: cannot save a value of type {type(v).__name__} in a "
+                            f"state dict{hint}") from None
 
 
 def load_state_dict(path: str | os.PathLike[str] | BinaryIO) -> dict[str, Any]:

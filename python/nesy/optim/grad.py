@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_bool
 from nesy.optim._base import _number
 
 
@@ -43,7 +44,8 @@ def clip_grad_norm(
     string ``"inf"``). ``grads`` is a list of arrays, or one array (as torch takes one tensor).
     """
     return float(_core.clip_grad_norm(_arrays(grads), _number("max_norm", max_norm),
-                                      _norm_type(norm_type), bool(error_if_nonfinite)))
+                                      _norm_type(norm_type),
+                                      check_bool("error_if_nonfinite", error_if_nonfinite)))
 
 
 def clip_grad_value(grads: np.ndarray | Sequence[np.ndarray], clip_value: float) -> None:
@@ -59,19 +61,23 @@ def grad_norm(xs: np.ndarray | Sequence[np.ndarray], norm_type: float | str = 2.
     return float(_core.grad_norm(_arrays(xs), _norm_type(norm_type)))
 
 
-def all_finite(xs: Sequence[np.ndarray]) -> bool:
-    """Whether every element of every array is finite."""
-    return bool(_core.all_finite(list(xs)))
+def all_finite(xs: np.ndarray | Sequence[np.ndarray]) -> bool:
+    """Whether every element of every array (of a list, or of one array) is finite."""
+    return bool(_core.all_finite(_arrays(xs)))
 
 
 def penalty(
-    grads: Sequence[np.ndarray], params: Sequence[np.ndarray], l1: float = 0.0, l2: float = 0.0
+    grads: np.ndarray | Sequence[np.ndarray],
+    params: np.ndarray | Sequence[np.ndarray],
+    l1: float = 0.0,
+    l2: float = 0.0,
 ) -> float:
     """Add the gradient of ``l1 * sum|p| + l2 / 2 * sum p**2`` to ``grads``; return the penalty.
 
-    ``grads[i]`` must match ``params[i]`` in shape and dtype. The L1 subgradient at 0 is 0.
+    ``grads[i]`` must match ``params[i]`` in shape and dtype (each a list, or one array). The
+    L1 subgradient at 0 is 0.
     """
-    return float(_core.penalty(list(grads), list(params), _number("l1", l1, finite=True),
+    return float(_core.penalty(_arrays(grads), _arrays(params), _number("l1", l1, finite=True),
                                _number("l2", l2, finite=True)))
 
 

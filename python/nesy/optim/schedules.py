@@ -40,6 +40,14 @@ the groups' current ``"lr"`` (torch's chainable form scales it). Use
 :class:`ChainedScheduler`, :class:`SequentialLR` or :class:`LinearWarmup` to combine schedules;
 two schedules stepped side by side on one optimizer overwrite each other.
 
+For the same reason the closed-form schedules (all but :class:`ReduceLROnPlateau`, also as
+members of :class:`SequentialLR` and :class:`ChainedScheduler`) refuse a hypergradient
+optimizer (:class:`~nesy.optim.SGDHD`, :class:`~nesy.optim.AdamHD`, or any optimizer whose
+groups hold ``"hypergrad_lr"``): it adapts its learning rate at every step, and the schedule
+would overwrite the adapted rate at every step. The constructor raises ``ValueError`` naming
+``optimizer``. :class:`ReduceLROnPlateau` is allowed: it only multiplies the group's current
+(adapted) rate by ``factor`` when the metric plateaus, and never writes a rate of its own.
+
 Examples
 --------
 >>> class Opt:
@@ -197,8 +205,11 @@ def _choice(*choices: str) -> Check:
     return functools.partial(_check_choice, choices=choices)
 
 
-def _param_groups(optimizer: Any) -> list[MutableMapping[str, Any]]:
-    """The optimizer's groups, each checked to be a dict with a finite ``lr`` >= 0."""
+def _param_groups(optimizer: Any, closed_form: bool = True) -> list[MutableMapping[str, Any]]:
+    """The optimizer's groups, each checked to be a dict with a finite ``lr`` >= 0.
+
+    With ``closed_form`` (every schedule but :class:`ReduceLROnPlateau`), an optimizer that
+    adapts its learning rate itself is refused (see :func:`_refuse_adaptive`)."""
     groups = getattr(optimizer, "param_groups", None)
     if groups is None:
         raise TypeError(
@@ -217,7 +228,24 @@ def _param_groups(optimizer: Any) -> list[MutableMapping[str, Any]]:
         if "lr" not in g:
             raise KeyError(f"optimizer.param_groups[{i}]: has no 'lr'")
         _check_real(f"optimizer.param_groups[{i}]['lr']", g["lr"], lo=0.0)
+    if closed_form:
+        _refuse_adaptive(optimizer, groups)
     return list(groups)
+
+
+def _refuse_adaptive(optimizer: Any, groups: Sequence[Mapping[str, Any]]) -> None:
+    """``ValueError`` naming ``optimizer`` for a hypergradient optimizer (:class:`SGDHD`,
+    :class:`AdamHD`, or any optimizer whose groups hold ``"hypergrad_lr"``): it adapts its
+    learning rate at every step, and a closed-form schedule, which writes its own rate at
+    every step, would throw the adapted rate away each time. Raised before anything changes."""
+    if any("hypergrad_lr" in g for g in groups):
+        raise ValueError(
+            f"optimizer: {type(optimizer).__name__} adapts its learning rate itself "
+            "(hypergradient descent: its param_groups hold 'hypergrad_lr'), and this schedule "
+            "would overwrite the adapted rate at every step; use it without a schedule or "
+            "with ReduceLROnPlateau (which only scales the current rate), or schedule an "
+            "optimizer that does not adapt its rate"
+        )
 
 
 def _check_t(t: Any) -> int:
@@ -443,7 +471,8 @@ class LRSchedule(_Base):
     ----------
     optimizer : object
         Anything with a ``param_groups`` list of dicts holding a float ``"lr"``
-        (nesy and torch optimizers).
+        (nesy and torch optimizers), except a hypergradient optimizer (``SGDHD``, ``AdamHD``:
+        ``ValueError`` naming ``optimizer``, see the module docstring).
     last_epoch : int
         Index of the last step taken; ``-1`` (default) starts from scratch. With ``k >= 0``
         every group must already hold ``"initial_lr"`` (as torch requires), and the schedule
@@ -1756,7 +1785,7 @@ class ReduceLROnPlateau(_Base):
         min_lr: float | Sequence[float] = 0,
         eps: float = 1e-8,
     ) -> None:
-        groups = _param_groups(optimizer)
+        groups = _param_groups(optimizer, closed_form=False)  # only scales the current rate
         self._set_hyper(mode=mode, factor=factor, patience=patience, threshold=threshold,
                         threshold_mode=threshold_mode, cooldown=cooldown, eps=eps)
         if isinstance(min_lr, (list, tuple)):
