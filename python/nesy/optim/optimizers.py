@@ -41,7 +41,8 @@ class SGD(Optimizer):
 
     ``g += weight_decay * p``; with momentum ``buf = g`` at t = 1, then
     ``buf = momentum * buf + (1 - dampening) * g``, and ``g = g + momentum * buf`` (nesterov) or
-    ``g = buf``; finally ``p -= lr * g``.
+    ``g = buf``; finally ``p -= lr * g``. ``momentum`` and ``dampening`` must be in [0, 1]
+    (stricter than torch: outside, the buffer grows without bound).
     """
 
     _kind = "sgd"
@@ -116,7 +117,9 @@ class RMSprop(Optimizer):
     ``g += weight_decay * p``; ``sq = alpha * sq + (1 - alpha) * g * g``; centered:
     ``ga = lerp(ga, g, 1 - alpha)``, ``avg = sqrt(sq - ga * ga) + eps``, else
     ``avg = sqrt(sq) + eps``; with momentum ``buf = momentum * buf + g / avg``,
-    ``p -= lr * buf``, else ``p -= lr * g / avg``.
+    ``p -= lr * buf``, else ``p -= lr * g / avg``. ``alpha`` and ``momentum`` must be in
+    [0, 1] (stricter than torch: an ``alpha`` above 1 turns ``sq`` negative, a ``momentum``
+    above 1 grows the buffer without bound).
     """
 
     _kind = "rmsprop"
@@ -361,6 +364,7 @@ class SGDHD(Optimizer):
     ``lr = max(0, lr + hypergrad_lr * sum_i g_t,i . u_t-1,i)`` where ``u`` is the direction the
     previous step applied (``g``, or the momentum / Nesterov direction); then the SGD update with
     the new ``lr``. ``param_groups[i]["lr"]`` holds the adapted rate after each step.
+    ``momentum`` and ``dampening`` in [0, 1], as :class:`SGD`'s.
     """
 
     _kind = "sgd_hd"
