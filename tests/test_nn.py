@@ -900,7 +900,7 @@ def test_trainer_schedules():
     make_trainer(mlp(), epochs=2, schedule=counter, schedule_interval="batch").fit(X, y)
     assert counter.calls == 2 * 3
     with pytest.raises(ValueError, match="once per epoch"):
-        make_trainer(mlp(), schedule=plateau, schedule_interval="batch")
+        make_trainer(model, optimizer=opt, schedule=plateau, schedule_interval="batch")
 
 
 def test_trainer_grad_clip_calls_nesy_optim(monkeypatch):
@@ -2205,3 +2205,181 @@ def test_predict_gives_every_submodule_its_own_mode_back():
     net[2].train()
     predict(net, np.ones((5, 3)))
     assert [m.training for m in net.modules()] == [False, False, False, True]
+
+
+# ---------------------------------------------------------------------- review s22 (nn)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_trainer_logs_the_epoch_loss_as_the_loss_reduces_it(reduction):
+    """H1: with reduction="sum" the logged loss weighted each batch's sum by its size and
+    divided by n, neither the sum nor the mean; it is now the sum of the batch values, as
+    evaluate's val_loss (lr=0 and the same data: equal, also with a smaller last batch)."""
+    from nesy.optim import SGD
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((43, 3)), rng.standard_normal((43, 1))  # batches 10 x 4 + 3
+    m = nn.Sequential(nn.Dense(3, 1, rng=0, dtype=np.float64))
+    tr = nn.Trainer(m, nn.MSELoss(reduction=reduction), SGD(m.parameters(), lr=0.0),
+                    verbose=0, epochs=2, batch_size=10)
+    h = tr.fit(X, Y, validation_data=(X, Y))
+    np.testing.assert_allclose(h["loss"], h["val_loss"], rtol=1e-12)
+    assert h["loss"][0] == pytest.approx(tr.evaluate(X, Y)["loss"], rel=1e-12)
+
+
+def test_trainer_tbptt_logs_the_summed_loss_over_every_chunk():
+    """H1 with truncated BPTT: each chunk's sum counts once (not weighted by its steps)."""
+    from nesy.optim import SGD
+    from nesy.rnn import SequenceNet
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((7, 8, 2)), rng.standard_normal((7, 8, 1))
+    net = SequenceNet("gru", 2, 3, 1, output="sequence", dtype=np.float64, rng=0)
+    tr = nn.Trainer(net, nn.MSELoss(reduction="sum"), SGD(net.parameters(), lr=0.0),
+                    batch_size=4, epochs=1, verbose=0, tbptt=3, shuffle=False)
+    h = tr.fit(X, Y, validation_data=(X, Y))
+    assert h["loss"][0] == pytest.approx(h["val_loss"][0], rel=1e-12)
+
+
+def test_trainer_refuses_a_schedule_bound_to_another_optimizer():
+    """H2: the schedule stepped its own optimizer, the model trained at a constant rate."""
+    from nesy.optim import SGD, Adam
+    from nesy.optim import schedules as S
+
+    m = nn.Sequential(nn.Dense(3, 2, rng=0))
+    opt = Adam(m.parameters(), lr=0.01)
+    other = S.StepLR(SGD([np.zeros(2)], lr=0.1), 1, 0.5)
+    with pytest.raises(ValueError, match="^schedule: is bound to another optimizer"):
+        nn.Trainer(m, nn.CrossEntropyLoss(), opt, schedule=other)
+    nn.Trainer(m, nn.CrossEntropyLoss(), opt, schedule=S.StepLR(opt, 1, 0.5))  # its own: fine
+
+
+def test_sequential_allows_input_grad_false_only_after_modules_without_parameters():
+    """M2: a later layer without input gradient returned None to the layer below, which then
+    failed (naming a () shape) after the later layer had accumulated its gradients."""
+    with pytest.raises(ValueError, match="^input_grad: the Dense at position 2"):
+        nn.Sequential(nn.Dense(3, 4, rng=0), nn.Tanh(), nn.Dense(4, 2, rng=1, input_grad=False))
+    with pytest.raises(ValueError, match="^input_grad: the Sequential at position 1"):
+        nn.Sequential(nn.Dense(3, 4, rng=0), nn.Sequential(nn.Dense(4, 2, input_grad=False)))
+    inner = nn.Sequential(nn.Dense(4, 4, rng=2), nn.Tanh())
+    s = nn.Sequential(nn.Dense(3, 4, rng=0, input_grad=False), nn.Tanh(), inner,
+                      nn.Dense(4, 2, rng=1))
+    s.forward(np.ones((2, 3)))
+    assert s.backward(np.ones((2, 2))) is None  # the first may skip it
+    for layer, where in ((s[3], "Dense at position 3"), (inner[0], "Sequential at position 2")):
+        s.zero_grad()  # switched off after the Sequential was built
+        layer.input_grad = False
+        s.forward(np.ones((2, 3)))
+        with pytest.raises(ValueError, match=f"^input_grad: the {where} of the Sequential"):
+            s.backward(np.ones((2, 2)))
+        assert all(not g.any() for g in s.gradients())  # nothing accumulated
+        layer.input_grad = True
+    # After modules without parameters (an input Dropout): allowed, backward stops there.
+    d = nn.Sequential(nn.Dropout(0.5, rng=0), nn.Identity(),
+                      nn.Dense(3, 4, rng=0, input_grad=False), nn.Tanh(), nn.Dense(4, 2, rng=1))
+    d.train()
+    d.forward(np.ones((2, 3)))
+    assert d.backward(np.ones((2, 2))) is None
+    assert all(g.any() for g in d.gradients())
+
+
+def test_soft_cross_entropy_refuses_nan_and_negative_targets():
+    """M7: NaN gave a NaN loss, negative mass a finite (unbounded below) loss."""
+    z = np.zeros((3, 4))
+    for q in (np.full((3, 4), np.nan), np.array([[-5, 3, 2, 1.0]] * 3),
+              np.array([[np.inf, 0, 0, 0]] * 3)):
+        with pytest.raises(ValueError, match=r"^target: must hold finite probabilities >= 0"):
+            nn.SoftCrossEntropyLoss()(z, q)
+    assert nn.SoftCrossEntropyLoss()(z, np.full((3, 4), 0.25)) == pytest.approx(np.log(4))
+
+
+@pytest.mark.parametrize("bad,err,msg", [
+    (-1, ValueError, "expected an integer >= 0, got -1"),
+    (1.5, TypeError, "expected None, an int >= 0 or a numpy.random.Generator, got float"),
+    ("a", TypeError, "expected None, an int >= 0 or a numpy.random.Generator, got str"),
+    (True, TypeError, ".*got bool"),
+])
+def test_seeds_are_checked_where_the_options_are_and_named(bad, err, msg):
+    """M8: numpy's messages named no argument, and the Trainer's seed failed only in fit."""
+    m = mlp()
+    with pytest.raises(err, match=rf"^seed: {msg}"):
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), seed=bad)
+    with pytest.raises(err, match=rf"^rng: {msg}"):
+        nn.Dense(2, 3, rng=bad)
+    with pytest.raises(err, match=rf"^rng: {msg}"):
+        nn.Dropout(0.5, rng=bad)
+    with pytest.raises(err, match=rf"^rng: {msg}"):
+        init.glorot_uniform((2, 3), rng=bad)
+    with pytest.raises(err, match=rf"^rng: {msg}"):
+        init.orthogonal((2, 3), rng=bad)
+
+
+def test_seeds_numpy_takes_are_still_taken():
+    for seed in (None, 0, np.int64(3), [1, 2], np.random.default_rng(0),
+                 np.random.PCG64(1), np.random.SeedSequence(2), np.random.RandomState(0)):
+        nn.Dense(2, 3, rng=seed)
+        m = mlp()
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), seed=seed, verbose=0)
+    np.testing.assert_array_equal(init.he_normal((3, 2), rng=[1, 2]),
+                                  init.he_normal((3, 2), rng=np.random.default_rng([1, 2])))
+
+
+@pytest.mark.parametrize("value,err", [("yes", TypeError), (None, TypeError),
+                                       (2.7, TypeError), (-1, ValueError)])
+def test_trainer_verbose_is_an_integer_named(value, err):
+    """M9: int() gave Python's own messages, and 2.7 was truncated."""
+    m = mlp()
+    with pytest.raises(err, match="^verbose: expected an integer"):
+        nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), verbose=value)
+
+
+def test_trainer_verbose_takes_a_bool():
+    """True is level 1 (the RNN estimators pass their scikit-learn-style verbose on)."""
+    m = mlp()
+    for v in (True, False, np.bool_(True)):
+        t = nn.Trainer(m, nn.CrossEntropyLoss(), StubSGD(m.parameters()), verbose=v)
+        assert t.verbose == int(v) and type(t.verbose) is int
+
+
+def test_get_activation_names_its_argument():
+    """L2: get_activation(3) raised "'int' object is not callable"."""
+    with pytest.raises(TypeError, match="^name: expected the name of an activation"):
+        nn.get_activation(3)
+    assert isinstance(nn.get_activation(nn.Tanh), nn.Tanh)
+
+
+def test_assigning_a_parameter_checks_what_load_state_dict_checks():
+    """L4: NaN was stored, and 1e300 became inf in a float32 parameter (a RuntimeWarning)."""
+    d = nn.Dense(3, 4, rng=0)
+    before = d.bias.copy()
+    with pytest.raises(ValueError, match="^'bias': the assigned array contains NaN"):
+        d.bias = np.full(4, np.nan)
+    with pytest.raises(ValueError, match="^'bias': the assigned array holds 1e\\+300, which "
+                                         "does not fit in float32"):
+        d.bias = np.full(4, 1e300)
+    np.testing.assert_array_equal(d.bias, before)
+    d.bias = np.arange(4)  # integers are cast, as before
+    d.weight = np.ones((3, 4))
+    assert d.bias.dtype == np.float32 and d.bias[3] == 3 and d.weight.sum() == 12
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: nn.Trainer(mlp(), nn.CrossEntropyLoss(), StubSGD([]), shuffle=v),
+    lambda v: nn.EarlyStopping(restore_best=v),
+    lambda v: nn.Dense(2, 3, bias=v),
+    lambda v: nn.Dense(2, 3, input_grad=v),
+    lambda v: mlp().train(v),
+    lambda v: mlp().load_state_dict(mlp().state_dict(), strict=v),
+], ids=["shuffle", "restore_best", "bias", "input_grad", "mode", "strict"])
+def test_boolean_options_refuse_other_values(make):
+    """L5: any truthy value was accepted: Trainer(shuffle="no").shuffle was True."""
+    for bad in ("no", None, 2):
+        with pytest.raises(TypeError, match=r"^\w+: expected a bool"):
+            make(bad)
+
+
+def test_module_load_names_path():
+    """L8: load(None) gave "expected str, bytes or os.PathLike object, not NoneType"."""
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="^path: expected a file path"):
+            nn.Dense(2, 3).load(bad)

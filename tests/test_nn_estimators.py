@@ -312,3 +312,78 @@ def test_patience_is_n_iter_no_change_plus_one():
         assert ours.n_iter_ == sk.n_iter_ == p + 1
     doc = " ".join(MLPClassifier.__doc__.split())
     assert "``patience=p`` stops where ``n_iter_no_change=p - 1`` would" in doc
+
+
+# ---------------------------------------------------------------------- review s22 (nn)
+
+
+def _tiny():
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+@pytest.mark.parametrize("solver", ["sgdhd", "adamhd"])
+def test_a_hypergradient_solver_refuses_the_cosine_schedule(solver):
+    """M1: the cosine schedule wrote its rate at every epoch, so what the hypergradient
+    solver adapted was thrown away each epoch; "plateau" only scales the adapted rate."""
+    X, y = _tiny()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver=solver, schedule="cosine", epochs=2)
+    with pytest.raises(ValueError, match=rf"^schedule: 'cosine' .*solver='{solver}'"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+    with pytest.raises(ValueError, match="^schedule: 'cosine'"):
+        MLPRegressor(solver=solver, schedule="cosine", epochs=2).fit(X, X[:, 0])
+    MLPClassifier(hidden_layer_sizes=(4,), solver=solver, schedule="plateau", epochs=2,
+                  random_state=0).fit(X, y)
+    assert '"sgdhd"' in MLPClassifier.__doc__ and "undoing what they adapt" in \
+        " ".join(MLPClassifier.__doc__.split())
+
+
+@pytest.mark.parametrize("param,value,err,want", [
+    ("random_state", "a", TypeError, "expected None, an int >= 0 or a numpy.random.Generator"),
+    ("random_state", 1.5, TypeError, "expected None, an int >= 0 or a numpy.random.Generator"),
+    ("random_state", -1, ValueError, "expected an integer >= 0, got -1"),
+    ("verbose", "x", TypeError, r"expected an integer, got str 'x'"),
+    ("verbose", None, TypeError, r"expected an integer, got NoneType"),
+    ("verbose", 2.5, TypeError, r"expected an integer, got float 2.5"),
+    ("verbose", -1, ValueError, r"expected an integer >= 0, got -1"),
+    ("early_stopping", "yes", TypeError, "expected a bool, got str 'yes'"),
+    ("hidden_layer_sizes", None, TypeError, "expected an int or a sequence of ints"),
+    ("hidden_layer_sizes", "100", TypeError, "expected an int or a sequence of ints"),
+    ("hidden_layer_sizes", (4.5,), TypeError, "expected positive ints"),
+    ("hidden_layer_sizes", (10**12,), ValueError, "1000000000000 makes a network of .* GiB, "
+                                                  "more than this machine's memory"),
+    ("activation", 3, TypeError, "expected the name of an activation"),
+])
+def test_options_are_named_before_fit_changes_anything(param, value, err, want):
+    """M8, M9, M13, L5: seeds, verbose, early_stopping and hidden_layer_sizes gave NumPy's or
+    Python's messages (or a MemoryError), or any truthy value was taken."""
+    X, y = _tiny()
+    for est, target in ((MLPClassifier, y), (MLPRegressor, X[:, 0])):
+        model = est(**{"epochs": 1, param: value})
+        with pytest.raises(err, match=rf"^{param}: {want}"):
+            model.fit(X, target)
+        assert not hasattr(model, "model_")
+
+
+def test_verbose_takes_a_bool_as_scikit_learn_documents_it():
+    """scikit-learn documents an MLP's verbose as a bool: True is level 1, False 0."""
+    X, y = _tiny()
+    for v in (True, False, np.bool_(False), 0, 2):
+        MLPClassifier(hidden_layer_sizes=(4,), epochs=1, verbose=v, random_state=0).fit(X, y)
+
+
+def test_seeds_and_dtypes_as_numpy_takes_them():
+    """L9: np.float32 was refused ("expected 'float32' or 'float64', got <class
+    'numpy.float32'>"), where Dense and the rest of nesy take NumPy dtypes."""
+    X, y = _tiny()
+    for dtype in (np.float32, np.dtype("float32"), "float32"):
+        clf = MLPClassifier(hidden_layer_sizes=(4,), epochs=2, dtype=dtype, random_state=0)
+        clf.fit(X, y)
+        assert clf.model_[0].weight.dtype == np.float32
+        assert clone(clf).get_params()["dtype"] == dtype
+    for seed in (np.int64(3), np.random.RandomState(0), np.random.default_rng(0)):
+        MLPRegressor(hidden_layer_sizes=(4,), epochs=1, random_state=seed).fit(X, X[:, 0])
+    a = MLPClassifier(hidden_layer_sizes=[4, 3], epochs=2, random_state=np.int64(1)).fit(X, y)
+    b = MLPClassifier(hidden_layer_sizes=np.array([4, 3]), epochs=2, random_state=1).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))

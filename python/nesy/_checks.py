@@ -53,6 +53,41 @@ def check_bool(name: str, value: Any) -> bool:
     raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
 
 
+def check_verbose(name: str, value: Any) -> int:
+    """A verbosity level as an ``int`` >= 0: an integer, or a bool (True is 1, as
+    scikit-learn's estimators document ``verbose`` as a bool and Keras-style loops as 0, 1, 2).
+    Anything else (``"yes"``, None, 2.7) is a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int(name, value, 0)
+
+
+_SEED_OBJECTS = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence,
+                 np.random.RandomState)
+
+
+def check_seed(name: str, value: Any) -> Any:
+    """``value`` if :func:`numpy.random.default_rng` takes it as a seed: None, an int >= 0, a
+    list or tuple of them, or a NumPy ``Generator`` / ``BitGenerator`` / ``SeedSequence`` /
+    ``RandomState``. Else ``TypeError`` (another kind: a float, a string, a bool) or
+    ``ValueError`` (a negative int) naming ``name`` (``rng``, ``seed``, ``random_state``):
+    NumPy's own messages name no argument, and come only when the seed is used."""
+    if value is None or isinstance(value, _SEED_OBJECTS):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        for i, v in enumerate(value):
+            _check_seed_int(f"{name}[{i}]", v)
+        return value
+    return _check_seed_int(name, value)
+
+
+def _check_seed_int(name: str, value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected None, an int >= 0 or a numpy.random.Generator, got "
+                        f"{type(value).__name__} {value!r}")
+    return check_int(name, value, 0)
+
+
 def physical_memory_bytes() -> Optional[int]:
     """Bytes of this machine's physical memory, or ``None`` where the system does not say (no
     ``os.sysconf``, as on Windows). The checks that refuse a huge id before allocating a table

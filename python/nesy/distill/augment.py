@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nesy._checks import check_int
+from nesy._checks import check_int, check_seed
 
 __all__ = ["augment", "AUGMENTATIONS"]
 
@@ -28,20 +28,6 @@ def _real(name: str, value: Any) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
     return float(value)
-
-
-def _check_seed(name: str, value: Any) -> Any:
-    """``value`` if ``np.random.default_rng`` takes it as a seed: None, an int >= 0, or a
-    NumPy ``Generator`` / ``BitGenerator`` / ``SeedSequence``. Else ``TypeError`` (another
-    kind: a string, a float, a bool) or ``ValueError`` (a negative int) naming ``name``
-    (NumPy's own messages name no argument)."""
-    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator,
-                                           np.random.SeedSequence)):
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected None, an int >= 0 or a numpy.random.Generator, got "
-                        f"{type(value).__name__} {value!r}")
-    return check_int(name, value, 0)
 
 
 def _noise(X: np.ndarray, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
@@ -86,7 +72,7 @@ def augment(X: np.ndarray, kind: str, n_samples: int, noise_scale: float = 0.1,
     if not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"mixup_alpha: expected a finite number > 0, got {mixup_alpha!r}")
     n = check_int("n_samples", n_samples, 0)
-    _check_seed("rng", rng)
+    check_seed("rng", rng)
     X = np.asarray(X)
     try:
         if X.dtype.kind == "c":  # the cast would drop the imaginary part

@@ -12,9 +12,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
-from nesy._checks import check_bool, check_int
+from nesy._checks import check_bool, check_int, check_seed, check_verbose
 from nesy._fit import keeps_state_on_error
-from nesy.distill.augment import AUGMENTATIONS, _check_seed, _real, augment
+from nesy.distill.augment import AUGMENTATIONS, _real, augment
 from nesy.distill.losses import DistillationLoss, RegressionDistillationLoss, _check_hyper
 from nesy.distill.teachers import as_teacher, fitted_model, is_unfitted_estimator
 from nesy.nn.activations import softmax
@@ -170,8 +170,8 @@ class Distiller(BaseEstimator):
         # regression teacher, a hard-label student), as it was before the options were checked
         _check_hyper(1.0 if self.temperature is None else self.temperature, self.alpha)
         check_bool("t2_scaling", self.t2_scaling)
-        _check_seed("random_state", self.random_state)
-        check_int("verbose", self.verbose, 0)
+        check_seed("random_state", self.random_state)
+        check_verbose("verbose", self.verbose)
         if isinstance(self.student, Module):  # its training options, before the teacher works
             self._check_module_options()
         soft = isinstance(self.student, Module) or hasattr(self.student, "_fit_distilled")

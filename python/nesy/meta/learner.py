@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from nesy._checks import check_bool, check_int
+from nesy._checks import check_bool, check_int, check_seed, check_verbose
 from nesy._fit import keeps_state_on_error
 from nesy._io import atomic_savez
 from nesy.meta.algorithms import (
@@ -40,20 +40,6 @@ def _check_pos(name: str, value: Any) -> float:
     if not (math.isfinite(float(value)) and float(value) > 0):
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return float(value)
-
-
-def _check_seed(name: str, value: Any) -> Any:
-    """``value`` if ``np.random.default_rng`` takes it as a seed: None, an int >= 0, or a
-    NumPy ``Generator`` / ``BitGenerator`` / ``SeedSequence``. Else ``TypeError`` (another
-    kind: a string, a float, a bool) or ``ValueError`` (a negative int) naming ``name``:
-    NumPy's own messages name no argument, and came only when the seed was used."""
-    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator,
-                                           np.random.SeedSequence)):
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected None, an int >= 0 or a numpy.random.Generator, got "
-                        f"{type(value).__name__} {value!r}")
-    return check_int(name, value, 0)
 
 
 def _is_plateau(schedule: Any) -> bool:
@@ -191,8 +177,8 @@ class MetaLearner(BaseEstimator):
         check_bool("first_order", self.first_order)
         if self.batched is not None:
             check_bool("batched", self.batched)
-        check_int("verbose", self.verbose, 0)
-        _check_seed("random_state", self.random_state)
+        check_verbose("verbose", self.verbose)
+        check_seed("random_state", self.random_state)
         second = self.algorithm == "maml" or (self.algorithm == "metasgd"
                                               and not self.first_order)
         if self.inner_optimizer is not None and (second or self.algorithm == "metasgd"):
@@ -454,7 +440,7 @@ class MetaLearner(BaseEstimator):
         self._check_fitted()
         n_tasks = check_int("n_tasks", n_tasks, 1)
         chunk = check_int("chunk", chunk, 1)
-        _check_seed("rng", rng)
+        check_seed("rng", rng)
         steps = self.inner_steps if steps is None else check_int("steps", steps, 0)
         self._check_sampler(task_sampler)
         loss = loss or self._resolve_loss(task_sampler)

@@ -385,4 +385,8 @@ def get_activation(name: str | Callable[[], Module], **kwargs: Any) -> Module:
         except KeyError:
             known = ", ".join(sorted([*_ACTIVATIONS, "identity"]))
             raise ValueError(f"unknown activation {name!r}; known: {known}") from None
+    if not callable(name):
+        raise TypeError(f"name: expected the name of an activation (a str such as 'relu'), a "
+                        f"factory returning a Module, or None, got {type(name).__name__} "
+                        f"{name!r}")
     return name(**kwargs)

@@ -23,7 +23,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from nesy import optim
-from nesy._checks import label_encoder, warn_user
+from nesy._checks import (
+    check_bool,
+    check_fits_in_memory,
+    check_float_dtype,
+    check_seed,
+    check_verbose,
+    label_encoder,
+    warn_user,
+)
 from nesy._fit import keeps_state_on_error
 from nesy.nn.activations import get_activation, softmax
 from nesy.nn.layers import Dense, Dropout, Sequential
@@ -39,6 +47,8 @@ SOLVERS = {
     "adagrad": optim.Adagrad, "lion": optim.Lion, "radam": optim.RAdam,
 }
 SCHEDULES = (None, "cosine", "plateau")
+#: Solvers that adapt their learning rate at every step (hypergradient descent).
+HD_SOLVERS = ("adamhd", "sgdhd")
 
 
 def make_mlp(n_in: int, hidden_layer_sizes: Sequence[int], n_out: int,
@@ -65,7 +75,7 @@ def make_mlp(n_in: int, hidden_layer_sizes: Sequence[int], n_out: int,
         Maps ``(n_samples, n_in)`` to ``(n_samples, n_out)``; hidden layers ``Dense`` sit at
         even positions ``0, 2, ...`` (``3`` apart with dropout).
     """
-    rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(check_seed("rng", rng))
     init = "he_uniform" if activation in ("relu", "leaky_relu", "gelu") else "glorot_uniform"
     net = Sequential()
     width = int(n_in)
@@ -122,7 +132,7 @@ class _BaseMLP(BaseEstimator):
                  weight_decay: float = 0.0, schedule: Optional[str] = None,
                  batch_size: int = 32, epochs: int = 200, early_stopping: bool = False,
                  validation_fraction: float = 0.1, patience: int = 10, tol: float = 1e-4,
-                 dtype: str = "float64", random_state: Optional[int] = None,
+                 dtype: Any = "float64", random_state: Any = None,
                  verbose: int = 0) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -144,20 +154,39 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ validation
     def _hidden(self) -> Tuple[int, ...]:
         h = self.hidden_layer_sizes
-        sizes = (h,) if isinstance(h, Integral) else tuple(h)
-        if any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes):
+        if isinstance(h, Integral) and not isinstance(h, (bool, np.bool_)):
+            sizes: Tuple[Any, ...] = (h,)
+        elif isinstance(h, (list, tuple, np.ndarray)) and np.ndim(h) == 1:
+            sizes = tuple(h)
+        else:
+            raise TypeError(f"hidden_layer_sizes: expected an int or a sequence of ints (one "
+                            f"width per hidden layer), got {type(h).__name__} {h!r}")
+        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, Integral) for s in sizes):
+            raise TypeError(f"hidden_layer_sizes: expected positive ints, got {h!r}")
+        if any(s < 1 for s in sizes):
             raise ValueError(f"hidden_layer_sizes: expected positive ints, got {h!r}")
         return tuple(int(s) for s in sizes)
 
     def _check_params(self) -> np.dtype:
         self._hidden()
-        get_activation(self.activation)  # ValueError naming the unknown activation
+        if not isinstance(self.activation, str):
+            raise TypeError(f"activation: expected the name of an activation (a str such as "
+                            f"'relu'), got {type(self.activation).__name__} "
+                            f"{self.activation!r}")
+        try:
+            get_activation(self.activation)
+        except ValueError as e:
+            raise ValueError(f"activation: {e}") from None
         if self.solver not in SOLVERS:
             raise ValueError(f"solver: expected one of {sorted(SOLVERS)}, got {self.solver!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        if self.schedule == "cosine" and self.solver in HD_SOLVERS:
+            raise ValueError(
+                f"schedule: 'cosine' sets the learning rate at every epoch, which would undo "
+                f"what solver={self.solver!r} adapts (hypergradient descent); use "
+                "schedule=None or 'plateau' (which scales the adapted rate), or another solver")
+        dtype = check_float_dtype(self.dtype)
         _check_param("dropout", self.dropout, Real, 0.0, 1.0)
         if isinstance(self.learning_rate, str):  # scikit-learn's MLP takes a schedule name here
             raise TypeError(
@@ -171,7 +200,10 @@ class _BaseMLP(BaseEstimator):
         _check_param("validation_fraction", self.validation_fraction, Real, 0.0, 0.5)
         _check_param("patience", self.patience, Integral, 0)
         _check_param("tol", self.tol, Real, 0.0)
-        return np.dtype(self.dtype)
+        check_verbose("verbose", self.verbose)
+        check_bool("early_stopping", self.early_stopping)
+        check_seed("random_state", self.random_state)
+        return dtype
 
     def _validate_X(self, X: Any) -> np.ndarray:
         """Validated, standardised ``X`` of a fitted estimator (checks the feature count)."""
@@ -184,6 +216,12 @@ class _BaseMLP(BaseEstimator):
         """Standardise validated ``X``, build ``model_`` and train it on ``targets`` (anything
         ``loss`` accepts row by row) with the estimator's solver, schedule and early stopping."""
         dtype = self._check_params()
+        hidden = self._hidden()
+        widths = [X.shape[1], *hidden, n_out]
+        n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+        check_fits_in_memory(2 * n_params * dtype.itemsize,
+                             f"a network of {n_params} parameters (and their gradients)",
+                             {"hidden_layer_sizes": max(hidden, default=0), "X": X.shape[1]})
         self._dtype = dtype
         rng = np.random.default_rng(self.random_state)
         self.x_mean_, self.x_scale_ = _standardisation(X, "X")
@@ -198,7 +236,7 @@ class _BaseMLP(BaseEstimator):
             n_val = 0
         order = rng.permutation(n)
         val, tr = order[:n_val], order[n_val:]
-        self.model_ = make_mlp(Xs.shape[1], self._hidden(), n_out, self.activation,
+        self.model_ = make_mlp(Xs.shape[1], hidden, n_out, self.activation,
                                float(self.dropout), dtype, rng)
         opt = SOLVERS[self.solver](self.model_.parameters(), lr=float(self.learning_rate),
                                    weight_decay=float(self.weight_decay))
@@ -297,7 +335,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters
     ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
-        Width of each hidden layer.
+        Width of each hidden layer (a list or 1-D array of ints works too; anything else
+        raises ``TypeError``, and a network too large for the machine's memory
+        ``ValueError``, naming ``hidden_layer_sizes``).
     activation : str, default "relu"
         Hidden activation, a name :func:`nesy.nn.get_activation` knows.
     dropout : float, default 0.0
@@ -309,7 +349,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     schedule : {None, "cosine", "plateau"}
         Per-epoch learning-rate schedule: cosine annealing over ``epochs``, or halving on a
         plateau of the validation loss (of the training loss without ``early_stopping``, which
-        is what holds a validation split out).
+        is what holds a validation split out). ``"cosine"`` with the hypergradient solvers
+        ``"sgdhd"`` and ``"adamhd"`` raises ``ValueError``: it sets the rate at every epoch,
+        undoing what they adapt at every step (``"plateau"`` only scales the adapted rate).
     batch_size, epochs : int
         Mini-batch size and maximum number of passes over the data.
     early_stopping : bool, default False
@@ -325,11 +367,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     patience : int, default 10
         Epochs without an improvement of ``tol`` before stopping.
     tol : float, default 1e-4
-    dtype : {"float64", "float32"}
-        Dtype of the parameters and of the computation.
-    random_state : int, optional
+    dtype : {"float64", "float32"} or a NumPy float dtype
+        Dtype of the parameters and of the computation (``np.float32`` works too).
+    random_state : None, int >= 0 or numpy.random.Generator, optional
         Seeds initialisation, the validation split and shuffling.
-    verbose : int, default 0
+    verbose : int >= 0, default 0
         Progress bars of :class:`~nesy.nn.Trainer`.
 
     Notes

@@ -1,8 +1,10 @@
 """Weight initialisers.
 
 Every initialiser has the signature ``init(shape, rng=None, dtype=np.float32, **kwargs)`` and
-returns a new C-contiguous array. ``rng`` is anything :func:`numpy.random.default_rng` accepts
-(``None``, an int seed or a :class:`numpy.random.Generator`).
+returns a new C-contiguous array. ``rng`` is a seed :func:`numpy.random.default_rng` accepts:
+``None``, an int ``>= 0`` (or a list of them) or a :class:`numpy.random.Generator` (a
+``BitGenerator``, ``SeedSequence`` or ``RandomState`` too); anything else (a float, a string, a
+negative int) raises ``TypeError`` or ``ValueError`` naming ``rng``.
 
 Fan convention: nesy stores dense weights as ``(in_features, out_features)`` (``y = x @ W``),
 the transpose of PyTorch's layout, so for a 2-D ``shape`` ``fan_in = shape[0]`` and
@@ -18,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from nesy._checks import check_float_dtype
+from nesy._checks import check_float_dtype, check_seed
 
 Shape = Union[int, Sequence[int]]
 RngLike = Union[None, int, np.random.Generator]
@@ -92,7 +94,7 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
 
 
 def _uniform(shp: Tuple[int, ...], bound: float, rng: RngLike, dt: np.dtype) -> np.ndarray:
-    gen = np.random.default_rng(rng)
+    gen = np.random.default_rng(check_seed("rng", rng))
     out = gen.random(shp, dtype=dt)
     out *= dt.type(2.0 * bound)
     out -= dt.type(bound)
@@ -100,7 +102,7 @@ def _uniform(shp: Tuple[int, ...], bound: float, rng: RngLike, dt: np.dtype) -> 
 
 
 def _normal(shp: Tuple[int, ...], std: float, rng: RngLike, dt: np.dtype) -> np.ndarray:
-    gen = np.random.default_rng(rng)
+    gen = np.random.default_rng(check_seed("rng", rng))
     out = gen.standard_normal(shp, dtype=dt)
     out *= dt.type(std)
     return out
@@ -129,7 +131,7 @@ def uniform(
 ) -> np.ndarray:
     """Uniform on ``[low, high)``."""
     dt = check_float_dtype(dtype, TypeError)
-    gen = np.random.default_rng(rng)
+    gen = np.random.default_rng(check_seed("rng", rng))
     out = gen.random(_shape(shape), dtype=dt)
     out *= dt.type(high - low)
     out += dt.type(low)
@@ -219,9 +221,9 @@ def orthogonal(
     dt = check_float_dtype(dtype, TypeError)
     rows = int(np.prod(shp[:-1]))
     cols = shp[-1]
+    gen = np.random.default_rng(check_seed("rng", rng))
     if rows == 0 or cols == 0:
         return np.zeros(shp, dtype=dt)
-    gen = np.random.default_rng(rng)
     a = gen.standard_normal((max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(a)
     d = np.sign(np.diag(r))

@@ -6,7 +6,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from nesy._checks import check_float_dtype, check_int
+from nesy._checks import check_bool, check_float_dtype, check_int, check_seed
 from nesy.nn import init as _init
 from nesy.nn.module import Module, _refuse_reuse, real_array
 from nesy.optim._base import _number
@@ -30,11 +30,12 @@ class Dense(Module):
         Weight initialiser: a name known to :func:`nesy.nn.init.get_initializer`
         (``"glorot_uniform"``, ``"he_normal"``, ``"orthogonal"``, ...) or a callable
         ``init(shape, rng, dtype)``. The bias starts at zero.
-    rng : None, int or numpy.random.Generator
-        Source of randomness of the initialiser.
+    rng : None, int >= 0 or numpy.random.Generator
+        Source of randomness of the initialiser (anything else raises naming ``rng``).
     input_grad : bool, default True
         Whether :meth:`backward` computes the gradient with respect to the input (a first
         layer, whose input is data, does not need it: False saves a third of its backward).
+        :class:`Sequential` allows False only where no module before it has parameters.
 
     Attributes
     ----------
@@ -72,8 +73,9 @@ class Dense(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.dtype = check_float_dtype(dtype, TypeError)
-        self.use_bias = bool(bias)
-        self.input_grad = bool(input_grad)
+        self.use_bias = check_bool("bias", bias)
+        self.input_grad = check_bool("input_grad", input_grad)
+        rng = check_seed("rng", rng)
         initializer = _init.get_initializer(init)
         w = np.asarray(initializer((in_features, out_features), rng, self.dtype))
         if w.shape != (in_features, out_features):
@@ -139,7 +141,7 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
         self.p = p
-        self.rng = np.random.default_rng(rng)
+        self.rng = np.random.default_rng(check_seed("rng", rng))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Apply dropout to ``x`` of any shape."""
@@ -203,6 +205,37 @@ class Flatten(Module):
         return f"start_axis={self.start_axis}"
 
 
+def _skips_input_grad(module: Module) -> bool:
+    """Whether ``module``'s backward returns no input gradient: a layer with
+    ``input_grad=False``, or a :class:`Sequential` whose first module is one."""
+    while isinstance(module, Sequential) and module._modules:
+        module = next(iter(module._modules.values()))
+    return not getattr(module, "input_grad", True)
+
+
+def _check_input_grads(seq: Sequential) -> None:
+    """``ValueError`` naming ``input_grad`` for a module (of ``seq`` or of a nested
+    Sequential) that returns no input gradient while a module before it has parameters:
+    those would get no gradient in backward, after it had accumulated its own."""
+    mods = list(seq._modules.values())
+    for i, m in enumerate(mods):
+        if _skips_input_grad(m) and _any_parameters(mods[:i]):
+            raise ValueError(_input_grad_message(m, i))
+        if isinstance(m, Sequential):
+            _check_input_grads(m)
+
+
+def _any_parameters(modules: list[Module]) -> bool:
+    return any(len(m.parameters()) for m in modules)
+
+
+def _input_grad_message(module: Module, position: int) -> str:
+    return (f"input_grad: the {type(module).__name__} at position {position} of the "
+            "Sequential has input_grad=False, so its backward gives the modules before it no "
+            "gradient, and some of them have parameters; only a module with no parameters "
+            "before it (the first layer on data, after an input Dropout) may skip it")
+
+
 def _runs(module: Module) -> Iterator[Module]:
     """``module`` and, for a :class:`Sequential`, every module its forward pass runs."""
     yield module
@@ -228,6 +261,11 @@ class Sequential(Module):
         checked when a module is added (here or by :meth:`append`) against everything this
         ``Sequential`` runs at that moment: a module appended later to a nested ``Sequential``
         (``inner.append(d)`` after ``Sequential(inner, d)``) is not checked again.
+        A module with ``input_grad=False`` (a layer whose backward returns no input gradient,
+        as :class:`Dense`'s option) may follow only modules without parameters (the first layer
+        on data, or one after an input :class:`Dropout`); backward stops at it. Otherwise
+        ``ValueError`` naming ``input_grad``, when it is added, and in :meth:`backward`, before
+        any module accumulates a gradient, for one switched off later.
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -242,11 +280,14 @@ class Sequential(Module):
         ------
         ValueError
             When ``module`` (or, for a ``Sequential``, one of the modules it runs) is already
-            run by this ``Sequential`` (see the class notes).
+            run by this ``Sequential`` (see the class notes), or when it has
+            ``input_grad=False`` after a module with parameters.
         """
         if not isinstance(module, Module):
             raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
         _refuse_reuse(self, module, self._modules.values(), _runs)
+        if _skips_input_grad(module) and _any_parameters(list(self._modules.values())):
+            raise ValueError(_input_grad_message(module, len(self._modules)))
         setattr(self, str(len(self._modules)), module)
         return self
 
@@ -268,8 +309,11 @@ class Sequential(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         self._saved()
+        _check_input_grads(self)  # before any module accumulates (input_grad set after append)
         for m in reversed(list(self._modules.values())):
             grad_out = m.backward(grad_out)
+            if grad_out is None:  # input_grad=False: nothing before it has parameters
+                break
         return grad_out
 
     def __len__(self) -> int:

@@ -339,7 +339,9 @@ class SoftCrossEntropyLoss(Loss):
     Notes
     -----
     ``pred`` holds logits of shape ``(n_samples, n_classes)`` and ``target`` probabilities of
-    the same shape (rows normally sum to one; the gradient is exact either way).
+    the same shape (rows normally sum to one; the gradient is exact either way). Targets are
+    checked to be finite and ``>= 0`` (``ValueError`` naming ``target``): with negative
+    "probabilities" the loss is unbounded below.
     """
 
     def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
@@ -357,6 +359,8 @@ class SoftCrossEntropyLoss(Loss):
         q = real_array(target, "target").astype(z.dtype, copy=False)
         if q.shape != z.shape:
             raise ValueError(f"target has shape {q.shape}, expected pred's shape {z.shape}")
+        if not np.all((q >= 0) & (q < np.inf)):
+            raise ValueError("target: must hold finite probabilities >= 0 (NaN is not one)")
         logp = log_softmax(z / z.dtype.type(self.temperature))
         scale = 1.0 / z.shape[0] if self.reduction == "mean" else 1.0
         self._ctx = (logp, q, scale)

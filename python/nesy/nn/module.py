@@ -5,7 +5,9 @@ A module owns NumPy parameter arrays and a gradient array of the same shape and 
 the gradient with respect to the input and *accumulates* (``+=``) the parameter gradients.
 Optimizers receive ``module.parameters()`` once and update those arrays in place on every
 ``step(module.gradients())``, so parameter arrays are never re-bound: assigning to a parameter
-attribute copies into the existing array.
+attribute copies into the existing array, with the checks of ``load_state_dict`` (NaN or
+infinity in a parameter, or a finite value that overflows the array's dtype, raises
+``ValueError`` naming the attribute).
 
 Submodules are registered by attribute assignment (as in PyTorch). ``parameters()`` lists a
 module's own parameters in registration order, then those of each submodule in registration
@@ -41,6 +43,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapp
 
 import numpy as np
 
+from nesy._checks import check_bool
 from nesy._io import atomic_savez
 
 __all__ = ["Module", "ModuleList", "Identity"]
@@ -68,21 +71,24 @@ def _copy_transposed(src: np.ndarray, dst: np.ndarray) -> None:
             np.copyto(dst[j:j + 64, i:i + 64], src[i:i + 64, j:j + 64].T, casting="unsafe")
 
 
-def _checked_values(key: str, src: np.ndarray, dtype: np.dtype, finite: bool) -> np.ndarray:
+def _checked_values(key: str, src: np.ndarray, dtype: np.dtype, finite: bool,
+                    what: Optional[str] = None) -> np.ndarray:
     """``src`` (floating point, loaded into an array of float ``dtype``), cast to ``dtype``
-    when that narrows it. ``ValueError`` naming ``key`` for a finite value the cast would make
+    when that narrows it. ``ValueError`` naming ``key`` (the message starting with ``what``,
+    by default ``load_state_dict: key '<key>'``) for a finite value the cast would make
     infinite and, with ``finite`` (a parameter), for NaN or infinity."""
+    what = f"load_state_dict: key {key!r}" if what is None else what
     if np.finfo(src.dtype).max > np.finfo(dtype).max:
         with np.errstate(over="ignore"):
             cast = src.astype(dtype)
         over = np.isinf(cast) & np.isfinite(src)
         if over.any():
             value = src[tuple(np.argwhere(over)[0])]
-            raise ValueError(f"load_state_dict: key {key!r} holds {value:g}, which does not fit "
-                             f"in {dtype} (the dtype of the array it is loaded into)")
+            raise ValueError(f"{what} holds {value:g}, which does not fit in {dtype} (the "
+                             "dtype of the array it is loaded into)")
         src = cast
     if finite and not np.isfinite(src).all():
-        raise ValueError(f"load_state_dict: key {key!r} contains NaN or infinity")
+        raise ValueError(f"{what} contains NaN or infinity")
     return src
 
 
@@ -299,6 +305,10 @@ class Module:
                     f"{name!r}: cannot assign an array of shape {value.shape} to a registered "
                     f"array of shape {target.shape} (registered arrays are updated in place)"
                 )
+            if value.dtype.kind == "f" and target.dtype.kind == "f":
+                # as load_state_dict: no overflow in the cast, no NaN or inf in a parameter
+                value = _checked_values(name, value, target.dtype, finite=store is d[
+                    "_parameters"], what=f"{name!r}: the assigned array")
             np.copyto(target, value, casting="same_kind")
             return
         if isinstance(value, Module):
@@ -485,8 +495,9 @@ class Module:
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and all descendants; returns ``self``."""
+        mode = check_bool("mode", mode)
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
@@ -600,6 +611,7 @@ class Module:
                 callable(getattr(state, "keys", None)) and hasattr(state, "__getitem__")):
             raise TypeError(f"state: expected a mapping of names to arrays "
                             f"(a state_dict()), got {type(state).__name__}")
+        strict = check_bool("strict", strict)
         entries = self._state_entries()
         groups: Dict[int, List[Tuple[str, np.ndarray, bool, bool]]] = {}
         for entry in entries:  # the names of each array, a tied one having several
@@ -702,9 +714,16 @@ class Module:
             such, with the conversion: ``module.load_state_dict({k: v.numpy() for k, v in
             torch.load(path).items()})``. With ``strict=False``, also when no key of the file
             is one of this module's (nothing would be loaded).
+        TypeError
+            Naming ``path``, when it is neither a path nor a file object (None, a number).
         """
         from nesy._io import read_npz
 
+        if not isinstance(path, (str, bytes, os.PathLike)) and not callable(
+                getattr(path, "read", None)):
+            raise TypeError(f"path: expected a file path (str, bytes or os.PathLike) or a "
+                            f"binary file object, got {type(path).__name__} {path!r}")
+        strict = check_bool("strict", strict)
         shown = (os.fspath(path) if isinstance(path, (str, os.PathLike))
                  else getattr(path, "name", path))
         head = _file_head(path)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from nesy._checks import check_int
+from nesy._checks import check_bool, check_int, check_seed, check_verbose
 from nesy._fit import keeps_state_on_error
 from nesy.nn.losses import Loss
 from nesy.nn.module import Module, real_array
@@ -248,7 +248,7 @@ class EarlyStopping:
         self.min_delta = float(min_delta)
         self.monitor = monitor
         self.mode = mode
-        self.restore_best = bool(restore_best)
+        self.restore_best = check_bool("restore_best", restore_best)
         self.reset()
 
     @property
@@ -425,6 +425,10 @@ class Trainer:
     model : Module
     loss : Loss
         E.g. :class:`~nesy.nn.losses.CrossEntropyLoss`; called as ``loss(output, y_batch)``.
+        The logged training ``loss`` of an epoch is its value over the epoch's samples as
+        :meth:`evaluate` and ``val_loss`` compute it: with ``reduction="sum"`` the sum of the
+        batch values, else their mean weighted by batch size. ``reduction="none"`` raises
+        ``ValueError``.
     optimizer : object
         Anything with ``step(grads)`` updating ``model.parameters()`` in place, e.g.
         ``nesy.optim.Adam(model.parameters(), lr=1e-3)``. An optimizer whose ``param_groups``
@@ -435,12 +439,14 @@ class Trainer:
         Learning-rate schedule; ``schedule.step()`` is called once per epoch (or per batch with
         ``schedule_interval="batch"``). A ReduceLROnPlateau-like schedule (class of that name,
         or a ``mode`` attribute of ``"min"``/``"max"``) gets ``step(metric)`` with the epoch's
-        ``val_loss`` (``loss`` without validation data).
+        ``val_loss`` (``loss`` without validation data). One bound to another optimizer (its
+        ``optimizer`` attribute is not ``optimizer``) raises ``ValueError``.
     batch_size : int, default 32
     epochs : int, default 10
     shuffle : bool, default True
         Reshuffle the samples every epoch with ``np.random.default_rng(seed)``.
-    seed : int, default 0
+    seed : None, int >= 0 or numpy.random.Generator, default 0
+        Anything else (a float, a string, a negative int) raises naming ``seed``.
     early_stopping : EarlyStopping, optional
         An :class:`EarlyStopping`, or an object of your own with its protocol: the methods
         ``reset()`` (called at the start of every fit) and ``update(epoch, logs, model)``
@@ -453,8 +459,9 @@ class Trainer:
         ``{"accuracy": accuracy}``; each called as ``fn(y_true, model_output) -> float`` on the
         training batches of the epoch (concatenated) and on the validation data. A list of
         names (Keras's ``["accuracy"]``) raises ``TypeError``.
-    verbose : int, default 1
-        0: silent; 1: a progress bar over epochs; 2: also a bar over the batches of each epoch.
+    verbose : int >= 0, default 1
+        0: silent; 1: a progress bar over epochs; 2 (or more): also a bar over the batches of
+        each epoch.
     grad_clip : float, optional
         Maximum global norm of the gradients passed to the optimizer (those of its arrays).
     schedule_interval : {"epoch", "batch"}, default "epoch"
@@ -504,6 +511,12 @@ class Trainer:
                 f"nesy.optim.schedules.StepLR(optimizer, step_size=10)), got "
                 f"{type(schedule).__name__} {schedule!r}; the learning rate itself is the "
                 "optimizer's lr")
+        bound = getattr(schedule, "optimizer", None)
+        if schedule is not None and bound is not None and bound is not optimizer:
+            raise ValueError(
+                f"schedule: is bound to another optimizer ({type(bound).__name__}) than the "
+                f"Trainer's ({type(optimizer).__name__}), so stepping it would not change the "
+                "learning rate used; build it on this optimizer")
         if early_stopping is not None and (isinstance(early_stopping, type) or not (
                 callable(getattr(early_stopping, "reset", None))
                 and callable(getattr(early_stopping, "update", None)))):
@@ -516,6 +529,9 @@ class Trainer:
         _optimizer_grads(model, optimizer)  # ValueError if it holds none of the model's arrays
         batch_size = check_int("batch_size", batch_size, 1)
         epochs = check_int("epochs", epochs, 0)
+        shuffle = check_bool("shuffle", shuffle)
+        seed = check_seed("seed", seed)
+        verbose = check_verbose("verbose", verbose)
         if grad_clip is not None and not _number("grad_clip", grad_clip) > 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}")
         if schedule_interval not in ("epoch", "batch"):
@@ -543,11 +559,11 @@ class Trainer:
         self.schedule = schedule
         self.batch_size = int(batch_size)
         self.epochs = int(epochs)
-        self.shuffle = bool(shuffle)
+        self.shuffle = shuffle
         self.seed = seed
         self.early_stopping = early_stopping
         self.metrics: Dict[str, Metric] = metrics
-        self.verbose = int(verbose)
+        self.verbose = verbose
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.schedule_interval = schedule_interval
         self.tbptt = None if tbptt is None else int(tbptt)
@@ -725,6 +741,9 @@ class Trainer:
     ) -> Dict[str, float]:
         n = X.shape[0]
         order = rng.permutation(n) if self.shuffle else np.arange(n)
+        # the epoch's loss as the loss reduces it: the sum of the batch sums, or the mean of
+        # the batch means weighted by batch size (as evaluate's over all samples at once)
+        summed = getattr(self.loss, "reduction", None) == "sum"
         model = self.model
         model.train()
         grads = _optimizer_grads(model, self.optimizer)
@@ -750,15 +769,16 @@ class Trainer:
                         sl = slice(t0, t0 + self.tbptt)
                         v, o, state = self._train_step(xb[:, sl], yb[:, sl], state, epoch, b,
                                                        clip, grads)
-                        value += v * (min(steps, t0 + self.tbptt) - t0) / steps
+                        share = 1.0 if summed else (min(steps, t0 + self.tbptt) - t0) / steps
+                        value += v * share
                         outs.append(np.asarray(o))
                     out = np.concatenate(outs, axis=1)
-                total += value * len(idx)
+                total += value if summed else value * len(idx)
                 if self.metrics:
                     outputs.append(np.asarray(out))
         finally:
             batches.close()
-        logs = {"loss": total / n}
+        logs = {"loss": total if summed else total / n}
         if self.metrics:
             y_seen = y[order]
             out_all = np.concatenate(outputs, axis=0)
