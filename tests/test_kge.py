@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import reference_kge as ref
+from sklearn.exceptions import NotFittedError
 
 import nesy
 from nesy import _core, kge
@@ -308,7 +309,7 @@ def test_bad_input_names_the_argument():
         kge.evaluate("rotate", ent, rel, np.zeros((0, 3), np.int64), tr)
     with pytest.raises(ValueError, match="weight"):
         kge.regulariser(ent, "l2", -1.0)
-    with pytest.raises(ValueError, match="regulariser"):
+    with pytest.raises(ValueError, match="^kind: expected 'l2' or 'n3', got 'l3'"):
         kge.regulariser(ent, "l3")
     with pytest.raises(ValueError, match="upstream"):
         kge.score_grad("rotate", ent, rel, tr, np.ones(4, np.float32))
@@ -433,6 +434,9 @@ def test_training_bad_input():
         _fit(data, model="complex", lr=float("nan"))
     with pytest.raises(ValueError, match="num_negatives"):
         _fit(data, model="rotate", num_negatives=0)
+    # Beyond 2**63 the kernel's argument conversion raised a TypeError (s22 review).
+    with pytest.raises(ValueError, match=r"^num_negatives: must be a positive integer below"):
+        _fit(data, model="rotate", num_negatives=10**30)
     with pytest.raises(ValueError, match="dim"):
         _fit(data, model="rotate", dim=0)
     with pytest.raises(ValueError, match="regulariser"):
@@ -442,7 +446,7 @@ def test_training_bad_input():
                                                        valid=np.array([[0, 0, -1]]))
     with pytest.raises(ValueError, match="empty"):
         kge.KGEModel("complex", dim=4, verbose=0).fit(np.zeros((0, 3), np.int64))
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="fit"):
         kge.KGEModel("complex").score(data.test)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         _fit(data, model="complex", checkpoint=None).fit(data, resume=True)
@@ -463,7 +467,7 @@ def test_a_failed_fit_leaves_the_model_as_it_was():
     fresh = kge.KGEModel("transe_l2", dim=8, loss="softplus", lr=1e30, verbose=0)
     with pytest.raises(FloatingPointError):
         fresh.fit(data)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="fit"):
         fresh.score(data.test[:5])
 
 
@@ -1535,12 +1539,29 @@ def test_evaluate_names_test_and_filter_triples():
 
 @pytest.mark.parametrize("ranks,bad", [([1, 0], "0.0 at position 1"),
                                        ([np.nan, 2], "nan at position 0"),
-                                       ([1, np.inf], "inf at position 1"),
-                                       ([[1, 2], [0.5, 3]], "0.5 at position 2")])
+                                       ([1, np.inf], "inf at position 1")])
 def test_rank_metrics_requires_finite_ranks_of_at_least_one(ranks, bad):
     with pytest.raises(ValueError, match=rf"^ranks: expected finite ranks >= 1, got {bad}"):
         kge.rank_metrics(ranks)
     assert kge.rank_metrics([1, 1.5, 4])["mrr"] == pytest.approx((1 + 1 / 1.5 + 0.25) / 3)
+
+
+def test_rank_metrics_refuses_2d_and_non_numbers_and_flags_are_strict():
+    """s22 M8, L3, H2: rank_metrics(["a"]) said "could not convert string to float", a 2-D
+    array was flattened silently, and evaluate(per_relation="no") meant True."""
+    with pytest.raises(TypeError, match="^ranks: expected numbers, got dtype <U1"):
+        kge.rank_metrics(["a"])
+    with pytest.raises(TypeError, match="^ranks: expected numbers"):
+        kge.rank_metrics([None])
+    with pytest.raises(ValueError, match=r"^ranks: expected a 1-D sequence of ranks, got shape "
+                                         r"\(2, 2\)"):
+        kge.rank_metrics([[1, 2], [3, 4]])
+    assert kge.rank_metrics(np.array([1, 2], np.int64))["mr"] == 1.5
+    ent, rel, tr = _setup("distmult", np.float64, n=5)
+    with pytest.raises(TypeError, match="^per_relation: expected a bool"):
+        kge.evaluate("distmult", ent, rel, tr, tr, per_relation="no")
+    assert "per_relation" not in kge.evaluate("distmult", ent, rel, tr, tr,
+                                              per_relation=np.bool_(False))
 
 
 @pytest.mark.parametrize("change", [dict(model="transe_l2"), dict(dim=2)])
@@ -1680,3 +1701,206 @@ def test_shared_negatives_docstring_says_a_positive_may_be_its_own_negative():
     doc = " ".join(kge.KGEModel.__doc__.split())
     assert "one of them may be a positive's own entity" in doc
     assert "1 - (1 - 1/n)^k" in doc
+
+
+# ---------------------------------------------------------------- s22 review (kge)
+@pytest.mark.parametrize("kw,name", [(dict(normalize_entities="no"), "normalize_entities"),
+                                     (dict(normalize_entities=2), "normalize_entities"),
+                                     (dict(shared_negatives="yes"), "shared_negatives"),
+                                     (dict(shared_negatives=None), "shared_negatives"),
+                                     (dict(verbose="x"), "verbose"),
+                                     (dict(verbose=-1), "verbose")])
+def test_boolean_options_are_strict_and_checked_before_training(kw, name, tmp_path):
+    """s22 H2, L4: "no" and "false" were taken as True (normalize_entities="no" normalised
+    the rows); now a TypeError (ValueError for verbose=-1) naming the option, before any
+    training."""
+    args = dict(loss="softplus", dim=4, epochs=1, verbose=0, checkpoint=tmp_path / "c.npz")
+    args.update(kw)
+    m = kge.KGEModel("transe_l1", **args)
+    with pytest.raises((TypeError, ValueError), match=rf"^{name}: expected"):
+        m.fit(_T3)
+    assert not hasattr(m, "entity_embeddings_") and not (tmp_path / "c.npz").exists()
+    ok = kge.KGEModel("transe_l1", dim=4, epochs=1, verbose=np.bool_(False), loss="softplus",
+                      normalize_entities=np.bool_(False), shared_negatives=0).fit(_T3)
+    assert not np.allclose(np.linalg.norm(ok.entity_embeddings_, axis=1), 1.0)
+
+
+def test_resume_per_relation_and_complex_flags_are_strict():
+    """s22 H2, L4: fit(resume="no") resumed, evaluate(per_relation="no") and
+    regulariser(..., complex="no") meant True."""
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(_T3)
+    with pytest.raises(TypeError, match="^resume: expected a bool, got str 'no'"):
+        kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(_T3, resume="no")
+    with pytest.raises(TypeError, match="^per_relation: expected a bool"):
+        m.evaluate(_T3, _T3, per_relation="no")
+    assert "per_relation" not in m.evaluate(_T3, _T3, per_relation=np.bool_(False))
+    x = np.ones((2, 4))
+    with pytest.raises(TypeError, match="^complex: expected a bool, got str 'no'"):
+        kge.regulariser(x, "n3", 1.0, "no")
+    assert kge.regulariser(x, "n3", 1.0, np.bool_(True))[0] == kge.regulariser(
+        x, "n3", 1.0, True)[0]
+
+
+def test_an_unusable_checkpoint_is_refused_before_training(tmp_path, monkeypatch):
+    """s22 M2: a checkpoint in a missing folder failed at the first save, after training;
+    checkpoint=123 said "path: ..."."""
+    from nesy.kge import model as model_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the checkpoint")
+
+    monkeypatch.setattr(model_module._core, "kge_train_epoch", no_training)
+    cases = [(tmp_path / "missing" / "c.npz", FileNotFoundError,
+              r"^checkpoint: no folder '.*missing' to write in"),
+             (tmp_path, IsADirectoryError, "checkpoint: is a folder"),
+             (123, TypeError, "^checkpoint: expected None or a file path"),
+             ("", FileNotFoundError, "^checkpoint: '' is not a file path")]
+    for path, exc, match in cases:
+        m = kge.KGEModel("distmult", dim=4, epochs=3, verbose=0, checkpoint=path)
+        with pytest.raises(exc, match=match):
+            m.fit(_T3)
+        assert not hasattr(m, "entity_embeddings_")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_unfitted_model_raises_scikit_learns_not_fitted_error(tmp_path):
+    """s22 M3: a RuntimeError before; check_is_fitted failed on __sklearn_tags__."""
+    from sklearn.utils.validation import check_is_fitted
+
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0)
+    for call in (lambda: m.score(_T3), lambda: m.predict_tails(0, 0),
+                 lambda: m.evaluate(_T3, _T3), lambda: m.entity_label(0),
+                 lambda: m.save(tmp_path / "m.npz"), lambda: check_is_fitted(m)):
+        with pytest.raises(NotFittedError) as err:
+            call()
+        assert isinstance(err.value, ValueError) and isinstance(err.value, AttributeError)
+    with pytest.raises(NotFittedError, match="^KGEModel: call fit"):
+        m.score(_T3)
+    check_is_fitted(m.fit(_T3))
+    m.save(tmp_path / "m.npz")
+    check_is_fitted(kge.KGEModel.load(tmp_path / "m.npz"))
+
+
+def test_wrong_kinds_of_arguments_name_the_argument():
+    """s22 M8: these said "expected str, bytes or os.PathLike object", "could not convert
+    string to float", "'int' object is not iterable"... naming no argument."""
+    data = load_kg("nations")
+    ent, rel = np.ones((3, 2)), np.ones((2, 2))
+    cases = [(lambda: kge.KGEModel.load(None), TypeError, "^path: expected a file path"),
+             (lambda: kge.KGEModel.load(3), TypeError, "^path: expected a file path"),
+             (lambda: kge.score_grad("distmult", ent, rel, [[0, 0, 1], [1, 0, 2]], ["a", "b"]),
+              TypeError, "^upstream: expected numbers"),
+             (lambda: kge.regulariser(ent, "l2", "x"), TypeError, "^weight: expected a number"),
+             (lambda: kge.regulariser(ent, "l2", None), TypeError, "^weight: expected a number"),
+             (lambda: kge.regulariser(ent, None), TypeError, "^kind: expected 'l2' or 'n3'"),
+             (lambda: _tiny_model().check_data(np.zeros((3, 3))), TypeError,
+              "^data: expected a KGData"),
+             (lambda: data.encode([(1, 2, 3)]), TypeError,
+              r"^triples\[0\]\[0\]: expected an entity label \(str\), got int 1"),
+             (lambda: data.encode([1]), TypeError, r"^triples\[0\]: expected a \(head"),
+             (lambda: data.entity_id(3), TypeError, "^labels: expected an entity label"),
+             (lambda: data.entity_id(["usa", 3]), TypeError,
+              r"^labels\[1\]: expected an entity label \(str\), got int 3"),
+             (lambda: data.relation_id(None), TypeError, "^labels: expected a relation label")]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()
+    assert data.entity_id(np.array([["usa", "china"]])).tolist() == [
+        [data.entity_id("usa"), data.entity_id("china")]]
+
+
+def test_score_grad_and_regulariser_refuse_missing_and_non_finite_numbers():
+    """s22 M9: upstream=None gave NaN gradients and [inf] inf ones; regulariser returned NaN
+    or inf for such rows."""
+    ent, rel = np.ones((3, 2)), np.ones((2, 2))
+    with pytest.raises(TypeError, match="^upstream: expected numbers, got NoneType None"):
+        kge.score_grad("distmult", ent, rel, [[0, 0, 1]], None)
+    for bad in ([np.inf], [np.nan], [1e300]):  # 1e300 overflows float32
+        with pytest.raises(ValueError, match="^upstream: contains NaN or infinity"):
+            kge.score_grad("distmult", ent.astype(np.float32), rel.astype(np.float32),
+                           [[0, 0, 1]], bad)
+    with pytest.raises(ValueError, match="^ent: contains NaN or infinity"):
+        kge.score_grad("distmult", np.full((3, 2), np.nan), rel, [[0, 0, 1]], [1.0])
+    gh, _, _ = kge.score_grad("distmult", ent, rel, [[0, 0, 1]], [2])  # integers are numbers
+    assert gh.tolist() == [[2.0, 2.0]]
+    for x in (np.array([[np.nan]]), np.array([[np.inf, 1.0]], np.float32)):
+        with pytest.raises(ValueError, match="^x: contains NaN or infinity"):
+            kge.regulariser(x, "l2")
+
+
+@pytest.mark.parametrize("change,why", [
+    (dict(lr="abc"), "lr: expected a number"),
+    (dict(lr=-1.0), "lr: must be finite and >= 0"),
+    (dict(epochs=-5), "epochs: must be a positive integer"),
+    (dict(dtype="int8"), "dtype: expected float32 or float64"),
+    (dict(dtype="float64"), "'params' says dtype 'float64', the tables are float32"),
+    (dict(sampler="bernoulli", shared_negatives=True), "sampler: 'bernoulli'"),
+    (dict(normalize_entities="no"), "normalize_entities: expected a bool"),
+])
+def test_load_validates_the_saved_parameters_as_fit_does(tmp_path, change, why):
+    """s22 M10: these loaded, and failed only at a later fit (dtype "float64" over float32
+    tables loaded with a dtype that disagreed with them)."""
+    import json
+
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0, loss="softplus").fit(_T3)
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        params = json.loads(str(f["params"]))
+    params.update(change)
+    path = _rewrite(tmp_path / "m.npz", tmp_path / "x.npz", params=np.array(json.dumps(params)))
+    with pytest.raises(ValueError, match="not a nesy KGEModel file") as err:
+        kge.KGEModel.load(path)
+    assert repr(str(path)) in str(err.value) and why in str(err.value), str(err.value)
+    assert kge.KGEModel.load(tmp_path / "m.npz").lr == m.lr
+
+
+@pytest.mark.parametrize("key", ["entities", "relations"])
+def test_load_refuses_labels_that_are_not_unique(tmp_path, key):
+    """s22 M10: with every entity labelled "a", "a" silently meant the last entity."""
+    data = load_kg("nations")
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(data)
+    m.save(tmp_path / "m.npz")
+    labels = list(getattr(data, key))
+    labels[5] = labels[2]
+    path = _rewrite(tmp_path / "m.npz", tmp_path / "dup.npz", **{key: np.array(labels)})
+    with pytest.raises(ValueError, match=rf"dup\.npz': not a nesy KGEModel file \('{key}': "
+                                         rf"label '{labels[2]}' occurs 2 times"):
+        kge.KGEModel.load(path)
+
+
+def test_empty_id_lists_score_nothing_as_empty_int_arrays_do():
+    """s22 L1: [] (float64 to NumPy) said "heads: expected integer ids, got dtype float64"."""
+    ent, rel = np.ones((3, 2)), np.ones((2, 2))
+    empty = np.zeros(0, np.int64)
+    assert kge.score_tails("distmult", ent, rel, [], []).shape == (0, 3)
+    assert kge.score_heads("distmult", ent, rel, (), []).shape == (0, 3)
+    assert kge.score_tails("distmult", ent, rel, empty, empty).shape == (0, 3)
+    with pytest.raises(TypeError, match="^heads: expected integer ids"):
+        kge.score_tails("distmult", ent, rel, np.zeros(0), empty)  # a float array stays refused
+
+
+def test_labels_of_a_2d_id_array_keep_its_shape():
+    """s22 L3: entity_label of the (n, k) ids of predict_tails gave one flat list."""
+    data = load_kg("nations")
+    m = kge.KGEModel("distmult", dim=4, epochs=1, verbose=0).fit(data)
+    ids, _ = m.predict_tails(["usa", "china"], "intergovorgs", k=3)
+    labels = m.entity_label(ids)
+    assert labels == [[data.entities[i] for i in row] for row in ids]
+    assert data.entity_label(ids) == labels
+    assert data.relation_label(np.array([[0], [1]])) == [[data.relations[0]],
+                                                         [data.relations[1]]]
+    assert data.entity_label(np.zeros((0, 2), np.int64)) == []
+    assert data.entity_label(np.int64(3)) == data.entities[3]
+
+
+def test_resuming_from_a_checkpoint_past_epochs_is_refused(tmp_path):
+    """s22 L9: epochs=2 with a checkpoint of 4 epochs returned the 4-epoch run."""
+    ck = tmp_path / "c.npz"
+    kge.KGEModel("distmult", dim=4, epochs=4, verbose=0, checkpoint=ck).fit(_T3)
+    m = kge.KGEModel("distmult", dim=4, epochs=2, verbose=0, checkpoint=ck)
+    with pytest.raises(ValueError, match=r"^epochs: 2, but the checkpoint '.*c\.npz' has "
+                                         r"trained 4 epochs already .*epochs >= 4"):
+        m.fit(_T3, resume=True)
+    assert not hasattr(m, "entity_embeddings_")
+    done = m.set_params(epochs=4).fit(_T3, resume=True)  # nothing left to train
+    assert len(done.history_) == 4

@@ -188,19 +188,26 @@ class KGData:
 
     # ------------------------------------------------------------------ labels <-> ids
     def entity_id(self, labels: Union[str, Iterable[str]]) -> Any:
-        """Id of one entity label (int), or int64 array of ids of a sequence of labels."""
+        """Id of one entity label (int), or int64 array of ids of a sequence of labels.
+
+        Labels only: anything else (an id, None) is a ``TypeError`` naming ``labels`` (and the
+        position in a sequence); an unknown label is an :class:`UnknownLabelError`."""
         return _lookup(self.entity_to_id, labels, "entity", self.name)
 
     def relation_id(self, labels: Union[str, Iterable[str]]) -> Any:
-        """Id of one relation label (int), or int64 array of ids of a sequence of labels."""
+        """Id of one relation label (int), or int64 array of ids of a sequence of labels
+        (labels only, as :meth:`entity_id`)."""
         return _lookup(self.relation_to_id, labels, "relation", self.name)
 
     def entity_label(self, ids: Any) -> Any:
-        """Label of one entity id (str), or list of labels of an array of ids."""
+        """Label of one entity id (str), or list of labels of an array of ids (nested lists
+        of the array's shape for a 2-D array, e.g. the ``(n, k)`` ids of
+        :meth:`nesy.kge.KGEModel.predict_tails`)."""
         return _labels(self.entities, ids, "entity")
 
     def relation_label(self, ids: Any) -> Any:
-        """Label of one relation id (str), or list of labels of an array of ids."""
+        """Label of one relation id (str), or list of labels of an array of ids (nested as the
+        array)."""
         return _labels(self.relations, ids, "relation")
 
     def encode(self, triples: Iterable[Sequence[str]]) -> np.ndarray:
@@ -210,14 +217,26 @@ class KGData:
         ------
         UnknownLabelError
             Naming the first unknown label, its position and whether it is an entity or relation.
+        TypeError
+            A row that is not a sequence, or an item that is not a label (ids are not
+            accepted); the message names its position, ``triples[i][j]``.
         """
-        rows = [tuple(t) for t in triples]
+        if isinstance(triples, (str, bytes)) or not isinstance(triples, Iterable):
+            raise TypeError(f"triples: expected a sequence of (head, relation, tail) label "
+                            f"triples, got {type(triples).__name__}")
+        rows = []
+        for i, t in enumerate(triples):
+            if isinstance(t, (str, bytes)) or not isinstance(t, Iterable):
+                raise TypeError(f"triples[{i}]: expected a (head, relation, tail) triple of "
+                                f"labels, got {t!r}")
+            rows.append(tuple(t))
         out = np.empty((len(rows), 3), dtype=np.int64)
         for i, row in enumerate(rows):
             if len(row) != 3:
                 raise ValueError(f"triples: row {i} has {len(row)} items, expected 3: {row!r}")
             for j, (table, kind) in enumerate(self._columns()):
-                out[i, j] = _lookup(table, row[j], kind, self.name, f" in triples[{i}][{j}]")
+                out[i, j] = _lookup(table, row[j], kind, self.name, f" in triples[{i}][{j}]",
+                                    f"triples[{i}][{j}]", sequence=False)
         return out
 
     def _columns(self) -> tuple[tuple[dict[str, int], str], ...]:
@@ -235,7 +254,12 @@ class KGData:
         return list(zip(heads, rels, tails))
 
 
-def _lookup(table: dict[str, int], labels: Any, kind: str, name: str, where: str = "") -> Any:
+def _lookup(table: dict[str, int], labels: Any, kind: str, name: str, where: str = "",
+            arg: str = "labels", sequence: bool = True) -> Any:
+    """The id of the label ``labels``, or with ``sequence`` the ids of a sequence of labels;
+    ``arg`` (the argument and position) names anything else in a TypeError."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 0:
+        labels = labels.item()
     if isinstance(labels, str):
         try:
             return table[labels]
@@ -244,11 +268,19 @@ def _lookup(table: dict[str, int], labels: Any, kind: str, name: str, where: str
                 f"unknown {kind} label {labels!r}{where} (not among the {len(table):,} "
                 f"{kind} labels of {name!r})"
             ) from None
-    out = [_lookup(table, lab, kind, name, f" at position {i}") for i, lab in enumerate(labels)]
+    if not sequence or isinstance(labels, bytes) or not isinstance(labels, Iterable):
+        what = f"{'an' if kind == 'entity' else 'a'} {kind} label (str)"
+        if sequence and not where:
+            what += " or a sequence of labels"
+        raise TypeError(f"{arg}: expected {what}, got {type(labels).__name__} {labels!r}")
+    out = [_lookup(table, lab, kind, name, f" at position {i}", f"{arg}[{i}]")
+           for i, lab in enumerate(labels)]
     return np.array(out, dtype=np.int64)
 
 
 def _labels(labels: list[str], ids: Any, kind: str) -> Any:
+    """The label of one id, or the labels of an array of ids as (nested) lists of its
+    shape."""
     arr = np.asarray(ids)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{kind} ids: expected integers, got dtype {arr.dtype}")
@@ -258,7 +290,9 @@ def _labels(labels: list[str], ids: Any, kind: str) -> Any:
         raise IndexError(f"{kind} id {first} out of range [0, {len(labels)})")
     if arr.ndim == 0:
         return labels[int(arr)]
-    return [labels[int(i)] for i in arr.ravel()]
+    flat = np.empty(arr.size, dtype=object)
+    flat[:] = [labels[int(i)] for i in arr.ravel()]
+    return flat.reshape(arr.shape).tolist()
 
 
 # ---------------------------------------------------------------------- reading files

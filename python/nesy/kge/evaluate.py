@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nesy import _core
+from nesy._checks import check_bool
 from nesy.kge.scoring import check_model, check_tables, check_triples
 
 TIES = ("realistic", "optimistic", "pessimistic")
@@ -87,9 +88,15 @@ def ranks_of_scores(scores: Any, triples: Any, known: Any, side: str
 
 
 def rank_metrics(ranks: Any) -> dict[str, float]:
-    """``count``, MR, MRR (mean of ``1 / rank``) and Hits@1/3/10 of a set of ranks (finite,
-    ``>= 1``; ValueError naming ``ranks`` otherwise)."""
-    r = np.asarray(ranks, dtype=np.float64)
+    """``count``, MR, MRR (mean of ``1 / rank``) and Hits@1/3/10 of a set of ranks: a 1-D
+    sequence of finite numbers ``>= 1`` (TypeError naming ``ranks`` for values that are not
+    numbers, ValueError otherwise)."""
+    r = np.asarray(ranks)
+    if r.dtype.kind not in "iuf":  # text, None: "could not convert string to float" named nothing
+        raise TypeError(f"ranks: expected numbers, got dtype {r.dtype}")
+    if r.ndim != 1:  # a 2-D array was flattened silently
+        raise ValueError(f"ranks: expected a 1-D sequence of ranks, got shape {r.shape}")
+    r = r.astype(np.float64)
     if r.size == 0:
         raise ValueError("ranks: no ranks to summarise")
     bad = np.flatnonzero(~(r >= 1) | ~np.isfinite(r))  # NaN fails both
@@ -116,6 +123,7 @@ def evaluate(model: str, ent: Any, rel: Any, triples: Any, known: Any,
     """
     if ties not in TIES:
         raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+    per_relation = check_bool("per_relation", per_relation)
     t = check_triples(triples)
     if t.shape[0] == 0:
         raise ValueError("triples: nothing to evaluate (0 triples)")
@@ -128,6 +136,7 @@ def summarise_ranks(triples: np.ndarray, head: np.ndarray, tail: np.ndarray,
     """The result of :func:`evaluate` from the head- and tail-query ranks of ``triples``
     (shared with every other predictor ranked by the same filter, e.g. rules).
     """
+    per_relation = check_bool("per_relation", per_relation)
 
     def summary(mask: np.ndarray) -> dict[str, Any]:
         return {"both": rank_metrics(np.concatenate([head[mask], tail[mask]])),

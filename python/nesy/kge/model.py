@@ -32,10 +32,18 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from nesy import _core
-from nesy._checks import check_float_dtype, check_int, physical_memory_bytes, warn_user
-from nesy._io import atomic_savez, read_npz
+from nesy._checks import (
+    check_bool,
+    check_float_dtype,
+    check_int,
+    check_verbose,
+    physical_memory_bytes,
+    warn_user,
+)
+from nesy._io import _fspath, atomic_savez, check_target, read_npz
 from nesy.datasets.kg import MissingFileError, UnknownLabelError, _labels
 from nesy.kge.evaluate import TIES, evaluate
 from nesy.kge.scoring import (
@@ -188,7 +196,7 @@ class KGEModel:
     dtype : {"float32", "float64"}
     seed : int
     verbose : int
-        1: a progress bar over epochs.
+        0 (or False): silent; 1 (or True) and above: a progress bar over epochs.
 
     Attributes
     ----------
@@ -300,8 +308,9 @@ class KGEModel:
         check_float_dtype(self.dtype)
         for name in ("num_negatives", "batch_size", "epochs"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v < 2**63:
+                # (beyond 2**63 the kernel's argument conversion failed with a TypeError)
+                raise ValueError(f"{name}: must be a positive integer below 2**63, got {v!r}")
         ev = self.eval_every
         if isinstance(ev, bool) or not isinstance(ev, (int, np.integer)) or ev < 0:
             raise ValueError(f"eval_every: must be an integer >= 0, got {ev!r}")
@@ -310,7 +319,8 @@ class KGEModel:
                                or pt < 1):
             raise ValueError(f"patience: must be None or an integer >= 1, got {pt!r}")
         normalize = (model.startswith("transe") if self.normalize_entities is None
-                     else bool(self.normalize_entities))
+                     else check_bool("normalize_entities", self.normalize_entities))
+        check_verbose("verbose", self.verbose)  # a level; False and True are 0 and 1
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"betas: expected a pair of numbers, got {betas!r}")
@@ -320,13 +330,28 @@ class KGEModel:
                                             self.adversarial_temperature),
             label_smoothing=_number("label_smoothing", self.label_smoothing),
             num_negatives=int(self.num_negatives), sampler=str(self.sampler),
-            shared_negatives=bool(self.shared_negatives), batch_size=int(self.batch_size),
+            shared_negatives=check_bool("shared_negatives", self.shared_negatives),
+            batch_size=int(self.batch_size),
             optimizer=str(self.optimizer), lr=_number("lr", self.lr),
             betas=(_number("betas", betas[0]), _number("betas", betas[1])),
             eps=_number("eps", self.eps),
             regulariser=None if self.regulariser is None else str(self.regulariser),
             regulariser_weight=_number("regulariser_weight", self.regulariser_weight),
             normalize_entities=normalize, seed=check_seed(self.seed))
+
+    def _check_options(self) -> None:
+        """Every option checked as :meth:`fit` checks it, without training: :meth:`_resolved`,
+        then the kernel's own checks (ranges of ``lr``, ``betas``, ``eps``, ``margin``...,
+        combinations such as ``sampler="bernoulli"`` with ``shared_negatives``) on one epoch
+        over a throwaway graph of two entities and one triple."""
+        args = self._resolved()
+        d_e, d_r = widths(self.model, self.dim)
+        dt = check_float_dtype(self.dtype)
+        ent, rel = np.zeros((2, d_e), dt), np.zeros((1, d_r), dt)
+        k = 2 if args.optimizer == "adam" else 1
+        _core.kge_train_epoch(self.model, ent, rel, np.zeros((k,) + ent.shape, dt),
+                              np.zeros((k,) + rel.shape, dt), 0,
+                              np.array([[0, 0, 1]], dtype=np.int64), np.full(1, 0.5), 0, args)
 
     def _init_tables(self, n_ent: int, n_rel: int, args: _TrainArgs
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -368,9 +393,21 @@ class KGEModel:
         known : ndarray of int, shape (p, 3), optional
             Triples filtered from the validation ranking (default: train + valid).
         resume : bool
-            Continue from ``checkpoint`` (embeddings, optimizer state, epoch, history).
+            Continue from ``checkpoint`` (embeddings, optimizer state, epoch, history), up to
+            ``epochs`` epochs in all: ValueError naming ``epochs`` when the checkpoint has
+            trained more than ``epochs`` already.
+
+        Raises
+        ------
+        TypeError, ValueError
+            An invalid option (before any training); the message names it.
+        OSError
+            ``checkpoint`` cannot be written (its folder does not exist, or it is a folder),
+            found before training; the message names ``checkpoint``.
         """
         args = self._resolved()
+        resume = check_bool("resume", resume)
+        self._check_checkpoint()
         tr, va, n_ent, n_rel = _data_parts(train, valid)
         self._check_table_sizes(n_ent, n_rel, args, hasattr(train, "n_entities"))
         meta = _provenance(train)
@@ -396,6 +433,11 @@ class KGEModel:
         if resume:
             ent, rel, ent_state, rel_state, step, start, history, best = self._load_checkpoint(
                 ent, rel, ent_state, rel_state, meta)
+            if start > int(self.epochs):
+                raise ValueError(f"epochs: {int(self.epochs)}, but the checkpoint "
+                                 f"{_fspath(self.checkpoint)!r} has trained {start} epochs "
+                                 f"already (up to epoch {start - 1}, counted from 0): resume "
+                                 f"with epochs >= {start}")
         head_prob = np.asarray(_core.kge_bernoulli_probs(tr, n_rel), dtype=np.float64)
         best_tables = (ent.copy(), rel.copy())
         bar = self._progress_bar(start)
@@ -482,6 +524,30 @@ class KGEModel:
         return tqdm(total=int(self.epochs), initial=start, desc=f"{self.model} epochs",
                     unit="epoch")
 
+    def _check_checkpoint(self) -> None:
+        """Before training (a checkpoint is first saved after epochs of it): ``checkpoint`` is
+        None or a file path whose folder exists (:func:`nesy._io.check_target`); the errors
+        name ``checkpoint``."""
+        if self.checkpoint is None:
+            return
+        try:
+            shown = _fspath(self.checkpoint)
+        except TypeError:
+            raise TypeError(f"checkpoint: expected None or a file path (str, bytes or "
+                            f"os.PathLike), got {type(self.checkpoint).__name__} "
+                            f"{self.checkpoint!r}") from None
+        if shown == "":
+            raise MissingFileError(errno.ENOENT, "checkpoint: '' is not a file path (None "
+                                   "saves no checkpoint)", "")
+        try:
+            check_target(shown)
+        except FileNotFoundError as exc:
+            raise MissingFileError(exc.errno, f"checkpoint: {exc.strerror}",
+                                   exc.filename) from None
+        except OSError as exc:
+            exc.strerror = f"checkpoint: {exc.strerror}"
+            raise
+
     def _save_checkpoint(self, ent, rel, ent_state, rel_state, step, epoch, history, best,
                          meta):
         """``meta``: the labels and data location of :func:`_provenance` (stored too, so that
@@ -543,9 +609,23 @@ class KGEModel:
 
     # ------------------------------------------------------------------ fitted state
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
-        if not hasattr(self, "entity_embeddings_"):
-            raise RuntimeError("KGEModel: call fit (or load) before using the model")
+        """The fitted tables; ``sklearn.exceptions.NotFittedError`` (a ValueError and an
+        AttributeError) before :meth:`fit` or :meth:`load`."""
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError("KGEModel: call fit (or load) before using the model")
         return self.entity_embeddings_, self.relation_embeddings_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """For ``sklearn.utils.validation.check_is_fitted``: fitted (or loaded)."""
+        return hasattr(self, "entity_embeddings_")
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (``check_is_fitted`` reads them): an estimator that
+        needs ``fit``, neither a classifier nor a regressor, trained on triples without
+        ``y``."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
 
     # ------------------------------------------------------------------ labels
     def _vocabulary(self, kind: str, name: str) -> dict[str, int]:
@@ -594,14 +674,16 @@ class KGEModel:
         return label_triples(triples, name, self._label_id)
 
     def entity_label(self, ids: Any) -> Any:
-        """Label of one entity id (str), or list of labels of an array of ids (as
-        :meth:`nesy.datasets.KGData.entity_label`; -1, the padding of :meth:`predict_tails`,
-        is out of range)."""
+        """Label of one entity id (str), or list of labels of an array of ids, nested as the
+        array (a list of ``n`` lists of ``k`` labels for the ``(n, k)`` ids of
+        :meth:`predict_tails`, whose padding -1 is out of range), as
+        :meth:`nesy.datasets.KGData.entity_label`."""
         self._has_labels("entities")
         return _labels(self.entities_ or [], ids, "entity")
 
     def relation_label(self, ids: Any) -> Any:
-        """Label of one relation id (str), or list of labels of an array of ids."""
+        """Label of one relation id (str), or list of labels of an array of ids (nested as the
+        array)."""
         self._has_labels("relations")
         return _labels(self.relations_ or [], ids, "relation")
 
@@ -719,6 +801,7 @@ class KGEModel:
         them, and ``data.unseen_test.rows`` lists them to leave out."""
         if ties not in TIES:
             raise ValueError(f"ties: expected one of {TIES}, got {ties!r}")
+        per_relation = check_bool("per_relation", per_relation)
         tables = self._tables()
         with self._sized_hint():
             # Checked here, so that errors name these arguments (not the kernel's names)
@@ -766,13 +849,17 @@ class KGEModel:
 
         Raises
         ------
+        TypeError
+            ``path`` is not a path; the message names ``path``.
         OSError
             The file cannot be read.
         ValueError
-            It is not a model (or checkpoint) file; the message names ``path``."""
-        shown = os.fspath(path)
-        f = read_npz(path, "KGEModel", ("model", "dim", "entity_embeddings",
-                                        "relation_embeddings"))
+            It is not a model (or checkpoint) file: among others, labels that are not unique,
+            or saved parameters that :meth:`fit` would refuse (or a ``dtype`` other than the
+            tables'); the message names ``path``."""
+        shown = _fspath(path)  # TypeError naming path (None, a number)
+        f = read_npz(shown, "KGEModel", ("model", "dim", "entity_embeddings",
+                                         "relation_embeddings"))
 
         def bad(why: str) -> ValueError:
             return ValueError(f"{shown!r}: not a nesy KGEModel file ({why})")
@@ -801,6 +888,12 @@ class KGEModel:
             m.set_params(**{k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
                             for k, v in saved.items()
                             if k in cls._PARAMS and k != "checkpoint"})
+            try:  # as fit would, so that a refit does not fail on what the file said
+                m._check_options()
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise bad(f"'params': {exc}") from None
+            if check_float_dtype(m.dtype) != ent.dtype:
+                raise bad(f"'params' says dtype {m.dtype!r}, the tables are {ent.dtype}")
         try:
             fits = (ent.shape[1], rel.shape[1]) == widths(m.model, m.dim)
         except (TypeError, ValueError) as exc:
@@ -820,6 +913,12 @@ class KGEModel:
             if labels is not None and (labels.dtype.kind != "U" or labels.shape != (n,)):
                 raise bad(f"{name!r}: expected {n} labels, got shape {labels.shape} "
                           f"{labels.dtype}")
+            if labels is not None:
+                unique, counts = np.unique(labels, return_counts=True)
+                if unique.shape[0] != n:
+                    i = int(np.argmax(counts > 1))
+                    raise bad(f"{name!r}: label {str(unique[i])!r} occurs {int(counts[i])} "
+                              f"times; labels must be unique")
             setattr(m, name + "_", None if labels is None else [str(x) for x in labels])
         m.data_location_ = _scalar(f, "data", "U", bad) if "data" in f else None
         m.n_entities_, m.n_relations_ = ent.shape[0], rel.shape[0]
@@ -828,8 +927,12 @@ class KGEModel:
     def check_data(self, data: Any) -> None:
         """Raise ``ValueError`` unless ``data`` (a KGData) numbers its entities and relations as
         the model's tables do: the same labels in the same order when the model knows them
-        (trained on a KGData), else at least the same counts."""
+        (trained on a KGData), else at least the same counts; ``TypeError`` naming ``data``
+        when it is not a KGData (no ``entities`` and ``relations``)."""
         self._tables()
+        if not (hasattr(data, "entities") and hasattr(data, "relations")):
+            raise TypeError(f"data: expected a KGData (with entities and relations), got "
+                            f"{type(data).__name__}")
         for name, n in (("entities", self.n_entities_), ("relations", self.n_relations_)):
             labels = getattr(self, name + "_", None)
             theirs = list(getattr(data, name))

@@ -19,12 +19,13 @@ rotate      2k: real parts, then imaginary    k phases          -sum_j |h_j e^{i
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
 from nesy import _core
-from nesy._checks import check_int
+from nesy._checks import check_bool, check_int
 
 MODELS = ("transe_l1", "transe_l2", "distmult", "complex", "rotate")
 #: Models whose entity rows are ``2k`` reals (``[re | im]``).
@@ -107,6 +108,8 @@ def _ids(x: Any, name: str, n: int, size: int) -> np.ndarray:
     """Ids ``x`` as a C-contiguous int64 vector of ``n`` (one id is repeated); IndexError naming
     ``name`` and the position of the first id outside ``[0, size)``."""
     a = np.atleast_1d(np.asarray(x))
+    if a.size == 0 and not isinstance(x, np.ndarray):  # [] is float64 to NumPy: no ids
+        a = a.astype(np.int64)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"{name}: expected integer ids, got dtype {a.dtype}")
     if a.ndim != 1:
@@ -129,9 +132,19 @@ def score_grad(model: str, ent: Any, rel: Any, triples: Any, upstream: Any
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row gradients ``(grad_head (n, d_e), grad_rel (n, d_r), grad_tail (n, d_e))`` of
     ``sum(upstream * score(triples))``; scatter-add them into the tables with the triples' ids
-    (``np.add.at``) for table gradients. Subgradient 0 at the kinks of the distances."""
+    (``np.add.at``) for table gradients. Subgradient 0 at the kinks of the distances.
+
+    ``upstream`` is ``n`` numbers, finite, as the tables (TypeError or ValueError naming it)."""
     ent, rel = check_tables(ent, rel)
-    up = np.ascontiguousarray(upstream, dtype=ent.dtype)
+    up = np.asarray(upstream)
+    if up.dtype.kind not in "iuf":  # None or text would become NaN, or fail naming nothing
+        got = (f"{type(upstream).__name__} {upstream!r}" if up.dtype.kind == "O"
+               else f"dtype {up.dtype}")
+        raise TypeError(f"upstream: expected numbers, got {got}")
+    with np.errstate(over="ignore"):  # a value float32 cannot hold becomes inf, refused next
+        up = np.ascontiguousarray(up, dtype=ent.dtype)
+    if not _core.all_finite([up]):
+        raise ValueError("upstream: contains NaN or infinity")
     return _core.kge_score_grad(check_model(model), ent, rel, check_triples(triples), up)
 
 
@@ -162,8 +175,22 @@ def regulariser(x: Any, kind: str = "l2", weight: float = 1.0, complex: bool = F
                 ) -> tuple[float, np.ndarray]:
     """``(value, grad)`` of the L2 penalty ``weight * sum(x ** 2)`` or the N3 penalty
     (Lacroix et al. 2018) ``weight * sum(|x_j| ** 3)`` of rows ``x (n, d)``; with
-    ``complex=True`` ``|x_j|`` is the modulus of complex component ``j`` (``[re | im]`` rows)."""
+    ``complex=True`` ``|x_j|`` is the modulus of complex component ``j`` (``[re | im]`` rows).
+
+    ``x`` finite; ``kind`` ``"l2"`` or ``"n3"``; ``weight`` a finite number ``>= 0``;
+    ``complex`` a bool. Errors (TypeError for the wrong kind of value, ValueError out of range)
+    name the argument."""
     a = np.asarray(x)
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"x: expected float32 or float64, got dtype {a.dtype}")
-    return _core.kge_regularise(np.ascontiguousarray(a), kind, float(weight), bool(complex))
+    if not isinstance(kind, str):
+        raise TypeError(f"kind: expected 'l2' or 'n3', got {type(kind).__name__} {kind!r}")
+    if kind not in ("l2", "n3"):
+        raise ValueError(f"kind: expected 'l2' or 'n3', got {kind!r}")
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real):
+        raise TypeError(f"weight: expected a number, got {type(weight).__name__} {weight!r}")
+    complex = check_bool("complex", complex)
+    a = np.ascontiguousarray(a)
+    if not _core.all_finite([a]):
+        raise ValueError("x: contains NaN or infinity")
+    return _core.kge_regularise(a, kind, float(weight), complex)
